@@ -1,0 +1,281 @@
+/*
+ * rt_bus: the event type registry, streams, partition hash and envelopes.
+ *
+ * Adding an event type: define the message in proto/retain/v1/, then add a
+ * line to s_types with the stream it belongs to. busd rejects types that are
+ * not here, so a typo in a producer is an error, not a silent new stream.
+ */
+#include "rt_bus.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zmq.h>
+
+#include "rt_uuid.h"
+#include "retain/v1/conversation.pb-c.h"
+#include "retain/v1/customer.pb-c.h"
+#include "retain/v1/loyalty.pb-c.h"
+#include "retain/v1/message.pb-c.h"
+#include "retain/v1/notification.pb-c.h"
+#include "retain/v1/order.pb-c.h"
+#include "retain/v1/shipment.pb-c.h"
+
+static const char *const s_streams[] = {"message",      "conversation", "order",   "shipment",
+                                        "notification", "loyalty",      "customer"};
+
+static const rt_bus_type_t s_types[] = {
+    {"InboundMessage", "message", &retain__v1__inbound_message__descriptor},
+    {"OutboundMessageRequested", "message", &retain__v1__outbound_message_requested__descriptor},
+    {"MessageDelivered", "message", &retain__v1__message_delivered__descriptor},
+    {"MessageFailed", "message", &retain__v1__message_failed__descriptor},
+    {"ConversationAssigned", "conversation", &retain__v1__conversation_assigned__descriptor},
+    {"OrderPlaced", "order", &retain__v1__order_placed__descriptor},
+    {"OrderPaid", "order", &retain__v1__order_paid__descriptor},
+    {"OrderShipped", "order", &retain__v1__order_shipped__descriptor},
+    {"OrderCancelled", "order", &retain__v1__order_cancelled__descriptor},
+    {"OrderRefunded", "order", &retain__v1__order_refunded__descriptor},
+    {"ShipmentStatusChanged", "shipment", &retain__v1__shipment_status_changed__descriptor},
+    {"ShipmentDelayed", "shipment", &retain__v1__shipment_delayed__descriptor},
+    {"NotificationRequested", "notification", &retain__v1__notification_requested__descriptor},
+    {"PointsEarned", "loyalty", &retain__v1__points_earned__descriptor},
+    {"CouponIssued", "loyalty", &retain__v1__coupon_issued__descriptor},
+    {"TierChanged", "loyalty", &retain__v1__tier_changed__descriptor},
+    {"ChurnRiskChanged", "loyalty", &retain__v1__churn_risk_changed__descriptor},
+    {"FeedbackReceived", "customer", &retain__v1__feedback_received__descriptor},
+    {"CustomerUpserted", "customer", &retain__v1__customer_upserted__descriptor},
+};
+
+#define S_NTYPES   (sizeof s_types / sizeof s_types[0])
+#define S_NSTREAMS (sizeof s_streams / sizeof s_streams[0])
+
+const rt_bus_type_t *
+rt_bus_type_find (const char *type)
+{
+    size_t i;
+    if (!type)
+        return NULL;
+    if (strncmp (type, "retain.v1.", 10) == 0)
+        type += 10;
+    for (i = 0; i < S_NTYPES; i++) {
+        if (strcmp (s_types[i].type, type) == 0)
+            return &s_types[i];
+    }
+    return NULL;
+}
+
+const rt_bus_type_t *
+rt_bus_types (size_t *count)
+{
+    *count = S_NTYPES;
+    return s_types;
+}
+
+const char *const *
+rt_bus_streams (size_t *count)
+{
+    *count = S_NSTREAMS;
+    return s_streams;
+}
+
+int
+rt_bus_stream_index (const char *stream)
+{
+    size_t i;
+    if (!stream)
+        return -1;
+    for (i = 0; i < S_NSTREAMS; i++) {
+        if (strcmp (s_streams[i], stream) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+uint32_t
+rt_bus_partition (const char *key, size_t len, uint32_t partitions)
+{
+    uint32_t h = 2166136261u;
+    size_t i;
+    for (i = 0; i < len; i++) {
+        h ^= (uint8_t)key[i];
+        h *= 16777619u;
+    }
+    return partitions ? h % partitions : 0;
+}
+
+size_t
+rt_bus_topic (char *out, size_t outlen, const char *stream, uint32_t partition)
+{
+    int n = snprintf (out, outlen, "%s.%04u", stream, partition);
+    if (n < 0)
+        return 0;
+    return (size_t)n < outlen ? (size_t)n : outlen - 1;
+}
+
+int64_t
+rt_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+rt_mono_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *
+s_dup (const char *s)
+{
+    return strdup (s ? s : "");
+}
+
+/* Envelopes we build own every string; empty strings are real allocations
+ * too, so rt_envelope_free can free every field without special cases. */
+static Retain__V1__Envelope *
+s_envelope_alloc (void)
+{
+    Retain__V1__Envelope *env = calloc (1, sizeof *env);
+    if (!env)
+        return NULL;
+    retain__v1__envelope__init (env);
+    env->id = NULL;
+    env->type = NULL;
+    env->stream = NULL;
+    env->key = NULL;
+    env->producer = NULL;
+    env->correlation_id = NULL;
+    return env;
+}
+
+void
+rt_envelope_free (Retain__V1__Envelope *env)
+{
+    if (!env)
+        return;
+    free (env->id);
+    free (env->type);
+    free (env->stream);
+    free (env->key);
+    free (env->producer);
+    free (env->correlation_id);
+    free (env->payload.data);
+    free (env);
+}
+
+Retain__V1__Envelope *
+rt_envelope_copy (const Retain__V1__Envelope *src)
+{
+    Retain__V1__Envelope *env = s_envelope_alloc ();
+    if (!env)
+        return NULL;
+    env->id = s_dup (src->id);
+    env->type = s_dup (src->type);
+    env->stream = s_dup (src->stream);
+    env->key = s_dup (src->key);
+    env->producer = s_dup (src->producer);
+    env->correlation_id = s_dup (src->correlation_id);
+    env->seq = src->seq;
+    env->partition = src->partition;
+    env->pseq = src->pseq;
+    env->occurred_at = src->occurred_at;
+    if (src->payload.len) {
+        env->payload.data = malloc (src->payload.len);
+        if (env->payload.data) {
+            memcpy (env->payload.data, src->payload.data, src->payload.len);
+            env->payload.len = src->payload.len;
+        }
+    }
+    if (!env->id || !env->type || !env->stream || !env->key || !env->producer ||
+        !env->correlation_id || (src->payload.len && !env->payload.data)) {
+        rt_envelope_free (env);
+        return NULL;
+    }
+    return env;
+}
+
+Retain__V1__Envelope *
+rt_envelope_new (const char *type, const char *key, const ProtobufCMessage *payload,
+                 const char *producer)
+{
+    const rt_bus_type_t *t = rt_bus_type_find (type);
+    Retain__V1__Envelope *env;
+    rt_uuid_t id;
+    char idtext[RT_UUID_STR_LEN + 1];
+
+    if (!t)
+        return NULL;
+    env = s_envelope_alloc ();
+    if (!env)
+        return NULL;
+    id = rt_uuid_v7 ();
+    rt_uuid_format (&id, idtext);
+    env->id = s_dup (idtext);
+    env->type = s_dup (t->type);
+    env->stream = s_dup (t->stream);
+    env->key = s_dup (key);
+    env->producer = s_dup (producer);
+    env->correlation_id = s_dup ("");
+    env->occurred_at = rt_now_ms ();
+    if (payload) {
+        size_t len = protobuf_c_message_get_packed_size (payload);
+        env->payload.data = malloc (len ? len : 1);
+        if (env->payload.data)
+            env->payload.len = protobuf_c_message_pack (payload, env->payload.data);
+    }
+    if (!env->id || !env->type || !env->stream || !env->key || !env->producer ||
+        !env->correlation_id || (payload && !env->payload.data)) {
+        rt_envelope_free (env);
+        return NULL;
+    }
+    return env;
+}
+
+uint8_t *
+rt_envelope_pack (const Retain__V1__Envelope *env, size_t *len)
+{
+    size_t n = retain__v1__envelope__get_packed_size (env);
+    uint8_t *buf = malloc (n ? n : 1);
+    if (!buf)
+        return NULL;
+    *len = retain__v1__envelope__pack (env, buf);
+    return buf;
+}
+
+ProtobufCMessage *
+rt_envelope_payload (const Retain__V1__Envelope *env)
+{
+    const rt_bus_type_t *t = rt_bus_type_find (env->type);
+    if (!t)
+        return NULL;
+    return protobuf_c_message_unpack (t->desc, NULL, env->payload.len, env->payload.data);
+}
+
+int
+rt_bus_curve_client (void *socket, char *err, size_t errlen)
+{
+    const char *server = getenv ("RETAIN_BUS_CURVE_SERVER_KEY");
+    const char *pub = getenv ("RETAIN_BUS_CURVE_PUBLIC_KEY");
+    const char *sec = getenv ("RETAIN_BUS_CURVE_SECRET_KEY");
+    if (!server || !server[0])
+        return 0;
+    if (strlen (server) != 40 || !pub || strlen (pub) != 40 || !sec || strlen (sec) != 40) {
+        snprintf (err, errlen,
+                  "CURVE needs RETAIN_BUS_CURVE_SERVER_KEY, RETAIN_BUS_CURVE_PUBLIC_KEY and "
+                  "RETAIN_BUS_CURVE_SECRET_KEY, each 40 Z85 characters");
+        return -1;
+    }
+    if (zmq_setsockopt (socket, ZMQ_CURVE_SERVERKEY, server, 40) != 0 ||
+        zmq_setsockopt (socket, ZMQ_CURVE_PUBLICKEY, pub, 40) != 0 ||
+        zmq_setsockopt (socket, ZMQ_CURVE_SECRETKEY, sec, 40) != 0) {
+        snprintf (err, errlen, "CURVE client setup: %s", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}

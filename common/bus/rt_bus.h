@@ -1,0 +1,85 @@
+/*
+ * rt_bus: what every part of retain agrees on about the bus.
+ *
+ * The registry of event types (each names its protobuf descriptor and the
+ * stream it belongs to), the streams, the stable partition hash, the topic
+ * format of the PUB socket, and envelope helpers.
+ *
+ * Partition: FNV-1a 32-bit hash of the key's bytes modulo the stream's
+ * partition count. Topic: "<stream>.<partition as 4 digits>", e.g.
+ * "order.0003", so subscribing to "order." takes the whole stream and to
+ * "order.0003" exactly one partition.
+ */
+#ifndef RT_BUS_H
+#define RT_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "retain/v1/envelope.pb-c.h"
+
+#define RT_BUS_TOPIC_MAX          48
+#define RT_BUS_DEFAULT_PARTITIONS 16
+
+typedef struct {
+    const char *type;   /* short name carried in Envelope.type, e.g. "OrderPlaced" */
+    const char *stream; /* the stream it belongs to by default */
+    const ProtobufCMessageDescriptor *desc;
+} rt_bus_type_t;
+
+/* Looks a type up by short name ("OrderPlaced") or full name
+ * ("retain.v1.OrderPlaced"); NULL when unknown. */
+const rt_bus_type_t *rt_bus_type_find (const char *type);
+
+/* All registered types (lent, static). */
+const rt_bus_type_t *rt_bus_types (size_t *count);
+
+/* The streams, in a fixed order (lent, static). */
+const char *const *rt_bus_streams (size_t *count);
+
+/* Index of a stream in rt_bus_streams, -1 when unknown. */
+int rt_bus_stream_index (const char *stream);
+
+/* FNV-1a 32 of the key modulo partitions (partitions >= 1). */
+uint32_t rt_bus_partition (const char *key, size_t len, uint32_t partitions);
+
+/* Writes "<stream>.<NNNN>" into out; returns its length. */
+size_t rt_bus_topic (char *out, size_t outlen, const char *stream, uint32_t partition);
+
+/* Fills a new envelope for `payload` of registered `type` and `key`: a fresh
+ * UUIDv7 id, stream from the registry, occurred_at now, the producer name.
+ * The strings and the packed payload are owned by the envelope: free with
+ * rt_envelope_free. Returns NULL when the type is unknown. */
+Retain__V1__Envelope *rt_envelope_new (const char *type, const char *key,
+                                       const ProtobufCMessage *payload, const char *producer);
+
+/* Frees an envelope made by rt_envelope_new or rt_envelope_copy; safe on NULL. */
+void rt_envelope_free (Retain__V1__Envelope *env);
+
+/* Deep copy of any envelope (owned; free with rt_envelope_free). */
+Retain__V1__Envelope *rt_envelope_copy (const Retain__V1__Envelope *env);
+
+/* Serializes into a malloc'd buffer; NULL when out of memory. */
+uint8_t *rt_envelope_pack (const Retain__V1__Envelope *env, size_t *len);
+
+/* Unpacks the payload with the type's descriptor. Owned result
+ * (protobuf_c_message_free_unpacked), NULL when the type is unknown or the
+ * payload does not parse. */
+ProtobufCMessage *rt_envelope_payload (const Retain__V1__Envelope *env);
+
+/* Applies ZeroMQ CURVE client settings to a socket when the environment
+ * asks for them: RETAIN_BUS_CURVE_SERVER_KEY (busd's public key, Z85) with
+ * RETAIN_BUS_CURVE_PUBLIC_KEY and RETAIN_BUS_CURVE_SECRET_KEY (this
+ * client's pair). Nothing is set when the server key is unset. 0 or -1 with
+ * err filled. */
+int rt_bus_curve_client (void *socket, char *err, size_t errlen);
+
+/* Milliseconds since the unix epoch, wall clock. */
+int64_t rt_now_ms (void);
+/* Monotonic milliseconds, for timeouts. */
+int64_t rt_mono_ms (void);
+
+#endif

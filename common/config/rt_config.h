@@ -1,0 +1,63 @@
+/*
+ * rt_config: settings from environment variables, overridden by --flags.
+ *
+ * A daemon declares its settings in a table (name, environment variable,
+ * default, help). rt_config_parse reads the environment, then argv: both
+ * "--name value" and "--name=value" are accepted; "--help" prints every
+ * setting with its variable, default and current value, and makes parse
+ * return 1 so main exits 0. Unknown flags and a flag without its value are
+ * errors. Values whose name contains "dsn", "secret", "password" or "key" are
+ * shown masked by --help and rt_config_log.
+ */
+#ifndef RT_CONFIG_H
+#define RT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *name;  /* flag name without dashes, e.g. "pg-dsn" */
+    const char *env;   /* environment variable, e.g. "RETAIN_PG_DSN" */
+    const char *deflt; /* default value; NULL means "no default" (empty) */
+    const char *help;  /* one line */
+} rt_config_setting_t;
+
+typedef struct rt_config_t rt_config_t;
+
+/* Makes a configuration for `settings` (an array ended by an entry whose name
+ * is NULL; the array must outlive the object). `program` and `summary` head
+ * the --help text. */
+rt_config_t *rt_config_new (const char *program, const char *summary,
+                            const rt_config_setting_t *settings);
+void rt_config_destroy (rt_config_t **self_p);
+
+/* Reads environment and argv. Returns 0 on success, 1 when --help was printed
+ * (to stdout), -1 on a bad argument (the reason is written to err). */
+int rt_config_parse (rt_config_t *self, int argc, char **argv, char *err, size_t errlen);
+
+/* Positional arguments left after the flags (argv entries not starting with
+ * "--", and everything after a bare "--"), in order. Lent. */
+int rt_config_argc (const rt_config_t *self);
+const char *rt_config_argv (const rt_config_t *self, int i);
+
+/* The value of a setting; asserts the name was declared. Never NULL ("" when
+ * unset and without default). Lent. */
+const char *rt_config_get (const rt_config_t *self, const char *name);
+
+/* Typed getters: return -1 and fill err when the value does not parse or is
+ * out of [min, max]; durations accept "250ms", "5s", "2m", "1h", "7d" (a
+ * bare number is milliseconds), sizes accept "512", "64k", "1M", "1G". */
+int rt_config_get_int (const rt_config_t *self, const char *name, int64_t min, int64_t max,
+                       int64_t *out, char *err, size_t errlen);
+int rt_config_get_ms (const rt_config_t *self, const char *name, int64_t *out, char *err,
+                      size_t errlen);
+int rt_config_get_size (const rt_config_t *self, const char *name, int64_t *out, char *err,
+                        size_t errlen);
+int rt_config_get_bool (const rt_config_t *self, const char *name, bool *out, char *err,
+                        size_t errlen);
+
+/* Logs every setting at info level (secrets masked), one line "config". */
+void rt_config_log (const rt_config_t *self);
+
+#endif

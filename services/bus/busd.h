@@ -1,0 +1,144 @@
+/*
+ * retain-busd: the single writer of the event log.
+ *
+ * One thread runs the loop: read what producers sent (ROUTER) and what
+ * services left in the outbox, write it as one transaction, and only after
+ * COMMIT acknowledge the producers and publish (PUB). While a batch
+ * commits, new envelopes wait in ZeroMQ's queues, so batches grow with the
+ * load and latency stays at one commit when the load is light.
+ *
+ * Only the holder of the writer advisory lock binds the sockets; a second
+ * busd waits as a standby and takes over when the lock is free.
+ */
+#ifndef BUSD_H
+#define BUSD_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rt_db.h"
+#include "rt_metrics.h"
+#include "rt_uuid.h"
+#include "retain/v1/envelope.pb-c.h"
+
+#define BUSD_IDENTITY_MAX 256
+
+/* Where an item came from decides how it is answered. */
+typedef enum { ITEM_INGRESS = 0, ITEM_OUTBOX } item_origin_t;
+
+/* One envelope on its way into the log. */
+typedef struct {
+    Retain__V1__Envelope *env;           /* unpacked, owned (protobuf_c free_unpacked) */
+    rt_uuid_t uuid;                      /* env->id parsed */
+    item_origin_t origin;                /* ingress or outbox */
+    uint8_t identity[BUSD_IDENTITY_MAX]; /* ROUTER identity of the producer */
+    size_t identity_len;                 /* its length */
+    bool delimiter;                      /* the producer is a REQ socket: echo the empty frame */
+    int64_t outbox_id;                   /* bus.outbox id, for ITEM_OUTBOX */
+    int stream_index;                    /* index into the stream table */
+    long dup_of;                         /* earlier item of the same batch with this id, or -1 */
+    /* Filled by the writer: */
+    int status;         /* RETAIN__V1__ACK__STATUS__OK or __DUPLICATE */
+    uint64_t seq;       /* global position */
+    uint32_t partition; /* partition of the key */
+    uint64_t pseq;      /* position within the partition */
+} busd_item_t;
+
+/* A stream's partitions and their last pseq, mirrored from bus.counters. */
+typedef struct {
+    char name[32];       /* stream name */
+    uint32_t partitions; /* partition count from bus.streams */
+    uint64_t *pseq;      /* last pseq per partition */
+    uint64_t *pseq_next; /* tentative values while a batch is written */
+    bool *touched;       /* partitions the batch in hand appends to */
+} busd_stream_t;
+
+/* The metrics busd exposes. */
+typedef struct {
+    rt_counter_t *appended;         /* events appended */
+    rt_counter_t *duplicates;       /* envelopes answered DUPLICATE */
+    rt_counter_t *outbox_drained;   /* events moved from the outbox */
+    rt_counter_t *outbox_rejected;  /* outbox rows set aside */
+    rt_counter_t *acks_undelivered; /* acks the producer was gone for */
+    rt_counter_t *db_errors;        /* failed batch transactions */
+    rt_counter_t *batches;          /* committed batches */
+    rt_histogram_t *batch_size;     /* events per batch */
+    rt_histogram_t *commit_seconds; /* time to write and commit a batch */
+    rt_gauge_t *primary;            /* 1 while this busd is the writer */
+    rt_gauge_t *seq;                /* last global seq */
+} busd_metrics_t;
+
+/* The daemon's one context, owned by main. */
+typedef struct {
+    /* settings */
+    const char *dsn;              /* PostgreSQL */
+    const char *ingress_endpoint; /* ROUTER bind */
+    const char *pub_endpoint;     /* PUB bind */
+    int64_t max_message;          /* bytes */
+    int batch_max;                /* envelopes per transaction */
+    int64_t dedup_window_ms;      /* how long ids are remembered */
+    int64_t retention_ms;         /* how long events are kept */
+    int64_t outbox_poll_ms;       /* outbox polling fallback */
+    const char *curve_secret;     /* z85 server secret key, "" for plain TCP */
+    const char *curve_clients;    /* file of admitted client public keys */
+    /* state */
+    rt_db_t *db;                  /* the writer connection (holds the lock) */
+    void *zmq_ctx;                /* ZeroMQ context */
+    void *router;                 /* ingress socket, NULL while standby */
+    void *pub;                    /* fan-out socket, NULL while standby */
+    void *zap;                    /* ZAP handler socket, NULL without CURVE */
+    uint8_t (*curve_keys)[32];    /* admitted client public keys */
+    size_t ncurve_keys;           /* their count */
+    busd_stream_t *streams;       /* indexed like rt_bus_streams */
+    size_t nstreams;              /* their count */
+    uint64_t seq;                 /* last committed global seq */
+    busd_item_t *items;           /* the batch in hand */
+    size_t nitems;                /* items in the batch */
+    size_t items_cap;             /* allocated */
+    bool outbox_due;              /* drain the outbox with the next batch */
+    int64_t last_outbox_ms;       /* when it was last drained */
+    int64_t last_housekeeping_ms; /* partitions and pruning */
+    atomic_int role;              /* BUSD_STANDBY or BUSD_PRIMARY, read by /readyz */
+    busd_metrics_t m;             /* metrics */
+    rt_metrics_t *metrics;        /* the registry */
+} busd_t;
+
+enum { BUSD_STANDBY = 0, BUSD_PRIMARY = 1 };
+
+/* ingress.c: reads envelopes from the ROUTER socket into self->items,
+ * answering REJECTED at once for bad ones. Returns how many were added. */
+int ingress_read (busd_t *self);
+/* Sends the ack of a committed (or duplicate) ingress item. */
+void ingress_ack (busd_t *self, const busd_item_t *item);
+/* Validates a serialized envelope; on success returns the unpacked
+ * envelope (owned) and its stream index, else NULL with the reason and the
+ * metric label of the reason. */
+Retain__V1__Envelope *ingress_parse (busd_t *self, const uint8_t *data, size_t len, rt_uuid_t *uuid,
+                                     int *stream_index, char *why, size_t whylen,
+                                     const char **reason);
+/* Frees the items' envelopes and empties the batch. */
+void items_clear (busd_t *self);
+
+/* writer.c: loads counters and seq from bus.counters and bus.state. */
+int writer_load (busd_t *self);
+/* Writes the batch in hand (draining the outbox into it when due) as one
+ * transaction. 0 when committed (items carry their positions), -1 when it
+ * failed (nothing committed; counters unchanged). */
+int writer_commit (busd_t *self);
+/* Publishes committed items on PUB. */
+void writer_publish (busd_t *self);
+/* Prepares the writer's statements on self->db. */
+int writer_prepare (busd_t *self);
+
+/* retention.c: creates partitions ahead, drops expired ones, prunes dedup. */
+void retention_run (busd_t *self);
+
+/* zap.c: CURVE and the ZAP handler admitting listed client keys. */
+int zap_start (busd_t *self, char *err, size_t errlen);
+void zap_handle (busd_t *self);
+int zap_apply_server (busd_t *self, void *socket, char *err, size_t errlen);
+void zap_stop (busd_t *self);
+
+#endif

@@ -1,0 +1,696 @@
+/*
+ * writer: one batch, one transaction.
+ *
+ * Inside the transaction: take due outbox rows (deleting them), find
+ * duplicates, give every new event its seq and pseq, COPY the ids into
+ * bus.dedup and the events into bus.events (binary COPY: the cheapest way
+ * into PostgreSQL), move the counters, COMMIT. Positions are tentative until
+ * COMMIT returns; only then do the in-memory counters move, producers hear
+ * OK and subscribers see the events.
+ *
+ * Duplicates are found optimistically: the first attempt assumes none
+ * beyond those inside the batch, and a unique violation on bus.dedup sends
+ * the batch round again with a probe of bus.dedup first. busd is the only
+ * writer (it holds the writer lock), so the probe's answer stays true until
+ * COMMIT.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <zmq.h>
+
+#include "busd.h"
+#include "rt_bus.h"
+#include "rt_log.h"
+
+#define OUTBOX_TAKE_MAX 2000
+/* Microseconds between the unix epoch and PostgreSQL's (2000-01-01). */
+#define PG_EPOCH_OFFSET_US 946684800000000LL
+
+static const char *s_sql_outbox_take =
+    "DELETE FROM bus.outbox WHERE id IN (SELECT id FROM bus.outbox ORDER BY id LIMIT $1 "
+    "FOR UPDATE SKIP LOCKED) RETURNING id, envelope";
+static const char *s_sql_outbox_reject =
+    "INSERT INTO bus.outbox_rejected (id, envelope, reason) VALUES ($1::bigint, $2, $3)";
+static const char *s_sql_dedup_probe =
+    "SELECT id::text, seq, partition, pseq FROM bus.dedup WHERE id = ANY($1::uuid[])";
+static const char *s_sql_positions =
+    "WITH s AS (UPDATE bus.state SET seq = $4) "
+    "UPDATE bus.counters c SET pseq = v.pseq "
+    "FROM unnest($1::text[], $2::int[], $3::bigint[]) AS v(stream, partition, pseq) "
+    "WHERE c.stream = v.stream AND c.partition = v.partition";
+static const char *s_copy_dedup =
+    "COPY bus.dedup (id, seq, stream, partition, pseq, appended_at) FROM STDIN (FORMAT binary)";
+static const char *s_copy_events =
+    "COPY bus.events (seq, stream, partition, pseq, id, type, key, occurred_at, producer, "
+    "correlation_id, payload, appended_at) FROM STDIN (FORMAT binary)";
+
+/* A growable byte buffer for COPY data and array literals. */
+typedef struct {
+    char *data;  /* bytes */
+    size_t len;  /* used */
+    size_t cap;  /* allocated */
+    bool failed; /* an allocation failed; the content is incomplete */
+} s_buf_t;
+
+static void
+s_buf_need (s_buf_t *b, size_t n)
+{
+    if (b->failed || b->len + n <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 65536;
+    while (cap < b->len + n)
+        cap *= 2;
+    char *data = realloc (b->data, cap);
+    if (!data) {
+        b->failed = true;
+        return;
+    }
+    b->data = data;
+    b->cap = cap;
+}
+
+static void
+s_buf_put (s_buf_t *b, const void *p, size_t n)
+{
+    s_buf_need (b, n);
+    if (b->failed)
+        return;
+    memcpy (b->data + b->len, p, n);
+    b->len += n;
+}
+
+static void
+s_buf_str (s_buf_t *b, const char *s)
+{
+    s_buf_put (b, s, strlen (s));
+}
+
+static void
+s_put_i16 (s_buf_t *b, int16_t v)
+{
+    uint16_t n = htons ((uint16_t)v);
+    s_buf_put (b, &n, 2);
+}
+
+static void
+s_put_i32 (s_buf_t *b, int32_t v)
+{
+    uint32_t n = htonl ((uint32_t)v);
+    s_buf_put (b, &n, 4);
+}
+
+static void
+s_put_i64 (s_buf_t *b, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    uint32_t hi = htonl ((uint32_t)(u >> 32));
+    uint32_t lo = htonl ((uint32_t)u);
+    s_buf_put (b, &hi, 4);
+    s_buf_put (b, &lo, 4);
+}
+
+/* A field of a binary COPY tuple: its length, then its bytes. */
+static void
+s_field_i64 (s_buf_t *b, int64_t v)
+{
+    s_put_i32 (b, 8);
+    s_put_i64 (b, v);
+}
+
+static void
+s_field_i32 (s_buf_t *b, int32_t v)
+{
+    s_put_i32 (b, 4);
+    s_put_i32 (b, v);
+}
+
+static void
+s_field_bytes (s_buf_t *b, const void *p, size_t n)
+{
+    s_put_i32 (b, (int32_t)n);
+    s_buf_put (b, p, n);
+}
+
+static void
+s_field_text (s_buf_t *b, const char *s)
+{
+    s_field_bytes (b, s, strlen (s));
+}
+
+static void
+s_copy_header (s_buf_t *b)
+{
+    static const char sig[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', '\0'};
+    b->len = 0;
+    b->failed = false;
+    s_buf_put (b, sig, sizeof sig);
+    s_put_i32 (b, 0); /* flags */
+    s_put_i32 (b, 0); /* header extension length */
+}
+
+int
+writer_prepare (busd_t *self)
+{
+    if (rt_db_prepare (self->db, "bus_outbox_take", s_sql_outbox_take) != 0 ||
+        rt_db_prepare (self->db, "bus_outbox_reject", s_sql_outbox_reject) != 0 ||
+        rt_db_prepare (self->db, "bus_dedup_probe", s_sql_dedup_probe) != 0 ||
+        rt_db_prepare (self->db, "bus_positions", s_sql_positions) != 0)
+        return -1;
+    return 0;
+}
+
+int
+writer_load (busd_t *self)
+{
+    PGresult *res;
+    size_t i;
+    int r;
+
+    /* A stream added to the registry after the first migration gets its
+     * rows here, with the default partition count. */
+    for (i = 0; i < self->nstreams; i++) {
+        const char *params[1] = {self->streams[i].name};
+        res = rt_db_exec_params (
+            self->db,
+            "WITH s AS (INSERT INTO bus.streams (stream, partitions) VALUES ($1, 16) "
+            "ON CONFLICT DO NOTHING RETURNING stream, partitions) "
+            "INSERT INTO bus.counters (stream, partition) "
+            "SELECT s.stream, p FROM s, generate_series(0, s.partitions - 1) p",
+            1, params);
+        if (!res)
+            return -1;
+        PQclear (res);
+    }
+    res = rt_db_exec_params (self->db, "SELECT seq FROM bus.state", 0, NULL);
+    if (!res || PQntuples (res) != 1) {
+        PQclear (res);
+        return -1;
+    }
+    self->seq = strtoull (PQgetvalue (res, 0, 0), NULL, 10);
+    PQclear (res);
+
+    res = rt_db_exec_params (self->db, "SELECT stream, partitions FROM bus.streams", 0, NULL);
+    if (!res)
+        return -1;
+    for (r = 0; r < PQntuples (res); r++) {
+        int si = rt_bus_stream_index (PQgetvalue (res, r, 0));
+        busd_stream_t *s;
+        uint32_t n = (uint32_t)atoi (PQgetvalue (res, r, 1));
+        if (si < 0 || (size_t)si >= self->nstreams)
+            continue;
+        s = &self->streams[si];
+        if (s->partitions != n) {
+            free (s->pseq);
+            free (s->pseq_next);
+            free (s->touched);
+            s->partitions = n;
+            s->pseq = calloc (n, sizeof *s->pseq);
+            s->pseq_next = calloc (n, sizeof *s->pseq_next);
+            s->touched = calloc (n, sizeof *s->touched);
+            if (!s->pseq || !s->pseq_next || !s->touched) {
+                PQclear (res);
+                return -1;
+            }
+        }
+    }
+    PQclear (res);
+
+    res = rt_db_exec_params (self->db, "SELECT stream, partition, pseq FROM bus.counters", 0, NULL);
+    if (!res)
+        return -1;
+    for (r = 0; r < PQntuples (res); r++) {
+        int si = rt_bus_stream_index (PQgetvalue (res, r, 0));
+        uint32_t p = (uint32_t)atoi (PQgetvalue (res, r, 1));
+        if (si < 0 || (size_t)si >= self->nstreams || p >= self->streams[si].partitions)
+            continue;
+        self->streams[si].pseq[p] = strtoull (PQgetvalue (res, r, 2), NULL, 10);
+    }
+    PQclear (res);
+    rt_gauge_set (self->m.seq, (double)self->seq);
+    rt_log (RT_LOG_INFO, "log position loaded", "seq", "%llu", (unsigned long long)self->seq, NULL);
+    return 0;
+}
+
+static uint64_t
+s_read_be64 (const char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | (uint8_t)p[i];
+    return v;
+}
+
+static int
+s_cmp_outbox (const void *a, const void *b)
+{
+    const busd_item_t *x = a, *y = b;
+    return (x->outbox_id > y->outbox_id) - (x->outbox_id < y->outbox_id);
+}
+
+/* Moves up to OUTBOX_TAKE_MAX outbox rows into the batch (inside the open
+ * transaction). Rows that can never be accepted go to bus.outbox_rejected.
+ * Returns the number taken, -1 on a database error. */
+static int
+s_outbox_take (busd_t *self)
+{
+    char limit[16];
+    const char *params[1] = {limit};
+    PGresult *res;
+    size_t first = self->nitems;
+    int r, taken = 0;
+
+    snprintf (limit, sizeof limit, "%d", OUTBOX_TAKE_MAX);
+    res = rt_db_exec_prepared (self->db, "bus_outbox_take", 1, params, NULL, NULL, 1);
+    if (!res)
+        return -1;
+    for (r = 0; r < PQntuples (res); r++) {
+        int64_t outbox_id = (int64_t)s_read_be64 (PQgetvalue (res, r, 0));
+        const uint8_t *data = (const uint8_t *)PQgetvalue (res, r, 1);
+        size_t len = (size_t)PQgetlength (res, r, 1);
+        char why[256];
+        const char *reason = "";
+        busd_item_t item;
+
+        memset (&item, 0, sizeof item);
+        item.env = ingress_parse (self, data, len, &item.uuid, &item.stream_index, why, sizeof why,
+                                  &reason);
+        if (!item.env) {
+            char idtext[24];
+            const char *rp[3];
+            int lengths[3] = {0, (int)len, 0};
+            int formats[3] = {0, 1, 0};
+            PGresult *ins;
+            snprintf (idtext, sizeof idtext, "%lld", (long long)outbox_id);
+            rp[0] = idtext;
+            rp[1] = (const char *)data;
+            rp[2] = why;
+            ins = rt_db_exec_prepared (self->db, "bus_outbox_reject", 3, rp, lengths, formats, 0);
+            if (!ins) {
+                PQclear (res);
+                return -1;
+            }
+            PQclear (ins);
+            rt_counter_inc (self->m.outbox_rejected);
+            rt_log (RT_LOG_WARN, "outbox row set aside", "outbox_id", "%lld", (long long)outbox_id,
+                    "reason", "%s", reason, "error", "%s", why, NULL);
+            continue;
+        }
+        if (self->nitems == self->items_cap) {
+            size_t cap = self->items_cap ? self->items_cap * 2 : 256;
+            busd_item_t *items = realloc (self->items, cap * sizeof *items);
+            if (!items) {
+                retain__v1__envelope__free_unpacked (item.env, NULL);
+                PQclear (res);
+                return -1;
+            }
+            self->items = items;
+            self->items_cap = cap;
+        }
+        item.origin = ITEM_OUTBOX;
+        item.outbox_id = outbox_id;
+        self->items[self->nitems++] = item;
+        taken++;
+    }
+    PQclear (res);
+    /* Rows of one producing transaction keep their order in the log. */
+    if (taken > 1)
+        qsort (self->items + first, self->nitems - first, sizeof *self->items, s_cmp_outbox);
+    return taken;
+}
+
+static void
+s_drop_outbox_items (busd_t *self)
+{
+    size_t i, j = 0;
+    for (i = 0; i < self->nitems; i++) {
+        if (self->items[i].origin == ITEM_OUTBOX)
+            retain__v1__envelope__free_unpacked (self->items[i].env, NULL);
+        else
+            self->items[j++] = self->items[i];
+    }
+    self->nitems = j;
+}
+
+static uint64_t
+s_uuid_hash (const rt_uuid_t *u)
+{
+    uint64_t h;
+    /* The last 8 bytes of a v7 id are random. */
+    memcpy (&h, u->b + 8, 8);
+    return h ^ (h >> 29);
+}
+
+/* Marks items whose id appeared earlier in the same batch. */
+static int
+s_dedup_in_batch (busd_t *self)
+{
+    size_t cap = 16, i;
+    long *slots;
+    while (cap < self->nitems * 2)
+        cap *= 2;
+    slots = malloc (cap * sizeof *slots);
+    if (!slots)
+        return -1;
+    for (i = 0; i < cap; i++)
+        slots[i] = -1;
+    for (i = 0; i < self->nitems; i++) {
+        busd_item_t *item = &self->items[i];
+        size_t h = (size_t)s_uuid_hash (&item->uuid) & (cap - 1);
+        item->dup_of = -1;
+        if (item->status == RETAIN__V1__ACK__STATUS__DUPLICATE)
+            continue;
+        while (slots[h] >= 0) {
+            if (memcmp (self->items[slots[h]].uuid.b, item->uuid.b, 16) == 0) {
+                item->dup_of = slots[h];
+                break;
+            }
+            h = (h + 1) & (cap - 1);
+        }
+        if (item->dup_of < 0)
+            slots[h] = (long)i;
+    }
+    free (slots);
+    return 0;
+}
+
+/* Asks bus.dedup which ids of the batch are already in the log and marks
+ * them DUPLICATE with their original position. */
+static int
+s_dedup_probe (busd_t *self)
+{
+    s_buf_t arr = {0};
+    const char *params[1];
+    PGresult *res;
+    size_t i;
+    int r;
+
+    s_buf_str (&arr, "{");
+    for (i = 0; i < self->nitems; i++) {
+        if (i)
+            s_buf_str (&arr, ",");
+        s_buf_str (&arr, self->items[i].env->id);
+    }
+    s_buf_put (&arr, "}", 2);
+    if (arr.failed) {
+        free (arr.data);
+        return -1;
+    }
+    params[0] = arr.data;
+    res = rt_db_exec_prepared (self->db, "bus_dedup_probe", 1, params, NULL, NULL, 0);
+    free (arr.data);
+    if (!res)
+        return -1;
+    for (r = 0; r < PQntuples (res); r++) {
+        rt_uuid_t u;
+        if (rt_uuid_parse (PQgetvalue (res, r, 0), &u) != 0)
+            continue;
+        for (i = 0; i < self->nitems; i++) {
+            busd_item_t *item = &self->items[i];
+            if (memcmp (item->uuid.b, u.b, 16) == 0) {
+                item->status = RETAIN__V1__ACK__STATUS__DUPLICATE;
+                item->seq = strtoull (PQgetvalue (res, r, 1), NULL, 10);
+                item->partition = (uint32_t)atoi (PQgetvalue (res, r, 2));
+                item->pseq = strtoull (PQgetvalue (res, r, 3), NULL, 10);
+            }
+        }
+    }
+    PQclear (res);
+    return 0;
+}
+
+/* Gives each new item its tentative position; returns how many are new. */
+static size_t
+s_assign (busd_t *self, uint64_t *seq_next)
+{
+    size_t i, fresh = 0;
+    uint64_t seq = self->seq;
+    for (i = 0; i < self->nstreams; i++) {
+        busd_stream_t *s = &self->streams[i];
+        memcpy (s->pseq_next, s->pseq, s->partitions * sizeof *s->pseq);
+        memset (s->touched, 0, s->partitions * sizeof *s->touched);
+    }
+    for (i = 0; i < self->nitems; i++) {
+        busd_item_t *item = &self->items[i];
+        busd_stream_t *s;
+        if (item->status == RETAIN__V1__ACK__STATUS__DUPLICATE || item->dup_of >= 0)
+            continue;
+        s = &self->streams[item->stream_index];
+        item->status = RETAIN__V1__ACK__STATUS__OK;
+        item->partition = rt_bus_partition (item->env->key, strlen (item->env->key), s->partitions);
+        item->pseq = ++s->pseq_next[item->partition];
+        item->seq = ++seq;
+        s->touched[item->partition] = true;
+        fresh++;
+    }
+    /* Later copies of an id inside the batch answer with the first's place. */
+    for (i = 0; i < self->nitems; i++) {
+        busd_item_t *item = &self->items[i];
+        if (item->dup_of >= 0) {
+            const busd_item_t *first = &self->items[item->dup_of];
+            item->status = RETAIN__V1__ACK__STATUS__DUPLICATE;
+            item->seq = first->seq;
+            item->partition = first->partition;
+            item->pseq = first->pseq;
+        }
+    }
+    *seq_next = seq;
+    return fresh;
+}
+
+static int
+s_copy (busd_t *self, s_buf_t *buf, int64_t appended_us)
+{
+    size_t i;
+    int64_t pg_time = appended_us - PG_EPOCH_OFFSET_US;
+
+    s_copy_header (buf);
+    for (i = 0; i < self->nitems; i++) {
+        const busd_item_t *item = &self->items[i];
+        if (item->status != RETAIN__V1__ACK__STATUS__OK)
+            continue;
+        s_put_i16 (buf, 6);
+        s_field_bytes (buf, item->uuid.b, 16);
+        s_field_i64 (buf, (int64_t)item->seq);
+        s_field_text (buf, self->streams[item->stream_index].name);
+        s_field_i32 (buf, (int32_t)item->partition);
+        s_field_i64 (buf, (int64_t)item->pseq);
+        s_field_i64 (buf, pg_time);
+    }
+    s_put_i16 (buf, -1);
+    if (buf->failed || rt_db_copy_in (self->db, s_copy_dedup, buf->data, buf->len) != 0)
+        return -1;
+
+    s_copy_header (buf);
+    for (i = 0; i < self->nitems; i++) {
+        const busd_item_t *item = &self->items[i];
+        const Retain__V1__Envelope *env = item->env;
+        if (item->status != RETAIN__V1__ACK__STATUS__OK)
+            continue;
+        s_put_i16 (buf, 12);
+        s_field_i64 (buf, (int64_t)item->seq);
+        s_field_text (buf, self->streams[item->stream_index].name);
+        s_field_i32 (buf, (int32_t)item->partition);
+        s_field_i64 (buf, (int64_t)item->pseq);
+        s_field_bytes (buf, item->uuid.b, 16);
+        s_field_text (buf, env->type);
+        s_field_text (buf, env->key);
+        s_field_i64 (buf, env->occurred_at);
+        s_field_text (buf, env->producer);
+        s_field_text (buf, env->correlation_id);
+        s_field_bytes (buf, env->payload.data, env->payload.len);
+        s_field_i64 (buf, pg_time);
+    }
+    s_put_i16 (buf, -1);
+    if (buf->failed || rt_db_copy_in (self->db, s_copy_events, buf->data, buf->len) != 0)
+        return -1;
+    return 0;
+}
+
+static int
+s_positions (busd_t *self, uint64_t seq_next)
+{
+    s_buf_t streams = {0}, parts = {0}, pseqs = {0};
+    char seqtext[24], num[24];
+    const char *params[4];
+    PGresult *res;
+    size_t i;
+    uint32_t p;
+    bool first = true;
+    int rc = -1;
+
+    s_buf_str (&streams, "{");
+    s_buf_str (&parts, "{");
+    s_buf_str (&pseqs, "{");
+    for (i = 0; i < self->nstreams; i++) {
+        busd_stream_t *s = &self->streams[i];
+        for (p = 0; p < s->partitions; p++) {
+            if (!s->touched[p])
+                continue;
+            if (!first) {
+                s_buf_str (&streams, ",");
+                s_buf_str (&parts, ",");
+                s_buf_str (&pseqs, ",");
+            }
+            first = false;
+            s_buf_str (&streams, s->name);
+            snprintf (num, sizeof num, "%u", p);
+            s_buf_str (&parts, num);
+            snprintf (num, sizeof num, "%llu", (unsigned long long)s->pseq_next[p]);
+            s_buf_str (&pseqs, num);
+        }
+    }
+    s_buf_put (&streams, "}", 2);
+    s_buf_put (&parts, "}", 2);
+    s_buf_put (&pseqs, "}", 2);
+    snprintf (seqtext, sizeof seqtext, "%llu", (unsigned long long)seq_next);
+    if (streams.failed || parts.failed || pseqs.failed)
+        goto cleanup;
+    params[0] = streams.data;
+    params[1] = parts.data;
+    params[2] = pseqs.data;
+    params[3] = seqtext;
+    res = rt_db_exec_prepared (self->db, "bus_positions", 4, params, NULL, NULL, 0);
+    if (res) {
+        PQclear (res);
+        rc = 0;
+    }
+cleanup:
+    free (streams.data);
+    free (parts.data);
+    free (pseqs.data);
+    return rc;
+}
+
+static int64_t
+s_now_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int
+writer_commit (busd_t *self)
+{
+    s_buf_t copybuf = {0};
+    int attempt;
+    int rc = -1;
+
+    for (attempt = 0; attempt < 3; attempt++) {
+        uint64_t seq_next;
+        size_t fresh, i;
+        int taken = 0;
+        int64_t t0 = rt_mono_ms ();
+        struct timespec c0, c1;
+
+        clock_gettime (CLOCK_MONOTONIC, &c0);
+        for (i = 0; i < self->nitems; i++) {
+            self->items[i].status = 0;
+            self->items[i].dup_of = -1;
+        }
+        if (rt_db_begin (self->db) != 0)
+            goto failed;
+        if (self->outbox_due) {
+            taken = s_outbox_take (self);
+            if (taken < 0)
+                goto failed;
+        }
+        if (self->nitems == 0) {
+            /* An empty outbox: nothing to write. */
+            rt_db_rollback (self->db);
+            self->outbox_due = false;
+            self->last_outbox_ms = t0;
+            rc = 0;
+            goto cleanup;
+        }
+        if (s_dedup_in_batch (self) != 0)
+            goto failed;
+        if (attempt > 0 && s_dedup_probe (self) != 0)
+            goto failed;
+        fresh = s_assign (self, &seq_next);
+        if (fresh > 0) {
+            if (s_copy (self, &copybuf, s_now_us ()) != 0) {
+                if (strcmp (rt_db_sqlstate (self->db), "23505") == 0 && rt_db_is_ok (self->db)) {
+                    /* An id already in the log: go round again with a probe. */
+                    rt_db_rollback (self->db);
+                    s_drop_outbox_items (self);
+                    continue;
+                }
+                goto failed;
+            }
+            if (s_positions (self, seq_next) != 0)
+                goto failed;
+        }
+        if (rt_db_commit (self->db) != 0)
+            goto failed;
+
+        /* Committed: the positions are real now. */
+        clock_gettime (CLOCK_MONOTONIC, &c1);
+        for (i = 0; i < self->nstreams; i++) {
+            busd_stream_t *s = &self->streams[i];
+            memcpy (s->pseq, s->pseq_next, s->partitions * sizeof *s->pseq);
+        }
+        self->seq = seq_next;
+        if (taken > 0 || self->outbox_due) {
+            self->outbox_due = taken == OUTBOX_TAKE_MAX; /* more may be waiting */
+            self->last_outbox_ms = t0;
+            rt_counter_add (self->m.outbox_drained, (uint64_t)taken);
+        }
+        rt_counter_add (self->m.appended, fresh);
+        rt_counter_add (self->m.duplicates, self->nitems - fresh);
+        rt_counter_inc (self->m.batches);
+        rt_histogram_observe (self->m.batch_size, (double)self->nitems);
+        rt_histogram_observe (self->m.commit_seconds, (double)(c1.tv_sec - c0.tv_sec) +
+                                                          (double)(c1.tv_nsec - c0.tv_nsec) / 1e9);
+        rt_gauge_set (self->m.seq, (double)self->seq);
+        rc = 0;
+        goto cleanup;
+    }
+    rt_log (RT_LOG_ERROR, "batch kept failing on duplicate ids", "items", "%zu", self->nitems,
+            NULL);
+    rt_counter_inc (self->m.db_errors);
+    goto cleanup;
+
+failed:
+    rt_counter_inc (self->m.db_errors);
+    rt_log (RT_LOG_ERROR, "batch not committed", "error", "%s", rt_db_error (self->db), "sqlstate",
+            "%s", rt_db_sqlstate (self->db), "items", "%zu", self->nitems, NULL);
+    rt_db_rollback (self->db);
+    /* Outbox rows went back to the table with the rollback; they will be
+     * taken again. Ingress items stay for the next attempt. */
+    s_drop_outbox_items (self);
+    self->outbox_due = true;
+cleanup:
+    free (copybuf.data);
+    return rc;
+}
+
+void
+writer_publish (busd_t *self)
+{
+    size_t i;
+    for (i = 0; i < self->nitems; i++) {
+        busd_item_t *item = &self->items[i];
+        char topic[RT_BUS_TOPIC_MAX];
+        size_t topic_len, len;
+        uint8_t *data;
+        if (item->status != RETAIN__V1__ACK__STATUS__OK)
+            continue;
+        item->env->seq = item->seq;
+        item->env->partition = item->partition;
+        item->env->pseq = item->pseq;
+        topic_len = rt_bus_topic (topic, sizeof topic, item->env->stream, item->partition);
+        data = rt_envelope_pack (item->env, &len);
+        if (!data)
+            continue; /* subscribers recover it from the log as a gap */
+        /* PUB never blocks: a slow subscriber loses messages and recovers
+         * them from the log. */
+        zmq_send (self->pub, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send (self->pub, data, len, ZMQ_DONTWAIT);
+        free (data);
+    }
+}

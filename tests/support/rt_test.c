@@ -1,0 +1,263 @@
+/*
+ * rt_test: shared helpers of the integration tests (see rt_test.h).
+ */
+#include "rt_test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+int64_t
+rt_test_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *
+rt_test_dir (void)
+{
+    static char dir[PATH_MAX];
+    if (!dir[0]) {
+        const char *base = getenv ("RETAIN_TEST_TMP");
+        snprintf (dir, sizeof dir, "%s/logs", base && base[0] ? base : "/tmp/retain-tests");
+        mkdir (base && base[0] ? base : "/tmp/retain-tests", 0755);
+        mkdir (dir, 0755);
+    }
+    return dir;
+}
+
+void
+rt_test_db_create (const char *name, char *dsn, size_t dsnlen)
+{
+    const char *server = getenv ("RETAIN_TEST_PG");
+    char admin[1024], sql[256], dbname[128];
+    PGconn *conn;
+    PGresult *res;
+    if (!server || !server[0])
+        fail_msg ("RETAIN_TEST_PG is not set: run the tests through ./tests/run");
+    snprintf (dbname, sizeof dbname, "%s_%d", name, (int)getpid ());
+    snprintf (admin, sizeof admin, "%s dbname=postgres", server);
+    conn = rt_test_pg (admin);
+    snprintf (sql, sizeof sql, "DROP DATABASE IF EXISTS %s", dbname);
+    res = PQexec (conn, sql);
+    PQclear (res);
+    snprintf (sql, sizeof sql, "CREATE DATABASE %s", dbname);
+    res = PQexec (conn, sql);
+    if (PQresultStatus (res) != PGRES_COMMAND_OK)
+        fail_msg ("create database: %s", PQresultErrorMessage (res));
+    PQclear (res);
+    PQfinish (conn);
+    snprintf (dsn, dsnlen, "%s dbname=%s", server, dbname);
+}
+
+int
+rt_test_free_port (void)
+{
+    struct sockaddr_in addr;
+    socklen_t len = sizeof addr;
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    int port;
+    memset (&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    if (fd < 0 || bind (fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        getsockname (fd, (struct sockaddr *)&addr, &len) != 0)
+        fail_msg ("free port: %s", strerror (errno));
+    port = ntohs (addr.sin_port);
+    close (fd);
+    return port;
+}
+
+pid_t
+rt_test_spawn (const char *bin, char *const argv[], char *const env[], const char *log)
+{
+    char path[PATH_MAX], logpath[PATH_MAX];
+    pid_t pid;
+    if (strchr (bin, '/'))
+        snprintf (path, sizeof path, "%s", bin);
+    else
+        snprintf (path, sizeof path, "%s/%s", RT_TEST_BIN_DIR, bin);
+    snprintf (logpath, sizeof logpath, "%s/%s", rt_test_dir (), log);
+    fflush (NULL);
+    pid = fork ();
+    if (pid < 0)
+        fail_msg ("fork: %s", strerror (errno));
+    if (pid == 0) {
+        int fd = open (logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2 (fd, 1);
+            dup2 (fd, 2);
+            close (fd);
+        }
+        for (size_t i = 0; env && env[i]; i++)
+            putenv (env[i]);
+        execv (path, argv);
+        fprintf (stderr, "exec %s: %s\n", path, strerror (errno));
+        _exit (127);
+    }
+    return pid;
+}
+
+int
+rt_test_kill (pid_t pid, int sig)
+{
+    int status = 0;
+    kill (pid, sig);
+    if (sig == SIGTERM || sig == SIGINT) {
+        status = rt_test_wait (pid, 30000);
+        if (status != -1)
+            return status;
+        kill (pid, SIGKILL);
+    }
+    waitpid (pid, &status, 0);
+    return status;
+}
+
+int
+rt_test_wait (pid_t pid, int timeout_ms)
+{
+    int64_t deadline = rt_test_now_ms () + timeout_ms;
+    int status;
+    while (rt_test_now_ms () < deadline) {
+        pid_t r = waitpid (pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        usleep (20000);
+    }
+    return -1;
+}
+
+typedef struct {
+    char *buf;  /* caller's buffer */
+    size_t cap; /* its size */
+    size_t len; /* bytes written */
+} s_body_t;
+
+static size_t
+s_write (char *data, size_t size, size_t n, void *arg)
+{
+    s_body_t *b = arg;
+    size_t len = size * n;
+    if (b->buf && b->cap > 0) {
+        size_t room = b->cap - 1 - b->len;
+        size_t copy = len < room ? len : room;
+        memcpy (b->buf + b->len, data, copy);
+        b->len += copy;
+        b->buf[b->len] = '\0';
+    }
+    return len;
+}
+
+long
+rt_test_http_get (int port, const char *path, char *body, size_t bodylen)
+{
+    char url[512];
+    long status = 0;
+    s_body_t b = {body, bodylen, 0};
+    CURL *curl = curl_easy_init ();
+    if (!curl)
+        return 0;
+    if (body && bodylen)
+        body[0] = '\0';
+    snprintf (url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt (curl, CURLOPT_URL, url);
+    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_write);
+    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &b);
+    if (curl_easy_perform (curl) == CURLE_OK)
+        curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup (curl);
+    return status;
+}
+
+bool
+rt_test_wait_ready (int admin_port, int timeout_ms)
+{
+    int64_t deadline = rt_test_now_ms () + timeout_ms;
+    while (rt_test_now_ms () < deadline) {
+        if (rt_test_http_get (admin_port, "/readyz", NULL, 0) == 200)
+            return true;
+        usleep (50000);
+    }
+    return false;
+}
+
+double
+rt_test_metric (int admin_port, const char *series)
+{
+    size_t cap = 1 << 20;
+    char *body = malloc (cap);
+    char *line;
+    double value = -1;
+    size_t n = strlen (series);
+    if (!body)
+        return -1;
+    if (rt_test_http_get (admin_port, "/metrics", body, cap) != 200) {
+        free (body);
+        return -1;
+    }
+    for (line = body; line && *line; line = strchr (line, '\n') ? strchr (line, '\n') + 1 : NULL) {
+        if (strncmp (line, series, n) == 0 && line[n] == ' ') {
+            value = strtod (line + n + 1, NULL);
+            break;
+        }
+    }
+    free (body);
+    return value;
+}
+
+static void
+s_quiet (void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+PGconn *
+rt_test_pg (const char *dsn)
+{
+    PGconn *conn = PQconnectdb (dsn);
+    if (PQstatus (conn) != CONNECTION_OK)
+        fail_msg ("connect %s: %s", dsn, PQerrorMessage (conn));
+    PQsetNoticeProcessor (conn, s_quiet, NULL);
+    return conn;
+}
+
+long long
+rt_test_pg_long (PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec (conn, sql);
+    long long v;
+    if (PQresultStatus (res) != PGRES_TUPLES_OK || PQntuples (res) < 1)
+        fail_msg ("%s: %s", sql, PQresultErrorMessage (res));
+    v = PQgetisnull (res, 0, 0) ? 0 : strtoll (PQgetvalue (res, 0, 0), NULL, 10);
+    PQclear (res);
+    return v;
+}
+
+void
+rt_test_pg_exec (PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec (conn, sql);
+    if (PQresultStatus (res) != PGRES_COMMAND_OK && PQresultStatus (res) != PGRES_TUPLES_OK)
+        fail_msg ("%s: %s", sql, PQresultErrorMessage (res));
+    PQclear (res);
+}

@@ -1,0 +1,146 @@
+/*
+ * retainctl tail: events from the log as JSON lines, payload decoded.
+ *
+ * Reads bus.events by seq (not the PUB socket), so it shows exactly what is
+ * durable, from any point of the retained history, and with --follow keeps
+ * printing new events as they commit.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "retainctl.h"
+#include "rt_bus.h"
+#include "rt_config.h"
+#include "rt_db.h"
+#include "rt_pbjson.h"
+#include "rt_signal.h"
+
+static const rt_config_setting_t s_settings[] = {
+    {"pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"},
+    {"stream", NULL, "", "only this stream"},
+    {"from", NULL, "1", "first seq to print"},
+    {"limit", NULL, "0", "stop after this many events (0: no limit)"},
+    {"follow", NULL, "false", "keep printing new events as they arrive"},
+    {NULL, NULL, NULL, NULL}};
+
+static void
+s_print_row (PGresult *res, int r)
+{
+    json_t *line = json_object ();
+    const rt_bus_type_t *type = rt_bus_type_find (PQgetvalue (res, r, 5));
+    size_t len = 0;
+    unsigned char *payload = PQunescapeBytea ((const unsigned char *)PQgetvalue (res, r, 10), &len);
+    char *text;
+
+    json_object_set_new (line, "seq", json_integer (strtoll (PQgetvalue (res, r, 0), NULL, 10)));
+    json_object_set_new (line, "stream", json_string (PQgetvalue (res, r, 1)));
+    json_object_set_new (line, "partition", json_integer (atoi (PQgetvalue (res, r, 2))));
+    json_object_set_new (line, "pseq", json_integer (strtoll (PQgetvalue (res, r, 3), NULL, 10)));
+    json_object_set_new (line, "id", json_string (PQgetvalue (res, r, 4)));
+    json_object_set_new (line, "type", json_string (PQgetvalue (res, r, 5)));
+    json_object_set_new (line, "key", json_string (PQgetvalue (res, r, 6)));
+    json_object_set_new (line, "occurred_at",
+                         json_integer (strtoll (PQgetvalue (res, r, 7), NULL, 10)));
+    json_object_set_new (line, "producer", json_string (PQgetvalue (res, r, 8)));
+    json_object_set_new (line, "correlation_id", json_string (PQgetvalue (res, r, 9)));
+    if (type && payload) {
+        ProtobufCMessage *msg = protobuf_c_message_unpack (type->desc, NULL, len, payload);
+        if (msg) {
+            json_object_set_new (line, "payload", rt_pbjson_dump (msg));
+            protobuf_c_message_free_unpacked (msg, NULL);
+        }
+    }
+    if (!json_object_get (line, "payload"))
+        json_object_set_new (line, "payload_error", json_string ("payload does not decode"));
+    text = json_dumps (line, JSON_COMPACT);
+    if (text)
+        printf ("%s\n", text);
+    free (text);
+    PQfreemem (payload);
+    json_decref (line);
+}
+
+int
+retainctl_tail (int argc, char **argv)
+{
+    char err[512], from[24], limit[24];
+    rt_config_t *config =
+        rt_config_new ("retainctl tail", "Print events from the log as JSON lines.", s_settings);
+    rt_db_t *db = NULL;
+    int64_t next = 1, max = 0, printed = 0;
+    bool follow = false;
+    int rc = 1;
+
+    if (!config)
+        return 1;
+    switch (rt_config_parse (config, argc, argv, err, sizeof err)) {
+    case 1:
+        rc = 0;
+        goto cleanup;
+    case -1:
+        fprintf (stderr, "retainctl tail: %s\n", err);
+        rc = 2;
+        goto cleanup;
+    }
+    if (rt_config_get_int (config, "from", 1, INT64_MAX, &next, err, sizeof err) != 0 ||
+        rt_config_get_int (config, "limit", 0, INT64_MAX, &max, err, sizeof err) != 0 ||
+        rt_config_get_bool (config, "follow", &follow, err, sizeof err) != 0) {
+        fprintf (stderr, "retainctl tail: %s\n", err);
+        rc = 2;
+        goto cleanup;
+    }
+    if (rt_config_get (config, "stream")[0] &&
+        rt_bus_stream_index (rt_config_get (config, "stream")) < 0) {
+        fprintf (stderr, "retainctl tail: unknown stream \"%s\"\n",
+                 rt_config_get (config, "stream"));
+        rc = 2;
+        goto cleanup;
+    }
+    db = rt_db_new (rt_config_get (config, "pg-dsn"), "retainctl");
+    if (!db || rt_db_connect (db) != 0) {
+        fprintf (stderr, "retainctl tail: cannot connect: %s\n", db ? rt_db_error (db) : "");
+        goto cleanup;
+    }
+    for (;;) {
+        const char *params[3];
+        PGresult *res;
+        int r, n;
+        snprintf (from, sizeof from, "%" PRId64, next);
+        snprintf (limit, sizeof limit, "%d", 1000);
+        params[0] = from;
+        params[1] = rt_config_get (config, "stream");
+        params[2] = limit;
+        res = rt_db_exec_params (db,
+                                 "SELECT seq, stream, partition, pseq, id, type, key, occurred_at, "
+                                 "producer, correlation_id, payload FROM bus.events "
+                                 "WHERE seq >= $1::bigint AND ($2 = '' OR stream = $2) "
+                                 "ORDER BY seq LIMIT $3::int",
+                                 3, params);
+        if (!res) {
+            fprintf (stderr, "retainctl tail: %s\n", rt_db_error (db));
+            goto cleanup;
+        }
+        n = PQntuples (res);
+        for (r = 0; r < n && (max == 0 || printed < max); r++, printed++) {
+            s_print_row (res, r);
+            next = strtoll (PQgetvalue (res, r, 0), NULL, 10) + 1;
+        }
+        PQclear (res);
+        fflush (stdout);
+        if (max > 0 && printed >= max)
+            break;
+        if (n == 1000)
+            continue;
+        if (!follow || rt_signal_sleep_ms (200))
+            break;
+    }
+    rc = 0;
+cleanup:
+    rt_db_destroy (&db);
+    rt_config_destroy (&config);
+    return rc;
+}
