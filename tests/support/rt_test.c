@@ -261,3 +261,35 @@ rt_test_pg_exec (PGconn *conn, const char *sql)
         fail_msg ("%s: %s", sql, PQresultErrorMessage (res));
     PQclear (res);
 }
+
+void
+rt_test_busd_start (rt_test_busd_t *b, const char *dsn, const char *log, const char *const extra[],
+                    bool wait_ready)
+{
+    char a_dsn[1100], a_ingress[96], a_pub[96], a_admin[64];
+    char *argv[32];
+    int n = 0;
+    if (!b->ingress[0])
+        snprintf (b->ingress, sizeof b->ingress, "tcp://127.0.0.1:%d", rt_test_free_port ());
+    if (!b->pub[0])
+        snprintf (b->pub, sizeof b->pub, "tcp://127.0.0.1:%d", rt_test_free_port ());
+    if (!b->admin_port)
+        b->admin_port = rt_test_free_port ();
+    snprintf (b->dsn, sizeof b->dsn, "%s", dsn);
+    snprintf (b->log, sizeof b->log, "%s", log);
+    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", dsn);
+    snprintf (a_ingress, sizeof a_ingress, "--ingress=%s", b->ingress);
+    snprintf (a_pub, sizeof a_pub, "--pub=%s", b->pub);
+    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", b->admin_port);
+    argv[n++] = "retain-busd";
+    argv[n++] = a_dsn;
+    argv[n++] = a_ingress;
+    argv[n++] = a_pub;
+    argv[n++] = a_admin;
+    for (size_t i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
+    b->pid = rt_test_spawn ("retain-busd", argv, NULL, log);
+    if (wait_ready && !rt_test_wait_ready (b->admin_port, 30000))
+        fail_msg ("retain-busd did not become ready; see %s/%s", rt_test_dir (), log);
+}

@@ -64,6 +64,22 @@ void rt_test_pg_exec (PGconn *conn, const char *sql);
 /* Monotonic milliseconds. */
 int64_t rt_test_now_ms (void);
 
+/* A retain-busd started for a test. */
+typedef struct {
+    pid_t pid;        /* the process */
+    int admin_port;   /* its admin HTTP port */
+    char ingress[64]; /* ROUTER endpoint */
+    char pub[64];     /* PUB endpoint */
+    char dsn[1024];   /* its database */
+    char log[64];     /* log file name under rt_test_dir */
+} rt_test_busd_t;
+
+/* Starts retain-busd on `dsn`. Endpoints and admin port left empty/0 in *b
+ * are chosen free. `extra` are further arguments (NULL-terminated, may be
+ * NULL). Waits for /readyz unless wait_ready is false. */
+void rt_test_busd_start (rt_test_busd_t *b, const char *dsn, const char *log,
+                         const char *const extra[], bool wait_ready);
+
 /* Fails the test with a formatted message (via cmocka's fail_msg). */
 #define RT_TEST_FAIL(...) fail_msg (__VA_ARGS__)
 

@@ -1,0 +1,216 @@
+/*
+ * Nothing acknowledged is lost, nothing is written twice, pseq has no gaps:
+ * four producers send 50,000 events each while retain-busd is killed with
+ * SIGKILL three times and restarted.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rt_bus.h"
+#include "rt_producer.h"
+#include "rt_test.h"
+#include "retain/v1/order.pb-c.h"
+
+#define PRODUCERS    4
+#define PER_PRODUCER 50000
+#define WINDOW       2000
+
+typedef struct {
+    int index;            /* producer number */
+    const char *endpoint; /* busd ingress */
+    char (*acked)[40];    /* ids acknowledged, in ack order */
+    size_t nacked;        /* their count */
+    size_t duplicates;    /* acks that said DUPLICATE */
+    size_t rejected;      /* acks that said REJECTED (must stay 0) */
+    int failed;           /* the producer could not run */
+} s_producer_t;
+
+static void
+s_on_ack (const Retain__V1__Ack *ack, void *arg)
+{
+    s_producer_t *p = arg;
+    if (ack->status == RETAIN__V1__ACK__STATUS__REJECTED) {
+        p->rejected++;
+        return;
+    }
+    if (ack->status == RETAIN__V1__ACK__STATUS__DUPLICATE)
+        p->duplicates++;
+    snprintf (p->acked[p->nacked++], 40, "%s", ack->id);
+}
+
+static void *
+s_produce (void *arg)
+{
+    s_producer_t *p = arg;
+    char err[256];
+    rt_producer_t *producer = rt_producer_new (p->endpoint, err, sizeof err);
+    int sent = 0;
+    if (!producer) {
+        p->failed = 1;
+        return NULL;
+    }
+    rt_producer_set_resend_ms (producer, 700);
+    while (p->nacked + p->rejected < PER_PRODUCER) {
+        while (sent < PER_PRODUCER && rt_producer_pending (producer) < WINDOW) {
+            Retain__V1__OrderPlaced order = RETAIN__V1__ORDER_PLACED__INIT;
+            Retain__V1__Envelope *env;
+            char key[32], order_id[32];
+            snprintf (key, sizeof key, "customer-%d-%d", p->index, sent % 997);
+            snprintf (order_id, sizeof order_id, "order-%d-%d", p->index, sent);
+            order.order_id = order_id;
+            order.customer_id = key;
+            env = rt_envelope_new ("OrderPlaced", key, &order.base, "durability-test");
+            if (!env || rt_producer_post (producer, env) != 0)
+                p->failed = 1;
+            rt_envelope_free (env);
+            sent++;
+        }
+        if (rt_producer_poll (producer, 50, s_on_ack, p) < 0)
+            p->failed = 1;
+        if (p->failed)
+            break;
+    }
+    rt_producer_destroy (&producer);
+    return NULL;
+}
+
+static pid_t
+s_start_busd (const char *dsn, const char *ingress, const char *pub, int admin_port)
+{
+    char a_dsn[1024], a_ingress[128], a_pub[128], a_admin[64];
+    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", dsn);
+    snprintf (a_ingress, sizeof a_ingress, "--ingress=%s", ingress);
+    snprintf (a_pub, sizeof a_pub, "--pub=%s", pub);
+    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", admin_port);
+    char *argv[] = {"retain-busd", a_dsn, a_ingress, a_pub, a_admin, NULL};
+    pid_t pid = rt_test_spawn ("retain-busd", argv, NULL, "durability-busd.log");
+    if (!rt_test_wait_ready (admin_port, 30000))
+        fail_msg ("retain-busd did not become ready; see %s/durability-busd.log", rt_test_dir ());
+    return pid;
+}
+
+static void
+test_kill_busd_during_load (void **state)
+{
+    (void)state;
+    char dsn[1024], ingress[64], pub[64];
+    int admin_port = rt_test_free_port ();
+    s_producer_t producers[PRODUCERS];
+    pthread_t threads[PRODUCERS];
+    PGconn *conn;
+    pid_t busd;
+    int kills = 0, i;
+    size_t total = 0, duplicates = 0;
+
+    rt_test_db_create ("bus_durability", dsn, sizeof dsn);
+    snprintf (ingress, sizeof ingress, "tcp://127.0.0.1:%d", rt_test_free_port ());
+    snprintf (pub, sizeof pub, "tcp://127.0.0.1:%d", rt_test_free_port ());
+    busd = s_start_busd (dsn, ingress, pub, admin_port);
+    conn = rt_test_pg (dsn);
+
+    memset (producers, 0, sizeof producers);
+    for (i = 0; i < PRODUCERS; i++) {
+        producers[i].index = i;
+        producers[i].endpoint = ingress;
+        producers[i].acked = calloc (PER_PRODUCER, sizeof *producers[i].acked);
+        assert_non_null (producers[i].acked);
+        assert_int_equal (pthread_create (&threads[i], NULL, s_produce, &producers[i]), 0);
+    }
+
+    /* Kill busd at roughly a quarter, half and three quarters of the log. */
+    while (kills < 3) {
+        long long appended = rt_test_pg_long (conn, "SELECT seq FROM bus.state");
+        if (appended >= (long long)PRODUCERS * PER_PRODUCER * (kills + 1) / 4) {
+            rt_test_kill (busd, SIGKILL);
+            kills++;
+            busd = s_start_busd (dsn, ingress, pub, admin_port);
+        } else
+            usleep (20000);
+    }
+    for (i = 0; i < PRODUCERS; i++)
+        pthread_join (threads[i], NULL);
+
+    for (i = 0; i < PRODUCERS; i++) {
+        assert_int_equal (producers[i].failed, 0);
+        assert_int_equal (producers[i].rejected, 0);
+        assert_int_equal (producers[i].nacked, PER_PRODUCER);
+        total += producers[i].nacked;
+        duplicates += producers[i].duplicates;
+    }
+    assert_int_equal (total, PRODUCERS * PER_PRODUCER);
+    /* Retries after each kill found their events already committed. */
+    print_message ("acked %zu events, %zu of them as duplicates after %d kills\n", total,
+                   duplicates, kills);
+
+    /* Every acknowledged id is in the log exactly once. */
+    rt_test_pg_exec (conn, "CREATE TEMP TABLE acked (id uuid)");
+    {
+        PGresult *res = PQexec (conn, "COPY acked FROM STDIN");
+        assert_int_equal (PQresultStatus (res), PGRES_COPY_IN);
+        PQclear (res);
+        for (i = 0; i < PRODUCERS; i++) {
+            for (size_t k = 0; k < producers[i].nacked; k++) {
+                char line[48];
+                int n = snprintf (line, sizeof line, "%s\n", producers[i].acked[k]);
+                assert_int_equal (PQputCopyData (conn, line, n), 1);
+            }
+        }
+        assert_int_equal (PQputCopyEnd (conn, NULL), 1);
+        res = PQgetResult (conn);
+        assert_int_equal (PQresultStatus (res), PGRES_COMMAND_OK);
+        PQclear (res);
+    }
+    assert_int_equal (rt_test_pg_long (conn, "SELECT count(DISTINCT id) FROM acked"),
+                      PRODUCERS * PER_PRODUCER);
+    assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM acked a WHERE NOT EXISTS "
+                                             "(SELECT 1 FROM bus.events e WHERE e.id = a.id)"),
+                      0);
+    assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM bus.events"),
+                      PRODUCERS * PER_PRODUCER);
+    assert_int_equal (
+        rt_test_pg_long (conn, "SELECT count(*) - count(DISTINCT id) FROM bus.events"), 0);
+    /* pseq is 1..n in every partition, and the counters agree with the log. */
+    assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM (SELECT stream, partition "
+                                             "FROM bus.events GROUP BY 1, 2 HAVING min(pseq) <> 1 "
+                                             "OR max(pseq) <> count(*) OR count(DISTINCT pseq) "
+                                             "<> count(*)) g"),
+                      0);
+    assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM bus.counters c WHERE pseq <> "
+                                             "(SELECT coalesce(max(pseq), 0) FROM bus.events e "
+                                             "WHERE e.stream = c.stream AND e.partition = "
+                                             "c.partition)"),
+                      0);
+    /* seq is gapless too, and the stored state agrees. */
+    assert_int_equal (rt_test_pg_long (conn, "SELECT max(seq) - count(*) FROM bus.events"), 0);
+    assert_int_equal (rt_test_pg_long (conn, "SELECT seq FROM bus.state"),
+                      PRODUCERS * PER_PRODUCER);
+    assert_true (rt_test_pg_long (conn, "SELECT count(DISTINCT partition) FROM bus.events") > 8);
+
+    PQfinish (conn);
+    {
+        int status = rt_test_kill (busd, SIGTERM);
+        assert_true (WIFEXITED (status));
+        assert_int_equal (WEXITSTATUS (status), 0);
+    }
+    for (i = 0; i < PRODUCERS; i++)
+        free (producers[i].acked);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_kill_busd_during_load),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
