@@ -252,10 +252,11 @@ s_cmp_outbox (const void *a, const void *b)
 }
 
 /* Moves up to OUTBOX_TAKE_MAX outbox rows into the batch (inside the open
- * transaction). Rows that can never be accepted go to bus.outbox_rejected.
- * Returns the number taken, -1 on a database error. */
+ * transaction). Rows that can never be accepted go to bus.outbox_rejected
+ * (counted in *rejected: the caller counts them once the transaction
+ * commits). Returns the number taken, -1 on a database error. */
 static int
-s_outbox_take (busd_t *self)
+s_outbox_take (busd_t *self, int *rejected)
 {
     char limit[16];
     const char *params[1] = {limit};
@@ -294,7 +295,7 @@ s_outbox_take (busd_t *self)
                 return -1;
             }
             PQclear (ins);
-            rt_counter_inc (self->m.outbox_rejected);
+            (*rejected)++;
             rt_log (RT_LOG_WARN, "outbox row set aside", "outbox_id", "%lld", (long long)outbox_id,
                     "reason", "%s", reason, "error", "%s", why, NULL);
             continue;
@@ -583,7 +584,7 @@ writer_commit (busd_t *self)
     for (attempt = 0; attempt < 3; attempt++) {
         uint64_t seq_next;
         size_t fresh, i;
-        int taken = 0;
+        int taken = 0, rejected = 0;
         int64_t t0 = rt_mono_ms ();
         struct timespec c0, c1;
 
@@ -595,13 +596,16 @@ writer_commit (busd_t *self)
         if (rt_db_begin (self->db) != 0)
             goto failed;
         if (self->outbox_due) {
-            taken = s_outbox_take (self);
+            taken = s_outbox_take (self, &rejected);
             if (taken < 0)
                 goto failed;
         }
         if (self->nitems == 0) {
-            /* An empty outbox: nothing to write. */
+            /* Nothing to append; commit what was set aside, if anything. */
+            if (rejected > 0 && rt_db_commit (self->db) != 0)
+                goto failed;
             rt_db_rollback (self->db);
+            rt_counter_add (self->m.outbox_rejected, (uint64_t)rejected);
             self->outbox_due = false;
             self->last_outbox_ms = t0;
             rc = 0;
@@ -640,6 +644,7 @@ writer_commit (busd_t *self)
             self->last_outbox_ms = t0;
             rt_counter_add (self->m.outbox_drained, (uint64_t)taken);
         }
+        rt_counter_add (self->m.outbox_rejected, (uint64_t)rejected);
         rt_counter_add (self->m.appended, fresh);
         rt_counter_add (self->m.duplicates, self->nitems - fresh);
         rt_counter_inc (self->m.batches);
