@@ -794,30 +794,175 @@ s_drain_sub (rt_consumer_t *self)
     }
 }
 
+/* Appends "x" to a PostgreSQL array literal being built ("{" first). */
+static int
+s_array_add (char **arr, size_t *len, size_t *cap, const char *x)
+{
+    size_t n = strlen (x);
+    if (*len + n + 3 > *cap) {
+        size_t c = (*cap ? *cap * 2 : 256) + n;
+        char *p = realloc (*arr, c);
+        if (!p)
+            return -1;
+        *arr = p;
+        *cap = c;
+    }
+    if (*len > 1)
+        (*arr)[(*len)++] = ',';
+    memcpy (*arr + *len, x, n);
+    *len += n;
+    (*arr)[*len] = '\0';
+    return 0;
+}
+
+/* Handles the live events of every owned partition in one transaction that
+ * moves all their offsets: one COMMIT (one WAL flush) per round rather than
+ * one per partition, which keeps latency flat however many partitions a
+ * replica owns. A handler failure rolls the round back, puts that partition
+ * into backoff and retries the others; a partition whose epoch moved
+ * (fenced) is dropped and the others retried. Returns 0, or -2 when the
+ * connection failed. */
 static int
 s_flush (rt_consumer_t *self)
 {
-    size_t i;
-    for (i = 0; i < self->nparts; i++) {
-        s_part_t *part = &self->parts[i];
-        size_t done = 0;
-        while (part->owned && done < part->npending) {
-            size_t n = part->npending - done;
-            int rc;
-            if (n > (size_t)self->batch_max)
-                n = (size_t)self->batch_max;
-            rc = s_handle_batch (self, part,
-                                 (const Retain__V1__Envelope *const *)part->pending + done, n);
-            if (rc == -2)
-                return -2;
-            if (rc != 0)
-                break; /* pending was dropped by the failure path */
-            done += n;
+    for (;;) {
+        char *arrs[4] = {NULL, NULL, NULL, NULL};
+        size_t lens[4] = {0, 0, 0, 0}, caps[4] = {0, 0, 0, 0};
+        const char *params[5];
+        PGresult *res = NULL;
+        s_part_t *failed = NULL;
+        const Retain__V1__Envelope *failed_event = NULL;
+        size_t i, k, nparts = 0, nevents = 0;
+        int rc = -2, r;
+
+        for (i = 0; i < self->nparts; i++)
+            nparts += self->parts[i].owned && self->parts[i].npending > 0;
+        if (nparts == 0)
+            return 0;
+        if (rt_db_begin (self->db) != 0)
+            return -2;
+        for (i = 0; i < self->nparts && !failed; i++) {
+            s_part_t *part = &self->parts[i];
+            if (!part->owned || part->npending == 0)
+                continue;
+            for (k = 0; k < part->npending; k++) {
+                if (self->handler (self->db, part->pending[k], self->handler_arg) != 0) {
+                    failed = part;
+                    failed_event = part->pending[k];
+                    break;
+                }
+            }
+            nevents += part->npending;
         }
-        if (part->owned && done == part->npending)
+        if (failed) {
+            rt_db_rollback (self->db);
+            if (!rt_db_is_ok (self->db))
+                return -2;
+            failed->failures++;
+            failed->retry_at_ms =
+                rt_mono_ms () + (failed->failures < 7 ? 100 << failed->failures : 10000);
+            failed->catchup = true;
+            if (self->m_failures)
+                rt_counter_inc (self->m_failures);
+            rt_log (RT_LOG_WARN, "handler failed; batch rolled back, will retry", "group", "%s",
+                    self->group, "stream", "%s", failed->stream, "partition", "%u",
+                    failed->partition, "pseq", "%" PRIu64, failed_event->pseq, "id", "%s",
+                    failed_event->id, NULL);
+            s_drop_pending (failed);
+            continue;
+        }
+
+        for (k = 0; k < 4; k++) {
+            caps[k] = 256;
+            arrs[k] = malloc (caps[k]);
+            if (!arrs[k])
+                goto cleanup;
+            arrs[k][0] = '{';
+            arrs[k][1] = '\0';
+            lens[k] = 1;
+        }
+        for (i = 0; i < self->nparts; i++) {
+            s_part_t *part = &self->parts[i];
+            char num[3][24];
+            if (!part->owned || part->npending == 0)
+                continue;
+            snprintf (num[0], sizeof num[0], "%u", part->partition);
+            snprintf (num[1], sizeof num[1], "%" PRId64, part->epoch);
+            snprintf (num[2], sizeof num[2], "%" PRIu64, part->pending[part->npending - 1]->pseq);
+            if (s_array_add (&arrs[0], &lens[0], &caps[0], part->stream) != 0 ||
+                s_array_add (&arrs[1], &lens[1], &caps[1], num[0]) != 0 ||
+                s_array_add (&arrs[2], &lens[2], &caps[2], num[1]) != 0 ||
+                s_array_add (&arrs[3], &lens[3], &caps[3], num[2]) != 0)
+                goto cleanup;
+        }
+        for (k = 0; k < 4; k++) {
+            arrs[k][lens[k]++] = '}';
+            arrs[k][lens[k]] = '\0';
+        }
+        params[0] = self->group;
+        params[1] = arrs[0];
+        params[2] = arrs[1];
+        params[3] = arrs[2];
+        params[4] = arrs[3];
+        res = rt_db_exec_params (
+            self->db,
+            "UPDATE bus.offsets o SET pseq = v.pseq, updated_at = now() "
+            "FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) "
+            "AS v(stream, partition, epoch, pseq) WHERE o.grp = $1 AND o.stream = v.stream "
+            "AND o.partition = v.partition AND o.epoch = v.epoch "
+            "RETURNING o.stream, o.partition",
+            5, params);
+        if (!res) {
+            rt_db_rollback (self->db);
+            goto cleanup;
+        }
+        if ((size_t)PQntuples (res) != nparts) {
+            /* Some partition's epoch moved: another replica owns it now.
+             * Undo everything, drop the fenced ones, retry the rest. */
+            rt_db_rollback (self->db);
+            for (i = 0; i < self->nparts; i++) {
+                s_part_t *part = &self->parts[i];
+                bool kept = false;
+                if (!part->owned || part->npending == 0)
+                    continue;
+                for (r = 0; r < PQntuples (res) && !kept; r++)
+                    kept = (uint32_t)atoi (PQgetvalue (res, r, 1)) == part->partition &&
+                           strcmp (PQgetvalue (res, r, 0), part->stream) == 0;
+                if (!kept) {
+                    if (self->m_fenced)
+                        rt_counter_inc (self->m_fenced);
+                    rt_log (RT_LOG_WARN,
+                            "fenced: partition taken by another replica; effects rolled back",
+                            "group", "%s", self->group, "stream", "%s", part->stream, "partition",
+                            "%u", part->partition, NULL);
+                    s_release (self, part);
+                }
+            }
+            rc = rt_db_is_ok (self->db) ? 1 : -2;
+            goto cleanup;
+        }
+        if (rt_db_commit (self->db) != 0)
+            goto cleanup;
+        for (i = 0; i < self->nparts; i++) {
+            s_part_t *part = &self->parts[i];
+            if (!part->owned || part->npending == 0)
+                continue;
+            part->offset = part->pending[part->npending - 1]->pseq;
+            if (part->head < part->offset)
+                part->head = part->offset;
+            part->failures = 0;
             s_drop_pending (part);
+        }
+        if (self->m_events)
+            rt_counter_add (self->m_events, nevents);
+        rc = 0;
+    cleanup:
+        PQclear (res);
+        for (k = 0; k < 4; k++)
+            free (arrs[k]);
+        if (rc != 1)
+            return rc;
     }
-    return 0;
 }
 
 int
