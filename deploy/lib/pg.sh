@@ -50,13 +50,17 @@ pg_cluster_start() {
   fi
   pg_as_owner mkdir -p "$dir/sock"
   port=$(cat "$dir/port" 2>/dev/null || true)
-  if [ -z "$port" ] || ! pg_port_free "$port"; then
-    port=$(pg_free_port)
+  if [ -n "$port" ] && pg_as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    : # already running (a previous run left it up): reuse it
+  else
+    if [ -z "$port" ] || ! pg_port_free "$port"; then
+      port=$(pg_free_port)
+    fi
+    pg_as_owner sh -c "echo $port > '$dir/port'" 2>/dev/null || echo "$port" >"$dir/port"
+    pg_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-p $port -k $dir/sock -c listen_addresses=127.0.0.1 -c max_connections=200 $extra" start >/dev/null \
+      || { tail -n 20 "$dir/server.log" >&2; return 1; }
   fi
-  pg_as_owner sh -c "echo $port > '$dir/port'" 2>/dev/null || echo "$port" >"$dir/port"
-  pg_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir/sock -c listen_addresses=127.0.0.1 -c max_connections=200 $extra" start >/dev/null \
-    || { tail -n 20 "$dir/server.log" >&2; return 1; }
   PG_SERVER_DSN="host=$dir/sock port=$port user=retain"
   PG_DSN="$PG_SERVER_DSN dbname=retain"
   PG_PORT=$port

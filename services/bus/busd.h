@@ -78,7 +78,6 @@ typedef struct {
     const char *pub_endpoint;     /* PUB bind */
     int64_t max_message;          /* bytes */
     int batch_max;                /* envelopes per transaction */
-    int64_t dedup_window_ms;      /* how long ids are remembered */
     int64_t retention_ms;         /* how long events are kept */
     int64_t outbox_poll_ms;       /* outbox polling fallback */
     const char *curve_secret;     /* z85 server secret key, "" for plain TCP */
@@ -132,7 +131,7 @@ void writer_publish (busd_t *self);
 /* Prepares the writer's statements on self->db. */
 int writer_prepare (busd_t *self);
 
-/* retention.c: creates partitions ahead, drops expired ones, prunes dedup. */
+/* retention.c: creates partitions ahead and drops expired ones. */
 void retention_run (busd_t *self);
 
 /* zap.c: CURVE and the ZAP handler admitting listed client keys. */

@@ -121,6 +121,7 @@ ingress_parse (busd_t *self, const uint8_t *data, size_t len, rt_uuid_t *uuid, i
     const rt_bus_type_t *type;
     ProtobufCMessage *payload;
     const char *stream;
+    int64_t id_ms, now_ms;
 
     if ((int64_t)len > self->max_message) {
         snprintf (why, whylen, "message of %zu bytes is over the limit of %lld bytes", len,
@@ -136,6 +137,26 @@ ingress_parse (busd_t *self, const uint8_t *data, size_t len, rt_uuid_t *uuid, i
     }
     if (rt_uuid_parse (env->id, uuid) != 0) {
         snprintf (why, whylen, "id \"%.64s\" is not a UUID", env->id);
+        *reason = "bad_id";
+        goto fail;
+    }
+    /* The log is partitioned by the time in the id and keeps ids as long as
+     * it keeps their events: an id must be a UUIDv7 made within the
+     * retention window (with an hour's margin for the drop of the oldest
+     * day) and not more than a day ahead of this clock. */
+    id_ms = rt_uuid_v7_time_ms (uuid);
+    now_ms = rt_now_ms ();
+    if (id_ms == 0) {
+        snprintf (why, whylen, "id \"%.64s\" is not a UUIDv7", env->id);
+        *reason = "bad_id";
+        goto fail;
+    }
+    if (id_ms < now_ms - self->retention_ms + 3600000 || id_ms > now_ms + 86400000) {
+        snprintf (why, whylen,
+                  "id \"%.64s\" was made %+.1f h from now, outside the log's window "
+                  "(retention %.0f h back, 24 h ahead)",
+                  env->id, (double)(id_ms - now_ms) / 3600000.0,
+                  (double)self->retention_ms / 3600000.0);
         *reason = "bad_id";
         goto fail;
     }

@@ -36,9 +36,9 @@ static const rt_config_setting_t s_settings[] = {
      "admin HTTP address (/healthz /readyz /metrics)"},
     {"max-message", "RETAIN_BUS_MAX_MESSAGE", "1M", "largest envelope accepted, bytes"},
     {"batch-max", "RETAIN_BUS_BATCH_MAX", "4096", "most envelopes written in one transaction"},
-    {"dedup-window", "RETAIN_BUS_DEDUP_WINDOW", "7d", "how long envelope ids are remembered"},
     {"retention", "RETAIN_BUS_RETENTION", "7d",
-     "how long events are kept once every group consumed them"},
+     "how long events (and their ids, for de-duplication) are kept once every group consumed "
+     "them; at least 1d"},
     {"outbox-poll", "RETAIN_BUS_OUTBOX_POLL", "1s", "outbox polling interval besides NOTIFY"},
     {"housekeeping", "RETAIN_BUS_HOUSEKEEPING", "1h",
      "interval of partition creation, retention and id pruning"},
@@ -412,7 +412,6 @@ main (int argc, char **argv)
     self.curve_clients = rt_config_get (config, "curve-clients");
     if (rt_config_get_size (config, "max-message", &self.max_message, err, sizeof err) != 0 ||
         rt_config_get_int (config, "batch-max", 1, 1000000, &v, err, sizeof err) != 0 ||
-        rt_config_get_ms (config, "dedup-window", &self.dedup_window_ms, err, sizeof err) != 0 ||
         rt_config_get_ms (config, "retention", &self.retention_ms, err, sizeof err) != 0 ||
         rt_config_get_ms (config, "outbox-poll", &outbox_poll_ms, err, sizeof err) != 0 ||
         rt_config_get_ms (config, "housekeeping", &housekeeping_ms, err, sizeof err) != 0) {
@@ -420,6 +419,11 @@ main (int argc, char **argv)
         goto cleanup;
     }
     self.batch_max = (int)v;
+    if (self.retention_ms < 86400000) {
+        rt_log (RT_LOG_ERROR, "bad configuration", "error", "%s",
+                "--retention must be at least 1d (the log is partitioned by day)", NULL);
+        goto cleanup;
+    }
     rt_config_log (config);
 
     self.metrics = rt_metrics_new ();

@@ -6,17 +6,15 @@
  *   ahead, so an append never finds its day missing;
  * - partitions older than the retention window are dropped, except those
  *   holding an event some consumer group has not consumed yet
- *   (bus.drop_expired checks every group's offsets);
- * - ids older than the de-duplication window leave bus.dedup, in slices so
- *   no single statement holds up the writer for long.
+ *   (bus.drop_expired checks every group's offsets). Envelope ids are
+ *   de-duplicated by the log's primary key, so they are remembered exactly
+ *   as long as their events are kept.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "busd.h"
 #include "rt_log.h"
-
-#define DEDUP_PRUNE_SLICE 20000
 
 void
 retention_run (busd_t *self)
@@ -25,7 +23,6 @@ retention_run (busd_t *self)
     const char *params[1] = {interval};
     PGresult *res;
     int r;
-    long pruned = 0;
 
     res = rt_db_exec_params (
         self->db, "SELECT bus.ensure_partitions((now() AT TIME ZONE 'UTC')::date - 1, 5)", 0, NULL);
@@ -49,26 +46,4 @@ retention_run (busd_t *self)
         rt_log (RT_LOG_INFO, "log partition dropped", "partition", "%s", PQgetvalue (res, r, 0),
                 NULL);
     PQclear (res);
-
-    snprintf (interval, sizeof interval, "%lld milliseconds", (long long)self->dedup_window_ms);
-    for (;;) {
-        long n;
-        res = rt_db_exec_params (
-            self->db,
-            "DELETE FROM bus.dedup WHERE ctid = ANY (ARRAY (SELECT ctid FROM bus.dedup "
-            "WHERE appended_at < now() - $1::interval LIMIT 20000))",
-            1, params);
-        if (!res) {
-            rt_log (RT_LOG_ERROR, "pruning de-duplication ids failed", "error", "%s",
-                    rt_db_error (self->db), NULL);
-            return;
-        }
-        n = atol (PQcmdTuples (res));
-        PQclear (res);
-        pruned += n;
-        if (n < DEDUP_PRUNE_SLICE)
-            break;
-    }
-    if (pruned > 0)
-        rt_log (RT_LOG_INFO, "de-duplication ids pruned", "count", "%ld", pruned, NULL);
 }

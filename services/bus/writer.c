@@ -2,15 +2,16 @@
  * writer: one batch, one transaction.
  *
  * Inside the transaction: take due outbox rows (deleting them), find
- * duplicates, give every new event its seq and pseq, COPY the ids into
- * bus.dedup and the events into bus.events (binary COPY: the cheapest way
- * into PostgreSQL), move the counters, COMMIT. Positions are tentative until
+ * duplicates, give every new event its seq and pseq, COPY the events into
+ * bus.events (binary COPY: the cheapest way into PostgreSQL), move the
+ * counters, COMMIT. Positions are tentative until
  * COMMIT returns; only then do the in-memory counters move, producers hear
  * OK and subscribers see the events.
  *
  * Duplicates are found optimistically: the first attempt assumes none
- * beyond those inside the batch, and a unique violation on bus.dedup sends
- * the batch round again with a probe of bus.dedup first. busd is the only
+ * beyond those inside the batch, and a unique violation on the log's
+ * primary key (the envelope id) sends the batch round again with a probe of
+ * the log first. busd is the only
  * writer (it holds the writer lock), so the probe's answer stays true until
  * COMMIT.
  */
@@ -36,14 +37,12 @@ static const char *s_sql_outbox_take =
 static const char *s_sql_outbox_reject =
     "INSERT INTO bus.outbox_rejected (id, envelope, reason) VALUES ($1::bigint, $2, $3)";
 static const char *s_sql_dedup_probe =
-    "SELECT id::text, seq, partition, pseq FROM bus.dedup WHERE id = ANY($1::uuid[])";
+    "SELECT id::text, seq, partition, pseq FROM bus.events WHERE id = ANY($1::uuid[])";
 static const char *s_sql_positions =
     "WITH s AS (UPDATE bus.state SET seq = $4) "
     "UPDATE bus.counters c SET pseq = v.pseq "
     "FROM unnest($1::text[], $2::int[], $3::bigint[]) AS v(stream, partition, pseq) "
     "WHERE c.stream = v.stream AND c.partition = v.partition";
-static const char *s_copy_dedup =
-    "COPY bus.dedup (id, seq, stream, partition, pseq, appended_at) FROM STDIN (FORMAT binary)";
 static const char *s_copy_events =
     "COPY bus.events (seq, stream, partition, pseq, id, type, key, occurred_at, producer, "
     "correlation_id, payload, appended_at) FROM STDIN (FORMAT binary)";
@@ -378,7 +377,7 @@ s_dedup_in_batch (busd_t *self)
     return 0;
 }
 
-/* Asks bus.dedup which ids of the batch are already in the log and marks
+/* Asks the log which ids of the batch are already in the log and marks
  * them DUPLICATE with their original position. */
 static int
 s_dedup_probe (busd_t *self)
@@ -467,23 +466,6 @@ s_copy (busd_t *self, s_buf_t *buf, int64_t appended_us)
 {
     size_t i;
     int64_t pg_time = appended_us - PG_EPOCH_OFFSET_US;
-
-    s_copy_header (buf);
-    for (i = 0; i < self->nitems; i++) {
-        const busd_item_t *item = &self->items[i];
-        if (item->status != RETAIN__V1__ACK__STATUS__OK)
-            continue;
-        s_put_i16 (buf, 6);
-        s_field_bytes (buf, item->uuid.b, 16);
-        s_field_i64 (buf, (int64_t)item->seq);
-        s_field_text (buf, self->streams[item->stream_index].name);
-        s_field_i32 (buf, (int32_t)item->partition);
-        s_field_i64 (buf, (int64_t)item->pseq);
-        s_field_i64 (buf, pg_time);
-    }
-    s_put_i16 (buf, -1);
-    if (buf->failed || rt_db_copy_in (self->db, s_copy_dedup, buf->data, buf->len) != 0)
-        return -1;
 
     s_copy_header (buf);
     for (i = 0; i < self->nitems; i++) {

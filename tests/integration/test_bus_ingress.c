@@ -177,6 +177,23 @@ test_bad_id (void **state)
     rt_envelope_free (env);
 }
 
+/* Ids are UUIDv7 made about now: the log is partitioned by their time. */
+static void
+test_id_not_v7_or_out_of_window (void **state)
+{
+    s_fixture_t *f = *state;
+    Retain__V1__Envelope *env = s_order ("k");
+    free (env->id);
+    env->id = strdup ("3f1c2b4a-9d8e-4c7b-a6f5-0e1d2c3b4a59"); /* version 4 */
+    s_send_env (f->dealer, env);
+    s_expect_rejected (f, "bad_id", "not a UUIDv7");
+    free (env->id);
+    env->id = strdup ("017f22e2-79b0-7cc3-98c4-dc0c0c07398f"); /* March 2022 */
+    s_send_env (f->dealer, env);
+    s_expect_rejected (f, "bad_id", "outside the log's window");
+    rt_envelope_free (env);
+}
+
 static void
 test_unknown_stream (void **state)
 {
@@ -321,6 +338,7 @@ main (void)
         cmocka_unit_test (test_unknown_type),
         cmocka_unit_test (test_no_key),
         cmocka_unit_test (test_bad_id),
+        cmocka_unit_test (test_id_not_v7_or_out_of_window),
         cmocka_unit_test (test_unknown_stream),
         cmocka_unit_test (test_payload_not_the_type),
         cmocka_unit_test (test_invalid_utf8_key),

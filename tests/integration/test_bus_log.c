@@ -135,8 +135,10 @@ test_retention_waits_for_consumers (void **state)
     rt_test_busd_start (&busd, dsn, "retention-busd.log", NULL, true);
     rt_test_kill (busd.pid, SIGTERM);
     rt_test_pg_exec (conn, "SELECT bus.ensure_partitions(current_date - 30, 1)");
-    rt_test_pg_exec (conn, "INSERT INTO bus.events VALUES (1, 'order', 3, 1, gen_random_uuid(), "
-                           "'OrderPlaced', 'k', 0, 'p', '', '', now() - interval '30 days')");
+    rt_test_pg_exec (conn, "INSERT INTO bus.events VALUES (1, 'order', 3, 1, "
+                           "bus.uuid_v7_floor((current_date - 30)::timestamp AT TIME ZONE 'UTC' "
+                           "+ interval '1 hour'), 'OrderPlaced', 'k', 0, 'p', '', '', "
+                           "now() - interval '30 days')");
     rt_test_pg_exec (conn,
                      "UPDATE bus.counters SET pseq = 1 WHERE stream = 'order' AND partition = 3");
     rt_test_pg_exec (conn, "UPDATE bus.state SET seq = 1");

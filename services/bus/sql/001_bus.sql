@@ -1,5 +1,5 @@
 -- The bus: the durable event log and what moves with it.
--- busd is the single writer of events, dedup, counters and state; consumers
+-- busd is the single writer of events, counters and state; consumers
 -- write their own rows of offsets; any service appends to outbox.
 
 -- Streams and their partition counts. The count is fixed once events exist:
@@ -31,8 +31,13 @@ CREATE TABLE bus.counters (
 INSERT INTO bus.counters (stream, partition)
     SELECT s.stream, p FROM bus.streams s, generate_series(0, s.partitions - 1) p;
 
--- The log, partitioned by day of appending (UTC) so retention drops whole
--- tables instead of deleting rows.
+-- The log. Partitioned by day, the day of the envelope id: ids are UUIDv7,
+-- whose first 48 bits are the unix milliseconds of their making, so a
+-- range of ids is a range of time. That lets the primary key be the id
+-- itself (a partitioned table's unique keys must contain the partition
+-- key): the log de-duplicates envelope ids on its own, globally, for as
+-- long as it keeps the events, with no second table to write. Retention
+-- drops whole days.
 CREATE TABLE bus.events (
     seq            bigint      NOT NULL,
     stream         text        NOT NULL,
@@ -45,22 +50,20 @@ CREATE TABLE bus.events (
     producer       text        NOT NULL,
     correlation_id text        NOT NULL,
     payload        bytea       NOT NULL,
-    appended_at    timestamptz NOT NULL
-) PARTITION BY RANGE (appended_at);
+    appended_at    timestamptz NOT NULL,
+    PRIMARY KEY (id)
+) PARTITION BY RANGE (id);
 CREATE INDEX events_stream_partition_pseq ON bus.events (stream, partition, pseq);
-CREATE INDEX events_seq ON bus.events (seq);
+-- seq grows with the physical order of appends: a BRIN index finds a seq
+-- range at a fraction of a btree's cost on every append.
+CREATE INDEX events_seq ON bus.events USING brin (seq);
 
--- Envelope ids seen within the de-duplication window, with where each
--- landed, so a producer's retry is answered with the original position.
-CREATE TABLE bus.dedup (
-    id          uuid        PRIMARY KEY,
-    seq         bigint      NOT NULL,
-    stream      text        NOT NULL,
-    partition   int         NOT NULL,
-    pseq        bigint      NOT NULL,
-    appended_at timestamptz NOT NULL
-);
-CREATE INDEX dedup_appended_at ON bus.dedup (appended_at);
+-- The smallest UUIDv7 of a moment: its unix milliseconds, then zeros.
+CREATE FUNCTION bus.uuid_v7_floor(t timestamptz) RETURNS uuid
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-0000-0000-000000000000')::uuid
+      FROM (SELECT lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') AS h) x
+$$;
 
 -- The transactional door: services insert serialized envelopes here in the
 -- transaction that changes their state; busd moves them into the log.
@@ -102,8 +105,8 @@ CREATE TABLE bus.offsets (
     PRIMARY KEY (grp, stream, partition)
 );
 
--- Creates the daily partitions of bus.events from `from_day` for `days`
--- days; returns how many it created.
+-- Creates the daily partitions of bus.events (ids made on that UTC day)
+-- from `from_day` for `days` days; returns how many it created.
 CREATE FUNCTION bus.ensure_partitions(from_day date, days int) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -116,8 +119,8 @@ BEGIN
         name := 'events_' || to_char(d, 'YYYYMMDD');
         IF to_regclass('bus.' || name) IS NULL THEN
             EXECUTE format('CREATE TABLE bus.%I PARTITION OF bus.events FOR VALUES FROM (%L) TO (%L)',
-                           name, d::timestamp AT TIME ZONE 'UTC',
-                           (d + 1)::timestamp AT TIME ZONE 'UTC');
+                           name, bus.uuid_v7_floor(d::timestamp AT TIME ZONE 'UTC'),
+                           bus.uuid_v7_floor((d + 1)::timestamp AT TIME ZONE 'UTC'));
             created := created + 1;
         END IF;
     END LOOP;
@@ -125,7 +128,8 @@ BEGIN
 END
 $$;
 
--- Drops the daily partitions that ended more than `keep` ago, unless some
+-- Drops the daily partitions that ended more than `keep` ago (by the ids'
+-- time, which is when producers made the events), unless some
 -- consumer group has not yet consumed an event in them. Returns the names
 -- dropped.
 CREATE FUNCTION bus.drop_expired(keep interval) RETURNS SETOF text
