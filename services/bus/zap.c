@@ -39,7 +39,8 @@ s_load_keys (busd_t *self, const char *path, char *err, size_t errlen)
         lineno++;
         while (*p == ' ' || *p == '\t')
             p++;
-        end = p + strcspn (p, " \t\r\n#");
+        /* Z85 uses "#" too: a comment is a line that starts with it. */
+        end = p + strcspn (p, " \t\r\n");
         if (*p == '#' || end == p)
             continue;
         *end = '\0';
