@@ -1,0 +1,61 @@
+/*
+ * ledger: every customer's purchases, by day, and the summaries taken from
+ * them at any date.
+ *
+ * Dates are whole days since 1970-01-01 (proleptic Gregorian, no time
+ * zone): a purchase belongs to the calendar day the shop recorded. Purchases
+ * of one customer on one day merge into one purchase whose value is their
+ * sum, as in the BG/NBD literature, where a "transaction" is a day with at
+ * least one order.
+ */
+#ifndef LOYALTY_LEDGER_H
+#define LOYALTY_LEDGER_H
+
+#include "summary.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ledger_t ledger_t;
+
+/* Parses YYYY-MM-DD or YYYYMMDD, optionally followed by 'T' or ' ' and a
+ * time of day (ignored), into days since 1970-01-01. Returns 0, or -1 when
+ * it is not a valid calendar date. len is the text's length. */
+int ledger_parse_date (const char *text, size_t len, int32_t *day);
+
+/* Writes day as YYYY-MM-DD plus NUL into out. */
+void ledger_format_date (int32_t day, char out[11]);
+
+/* An empty ledger; NULL when out of memory. */
+ledger_t *ledger_new (void);
+
+/* Frees the ledger; safe on NULL; sets *self_p to NULL. */
+void ledger_destroy (ledger_t **self_p);
+
+/* Records a purchase of customer (len bytes, copied) on day for amount.
+ * Returns 0, or -1 when out of memory. */
+int ledger_add (ledger_t *self, const char *customer, size_t len, int32_t day, double amount);
+
+/* Customers and recorded purchases (before same-day merging). */
+size_t ledger_customers (const ledger_t *self);
+size_t ledger_purchases (const ledger_t *self);
+
+/* First and last purchase day over all customers; 0 when empty. */
+int32_t ledger_first_day (const ledger_t *self);
+int32_t ledger_last_day (const ledger_t *self);
+
+/* The customer's id (borrowed) and purchase days, sorted and merged: sets
+ * *days and *amounts (borrowed, valid until the next ledger_add) and
+ * returns their count. customer < ledger_customers (). */
+const char *ledger_customer (ledger_t *self, size_t customer, const int32_t **days,
+                             const double **amounts, size_t *count);
+
+/* Summaries as of calibration_end (inclusive), in units of unit_days days,
+ * for the customers whose first purchase is on or before it, in order of
+ * first appearance in the ledger. When observation_end > calibration_end the
+ * purchases in (calibration_end, observation_end] form the holdout. With
+ * ids and money. NULL when out of memory. */
+summary_t *ledger_summarize (ledger_t *self, int32_t calibration_end, int32_t observation_end,
+                             double unit_days);
+
+#endif

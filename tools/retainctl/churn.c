@@ -1,0 +1,625 @@
+/*
+ * retainctl churn: customer value and churn figures from purchase history.
+ *
+ *   retainctl churn fit     the BG/NBD parameters (and the spend model's)
+ *   retainctl churn score   per customer: P(alive), expected purchases,
+ *                           RFM segment, expected spend, CLV
+ *   retainctl churn report  churn rate over a period and the Pareto share
+ *   retainctl churn summary per-customer summaries built from transactions
+ *
+ * All input is read and checked before anything is printed, so bad data
+ * gives an error naming the file and line, exit status 1 and an empty
+ * stdout; bad usage gives status 2. The models are in services/loyalty.
+ */
+#include "retainctl.h"
+
+#include "bgnbd.h"
+#include "churn.h"
+#include "gammagamma.h"
+#include "ledger.h"
+#include "loader.h"
+#include "rfm.h"
+#include "score.h"
+#include "summary.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ERR_LEN 512
+
+enum { CMD_FIT = 1, CMD_SCORE = 2, CMD_REPORT = 4, CMD_SUMMARY = 8 };
+
+typedef struct {
+    const char *summary;      /* --summary FILE */
+    const char *transactions; /* --transactions FILE */
+    const char *format;       /* --format csv|cdnow */
+    const char *cal_end;      /* --calibration-end DATE */
+    const char *obs_end;      /* --observation-end DATE */
+    const char *unit;         /* --unit days|weeks */
+    const char *output;       /* --output */
+    const char *from;         /* --from DATE */
+    const char *to;           /* --to DATE */
+    const char *lost;         /* --lost inactive:N | palive:P */
+    const char *horizon;      /* --horizon-days N */
+    const char *clv_months;   /* --clv-months N */
+    const char *discount;     /* --discount R */
+    const char *top;          /* --top F */
+} s_args_t;
+
+typedef struct {
+    const char *name;
+    size_t offset; /* of the const char * in s_args_t */
+    unsigned commands;
+} s_option_t;
+
+#define OPT(name, field, cmds)                                                                     \
+    {                                                                                              \
+        name, offsetof (s_args_t, field), cmds                                                     \
+    }
+static const s_option_t s_options[] = {
+    OPT ("--summary", summary, CMD_FIT | CMD_SCORE),
+    OPT ("--transactions", transactions, CMD_FIT | CMD_SCORE | CMD_REPORT | CMD_SUMMARY),
+    OPT ("--format", format, CMD_FIT | CMD_SCORE | CMD_REPORT | CMD_SUMMARY),
+    OPT ("--calibration-end", cal_end, CMD_FIT | CMD_SCORE | CMD_SUMMARY),
+    OPT ("--observation-end", obs_end, CMD_SUMMARY),
+    OPT ("--unit", unit, CMD_FIT | CMD_SCORE | CMD_REPORT | CMD_SUMMARY),
+    OPT ("--output", output, CMD_SCORE | CMD_REPORT),
+    OPT ("--from", from, CMD_REPORT),
+    OPT ("--to", to, CMD_REPORT),
+    OPT ("--lost", lost, CMD_REPORT),
+    OPT ("--horizon-days", horizon, CMD_SCORE),
+    OPT ("--clv-months", clv_months, CMD_SCORE),
+    OPT ("--discount", discount, CMD_SCORE),
+    OPT ("--top", top, CMD_REPORT),
+    {NULL, 0, 0}};
+
+static const char s_usage_text[] =
+    "usage: retainctl churn <fit|score|report|summary> [--flags]\n"
+    "\n"
+    "  fit      fit BG/NBD (and Gamma-Gamma when spend is known); prints one JSON object\n"
+    "  score    per customer: P(alive), expected purchases, RFM segment, spend, CLV\n"
+    "  report   churn rate over a period and the revenue share of the top customers\n"
+    "  summary  per-customer frequency, recency, T and spend built from transactions (CSV)\n"
+    "\n"
+    "input (fit, score):\n"
+    "  --summary FILE           CSV with a header: frequency,recency,T [,id,monetary_value,"
+    "revenue]\n"
+    "  --transactions FILE      purchases (also for report and summary)\n"
+    "  --format csv|cdnow       layout of --transactions: csv = customer,date,amount with a\n"
+    "                           header (default); cdnow = the CDNOW sample's layout\n"
+    "  --calibration-end DATE   summarise purchases up to this day (default: the last one)\n"
+    "  --observation-end DATE   summary: count purchases after the calibration end up to\n"
+    "                           this day as a holdout period\n"
+    "  --unit weeks|days        time unit of the model and of --summary files (default weeks)\n"
+    "score:\n"
+    "  --horizon-days N         expected purchases over the next N days (default 90)\n"
+    "  --clv-months N           CLV over N months of 30 days (default 12; 0 = no CLV)\n"
+    "  --discount R             monthly discount rate of the CLV (default 0.01)\n"
+    "  --output csv|jsonl       (default csv)\n"
+    "report (needs --transactions):\n"
+    "  --from DATE --to DATE    the period (default: the 30 days up to the last purchase)\n"
+    "  --lost inactive:N        lost = no purchase for N days (default inactive:90)\n"
+    "  --lost palive:P          lost = BG/NBD P(alive) below P\n"
+    "  --top F                  Pareto: share of top customers (default 0.2)\n"
+    "  --output json|text       (default json)\n"
+    "\n"
+    "Dates are YYYY-MM-DD or YYYYMMDD. Exit status: 0 ok, 1 bad data or failure (the\n"
+    "message names the file and line), 2 bad usage.\n";
+
+static int
+s_usage_error (const char *fmt, const char *what)
+{
+    fprintf (stderr, "retainctl churn: ");
+    fprintf (stderr, fmt, what);
+    fprintf (stderr, "\n(retainctl churn --help lists the flags)\n");
+    return 2;
+}
+
+static int
+s_parse_args (int argc, char **argv, unsigned command, s_args_t *args)
+{
+    memset (args, 0, sizeof *args);
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *eq = strchr (arg, '=');
+        size_t name_len = eq ? (size_t)(eq - arg) : strlen (arg);
+        const s_option_t *opt;
+        for (opt = s_options; opt->name; opt++)
+            if (strlen (opt->name) == name_len && strncmp (opt->name, arg, name_len) == 0)
+                break;
+        if (!opt->name)
+            return s_usage_error ("unknown argument \"%s\"", arg);
+        if (!(opt->commands & command))
+            return s_usage_error ("%s does not apply to this command", opt->name);
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value) {
+            if (i + 1 >= argc)
+                return s_usage_error ("%s needs a value", opt->name);
+            value = argv[++i];
+        }
+        *(const char **)((char *)args + opt->offset) = value;
+    }
+    return 0;
+}
+
+/* Parses a number with nothing after it; -1 otherwise. */
+static int
+s_number (const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod (text, &end);
+    if (end == text || *end != '\0' || errno == ERANGE || !isfinite (v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int
+s_date (const char *flag, const char *text, int32_t *day)
+{
+    if (ledger_parse_date (text, strlen (text), day) == 0)
+        return 0;
+    fprintf (stderr,
+             "retainctl churn: %s: not a date: \"%s\" (YYYY-MM-DD or YYYYMMDD)\n"
+             "(retainctl churn --help lists the flags)\n",
+             flag, text);
+    return 2;
+}
+
+static double
+s_unit_days (const s_args_t *args)
+{
+    if (!args->unit || strcmp (args->unit, "weeks") == 0)
+        return 7;
+    if (strcmp (args->unit, "days") == 0)
+        return 1;
+    return 0;
+}
+
+static const char *
+s_unit_name (double unit_days)
+{
+    return unit_days == 1 ? "days" : "weeks";
+}
+
+/* Prints a JSON value on one line to stdout. Takes the reference. */
+static void
+s_print_json (json_t *value)
+{
+    char *text = json_dumps (value, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION (10));
+    if (text)
+        printf ("%s\n", text);
+    free (text);
+    json_decref (value);
+}
+
+/* A JSON number, or null for values that are not numbers. */
+static json_t *
+s_real (double v)
+{
+    return isfinite (v) ? json_real (v) : json_null ();
+}
+
+/* Loads the customers: from --summary, or from --transactions summarised at
+ * the calibration end. *ledger_out (when not NULL) receives the ledger.
+ * Returns 0, 1 on bad data (message printed), 2 on bad usage. */
+static int
+s_load (const s_args_t *args, bool allow_summary, summary_t **out, ledger_t **ledger_out)
+{
+    char err[ERR_LEN];
+    double unit_days = s_unit_days (args);
+    if (unit_days == 0)
+        return s_usage_error ("--unit must be days or weeks, not \"%s\"", args->unit);
+    if (allow_summary && args->summary && args->transactions)
+        return s_usage_error ("%s", "give --summary or --transactions, not both");
+    if (allow_summary && args->summary) {
+        if (args->format || args->cal_end)
+            return s_usage_error ("%s", "--format and --calibration-end go with --transactions");
+        *out = loader_read_summary (args->summary, unit_days, err, sizeof err);
+        if (!*out) {
+            fprintf (stderr, "retainctl churn: %s\n", err);
+            return 1;
+        }
+        return 0;
+    }
+    if (!args->transactions)
+        return s_usage_error ("%s", allow_summary ? "give --summary FILE or --transactions FILE"
+                                                  : "give --transactions FILE");
+    loader_format_t format = LOADER_CSV;
+    if (args->format && loader_parse_format (args->format, &format) != 0)
+        return s_usage_error ("--format must be csv or cdnow, not \"%s\"", args->format);
+    int32_t cal_end = 0, obs_end = 0;
+    if (args->cal_end && s_date ("--calibration-end", args->cal_end, &cal_end) != 0)
+        return 2;
+    if (args->obs_end && s_date ("--observation-end", args->obs_end, &obs_end) != 0)
+        return 2;
+    ledger_t *ledger = loader_read_transactions (args->transactions, format, err, sizeof err);
+    if (!ledger) {
+        fprintf (stderr, "retainctl churn: %s\n", err);
+        return 1;
+    }
+    if (!args->cal_end)
+        cal_end = ledger_last_day (ledger);
+    if (args->obs_end && obs_end <= cal_end) {
+        ledger_destroy (&ledger);
+        return s_usage_error ("%s", "--observation-end must be after the calibration end");
+    }
+    summary_t *s = ledger_summarize (ledger, cal_end, args->obs_end ? obs_end : cal_end, unit_days);
+    if (!s) {
+        ledger_destroy (&ledger);
+        fprintf (stderr, "retainctl churn: out of memory\n");
+        return 1;
+    }
+    if (s->n == 0) {
+        char day[11];
+        ledger_format_date (cal_end, day);
+        fprintf (stderr, "retainctl churn: %s: no customer made a first purchase by %s\n",
+                 args->transactions, day);
+        summary_destroy (&s);
+        ledger_destroy (&ledger);
+        return 1;
+    }
+    *out = s;
+    if (ledger_out)
+        *ledger_out = ledger;
+    else
+        ledger_destroy (&ledger);
+    return 0;
+}
+
+/* Fits both models. Returns 0 or 1 (message printed). *have_gg tells
+ * whether a spend model was fitted. */
+static int
+s_fit (const char *source, const summary_t *s, bgnbd_fit_t *bg, gammagamma_fit_t *gg, bool *have_gg)
+{
+    char err[ERR_LEN];
+    if (bgnbd_fit (s->frequency, s->recency, s->T, s->n, NULL, bg, err, sizeof err) != 0) {
+        fprintf (stderr, "retainctl churn: %s: %s\n", source, err);
+        return 1;
+    }
+    if (!bg->converged)
+        fprintf (stderr,
+                 "retainctl churn: warning: the BG/NBD fit did not converge (gradient %g); "
+                 "the parameters may be unreliable\n",
+                 bg->gradient_norm);
+    *have_gg = false;
+    if (s->monetary) {
+        if (gammagamma_fit (s->frequency, s->monetary, s->n, gg, err, sizeof err) == 0)
+            *have_gg = true;
+        else
+            fprintf (stderr, "retainctl churn: warning: no spend model: %s\n", err);
+    }
+    return 0;
+}
+
+static const char *
+s_source (const s_args_t *args)
+{
+    return args->summary ? args->summary : args->transactions;
+}
+
+static int
+s_cmd_fit (const s_args_t *args)
+{
+    summary_t *s = NULL;
+    int rc = s_load (args, true, &s, NULL);
+    if (rc != 0)
+        return rc;
+    bgnbd_fit_t bg;
+    gammagamma_fit_t gg;
+    bool have_gg;
+    rc = s_fit (s_source (args), s, &bg, &gg, &have_gg);
+    if (rc == 0) {
+        json_t *o = json_object ();
+        json_object_set_new (o, "r", s_real (bg.params.r));
+        json_object_set_new (o, "alpha", s_real (bg.params.alpha));
+        json_object_set_new (o, "a", s_real (bg.params.a));
+        json_object_set_new (o, "b", s_real (bg.params.b));
+        json_object_set_new (o, "log_likelihood", s_real (bg.log_likelihood));
+        json_object_set_new (o, "iterations", json_integer (bg.iterations));
+        json_object_set_new (o, "converged", json_boolean (bg.converged));
+        json_object_set_new (o, "customers", json_integer ((json_int_t)bg.customers));
+        json_object_set_new (o, "unit", json_string (s_unit_name (s->unit_days)));
+        if (have_gg) {
+            json_t *g = json_object ();
+            json_object_set_new (g, "p", s_real (gg.params.p));
+            json_object_set_new (g, "q", s_real (gg.params.q));
+            json_object_set_new (g, "v", s_real (gg.params.v));
+            json_object_set_new (g, "log_likelihood", s_real (gg.log_likelihood));
+            json_object_set_new (g, "converged", json_boolean (gg.converged));
+            json_object_set_new (g, "customers", json_integer ((json_int_t)gg.customers));
+            json_object_set_new (g, "frequency_spend_correlation", s_real (gg.correlation));
+            json_object_set_new (o, "gamma_gamma", g);
+        }
+        s_print_json (o);
+    }
+    summary_destroy (&s);
+    return rc;
+}
+
+static int
+s_cmd_score (const s_args_t *args)
+{
+    double horizon_days = 90, months = 12, discount = 0.01;
+    if (args->horizon && (s_number (args->horizon, &horizon_days) != 0 || horizon_days <= 0))
+        return s_usage_error ("--horizon-days must be a number > 0, not \"%s\"", args->horizon);
+    if (args->clv_months && (s_number (args->clv_months, &months) != 0 || months < 0 ||
+                             months > 1200 || months != floor (months)))
+        return s_usage_error ("--clv-months must be a whole number 0..1200, not \"%s\"",
+                              args->clv_months);
+    if (args->discount && (s_number (args->discount, &discount) != 0 || discount < 0))
+        return s_usage_error ("--discount must be a rate >= 0, not \"%s\"", args->discount);
+    bool jsonl = false;
+    if (args->output) {
+        if (strcmp (args->output, "jsonl") == 0)
+            jsonl = true;
+        else if (strcmp (args->output, "csv") != 0)
+            return s_usage_error ("--output must be csv or jsonl, not \"%s\"", args->output);
+    }
+    summary_t *s = NULL;
+    int rc = s_load (args, true, &s, NULL);
+    if (rc != 0)
+        return rc;
+    bgnbd_fit_t bg;
+    gammagamma_fit_t gg;
+    bool have_gg;
+    score_t *sc = NULL;
+    rc = s_fit (s_source (args), s, &bg, &gg, &have_gg);
+    if (rc != 0)
+        goto cleanup;
+    score_opts_t opts = {.horizon = horizon_days / s->unit_days,
+                         .clv_periods = (int)months,
+                         .period = 30 / s->unit_days,
+                         .discount = discount};
+    char err[ERR_LEN];
+    sc = score_run (s, &bg.params, have_gg ? &gg.params : NULL, &opts, err, sizeof err);
+    if (!sc) {
+        fprintf (stderr, "retainctl churn: %s\n", err);
+        rc = 1;
+        goto cleanup;
+    }
+    if (!jsonl)
+        printf ("id,frequency,recency,T,p_alive,expected_purchases,r,f,m,segment,"
+                "expected_spend,clv\n");
+    for (size_t i = 0; i < s->n; i++) {
+        char idbuf[32];
+        const char *id = s->id ? s->id[i] : NULL;
+        if (!id) {
+            snprintf (idbuf, sizeof idbuf, "%zu", i + 1);
+            id = idbuf;
+        }
+        double spend = sc->spend ? sc->spend[i] : -1;
+        double clv = sc->clv ? sc->clv[i] : -1;
+        const char *segment = rfm_segment_name ((rfm_segment_t)sc->segment[i]);
+        if (jsonl) {
+            json_t *o = json_object ();
+            json_object_set_new (o, "id", json_string (id));
+            json_object_set_new (o, "frequency", s_real (s->frequency[i]));
+            json_object_set_new (o, "recency", s_real (s->recency[i]));
+            json_object_set_new (o, "T", s_real (s->T[i]));
+            json_object_set_new (o, "p_alive", s_real (sc->p_alive[i]));
+            json_object_set_new (o, "expected_purchases", s_real (sc->expected[i]));
+            json_object_set_new (o, "r", json_integer (sc->r[i]));
+            json_object_set_new (o, "f", json_integer (sc->f[i]));
+            json_object_set_new (o, "m", json_integer (sc->m[i]));
+            json_object_set_new (o, "segment", json_string (segment));
+            json_object_set_new (o, "expected_spend", spend >= 0 ? s_real (spend) : json_null ());
+            json_object_set_new (o, "clv", clv >= 0 ? s_real (clv) : json_null ());
+            s_print_json (o);
+            continue;
+        }
+        /* An id with a comma or quote is quoted as CSV wants. */
+        if (strpbrk (id, ",\"\n")) {
+            putchar ('"');
+            for (const char *c = id; *c; c++) {
+                if (*c == '"')
+                    putchar ('"');
+                putchar (*c);
+            }
+            putchar ('"');
+        } else
+            fputs (id, stdout);
+        printf (",%.10g,%.10g,%.10g,%.6f,%.6f,%d,%d,%d,%s,", s->frequency[i], s->recency[i],
+                s->T[i], sc->p_alive[i], sc->expected[i], sc->r[i], sc->f[i], sc->m[i], segment);
+        if (spend >= 0)
+            printf ("%.2f", spend);
+        putchar (',');
+        if (clv >= 0)
+            printf ("%.2f", clv);
+        putchar ('\n');
+    }
+cleanup:
+    score_destroy (&sc);
+    summary_destroy (&s);
+    return rc;
+}
+
+static int
+s_cmd_summary (const s_args_t *args)
+{
+    summary_t *s = NULL;
+    int rc = s_load (args, false, &s, NULL);
+    if (rc != 0)
+        return rc;
+    bool holdout = s->frequency_holdout != NULL;
+    printf ("id,frequency,recency,T,monetary_value,revenue%s\n",
+            holdout ? ",frequency_holdout,monetary_value_holdout,duration_holdout" : "");
+    for (size_t i = 0; i < s->n; i++) {
+        printf ("%s,%.10g,%.10g,%.10g,%.10g,%.10g", s->id[i], s->frequency[i], s->recency[i],
+                s->T[i], s->monetary[i], s->revenue[i]);
+        if (holdout)
+            printf (",%.10g,%.10g,%.10g", s->frequency_holdout[i], s->monetary_holdout[i],
+                    s->duration_holdout);
+        putchar ('\n');
+    }
+    summary_destroy (&s);
+    return 0;
+}
+
+static int
+s_cmd_report (const s_args_t *args)
+{
+    char err[ERR_LEN];
+    double top = 0.2;
+    if (args->top && (s_number (args->top, &top) != 0 || !(top > 0 && top <= 1)))
+        return s_usage_error ("--top must be a share in (0, 1], not \"%s\"", args->top);
+    bool text = false;
+    if (args->output) {
+        if (strcmp (args->output, "text") == 0)
+            text = true;
+        else if (strcmp (args->output, "json") != 0)
+            return s_usage_error ("--output must be json or text, not \"%s\"", args->output);
+    }
+    churn_definition_t def = {.rule = CHURN_RULE_INACTIVE, .inactive_days = 90};
+    if (args->lost) {
+        double v;
+        if (strncmp (args->lost, "inactive:", 9) == 0 && s_number (args->lost + 9, &v) == 0 &&
+            v >= 1 && v <= 100000 && v == floor (v))
+            def.inactive_days = (int)v;
+        else if (strncmp (args->lost, "palive:", 7) == 0 && s_number (args->lost + 7, &v) == 0 &&
+                 v > 0 && v < 1) {
+            def.rule = CHURN_RULE_P_ALIVE;
+            def.p_alive_threshold = v;
+        } else
+            return s_usage_error ("--lost must be inactive:DAYS or palive:P (0 < P < 1), not "
+                                  "\"%s\"",
+                                  args->lost);
+    }
+    int32_t from = 0, to = 0;
+    if (args->from && s_date ("--from", args->from, &from) != 0)
+        return 2;
+    if (args->to && s_date ("--to", args->to, &to) != 0)
+        return 2;
+    if (args->from && args->to && from >= to)
+        return s_usage_error ("%s", "--from must be before --to");
+    if (s_unit_days (args) == 0)
+        return s_usage_error ("--unit must be days or weeks, not \"%s\"", args->unit);
+
+    summary_t *s = NULL;
+    ledger_t *ledger = NULL;
+    s_args_t load_args = *args;
+    load_args.cal_end = args->to; /* the model sees what was known at the end */
+    int rc = s_load (&load_args, false, &s, &ledger);
+    if (rc != 0)
+        return rc;
+    if (!args->to)
+        to = ledger_last_day (ledger);
+    if (!args->from)
+        from = to - 30;
+    if (from >= to) {
+        rc = s_usage_error ("%s", "--from must be before the end of the period");
+        goto cleanup;
+    }
+    if (def.rule == CHURN_RULE_P_ALIVE) {
+        bgnbd_fit_t bg;
+        gammagamma_fit_t gg;
+        bool have_gg;
+        rc = s_fit (args->transactions, s, &bg, &gg, &have_gg);
+        if (rc != 0)
+            goto cleanup;
+        def.params = bg.params;
+        def.unit_days = s->unit_days;
+    }
+    churn_rate_t rate;
+    if (churn_rate (ledger, &def, from, to, &rate, err, sizeof err) != 0) {
+        fprintf (stderr, "retainctl churn: %s\n", err);
+        rc = 1;
+        goto cleanup;
+    }
+    churn_pareto_t pareto;
+    if (churn_pareto (s->revenue, s->n, top, &pareto) != 0) {
+        fprintf (stderr, "retainctl churn: out of memory\n");
+        rc = 1;
+        goto cleanup;
+    }
+    char definition[256], day_from[11], day_to[11];
+    churn_describe (&def, definition, sizeof definition);
+    ledger_format_date (from, day_from);
+    ledger_format_date (to, day_to);
+    if (text) {
+        printf ("Period: after %s up to %s\n", day_from, day_to);
+        printf ("Definition: %s\n", definition);
+        if (rate.defined)
+            printf ("Churn rate: %.1f%% (%zu of the %zu customers active at the start were "
+                    "lost; %zu stayed)\n",
+                    100 * rate.rate, rate.lost, rate.at_start, rate.retained);
+        else
+            printf ("Churn rate: not defined (no customer was active at the start)\n");
+        printf ("New customers: %zu; returned after being lost: %zu\n", rate.new_customers,
+                rate.returned);
+        if (pareto.defined)
+            printf ("Revenue: the top %g%% of customers (%zu of %zu) bring %.1f%% of it; "
+                    "%.1f%% of customers bring 80%%\n",
+                    100 * top, pareto.top_customers, pareto.customers,
+                    100 * pareto.top_revenue_share, 100 * pareto.customers_for_80);
+        else
+            printf ("Revenue: none recorded\n");
+    } else {
+        json_t *o = json_object ();
+        json_t *period = json_object ();
+        json_object_set_new (period, "from", json_string (day_from));
+        json_object_set_new (period, "to", json_string (day_to));
+        json_object_set_new (o, "period", period);
+        json_object_set_new (o, "definition", json_string (definition));
+        json_object_set_new (o, "churn_rate", rate.defined ? s_real (rate.rate) : json_null ());
+        json_object_set_new (o, "customers_at_start", json_integer ((json_int_t)rate.at_start));
+        json_object_set_new (o, "lost", json_integer ((json_int_t)rate.lost));
+        json_object_set_new (o, "retained", json_integer ((json_int_t)rate.retained));
+        json_object_set_new (o, "returned", json_integer ((json_int_t)rate.returned));
+        json_object_set_new (o, "new_customers", json_integer ((json_int_t)rate.new_customers));
+        json_t *p = json_object ();
+        json_object_set_new (p, "customers", json_integer ((json_int_t)pareto.customers));
+        json_object_set_new (p, "top_fraction", s_real (top));
+        json_object_set_new (p, "top_customers", json_integer ((json_int_t)pareto.top_customers));
+        json_object_set_new (p, "top_revenue_share",
+                             pareto.defined ? s_real (pareto.top_revenue_share) : json_null ());
+        json_object_set_new (p, "customers_for_80_percent",
+                             pareto.defined ? s_real (pareto.customers_for_80) : json_null ());
+        json_object_set_new (p, "total_revenue", s_real (pareto.total_revenue));
+        json_object_set_new (o, "pareto", p);
+        s_print_json (o);
+    }
+cleanup:
+    summary_destroy (&s);
+    ledger_destroy (&ledger);
+    return rc;
+}
+
+int
+retainctl_churn (int argc, char **argv)
+{
+    if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "help") == 0) {
+        fputs (s_usage_text, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    static const struct {
+        const char *name;
+        unsigned command;
+        int (*run) (const s_args_t *);
+    } subs[] = {{"fit", CMD_FIT, s_cmd_fit},
+                {"score", CMD_SCORE, s_cmd_score},
+                {"report", CMD_REPORT, s_cmd_report},
+                {"summary", CMD_SUMMARY, s_cmd_summary}};
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        if (strcmp (argv[1], subs[i].name) != 0)
+            continue;
+        for (int k = 2; k < argc; k++)
+            if (strcmp (argv[k], "--help") == 0) {
+                fputs (s_usage_text, stdout);
+                return 0;
+            }
+        s_args_t args;
+        int rc = s_parse_args (argc - 2, argv + 2, subs[i].command, &args);
+        if (rc != 0)
+            return rc;
+        return subs[i].run (&args);
+    }
+    return s_usage_error ("unknown subcommand \"%s\"", argv[1]);
+}
