@@ -1,0 +1,14 @@
+# Tests that are scripts rather than cmocka programs; included by
+# tests/CMakeLists.txt.
+
+# The deployment files, checked without a container engine.
+add_test(NAME deploy.compose
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/deploy/test_compose.sh
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(deploy.compose PROPERTIES LABELS deploy TIMEOUT 120)
+
+# The Python outside-producer example against a real busd and PostgreSQL.
+add_test(NAME e2e.python_client
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e/test_python_client.sh ${CMAKE_BINARY_DIR}/bin
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(e2e.python_client PROPERTIES LABELS e2e TIMEOUT 300 RUN_SERIAL TRUE)
