@@ -34,7 +34,7 @@
 #include "loader.h"
 #include "simulate.h"
 
-#define CDNOW_SUMMARY RT_TEST_SOURCE_DIR "/../shared/data/cdnow/cdnow_customers_summary.csv"
+#define CDNOW_SUMMARY RT_TEST_SOURCE_DIR "/tests/data/cdnow/cdnow_customers_summary.csv"
 
 static const bgnbd_params_t s_paper = {0.243, 4.414, 0.793, 2.426};
 

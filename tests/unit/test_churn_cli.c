@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CDNOW_DIR RT_TEST_SOURCE_DIR "/../shared/data/cdnow/"
+#define CDNOW_DIR RT_TEST_SOURCE_DIR "/tests/data/cdnow/"
 
 typedef struct {
     int status;

@@ -22,7 +22,7 @@
 #include "ledger.h"
 #include "loader.h"
 
-#define CDNOW_DIR RT_TEST_SOURCE_DIR "/../shared/data/cdnow/"
+#define CDNOW_DIR RT_TEST_SOURCE_DIR "/tests/data/cdnow/"
 
 static int32_t
 s_day (const char *text)

@@ -30,7 +30,7 @@
 #include "rfm.h"
 #include "score.h"
 
-#define CDNOW_DIR RT_TEST_SOURCE_DIR "/../shared/data/cdnow/"
+#define CDNOW_DIR RT_TEST_SOURCE_DIR "/tests/data/cdnow/"
 
 static int32_t
 s_day (const char *text)
