@@ -43,6 +43,8 @@ typedef struct {
     int64_t epoch;                  /* epoch granted at takeover */
     uint64_t offset;                /* last committed pseq */
     uint64_t head;                  /* last pseq in the log, as last seen */
+    uint64_t head_before;           /* log head at the previous rebalance */
+    bool live;                      /* a live event came since the previous rebalance */
     bool catchup;                   /* read from the log before live events */
     int failures;                   /* consecutive handler failures */
     int64_t retry_at_ms;            /* no attempt before this (backoff) */
@@ -496,11 +498,23 @@ s_rebalance (rt_consumer_t *self)
         for (i = 0; i < self->nparts; i++) {
             s_part_t *part = &self->parts[i];
             if (part->partition == p && strcmp (part->stream, stream) == 0) {
-                part->head = strtoull (PQgetvalue (res, r, 2), NULL, 10);
                 /* Live delivery missed the tail (a publish lost at a busd
-                 * restart, a subscription not yet in effect). */
-                if (part->owned && part->head > part->offset + part->npending)
+                 * restart, a subscription not yet in effect, a drop with
+                 * nothing after it to show the jump): events already in
+                 * the log at the previous rebalance have not come, and
+                 * nothing came live since. Events merely in flight, or
+                 * queued behind a slow handler, are not missing: treating
+                 * them so would drop the live stream of every busy
+                 * partition each interval and hide real gaps. */
+                if (part->owned && !part->catchup && !part->live &&
+                    part->head_before > part->offset + part->npending) {
                     part->catchup = true;
+                    if (self->m_gaps)
+                        rt_counter_inc (self->m_gaps);
+                }
+                part->head = strtoull (PQgetvalue (res, r, 2), NULL, 10);
+                part->head_before = part->head;
+                part->live = false;
             }
         }
     }
@@ -509,9 +523,34 @@ s_rebalance (rt_consumer_t *self)
     return 0;
 }
 
+/* The batch in hand did not commit: roll it back and, unless the
+ * connection is gone (-2: the new session starts over), retry the
+ * partition from the log after a backoff (-1). `event` is the one that
+ * failed, or the batch's last when the commit itself failed. */
+static int
+s_batch_failed (rt_consumer_t *self, s_part_t *part, const Retain__V1__Envelope *event,
+                const char *why)
+{
+    rt_db_rollback (self->db);
+    if (!rt_db_is_ok (self->db))
+        return -2;
+    part->failures++;
+    part->retry_at_ms = rt_mono_ms () + (part->failures < 7 ? 100 << part->failures : 10000);
+    part->catchup = true;
+    if (self->m_failures)
+        rt_counter_inc (self->m_failures);
+    rt_log (RT_LOG_WARN, why, "group", "%s", self->group, "stream", "%s", part->stream, "partition",
+            "%u", part->partition, "pseq", "%" PRIu64, event->pseq, "id", "%s", event->id, "error",
+            "%s", rt_db_error (self->db), NULL);
+    /* Last: `event` may be one of the pending events this frees. */
+    s_drop_pending (part);
+    return -1;
+}
+
 /* Runs the handler over events in one transaction with the offset move.
- * 0 committed, -1 handler failed (rolled back), -2 database trouble, -3
- * fenced (ownership lost; the partition is dropped). */
+ * 0 committed, -1 failed on a live connection (rolled back, retried from
+ * the log after a backoff), -2 database connection lost, -3 fenced
+ * (ownership lost; the partition is dropped). */
 static int
 s_handle_batch (rt_consumer_t *self, s_part_t *part, const Retain__V1__Envelope *const *events,
                 size_t n)
@@ -524,25 +563,13 @@ s_handle_batch (rt_consumer_t *self, s_part_t *part, const Retain__V1__Envelope 
 
     if (n == 0)
         return 0;
+    fprintf (stderr, "DBG batch p %u n %zu\n", part->partition, n);
     if (rt_db_begin (self->db) != 0)
         return -2;
     for (i = 0; i < n; i++) {
-        if (self->handler (self->db, events[i], self->handler_arg) != 0) {
-            rt_db_rollback (self->db);
-            if (!rt_db_is_ok (self->db))
-                return -2;
-            part->failures++;
-            part->retry_at_ms =
-                rt_mono_ms () + (part->failures < 7 ? 100 << part->failures : 10000);
-            part->catchup = true;
-            s_drop_pending (part);
-            if (self->m_failures)
-                rt_counter_inc (self->m_failures);
-            rt_log (RT_LOG_WARN, "handler failed; batch rolled back, will retry", "group", "%s",
-                    self->group, "stream", "%s", part->stream, "partition", "%u", part->partition,
-                    "pseq", "%" PRIu64, events[i]->pseq, "id", "%s", events[i]->id, NULL);
-            return -1;
-        }
+        if (self->handler (self->db, events[i], self->handler_arg) != 0)
+            return s_batch_failed (self, part, events[i],
+                                   "handler failed; batch rolled back, will retry");
     }
     snprintf (partition, sizeof partition, "%u", part->partition);
     snprintf (epoch, sizeof epoch, "%" PRId64, part->epoch);
@@ -557,10 +584,9 @@ s_handle_batch (rt_consumer_t *self, s_part_t *part, const Retain__V1__Envelope 
                              "WHERE grp = $1 AND stream = $2 AND partition = $3::int "
                              "AND epoch = $4::bigint",
                              5, params);
-    if (!res) {
-        rt_db_rollback (self->db);
-        return -2;
-    }
+    if (!res)
+        return s_batch_failed (self, part, events[n - 1],
+                               "offset not moved; batch rolled back, will retry");
     updated = strcmp (PQcmdTuples (res), "1") == 0;
     PQclear (res);
     if (!updated) {
@@ -573,8 +599,12 @@ s_handle_batch (rt_consumer_t *self, s_part_t *part, const Retain__V1__Envelope 
         s_release (self, part);
         return -3;
     }
+    /* A COMMIT refused on a live connection (a deferred constraint of the
+     * handler's writes) is final for this attempt: back off like a handler
+     * failure instead of retrying the same batch at once, unlogged. */
     if (rt_db_commit (self->db) != 0)
-        return -2;
+        return s_batch_failed (self, part, events[n - 1],
+                               "commit failed; batch rolled back, will retry");
     part->offset = events[n - 1]->pseq;
     if (part->head < part->offset)
         part->head = part->offset;
@@ -761,17 +791,18 @@ s_drain_sub (rt_consumer_t *self)
         zmq_msg_close (&body);
         if (!env)
             continue;
+        part->live = true;
         if (env->pseq <= part->offset + part->npending) {
             retain__v1__envelope__free_unpacked (env, NULL); /* already have it */
             continue;
         }
         if (env->pseq > part->offset + part->npending + 1) {
             /* Something between was dropped: the log has it. */
+            if (part->head < env->pseq)
+                part->head = env->pseq;
             retain__v1__envelope__free_unpacked (env, NULL);
             s_drop_pending (part);
             part->catchup = true;
-            if (part->head < env->pseq)
-                part->head = env->pseq;
             if (self->m_gaps)
                 rt_counter_inc (self->m_gaps);
             continue;

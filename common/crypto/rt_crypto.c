@@ -1,0 +1,150 @@
+/*
+ * rt_crypto: HMACs, constant-time comparison, hex and base64.
+ */
+#include "rt_crypto.h"
+
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+void
+rt_hmac_sha256 (const void *key, size_t keylen, const void *data, size_t len,
+                uint8_t out[RT_SHA256_LEN])
+{
+    unsigned int outlen = RT_SHA256_LEN;
+    HMAC (EVP_sha256 (), key, (int)keylen, data, len, out, &outlen);
+}
+
+void
+rt_hmac_sha1 (const void *key, size_t keylen, const void *data, size_t len,
+              uint8_t out[RT_SHA1_LEN])
+{
+    unsigned int outlen = RT_SHA1_LEN;
+    HMAC (EVP_sha1 (), key, (int)keylen, data, len, out, &outlen);
+}
+
+void
+rt_sha256 (const void *data, size_t len, uint8_t out[RT_SHA256_LEN])
+{
+    unsigned int outlen = RT_SHA256_LEN;
+    EVP_Digest (data, len, out, &outlen, EVP_sha256 (), NULL);
+}
+
+bool
+rt_ct_equal (const void *a, size_t alen, const void *b, size_t blen)
+{
+    const volatile uint8_t *x = a, *y = b;
+    uint8_t diff = 0;
+    size_t i;
+    if (alen != blen)
+        return false;
+    for (i = 0; i < alen; i++)
+        diff |= x[i] ^ y[i];
+    return diff == 0;
+}
+
+void
+rt_hex_encode (const uint8_t *bin, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+    for (i = 0; i < len; i++) {
+        out[2 * i] = digits[bin[i] >> 4];
+        out[2 * i + 1] = digits[bin[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static int
+s_hexval (char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+long
+rt_hex_decode (const char *hex, size_t hexlen, uint8_t *out, size_t outlen)
+{
+    size_t i;
+    if (hexlen % 2 != 0 || hexlen / 2 > outlen)
+        return -1;
+    for (i = 0; i < hexlen / 2; i++) {
+        int hi = s_hexval (hex[2 * i]), lo = s_hexval (hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return (long)(hexlen / 2);
+}
+
+void
+rt_base64_encode (const uint8_t *bin, size_t len, char *out)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i, o = 0;
+    for (i = 0; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)bin[i] << 16 | (uint32_t)bin[i + 1] << 8 | bin[i + 2];
+        out[o++] = alphabet[v >> 18];
+        out[o++] = alphabet[(v >> 12) & 63];
+        out[o++] = alphabet[(v >> 6) & 63];
+        out[o++] = alphabet[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)bin[i] << 16 | (i + 1 < len ? (uint32_t)bin[i + 1] << 8 : 0);
+        out[o++] = alphabet[v >> 18];
+        out[o++] = alphabet[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+}
+
+static int
+s_b64val (char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+long
+rt_base64_decode (const char *text, size_t len, uint8_t *out, size_t outlen)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t i, o = 0;
+    /* Padding only at the end, at most two. */
+    while (len > 0 && text[len - 1] == '=')
+        len--;
+    if (len % 4 == 1)
+        return -1;
+    for (i = 0; i < len; i++) {
+        int v = s_b64val (text[i]);
+        if (v < 0)
+            return -1;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= outlen)
+                return -1;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return (long)o;
+}

@@ -1,0 +1,173 @@
+/*
+ * rt_form: urlencoded forms and query strings (see rt_form.h).
+ */
+#include "rt_form.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rt_form_t {
+    rt_form_pair_t *pairs;         /* in arrival order */
+    size_t count;                  /* number of pairs */
+    const rt_form_pair_t **sorted; /* by name, made on demand */
+};
+
+static int
+s_hexval (char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *
+rt_url_decode (const char *text, size_t len, int plus_is_space)
+{
+    char *out = malloc (len + 1);
+    size_t i, o = 0;
+    if (!out)
+        return NULL;
+    for (i = 0; i < len; i++) {
+        if (text[i] == '%') {
+            int hi, lo;
+            hi = i + 1 < len ? s_hexval (text[i + 1]) : -1;
+            lo = i + 2 < len ? s_hexval (text[i + 2]) : -1;
+            if (hi < 0 || lo < 0) {
+                free (out);
+                return NULL;
+            }
+            out[o++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else if (text[i] == '+' && plus_is_space)
+            out[o++] = ' ';
+        else
+            out[o++] = text[i];
+    }
+    out[o] = '\0';
+    /* An encoded NUL would silently cut the value short. */
+    if (strlen (out) != o) {
+        free (out);
+        return NULL;
+    }
+    return out;
+}
+
+rt_form_t *
+rt_form_parse (const char *data, size_t len, char *err, size_t errlen)
+{
+    rt_form_t *self = calloc (1, sizeof *self);
+    size_t start = 0, cap = 0;
+    if (!self)
+        goto oom;
+    while (start < len) {
+        size_t end = start, eq;
+        char *name, *value;
+        while (end < len && data[end] != '&')
+            end++;
+        if (end == start) {
+            start = end + 1; /* "a=1&&b=2": empty part, skipped */
+            continue;
+        }
+        eq = start;
+        while (eq < end && data[eq] != '=')
+            eq++;
+        name = rt_url_decode (data + start, eq - start, 1);
+        value = eq < end ? rt_url_decode (data + eq + 1, end - eq - 1, 1) : strdup ("");
+        if (!name || !value) {
+            free (name);
+            free (value);
+            snprintf (err, errlen, "malformed percent-encoding in \"%.*s\"",
+                      (int)(end - start > 60 ? 60 : end - start), data + start);
+            rt_form_destroy (&self);
+            return NULL;
+        }
+        if (self->count == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            rt_form_pair_t *pairs = realloc (self->pairs, ncap * sizeof *pairs);
+            if (!pairs) {
+                free (name);
+                free (value);
+                goto oom;
+            }
+            self->pairs = pairs;
+            cap = ncap;
+        }
+        self->pairs[self->count].name = name;
+        self->pairs[self->count].value = value;
+        self->count++;
+        start = end + 1;
+    }
+    return self;
+oom:
+    snprintf (err, errlen, "out of memory");
+    rt_form_destroy (&self);
+    return NULL;
+}
+
+void
+rt_form_destroy (rt_form_t **self_p)
+{
+    rt_form_t *self;
+    size_t i;
+    if (!self_p || !*self_p)
+        return;
+    self = *self_p;
+    for (i = 0; i < self->count; i++) {
+        free (self->pairs[i].name);
+        free (self->pairs[i].value);
+    }
+    free (self->pairs);
+    free (self->sorted);
+    free (self);
+    *self_p = NULL;
+}
+
+size_t
+rt_form_count (const rt_form_t *self)
+{
+    return self->count;
+}
+
+const rt_form_pair_t *
+rt_form_pair (const rt_form_t *self, size_t i)
+{
+    return i < self->count ? &self->pairs[i] : NULL;
+}
+
+const char *
+rt_form_get (const rt_form_t *self, const char *name)
+{
+    size_t i;
+    for (i = 0; i < self->count; i++) {
+        if (strcmp (self->pairs[i].name, name) == 0)
+            return self->pairs[i].value;
+    }
+    return NULL;
+}
+
+const rt_form_pair_t *const *
+rt_form_sorted (rt_form_t *self)
+{
+    size_t i, j;
+    if (self->sorted)
+        return self->sorted;
+    self->sorted = malloc ((self->count ? self->count : 1) * sizeof *self->sorted);
+    if (!self->sorted)
+        return NULL;
+    /* Insertion sort: stable, and forms are small. */
+    for (i = 0; i < self->count; i++) {
+        const rt_form_pair_t *p = &self->pairs[i];
+        j = i;
+        while (j > 0 && strcmp (self->sorted[j - 1]->name, p->name) > 0) {
+            self->sorted[j] = self->sorted[j - 1];
+            j--;
+        }
+        self->sorted[j] = p;
+    }
+    return self->sorted;
+}
