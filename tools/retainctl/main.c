@@ -24,6 +24,7 @@ static const s_command_t s_commands[] = {
     {"tail", retainctl_tail, "print events from the log as JSON lines"},
     {"offsets", retainctl_offsets, "show each consumer group's position and lag"},
     {"keygen", retainctl_keygen, "print a new ZeroMQ CURVE key pair"},
+    {"inbox", retainctl_inbox, "manage ingest inboxes: add, list, rotate-secret, ..."},
     {"churn", retainctl_churn, "customer value and churn: fit, score, report, summary"},
     {NULL, NULL, NULL}};
 

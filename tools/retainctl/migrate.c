@@ -10,8 +10,9 @@
 #include "rt_migrate.h"
 
 extern const rt_migration_set_t rt_migrations_bus;
+extern const rt_migration_set_t rt_migrations_ingest;
 
-static const rt_migration_set_t *const s_sets[] = {&rt_migrations_bus, NULL};
+static const rt_migration_set_t *const s_sets[] = {&rt_migrations_bus, &rt_migrations_ingest, NULL};
 
 static const rt_config_setting_t s_settings[] = {
     {"pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"},

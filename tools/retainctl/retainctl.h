@@ -11,6 +11,7 @@ int retainctl_publish (int argc, char **argv);
 int retainctl_tail (int argc, char **argv);
 int retainctl_offsets (int argc, char **argv);
 int retainctl_keygen (int argc, char **argv);
+int retainctl_inbox (int argc, char **argv);
 int retainctl_churn (int argc, char **argv);
 
 #endif

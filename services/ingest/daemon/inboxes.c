@@ -1,0 +1,234 @@
+/*
+ * inboxes: ingest.inboxes as refcounted snapshots (see inboxes.h).
+ */
+#include "inboxes.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_db.h"
+#include "rt_log.h"
+
+typedef struct {
+    ingest_inbox_t pub; /* what handlers see; strings point into the fields below */
+    char *id;           /* inbox id */
+    char *secret;       /* current secret */
+    char *previous;     /* previous secret or "" */
+    json_t *config;     /* settings object */
+} s_entry_t;
+
+struct inboxes_snapshot_t {
+    atomic_int refs;    /* holders, the inboxes_t included */
+    s_entry_t *entries; /* enabled inboxes, sorted by id */
+    size_t count;       /* their number */
+};
+
+struct inboxes_t {
+    rt_db_t *db;                 /* reads ingest.inboxes */
+    pthread_mutex_t lock;        /* guards current */
+    inboxes_snapshot_t *current; /* the snapshot requests take */
+    char stamp[128];             /* what the loaded snapshot reflects */
+    int loaded;                  /* a snapshot came from PostgreSQL */
+};
+
+static const struct {
+    const char *name;
+    Retain__V1__Channel channel;
+} s_channels[] = {
+    {"telegram", RETAIN__V1__CHANNEL__TELEGRAM},   {"viber", RETAIN__V1__CHANNEL__VIBER},
+    {"messenger", RETAIN__V1__CHANNEL__MESSENGER}, {"instagram", RETAIN__V1__CHANNEL__INSTAGRAM},
+    {"whatsapp", RETAIN__V1__CHANNEL__WHATSAPP},   {"sms", RETAIN__V1__CHANNEL__SMS},
+    {"email", RETAIN__V1__CHANNEL__EMAIL},         {"webchat", RETAIN__V1__CHANNEL__WEBCHAT},
+    {"phone", RETAIN__V1__CHANNEL__PHONE}};
+
+Retain__V1__Channel
+inboxes_channel_from_name (const char *name)
+{
+    size_t i;
+    for (i = 0; i < sizeof s_channels / sizeof *s_channels; i++) {
+        if (strcmp (s_channels[i].name, name) == 0)
+            return s_channels[i].channel;
+    }
+    return RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED;
+}
+
+static void
+s_snapshot_free (inboxes_snapshot_t *snap)
+{
+    size_t i;
+    for (i = 0; i < snap->count; i++) {
+        free (snap->entries[i].id);
+        free (snap->entries[i].secret);
+        free (snap->entries[i].previous);
+        json_decref (snap->entries[i].config);
+    }
+    free (snap->entries);
+    free (snap);
+}
+
+void
+inboxes_release (inboxes_snapshot_t *snap)
+{
+    if (snap && atomic_fetch_sub (&snap->refs, 1) == 1)
+        s_snapshot_free (snap);
+}
+
+inboxes_t *
+inboxes_new (const char *dsn)
+{
+    inboxes_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->db = rt_db_new (dsn, "retain-ingestd-inboxes");
+    self->current = calloc (1, sizeof *self->current);
+    if (!self->db || !self->current) {
+        rt_db_destroy (&self->db);
+        free (self->current);
+        free (self);
+        return NULL;
+    }
+    atomic_init (&self->current->refs, 1);
+    pthread_mutex_init (&self->lock, NULL);
+    return self;
+}
+
+void
+inboxes_destroy (inboxes_t **self_p)
+{
+    inboxes_t *self;
+    if (!self_p || !*self_p)
+        return;
+    self = *self_p;
+    inboxes_release (self->current);
+    rt_db_destroy (&self->db);
+    pthread_mutex_destroy (&self->lock);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+inboxes_loaded (inboxes_t *self)
+{
+    int loaded;
+    pthread_mutex_lock (&self->lock);
+    loaded = self->loaded;
+    pthread_mutex_unlock (&self->lock);
+    return loaded;
+}
+
+inboxes_snapshot_t *
+inboxes_acquire (inboxes_t *self)
+{
+    inboxes_snapshot_t *snap;
+    pthread_mutex_lock (&self->lock);
+    snap = self->current;
+    atomic_fetch_add (&snap->refs, 1);
+    pthread_mutex_unlock (&self->lock);
+    return snap;
+}
+
+static int
+s_cmp_entry (const void *a, const void *b)
+{
+    return strcmp (((const s_entry_t *)a)->id, ((const s_entry_t *)b)->id);
+}
+
+int
+inboxes_refresh (inboxes_t *self)
+{
+    PGresult *res;
+    inboxes_snapshot_t *snap, *old;
+    int r, n;
+
+    if (rt_db_ensure_for (self->db, 0) != 0)
+        return -1;
+    /* A cheap look first: reload only when something changed. */
+    res = rt_db_exec_params (self->db,
+                             "SELECT count(*)::text || ':' || coalesce(max(updated_at)::text, '') "
+                             "FROM ingest.inboxes",
+                             0, NULL);
+    if (!res)
+        return -1;
+    if (self->loaded && strcmp (PQgetvalue (res, 0, 0), self->stamp) == 0) {
+        PQclear (res);
+        return 0;
+    }
+    snprintf (self->stamp, sizeof self->stamp, "%s", PQgetvalue (res, 0, 0));
+    PQclear (res);
+
+    res = rt_db_exec_params (self->db,
+                             "SELECT id, channel, secret, previous_secret, config::text "
+                             "FROM ingest.inboxes WHERE enabled ORDER BY id",
+                             0, NULL);
+    if (!res)
+        return -1;
+    n = PQntuples (res);
+    snap = calloc (1, sizeof *snap);
+    if (!snap || !(snap->entries = calloc ((size_t)(n ? n : 1), sizeof *snap->entries))) {
+        free (snap);
+        PQclear (res);
+        return -1;
+    }
+    atomic_init (&snap->refs, 1);
+    for (r = 0; r < n; r++) {
+        s_entry_t *e = &snap->entries[snap->count];
+        json_error_t jerr;
+        Retain__V1__Channel channel = inboxes_channel_from_name (PQgetvalue (res, r, 1));
+        e->config = json_loads (PQgetvalue (res, r, 4), 0, &jerr);
+        e->id = strdup (PQgetvalue (res, r, 0));
+        e->secret = strdup (PQgetvalue (res, r, 2));
+        e->previous = strdup (PQgetvalue (res, r, 3));
+        if (!e->config || !json_is_object (e->config) || !e->id || !e->secret || !e->previous ||
+            channel == RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED) {
+            rt_log (RT_LOG_ERROR, "inbox skipped: unreadable configuration", "inbox", "%s",
+                    PQgetvalue (res, r, 0), NULL);
+            free (e->id);
+            free (e->secret);
+            free (e->previous);
+            json_decref (e->config);
+            memset (e, 0, sizeof *e);
+            continue;
+        }
+        e->pub.id = e->id;
+        e->pub.channel = channel;
+        e->pub.secret = e->secret;
+        e->pub.previous_secret = e->previous;
+        e->pub.config = e->config;
+        snap->count++;
+    }
+    PQclear (res);
+    qsort (snap->entries, snap->count, sizeof *snap->entries, s_cmp_entry);
+    pthread_mutex_lock (&self->lock);
+    old = self->current;
+    self->current = snap;
+    self->loaded = 1;
+    pthread_mutex_unlock (&self->lock);
+    inboxes_release (old);
+    rt_log (RT_LOG_INFO, "inboxes loaded", "count", "%zu", snap->count, NULL);
+    return 1;
+}
+
+const ingest_inbox_t *
+inboxes_find (const inboxes_snapshot_t *snap, const char *id)
+{
+    s_entry_t key;
+    const s_entry_t *e;
+    key.id = (char *)id;
+    e = bsearch (&key, snap->entries, snap->count, sizeof *snap->entries, s_cmp_entry);
+    return e ? &e->pub : NULL;
+}
+
+size_t
+inboxes_count (const inboxes_snapshot_t *snap)
+{
+    return snap->count;
+}
+
+const ingest_inbox_t *
+inboxes_at (const inboxes_snapshot_t *snap, size_t i)
+{
+    return i < snap->count ? &snap->entries[i].pub : NULL;
+}

@@ -1,0 +1,46 @@
+/*
+ * inboxes: the configured inboxes, as an immutable snapshot that request
+ * threads share.
+ *
+ * The control thread reloads ingest.inboxes when it changed and swaps the
+ * snapshot in; a request takes a reference to the current snapshot, looks
+ * its inbox up and lets go when it is answered, so a reload never frees an
+ * inbox a request is still using.
+ */
+#ifndef INGEST_INBOXES_H
+#define INGEST_INBOXES_H
+
+#include <stddef.h>
+
+#include "channel.h"
+
+typedef struct inboxes_t inboxes_t;
+typedef struct inboxes_snapshot_t inboxes_snapshot_t;
+
+inboxes_t *inboxes_new (const char *dsn);
+void inboxes_destroy (inboxes_t **self_p);
+
+/* Reloads when ingest.inboxes changed. 1 reloaded, 0 unchanged, -1 when
+ * PostgreSQL could not be read (the previous snapshot stays). */
+int inboxes_refresh (inboxes_t *self);
+
+/* True once a snapshot was loaded. */
+int inboxes_loaded (inboxes_t *self);
+
+/* The current snapshot with a reference taken (never NULL after the first
+ * load; an empty snapshot before). Release it when done. Thread-safe. */
+inboxes_snapshot_t *inboxes_acquire (inboxes_t *self);
+void inboxes_release (inboxes_snapshot_t *snapshot);
+
+/* An enabled inbox by id, NULL when unknown or disabled (lent with the
+ * snapshot). */
+const ingest_inbox_t *inboxes_find (const inboxes_snapshot_t *snapshot, const char *id);
+
+/* All enabled inboxes (lent with the snapshot). */
+size_t inboxes_count (const inboxes_snapshot_t *snapshot);
+const ingest_inbox_t *inboxes_at (const inboxes_snapshot_t *snapshot, size_t i);
+
+/* The channel of a name as stored ("telegram", ...); UNSPECIFIED when unknown. */
+Retain__V1__Channel inboxes_channel_from_name (const char *name);
+
+#endif
