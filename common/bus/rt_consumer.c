@@ -563,7 +563,6 @@ s_handle_batch (rt_consumer_t *self, s_part_t *part, const Retain__V1__Envelope 
 
     if (n == 0)
         return 0;
-    fprintf (stderr, "DBG batch p %u n %zu\n", part->partition, n);
     if (rt_db_begin (self->db) != 0)
         return -2;
     for (i = 0; i < n; i++) {
@@ -846,13 +845,40 @@ s_array_add (char **arr, size_t *len, size_t *cap, const char *x)
     return 0;
 }
 
+/* The round did not commit on a live connection, and no handler said why
+ * (a COMMIT refused by a deferred constraint of the handlers' writes, the
+ * offsets statement failing): every partition of the round goes back to
+ * the log, where each commits on its own, so the one at fault is logged
+ * and backs off alone. Retrying the round as it was would repeat the same
+ * failure at every poll, unlogged, and hold back every partition in it.
+ * Returns 0, or -2 when the connection is gone. */
+static int
+s_round_failed (rt_consumer_t *self, const char *why)
+{
+    size_t i;
+    rt_db_rollback (self->db);
+    if (!rt_db_is_ok (self->db))
+        return -2;
+    rt_log (RT_LOG_WARN, why, "group", "%s", self->group, "error", "%s", rt_db_error (self->db),
+            NULL);
+    for (i = 0; i < self->nparts; i++) {
+        s_part_t *part = &self->parts[i];
+        if (part->owned && part->npending > 0) {
+            s_drop_pending (part);
+            part->catchup = true;
+        }
+    }
+    return 0;
+}
+
 /* Handles the live events of every owned partition in one transaction that
  * moves all their offsets: one COMMIT (one WAL flush) per round rather than
  * one per partition, which keeps latency flat however many partitions a
  * replica owns. A handler failure rolls the round back, puts that partition
  * into backoff and retries the others; a partition whose epoch moved
- * (fenced) is dropped and the others retried. Returns 0, or -2 when the
- * connection failed. */
+ * (fenced) is dropped and the others retried; any other failure sends the
+ * round's partitions to the log (s_round_failed). Returns 0, or -2 when
+ * the connection failed. */
 static int
 s_flush (rt_consumer_t *self)
 {
@@ -944,7 +970,8 @@ s_flush (rt_consumer_t *self)
             "RETURNING o.stream, o.partition",
             5, params);
         if (!res) {
-            rt_db_rollback (self->db);
+            rc = s_round_failed (self, "offsets not moved; round rolled back, partitions retried "
+                                       "from the log");
             goto cleanup;
         }
         if ((size_t)PQntuples (res) != nparts) {
@@ -972,8 +999,11 @@ s_flush (rt_consumer_t *self)
             rc = rt_db_is_ok (self->db) ? 1 : -2;
             goto cleanup;
         }
-        if (rt_db_commit (self->db) != 0)
+        if (rt_db_commit (self->db) != 0) {
+            rc = s_round_failed (self, "commit failed; round rolled back, partitions retried "
+                                       "from the log");
             goto cleanup;
+        }
         for (i = 0; i < self->nparts; i++) {
             s_part_t *part = &self->parts[i];
             if (!part->owned || part->npending == 0)
@@ -988,6 +1018,10 @@ s_flush (rt_consumer_t *self)
             rt_counter_add (self->m_events, nevents);
         rc = 0;
     cleanup:
+        /* Out of memory mid-round leaves the transaction open: never let a
+         * later COMMIT carry these effects without their offsets. */
+        if (rc == -2)
+            rt_db_rollback (self->db);
         PQclear (res);
         for (k = 0; k < 4; k++)
             free (arrs[k]);

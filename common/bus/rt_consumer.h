@@ -21,10 +21,13 @@
  *
  * The handler runs inside a transaction on the replica's connection that
  * also moves the offset; what the handler writes (its state, outbox events
- * through rt_outbox_append) commits with it or not at all. Events are
- * handled in batches (one transaction for up to batch_max events of one
- * partition). A handler returning -1 rolls the batch back; it is retried
- * after a backoff.
+ * through rt_outbox_append) commits with it or not at all. Live events are
+ * handled in rounds: one transaction for every owned partition's events
+ * received since the last round, moving all their offsets (one WAL flush per
+ * round, however many partitions). Catching up from the log reads batch_max
+ * events of a partition per transaction. A handler returning -1 rolls the
+ * round back; the partitions go back to the log, each committing alone, and
+ * only the failing one is retried after a backoff.
  */
 #ifndef RT_CONSUMER_H
 #define RT_CONSUMER_H

@@ -75,6 +75,9 @@ s_buf_need (s_buf_t *b, size_t n)
 static void
 s_buf_put (s_buf_t *b, const void *p, size_t n)
 {
+    /* An empty payload unpacks as (NULL, 0): nothing to copy. */
+    if (n == 0)
+        return;
     s_buf_need (b, n);
     if (b->failed)
         return;

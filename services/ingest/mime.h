@@ -2,7 +2,7 @@
  * mime: an e-mail (RFC 5322 + MIME) into what a support agent reads.
  *
  * Parses headers (unfolding, RFC 2047 encoded words in any charset), the
- * MIME tree (multipart/*, nested), transfer encodings (quoted-printable,
+ * MIME tree (any multipart, nested), transfer encodings (quoted-printable,
  * base64, 7bit/8bit), and converts every text to UTF-8 from its declared
  * charset (iconv). The text is the text/plain part, or text/html turned to
  * text when there is none; the quoted reply below it ("On ... wrote:",

@@ -306,6 +306,27 @@ test_req_client (void **state)
     zmq_close (req);
 }
 
+/* An event whose payload is all defaults serializes to nothing: still an
+ * event. */
+static void
+test_empty_payload (void **state)
+{
+    s_fixture_t *f = *state;
+    Retain__V1__OrderPlaced order = RETAIN__V1__ORDER_PLACED__INIT;
+    Retain__V1__Envelope *env = rt_envelope_new ("OrderPlaced", "empty", &order.base, "t");
+    Retain__V1__Ack *ack;
+    assert_int_equal (env->payload.len, 0);
+    s_send_env (f->dealer, env);
+    ack = s_answer (f->dealer);
+    assert_int_equal (ack->status, RETAIN__V1__ACK__STATUS__OK);
+    retain__v1__ack__free_unpacked (ack, NULL);
+    rt_envelope_free (env);
+    assert_int_equal (rt_test_pg_long (f->conn, "SELECT count(*) FROM bus.events WHERE key = "
+                                                "'empty' AND payload = ''"),
+                      1);
+    s_expect_still_accepting (f);
+}
+
 /* The same id twice is one event; the second answer names the first's place. */
 static void
 test_duplicate_id (void **state)
@@ -345,6 +366,7 @@ main (void)
         cmocka_unit_test (test_over_size_limit),
         cmocka_unit_test (test_producer_vanishes_mid_batch),
         cmocka_unit_test (test_req_client),
+        cmocka_unit_test (test_empty_payload),
         cmocka_unit_test (test_duplicate_id),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
