@@ -12,3 +12,8 @@ add_test(NAME e2e.python_client
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e/test_python_client.sh ${CMAKE_BINARY_DIR}/bin
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(e2e.python_client PROPERTIES LABELS e2e TIMEOUT 300 RUN_SERIAL TRUE)
+
+# The parsers under libFuzzer for a few seconds each (a clang build of its own).
+add_test(NAME fuzz.parsers COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/run 10
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(fuzz.parsers PROPERTIES LABELS fuzz TIMEOUT 900 RUN_SERIAL TRUE)

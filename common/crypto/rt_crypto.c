@@ -127,11 +127,15 @@ rt_base64_decode (const char *text, size_t len, uint8_t *out, size_t outlen)
 {
     uint32_t acc = 0;
     int bits = 0;
-    size_t i, o = 0;
-    /* Padding only at the end, at most two. */
-    while (len > 0 && text[len - 1] == '=')
+    size_t i, o = 0, pad = 0;
+    /* Padding only at the end, at most two, and only to complete the last
+     * quantum: "QQ=" or "QUJD=" are not base64. Accepting them would let
+     * several strings decode to one value. */
+    while (len > 0 && text[len - 1] == '=') {
         len--;
-    if (len % 4 == 1)
+        pad++;
+    }
+    if (pad > 2 || len % 4 == 1 || (pad > 0 && (len + pad) % 4 != 0))
         return -1;
     for (i = 0; i < len; i++) {
         int v = s_b64val (text[i]);
@@ -146,5 +150,9 @@ rt_base64_decode (const char *text, size_t len, uint8_t *out, size_t outlen)
             out[o++] = (uint8_t)(acc >> bits);
         }
     }
+    /* The bits left over after the last byte must be zero (RFC 4648,
+     * section 3.5), or "QR==" and "QQ==" would both be "A". */
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+        return -1;
     return (long)o;
 }

@@ -150,24 +150,35 @@ rt_form_get (const rt_form_t *self, const char *name)
     return NULL;
 }
 
+/* By name, bytewise; equal names keep their arrival order, which is their
+ * order in the pairs array, so comparing the addresses makes qsort stable. */
+static int
+s_pair_cmp (const void *a, const void *b)
+{
+    const rt_form_pair_t *x = *(const rt_form_pair_t *const *)a;
+    const rt_form_pair_t *y = *(const rt_form_pair_t *const *)b;
+    int c = strcmp (x->name, y->name);
+    if (c != 0)
+        return c;
+    return x < y ? -1 : x > y;
+}
+
 const rt_form_pair_t *const *
 rt_form_sorted (rt_form_t *self)
 {
-    size_t i, j;
+    size_t i;
     if (self->sorted)
         return self->sorted;
     self->sorted = malloc ((self->count ? self->count : 1) * sizeof *self->sorted);
     if (!self->sorted)
         return NULL;
-    /* Insertion sort: stable, and forms are small. */
-    for (i = 0; i < self->count; i++) {
-        const rt_form_pair_t *p = &self->pairs[i];
-        j = i;
-        while (j > 0 && strcmp (self->sorted[j - 1]->name, p->name) > 0) {
-            self->sorted[j] = self->sorted[j - 1];
-            j--;
-        }
-        self->sorted[j] = p;
-    }
+    /* Twilio's signature is checked over the sorted pairs, so this runs on
+     * bodies nobody has authenticated yet: it must stay O(n log n) however
+     * the pairs are ordered (an insertion sort took seconds on a reversed
+     * 40,000-pair form). */
+    for (i = 0; i < self->count; i++)
+        self->sorted[i] = &self->pairs[i];
+    if (self->count > 1)
+        qsort (self->sorted, self->count, sizeof *self->sorted, s_pair_cmp);
     return self->sorted;
 }

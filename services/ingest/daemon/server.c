@@ -85,6 +85,7 @@ typedef struct s_pending_t {
     int status;               /* the writer's outcome */
     size_t fresh, duplicates; /* its counts */
     struct timespec t0;       /* arrival */
+    char nonce[72];           /* a replay nonce this request recorded, \"\" none */
     struct s_pending_t *next; /* the worker's settled list */
 } s_pending_t;
 
@@ -162,6 +163,27 @@ s_replay_check (void *arg, const char *nonce, int64_t expires_ms)
     return seen;
 }
 
+/* Forgets a nonce whose request was not stored: the provider's retry of
+ * the same signed request must not be refused as a replay. */
+static void
+s_replay_forget (s_replay_t *r, const char *nonce)
+{
+    uint32_t h = 2166136261u;
+    const char *p;
+    size_t i;
+    for (p = nonce; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    pthread_mutex_lock (&r->lock);
+    for (i = 0; i < 64; i++) {
+        size_t slot = (h + i) % REPLAY_SLOTS;
+        if (strncmp (r->nonce[slot], nonce, sizeof r->nonce[slot] - 1) == 0) {
+            r->nonce[slot][0] = '\0';
+            break;
+        }
+    }
+    pthread_mutex_unlock (&r->lock);
+}
+
 static void
 s_reply (struct evhttp_request *req, int status, const char *type, const char *body)
 {
@@ -205,6 +227,9 @@ s_elapsed (const struct timespec *t0)
 static void
 s_pending_free (s_pending_t *p)
 {
+    /* Not stored (refused, or the writer failed): the nonce is free again. */
+    if (p->nonce[0] && p->status != 0)
+        s_replay_forget (&p->worker->server->replay, p->nonce);
     if (p->conn)
         evhttp_connection_set_closecb (p->conn, NULL, NULL);
     if (p->timer)
@@ -401,6 +426,17 @@ s_method (struct evhttp_request *req)
     }
 }
 
+/* The replay guard as a request sees it: remembers which nonce it used. */
+static int
+s_request_replay_check (void *arg, const char *nonce, int64_t expires_ms)
+{
+    s_pending_t *p = arg;
+    int seen = s_replay_check (&p->worker->server->replay, nonce, expires_ms);
+    if (!seen)
+        snprintf (p->nonce, sizeof p->nonce, "%s", nonce);
+    return seen;
+}
+
 static void
 s_request (struct evhttp_request *req, void *arg)
 {
@@ -498,8 +534,10 @@ s_request (struct evhttp_request *req, void *arg)
     r.body_len = p->body_len;
     r.public_url = public_url;
     r.now_ms = s_now_ms ();
-    r.replay_check = s_replay_check;
-    r.replay_arg = &server->replay;
+    r.replay_check = s_request_replay_check;
+    r.replay_arg = p;
+    /* Until the writer says otherwise, the request counts as not stored. */
+    p->status = -1;
 
     if (route->handler (inbox, &r, &p->result) != 0) {
         int status = p->result.status ? p->result.status : 400;
@@ -515,6 +553,7 @@ s_request (struct evhttp_request *req, void *arg)
     }
     if (p->result.count == 0) {
         p->answered = false;
+        p->status = 0;
         s_answer (p, 200);
         s_pending_free (p);
         return;

@@ -1,0 +1,543 @@
+/*
+ * test_ingest_mailgun: mailgun_handle (services/ingest/channels/mailgun.c)
+ * and its multipart parser (formdata.c) on the fixtures of
+ * tests/fixtures/ingest/mailgun, inbound route posts in the shape of
+ * Mailgun's documentation, urlencoded and multipart (CRLF, bare LF, cut
+ * short). The fixtures carry SIGNATURE_PLACEHOLDER where the signature
+ * goes; the test replaces it with the hex HMAC-SHA256 of timestamp + token
+ * under a known signing key, and sets the request's clock near the
+ * fixture's timestamp.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "channels/formdata.h"
+#include "rt_crypto.h"
+
+#define KEY         "test-signing-key"
+#define TS          "1700000000"
+#define TS_MS       1700000000000LL
+#define TOKEN       "8b3a5c1e9f0d4a7b6c2e1f0a9d8c7b6a5e4d3c2b1a0f9e8d7c"
+#define PLACEHOLDER "SIGNATURE_PLACEHOLDER"
+#define BOUNDARY    "7f1f0a6a2f0b4c9e8d3b2a1c0f9e8d7c"
+#define MULTIPART   "multipart/form-data; boundary=" BOUNDARY
+#define URLENCODED  "application/x-www-form-urlencoded"
+
+static char *
+s_fixture (const char *name, size_t *len)
+{
+    char path[512];
+    FILE *f;
+    char *data;
+    long n;
+    snprintf (path, sizeof path, "%s/tests/fixtures/ingest/mailgun/%s", RT_TEST_SOURCE_DIR, name);
+    f = fopen (path, "rb");
+    if (!f)
+        fail_msg ("cannot open %s", path);
+    fseek (f, 0, SEEK_END);
+    n = ftell (f);
+    fseek (f, 0, SEEK_SET);
+    data = malloc ((size_t)n + 1);
+    assert_non_null (data);
+    assert_int_equal (fread (data, 1, (size_t)n, f), (size_t)n);
+    data[n] = '\0';
+    fclose (f);
+    *len = (size_t)n;
+    return data;
+}
+
+/* Replaces the first `from` in data (binary, len bytes) by `to`. */
+static char *
+s_replace (const char *data, size_t len, const char *from, const char *to, size_t *out_len)
+{
+    const char *hit = memmem (data, len, from, strlen (from));
+    size_t head, fl = strlen (from), tl = strlen (to);
+    char *out;
+    if (!hit) {
+        out = malloc (len + 1);
+        memcpy (out, data, len + 1);
+        *out_len = len;
+        return out;
+    }
+    head = (size_t)(hit - data);
+    out = malloc (len - fl + tl + 1);
+    assert_non_null (out);
+    memcpy (out, data, head);
+    memcpy (out + head, to, tl);
+    memcpy (out + head + tl, hit + fl, len - head - fl);
+    out[len - fl + tl] = '\0';
+    *out_len = len - fl + tl;
+    return out;
+}
+
+static void
+s_signature (char *out, const char *key, const char *ts, const char *token)
+{
+    uint8_t mac[RT_SHA256_LEN];
+    char data[256];
+    snprintf (data, sizeof data, "%s%s", ts, token);
+    rt_hmac_sha256 (key, strlen (key), data, strlen (data), mac);
+    rt_hex_encode (mac, sizeof mac, out);
+}
+
+/* A replay guard that remembers tokens. */
+typedef struct {
+    char seen[8][64];
+    int n;
+    int calls;
+    int64_t last_expires;
+} s_guard_t;
+
+static int
+s_replay_check (void *arg, const char *nonce, int64_t expires_ms)
+{
+    s_guard_t *g = arg;
+    int i;
+    g->calls++;
+    g->last_expires = expires_ms;
+    for (i = 0; i < g->n; i++) {
+        if (strcmp (g->seen[i], nonce) == 0)
+            return 1;
+    }
+    snprintf (g->seen[g->n++], sizeof g->seen[0], "%s", nonce);
+    return 0;
+}
+
+typedef struct {
+    ingest_header_t headers[1];
+    char *body;
+    ingest_request_t req;
+    ingest_inbox_t inbox;
+    json_t *config;
+    ingest_result_t result;
+    s_guard_t guard;
+} s_call_t;
+
+static void
+s_init (s_call_t *c)
+{
+    memset (c, 0, sizeof *c);
+    c->config = json_object ();
+    c->inbox.id = "support";
+    c->inbox.channel = RETAIN__V1__CHANNEL__EMAIL;
+    c->inbox.secret = KEY;
+    c->inbox.previous_secret = "";
+    c->inbox.config = c->config;
+    c->req.method = "POST";
+    c->req.path = "/hooks/mailgun/support";
+    c->req.query = "";
+    c->req.headers = c->headers;
+    c->req.nheaders = 1;
+    c->req.public_url = "https://hooks.example.com/hooks/mailgun/support";
+    c->req.now_ms = TS_MS + 5000;
+    c->req.replay_check = s_replay_check;
+    c->req.replay_arg = &c->guard;
+}
+
+/* Posts a fixture with the placeholder replaced by a signature made with
+ * `key` (NULL: left as it is), and, when tamper_ts is set, the timestamp
+ * changed after signing. */
+static int
+s_post (s_call_t *c, const char *fixture, const char *ctype, const char *key, const char *tamper_ts)
+{
+    char sig[2 * RT_SHA256_LEN + 1];
+    size_t len, len2;
+    char *raw = s_fixture (fixture, &len), *signed_body;
+    if (key)
+        s_signature (sig, key, TS, TOKEN);
+    signed_body = s_replace (raw, len, PLACEHOLDER, key ? sig : PLACEHOLDER, &len2);
+    free (raw);
+    free (c->body);
+    c->body = signed_body;
+    if (tamper_ts) {
+        c->body = s_replace (signed_body, len2, TS, tamper_ts, &len2);
+        free (signed_body);
+    }
+    c->headers[0].name = "Content-Type";
+    c->headers[0].value = ctype;
+    c->req.body = (const uint8_t *)c->body;
+    c->req.body_len = len2;
+    ingest_result_reset (&c->result);
+    return mailgun_handle (&c->inbox, &c->req, &c->result);
+}
+
+static void
+s_done (s_call_t *c)
+{
+    ingest_result_reset (&c->result);
+    free (c->body);
+    json_decref (c->config);
+}
+
+static void
+s_refused (s_call_t *c, int rc, int status, const char *label)
+{
+    assert_int_equal (rc, -1);
+    assert_int_equal (c->result.status, status);
+    assert_string_equal (c->result.label, label);
+    assert_true (strlen (c->result.reason) > 0);
+    assert_int_equal (c->result.count, 0);
+}
+
+static Retain__V1__InboundMessage *
+s_inbound (s_call_t *c)
+{
+    assert_int_equal (c->result.count, 1);
+    assert_string_equal (c->result.items[0].type, "InboundMessage");
+    return (Retain__V1__InboundMessage *)c->result.items[0].msg;
+}
+
+/* What every form of the fixture mail must give. */
+static void
+s_check_mail (s_call_t *c, Retain__V1__InboundMessage *m, const char *nl)
+{
+    char text[256];
+    assert_int_equal (m->channel, RETAIN__V1__CHANNEL__EMAIL);
+    assert_string_equal (m->inbox, "support");
+    assert_string_equal (m->external_id, "CAF=kq8+reply-1042@mail.gmail.com");
+    assert_string_equal (c->result.items[0].external_id, "CAF=kq8+reply-1042@mail.gmail.com");
+    assert_string_equal (m->external_user_id, "Anna.Petrova@example.com");
+    assert_string_equal (m->email, "Anna.Petrova@example.com");
+    assert_string_equal (m->display_name, "Petrova, Anna");
+    assert_string_equal (m->subject, "Re: Заказ #1042 задерживается");
+    snprintf (text, sizeof text, "Здравствуйте!%sПосылка так и не пришла. Когда ждать?", nl);
+    assert_string_equal (m->text, text);
+    assert_string_equal (m->reply_to, "order-1042-shipped@shop.example.com");
+    assert_string_equal (m->thread_id, "order-1042@shop.example.com");
+    /* Date: Tue, 14 Nov 2023 23:13:10 +0100 */
+    assert_int_equal (m->sent_at, 1699999990000LL);
+    assert_string_equal (c->result.items[0].key, "email:support:Anna.Petrova@example.com");
+}
+
+static void
+test_urlencoded (void **state)
+{
+    s_call_t c;
+    Retain__V1__InboundMessage *m;
+    (void)state;
+    s_init (&c);
+    assert_int_equal (s_post (&c, "urlencoded.form", URLENCODED, KEY, NULL), 0);
+    m = s_inbound (&c);
+    s_check_mail (&c, m, "\r\n");
+    assert_int_equal (m->n_attachments, 0);
+    assert_int_equal (c.guard.calls, 1);
+    /* Remembered until the timestamp would be stale anyway. */
+    assert_int_equal (c.guard.last_expires, TS_MS + 300000);
+    s_done (&c);
+}
+
+static void
+s_check_attachments (Retain__V1__InboundMessage *m, size_t png_size)
+{
+    assert_int_equal (m->n_attachments, 2);
+    assert_string_equal (m->attachments[0]->kind, "document");
+    assert_string_equal (m->attachments[0]->name, "receipt.pdf");
+    assert_string_equal (m->attachments[0]->mime_type, "application/pdf");
+    assert_int_equal (m->attachments[0]->size, 171);
+    assert_string_equal (m->attachments[1]->kind, "image");
+    assert_string_equal (m->attachments[1]->name, "фото посылки.png");
+    assert_string_equal (m->attachments[1]->mime_type, "image/png");
+    assert_int_equal (m->attachments[1]->size, png_size);
+}
+
+static void
+test_multipart (void **state)
+{
+    s_call_t c;
+    Retain__V1__InboundMessage *m;
+    (void)state;
+    s_init (&c);
+    assert_int_equal (s_post (&c, "multipart.txt", MULTIPART, KEY, NULL), 0);
+    m = s_inbound (&c);
+    s_check_mail (&c, m, "\r\n");
+    s_check_attachments (m, 33);
+
+    /* Bare LF line ends, and a quoted boundary parameter. */
+    c.req.replay_check = NULL;
+    assert_int_equal (s_post (&c, "multipart_lf.txt",
+                              "Multipart/Form-Data; charset=utf-8; boundary=\"" BOUNDARY "\"", KEY,
+                              NULL),
+                      0);
+    m = s_inbound (&c);
+    s_check_mail (&c, m, "\n");
+    s_check_attachments (m, 33);
+    s_done (&c);
+}
+
+/* A body cut off inside the second file keeps the mail and what arrived of
+ * the file. */
+static void
+test_multipart_truncated (void **state)
+{
+    s_call_t c;
+    Retain__V1__InboundMessage *m;
+    (void)state;
+    s_init (&c);
+    assert_int_equal (s_post (&c, "multipart_truncated.txt", MULTIPART, KEY, NULL), 0);
+    m = s_inbound (&c);
+    s_check_mail (&c, m, "\r\n");
+    s_check_attachments (m, 23);
+    s_done (&c);
+}
+
+static void
+test_no_message_id (void **state)
+{
+    s_call_t c;
+    Retain__V1__InboundMessage *m;
+    char first[128];
+    (void)state;
+    s_init (&c);
+    c.req.replay_check = NULL;
+    assert_int_equal (s_post (&c, "no_message_id.form", URLENCODED, KEY, NULL), 0);
+    m = s_inbound (&c);
+    assert_int_equal (strncmp (m->external_id, "sha256:", 7), 0);
+    assert_int_equal (strlen (m->external_id), 7 + 64);
+    assert_string_equal (m->thread_id, m->external_id);
+    assert_string_equal (m->external_user_id, "bob@example.org");
+    assert_string_equal (m->display_name, "Bob Smith");
+    assert_string_equal (m->text, "Do you ship to Canada?\n"); /* stripped-text empty */
+    assert_string_equal (m->reply_to, "");
+    assert_int_equal (m->sent_at, 1699999990000LL);
+    snprintf (first, sizeof first, "%s", m->external_id);
+    /* Mailgun's retry of the same mail gets the same id. */
+    assert_int_equal (s_post (&c, "no_message_id.form", URLENCODED, KEY, NULL), 0);
+    assert_string_equal (s_inbound (&c)->external_id, first);
+    s_done (&c);
+}
+
+static void
+test_signature_refusals (void **state)
+{
+    s_call_t c;
+    (void)state;
+    s_init (&c);
+    s_refused (&c, s_post (&c, "unsigned.form", URLENCODED, KEY, NULL), 401, "missing_signature");
+    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED, "another-key", NULL), 403,
+               "bad_signature");
+    /* The placeholder is no hex signature at all. */
+    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED, NULL, NULL), 403, "bad_signature");
+    /* Signed, then given another timestamp. */
+    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED, KEY, "1700000001"), 403,
+               "bad_signature");
+    s_refused (&c, s_post (&c, "multipart.txt", MULTIPART, "another-key", NULL), 403,
+               "bad_signature");
+    /* An inbox without a key accepts nothing. */
+    c.inbox.secret = "";
+    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED, "", NULL), 403, "bad_signature");
+    /* None of these spent the token. */
+    assert_int_equal (c.guard.calls, 0);
+    s_done (&c);
+}
+
+static void
+test_rotation (void **state)
+{
+    s_call_t c;
+    (void)state;
+    s_init (&c);
+    c.req.replay_check = NULL;
+    c.inbox.secret = "rotated-key";
+    c.inbox.previous_secret = KEY;
+    assert_int_equal (s_post (&c, "urlencoded.form", URLENCODED, KEY, NULL), 0);
+    assert_int_equal (c.result.count, 1);
+    assert_int_equal (s_post (&c, "urlencoded.form", URLENCODED, "rotated-key", NULL), 0);
+    assert_int_equal (c.result.count, 1);
+    c.inbox.previous_secret = "";
+    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED, KEY, NULL), 403, "bad_signature");
+    s_done (&c);
+}
+
+static void
+test_stale_and_replayed (void **state)
+{
+    s_call_t c;
+    (void)state;
+    s_init (&c);
+    c.req.now_ms = TS_MS + 301000;
+    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED, KEY, NULL), 403, "stale");
+    c.req.now_ms = TS_MS - 61000;
+    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED, KEY, NULL), 403, "stale");
+    assert_int_equal (c.guard.calls, 0);
+
+    /* A longer max_age accepts the same age. */
+    json_object_set_new (c.config, "max_age", json_integer (600));
+    c.req.now_ms = TS_MS + 301000;
+    assert_int_equal (s_post (&c, "urlencoded.form", URLENCODED, KEY, NULL), 0);
+    assert_int_equal (c.guard.last_expires, TS_MS + 600000);
+    /* The same token again: replayed, whatever the body says. */
+    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED, KEY, NULL), 403, "replayed");
+    s_refused (&c, s_post (&c, "multipart.txt", MULTIPART, KEY, NULL), 403, "replayed");
+    assert_int_equal (c.guard.calls, 3);
+    /* Without a guard the handler cannot tell, and takes it. */
+    c.req.replay_check = NULL;
+    assert_int_equal (s_post (&c, "urlencoded.form", URLENCODED, KEY, NULL), 0);
+    s_done (&c);
+}
+
+static void
+test_bad_input (void **state)
+{
+    s_call_t c;
+    (void)state;
+    s_init (&c);
+    c.req.method = "GET";
+    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED, KEY, NULL), 405,
+               "method_not_allowed");
+    c.req.method = "POST";
+    s_refused (&c, s_post (&c, "urlencoded.form", "application/json", KEY, NULL), 415,
+               "unsupported_media_type");
+    c.headers[0].name = "X-None";
+    ingest_result_reset (&c.result);
+    s_refused (&c, mailgun_handle (&c.inbox, &c.req, &c.result), 415, "unsupported_media_type");
+    s_refused (&c, s_post (&c, "malformed.form", URLENCODED, KEY, NULL), 400, "malformed");
+    s_refused (&c, s_post (&c, "multipart.txt", "multipart/form-data", KEY, NULL), 400,
+               "malformed");
+    assert_non_null (strstr (c.result.reason, "boundary"));
+    s_refused (&c, s_post (&c, "multipart.txt", "multipart/form-data; boundary=nothere", KEY, NULL),
+               400, "malformed");
+    /* A multipart body labelled urlencoded: its '%' escapes are broken. */
+    s_refused (&c, s_post (&c, "multipart.txt", URLENCODED, KEY, NULL), 400, "malformed");
+    /* A well-formed multipart form without Mailgun's signature fields. */
+    {
+        static const char unsigned_mp[] = "--x\r\nContent-Disposition: form-data; name=\"from\"\r\n"
+                                          "\r\nbob@example.org\r\n--x--\r\n";
+        c.headers[0].value = "multipart/form-data; boundary=x";
+        c.req.body = (const uint8_t *)unsigned_mp;
+        c.req.body_len = sizeof unsigned_mp - 1;
+        ingest_result_reset (&c.result);
+        s_refused (&c, mailgun_handle (&c.inbox, &c.req, &c.result), 401, "missing_signature");
+    }
+    s_refused (&c, s_post (&c, "no_sender.form", URLENCODED, KEY, NULL), 400, "malformed");
+    assert_non_null (strstr (c.result.reason, "address"));
+    assert_int_equal (c.guard.calls, 0);
+    s_done (&c);
+}
+
+/* Mailgun's decoded fields win over raw headers of the same name in
+ * another case; a header spelt differently is still found. */
+static void
+test_field_names (void **state)
+{
+    s_call_t c;
+    Retain__V1__InboundMessage *m;
+    char sig[2 * RT_SHA256_LEN + 1], *body = NULL;
+    (void)state;
+    s_init (&c);
+    s_signature (sig, KEY, TS, TOKEN);
+    assert_true (
+        asprintf (&body,
+                  "Subject=%%3D%%3FUTF-8%%3FB%%3F0J%%2FRgNC40LLQtdGC%%3F%%3D&"
+                  "From=%%3D%%3FUTF-8%%3FB%%3F0JDQvdC90LA%%3D%%3F%%3D+%%3Canna%%40x.org%%3E&"
+                  "Message-ID=%%3CUPPER%%40x.org%%3E&subject=%%D0%%9F%%D1%%80%%D0%%B8%%D0%%"
+                  "B2%%D0%%B5%%D1%%82&from=%%D0%%90%%D0%%BD%%D0%%BD%%D0%%B0+%%3Canna%%40x."
+                  "org%%3E&body-plain=hi&timestamp=%s&token=%s&signature=%s",
+                  TS, TOKEN, sig) > 0);
+    c.headers[0].name = "Content-Type";
+    c.headers[0].value = URLENCODED;
+    c.req.body = (const uint8_t *)body;
+    c.req.body_len = strlen (body);
+    assert_int_equal (mailgun_handle (&c.inbox, &c.req, &c.result), 0);
+    m = s_inbound (&c);
+    assert_string_equal (m->subject, "Привет");
+    assert_string_equal (m->display_name, "Анна");
+    assert_string_equal (m->external_user_id, "anna@x.org");
+    assert_string_equal (m->external_id, "UPPER@x.org");
+    free (body);
+    s_done (&c);
+}
+
+/* --- formdata on its own --------------------------------------------- */
+
+static void
+test_formdata (void **state)
+{
+    static const char body[] = "preamble to ignore\r\n"
+                               "--b\r\n"
+                               "Content-Disposition: form-data; name=\"a\"\r\n"
+                               "\r\n"
+                               "one\r\n--bb not a delimiter\r\n--b- nor this\r\n"
+                               "--b \t\r\n"
+                               "content-disposition: form-data; name=f; "
+                               "filename=\"C:\\dir\\x.txt\"; filename*=UTF-8''%E2%82%AC.txt\r\n"
+                               "Content-Type: Text/Plain; charset=utf-8\r\n"
+                               "\r\n"
+                               "\r\n"
+                               "--b\r\n"
+                               "Content-Disposition: form-data\r\n"
+                               "\r\n"
+                               "nameless\r\n"
+                               "--b--\r\n"
+                               "epilogue";
+    char err[128];
+    formdata_t *fd = formdata_parse ("multipart/form-data; boundary=b", (const uint8_t *)body,
+                                     sizeof body - 1, err, sizeof err);
+    const formdata_part_t *p;
+    char *clean;
+    (void)state;
+    assert_non_null (fd);
+    assert_int_equal (formdata_count (fd), 2);
+    p = formdata_part (fd, 0);
+    assert_string_equal (p->name, "a");
+    assert_null (p->filename);
+    assert_int_equal (p->len, strlen ("one\r\n--bb not a delimiter\r\n--b- nor this"));
+    assert_memory_equal (p->data, "one\r\n--bb", 9);
+    p = formdata_part (fd, 1);
+    assert_string_equal (p->name, "f");
+    assert_string_equal (p->filename, "€.txt");
+    assert_string_equal (p->content_type, "text/plain");
+    assert_int_equal (p->len, 0);
+    /* The nameless part is dropped and noted. */
+    assert_true (formdata_damaged (fd));
+    formdata_destroy (&fd);
+    assert_null (fd);
+
+    /* Headers that never end keep the parts before them. */
+    {
+        static const char cut[] = "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n"
+                                  "--b\r\nContent-Disposition: form-data; name=\"b\"";
+        fd = formdata_parse ("multipart/form-data; boundary=b", (const uint8_t *)cut,
+                             sizeof cut - 1, err, sizeof err);
+        assert_non_null (fd);
+        assert_int_equal (formdata_count (fd), 1);
+        assert_true (formdata_damaged (fd));
+        assert_true (strlen (formdata_note (fd)) > 0);
+        formdata_destroy (&fd);
+    }
+    assert_null (formdata_parse ("multipart/form-data", (const uint8_t *)"x", 1, err, sizeof err));
+    assert_null (formdata_parse ("multipart/form-data; boundary=", (const uint8_t *)"x", 1, err,
+                                 sizeof err));
+    assert_null (
+        formdata_parse ("text/plain; boundary=b", (const uint8_t *)"--b\r\n", 5, err, sizeof err));
+
+    /* Form values become valid UTF-8. */
+    clean = formdata_utf8_dup ("ok \xC3\xA9 \xC3 \xED\xA0\x80 \xF0\x9F\x98\x80 \x00z", 19);
+    assert_string_equal (clean, "ok \xC3\xA9 \xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD "
+                                "\xF0\x9F\x98\x80 \xEF\xBF\xBDz");
+    free (clean);
+    assert_true (formdata_is_type ("Application/JSON ; charset=utf-8", "application/json"));
+    assert_false (formdata_is_type ("application/jsonx", "application/json"));
+    assert_false (formdata_is_type (NULL, "application/json"));
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_urlencoded),          cmocka_unit_test (test_multipart),
+        cmocka_unit_test (test_multipart_truncated), cmocka_unit_test (test_no_message_id),
+        cmocka_unit_test (test_signature_refusals),  cmocka_unit_test (test_rotation),
+        cmocka_unit_test (test_stale_and_replayed),  cmocka_unit_test (test_bad_input),
+        cmocka_unit_test (test_field_names),         cmocka_unit_test (test_formdata),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

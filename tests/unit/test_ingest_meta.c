@@ -1,0 +1,637 @@
+/*
+ * test_ingest_meta: meta_handle (services/ingest/channels/meta.c) on the
+ * fixtures of tests/fixtures/ingest/meta, payloads in the shapes of Meta's
+ * documentation for Messenger, Instagram and WhatsApp Cloud. Every POST is
+ * signed here, from the fixture's bytes, with a known app secret. Leaks,
+ * including on the refusal paths, are caught by AddressSanitizer.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "rt_crypto.h"
+
+#define SECRET       "test-app-secret"
+#define VERIFY_TOKEN "meatyhamhock"
+#define NOW_MS       1750000000000LL
+
+/* A request under construction: its headers and the body it owns. */
+typedef struct {
+    ingest_header_t headers[4];
+    char sig[80];
+    char *body;
+    size_t len;
+    ingest_request_t req;
+    ingest_inbox_t inbox;
+    json_t *config;
+    ingest_result_t result;
+} s_call_t;
+
+static char *
+s_fixture (const char *name, size_t *len)
+{
+    char path[512];
+    FILE *f;
+    char *data;
+    long n;
+    snprintf (path, sizeof path, "%s/tests/fixtures/ingest/meta/%s", RT_TEST_SOURCE_DIR, name);
+    f = fopen (path, "rb");
+    if (!f)
+        fail_msg ("cannot open %s", path);
+    fseek (f, 0, SEEK_END);
+    n = ftell (f);
+    fseek (f, 0, SEEK_SET);
+    data = malloc ((size_t)n + 1);
+    assert_non_null (data);
+    assert_int_equal (fread (data, 1, (size_t)n, f), (size_t)n);
+    data[n] = '\0';
+    fclose (f);
+    *len = (size_t)n;
+    return data;
+}
+
+static void
+s_sign (char *out, const char *secret, const void *body, size_t len)
+{
+    uint8_t mac[RT_SHA256_LEN];
+    char hex[2 * RT_SHA256_LEN + 1];
+    rt_hmac_sha256 (secret, strlen (secret), body, len, mac);
+    rt_hex_encode (mac, sizeof mac, hex);
+    sprintf (out, "sha256=%s", hex);
+}
+
+static void
+s_init (s_call_t *c, Retain__V1__Channel channel)
+{
+    memset (c, 0, sizeof *c);
+    c->config = json_pack ("{s:s}", "verify_token", VERIFY_TOKEN);
+    c->inbox.id = "shop";
+    c->inbox.channel = channel;
+    c->inbox.secret = SECRET;
+    c->inbox.previous_secret = "";
+    c->inbox.config = c->config;
+    c->req.method = "POST";
+    c->req.path = "/hooks/meta/shop";
+    c->req.query = "";
+    c->req.headers = c->headers;
+    c->req.public_url = "https://hooks.example.com/hooks/meta/shop";
+    c->req.now_ms = NOW_MS;
+}
+
+/* POSTs body signed with `secret` (NULL: unsigned); sent_body, when not
+ * NULL, replaces the body after signing (tampering). */
+static int
+s_post_body (s_call_t *c, const char *body, size_t len, const char *secret)
+{
+    size_t n = 0;
+    free (c->body);
+    c->body = malloc (len + 1);
+    assert_non_null (c->body);
+    memcpy (c->body, body, len);
+    c->len = len;
+    c->headers[n].name = "Content-Type";
+    c->headers[n++].value = "application/json";
+    if (secret) {
+        s_sign (c->sig, secret, body, len);
+        c->headers[n].name = "X-Hub-Signature-256";
+        c->headers[n++].value = c->sig;
+    }
+    c->req.nheaders = n;
+    c->req.body = (const uint8_t *)c->body;
+    c->req.body_len = c->len;
+    ingest_result_reset (&c->result);
+    return meta_handle (&c->inbox, &c->req, &c->result);
+}
+
+static int
+s_post (s_call_t *c, const char *fixture, const char *secret)
+{
+    size_t len;
+    char *body = s_fixture (fixture, &len);
+    int rc = s_post_body (c, body, len, secret);
+    free (body);
+    return rc;
+}
+
+static void
+s_done (s_call_t *c)
+{
+    ingest_result_reset (&c->result);
+    free (c->body);
+    json_decref (c->config);
+}
+
+static Retain__V1__InboundMessage *
+s_inbound (s_call_t *c, size_t i)
+{
+    assert_true (i < c->result.count);
+    assert_string_equal (c->result.items[i].type, "InboundMessage");
+    return (Retain__V1__InboundMessage *)c->result.items[i].msg;
+}
+
+static Retain__V1__MessageDelivered *
+s_delivered (s_call_t *c, size_t i)
+{
+    assert_true (i < c->result.count);
+    assert_string_equal (c->result.items[i].type, "MessageDelivered");
+    return (Retain__V1__MessageDelivered *)c->result.items[i].msg;
+}
+
+static Retain__V1__MessageFailed *
+s_failed (s_call_t *c, size_t i)
+{
+    assert_true (i < c->result.count);
+    assert_string_equal (c->result.items[i].type, "MessageFailed");
+    return (Retain__V1__MessageFailed *)c->result.items[i].msg;
+}
+
+static void
+s_refused (s_call_t *c, int rc, int status, const char *label)
+{
+    assert_int_equal (rc, -1);
+    assert_int_equal (c->result.status, status);
+    assert_string_equal (c->result.label, label);
+    assert_true (strlen (c->result.reason) > 0);
+    assert_int_equal (c->result.count, 0);
+    assert_null (c->result.response);
+}
+
+/* --- the handshake -------------------------------------------------- */
+
+static int
+s_get (s_call_t *c, const char *query)
+{
+    c->req.method = "GET";
+    c->req.query = query;
+    c->req.nheaders = 0;
+    c->req.body = NULL;
+    c->req.body_len = 0;
+    ingest_result_reset (&c->result);
+    return meta_handle (&c->inbox, &c->req, &c->result);
+}
+
+static void
+test_handshake (void **state)
+{
+    s_call_t c;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__WHATSAPP);
+    assert_int_equal (
+        s_get (&c, "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=meatyhamhock"), 0);
+    assert_int_equal (c.result.status, 0);
+    assert_string_equal (c.result.response, "1158201444");
+    assert_string_equal (c.result.response_type, "text/plain");
+    assert_int_equal (c.result.count, 0);
+
+    s_refused (&c, s_get (&c, "hub.mode=subscribe&hub.challenge=1&hub.verify_token=meatyhamhoc"),
+               403, "verify_failed");
+    s_refused (&c, s_get (&c, "hub.mode=subscribe&hub.challenge=1"), 403, "verify_failed");
+    s_refused (&c, s_get (&c, "hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=meatyhamhock"),
+               403, "verify_failed");
+    s_refused (&c, s_get (&c, "hub.mode=subscribe&hub.verify_token=meatyhamhock"), 400,
+               "malformed");
+    s_refused (
+        &c,
+        s_get (&c, "hub.mode=subscribe&hub.challenge=%3Cscript%3E+x&hub.verify_token=meatyhamhock"),
+        400, "malformed");
+    s_refused (&c, s_get (&c, "hub.mode=subscribe&hub.challenge=%ZZ"), 400, "malformed");
+    /* An inbox without a verify token refuses every handshake. */
+    json_object_del (c.config, "verify_token");
+    s_refused (&c, s_get (&c, "hub.mode=subscribe&hub.challenge=1&hub.verify_token="), 403,
+               "verify_failed");
+    s_done (&c);
+}
+
+/* --- Messenger and Instagram ----------------------------------------- */
+
+static void
+test_messenger_text (void **state)
+{
+    s_call_t c;
+    Retain__V1__InboundMessage *m;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__MESSENGER);
+    assert_int_equal (s_post (&c, "messenger_text.json", SECRET), 0);
+    assert_int_equal (c.result.count, 1);
+    m = s_inbound (&c, 0);
+    assert_int_equal (m->channel, RETAIN__V1__CHANNEL__MESSENGER);
+    assert_string_equal (m->inbox, "shop");
+    assert_string_equal (m->external_id, "m_1457764197618:41d102a3e1ae206a38");
+    assert_string_equal (c.result.items[0].external_id, "m_1457764197618:41d102a3e1ae206a38");
+    assert_string_equal (m->external_user_id, "6945781675536277");
+    assert_string_equal (m->text, "hello, world!");
+    assert_int_equal (m->sent_at, 1458692752478LL);
+    assert_string_equal (c.result.items[0].key, "messenger:shop:6945781675536277");
+    s_done (&c);
+}
+
+static void
+test_messenger_batch (void **state)
+{
+    s_call_t c;
+    Retain__V1__InboundMessage *m;
+    Retain__V1__MessageDelivered *d;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__MESSENGER);
+    assert_int_equal (s_post (&c, "messenger_batch.json", SECRET), 0);
+    /* 2 messages (the echo skipped), 2 delivered mids, 1 read watermark,
+     * 1 postback (the reaction skipped), 1 standby message. */
+    assert_int_equal (c.result.count, 7);
+
+    m = s_inbound (&c, 0);
+    assert_string_equal (m->text, "Is my parcel late? Привет 👋");
+    assert_string_equal (m->reply_to, "m_ourQuestionAboutTheOrder");
+
+    m = s_inbound (&c, 1);
+    assert_string_equal (m->external_id, "mid.$cAAJdkrCd2ORnva8ErFhjGm0X_Q_c");
+    assert_string_equal (m->text, "");
+    assert_int_equal (m->n_attachments, 5);
+    assert_string_equal (m->attachments[0]->kind, "image");
+    assert_string_equal (m->attachments[0]->url,
+                         "https://scontent.xx.fbcdn.net/v/t1.15752-9/photo.jpg");
+    assert_string_equal (m->attachments[1]->kind, "document");
+    assert_string_equal (m->attachments[1]->url, "https://cdn.fbsbx.com/v/t59.2708-21/receipt.pdf");
+    assert_string_equal (m->attachments[2]->kind, "sticker");
+    assert_string_equal (m->attachments[3]->kind, "location");
+    assert_true (m->attachments[3]->latitude > 55.75 && m->attachments[3]->latitude < 55.76);
+    assert_true (m->attachments[3]->longitude > 37.61 && m->attachments[3]->longitude < 37.62);
+    assert_string_equal (m->attachments[3]->name, "Pinned Location");
+    assert_string_equal (m->attachments[4]->kind, "link");
+    assert_string_equal (m->attachments[4]->url, "https://shop.example.com/p/42");
+    assert_string_equal (m->attachments[4]->name, "Blue dress");
+
+    d = s_delivered (&c, 2);
+    assert_string_equal (d->external_id, "mid.1458668856218:ed81099e15d3f4f233");
+    assert_string_equal (c.result.items[2].external_id,
+                         "delivered:mid.1458668856218:ed81099e15d3f4f233");
+    assert_false (d->read);
+    assert_int_equal (d->delivered_at, 1458668856253LL);
+    assert_int_equal (d->channel, RETAIN__V1__CHANNEL__MESSENGER);
+    assert_string_equal (c.result.items[2].key, "messenger:shop:2290712341093344");
+    d = s_delivered (&c, 3);
+    assert_string_equal (d->external_id, "mid.1458668856219:ed81099e15d3f4f234");
+
+    /* A read watermark names no message: it covers the user's thread. */
+    d = s_delivered (&c, 4);
+    assert_true (d->read);
+    assert_string_equal (d->external_id, "");
+    assert_string_equal (c.result.items[4].external_id, "read:2290712341093344:1458668856253");
+    assert_int_equal (d->delivered_at, 1458668856253LL);
+
+    m = s_inbound (&c, 5);
+    assert_string_equal (m->external_id, "m_postbackTalkToAgent");
+    assert_string_equal (m->text, "Talk to an agent");
+    assert_string_equal (m->external_user_id, "2290712341093344");
+
+    m = s_inbound (&c, 6);
+    assert_string_equal (m->external_id, "m_standbyWhileAnotherAppOwnsTheThread");
+    assert_string_equal (m->text, "anyone there?");
+    s_done (&c);
+}
+
+static void
+test_instagram_batch (void **state)
+{
+    s_call_t c;
+    Retain__V1__InboundMessage *m;
+    Retain__V1__MessageDelivered *d;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__INSTAGRAM);
+    assert_int_equal (s_post (&c, "instagram_batch.json", SECRET), 0);
+    /* text, attachments, (echo skipped), read, (deleted skipped) */
+    assert_int_equal (c.result.count, 3);
+    m = s_inbound (&c, 0);
+    assert_int_equal (m->channel, RETAIN__V1__CHANNEL__INSTAGRAM);
+    assert_string_equal (m->text, "Do you ship to Kazan?");
+    assert_string_equal (m->external_user_id, "1254459154682919");
+    assert_string_equal (c.result.items[0].key, "instagram:shop:1254459154682919");
+    m = s_inbound (&c, 1);
+    assert_int_equal (m->n_attachments, 2);
+    assert_string_equal (m->attachments[0]->kind, "image");
+    assert_string_equal (m->attachments[1]->kind, "video");
+    assert_string_equal (m->attachments[1]->url,
+                         "https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=2");
+    d = s_delivered (&c, 2);
+    assert_true (d->read);
+    assert_string_equal (d->external_id,
+                         "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE2");
+    assert_string_equal (c.result.items[2].external_id,
+                         "read:aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE2");
+    s_done (&c);
+}
+
+/* --- WhatsApp -------------------------------------------------------- */
+
+static void
+test_whatsapp_text (void **state)
+{
+    s_call_t c;
+    Retain__V1__InboundMessage *m;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__WHATSAPP);
+    assert_int_equal (s_post (&c, "whatsapp_text.json", SECRET), 0);
+    assert_int_equal (c.result.count, 1);
+    m = s_inbound (&c, 0);
+    assert_int_equal (m->channel, RETAIN__V1__CHANNEL__WHATSAPP);
+    assert_string_equal (m->external_id,
+                         "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=");
+    assert_string_equal (m->external_user_id, "16505551234");
+    assert_string_equal (m->phone, "+16505551234");
+    assert_string_equal (m->display_name, "Sheena Nelson");
+    assert_string_equal (m->text, "Does it come in another color?");
+    assert_int_equal (m->sent_at, 1749416383000LL);
+    assert_string_equal (c.result.items[0].key, "whatsapp:shop:16505551234");
+    s_done (&c);
+}
+
+static const char *
+s_wamid (int n)
+{
+    static char buf[64];
+    snprintf (buf, sizeof buf, "wamid.HBgLMTY1MDUwNzY1MjAVAgASGBQ%04d", n);
+    return buf;
+}
+
+static void
+test_whatsapp_batch (void **state)
+{
+    s_call_t c;
+    Retain__V1__InboundMessage *m;
+    size_t i;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__WHATSAPP);
+    assert_int_equal (s_post (&c, "whatsapp_batch.json", SECRET), 0);
+    /* 13 messages over two entries; the removed reaction is skipped, and
+     * so is the template update change. */
+    assert_int_equal (c.result.count, 12);
+    for (i = 0; i < c.result.count; i++) {
+        int n = (int)i + 1 + (i >= 9 ? 1 : 0);
+        assert_string_equal (c.result.items[i].external_id, s_wamid (n));
+    }
+
+    m = s_inbound (&c, 0); /* image with caption */
+    assert_string_equal (m->display_name, "Sheena Nelson");
+    assert_int_equal (m->n_attachments, 1);
+    assert_string_equal (m->attachments[0]->kind, "image");
+    assert_string_equal (m->attachments[0]->file_id, "1003383421387256");
+    assert_string_equal (m->attachments[0]->mime_type, "image/jpeg");
+    assert_string_equal (m->caption, "The box arrived like this");
+    assert_string_equal (m->text, "The box arrived like this");
+
+    m = s_inbound (&c, 1); /* document, a reply, from the second contact */
+    assert_string_equal (m->display_name, "Иван Петров");
+    assert_string_equal (m->phone, "+79161234567");
+    assert_string_equal (m->reply_to, s_wamid (900));
+    assert_string_equal (m->attachments[0]->kind, "document");
+    assert_string_equal (m->attachments[0]->name, "receipt.pdf");
+    assert_string_equal (m->attachments[0]->mime_type, "application/pdf");
+    assert_string_equal (m->caption, "Чек");
+    assert_string_equal (c.result.items[1].key, "whatsapp:shop:79161234567");
+
+    m = s_inbound (&c, 2); /* voice note */
+    assert_string_equal (m->attachments[0]->kind, "voice");
+    assert_string_equal (m->attachments[0]->mime_type, "audio/ogg; codecs=opus");
+
+    m = s_inbound (&c, 3); /* location */
+    assert_string_equal (m->attachments[0]->kind, "location");
+    assert_true (m->attachments[0]->latitude > 37.48 && m->attachments[0]->latitude < 37.49);
+    assert_true (m->attachments[0]->longitude < -122.14 && m->attachments[0]->longitude > -122.15);
+    assert_string_equal (m->attachments[0]->name, "Main Street Beach");
+
+    m = s_inbound (&c, 4); /* a shared contact */
+    assert_string_equal (m->attachments[0]->kind, "contact");
+    assert_string_equal (m->attachments[0]->name, "Barbara Johnson");
+    assert_string_equal (m->attachments[0]->phone, "+1 (940) 555-1234");
+
+    m = s_inbound (&c, 5); /* button reply */
+    assert_string_equal (m->text, "Track my order");
+    assert_string_equal (m->reply_to, s_wamid (901));
+    m = s_inbound (&c, 6); /* list reply */
+    assert_string_equal (m->text, "Return an item");
+    m = s_inbound (&c, 7); /* template quick-reply button */
+    assert_string_equal (m->text, "Stop promotions");
+    assert_string_equal (m->reply_to, s_wamid (902));
+    m = s_inbound (&c, 8); /* reaction */
+    assert_string_equal (m->text, "👍");
+    assert_string_equal (m->reply_to, s_wamid (903));
+    m = s_inbound (&c, 9); /* sticker */
+    assert_string_equal (m->attachments[0]->kind, "sticker");
+    assert_string_equal (m->attachments[0]->mime_type, "image/webp");
+    m = s_inbound (&c, 10); /* unsupported: kept, without text */
+    assert_string_equal (m->text, "");
+    assert_int_equal (m->n_attachments, 0);
+    m = s_inbound (&c, 11); /* second entry: video */
+    assert_string_equal (m->display_name, "Kim Lee");
+    assert_string_equal (m->attachments[0]->kind, "video");
+    assert_string_equal (m->text, "unboxing");
+    s_done (&c);
+}
+
+static void
+test_whatsapp_statuses (void **state)
+{
+    s_call_t c;
+    Retain__V1__MessageDelivered *d;
+    Retain__V1__MessageFailed *f;
+    char ext[96];
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__WHATSAPP);
+    assert_int_equal (s_post (&c, "whatsapp_statuses.json", SECRET), 0);
+    /* "sent" is skipped; delivered, read and two failures remain. */
+    assert_int_equal (c.result.count, 4);
+
+    d = s_delivered (&c, 0);
+    assert_false (d->read);
+    assert_string_equal (d->external_id, s_wamid (100));
+    snprintf (ext, sizeof ext, "delivered:%s", s_wamid (100));
+    assert_string_equal (c.result.items[0].external_id, ext);
+    assert_int_equal (d->delivered_at, 1750263771000LL);
+    assert_int_equal (d->channel, RETAIN__V1__CHANNEL__WHATSAPP);
+    assert_string_equal (c.result.items[0].key, "whatsapp:shop:16505551234");
+
+    d = s_delivered (&c, 1);
+    assert_true (d->read);
+    assert_string_equal (d->external_id, s_wamid (100));
+    snprintf (ext, sizeof ext, "read:%s", s_wamid (100));
+    assert_string_equal (c.result.items[1].external_id, ext);
+
+    f = s_failed (&c, 2);
+    assert_string_equal (f->external_id, s_wamid (101));
+    snprintf (ext, sizeof ext, "failed:%s", s_wamid (101));
+    assert_string_equal (c.result.items[2].external_id, ext);
+    assert_string_equal (f->error_code, "131026");
+    assert_string_equal (f->error, "Message undeliverable: Message Undeliverable.");
+    assert_true (f->permanent);
+
+    f = s_failed (&c, 3);
+    assert_string_equal (f->error_code, "131056");
+    assert_false (f->permanent); /* a rate limit: try later */
+    s_done (&c);
+}
+
+/* --- refusals -------------------------------------------------------- */
+
+static void
+test_signatures (void **state)
+{
+    s_call_t c;
+    size_t len;
+    char *body;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__MESSENGER);
+    s_refused (&c, s_post (&c, "messenger_text.json", NULL), 401, "missing_signature");
+    s_refused (&c, s_post (&c, "messenger_text.json", "another-secret"), 403, "bad_signature");
+
+    /* Tampered: signed as Meta sent it, then changed. */
+    body = s_fixture ("messenger_text.json", &len);
+    s_sign (c.sig, SECRET, body, len);
+    free (body);
+    {
+        char sig[80];
+        strcpy (sig, c.sig);
+        s_post (&c, "messenger_text_tampered.json", NULL);
+        c.headers[1].name = "X-Hub-Signature-256";
+        c.headers[1].value = sig;
+        c.req.nheaders = 2;
+        ingest_result_reset (&c.result);
+        s_refused (&c, meta_handle (&c.inbox, &c.req, &c.result), 403, "bad_signature");
+
+        /* Not sha256=<hex>: the old SHA-1 header form, bad hex, short. */
+        c.headers[1].value = "sha1=0123456789abcdef0123456789abcdef01234567";
+        ingest_result_reset (&c.result);
+        s_refused (&c, meta_handle (&c.inbox, &c.req, &c.result), 403, "bad_signature");
+        c.headers[1].value = "sha256=zz";
+        ingest_result_reset (&c.result);
+        s_refused (&c, meta_handle (&c.inbox, &c.req, &c.result), 403, "bad_signature");
+        c.headers[1].value = "";
+        ingest_result_reset (&c.result);
+        s_refused (&c, meta_handle (&c.inbox, &c.req, &c.result), 401, "missing_signature");
+    }
+
+    /* An inbox without a secret accepts nothing, not even the empty key's. */
+    c.inbox.secret = "";
+    s_refused (&c, s_post (&c, "messenger_text.json", ""), 403, "bad_signature");
+    s_done (&c);
+}
+
+static void
+test_rotation (void **state)
+{
+    s_call_t c;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__WHATSAPP);
+    c.inbox.secret = "rotated-secret";
+    c.inbox.previous_secret = SECRET;
+    assert_int_equal (s_post (&c, "whatsapp_text.json", SECRET), 0);
+    assert_int_equal (c.result.count, 1);
+    assert_int_equal (s_post (&c, "whatsapp_text.json", "rotated-secret"), 0);
+    assert_int_equal (c.result.count, 1);
+    c.inbox.previous_secret = "";
+    s_refused (&c, s_post (&c, "whatsapp_text.json", SECRET), 403, "bad_signature");
+    s_done (&c);
+}
+
+static void
+test_wrong_object (void **state)
+{
+    s_call_t c;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__INSTAGRAM);
+    s_refused (&c, s_post (&c, "messenger_text.json", SECRET), 400, "wrong_object");
+    assert_non_null (strstr (c.result.reason, "object \"page\" does not match inbox channel"));
+    c.inbox.channel = RETAIN__V1__CHANNEL__MESSENGER;
+    s_refused (&c, s_post (&c, "whatsapp_statuses.json", SECRET), 400, "wrong_object");
+    c.inbox.channel = RETAIN__V1__CHANNEL__WHATSAPP;
+    s_refused (&c, s_post (&c, "instagram_batch.json", SECRET), 400, "wrong_object");
+    s_done (&c);
+}
+
+static void
+test_malformed (void **state)
+{
+    s_call_t c;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__WHATSAPP);
+    s_refused (&c, s_post (&c, "malformed_truncated.json", SECRET), 400, "malformed");
+    assert_non_null (strstr (c.result.reason, "JSON"));
+    s_refused (&c, s_post (&c, "malformed_not_object.json", SECRET), 400, "malformed");
+    s_refused (&c, s_post (&c, "malformed_wa_no_from.json", SECRET), 400, "malformed");
+    assert_non_null (strstr (c.result.reason, "entry[0].changes[0].value.messages[0] has no from"));
+    s_refused (&c, s_post_body (&c, "", 0, SECRET), 400, "malformed");
+    s_refused (&c, s_post_body (&c, "{\"object\":\"whatsapp_business_account\"}", 38, SECRET), 400,
+               "malformed");
+    /* A good first message does not survive a bad second one. */
+    c.inbox.channel = RETAIN__V1__CHANNEL__MESSENGER;
+    s_refused (&c, s_post (&c, "malformed_no_mid.json", SECRET), 400, "malformed");
+    assert_non_null (strstr (c.result.reason, "entry[0].messaging[1]"));
+    s_done (&c);
+}
+
+static void
+test_method_and_type (void **state)
+{
+    s_call_t c;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__MESSENGER);
+    c.req.method = "PUT";
+    s_refused (&c, s_post (&c, "messenger_text.json", SECRET), 405, "method_not_allowed");
+    c.req.method = "POST";
+    s_post (&c, "messenger_text.json", SECRET);
+    c.headers[0].value = "text/plain";
+    ingest_result_reset (&c.result);
+    s_refused (&c, meta_handle (&c.inbox, &c.req, &c.result), 415, "unsupported_media_type");
+    c.headers[0].value = "application/json; charset=UTF-8";
+    ingest_result_reset (&c.result);
+    assert_int_equal (meta_handle (&c.inbox, &c.req, &c.result), 0);
+    assert_int_equal (c.result.count, 1);
+    c.headers[0].name = "X-Other";
+    ingest_result_reset (&c.result);
+    s_refused (&c, meta_handle (&c.inbox, &c.req, &c.result), 415, "unsupported_media_type");
+    s_done (&c);
+}
+
+/* A notification with more receipts than Meta ever batches is refused
+ * whole, not cut short. */
+static void
+test_too_many_items (void **state)
+{
+    s_call_t c;
+    json_t *mids = json_array (), *root;
+    char *body;
+    int i;
+    (void)state;
+    for (i = 0; i < 5001; i++)
+        json_array_append_new (mids, json_sprintf ("mid.%d", i));
+    root = json_pack ("{s:s,s:[{s:s,s:[{s:{s:s},s:{s:o,s:I}}]}]}", "object", "page", "entry", "id",
+                      "1", "messaging", "sender", "id", "42", "delivery", "mids", mids, "watermark",
+                      (json_int_t)1458668856253LL);
+    body = json_dumps (root, JSON_COMPACT);
+    s_init (&c, RETAIN__V1__CHANNEL__MESSENGER);
+    s_refused (&c, s_post_body (&c, body, strlen (body), SECRET), 413, "too_many_items");
+    free (body);
+    json_decref (root);
+    s_done (&c);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_handshake),         cmocka_unit_test (test_messenger_text),
+        cmocka_unit_test (test_messenger_batch),   cmocka_unit_test (test_instagram_batch),
+        cmocka_unit_test (test_whatsapp_text),     cmocka_unit_test (test_whatsapp_batch),
+        cmocka_unit_test (test_whatsapp_statuses), cmocka_unit_test (test_signatures),
+        cmocka_unit_test (test_rotation),          cmocka_unit_test (test_wrong_object),
+        cmocka_unit_test (test_malformed),         cmocka_unit_test (test_method_and_type),
+        cmocka_unit_test (test_too_many_items),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,441 @@
+/*
+ * test_ingest_webchat: webchat_handle against widget posts
+ * (tests/fixtures/ingest/webchat).
+ *
+ * The visitor signatures inside the fixtures were made with Python's hmac
+ * module over the visitor id with the test secret, as a shop's backend
+ * would; attachments.json carries its signature in upper-case hex. What a
+ * user would notice: the message and who wrote it, the {"ok":true} answer,
+ * a visitor unable to write as another, and a clear status for every bad
+ * post with no items and no answer body. Leaks are caught under
+ * AddressSanitizer (RETAIN_SANITIZE=ON).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "rt_crypto.h"
+
+#define SECRET   "wc-test-secret-7d2e"
+#define PREVIOUS "wc-old-secret-0000"
+#define NOW_MS   1718005555123LL
+
+static json_t *s_config;
+
+static char *
+s_fixture (const char *name, size_t *len)
+{
+    char path[512];
+    FILE *f;
+    char *data;
+    long size;
+    snprintf (path, sizeof path, "%s/tests/fixtures/ingest/webchat/%s", RT_TEST_SOURCE_DIR, name);
+    f = fopen (path, "rb");
+    if (!f)
+        fail_msg ("cannot open %s", path);
+    fseek (f, 0, SEEK_END);
+    size = ftell (f);
+    fseek (f, 0, SEEK_SET);
+    data = malloc ((size_t)size + 1);
+    assert_non_null (data);
+    assert_int_equal (fread (data, 1, (size_t)size, f), (size_t)size);
+    data[size] = '\0';
+    fclose (f);
+    *len = (size_t)size;
+    return data;
+}
+
+static ingest_inbox_t
+s_inbox (const char *secret, const char *previous)
+{
+    ingest_inbox_t inbox = {"shop-site", RETAIN__V1__CHANNEL__WEBCHAT, secret, previous, s_config};
+    return inbox;
+}
+
+static int
+s_call (const ingest_inbox_t *inbox, const char *method, const char *ctype, const char *body,
+        size_t len, ingest_result_t *result)
+{
+    ingest_header_t headers[3];
+    size_t n = 0;
+    ingest_request_t req;
+    if (ctype)
+        headers[n++] = (ingest_header_t){"Content-Type", ctype};
+    headers[n++] = (ingest_header_t){"Origin", "https://shop.example.com"};
+    memset (&req, 0, sizeof req);
+    req.method = method;
+    req.path = "/chat/shop-site/messages";
+    req.query = "";
+    req.headers = headers;
+    req.nheaders = n;
+    req.body = (const uint8_t *)body;
+    req.body_len = len;
+    req.public_url = "https://hooks.example.com/chat/shop-site/messages";
+    req.now_ms = NOW_MS;
+    memset (result, 0, sizeof *result);
+    return webchat_handle (inbox, &req, result);
+}
+
+static int
+s_run_with (const ingest_inbox_t *inbox, const char *name, ingest_result_t *result)
+{
+    size_t len;
+    char *body = s_fixture (name, &len);
+    int rc = s_call (inbox, "POST", "application/json", body, len, result);
+    free (body);
+    return rc;
+}
+
+static int
+s_run (const char *name, ingest_result_t *result)
+{
+    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    return s_run_with (&inbox, name, result);
+}
+
+/* A body for visitor signed with key. */
+static char *
+s_body (const char *key, const char *visitor, const char *rest)
+{
+    uint8_t mac[RT_SHA256_LEN];
+    char sig[2 * RT_SHA256_LEN + 1], *body;
+    rt_hmac_sha256 (key, strlen (key), visitor, strlen (visitor), mac);
+    rt_hex_encode (mac, sizeof mac, sig);
+    assert_true (asprintf (&body, "{\"visitor_id\":\"%s\",\"visitor_signature\":\"%s\"%s}", visitor,
+                           sig, rest) > 0);
+    return body;
+}
+
+static Retain__V1__InboundMessage *
+s_one (int rc, ingest_result_t *result)
+{
+    Retain__V1__InboundMessage *msg;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal (rc, 0);
+    assert_int_equal (result->status, 0);
+    assert_int_equal (result->count, 1);
+    assert_string_equal (result->items[0].type, "InboundMessage");
+    assert_string_equal (result->response, "{\"ok\":true}");
+    assert_string_equal (result->response_type, "application/json");
+    msg = (Retain__V1__InboundMessage *)result->items[0].msg;
+    assert_string_equal (result->items[0].external_id, msg->external_id);
+    len = protobuf_c_message_get_packed_size (&msg->base);
+    buf = malloc (len + 1);
+    assert_int_equal (protobuf_c_message_pack (&msg->base, buf), len);
+    free (buf);
+    return msg;
+}
+
+static void
+s_assert_fails (int rc, ingest_result_t *result, int status, const char *label, const char *reason)
+{
+    assert_int_equal (rc, -1);
+    assert_int_equal (result->status, status);
+    assert_string_equal (result->label, label);
+    if (!strstr (result->reason, reason))
+        fail_msg ("reason \"%s\" does not mention \"%s\"", result->reason, reason);
+    assert_int_equal (result->count, 0);
+    assert_null (result->items);
+    assert_null (result->response);
+    ingest_result_reset (result);
+}
+
+static void
+test_text (void **state)
+{
+    ingest_result_t r;
+    Retain__V1__InboundMessage *m;
+    (void)state;
+    m = s_one (s_run ("text.json", &r), &r);
+    assert_int_equal (m->channel, RETAIN__V1__CHANNEL__WEBCHAT);
+    assert_string_equal (m->inbox, "shop-site");
+    assert_string_equal (m->external_id, "v-8c1f2a:m-01J0ABCDEF");
+    assert_string_equal (m->external_user_id, "v-8c1f2a");
+    assert_string_equal (m->thread_id, "v-8c1f2a");
+    assert_string_equal (m->display_name, "Олена Коваленко");
+    assert_string_equal (m->email, "olena@example.com");
+    assert_string_equal (m->phone, "+380501234567");
+    assert_string_equal (m->text, "Hi! Do you ship to Lviv?");
+    assert_string_equal (m->event, "message");
+    /* The visitor's clock is not trusted: the time is arrival. */
+    assert_int_equal (m->sent_at, NOW_MS);
+    assert_string_equal (r.items[0].key, "webchat:shop-site:v-8c1f2a");
+    ingest_result_reset (&r);
+}
+
+static void
+test_retry_same_id (void **state)
+{
+    ingest_result_t a, b;
+    (void)state;
+    s_one (s_run ("text.json", &a), &a);
+    s_one (s_run ("text.json", &b), &b);
+    assert_string_equal (a.items[0].external_id, b.items[0].external_id);
+    ingest_result_reset (&a);
+    ingest_result_reset (&b);
+}
+
+static void
+test_attachments (void **state)
+{
+    ingest_result_t r;
+    Retain__V1__InboundMessage *m;
+    (void)state;
+    /* Signed in upper-case hex; no text, two files. */
+    m = s_one (s_run ("attachments.json", &r), &r);
+    assert_string_equal (m->text, "");
+    assert_int_equal (m->n_attachments, 2);
+    assert_string_equal (m->attachments[0]->kind, "image");
+    assert_string_equal (m->attachments[0]->url,
+                         "https://shop.example.com/uploads/v-8c1f2a/parcel.jpg");
+    assert_string_equal (m->attachments[0]->mime_type, "image/jpeg");
+    assert_string_equal (m->attachments[0]->name, "parcel.jpg");
+    assert_int_equal (m->attachments[0]->size, 204800);
+    assert_string_equal (m->attachments[1]->kind, "document");
+    assert_string_equal (m->attachments[1]->mime_type, "application/pdf");
+    /* A national number cannot be made E.164: kept as typed. */
+    assert_string_equal (m->phone, "050 123 45 67");
+    ingest_result_reset (&r);
+}
+
+static void
+test_visitor_id_with_colons (void **state)
+{
+    ingest_result_t r;
+    Retain__V1__InboundMessage *m;
+    (void)state;
+    m = s_one (s_run ("visitor_with_colon.json", &r), &r);
+    assert_string_equal (m->external_id, "shop:customer:42:m-01J0ABCDEP");
+    assert_string_equal (m->external_user_id, "shop:customer:42");
+    ingest_result_reset (&r);
+}
+
+static void
+test_visitor_cannot_pose_as_another (void **state)
+{
+    ingest_inbox_t other = s_inbox ("another-shops-secret", "");
+    ingest_result_t r;
+    (void)state;
+    /* v-8c1f2a's signature with someone else's id. */
+    s_assert_fails (s_run ("tampered.json", &r), &r, 403, "bad_signature",
+                    "visitor_signature does not match");
+    s_assert_fails (s_run ("unsigned.json", &r), &r, 401, "missing_signature",
+                    "visitor_signature missing");
+    /* A valid signature for another inbox's secret. */
+    s_assert_fails (s_run_with (&other, "text.json", &r), &r, 403, "bad_signature",
+                    "does not match");
+}
+
+static void
+test_signature_shapes (void **state)
+{
+    static const char *bodies[][4] = {
+        {"{\"visitor_id\":\"v\",\"visitor_signature\":\"\",\"message_id\":\"m\",\"text\":\"x\"}",
+         "401", "missing_signature", "visitor_signature missing"},
+        {"{\"visitor_id\":\"v\",\"visitor_signature\":null,\"message_id\":\"m\",\"text\":\"x\"}",
+         "401", "missing_signature", "visitor_signature missing"},
+        {"{\"visitor_id\":\"v\",\"visitor_signature\":7,\"message_id\":\"m\",\"text\":\"x\"}",
+         "403", "bad_signature", "does not match"},
+        {"{\"visitor_id\":\"v\",\"visitor_signature\":\"not-hex\",\"message_id\":\"m\"}", "403",
+         "bad_signature", "does not match"},
+        {"{\"visitor_id\":\"v\",\"visitor_signature\":\"abcd\",\"message_id\":\"m\"}", "403",
+         "bad_signature", "does not match"},
+        {"{\"visitor_signature\":\"abcd\",\"message_id\":\"m\"}", "400", "malformed",
+         "visitor_id missing"},
+        {"{\"visitor_id\":\"\",\"visitor_signature\":\"abcd\"}", "400", "malformed",
+         "visitor_id is not a non-empty string"},
+        {"{\"visitor_id\":12,\"visitor_signature\":\"abcd\"}", "400", "malformed",
+         "visitor_id is not a non-empty string"},
+    };
+    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_result_t r;
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+        s_assert_fails (
+            s_call (&inbox, "POST", "application/json", bodies[i][0], strlen (bodies[i][0]), &r),
+            &r, atoi (bodies[i][1]), bodies[i][2], bodies[i][3]);
+}
+
+static void
+test_rotation (void **state)
+{
+    ingest_inbox_t rotating = s_inbox (SECRET, PREVIOUS);
+    ingest_inbox_t rotated = s_inbox (SECRET, "");
+    ingest_inbox_t none = s_inbox ("", "");
+    ingest_result_t r;
+    char *old = s_body (PREVIOUS, "v-8c1f2a", ",\"message_id\":\"m1\",\"text\":\"hi\"");
+    char *unkeyed = s_body ("", "v-8c1f2a", ",\"message_id\":\"m1\",\"text\":\"hi\"");
+    (void)state;
+    s_one (s_call (&rotating, "POST", "application/json", old, strlen (old), &r), &r);
+    ingest_result_reset (&r);
+    s_one (s_run_with (&rotating, "text.json", &r), &r);
+    ingest_result_reset (&r);
+    s_assert_fails (s_call (&rotated, "POST", "application/json", old, strlen (old), &r), &r, 403,
+                    "bad_signature", "does not match");
+    /* Anyone can compute an HMAC under an empty key. */
+    s_assert_fails (s_call (&none, "POST", "application/json", unkeyed, strlen (unkeyed), &r), &r,
+                    403, "bad_signature", "does not match");
+    free (old);
+    free (unkeyed);
+}
+
+static void
+test_bad_content (void **state)
+{
+    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_result_t r;
+    char *body;
+    (void)state;
+    s_assert_fails (s_run ("javascript_url.json", &r), &r, 400, "malformed",
+                    "attachments[0].url is not an http(s) URL");
+    s_assert_fails (s_run ("empty_message.json", &r), &r, 400, "malformed",
+                    "neither text nor attachments");
+    /* "b:c" would let visitor "v" write "v:b:c", the id of visitor "v:b"'s
+     * message "c". */
+    s_assert_fails (s_run ("colon_message_id.json", &r), &r, 400, "malformed", "message_id");
+    s_assert_fails (s_run ("wrong_types.json", &r), &r, 400, "malformed", "text is not a string");
+    s_assert_fails (s_run ("malformed.json", &r), &r, 400, "malformed", "not JSON");
+
+    body = s_body (SECRET, "v", ",\"text\":\"x\"");
+    s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r, 400,
+                    "malformed", "message_id missing");
+    free (body);
+    body = s_body (SECRET, "v", ",\"message_id\":\"m\",\"attachments\":{}");
+    s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r, 400,
+                    "malformed", "attachments is not an array");
+    free (body);
+    body = s_body (SECRET, "v", ",\"message_id\":\"m\",\"attachments\":[\"https://x\"]");
+    s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r, 400,
+                    "malformed", "attachments[0] is not an object");
+    free (body);
+    body = s_body (SECRET, "v",
+                   ",\"message_id\":\"m\",\"attachments\":[{\"url\":\"https://x\",\"size\":-1}]");
+    s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r, 400,
+                    "malformed", "attachments[0].size");
+    free (body);
+    body = s_body (SECRET, "v", ",\"message_id\":\"m\",\"text\":\"x\",\"email\":[]");
+    s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r, 400,
+                    "malformed", "email is not a string");
+    free (body);
+    {
+        char rest[4096];
+        size_t o = (size_t)snprintf (rest, sizeof rest, ",\"message_id\":\"m\",\"attachments\":[");
+        int i;
+        for (i = 0; i < 21; i++)
+            o += (size_t)snprintf (rest + o, sizeof rest - o, "%s{\"url\":\"https://x/%d\"}",
+                                   i ? "," : "", i);
+        snprintf (rest + o, sizeof rest - o, "]");
+        body = s_body (SECRET, "v", rest);
+        s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r,
+                        400, "malformed", "more than 20 attachments");
+        free (body);
+    }
+    {
+        char rest[256];
+        snprintf (rest, sizeof rest, ",\"message_id\":\"%0129d\",\"text\":\"x\"", 7);
+        body = s_body (SECRET, "v", rest);
+        s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r,
+                        400, "malformed", "message_id is not a string of 1 to 128");
+        free (body);
+    }
+}
+
+static void
+test_method_and_content_type (void **state)
+{
+    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_result_t r;
+    size_t len;
+    char *body = s_fixture ("text.json", &len);
+    (void)state;
+    /* The preflight is the HTTP layer's; reaching here it is refused. */
+    s_assert_fails (s_call (&inbox, "OPTIONS", "application/json", body, len, &r), &r, 405,
+                    "method_not_allowed", "OPTIONS");
+    s_assert_fails (s_call (&inbox, "GET", NULL, "", 0, &r), &r, 405, "method_not_allowed", "GET");
+    s_assert_fails (s_call (&inbox, "POST", "text/plain;charset=UTF-8", body, len, &r), &r, 415,
+                    "unsupported_media_type", "application/json");
+    s_assert_fails (s_call (&inbox, "POST", NULL, body, len, &r), &r, 415, "unsupported_media_type",
+                    "application/json");
+    s_one (s_call (&inbox, "POST", "application/json;charset=UTF-8", body, len, &r), &r);
+    ingest_result_reset (&r);
+    s_assert_fails (s_call (&inbox, "POST", "application/json", "[]", 2, &r), &r, 400, "malformed",
+                    "not a JSON object");
+    s_assert_fails (s_call (&inbox, "POST", "application/json", NULL, 0, &r), &r, 400, "malformed",
+                    "not JSON");
+    free (body);
+}
+
+static void
+test_truncations_and_flips (void **state)
+{
+    static const char *names[] = {"text.json", "attachments.json"};
+    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    size_t k;
+    (void)state;
+    for (k = 0; k < sizeof names / sizeof names[0]; k++) {
+        size_t len, i;
+        char *body = s_fixture (names[k], &len);
+        for (i = 0; i < len; i++) {
+            ingest_result_t r;
+            int rc = s_call (&inbox, "POST", "application/json", body, i, &r);
+            assert_true (rc == 0 || (rc == -1 && r.status >= 400 && r.count == 0 && !r.response));
+            ingest_result_reset (&r);
+        }
+        for (i = 0; i < len; i++) {
+            static const char flips[] = {'"', '{', '}', '[', ']', ':', ',', '0', '-', 'x', '\\'};
+            ingest_result_t r;
+            char saved = body[i];
+            int rc;
+            body[i] = flips[i % sizeof flips];
+            rc = s_call (&inbox, "POST", "application/json", body, len, &r);
+            assert_true (rc == 0 || (rc == -1 && r.status >= 400 && r.count == 0 && !r.response));
+            ingest_result_reset (&r);
+            body[i] = saved;
+        }
+        free (body);
+    }
+}
+
+static int
+s_setup (void **state)
+{
+    (void)state;
+    s_config = json_pack ("{s:[s]}", "allowed_origins", "https://shop.example.com");
+    return s_config ? 0 : -1;
+}
+
+static int
+s_teardown (void **state)
+{
+    (void)state;
+    json_decref (s_config);
+    return 0;
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_text),
+        cmocka_unit_test (test_retry_same_id),
+        cmocka_unit_test (test_attachments),
+        cmocka_unit_test (test_visitor_id_with_colons),
+        cmocka_unit_test (test_visitor_cannot_pose_as_another),
+        cmocka_unit_test (test_signature_shapes),
+        cmocka_unit_test (test_rotation),
+        cmocka_unit_test (test_bad_content),
+        cmocka_unit_test (test_method_and_content_type),
+        cmocka_unit_test (test_truncations_and_flips),
+    };
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}
