@@ -159,6 +159,7 @@ ingest_result_reset (ingest_result_t *result)
     for (i = 0; i < result->count; i++) {
         free (result->items[i].external_id);
         free (result->items[i].key);
+        free (result->items[i].event_id);
         if (result->items[i].msg)
             protobuf_c_message_free_unpacked (result->items[i].msg, NULL);
     }

@@ -69,6 +69,7 @@ typedef struct {
                               so build it with malloc'd fields throughout (see
                               ingest_item_*) */
     char *key;             /* the envelope key; owned */
+    char *event_id;        /* set by the writer: the envelope id it went out with; owned */
 } ingest_item_t;
 
 typedef struct {

@@ -2108,12 +2108,13 @@ s_parse_date (const char *s)
                 int mo = 0, dd = 0;
                 year = v;
                 j++;
-                while (j < n && s_is_digit (s[j]))
-                    mo = mo * 10 + (s[j++] - '0');
+                /* Capped: more digits only need to stay invalid. */
+                for (; j < n && s_is_digit (s[j]); j++)
+                    mo = mo < 100 ? mo * 10 + (s[j] - '0') : mo;
                 if (j < n && s[j] == '-')
                     j++;
-                while (j < n && s_is_digit (s[j]))
-                    dd = dd * 10 + (s[j++] - '0');
+                for (; j < n && s_is_digit (s[j]); j++)
+                    dd = dd < 100 ? dd * 10 + (s[j] - '0') : dd;
                 month = mo;
                 day = dd;
                 if (j < n && (s[j] == 'T' || s[j] == 't'))

@@ -471,6 +471,8 @@ test_dates (void **state)
         {"Thu, 30 Feb 2024 00:00:00 +0000", 0},
         {"yesterday", 0},
         {"Mon, 15 Jan 2024 25:00:00 +0000", 0},
+        /* found by fuzzing: a long ISO month must not overflow */
+        {"2024-737095516155-15T10:00:00Z", 0},
     };
     size_t i;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {

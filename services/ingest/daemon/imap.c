@@ -89,8 +89,7 @@ struct imap_poller_t {
     /* where it is */
     bool have_cursor;     /* read from PostgreSQL */
     uint64_t uidvalidity; /* of the stored cursor (0: none yet) */
-    uint64_t last_uid;    /* the last UID committed */
-    bool warned_validity; /* a UIDVALIDITY change was logged */
+    uint64_t last_uid;    /* the last UID committed (or found expunged) */
     /* the thread */
     pthread_t thread;     /* polls */
     pthread_mutex_t lock; /* guards stop and wakes sleeps */
@@ -224,8 +223,12 @@ s_cursor_parse (const char *value, uint64_t *uidvalidity, uint64_t *uid)
 static int
 s_cursor_load (imap_poller_t *self)
 {
+    /* A bounded connect, so a stop is not stuck behind an unreachable
+     * server; a timeout in the DSN itself still wins. */
+    const char *const keys[] = {"connect_timeout", "dbname", NULL};
+    const char *const values[] = {"10", self->dsn, NULL};
     const char *params[1] = {self->cursor_name};
-    PGconn *conn = PQconnectdb (self->dsn);
+    PGconn *conn = PQconnectdbParams (keys, values, 1);
     PGresult *res = NULL;
     int rc = -1;
     if (PQstatus (conn) != CONNECTION_OK) {
@@ -570,11 +573,10 @@ s_poll (imap_poller_t *self)
     if (uidvalidity != self->uidvalidity) {
         /* A new mailbox as far as UIDs go (a first run, or the server
          * renumbered): from the first UID; Message-IDs catch repeats. */
-        if (self->uidvalidity != 0 && !self->warned_validity)
+        if (self->uidvalidity != 0)
             rt_log (RT_LOG_WARN, "IMAP UIDVALIDITY changed, reading the mailbox again", "inbox",
                     "%s", self->id, "was", "%" PRIu64, self->uidvalidity, "now", "%" PRIu64,
                     uidvalidity, NULL);
-        self->warned_validity = true;
         self->uidvalidity = uidvalidity;
         self->last_uid = 0;
     }

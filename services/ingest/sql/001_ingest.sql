@@ -26,8 +26,10 @@ CREATE TRIGGER inboxes_touch BEFORE UPDATE ON ingest.inboxes
     FOR EACH ROW EXECUTE FUNCTION ingest.inboxes_touch();
 
 -- Every request that carried something, as the provider sent it, for audit.
+-- The id is a UUIDv7 made by ingestd, so one statement can write a request's
+-- payload and the rows that name it.
 CREATE TABLE ingest.raw (
-    id           bigserial   PRIMARY KEY,
+    id           uuid        PRIMARY KEY,
     channel      text        NOT NULL,
     inbox        text        NOT NULL,
     content_type text        NOT NULL,
@@ -44,7 +46,7 @@ CREATE TABLE ingest.messages (
     external_id text        NOT NULL,
     event_id    uuid        NOT NULL,
     type        text        NOT NULL,
-    raw_id      bigint      REFERENCES ingest.raw ON DELETE SET NULL,
+    raw_id      uuid,       -- ingest.raw (kept shorter than this table, so no foreign key)
     received_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (channel, inbox, external_id)
 );
