@@ -35,7 +35,7 @@ static const rt_config_setting_t s_settings[] = {
     {"admin", "RETAIN_BUS_ADMIN", "127.0.0.1:9701",
      "admin HTTP address (/healthz /readyz /metrics)"},
     {"max-message", "RETAIN_BUS_MAX_MESSAGE", "1M", "largest envelope accepted, bytes"},
-    {"batch-max", "RETAIN_BUS_BATCH_MAX", "4096", "most envelopes written in one transaction"},
+    {"batch-max", "RETAIN_BUS_BATCH_MAX", "16384", "most envelopes written in one transaction"},
     {"retention", "RETAIN_BUS_RETENTION", "7d",
      "how long events (and their ids, for de-duplication) are kept once every group consumed "
      "them; at least 1d"},
