@@ -23,6 +23,7 @@
  * outbound call the customer did not pick up asks nothing of them.
  */
 #include "channel.h"
+#include "formdata.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,23 +37,6 @@
 #define PHONE_MS_THRESHOLD 100000000000.0
 
 static const char *s_events[] = {"started", "answered", "missed", "ended", "recording"};
-
-/* True for "application/json", any case, with or without parameters. */
-static bool
-s_is_json (const char *ct)
-{
-    static const char media[] = "application/json";
-    if (!ct)
-        return false;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    if (strncasecmp (ct, media, sizeof media - 1) != 0)
-        return false;
-    ct += sizeof media - 1;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    return *ct == '\0' || *ct == ';';
-}
 
 /* Checks the request's credentials; 0 or -1 with 401/403 set. Empty
  * secrets never verify: previous_secret is "" when there is none. */
@@ -206,7 +190,7 @@ phone_handle (const ingest_inbox_t *inbox, const ingest_request_t *req, ingest_r
     if (strcmp (req->method, "POST") != 0)
         return ingest_fail (result, 405, "method_not_allowed", "%s not allowed: events are POSTed",
                             req->method);
-    if (!s_is_json (ingest_header (req, "Content-Type")))
+    if (!formdata_is_type (ingest_header (req, "Content-Type"), "application/json"))
         return ingest_fail (result, 415, "unsupported_media_type",
                             "Content-Type must be application/json");
     if (s_authenticate (inbox, req, result) != 0)

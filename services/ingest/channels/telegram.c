@@ -20,6 +20,7 @@
  * answered, as InboundMessage.reply_to promises.
  */
 #include "channel.h"
+#include "formdata.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,23 +40,6 @@ static const struct {
 };
 
 /* --- request checks --- */
-
-/* True for "application/json", any case, with or without parameters. */
-static bool
-s_is_json (const char *ct)
-{
-    static const char media[] = "application/json";
-    if (!ct)
-        return false;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    if (strncasecmp (ct, media, sizeof media - 1) != 0)
-        return false;
-    ct += sizeof media - 1;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    return *ct == '\0' || *ct == ';';
-}
 
 /* True when token equals the inbox's secret or its previous one. An empty
  * secret never matches: previous_secret is "" when there is none, and an
@@ -516,7 +500,7 @@ telegram_handle (const ingest_inbox_t *inbox, const ingest_request_t *req, inges
     if (strcmp (req->method, "POST") != 0)
         return ingest_fail (result, 405, "method_not_allowed", "%s not allowed: updates are POSTed",
                             req->method);
-    if (!s_is_json (ingest_header (req, "Content-Type")))
+    if (!formdata_is_type (ingest_header (req, "Content-Type"), "application/json"))
         return ingest_fail (result, 415, "unsupported_media_type",
                             "Content-Type must be application/json");
     token = ingest_header (req, "X-Telegram-Bot-Api-Secret-Token");

@@ -25,6 +25,7 @@
  * answered 400 rather than silently rounded.
  */
 #include "channel.h"
+#include "formdata.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,23 +36,6 @@
 #include "rt_crypto.h"
 
 /* --- request checks --- */
-
-/* True for "application/json", any case, with or without parameters. */
-static bool
-s_is_json (const char *ct)
-{
-    static const char media[] = "application/json";
-    if (!ct)
-        return false;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    if (strncasecmp (ct, media, sizeof media - 1) != 0)
-        return false;
-    ct += sizeof media - 1;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    return *ct == '\0' || *ct == ';';
-}
 
 /* True when sig is the HMAC of the body under the inbox's secret or its
  * previous one. An empty secret is no secret and never verifies. */
@@ -410,7 +394,7 @@ viber_handle (const ingest_inbox_t *inbox, const ingest_request_t *req, ingest_r
     if (strcmp (req->method, "POST") != 0)
         return ingest_fail (result, 405, "method_not_allowed",
                             "%s not allowed: callbacks are POSTed", req->method);
-    if (!s_is_json (ingest_header (req, "Content-Type")))
+    if (!formdata_is_type (ingest_header (req, "Content-Type"), "application/json"))
         return ingest_fail (result, 415, "unsupported_media_type",
                             "Content-Type must be application/json");
     sig = ingest_header (req, "X-Viber-Content-Signature");

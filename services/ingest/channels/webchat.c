@@ -34,6 +34,7 @@
  * the visitor's signature is the credential.
  */
 #include "channel.h"
+#include "formdata.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,23 +47,6 @@
 #define WEBCHAT_MAX_ATTACHMENTS 20
 #define WEBCHAT_MAX_ID          128
 #define WEBCHAT_MAX_VISITOR     512
-
-/* True for "application/json", any case, with or without parameters. */
-static bool
-s_is_json (const char *ct)
-{
-    static const char media[] = "application/json";
-    if (!ct)
-        return false;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    if (strncasecmp (ct, media, sizeof media - 1) != 0)
-        return false;
-    ct += sizeof media - 1;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    return *ct == '\0' || *ct == ';';
-}
 
 /* True when sig (hex) is the HMAC of visitor_id under the inbox's secret or
  * its previous one. An empty secret is no secret and never verifies. */
@@ -207,7 +191,7 @@ webchat_handle (const ingest_inbox_t *inbox, const ingest_request_t *req, ingest
     if (strcmp (req->method, "POST") != 0)
         return ingest_fail (result, 405, "method_not_allowed",
                             "%s not allowed: messages are POSTed", req->method);
-    if (!s_is_json (ingest_header (req, "Content-Type")))
+    if (!formdata_is_type (ingest_header (req, "Content-Type"), "application/json"))
         return ingest_fail (result, 415, "unsupported_media_type",
                             "Content-Type must be application/json");
     root = json_loadb ((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
