@@ -23,32 +23,15 @@
 #include "rt_form.h"
 #include "rt_test.h"
 
-#define FIXTURES RT_TEST_SOURCE_DIR "/tests/fixtures/ingest/"
-
 static int s_http_port;
 static PGconn *s_conn;
 
 static char *
 s_read (const char *name, size_t *len)
 {
-    char path[512];
-    FILE *f;
-    char *buf;
-    long n;
-    snprintf (path, sizeof path, FIXTURES "%s", name);
-    f = fopen (path, "rb");
-    if (!f)
-        fail_msg ("cannot read %s", path);
-    fseek (f, 0, SEEK_END);
-    n = ftell (f);
-    fseek (f, 0, SEEK_SET);
-    buf = malloc ((size_t)n + 1);
-    if (fread (buf, 1, (size_t)n, f) != (size_t)n)
-        fail_msg ("short read of %s", path);
-    buf[n] = '\0';
-    fclose (f);
-    *len = (size_t)n;
-    return buf;
+    char rel[256];
+    snprintf (rel, sizeof rel, "ingest/%s", name);
+    return rt_test_fixture (rel, len);
 }
 
 static size_t

@@ -293,3 +293,27 @@ rt_test_busd_start (rt_test_busd_t *b, const char *dsn, const char *log, const c
     if (wait_ready && !rt_test_wait_ready (b->admin_port, 30000))
         fail_msg ("retain-busd did not become ready; see %s/%s", rt_test_dir (), log);
 }
+
+char *
+rt_test_fixture (const char *relpath, size_t *len)
+{
+    char path[1024];
+    FILE *f;
+    char *data;
+    long n;
+    snprintf (path, sizeof path, "%s/tests/fixtures/%s", RT_TEST_SOURCE_DIR, relpath);
+    f = fopen (path, "rb");
+    if (!f)
+        fail_msg ("cannot open %s", path);
+    fseek (f, 0, SEEK_END);
+    n = ftell (f);
+    fseek (f, 0, SEEK_SET);
+    data = malloc ((size_t)n + 1);
+    assert_non_null (data);
+    assert_int_equal (fread (data, 1, (size_t)n, f), (size_t)n);
+    data[n] = '\0';
+    fclose (f);
+    if (len)
+        *len = (size_t)n;
+    return data;
+}

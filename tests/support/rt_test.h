@@ -61,6 +61,10 @@ long long rt_test_pg_long (PGconn *conn, const char *sql);
 /* Runs a statement; aborts on error. */
 void rt_test_pg_exec (PGconn *conn, const char *sql);
 
+/* The bytes of tests/fixtures/<relpath>, NUL-terminated (owned; free()).
+ * *len, when not NULL, gets their count. Fails the test when unreadable. */
+char *rt_test_fixture (const char *relpath, size_t *len);
+
 /* Monotonic milliseconds. */
 int64_t rt_test_now_ms (void);
 

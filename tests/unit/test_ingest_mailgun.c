@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "channel.h"
+#include "rt_test.h"
 #include "channels/formdata.h"
 #include "rt_crypto.h"
 
@@ -35,24 +36,9 @@
 static char *
 s_fixture (const char *name, size_t *len)
 {
-    char path[512];
-    FILE *f;
-    char *data;
-    long n;
-    snprintf (path, sizeof path, "%s/tests/fixtures/ingest/mailgun/%s", RT_TEST_SOURCE_DIR, name);
-    f = fopen (path, "rb");
-    if (!f)
-        fail_msg ("cannot open %s", path);
-    fseek (f, 0, SEEK_END);
-    n = ftell (f);
-    fseek (f, 0, SEEK_SET);
-    data = malloc ((size_t)n + 1);
-    assert_non_null (data);
-    assert_int_equal (fread (data, 1, (size_t)n, f), (size_t)n);
-    data[n] = '\0';
-    fclose (f);
-    *len = (size_t)n;
-    return data;
+    char rel[256];
+    snprintf (rel, sizeof rel, "ingest/mailgun/%s", name);
+    return rt_test_fixture (rel, len);
 }
 
 /* Replaces the first `from` in data (binary, len bytes) by `to`. */

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "channel.h"
+#include "rt_test.h"
 #include "rt_crypto.h"
 
 #define SECRET       "test-app-secret"
@@ -38,24 +39,9 @@ typedef struct {
 static char *
 s_fixture (const char *name, size_t *len)
 {
-    char path[512];
-    FILE *f;
-    char *data;
-    long n;
-    snprintf (path, sizeof path, "%s/tests/fixtures/ingest/meta/%s", RT_TEST_SOURCE_DIR, name);
-    f = fopen (path, "rb");
-    if (!f)
-        fail_msg ("cannot open %s", path);
-    fseek (f, 0, SEEK_END);
-    n = ftell (f);
-    fseek (f, 0, SEEK_SET);
-    data = malloc ((size_t)n + 1);
-    assert_non_null (data);
-    assert_int_equal (fread (data, 1, (size_t)n, f), (size_t)n);
-    data[n] = '\0';
-    fclose (f);
-    *len = (size_t)n;
-    return data;
+    char rel[256];
+    snprintf (rel, sizeof rel, "ingest/meta/%s", name);
+    return rt_test_fixture (rel, len);
 }
 
 static void

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "channel.h"
+#include "rt_test.h"
 #include "rt_crypto.h"
 
 #define SECRET   "pbx-test-secret-91ab"
@@ -34,24 +35,9 @@ static json_t *s_config;
 static char *
 s_fixture (const char *name, size_t *len)
 {
-    char path[512];
-    FILE *f;
-    char *data;
-    long size;
-    snprintf (path, sizeof path, "%s/tests/fixtures/ingest/phone/%s", RT_TEST_SOURCE_DIR, name);
-    f = fopen (path, "rb");
-    if (!f)
-        fail_msg ("cannot open %s", path);
-    fseek (f, 0, SEEK_END);
-    size = ftell (f);
-    fseek (f, 0, SEEK_SET);
-    data = malloc ((size_t)size + 1);
-    assert_non_null (data);
-    assert_int_equal (fread (data, 1, (size_t)size, f), (size_t)size);
-    data[size] = '\0';
-    fclose (f);
-    *len = (size_t)size;
-    return data;
+    char rel[256];
+    snprintf (rel, sizeof rel, "ingest/phone/%s", name);
+    return rt_test_fixture (rel, len);
 }
 
 static ingest_inbox_t

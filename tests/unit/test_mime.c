@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "mime.h"
+#include "rt_test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,24 +24,9 @@
 static char *
 s_read (const char *name, size_t *len)
 {
-    char path[1024];
-    FILE *f;
-    char *buf;
-    long size;
-    snprintf (path, sizeof path, "%s/tests/fixtures/ingest/email/%s", RT_TEST_SOURCE_DIR, name);
-    f = fopen (path, "rb");
-    if (!f)
-        fail_msg ("cannot open %s", path);
-    fseek (f, 0, SEEK_END);
-    size = ftell (f);
-    fseek (f, 0, SEEK_SET);
-    buf = malloc ((size_t)size + 1);
-    assert_non_null (buf);
-    assert_int_equal (fread (buf, 1, (size_t)size, f), (size_t)size);
-    buf[size] = '\0';
-    fclose (f);
-    *len = (size_t)size;
-    return buf;
+    char rel[256];
+    snprintf (rel, sizeof rel, "ingest/email/%s", name);
+    return rt_test_fixture (rel, len);
 }
 
 /* Strict UTF-8: no overlongs, surrogates or code points past U+10FFFF. */
