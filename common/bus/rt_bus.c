@@ -14,6 +14,8 @@
 
 #include <zmq.h>
 
+#include "rt_clock.h"
+#include "rt_utf8.h"
 #include "rt_uuid.h"
 #include "retain/v1/conversation.pb-c.h"
 #include "retain/v1/customer.pb-c.h"
@@ -114,22 +116,6 @@ rt_bus_topic (char *out, size_t outlen, const char *stream, uint32_t partition)
     return (size_t)n < outlen ? (size_t)n : outlen - 1;
 }
 
-int64_t
-rt_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t
-rt_mono_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static char *
 s_dup (const char *s)
 {
@@ -222,7 +208,7 @@ rt_envelope_new (const char *type, const char *key, const ProtobufCMessage *payl
     env->key = s_dup (key);
     env->producer = s_dup (producer);
     env->correlation_id = s_dup ("");
-    env->occurred_at = rt_now_ms ();
+    env->occurred_at = rt_clock_now_ms ();
     if (payload) {
         size_t len = protobuf_c_message_get_packed_size (payload);
         env->payload.data = malloc (len ? len : 1);
@@ -275,6 +261,146 @@ rt_bus_curve_client (void *socket, char *err, size_t errlen)
         zmq_setsockopt (socket, ZMQ_CURVE_PUBLICKEY, pub, 40) != 0 ||
         zmq_setsockopt (socket, ZMQ_CURVE_SECRETKEY, sec, 40) != 0) {
         snprintf (err, errlen, "CURVE client setup: %s", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
+int
+rt_bus_type_stream_check (const rt_bus_type_t *type, const char *stream, char *why, size_t whylen)
+{
+    if (!stream || !*stream || strcmp (stream, type->stream) == 0)
+        return 0;
+    snprintf (why, whylen, "type %s belongs to stream \"%s\", not \"%.64s\"", type->type,
+              type->stream, stream);
+    return -1;
+}
+
+#define TEXT_CHECK_DEPTH 32
+
+/* Reads a base-128 varint at *p; false when it runs past end or is longer
+ * than ten bytes. */
+static bool
+s_varint (const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    int shift;
+    for (shift = 0; shift < 70 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int
+s_text_check (const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
+              int depth, const char *path, char *why, size_t whylen)
+{
+    const uint8_t *start = p;
+    if (depth > TEXT_CHECK_DEPTH) {
+        snprintf (why, whylen, "%s: messages nested deeper than %d", path, TEXT_CHECK_DEPTH);
+        return -1;
+    }
+    while (p < end) {
+        uint64_t tag, n;
+        const ProtobufCFieldDescriptor *field;
+        if (!s_varint (&p, end, &tag))
+            goto malformed;
+        field = protobuf_c_message_descriptor_get_field (desc, (unsigned)(tag >> 3));
+        switch (tag & 7) {
+        case 0:
+            if (!s_varint (&p, end, &n))
+                goto malformed;
+            break;
+        case 1:
+            if (end - p < 8)
+                goto malformed;
+            p += 8;
+            break;
+        case 5:
+            if (end - p < 4)
+                goto malformed;
+            p += 4;
+            break;
+        case 2:
+            if (!s_varint (&p, end, &n) || n > (uint64_t)(end - p))
+                goto malformed;
+            if (field && field->type == PROTOBUF_C_TYPE_STRING) {
+                size_t bad = rt_utf8_bad_at ((const char *)p, (size_t)n, false);
+                if (bad < n) {
+                    snprintf (why, whylen, "%s%s%s: byte 0x%02x at %zu is not %s", path,
+                              *path ? "." : "", field->name, p[bad], bad,
+                              p[bad] ? "valid UTF-8" : "allowed (NUL)");
+                    return -1;
+                }
+            } else if (field && field->type == PROTOBUF_C_TYPE_MESSAGE) {
+                char sub[256];
+                snprintf (sub, sizeof sub, "%s%s%s", path, *path ? "." : "", field->name);
+                if (s_text_check (field->descriptor, p, p + n, depth + 1, sub, why, whylen) != 0)
+                    return -1;
+            }
+            p += n;
+            break;
+        default:
+            goto malformed;
+        }
+    }
+    return 0;
+malformed:
+    snprintf (why, whylen, "%s: malformed protobuf at byte %zu", *path ? path : desc->short_name,
+              (size_t)(p - start));
+    return -1;
+}
+
+int
+rt_bus_text_check (const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                   char *why, size_t whylen)
+{
+    static const uint8_t empty[1] = {0};
+    if (!data)
+        data = empty;
+    return s_text_check (desc, data, data + len, 0, "", why, whylen);
+}
+
+int
+rt_envelope_check (const Retain__V1__Envelope *env, char *why, size_t whylen)
+{
+    const char *fields[] = {env->id,  env->type,     env->stream,
+                            env->key, env->producer, env->correlation_id};
+    const rt_bus_type_t *type;
+    ProtobufCMessage *payload;
+    size_t i;
+    char sub[200];
+
+    for (i = 0; i < sizeof fields / sizeof *fields; i++) {
+        if (fields[i] && !rt_utf8_text_ok (fields[i], strlen (fields[i]))) {
+            snprintf (why, whylen, "a text field of the envelope is not valid UTF-8");
+            return -1;
+        }
+    }
+    type = rt_bus_type_find (env->type);
+    if (!type) {
+        snprintf (why, whylen, "unknown type \"%.64s\"", env->type ? env->type : "");
+        return -1;
+    }
+    if (!env->key || !env->key[0]) {
+        snprintf (why, whylen, "no key");
+        return -1;
+    }
+    if (rt_bus_type_stream_check (type, env->stream, why, whylen) != 0)
+        return -1;
+    payload = protobuf_c_message_unpack (type->desc, NULL, env->payload.len, env->payload.data);
+    if (!payload) {
+        snprintf (why, whylen, "payload does not parse as retain.v1.%s", type->type);
+        return -1;
+    }
+    protobuf_c_message_free_unpacked (payload, NULL);
+    if (rt_bus_text_check (type->desc, env->payload.data, env->payload.len, sub, sizeof sub) != 0) {
+        snprintf (why, whylen, "payload %s", sub);
         return -1;
     }
     return 0;

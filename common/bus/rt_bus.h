@@ -24,9 +24,12 @@
 #define RT_BUS_TOPIC_MAX          48
 #define RT_BUS_DEFAULT_PARTITIONS 16
 
+/* The registry is the one place that says which stream a type belongs to:
+ * an envelope naming another stream is refused (busd's ingress and outbox,
+ * rt_outbox_append, retainctl publish), so a type's consumers always find it. */
 typedef struct {
     const char *type;   /* short name carried in Envelope.type, e.g. "OrderPlaced" */
-    const char *stream; /* the stream it belongs to by default */
+    const char *stream; /* the one stream it belongs to */
     const ProtobufCMessageDescriptor *desc;
 } rt_bus_type_t;
 
@@ -70,16 +73,31 @@ uint8_t *rt_envelope_pack (const Retain__V1__Envelope *env, size_t *len);
  * payload does not parse. */
 ProtobufCMessage *rt_envelope_payload (const Retain__V1__Envelope *env);
 
+/* Checks a type's stream: 0 when `stream` is empty (the type's own is
+ * meant) or names the type's stream, else -1 with the reason in why. */
+int rt_bus_type_stream_check (const rt_bus_type_t *type, const char *stream, char *why,
+                              size_t whylen);
+
+/* Walks the serialized message `data` of type `desc` and checks every
+ * string field, in nested messages too, is UTF-8 with no NUL byte: what
+ * proto3 promises and PostgreSQL's text can hold. protobuf-c checks
+ * neither, and cuts a string at its first NUL when it unpacks it. 0 when
+ * all are, else -1 with the field's path and the byte's offset in why. */
+int rt_bus_text_check (const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                       char *why, size_t whylen);
+
+/* What a producer can check before it sends or writes to the outbox, as
+ * busd checks it: a registered type, the type's own stream (or none), a
+ * key, every string UTF-8 (NUL cannot occur in an unpacked string), a
+ * payload that parses as the type with valid strings. The id's window is
+ * busd's to judge. 0, or -1 with the reason in why. */
+int rt_envelope_check (const Retain__V1__Envelope *env, char *why, size_t whylen);
+
 /* Applies ZeroMQ CURVE client settings to a socket when the environment
  * asks for them: RETAIN_BUS_CURVE_SERVER_KEY (busd's public key, Z85) with
  * RETAIN_BUS_CURVE_PUBLIC_KEY and RETAIN_BUS_CURVE_SECRET_KEY (this
  * client's pair). Nothing is set when the server key is unset. 0 or -1 with
  * err filled. */
 int rt_bus_curve_client (void *socket, char *err, size_t errlen);
-
-/* Milliseconds since the unix epoch, wall clock. */
-int64_t rt_now_ms (void);
-/* Monotonic milliseconds, for timeouts. */
-int64_t rt_mono_ms (void);
 
 #endif

@@ -13,6 +13,7 @@
  * run on it, so losing the connection loses ownership and any open
  * transaction together.
  */
+#include "rt_clock.h"
 #include "rt_consumer.h"
 
 #include <errno.h>
@@ -535,7 +536,7 @@ s_batch_failed (rt_consumer_t *self, s_part_t *part, const Retain__V1__Envelope 
     if (!rt_db_is_ok (self->db))
         return -2;
     part->failures++;
-    part->retry_at_ms = rt_mono_ms () + (part->failures < 7 ? 100 << part->failures : 10000);
+    part->retry_at_ms = rt_clock_mono_ms () + (part->failures < 7 ? 100 << part->failures : 10000);
     part->catchup = true;
     if (self->m_failures)
         rt_counter_inc (self->m_failures);
@@ -917,7 +918,7 @@ s_flush (rt_consumer_t *self)
                 return -2;
             failed->failures++;
             failed->retry_at_ms =
-                rt_mono_ms () + (failed->failures < 7 ? 100 << failed->failures : 10000);
+                rt_clock_mono_ms () + (failed->failures < 7 ? 100 << failed->failures : 10000);
             failed->catchup = true;
             if (self->m_failures)
                 rt_counter_inc (self->m_failures);
@@ -1054,7 +1055,7 @@ rt_consumer_run (rt_consumer_t *self)
                 continue;
             }
         }
-        now = rt_mono_ms ();
+        now = rt_clock_mono_ms ();
         if (now >= self->next_rebalance_ms) {
             if (s_rebalance (self) != 0) {
                 rt_log (RT_LOG_WARN, "rebalance failed", "error", "%s", rt_db_error (self->db),

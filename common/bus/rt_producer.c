@@ -7,6 +7,7 @@
  * makes a producer's "sent" mean "in the log": busd answers DUPLICATE for
  * the ones that had made it.
  */
+#include "rt_clock.h"
 #include "rt_producer.h"
 
 #include <errno.h>
@@ -170,7 +171,7 @@ s_grow (rt_producer_t *self)
 static int
 s_send (rt_producer_t *self, s_entry_t *e)
 {
-    e->sent_ms = rt_mono_ms ();
+    e->sent_ms = rt_clock_mono_ms ();
     /* With an unlimited HWM DONTWAIT fails only when no busd is connected
      * yet; the entry stays pending and is resent. */
     if (zmq_send (self->socket, e->data, e->len, ZMQ_DONTWAIT) < 0 && errno != EAGAIN)
@@ -222,7 +223,7 @@ rt_producer_post (rt_producer_t *self, const Retain__V1__Envelope *env)
 static void
 s_resend_overdue (rt_producer_t *self)
 {
-    int64_t now = rt_mono_ms ();
+    int64_t now = rt_clock_mono_ms ();
     size_t i;
     /* A scan costs O(pending); a few per resend interval are plenty. */
     if (now - self->last_scan_ms < self->resend_ms / 4)
@@ -313,7 +314,7 @@ rt_producer_send (rt_producer_t *self, const Retain__V1__Envelope *env, int time
                   Retain__V1__Ack *ack_out, char *err, size_t errlen)
 {
     s_wait_t w;
-    int64_t deadline = rt_mono_ms () + timeout_ms;
+    int64_t deadline = rt_clock_mono_ms () + timeout_ms;
     memset (&w, 0, sizeof w);
     retain__v1__ack__init (&w.copy);
     w.id = env->id;
@@ -322,7 +323,7 @@ rt_producer_send (rt_producer_t *self, const Retain__V1__Envelope *env, int time
         return -1;
     }
     while (!w.done) {
-        int64_t left = deadline - rt_mono_ms ();
+        int64_t left = deadline - rt_clock_mono_ms ();
         if (left <= 0) {
             s_entry_t **slot = s_find (self, env->id);
             /* Give up on it: a late ack must not be reported later. */

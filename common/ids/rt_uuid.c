@@ -27,6 +27,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "rt_clock.h"
+
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t s_last_ms = -1; /* timestamp of the last id; guarded by s_lock */
 static uint16_t s_counter = 0; /* rand_a of the last id, 12 bits; guarded by s_lock */
@@ -51,14 +53,6 @@ s_random (void *buf, size_t len)
     }
 }
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec now;
-    clock_gettime (CLOCK_REALTIME, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 rt_uuid_t
 rt_uuid_v7 (void)
 {
@@ -68,7 +62,7 @@ rt_uuid_v7 (void)
     s_random (rnd, sizeof rnd);
     uint16_t seed = (uint16_t)(((rnd[8] << 8) | rnd[9]) & 0x07FF);
 
-    int64_t now = s_now_ms ();
+    int64_t now = rt_clock_now_ms ();
     pthread_mutex_lock (&s_lock);
     if (now > s_last_ms) {
         s_last_ms = now;

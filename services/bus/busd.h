@@ -13,6 +13,7 @@
 #ifndef BUSD_H
 #define BUSD_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -40,7 +41,9 @@ typedef struct {
     int stream_index;                    /* index into the stream table */
     long dup_of;                         /* earlier item of the same batch with this id, or -1 */
     /* Filled by the writer: */
-    int status;         /* RETAIN__V1__ACK__STATUS__OK or __DUPLICATE */
+    int status;         /* RETAIN__V1__ACK__STATUS__OK, __DUPLICATE or __REJECTED */
+    char *error;        /* why it was REJECTED (owned), or NULL */
+    bool settled;       /* acked and published already (during an isolation) */
     uint64_t seq;       /* global position */
     uint32_t partition; /* partition of the key */
     uint64_t pseq;      /* position within the partition */
@@ -83,25 +86,32 @@ typedef struct {
     const char *curve_secret;     /* z85 server secret key, "" for plain TCP */
     const char *curve_clients;    /* file of admitted client public keys */
     /* state */
-    rt_db_t *db;                  /* the writer connection (holds the lock) */
-    void *zmq_ctx;                /* ZeroMQ context */
-    void *router;                 /* ingress socket, NULL while standby */
-    void *pub;                    /* fan-out socket, NULL while standby */
-    void *zap;                    /* ZAP handler socket, NULL without CURVE */
-    uint8_t (*curve_keys)[32];    /* admitted client public keys */
-    size_t ncurve_keys;           /* their count */
-    busd_stream_t *streams;       /* indexed like rt_bus_streams */
-    size_t nstreams;              /* their count */
-    uint64_t seq;                 /* last committed global seq */
-    busd_item_t *items;           /* the batch in hand */
-    size_t nitems;                /* items in the batch */
-    size_t items_cap;             /* allocated */
-    bool outbox_due;              /* drain the outbox with the next batch */
-    int64_t last_outbox_ms;       /* when it was last drained */
-    int64_t last_housekeeping_ms; /* partitions and pruning */
-    atomic_int role;              /* BUSD_STANDBY or BUSD_PRIMARY, read by /readyz */
-    busd_metrics_t m;             /* metrics */
-    rt_metrics_t *metrics;        /* the registry */
+    rt_db_t *db;                   /* the writer connection (holds the lock) */
+    void *zmq_ctx;                 /* ZeroMQ context */
+    void *router;                  /* ingress socket, NULL while standby */
+    void *pub;                     /* fan-out socket, NULL while standby */
+    void *zap;                     /* ZAP handler socket, NULL without CURVE */
+    uint8_t (*curve_keys)[32];     /* admitted client public keys */
+    size_t ncurve_keys;            /* their count */
+    busd_stream_t *streams;        /* indexed like rt_bus_streams */
+    size_t nstreams;               /* their count */
+    uint64_t seq;                  /* last committed global seq */
+    busd_item_t *items;            /* the batch in hand */
+    size_t nitems;                 /* items in the batch */
+    size_t items_cap;              /* allocated */
+    bool outbox_due;               /* drain the outbox with the next batch */
+    int64_t last_outbox_ms;        /* when it was last drained */
+    bool housekeeping_due;         /* run it before the next batch (set at takeover) */
+    int64_t last_housekeeping_ms;  /* monotonic time of the last run */
+    int64_t housekeeping_day;      /* UTC day (busd's clock) of the last run */
+    int64_t covered_from_ms;       /* ids from here ... */
+    int64_t covered_to_ms;         /* ... to here have a partition; both 0: not known */
+    atomic_llong failing_since_ms; /* monotonic ms of the first failed commit in a row, 0 none */
+    pthread_mutex_t why_lock;      /* guards why_failing */
+    char why_failing[256];         /* the last commit error, for /readyz */
+    atomic_int role;               /* BUSD_STANDBY or BUSD_PRIMARY, read by /readyz */
+    busd_metrics_t m;              /* metrics */
+    rt_metrics_t *metrics;         /* the registry */
 } busd_t;
 
 enum { BUSD_STANDBY = 0, BUSD_PRIMARY = 1 };
@@ -123,15 +133,22 @@ void items_clear (busd_t *self);
 /* writer.c: loads counters and seq from bus.counters and bus.state. */
 int writer_load (busd_t *self);
 /* Writes the batch in hand (draining the outbox into it when due) as one
- * transaction. 0 when committed (items carry their positions), -1 when it
- * failed (nothing committed; counters unchanged). */
+ * transaction. When the log refuses the batch for something in its data
+ * (not the database being away), the batch is split until every item that
+ * can be is committed and each item that fails alone is answered REJECTED
+ * (an outbox row set aside in bus.outbox_rejected); items settled that way
+ * leave the batch. 0 when everything in hand is settled or committed (items
+ * carry their positions), -1 when it failed for a reason of no item's
+ * (what is left is uncommitted; counters unchanged). */
 int writer_commit (busd_t *self);
-/* Publishes committed items on PUB. */
-void writer_publish (busd_t *self);
+/* Settles items [lo, hi): acknowledges ingress producers and publishes the
+ * committed events on PUB; each item once. */
+void writer_settle (busd_t *self, size_t lo, size_t hi);
 /* Prepares the writer's statements on self->db. */
 int writer_prepare (busd_t *self);
 
-/* retention.c: creates partitions ahead and drops expired ones. */
+/* retention.c: creates the partitions every accepted id needs, drops
+ * expired ones, and reads which days are covered (covered_from/to_ms). */
 void retention_run (busd_t *self);
 
 /* zap.c: CURVE and the ZAP handler admitting listed client keys. */

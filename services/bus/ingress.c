@@ -16,6 +16,7 @@
 
 #include "busd.h"
 #include "rt_bus.h"
+#include "rt_clock.h"
 #include "rt_log.h"
 
 #define INGRESS_KEY_MAX 512
@@ -59,6 +60,8 @@ ingress_ack (busd_t *self, const busd_item_t *item)
     ack.seq = item->seq;
     ack.partition = item->partition;
     ack.pseq = item->pseq;
+    if (item->error)
+        ack.error = item->error;
     s_send_ack (self, item->identity, item->identity_len, item->delimiter, &ack);
 }
 
@@ -77,42 +80,6 @@ s_reject (busd_t *self, const uint8_t *identity, size_t identity_len, bool delim
         s_send_ack (self, identity, identity_len, delimiter, &ack);
 }
 
-/* PostgreSQL refuses text that is not UTF-8, and one such row would fail
- * the whole batch it is in; protobuf-c does not check. */
-static bool
-s_utf8_ok (const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int n;
-        unsigned int cp;
-        if (*p < 0x80) {
-            p++;
-            continue;
-        } else if ((*p & 0xe0) == 0xc0) {
-            n = 1;
-            cp = *p & 0x1f;
-        } else if ((*p & 0xf0) == 0xe0) {
-            n = 2;
-            cp = *p & 0x0f;
-        } else if ((*p & 0xf8) == 0xf0) {
-            n = 3;
-            cp = *p & 0x07;
-        } else
-            return false;
-        p++;
-        for (int i = 0; i < n; i++, p++) {
-            if ((*p & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (*p & 0x3f);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-    }
-    return true;
-}
-
 Retain__V1__Envelope *
 ingress_parse (busd_t *self, const uint8_t *data, size_t len, rt_uuid_t *uuid, int *stream_index,
                char *why, size_t whylen, const char **reason)
@@ -120,7 +87,6 @@ ingress_parse (busd_t *self, const uint8_t *data, size_t len, rt_uuid_t *uuid, i
     Retain__V1__Envelope *env;
     const rt_bus_type_t *type;
     ProtobufCMessage *payload;
-    const char *stream;
     int64_t id_ms, now_ms;
 
     if ((int64_t)len > self->max_message) {
@@ -135,6 +101,13 @@ ingress_parse (busd_t *self, const uint8_t *data, size_t len, rt_uuid_t *uuid, i
         *reason = "unparsable";
         return NULL;
     }
+    /* Every string, the envelope's and the payload's, must be storable as
+     * text: checked on the wire, where a NUL is still visible (protobuf-c
+     * cuts strings at the first one). */
+    if (rt_bus_text_check (&retain__v1__envelope__descriptor, data, len, why, whylen) != 0) {
+        *reason = "bad_utf8";
+        goto fail;
+    }
     if (rt_uuid_parse (env->id, uuid) != 0) {
         snprintf (why, whylen, "id \"%.64s\" is not a UUID", env->id);
         *reason = "bad_id";
@@ -143,9 +116,10 @@ ingress_parse (busd_t *self, const uint8_t *data, size_t len, rt_uuid_t *uuid, i
     /* The log is partitioned by the time in the id and keeps ids as long as
      * it keeps their events: an id must be a UUIDv7 made within the
      * retention window (with an hour's margin for the drop of the oldest
-     * day) and not more than a day ahead of this clock. */
+     * day), not more than a day ahead of this clock, and of a day whose
+     * partition exists (retention.c keeps the two in step). */
     id_ms = rt_uuid_v7_time_ms (uuid);
-    now_ms = rt_now_ms ();
+    now_ms = rt_clock_now_ms ();
     if (id_ms == 0) {
         snprintf (why, whylen, "id \"%.64s\" is not a UUIDv7", env->id);
         *reason = "bad_id";
@@ -158,6 +132,15 @@ ingress_parse (busd_t *self, const uint8_t *data, size_t len, rt_uuid_t *uuid, i
                   env->id, (double)(id_ms - now_ms) / 3600000.0,
                   (double)self->retention_ms / 3600000.0);
         *reason = "bad_id";
+        goto fail;
+    }
+    if (self->covered_to_ms > 0 &&
+        (id_ms < self->covered_from_ms || id_ms >= self->covered_to_ms)) {
+        snprintf (why, whylen,
+                  "id \"%.64s\" was made %+.1f h from now, on a day the log has no partition "
+                  "for",
+                  env->id, (double)(id_ms - now_ms) / 3600000.0);
+        *reason = "no_partition";
         goto fail;
     }
     type = rt_bus_type_find (env->type);
@@ -176,17 +159,19 @@ ingress_parse (busd_t *self, const uint8_t *data, size_t len, rt_uuid_t *uuid, i
         *reason = "bad_key";
         goto fail;
     }
-    stream = env->stream[0] ? env->stream : type->stream;
-    *stream_index = rt_bus_stream_index (stream);
-    if (*stream_index < 0 || (size_t)*stream_index >= self->nstreams) {
-        snprintf (why, whylen, "unknown stream \"%.64s\"", stream);
+    if (env->stream[0] && rt_bus_stream_index (env->stream) < 0) {
+        snprintf (why, whylen, "unknown stream \"%.64s\"", env->stream);
         *reason = "unknown_stream";
         goto fail;
     }
-    if (!s_utf8_ok (env->key) || !s_utf8_ok (env->producer) || !s_utf8_ok (env->correlation_id) ||
-        !s_utf8_ok (env->stream)) {
-        snprintf (why, whylen, "a text field is not valid UTF-8");
-        *reason = "bad_utf8";
+    if (rt_bus_type_stream_check (type, env->stream, why, whylen) != 0) {
+        *reason = "wrong_stream";
+        goto fail;
+    }
+    *stream_index = rt_bus_stream_index (type->stream);
+    if (*stream_index < 0 || (size_t)*stream_index >= self->nstreams) {
+        snprintf (why, whylen, "unknown stream \"%.64s\"", type->stream);
+        *reason = "unknown_stream";
         goto fail;
     }
     payload = protobuf_c_message_unpack (type->desc, NULL, env->payload.len, env->payload.data);
@@ -196,6 +181,15 @@ ingress_parse (busd_t *self, const uint8_t *data, size_t len, rt_uuid_t *uuid, i
         goto fail;
     }
     protobuf_c_message_free_unpacked (payload, NULL);
+    {
+        char sub[200];
+        if (rt_bus_text_check (type->desc, env->payload.data, env->payload.len, sub, sizeof sub) !=
+            0) {
+            snprintf (why, whylen, "payload %s", sub);
+            *reason = "bad_utf8";
+            goto fail;
+        }
+    }
     /* Normalise the type to its short name, so the log holds one spelling. */
     if (strcmp (env->type, type->type) != 0) {
         char *t = strdup (type->type);
@@ -243,8 +237,10 @@ void
 items_clear (busd_t *self)
 {
     size_t i;
-    for (i = 0; i < self->nitems; i++)
+    for (i = 0; i < self->nitems; i++) {
         retain__v1__envelope__free_unpacked (self->items[i].env, NULL);
+        free (self->items[i].error);
+    }
     self->nitems = 0;
 }
 

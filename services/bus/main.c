@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "busd.h"
+#include "rt_clock.h"
 #include "rt_admin.h"
 #include "rt_bus.h"
 #include "rt_config.h"
@@ -49,14 +50,38 @@ static const rt_config_setting_t s_settings[] = {
     {"log-level", "RETAIN_LOG_LEVEL", "info", "debug, info, warn or error"},
     {NULL, NULL, NULL, NULL}};
 
+/* A writer that has not committed for this long is not ready: its
+ * producers are waiting for acks that do not come. */
+#define NOT_COMMITTING_MS 3000
+
 static bool
 s_ready (void *arg, char *why, size_t whylen)
 {
     busd_t *self = arg;
-    if (atomic_load (&self->role) == BUSD_PRIMARY)
+    int64_t since = atomic_load (&self->failing_since_ms);
+    int role = atomic_load (&self->role);
+    if (role == BUSD_PRIMARY && (since == 0 || rt_clock_mono_ms () - since < NOT_COMMITTING_MS))
         return true;
-    snprintf (why, whylen, "standby: another busd holds the writer lock, or PostgreSQL is away");
+    if (role == BUSD_PRIMARY || since != 0) {
+        pthread_mutex_lock (&self->why_lock);
+        snprintf (why, whylen, "cannot commit to the log for %.1f s: %s",
+                  (double)(rt_clock_mono_ms () - since) / 1000.0, self->why_failing);
+        pthread_mutex_unlock (&self->why_lock);
+    } else
+        snprintf (why, whylen, "standby: another busd holds the writer lock");
     return false;
+}
+
+/* Remembers that a commit failed, and why, for /readyz. */
+static void
+s_note_failure (busd_t *self)
+{
+    int64_t zero = 0;
+    atomic_compare_exchange_strong (&self->failing_since_ms, &zero, rt_clock_mono_ms ());
+    pthread_mutex_lock (&self->why_lock);
+    snprintf (self->why_failing, sizeof self->why_failing, "%s",
+              rt_db_is_ok (self->db) ? rt_db_error (self->db) : "PostgreSQL unreachable");
+    pthread_mutex_unlock (&self->why_lock);
 }
 
 static void
@@ -86,9 +111,10 @@ s_metrics_init (busd_t *self)
                                         "1 while this busd is the writer, 0 while standby.");
     self->m.seq = rt_metrics_gauge (m, "retain_bus_seq", "", "Global seq of the last event.");
     /* Series that exist from the start read 0 rather than missing. */
-    static const char *reasons[] = {"too_large", "unparsable", "bad_id",         "unknown_type",
-                                    "no_key",    "bad_key",    "unknown_stream", "bad_payload",
-                                    "bad_utf8",  "bad_frames"};
+    static const char *reasons[] = {"too_large",     "unparsable",  "bad_id",   "no_partition",
+                                    "unknown_type",  "no_key",      "bad_key",  "unknown_stream",
+                                    "wrong_stream",  "bad_payload", "bad_utf8", "bad_frames",
+                                    "refused_by_log"};
     for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++) {
         char labels[64];
         snprintf (labels, sizeof labels, "reason=\"%s\"", reasons[i]);
@@ -224,12 +250,7 @@ s_notified (busd_t *self)
 static void
 s_finish_batch (busd_t *self)
 {
-    size_t i;
-    for (i = 0; i < self->nitems; i++) {
-        if (self->items[i].origin == ITEM_INGRESS)
-            ingress_ack (self, &self->items[i]);
-    }
-    writer_publish (self);
+    writer_settle (self, 0, self->nitems);
     items_clear (self);
 }
 
@@ -243,7 +264,7 @@ s_primary_loop (busd_t *self, int64_t outbox_poll_ms, int64_t housekeeping_ms)
         zmq_pollitem_t items[4];
         int nitems = 0;
         int timeout;
-        int64_t now = rt_mono_ms ();
+        int64_t now = rt_clock_mono_ms ();
         PGconn *conn = rt_db_conn (self->db);
         bool stopping = rt_signal_stopping ();
 
@@ -252,9 +273,14 @@ s_primary_loop (busd_t *self, int64_t outbox_poll_ms, int64_t housekeeping_ms)
         if (stopping && self->nitems == 0)
             return 1;
 
-        if (now - self->last_housekeeping_ms >= housekeeping_ms) {
+        /* Housekeeping at takeover, when busd's UTC day changes and on the
+         * interval: never dependent on where the monotonic clock started. */
+        if (self->housekeeping_due || now - self->last_housekeeping_ms >= housekeeping_ms ||
+            rt_clock_now_ms () / 86400000 != self->housekeeping_day) {
             retention_run (self);
+            self->housekeeping_due = false;
             self->last_housekeeping_ms = now;
+            self->housekeeping_day = rt_clock_now_ms () / 86400000;
             if (!rt_db_is_ok (self->db))
                 return 0;
         }
@@ -287,9 +313,11 @@ s_primary_loop (busd_t *self, int64_t outbox_poll_ms, int64_t housekeeping_ms)
 
         if (writer_commit (self) == 0) {
             failures = 0;
+            atomic_store (&self->failing_since_ms, 0);
             s_finish_batch (self);
             continue;
         }
+        s_note_failure (self);
         if (!rt_db_is_ok (self->db))
             return 0;
         /* A statement failed on a live connection: back off and retry the
@@ -340,6 +368,7 @@ s_run (busd_t *self, int64_t outbox_poll_ms, int64_t housekeeping_ms)
             /* Someone else writes. If we were the writer before losing
              * PostgreSQL, give the port back to the new one. */
             s_sockets_close (self);
+            atomic_store (&self->failing_since_ms, 0);
             if (!announced_standby) {
                 rt_log (RT_LOG_INFO, "standby: waiting for the writer lock", NULL);
                 announced_standby = true;
@@ -361,11 +390,12 @@ s_run (busd_t *self, int64_t outbox_poll_ms, int64_t housekeeping_ms)
         rt_log (RT_LOG_INFO, "writer: holding the lock", "seq", "%llu",
                 (unsigned long long)self->seq, NULL);
         self->outbox_due = true;
-        self->last_housekeeping_ms = 0;
+        self->housekeeping_due = true;
         if (s_primary_loop (self, outbox_poll_ms, housekeeping_ms) == 1)
             break;
         rt_log (RT_LOG_WARN, "lost PostgreSQL: acknowledgements stop until it is back", "error",
                 "%s", rt_db_error (self->db), NULL);
+        s_note_failure (self);
     }
     return 0;
 }
@@ -382,6 +412,7 @@ main (int argc, char **argv)
     int rc = 1;
 
     memset (&self, 0, sizeof self);
+    pthread_mutex_init (&self.why_lock, NULL);
     if (rt_signal_install () != 0)
         return 1;
     config = rt_config_new ("retain-busd",
@@ -431,6 +462,7 @@ main (int argc, char **argv)
         goto cleanup;
     s_metrics_init (&self);
     atomic_init (&self.role, BUSD_STANDBY);
+    atomic_init (&self.failing_since_ms, 0);
     admin = rt_admin_start (rt_config_get (config, "admin"), self.metrics, s_ready, &self, err,
                             sizeof err);
     if (!admin) {
@@ -464,5 +496,6 @@ cleanup:
     s_streams_free (&self);
     rt_metrics_destroy (&self.metrics);
     rt_config_destroy (&config);
+    pthread_mutex_destroy (&self.why_lock);
     return rc;
 }

@@ -26,6 +26,7 @@
 #include <zmq.h>
 
 #include "busd.h"
+#include "rt_clock.h"
 #include "rt_bus.h"
 #include "rt_log.h"
 
@@ -41,6 +42,7 @@ static const char *s_sql_outbox_take =
     "ORDER BY id LIMIT $1) s) RETURNING id, envelope";
 static const char *s_sql_outbox_reject =
     "INSERT INTO bus.outbox_rejected (id, envelope, reason) VALUES ($1::bigint, $2, $3)";
+static const char *s_sql_outbox_delete = "DELETE FROM bus.outbox WHERE id = ANY($1::bigint[])";
 static const char *s_sql_dedup_probe =
     "SELECT id::text, seq, partition, pseq FROM bus.events WHERE id = ANY($1::uuid[])";
 static const char *s_sql_positions =
@@ -164,6 +166,7 @@ writer_prepare (busd_t *self)
 {
     if (rt_db_prepare (self->db, "bus_outbox_take", s_sql_outbox_take) != 0 ||
         rt_db_prepare (self->db, "bus_outbox_reject", s_sql_outbox_reject) != 0 ||
+        rt_db_prepare (self->db, "bus_outbox_delete", s_sql_outbox_delete) != 0 ||
         rt_db_prepare (self->db, "bus_dedup_probe", s_sql_dedup_probe) != 0 ||
         rt_db_prepare (self->db, "bus_positions", s_sql_positions) != 0)
         return -1;
@@ -330,14 +333,17 @@ s_outbox_take (busd_t *self, int *rejected)
     return taken;
 }
 
+/* Drops the outbox items of the batch: after a rollback their rows are
+ * back in bus.outbox and the next drain takes them again. */
 static void
 s_drop_outbox_items (busd_t *self)
 {
     size_t i, j = 0;
     for (i = 0; i < self->nitems; i++) {
-        if (self->items[i].origin == ITEM_OUTBOX)
+        if (self->items[i].origin == ITEM_OUTBOX) {
             retain__v1__envelope__free_unpacked (self->items[i].env, NULL);
-        else
+            free (self->items[i].error);
+        } else
             self->items[j++] = self->items[i];
     }
     self->nitems = j;
@@ -352,20 +358,20 @@ s_uuid_hash (const rt_uuid_t *u)
     return h ^ (h >> 29);
 }
 
-/* Marks items whose id appeared earlier in the same batch. */
+/* Marks items of [lo, hi) whose id appeared earlier in the range. */
 static int
-s_dedup_in_batch (busd_t *self)
+s_dedup_in_batch (busd_t *self, size_t lo, size_t hi)
 {
     size_t cap = 16, i;
     long *slots;
-    while (cap < self->nitems * 2)
+    while (cap < (hi - lo) * 2)
         cap *= 2;
     slots = malloc (cap * sizeof *slots);
     if (!slots)
         return -1;
     for (i = 0; i < cap; i++)
         slots[i] = -1;
-    for (i = 0; i < self->nitems; i++) {
+    for (i = lo; i < hi; i++) {
         busd_item_t *item = &self->items[i];
         size_t h = (size_t)s_uuid_hash (&item->uuid) & (cap - 1);
         item->dup_of = -1;
@@ -385,10 +391,10 @@ s_dedup_in_batch (busd_t *self)
     return 0;
 }
 
-/* Asks the log which ids of the batch are already in the log and marks
- * them DUPLICATE with their original position. */
+/* Asks the log which ids of [lo, hi) it already holds and marks them
+ * DUPLICATE with their original position. */
 static int
-s_dedup_probe (busd_t *self)
+s_dedup_probe (busd_t *self, size_t lo, size_t hi)
 {
     s_buf_t arr = {0};
     const char *params[1];
@@ -397,8 +403,8 @@ s_dedup_probe (busd_t *self)
     int r;
 
     s_buf_str (&arr, "{");
-    for (i = 0; i < self->nitems; i++) {
-        if (i)
+    for (i = lo; i < hi; i++) {
+        if (i > lo)
             s_buf_str (&arr, ",");
         s_buf_str (&arr, self->items[i].env->id);
     }
@@ -416,7 +422,7 @@ s_dedup_probe (busd_t *self)
         rt_uuid_t u;
         if (rt_uuid_parse (PQgetvalue (res, r, 0), &u) != 0)
             continue;
-        for (i = 0; i < self->nitems; i++) {
+        for (i = lo; i < hi; i++) {
             busd_item_t *item = &self->items[i];
             if (memcmp (item->uuid.b, u.b, 16) == 0) {
                 item->status = RETAIN__V1__ACK__STATUS__DUPLICATE;
@@ -430,9 +436,10 @@ s_dedup_probe (busd_t *self)
     return 0;
 }
 
-/* Gives each new item its tentative position; returns how many are new. */
+/* Gives each new item of [lo, hi) its tentative position; returns how many
+ * are new. */
 static size_t
-s_assign (busd_t *self, uint64_t *seq_next)
+s_assign (busd_t *self, size_t lo, size_t hi, uint64_t *seq_next)
 {
     size_t i, fresh = 0;
     uint64_t seq = self->seq;
@@ -441,7 +448,7 @@ s_assign (busd_t *self, uint64_t *seq_next)
         memcpy (s->pseq_next, s->pseq, s->partitions * sizeof *s->pseq);
         memset (s->touched, 0, s->partitions * sizeof *s->touched);
     }
-    for (i = 0; i < self->nitems; i++) {
+    for (i = lo; i < hi; i++) {
         busd_item_t *item = &self->items[i];
         busd_stream_t *s;
         if (item->status == RETAIN__V1__ACK__STATUS__DUPLICATE || item->dup_of >= 0)
@@ -454,8 +461,8 @@ s_assign (busd_t *self, uint64_t *seq_next)
         s->touched[item->partition] = true;
         fresh++;
     }
-    /* Later copies of an id inside the batch answer with the first's place. */
-    for (i = 0; i < self->nitems; i++) {
+    /* Later copies of an id inside the range answer with the first's place. */
+    for (i = lo; i < hi; i++) {
         busd_item_t *item = &self->items[i];
         if (item->dup_of >= 0) {
             const busd_item_t *first = &self->items[item->dup_of];
@@ -470,13 +477,13 @@ s_assign (busd_t *self, uint64_t *seq_next)
 }
 
 static int
-s_copy (busd_t *self, s_buf_t *buf, int64_t appended_us)
+s_copy (busd_t *self, size_t lo, size_t hi, s_buf_t *buf, int64_t appended_us)
 {
     size_t i;
     int64_t pg_time = appended_us - PG_EPOCH_OFFSET_US;
 
     s_copy_header (buf);
-    for (i = 0; i < self->nitems; i++) {
+    for (i = lo; i < hi; i++) {
         const busd_item_t *item = &self->items[i];
         const Retain__V1__Envelope *env = item->env;
         if (item->status != RETAIN__V1__ACK__STATUS__OK)
@@ -556,123 +563,321 @@ cleanup:
     return rc;
 }
 
-static int64_t
-s_now_us (void)
+/* Deletes the outbox rows of the outbox items in [lo, hi): they were taken
+ * by an earlier transaction that rolled back, so their rows are back. */
+static int
+s_outbox_delete (busd_t *self, size_t lo, size_t hi, size_t *count)
 {
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    s_buf_t arr = {0};
+    const char *params[1];
+    PGresult *res;
+    size_t i;
+    char num[24];
+
+    *count = 0;
+    s_buf_str (&arr, "{");
+    for (i = lo; i < hi; i++) {
+        if (self->items[i].origin != ITEM_OUTBOX)
+            continue;
+        snprintf (num, sizeof num, "%s%lld", *count ? "," : "",
+                  (long long)self->items[i].outbox_id);
+        s_buf_str (&arr, num);
+        (*count)++;
+    }
+    s_buf_put (&arr, "}", 2);
+    if (arr.failed) {
+        free (arr.data);
+        return -1;
+    }
+    if (*count == 0) {
+        free (arr.data);
+        return 0;
+    }
+    params[0] = arr.data;
+    res = rt_db_exec_prepared (self->db, "bus_outbox_delete", 1, params, NULL, NULL, 0);
+    free (arr.data);
+    if (!res)
+        return -1;
+    PQclear (res);
+    return 0;
 }
 
-int
-writer_commit (busd_t *self)
+/* How the outbox joins a transaction. */
+typedef enum {
+    S_OUTBOX_NONE = 0, /* ingress items only, or outbox items already settled */
+    S_OUTBOX_TAKE,     /* drain due rows into the batch (appended to items) */
+    S_OUTBOX_BY_ID     /* the range's outbox items were taken before: delete their rows */
+} s_outbox_mode_t;
+
+enum { S_TXN_OK = 0, S_TXN_FAILED = -1, S_TXN_DUPLICATE = -2 };
+
+/* One transaction for items [lo, *hi). With S_OUTBOX_TAKE, due outbox rows
+ * are first taken into the batch and *hi grows with them. `probe` asks the
+ * log for ids it holds already. On commit the in-memory positions move and
+ * the items carry theirs; S_TXN_DUPLICATE means an id of the range was in
+ * the log (go round again with probe set); S_TXN_FAILED leaves the reason in
+ * the connection's error. Either failure rolls everything back. */
+static int
+s_txn (busd_t *self, size_t lo, size_t *hi, s_outbox_mode_t mode, bool probe, s_buf_t *copybuf)
 {
-    s_buf_t copybuf = {0};
-    int attempt;
-    int rc = -1;
+    uint64_t seq_next = self->seq;
+    size_t fresh = 0, outboxed = 0, i;
+    int taken = 0, rejected = 0;
+    int64_t t0 = rt_clock_mono_ms ();
+    int64_t c0 = rt_clock_mono_us ();
 
-    for (attempt = 0; attempt < 3; attempt++) {
-        uint64_t seq_next;
-        size_t fresh, i;
-        int taken = 0, rejected = 0;
-        int64_t t0 = rt_mono_ms ();
-        struct timespec c0, c1;
-
-        clock_gettime (CLOCK_MONOTONIC, &c0);
-        for (i = 0; i < self->nitems; i++) {
+    for (i = lo; i < *hi; i++) {
+        self->items[i].status = 0;
+        self->items[i].dup_of = -1;
+    }
+    if (rt_db_begin (self->db) != 0)
+        return S_TXN_FAILED;
+    if (mode == S_OUTBOX_TAKE) {
+        taken = s_outbox_take (self, &rejected);
+        if (taken < 0)
+            goto failed;
+        *hi = self->nitems;
+        outboxed = (size_t)taken;
+        for (i = *hi - (size_t)taken; i < *hi; i++) {
             self->items[i].status = 0;
             self->items[i].dup_of = -1;
         }
-        if (rt_db_begin (self->db) != 0)
+    } else if (mode == S_OUTBOX_BY_ID && s_outbox_delete (self, lo, *hi, &outboxed) != 0)
+        goto failed;
+    if (*hi > lo) {
+        if (s_dedup_in_batch (self, lo, *hi) != 0)
             goto failed;
-        if (self->outbox_due) {
-            taken = s_outbox_take (self, &rejected);
-            if (taken < 0)
-                goto failed;
-        }
-        if (self->nitems == 0) {
-            /* Nothing to append; commit what was set aside, if anything. */
-            if (rejected > 0 && rt_db_commit (self->db) != 0)
-                goto failed;
-            rt_db_rollback (self->db);
-            rt_counter_add (self->m.outbox_rejected, (uint64_t)rejected);
-            self->outbox_due = false;
-            self->last_outbox_ms = t0;
-            rc = 0;
-            goto cleanup;
-        }
-        if (s_dedup_in_batch (self) != 0)
+        if (probe && s_dedup_probe (self, lo, *hi) != 0)
             goto failed;
-        if (attempt > 0 && s_dedup_probe (self) != 0)
-            goto failed;
-        fresh = s_assign (self, &seq_next);
+        fresh = s_assign (self, lo, *hi, &seq_next);
         if (fresh > 0) {
-            if (s_copy (self, &copybuf, s_now_us ()) != 0) {
+            if (s_copy (self, lo, *hi, copybuf, rt_clock_now_us ()) != 0) {
                 if (strcmp (rt_db_sqlstate (self->db), "23505") == 0 && rt_db_is_ok (self->db)) {
-                    /* An id already in the log: go round again with a probe. */
                     rt_db_rollback (self->db);
-                    s_drop_outbox_items (self);
-                    continue;
+                    return S_TXN_DUPLICATE;
                 }
                 goto failed;
             }
             if (s_positions (self, seq_next) != 0)
                 goto failed;
         }
-        if (rt_db_commit (self->db) != 0)
-            goto failed;
-
-        /* Committed: the positions are real now. */
-        clock_gettime (CLOCK_MONOTONIC, &c1);
-        for (i = 0; i < self->nstreams; i++) {
-            busd_stream_t *s = &self->streams[i];
-            memcpy (s->pseq, s->pseq_next, s->partitions * sizeof *s->pseq);
-        }
-        self->seq = seq_next;
-        if (taken > 0 || self->outbox_due) {
-            self->outbox_due = taken == OUTBOX_TAKE_MAX; /* more may be waiting */
-            self->last_outbox_ms = t0;
-            rt_counter_add (self->m.outbox_drained, (uint64_t)taken);
-        }
-        rt_counter_add (self->m.outbox_rejected, (uint64_t)rejected);
-        rt_counter_add (self->m.appended, fresh);
-        rt_counter_add (self->m.duplicates, self->nitems - fresh);
-        rt_counter_inc (self->m.batches);
-        rt_histogram_observe (self->m.batch_size, (double)self->nitems);
-        rt_histogram_observe (self->m.commit_seconds, (double)(c1.tv_sec - c0.tv_sec) +
-                                                          (double)(c1.tv_nsec - c0.tv_nsec) / 1e9);
-        rt_gauge_set (self->m.seq, (double)self->seq);
-        rc = 0;
-        goto cleanup;
     }
-    rt_log (RT_LOG_ERROR, "batch kept failing on duplicate ids", "items", "%zu", self->nitems,
-            NULL);
-    rt_counter_inc (self->m.db_errors);
-    goto cleanup;
+    if (*hi == lo && rejected == 0) {
+        /* Nothing taken, nothing to append. */
+        rt_db_rollback (self->db);
+    } else if (rt_db_commit (self->db) != 0)
+        goto failed;
 
+    /* Committed: the positions are real now. */
+    for (i = 0; i < self->nstreams; i++) {
+        busd_stream_t *s = &self->streams[i];
+        if (fresh > 0)
+            memcpy (s->pseq, s->pseq_next, s->partitions * sizeof *s->pseq);
+    }
+    self->seq = seq_next;
+    if (mode == S_OUTBOX_TAKE) {
+        self->outbox_due = taken == OUTBOX_TAKE_MAX; /* more may be waiting */
+        self->last_outbox_ms = t0;
+    }
+    rt_counter_add (self->m.outbox_drained, outboxed);
+    rt_counter_add (self->m.outbox_rejected, (uint64_t)rejected);
+    if (*hi > lo) {
+        rt_counter_add (self->m.appended, fresh);
+        rt_counter_add (self->m.duplicates, (*hi - lo) - fresh);
+        rt_counter_inc (self->m.batches);
+        rt_histogram_observe (self->m.batch_size, (double)(*hi - lo));
+        rt_histogram_observe (self->m.commit_seconds, (double)(rt_clock_mono_us () - c0) / 1e6);
+        rt_gauge_set (self->m.seq, (double)self->seq);
+    }
+    return S_TXN_OK;
 failed:
+    rt_db_rollback (self->db);
+    return S_TXN_FAILED;
+}
+
+/* A transaction for [lo, *hi) with the duplicate round trip: the first try
+ * assumes no id is in the log yet; a unique violation goes round again with
+ * the probe (busd is the only writer, so the probe stays true). */
+static int
+s_txn_dedup (busd_t *self, size_t lo, size_t *hi, s_outbox_mode_t mode, bool probe,
+             s_buf_t *copybuf)
+{
+    int attempt, rc = S_TXN_FAILED;
+    for (attempt = 0; attempt < 3; attempt++) {
+        rc = s_txn (self, lo, hi, mode, probe || attempt > 0, copybuf);
+        if (rc != S_TXN_DUPLICATE)
+            return rc;
+        /* The rows taken went back with the rollback; the items stay. */
+        if (mode == S_OUTBOX_TAKE)
+            mode = S_OUTBOX_BY_ID;
+    }
+    rt_log (RT_LOG_ERROR, "batch kept failing on duplicate ids", "items", "%zu", *hi - lo, NULL);
+    return S_TXN_FAILED;
+}
+
+/* True when a failed statement's SQLSTATE belongs to the data of some row
+ * (a value PostgreSQL refuses, a constraint, a row too large) rather than
+ * to the database or the connection: retrying the same rows would fail the
+ * same way, so the batch is split to find them. */
+static bool
+s_item_error (const char *sqlstate)
+{
+    return strncmp (sqlstate, "22", 2) == 0 || strncmp (sqlstate, "23", 2) == 0 ||
+           strncmp (sqlstate, "54", 2) == 0;
+}
+
+/* Answers an item the log refused on its own: an ingress producer hears
+ * REJECTED with the reason; an outbox row is set aside in
+ * bus.outbox_rejected (and its row deleted) in a transaction of its own. */
+static int
+s_refuse (busd_t *self, size_t i, const char *error, const char *sqlstate)
+{
+    busd_item_t *item = &self->items[i];
+    char why[512];
+    snprintf (why, sizeof why, "the log refused it: %s (sqlstate %s)", error, sqlstate);
+    rt_log (RT_LOG_WARN, "envelope refused by the log", "id", "%s", item->env->id, "origin", "%s",
+            item->origin == ITEM_OUTBOX ? "outbox" : "ingress", "error", "%s", why, NULL);
+    if (item->origin == ITEM_OUTBOX) {
+        char idtext[24];
+        const char *rp[3];
+        int lengths[3] = {0, 0, 0};
+        int formats[3] = {0, 1, 0};
+        uint8_t *packed;
+        size_t len;
+        size_t one;
+        PGresult *ins;
+        packed = rt_envelope_pack (item->env, &len);
+        if (!packed || rt_db_begin (self->db) != 0) {
+            free (packed);
+            return -1;
+        }
+        snprintf (idtext, sizeof idtext, "%lld", (long long)item->outbox_id);
+        rp[0] = idtext;
+        rp[1] = (const char *)packed;
+        rp[2] = why;
+        lengths[1] = (int)len;
+        ins = rt_db_exec_prepared (self->db, "bus_outbox_reject", 3, rp, lengths, formats, 0);
+        free (packed);
+        if (!ins || s_outbox_delete (self, i, i + 1, &one) != 0 || rt_db_commit (self->db) != 0) {
+            PQclear (ins);
+            rt_db_rollback (self->db);
+            return -1;
+        }
+        PQclear (ins);
+        rt_counter_inc (self->m.outbox_rejected);
+    } else {
+        char labels[64];
+        snprintf (labels, sizeof labels, "reason=\"%s\"", "refused_by_log");
+        rt_counter_inc (rt_metrics_counter (self->metrics, "retain_bus_envelopes_rejected_total",
+                                            labels, "Envelopes refused, by reason."));
+    }
+    item->status = RETAIN__V1__ACK__STATUS__REJECTED;
+    item->seq = 0;
+    item->partition = 0;
+    item->pseq = 0;
+    free (item->error);
+    item->error = strdup (why);
+    return 0;
+}
+
+/* Commits [lo, hi) when it can, else splits it in halves, down to the
+ * single items the log refuses, which alone are answered REJECTED. Each
+ * committed range is settled at once (acked and published). Returns 0 when
+ * every item of the range is settled, -1 when a failure that belongs to no
+ * item (the connection) stopped it: what is not settled yet stays. */
+static int
+s_isolate (busd_t *self, size_t lo, size_t hi, s_buf_t *copybuf)
+{
+    size_t end = hi;
+    char error[256], sqlstate[8];
+    if (s_txn_dedup (self, lo, &end, S_OUTBOX_BY_ID, true, copybuf) == S_TXN_OK) {
+        writer_settle (self, lo, hi);
+        return 0;
+    }
+    if (!rt_db_is_ok (self->db) || !s_item_error (rt_db_sqlstate (self->db)))
+        return -1;
+    if (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s_isolate (self, lo, mid, copybuf) != 0)
+            return -1;
+        return s_isolate (self, mid, hi, copybuf);
+    }
+    snprintf (error, sizeof error, "%s", rt_db_error (self->db));
+    snprintf (sqlstate, sizeof sqlstate, "%s", rt_db_sqlstate (self->db));
+    if (s_refuse (self, lo, error, sqlstate) != 0)
+        return -1;
+    writer_settle (self, lo, hi);
+    return 0;
+}
+
+/* Removes the items already settled during an isolation. */
+static void
+s_drop_settled (busd_t *self)
+{
+    size_t i, j = 0;
+    for (i = 0; i < self->nitems; i++) {
+        if (self->items[i].settled) {
+            retain__v1__envelope__free_unpacked (self->items[i].env, NULL);
+            free (self->items[i].error);
+        } else
+            self->items[j++] = self->items[i];
+    }
+    self->nitems = j;
+}
+
+int
+writer_commit (busd_t *self)
+{
+    s_buf_t copybuf = {0};
+    size_t hi = self->nitems;
+    int rc;
+
+    rc = s_txn_dedup (self, 0, &hi, self->outbox_due ? S_OUTBOX_TAKE : S_OUTBOX_NONE, false,
+                      &copybuf);
+    if (rc == S_TXN_OK)
+        goto cleanup;
+    if (rt_db_is_ok (self->db) && s_item_error (rt_db_sqlstate (self->db))) {
+        /* Something in the batch, not the database, failed it. Partitions
+         * first (a day missing is the one cause that housekeeping mends),
+         * then split the batch so the others commit and the item that
+         * fails alone is refused. */
+        rt_log (RT_LOG_WARN, "batch refused by the log; isolating the cause", "error", "%s",
+                rt_db_error (self->db), "sqlstate", "%s", rt_db_sqlstate (self->db), "items", "%zu",
+                self->nitems, NULL);
+        if (strcmp (rt_db_sqlstate (self->db), "23514") == 0)
+            retention_run (self);
+        rc = s_isolate (self, 0, self->nitems, &copybuf);
+        s_drop_settled (self);
+        if (rc == 0)
+            goto cleanup;
+    }
     rt_counter_inc (self->m.db_errors);
     rt_log (RT_LOG_ERROR, "batch not committed", "error", "%s", rt_db_error (self->db), "sqlstate",
             "%s", rt_db_sqlstate (self->db), "items", "%zu", self->nitems, NULL);
-    rt_db_rollback (self->db);
     /* Outbox rows went back to the table with the rollback; they will be
      * taken again. Ingress items stay for the next attempt. */
     s_drop_outbox_items (self);
     self->outbox_due = true;
+    rc = -1;
 cleanup:
     free (copybuf.data);
     return rc;
 }
 
 void
-writer_publish (busd_t *self)
+writer_settle (busd_t *self, size_t lo, size_t hi)
 {
     size_t i;
-    for (i = 0; i < self->nitems; i++) {
+    for (i = lo; i < hi; i++) {
         busd_item_t *item = &self->items[i];
         char topic[RT_BUS_TOPIC_MAX];
         size_t topic_len, len;
         uint8_t *data;
+        if (item->settled)
+            continue;
+        item->settled = true;
+        if (item->origin == ITEM_INGRESS)
+            ingress_ack (self, item);
         if (item->status != RETAIN__V1__ACK__STATUS__OK)
             continue;
         item->env->seq = item->seq;

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rt_clock.h"
 #include "rt_bus.h"
 #include "rt_producer.h"
 #include "rt_test.h"
@@ -89,14 +90,14 @@ s_event (size_t i)
         Retain__V1__OrderPlaced m = RETAIN__V1__ORDER_PLACED__INIT;
         m.order_id = ref;
         m.customer_id = key;
-        m.placed_at = rt_now_ms ();
+        m.placed_at = rt_clock_now_ms ();
         return rt_envelope_new ("OrderPlaced", key, &m.base, "test_bus_consumer");
     }
     case 1: {
         Retain__V1__ShipmentStatusChanged m = RETAIN__V1__SHIPMENT_STATUS_CHANGED__INIT;
         m.shipment_id = ref;
         m.customer_id = key;
-        m.changed_at = rt_now_ms ();
+        m.changed_at = rt_clock_now_ms ();
         return rt_envelope_new ("ShipmentStatusChanged", key, &m.base, "test_bus_consumer");
     }
     default: {

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rt_clock.h"
 #include "rt_bus.h"
 #include "rt_producer.h"
 #include "rt_test.h"
@@ -120,7 +121,7 @@ s_produce (s_fixture_t *f, const char *ingress)
             m.inbox = "test";
             m.external_id = key;
             m.text = text;
-            m.sent_at = rt_now_ms ();
+            m.sent_at = rt_clock_now_ms ();
             env = rt_envelope_new ("InboundMessage", key, &m.base, "test_bus_gaps");
             if (!env || rt_producer_post (producer, env) != 0) {
                 rt_envelope_free (env);

@@ -1,0 +1,99 @@
+/*
+ * rt_utf8: the checks that keep one bad string out of a batch (see
+ * rt_utf8.h).
+ */
+#include "rt_utf8.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Length of the valid sequence starting at p (1..4), or 0 when it is not
+ * valid UTF-8. */
+static size_t
+s_seq_len (const unsigned char *p, size_t left)
+{
+    unsigned int cp;
+    size_t n, i;
+    if (p[0] < 0x80)
+        return 1;
+    if ((p[0] & 0xe0) == 0xc0) {
+        n = 2;
+        cp = p[0] & 0x1f;
+    } else if ((p[0] & 0xf0) == 0xe0) {
+        n = 3;
+        cp = p[0] & 0x0f;
+    } else if ((p[0] & 0xf8) == 0xf0) {
+        n = 4;
+        cp = p[0] & 0x07;
+    } else
+        return 0;
+    if (left < n)
+        return 0;
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+size_t
+rt_utf8_bad_at (const char *s, size_t len, bool nul_ok)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        size_t n;
+        /* ASCII runs are the common case: take them a byte at a time
+         * without the decoder. */
+        if (p[i] != 0 && p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (p[i] == 0) {
+            if (!nul_ok)
+                return i;
+            i++;
+            continue;
+        }
+        n = s_seq_len (p + i, len - i);
+        if (n == 0)
+            return i;
+        i += n;
+    }
+    return len;
+}
+
+bool
+rt_utf8_text_ok (const char *s, size_t len)
+{
+    return rt_utf8_bad_at (s, len, false) == len;
+}
+
+char *
+rt_utf8_escape (const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, j = 0;
+    /* At worst every byte becomes four. */
+    char *out = malloc (len * 4 + 1);
+    if (!out)
+        return NULL;
+    while (i < len) {
+        size_t n = p[i] == 0 ? 0 : s_seq_len (p + i, len - i);
+        if (n == 0) {
+            snprintf (out + j, 5, "\\x%02x", p[i]);
+            j += 4;
+            i++;
+            continue;
+        }
+        while (n--)
+            out[j++] = (char)p[i++];
+    }
+    out[j] = '\0';
+    return out;
+}

@@ -1,0 +1,30 @@
+/*
+ * rt_utf8: what PostgreSQL's text (and proto3's string) accept.
+ *
+ * PostgreSQL refuses a text value that is not UTF-8 or holds a NUL byte,
+ * and it refuses it for the whole statement: one such value in a batch
+ * fails everyone's rows. So every string from outside is checked here
+ * before it joins a batch, and what must be kept anyway (a header, for
+ * audit) is stored escaped rather than refused.
+ *
+ * Valid means RFC 3629: shortest form, no surrogates, at most U+10FFFF.
+ */
+#ifndef RT_UTF8_H
+#define RT_UTF8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Offset of the first byte that breaks UTF-8 (or is NUL when `nul_ok` is
+ * false) in s[0..len); len when there is none. */
+size_t rt_utf8_bad_at (const char *s, size_t len, bool nul_ok);
+
+/* True when s[0..len) is UTF-8 with no NUL: storable as PostgreSQL text. */
+bool rt_utf8_text_ok (const char *s, size_t len);
+
+/* A copy of s[0..len) storable as text: each byte that breaks UTF-8, and
+ * each NUL, becomes the four characters \xNN. Owned by the caller; NULL
+ * only when out of memory. */
+char *rt_utf8_escape (const char *s, size_t len);
+
+#endif
