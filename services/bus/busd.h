@@ -86,32 +86,32 @@ typedef struct {
     const char *curve_secret;     /* z85 server secret key, "" for plain TCP */
     const char *curve_clients;    /* file of admitted client public keys */
     /* state */
-    rt_db_t *db;                   /* the writer connection (holds the lock) */
-    void *zmq_ctx;                 /* ZeroMQ context */
-    void *router;                  /* ingress socket, NULL while standby */
-    void *pub;                     /* fan-out socket, NULL while standby */
-    void *zap;                     /* ZAP handler socket, NULL without CURVE */
-    uint8_t (*curve_keys)[32];     /* admitted client public keys */
-    size_t ncurve_keys;            /* their count */
-    busd_stream_t *streams;        /* indexed like rt_bus_streams */
-    size_t nstreams;               /* their count */
-    uint64_t seq;                  /* last committed global seq */
-    busd_item_t *items;            /* the batch in hand */
-    size_t nitems;                 /* items in the batch */
-    size_t items_cap;              /* allocated */
-    bool outbox_due;               /* drain the outbox with the next batch */
-    int64_t last_outbox_ms;        /* when it was last drained */
-    bool housekeeping_due;         /* run it before the next batch (set at takeover) */
-    int64_t last_housekeeping_ms;  /* monotonic time of the last run */
-    int64_t housekeeping_day;      /* UTC day (busd's clock) of the last run */
-    int64_t covered_from_ms;       /* ids from here ... */
-    int64_t covered_to_ms;         /* ... to here have a partition; both 0: not known */
-    atomic_llong failing_since_ms; /* monotonic ms of the first failed commit in a row, 0 none */
-    pthread_mutex_t why_lock;      /* guards why_failing */
-    char why_failing[256];         /* the last commit error, for /readyz */
-    atomic_int role;               /* BUSD_STANDBY or BUSD_PRIMARY, read by /readyz */
-    busd_metrics_t m;              /* metrics */
-    rt_metrics_t *metrics;         /* the registry */
+    rt_db_t *db;                      /* the writer connection (holds the lock) */
+    void *zmq_ctx;                    /* ZeroMQ context */
+    void *router;                     /* ingress socket, NULL while standby */
+    void *pub;                        /* fan-out socket, NULL while standby */
+    void *zap;                        /* ZAP handler socket, NULL without CURVE */
+    uint8_t (*curve_keys)[32];        /* admitted client public keys */
+    size_t ncurve_keys;               /* their count */
+    busd_stream_t *streams;           /* indexed like rt_bus_streams */
+    size_t nstreams;                  /* their count */
+    uint64_t seq;                     /* last committed global seq */
+    busd_item_t *items;               /* the batch in hand */
+    size_t nitems;                    /* items in the batch */
+    size_t items_cap;                 /* allocated */
+    bool outbox_due;                  /* drain the outbox with the next batch */
+    int64_t last_outbox_ms;           /* when it was last drained */
+    bool housekeeping_due;            /* run it before the next batch (set at takeover) */
+    int64_t last_housekeeping_ms;     /* monotonic time of the last run */
+    int64_t housekeeping_day;         /* UTC day (busd's clock) of the last run */
+    int64_t covered_from_ms;          /* ids from here ... */
+    int64_t covered_to_ms;            /* ... to here have a partition; both 0: not known */
+    _Atomic int64_t failing_since_ms; /* monotonic ms since a batch waits for its commit, 0 none */
+    pthread_mutex_t why_lock;         /* guards why_failing */
+    char why_failing[256];            /* the last commit error, for /readyz */
+    atomic_int role;                  /* BUSD_STANDBY or BUSD_PRIMARY, read by /readyz */
+    busd_metrics_t m;                 /* metrics */
+    rt_metrics_t *metrics;            /* the registry */
 } busd_t;
 
 enum { BUSD_STANDBY = 0, BUSD_PRIMARY = 1 };

@@ -65,7 +65,8 @@ s_ready (void *arg, char *why, size_t whylen)
     if (role == BUSD_PRIMARY || since != 0) {
         pthread_mutex_lock (&self->why_lock);
         snprintf (why, whylen, "cannot commit to the log for %.1f s: %s",
-                  (double)(rt_clock_mono_ms () - since) / 1000.0, self->why_failing);
+                  (double)(rt_clock_mono_ms () - since) / 1000.0,
+                  self->why_failing[0] ? self->why_failing : "the commit has not returned");
         pthread_mutex_unlock (&self->why_lock);
     } else
         snprintf (why, whylen, "standby: another busd holds the writer lock");
@@ -273,17 +274,6 @@ s_primary_loop (busd_t *self, int64_t outbox_poll_ms, int64_t housekeeping_ms)
         if (stopping && self->nitems == 0)
             return 1;
 
-        /* Housekeeping at takeover, when busd's UTC day changes and on the
-         * interval: never dependent on where the monotonic clock started. */
-        if (self->housekeeping_due || now - self->last_housekeeping_ms >= housekeeping_ms ||
-            rt_clock_now_ms () / 86400000 != self->housekeeping_day) {
-            retention_run (self);
-            self->housekeeping_due = false;
-            self->last_housekeeping_ms = now;
-            self->housekeeping_day = rt_clock_now_ms () / 86400000;
-            if (!rt_db_is_ok (self->db))
-                return 0;
-        }
         if (now - self->last_outbox_ms >= outbox_poll_ms)
             self->outbox_due = true;
 
@@ -302,6 +292,20 @@ s_primary_loop (busd_t *self, int64_t outbox_poll_ms, int64_t housekeeping_ms)
             rt_log (RT_LOG_ERROR, "poll failed", "error", "%s", zmq_strerror (errno), NULL);
             return 1;
         }
+        /* Housekeeping at takeover, when busd's UTC day changes and on the
+         * interval: never dependent on where the monotonic clock started.
+         * Checked after the wait, so what arrived meanwhile is judged
+         * against the partitions of the day it arrived on. */
+        if (self->housekeeping_due ||
+            rt_clock_mono_ms () - self->last_housekeeping_ms >= housekeeping_ms ||
+            rt_clock_now_ms () / 86400000 != self->housekeeping_day) {
+            retention_run (self);
+            self->housekeeping_due = false;
+            self->last_housekeeping_ms = rt_clock_mono_ms ();
+            self->housekeeping_day = rt_clock_now_ms () / 86400000;
+            if (!rt_db_is_ok (self->db))
+                return 0;
+        }
         if (self->zap)
             zap_handle (self);
         if (s_notified (self))
@@ -311,9 +315,19 @@ s_primary_loop (busd_t *self, int64_t outbox_poll_ms, int64_t housekeeping_ms)
         if (self->nitems == 0 && !self->outbox_due)
             continue;
 
+        /* From here until a commit succeeds, this batch's producers wait:
+         * /readyz counts from the first attempt, so a commit that hangs
+         * (a lock, a stalled server) shows as well as one that fails. */
+        {
+            int64_t zero = 0;
+            atomic_compare_exchange_strong (&self->failing_since_ms, &zero, rt_clock_mono_ms ());
+        }
         if (writer_commit (self) == 0) {
             failures = 0;
             atomic_store (&self->failing_since_ms, 0);
+            pthread_mutex_lock (&self->why_lock);
+            self->why_failing[0] = '\0';
+            pthread_mutex_unlock (&self->why_lock);
             s_finish_batch (self);
             continue;
         }

@@ -602,6 +602,19 @@ s_outbox_delete (busd_t *self, size_t lo, size_t hi, size_t *count)
     return 0;
 }
 
+/* True when the COPY of the events failed for the data of some row (a
+ * value PostgreSQL refuses, a constraint, a row too large) rather than for
+ * the database or the connection: retrying the same rows would fail the
+ * same way, so the batch is split to find them. Only the COPY's failures
+ * are judged so: one of the counters' or the outbox's statements failing
+ * belongs to no item, and the batch is retried whole. */
+static bool
+s_item_error (const char *sqlstate)
+{
+    return strncmp (sqlstate, "22", 2) == 0 || strncmp (sqlstate, "23", 2) == 0 ||
+           strncmp (sqlstate, "54", 2) == 0;
+}
+
 /* How the outbox joins a transaction. */
 typedef enum {
     S_OUTBOX_NONE = 0, /* ingress items only, or outbox items already settled */
@@ -609,7 +622,9 @@ typedef enum {
     S_OUTBOX_BY_ID     /* the range's outbox items were taken before: delete their rows */
 } s_outbox_mode_t;
 
-enum { S_TXN_OK = 0, S_TXN_FAILED = -1, S_TXN_DUPLICATE = -2 };
+/* S_TXN_ITEM: the log's table refused a row of the range for its data;
+ * S_TXN_FAILED: anything else (the connection, the counters, a lock). */
+enum { S_TXN_OK = 0, S_TXN_FAILED = -1, S_TXN_DUPLICATE = -2, S_TXN_ITEM = -3 };
 
 /* One transaction for items [lo, *hi). With S_OUTBOX_TAKE, due outbox rows
  * are first taken into the batch and *hi grows with them. `probe` asks the
@@ -655,6 +670,10 @@ s_txn (busd_t *self, size_t lo, size_t *hi, s_outbox_mode_t mode, bool probe, s_
                 if (strcmp (rt_db_sqlstate (self->db), "23505") == 0 && rt_db_is_ok (self->db)) {
                     rt_db_rollback (self->db);
                     return S_TXN_DUPLICATE;
+                }
+                if (rt_db_is_ok (self->db) && s_item_error (rt_db_sqlstate (self->db))) {
+                    rt_db_rollback (self->db);
+                    return S_TXN_ITEM;
                 }
                 goto failed;
             }
@@ -713,17 +732,6 @@ s_txn_dedup (busd_t *self, size_t lo, size_t *hi, s_outbox_mode_t mode, bool pro
     }
     rt_log (RT_LOG_ERROR, "batch kept failing on duplicate ids", "items", "%zu", *hi - lo, NULL);
     return S_TXN_FAILED;
-}
-
-/* True when a failed statement's SQLSTATE belongs to the data of some row
- * (a value PostgreSQL refuses, a constraint, a row too large) rather than
- * to the database or the connection: retrying the same rows would fail the
- * same way, so the batch is split to find them. */
-static bool
-s_item_error (const char *sqlstate)
-{
-    return strncmp (sqlstate, "22", 2) == 0 || strncmp (sqlstate, "23", 2) == 0 ||
-           strncmp (sqlstate, "54", 2) == 0;
 }
 
 /* Answers an item the log refused on its own: an ingress producer hears
@@ -790,11 +798,12 @@ s_isolate (busd_t *self, size_t lo, size_t hi, s_buf_t *copybuf)
 {
     size_t end = hi;
     char error[256], sqlstate[8];
-    if (s_txn_dedup (self, lo, &end, S_OUTBOX_BY_ID, true, copybuf) == S_TXN_OK) {
+    int rc = s_txn_dedup (self, lo, &end, S_OUTBOX_BY_ID, true, copybuf);
+    if (rc == S_TXN_OK) {
         writer_settle (self, lo, hi);
         return 0;
     }
-    if (!rt_db_is_ok (self->db) || !s_item_error (rt_db_sqlstate (self->db)))
+    if (rc != S_TXN_ITEM)
         return -1;
     if (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
@@ -836,7 +845,7 @@ writer_commit (busd_t *self)
                       &copybuf);
     if (rc == S_TXN_OK)
         goto cleanup;
-    if (rt_db_is_ok (self->db) && s_item_error (rt_db_sqlstate (self->db))) {
+    if (rc == S_TXN_ITEM) {
         /* Something in the batch, not the database, failed it. Partitions
          * first (a day missing is the one cause that housekeeping mends),
          * then split the batch so the others commit and the item that
