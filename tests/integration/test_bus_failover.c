@@ -140,7 +140,13 @@ test_postgres_goes_away (void **state)
     /* No ack while the log cannot commit: a timeout, never a false yes. */
     assert_int_equal (rt_producer_send (producer, env, 3000, &ack, err, sizeof err), -1);
     assert_non_null (strstr (err, "timeout"));
-    assert_int_equal (rt_test_http_get (busd.admin_port, "/readyz", NULL, 0), 503);
+    {
+        /* Not ready, and it says why. */
+        char body[512];
+        assert_int_equal (rt_test_http_get (busd.admin_port, "/readyz", body, sizeof body), 503);
+        if (!strstr (body, "cannot commit"))
+            fail_msg ("/readyz gave no reason: \"%s\"", body);
+    }
     assert_int_equal (rt_test_http_get (busd.admin_port, "/healthz", NULL, 0), 200);
     assert_int_equal (waitpid (busd.pid, &status, WNOHANG), 0); /* still running */
 
