@@ -3,7 +3,8 @@
  *
  * HMAC-SHA256 and HMAC-SHA1 (OpenSSL), comparison in constant time (a
  * signature check must not leak through its timing how many leading bytes
- * were right), hex and base64 codecs. Pure functions, thread-safe.
+ * were right). Pure functions, thread-safe. Hex and base64 are rt_codec's,
+ * included here for the signature checks that need them.
  */
 #ifndef RT_CRYPTO_H
 #define RT_CRYPTO_H
@@ -11,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "rt_codec.h"
 
 #define RT_SHA256_LEN 32
 #define RT_SHA1_LEN   20
@@ -29,20 +32,5 @@ void rt_sha256 (const void *data, size_t len, uint8_t out[RT_SHA256_LEN]);
 /* True when a and b have the same length and bytes; the time taken depends
  * only on the lengths. */
 bool rt_ct_equal (const void *a, size_t alen, const void *b, size_t blen);
-
-/* Lower-case hex of bin into out (2*len + 1 bytes, NUL-terminated). */
-void rt_hex_encode (const uint8_t *bin, size_t len, char *out);
-
-/* Decodes hex (either case) into out (up to outlen bytes). Returns the
- * number of bytes, or -1 on an odd length, a non-hex character or too small
- * an out. */
-long rt_hex_decode (const char *hex, size_t hexlen, uint8_t *out, size_t outlen);
-
-/* Standard base64 with padding of bin into out (4*ceil(len/3) + 1 bytes). */
-void rt_base64_encode (const uint8_t *bin, size_t len, char *out);
-
-/* Decodes standard or URL-safe base64, padding optional, into out. Returns
- * the number of bytes, or -1 on bad input or too small an out. */
-long rt_base64_decode (const char *text, size_t len, uint8_t *out, size_t outlen);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include <openssl/evp.h>
 
+#include "rt_codec.h"
 #include "rt_log.h"
 
 static void
@@ -21,14 +22,8 @@ s_sha256_hex (const char *text, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    static const char hex[] = "0123456789abcdef";
-    unsigned int i;
     EVP_Digest (text, strlen (text), md, &mdlen, EVP_sha256 (), NULL);
-    for (i = 0; i < mdlen && i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[2 * i] = '\0';
+    rt_hex_encode (md, mdlen < 32 ? mdlen : 32, out);
 }
 
 static int

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "rt_clock.h"
+#include "rt_codec.h"
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t s_last_ms = -1; /* timestamp of the last id; guarded by s_lock */
@@ -89,27 +90,16 @@ rt_uuid_v7 (void)
 void
 rt_uuid_format (const rt_uuid_t *id, char out[RT_UUID_STR_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
+    /* 8-4-4-4-12: the groups' byte ranges. */
+    static const int groups[5][2] = {{0, 4}, {4, 6}, {6, 8}, {8, 10}, {10, 16}};
     size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
+    for (int g = 0; g < 5; g++) {
+        if (g)
             out[o++] = '-';
-        out[o++] = hex[id->b[i] >> 4];
-        out[o++] = hex[id->b[i] & 0x0F];
+        rt_hex_encode (id->b + groups[g][0], (size_t)(groups[g][1] - groups[g][0]), out + o);
+        o += (size_t)(2 * (groups[g][1] - groups[g][0]));
     }
     out[o] = '\0';
-}
-
-static int
-s_hex_value (char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 int
@@ -125,11 +115,11 @@ rt_uuid_parse (const char *text, rt_uuid_t *out)
                 return -1;
             t++;
         }
-        /* A NUL fails s_hex_value, so a short text never reads past its end. */
-        int hi = s_hex_value (text[t]);
+        /* A NUL fails rt_hex_value, so a short text never reads past its end. */
+        int hi = rt_hex_value (text[t]);
         if (hi < 0)
             return -1;
-        int lo = s_hex_value (text[t + 1]);
+        int lo = rt_hex_value (text[t + 1]);
         if (lo < 0)
             return -1;
         id.b[i] = (uint8_t)((hi << 4) | lo);

@@ -34,6 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rt_codec.h"
+#include "rt_utf8.h"
+
 /* Message nesting accepted on input; protobuf's own parsers stop at 100. */
 #define S_MAX_DEPTH 100
 
@@ -59,9 +62,6 @@ typedef struct {
     bool overflow;      /* magnitude does not fit 64 bits */
     uint64_t magnitude; /* absolute value */
 } s_wide_t;
-
-static const char s_base64_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* ------------------------------------------------------------------ */
 /* Names                                                              */
@@ -282,54 +282,15 @@ s_field_by_key (const ProtobufCMessageDescriptor *desc, const char *key)
 static char *
 s_base64_encode (const uint8_t *data, size_t len, size_t *out_len)
 {
-    size_t i;
-    size_t o = 0;
     char *out;
     if (len > (SIZE_MAX - 1) / 4 * 3)
         return NULL;
     out = malloc ((len + 2) / 3 * 4 + 1);
     if (!out)
         return NULL;
-    for (i = 0; i + 2 < len; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
-        out[o++] = s_base64_chars[v >> 18 & 63];
-        out[o++] = s_base64_chars[v >> 12 & 63];
-        out[o++] = s_base64_chars[v >> 6 & 63];
-        out[o++] = s_base64_chars[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)data[i] << 16;
-        out[o++] = s_base64_chars[v >> 18 & 63];
-        out[o++] = s_base64_chars[v >> 12 & 63];
-        out[o++] = '=';
-        out[o++] = '=';
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8;
-        out[o++] = s_base64_chars[v >> 18 & 63];
-        out[o++] = s_base64_chars[v >> 12 & 63];
-        out[o++] = s_base64_chars[v >> 6 & 63];
-        out[o++] = '=';
-    }
-    out[o] = '\0';
-    *out_len = o;
+    rt_base64_encode (data, len, out);
+    *out_len = strlen (out);
     return out;
-}
-
-/* The 6-bit value of a base64 character of either alphabet, or -1. */
-static int
-s_base64_value (char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
 }
 
 /* Decodes standard or URL-safe base64, padded or not. Returns 0 and the
@@ -338,80 +299,28 @@ s_base64_value (char c)
 static int
 s_base64_decode (const char *text, size_t len, ProtobufCBinaryData *out)
 {
-    size_t data_len = len;
-    size_t i;
-    size_t o = 0;
-    size_t n_out;
-    uint32_t acc = 0;
-    int bits = 0;
+    size_t cap = len / 4 * 3 + 3;
     uint8_t *buf;
-
-    while (data_len > 0 && len - data_len < 2 && text[data_len - 1] == '=')
-        data_len--;
-    /* Padding, when present, completes the last quantum exactly. */
-    if (data_len < len && len % 4 != 0)
-        return -1;
-    if (data_len % 4 == 1)
-        return -1;
-    for (i = 0; i < data_len; i++) {
-        if (s_base64_value (text[i]) < 0)
-            return -1;
-    }
+    long n;
     out->len = 0;
     out->data = NULL;
-    if (data_len == 0)
+    if (len == 0)
         return 0;
-    n_out = data_len / 4 * 3 + (data_len % 4 == 0 ? 0 : data_len % 4 - 1);
-    buf = malloc (n_out);
+    buf = malloc (cap);
     if (!buf)
         return -2;
-    for (i = 0; i < data_len; i++) {
-        acc = acc << 6 | (uint32_t)s_base64_value (text[i]);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[o++] = (uint8_t)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
+    n = rt_base64_decode (text, len, buf, cap);
+    if (n < 0) {
+        free (buf);
+        return -1;
     }
-    out->len = o;
+    if (n == 0) {
+        free (buf);
+        return 0;
+    }
     out->data = buf;
+    out->len = (size_t)n;
     return 0;
-}
-
-/* The length of the valid UTF-8 sequence at s (jansson's rules: no
- * overlong forms, no surrogates, nothing above U+10FFFF), or 0. */
-static size_t
-s_utf8_sequence (const unsigned char *s, size_t avail)
-{
-    uint32_t cp;
-    size_t n;
-    size_t i;
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-        cp = s[0] & 0x1f;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-        cp = s[0] & 0x0f;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (avail < n)
-        return 0;
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
 }
 
 /* A JSON string of a C string. protobuf-c does not check that strings it
@@ -420,41 +329,17 @@ s_utf8_sequence (const unsigned char *s, size_t avail)
 static json_t *
 s_dump_string (const char *text)
 {
-    const unsigned char *s = (const unsigned char *)(text ? text : "");
-    size_t len = strlen ((const char *)s);
-    size_t i = 0;
-    size_t o = 0;
+    const char *s = text ? text : "";
+    size_t len = strlen (s), n;
     char *clean;
     json_t *json;
 
-    while (i < len) {
-        size_t n = s_utf8_sequence (s + i, len - i);
-        if (n == 0)
-            break;
-        i += n;
-    }
-    if (i == len)
-        return json_stringn_nocheck ((const char *)s, len);
-
-    if (len > (SIZE_MAX - 1) / 3)
-        return NULL;
-    clean = malloc (len * 3 + 1);
+    if (rt_utf8_bad_at (s, len, true) == len)
+        return json_stringn_nocheck (s, len);
+    clean = rt_utf8_repair (s, len, &n);
     if (!clean)
         return NULL;
-    i = 0;
-    while (i < len) {
-        size_t n = s_utf8_sequence (s + i, len - i);
-        if (n == 0) {
-            memcpy (clean + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy (clean + o, s + i, n);
-            o += n;
-            i += n;
-        }
-    }
-    json = json_stringn_nocheck (clean, o);
+    json = json_stringn_nocheck (clean, n);
     free (clean);
     return json;
 }

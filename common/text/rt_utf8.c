@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Length of the valid sequence starting at p (1..4), or 0 when it is not
  * valid UTF-8. */
@@ -39,6 +40,41 @@ s_seq_len (const unsigned char *p, size_t left)
         cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
     return n;
+}
+
+size_t
+rt_utf8_seq_len (const char *s, size_t avail)
+{
+    return avail ? s_seq_len ((const unsigned char *)s, avail) : 0;
+}
+
+char *
+rt_utf8_repair (const char *s, size_t len, size_t *out_len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, o = 0;
+    char *out;
+    if (len > (SIZE_MAX - 1) / 3)
+        return NULL;
+    out = malloc (len * 3 + 1);
+    if (!out)
+        return NULL;
+    while (i < len) {
+        size_t n = s_seq_len (p + i, len - i);
+        if (n == 0) {
+            memcpy (out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy (out + o, p + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    out[o] = '\0';
+    if (out_len)
+        *out_len = o;
+    return out;
 }
 
 size_t

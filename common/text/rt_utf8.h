@@ -22,6 +22,15 @@ size_t rt_utf8_bad_at (const char *s, size_t len, bool nul_ok);
 /* True when s[0..len) is UTF-8 with no NUL: storable as PostgreSQL text. */
 bool rt_utf8_text_ok (const char *s, size_t len);
 
+/* Length (1 to 4) of the valid UTF-8 sequence at s, of at most `avail`
+ * bytes, or 0 when the bytes there are not one. A NUL is a sequence of 1. */
+size_t rt_utf8_seq_len (const char *s, size_t avail);
+
+/* A copy of s[0..len) with each byte that breaks UTF-8 replaced by U+FFFD
+ * (what a reader shows, e.g. in JSON). Owned, NUL-terminated, *out_len its
+ * length; NULL only when out of memory. */
+char *rt_utf8_repair (const char *s, size_t len, size_t *out_len);
+
 /* A copy of s[0..len) storable as text: each byte that breaks UTF-8, and
  * each NUL, becomes the four characters \xNN. Owned by the caller; NULL
  * only when out of memory. */

@@ -22,11 +22,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <arpa/inet.h>
 #include <zmq.h>
 
 #include "busd.h"
 #include "rt_clock.h"
+#include "rt_buf.h"
 #include "rt_bus.h"
 #include "rt_log.h"
 
@@ -54,111 +54,42 @@ static const char *s_copy_events =
     "COPY bus.events (seq, stream, partition, pseq, id, type, key, occurred_at, producer, "
     "correlation_id, payload, appended_at) FROM STDIN (FORMAT binary)";
 
-/* A growable byte buffer for COPY data and array literals. */
-typedef struct {
-    char *data;  /* bytes */
-    size_t len;  /* used */
-    size_t cap;  /* allocated */
-    bool failed; /* an allocation failed; the content is incomplete */
-} s_buf_t;
-
-static void
-s_buf_need (s_buf_t *b, size_t n)
-{
-    if (b->failed || b->len + n <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 65536;
-    while (cap < b->len + n)
-        cap *= 2;
-    char *data = realloc (b->data, cap);
-    if (!data) {
-        b->failed = true;
-        return;
-    }
-    b->data = data;
-    b->cap = cap;
-}
-
-static void
-s_buf_put (s_buf_t *b, const void *p, size_t n)
-{
-    /* An empty payload unpacks as (NULL, 0): nothing to copy. */
-    if (n == 0)
-        return;
-    s_buf_need (b, n);
-    if (b->failed)
-        return;
-    memcpy (b->data + b->len, p, n);
-    b->len += n;
-}
-
-static void
-s_buf_str (s_buf_t *b, const char *s)
-{
-    s_buf_put (b, s, strlen (s));
-}
-
-static void
-s_put_i16 (s_buf_t *b, int16_t v)
-{
-    uint16_t n = htons ((uint16_t)v);
-    s_buf_put (b, &n, 2);
-}
-
-static void
-s_put_i32 (s_buf_t *b, int32_t v)
-{
-    uint32_t n = htonl ((uint32_t)v);
-    s_buf_put (b, &n, 4);
-}
-
-static void
-s_put_i64 (s_buf_t *b, int64_t v)
-{
-    uint64_t u = (uint64_t)v;
-    uint32_t hi = htonl ((uint32_t)(u >> 32));
-    uint32_t lo = htonl ((uint32_t)u);
-    s_buf_put (b, &hi, 4);
-    s_buf_put (b, &lo, 4);
-}
-
 /* A field of a binary COPY tuple: its length, then its bytes. */
 static void
-s_field_i64 (s_buf_t *b, int64_t v)
+s_field_i64 (rt_buf_t *b, int64_t v)
 {
-    s_put_i32 (b, 8);
-    s_put_i64 (b, v);
+    rt_buf_put_be32 (b, 8);
+    rt_buf_put_be64 (b, (uint64_t)v);
 }
 
 static void
-s_field_i32 (s_buf_t *b, int32_t v)
+s_field_i32 (rt_buf_t *b, int32_t v)
 {
-    s_put_i32 (b, 4);
-    s_put_i32 (b, v);
+    rt_buf_put_be32 (b, 4);
+    rt_buf_put_be32 (b, (uint32_t)v);
 }
 
 static void
-s_field_bytes (s_buf_t *b, const void *p, size_t n)
+s_field_bytes (rt_buf_t *b, const void *p, size_t n)
 {
-    s_put_i32 (b, (int32_t)n);
-    s_buf_put (b, p, n);
+    rt_buf_put_be32 (b, (uint32_t)n);
+    rt_buf_put (b, p, n);
 }
 
 static void
-s_field_text (s_buf_t *b, const char *s)
+s_field_text (rt_buf_t *b, const char *s)
 {
     s_field_bytes (b, s, strlen (s));
 }
 
 static void
-s_copy_header (s_buf_t *b)
+s_copy_header (rt_buf_t *b)
 {
     static const char sig[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', '\0'};
-    b->len = 0;
-    b->failed = false;
-    s_buf_put (b, sig, sizeof sig);
-    s_put_i32 (b, 0); /* flags */
-    s_put_i32 (b, 0); /* header extension length */
+    rt_buf_reset (b);
+    rt_buf_put (b, sig, sizeof sig);
+    rt_buf_put_be32 (b, 0); /* flags */
+    rt_buf_put_be32 (b, 0); /* header extension length */
 }
 
 int
@@ -396,26 +327,23 @@ s_dedup_in_batch (busd_t *self, size_t lo, size_t hi)
 static int
 s_dedup_probe (busd_t *self, size_t lo, size_t hi)
 {
-    s_buf_t arr = {0};
+    rt_buf_t arr = {0};
     const char *params[1];
     PGresult *res;
     size_t i;
     int r;
 
-    s_buf_str (&arr, "{");
-    for (i = lo; i < hi; i++) {
-        if (i > lo)
-            s_buf_str (&arr, ",");
-        s_buf_str (&arr, self->items[i].env->id);
-    }
-    s_buf_put (&arr, "}", 2);
+    rt_buf_array_begin (&arr);
+    for (i = lo; i < hi; i++)
+        rt_buf_array_raw (&arr, self->items[i].env->id); /* a parsed UUID: no quoting needed */
+    rt_buf_array_end (&arr);
     if (arr.failed) {
-        free (arr.data);
+        rt_buf_free (&arr);
         return -1;
     }
     params[0] = arr.data;
     res = rt_db_exec_prepared (self->db, "bus_dedup_probe", 1, params, NULL, NULL, 0);
-    free (arr.data);
+    rt_buf_free (&arr);
     if (!res)
         return -1;
     for (r = 0; r < PQntuples (res); r++) {
@@ -477,7 +405,7 @@ s_assign (busd_t *self, size_t lo, size_t hi, uint64_t *seq_next)
 }
 
 static int
-s_copy (busd_t *self, size_t lo, size_t hi, s_buf_t *buf, int64_t appended_us)
+s_copy (busd_t *self, size_t lo, size_t hi, rt_buf_t *buf, int64_t appended_us)
 {
     size_t i;
     int64_t pg_time = appended_us - PG_EPOCH_OFFSET_US;
@@ -488,7 +416,7 @@ s_copy (busd_t *self, size_t lo, size_t hi, s_buf_t *buf, int64_t appended_us)
         const Retain__V1__Envelope *env = item->env;
         if (item->status != RETAIN__V1__ACK__STATUS__OK)
             continue;
-        s_put_i16 (buf, 12);
+        rt_buf_put_be16 (buf, 12);
         s_field_i64 (buf, (int64_t)item->seq);
         s_field_text (buf, self->streams[item->stream_index].name);
         s_field_i32 (buf, (int32_t)item->partition);
@@ -502,7 +430,7 @@ s_copy (busd_t *self, size_t lo, size_t hi, s_buf_t *buf, int64_t appended_us)
         s_field_bytes (buf, env->payload.data, env->payload.len);
         s_field_i64 (buf, pg_time);
     }
-    s_put_i16 (buf, -1);
+    rt_buf_put_be16 (buf, 0xffff); /* the trailer */
     if (buf->failed || rt_db_copy_in (self->db, s_copy_events, buf->data, buf->len) != 0)
         return -1;
     return 0;
@@ -511,39 +439,32 @@ s_copy (busd_t *self, size_t lo, size_t hi, s_buf_t *buf, int64_t appended_us)
 static int
 s_positions (busd_t *self, uint64_t seq_next)
 {
-    s_buf_t streams = {0}, parts = {0}, pseqs = {0};
+    rt_buf_t streams = {0}, parts = {0}, pseqs = {0};
     char seqtext[24], num[24];
     const char *params[4];
     PGresult *res;
     size_t i;
     uint32_t p;
-    bool first = true;
     int rc = -1;
 
-    s_buf_str (&streams, "{");
-    s_buf_str (&parts, "{");
-    s_buf_str (&pseqs, "{");
+    rt_buf_array_begin (&streams);
+    rt_buf_array_begin (&parts);
+    rt_buf_array_begin (&pseqs);
     for (i = 0; i < self->nstreams; i++) {
         busd_stream_t *s = &self->streams[i];
         for (p = 0; p < s->partitions; p++) {
             if (!s->touched[p])
                 continue;
-            if (!first) {
-                s_buf_str (&streams, ",");
-                s_buf_str (&parts, ",");
-                s_buf_str (&pseqs, ",");
-            }
-            first = false;
-            s_buf_str (&streams, s->name);
+            rt_buf_array_text (&streams, s->name);
             snprintf (num, sizeof num, "%u", p);
-            s_buf_str (&parts, num);
+            rt_buf_array_raw (&parts, num);
             snprintf (num, sizeof num, "%llu", (unsigned long long)s->pseq_next[p]);
-            s_buf_str (&pseqs, num);
+            rt_buf_array_raw (&pseqs, num);
         }
     }
-    s_buf_put (&streams, "}", 2);
-    s_buf_put (&parts, "}", 2);
-    s_buf_put (&pseqs, "}", 2);
+    rt_buf_array_end (&streams);
+    rt_buf_array_end (&parts);
+    rt_buf_array_end (&pseqs);
     snprintf (seqtext, sizeof seqtext, "%llu", (unsigned long long)seq_next);
     if (streams.failed || parts.failed || pseqs.failed)
         goto cleanup;
@@ -557,9 +478,9 @@ s_positions (busd_t *self, uint64_t seq_next)
         rc = 0;
     }
 cleanup:
-    free (streams.data);
-    free (parts.data);
-    free (pseqs.data);
+    rt_buf_free (&streams);
+    rt_buf_free (&parts);
+    rt_buf_free (&pseqs);
     return rc;
 }
 
@@ -568,34 +489,30 @@ cleanup:
 static int
 s_outbox_delete (busd_t *self, size_t lo, size_t hi, size_t *count)
 {
-    s_buf_t arr = {0};
+    rt_buf_t arr = {0};
     const char *params[1];
     PGresult *res;
     size_t i;
     char num[24];
 
     *count = 0;
-    s_buf_str (&arr, "{");
+    rt_buf_array_begin (&arr);
     for (i = lo; i < hi; i++) {
         if (self->items[i].origin != ITEM_OUTBOX)
             continue;
-        snprintf (num, sizeof num, "%s%lld", *count ? "," : "",
-                  (long long)self->items[i].outbox_id);
-        s_buf_str (&arr, num);
+        snprintf (num, sizeof num, "%lld", (long long)self->items[i].outbox_id);
+        rt_buf_array_raw (&arr, num);
         (*count)++;
     }
-    s_buf_put (&arr, "}", 2);
-    if (arr.failed) {
-        free (arr.data);
-        return -1;
-    }
-    if (*count == 0) {
-        free (arr.data);
-        return 0;
+    rt_buf_array_end (&arr);
+    if (arr.failed || *count == 0) {
+        int rc = arr.failed ? -1 : 0;
+        rt_buf_free (&arr);
+        return rc;
     }
     params[0] = arr.data;
     res = rt_db_exec_prepared (self->db, "bus_outbox_delete", 1, params, NULL, NULL, 0);
-    free (arr.data);
+    rt_buf_free (&arr);
     if (!res)
         return -1;
     PQclear (res);
@@ -633,7 +550,7 @@ enum { S_TXN_OK = 0, S_TXN_FAILED = -1, S_TXN_DUPLICATE = -2, S_TXN_ITEM = -3 };
  * the log (go round again with probe set); S_TXN_FAILED leaves the reason in
  * the connection's error. Either failure rolls everything back. */
 static int
-s_txn (busd_t *self, size_t lo, size_t *hi, s_outbox_mode_t mode, bool probe, s_buf_t *copybuf)
+s_txn (busd_t *self, size_t lo, size_t *hi, s_outbox_mode_t mode, bool probe, rt_buf_t *copybuf)
 {
     uint64_t seq_next = self->seq;
     size_t fresh = 0, outboxed = 0, i;
@@ -719,7 +636,7 @@ failed:
  * the probe (busd is the only writer, so the probe stays true). */
 static int
 s_txn_dedup (busd_t *self, size_t lo, size_t *hi, s_outbox_mode_t mode, bool probe,
-             s_buf_t *copybuf)
+             rt_buf_t *copybuf)
 {
     int attempt, rc = S_TXN_FAILED;
     for (attempt = 0; attempt < 3; attempt++) {
@@ -794,7 +711,7 @@ s_refuse (busd_t *self, size_t i, const char *error, const char *sqlstate)
  * every item of the range is settled, -1 when a failure that belongs to no
  * item (the connection) stopped it: what is not settled yet stays. */
 static int
-s_isolate (busd_t *self, size_t lo, size_t hi, s_buf_t *copybuf)
+s_isolate (busd_t *self, size_t lo, size_t hi, rt_buf_t *copybuf)
 {
     size_t end = hi;
     char error[256], sqlstate[8];
@@ -837,7 +754,7 @@ s_drop_settled (busd_t *self)
 int
 writer_commit (busd_t *self)
 {
-    s_buf_t copybuf = {0};
+    rt_buf_t copybuf = {0};
     size_t hi = self->nitems;
     int rc;
 
@@ -869,7 +786,7 @@ writer_commit (busd_t *self)
     self->outbox_due = true;
     rc = -1;
 cleanup:
-    free (copybuf.data);
+    rt_buf_free (&copybuf);
     return rc;
 }
 
