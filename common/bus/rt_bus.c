@@ -405,3 +405,69 @@ rt_envelope_check (const Retain__V1__Envelope *env, char *why, size_t whylen)
     }
     return 0;
 }
+
+/* Repairs one string in place; 1 when it was replaced, 0 when it was
+ * text, -1 when out of memory. */
+static int
+s_repair_string (char **slot)
+{
+    char *fixed;
+    size_t len;
+    if (!*slot)
+        return 0;
+    len = strlen (*slot);
+    if (rt_utf8_text_ok (*slot, len))
+        return 0;
+    fixed = rt_utf8_escape (*slot, len);
+    if (!fixed)
+        return -1;
+    free (*slot);
+    *slot = fixed;
+    return 1;
+}
+
+int
+rt_pb_text_repair (ProtobufCMessage *msg)
+{
+    const ProtobufCMessageDescriptor *desc;
+    unsigned f;
+    int fixed = 0;
+    if (!msg)
+        return 0;
+    desc = msg->descriptor;
+    for (f = 0; f < desc->n_fields; f++) {
+        const ProtobufCFieldDescriptor *field = &desc->fields[f];
+        char *member = (char *)msg + field->offset;
+        size_t n = 1, i;
+        if (field->type != PROTOBUF_C_TYPE_STRING && field->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        /* A oneof's members share their storage: only the one set is real. */
+        if (field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            if (*(const uint32_t *)((const char *)msg + field->quantifier_offset) != field->id)
+                continue;
+        }
+        if (field->label == PROTOBUF_C_LABEL_REPEATED) {
+            n = *(const size_t *)((const char *)msg + field->quantifier_offset);
+            member = *(char **)member;
+            if (!member)
+                continue;
+        }
+        for (i = 0; i < n; i++) {
+            int r;
+            if (field->type == PROTOBUF_C_TYPE_STRING) {
+                char **slot = field->label == PROTOBUF_C_LABEL_REPEATED ? &((char **)member)[i]
+                                                                        : (char **)member;
+                r = s_repair_string (slot);
+            } else {
+                ProtobufCMessage *sub = field->label == PROTOBUF_C_LABEL_REPEATED
+                                            ? ((ProtobufCMessage **)member)[i]
+                                            : *(ProtobufCMessage **)member;
+                r = rt_pb_text_repair (sub);
+            }
+            if (r < 0)
+                return -1;
+            fixed += r;
+        }
+    }
+    return fixed;
+}

@@ -86,6 +86,16 @@ int rt_bus_type_stream_check (const rt_bus_type_t *type, const char *stream, cha
 int rt_bus_text_check (const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
                        char *why, size_t whylen);
 
+/* Makes every string of an unpacked message, nested messages and
+ * repeated fields included, storable as text: a string that is not UTF-8
+ * is replaced by its escaped copy (rt_utf8_escape: each bad byte becomes
+ * \xNN), and the original freed with free(), as
+ * protobuf_c_message_free_unpacked would. For messages whose strings came
+ * from outside (a webhook's fields) and must be kept rather than refused.
+ * Returns how many strings were replaced, or -1 when out of memory (the
+ * message stays valid to free). */
+int rt_pb_text_repair (ProtobufCMessage *msg);
+
 /* What a producer can check before it sends or writes to the outbox, as
  * busd checks it: a registered type, the type's own stream (or none), a
  * key, every string UTF-8 (NUL cannot occur in an unpacked string), a

@@ -6,19 +6,50 @@
  * one request, answered within a commit. The de-duplication row, the raw
  * payload, the outbox envelope and a poller's cursor of one item all move
  * together, so "answered 2xx" always means "on its way to the log, once".
+ *
+ * A round is one statement, so one bad value in it fails everyone's rows.
+ * Two defences, in order:
+ *   1. Validate before batching (writer_submit, on the caller's thread).
+ *      Every value bound as text must be UTF-8 without NUL. What came from
+ *      outside and is kept as it came is escaped instead (rt_utf8_escape):
+ *        - the raw content type is audit data: escaped, the webhook taken;
+ *        - an external id de-duplicates, so changing it must map a
+ *          provider's retry to the same row: escaping is deterministic, so
+ *          it does. It is not injective (a literal "\xff" and the byte 0xff
+ *          meet), but both come from the same (channel, inbox), and the
+ *          worst a collision does to the id with bad bytes (taken for a
+ *          duplicate) is what refusing it would do every time;
+ *        - the envelope key goes to bus.events.key (text) through busd, and
+ *          chooses the partition: escaped, deterministically too.
+ *      What names things of ours (channel, inbox id, a poller's cursor,
+ *      the item's type) is refused when it is not text, as is an external
+ *      id too long for the de-duplication index: changed, it would name
+ *      something else. A refused job never joins a round.
+ *   2. Isolate what still fails. When PostgreSQL refuses a round with an
+ *      error that belongs to an item (s_item_classes), the round is split in
+ *      halves, each committed as its own round, recursively: every good job
+ *      commits, in the round's order, and a job that fails alone is refused
+ *      (status 1, logged once with its SQLSTATE, counted). k bad jobs in a
+ *      round of n cost about 2k log2(n) more statements; validation keeps
+ *      that rare. Any other failure (the connection lost, 57P01, 08xxx, a
+ *      deadlock) belongs to no item: the round is failed whole, as 503.
  */
 #include "writer.h"
 
+#include <assert.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "rt_buf.h"
 #include "rt_bus.h"
 #include "rt_db.h"
 #include "rt_log.h"
+#include "rt_utf8.h"
 #include "rt_uuid.h"
 
 #define WRITER_QUEUE_MAX 50000
@@ -29,88 +60,88 @@
  * same index pages and cores; a larger machine may want more. */
 #define WRITER_THREADS 1
 
+/* A job's outcome, as writer_done_fn's status; and a round's. */
+enum {
+    S_STORED = 0,  /* committed */
+    S_AWAY = -1,   /* not stored, for no fault of the job's: 503 */
+    S_REFUSED = 1, /* never storable */
+    S_ITEM = 2     /* a round only: PostgreSQL refused an item in it */
+};
+
+/* Why a job was refused: the reason label of
+ * retain_ingest_writer_refused_total. */
+typedef enum {
+    S_WHY_TEXT,     /* a name of ours that is not text */
+    S_WHY_TYPE,     /* an item whose type the bus does not know */
+    S_WHY_LENGTH,   /* an external id over WRITER_EXTERNAL_ID_MAX */
+    S_WHY_POSTGRES, /* PostgreSQL refused it alone */
+    S_WHY_COUNT
+} s_why_t;
+
+static const char *const s_why_label[S_WHY_COUNT] = {"not_text", "unknown_type", "too_long",
+                                                     "postgres"};
+
+/* SQLSTATE classes that belong to an item and not to the database: a round
+ * failing with one is split to find the item. */
+static const struct {
+    const char *class; /* first two characters of the SQLSTATE */
+    const char *name;  /* for the refusal's reason */
+} s_item_classes[] = {
+    /* Two jobs' rows meeting in one statement (ON CONFLICT DO UPDATE of one
+     * cursor twice): the halves part them. */
+    {"21", "cardinality violation"},
+    /* A value the column cannot take: encoding, range, format. */
+    {"22", "data exception"},
+    /* A CHECK, NOT NULL, unique or foreign key the row breaks. */
+    {"23", "integrity constraint violation"},
+    /* A value too large for an index row. */
+    {"54", "program limit exceeded"},
+};
+
 typedef struct writer_t writer_t;
+typedef struct s_job_t s_job_t;
 
 /* A writer thread and its connection. */
 typedef struct {
-    writer_t *writer; /* the writer */
-    rt_db_t *db;      /* this thread's connection */
-    pthread_t thread; /* the thread */
-    bool started;     /* thread running */
+    writer_t *writer;                 /* the writer */
+    rt_db_t *db;                      /* this thread's connection */
+    pthread_t thread;                 /* the thread */
+    bool started;                     /* thread running */
+    s_job_t *round[WRITER_ROUND_MAX]; /* the jobs of the round in hand, in order */
 } s_conn_t;
 
-typedef struct s_job_t {
+struct s_job_t {
     writer_job_t job;     /* the caller's job */
+    char *raw_type;       /* job.raw_type escaped, owned; NULL when it was text */
+    char **external_id;   /* per item: its external id escaped, owned, or NULL when it was
+                             text; the array is NULL when no item needed it */
+    char **key;           /* per item: its envelope key escaped, the same way */
+    size_t nitems;        /* the items when checked: the length of those arrays */
+    int status;           /* the outcome, a writer_done_fn status */
+    int why;              /* when refused: an s_why_t; -1 otherwise */
+    char *reason;         /* when refused: why, a sentence for the caller; owned */
+    char *error;          /* when PostgreSQL refused it: its message, for the log; owned */
+    char sqlstate[6];     /* and its SQLSTATE */
     size_t fresh;         /* items that were new */
     size_t duplicates;    /* items already taken in */
     struct s_job_t *next; /* queue order */
-} s_job_t;
-
-struct writer_t {
-    char *dsn;                      /* PostgreSQL */
-    s_conn_t conns[WRITER_THREADS]; /* one connection and thread per concurrent round */
-    pthread_mutex_t lock;           /* guards the queue and stopping */
-    pthread_cond_t wake;            /* a job arrived, or stop */
-    s_job_t *head, *tail;           /* queued jobs */
-    size_t queued;                  /* their number */
-    bool stopping;                  /* no new jobs; finish and exit */
-    rt_histogram_t *m_round;        /* jobs per round */
-    rt_histogram_t *m_commit;       /* seconds per round */
-    rt_counter_t *m_failed;         /* rounds that did not commit */
 };
 
-/* A growable buffer for COPY data and array literals. */
-typedef struct {
-    char *data;
-    size_t len, cap;
-    bool failed;
-} s_buf_t;
-
-static void
-s_put (s_buf_t *b, const void *p, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        char *d;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        d = realloc (b->data, cap);
-        if (!d) {
-            b->failed = true;
-            return;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy (b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void
-s_puts (s_buf_t *b, const char *s)
-{
-    s_put (b, s, strlen (s));
-}
-
-/* Appends an element to a PostgreSQL array literal, quoted, so external ids
- * may hold any character. */
-static void
-s_array_add (s_buf_t *b, const char *value)
-{
-    const char *p;
-    if (b->len > 1)
-        s_put (b, ",", 1);
-    s_put (b, "\"", 1);
-    for (p = value; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            s_put (b, "\\", 1);
-        s_put (b, p, 1);
-    }
-    s_put (b, "\"", 1);
-}
+struct writer_t {
+    char *dsn;                            /* PostgreSQL */
+    s_conn_t conns[WRITER_THREADS];       /* one connection and thread per concurrent round */
+    pthread_mutex_t lock;                 /* guards the queue and stopping */
+    pthread_cond_t wake;                  /* a job arrived, or stop */
+    s_job_t *head, *tail;                 /* queued jobs */
+    size_t queued;                        /* their number */
+    bool stopping;                        /* no new jobs; finish and exit */
+    rt_histogram_t *m_round;              /* jobs per round */
+    rt_histogram_t *m_commit;             /* seconds per round */
+    rt_counter_t *m_failed;               /* rounds that did not commit */
+    rt_counter_t *m_escaped;              /* values stored escaped */
+    rt_counter_t *m_refused[S_WHY_COUNT]; /* jobs refused, by why */
+    rt_counter_t *m_splits;               /* rounds split to isolate an item */
+};
 
 static int
 s_cmp_str (const void *a, const void *b)
@@ -141,22 +172,6 @@ static const char *s_sql_round =
     " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now())"
     " SELECT event_id::text FROM ins";
 
-/* Appends bytes to an array literal as a bytea element ("\\x<hex>"). */
-static void
-s_array_add_bytea (s_buf_t *b, const uint8_t *data, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-    if (b->len > 1)
-        s_put (b, ",", 1);
-    s_puts (b, "\"\\\\x");
-    for (i = 0; i < len && !b->failed; i++) {
-        char pair[2] = {hex[data[i] >> 4], hex[data[i] & 15]};
-        s_put (b, pair, 2);
-    }
-    s_put (b, "\"", 1);
-}
-
 enum {
     A_RAW_ID,
     A_RAW_CHANNEL,
@@ -175,42 +190,204 @@ enum {
     A_COUNT
 };
 
-static int
-s_round (s_conn_t *self, s_job_t *jobs, size_t njobs)
+/* --- what the round stores of a job ----------------------------------- */
+
+static const char *
+s_raw_type (const s_job_t *j)
 {
-    s_buf_t a[A_COUNT];
+    if (j->raw_type)
+        return j->raw_type;
+    return j->job.raw_type ? j->job.raw_type : "";
+}
+
+static const char *
+s_external_id (const s_job_t *j, size_t k)
+{
+    if (j->external_id && j->external_id[k])
+        return j->external_id[k];
+    return j->job.result->items[k].external_id;
+}
+
+static const char *
+s_key (const s_job_t *j, size_t k)
+{
+    if (j->key && j->key[k])
+        return j->key[k];
+    return j->job.result->items[k].key ? j->job.result->items[k].key : "";
+}
+
+static void
+s_job_free (s_job_t *j)
+{
+    size_t k;
+    for (k = 0; k < j->nitems; k++) {
+        if (j->external_id)
+            free (j->external_id[k]);
+        if (j->key)
+            free (j->key[k]);
+    }
+    free (j->external_id);
+    free (j->key);
+    free (j->raw_type);
+    free (j->reason);
+    free (j->error);
+    free (j);
+}
+
+/* --- validation, on the caller's thread -------------------------------- */
+
+static bool
+s_is_text (const char *s)
+{
+    return s && rt_utf8_text_ok (s, strlen (s));
+}
+
+/* Marks the job refused with a reason. Returns 1. */
+__attribute__ ((format (printf, 3, 4))) static int
+s_refuse (s_job_t *j, s_why_t why, const char *fmt, ...)
+{
+    va_list ap;
+    j->status = S_REFUSED;
+    j->why = (int)why;
+    free (j->reason);
+    va_start (ap, fmt);
+    if (vasprintf (&j->reason, fmt, ap) < 0)
+        j->reason = NULL;
+    va_end (ap);
+    return 1;
+}
+
+/* Leaves *copy NULL when value is text, else makes it the escaped value
+ * (counted); copies, when not NULL, is an item's array of count copies,
+ * made on first need, and copy is its k-th. 0, or -1 out of memory. */
+static int
+s_escape (writer_t *self, const char *value, char **copy, char ***copies, size_t count, size_t k)
+{
+    size_t len = strlen (value);
+    if (rt_utf8_text_ok (value, len))
+        return 0;
+    if (copies) {
+        if (!*copies)
+            *copies = calloc (count, sizeof **copies);
+        if (!*copies)
+            return -1;
+        copy = &(*copies)[k];
+    }
+    *copy = rt_utf8_escape (value, len);
+    if (!*copy)
+        return -1;
+    if (self->m_escaped)
+        rt_counter_inc (self->m_escaped);
+    return 0;
+}
+
+/* Checks every value the round binds as text (see the head of this file
+ * for what is escaped and what refused). 0 when the job may join a round,
+ * 1 when it is refused (status, why and reason set), -1 out of memory. */
+static int
+s_check (writer_t *self, s_job_t *j)
+{
+    const writer_job_t *job = &j->job;
+    const char *channel = ingest_channel_name (job->inbox->channel);
+    size_t k, count = job->result ? job->result->count : 0;
+
+    j->nitems = count;
+    if (!s_is_text (channel))
+        return s_refuse (j, S_WHY_TEXT, "the channel's name is not UTF-8 text");
+    if (!s_is_text (job->inbox->id))
+        return s_refuse (j, S_WHY_TEXT, "the inbox id is not UTF-8 text");
+    if (job->cursor_name && (!s_is_text (job->cursor_name) || !s_is_text (job->cursor_value)))
+        return s_refuse (j, S_WHY_TEXT, "the poller's cursor is not UTF-8 text");
+    if (job->raw_type && s_escape (self, job->raw_type, &j->raw_type, NULL, 0, 0) != 0)
+        return -1;
+    for (k = 0; k < count; k++) {
+        const ingest_item_t *item = &job->result->items[k];
+        size_t len;
+        if (!item->type || !rt_bus_type_find (item->type))
+            return s_refuse (j, S_WHY_TYPE, "item %zu has no known event type", k + 1);
+        if (!item->external_id)
+            return s_refuse (j, S_WHY_TEXT, "item %zu has no external id", k + 1);
+        if (s_escape (self, item->external_id, NULL, &j->external_id, count, k) != 0)
+            return -1;
+        if (item->key && s_escape (self, item->key, NULL, &j->key, count, k) != 0)
+            return -1;
+        /* The message's own strings (a text, a name, a file name) came from
+         * outside as well, and busd refuses an envelope whose payload is not
+         * text: kept escaped here, or a webhook answered 200 would end in
+         * bus.outbox_rejected. */
+        {
+            int fixed = rt_pb_text_repair (item->msg);
+            if (fixed < 0)
+                return -1;
+            if (fixed > 0 && self->m_escaped)
+                rt_counter_add (self->m_escaped, (uint64_t)fixed);
+        }
+        len = strlen (s_external_id (j, k));
+        if (len > WRITER_EXTERNAL_ID_MAX)
+            return s_refuse (j, S_WHY_LENGTH,
+                             "item %zu's external id is %zu bytes; at most %d can be stored", k + 1,
+                             len, WRITER_EXTERNAL_ID_MAX);
+    }
+    return 0;
+}
+
+/* --- a round ------------------------------------------------------------ */
+
+/* The entry of s_item_classes the last error's SQLSTATE falls in, or NULL
+ * when the failure belongs to no item (also when the connection is gone,
+ * whatever the SQLSTATE: 57P01 and 08xxx come with a dead connection). */
+static const char *
+s_item_class (rt_db_t *db)
+{
+    const char *sqlstate = rt_db_sqlstate (db);
+    size_t i;
+    if (!rt_db_is_ok (db) || strlen (sqlstate) != 5)
+        return NULL;
+    for (i = 0; i < sizeof s_item_classes / sizeof *s_item_classes; i++)
+        if (strncmp (sqlstate, s_item_classes[i].class, 2) == 0)
+            return s_item_classes[i].name;
+    return NULL;
+}
+
+/* Writes jobs[0..n) as one statement. S_STORED (each job's counts set),
+ * S_ITEM when PostgreSQL refused something that belongs to an item, or
+ * S_AWAY. */
+static int
+s_round (s_conn_t *self, s_job_t *const *jobs, size_t n)
+{
+    rt_buf_t a[A_COUNT];
     const char *params[A_COUNT];
     const char **returned = NULL;
-    size_t nreturned = 0, k;
+    size_t nreturned = 0, k, j;
     PGresult *res = NULL;
-    s_job_t *job;
-    int rc = -1, r, i;
+    int rc = S_AWAY, r, i;
 
-    (void)njobs;
     memset (a, 0, sizeof a);
     for (i = 0; i < A_COUNT; i++)
-        s_puts (&a[i], "{");
-    for (job = jobs; job; job = job->next) {
+        rt_buf_array_begin (&a[i]);
+    for (j = 0; j < n; j++) {
+        s_job_t *job = jobs[j];
         ingest_result_t *result = job->job.result;
         const char *channel = ingest_channel_name (job->job.inbox->channel);
         rt_uuid_t rid = rt_uuid_v7 ();
         char raw_id[RT_UUID_STR_LEN + 1];
         rt_uuid_format (&rid, raw_id);
-        s_array_add (&a[A_RAW_ID], raw_id);
-        s_array_add (&a[A_RAW_CHANNEL], channel);
-        s_array_add (&a[A_RAW_INBOX], job->job.inbox->id);
-        s_array_add (&a[A_RAW_TYPE], job->job.raw_type ? job->job.raw_type : "");
-        s_array_add_bytea (&a[A_RAW_BODY], job->job.raw, job->job.raw ? job->job.raw_len : 0);
+        rt_buf_array_text (&a[A_RAW_ID], raw_id);
+        rt_buf_array_text (&a[A_RAW_CHANNEL], channel);
+        rt_buf_array_text (&a[A_RAW_INBOX], job->job.inbox->id);
+        rt_buf_array_text (&a[A_RAW_TYPE], s_raw_type (job));
+        rt_buf_array_bytea (&a[A_RAW_BODY], job->job.raw, job->job.raw ? job->job.raw_len : 0);
         if (job->job.cursor_name) {
-            s_array_add (&a[A_CUR_NAME], job->job.cursor_name);
-            s_array_add (&a[A_CUR_VALUE], job->job.cursor_value);
+            rt_buf_array_text (&a[A_CUR_NAME], job->job.cursor_name);
+            rt_buf_array_text (&a[A_CUR_VALUE], job->job.cursor_value);
         }
         job->fresh = 0;
         job->duplicates = 0;
         for (k = 0; result && k < result->count; k++) {
             ingest_item_t *item = &result->items[k];
+            /* The type was checked at submit: NULL here is out of memory. */
             Retain__V1__Envelope *env =
-                rt_envelope_new (item->type, item->key, item->msg, "retain-ingestd");
+                rt_envelope_new (item->type, s_key (job, k), item->msg, "retain-ingestd");
             uint8_t *packed;
             size_t len;
             if (!env)
@@ -220,13 +397,13 @@ s_round (s_conn_t *self, s_job_t *jobs, size_t njobs)
                 rt_envelope_free (env);
                 goto cleanup;
             }
-            s_array_add (&a[A_CHANNEL], channel);
-            s_array_add (&a[A_INBOX], job->job.inbox->id);
-            s_array_add (&a[A_EXTID], item->external_id);
-            s_array_add (&a[A_EVID], env->id);
-            s_array_add (&a[A_TYPE], item->type);
-            s_array_add (&a[A_RAWREF], raw_id);
-            s_array_add_bytea (&a[A_ENVELOPE], packed, len);
+            rt_buf_array_text (&a[A_CHANNEL], channel);
+            rt_buf_array_text (&a[A_INBOX], job->job.inbox->id);
+            rt_buf_array_text (&a[A_EXTID], s_external_id (job, k));
+            rt_buf_array_text (&a[A_EVID], env->id);
+            rt_buf_array_text (&a[A_TYPE], item->type);
+            rt_buf_array_text (&a[A_RAWREF], raw_id);
+            rt_buf_array_bytea (&a[A_ENVELOPE], packed, len);
             /* Remember the id to tell new from duplicate afterwards. */
             free (item->event_id);
             item->event_id = strdup (env->id);
@@ -237,41 +414,142 @@ s_round (s_conn_t *self, s_job_t *jobs, size_t njobs)
         }
     }
     for (i = 0; i < A_COUNT; i++) {
-        s_puts (&a[i], "}");
+        rt_buf_array_end (&a[i]);
         if (a[i].failed)
             goto cleanup;
         params[i] = a[i].data;
     }
     res = rt_db_exec_prepared (self->db, "ingest_round", A_COUNT, params, NULL, NULL, 0);
     if (!res) {
-        rt_log (RT_LOG_ERROR, "ingest round not committed", "error", "%s", rt_db_error (self->db),
+        const char *class = s_item_class (self->db);
+        /* An item's failure is logged once, with the job, when it is
+         * isolated; the rounds tried on the way say little more. */
+        rt_log (class ? RT_LOG_DEBUG : RT_LOG_ERROR, "ingest round not committed", "jobs", "%zu", n,
+                "error", "%s", rt_db_error (self->db), "sqlstate", "%s", rt_db_sqlstate (self->db),
                 NULL);
+        if (class)
+            rc = S_ITEM;
         goto cleanup;
     }
     nreturned = (size_t)PQntuples (res);
     returned = malloc ((nreturned ? nreturned : 1) * sizeof *returned);
-    if (!returned)
+    if (!returned) {
+        /* Committed all the same: count every item as new rather than
+         * answer 503 for what is stored (a retry would be a duplicate). */
+        for (j = 0; j < n; j++)
+            jobs[j]->fresh = jobs[j]->job.result ? jobs[j]->job.result->count : 0;
+        rc = S_STORED;
         goto cleanup;
+    }
     for (r = 0; r < PQntuples (res); r++)
         returned[r] = PQgetvalue (res, r, 0);
     qsort (returned, nreturned, sizeof *returned, s_cmp_str);
-    for (job = jobs; job; job = job->next) {
-        ingest_result_t *result = job->job.result;
+    for (j = 0; j < n; j++) {
+        ingest_result_t *result = jobs[j]->job.result;
         for (k = 0; result && k < result->count; k++) {
             const char *id = result->items[k].event_id;
             if (bsearch (&id, returned, nreturned, sizeof *returned, s_cmp_str))
-                job->fresh++;
+                jobs[j]->fresh++;
             else
-                job->duplicates++;
+                jobs[j]->duplicates++;
         }
     }
-    rc = 0;
+    rc = S_STORED;
 cleanup:
     free (returned);
     PQclear (res);
     for (i = 0; i < A_COUNT; i++)
-        free (a[i].data);
+        rt_buf_free (&a[i]);
     return rc;
+}
+
+/* One round on a live connection, as s_round answers. */
+static int
+s_attempt (s_conn_t *self, s_job_t *const *jobs, size_t n)
+{
+    int rc;
+    if (rt_db_ensure_for (self->db, 2000) != 0)
+        return S_AWAY;
+    rc = s_round (self, jobs, n);
+    /* A connection that died idle fails the first statement: one more try
+     * on a fresh one. */
+    if (rc == S_AWAY && !rt_db_is_ok (self->db) && rt_db_ensure_for (self->db, 2000) == 0)
+        rc = s_round (self, jobs, n);
+    return rc;
+}
+
+/* Commits jobs[0..n) as one round or, when PostgreSQL refuses an item in
+ * it, as two halves, recursively, so that only a job failing alone is
+ * refused and the others commit in their order. Sets every job's status.
+ * Returns S_AWAY once PostgreSQL is away (the jobs not committed by then
+ * are failed without another try), else S_STORED. */
+static int
+s_commit (s_conn_t *self, s_job_t *const *jobs, size_t n)
+{
+    writer_t *w = self->writer;
+    size_t half = n / 2, i;
+    const char *class;
+    int rc = s_attempt (self, jobs, n);
+
+    if (rc == S_STORED || rc == S_AWAY) {
+        for (i = 0; i < n; i++)
+            jobs[i]->status = rc;
+        return rc;
+    }
+    if (n == 1) {
+        s_job_t *j = jobs[0];
+        class = s_item_class (self->db);
+        snprintf (j->sqlstate, sizeof j->sqlstate, "%s", rt_db_sqlstate (self->db));
+        /* The first line only: the DETAIL that follows holds the row,
+         * which is a customer's message and has no place in a log. */
+        j->error = strndup (rt_db_error (self->db), strcspn (rt_db_error (self->db), "\n"));
+        s_refuse (j, S_WHY_POSTGRES, "PostgreSQL refuses to store it: SQLSTATE %s (%s)",
+                  j->sqlstate, class ? class : "");
+        return S_STORED;
+    }
+    if (w->m_splits)
+        rt_counter_inc (w->m_splits);
+    if (s_commit (self, jobs, half) == S_AWAY) {
+        for (i = half; i < n; i++)
+            jobs[i]->status = S_AWAY;
+        return S_AWAY;
+    }
+    return s_commit (self, jobs + half, n - half);
+}
+
+/* Logs and counts a refusal, tells the result why, frees the job and
+ * calls done. */
+static void
+s_settle (writer_t *self, s_job_t *j)
+{
+    ingest_result_t *result = j->job.result;
+    const char *reason = j->reason ? j->reason : "it cannot be stored";
+    writer_done_fn done;
+    void *arg;
+    size_t fresh, duplicates;
+    int status;
+    if (j->status == S_REFUSED) {
+        if (self->m_refused[j->why])
+            rt_counter_inc (self->m_refused[j->why]);
+        rt_log (RT_LOG_WARN, "ingest job refused: it can never be stored", "inbox", "%s",
+                j->job.inbox->id, "channel", "%s", ingest_channel_name (j->job.inbox->channel),
+                "reason", "%s", reason, "sqlstate", "%s", j->sqlstate, "error", "%s",
+                j->error ? j->error : "", NULL);
+        if (result) {
+            result->status = 422;
+            result->label = WRITER_REFUSED_LABEL;
+            snprintf (result->reason, sizeof result->reason, "%s", reason);
+        }
+    }
+    done = j->job.done;
+    arg = j->job.done_arg;
+    status = j->status;
+    fresh = status == S_STORED ? j->fresh : 0;
+    duplicates = status == S_STORED ? j->duplicates : 0;
+    /* Freed first: the result, by which the job's copies are counted, is
+     * the caller's again as soon as done is called. */
+    s_job_free (j);
+    done (arg, status, fresh, duplicates);
 }
 
 static void *
@@ -281,9 +559,9 @@ s_thread (void *arg)
     writer_t *self = conn->writer;
     for (;;) {
         s_job_t *jobs, *job, *last;
-        size_t n = 0;
+        size_t n = 0, taken = 0, i;
         struct timespec t0, t1;
-        int status;
+        bool failed = false;
 
         pthread_mutex_lock (&self->lock);
         while (!self->head && !self->stopping)
@@ -295,43 +573,46 @@ s_thread (void *arg)
         /* Take up to a round's worth, in order. */
         jobs = self->head;
         last = jobs;
-        n = 1;
-        while (last->next && n < WRITER_ROUND_MAX) {
+        taken = 1;
+        while (last->next && taken < WRITER_ROUND_MAX) {
             last = last->next;
-            n++;
+            taken++;
         }
         self->head = last->next;
         if (!self->head)
             self->tail = NULL;
         last->next = NULL;
-        self->queued -= n;
+        self->queued -= taken;
         pthread_mutex_unlock (&self->lock);
 
-        clock_gettime (CLOCK_MONOTONIC, &t0);
-        status = -1;
-        if (rt_db_ensure_for (conn->db, 2000) == 0) {
-            status = s_round (conn, jobs, n);
-            /* A connection that died idle fails the first statement: one
-             * more try on a fresh one. */
-            if (status != 0 && !rt_db_is_ok (conn->db) && rt_db_ensure_for (conn->db, 2000) == 0)
-                status = s_round (conn, jobs, n);
+        /* Jobs refused at submit never join the round: answered first,
+         * they need nothing from PostgreSQL. */
+        job = jobs;
+        while (job) {
+            s_job_t *next = job->next;
+            if (job->status == S_REFUSED)
+                s_settle (self, job);
+            else
+                conn->round[n++] = job;
+            job = next;
         }
+        if (n == 0)
+            continue;
+
+        clock_gettime (CLOCK_MONOTONIC, &t0);
+        s_commit (conn, conn->round, n);
         clock_gettime (CLOCK_MONOTONIC, &t1);
         if (self->m_round)
             rt_histogram_observe (self->m_round, (double)n);
         if (self->m_commit)
             rt_histogram_observe (self->m_commit, (double)(t1.tv_sec - t0.tv_sec) +
                                                       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-        if (status != 0 && self->m_failed)
+        for (i = 0; i < n; i++)
+            failed = failed || conn->round[i]->status == S_AWAY;
+        if (failed && self->m_failed)
             rt_counter_inc (self->m_failed);
-        job = jobs;
-        while (job) {
-            s_job_t *next = job->next;
-            job->job.done (job->job.done_arg, status, status == 0 ? job->fresh : 0,
-                           status == 0 ? job->duplicates : 0);
-            free (job);
-            job = next;
-        }
+        for (i = 0; i < n; i++)
+            s_settle (self, conn->round[i]);
     }
     return NULL;
 }
@@ -358,6 +639,20 @@ writer_start (const char *dsn, rt_metrics_t *metrics, char *err, size_t errlen)
                                                "Time to write and commit a round.", NULL, 0);
         self->m_failed = rt_metrics_counter (metrics, "retain_ingest_writer_failures_total", "",
                                              "Rounds that could not be committed (answered 503).");
+        self->m_escaped = rt_metrics_counter (
+            metrics, "retain_ingest_writer_escaped_total", "",
+            "Values stored escaped because they were not UTF-8 text (content types, external "
+            "ids, keys).");
+        self->m_splits = rt_metrics_counter (
+            metrics, "retain_ingest_writer_splits_total", "",
+            "Rounds split in halves because PostgreSQL refused an item in them.");
+        for (i = 0; i < S_WHY_COUNT; i++) {
+            char labels[64];
+            snprintf (labels, sizeof labels, "reason=\"%s\"", s_why_label[i]);
+            self->m_refused[i] = rt_metrics_counter (
+                metrics, "retain_ingest_writer_refused_total", labels,
+                "Jobs refused because they can never be stored (answered 422, not retried).");
+        }
     }
     for (i = 0; i < WRITER_THREADS; i++) {
         s_conn_t *conn = &self->conns[i];
@@ -409,14 +704,23 @@ writer_stop (writer_t **self_p)
 int
 writer_submit (writer_t *self, const writer_job_t *job)
 {
-    s_job_t *j = calloc (1, sizeof *j);
+    s_job_t *j;
+    assert (job->inbox && job->done);
+    j = calloc (1, sizeof *j);
     if (!j)
         return -1;
     j->job = *job;
+    j->status = S_AWAY;
+    j->why = -1;
+    /* On the caller's thread, before the job can meet any other. */
+    if (s_check (self, j) < 0) {
+        s_job_free (j);
+        return -1;
+    }
     pthread_mutex_lock (&self->lock);
     if (self->stopping || self->queued >= WRITER_QUEUE_MAX) {
         pthread_mutex_unlock (&self->lock);
-        free (j);
+        s_job_free (j);
         return -1;
     }
     if (self->tail)
