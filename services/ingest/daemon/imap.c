@@ -542,6 +542,19 @@ s_deliver (imap_poller_t *self, const s_sink_t *raw, uint64_t uidvalidity, uint6
             job.cursor_name = self->cursor_name;
             job.cursor_value = cursor;
             rc = writer_submit_wait (self->writer, &job, &fresh, &duplicates);
+            if (rc == 1) {
+                /* This message can never be stored (the writer says why):
+                 * keep its raw copy and move the cursor past it, or the
+                 * mailbox would stop at it forever. */
+                rt_counter_inc (self->errors);
+                rt_log (RT_LOG_WARN, "e-mail refused; kept raw and skipped", "inbox", "%s",
+                        self->id, "uid", "%" PRIu64, uid, "reason", "%s",
+                        result.reason[0] ? result.reason : "unstorable", NULL);
+                ingest_result_reset (&result);
+                memset (&result, 0, sizeof result);
+                job.result = &result;
+                rc = writer_submit_wait (self->writer, &job, &fresh, &duplicates);
+            }
         }
         ingest_result_reset (&result);
         mime_free (&m);
