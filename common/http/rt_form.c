@@ -7,23 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rt_codec.h"
+
 struct rt_form_t {
     rt_form_pair_t *pairs;         /* in arrival order */
     size_t count;                  /* number of pairs */
     const rt_form_pair_t **sorted; /* by name, made on demand */
 };
-
-static int
-s_hexval (char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 char *
 rt_url_decode (const char *text, size_t len, int plus_is_space)
@@ -35,8 +25,8 @@ rt_url_decode (const char *text, size_t len, int plus_is_space)
     for (i = 0; i < len; i++) {
         if (text[i] == '%') {
             int hi, lo;
-            hi = i + 1 < len ? s_hexval (text[i + 1]) : -1;
-            lo = i + 2 < len ? s_hexval (text[i + 2]) : -1;
+            hi = i + 1 < len ? rt_hex_value (text[i + 1]) : -1;
+            lo = i + 2 < len ? rt_hex_value (text[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 free (out);
                 return NULL;

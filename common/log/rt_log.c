@@ -28,6 +28,8 @@
 #include <unistd.h>
 #include <wchar.h>
 
+#include "rt_utf8.h"
+
 #define S_SERVICE_MAX 64
 #define S_STACK_LINE  2048
 #define S_STACK_VALUE 256
@@ -165,70 +167,6 @@ s_line_free (s_line_t *line)
     line->len = 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when the bytes
- * there are not one (overlong forms and surrogates included). */
-static size_t
-s_utf8_sequence (const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-        return 0;
-    if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))
-        return 0;
-    return len;
-}
-
-/* Returns a copy of text with every invalid UTF-8 byte replaced by U+FFFD
- * (owned, free()), or NULL when out of memory. */
-static char *
-s_utf8_repair (const char *text, size_t len, size_t *outlen)
-{
-    /* Each bad byte grows to at most three. */
-    char *out = malloc (len * 3 + 1);
-    if (!out)
-        return NULL;
-    const unsigned char *s = (const unsigned char *)text;
-    size_t o = 0;
-    size_t i = 0;
-    while (i < len) {
-        size_t n = s_utf8_sequence (s + i, len - i);
-        if (n == 0) {
-            memcpy (out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy (out + o, s + i, n);
-            o += n;
-            i += n;
-        }
-    }
-    out[o] = '\0';
-    *outlen = o;
-    return out;
-}
-
 /* Appends text as a quoted, escaped JSON string. */
 static void
 s_line_string (s_line_t *line, const char *text, size_t len)
@@ -238,7 +176,7 @@ s_line_string (s_line_t *line, const char *text, size_t len)
     if (!json) {
         /* jansson refuses invalid UTF-8 (or ran out of memory). */
         size_t fixed_len = 0;
-        repaired = s_utf8_repair (text, len, &fixed_len);
+        repaired = rt_utf8_repair (text, len, &fixed_len);
         if (repaired)
             json = json_stringn (repaired, fixed_len);
     }

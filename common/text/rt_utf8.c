@@ -60,7 +60,7 @@ rt_utf8_repair (const char *s, size_t len, size_t *out_len)
     if (!out)
         return NULL;
     while (i < len) {
-        size_t n = s_seq_len (p + i, len - i);
+        size_t n = p[i] ? s_seq_len (p + i, len - i) : 0;
         if (n == 0) {
             memcpy (out + o, "\xef\xbf\xbd", 3);
             o += 3;

@@ -26,9 +26,10 @@ bool rt_utf8_text_ok (const char *s, size_t len);
  * bytes, or 0 when the bytes there are not one. A NUL is a sequence of 1. */
 size_t rt_utf8_seq_len (const char *s, size_t avail);
 
-/* A copy of s[0..len) with each byte that breaks UTF-8 replaced by U+FFFD
- * (what a reader shows, e.g. in JSON). Owned, NUL-terminated, *out_len its
- * length; NULL only when out of memory. */
+/* A copy of s[0..len) with each byte that breaks UTF-8, and each NUL,
+ * replaced by U+FFFD (what a reader shows, e.g. in JSON). Owned,
+ * NUL-terminated, *out_len (may be NULL) its length; NULL only when out of
+ * memory. */
 char *rt_utf8_repair (const char *s, size_t len, size_t *out_len);
 
 /* A copy of s[0..len) storable as text: each byte that breaks UTF-8, and

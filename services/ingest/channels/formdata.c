@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "rt_form.h"
+#include "rt_utf8.h"
 
 /* RFC 2046 allows 70; some clients send longer ones. */
 #define S_MAX_BOUNDARY 200
@@ -49,66 +50,10 @@ formdata_is_type (const char *content_type, const char *media_type)
 
 /* --- UTF-8 ---------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 when the
- * bytes there are not one (overlong forms, surrogates and code points past
- * U+10FFFF included). */
-static size_t
-s_utf8_seq (const uint8_t *p, size_t n)
-{
-    uint32_t cp;
-    size_t len, i;
-    if (p[0] < 0x80)
-        return p[0] ? 1 : 0;
-    if (p[0] >= 0xC2 && p[0] <= 0xDF) {
-        len = 2;
-        cp = p[0] & 0x1F;
-    } else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
-        len = 3;
-        cp = p[0] & 0x0F;
-    } else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
-        len = 4;
-        cp = p[0] & 0x07;
-    } else
-        return 0;
-    if (len > n)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return len;
-}
-
 char *
 formdata_utf8_dup (const void *data, size_t len)
 {
-    const uint8_t *p = data;
-    size_t i = 0, o = 0;
-    char *out;
-    /* Each bad byte becomes three bytes of U+FFFD. */
-    if (len > (SIZE_MAX - 1) / 3)
-        return NULL;
-    out = malloc (3 * len + 1);
-    if (!out)
-        return NULL;
-    while (i < len) {
-        size_t seq = s_utf8_seq (p + i, len - i);
-        if (seq == 0) {
-            memcpy (out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy (out + o, p + i, seq);
-            o += seq;
-            i += seq;
-        }
-    }
-    out[o] = '\0';
-    return out;
+    return rt_utf8_repair (data, len, NULL);
 }
 
 /* --- header parameters ---------------------------------------------- */
