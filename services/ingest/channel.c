@@ -49,6 +49,18 @@ ingest_set (char **field, const char *value)
     return 0;
 }
 
+const char *
+ingest_phone (const ingest_inbox_t *inbox, const char *number, const char *country,
+              char out[RT_PHONE_E164_MAX + 1])
+{
+    const json_t *configured = inbox ? json_object_get (inbox->config, "default_country") : NULL;
+    if (!country)
+        country = json_is_string (configured) ? json_string_value (configured) : "UA";
+    if (!number || rt_phone_normalize (number, country, out, NULL, 0) != 0)
+        return NULL;
+    return out;
+}
+
 static int
 s_empty (char **field)
 {

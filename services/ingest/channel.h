@@ -27,6 +27,7 @@
 
 #include "retain/v1/common.pb-c.h"
 #include "retain/v1/message.pb-c.h"
+#include "rt_phone.h"
 
 typedef struct {
     const char *name;  /* as received */
@@ -106,6 +107,16 @@ Retain__V1__InboundMessage *ingest_inbound_new (const ingest_inbox_t *inbox);
 /* Replaces *field (a string field of a message built by ingest_*_new) with a
  * copy of value (NULL is ""). Returns 0 or -1 (out of memory). */
 int ingest_set (char **field, const char *value);
+
+/* The customer's number as E.164 (common/phone, rt_phone_normalize) into
+ * out, or NULL when it cannot be read as one (then the caller keeps what
+ * the provider sent, or nothing). National numbers are read in the inbox's
+ * country: its config's "default_country" (ISO 3166 alpha-2), UA when
+ * unset; `country`, when not NULL, overrides it ("ZZ": the provider sends
+ * international numbers only, with or without '+'; inbox may then be
+ * NULL). */
+const char *ingest_phone (const ingest_inbox_t *inbox, const char *number, const char *country,
+                          char out[RT_PHONE_E164_MAX + 1]);
 
 /* Appends an attachment with the given kind to an InboundMessage; its other
  * string fields are malloc'd "" to be set with ingest_set. NULL when out of

@@ -694,10 +694,9 @@ s_wa_message (s_ctx_t *ctx, const json_t *m, const json_t *contacts, const char 
         ingest_set (&msg->reply_to, reply_to) != 0 || s_wa_content (msg, type, m) != 0)
         goto oom;
     /* A wa_id is the number without '+'; user names have no number. */
-    if (s_all_digits (from) && strlen (from) <= 15) {
-        char phone[17];
-        snprintf (phone, sizeof phone, "+%s", from);
-        if (ingest_set (&msg->phone, phone) != 0)
+    if (s_all_digits (from)) {
+        char phone[RT_PHONE_E164_MAX + 1];
+        if (ingest_phone (ctx->inbox, from, "ZZ", phone) && ingest_set (&msg->phone, phone) != 0)
             goto oom;
     }
     return s_add (ctx, "InboundMessage", id, &msg->base, from);

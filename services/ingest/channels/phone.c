@@ -112,30 +112,6 @@ s_number (const json_t *obj, const char *key, double max, double *out, ingest_re
     return 1;
 }
 
-/* The number as E.164 when it is written as one ('+', 7 to 15 digits,
- * separators allowed), else as the PBX gave it (an extension, a national
- * number): a country cannot be guessed. */
-static void
-s_phone (const char *in, char *out, size_t outlen)
-{
-    const char *p = in;
-    size_t o = 1, digits = 0;
-    if (*p == '+' && outlen >= 17) {
-        out[0] = '+';
-        for (p++; *p; p++) {
-            if (*p >= '0' && *p <= '9' && digits < 15) {
-                out[o++] = *p;
-                digits++;
-            } else if (*p != ' ' && *p != '-' && *p != '(' && *p != ')' && *p != '.')
-                break;
-        }
-        out[o] = '\0';
-        if (!*p && digits >= 7 && out[1] != '0')
-            return;
-    }
-    snprintf (out, outlen, "%s", in);
-}
-
 /* x rounded to the nearest integer; x is non-negative and bounded by the
  * range checks, so the conversion cannot overflow. */
 static int64_t
@@ -262,7 +238,13 @@ phone_handle (const ingest_inbox_t *inbox, const ingest_request_t *req, ingest_r
         ingest_fail (result, 400, "malformed", "recording_url missing for a recording event");
         goto cleanup;
     }
-    s_phone (customer, number, sizeof number);
+    /* E.164 when it reads as a number (a national one in the inbox's
+     * country), else as the PBX gave it (an extension, a withheld caller). */
+    {
+        char e164[RT_PHONE_E164_MAX + 1];
+        snprintf (number, sizeof number, "%s",
+                  ingest_phone (inbox, customer, NULL, e164) ? e164 : customer);
+    }
     snprintf (event_name, sizeof event_name, "call_%s", event);
 
     msg = ingest_inbound_new (inbox);

@@ -158,29 +158,6 @@ s_full_name (const char *first, const char *last)
     return name;
 }
 
-/* The phone number as E.164 when it can be read as one: Telegram gives a
- * contact's number in international form, usually without the '+'. */
-static bool
-s_e164 (const char *in, char *out, size_t outlen)
-{
-    size_t o = 0, digits = 0;
-    if (outlen < 17)
-        return false;
-    out[o++] = '+';
-    if (*in == '+')
-        in++;
-    for (; *in; in++) {
-        if (*in >= '0' && *in <= '9') {
-            if (++digits > 15)
-                return false;
-            out[o++] = *in;
-        } else if (*in != ' ' && *in != '-' && *in != '(' && *in != ')' && *in != '.')
-            return false;
-    }
-    out[o] = '\0';
-    return digits >= 7 && out[1] != '0';
-}
-
 /* A file the message carries (document, voice, audio, ...). */
 static int
 s_file (Retain__V1__InboundMessage *msg, const json_t *m, const char *where, const char *key,
@@ -321,7 +298,7 @@ static int
 s_contact (Retain__V1__InboundMessage *msg, const json_t *m, const char *where, const json_t *from,
            ingest_result_t *result)
 {
-    char path[64], e164[24], *name;
+    char path[64], e164[RT_PHONE_E164_MAX + 1], *name;
     json_t *c;
     const char *phone, *first, *last;
     json_int_t user_id, from_id;
@@ -346,7 +323,9 @@ s_contact (Retain__V1__InboundMessage *msg, const json_t *m, const char *where, 
     free (name);
     from_id = from ? json_integer_value (json_object_get (from, "id")) : 0;
     if (has_user == 1 && from && user_id == from_id) {
-        if (ingest_set (&msg->phone, s_e164 (phone, e164, sizeof e164) ? e164 : phone) != 0)
+        /* Telegram shares a contact's number in international form, often
+         * without the '+': read as international only ("ZZ"). */
+        if (ingest_set (&msg->phone, ingest_phone (NULL, phone, "ZZ", e164)) != 0)
             return s_oom (result);
     }
     return 1;

@@ -80,20 +80,6 @@ s_empty (char **field)
     return *field ? 0 : -1;
 }
 
-/* "+" and 1 to 15 digits. */
-static bool
-s_is_e164 (const char *s)
-{
-    size_t i;
-    if (s[0] != '+')
-        return false;
-    for (i = 1; s[i]; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    }
-    return i >= 2 && i <= 16;
-}
-
 /* The channel an address names by its prefix, and the address without it. */
 static Retain__V1__Channel
 s_address_channel (const char *address, const char **bare)
@@ -468,6 +454,7 @@ s_inbound (const ingest_inbox_t *inbox, const ingest_request_t *req, rt_form_t *
     const char *lat_s = rt_form_get (form, "Latitude"), *lon_s = rt_form_get (form, "Longitude");
     Retain__V1__InboundMessage *msg = NULL;
     Retain__V1__Channel channel;
+    char e164[RT_PHONE_E164_MAX + 1];
     double lat, lon;
     long nmedia = 0, i;
     if (!from || !*from)
@@ -495,7 +482,8 @@ s_inbound (const ingest_inbox_t *inbox, const ingest_request_t *req, rt_form_t *
     if (s_set (&msg->external_id, sid) || s_set (&msg->external_user_id, user) ||
         s_set (&msg->display_name, rt_form_get (form, "ProfileName")) || s_set (&msg->text, body) ||
         s_set (&msg->reply_to, rt_form_get (form, "OriginalRepliedMessageSid")) ||
-        (s_is_e164 (user) && s_set (&msg->phone, user)))
+        (channel != RETAIN__V1__CHANNEL__MESSENGER && ingest_phone (inbox, user, "ZZ", e164) &&
+         s_set (&msg->phone, e164)))
         goto oom;
     for (i = 0; i < nmedia; i++) {
         char name[48];
