@@ -17,3 +17,11 @@ set_tests_properties(e2e.python_client PROPERTIES LABELS e2e TIMEOUT 300 RUN_SER
 add_test(NAME fuzz.parsers COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/run 10
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(fuzz.parsers PROPERTIES LABELS fuzz TIMEOUT 900 RUN_SERIAL TRUE)
+
+# deploy/local/run on a copy of itself: a taken port stops it before the
+# build; it says when a daemon stops and starts being ready (on this
+# build's binaries, with its own PostgreSQL taken away and back).
+add_test(NAME deploy.local_run
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/deploy/test_local_run.sh ${CMAKE_BINARY_DIR}/bin
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(deploy.local_run PROPERTIES LABELS deploy TIMEOUT 300 RUN_SERIAL TRUE)

@@ -8,6 +8,11 @@
  *
  * Secrets (a name containing "dsn", "secret", "password" or "key") never
  * leave this module in clear: --help and rt_config_log show a mask.
+ *
+ * Switches are told apart by their default ("true" or "false") rather than
+ * by a field of their own, so every table already written declares its
+ * booleans without a change, and a boolean cannot be declared without the
+ * default its getter needs.
  */
 #include "rt_config.h"
 
@@ -114,6 +119,33 @@ s_find (const rt_config_t *self, const char *name, size_t namelen)
     return -1;
 }
 
+/* The words a boolean may be written as, and what each means. */
+static int
+s_bool_word (const char *text, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1", NULL};
+    static const char *const no[] = {"false", "no", "off", "0", NULL};
+    for (size_t k = 0; yes[k]; k++) {
+        if (strcasecmp (text, yes[k]) == 0) {
+            *out = true;
+            return 0;
+        }
+    }
+    for (size_t k = 0; no[k]; k++) {
+        if (strcasecmp (text, no[k]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static bool
+s_is_switch (const rt_config_setting_t *s)
+{
+    return s->deflt && (strcmp (s->deflt, "true") == 0 || strcmp (s->deflt, "false") == 0);
+}
+
 static bool
 s_is_secret (const char *name)
 {
@@ -164,15 +196,19 @@ static void
 s_print_help (const rt_config_t *self)
 {
     FILE *out = stdout;
-    fprintf (out, "Usage: %s [--setting value | --setting=value]... [--] [argument]...\n",
-             self->program);
+    bool switches = false;
+    for (size_t i = 0; i < self->nsettings; i++)
+        switches = switches || s_is_switch (&self->settings[i]);
+    fprintf (out, "Usage: %s [--setting value | --setting=value%s]... [--] [argument]...\n",
+             self->program, switches ? " | --switch" : "");
     if (*self->summary)
         fprintf (out, "%s\n", self->summary);
     fprintf (out, "\nSettings (a --flag overrides its environment variable):\n");
     for (size_t i = 0; i < self->nsettings; i++) {
         const rt_config_setting_t *s = &self->settings[i];
         const char *deflt = s->deflt ? s->deflt : "";
-        fprintf (out, "  --%s <value>  (env %s)\n", s->name, s->env ? s->env : "-");
+        fprintf (out, "  --%s%s  (env %s)\n", s->name,
+                 s_is_switch (s) ? "[=true|false]" : " <value>", s->env ? s->env : "-");
         if (s->help && *s->help)
             fprintf (out, "      %s\n", s->help);
         fprintf (out, "      default: %s\n", *deflt ? s_shown (s->name, deflt) : "(none)");
@@ -230,9 +266,15 @@ rt_config_parse (rt_config_t *self, int argc, char **argv, char *err, size_t err
             return -1;
         }
         const char *value;
+        bool word;
         if (eq)
             value = eq + 1;
-        else if (a + 1 < argc && strncmp (argv[a + 1], "--", 2) != 0)
+        else if (s_is_switch (&self->settings[i])) {
+            /* "--follow" alone is true; "--follow false" takes the word. */
+            value = "true";
+            if (a + 1 < argc && s_bool_word (argv[a + 1], &word) == 0)
+                value = argv[++a];
+        } else if (a + 1 < argc && strncmp (argv[a + 1], "--", 2) != 0)
             value = argv[++a];
         else {
             /* A value that starts with "--" is far more often a forgotten
@@ -420,25 +462,12 @@ rt_config_get_size (const rt_config_t *self, const char *name, int64_t *out, cha
 int
 rt_config_get_bool (const rt_config_t *self, const char *name, bool *out, char *err, size_t errlen)
 {
-    static const char *const yes[] = {"true", "yes", "on", "1", NULL};
-    static const char *const no[] = {"false", "no", "off", "0", NULL};
     assert (self && name && out);
     int i = s_index (self, name);
     if (i < 0)
         return -1;
-    const char *text = self->values[i];
-    for (size_t k = 0; yes[k]; k++) {
-        if (strcasecmp (text, yes[k]) == 0) {
-            *out = true;
-            return 0;
-        }
-    }
-    for (size_t k = 0; no[k]; k++) {
-        if (strcasecmp (text, no[k]) == 0) {
-            *out = false;
-            return 0;
-        }
-    }
+    if (s_bool_word (self->values[i], out) == 0)
+        return 0;
     s_value_error (self, i, "true or false (also yes/no, on/off, 1/0)", err, errlen);
     return -1;
 }

@@ -8,6 +8,13 @@
  * return 1 so main exits 0. Unknown flags and a flag without its value are
  * errors. Values whose name contains "dsn", "secret", "password" or "key" are
  * shown masked by --help and rt_config_log.
+ *
+ * A setting whose default is "true" or "false" is a switch: "--name" alone
+ * sets it to true, "--name=false" (any spelling rt_config_get_bool reads)
+ * sets it as written, and so does "--name false" when the next argument is
+ * such a word; any other next argument is left alone (a positional
+ * argument or the next flag). Every daemon and command reads its switches
+ * this way, so "--follow" means the same everywhere.
  */
 #ifndef RT_CONFIG_H
 #define RT_CONFIG_H
@@ -19,7 +26,8 @@
 typedef struct {
     const char *name;  /* flag name without dashes, e.g. "pg-dsn" */
     const char *env;   /* environment variable, e.g. "RETAIN_PG_DSN" */
-    const char *deflt; /* default value; NULL means "no default" (empty) */
+    const char *deflt; /* default value; NULL means "no default" (empty);
+                          "true" or "false" makes the setting a switch */
     const char *help;  /* one line */
 } rt_config_setting_t;
 
@@ -47,7 +55,8 @@ const char *rt_config_get (const rt_config_t *self, const char *name);
 
 /* Typed getters: return -1 and fill err when the value does not parse or is
  * out of [min, max]; durations accept "250ms", "5s", "2m", "1h", "7d" (a
- * bare number is milliseconds), sizes accept "512", "64k", "1M", "1G". */
+ * bare number is milliseconds), sizes accept "512", "64k", "1M", "1G",
+ * booleans "true"/"false", "yes"/"no", "on"/"off", "1"/"0" in any case. */
 int rt_config_get_int (const rt_config_t *self, const char *name, int64_t min, int64_t max,
                        int64_t *out, char *err, size_t errlen);
 int rt_config_get_ms (const rt_config_t *self, const char *name, int64_t *out, char *err,

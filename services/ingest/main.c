@@ -7,6 +7,11 @@
  * the pollers of e-mail inboxes to match, until SIGTERM; then it stops
  * taking requests, answers those in flight once the writer has settled
  * them, and stops.
+ *
+ * /readyz is 200 only while ingestd serves and can reach PostgreSQL: every
+ * webhook it accepts must commit there before its 2xx, so while it cannot
+ * (the inbox reload, which asks PostgreSQL every second, fails or hangs)
+ * a load balancer should send providers elsewhere, and the reason says why.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -57,17 +62,37 @@ typedef struct {
     rt_metrics_t *metrics;                /* the registry */
     s_poller_slot_t pollers[MAX_POLLERS]; /* IMAP pollers of e-mail inboxes */
     size_t npollers;                      /* used slots */
-    atomic_int ready;                     /* inboxes loaded and serving */
+    atomic_int phase;                     /* an s_phase_t */
 } ingestd_t;
 
+typedef enum {
+    S_STARTING = 0, /* migrations, first inbox load, servers */
+    S_SERVING,      /* taking webhooks */
+    S_STOPPING,     /* SIGTERM: finishing what is in flight */
+} s_phase_t;
+
+/* Runs on the admin thread: reads only the phase (atomic) and the inboxes'
+ * own locked state, both set up before the admin server starts. */
 static bool
 s_ready (void *arg, char *why, size_t whylen)
 {
     ingestd_t *self = arg;
-    if (atomic_load (&self->ready))
-        return true;
-    snprintf (why, whylen, "starting: inboxes not loaded yet");
-    return false;
+    int phase = atomic_load (&self->phase);
+    if (phase == S_STOPPING) {
+        snprintf (why, whylen, "stopping");
+        return false;
+    }
+    if (!inboxes_db_ok (self->inboxes, why, whylen))
+        return false;
+    if (phase == S_STARTING) {
+        snprintf (why, whylen, "starting: inboxes not loaded yet");
+        return false;
+    }
+    /* The writer is what makes a webhook durable: its own connection
+     * counts, not only the inbox loader's. */
+    if (!writer_db_ok (self->writer, why, whylen))
+        return false;
+    return true;
 }
 
 static char *
@@ -228,9 +253,10 @@ main (int argc, char **argv)
     }
     rt_config_log (config);
     self.dsn = rt_config_get (config, "pg-dsn");
-    atomic_init (&self.ready, 0);
+    atomic_init (&self.phase, S_STARTING);
     self.metrics = rt_metrics_new ();
-    if (!self.metrics)
+    self.inboxes = inboxes_new (self.dsn);
+    if (!self.metrics || !self.inboxes)
         goto cleanup;
     admin = rt_admin_start (rt_config_get (config, "admin"), self.metrics, s_ready, &self, err,
                             sizeof err);
@@ -239,9 +265,6 @@ main (int argc, char **argv)
         goto cleanup;
     }
     if (s_migrate (self.dsn) != 0)
-        goto cleanup;
-    self.inboxes = inboxes_new (self.dsn);
-    if (!self.inboxes)
         goto cleanup;
     while (inboxes_refresh (self.inboxes) < 0) {
         if (rt_signal_sleep_ms (1000))
@@ -270,7 +293,7 @@ main (int argc, char **argv)
             server_port (self.server), "public_url", "%s", sc.public_url, NULL);
     s_announce (&self, sc.public_url);
     s_sync_pollers (&self);
-    atomic_store (&self.ready, 1);
+    atomic_store (&self.phase, S_SERVING);
 
     while (!rt_signal_sleep_ms (1000)) {
         if (inboxes_refresh (self.inboxes) == 1) {
@@ -282,15 +305,16 @@ main (int argc, char **argv)
     rt_log (RT_LOG_INFO, "stopping", NULL);
 
 cleanup:
-    atomic_store (&self.ready, 0);
+    atomic_store (&self.phase, S_STOPPING);
     server_stop (&self.server);
     for (k = 0; k < self.npollers; k++) {
         imap_poller_stop (&self.pollers[k].poller);
         free (self.pollers[k].fingerprint);
     }
+    /* The admin thread reads the writer and the inboxes: it stops first. */
+    rt_admin_stop (&admin);
     writer_stop (&self.writer);
     inboxes_destroy (&self.inboxes);
-    rt_admin_stop (&admin);
     rt_metrics_destroy (&self.metrics);
     rt_config_destroy (&config);
     return rc;

@@ -2,7 +2,8 @@
  * test_config: what an operator sees when configuring a daemon. --help lists
  * every setting with its variable and default and hides secrets; a flag
  * beats the environment; a typo or a bad value is refused with a message
- * that names the setting.
+ * that names the setting; a switch works alone ("--follow"), as
+ * "--follow=false" and as "--follow false".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +28,7 @@ static const rt_config_setting_t s_settings[] = {
     {"workers", "RT_TEST_WORKERS", "4", "handler threads"},
     {"curve-secret-key", "RT_TEST_CURVE_SECRET", NULL, "CURVE server secret key"},
     {"verbose", "RT_TEST_VERBOSE", "false", "log debug lines"},
+    {"compress", "RT_TEST_COMPRESS", "true", "compress what is sent"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -323,11 +325,88 @@ test_integers_and_bools (void **state)
     assert_false (flag);
     rt_config_destroy (&config);
 
-    config = s_parse (&rc, err, sizeof err, "--verbose", "maybe", NULL);
+    config = s_parse (&rc, err, sizeof err, "--verbose=maybe", NULL);
     err[0] = '\0';
     assert_int_equal (rt_config_get_bool (config, "verbose", &flag, err, sizeof err), -1);
     assert_non_null (strstr (err, "--verbose"));
     assert_non_null (strstr (err, "maybe"));
+    rt_config_destroy (&config);
+}
+
+/* What a switch is after parsing argv; fails the test when parse fails. */
+static bool
+s_switch (const char *name, int *nargs, ...)
+{
+    char *argv[32], err[256] = "";
+    int argc = 0;
+    bool value = false;
+    va_list args;
+    argv[argc++] = "retain-test";
+    va_start (args, nargs);
+    for (char *arg = va_arg (args, char *); arg; arg = va_arg (args, char *))
+        argv[argc++] = arg;
+    va_end (args);
+    argv[argc] = NULL;
+    rt_config_t *config = rt_config_new ("retain-test", "", s_settings);
+    assert_non_null (config);
+    if (rt_config_parse (config, argc, argv, err, sizeof err) != 0)
+        fail_msg ("parse failed: %s", err);
+    if (rt_config_get_bool (config, name, &value, err, sizeof err) != 0)
+        fail_msg ("--%s: %s", name, err);
+    *nargs = rt_config_argc (config);
+    rt_config_destroy (&config);
+    return value;
+}
+
+static void
+test_switches (void **state)
+{
+    (void)state;
+    int nargs;
+    /* Alone, at the end or before another flag: on. */
+    assert_true (s_switch ("verbose", &nargs, "--verbose", NULL));
+    assert_int_equal (nargs, 0);
+    assert_true (s_switch ("verbose", &nargs, "--verbose", "--workers", "3", NULL));
+    assert_false (s_switch ("verbose", &nargs, "--workers", "3", NULL));
+    /* With "=": as written. */
+    assert_true (s_switch ("verbose", &nargs, "--verbose=true", NULL));
+    assert_false (s_switch ("verbose", &nargs, "--verbose=false", NULL));
+    assert_false (s_switch ("compress", &nargs, "--compress=off", NULL));
+    assert_true (s_switch ("compress", &nargs, NULL));
+    /* A boolean word after it is its value, not an argument. */
+    assert_false (s_switch ("verbose", &nargs, "--verbose", "false", NULL));
+    assert_int_equal (nargs, 0);
+    assert_false (s_switch ("compress", &nargs, "--compress", "NO", NULL));
+    assert_true (s_switch ("verbose", &nargs, "--verbose", "1", NULL));
+    /* Anything else after it stays an argument. */
+    assert_true (s_switch ("verbose", &nargs, "--verbose", "events.log", NULL));
+    assert_int_equal (nargs, 1);
+    /* The flag beats the environment, in both directions. */
+    setenv ("RT_TEST_VERBOSE", "true", 1);
+    assert_false (s_switch ("verbose", &nargs, "--verbose=false", NULL));
+    assert_true (s_switch ("verbose", &nargs, NULL));
+    unsetenv ("RT_TEST_VERBOSE");
+    setenv ("RT_TEST_COMPRESS", "false", 1);
+    assert_true (s_switch ("compress", &nargs, "--compress", NULL));
+    unsetenv ("RT_TEST_COMPRESS");
+
+    /* A setting that is not a switch still needs its value. */
+    char err[256] = "";
+    int rc;
+    rt_config_t *config = s_parse (&rc, err, sizeof err, "--workers", "--verbose", NULL);
+    assert_int_equal (rc, -1);
+    assert_non_null (strstr (err, "--workers"));
+    rt_config_destroy (&config);
+
+    /* --help shows how a switch is written. */
+    char *argv[] = {"retain-test", "--help", NULL};
+    config = rt_config_new ("retain-test", "", s_settings);
+    assert_non_null (config);
+    char *help = s_capture_stdout (config, 2, argv, &rc);
+    assert_int_equal (rc, 1);
+    if (!strstr (help, "--verbose[=true|false]") || !strstr (help, "--workers <value>"))
+        fail_msg ("--help does not show switches as switches:\n%s", help);
+    free (help);
     rt_config_destroy (&config);
 }
 
@@ -392,6 +471,7 @@ main (void)
         cmocka_unit_test_setup (test_durations, s_setup),
         cmocka_unit_test_setup (test_sizes, s_setup),
         cmocka_unit_test_setup (test_integers_and_bools, s_setup),
+        cmocka_unit_test_setup (test_switches, s_setup),
         cmocka_unit_test_setup (test_log_masks_secrets, s_setup),
         cmocka_unit_test_setup (test_parse_twice_starts_over, s_setup),
     };

@@ -33,8 +33,6 @@
 
 #define ERR_LEN 512
 
-enum { CMD_FIT = 1, CMD_SCORE = 2, CMD_REPORT = 4, CMD_SUMMARY = 8 };
-
 typedef struct {
     const char *summary;      /* --summary FILE */
     const char *transactions; /* --transactions FILE */
@@ -52,100 +50,124 @@ typedef struct {
     const char *top;          /* --top F */
 } s_args_t;
 
-typedef struct {
-    const char *name;
-    size_t offset; /* of the const char * in s_args_t */
-    unsigned commands;
-} s_option_t;
+/* Where each flag lands in s_args_t; a flag not given (or given empty) is
+ * NULL there. */
+static const struct {
+    const char *name; /* the setting's name */
+    size_t offset;    /* of its const char * in s_args_t */
+} s_fields[] = {
+    {"summary", offsetof (s_args_t, summary)},
+    {"transactions", offsetof (s_args_t, transactions)},
+    {"format", offsetof (s_args_t, format)},
+    {"calibration-end", offsetof (s_args_t, cal_end)},
+    {"observation-end", offsetof (s_args_t, obs_end)},
+    {"unit", offsetof (s_args_t, unit)},
+    {"output", offsetof (s_args_t, output)},
+    {"from", offsetof (s_args_t, from)},
+    {"to", offsetof (s_args_t, to)},
+    {"lost", offsetof (s_args_t, lost)},
+    {"horizon-days", offsetof (s_args_t, horizon)},
+    {"clv-months", offsetof (s_args_t, clv_months)},
+    {"discount", offsetof (s_args_t, discount)},
+    {"top", offsetof (s_args_t, top)},
+};
 
-#define OPT(name, field, cmds)                                                                     \
+/* Each flag once; each subcommand's table lists those it takes, so a flag
+ * that does not apply is refused and --help shows exactly the right ones.
+ * Defaults the code tells apart from "not given" stay empty here. */
+#define S_SUMMARY                                                                                  \
     {                                                                                              \
-        name, offsetof (s_args_t, field), cmds                                                     \
+        "summary", NULL, NULL,                                                                     \
+            "FILE: CSV with a header: frequency,recency,T [,id,monetary_value,revenue]"            \
     }
-static const s_option_t s_options[] = {
-    OPT ("--summary", summary, CMD_FIT | CMD_SCORE),
-    OPT ("--transactions", transactions, CMD_FIT | CMD_SCORE | CMD_REPORT | CMD_SUMMARY),
-    OPT ("--format", format, CMD_FIT | CMD_SCORE | CMD_REPORT | CMD_SUMMARY),
-    OPT ("--calibration-end", cal_end, CMD_FIT | CMD_SCORE | CMD_SUMMARY),
-    OPT ("--observation-end", obs_end, CMD_SUMMARY),
-    OPT ("--unit", unit, CMD_FIT | CMD_SCORE | CMD_REPORT | CMD_SUMMARY),
-    OPT ("--output", output, CMD_SCORE | CMD_REPORT),
-    OPT ("--from", from, CMD_REPORT),
-    OPT ("--to", to, CMD_REPORT),
-    OPT ("--lost", lost, CMD_REPORT),
-    OPT ("--horizon-days", horizon, CMD_SCORE),
-    OPT ("--clv-months", clv_months, CMD_SCORE),
-    OPT ("--discount", discount, CMD_SCORE),
-    OPT ("--top", top, CMD_REPORT),
-    {NULL, 0, 0}};
+#define S_TRANSACTIONS                                                                             \
+    {                                                                                              \
+        "transactions", NULL, NULL, "FILE: purchases, one a line"                                  \
+    }
+#define S_FORMAT                                                                                   \
+    {                                                                                              \
+        "format", NULL, NULL,                                                                      \
+            "csv|cdnow: layout of --transactions: csv = customer,date,amount with a header "       \
+            "(default); cdnow = the CDNOW sample's layout"                                         \
+    }
+#define S_CAL_END                                                                                  \
+    {                                                                                              \
+        "calibration-end", NULL, NULL,                                                             \
+            "DATE: summarise purchases up to this day (default: the last)"                         \
+    }
+#define S_OBS_END                                                                                  \
+    {                                                                                              \
+        "observation-end", NULL, NULL,                                                             \
+            "DATE: count purchases after the calibration end up to this day as a holdout period"   \
+    }
+#define S_UNIT                                                                                     \
+    {                                                                                              \
+        "unit", NULL, "weeks", "weeks|days: time unit of the model and of --summary files"         \
+    }
+#define S_HORIZON                                                                                  \
+    {                                                                                              \
+        "horizon-days", NULL, "90", "N: expected purchases over the next N days"                   \
+    }
+#define S_CLV_MONTHS                                                                               \
+    {                                                                                              \
+        "clv-months", NULL, "12", "N: CLV over N months of 30 days (0: no CLV)"                    \
+    }
+#define S_DISCOUNT                                                                                 \
+    {                                                                                              \
+        "discount", NULL, "0.01", "R: monthly discount rate of the CLV"                            \
+    }
+#define S_SCORE_OUTPUT                                                                             \
+    {                                                                                              \
+        "output", NULL, NULL, "csv|jsonl (default csv)"                                            \
+    }
+#define S_REPORT_OUTPUT                                                                            \
+    {                                                                                              \
+        "output", NULL, NULL, "json|text (default json)"                                           \
+    }
+#define S_FROM                                                                                     \
+    {                                                                                              \
+        "from", NULL, NULL, "DATE: start of the period (default: 30 days before --to)"             \
+    }
+#define S_TO                                                                                       \
+    {                                                                                              \
+        "to", NULL, NULL, "DATE: end of the period (default: the last purchase)"                   \
+    }
+#define S_LOST                                                                                     \
+    {                                                                                              \
+        "lost", NULL, "inactive:90",                                                               \
+            "inactive:N: lost = no purchase for N days; palive:P: lost = BG/NBD P(alive) below P"  \
+    }
+#define S_TOP                                                                                      \
+    {                                                                                              \
+        "top", NULL, "0.2", "F: Pareto: share of top customers"                                    \
+    }
+#define S_END                                                                                      \
+    {                                                                                              \
+        NULL, NULL, NULL, NULL                                                                     \
+    }
 
-static const char s_usage_text[] =
-    "usage: retainctl churn <fit|score|report|summary> [--flags]\n"
-    "\n"
-    "  fit      fit BG/NBD (and Gamma-Gamma when spend is known); prints one JSON object\n"
-    "  score    per customer: P(alive), expected purchases, RFM segment, spend, CLV\n"
-    "  report   churn rate over a period and the revenue share of the top customers\n"
-    "  summary  per-customer frequency, recency, T and spend built from transactions (CSV)\n"
-    "\n"
-    "input (fit, score):\n"
-    "  --summary FILE           CSV with a header: frequency,recency,T [,id,monetary_value,"
-    "revenue]\n"
-    "  --transactions FILE      purchases (also for report and summary)\n"
-    "  --format csv|cdnow       layout of --transactions: csv = customer,date,amount with a\n"
-    "                           header (default); cdnow = the CDNOW sample's layout\n"
-    "  --calibration-end DATE   summarise purchases up to this day (default: the last one)\n"
-    "  --observation-end DATE   summary: count purchases after the calibration end up to\n"
-    "                           this day as a holdout period\n"
-    "  --unit weeks|days        time unit of the model and of --summary files (default weeks)\n"
-    "score:\n"
-    "  --horizon-days N         expected purchases over the next N days (default 90)\n"
-    "  --clv-months N           CLV over N months of 30 days (default 12; 0 = no CLV)\n"
-    "  --discount R             monthly discount rate of the CLV (default 0.01)\n"
-    "  --output csv|jsonl       (default csv)\n"
-    "report (needs --transactions):\n"
-    "  --from DATE --to DATE    the period (default: the 30 days up to the last purchase)\n"
-    "  --lost inactive:N        lost = no purchase for N days (default inactive:90)\n"
-    "  --lost palive:P          lost = BG/NBD P(alive) below P\n"
-    "  --top F                  Pareto: share of top customers (default 0.2)\n"
-    "  --output json|text       (default json)\n"
-    "\n"
-    "Dates are YYYY-MM-DD or YYYYMMDD. Exit status: 0 ok, 1 bad data or failure (the\n"
-    "message names the file and line), 2 bad usage.\n";
+static const rt_config_setting_t s_fit_settings[] = {S_SUMMARY, S_TRANSACTIONS, S_FORMAT,
+                                                     S_CAL_END, S_UNIT,         S_END};
+static const rt_config_setting_t s_score_settings[] = {
+    S_SUMMARY, S_TRANSACTIONS, S_FORMAT,   S_CAL_END,      S_UNIT,
+    S_HORIZON, S_CLV_MONTHS,   S_DISCOUNT, S_SCORE_OUTPUT, S_END};
+static const rt_config_setting_t s_report_settings[] = {
+    S_TRANSACTIONS, S_FORMAT, S_UNIT, S_FROM, S_TO, S_LOST, S_TOP, S_REPORT_OUTPUT, S_END};
+static const rt_config_setting_t s_summary_settings[] = {S_TRANSACTIONS, S_FORMAT, S_CAL_END,
+                                                         S_OBS_END,      S_UNIT,   S_END};
+
+/* Said under every subcommand's --help. */
+#define S_NOTES                                                                                    \
+    " Dates are YYYY-MM-DD or YYYYMMDD. Exit status: 0 ok, 1 bad data or failure (the message "    \
+    "names the file and line), 2 bad usage."
 
 static int
 s_usage_error (const char *fmt, const char *what)
 {
     fprintf (stderr, "retainctl churn: ");
     fprintf (stderr, fmt, what);
-    fprintf (stderr, "\n(retainctl churn --help lists the flags)\n");
+    fprintf (stderr, "\n(retainctl churn --help lists the commands)\n");
     return 2;
-}
-
-static int
-s_parse_args (int argc, char **argv, unsigned command, s_args_t *args)
-{
-    memset (args, 0, sizeof *args);
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *eq = strchr (arg, '=');
-        size_t name_len = eq ? (size_t)(eq - arg) : strlen (arg);
-        const s_option_t *opt;
-        for (opt = s_options; opt->name; opt++)
-            if (strlen (opt->name) == name_len && strncmp (opt->name, arg, name_len) == 0)
-                break;
-        if (!opt->name)
-            return s_usage_error ("unknown argument \"%s\"", arg);
-        if (!(opt->commands & command))
-            return s_usage_error ("%s does not apply to this command", opt->name);
-        const char *value = eq ? eq + 1 : NULL;
-        if (!value) {
-            if (i + 1 >= argc)
-                return s_usage_error ("%s needs a value", opt->name);
-            value = argv[++i];
-        }
-        *(const char **)((char *)args + opt->offset) = value;
-    }
-    return 0;
 }
 
 /* Parses a number with nothing after it; -1 otherwise. */
@@ -592,34 +614,77 @@ cleanup:
     return rc;
 }
 
-int
-retainctl_churn (int argc, char **argv)
+/* Parses a subcommand's flags into args and runs it. */
+static int
+s_run (const char *summary, const rt_config_setting_t *settings, int (*cmd) (const s_args_t *),
+       int argc, char **argv)
 {
-    if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "help") == 0) {
-        fputs (s_usage_text, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    char program[64];
+    s_args_t args;
+    int rc;
+    snprintf (program, sizeof program, "retainctl churn %s", argv[0]);
+    rt_config_t *config = rt_config_new (program, summary, settings);
+    if (!config)
+        return 1;
+    if (!retainctl_parse (config, program, argc, argv, &rc))
+        goto cleanup;
+    memset (&args, 0, sizeof args);
+    for (const rt_config_setting_t *s = settings; s->name; s++) {
+        const char *value = rt_config_get (config, s->name);
+        for (size_t i = 0; i < sizeof s_fields / sizeof s_fields[0]; i++) {
+            if (strcmp (s_fields[i].name, s->name) == 0)
+                *(const char **)((char *)&args + s_fields[i].offset) = *value ? value : NULL;
+        }
     }
-    static const struct {
-        const char *name;
-        unsigned command;
-        int (*run) (const s_args_t *);
-    } subs[] = {{"fit", CMD_FIT, s_cmd_fit},
-                {"score", CMD_SCORE, s_cmd_score},
-                {"report", CMD_REPORT, s_cmd_report},
-                {"summary", CMD_SUMMARY, s_cmd_summary}};
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if (strcmp (argv[1], subs[i].name) != 0)
-            continue;
-        for (int k = 2; k < argc; k++)
-            if (strcmp (argv[k], "--help") == 0) {
-                fputs (s_usage_text, stdout);
-                return 0;
-            }
-        s_args_t args;
-        int rc = s_parse_args (argc - 2, argv + 2, subs[i].command, &args);
-        if (rc != 0)
-            return rc;
-        return subs[i].run (&args);
-    }
-    return s_usage_error ("unknown subcommand \"%s\"", argv[1]);
+    rc = cmd (&args);
+cleanup:
+    rt_config_destroy (&config);
+    return rc;
 }
+
+static int
+s_main_fit (int argc, char **argv)
+{
+    return s_run ("Fit BG/NBD (and Gamma-Gamma when spend is known) to --summary or "
+                  "--transactions; prints one JSON object." S_NOTES,
+                  s_fit_settings, s_cmd_fit, argc, argv);
+}
+
+static int
+s_main_score (int argc, char **argv)
+{
+    return s_run ("Per customer: P(alive), expected purchases, RFM segment, expected spend and "
+                  "CLV." S_NOTES,
+                  s_score_settings, s_cmd_score, argc, argv);
+}
+
+static int
+s_main_report (int argc, char **argv)
+{
+    return s_run ("Churn rate over a period and the revenue share of the top customers, from "
+                  "--transactions." S_NOTES,
+                  s_report_settings, s_cmd_report, argc, argv);
+}
+
+static int
+s_main_summary (int argc, char **argv)
+{
+    return s_run ("Per-customer frequency, recency, T and spend built from --transactions "
+                  "(CSV)." S_NOTES,
+                  s_summary_settings, s_cmd_summary, argc, argv);
+}
+
+const retainctl_command_t retainctl_churn_commands[] = {
+    {.name = "fit",
+     .summary = "fit BG/NBD (and Gamma-Gamma when spend is known); one JSON object",
+     .run = s_main_fit},
+    {.name = "score",
+     .summary = "per customer: P(alive), expected purchases, RFM segment, spend, CLV",
+     .run = s_main_score},
+    {.name = "report",
+     .summary = "churn rate over a period and the revenue share of the top customers",
+     .run = s_main_report},
+    {.name = "summary",
+     .summary = "per-customer frequency, recency, T and spend from transactions (CSV)",
+     .run = s_main_summary},
+    {.name = NULL}};

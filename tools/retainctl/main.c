@@ -3,7 +3,13 @@
  *
  * Each command is a function in its own file (retainctl.h) with its own
  * settings table, so `retainctl <command> --help` lists exactly what that
- * command takes, environment variables included.
+ * command takes, environment variables included. The commands form one
+ * table here, groups (inbox, churn) nesting their own, and one dispatcher
+ * walks it: at every level "--help" and "help" print the usage on stdout
+ * and exit 0, a missing or unknown word prints it on stderr and exits 2.
+ * `retainctl help --commands` prints every command line the table holds,
+ * one per line, so a test (or a shell completion) covers a new command
+ * without being told about it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -12,46 +18,123 @@
 #include "rt_log.h"
 #include "rt_signal.h"
 
-typedef struct {
-    const char *name;                   /* command word */
-    int (*run) (int argc, char **argv); /* its entry point */
-    const char *summary;                /* one line for the usage text */
-} s_command_t;
+#define S_MAX_ARGS 256
 
-static const s_command_t s_commands[] = {
-    {"migrate", retainctl_migrate, "apply every schema's migrations"},
-    {"publish", retainctl_publish, "publish one event from JSON and wait for its ack"},
-    {"tail", retainctl_tail, "print events from the log as JSON lines"},
-    {"offsets", retainctl_offsets, "show each consumer group's position and lag"},
-    {"keygen", retainctl_keygen, "print a new ZeroMQ CURVE key pair"},
-    {"inbox", retainctl_inbox, "manage ingest inboxes: add, list, rotate-secret, ..."},
-    {"churn", retainctl_churn, "customer value and churn: fit, score, report, summary"},
-    {NULL, NULL, NULL}};
+static const retainctl_command_t s_commands[] = {
+    {.name = "migrate", .summary = "apply every schema's migrations", .run = retainctl_migrate},
+    {.name = "publish",
+     .summary = "publish one event from JSON and wait for its ack",
+     .run = retainctl_publish},
+    {.name = "tail", .summary = "print events from the log as JSON lines", .run = retainctl_tail},
+    {.name = "offsets",
+     .summary = "show each consumer group's position and lag",
+     .run = retainctl_offsets},
+    {.name = "keygen", .summary = "print a new ZeroMQ CURVE key pair", .run = retainctl_keygen},
+    {.name = "inbox",
+     .summary = "manage ingest inboxes: add, list, rotate-secret, ...",
+     .subs = retainctl_inbox_commands},
+    {.name = "churn",
+     .summary = "customer value and churn: fit, score, report, summary",
+     .subs = retainctl_churn_commands},
+    {.name = NULL}};
+
+bool
+retainctl_parse (rt_config_t *config, const char *program, int argc, char **argv, int *status)
+{
+    char err[512];
+    switch (rt_config_parse (config, argc, argv, err, sizeof err)) {
+    case 1:
+        *status = 0;
+        return false;
+    case -1:
+        fprintf (stderr, "%s: %s\n", program, err);
+        *status = 2;
+        return false;
+    }
+    if (rt_config_argc (config) > 0) {
+        fprintf (stderr, "%s: unexpected argument \"%s\" (see %s --help)\n", program,
+                 rt_config_argv (config, 0), program);
+        *status = 2;
+        return false;
+    }
+    return true;
+}
 
 static void
-s_usage (FILE *out)
+s_usage (FILE *out, const char *prefix, const retainctl_command_t *table)
 {
-    const s_command_t *c;
-    fprintf (out, "usage: retainctl <command> [--flags]   (retainctl <command> --help)\n\n");
-    for (c = s_commands; c->name; c++)
-        fprintf (out, "  %-10s %s\n", c->name, c->summary);
+    const retainctl_command_t *c;
+    fprintf (out, "usage: %s <command> [--flags]   (%s <command> --help)\n\n", prefix, prefix);
+    for (c = table; c->name; c++)
+        fprintf (out, "  %-14s %s\n", c->name, c->summary);
+    fprintf (out, "\n  %-14s %s\n", "help [command]", "this text, or the command's (as --help)");
+}
+
+/* Every command line under table, one per line, groups included. */
+static void
+s_list (const char *prefix, const retainctl_command_t *table)
+{
+    const retainctl_command_t *c;
+    char line[256];
+    for (c = table; c->name; c++) {
+        snprintf (line, sizeof line, "%s%s%s", prefix, *prefix ? " " : "", c->name);
+        printf ("%s\n", line);
+        if (c->subs)
+            s_list (line, c->subs);
+    }
+}
+
+/* Runs argv against table; argv[0] is the word that led here and prefix
+ * names it for the usage text ("retainctl", "retainctl inbox"). */
+static int
+s_dispatch (const char *prefix, const retainctl_command_t *table, int argc, char **argv)
+{
+    const retainctl_command_t *c;
+    char sub[256];
+    if (argc < 2) {
+        s_usage (stderr, prefix, table);
+        return 2;
+    }
+    if (strcmp (argv[1], "help") == 0 && argc > 2 && strncmp (argv[2], "--", 2) != 0) {
+        /* "help inbox add" is "inbox add --help". */
+        char *again[S_MAX_ARGS];
+        int n = 0, i;
+        if (argc + 1 > S_MAX_ARGS) {
+            fprintf (stderr, "%s: too many arguments\n", prefix);
+            return 2;
+        }
+        again[n++] = argv[0];
+        for (i = 2; i < argc; i++)
+            again[n++] = argv[i];
+        again[n++] = "--help";
+        again[n] = NULL;
+        return s_dispatch (prefix, table, n, again);
+    }
+    if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "help") == 0) {
+        s_usage (stdout, prefix, table);
+        return 0;
+    }
+    for (c = table; c->name; c++) {
+        if (strcmp (argv[1], c->name) != 0)
+            continue;
+        if (c->run)
+            return c->run (argc - 1, argv + 1);
+        snprintf (sub, sizeof sub, "%s %s", prefix, c->name);
+        return s_dispatch (sub, c->subs, argc - 1, argv + 1);
+    }
+    fprintf (stderr, "%s: unknown command \"%s\"\n\n", prefix, argv[1]);
+    s_usage (stderr, prefix, table);
+    return 2;
 }
 
 int
 main (int argc, char **argv)
 {
-    const s_command_t *c;
     rt_log_init ("retainctl", RT_LOG_WARN);
     rt_signal_install ();
-    if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "help") == 0) {
-        s_usage (argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc == 3 && strcmp (argv[1], "help") == 0 && strcmp (argv[2], "--commands") == 0) {
+        s_list ("", s_commands);
+        return 0;
     }
-    for (c = s_commands; c->name; c++) {
-        if (strcmp (argv[1], c->name) == 0)
-            return c->run (argc - 1, argv + 1);
-    }
-    fprintf (stderr, "retainctl: unknown command \"%s\"\n\n", argv[1]);
-    s_usage (stderr);
-    return 2;
+    return s_dispatch ("retainctl", s_commands, argc, argv);
 }

@@ -28,15 +28,8 @@ retainctl_migrate (int argc, char **argv)
     int rc = 1, i;
     if (!config)
         return 1;
-    switch (rt_config_parse (config, argc, argv, err, sizeof err)) {
-    case 1:
-        rc = 0;
+    if (!retainctl_parse (config, "retainctl migrate", argc, argv, &rc))
         goto cleanup;
-    case -1:
-        fprintf (stderr, "retainctl migrate: %s\n", err);
-        rc = 2;
-        goto cleanup;
-    }
     db = rt_db_new (rt_config_get (config, "pg-dsn"), "retainctl");
     if (!db || rt_db_connect (db) != 0) {
         fprintf (stderr, "retainctl migrate: cannot connect: %s\n", db ? rt_db_error (db) : "");

@@ -29,15 +29,8 @@ retainctl_offsets (int argc, char **argv)
 
     if (!config)
         return 1;
-    switch (rt_config_parse (config, argc, argv, err, sizeof err)) {
-    case 1:
-        rc = 0;
+    if (!retainctl_parse (config, "retainctl offsets", argc, argv, &rc))
         goto cleanup;
-    case -1:
-        fprintf (stderr, "retainctl offsets: %s\n", err);
-        rc = 2;
-        goto cleanup;
-    }
     if (rt_config_get_bool (config, "all", &all, err, sizeof err) != 0) {
         fprintf (stderr, "retainctl offsets: %s\n", err);
         rc = 2;

@@ -74,15 +74,8 @@ retainctl_publish (int argc, char **argv)
 
     if (!config)
         return 1;
-    switch (rt_config_parse (config, argc, argv, err, sizeof err)) {
-    case 1:
-        rc = 0;
+    if (!retainctl_parse (config, "retainctl publish", argc, argv, &rc))
         goto cleanup;
-    case -1:
-        fprintf (stderr, "retainctl publish: %s\n", err);
-        rc = 2;
-        goto cleanup;
-    }
     if (!rt_config_get (config, "type")[0] || !rt_config_get (config, "key")[0] ||
         !rt_config_get (config, "json")[0]) {
         fprintf (stderr, "retainctl publish: --type, --key and --json are required\n");
@@ -137,6 +130,13 @@ retainctl_publish (int argc, char **argv)
     env->correlation_id = strdup (rt_config_get (config, "correlation-id"));
     if (!env->id || !env->stream || !env->correlation_id)
         goto cleanup;
+    /* Refused here with busd's own reasons, before anything is sent: a
+     * type on another stream, text that is not UTF-8. */
+    if (rt_envelope_check (env, err, sizeof err) != 0) {
+        fprintf (stderr, "retainctl publish: %s\n", err);
+        rc = 2;
+        goto cleanup;
+    }
     producer = rt_producer_new (rt_config_get (config, "bus"), err, sizeof err);
     if (!producer) {
         fprintf (stderr, "retainctl publish: %s\n", err);

@@ -1,17 +1,43 @@
 /*
- * retainctl's commands. main.c dispatches argv[1] to one of these, passing
- * argc/argv from the command word on (argv[0] is e.g. "publish"). Each
- * returns the process exit status: 0 success, 1 failure, 2 bad usage.
+ * retainctl's commands. main.c holds the table of them and dispatches argv
+ * to one: a command is a function given argc/argv from its own word on
+ * (argv[0] is e.g. "publish", or "add" for "retainctl inbox add"); a group
+ * (inbox, churn) is a table of subcommands dispatched the same way, so
+ * "--help", "help" and the listing behave alike at every level. Each
+ * command returns the process exit status: 0 success, 1 failure, 2 bad
+ * usage.
  */
 #ifndef RETAINCTL_H
 #define RETAINCTL_H
+
+#include <stdbool.h>
+
+#include "rt_config.h"
+
+typedef struct retainctl_command_t retainctl_command_t;
+
+struct retainctl_command_t {
+    const char *name;                   /* the command word; NULL ends a table */
+    const char *summary;                /* one line for the usage text */
+    int (*run) (int argc, char **argv); /* its entry point; NULL for a group */
+    const retainctl_command_t *subs;    /* a group's subcommands; NULL for a command */
+};
+
+/* Parses a command's flags (argv[0] is its word) into config; a positional
+ * argument is a usage error, since no command takes one. Returns true when
+ * the command goes on; false when it is over, with *status set to 0 after
+ * --help was printed or 2 after a usage error was (to stderr, headed by
+ * `program`). */
+bool retainctl_parse (rt_config_t *config, const char *program, int argc, char **argv, int *status);
 
 int retainctl_migrate (int argc, char **argv);
 int retainctl_publish (int argc, char **argv);
 int retainctl_tail (int argc, char **argv);
 int retainctl_offsets (int argc, char **argv);
 int retainctl_keygen (int argc, char **argv);
-int retainctl_inbox (int argc, char **argv);
-int retainctl_churn (int argc, char **argv);
+
+/* The groups' subcommands (inbox.c, churn.c). */
+extern const retainctl_command_t retainctl_inbox_commands[];
+extern const retainctl_command_t retainctl_churn_commands[];
 
 #endif

@@ -77,15 +77,8 @@ retainctl_tail (int argc, char **argv)
 
     if (!config)
         return 1;
-    switch (rt_config_parse (config, argc, argv, err, sizeof err)) {
-    case 1:
-        rc = 0;
+    if (!retainctl_parse (config, "retainctl tail", argc, argv, &rc))
         goto cleanup;
-    case -1:
-        fprintf (stderr, "retainctl tail: %s\n", err);
-        rc = 2;
-        goto cleanup;
-    }
     if (rt_config_get_int (config, "from", 1, INT64_MAX, &next, err, sizeof err) != 0 ||
         rt_config_get_int (config, "limit", 0, INT64_MAX, &max, err, sizeof err) != 0 ||
         rt_config_get_bool (config, "follow", &follow, err, sizeof err) != 0) {

@@ -1,5 +1,10 @@
 /*
  * inboxes: ingest.inboxes as refcounted snapshots (see inboxes.h).
+ *
+ * Each refresh also records whether PostgreSQL answered it and, while it
+ * waits, since when: a connection attempt to a host that drops packets
+ * can block for as long as the kernel retries, and readiness must not
+ * report the last answer as current meanwhile.
  */
 #include "inboxes.h"
 
@@ -8,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rt_db.h"
 #include "rt_log.h"
@@ -32,7 +38,22 @@ struct inboxes_t {
     inboxes_snapshot_t *current; /* the snapshot requests take */
     char stamp[128];             /* what the loaded snapshot reflects */
     int loaded;                  /* a snapshot came from PostgreSQL */
+    bool db_ok;                  /* the last refresh was answered; guarded by lock */
+    char db_error[256];          /* why it was not, one line; guarded by lock */
+    int64_t busy_since_ms;       /* when the refresh under way began, 0 when none; lock */
 };
+
+/* How long a refresh may wait for PostgreSQL before readiness says it is
+ * unreachable: a healthy round trip takes milliseconds. */
+#define S_STALL_MS 5000
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static const struct {
     const char *name;
@@ -92,6 +113,7 @@ inboxes_new (const char *dsn)
     }
     atomic_init (&self->current->refs, 1);
     pthread_mutex_init (&self->lock, NULL);
+    self->db_ok = true;
     return self;
 }
 
@@ -119,6 +141,49 @@ inboxes_loaded (inboxes_t *self)
     return loaded;
 }
 
+bool
+inboxes_db_ok (inboxes_t *self, char *why, size_t whylen)
+{
+    bool ok;
+    int64_t waited;
+    pthread_mutex_lock (&self->lock);
+    ok = self->db_ok;
+    waited = self->busy_since_ms ? s_now_ms () - self->busy_since_ms : 0;
+    if (!ok)
+        snprintf (why, whylen, "%s", self->db_error);
+    else if (waited > S_STALL_MS) {
+        ok = false;
+        snprintf (why, whylen, "PostgreSQL unreachable: no answer for %llds",
+                  (long long)(waited / 1000));
+    }
+    pthread_mutex_unlock (&self->lock);
+    return ok;
+}
+
+/* Ends a refresh: records its outcome for inboxes_db_ok and returns rc. A
+ * failure says whether the connection is gone (unreachable) or a statement
+ * failed on a live one; libpq's message is kept to its first line. */
+static int
+s_settle (inboxes_t *self, int rc, const char *what)
+{
+    char reason[sizeof self->db_error];
+    if (rc < 0) {
+        const char *error = rt_db_error (self->db);
+        size_t n = strcspn (error, "\n");
+        if (!rt_db_is_ok (self->db))
+            snprintf (reason, sizeof reason, "PostgreSQL unreachable: %.*s", (int)n, error);
+        else
+            snprintf (reason, sizeof reason, "PostgreSQL: %s failed: %.*s", what, (int)n, error);
+    }
+    pthread_mutex_lock (&self->lock);
+    self->busy_since_ms = 0;
+    self->db_ok = rc >= 0;
+    if (rc < 0)
+        snprintf (self->db_error, sizeof self->db_error, "%s", reason);
+    pthread_mutex_unlock (&self->lock);
+    return rc;
+}
+
 inboxes_snapshot_t *
 inboxes_acquire (inboxes_t *self)
 {
@@ -141,22 +206,28 @@ inboxes_refresh (inboxes_t *self)
 {
     PGresult *res;
     inboxes_snapshot_t *snap, *old;
+    char stamp[sizeof self->stamp];
     int r, n;
 
+    pthread_mutex_lock (&self->lock);
+    self->busy_since_ms = s_now_ms ();
+    pthread_mutex_unlock (&self->lock);
     if (rt_db_ensure_for (self->db, 0) != 0)
-        return -1;
+        return s_settle (self, -1, "connecting");
     /* A cheap look first: reload only when something changed. */
     res = rt_db_exec_params (self->db,
                              "SELECT count(*)::text || ':' || coalesce(max(updated_at)::text, '') "
                              "FROM ingest.inboxes",
                              0, NULL);
     if (!res)
-        return -1;
+        return s_settle (self, -1, "reading ingest.inboxes");
     if (self->loaded && strcmp (PQgetvalue (res, 0, 0), self->stamp) == 0) {
         PQclear (res);
-        return 0;
+        return s_settle (self, 0, NULL);
     }
-    snprintf (self->stamp, sizeof self->stamp, "%s", PQgetvalue (res, 0, 0));
+    /* Taken as loaded only once the snapshot is in: a reload that fails
+     * halfway is tried again at the next refresh. */
+    snprintf (stamp, sizeof stamp, "%s", PQgetvalue (res, 0, 0));
     PQclear (res);
 
     res = rt_db_exec_params (self->db,
@@ -164,12 +235,13 @@ inboxes_refresh (inboxes_t *self)
                              "FROM ingest.inboxes WHERE enabled ORDER BY id",
                              0, NULL);
     if (!res)
-        return -1;
+        return s_settle (self, -1, "reading ingest.inboxes");
     n = PQntuples (res);
     snap = calloc (1, sizeof *snap);
     if (!snap || !(snap->entries = calloc ((size_t)(n ? n : 1), sizeof *snap->entries))) {
         free (snap);
         PQclear (res);
+        s_settle (self, 0, NULL); /* PostgreSQL answered; memory ran out */
         return -1;
     }
     atomic_init (&snap->refs, 1);
@@ -206,9 +278,10 @@ inboxes_refresh (inboxes_t *self)
     self->current = snap;
     self->loaded = 1;
     pthread_mutex_unlock (&self->lock);
+    snprintf (self->stamp, sizeof self->stamp, "%s", stamp);
     inboxes_release (old);
     rt_log (RT_LOG_INFO, "inboxes loaded", "count", "%zu", snap->count, NULL);
-    return 1;
+    return s_settle (self, 1, NULL);
 }
 
 const ingest_inbox_t *

@@ -6,10 +6,14 @@
  * snapshot in; a request takes a reference to the current snapshot, looks
  * its inbox up and lets go when it is answered, so a reload never frees an
  * inbox a request is still using.
+ *
+ * The reload runs every second, so it is also ingestd's view of whether
+ * PostgreSQL can be reached: inboxes_db_ok tells the readiness check.
  */
 #ifndef INGEST_INBOXES_H
 #define INGEST_INBOXES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "channel.h"
@@ -23,6 +27,13 @@ void inboxes_destroy (inboxes_t **self_p);
 /* Reloads when ingest.inboxes changed. 1 reloaded, 0 unchanged, -1 when
  * PostgreSQL could not be read (the previous snapshot stays). */
 int inboxes_refresh (inboxes_t *self);
+
+/* Whether PostgreSQL answered the last refresh: true before the first one
+ * and after one that read ingest.inboxes; false after one that failed, or
+ * while one has waited for an answer for more than a few seconds, with the
+ * reason in why ("PostgreSQL unreachable: ..."). Thread-safe: the admin
+ * thread asks while the control thread refreshes. */
+bool inboxes_db_ok (inboxes_t *self, char *why, size_t whylen);
 
 /* True once a snapshot was loaded. */
 int inboxes_loaded (inboxes_t *self);

@@ -141,6 +141,9 @@ struct writer_t {
     rt_counter_t *m_escaped;              /* values stored escaped */
     rt_counter_t *m_refused[S_WHY_COUNT]; /* jobs refused, by why */
     rt_counter_t *m_splits;               /* rounds split to isolate an item */
+    pthread_mutex_t db_lock;              /* guards db_ok and db_error */
+    bool db_ok;                           /* the last round reached PostgreSQL */
+    char db_error[256];                   /* why not, for /readyz */
 };
 
 static int
@@ -552,6 +555,32 @@ s_settle (writer_t *self, s_job_t *j)
     done (arg, status, fresh, duplicates);
 }
 
+/* Records whether the writer reaches PostgreSQL, for writer_db_ok. */
+static void
+s_note_db (writer_t *self, bool ok, rt_db_t *db)
+{
+    pthread_mutex_lock (&self->db_lock);
+    self->db_ok = ok;
+    if (!ok) {
+        const char *e = rt_db_error (db);
+        size_t n = strcspn (e, "\n");
+        snprintf (self->db_error, sizeof self->db_error, "PostgreSQL unreachable: %.*s", (int)n, e);
+    }
+    pthread_mutex_unlock (&self->db_lock);
+}
+
+bool
+writer_db_ok (writer_t *self, char *why, size_t whylen)
+{
+    bool ok;
+    pthread_mutex_lock (&self->db_lock);
+    ok = self->db_ok;
+    if (!ok && why)
+        snprintf (why, whylen, "%s", self->db_error);
+    pthread_mutex_unlock (&self->db_lock);
+    return ok;
+}
+
 static void *
 s_thread (void *arg)
 {
@@ -564,8 +593,24 @@ s_thread (void *arg)
         bool failed = false;
 
         pthread_mutex_lock (&self->lock);
-        while (!self->head && !self->stopping)
-            pthread_cond_wait (&self->wake, &self->lock);
+        while (!self->head && !self->stopping) {
+            struct timespec until;
+            if (writer_db_ok (self, NULL, 0)) {
+                pthread_cond_wait (&self->wake, &self->lock);
+                continue;
+            }
+            /* PostgreSQL was away at the last round: with nothing to write,
+             * look once a second whether it is back, so readiness does not
+             * wait for the next webhook to find out. */
+            clock_gettime (CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait (&self->wake, &self->lock, &until);
+            if (self->head || self->stopping)
+                break;
+            pthread_mutex_unlock (&self->lock);
+            s_note_db (self, rt_db_ensure_for (conn->db, 0) == 0, conn->db);
+            pthread_mutex_lock (&self->lock);
+        }
         if (!self->head && self->stopping) {
             pthread_mutex_unlock (&self->lock);
             break;
@@ -609,6 +654,7 @@ s_thread (void *arg)
                                                       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
         for (i = 0; i < n; i++)
             failed = failed || conn->round[i]->status == S_AWAY;
+        s_note_db (self, !failed, conn->db);
         if (failed && self->m_failed)
             rt_counter_inc (self->m_failed);
         for (i = 0; i < n; i++)
@@ -630,6 +676,8 @@ writer_start (const char *dsn, rt_metrics_t *metrics, char *err, size_t errlen)
     self->dsn = strdup (dsn);
     pthread_mutex_init (&self->lock, NULL);
     pthread_cond_init (&self->wake, NULL);
+    pthread_mutex_init (&self->db_lock, NULL);
+    self->db_ok = true;
     if (metrics) {
         self->m_round =
             rt_metrics_histogram (metrics, "retain_ingest_writer_round_jobs", "",
@@ -696,6 +744,7 @@ writer_stop (writer_t **self_p)
     }
     pthread_mutex_destroy (&self->lock);
     pthread_cond_destroy (&self->wake);
+    pthread_mutex_destroy (&self->db_lock);
     free (self->dsn);
     free (self);
     *self_p = NULL;

@@ -25,6 +25,7 @@
 #ifndef INGEST_WRITER_H
 #define INGEST_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,6 +83,12 @@ void writer_stop (writer_t **self_p);
  * a round. Returns -1 (done not called) when out of memory, the queue is
  * full or the writer is stopping: answer 503. */
 int writer_submit (writer_t *self, const writer_job_t *job);
+
+/* False after a round failed for want of PostgreSQL, with the reason in
+ * why (may be NULL); true before any round and once a round (or the
+ * writer's own check, once a second while idle) reaches it again.
+ * Thread-safe: for /readyz. */
+bool writer_db_ok (writer_t *self, char *why, size_t whylen);
 
 /* Submits and waits for the outcome (for pollers, which run on their own
  * threads). Returns the status done would have had: 0 committed, 1
