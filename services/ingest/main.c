@@ -45,6 +45,10 @@ static const rt_config_setting_t s_settings[] = {
     {"max-body", "RETAIN_INGEST_MAX_BODY", "1M", "largest request body accepted (larger: 413)"},
     {"request-timeout", "RETAIN_INGEST_REQUEST_TIMEOUT", "10s",
      "longest wait for a webhook's commit before answering 503"},
+    {"http-header-timeout", "RETAIN_INGEST_HTTP_HEADER_TIMEOUT", "10s",
+     "longest time for a request's line and headers to arrive (then 408 and close)"},
+    {"http-per-address", "RETAIN_INGEST_HTTP_PER_ADDRESS", "256",
+     "open webhook connections per client IP address (more: 429 and close)"},
     {"log-level", "RETAIN_LOG_LEVEL", "info", "debug, info, warn or error"},
     {NULL, NULL, NULL, NULL}};
 
@@ -218,7 +222,7 @@ main (int argc, char **argv)
     rt_log_level_t level = RT_LOG_INFO;
     server_config_t sc;
     char err[512];
-    int64_t threads, max_body, timeout_ms;
+    int64_t threads, max_body, timeout_ms, header_timeout_ms, per_address;
     int rc = 1;
     size_t k;
 
@@ -247,7 +251,11 @@ main (int argc, char **argv)
     rt_log_init ("retain-ingestd", level);
     if (rt_config_get_int (config, "http-threads", 1, 64, &threads, err, sizeof err) != 0 ||
         rt_config_get_size (config, "max-body", &max_body, err, sizeof err) != 0 ||
-        rt_config_get_ms (config, "request-timeout", &timeout_ms, err, sizeof err) != 0) {
+        rt_config_get_ms (config, "request-timeout", &timeout_ms, err, sizeof err) != 0 ||
+        rt_config_get_ms (config, "http-header-timeout", &header_timeout_ms, err, sizeof err) !=
+            0 ||
+        rt_config_get_int (config, "http-per-address", 1, 100000, &per_address, err, sizeof err) !=
+            0) {
         rt_log (RT_LOG_ERROR, "bad configuration", "error", "%s", err, NULL);
         goto cleanup;
     }
@@ -280,6 +288,8 @@ main (int argc, char **argv)
     sc.threads = (int)threads;
     sc.max_body = (size_t)max_body;
     sc.request_timeout_ms = (int)timeout_ms;
+    sc.header_timeout_ms = (int)header_timeout_ms;
+    sc.per_address = (int)per_address;
     sc.public_url = rt_config_get (config, "public-url");
     sc.inboxes = self.inboxes;
     sc.writer = self.writer;

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <jansson.h>
 
 #include "rt_bus.h"
 #include "rt_test.h"
@@ -136,6 +137,24 @@ s_post (const char *method, const char *path, const char *body, size_t len,
     return status;
 }
 
+/* Asserts that body is RFC 9457 problem details for status, with a reason. */
+static void
+s_assert_problem (const char *body, int status)
+{
+    json_t *json = json_loads (body, 0, NULL);
+    const char *type, *detail;
+    if (!json)
+        fail_msg ("not problem details: %s", body);
+    assert_int_equal (json_integer_value (json_object_get (json, "status")), status);
+    type = json_string_value (json_object_get (json, "type"));
+    detail = json_string_value (json_object_get (json, "detail"));
+    assert_non_null (type);
+    assert_int_equal (strncmp (type, "https://retain.dev/problems/", 28), 0);
+    assert_non_null (detail);
+    assert_true (detail[0] != '\0');
+    json_decref (json);
+}
+
 static long
 s_telegram (const char *update, const char *secret)
 {
@@ -238,7 +257,7 @@ test_bad_requests (void **state)
     memset (&out, 0, sizeof out);
     assert_int_equal (
         s_post ("POST", "/hooks/telegram/shop-bot", update, strlen (update), unsigned_, &out), 401);
-    assert_non_null (strstr (out.body, "error"));
+    s_assert_problem (out.body, 401);
     assert_int_equal (s_telegram (update, "wrong-secret"), 403);
     assert_int_equal (
         s_post ("POST", "/hooks/telegram/nobody", update, strlen (update), json, NULL), 404);

@@ -1,47 +1,45 @@
 /*
  * server: webhooks in, answered only once durable (see server.h).
  *
- * A request's life: the worker thread routes it, finds its inbox in the
- * current snapshot, runs the channel handler, and either answers at once
- * (an error, or a valid request with nothing to keep) or parks it as a
- * pending request and gives its items to the writer. The writer's callback
- * (on the writer thread) queues the pending back to its worker and wakes
- * the worker's loop through a pipe; the worker answers. A pending is freed
- * only when the writer has settled it, even if the client left or the
- * timeout already answered 503, because the writer reads its items.
+ * A request's life: rt_http_server reads and checks it on a worker and
+ * hands it to s_on_hook or s_on_chat with the route's {channel} and
+ * {inbox}; the inbox is found in the current snapshot, the channel handler
+ * runs, and the request is either answered at once (an error, or a valid
+ * request with nothing to keep) or deferred as a pending whose items go to
+ * the writer. The writer's callback (on the writer thread) posts the
+ * pending back to its worker (rt_http_worker_post), where it is answered.
+ *
+ * A pending can outlive its request: when the request timeout answered
+ * 503 first, or the client left, the pending is still freed only once the
+ * writer has settled it, because the writer reads its items and its body
+ * until then. That is why the pending keeps its own copy of the body, and
+ * why the writer's callback posts to the worker rather than to the
+ * request, which may be answered already.
  */
 #include "server.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <arpa/inet.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <event2/util.h>
 
+#include "rt_http_server.h"
 #include "rt_log.h"
 
 #define REPLAY_SLOTS 65536
 #define MAX_HEADERS  128
 #define NCHANNELS    10
+/* How long a stop waits for the writer beyond the request timeout. */
+#define STOP_GRACE_MS 30000
 
-typedef struct s_worker_t s_worker_t;
-
-/* A route: the first path segment after /hooks/ (or the chat route). */
+/* A route: the {channel} segment after /hooks/ (or the chat route). */
 typedef struct {
     const char *name;          /* "telegram", ..., "chat" */
     ingest_handler_fn handler; /* its handler */
@@ -60,6 +58,7 @@ static const s_route_t s_routes[] = {
     {"phone", phone_handle, BIT (RETAIN__V1__CHANNEL__PHONE)},
     {"chat", webchat_handle, BIT (RETAIN__V1__CHANNEL__WEBCHAT)},
 };
+#define CHAT_ROUTE (&s_routes[sizeof s_routes / sizeof *s_routes - 1])
 
 /* Per channel series, made once: the hot path takes no registry lock. */
 typedef struct {
@@ -70,36 +69,23 @@ typedef struct {
     rt_histogram_t *latency;   /* request to answer, seconds */
 } s_channel_metrics_t;
 
-typedef struct s_pending_t {
-    s_worker_t *worker;             /* whose loop answers it */
-    struct evhttp_request *req;     /* NULL once the client is gone or answered */
-    struct evhttp_connection *conn; /* its connection, for the close callback */
-    inboxes_snapshot_t *snap;       /* keeps the inbox alive */
-    const ingest_inbox_t *inbox;    /* the inbox */
-    ingest_result_t result;         /* the items */
-    uint8_t *body;                  /* the raw body, kept for the writer */
-    size_t body_len;
-    char *content_type;       /* its content type */
-    struct event *timer;      /* request timeout */
-    bool answered;            /* an answer went out (timeout) */
-    int status;               /* the writer's outcome */
-    size_t fresh, duplicates; /* its counts */
-    struct timespec t0;       /* arrival */
-    char nonce[72];           /* a replay nonce this request recorded, \"\" none */
-    struct s_pending_t *next; /* the worker's settled list */
+typedef struct {
+    server_t *server;            /* the server */
+    rt_http_request_t *req;      /* NULL once answered */
+    rt_http_worker_t *worker;    /* whose loop answers it and frees it */
+    inboxes_snapshot_t *snap;    /* keeps the inbox alive */
+    const ingest_inbox_t *inbox; /* the inbox */
+    const char *channel;         /* its channel's name */
+    ingest_result_t result;      /* the items */
+    uint8_t *body;               /* the raw body, kept for the writer */
+    size_t body_len;             /* its length */
+    char *content_type;          /* its content type */
+    struct event *timer;         /* request timeout, on the worker's loop */
+    int status;                  /* the writer's outcome (writer.h), -1 until then */
+    size_t fresh, duplicates;    /* its counts */
+    int64_t t0_us;               /* arrival, CLOCK_MONOTONIC */
+    char nonce[72];              /* a replay nonce this request recorded, "" none */
 } s_pending_t;
-
-struct s_worker_t {
-    struct server_t *server; /* the server */
-    struct event_base *base; /* this worker's loop */
-    struct evhttp *http;     /* its HTTP server on the shared socket */
-    int pipe[2];             /* settled pendings wake the loop */
-    struct event *pipe_ev;   /* reads the pipe */
-    pthread_mutex_t lock;    /* guards settled */
-    s_pending_t *settled;    /* pendings the writer settled */
-    atomic_int inflight;     /* pendings not yet freed */
-    pthread_t thread;        /* runs base */
-};
 
 /* Mailgun-style nonces seen recently (see channel.h replay_check). */
 typedef struct {
@@ -109,13 +95,11 @@ typedef struct {
 } s_replay_t;
 
 struct server_t {
-    server_config_t config; /* settings (strings lent from main) */
-    evutil_socket_t fd;     /* the listening socket */
-    int port;               /* bound port */
-    s_worker_t *workers;    /* the worker threads */
-    int nworkers;
+    server_config_t config;           /* settings (strings lent from main) */
+    rt_http_server_t *http;           /* the HTTP server */
     s_replay_t replay;                /* nonce memory */
-    atomic_bool stopping;             /* workers leave their loops when woken */
+    atomic_bool stopping;             /* new webhooks are answered 503 */
+    atomic_int inflight;              /* pendings not yet freed */
     s_channel_metrics_t m[NCHANNELS]; /* by Channel value */
     rt_counter_t *m_no_route;         /* requests for no route or inbox */
 };
@@ -126,6 +110,14 @@ s_now_ms (void)
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+s_mono_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int
@@ -184,27 +176,19 @@ s_replay_forget (s_replay_t *r, const char *nonce)
     pthread_mutex_unlock (&r->lock);
 }
 
+/* An error answer: problem details typed after the metric label
+ * ("bad_signature" is https://retain.dev/problems/bad-signature). */
 static void
-s_reply (struct evhttp_request *req, int status, const char *type, const char *body)
+s_problem (rt_http_request_t *req, int status, const char *label, const char *detail)
 {
-    struct evbuffer *out = evbuffer_new ();
-    if (out && body)
-        evbuffer_add (out, body, strlen (body));
-    if (type)
-        evhttp_add_header (evhttp_request_get_output_headers (req), "Content-Type", type);
-    evhttp_send_reply (req, status, NULL, out);
-    if (out)
-        evbuffer_free (out);
-}
-
-static void
-s_reply_error (struct evhttp_request *req, int status, const char *reason)
-{
-    json_t *body = json_pack ("{s:s}", "error", reason);
-    char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
-    s_reply (req, status, "application/json", text ? text : "{\"error\":\"internal\"}");
-    free (text);
-    json_decref (body);
+    char type[64];
+    size_t i;
+    snprintf (type, sizeof type, "%s", label && *label ? label : "invalid");
+    for (i = 0; type[i]; i++) {
+        if (type[i] == '_')
+            type[i] = '-';
+    }
+    rt_http_problem (req, status, type, detail);
 }
 
 static void
@@ -216,12 +200,10 @@ s_count_rejected (server_t *server, const char *channel, const char *label)
                                         labels, "Requests refused, by channel and reason."));
 }
 
-static double
-s_elapsed (const struct timespec *t0)
+static s_channel_metrics_t *
+s_metrics (server_t *server, const ingest_inbox_t *inbox)
 {
-    struct timespec t1;
-    clock_gettime (CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+    return &server->m[inbox->channel % NCHANNELS];
 }
 
 static void
@@ -229,55 +211,44 @@ s_pending_free (s_pending_t *p)
 {
     /* Not stored (refused, or the writer failed): the nonce is free again. */
     if (p->nonce[0] && p->status != 0)
-        s_replay_forget (&p->worker->server->replay, p->nonce);
-    if (p->conn)
-        evhttp_connection_set_closecb (p->conn, NULL, NULL);
+        s_replay_forget (&p->server->replay, p->nonce);
     if (p->timer)
         event_free (p->timer);
     ingest_result_reset (&p->result);
     inboxes_release (p->snap);
     free (p->body);
     free (p->content_type);
-    atomic_fetch_sub (&p->worker->inflight, 1);
+    atomic_fetch_sub (&p->server->inflight, 1);
     free (p);
 }
 
-/* The client went away: nothing to answer, but the writer still owns the
- * items until it settles. */
+/* Answers the pending's request with the writer's outcome: 200 stored,
+ * the result's status when refused (never to be retried), else 503. */
 static void
-s_conn_closed (struct evhttp_connection *conn, void *arg)
+s_answer (s_pending_t *p, int writer_status)
 {
-    s_pending_t *p = arg;
-    (void)conn;
+    s_channel_metrics_t *m = s_metrics (p->server, p->inbox);
+    rt_http_request_t *req = p->req;
+    if (!req)
+        return;
     p->req = NULL;
-    p->conn = NULL;
-}
-
-static void
-s_answer (s_pending_t *p, int status)
-{
-    s_channel_metrics_t *m = &p->worker->server->m[p->inbox->channel % NCHANNELS];
-    if (p->answered)
-        return;
-    p->answered = true;
-    if (p->conn) {
-        evhttp_connection_set_closecb (p->conn, NULL, NULL);
-        p->conn = NULL;
-    }
-    rt_histogram_observe (m->latency, s_elapsed (&p->t0));
-    if (!p->req)
-        return;
-    if (status == 200) {
-        if (p->result.response)
-            s_reply (p->req, 200, p->result.response_type ? p->result.response_type : "text/plain",
-                     p->result.response);
-        else
-            s_reply (p->req, 200, "application/json", "{\"ok\":true}");
+    if (p->timer)
+        evtimer_del (p->timer);
+    rt_histogram_observe (m->latency, (double)(s_mono_us () - p->t0_us) / 1e6);
+    if (writer_status == 0) {
+        if (p->result.response) {
+            const char *type = p->result.response_type ? p->result.response_type : "text/plain";
+            rt_http_reply (req, 200, type, p->result.response, strlen (p->result.response));
+        } else
+            rt_http_reply (req, 200, "application/json", "{\"ok\":true}", 11);
+    } else if (writer_status == 1) {
+        int status = p->result.status ? p->result.status : 422;
+        const char *label = p->result.label ? p->result.label : WRITER_REFUSED_LABEL;
+        s_problem (req, status, label, p->result.reason[0] ? p->result.reason : label);
     } else {
         rt_counter_inc (m->unavailable);
-        s_reply_error (p->req, 503, "not stored yet; retry");
+        s_problem (req, 503, "not_stored", "not stored yet; retry");
     }
-    p->req = NULL;
 }
 
 static void
@@ -288,7 +259,26 @@ s_timeout (evutil_socket_t fd, short what, void *arg)
     (void)what;
     rt_log (RT_LOG_WARN, "webhook not committed in time; answered 503", "inbox", "%s", p->inbox->id,
             NULL);
-    s_answer (p, 503);
+    s_answer (p, -1);
+}
+
+/* On the worker: the writer settled the pending. */
+static void
+s_settled (void *arg)
+{
+    s_pending_t *p = arg;
+    s_channel_metrics_t *m = s_metrics (p->server, p->inbox);
+    if (p->status == 0) {
+        rt_counter_add (m->items, p->fresh);
+        rt_counter_add (m->duplicates, p->duplicates);
+    } else if (p->status == 1) {
+        const char *label = p->result.label ? p->result.label : WRITER_REFUSED_LABEL;
+        s_count_rejected (p->server, p->channel, label);
+        rt_log (RT_LOG_WARN, "webhook refused by the writer", "inbox", "%s", p->inbox->id,
+                "channel", "%s", p->channel, "reason", "%s", p->result.reason, NULL);
+    }
+    s_answer (p, p->status);
+    s_pending_free (p);
 }
 
 /* Writer thread: hand the settled pending back to its worker. */
@@ -296,75 +286,19 @@ static void
 s_writer_done (void *arg, int status, size_t fresh, size_t duplicates)
 {
     s_pending_t *p = arg;
-    s_worker_t *w = p->worker;
-    char byte = 1;
     p->status = status;
     p->fresh = fresh;
     p->duplicates = duplicates;
-    pthread_mutex_lock (&w->lock);
-    p->next = w->settled;
-    w->settled = p;
-    pthread_mutex_unlock (&w->lock);
-    if (write (w->pipe[1], &byte, 1) < 0 && errno != EAGAIN)
-        rt_log (RT_LOG_ERROR, "cannot wake a worker", "error", "%s", strerror (errno), NULL);
-}
-
-static void
-s_wake (evutil_socket_t fd, short what, void *arg)
-{
-    s_worker_t *w = arg;
-    char buf[256];
-    s_pending_t *list;
-    (void)what;
-    while (read (fd, buf, sizeof buf) > 0)
-        ;
-    if (atomic_load (&w->server->stopping) && atomic_load (&w->inflight) == 0)
-        event_base_loopbreak (w->base);
-    pthread_mutex_lock (&w->lock);
-    list = w->settled;
-    w->settled = NULL;
-    pthread_mutex_unlock (&w->lock);
-    while (list) {
-        s_pending_t *next = list->next;
-        s_channel_metrics_t *m = &w->server->m[list->inbox->channel % NCHANNELS];
-        if (list->status == 0) {
-            rt_counter_add (m->items, list->fresh);
-            rt_counter_add (m->duplicates, list->duplicates);
-        }
-        s_answer (list, list->status == 0 ? 200 : 503);
-        s_pending_free (list);
-        list = next;
-    }
+    if (rt_http_worker_post (p->worker, s_settled, p) != 0)
+        rt_log (RT_LOG_ERROR, "cannot hand a settled webhook back to its worker", "inbox", "%s",
+                p->inbox->id, NULL);
 }
 
 static const s_route_t *
-s_route (const char *path, char *inbox, size_t inboxlen)
+s_route_named (const char *name)
 {
-    const char *rest, *slash;
-    size_t i, n;
-    char name[32];
-    if (strncmp (path, "/hooks/", 7) == 0) {
-        rest = path + 7;
-        slash = strchr (rest, '/');
-        if (!slash || (size_t)(slash - rest) >= sizeof name)
-            return NULL;
-        memcpy (name, rest, (size_t)(slash - rest));
-        name[slash - rest] = '\0';
-        rest = slash + 1;
-        n = strcspn (rest, "/");
-        if (n == 0 || n >= inboxlen || rest[n] != '\0')
-            return NULL;
-    } else if (strncmp (path, "/chat/", 6) == 0) {
-        rest = path + 6;
-        n = strcspn (rest, "/");
-        if (n == 0 || n >= inboxlen || strcmp (rest + n, "/messages") != 0)
-            return NULL;
-        snprintf (name, sizeof name, "chat");
-    } else
-        return NULL;
-    memcpy (inbox, rest, n);
-    inbox[n] = '\0';
-    for (i = 0; i < sizeof s_routes / sizeof *s_routes; i++) {
+    size_t i;
+    for (i = 0; i + 1 < sizeof s_routes / sizeof *s_routes; i++) {
         if (strcmp (s_routes[i].name, name) == 0)
             return &s_routes[i];
     }
@@ -374,56 +308,38 @@ s_route (const char *path, char *inbox, size_t inboxlen)
 /* CORS for the web chat: only the inbox's configured origins. Returns false
  * (and answers) when the request must not go on. */
 static bool
-s_cors (struct evhttp_request *req, const ingest_inbox_t *inbox, bool preflight)
+s_cors (rt_http_request_t *req, const ingest_inbox_t *inbox, bool preflight)
 {
-    const char *origin = evhttp_find_header (evhttp_request_get_input_headers (req), "Origin");
+    const char *origin = rt_http_header (req, "Origin");
     const json_t *allowed = json_object_get (inbox->config, "allowed_origins");
-    struct evkeyvalq *out = evhttp_request_get_output_headers (req);
     bool ok = false;
     size_t i;
     json_t *v;
-    if (!origin)
-        return !preflight || (s_reply_error (req, 403, "preflight without Origin"), false);
+    if (!origin) {
+        if (!preflight)
+            return true;
+        s_problem (req, 403, "origin_not_allowed", "preflight without Origin");
+        return false;
+    }
     json_array_foreach (allowed, i, v)
     {
         if (json_is_string (v) && strcmp (json_string_value (v), origin) == 0)
             ok = true;
     }
     if (!ok) {
-        s_reply_error (req, 403, "origin not allowed for this inbox");
+        s_problem (req, 403, "origin_not_allowed", "origin not allowed for this inbox");
         return false;
     }
-    evhttp_add_header (out, "Access-Control-Allow-Origin", origin);
-    evhttp_add_header (out, "Vary", "Origin");
+    rt_http_header_add (req, "Access-Control-Allow-Origin", origin);
+    rt_http_header_add (req, "Vary", "Origin");
     if (preflight) {
-        evhttp_add_header (out, "Access-Control-Allow-Methods", "POST, OPTIONS");
-        evhttp_add_header (out, "Access-Control-Allow-Headers", "Content-Type");
-        evhttp_add_header (out, "Access-Control-Max-Age", "600");
-        evhttp_send_reply (req, 204, "No Content", NULL);
+        rt_http_header_add (req, "Access-Control-Allow-Methods", "POST, OPTIONS");
+        rt_http_header_add (req, "Access-Control-Allow-Headers", "Content-Type");
+        rt_http_header_add (req, "Access-Control-Max-Age", "600");
+        rt_http_reply (req, 204, NULL, NULL, 0);
         return false;
     }
     return true;
-}
-
-static const char *
-s_method (struct evhttp_request *req)
-{
-    switch (evhttp_request_get_command (req)) {
-    case EVHTTP_REQ_GET:
-        return "GET";
-    case EVHTTP_REQ_POST:
-        return "POST";
-    case EVHTTP_REQ_OPTIONS:
-        return "OPTIONS";
-    case EVHTTP_REQ_HEAD:
-        return "HEAD";
-    case EVHTTP_REQ_PUT:
-        return "PUT";
-    case EVHTTP_REQ_DELETE:
-        return "DELETE";
-    default:
-        return "OTHER";
-    }
 }
 
 /* The replay guard as a request sees it: remembers which nonce it used. */
@@ -431,88 +347,83 @@ static int
 s_request_replay_check (void *arg, const char *nonce, int64_t expires_ms)
 {
     s_pending_t *p = arg;
-    int seen = s_replay_check (&p->worker->server->replay, nonce, expires_ms);
+    int seen = s_replay_check (&p->server->replay, nonce, expires_ms);
     if (!seen)
         snprintf (p->nonce, sizeof p->nonce, "%s", nonce);
     return seen;
 }
 
+/* The request for an inbox through route: verify, parse, keep. */
 static void
-s_request (struct evhttp_request *req, void *arg)
+s_webhook (server_t *server, rt_http_request_t *req, const s_route_t *route, const char *inbox_id)
 {
-    s_worker_t *w = arg;
-    server_t *server = w->server;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri (req);
-    const char *path = uri ? evhttp_uri_get_path (uri) : NULL;
-    const char *query = uri ? evhttp_uri_get_query (uri) : NULL;
-    char inbox_id[96], public_url[2048];
-    const s_route_t *route;
+    char public_url[2048];
     inboxes_snapshot_t *snap;
     const ingest_inbox_t *inbox;
     ingest_header_t headers[MAX_HEADERS];
-    struct evkeyval *h;
-    struct evbuffer *in = evhttp_request_get_input_buffer (req);
     ingest_request_t r;
     s_pending_t *p;
-    const char *channel;
-    size_t nheaders = 0;
+    const char *channel, *name, *value, *query = rt_http_query (req);
+    size_t nheaders = 0, body_len;
+    const char *body;
     writer_job_t job;
     const json_t *override;
 
-    route = path ? s_route (path, inbox_id, sizeof inbox_id) : NULL;
     if (!route) {
         rt_counter_inc (server->m_no_route);
-        s_reply_error (req, 404, "no such endpoint");
+        s_problem (req, 404, "not_found", "no such endpoint");
         return;
     }
     snap = inboxes_acquire (server->config.inboxes);
-    inbox = inboxes_find (snap, inbox_id);
+    inbox = inbox_id ? inboxes_find (snap, inbox_id) : NULL;
     if (!inbox || !(route->channels & BIT (inbox->channel))) {
         rt_counter_inc (server->m_no_route);
         inboxes_release (snap);
-        s_reply_error (req, 404, "unknown inbox");
+        s_problem (req, 404, "not_found", "unknown inbox");
         return;
     }
     channel = ingest_channel_name (inbox->channel);
-    rt_counter_inc (server->m[inbox->channel % NCHANNELS].requests);
-    if (route->handler == webchat_handle &&
-        !s_cors (req, inbox, evhttp_request_get_command (req) == EVHTTP_REQ_OPTIONS)) {
+    rt_counter_inc (s_metrics (server, inbox)->requests);
+    if (atomic_load (&server->stopping)) {
+        rt_counter_inc (s_metrics (server, inbox)->unavailable);
         inboxes_release (snap);
+        s_problem (req, 503, "stopping", "the server is stopping; retry");
         return;
     }
-    if (evbuffer_get_length (in) > server->config.max_body) {
-        s_count_rejected (server, channel, "too_large");
+    if (route->handler == webchat_handle &&
+        !s_cors (req, inbox, strcmp (rt_http_method (req), "OPTIONS") == 0)) {
         inboxes_release (snap);
-        s_reply_error (req, 413, "body over the size limit");
         return;
     }
 
     p = calloc (1, sizeof *p);
     if (!p) {
         inboxes_release (snap);
-        s_reply_error (req, 503, "out of memory");
+        s_problem (req, 503, "no_memory", "out of memory");
         return;
     }
-    clock_gettime (CLOCK_MONOTONIC, &p->t0);
-    atomic_fetch_add (&w->inflight, 1);
-    p->worker = w;
+    atomic_fetch_add (&server->inflight, 1);
+    p->server = server;
+    p->req = req;
+    p->worker = rt_http_request_worker (req);
+    p->t0_us = rt_http_arrival_us (req);
     p->snap = snap;
     p->inbox = inbox;
-    p->req = req;
-    p->body_len = evbuffer_get_length (in);
-    p->body = malloc (p->body_len + 1);
+    p->channel = channel;
+    /* Until the writer says otherwise, the request counts as not stored. */
+    p->status = -1;
+    body = rt_http_body (req, &body_len);
+    p->body_len = body_len;
+    p->body = malloc (body_len + 1);
     if (!p->body) {
-        s_reply_error (req, 503, "out of memory");
+        s_problem (req, 503, "no_memory", "out of memory");
         s_pending_free (p);
         return;
     }
-    evbuffer_copyout (in, p->body, p->body_len);
-    p->body[p->body_len] = '\0';
-    for (h = evhttp_request_get_input_headers (req)->tqh_first; h; h = h->next.tqe_next) {
-        if (nheaders == MAX_HEADERS)
-            break;
-        headers[nheaders].name = h->key;
-        headers[nheaders].value = h->value;
+    memcpy (p->body, body, body_len + 1);
+    for (size_t i = 0; nheaders < MAX_HEADERS && rt_http_header_at (req, i, &name, &value); i++) {
+        headers[nheaders].name = name;
+        headers[nheaders].value = value;
         nheaders++;
     }
     /* The URL the provider signed is the public one, not ours behind the
@@ -520,14 +431,14 @@ s_request (struct evhttp_request *req, void *arg)
     override = json_object_get (inbox->config, "public_url");
     if (json_is_string (override))
         snprintf (public_url, sizeof public_url, "%s%s%s", json_string_value (override),
-                  query && *query ? "?" : "", query && *query ? query : "");
+                  *query ? "?" : "", query);
     else
         snprintf (public_url, sizeof public_url, "%s%s", server->config.public_url,
-                  evhttp_request_get_uri (req));
+                  rt_http_target (req));
     memset (&r, 0, sizeof r);
-    r.method = s_method (req);
-    r.path = path;
-    r.query = query ? query : "";
+    r.method = rt_http_method (req);
+    r.path = rt_http_path (req);
+    r.query = query;
     r.headers = headers;
     r.nheaders = nheaders;
     r.body = p->body;
@@ -536,8 +447,6 @@ s_request (struct evhttp_request *req, void *arg)
     r.now_ms = s_now_ms ();
     r.replay_check = s_request_replay_check;
     r.replay_arg = p;
-    /* Until the writer says otherwise, the request counts as not stored. */
-    p->status = -1;
 
     if (route->handler (inbox, &r, &p->result) != 0) {
         int status = p->result.status ? p->result.status : 400;
@@ -546,96 +455,102 @@ s_request (struct evhttp_request *req, void *arg)
         rt_log (status >= 500 ? RT_LOG_ERROR : RT_LOG_INFO, "webhook refused", "inbox", "%s",
                 inbox->id, "channel", "%s", channel, "status", "%d", status, "reason", "%s",
                 p->result.reason, NULL);
-        s_reply_error (req, status, p->result.reason[0] ? p->result.reason : label);
-        p->answered = true;
+        s_problem (req, status, label, p->result.reason[0] ? p->result.reason : label);
+        p->req = NULL;
         s_pending_free (p);
         return;
     }
     if (p->result.count == 0) {
-        p->answered = false;
         p->status = 0;
-        s_answer (p, 200);
+        s_answer (p, 0);
         s_pending_free (p);
         return;
     }
-    {
-        const char *ct =
-            evhttp_find_header (evhttp_request_get_input_headers (req), "Content-Type");
-        p->content_type = strdup (ct ? ct : "");
+    value = rt_http_header (req, "Content-Type");
+    p->content_type = strdup (value ? value : "");
+    p->timer = evtimer_new (rt_http_base (req), s_timeout, p);
+    if (!p->content_type || !p->timer) {
+        s_answer (p, -1);
+        s_pending_free (p);
+        return;
     }
     memset (&job, 0, sizeof job);
     job.inbox = inbox;
     job.result = &p->result;
     job.raw = p->body;
     job.raw_len = p->body_len;
-    job.raw_type = p->content_type ? p->content_type : "";
+    job.raw_type = p->content_type;
     job.done = s_writer_done;
     job.done_arg = p;
-    p->conn = evhttp_request_get_connection (req);
-    if (p->conn)
-        evhttp_connection_set_closecb (p->conn, s_conn_closed, p);
     if (writer_submit (server->config.writer, &job) != 0) {
-        s_answer (p, 503);
+        s_answer (p, -1);
         s_pending_free (p);
         return;
     }
-    p->timer = evtimer_new (w->base, s_timeout, p);
-    if (p->timer) {
-        struct timeval tv = {server->config.request_timeout_ms / 1000,
-                             (server->config.request_timeout_ms % 1000) * 1000};
-        evtimer_add (p->timer, &tv);
-    }
+    /* The answer waits for the writer (s_settled) or the timeout. */
+    rt_http_defer (req);
+    struct timeval tv = {server->config.request_timeout_ms / 1000,
+                         (server->config.request_timeout_ms % 1000) * 1000};
+    evtimer_add (p->timer, &tv);
 }
 
-static void *
-s_worker_run (void *arg)
+/* /hooks/{channel}/{inbox} */
+static void
+s_on_hook (rt_http_request_t *req, void *arg)
 {
-    s_worker_t *w = arg;
-    sigset_t all;
-    /* Signals belong to the main thread. */
-    sigfillset (&all);
-    pthread_sigmask (SIG_BLOCK, &all, NULL);
-    event_base_dispatch (w->base);
-    return NULL;
+    s_webhook (arg, req, s_route_named (rt_http_param (req, "channel")),
+               rt_http_param (req, "inbox"));
 }
 
-static int
-s_listen (server_t *self, char *err, size_t errlen)
+/* /chat/{inbox}/messages */
+static void
+s_on_chat (rt_http_request_t *req, void *arg)
 {
-    struct sockaddr_storage ss;
-    int sslen = sizeof ss, one = 1;
-    socklen_t len = sizeof ss;
-    if (evutil_parse_sockaddr_port (self->config.address, (struct sockaddr *)&ss, &sslen) != 0) {
-        snprintf (err, errlen, "bad HTTP address \"%s\"", self->config.address);
-        return -1;
-    }
-    self->fd = socket (ss.ss_family, SOCK_STREAM, 0);
-    if (self->fd < 0)
-        goto fail;
-    setsockopt (self->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind (self->fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 ||
-        listen (self->fd, 1024) != 0 || evutil_make_socket_nonblocking (self->fd) != 0)
-        goto fail;
-    if (getsockname (self->fd, (struct sockaddr *)&ss, &len) == 0)
-        self->port = ntohs (ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                                    : ((struct sockaddr_in6 *)&ss)->sin6_port);
-    return 0;
-fail:
-    snprintf (err, errlen, "cannot listen on %s: %s", self->config.address, strerror (errno));
-    return -1;
+    s_webhook (arg, req, CHAT_ROUTE, rt_http_param (req, "inbox"));
+}
+
+/* Every other path. */
+static void
+s_on_other (rt_http_request_t *req, void *arg)
+{
+    s_webhook (arg, req, NULL, NULL);
+}
+
+/* The HTTP server refused a request itself: a body over the limit counts
+ * against the inbox's channel, like any webhook ingestd refuses. */
+static void
+s_on_refused (void *arg, const rt_http_request_t *req, int status, const char *reason)
+{
+    server_t *server = arg;
+    const char *inbox_id = req ? rt_http_param (req, "inbox") : NULL;
+    const char *route_name = req ? rt_http_param (req, "channel") : NULL;
+    const s_route_t *route;
+    (void)status;
+    if (!inbox_id || strcmp (reason, "too_large") != 0)
+        return;
+    route = route_name ? s_route_named (route_name) : CHAT_ROUTE;
+    if (!route)
+        return;
+    inboxes_snapshot_t *snap = inboxes_acquire (server->config.inboxes);
+    const ingest_inbox_t *inbox = inboxes_find (snap, inbox_id);
+    if (inbox && (route->channels & BIT (inbox->channel)))
+        s_count_rejected (server, ingest_channel_name (inbox->channel), "too_large");
+    inboxes_release (snap);
 }
 
 server_t *
 server_start (const server_config_t *config, char *err, size_t errlen)
 {
     server_t *self = calloc (1, sizeof *self);
+    rt_http_server_config_t hc;
     int i;
     if (!self) {
         snprintf (err, errlen, "out of memory");
         return NULL;
     }
     self->config = *config;
-    self->fd = -1;
+    atomic_init (&self->stopping, false);
+    atomic_init (&self->inflight, 0);
     pthread_mutex_init (&self->replay.lock, NULL);
     self->replay.nonce = calloc (REPLAY_SLOTS, sizeof *self->replay.nonce);
     self->replay.expires = calloc (REPLAY_SLOTS, sizeof *self->replay.expires);
@@ -662,41 +577,29 @@ server_start (const server_config_t *config, char *err, size_t errlen)
     }
     self->m_no_route = rt_metrics_counter (config->metrics, "retain_ingest_not_found_total", "",
                                            "Requests for no endpoint or an unknown inbox.");
-    if (s_listen (self, err, errlen) != 0)
+
+    memset (&hc, 0, sizeof hc);
+    hc.address = config->address;
+    hc.name = "ingest";
+    hc.threads = config->threads;
+    hc.max_body = config->max_body;
+    hc.header_timeout_ms = config->header_timeout_ms;
+    hc.max_connections_per_address = config->per_address;
+    hc.metrics = config->metrics;
+    hc.refused = s_on_refused;
+    hc.refused_arg = self;
+    self->http = rt_http_server_new (&hc, err, errlen);
+    if (!self->http)
         goto fail;
-    self->nworkers = config->threads > 0 ? config->threads : 1;
-    self->workers = calloc ((size_t)self->nworkers, sizeof *self->workers);
-    if (!self->workers)
+    /* Any method: the channel handlers answer 405 themselves. */
+    if (!rt_http_route (self->http, NULL, "/hooks/{channel}/{inbox}", s_on_hook, self) ||
+        !rt_http_route (self->http, NULL, "/chat/{inbox}/messages", s_on_chat, self) ||
+        !rt_http_route (self->http, NULL, NULL, s_on_other, self)) {
+        snprintf (err, errlen, "out of memory");
         goto fail;
-    for (i = 0; i < self->nworkers; i++) {
-        s_worker_t *w = &self->workers[i];
-        w->server = self;
-        w->pipe[0] = w->pipe[1] = -1;
-        pthread_mutex_init (&w->lock, NULL);
-        w->base = event_base_new ();
-        w->http = w->base ? evhttp_new (w->base) : NULL;
-        if (!w->http || pipe2 (w->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-            snprintf (err, errlen, "cannot set up worker %d", i);
-            goto fail;
-        }
-        w->pipe_ev = event_new (w->base, w->pipe[0], EV_READ | EV_PERSIST, s_wake, w);
-        if (!w->pipe_ev || event_add (w->pipe_ev, NULL) != 0)
-            goto fail;
-        evhttp_set_max_body_size (w->http, (ev_ssize_t)config->max_body);
-        evhttp_set_max_headers_size (w->http, 64 * 1024);
-        evhttp_set_timeout (w->http, 30);
-        evhttp_set_allowed_methods (w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_OPTIONS |
-                                                 EVHTTP_REQ_HEAD);
-        evhttp_set_gencb (w->http, s_request, w);
-        if (!evhttp_accept_socket_with_handle (w->http, self->fd)) {
-            snprintf (err, errlen, "cannot accept on the HTTP socket");
-            goto fail;
-        }
-        if (pthread_create (&w->thread, NULL, s_worker_run, w) != 0) {
-            snprintf (err, errlen, "cannot start worker %d", i);
-            goto fail;
-        }
     }
+    if (rt_http_server_start (self->http, err, errlen) != 0)
+        goto fail;
     return self;
 fail:
     server_stop (&self);
@@ -706,56 +609,36 @@ fail:
 int
 server_port (const server_t *self)
 {
-    return self->port;
+    return rt_http_server_port (self->http);
 }
 
 void
 server_stop (server_t **self_p)
 {
     server_t *self;
-    int i;
+    int waited_ms = 0;
     if (!self_p || !*self_p)
         return;
     self = *self_p;
-    for (i = 0; self->workers && i < self->nworkers; i++) {
-        s_worker_t *w = &self->workers[i];
-        if (!w->base)
-            continue;
-        if (w->thread) {
-            /* Let the writer settle what is in flight; the worker leaves its
-             * loop itself once woken with nothing in flight (a loop is only
-             * ever touched from its own thread). */
-            atomic_store (&self->stopping, true);
-            while (atomic_load (&w->inflight) > 0)
-                usleep (10000);
-            for (;;) {
-                char byte = 0;
-                struct timespec ts = {0, 50000000};
-                if (write (w->pipe[1], &byte, 1) < 0 && errno != EAGAIN)
-                    break;
-                if (pthread_tryjoin_np (w->thread, NULL) == 0)
-                    break;
-                nanosleep (&ts, NULL);
-            }
-        }
+    /* New webhooks get 503 from here on; what is in flight is settled by
+     * the writer, which still runs, and answered by the workers. */
+    atomic_store (&self->stopping, true);
+    while (atomic_load (&self->inflight) > 0 &&
+           waited_ms < self->config.request_timeout_ms + STOP_GRACE_MS) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep (&ts, NULL);
+        waited_ms += 10;
     }
-    for (i = 0; self->workers && i < self->nworkers; i++) {
-        s_worker_t *w = &self->workers[i];
-        if (w->pipe_ev)
-            event_free (w->pipe_ev);
-        if (w->http)
-            evhttp_free (w->http);
-        if (w->base)
-            event_base_free (w->base);
-        if (w->pipe[0] >= 0)
-            close (w->pipe[0]);
-        if (w->pipe[1] >= 0)
-            close (w->pipe[1]);
-        pthread_mutex_destroy (&w->lock);
+    if (atomic_load (&self->inflight) > 0) {
+        /* The writer still holds pendings that would be answered on the
+         * workers: leaving them (and the server) is safer than freeing
+         * what a late callback would touch. */
+        rt_log (RT_LOG_ERROR, "webhooks still unsettled at stop; left in memory", "count", "%d",
+                atomic_load (&self->inflight), NULL);
+        *self_p = NULL;
+        return;
     }
-    free (self->workers);
-    if (self->fd >= 0)
-        evutil_closesocket (self->fd);
+    rt_http_server_destroy (&self->http);
     free (self->replay.nonce);
     free (self->replay.expires);
     pthread_mutex_destroy (&self->replay.lock);

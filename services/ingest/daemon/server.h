@@ -10,12 +10,17 @@
  *   /hooks/phone/{inbox}                    PBX call events
  *   /chat/{inbox}/messages                  the shop's web chat (CORS)
  *
- * Several worker threads, each with its own libevent loop, accept on one
- * listening socket. A request is verified and parsed by its channel's
- * handler on the worker; what it carries goes to the writer, and the
- * answer waits for the writer's COMMIT: 200 then, 503 if it failed or took
- * longer than the request timeout (the provider retries; de-duplication
- * makes the retry harmless).
+ * It stands on rt_http_server (common/http), which holds the door: header
+ * and body deadlines, the per-address connection cap, the body limit, and
+ * every malformed request refused before a handler sees it, all answered
+ * as problem details. Several worker threads, each with its own libevent
+ * loop, accept on one listening socket. A request is verified and parsed
+ * by its channel's handler on the worker; what it carries goes to the
+ * writer, and the answer waits for the writer's COMMIT: 200 then, 503 if
+ * it failed or took longer than the request timeout (the provider
+ * retries; de-duplication makes the retry harmless), the writer's status
+ * (422) when the request can never be stored. Every error answer is RFC
+ * 9457 problem details whose "detail" is the reason.
  */
 #ifndef INGEST_SERVER_H
 #define INGEST_SERVER_H
@@ -33,6 +38,10 @@ typedef struct {
     int threads;            /* worker threads */
     size_t max_body;        /* bytes; larger bodies get 413 */
     int request_timeout_ms; /* longest wait for the writer before 503 */
+    int header_timeout_ms;  /* the request line and headers must arrive within this;
+                               0: rt_http_server's default (10 s) */
+    int per_address;        /* open connections per client address; 0: the default
+                               (256) */
     const char *public_url; /* the base URL providers call, e.g. "https://hooks.example.com" */
     inboxes_t *inboxes;     /* lent */
     writer_t *writer;       /* lent */
@@ -45,8 +54,8 @@ server_t *server_start (const server_config_t *config, char *err, size_t errlen)
 /* The port bound. */
 int server_port (const server_t *self);
 
-/* Stops accepting, answers what is in flight (waiting for the writer) and
- * frees the server. */
+/* Stops taking webhooks (those still arriving are answered 503), answers
+ * what is in flight once the writer has settled it, and frees the server. */
 void server_stop (server_t **self_p);
 
 #endif
