@@ -28,6 +28,8 @@
 
 #include "rt_bus.h"
 #include "rt_clock.h"
+#include "rt_db.h"
+#include "rt_outbox.h"
 #include "rt_test.h"
 #include "rt_uuid.h"
 #include "retain/v1/order.pb-c.h"
@@ -436,6 +438,25 @@ test_type_belongs_to_its_stream (void **state)
     assert_true (rt_test_metric (f.busd.admin_port,
                                  "retain_bus_envelopes_rejected_total{reason=\"wrong_stream\"}") >=
                  3);
+    /* A service's own outbox door refuses it in the producing transaction,
+     * where someone is waiting for the answer. */
+    {
+        rt_db_t *db = rt_db_new (f.dsn, "badinput-test");
+        Retain__V1__Envelope *env = s_order ("c-2");
+        assert_non_null (db);
+        assert_int_equal (rt_db_ensure (db), 0);
+        free (env->stream);
+        env->stream = strdup ("loyalty");
+        assert_int_equal (rt_outbox_append (db, env), -1);
+        free (env->stream);
+        env->stream = strdup ("order");
+        assert_int_equal (rt_outbox_append (db, env), 0);
+        s_outbox_drained (f.conn);
+        assert_int_equal (
+            s_count (f.conn, "SELECT count(*) FROM bus.events WHERE key = '%s'", "c-2"), 1);
+        rt_envelope_free (env);
+        rt_db_destroy (&db);
+    }
     s_expect_flowing (&f);
     s_stop (&f);
 }
