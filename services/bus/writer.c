@@ -330,7 +330,8 @@ s_dedup_probe (busd_t *self, size_t lo, size_t hi)
     rt_buf_t arr = {0};
     const char *params[1];
     PGresult *res;
-    size_t i;
+    size_t i, k, cap;
+    long *slots;
     int r;
 
     rt_buf_array_begin (&arr);
@@ -346,20 +347,47 @@ s_dedup_probe (busd_t *self, size_t lo, size_t hi)
     rt_buf_free (&arr);
     if (!res)
         return -1;
+    /* The rows are matched to the items through a hash of the ids: after a
+     * takeover most of a full batch can be retries, and comparing every
+     * row with every item would cost the square of the batch. Only the
+     * first item of an id is indexed (s_dedup_in_batch ran first); later
+     * copies take its place in s_assign. */
+    cap = 16;
+    while (cap < (hi - lo) * 2)
+        cap *= 2;
+    slots = malloc (cap * sizeof *slots);
+    if (!slots) {
+        PQclear (res);
+        return -1;
+    }
+    for (k = 0; k < cap; k++)
+        slots[k] = -1;
+    for (i = lo; i < hi; i++) {
+        size_t h;
+        if (self->items[i].dup_of >= 0)
+            continue;
+        h = (size_t)s_uuid_hash (&self->items[i].uuid) & (cap - 1);
+        while (slots[h] >= 0)
+            h = (h + 1) & (cap - 1);
+        slots[h] = (long)i;
+    }
     for (r = 0; r < PQntuples (res); r++) {
         rt_uuid_t u;
+        size_t h;
         if (rt_uuid_parse (PQgetvalue (res, r, 0), &u) != 0)
             continue;
-        for (i = lo; i < hi; i++) {
-            busd_item_t *item = &self->items[i];
-            if (memcmp (item->uuid.b, u.b, 16) == 0) {
-                item->status = RETAIN__V1__ACK__STATUS__DUPLICATE;
-                item->seq = strtoull (PQgetvalue (res, r, 1), NULL, 10);
-                item->partition = (uint32_t)atoi (PQgetvalue (res, r, 2));
-                item->pseq = strtoull (PQgetvalue (res, r, 3), NULL, 10);
-            }
+        for (h = (size_t)s_uuid_hash (&u) & (cap - 1); slots[h] >= 0; h = (h + 1) & (cap - 1)) {
+            busd_item_t *item = &self->items[slots[h]];
+            if (memcmp (item->uuid.b, u.b, 16) != 0)
+                continue;
+            item->status = RETAIN__V1__ACK__STATUS__DUPLICATE;
+            item->seq = strtoull (PQgetvalue (res, r, 1), NULL, 10);
+            item->partition = (uint32_t)atoi (PQgetvalue (res, r, 2));
+            item->pseq = strtoull (PQgetvalue (res, r, 3), NULL, 10);
+            break;
         }
     }
+    free (slots);
     PQclear (res);
     return 0;
 }
