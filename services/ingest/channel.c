@@ -5,6 +5,10 @@
  * which frees every string field that is not the descriptor's default and
  * every repeated array. So every string we set is our own malloc'd copy,
  * and arrays are malloc'd: one ownership rule for all of them.
+ *
+ * Also the table of which handler reads each provider's requests, keyed by
+ * the provider names of common/channel's table (which says which provider
+ * an inbox has and where its webhooks arrive).
  */
 #include "channel.h"
 
@@ -13,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "rt_channel.h"
 
 const char *
 ingest_header (const ingest_request_t *req, const char *name)
@@ -183,26 +189,40 @@ ingest_result_reset (ingest_result_t *result)
 const char *
 ingest_channel_name (Retain__V1__Channel channel)
 {
-    switch (channel) {
-    case RETAIN__V1__CHANNEL__TELEGRAM:
-        return "telegram";
-    case RETAIN__V1__CHANNEL__VIBER:
-        return "viber";
-    case RETAIN__V1__CHANNEL__MESSENGER:
-        return "messenger";
-    case RETAIN__V1__CHANNEL__INSTAGRAM:
-        return "instagram";
-    case RETAIN__V1__CHANNEL__WHATSAPP:
-        return "whatsapp";
-    case RETAIN__V1__CHANNEL__SMS:
-        return "sms";
-    case RETAIN__V1__CHANNEL__EMAIL:
-        return "email";
-    case RETAIN__V1__CHANNEL__WEBCHAT:
-        return "webchat";
-    case RETAIN__V1__CHANNEL__PHONE:
-        return "phone";
-    default:
-        return "unknown";
+    return rt_channel_name (channel);
+}
+
+/* Keyed by common/channel's provider names: one row per provider, however
+ * many channels and routes it serves (Meta's three, Twilio's two). */
+static const ingest_provider_t s_providers[] = {
+    {"telegram", telegram_handle, false}, {"viber", viber_handle, false},
+    {"meta", meta_handle, false},         {"twilio", twilio_handle, false},
+    {"mailgun", mailgun_handle, false},   {"webchat", webchat_handle, true},
+    {"pbx", phone_handle, false},
+};
+
+const ingest_provider_t *
+ingest_provider (const char *provider)
+{
+    size_t i;
+    for (i = 0; provider && i < sizeof s_providers / sizeof *s_providers; i++) {
+        if (strcmp (s_providers[i].provider, provider) == 0)
+            return &s_providers[i];
     }
+    return NULL;
+}
+
+int
+ingest_providers_check (char *err, size_t errlen)
+{
+    size_t i;
+    for (i = 0; i < rt_channel_kind_count (); i++) {
+        const rt_channel_kind_t *kind = rt_channel_kind_at (i);
+        if (kind->route && !ingest_provider (kind->provider)) {
+            snprintf (err, errlen, "provider %s (route %s) has no handler in ingest",
+                      kind->provider, kind->route);
+            return -1;
+        }
+    }
+    return 0;
 }

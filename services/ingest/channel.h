@@ -132,8 +132,29 @@ int ingest_item_add (ingest_result_t *result, const char *type, const char *exte
 /* Frees everything the result holds and zeroes it. */
 void ingest_result_reset (ingest_result_t *result);
 
-/* Lower-case channel name of the enum ("telegram", "whatsapp", ...). */
+/* Lower-case channel name of the enum ("telegram", "whatsapp", ...), as
+ * common/channel's table has it; "unknown" for a value it lacks. */
 const char *ingest_channel_name (Retain__V1__Channel channel);
+
+/* --- the providers' handlers (channel.c) --- */
+
+/* How ingestd reads one provider's requests. common/channel says which
+ * provider an inbox has and at which route; this says which handler reads
+ * what arrives there. */
+typedef struct {
+    const char *provider;      /* a provider of common/channel's table ("twilio") */
+    ingest_handler_fn handler; /* reads its requests */
+    bool cors;                 /* called from browsers: answered with CORS for the inbox's
+                                  "allowed_origins" */
+} ingest_provider_t;
+
+/* The handler of a provider (rt_channel_kind_t.provider); NULL when none. */
+const ingest_provider_t *ingest_provider (const char *provider);
+
+/* Checks that every provider with a webhook route in common/channel's
+ * table has a handler here, so that no route ingestd serves is dead.
+ * Returns 0, or -1 with the first provider lacking one named in err. */
+int ingest_providers_check (char *err, size_t errlen);
 
 /* --- the channels (channels/<name>.c) --- */
 int telegram_handle (const ingest_inbox_t *, const ingest_request_t *, ingest_result_t *);

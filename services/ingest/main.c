@@ -110,7 +110,8 @@ s_fingerprint (const ingest_inbox_t *inbox)
     return out;
 }
 
-/* Starts, restarts and stops IMAP pollers to match the e-mail inboxes that
+/* Starts, restarts and stops IMAP pollers to match the inboxes that are
+ * polled rather than called (their kind has no route: IMAP mailboxes) and
  * have an "imap_url". */
 static void
 s_sync_pollers (ingestd_t *self)
@@ -125,6 +126,7 @@ s_sync_pollers (ingestd_t *self)
         const ingest_inbox_t *inbox = inboxes_find (snap, slot->id);
         char *fp = inbox ? s_fingerprint (inbox) : NULL;
         bool keep = inbox && fp && strcmp (fp, slot->fingerprint) == 0 &&
+                    !inboxes_kind (inbox)->route &&
                     json_is_string (json_object_get (inbox->config, "imap_url"));
         free (fp);
         if (keep) {
@@ -140,7 +142,7 @@ s_sync_pollers (ingestd_t *self)
     for (i = 0; i < inboxes_count (snap); i++) {
         const ingest_inbox_t *inbox = inboxes_at (snap, i);
         bool running = false;
-        if (inbox->channel != RETAIN__V1__CHANNEL__EMAIL ||
+        if (inboxes_kind (inbox)->route ||
             !json_is_string (json_object_get (inbox->config, "imap_url")))
             continue;
         for (k = 0; k < self->npollers && !running; k++)
@@ -174,18 +176,19 @@ s_announce (ingestd_t *self, const char *public_url)
     size_t i;
     for (i = 0; i < inboxes_count (snap); i++) {
         const ingest_inbox_t *inbox = inboxes_at (snap, i);
+        const rt_channel_kind_t *kind = inboxes_kind (inbox);
         const char *channel = ingest_channel_name (inbox->channel);
         char url[1024];
-        if (inbox->channel == RETAIN__V1__CHANNEL__WEBCHAT)
-            snprintf (url, sizeof url, "%s/chat/%s/messages", public_url, inbox->id);
-        else if (inbox->channel == RETAIN__V1__CHANNEL__EMAIL)
-            snprintf (url, sizeof url, "%s/hooks/mailgun/%s", public_url, inbox->id);
-        else if (inbox->channel == RETAIN__V1__CHANNEL__SMS)
-            snprintf (url, sizeof url, "%s/hooks/twilio/%s", public_url, inbox->id);
-        else
-            snprintf (url, sizeof url, "%s/hooks/%s/%s", public_url, channel, inbox->id);
+        /* The provider's address, not the channel's: a Twilio WhatsApp
+         * number posts to Twilio's route. */
+        if (!kind->route) {
+            rt_log (RT_LOG_INFO, "inbox polled", "inbox", "%s", inbox->id, "channel", "%s", channel,
+                    "provider", "%s", kind->provider, NULL);
+            continue;
+        }
+        rt_channel_kind_url (kind, public_url, inbox->id, url, sizeof url);
         rt_log (RT_LOG_INFO, "inbox webhook", "inbox", "%s", inbox->id, "channel", "%s", channel,
-                "url", "%s", url, NULL);
+                "provider", "%s", kind->provider, "url", "%s", url, NULL);
     }
     inboxes_release (snap);
 }

@@ -97,7 +97,7 @@ for kv in "${addresses[@]}"; do
   rc=$? took=$((SECONDS - start))
   if [ $rc -eq 0 ] || [ $rc -eq 124 ]; then
     fail "$var on a taken port: the runner exited $rc (124: still running after 30s)"
-  elif [ $took -gt 5 ]; then
+  elif [ $took -gt 15 ]; then
     fail "$var on a taken port: the runner took ${took}s to say so"
   elif ! grep -q "port $taken" "$tmp/err" || ! grep -q "$var" "$tmp/err"; then
     fail "$var on a taken port: the message does not name port $taken and $var: $(cat "$tmp/err")"
@@ -138,14 +138,14 @@ fi
 ok "retain runs under the runner on the given binaries"
 
 pg_cluster_stop "$root/.retain/pg"
-if wait_line '^== ingest not ready: PostgreSQL unreachable' 20; then
+if wait_line '^== ingest not ready: PostgreSQL unreachable' 60; then
   ok "PostgreSQL away: $(grep '^== ingest not ready' "$tmp/run.out" | head -n 1)"
 else
   fail "PostgreSQL away: the runner did not say ingest is not ready: $(tail -n 30 "$tmp/run.out")"
 fi
 
 pg_cluster_start "$root/.retain/pg" >/dev/null
-if wait_line '^== ingest ready again' 30; then
+if wait_line '^== ingest ready again' 60; then
   ok "PostgreSQL back: the runner says ingest is ready again"
 else
   fail "PostgreSQL back: no \"== ingest ready again\": $(tail -n 30 "$tmp/run.out")"

@@ -1,7 +1,7 @@
 /*
  * retainctl inbox: the inboxes ingestd listens on (ingest.inboxes).
  *
- *   inbox add --id ID --channel CH [--secret S] [--config JSON]
+ *   inbox add --id ID --channel CH [--provider P] [--secret S] [--config JSON]
  *   inbox list
  *   inbox rotate-secret --id ID [--secret S]
  *   inbox disable|enable|remove --id ID
@@ -11,7 +11,13 @@
  * previous_secret, still accepted, until the next rotation, so the provider
  * can be switched over without a lost webhook. ingestd notices changes
  * within a second.
+ *
+ * The channels, their providers and each (channel, provider)'s webhook
+ * address come from common/channel's table, so what add and list print is
+ * where ingestd listens for that inbox: a Twilio WhatsApp number's address
+ * is Twilio's route, not Meta's.
  */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +27,13 @@
 #include <jansson.h>
 
 #include "retainctl.h"
+#include "rt_channel.h"
 #include "rt_config.h"
 #include "rt_db.h"
 
 /* Each flag once; each subcommand's table lists those it takes, so its
- * --help shows exactly them. */
+ * --help shows exactly them. The help of --channel and --provider is
+ * written from the table when add runs (s_kind_help). */
 #define S_PG_DSN                                                                                   \
     {                                                                                              \
         "pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"               \
@@ -36,8 +44,11 @@
     }
 #define S_CHANNEL                                                                                  \
     {                                                                                              \
-        "channel", NULL, "",                                                                       \
-            "telegram, viber, messenger, instagram, whatsapp, sms, email, webchat or phone"        \
+        "channel", NULL, "", ""                                                                    \
+    }
+#define S_PROVIDER                                                                                 \
+    {                                                                                              \
+        "provider", NULL, "", ""                                                                   \
     }
 #define S_SECRET                                                                                   \
     {                                                                                              \
@@ -58,8 +69,8 @@
         NULL, NULL, NULL, NULL                                                                     \
     }
 
-static const rt_config_setting_t s_add_settings[] = {S_PG_DSN, S_ID,         S_CHANNEL, S_SECRET,
-                                                     S_CONFIG, S_PUBLIC_URL, S_END};
+static const rt_config_setting_t s_add_settings[] = {S_PG_DSN, S_ID,     S_CHANNEL,    S_PROVIDER,
+                                                     S_SECRET, S_CONFIG, S_PUBLIC_URL, S_END};
 static const rt_config_setting_t s_list_settings[] = {S_PG_DSN, S_PUBLIC_URL, S_END};
 static const rt_config_setting_t s_rotate_settings[] = {S_PG_DSN, S_ID, S_SECRET, S_END};
 static const rt_config_setting_t s_id_settings[] = {S_PG_DSN, S_ID, S_END};
@@ -113,39 +124,140 @@ s_valid_id (const char *id)
     return true;
 }
 
+/* The help lines of --channel and --provider, from the table. */
+typedef struct {
+    char channel[256];  /* --channel's */
+    char provider[512]; /* --provider's */
+} s_kind_help_t;
+
+/* Appends to out[*used..]; stops quietly once out is full. */
+static void __attribute__ ((format (printf, 4, 5)))
+s_append (char *out, size_t outlen, size_t *used, const char *fmt, ...)
+{
+    va_list ap;
+    int w;
+    if (*used >= outlen)
+        return;
+    va_start (ap, fmt);
+    w = vsnprintf (out + *used, outlen - *used, fmt, ap);
+    va_end (ap);
+    *used = w < 0 || (size_t)w >= outlen - *used ? outlen : *used + (size_t)w;
+}
+
+/* Whether kind i is a default other than its channel's name, and the first
+ * such of its provider. */
 static bool
-s_valid_channel (const char *channel)
+s_first_named_default (size_t i)
 {
-    static const char *const channels[] = {"telegram",  "viber",    "messenger",
-                                           "instagram", "whatsapp", "sms",
-                                           "email",     "webchat",  "phone"};
-    size_t i;
-    for (i = 0; i < sizeof channels / sizeof *channels; i++) {
-        if (strcmp (channels[i], channel) == 0)
-            return true;
+    const rt_channel_kind_t *kind = rt_channel_kind_at (i);
+    size_t k;
+    if (!kind->is_default || strcmp (kind->provider, rt_channel_name (kind->channel)) == 0)
+        return false;
+    for (k = 0; k < i; k++) {
+        const rt_channel_kind_t *prior = rt_channel_kind_at (k);
+        if (prior->is_default && strcmp (prior->provider, kind->provider) == 0)
+            return false;
     }
-    return false;
+    return true;
 }
 
-static const char *
-s_route (const char *channel)
-{
-    if (strcmp (channel, "webchat") == 0)
-        return "chat";
-    if (strcmp (channel, "email") == 0)
-        return "mailgun";
-    if (strcmp (channel, "sms") == 0)
-        return "twilio";
-    return channel;
-}
-
+/* Writes the help lines and a copy of settings (ended by a NULL name, at
+ * most max entries with the end) that points to them. */
 static void
-s_print_url (const char *base, const char *id, const char *channel)
+s_kind_help (s_kind_help_t *help, const rt_config_setting_t *settings, rt_config_setting_t *out,
+             size_t max)
 {
-    if (strcmp (channel, "webchat") == 0)
-        printf ("%s/chat/%s/messages", base, id);
-    else
-        printf ("%s/hooks/%s/%s", base, s_route (channel), id);
+    char list[256];
+    size_t i, k, used = 0;
+    rt_channel_list (list, sizeof list);
+    s_append (help->channel, sizeof help->channel, &used, "%s (required)", list);
+    used = 0;
+    rt_channel_providers (RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, list, sizeof list);
+    s_append (help->provider, sizeof help->provider, &used,
+              "who delivers the channel: %s. Default:", list);
+    /* The defaults that are not the channel's own name, grouped by
+     * provider ("meta for messenger, instagram, whatsapp"), then the kinds
+     * a config key selects. */
+    for (i = 0; i < rt_channel_kind_count (); i++) {
+        const char *sep = " for ";
+        if (!s_first_named_default (i))
+            continue;
+        s_append (help->provider, sizeof help->provider, &used, " %s",
+                  rt_channel_kind_at (i)->provider);
+        for (k = i; k < rt_channel_kind_count (); k++) {
+            const rt_channel_kind_t *kind = rt_channel_kind_at (k);
+            if (kind->is_default &&
+                strcmp (kind->provider, rt_channel_kind_at (i)->provider) == 0) {
+                s_append (help->provider, sizeof help->provider, &used, "%s%s", sep,
+                          rt_channel_name (kind->channel));
+                sep = ", ";
+            }
+        }
+        s_append (help->provider, sizeof help->provider, &used, ";");
+    }
+    for (i = 0; i < rt_channel_kind_count (); i++) {
+        const rt_channel_kind_t *kind = rt_channel_kind_at (i);
+        if (kind->config_key)
+            s_append (help->provider, sizeof help->provider, &used,
+                      " %s for %s when --config has \"%s\";", kind->provider,
+                      rt_channel_name (kind->channel), kind->config_key);
+    }
+    s_append (help->provider, sizeof help->provider, &used, " else the channel's name");
+    for (i = 0; i + 1 < max && settings[i].name; i++) {
+        out[i] = settings[i];
+        if (strcmp (out[i].name, "channel") == 0)
+            out[i].help = help->channel;
+        else if (strcmp (out[i].name, "provider") == 0)
+            out[i].help = help->provider;
+    }
+    out[i] = (rt_config_setting_t)S_END;
+}
+
+/* The kind an inbox is added as: --provider's for the channel, else the
+ * kind the config selects (an "imap_url" means a polled mailbox), else the
+ * channel's default. NULL, with the reason on stderr, when there is none. */
+static const rt_channel_kind_t *
+s_kind (const char *program, const rt_channel_t *channel, const char *provider, const json_t *cfg)
+{
+    const rt_channel_kind_t *kind;
+    char list[256];
+    size_t i;
+    if (!*provider) {
+        for (i = 0; i < rt_channel_kind_count (); i++) {
+            kind = rt_channel_kind_at (i);
+            if (kind->channel == channel->value && kind->config_key &&
+                json_object_get (cfg, kind->config_key))
+                return kind;
+        }
+        return rt_channel_kind_default (channel->value);
+    }
+    kind = rt_channel_kind_find (channel->value, provider);
+    if (kind)
+        return kind;
+    if (!rt_channel_provider_known (provider)) {
+        rt_channel_providers (RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, list, sizeof list);
+        fprintf (stderr, "%s: --provider \"%s\" must be one of %s\n", program, provider, list);
+    } else {
+        rt_channel_providers (channel->value, list, sizeof list);
+        fprintf (stderr, "%s: --provider %s does not deliver %s; %s comes through %s\n", program,
+                 provider, channel->name, channel->name, list);
+    }
+    return NULL;
+}
+
+/* The inbox's webhook URL, or "polled" for a mailbox ingestd polls. */
+static void
+s_print_url (const char *base, const char *id, const rt_channel_kind_t *kind)
+{
+    char url[2048];
+    if (!kind)
+        printf ("? (a channel and provider this retainctl does not know)");
+    else if (!kind->route)
+        printf ("polled (no webhook)");
+    else {
+        rt_channel_kind_url (kind, base, id, url, sizeof url);
+        printf ("%s", url);
+    }
 }
 
 /* Parses the flags of `inbox <argv[0]>` (a required --id checked).
@@ -194,15 +306,20 @@ static int
 s_add (int argc, char **argv)
 {
     s_cmd_t cmd;
-    char secret[65];
-    const char *params[4];
+    s_kind_help_t help;
+    rt_config_setting_t settings[sizeof s_add_settings / sizeof *s_add_settings];
+    char secret[65], list[256];
+    const char *params[5];
+    const rt_channel_t *channel;
+    const rt_channel_kind_t *kind;
     json_error_t jerr;
-    json_t *cfg;
+    json_t *cfg = NULL;
     bool generated;
     int rc;
 
+    s_kind_help (&help, s_add_settings, settings, sizeof settings / sizeof *settings);
     if (!s_begin (&cmd, "Add an inbox; prints its webhook URL (and its secret when generated).",
-                  s_add_settings, true, argc, argv, &rc))
+                  settings, true, argc, argv, &rc))
         goto cleanup;
     rc = 2;
     params[0] = rt_config_get (cmd.config, "id");
@@ -213,45 +330,48 @@ s_add (int argc, char **argv)
                  cmd.program, params[0]);
         goto cleanup;
     }
-    if (!s_valid_channel (rt_config_get (cmd.config, "channel"))) {
-        fprintf (stderr,
-                 "%s: --channel must be one of telegram, viber, messenger, instagram, "
-                 "whatsapp, sms, email, webchat, phone\n",
-                 cmd.program);
+    channel = rt_channel_by_name (rt_config_get (cmd.config, "channel"));
+    if (!channel) {
+        rt_channel_list (list, sizeof list);
+        fprintf (stderr, "%s: --channel must be one of %s\n", cmd.program, list);
         goto cleanup;
     }
     cfg = json_loads (rt_config_get (cmd.config, "config"), 0, &jerr);
     if (!cfg || !json_is_object (cfg)) {
         fprintf (stderr, "%s: --config is not a JSON object: %s\n", cmd.program,
                  cfg ? "not an object" : jerr.text);
-        json_decref (cfg);
         goto cleanup;
     }
-    json_decref (cfg);
+    kind = s_kind (cmd.program, channel, rt_config_get (cmd.config, "provider"), cfg);
+    if (!kind)
+        goto cleanup;
     rc = 1;
     generated = !rt_config_get (cmd.config, "secret")[0];
     if (generated && s_generate (secret) != 0)
         goto cleanup;
     if (!s_connect (&cmd))
         goto cleanup;
-    params[1] = rt_config_get (cmd.config, "channel");
-    params[2] = generated ? secret : rt_config_get (cmd.config, "secret");
-    params[3] = rt_config_get (cmd.config, "config");
-    cmd.res = rt_db_exec_params (cmd.db,
-                                 "INSERT INTO ingest.inboxes (id, channel, secret, config) "
-                                 "VALUES ($1, $2, $3, $4::jsonb)",
-                                 4, params);
+    params[1] = channel->name;
+    params[2] = kind->provider;
+    params[3] = generated ? secret : rt_config_get (cmd.config, "secret");
+    params[4] = rt_config_get (cmd.config, "config");
+    cmd.res =
+        rt_db_exec_params (cmd.db,
+                           "INSERT INTO ingest.inboxes (id, channel, provider, secret, config) "
+                           "VALUES ($1, $2, $3, $4, $5::jsonb)",
+                           5, params);
     if (!cmd.res) {
         s_db_error ("add", cmd.db);
         goto cleanup;
     }
-    printf ("inbox %s (%s) added\nwebhook: ", params[0], params[1]);
-    s_print_url (rt_config_get (cmd.config, "public-url"), params[0], params[1]);
+    printf ("inbox %s (%s through %s) added\nwebhook: ", params[0], params[1], params[2]);
+    s_print_url (rt_config_get (cmd.config, "public-url"), params[0], kind);
     printf ("\n");
     if (generated)
         printf ("secret: %s   (shown once; configure it at the provider)\n", secret);
     rc = 0;
 cleanup:
+    json_decref (cfg);
     s_end (&cmd);
     return rc;
 }
@@ -268,21 +388,24 @@ s_list (int argc, char **argv)
     if (!s_connect (&cmd))
         goto cleanup;
     cmd.res = rt_db_exec_params (cmd.db,
-                                 "SELECT id, channel, enabled::text, config::text, "
+                                 "SELECT id, channel, provider, enabled::text, config::text, "
                                  "(previous_secret <> '')::text FROM ingest.inboxes ORDER BY id",
                                  0, NULL);
     if (!cmd.res) {
         s_db_error ("list", cmd.db);
         goto cleanup;
     }
-    printf ("%-24s %-10s %-8s %-9s %-60s %s\n", "ID", "CHANNEL", "ENABLED", "ROTATING", "WEBHOOK",
-            "CONFIG");
+    printf ("%-24s %-10s %-9s %-8s %-9s %-60s %s\n", "ID", "CHANNEL", "PROVIDER", "ENABLED",
+            "ROTATING", "WEBHOOK", "CONFIG");
     for (r = 0; r < PQntuples (cmd.res); r++) {
-        printf ("%-24s %-10s %-8s %-9s ", PQgetvalue (cmd.res, r, 0), PQgetvalue (cmd.res, r, 1),
-                PQgetvalue (cmd.res, r, 2), PQgetvalue (cmd.res, r, 4));
-        s_print_url (rt_config_get (cmd.config, "public-url"), PQgetvalue (cmd.res, r, 0),
-                     PQgetvalue (cmd.res, r, 1));
-        printf ("  %s\n", PQgetvalue (cmd.res, r, 3));
+        const rt_channel_t *channel = rt_channel_by_name (PQgetvalue (cmd.res, r, 1));
+        const rt_channel_kind_t *kind =
+            channel ? rt_channel_kind_find (channel->value, PQgetvalue (cmd.res, r, 2)) : NULL;
+        printf ("%-24s %-10s %-9s %-8s %-9s ", PQgetvalue (cmd.res, r, 0),
+                PQgetvalue (cmd.res, r, 1), PQgetvalue (cmd.res, r, 2), PQgetvalue (cmd.res, r, 3),
+                PQgetvalue (cmd.res, r, 5));
+        s_print_url (rt_config_get (cmd.config, "public-url"), PQgetvalue (cmd.res, r, 0), kind);
+        printf ("  %s\n", PQgetvalue (cmd.res, r, 4));
     }
     rc = 0;
 cleanup:
@@ -374,7 +497,9 @@ cleanup:
 }
 
 const retainctl_command_t retainctl_inbox_commands[] = {
-    {.name = "add", .summary = "add an inbox: --id ID --channel CH [--secret S]", .run = s_add},
+    {.name = "add",
+     .summary = "add an inbox: --id ID --channel CH [--provider P] [--secret S]",
+     .run = s_add},
     {.name = "list", .summary = "list the inboxes and their webhook URLs", .run = s_list},
     {.name = "rotate-secret",
      .summary = "a new secret for --id; the previous stays valid until the next",

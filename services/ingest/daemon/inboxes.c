@@ -18,12 +18,14 @@
 #include "rt_db.h"
 #include "rt_log.h"
 
+/* pub comes first: inboxes_kind finds the entry from the inbox it lent. */
 typedef struct {
-    ingest_inbox_t pub; /* what handlers see; strings point into the fields below */
-    char *id;           /* inbox id */
-    char *secret;       /* current secret */
-    char *previous;     /* previous secret or "" */
-    json_t *config;     /* settings object */
+    ingest_inbox_t pub;            /* what handlers see; strings point into the fields below */
+    const rt_channel_kind_t *kind; /* its channel and provider (common/channel) */
+    char *id;                      /* inbox id */
+    char *secret;                  /* current secret */
+    char *previous;                /* previous secret or "" */
+    json_t *config;                /* settings object */
 } s_entry_t;
 
 struct inboxes_snapshot_t {
@@ -53,27 +55,6 @@ s_now_ms (void)
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const struct {
-    const char *name;
-    Retain__V1__Channel channel;
-} s_channels[] = {
-    {"telegram", RETAIN__V1__CHANNEL__TELEGRAM},   {"viber", RETAIN__V1__CHANNEL__VIBER},
-    {"messenger", RETAIN__V1__CHANNEL__MESSENGER}, {"instagram", RETAIN__V1__CHANNEL__INSTAGRAM},
-    {"whatsapp", RETAIN__V1__CHANNEL__WHATSAPP},   {"sms", RETAIN__V1__CHANNEL__SMS},
-    {"email", RETAIN__V1__CHANNEL__EMAIL},         {"webchat", RETAIN__V1__CHANNEL__WEBCHAT},
-    {"phone", RETAIN__V1__CHANNEL__PHONE}};
-
-Retain__V1__Channel
-inboxes_channel_from_name (const char *name)
-{
-    size_t i;
-    for (i = 0; i < sizeof s_channels / sizeof *s_channels; i++) {
-        if (strcmp (s_channels[i].name, name) == 0)
-            return s_channels[i].channel;
-    }
-    return RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED;
 }
 
 static void
@@ -231,7 +212,7 @@ inboxes_refresh (inboxes_t *self)
     PQclear (res);
 
     res = rt_db_exec_params (self->db,
-                             "SELECT id, channel, secret, previous_secret, config::text "
+                             "SELECT id, channel, provider, secret, previous_secret, config::text "
                              "FROM ingest.inboxes WHERE enabled ORDER BY id",
                              0, NULL);
     if (!res)
@@ -248,13 +229,25 @@ inboxes_refresh (inboxes_t *self)
     for (r = 0; r < n; r++) {
         s_entry_t *e = &snap->entries[snap->count];
         json_error_t jerr;
-        Retain__V1__Channel channel = inboxes_channel_from_name (PQgetvalue (res, r, 1));
-        e->config = json_loads (PQgetvalue (res, r, 4), 0, &jerr);
+        const rt_channel_t *channel = rt_channel_by_name (PQgetvalue (res, r, 1));
+        const char *provider = PQgetvalue (res, r, 2);
+        const rt_channel_kind_t *kind =
+            channel ? rt_channel_kind_find (channel->value, provider) : NULL;
+        if (!kind) {
+            /* The CHECKs of ingest.inboxes follow the same table: only a
+             * database migrated by a newer retain gets here. */
+            rt_log (RT_LOG_ERROR,
+                    "inbox skipped: a channel and provider this ingestd does not know", "inbox",
+                    "%s", PQgetvalue (res, r, 0), "channel", "%s", PQgetvalue (res, r, 1),
+                    "provider", "%s", provider, NULL);
+            continue;
+        }
+        e->kind = kind;
+        e->config = json_loads (PQgetvalue (res, r, 5), 0, &jerr);
         e->id = strdup (PQgetvalue (res, r, 0));
-        e->secret = strdup (PQgetvalue (res, r, 2));
-        e->previous = strdup (PQgetvalue (res, r, 3));
-        if (!e->config || !json_is_object (e->config) || !e->id || !e->secret || !e->previous ||
-            channel == RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED) {
+        e->secret = strdup (PQgetvalue (res, r, 3));
+        e->previous = strdup (PQgetvalue (res, r, 4));
+        if (!e->config || !json_is_object (e->config) || !e->id || !e->secret || !e->previous) {
             rt_log (RT_LOG_ERROR, "inbox skipped: unreadable configuration", "inbox", "%s",
                     PQgetvalue (res, r, 0), NULL);
             free (e->id);
@@ -265,7 +258,7 @@ inboxes_refresh (inboxes_t *self)
             continue;
         }
         e->pub.id = e->id;
-        e->pub.channel = channel;
+        e->pub.channel = channel->value;
         e->pub.secret = e->secret;
         e->pub.previous_secret = e->previous;
         e->pub.config = e->config;
@@ -304,4 +297,10 @@ const ingest_inbox_t *
 inboxes_at (const inboxes_snapshot_t *snap, size_t i)
 {
     return i < snap->count ? &snap->entries[i].pub : NULL;
+}
+
+const rt_channel_kind_t *
+inboxes_kind (const ingest_inbox_t *inbox)
+{
+    return ((const s_entry_t *)inbox)->kind;
 }

@@ -2,6 +2,10 @@
  * inboxes: the configured inboxes, as an immutable snapshot that request
  * threads share.
  *
+ * Each inbox has a kind from common/channel's table, read from its channel
+ * and provider columns; a row whose pair the table lacks is skipped (and
+ * logged), so a request never meets an inbox ingestd cannot read.
+ *
  * The control thread reloads ingest.inboxes when it changed and swaps the
  * snapshot in; a request takes a reference to the current snapshot, looks
  * its inbox up and lets go when it is answered, so a reload never frees an
@@ -17,6 +21,7 @@
 #include <stddef.h>
 
 #include "channel.h"
+#include "rt_channel.h"
 
 typedef struct inboxes_t inboxes_t;
 typedef struct inboxes_snapshot_t inboxes_snapshot_t;
@@ -51,7 +56,9 @@ const ingest_inbox_t *inboxes_find (const inboxes_snapshot_t *snapshot, const ch
 size_t inboxes_count (const inboxes_snapshot_t *snapshot);
 const ingest_inbox_t *inboxes_at (const inboxes_snapshot_t *snapshot, size_t i);
 
-/* The channel of a name as stored ("telegram", ...); UNSPECIFIED when unknown. */
-Retain__V1__Channel inboxes_channel_from_name (const char *name);
+/* The kind (channel and provider) of an inbox this module lent (from
+ * inboxes_find or inboxes_at; never NULL for those): which route its
+ * webhooks arrive at, or none for a polled mailbox. */
+const rt_channel_kind_t *inboxes_kind (const ingest_inbox_t *inbox);
 
 #endif

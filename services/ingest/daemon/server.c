@@ -1,13 +1,20 @@
 /*
  * server: webhooks in, answered only once durable (see server.h).
  *
+ * Routes: one per distinct webhook route of common/channel's kinds table,
+ * all to s_on_hook with the route's pattern. An inbox answers only at its
+ * own kind's route (a Twilio WhatsApp inbox at /hooks/twilio/{inbox}; at
+ * /hooks/whatsapp/{inbox}, Meta's, it is an unknown inbox), and the
+ * handler is its provider's (channel.h's ingest_provider), so a request
+ * never reaches a handler that cannot read it.
+ *
  * A request's life: rt_http_server reads and checks it on a worker and
- * hands it to s_on_hook or s_on_chat with the route's {channel} and
- * {inbox}; the inbox is found in the current snapshot, the channel handler
- * runs, and the request is either answered at once (an error, or a valid
- * request with nothing to keep) or deferred as a pending whose items go to
- * the writer. The writer's callback (on the writer thread) posts the
- * pending back to its worker (rt_http_worker_post), where it is answered.
+ * hands it to s_on_hook with the route and the {inbox}; the inbox is found
+ * in the current snapshot, its provider's handler runs, and the request is
+ * either answered at once (an error, or a valid request with nothing to
+ * keep) or deferred as a pending whose items go to the writer. The
+ * writer's callback (on the writer thread) posts the pending back to its
+ * worker (rt_http_worker_post), where it is answered.
  *
  * A pending can outlive its request: when the request timeout answered
  * 503 first, or the client left, the pending is still freed only once the
@@ -30,35 +37,20 @@
 
 #include <event2/event.h>
 
+#include "rt_channel.h"
 #include "rt_http_server.h"
 #include "rt_log.h"
 
 #define REPLAY_SLOTS 65536
 #define MAX_HEADERS  128
-#define NCHANNELS    10
 /* How long a stop waits for the writer beyond the request timeout. */
 #define STOP_GRACE_MS 30000
 
-/* A route: the {channel} segment after /hooks/ (or the chat route). */
+/* A registered webhook route: what its handler is called with. */
 typedef struct {
-    const char *name;          /* "telegram", ..., "chat" */
-    ingest_handler_fn handler; /* its handler */
-    unsigned channels;         /* inbox channels it accepts (bit per Channel value) */
+    server_t *server;    /* the server */
+    const char *pattern; /* the route as in common/channel's table, "/hooks/twilio/{inbox}" */
 } s_route_t;
-
-#define BIT(c) (1u << (c))
-static const s_route_t s_routes[] = {
-    {"telegram", telegram_handle, BIT (RETAIN__V1__CHANNEL__TELEGRAM)},
-    {"viber", viber_handle, BIT (RETAIN__V1__CHANNEL__VIBER)},
-    {"messenger", meta_handle, BIT (RETAIN__V1__CHANNEL__MESSENGER)},
-    {"instagram", meta_handle, BIT (RETAIN__V1__CHANNEL__INSTAGRAM)},
-    {"whatsapp", meta_handle, BIT (RETAIN__V1__CHANNEL__WHATSAPP)},
-    {"twilio", twilio_handle, BIT (RETAIN__V1__CHANNEL__SMS) | BIT (RETAIN__V1__CHANNEL__WHATSAPP)},
-    {"mailgun", mailgun_handle, BIT (RETAIN__V1__CHANNEL__EMAIL)},
-    {"phone", phone_handle, BIT (RETAIN__V1__CHANNEL__PHONE)},
-    {"chat", webchat_handle, BIT (RETAIN__V1__CHANNEL__WEBCHAT)},
-};
-#define CHAT_ROUTE (&s_routes[sizeof s_routes / sizeof *s_routes - 1])
 
 /* Per channel series, made once: the hot path takes no registry lock. */
 typedef struct {
@@ -95,13 +87,15 @@ typedef struct {
 } s_replay_t;
 
 struct server_t {
-    server_config_t config;           /* settings (strings lent from main) */
-    rt_http_server_t *http;           /* the HTTP server */
-    s_replay_t replay;                /* nonce memory */
-    atomic_bool stopping;             /* new webhooks are answered 503 */
-    atomic_int inflight;              /* pendings not yet freed */
-    s_channel_metrics_t m[NCHANNELS]; /* by Channel value */
-    rt_counter_t *m_no_route;         /* requests for no route or inbox */
+    server_config_t config;   /* settings (strings lent from main) */
+    rt_http_server_t *http;   /* the HTTP server */
+    s_replay_t replay;        /* nonce memory */
+    atomic_bool stopping;     /* new webhooks are answered 503 */
+    atomic_int inflight;      /* pendings not yet freed */
+    s_channel_metrics_t *m;   /* by rt_channel_index, rt_channel_count () of them */
+    rt_counter_t *m_no_route; /* requests for no route or inbox */
+    s_route_t *routes;        /* the webhook routes registered */
+    size_t nroutes;           /* their number */
 };
 
 static int64_t
@@ -200,10 +194,11 @@ s_count_rejected (server_t *server, const char *channel, const char *label)
                                         labels, "Requests refused, by channel and reason."));
 }
 
+/* Every inbox has a channel of the table: inboxes.c loads no other. */
 static s_channel_metrics_t *
 s_metrics (server_t *server, const ingest_inbox_t *inbox)
 {
-    return &server->m[inbox->channel % NCHANNELS];
+    return &server->m[rt_channel_index (inbox->channel)];
 }
 
 static void
@@ -294,17 +289,6 @@ s_writer_done (void *arg, int status, size_t fresh, size_t duplicates)
                 p->inbox->id, NULL);
 }
 
-static const s_route_t *
-s_route_named (const char *name)
-{
-    size_t i;
-    for (i = 0; i + 1 < sizeof s_routes / sizeof *s_routes; i++) {
-        if (strcmp (s_routes[i].name, name) == 0)
-            return &s_routes[i];
-    }
-    return NULL;
-}
-
 /* CORS for the web chat: only the inbox's configured origins. Returns false
  * (and answers) when the request must not go on. */
 static bool
@@ -353,9 +337,21 @@ s_request_replay_check (void *arg, const char *nonce, int64_t expires_ms)
     return seen;
 }
 
-/* The request for an inbox through route: verify, parse, keep. */
+/* The inbox a request at route (a pattern of the table) is for, when it
+ * answers there: its kind's route is that one. NULL otherwise. */
+static const ingest_inbox_t *
+s_inbox_at (const inboxes_snapshot_t *snap, const char *route, const char *inbox_id)
+{
+    const ingest_inbox_t *inbox = inbox_id ? inboxes_find (snap, inbox_id) : NULL;
+    const rt_channel_kind_t *kind = inbox ? inboxes_kind (inbox) : NULL;
+    if (!kind || !kind->route || !route || strcmp (kind->route, route) != 0)
+        return NULL;
+    return inbox;
+}
+
+/* The request for an inbox at route: verify, parse, keep. */
 static void
-s_webhook (server_t *server, rt_http_request_t *req, const s_route_t *route, const char *inbox_id)
+s_webhook (server_t *server, rt_http_request_t *req, const char *route, const char *inbox_id)
 {
     char public_url[2048];
     inboxes_snapshot_t *snap;
@@ -368,6 +364,7 @@ s_webhook (server_t *server, rt_http_request_t *req, const s_route_t *route, con
     const char *body;
     writer_job_t job;
     const json_t *override;
+    const ingest_provider_t *provider;
 
     if (!route) {
         rt_counter_inc (server->m_no_route);
@@ -375,8 +372,10 @@ s_webhook (server_t *server, rt_http_request_t *req, const s_route_t *route, con
         return;
     }
     snap = inboxes_acquire (server->config.inboxes);
-    inbox = inbox_id ? inboxes_find (snap, inbox_id) : NULL;
-    if (!inbox || !(route->channels & BIT (inbox->channel))) {
+    inbox = s_inbox_at (snap, route, inbox_id);
+    /* server_start checked that every routed provider has a handler. */
+    provider = inbox ? ingest_provider (inboxes_kind (inbox)->provider) : NULL;
+    if (!inbox || !provider) {
         rt_counter_inc (server->m_no_route);
         inboxes_release (snap);
         s_problem (req, 404, "not_found", "unknown inbox");
@@ -390,8 +389,7 @@ s_webhook (server_t *server, rt_http_request_t *req, const s_route_t *route, con
         s_problem (req, 503, "stopping", "the server is stopping; retry");
         return;
     }
-    if (route->handler == webchat_handle &&
-        !s_cors (req, inbox, strcmp (rt_http_method (req), "OPTIONS") == 0)) {
+    if (provider->cors && !s_cors (req, inbox, strcmp (rt_http_method (req), "OPTIONS") == 0)) {
         inboxes_release (snap);
         return;
     }
@@ -448,7 +446,7 @@ s_webhook (server_t *server, rt_http_request_t *req, const s_route_t *route, con
     r.replay_check = s_request_replay_check;
     r.replay_arg = p;
 
-    if (route->handler (inbox, &r, &p->result) != 0) {
+    if (provider->handler (inbox, &r, &p->result) != 0) {
         int status = p->result.status ? p->result.status : 400;
         const char *label = p->result.label ? p->result.label : "invalid";
         s_count_rejected (server, channel, label);
@@ -494,19 +492,12 @@ s_webhook (server_t *server, rt_http_request_t *req, const s_route_t *route, con
     evtimer_add (p->timer, &tv);
 }
 
-/* /hooks/{channel}/{inbox} */
+/* A webhook route of the table, e.g. /hooks/twilio/{inbox}. */
 static void
 s_on_hook (rt_http_request_t *req, void *arg)
 {
-    s_webhook (arg, req, s_route_named (rt_http_param (req, "channel")),
-               rt_http_param (req, "inbox"));
-}
-
-/* /chat/{inbox}/messages */
-static void
-s_on_chat (rt_http_request_t *req, void *arg)
-{
-    s_webhook (arg, req, CHAT_ROUTE, rt_http_param (req, "inbox"));
+    s_route_t *route = arg;
+    s_webhook (route->server, req, route->pattern, rt_http_param (req, "inbox"));
 }
 
 /* Every other path. */
@@ -523,17 +514,14 @@ s_on_refused (void *arg, const rt_http_request_t *req, int status, const char *r
 {
     server_t *server = arg;
     const char *inbox_id = req ? rt_http_param (req, "inbox") : NULL;
-    const char *route_name = req ? rt_http_param (req, "channel") : NULL;
-    const s_route_t *route;
+    inboxes_snapshot_t *snap;
+    const ingest_inbox_t *inbox;
     (void)status;
     if (!inbox_id || strcmp (reason, "too_large") != 0)
         return;
-    route = route_name ? s_route_named (route_name) : CHAT_ROUTE;
-    if (!route)
-        return;
-    inboxes_snapshot_t *snap = inboxes_acquire (server->config.inboxes);
-    const ingest_inbox_t *inbox = inboxes_find (snap, inbox_id);
-    if (inbox && (route->channels & BIT (inbox->channel)))
+    snap = inboxes_acquire (server->config.inboxes);
+    inbox = s_inbox_at (snap, rt_http_route_pattern (req), inbox_id);
+    if (inbox)
         s_count_rejected (server, ingest_channel_name (inbox->channel), "too_large");
     inboxes_release (snap);
 }
@@ -541,9 +529,12 @@ s_on_refused (void *arg, const rt_http_request_t *req, int status, const char *r
 server_t *
 server_start (const server_config_t *config, char *err, size_t errlen)
 {
-    server_t *self = calloc (1, sizeof *self);
+    server_t *self;
     rt_http_server_config_t hc;
-    int i;
+    size_t i, k;
+    if (ingest_providers_check (err, errlen) != 0)
+        return NULL;
+    self = calloc (1, sizeof *self);
     if (!self) {
         snprintf (err, errlen, "out of memory");
         return NULL;
@@ -554,14 +545,15 @@ server_start (const server_config_t *config, char *err, size_t errlen)
     pthread_mutex_init (&self->replay.lock, NULL);
     self->replay.nonce = calloc (REPLAY_SLOTS, sizeof *self->replay.nonce);
     self->replay.expires = calloc (REPLAY_SLOTS, sizeof *self->replay.expires);
-    if (!self->replay.nonce || !self->replay.expires) {
+    self->m = calloc (rt_channel_count (), sizeof *self->m);
+    self->routes = calloc (rt_channel_kind_count (), sizeof *self->routes);
+    if (!self->replay.nonce || !self->replay.expires || !self->m || !self->routes) {
         snprintf (err, errlen, "out of memory");
         goto fail;
     }
-    for (i = 1; i < NCHANNELS; i++) {
+    for (i = 0; i < rt_channel_count (); i++) {
         char labels[64];
-        const char *name = ingest_channel_name ((Retain__V1__Channel)i);
-        snprintf (labels, sizeof labels, "channel=\"%s\"", name);
+        snprintf (labels, sizeof labels, "channel=\"%s\"", rt_channel_at (i)->name);
         self->m[i].requests = rt_metrics_counter (config->metrics, "retain_ingest_requests_total",
                                                   labels, "Webhook requests for a known inbox.");
         self->m[i].items = rt_metrics_counter (config->metrics, "retain_ingest_received_total",
@@ -591,10 +583,25 @@ server_start (const server_config_t *config, char *err, size_t errlen)
     self->http = rt_http_server_new (&hc, err, errlen);
     if (!self->http)
         goto fail;
-    /* Any method: the channel handlers answer 405 themselves. */
-    if (!rt_http_route (self->http, NULL, "/hooks/{channel}/{inbox}", s_on_hook, self) ||
-        !rt_http_route (self->http, NULL, "/chat/{inbox}/messages", s_on_chat, self) ||
-        !rt_http_route (self->http, NULL, NULL, s_on_other, self)) {
+    /* One route per distinct route of the kinds (Twilio's serves two
+     * channels), any method: the handlers answer 405 themselves. */
+    for (i = 0; i < rt_channel_kind_count (); i++) {
+        const rt_channel_kind_t *kind = rt_channel_kind_at (i);
+        bool seen = false;
+        for (k = 0; kind->route && k < self->nroutes && !seen; k++)
+            seen = strcmp (self->routes[k].pattern, kind->route) == 0;
+        if (!kind->route || seen)
+            continue;
+        self->routes[self->nroutes].server = self;
+        self->routes[self->nroutes].pattern = kind->route;
+        if (!rt_http_route (self->http, NULL, kind->route, s_on_hook,
+                            &self->routes[self->nroutes])) {
+            snprintf (err, errlen, "cannot route %s", kind->route);
+            goto fail;
+        }
+        self->nroutes++;
+    }
+    if (!rt_http_route (self->http, NULL, NULL, s_on_other, self)) {
         snprintf (err, errlen, "out of memory");
         goto fail;
     }
@@ -642,6 +649,8 @@ server_stop (server_t **self_p)
     free (self->replay.nonce);
     free (self->replay.expires);
     pthread_mutex_destroy (&self->replay.lock);
+    free (self->m);
+    free (self->routes);
     free (self);
     *self_p = NULL;
 }

@@ -1,21 +1,19 @@
 /*
  * server: the webhook HTTP server of ingestd.
  *
- * Routes:
- *   /hooks/telegram/{inbox}                 Telegram Bot API updates
- *   /hooks/viber/{inbox}                    Viber REST bot callbacks
- *   /hooks/messenger|instagram|whatsapp/{inbox}  Meta webhooks (GET handshake, POST)
- *   /hooks/twilio/{inbox}                   Twilio SMS / WhatsApp
- *   /hooks/mailgun/{inbox}                  Mailgun inbound mail
- *   /hooks/phone/{inbox}                    PBX call events
- *   /chat/{inbox}/messages                  the shop's web chat (CORS)
+ * The routes are those of common/channel's inbox kinds (rt_channel.c:
+ * /hooks/telegram/{inbox}, /hooks/twilio/{inbox} for Twilio's SMS and
+ * WhatsApp, /chat/{inbox}/messages for the shop's web chat, ...), each
+ * read by its provider's handler (channel.h's ingest_provider; the web
+ * chat's with CORS). An inbox answers at its own kind's route only; at
+ * any other it is an unknown inbox (404), like an id nobody configured.
  *
  * It stands on rt_http_server (common/http), which holds the door: header
  * and body deadlines, the per-address connection cap, the body limit, and
  * every malformed request refused before a handler sees it, all answered
  * as problem details. Several worker threads, each with its own libevent
  * loop, accept on one listening socket. A request is verified and parsed
- * by its channel's handler on the worker; what it carries goes to the
+ * by its provider's handler on the worker; what it carries goes to the
  * writer, and the answer waits for the writer's COMMIT: 200 then, 503 if
  * it failed or took longer than the request timeout (the provider
  * retries; de-duplication makes the retry harmless), the writer's status
@@ -48,7 +46,8 @@ typedef struct {
     rt_metrics_t *metrics;  /* lent */
 } server_config_t;
 
-/* Binds and starts the workers. NULL with err filled on failure. */
+/* Binds and starts the workers. NULL with err filled on failure, also when
+ * a provider with a route has no handler (ingest_providers_check). */
 server_t *server_start (const server_config_t *config, char *err, size_t errlen);
 
 /* The port bound. */
