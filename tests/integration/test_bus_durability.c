@@ -2,11 +2,18 @@
  * Nothing acknowledged is lost, nothing is written twice, pseq has no gaps:
  * four producers send 50,000 events each while retain-busd is killed with
  * SIGKILL three times and restarted.
+ *
+ * The test proves its kills hit load: at each kill the producers had
+ * events posted and not yet acknowledged and events still to post, and
+ * acknowledgements came between every two kills and after the last. Every
+ * wait has a deadline, so a busd that stops making progress fails the test
+ * with what it had reached instead of hanging it.
  */
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +31,16 @@
 #define PRODUCERS    4
 #define PER_PRODUCER 50000
 #define WINDOW       2000
+#define KILLS        3
+/* A healthy run takes seconds; this is far beyond it, inside ctest's TIMEOUT. */
+#define DEADLINE_MS 300000
+
+/* Kills so far: bumped just before each SIGKILL. */
+static atomic_int s_generation;
+/* Acknowledgements before the first kill, between kills, after the last. */
+static atomic_long s_acked_in[KILLS + 1];
+/* When producers give up and the main thread stops waiting. */
+static int64_t s_deadline;
 
 typedef struct {
     int index;            /* producer number */
@@ -32,19 +49,24 @@ typedef struct {
     size_t nacked;        /* their count */
     size_t duplicates;    /* acks that said DUPLICATE */
     size_t rejected;      /* acks that said REJECTED (must stay 0) */
-    int failed;           /* the producer could not run */
+    atomic_int failed;    /* the producer could not run; 2: out of time */
+    atomic_long posted;   /* events posted so far, read by the main thread */
+    atomic_long answered; /* acks so far (nacked + rejected), read likewise */
 } s_producer_t;
 
 static void
 s_on_ack (const Retain__V1__Ack *ack, void *arg)
 {
     s_producer_t *p = arg;
+    int generation = atomic_load (&s_generation);
+    atomic_fetch_add (&p->answered, 1);
     if (ack->status == RETAIN__V1__ACK__STATUS__REJECTED) {
         p->rejected++;
         return;
     }
     if (ack->status == RETAIN__V1__ACK__STATUS__DUPLICATE)
         p->duplicates++;
+    atomic_fetch_add (&s_acked_in[generation < KILLS ? generation : KILLS], 1);
     snprintf (p->acked[p->nacked++], 40, "%s", ack->id);
 }
 
@@ -74,9 +96,12 @@ s_produce (void *arg)
                 p->failed = 1;
             rt_envelope_free (env);
             sent++;
+            atomic_store (&p->posted, sent);
         }
         if (rt_producer_poll (producer, 50, s_on_ack, p) < 0)
             p->failed = 1;
+        if (!p->failed && rt_test_now_ms () > s_deadline)
+            p->failed = 2;
         if (p->failed)
             break;
     }
@@ -111,12 +136,14 @@ test_kill_busd_during_load (void **state)
     pid_t busd;
     int kills = 0, i;
     size_t total = 0, duplicates = 0;
+    long in_flight[KILLS], to_post[KILLS];
 
     rt_test_db_create ("bus_durability", dsn, sizeof dsn);
     snprintf (ingress, sizeof ingress, "tcp://127.0.0.1:%d", rt_test_free_port ());
     snprintf (pub, sizeof pub, "tcp://127.0.0.1:%d", rt_test_free_port ());
     busd = s_start_busd (dsn, ingress, pub, admin_port);
     conn = rt_test_pg (dsn);
+    s_deadline = rt_test_now_ms () + DEADLINE_MS;
 
     memset (producers, 0, sizeof producers);
     for (i = 0; i < PRODUCERS; i++) {
@@ -127,20 +154,75 @@ test_kill_busd_during_load (void **state)
         assert_int_equal (pthread_create (&threads[i], NULL, s_produce, &producers[i]), 0);
     }
 
-    /* Kill busd at roughly a quarter, half and three quarters of the log. */
-    while (kills < 3) {
+    /* Kill busd at roughly a quarter, half and three quarters of the log,
+     * noting what the producers had in flight and still to post. */
+    while (kills < KILLS) {
         long long appended = rt_test_pg_long (conn, "SELECT seq FROM bus.state");
-        if (appended >= (long long)PRODUCERS * PER_PRODUCER * (kills + 1) / 4) {
+        if (appended >= (long long)PRODUCERS * PER_PRODUCER * (kills + 1) / (KILLS + 1)) {
+            in_flight[kills] = to_post[kills] = 0;
+            atomic_fetch_add (&s_generation, 1);
+            for (i = 0; i < PRODUCERS; i++) {
+                long posted = atomic_load (&producers[i].posted);
+                in_flight[kills] += posted - atomic_load (&producers[i].answered);
+                to_post[kills] += PER_PRODUCER - posted;
+            }
             rt_test_kill (busd, SIGKILL);
             kills++;
             busd = s_start_busd (dsn, ingress, pub, admin_port);
-        } else
-            usleep (20000);
+            continue;
+        }
+        /* On a failure busd goes first: a stuck one spins on, loading the
+         * machine after the test. */
+        {
+            long answered = 0;
+            for (i = 0; i < PRODUCERS; i++) {
+                if (atomic_load (&producers[i].failed)) {
+                    rt_test_kill (busd, SIGKILL);
+                    fail_msg ("producer %d %s after kill %d, the log at %lld events", i,
+                              atomic_load (&producers[i].failed) == 2 ? "ran out of time"
+                                                                      : "failed",
+                              kills, appended);
+                }
+                answered += atomic_load (&producers[i].answered);
+            }
+            if (answered >= (long)PRODUCERS * PER_PRODUCER) {
+                rt_test_kill (busd, SIGKILL);
+                fail_msg ("every event was answered before kill %d, yet bus.state says %lld",
+                          kills + 1, appended);
+            }
+        }
+        if (rt_test_now_ms () > s_deadline) {
+            rt_test_kill (busd, SIGKILL);
+            fail_msg ("after kill %d the log stopped at %lld events of %d", kills, appended,
+                      PRODUCERS * PER_PRODUCER);
+        }
+        usleep (20000);
     }
     for (i = 0; i < PRODUCERS; i++)
         pthread_join (threads[i], NULL);
 
+    /* The kills landed under load: events in flight and more to come at
+     * each, acknowledgements on both sides of each. */
+    for (i = 0; i < KILLS; i++) {
+        print_message ("kill %d: %ld events posted and not yet acknowledged, %ld still to post, "
+                       "%ld acknowledged since the %s\n",
+                       i + 1, in_flight[i], to_post[i], atomic_load (&s_acked_in[i]),
+                       i ? "kill before" : "start");
+        if (in_flight[i] <= 0 || to_post[i] <= 0)
+            fail_msg ("kill %d did not land under load", i + 1);
+    }
+    if (atomic_load (&s_acked_in[0]) == 0)
+        fail_msg ("no acknowledgement before the first kill");
+    for (i = 1; i <= KILLS; i++) {
+        if (atomic_load (&s_acked_in[i]) == 0)
+            fail_msg ("no acknowledgement after kill %d%s", i,
+                      i < KILLS ? " and before the next" : "");
+    }
+
     for (i = 0; i < PRODUCERS; i++) {
+        if (producers[i].failed == 2)
+            fail_msg ("producer %d: %zu of %d acknowledged when time ran out", i,
+                      producers[i].nacked, PER_PRODUCER);
         assert_int_equal (producers[i].failed, 0);
         assert_int_equal (producers[i].rejected, 0);
         assert_int_equal (producers[i].nacked, PER_PRODUCER);
