@@ -194,8 +194,8 @@ test_attachments (void **state)
     assert_int_equal (m->attachments[0]->size, 204800);
     assert_string_equal (m->attachments[1]->kind, "document");
     assert_string_equal (m->attachments[1]->mime_type, "application/pdf");
-    /* A national number cannot be made E.164: kept as typed. */
-    assert_string_equal (m->phone, "050 123 45 67");
+    /* A national number, read in the inbox's country (UA by default). */
+    assert_string_equal (m->phone, "+380501234567");
     ingest_result_reset (&r);
 }
 

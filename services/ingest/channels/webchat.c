@@ -92,32 +92,6 @@ s_id_char (char c)
            c == '_' || c == '.';
 }
 
-/* The phone as E.164 when it is written as one ('+' and 7 to 15 digits,
- * separators allowed), else as the visitor typed it: a national number
- * cannot be made international without knowing the country. */
-static void
-s_phone (const char *in, char *out, size_t outlen)
-{
-    const char *p = in;
-    size_t o = 1, digits = 0;
-    while (*p == ' ')
-        p++;
-    if (*p == '+' && outlen >= 17) {
-        out[0] = '+';
-        for (p++; *p; p++) {
-            if (*p >= '0' && *p <= '9' && digits < 15) {
-                out[o++] = *p;
-                digits++;
-            } else if (*p != ' ' && *p != '-' && *p != '(' && *p != ')' && *p != '.')
-                break;
-        }
-        out[o] = '\0';
-        if (!*p && digits >= 7 && out[1] != '0')
-            return;
-    }
-    snprintf (out, outlen, "%s", in);
-}
-
 /* What kind of attachment a MIME type is. */
 static const char *
 s_kind (const char *mime)
@@ -184,7 +158,7 @@ webchat_handle (const ingest_inbox_t *inbox, const ingest_request_t *req, ingest
     json_t *root = NULL, *v, *attachments;
     json_error_t jerr;
     const char *visitor_id, *message_id, *text, *name, *email, *phone;
-    char phone_norm[64], *ext = NULL, *response = NULL;
+    char phone_norm[RT_PHONE_E164_MAX + 1], *ext = NULL, *response = NULL;
     size_t i;
     int rc = -1;
 
@@ -254,12 +228,13 @@ webchat_handle (const ingest_inbox_t *inbox, const ingest_request_t *req, ingest
         s_oom (result);
         goto cleanup;
     }
-    s_phone (phone, phone_norm, sizeof phone_norm);
     if (ingest_set (&msg->external_id, ext) != 0 ||
         ingest_set (&msg->external_user_id, visitor_id) != 0 ||
         ingest_set (&msg->thread_id, visitor_id) != 0 ||
         ingest_set (&msg->display_name, name) != 0 || ingest_set (&msg->email, email) != 0 ||
-        ingest_set (&msg->phone, phone[0] ? phone_norm : "") != 0 ||
+        /* What the visitor typed, as E.164 in the inbox's country, or
+         * nothing: the field holds numbers, never a guess. */
+        ingest_set (&msg->phone, ingest_phone (inbox, phone, NULL, phone_norm)) != 0 ||
         ingest_set (&msg->text, text) != 0 || ingest_set (&msg->event, "message") != 0) {
         s_oom (result);
         goto cleanup;
