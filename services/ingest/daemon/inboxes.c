@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "rt_db.h"
+#include "rt_clock.h"
 #include "rt_log.h"
 
 /* pub comes first: inboxes_kind finds the entry from the inbox it lent. */
@@ -48,14 +49,6 @@ struct inboxes_t {
 /* How long a refresh may wait for PostgreSQL before readiness says it is
  * unreachable: a healthy round trip takes milliseconds. */
 #define S_STALL_MS 5000
-
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 s_snapshot_free (inboxes_snapshot_t *snap)
@@ -129,7 +122,7 @@ inboxes_db_ok (inboxes_t *self, char *why, size_t whylen)
     int64_t waited;
     pthread_mutex_lock (&self->lock);
     ok = self->db_ok;
-    waited = self->busy_since_ms ? s_now_ms () - self->busy_since_ms : 0;
+    waited = self->busy_since_ms ? rt_clock_mono_ms () - self->busy_since_ms : 0;
     if (!ok)
         snprintf (why, whylen, "%s", self->db_error);
     else if (waited > S_STALL_MS) {
@@ -191,7 +184,7 @@ inboxes_refresh (inboxes_t *self)
     int r, n;
 
     pthread_mutex_lock (&self->lock);
-    self->busy_since_ms = s_now_ms ();
+    self->busy_since_ms = rt_clock_mono_ms ();
     pthread_mutex_unlock (&self->lock);
     if (rt_db_ensure_for (self->db, 0) != 0)
         return s_settle (self, -1, "connecting");

@@ -39,6 +39,7 @@
 
 #include "rt_channel.h"
 #include "rt_http_server.h"
+#include "rt_clock.h"
 #include "rt_log.h"
 
 #define REPLAY_SLOTS 65536
@@ -98,29 +99,13 @@ struct server_t {
     size_t nroutes;           /* their number */
 };
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-s_mono_us (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int
 s_replay_check (void *arg, const char *nonce, int64_t expires_ms)
 {
     s_replay_t *r = arg;
     uint32_t h = 2166136261u;
     const char *p;
-    int64_t now = s_now_ms ();
+    int64_t now = rt_clock_now_ms ();
     size_t i, slot, free_slot = REPLAY_SLOTS;
     int seen = 0;
     for (p = nonce; *p; p++)
@@ -229,7 +214,7 @@ s_answer (s_pending_t *p, int writer_status)
     p->req = NULL;
     if (p->timer)
         evtimer_del (p->timer);
-    rt_histogram_observe (m->latency, (double)(s_mono_us () - p->t0_us) / 1e6);
+    rt_histogram_observe (m->latency, (double)(rt_clock_mono_us () - p->t0_us) / 1e6);
     if (writer_status == 0) {
         if (p->result.response) {
             const char *type = p->result.response_type ? p->result.response_type : "text/plain";
@@ -442,7 +427,7 @@ s_webhook (server_t *server, rt_http_request_t *req, const char *route, const ch
     r.body = p->body;
     r.body_len = p->body_len;
     r.public_url = public_url;
-    r.now_ms = s_now_ms ();
+    r.now_ms = rt_clock_now_ms ();
     r.replay_check = s_request_replay_check;
     r.replay_arg = p;
 

@@ -46,6 +46,7 @@
 #include <time.h>
 
 #include "rt_buf.h"
+#include "rt_clock.h"
 #include "rt_bus.h"
 #include "rt_db.h"
 #include "rt_log.h"
@@ -589,7 +590,7 @@ s_thread (void *arg)
     for (;;) {
         s_job_t *jobs, *job, *last;
         size_t n = 0, taken = 0, i;
-        struct timespec t0, t1;
+        int64_t t0;
         bool failed = false;
 
         pthread_mutex_lock (&self->lock);
@@ -644,14 +645,12 @@ s_thread (void *arg)
         if (n == 0)
             continue;
 
-        clock_gettime (CLOCK_MONOTONIC, &t0);
+        t0 = rt_clock_mono_us ();
         s_commit (conn, conn->round, n);
-        clock_gettime (CLOCK_MONOTONIC, &t1);
         if (self->m_round)
             rt_histogram_observe (self->m_round, (double)n);
         if (self->m_commit)
-            rt_histogram_observe (self->m_commit, (double)(t1.tv_sec - t0.tv_sec) +
-                                                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+            rt_histogram_observe (self->m_commit, (double)(rt_clock_mono_us () - t0) / 1e6);
         for (i = 0; i < n; i++)
             failed = failed || conn->round[i]->status == S_AWAY;
         s_note_db (self, !failed, conn->db);
