@@ -16,15 +16,17 @@ s_seq_len (const unsigned char *p, size_t left)
 {
     unsigned int cp;
     size_t n, i;
+    /* The lead byte's range settles the length and rules out most bad
+     * forms at once (0x80-0xc1 and 0xf5-0xff never lead). */
     if (p[0] < 0x80)
         return 1;
-    if ((p[0] & 0xe0) == 0xc0) {
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
         n = 2;
         cp = p[0] & 0x1f;
-    } else if ((p[0] & 0xf0) == 0xe0) {
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
         n = 3;
         cp = p[0] & 0x0f;
-    } else if ((p[0] & 0xf8) == 0xf0) {
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
         n = 4;
         cp = p[0] & 0x07;
     } else
@@ -36,8 +38,9 @@ s_seq_len (const unsigned char *p, size_t left)
             return 0;
         cp = (cp << 6) | (p[i] & 0x3f);
     }
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    /* Overlong 3- and 4-byte forms, surrogates, beyond U+10FFFF. */
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
         return 0;
     return n;
 }
