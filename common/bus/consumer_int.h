@@ -32,17 +32,9 @@
 
 #include "rt_consumer.h"
 #include "rt_db.h"
+#include "rt_buf.h"
 #include "rt_metrics.h"
 #include "retain/v1/envelope.pb-c.h"
-
-/* A PostgreSQL array literal being built, always closed ("{a,b}") once an
- * item is in. Items are written as they are, unquoted: callers add only
- * numbers and stream names, which rt_bus_stream_index has validated. */
-typedef struct {
-    char *data; /* the literal, NUL-terminated; NULL before the first item */
-    size_t len; /* its length */
-    size_t cap; /* bytes allocated */
-} consumer_array_t;
 
 /* One (stream, partition) of the group's streams. */
 typedef struct {
@@ -90,7 +82,7 @@ struct rt_consumer_t {
     char *pub_endpoints;            /* busd PUB endpoints */
     char **streams;                 /* streams read */
     size_t nstreams;                /* their count */
-    consumer_array_t streams_array; /* the streams as a PostgreSQL array literal */
+    rt_buf_t streams_array;         /* the streams as a PostgreSQL array literal */
     int batch_max;                  /* events per catch-up round */
     int rcvhwm;                     /* SUB high-water mark */
     int rebalance_ms;               /* rebalance interval */
@@ -104,7 +96,7 @@ struct rt_consumer_t {
     consumer_part_t *parts;         /* every partition of the streams */
     size_t nparts;                  /* their count */
     consumer_slice_t *slices;       /* a live round's slices, nparts of them */
-    consumer_array_t move[4];       /* the offsets move's arrays: streams,
+    rt_buf_t move[4];               /* the offsets move's arrays: streams,
                                        partitions, epochs, pseqs (reused) */
     int32_t key_parts;              /* first lock key of partition locks */
     int32_t key_members;            /* first lock key of member slots */
@@ -154,12 +146,6 @@ consumer_outcome_t consumer_round (rt_consumer_t *self, consumer_slice_t *slices
  * and drop its pending events (last: `event` may be one of them). */
 void consumer_backoff (rt_consumer_t *self, consumer_part_t *part,
                        const Retain__V1__Envelope *event, const char *why);
-/* Appends an item to an array literal. 0, or -1 out of memory (the
- * literal is unchanged). */
-int consumer_array_add (consumer_array_t *arr, const char *item);
-/* Empties an array literal, keeping its memory. */
-void consumer_array_reset (consumer_array_t *arr);
-void consumer_array_free (consumer_array_t *arr);
 
 /* consumer_live.c: live delivery. */
 

@@ -74,45 +74,6 @@ consumer_offsets_create (rt_consumer_t *self)
     return 0;
 }
 
-int
-consumer_array_add (consumer_array_t *arr, const char *item)
-{
-    size_t n = strlen (item);
-    /* Room for a separator or the opening brace, the item, "}" and NUL. */
-    if (arr->len + n + 3 > arr->cap) {
-        size_t cap = (arr->cap ? arr->cap * 2 : 256) + n;
-        char *p = realloc (arr->data, cap);
-        if (!p)
-            return -1;
-        arr->data = p;
-        arr->cap = cap;
-    }
-    if (arr->len == 0)
-        arr->data[arr->len++] = '{';
-    else
-        arr->data[arr->len - 1] = ','; /* where the closing brace was */
-    memcpy (arr->data + arr->len, item, n);
-    arr->len += n;
-    arr->data[arr->len++] = '}';
-    arr->data[arr->len] = '\0';
-    return 0;
-}
-
-void
-consumer_array_reset (consumer_array_t *arr)
-{
-    arr->len = 0;
-}
-
-void
-consumer_array_free (consumer_array_t *arr)
-{
-    free (arr->data);
-    arr->data = NULL;
-    arr->len = 0;
-    arr->cap = 0;
-}
-
 /* Moves each slice's offset to its last event under its epoch, in the open
  * transaction, and marks the slices whose epoch moved. Returns how many
  * were fenced, or -1 when the statement could not run. */
@@ -124,21 +85,27 @@ s_move (rt_consumer_t *self, consumer_slice_t *slices, size_t n)
     size_t i, k;
     int r, fenced = 0;
 
-    for (k = 0; k < 4; k++)
-        consumer_array_reset (&self->move[k]);
+    for (k = 0; k < 4; k++) {
+        rt_buf_reset (&self->move[k]);
+        rt_buf_array_begin (&self->move[k]);
+    }
     for (i = 0; i < n; i++) {
         char num[3][24];
         snprintf (num[0], sizeof num[0], "%u", slices[i].part->partition);
         snprintf (num[1], sizeof num[1], "%" PRId64, slices[i].part->epoch);
         snprintf (num[2], sizeof num[2], "%" PRIu64, slices[i].events[slices[i].nevents - 1]->pseq);
-        if (consumer_array_add (&self->move[0], slices[i].part->stream) != 0 ||
-            consumer_array_add (&self->move[1], num[0]) != 0 ||
-            consumer_array_add (&self->move[2], num[1]) != 0 ||
-            consumer_array_add (&self->move[3], num[2]) != 0) {
+        rt_buf_array_text (&self->move[0], slices[i].part->stream);
+        rt_buf_array_raw (&self->move[1], num[0]);
+        rt_buf_array_raw (&self->move[2], num[1]);
+        rt_buf_array_raw (&self->move[3], num[2]);
+        slices[i].fenced = false;
+    }
+    for (k = 0; k < 4; k++) {
+        rt_buf_array_end (&self->move[k]);
+        if (self->move[k].failed) {
             rt_log (RT_LOG_ERROR, "out of memory moving offsets", "group", "%s", self->group, NULL);
             return -1;
         }
-        slices[i].fenced = false;
     }
     params[0] = self->group;
     for (k = 0; k < 4; k++)

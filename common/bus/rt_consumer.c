@@ -73,11 +73,16 @@ rt_consumer_new (const rt_consumer_config_t *config, char *err, size_t errlen)
     if (!self->dsn || !self->group || !self->pub_endpoints || !self->member || !self->streams)
         goto oom;
     self->nstreams = config->nstreams;
+    rt_buf_array_begin (&self->streams_array);
     for (i = 0; i < config->nstreams; i++) {
         self->streams[i] = strdup (config->streams[i]);
-        if (!self->streams[i] || consumer_array_add (&self->streams_array, self->streams[i]) != 0)
+        if (!self->streams[i])
             goto oom;
+        rt_buf_array_text (&self->streams_array, self->streams[i]);
     }
+    rt_buf_array_end (&self->streams_array);
+    if (self->streams_array.failed)
+        goto oom;
     self->batch_max = config->batch_max > 0 ? config->batch_max : 500;
     self->rcvhwm = config->rcvhwm;
     self->rebalance_ms = config->rebalance_ms > 0 ? config->rebalance_ms : 1000;
@@ -129,11 +134,11 @@ rt_consumer_destroy (rt_consumer_t **self_p)
     free (self->parts);
     free (self->slices);
     for (i = 0; i < sizeof self->move / sizeof self->move[0]; i++)
-        consumer_array_free (&self->move[i]);
+        rt_buf_free (&self->move[i]);
     for (i = 0; self->streams && i < self->nstreams; i++)
         free (self->streams[i]);
     free (self->streams);
-    consumer_array_free (&self->streams_array);
+    rt_buf_free (&self->streams_array);
     if (self->sub)
         zmq_close (self->sub);
     if (self->ctx)
