@@ -427,7 +427,7 @@ rt_phone_normalize (const char *input, const char *default_country, char out[RT_
 {
     const char *iso = default_country ? default_country : "UA";
     char digits[S_DIGITS_MAX];
-    size_t n;
+    size_t n = 0;
     bool plus, zz;
     int rc;
     out[0] = '\0';

@@ -77,7 +77,9 @@ s_list (const char *prefix, const retainctl_command_t *table)
     const retainctl_command_t *c;
     char line[256];
     for (c = table; c->name; c++) {
-        snprintf (line, sizeof line, "%s%s%s", prefix, *prefix ? " " : "", c->name);
+        int w = snprintf (line, sizeof line, "%s%s%s", prefix, *prefix ? " " : "", c->name);
+        if (w < 0 || (size_t)w >= sizeof line)
+            continue; /* no command line is this long */
         printf ("%s\n", line);
         if (c->subs)
             s_list (line, c->subs);

@@ -193,7 +193,8 @@ s_html_entity (s_html_t *ht, const char *h, size_t n, size_t i)
 static size_t
 s_html_skip_to_close (const char *h, size_t n, size_t i, const char *name)
 {
-    char close[16];
+    /* Tag names are at most 15 characters (the parser's limit). */
+    char close[18];
     const char *f;
     snprintf (close, sizeof close, "</%s", name);
     f = mime_find_ci (h + i, n - i, close);
