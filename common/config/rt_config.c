@@ -39,20 +39,6 @@ struct rt_config_t {
     int nargs;                           /* entries in args */
 };
 
-static void s_seterr (char *err, size_t errlen, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-s_seterr (char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (err, errlen, fmt, args);
-    va_end (args);
-}
-
 rt_config_t *
 rt_config_new (const char *program, const char *summary, const rt_config_setting_t *settings)
 {
@@ -167,7 +153,7 @@ s_set (rt_config_t *self, size_t i, const char *value, char *err, size_t errlen)
 {
     char *copy = strdup (value);
     if (!copy) {
-        s_seterr (err, errlen, "out of memory");
+        rt_errf (err, errlen, "out of memory");
         return -1;
     }
     free (self->values[i]);
@@ -188,7 +174,7 @@ s_add_arg (rt_config_t *self, const char *arg, char *err, size_t errlen)
     self->nargs++;
     return 0;
 oom:
-    s_seterr (err, errlen, "out of memory");
+    rt_errf (err, errlen, "out of memory");
     return -1;
 }
 
@@ -262,7 +248,7 @@ rt_config_parse (rt_config_t *self, int argc, char **argv, char *err, size_t err
         size_t namelen = eq ? (size_t)(eq - name) : strlen (name);
         int i = s_find (self, name, namelen);
         if (i < 0) {
-            s_seterr (err, errlen, "unknown flag --%.*s (see --help)", (int)namelen, name);
+            rt_errf (err, errlen, "unknown flag --%.*s (see --help)", (int)namelen, name);
             return -1;
         }
         const char *value;
@@ -279,8 +265,8 @@ rt_config_parse (rt_config_t *self, int argc, char **argv, char *err, size_t err
         else {
             /* A value that starts with "--" is far more often a forgotten
              * value than a real one; --name=--value still works. */
-            s_seterr (err, errlen, "flag --%s needs a value (--%s VALUE or --%s=VALUE)", name, name,
-                      name);
+            rt_errf (err, errlen, "flag --%s needs a value (--%s VALUE or --%s=VALUE)", name, name,
+                     name);
             return -1;
         }
         if (s_set (self, (size_t)i, value, err, errlen) != 0)
@@ -333,8 +319,8 @@ static void
 s_value_error (const rt_config_t *self, int i, const char *expected, char *err, size_t errlen)
 {
     const rt_config_setting_t *s = &self->settings[i];
-    s_seterr (err, errlen, "--%s%s%s: expected %s, got \"%s\"", s->name, s->env ? " / " : "",
-              s->env ? s->env : "", expected, s_shown (s->name, self->values[i]));
+    rt_errf (err, errlen, "--%s%s%s: expected %s, got \"%s\"", s->name, s->env ? " / " : "",
+             s->env ? s->env : "", expected, s_shown (s->name, self->values[i]));
 }
 
 /* Parses a non-negative decimal at text into *number and points *end past

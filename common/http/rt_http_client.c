@@ -44,6 +44,7 @@
 #include "rt_http_client.h"
 
 #include "rt_clock.h"
+#include "rt_log.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -144,20 +145,6 @@ struct rt_http_client_t {
     bool closing;              /* destroy is cancelling: submits fail */
     bool in_done;              /* a done callback is running (destroy is then a bug) */
 };
-
-static void s_seterr (char *err, size_t errlen, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-s_seterr (char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (err, errlen, fmt, args);
-    va_end (args);
-}
 
 /* --- names and parsing --- */
 
@@ -277,27 +264,27 @@ s_host_key (const char *url, char *key, size_t keylen, char *err, size_t errlen)
     char *scheme = NULL, *host = NULL, *port = NULL;
     CURLU *u = curl_url ();
     if (!u) {
-        s_seterr (err, errlen, "out of memory");
+        rt_errf (err, errlen, "out of memory");
         goto cleanup;
     }
     CURLUcode uc = curl_url_set (u, CURLUPART_URL, url, 0);
     if (uc != CURLUE_OK) {
-        s_seterr (err, errlen, "malformed URL: %s", curl_url_strerror (uc));
+        rt_errf (err, errlen, "malformed URL: %s", curl_url_strerror (uc));
         goto cleanup;
     }
     if (curl_url_get (u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         (strcmp (scheme, "http") != 0 && strcmp (scheme, "https") != 0)) {
-        s_seterr (err, errlen, "URL scheme is not http or https");
+        rt_errf (err, errlen, "URL scheme is not http or https");
         goto cleanup;
     }
     if (curl_url_get (u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
         curl_url_get (u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-        s_seterr (err, errlen, "URL has no host");
+        rt_errf (err, errlen, "URL has no host");
         goto cleanup;
     }
     int n = snprintf (key, keylen, "%s://%s:%s", scheme, host, port);
     if (n < 0 || (size_t)n >= keylen) {
-        s_seterr (err, errlen, "URL host too long");
+        rt_errf (err, errlen, "URL host too long");
         goto cleanup;
     }
     for (char *p = key; *p; p++)
@@ -913,16 +900,16 @@ rt_http_client_new (struct event_base *base, const rt_http_client_config_t *conf
         c = *config;
     if (c.max_host_connections < 0 || c.max_total_connections < 0 || c.connect_timeout_ms < 0 ||
         c.timeout_ms < 0) {
-        s_seterr (err, errlen, "connection caps and timeouts must not be negative");
+        rt_errf (err, errlen, "connection caps and timeouts must not be negative");
         return NULL;
     }
     if (curl_global_init (CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        s_seterr (err, errlen, "libcurl did not initialise");
+        rt_errf (err, errlen, "libcurl did not initialise");
         return NULL;
     }
     rt_http_client_t *self = calloc (1, sizeof *self);
     if (!self) {
-        s_seterr (err, errlen, "out of memory");
+        rt_errf (err, errlen, "out of memory");
         curl_global_cleanup ();
         return NULL;
     }
@@ -943,7 +930,7 @@ rt_http_client_new (struct event_base *base, const rt_http_client_config_t *conf
     self->later = event_new (base, -1, 0, s_on_later, self);
     if (!self->user_agent || (c.ca_file && !self->ca_file) || !self->multi || !self->share ||
         !self->timer || !self->later) {
-        s_seterr (err, errlen, "out of memory");
+        rt_errf (err, errlen, "out of memory");
         goto failed;
     }
     CURLMcode mc = CURLM_OK;
@@ -962,12 +949,12 @@ rt_http_client_new (struct event_base *base, const rt_http_client_config_t *conf
     S_MSET (CURLMOPT_MAXCONNECTS, (long)self->max_total);
 #undef S_MSET
     if (mc != CURLM_OK) {
-        s_seterr (err, errlen, "libcurl multi: %s", curl_multi_strerror (mc));
+        rt_errf (err, errlen, "libcurl multi: %s", curl_multi_strerror (mc));
         goto failed;
     }
     if (curl_share_setopt (self->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
         CURLSHE_OK) {
-        s_seterr (err, errlen, "libcurl cannot share TLS sessions");
+        rt_errf (err, errlen, "libcurl cannot share TLS sessions");
         goto failed;
     }
     return self;
@@ -982,30 +969,30 @@ rt_http_client_submit (rt_http_client_t *self, const rt_http_client_request_t *r
 {
     assert (self && req && req->done);
     if (self->closing) {
-        s_seterr (err, errlen, "the client is being destroyed");
+        rt_errf (err, errlen, "the client is being destroyed");
         return -1;
     }
     if (self->nqueued >= self->max_queued) {
-        s_seterr (err, errlen, "too many requests waiting (%zu)", self->max_queued);
+        rt_errf (err, errlen, "too many requests waiting (%zu)", self->max_queued);
         return -1;
     }
     if (!req->url) {
-        s_seterr (err, errlen, "no URL");
+        rt_errf (err, errlen, "no URL");
         return -1;
     }
     const char *method = req->method ? req->method : (req->body ? "POST" : "GET");
     if (!s_is_token (method, strlen (method))) {
-        s_seterr (err, errlen, "method is not a token");
+        rt_errf (err, errlen, "method is not a token");
         return -1;
     }
     if (req->timeout_ms < 0 || req->connect_timeout_ms < 0) {
-        s_seterr (err, errlen, "timeouts must not be negative");
+        rt_errf (err, errlen, "timeouts must not be negative");
         return -1;
     }
     bool has_expect = false;
     for (const char *const *h = req->headers; h && *h; h++) {
         if (!s_header_line_ok (*h)) {
-            s_seterr (err, errlen, "malformed header line (want \"Name: value\", no CR or LF)");
+            rt_errf (err, errlen, "malformed header line (want \"Name: value\", no CR or LF)");
             return -1;
         }
         if (s_header_is (*h, "Expect"))
@@ -1064,7 +1051,7 @@ rt_http_client_submit (rt_http_client_t *self, const rt_http_client_request_t *r
     s_pump (self);
     return 0;
 nomem:
-    s_seterr (err, errlen, "out of memory");
+    rt_errf (err, errlen, "out of memory");
     s_transfer_free (t);
     return -1;
 }

@@ -13,6 +13,7 @@
  * the scanner already guarantees that every CR is followed by LF and that
  * no NUL occurs, so the parser splits lines at CR and checks the rest.
  */
+#include "rt_codec.h"
 #include "rt_http_parse.h"
 
 #include <stdlib.h>
@@ -543,18 +544,6 @@ enum {
     S_C_DONE        /* the body ended */
 };
 
-static int
-s_hex (unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t
 rt_http_chunked_feed (rt_http_chunked_t *c, const char *in, size_t len, rt_http_buf_t *body,
                       size_t max_body, size_t max_trailer, bool *done, rt_http_refusal_t *refusal,
@@ -567,7 +556,7 @@ rt_http_chunked_feed (rt_http_chunked_t *c, const char *in, size_t len, rt_http_
         unsigned char b = (unsigned char)in[i];
         switch (c->state) {
         case S_C_SIZE: {
-            int v = s_hex (b);
+            int v = rt_hex_value ((char)b);
             if (v >= 0) {
                 if (++c->digits > S_CHUNK_DIGITS) {
                     *detail = "a chunk size over 64 bits";

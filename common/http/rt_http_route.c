@@ -12,6 +12,7 @@
  * Matching is a linear scan: a server has a handful of routes, and the
  * comparison stops at the first differing segment.
  */
+#include "rt_codec.h"
 #include "rt_http_internal.h"
 
 #include <stdio.h>
@@ -239,18 +240,6 @@ s_allow_add (char *allow, size_t size, const char *method)
     snprintf (allow + used, size - used, "%s%s", used ? ", " : "", method);
 }
 
-static int
-s_hex (char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes seg[0..len) into out; "%00" and malformed escapes are
  * kept as they are, so a value never holds a NUL. Returns the bytes
  * written (at most len). */
@@ -261,8 +250,8 @@ s_decode (const char *seg, size_t len, char *out)
     for (size_t i = 0; i < len; i++) {
         int hi, lo;
         if (seg[i] == '%' && i + 2 < len) {
-            hi = s_hex (seg[i + 1]);
-            lo = s_hex (seg[i + 2]);
+            hi = rt_hex_value (seg[i + 1]);
+            lo = rt_hex_value (seg[i + 2]);
         } else
             hi = lo = -1;
         if (hi >= 0 && lo >= 0 && (hi | lo) != 0) {

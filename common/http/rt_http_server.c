@@ -59,20 +59,6 @@
 #define S_ACCEPT_RETRY_MS 100
 #define S_HOST_MAX        256
 
-static void s_seterr (char *err, size_t errlen, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-s_seterr (char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (err, errlen, fmt, args);
-    va_end (args);
-}
-
 int64_t
 rt_http_now_us (void)
 {
@@ -129,8 +115,8 @@ s_listen (const char *address, int *bound_port, char *err, size_t errlen)
     socklen_t boundlen = sizeof bound;
 
     if (s_split_address (address, host, sizeof host, &node, &port) != 0) {
-        s_seterr (err, errlen, "HTTP address \"%s\": expected host:port, :port or [v6]:port",
-                  address);
+        rt_errf (err, errlen, "HTTP address \"%s\": expected host:port, :port or [v6]:port",
+                 address);
         goto error;
     }
     snprintf (service, sizeof service, "%d", port);
@@ -139,7 +125,7 @@ s_listen (const char *address, int *bound_port, char *err, size_t errlen)
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     int rc = getaddrinfo (node, service, &hints, &found);
     if (rc != 0) {
-        s_seterr (err, errlen, "HTTP address \"%s\": %s", address, gai_strerror (rc));
+        rt_errf (err, errlen, "HTTP address \"%s\": %s", address, gai_strerror (rc));
         goto error;
     }
     for (struct addrinfo *ai = found; ai; ai = ai->ai_next) {
@@ -158,11 +144,11 @@ s_listen (const char *address, int *bound_port, char *err, size_t errlen)
         fd = -1;
     }
     if (fd < 0) {
-        s_seterr (err, errlen, "HTTP address \"%s\": %s", address, strerror (saved_errno));
+        rt_errf (err, errlen, "HTTP address \"%s\": %s", address, strerror (saved_errno));
         goto error;
     }
     if (getsockname (fd, (struct sockaddr *)&bound, &boundlen) != 0) {
-        s_seterr (err, errlen, "HTTP address \"%s\": getsockname: %s", address, strerror (errno));
+        rt_errf (err, errlen, "HTTP address \"%s\": getsockname: %s", address, strerror (errno));
         goto error;
     }
     if (bound.ss_family == AF_INET6)
@@ -419,8 +405,8 @@ s_worker_init (rt_http_server_t *srv, rt_http_worker_t *w, char *err, size_t err
     evconnlistener_set_error_cb (w->listener, s_on_accept_error);
     return 0;
 error:
-    s_seterr (err, errlen, "HTTP server %s: cannot set up a worker: %s", srv->name,
-              strerror (errno));
+    rt_errf (err, errlen, "HTTP server %s: cannot set up a worker: %s", srv->name,
+             strerror (errno));
     return -1;
 }
 
@@ -518,7 +504,7 @@ rt_http_server_new (const rt_http_server_config_t *config, char *err, size_t err
     rt_http_server_t *self = calloc (1, sizeof *self);
     rt_http_server_config_t *c;
     if (!self) {
-        s_seterr (err, errlen, "out of memory");
+        rt_errf (err, errlen, "out of memory");
         return NULL;
     }
     self->fd = -1;
@@ -530,12 +516,12 @@ rt_http_server_new (const rt_http_server_config_t *config, char *err, size_t err
     self->address = strdup (c->address ? c->address : S_DEFAULT_ADDRESS);
     self->name = strdup (c->name ? c->name : S_DEFAULT_NAME);
     if (!self->address || !self->name) {
-        s_seterr (err, errlen, "out of memory");
+        rt_errf (err, errlen, "out of memory");
         goto error;
     }
     if (!s_name_ok (self->name)) {
-        s_seterr (err, errlen, "HTTP server name \"%s\": letters, digits, '_' and '-' only",
-                  self->name);
+        rt_errf (err, errlen, "HTTP server name \"%s\": letters, digits, '_' and '-' only",
+                 self->name);
         goto error;
     }
     c->address = self->address;
@@ -562,7 +548,7 @@ rt_http_server_new (const rt_http_server_config_t *config, char *err, size_t err
         c->stop_timeout_ms = S_DEFAULT_STOP_TIMEOUT;
     if (rt_http_routes_init (&self->routes, c->metrics, self->name) != 0 ||
         s_metrics_init (self) != 0 || s_canned_503 (self) != 0) {
-        s_seterr (err, errlen, "out of memory");
+        rt_errf (err, errlen, "out of memory");
         goto error;
     }
     self->fd = s_listen (self->address, &self->port, err, errlen);
@@ -589,12 +575,12 @@ rt_http_server_start (rt_http_server_t *self, char *err, size_t errlen)
 {
     sigset_t all, old;
     if (self->started) {
-        s_seterr (err, errlen, "HTTP server %s already started", self->name);
+        rt_errf (err, errlen, "HTTP server %s already started", self->name);
         return -1;
     }
     self->workers = calloc ((size_t)self->config.threads, sizeof *self->workers);
     if (!self->workers) {
-        s_seterr (err, errlen, "out of memory");
+        rt_errf (err, errlen, "out of memory");
         return -1;
     }
     self->started = true;
@@ -611,8 +597,8 @@ rt_http_server_start (rt_http_server_t *self, char *err, size_t errlen)
         int rc = pthread_create (&w->thread, NULL, s_worker_run, w);
         if (rc != 0) {
             pthread_sigmask (SIG_SETMASK, &old, NULL);
-            s_seterr (err, errlen, "HTTP server %s: cannot start a worker: %s", self->name,
-                      strerror (rc));
+            rt_errf (err, errlen, "HTTP server %s: cannot start a worker: %s", self->name,
+                     strerror (rc));
             return -1;
         }
         w->started = true;

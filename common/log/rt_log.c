@@ -15,6 +15,7 @@
 #include "rt_log.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -623,5 +624,16 @@ rt_log_errorf (const char *fmt, ...)
     va_list args;
     va_start (args, fmt);
     s_logf (RT_LOG_ERROR, fmt, args);
+    va_end (args);
+}
+
+void
+rt_errf (char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list args;
+    if (!err || errlen == 0)
+        return;
+    va_start (args, fmt);
+    vsnprintf (err, errlen, fmt, args);
     va_end (args);
 }

@@ -47,4 +47,10 @@ void rt_log_infof (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)))
 void rt_log_warnf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 void rt_log_errorf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
+/* Writes a printf-style message into a caller's error buffer (STYLE.md:
+ * errors come back as a status with the text in the caller's buffer);
+ * nothing when err is NULL or errlen 0. */
+void rt_errf (char *err, size_t errlen, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
 #endif
