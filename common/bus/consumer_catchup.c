@@ -124,9 +124,10 @@ consumer_catch_up (rt_consumer_t *self, consumer_part_t *part)
             ptrs[r] = &envs[r];
         }
         if (envs[0].pseq != part->offset + 1 && part->offset > 0)
-            rt_log (RT_LOG_WARN, "log starts after the group's offset (retention?)", "group", "%s",
-                    self->group, "stream", "%s", part->stream, "partition", "%u", part->partition,
-                    "offset", "%" PRIu64, part->offset, "first", "%" PRIu64, envs[0].pseq, NULL);
+            rt_log (RT_LOG_WARN, "log starts after the group's offset (retention?)",
+                    rt_log_str ("group", self->group), rt_log_str ("stream", part->stream),
+                    rt_log_uint ("partition", part->partition),
+                    rt_log_uint ("offset", part->offset), rt_log_uint ("first", envs[0].pseq));
         slice = (consumer_slice_t){part, ptrs, (size_t)n, false};
         outcome = consumer_round (self, &slice, 1);
         free (ptrs);

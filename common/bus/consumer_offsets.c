@@ -103,7 +103,8 @@ s_move (rt_consumer_t *self, consumer_slice_t *slices, size_t n)
     for (k = 0; k < 4; k++) {
         rt_buf_array_end (&self->move[k]);
         if (self->move[k].failed) {
-            rt_log (RT_LOG_ERROR, "out of memory moving offsets", "group", "%s", self->group, NULL);
+            rt_log (RT_LOG_ERROR, "out of memory moving offsets",
+                    rt_log_str ("group", self->group));
             return -1;
         }
     }
@@ -138,9 +139,10 @@ consumer_backoff (rt_consumer_t *self, consumer_part_t *part, const Retain__V1__
     part->catchup = true;
     if (self->m_failures)
         rt_counter_inc (self->m_failures);
-    rt_log (RT_LOG_WARN, why, "group", "%s", self->group, "stream", "%s", part->stream, "partition",
-            "%u", part->partition, "pseq", "%" PRIu64, event->pseq, "id", "%s", event->id, "error",
-            "%s", rt_db_error (self->db), NULL);
+    rt_log (RT_LOG_WARN, why, rt_log_str ("group", self->group),
+            rt_log_str ("stream", part->stream), rt_log_uint ("partition", part->partition),
+            rt_log_uint ("pseq", event->pseq), rt_log_str ("id", event->id),
+            rt_log_str ("error", rt_db_error (self->db)));
     /* Last: `event` may be one of the pending events this frees. */
     consumer_drop_pending (part);
 }
@@ -163,7 +165,7 @@ s_failed (rt_consumer_t *self, consumer_slice_t *slices, size_t n, bool at_commi
     rt_log (RT_LOG_WARN,
             at_commit ? "commit failed; round rolled back, partitions retried from the log"
                       : "offsets not moved; round rolled back, partitions retried from the log",
-            "group", "%s", self->group, "error", "%s", rt_db_error (self->db), NULL);
+            rt_log_str ("group", self->group), rt_log_str ("error", rt_db_error (self->db)));
     for (i = 0; i < n; i++) {
         consumer_drop_pending (slices[i].part);
         slices[i].part->catchup = true;
@@ -183,8 +185,8 @@ s_fenced (rt_consumer_t *self, consumer_slice_t *slices, size_t n)
         if (self->m_fenced)
             rt_counter_inc (self->m_fenced);
         rt_log (RT_LOG_WARN, "fenced: partition taken by another replica; effects rolled back",
-                "group", "%s", self->group, "stream", "%s", slices[i].part->stream, "partition",
-                "%u", slices[i].part->partition, NULL);
+                rt_log_str ("group", self->group), rt_log_str ("stream", slices[i].part->stream),
+                rt_log_uint ("partition", slices[i].part->partition));
         consumer_release (self, slices[i].part);
     }
     return rt_db_is_ok (self->db) ? CONSUMER_FENCED : CONSUMER_LOST;

@@ -111,8 +111,8 @@ consumer_release (rt_consumer_t *self, consumer_part_t *part)
     /* A failure here means the session is going: its locks go with it. */
     PQclear (rt_db_exec_prepared (self->db, "rt_consumer_unlock", 2, params, NULL, NULL, 0));
     s_forget (self, part);
-    rt_log (RT_LOG_INFO, "partition released", "group", "%s", self->group, "stream", "%s",
-            part->stream, "partition", "%u", part->partition, NULL);
+    rt_log (RT_LOG_INFO, "partition released", rt_log_str ("group", self->group),
+            rt_log_str ("stream", part->stream), rt_log_uint ("partition", part->partition));
 }
 
 /* Loads the partitions of the group's streams (first session only: the
@@ -183,13 +183,13 @@ consumer_join (rt_consumer_t *self)
         }
     }
     if (self->member_slot < 0) {
-        rt_log (RT_LOG_ERROR, "no free member slot", "group", "%s", self->group, NULL);
+        rt_log (RT_LOG_ERROR, "no free member slot", rt_log_str ("group", self->group));
         return -1;
     }
     self->db_generation = rt_db_generation (self->db);
     self->next_rebalance_ms = 0;
-    rt_log (RT_LOG_INFO, "consumer joined", "group", "%s", self->group, "member", "%s",
-            self->member, "slot", "%d", self->member_slot, NULL);
+    rt_log (RT_LOG_INFO, "consumer joined", rt_log_str ("group", self->group),
+            rt_log_str ("member", self->member), rt_log_int ("slot", self->member_slot));
     return 0;
 }
 
@@ -223,9 +223,9 @@ s_claim (rt_consumer_t *self, consumer_part_t *part)
     part->failures = 0;
     part->retry_at_ms = 0;
     consumer_follow (self, part);
-    rt_log (RT_LOG_INFO, "partition taken", "group", "%s", self->group, "stream", "%s",
-            part->stream, "partition", "%u", part->partition, "offset", "%" PRIu64, part->offset,
-            "epoch", "%" PRId64, part->epoch, NULL);
+    rt_log (RT_LOG_INFO, "partition taken", rt_log_str ("group", self->group),
+            rt_log_str ("stream", part->stream), rt_log_uint ("partition", part->partition),
+            rt_log_uint ("offset", part->offset), rt_log_int ("epoch", part->epoch));
     return 1;
 }
 

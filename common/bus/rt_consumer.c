@@ -175,8 +175,8 @@ s_prepare (rt_consumer_t *self, bool *waiting)
     PQclear (res);
     if (!ready) {
         if (!*waiting)
-            rt_log (RT_LOG_INFO, "waiting for the bus schema (busd's migrations)", "group", "%s",
-                    self->group, NULL);
+            rt_log (RT_LOG_INFO, "waiting for the bus schema (busd's migrations)",
+                    rt_log_str ("group", self->group));
         *waiting = true;
         return 0;
     }
@@ -194,7 +194,7 @@ rt_consumer_run (rt_consumer_t *self)
     char err[256];
     bool waiting = false;
     if (consumer_subscribe (self, err, sizeof err) != 0) {
-        rt_log (RT_LOG_ERROR, "consumer cannot subscribe", "error", "%s", err, NULL);
+        rt_log (RT_LOG_ERROR, "consumer cannot subscribe", rt_log_str ("error", err));
         return -1;
     }
     while (!rt_signal_stopping ()) {
@@ -225,8 +225,8 @@ rt_consumer_run (rt_consumer_t *self)
         now = rt_clock_mono_ms ();
         if (now >= self->next_rebalance_ms) {
             if (consumer_rebalance (self) != 0) {
-                rt_log (RT_LOG_WARN, "rebalance failed", "error", "%s", rt_db_error (self->db),
-                        NULL);
+                rt_log (RT_LOG_WARN, "rebalance failed",
+                        rt_log_str ("error", rt_db_error (self->db)));
                 rt_db_invalidate (self->db);
                 continue;
             }
@@ -247,7 +247,7 @@ rt_consumer_run (rt_consumer_t *self)
         if (busy)
             timeout = 0;
         if (zmq_poll (items, 2, timeout) < 0 && errno != EINTR) {
-            rt_log (RT_LOG_ERROR, "poll failed", "error", "%s", zmq_strerror (errno), NULL);
+            rt_log (RT_LOG_ERROR, "poll failed", rt_log_str ("error", zmq_strerror (errno)));
             return -1;
         }
         consumer_drain (self);
@@ -255,10 +255,10 @@ rt_consumer_run (rt_consumer_t *self)
             continue;
         consumer_gauges_update (self);
     }
-    rt_log (RT_LOG_INFO, "consumer stopped", "group", "%s", self->group, NULL);
+    rt_log (RT_LOG_INFO, "consumer stopped", rt_log_str ("group", self->group));
     return 0;
 oom:
-    rt_log (RT_LOG_ERROR, "consumer statements not registered", "error", "%s", "out of memory",
-            NULL);
+    rt_log (RT_LOG_ERROR, "consumer statements not registered",
+            rt_log_str ("error", "out of memory"));
     return -1;
 }

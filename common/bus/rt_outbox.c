@@ -22,14 +22,14 @@ rt_outbox_append (rt_db_t *db, const Retain__V1__Envelope *env)
     char why[256];
 
     if (!env->id || !env->id[0]) {
-        rt_log (RT_LOG_ERROR, "outbox: envelope without id", NULL);
+        rt_log (RT_LOG_ERROR, "outbox: envelope without id");
         return -1;
     }
     /* Refused here, in the producer's transaction, rather than set aside
      * by busd later where nobody is waiting for the answer. */
     if (rt_envelope_check (env, why, sizeof why) != 0) {
-        rt_log (RT_LOG_ERROR, "outbox: envelope refused", "id", "%s", env->id, "error", "%s", why,
-                NULL);
+        rt_log (RT_LOG_ERROR, "outbox: envelope refused", rt_log_str ("id", env->id),
+                rt_log_str ("error", why));
         return -1;
     }
     data = rt_envelope_pack (env, &len);

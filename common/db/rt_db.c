@@ -118,8 +118,8 @@ s_prepare_one (rt_db_t *self, const s_stmt_t *stmt)
     int rc = 0;
     if (PQresultStatus (res) != PGRES_COMMAND_OK) {
         s_set_error (self, PQresultErrorMessage (res), PQresultErrorField (res, PG_DIAG_SQLSTATE));
-        rt_log (RT_LOG_ERROR, "prepare failed", "statement", "%s", stmt->name, "error", "%s",
-                self->error, NULL);
+        rt_log (RT_LOG_ERROR, "prepare failed", rt_log_str ("statement", stmt->name),
+                rt_log_str ("error", self->error));
         s_check_conn (self);
         rc = -1;
     }
@@ -207,12 +207,12 @@ rt_db_ensure_for (rt_db_t *self, int timeout_ms)
             return -1;
         if (rt_db_connect (self) == 0) {
             if (attempt > 0)
-                rt_log (RT_LOG_INFO, "database reconnected", "attempts", "%d", attempt + 1, NULL);
+                rt_log (RT_LOG_INFO, "database reconnected", rt_log_int ("attempts", attempt + 1));
             return 0;
         }
         attempt++;
-        rt_log (RT_LOG_WARN, "database unavailable", "error", "%s", self->error, "retry_ms", "%d",
-                delay, NULL);
+        rt_log (RT_LOG_WARN, "database unavailable", rt_log_str ("error", self->error),
+                rt_log_int ("retry_ms", delay));
         if (timeout_ms >= 0 && waited >= timeout_ms)
             return -1;
         if (rt_signal_sleep_ms (delay))

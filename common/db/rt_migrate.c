@@ -113,8 +113,8 @@ rt_migrate_apply (rt_db_t *db, const rt_migration_set_t *set, char *err, size_t 
             s_fail (db, err, errlen, "committing the migration");
             goto unlock;
         }
-        rt_log (RT_LOG_INFO, "migration applied", "schema", "%s", set->schema, "file", "%s",
-                m->name, NULL);
+        rt_log (RT_LOG_INFO, "migration applied", rt_log_str ("schema", set->schema),
+                rt_log_str ("file", m->name));
         applied++;
     }
     rc = applied;

@@ -382,8 +382,9 @@ s_dispatch (rt_http_conn_t *conn)
     /* Answered, the request is gone and conn->req is NULL (nothing else
      * can start a request on this connection meanwhile). */
     if (conn->req && !conn->req->deferred) {
-        rt_log (RT_LOG_ERROR, "HTTP handler returned without answering", "server", "%s",
-                conn->worker->server->name, "route", "%s", rt_http_route_pattern (req), NULL);
+        rt_log (RT_LOG_ERROR, "HTTP handler returned without answering",
+                rt_log_str ("server", conn->worker->server->name),
+                rt_log_str ("route", rt_http_route_pattern (req)));
         rt_http_request_refuse (conn->req, RT_HTTP_REFUSAL_HANDLER, NULL);
     }
 }

@@ -247,14 +247,17 @@ s_log_refusal (rt_http_server_t *srv, const rt_http_refusal_info_t *info, const 
         srv->log_suppressed++;
     pthread_mutex_unlock (&srv->log_lock);
     if (suppressed)
-        rt_log (RT_LOG_WARN, "HTTP refusals not logged (rate limit)", "server", "%s", srv->name,
-                "count", "%llu", (unsigned long long)suppressed, NULL);
+        rt_log (RT_LOG_WARN, "HTTP refusals not logged (rate limit)",
+                rt_log_str ("server", srv->name),
+                rt_log_uint ("count", (unsigned long long)suppressed));
     if (!write_line)
         return;
-    rt_log (info->status >= 500 ? RT_LOG_WARN : RT_LOG_INFO, "HTTP request refused", "server", "%s",
-            srv->name, "reason", "%s", info->label, "status", "%d", info->status, "peer", "%s",
-            peer, "detail", "%s", detail ? detail : info->detail, "method", "%s",
-            req ? rt_http_method (req) : "", "path", "%s", req ? rt_http_path (req) : "", NULL);
+    rt_log (info->status >= 500 ? RT_LOG_WARN : RT_LOG_INFO, "HTTP request refused",
+            rt_log_str ("server", srv->name), rt_log_str ("reason", info->label),
+            rt_log_int ("status", info->status), rt_log_str ("peer", peer),
+            rt_log_str ("detail", detail ? detail : info->detail),
+            rt_log_str ("method", req ? rt_http_method (req) : ""),
+            rt_log_str ("path", req ? rt_http_path (req) : ""));
 }
 
 void
@@ -303,8 +306,8 @@ s_on_accept_error (struct evconnlistener *listener, void *arg)
     struct timeval tv = {0, S_ACCEPT_RETRY_MS * 1000};
     /* Out of descriptors: the socket stays readable, so pause instead of
      * spinning on it. */
-    rt_log (RT_LOG_WARN, "HTTP accept failed", "server", "%s", w->server->name, "error", "%s",
-            evutil_socket_error_to_string (error), NULL);
+    rt_log (RT_LOG_WARN, "HTTP accept failed", rt_log_str ("server", w->server->name),
+            rt_log_str ("error", evutil_socket_error_to_string (error)));
     evconnlistener_disable (listener);
     evtimer_add (w->retry_accept, &tv);
 }
@@ -326,8 +329,8 @@ s_on_stop_timeout (evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (w->ndeferred > 0)
-        rt_log (RT_LOG_WARN, "HTTP server stopped with requests unanswered", "server", "%s",
-                w->server->name, "requests", "%d", w->ndeferred, NULL);
+        rt_log (RT_LOG_WARN, "HTTP server stopped with requests unanswered",
+                rt_log_str ("server", w->server->name), rt_log_int ("requests", w->ndeferred));
     rt_http_conn_free_all (w);
     event_base_loopbreak (w->base);
 }
@@ -355,8 +358,8 @@ s_on_wake (evutil_socket_t fd, short what, void *arg)
     rt_http_post_t *list;
     (void)what;
     if (read (fd, &count, sizeof count) < 0 && errno != EAGAIN)
-        rt_log (RT_LOG_ERROR, "HTTP worker wake-up unreadable", "error", "%s", strerror (errno),
-                NULL);
+        rt_log (RT_LOG_ERROR, "HTTP worker wake-up unreadable",
+                rt_log_str ("error", strerror (errno)));
     pthread_mutex_lock (&w->lock);
     list = w->posts;
     w->posts = w->posts_tail = NULL;
@@ -604,8 +607,9 @@ rt_http_server_start (rt_http_server_t *self, char *err, size_t errlen)
         w->started = true;
     }
     pthread_sigmask (SIG_SETMASK, &old, NULL);
-    rt_log (RT_LOG_INFO, "HTTP server listening", "server", "%s", self->name, "address", "%s",
-            self->address, "port", "%d", self->port, "threads", "%d", self->nworkers, NULL);
+    rt_log (RT_LOG_INFO, "HTTP server listening", rt_log_str ("server", self->name),
+            rt_log_str ("address", self->address), rt_log_int ("port", self->port),
+            rt_log_int ("threads", self->nworkers));
     return 0;
 }
 

@@ -15,9 +15,10 @@
 #include "rt_log.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,7 +28,6 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
-#include <wchar.h>
 
 #include "rt_utf8.h"
 
@@ -279,266 +279,64 @@ s_line_finish (s_line_t *line, rt_log_level_t level)
     s_line_free (line);
 }
 
-/* True when text is exactly one JSON number (RFC 8259 section 6) that common
- * readers take without loss: an integer outside int64 (a uint64 near its
- * top) is refused, so it is written as a string and keeps every digit;
- * jansson rejects such a line outright and JavaScript rounds it. */
-static bool
-s_is_json_number (const char *text)
+bool
+rt_log_enabled (rt_log_level_t level)
 {
-    const char *p = text;
-    bool integer = true;
-    if (*p == '-')
-        p++;
-    if (*p == '0')
-        p++;
-    else if (*p >= '1' && *p <= '9') {
-        while (isdigit ((unsigned char)*p))
-            p++;
-    } else
-        return false;
-    if (*p == '.') {
-        integer = false;
-        p++;
-        if (!isdigit ((unsigned char)*p))
-            return false;
-        while (isdigit ((unsigned char)*p))
-            p++;
-    }
-    if (*p == 'e' || *p == 'E') {
-        integer = false;
-        p++;
-        if (*p == '+' || *p == '-')
-            p++;
-        if (!isdigit ((unsigned char)*p))
-            return false;
-        while (isdigit ((unsigned char)*p))
-            p++;
-    }
-    if (*p != '\0')
-        return false;
-    if (integer) {
-        errno = 0;
-        (void)strtoll (text, NULL, 10);
-        if (errno == ERANGE)
-            return false;
-    }
-    return true;
-}
-
-/* Walks the conversions of fmt, taking each one's argument off *ap so the
- * list is positioned at the next key; returns true when fmt's conversions are
- * all decimal or floating point (the ones that may yield a JSON number). An
- * unknown conversion stops the walk: its argument type cannot be known. */
-static bool
-s_consume_args (const char *fmt, va_list *ap)
-{
-    bool numeric = true;
-    int conversions = 0;
-    const char *p = fmt;
-    while (*p) {
-        if (*p++ != '%')
-            continue;
-        if (*p == '%') {
-            p++;
-            continue;
-        }
-        while (*p && strchr ("-+ #0'I", *p))
-            p++;
-        if (*p == '*') {
-            (void)va_arg (*ap, int);
-            p++;
-        } else {
-            while (isdigit ((unsigned char)*p))
-                p++;
-        }
-        if (*p == '.') {
-            p++;
-            if (*p == '*') {
-                (void)va_arg (*ap, int);
-                p++;
-            } else {
-                while (isdigit ((unsigned char)*p))
-                    p++;
-            }
-        }
-        /* Length: 0 none, 1 hh/h, 2 l, 3 ll/q, 4 j, 5 z, 6 t, 7 L. */
-        int length = 0;
-        if (*p == 'h') {
-            length = 1;
-            p++;
-            if (*p == 'h')
-                p++;
-        } else if (*p == 'l') {
-            length = 2;
-            p++;
-            if (*p == 'l') {
-                length = 3;
-                p++;
-            }
-        } else if (*p == 'q') {
-            length = 3;
-            p++;
-        } else if (*p == 'j') {
-            length = 4;
-            p++;
-        } else if (*p == 'z' || *p == 'Z') {
-            length = 5;
-            p++;
-        } else if (*p == 't') {
-            length = 6;
-            p++;
-        } else if (*p == 'L') {
-            length = 7;
-            p++;
-        }
-        char conv = *p;
-        if (conv)
-            p++;
-        conversions++;
-        switch (conv) {
-        case 'd':
-        case 'i':
-            if (length == 2)
-                (void)va_arg (*ap, long);
-            else if (length == 3 || length == 7)
-                (void)va_arg (*ap, long long);
-            else if (length == 4)
-                (void)va_arg (*ap, intmax_t);
-            else if (length == 5)
-                (void)va_arg (*ap, ssize_t);
-            else if (length == 6)
-                (void)va_arg (*ap, ptrdiff_t);
-            else
-                (void)va_arg (*ap, int);
-            break;
-        case 'u':
-        case 'o':
-        case 'x':
-        case 'X':
-            if (conv != 'u')
-                numeric = false;
-            if (length == 2)
-                (void)va_arg (*ap, unsigned long);
-            else if (length == 3 || length == 7)
-                (void)va_arg (*ap, unsigned long long);
-            else if (length == 4)
-                (void)va_arg (*ap, uintmax_t);
-            else if (length == 5)
-                (void)va_arg (*ap, size_t);
-            else if (length == 6)
-                (void)va_arg (*ap, ptrdiff_t);
-            else
-                (void)va_arg (*ap, unsigned int);
-            break;
-        case 'f':
-        case 'F':
-        case 'e':
-        case 'E':
-        case 'g':
-        case 'G':
-        case 'a':
-        case 'A':
-            if (conv == 'a' || conv == 'A')
-                numeric = false;
-            if (length == 7)
-                (void)va_arg (*ap, long double);
-            else
-                (void)va_arg (*ap, double);
-            break;
-        case 'c':
-        case 'C':
-            numeric = false;
-            if (length == 2 || conv == 'C')
-                (void)va_arg (*ap, wint_t);
-            else
-                (void)va_arg (*ap, int);
-            break;
-        case 's':
-        case 'S':
-        case 'p':
-        case 'n':
-            numeric = false;
-            (void)va_arg (*ap, void *);
-            break;
-        case 'm':
-            numeric = false; /* glibc's strerror(errno): no argument */
-            break;
-        default:
-            return false;
-        }
-    }
-    return numeric && conversions > 0;
+    return s_enabled (level);
 }
 
 static void
-s_line_printf_field (s_line_t *line, const char *key, const char *fmt, va_list *ap)
+s_line_typed_field (s_line_t *line, const rt_log_field_t *field)
 {
-    char small[S_STACK_VALUE];
-    char *text = small;
-    va_list copy;
-
-    va_copy (copy, *ap);
-    int n = vsnprintf (small, sizeof small, fmt, copy);
-    va_end (copy);
-    if (n < 0) {
-        small[0] = '\0';
-        n = 0;
-    } else if ((size_t)n >= sizeof small) {
-        text = malloc ((size_t)n + 1);
-        if (!text) {
-            line->failed = true;
-            text = small;
-            n = 0;
-        } else {
-            va_copy (copy, *ap);
-            vsnprintf (text, (size_t)n + 1, fmt, copy);
-            va_end (copy);
+    char number[32];
+    int n = -1;
+    const char *key = field->key ? field->key : "";
+    switch (field->kind) {
+    case RT_LOG_FIELD_STR:
+        if (!field->value.str) {
+            s_line_field (line, key, "null", 4, true);
+            return;
         }
+        s_line_field (line, key, field->value.str, strlen (field->value.str), false);
+        return;
+    case RT_LOG_FIELD_INT:
+        n = snprintf (number, sizeof number, "%lld", field->value.i);
+        break;
+    case RT_LOG_FIELD_UINT:
+        n = snprintf (number, sizeof number, "%llu", field->value.u);
+        if (field->value.u > (unsigned long long)INT64_MAX) {
+            /* Beyond int64 a reader rounds (JavaScript) or refuses the line
+             * (jansson): a string keeps every digit. */
+            s_line_field (line, key, number, (size_t)n, false);
+            return;
+        }
+        break;
+    case RT_LOG_FIELD_REAL:
+        n = snprintf (number, sizeof number, "%.15g", field->value.real);
+        if (!isfinite (field->value.real)) {
+            s_line_field (line, key, number, (size_t)n, false);
+            return;
+        }
+        break;
+    default:
+        s_line_field (line, key, "?", 1, false);
+        return;
     }
-    bool numeric = s_consume_args (fmt, ap) && s_is_json_number (text);
-    s_line_field (line, key, text, (size_t)n, numeric);
-    if (text != small)
-        free (text);
+    s_line_field (line, key, number, (size_t)n, true);
 }
 
 void
-rt_log_v (rt_log_level_t level, const char *msg, va_list fields)
+rt_log_fields (rt_log_level_t level, const char *msg, const rt_log_field_t *fields, size_t n)
 {
     if (!s_enabled (level))
         return;
     int saved_errno = errno;
     s_line_t line;
-    va_list ap;
-
     s_line_begin (&line, level, msg);
-    /* A copy, because a va_list parameter cannot be passed on by address
-     * portably (it may be an array that decayed to a pointer). */
-    va_copy (ap, fields);
-    for (;;) {
-        const char *key = va_arg (ap, const char *);
-        if (!key)
-            break;
-        const char *fmt = va_arg (ap, const char *);
-        if (!fmt)
-            fmt = "";
-        /* The work above may have touched errno; a %m field wants the
-         * caller's. */
-        errno = saved_errno;
-        s_line_printf_field (&line, key, fmt, &ap);
-    }
-    va_end (ap);
+    for (size_t i = 0; fields && i < n; i++)
+        s_line_typed_field (&line, &fields[i]);
     s_line_finish (&line, level);
     errno = saved_errno;
-}
-
-void
-rt_log (rt_log_level_t level, const char *msg, ...)
-{
-    va_list fields;
-    va_start (fields, msg);
-    rt_log_v (level, msg, fields);
-    va_end (fields);
 }
 
 void

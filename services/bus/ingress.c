@@ -74,8 +74,8 @@ s_reject (busd_t *self, const uint8_t *identity, size_t identity_len, bool delim
     ack.status = RETAIN__V1__ACK__STATUS__REJECTED;
     ack.error = (char *)why;
     s_count_rejected (self, reason);
-    rt_log (RT_LOG_WARN, "envelope rejected", "reason", "%s", reason, "error", "%s", why, "id",
-            "%s", id ? id : "", NULL);
+    rt_log (RT_LOG_WARN, "envelope rejected", rt_log_str ("reason", reason),
+            rt_log_str ("error", why), rt_log_str ("id", id ? id : ""));
     if (identity)
         s_send_ack (self, identity, identity_len, delimiter, &ack);
 }

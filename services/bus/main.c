@@ -192,7 +192,7 @@ s_sockets_open (busd_t *self)
     zmq_setsockopt (self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     if (zap_apply_server (self, self->router, err, sizeof err) != 0 ||
         zap_apply_server (self, self->pub, err, sizeof err) != 0) {
-        rt_log (RT_LOG_ERROR, "CURVE setup failed", "error", "%s", err, NULL);
+        rt_log (RT_LOG_ERROR, "CURVE setup failed", rt_log_str ("error", err));
         goto fail;
     }
     for (tries = 0;; tries++) {
@@ -200,15 +200,16 @@ s_sockets_open (busd_t *self)
             zmq_bind (self->pub, self->pub_endpoint) == 0)
             break;
         if (errno != EADDRINUSE || tries >= 50 || rt_signal_stopping ()) {
-            rt_log (RT_LOG_ERROR, "cannot bind", "ingress", "%s", self->ingress_endpoint, "pub",
-                    "%s", self->pub_endpoint, "error", "%s", zmq_strerror (errno), NULL);
+            rt_log (RT_LOG_ERROR, "cannot bind", rt_log_str ("ingress", self->ingress_endpoint),
+                    rt_log_str ("pub", self->pub_endpoint),
+                    rt_log_str ("error", zmq_strerror (errno)));
             goto fail;
         }
         zmq_unbind (self->router, self->ingress_endpoint);
         rt_signal_sleep_ms (100);
     }
-    rt_log (RT_LOG_INFO, "listening", "ingress", "%s", self->ingress_endpoint, "pub", "%s",
-            self->pub_endpoint, NULL);
+    rt_log (RT_LOG_INFO, "listening", rt_log_str ("ingress", self->ingress_endpoint),
+            rt_log_str ("pub", self->pub_endpoint));
     return 0;
 fail:
     s_sockets_close (self);
@@ -289,7 +290,7 @@ s_primary_loop (busd_t *self, int64_t outbox_poll_ms, int64_t housekeeping_ms)
         if (self->zap)
             items[nitems++] = (zmq_pollitem_t){self->zap, 0, ZMQ_POLLIN, 0};
         if (!stopping && zmq_poll (items, nitems, timeout) < 0 && errno != EINTR) {
-            rt_log (RT_LOG_ERROR, "poll failed", "error", "%s", zmq_strerror (errno), NULL);
+            rt_log (RT_LOG_ERROR, "poll failed", rt_log_str ("error", zmq_strerror (errno)));
             return 1;
         }
         /* Housekeeping at takeover, when busd's UTC day changes and on the
@@ -339,7 +340,7 @@ s_primary_loop (busd_t *self, int64_t outbox_poll_ms, int64_t housekeeping_ms)
         failures++;
         if (rt_signal_sleep_ms (failures < 10 ? 100 * failures : 1000) && failures > 3) {
             rt_log (RT_LOG_ERROR, "stopping with an uncommitted batch; producers will retry",
-                    "items", "%zu", self->nitems, NULL);
+                    rt_log_uint ("items", self->nitems));
             items_clear (self);
             return 1;
         }
@@ -362,7 +363,7 @@ s_run (busd_t *self, int64_t outbox_poll_ms, int64_t housekeeping_ms)
             break;
         if (!migrated) {
             if (rt_migrate_apply (self->db, &rt_migrations_bus, err, sizeof err) < 0) {
-                rt_log (RT_LOG_ERROR, "migration failed", "error", "%s", err, NULL);
+                rt_log (RT_LOG_ERROR, "migration failed", rt_log_str ("error", err));
                 if (!rt_db_is_ok (self->db))
                     continue;
                 return -1;
@@ -384,7 +385,7 @@ s_run (busd_t *self, int64_t outbox_poll_ms, int64_t housekeeping_ms)
             s_sockets_close (self);
             atomic_store (&self->failing_since_ms, 0);
             if (!announced_standby) {
-                rt_log (RT_LOG_INFO, "standby: waiting for the writer lock", NULL);
+                rt_log (RT_LOG_INFO, "standby: waiting for the writer lock");
                 announced_standby = true;
             }
             rt_signal_sleep_ms (STANDBY_POLL_MS);
@@ -401,14 +402,14 @@ s_run (busd_t *self, int64_t outbox_poll_ms, int64_t housekeeping_ms)
         }
         atomic_store (&self->role, BUSD_PRIMARY);
         rt_gauge_set (self->m.primary, 1);
-        rt_log (RT_LOG_INFO, "writer: holding the lock", "seq", "%llu",
-                (unsigned long long)self->seq, NULL);
+        rt_log (RT_LOG_INFO, "writer: holding the lock",
+                rt_log_uint ("seq", (unsigned long long)self->seq));
         self->outbox_due = true;
         self->housekeeping_due = true;
         if (s_primary_loop (self, outbox_poll_ms, housekeeping_ms) == 1)
             break;
-        rt_log (RT_LOG_WARN, "lost PostgreSQL: acknowledgements stop until it is back", "error",
-                "%s", rt_db_error (self->db), NULL);
+        rt_log (RT_LOG_WARN, "lost PostgreSQL: acknowledgements stop until it is back",
+                rt_log_str ("error", rt_db_error (self->db)));
         s_note_failure (self);
     }
     return 0;
@@ -460,13 +461,14 @@ main (int argc, char **argv)
         rt_config_get_ms (config, "retention", &self.retention_ms, err, sizeof err) != 0 ||
         rt_config_get_ms (config, "outbox-poll", &outbox_poll_ms, err, sizeof err) != 0 ||
         rt_config_get_ms (config, "housekeeping", &housekeeping_ms, err, sizeof err) != 0) {
-        rt_log (RT_LOG_ERROR, "bad configuration", "error", "%s", err, NULL);
+        rt_log (RT_LOG_ERROR, "bad configuration", rt_log_str ("error", err));
         goto cleanup;
     }
     self.batch_max = (int)v;
     if (self.retention_ms < 86400000) {
-        rt_log (RT_LOG_ERROR, "bad configuration", "error", "%s",
-                "--retention must be at least 1d (the log is partitioned by day)", NULL);
+        rt_log (RT_LOG_ERROR, "bad configuration",
+                rt_log_str ("error",
+                            "--retention must be at least 1d (the log is partitioned by day)"));
         goto cleanup;
     }
     rt_config_log (config);
@@ -480,7 +482,7 @@ main (int argc, char **argv)
     admin = rt_admin_start (rt_config_get (config, "admin"), self.metrics, s_ready, &self, err,
                             sizeof err);
     if (!admin) {
-        rt_log (RT_LOG_ERROR, "admin server failed", "error", "%s", err, NULL);
+        rt_log (RT_LOG_ERROR, "admin server failed", rt_log_str ("error", err));
         goto cleanup;
     }
 
@@ -488,7 +490,7 @@ main (int argc, char **argv)
     if (!self.zmq_ctx)
         goto cleanup;
     if (zap_start (&self, err, sizeof err) != 0) {
-        rt_log (RT_LOG_ERROR, "CURVE configuration", "error", "%s", err, NULL);
+        rt_log (RT_LOG_ERROR, "CURVE configuration", rt_log_str ("error", err));
         goto cleanup;
     }
     self.db = rt_db_new (self.dsn, "retain-busd");
@@ -496,7 +498,7 @@ main (int argc, char **argv)
         goto cleanup;
     if (s_run (&self, outbox_poll_ms, housekeeping_ms) == 0)
         rc = 0;
-    rt_log (RT_LOG_INFO, "stopped", "seq", "%llu", (unsigned long long)self.seq, NULL);
+    rt_log (RT_LOG_INFO, "stopped", rt_log_uint ("seq", (unsigned long long)self.seq));
 
 cleanup:
     items_clear (&self);

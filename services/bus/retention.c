@@ -68,8 +68,8 @@ s_read_coverage (busd_t *self, int64_t now_ms)
     int64_t today = now_ms / DAY_MS, first = -1, last = -1;
     int r;
     if (!res) {
-        rt_log (RT_LOG_ERROR, "reading the log's partitions failed", "error", "%s",
-                rt_db_error (self->db), NULL);
+        rt_log (RT_LOG_ERROR, "reading the log's partitions failed",
+                rt_log_str ("error", rt_db_error (self->db)));
         return;
     }
     for (r = 0; r < PQntuples (res); r++) {
@@ -87,7 +87,7 @@ s_read_coverage (busd_t *self, int64_t now_ms)
     PQclear (res);
     if (first < 0 || first > today || last < today) {
         self->covered_from_ms = self->covered_to_ms = 0;
-        rt_log (RT_LOG_ERROR, "no log partition holds today's ids", NULL);
+        rt_log (RT_LOG_ERROR, "no log partition holds today's ids");
         return;
     }
     self->covered_from_ms = first * DAY_MS;
@@ -112,13 +112,13 @@ retention_run (busd_t *self)
     res =
         rt_db_exec_params (self->db, "SELECT bus.ensure_partitions($1::date, $2::int)", 2, params);
     if (!res) {
-        rt_log (RT_LOG_ERROR, "creating log partitions failed", "error", "%s",
-                rt_db_error (self->db), NULL);
+        rt_log (RT_LOG_ERROR, "creating log partitions failed",
+                rt_log_str ("error", rt_db_error (self->db)));
         return;
     }
     if (atoi (PQgetvalue (res, 0, 0)) > 0)
-        rt_log (RT_LOG_INFO, "log partitions created", "count", "%d", atoi (PQgetvalue (res, 0, 0)),
-                "from", "%s", from, NULL);
+        rt_log (RT_LOG_INFO, "log partitions created",
+                rt_log_int ("count", atoi (PQgetvalue (res, 0, 0))), rt_log_str ("from", from));
     PQclear (res);
 
     snprintf (interval, sizeof interval, "%lld milliseconds", (long long)self->retention_ms);
@@ -129,11 +129,11 @@ retention_run (busd_t *self)
         self->db, "SELECT bus.drop_expired($1::interval, to_timestamp($2::bigint / 1000.0))", 2,
         params);
     if (!res)
-        rt_log (RT_LOG_ERROR, "retention failed", "error", "%s", rt_db_error (self->db), NULL);
+        rt_log (RT_LOG_ERROR, "retention failed", rt_log_str ("error", rt_db_error (self->db)));
     else {
         for (r = 0; r < PQntuples (res); r++)
-            rt_log (RT_LOG_INFO, "log partition dropped", "partition", "%s", PQgetvalue (res, r, 0),
-                    NULL);
+            rt_log (RT_LOG_INFO, "log partition dropped",
+                    rt_log_str ("partition", PQgetvalue (res, r, 0)));
         PQclear (res);
     }
     s_read_coverage (self, now);

@@ -172,7 +172,7 @@ writer_load (busd_t *self)
     }
     PQclear (res);
     rt_gauge_set (self->m.seq, (double)self->seq);
-    rt_log (RT_LOG_INFO, "log position loaded", "seq", "%llu", (unsigned long long)self->seq, NULL);
+    rt_log (RT_LOG_INFO, "log position loaded", rt_log_uint ("seq", (unsigned long long)self->seq));
     return 0;
 }
 
@@ -237,8 +237,9 @@ s_outbox_take (busd_t *self, int *rejected)
             }
             PQclear (ins);
             (*rejected)++;
-            rt_log (RT_LOG_WARN, "outbox row set aside", "outbox_id", "%lld", (long long)outbox_id,
-                    "reason", "%s", reason, "error", "%s", why, NULL);
+            rt_log (RT_LOG_WARN, "outbox row set aside",
+                    rt_log_int ("outbox_id", (long long)outbox_id), rt_log_str ("reason", reason),
+                    rt_log_str ("error", why));
             continue;
         }
         if (self->nitems == self->items_cap) {
@@ -675,7 +676,7 @@ s_txn_dedup (busd_t *self, size_t lo, size_t *hi, s_outbox_mode_t mode, bool pro
         if (mode == S_OUTBOX_TAKE)
             mode = S_OUTBOX_BY_ID;
     }
-    rt_log (RT_LOG_ERROR, "batch kept failing on duplicate ids", "items", "%zu", *hi - lo, NULL);
+    rt_log (RT_LOG_ERROR, "batch kept failing on duplicate ids", rt_log_uint ("items", *hi - lo));
     return S_TXN_FAILED;
 }
 
@@ -688,8 +689,9 @@ s_refuse (busd_t *self, size_t i, const char *error, const char *sqlstate)
     busd_item_t *item = &self->items[i];
     char why[512];
     snprintf (why, sizeof why, "the log refused it: %s (sqlstate %s)", error, sqlstate);
-    rt_log (RT_LOG_WARN, "envelope refused by the log", "id", "%s", item->env->id, "origin", "%s",
-            item->origin == ITEM_OUTBOX ? "outbox" : "ingress", "error", "%s", why, NULL);
+    rt_log (RT_LOG_WARN, "envelope refused by the log", rt_log_str ("id", item->env->id),
+            rt_log_str ("origin", item->origin == ITEM_OUTBOX ? "outbox" : "ingress"),
+            rt_log_str ("error", why));
     if (item->origin == ITEM_OUTBOX) {
         char idtext[24];
         const char *rp[3];
@@ -795,9 +797,10 @@ writer_commit (busd_t *self)
          * first (a day missing is the one cause that housekeeping mends),
          * then split the batch so the others commit and the item that
          * fails alone is refused. */
-        rt_log (RT_LOG_WARN, "batch refused by the log; isolating the cause", "error", "%s",
-                rt_db_error (self->db), "sqlstate", "%s", rt_db_sqlstate (self->db), "items", "%zu",
-                self->nitems, NULL);
+        rt_log (RT_LOG_WARN, "batch refused by the log; isolating the cause",
+                rt_log_str ("error", rt_db_error (self->db)),
+                rt_log_str ("sqlstate", rt_db_sqlstate (self->db)),
+                rt_log_uint ("items", self->nitems));
         if (strcmp (rt_db_sqlstate (self->db), "23514") == 0)
             retention_run (self);
         rc = s_isolate (self, 0, self->nitems, &copybuf);
@@ -806,8 +809,9 @@ writer_commit (busd_t *self)
             goto cleanup;
     }
     rt_counter_inc (self->m.db_errors);
-    rt_log (RT_LOG_ERROR, "batch not committed", "error", "%s", rt_db_error (self->db), "sqlstate",
-            "%s", rt_db_sqlstate (self->db), "items", "%zu", self->nitems, NULL);
+    rt_log (RT_LOG_ERROR, "batch not committed", rt_log_str ("error", rt_db_error (self->db)),
+            rt_log_str ("sqlstate", rt_db_sqlstate (self->db)),
+            rt_log_uint ("items", self->nitems));
     /* Outbox rows went back to the table with the rollback; they will be
      * taken again. Ingress items stay for the next attempt. */
     s_drop_outbox_items (self);

@@ -81,7 +81,7 @@ zap_start (busd_t *self, char *err, size_t errlen)
         snprintf (err, errlen, "ZAP handler: %s", zmq_strerror (errno));
         return -1;
     }
-    rt_log (RT_LOG_INFO, "CURVE enabled", "admitted_keys", "%zu", self->ncurve_keys, NULL);
+    rt_log (RT_LOG_INFO, "CURVE enabled", rt_log_uint ("admitted_keys", self->ncurve_keys));
     return 0;
 }
 
@@ -135,7 +135,7 @@ zap_handle (busd_t *self)
         if (n > 3)
             snprintf (addr, sizeof addr, "%.*s", (int)zmq_msg_size (&frames[3]),
                       (const char *)zmq_msg_data (&frames[3]));
-        rt_log (RT_LOG_WARN, "client refused: key not admitted", "address", "%s", addr, NULL);
+        rt_log (RT_LOG_WARN, "client refused: key not admitted", rt_log_str ("address", addr));
     }
     zmq_send (self->zap, "1.0", 3, ZMQ_SNDMORE);
     if (n > 1)

@@ -133,7 +133,7 @@ s_sync_pollers (ingestd_t *self)
             k++;
             continue;
         }
-        rt_log (RT_LOG_INFO, "stopping IMAP poller", "inbox", "%s", slot->id, NULL);
+        rt_log (RT_LOG_INFO, "stopping IMAP poller", rt_log_str ("inbox", slot->id));
         imap_poller_stop (&slot->poller);
         free (slot->fingerprint);
         self->pollers[k] = self->pollers[--self->npollers];
@@ -154,8 +154,8 @@ s_sync_pollers (ingestd_t *self)
             slot->poller =
                 imap_poller_start (inbox, self->writer, self->dsn, self->metrics, err, sizeof err);
             if (!slot->poller) {
-                rt_log (RT_LOG_ERROR, "IMAP poller not started", "inbox", "%s", inbox->id, "error",
-                        "%s", err, NULL);
+                rt_log (RT_LOG_ERROR, "IMAP poller not started", rt_log_str ("inbox", inbox->id),
+                        rt_log_str ("error", err));
                 continue;
             }
             snprintf (slot->id, sizeof slot->id, "%s", inbox->id);
@@ -163,7 +163,7 @@ s_sync_pollers (ingestd_t *self)
             if (!slot->fingerprint)
                 slot->fingerprint = strdup ("");
             self->npollers++;
-            rt_log (RT_LOG_INFO, "IMAP poller started", "inbox", "%s", inbox->id, NULL);
+            rt_log (RT_LOG_INFO, "IMAP poller started", rt_log_str ("inbox", inbox->id));
         }
     }
     inboxes_release (snap);
@@ -182,13 +182,14 @@ s_announce (ingestd_t *self, const char *public_url)
         /* The provider's address, not the channel's: a Twilio WhatsApp
          * number posts to Twilio's route. */
         if (!kind->route) {
-            rt_log (RT_LOG_INFO, "inbox polled", "inbox", "%s", inbox->id, "channel", "%s", channel,
-                    "provider", "%s", kind->provider, NULL);
+            rt_log (RT_LOG_INFO, "inbox polled", rt_log_str ("inbox", inbox->id),
+                    rt_log_str ("channel", channel), rt_log_str ("provider", kind->provider));
             continue;
         }
         rt_channel_kind_url (kind, public_url, inbox->id, url, sizeof url);
-        rt_log (RT_LOG_INFO, "inbox webhook", "inbox", "%s", inbox->id, "channel", "%s", channel,
-                "provider", "%s", kind->provider, "url", "%s", url, NULL);
+        rt_log (RT_LOG_INFO, "inbox webhook", rt_log_str ("inbox", inbox->id),
+                rt_log_str ("channel", channel), rt_log_str ("provider", kind->provider),
+                rt_log_str ("url", url));
     }
     inboxes_release (snap);
 }
@@ -208,7 +209,7 @@ s_migrate (const char *dsn)
             rc = 0;
             break;
         }
-        rt_log (RT_LOG_ERROR, "migration failed", "error", "%s", err, NULL);
+        rt_log (RT_LOG_ERROR, "migration failed", rt_log_str ("error", err));
         if (rt_db_is_ok (db))
             break; /* a real error, not a lost connection */
     }
@@ -259,7 +260,7 @@ main (int argc, char **argv)
             0 ||
         rt_config_get_int (config, "http-per-address", 1, 100000, &per_address, err, sizeof err) !=
             0) {
-        rt_log (RT_LOG_ERROR, "bad configuration", "error", "%s", err, NULL);
+        rt_log (RT_LOG_ERROR, "bad configuration", rt_log_str ("error", err));
         goto cleanup;
     }
     rt_config_log (config);
@@ -272,7 +273,7 @@ main (int argc, char **argv)
     admin = rt_admin_start (rt_config_get (config, "admin"), self.metrics, s_ready, &self, err,
                             sizeof err);
     if (!admin) {
-        rt_log (RT_LOG_ERROR, "admin server failed", "error", "%s", err, NULL);
+        rt_log (RT_LOG_ERROR, "admin server failed", rt_log_str ("error", err));
         goto cleanup;
     }
     if (s_migrate (self.dsn) != 0)
@@ -283,7 +284,7 @@ main (int argc, char **argv)
     }
     self.writer = writer_start (self.dsn, self.metrics, err, sizeof err);
     if (!self.writer) {
-        rt_log (RT_LOG_ERROR, "writer failed", "error", "%s", err, NULL);
+        rt_log (RT_LOG_ERROR, "writer failed", rt_log_str ("error", err));
         goto cleanup;
     }
     memset (&sc, 0, sizeof sc);
@@ -299,11 +300,12 @@ main (int argc, char **argv)
     sc.metrics = self.metrics;
     self.server = server_start (&sc, err, sizeof err);
     if (!self.server) {
-        rt_log (RT_LOG_ERROR, "webhook server failed", "error", "%s", err, NULL);
+        rt_log (RT_LOG_ERROR, "webhook server failed", rt_log_str ("error", err));
         goto cleanup;
     }
-    rt_log (RT_LOG_INFO, "listening", "http", "%s", sc.address, "port", "%d",
-            server_port (self.server), "public_url", "%s", sc.public_url, NULL);
+    rt_log (RT_LOG_INFO, "listening", rt_log_str ("http", sc.address),
+            rt_log_int ("port", server_port (self.server)),
+            rt_log_str ("public_url", sc.public_url));
     s_announce (&self, sc.public_url);
     s_sync_pollers (&self);
     atomic_store (&self.phase, S_SERVING);
@@ -315,7 +317,7 @@ main (int argc, char **argv)
         }
     }
     rc = 0;
-    rt_log (RT_LOG_INFO, "stopping", NULL);
+    rt_log (RT_LOG_INFO, "stopping");
 
 cleanup:
     atomic_store (&self.phase, S_STOPPING);

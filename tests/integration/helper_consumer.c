@@ -114,13 +114,13 @@ s_handle (rt_db_t *db, const Retain__V1__Envelope *event, void *arg)
     params[4] = self->name;
     res = rt_db_exec_prepared (db, "helper_effect", 5, params, NULL, NULL, 0);
     if (!res) {
-        rt_log (RT_LOG_WARN, "effect not written", "error", "%s", rt_db_error (db), NULL);
+        rt_log (RT_LOG_WARN, "effect not written", rt_log_str ("error", rt_db_error (db)));
         return -1;
     }
     PQclear (res);
     if (self->outbox_every > 0 && event->pseq % (uint64_t)self->outbox_every == 0 &&
         s_emit (self, db, event) != 0) {
-        rt_log (RT_LOG_WARN, "outbox event not written", "error", "%s", rt_db_error (db), NULL);
+        rt_log (RT_LOG_WARN, "outbox event not written", rt_log_str ("error", rt_db_error (db)));
         return -1;
     }
     if (self->sleep_us > 0)
@@ -183,7 +183,7 @@ main (int argc, char **argv)
             0 ||
         rt_config_get_int (config, "outbox-every", 0, 1000000000, &helper.outbox_every, err,
                            sizeof err) != 0) {
-        rt_log (RT_LOG_ERROR, "bad configuration", "error", "%s", err, NULL);
+        rt_log (RT_LOG_ERROR, "bad configuration", rt_log_str ("error", err));
         goto cleanup;
     }
     rt_config_log (config);
@@ -212,13 +212,13 @@ main (int argc, char **argv)
     cc.handler_arg = &helper;
     consumer = rt_consumer_new (&cc, err, sizeof err);
     if (!consumer) {
-        rt_log (RT_LOG_ERROR, "consumer not created", "error", "%s", err, NULL);
+        rt_log (RT_LOG_ERROR, "consumer not created", rt_log_str ("error", err));
         goto cleanup;
     }
     admin = rt_admin_start (rt_config_get (config, "admin"), metrics, s_ready, consumer, err,
                             sizeof err);
     if (!admin) {
-        rt_log (RT_LOG_ERROR, "admin server failed", "error", "%s", err, NULL);
+        rt_log (RT_LOG_ERROR, "admin server failed", rt_log_str ("error", err));
         goto cleanup;
     }
     if (rt_consumer_run (consumer) == 0)

@@ -232,15 +232,15 @@ s_cursor_load (imap_poller_t *self)
     PGresult *res = NULL;
     int rc = -1;
     if (PQstatus (conn) != CONNECTION_OK) {
-        rt_log (RT_LOG_WARN, "IMAP cursor not read", "inbox", "%s", self->id, "error", "%s",
-                PQerrorMessage (conn), NULL);
+        rt_log (RT_LOG_WARN, "IMAP cursor not read", rt_log_str ("inbox", self->id),
+                rt_log_str ("error", PQerrorMessage (conn)));
         goto cleanup;
     }
     res = PQexecParams (conn, "SELECT value FROM ingest.cursors WHERE name = $1", 1, NULL, params,
                         NULL, NULL, 0);
     if (PQresultStatus (res) != PGRES_TUPLES_OK) {
-        rt_log (RT_LOG_WARN, "IMAP cursor not read", "inbox", "%s", self->id, "error", "%s",
-                PQerrorMessage (conn), NULL);
+        rt_log (RT_LOG_WARN, "IMAP cursor not read", rt_log_str ("inbox", self->id),
+                rt_log_str ("error", PQerrorMessage (conn)));
         goto cleanup;
     }
     self->uidvalidity = 0;
@@ -249,14 +249,15 @@ s_cursor_load (imap_poller_t *self)
         s_cursor_parse (PQgetvalue (res, 0, 0), &self->uidvalidity, &self->last_uid) != 0) {
         /* Only this code writes it; a value it cannot read means starting
          * over, which de-duplication makes safe. */
-        rt_log (RT_LOG_WARN, "IMAP cursor unreadable, starting over", "inbox", "%s", self->id,
-                "cursor", "%s", PQgetvalue (res, 0, 0), NULL);
+        rt_log (RT_LOG_WARN, "IMAP cursor unreadable, starting over",
+                rt_log_str ("inbox", self->id), rt_log_str ("cursor", PQgetvalue (res, 0, 0)));
         self->uidvalidity = 0;
         self->last_uid = 0;
     }
     self->have_cursor = true;
-    rt_log (RT_LOG_INFO, "IMAP cursor", "inbox", "%s", self->id, "uidvalidity", "%" PRIu64,
-            self->uidvalidity, "last_uid", "%" PRIu64, self->last_uid, NULL);
+    rt_log (RT_LOG_INFO, "IMAP cursor", rt_log_str ("inbox", self->id),
+            rt_log_uint ("uidvalidity", self->uidvalidity),
+            rt_log_uint ("last_uid", self->last_uid));
     rc = 0;
 cleanup:
     PQclear (res);
@@ -285,8 +286,9 @@ s_fail (imap_poller_t *self, const char *what, CURLcode code)
     rt_counter_inc (self->errors);
     if (code == CURLE_ABORTED_BY_CALLBACK && s_stopping (self))
         return;
-    rt_log (RT_LOG_WARN, "IMAP request failed", "inbox", "%s", self->id, "request", "%s", what,
-            "error", "%s", self->curl_err[0] ? self->curl_err : curl_easy_strerror (code), NULL);
+    rt_log (RT_LOG_WARN, "IMAP request failed", rt_log_str ("inbox", self->id),
+            rt_log_str ("request", what),
+            rt_log_str ("error", self->curl_err[0] ? self->curl_err : curl_easy_strerror (code)));
 }
 
 /* The number after `key` in the text ("[UIDVALIDITY 123]"); 0 when absent. */
@@ -322,7 +324,7 @@ s_examine (imap_poller_t *self, uint64_t *uidvalidity, uint64_t *uidnext)
     *uidnext = s_number_after (sink.data, "[UIDNEXT ");
     if (*uidvalidity == 0) {
         rt_counter_inc (self->errors);
-        rt_log (RT_LOG_WARN, "IMAP server sent no UIDVALIDITY", "inbox", "%s", self->id, NULL);
+        rt_log (RT_LOG_WARN, "IMAP server sent no UIDVALIDITY", rt_log_str ("inbox", self->id));
         goto cleanup;
     }
     rc = 0;
@@ -362,7 +364,7 @@ s_search (imap_poller_t *self, uint64_t **uids, size_t *nuids)
     }
     if (sink.truncated) {
         rt_counter_inc (self->errors);
-        rt_log (RT_LOG_WARN, "IMAP SEARCH answer too long", "inbox", "%s", self->id, NULL);
+        rt_log (RT_LOG_WARN, "IMAP SEARCH answer too long", rt_log_str ("inbox", self->id));
         goto cleanup;
     }
     /* "* SEARCH 4 5 6" lines; anything in parentheses (a MODSEQ) is not a UID. */
@@ -417,8 +419,8 @@ s_fetch (imap_poller_t *self, uint64_t uid, s_sink_t *sink)
     if (code == CURLE_REMOTE_FILE_NOT_FOUND) {
         /* libcurl's answer to a FETCH that returned no message: expunged
          * since the SEARCH. */
-        rt_log (RT_LOG_WARN, "IMAP message gone before it was fetched", "inbox", "%s", self->id,
-                "uid", "%" PRIu64, uid, NULL);
+        rt_log (RT_LOG_WARN, "IMAP message gone before it was fetched",
+                rt_log_str ("inbox", self->id), rt_log_uint ("uid", uid));
         rc = 1;
     } else if (code != CURLE_OK) {
         s_fail (self, "UID FETCH", code);
@@ -426,8 +428,9 @@ s_fetch (imap_poller_t *self, uint64_t uid, s_sink_t *sink)
         rt_counter_inc (self->errors);
     } else {
         if (sink->truncated)
-            rt_log (RT_LOG_WARN, "IMAP message cut to the size limit", "inbox", "%s", self->id,
-                    "uid", "%" PRIu64, uid, "limit", "%d", (int)S_MAX_MESSAGE, NULL);
+            rt_log (RT_LOG_WARN, "IMAP message cut to the size limit",
+                    rt_log_str ("inbox", self->id), rt_log_uint ("uid", uid),
+                    rt_log_int ("limit", (int)S_MAX_MESSAGE));
         rc = 0;
     }
     free (url);
@@ -530,8 +533,9 @@ s_deliver (imap_poller_t *self, const s_sink_t *raw, uint64_t uidvalidity, uint6
         int rc = -1;
         memset (&result, 0, sizeof result);
         if (m && m->damaged)
-            rt_log (RT_LOG_WARN, "e-mail damaged, kept what could be decoded", "inbox", "%s",
-                    self->id, "uid", "%" PRIu64, uid, "note", "%s", m->note, NULL);
+            rt_log (RT_LOG_WARN, "e-mail damaged, kept what could be decoded",
+                    rt_log_str ("inbox", self->id), rt_log_uint ("uid", uid),
+                    rt_log_str ("note", m->note));
         if (m && s_build (self, m, uidvalidity, uid, &result) == 0) {
             memset (&job, 0, sizeof job);
             job.inbox = &self->box;
@@ -547,9 +551,9 @@ s_deliver (imap_poller_t *self, const s_sink_t *raw, uint64_t uidvalidity, uint6
                  * keep its raw copy and move the cursor past it, or the
                  * mailbox would stop at it forever. */
                 rt_counter_inc (self->errors);
-                rt_log (RT_LOG_WARN, "e-mail refused; kept raw and skipped", "inbox", "%s",
-                        self->id, "uid", "%" PRIu64, uid, "reason", "%s",
-                        result.reason[0] ? result.reason : "unstorable", NULL);
+                rt_log (RT_LOG_WARN, "e-mail refused; kept raw and skipped",
+                        rt_log_str ("inbox", self->id), rt_log_uint ("uid", uid),
+                        rt_log_str ("reason", result.reason[0] ? result.reason : "unstorable"));
                 ingest_result_reset (&result);
                 memset (&result, 0, sizeof result);
                 job.result = &result;
@@ -560,13 +564,13 @@ s_deliver (imap_poller_t *self, const s_sink_t *raw, uint64_t uidvalidity, uint6
         mime_free (&m);
         if (rc == 0) {
             rt_counter_inc (self->fetched);
-            rt_log (RT_LOG_DEBUG, "e-mail taken in", "inbox", "%s", self->id, "uid", "%" PRIu64,
-                    uid, "duplicate", "%zu", duplicates, NULL);
+            rt_log (RT_LOG_DEBUG, "e-mail taken in", rt_log_str ("inbox", self->id),
+                    rt_log_uint ("uid", uid), rt_log_uint ("duplicate", duplicates));
             return 0;
         }
         rt_counter_inc (self->errors);
-        rt_log (RT_LOG_WARN, "e-mail not committed, retrying", "inbox", "%s", self->id, "uid",
-                "%" PRIu64, uid, "retry_ms", "%d", backoff, NULL);
+        rt_log (RT_LOG_WARN, "e-mail not committed, retrying", rt_log_str ("inbox", self->id),
+                rt_log_uint ("uid", uid), rt_log_int ("retry_ms", backoff));
         if (s_backoff (self, &backoff))
             return -1;
     }
@@ -587,9 +591,9 @@ s_poll (imap_poller_t *self)
         /* A new mailbox as far as UIDs go (a first run, or the server
          * renumbered): from the first UID; Message-IDs catch repeats. */
         if (self->uidvalidity != 0)
-            rt_log (RT_LOG_WARN, "IMAP UIDVALIDITY changed, reading the mailbox again", "inbox",
-                    "%s", self->id, "was", "%" PRIu64, self->uidvalidity, "now", "%" PRIu64,
-                    uidvalidity, NULL);
+            rt_log (RT_LOG_WARN, "IMAP UIDVALIDITY changed, reading the mailbox again",
+                    rt_log_str ("inbox", self->id), rt_log_uint ("was", self->uidvalidity),
+                    rt_log_uint ("now", uidvalidity));
         self->uidvalidity = uidvalidity;
         self->last_uid = 0;
     }
@@ -629,8 +633,8 @@ s_run (void *arg)
             backoff = S_BACKOFF_MIN_MS;
         }
         if (s_poll (self) != 0) {
-            rt_log (RT_LOG_DEBUG, "IMAP poll failed, retrying", "inbox", "%s", self->id, "retry_ms",
-                    "%d", backoff, NULL);
+            rt_log (RT_LOG_DEBUG, "IMAP poll failed, retrying", rt_log_str ("inbox", self->id),
+                    rt_log_int ("retry_ms", backoff));
             s_backoff (self, &backoff);
             continue;
         }

@@ -229,10 +229,10 @@ inboxes_refresh (inboxes_t *self)
         if (!kind) {
             /* The CHECKs of ingest.inboxes follow the same table: only a
              * database migrated by a newer retain gets here. */
-            rt_log (RT_LOG_ERROR,
-                    "inbox skipped: a channel and provider this ingestd does not know", "inbox",
-                    "%s", PQgetvalue (res, r, 0), "channel", "%s", PQgetvalue (res, r, 1),
-                    "provider", "%s", provider, NULL);
+            rt_log (
+                RT_LOG_ERROR, "inbox skipped: a channel and provider this ingestd does not know",
+                rt_log_str ("inbox", PQgetvalue (res, r, 0)),
+                rt_log_str ("channel", PQgetvalue (res, r, 1)), rt_log_str ("provider", provider));
             continue;
         }
         e->kind = kind;
@@ -241,8 +241,8 @@ inboxes_refresh (inboxes_t *self)
         e->secret = strdup (PQgetvalue (res, r, 3));
         e->previous = strdup (PQgetvalue (res, r, 4));
         if (!e->config || !json_is_object (e->config) || !e->id || !e->secret || !e->previous) {
-            rt_log (RT_LOG_ERROR, "inbox skipped: unreadable configuration", "inbox", "%s",
-                    PQgetvalue (res, r, 0), NULL);
+            rt_log (RT_LOG_ERROR, "inbox skipped: unreadable configuration",
+                    rt_log_str ("inbox", PQgetvalue (res, r, 0)));
             free (e->id);
             free (e->secret);
             free (e->previous);
@@ -266,7 +266,7 @@ inboxes_refresh (inboxes_t *self)
     pthread_mutex_unlock (&self->lock);
     snprintf (self->stamp, sizeof self->stamp, "%s", stamp);
     inboxes_release (old);
-    rt_log (RT_LOG_INFO, "inboxes loaded", "count", "%zu", snap->count, NULL);
+    rt_log (RT_LOG_INFO, "inboxes loaded", rt_log_uint ("count", snap->count));
     return s_settle (self, 1, NULL);
 }
 

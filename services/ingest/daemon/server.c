@@ -237,8 +237,8 @@ s_timeout (evutil_socket_t fd, short what, void *arg)
     s_pending_t *p = arg;
     (void)fd;
     (void)what;
-    rt_log (RT_LOG_WARN, "webhook not committed in time; answered 503", "inbox", "%s", p->inbox->id,
-            NULL);
+    rt_log (RT_LOG_WARN, "webhook not committed in time; answered 503",
+            rt_log_str ("inbox", p->inbox->id));
     s_answer (p, -1);
 }
 
@@ -254,8 +254,8 @@ s_settled (void *arg)
     } else if (p->status == 1) {
         const char *label = p->result.label ? p->result.label : WRITER_REFUSED_LABEL;
         s_count_rejected (p->server, p->channel, label);
-        rt_log (RT_LOG_WARN, "webhook refused by the writer", "inbox", "%s", p->inbox->id,
-                "channel", "%s", p->channel, "reason", "%s", p->result.reason, NULL);
+        rt_log (RT_LOG_WARN, "webhook refused by the writer", rt_log_str ("inbox", p->inbox->id),
+                rt_log_str ("channel", p->channel), rt_log_str ("reason", p->result.reason));
     }
     s_answer (p, p->status);
     s_pending_free (p);
@@ -270,8 +270,8 @@ s_writer_done (void *arg, int status, size_t fresh, size_t duplicates)
     p->fresh = fresh;
     p->duplicates = duplicates;
     if (rt_http_worker_post (p->worker, s_settled, p) != 0)
-        rt_log (RT_LOG_ERROR, "cannot hand a settled webhook back to its worker", "inbox", "%s",
-                p->inbox->id, NULL);
+        rt_log (RT_LOG_ERROR, "cannot hand a settled webhook back to its worker",
+                rt_log_str ("inbox", p->inbox->id));
 }
 
 /* CORS for the web chat: only the inbox's configured origins. Returns false
@@ -435,9 +435,9 @@ s_webhook (server_t *server, rt_http_request_t *req, const char *route, const ch
         int status = p->result.status ? p->result.status : 400;
         const char *label = p->result.label ? p->result.label : "invalid";
         s_count_rejected (server, channel, label);
-        rt_log (status >= 500 ? RT_LOG_ERROR : RT_LOG_INFO, "webhook refused", "inbox", "%s",
-                inbox->id, "channel", "%s", channel, "status", "%d", status, "reason", "%s",
-                p->result.reason, NULL);
+        rt_log (status >= 500 ? RT_LOG_ERROR : RT_LOG_INFO, "webhook refused",
+                rt_log_str ("inbox", inbox->id), rt_log_str ("channel", channel),
+                rt_log_int ("status", status), rt_log_str ("reason", p->result.reason));
         s_problem (req, status, label, p->result.reason[0] ? p->result.reason : label);
         p->req = NULL;
         s_pending_free (p);
@@ -625,8 +625,8 @@ server_stop (server_t **self_p)
         /* The writer still holds pendings that would be answered on the
          * workers: leaving them (and the server) is safer than freeing
          * what a late callback would touch. */
-        rt_log (RT_LOG_ERROR, "webhooks still unsettled at stop; left in memory", "count", "%d",
-                atomic_load (&self->inflight), NULL);
+        rt_log (RT_LOG_ERROR, "webhooks still unsettled at stop; left in memory",
+                rt_log_int ("count", atomic_load (&self->inflight)));
         *self_p = NULL;
         return;
     }

@@ -428,9 +428,9 @@ s_round (s_conn_t *self, s_job_t *const *jobs, size_t n)
         const char *class = s_item_class (self->db);
         /* An item's failure is logged once, with the job, when it is
          * isolated; the rounds tried on the way say little more. */
-        rt_log (class ? RT_LOG_DEBUG : RT_LOG_ERROR, "ingest round not committed", "jobs", "%zu", n,
-                "error", "%s", rt_db_error (self->db), "sqlstate", "%s", rt_db_sqlstate (self->db),
-                NULL);
+        rt_log (class ? RT_LOG_DEBUG : RT_LOG_ERROR, "ingest round not committed",
+                rt_log_uint ("jobs", n), rt_log_str ("error", rt_db_error (self->db)),
+                rt_log_str ("sqlstate", rt_db_sqlstate (self->db)));
         if (class)
             rc = S_ITEM;
         goto cleanup;
@@ -535,10 +535,11 @@ s_settle (writer_t *self, s_job_t *j)
     if (j->status == S_REFUSED) {
         if (self->m_refused[j->why])
             rt_counter_inc (self->m_refused[j->why]);
-        rt_log (RT_LOG_WARN, "ingest job refused: it can never be stored", "inbox", "%s",
-                j->job.inbox->id, "channel", "%s", ingest_channel_name (j->job.inbox->channel),
-                "reason", "%s", reason, "sqlstate", "%s", j->sqlstate, "error", "%s",
-                j->error ? j->error : "", NULL);
+        rt_log (RT_LOG_WARN, "ingest job refused: it can never be stored",
+                rt_log_str ("inbox", j->job.inbox->id),
+                rt_log_str ("channel", ingest_channel_name (j->job.inbox->channel)),
+                rt_log_str ("reason", reason), rt_log_str ("sqlstate", j->sqlstate),
+                rt_log_str ("error", j->error ? j->error : ""));
         if (result) {
             result->status = 422;
             result->label = WRITER_REFUSED_LABEL;
