@@ -1,5 +1,5 @@
 /*
- * Tests services/loyalty/bgnbd: the BG/NBD fit and predictions.
+ * Tests services/loyalty/churn/bgnbd: the BG/NBD fit and predictions.
  *
  * Where each expected value comes from:
  *   - [FHL05] Fader, Hardie & Lee (2005), "Counting your customers the easy
@@ -30,13 +30,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bgnbd.h"
-#include "loader.h"
-#include "simulate.h"
+#include "churn/bgnbd.h"
+#include "churn/files.h"
+#include "churn/simulate.h"
 
 #define CDNOW_SUMMARY RT_TEST_SOURCE_DIR "/tests/data/cdnow/cdnow_customers_summary.csv"
 
-static const bgnbd_params_t s_paper = {0.243, 4.414, 0.793, 2.426};
+static const churn_bgnbd_params_t s_paper = {0.243, 4.414, 0.793, 2.426};
 
 static void
 s_close (double got, double want, double tol, const char *what)
@@ -45,11 +45,11 @@ s_close (double got, double want, double tol, const char *what)
         fail_msg ("%s: got %.10g, want %.10g (+- %.3g)", what, got, want, tol);
 }
 
-static summary_t *
+static churn_summary_t *
 s_cdnow (void)
 {
     char err[512];
-    summary_t *s = loader_read_summary (CDNOW_SUMMARY, 7, err, sizeof err);
+    churn_summary_t *s = churn_files_read_summary (CDNOW_SUMMARY, 7, err, sizeof err);
     if (!s)
         fail_msg ("%s", err);
     return s;
@@ -76,7 +76,7 @@ s_tanh_sinh (double (*f) (double p, double q, const void *arg), const void *arg)
 }
 
 typedef struct {
-    bgnbd_params_t p;
+    churn_bgnbd_params_t p;
     double x, T, t;
     int which; /* 0: alive weight, 1: dropped weight, 2: expected-if-alive numerator */
 } s_post_t;
@@ -123,7 +123,7 @@ s_lambda_integrand (double p, double q, const void *arg)
 /* P(alive | x, t_x, T) by Bayes over (lambda, p): the alive and dropped
  * likelihood terms each factor into a lambda integral times a p integral. */
 static double
-s_p_alive_numeric (const bgnbd_params_t *p, double x, double t_x, double T)
+s_p_alive_numeric (const churn_bgnbd_params_t *p, double x, double t_x, double T)
 {
     s_post_t qa = {*p, x, T, 0, 0}, qd = qa;
     qd.which = 1;
@@ -136,7 +136,7 @@ s_p_alive_numeric (const bgnbd_params_t *p, double x, double t_x, double T)
 
 /* E[purchases in (T, T+t] | alive at T] by integration over p. */
 static double
-s_expected_if_alive_numeric (const bgnbd_params_t *p, double x, double T, double t)
+s_expected_if_alive_numeric (const churn_bgnbd_params_t *p, double x, double T, double t)
 {
     s_post_t num = {*p, x, T, t, 2}, den = num;
     den.which = 0;
@@ -147,12 +147,12 @@ static void
 test_cdnow_fit_matches_paper (void **state)
 {
     (void)state;
-    summary_t *s = s_cdnow ();
+    churn_summary_t *s = s_cdnow ();
     assert_int_equal (s->n, 2357);
-    bgnbd_fit_t fit;
+    churn_bgnbd_fit_t fit;
     char err[256];
-    assert_int_equal (bgnbd_fit (s->frequency, s->recency, s->T, s->n, NULL, &fit, err, sizeof err),
-                      0);
+    assert_int_equal (
+        churn_bgnbd_fit (s->frequency, s->recency, s->T, s->n, NULL, &fit, err, sizeof err), 0);
     assert_true (fit.converged);
     /* [FHL05], to the three decimals published. */
     s_close (round (fit.params.r * 1000) / 1000, 0.243, 1e-12, "r");
@@ -164,16 +164,18 @@ test_cdnow_fit_matches_paper (void **state)
     assert_int_equal (fit.repeat_customers, 946);
     /* The fit is a maximum: the total log-likelihood at the paper's rounded
      * values is no higher. */
-    double ll_paper = bgnbd_loglik_sum (&s_paper, s->frequency, s->recency, s->T, s->n, NULL);
+    double ll_paper = churn_bgnbd_loglik_sum (&s_paper, s->frequency, s->recency, s->T, s->n, NULL);
     assert_true (ll_paper <= fit.log_likelihood);
 
     /* [XLS] conditional expectation and E[X(t)] with the fitted values. */
-    s_close (bgnbd_expected (&fit.params, 2, 30.43, 38.86, 39), 1.226, 0.001, "E[Y(39)|2,30.43]");
+    s_close (churn_bgnbd_expected (&fit.params, 2, 30.43, 38.86, 39), 1.226, 0.001,
+             "E[Y(39)|2,30.43]");
     const double times[] = {0.1429, 1.0, 3.00, 31.8571, 32.00, 78.00};
     const double want[] = {0.0078, 0.0532, 0.1506, 1.0405, 1.0437, 1.8576};
     for (int i = 0; i < 6; i++)
-        s_close (bgnbd_population_expected (&fit.params, times[i]), want[i], 0.0015, "E[X(t)]");
-    summary_destroy (&s);
+        s_close (churn_bgnbd_population_expected (&fit.params, times[i]), want[i], 0.0015,
+                 "E[X(t)]");
+    churn_summary_destroy (&s);
 }
 
 static void
@@ -181,12 +183,12 @@ test_pmf_matches_btyd (void **state)
 {
     (void)state;
     /* [BTYD] */
-    s_close (bgnbd_pmf (&s_paper, 2, 10), 1.07869e-07, 1e-11, "P(X(2)=10)");
-    s_close (bgnbd_pmf (&s_paper, 39, 0), 0.5737864, 1e-7, "P(X(39)=0)");
+    s_close (churn_bgnbd_pmf (&s_paper, 2, 10), 1.07869e-07, 1e-11, "P(X(2)=10)");
+    s_close (churn_bgnbd_pmf (&s_paper, 39, 0), 0.5737864, 1e-7, "P(X(39)=0)");
     const double want[] = {0.0019995214, 0.0015170236, 0.0011633150, 0.0009003148, 0.0007023638,
                            0.0005517902, 0.0004361913, 0.0003467171, 0.0002769613, 0.0002222260};
     for (unsigned n = 11; n <= 20; n++)
-        s_close (bgnbd_pmf (&s_paper, 30, n), want[n - 11], 1e-9, "P(X(30)=n)");
+        s_close (churn_bgnbd_pmf (&s_paper, 30, n), want[n - 11], 1e-9, "P(X(30)=n)");
 }
 
 static void
@@ -196,21 +198,21 @@ test_population_expectation_is_pmf_mean (void **state)
     /* E[X(t)] through 2F1 against sum n P(X(t)=n), which needs no 2F1: the
      * two formulas of the paper (equations 8 and 9) must agree. Long t puts
      * z = t/(alpha+t) close to 1 (0.99 at t = 520). */
-    bgnbd_params_t other = {1.7, 12.0, 2.9, 4.1};
-    const bgnbd_params_t *params[] = {&s_paper, &other};
+    churn_bgnbd_params_t other = {1.7, 12.0, 2.9, 4.1};
+    const churn_bgnbd_params_t *params[] = {&s_paper, &other};
     const double times[] = {0.5, 39, 78, 520};
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < 4; i++) {
             double sum = 0, mean = 0;
             for (unsigned n = 0; n < 200000; n++) {
-                double pn = bgnbd_pmf (params[k], times[i], n);
+                double pn = churn_bgnbd_pmf (params[k], times[i], n);
                 sum += pn;
                 mean += n * pn;
                 if (n > 50 && n * pn < 1e-16)
                     break;
             }
             s_close (sum, 1, 1e-9, "PMF sums to 1");
-            double e = bgnbd_population_expected (params[k], times[i]);
+            double e = churn_bgnbd_population_expected (params[k], times[i]);
             s_close (e, mean, 1e-8 * fmax (1, mean), "E[X(t)] = sum n P(X(t)=n)");
         }
 }
@@ -220,12 +222,12 @@ test_p_alive_against_integration (void **state)
 {
     (void)state;
     /* lifetimes: a customer without repeat purchases is alive. */
-    assert_true (bgnbd_p_alive (&s_paper, 0, 1, 1) == 1.0);
+    assert_true (churn_bgnbd_p_alive (&s_paper, 0, 1, 1) == 1.0);
     const double cases[][3] = {{2, 30.43, 38.86}, {1, 1.71, 38.86}, {7, 29.43, 38.86},
                                {10, 36, 38.86},   {1, 38.0, 38.86}, {25, 10, 38.86}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         double want = s_p_alive_numeric (&s_paper, cases[i][0], cases[i][1], cases[i][2]);
-        double got = bgnbd_p_alive (&s_paper, cases[i][0], cases[i][1], cases[i][2]);
+        double got = churn_bgnbd_p_alive (&s_paper, cases[i][0], cases[i][1], cases[i][2]);
         s_close (got, want, 1e-9, "P(alive) against Bayes by quadrature");
     }
 }
@@ -237,10 +239,10 @@ test_expected_against_integration (void **state)
     /* Cases from short horizons to z = t/(alpha+T+t) near 1, and large x,
      * where the un-transformed 2F1 would overflow. Also a = 1 exactly and
      * next to it, where the closed form is 0/0. */
-    bgnbd_params_t a_one = {0.5, 3.0, 1.0, 2.0}, a_near = {0.5, 3.0, 1.0 + 3e-6, 2.0},
-                   small_ab = {0.3, 2.0, 0.3, 0.7};
+    churn_bgnbd_params_t a_one = {0.5, 3.0, 1.0, 2.0}, a_near = {0.5, 3.0, 1.0 + 3e-6, 2.0},
+                         small_ab = {0.3, 2.0, 0.3, 0.7};
     const struct {
-        const bgnbd_params_t *p;
+        const churn_bgnbd_params_t *p;
         double x, T, t;
     } cases[] = {
         {&s_paper, 2, 38.86, 39},   {&s_paper, 0, 38.86, 52}, {&s_paper, 10, 38.86, 10},
@@ -250,14 +252,15 @@ test_expected_against_integration (void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         double want = s_expected_if_alive_numeric (cases[i].p, cases[i].x, cases[i].T, cases[i].t);
-        double got = bgnbd_expected_if_alive (cases[i].p, cases[i].x, cases[i].T, cases[i].t);
+        double got = churn_bgnbd_expected_if_alive (cases[i].p, cases[i].x, cases[i].T, cases[i].t);
         if (!(fabs (got - want) <= 1e-9 * fmax (1, want)))
             fail_msg ("case %zu: E[Y(t)|alive] = %.10g, quadrature %.10g", i, got, want);
     }
     /* The conditional expectation is P(alive) times the above. */
     double x = 2, t_x = 30.43, T = 38.86;
-    s_close (bgnbd_expected (&s_paper, x, t_x, T, 39),
-             bgnbd_p_alive (&s_paper, x, t_x, T) * s_expected_if_alive_numeric (&s_paper, x, T, 39),
+    s_close (churn_bgnbd_expected (&s_paper, x, t_x, T, 39),
+             churn_bgnbd_p_alive (&s_paper, x, t_x, T) *
+                 s_expected_if_alive_numeric (&s_paper, x, T, 39),
              1e-9, "E[Y(t)|x,t_x,T]");
 }
 
@@ -265,52 +268,52 @@ static void
 test_gradient_matches_finite_differences (void **state)
 {
     (void)state;
-    summary_t *s = s_cdnow ();
-    bgnbd_params_t p = {0.4, 6.0, 0.6, 3.0}; /* away from the optimum */
+    churn_summary_t *s = s_cdnow ();
+    churn_bgnbd_params_t p = {0.4, 6.0, 0.6, 3.0}; /* away from the optimum */
     double g[4];
-    bgnbd_loglik_sum (&p, s->frequency, s->recency, s->T, s->n, g);
+    churn_bgnbd_loglik_sum (&p, s->frequency, s->recency, s->T, s->n, g);
     for (int k = 0; k < 4; k++) {
         double h = 1e-5;
-        bgnbd_params_t up = p, down = p;
+        churn_bgnbd_params_t up = p, down = p;
         double *pu = &up.r + k, *pd = &down.r + k;
         *pu *= exp (h);
         *pd *= exp (-h);
-        double fd = (bgnbd_loglik_sum (&up, s->frequency, s->recency, s->T, s->n, NULL) -
-                     bgnbd_loglik_sum (&down, s->frequency, s->recency, s->T, s->n, NULL)) /
+        double fd = (churn_bgnbd_loglik_sum (&up, s->frequency, s->recency, s->T, s->n, NULL) -
+                     churn_bgnbd_loglik_sum (&down, s->frequency, s->recency, s->T, s->n, NULL)) /
                     (2 * h);
         s_close (g[k], fd, 1e-5 * fmax (1, fabs (fd)), "d loglik / d log param");
     }
     /* The sum equals the per-customer function added up. */
     double sum = 0;
     for (size_t i = 0; i < s->n; i++)
-        sum += bgnbd_loglik (&p, s->frequency[i], s->recency[i], s->T[i]);
-    s_close (bgnbd_loglik_sum (&p, s->frequency, s->recency, s->T, s->n, NULL), sum, 1e-8,
-             "sum of bgnbd_loglik");
-    summary_destroy (&s);
+        sum += churn_bgnbd_loglik (&p, s->frequency[i], s->recency[i], s->T[i]);
+    s_close (churn_bgnbd_loglik_sum (&p, s->frequency, s->recency, s->T, s->n, NULL), sum, 1e-8,
+             "sum of churn_bgnbd_loglik");
+    churn_summary_destroy (&s);
 }
 
 /* Fits simulated data and checks every parameter within 4 standard errors
  * (from the observed information: the Hessian of the log-likelihood in
  * log-parameters by differences of the analytic gradient). */
 static void
-s_recover (const bgnbd_params_t *truth, size_t n, uint64_t seed)
+s_recover (const churn_bgnbd_params_t *truth, size_t n, uint64_t seed)
 {
-    simulate_opts_t o = {.bgnbd = *truth, .T_min = 26, .T_max = 52, .unit_days = 7};
-    summary_t *s = simulate_customers (&o, n, seed);
+    churn_simulate_opts_t o = {.bgnbd = *truth, .T_min = 26, .T_max = 52, .unit_days = 7};
+    churn_summary_t *s = churn_simulate_customers (&o, n, seed);
     assert_non_null (s);
-    bgnbd_fit_t fit;
+    churn_bgnbd_fit_t fit;
     char err[256];
-    assert_int_equal (bgnbd_fit (s->frequency, s->recency, s->T, s->n, NULL, &fit, err, sizeof err),
-                      0);
+    assert_int_equal (
+        churn_bgnbd_fit (s->frequency, s->recency, s->T, s->n, NULL, &fit, err, sizeof err), 0);
     assert_true (fit.converged);
     double H[4][4];
     for (int j = 0; j < 4; j++) {
         double h = 1e-4, gu[4], gd[4];
-        bgnbd_params_t up = fit.params, down = fit.params;
+        churn_bgnbd_params_t up = fit.params, down = fit.params;
         (&up.r)[j] *= exp (h);
         (&down.r)[j] *= exp (-h);
-        bgnbd_loglik_sum (&up, s->frequency, s->recency, s->T, s->n, gu);
-        bgnbd_loglik_sum (&down, s->frequency, s->recency, s->T, s->n, gd);
+        churn_bgnbd_loglik_sum (&up, s->frequency, s->recency, s->T, s->n, gu);
+        churn_bgnbd_loglik_sum (&down, s->frequency, s->recency, s->T, s->n, gd);
         for (int i = 0; i < 4; i++)
             H[i][j] = -(gu[i] - gd[i]) / (2 * h);
     }
@@ -339,16 +342,16 @@ s_recover (const bgnbd_params_t *truth, size_t n, uint64_t seed)
             fail_msg ("%s: fitted %.4f, true %.4f: %.1f standard errors off", names[k],
                       (&fit.params.r)[k], (&truth->r)[k], diff / se);
     }
-    summary_destroy (&s);
+    churn_summary_destroy (&s);
 }
 
 static void
 test_simulated_data_recovers_parameters (void **state)
 {
     (void)state;
-    bgnbd_params_t cdnow_like = {0.243, 4.414, 0.793, 2.426};
+    churn_bgnbd_params_t cdnow_like = {0.243, 4.414, 0.793, 2.426};
     s_recover (&cdnow_like, 20000, 1);
-    bgnbd_params_t busier = {1.5, 10.0, 1.8, 6.0};
+    churn_bgnbd_params_t busier = {1.5, 10.0, 1.8, 6.0};
     s_recover (&busier, 20000, 2);
 }
 
@@ -357,25 +360,25 @@ test_edge_cases (void **state)
 {
     (void)state;
     char err[256];
-    bgnbd_fit_t fit;
+    churn_bgnbd_fit_t fit;
     /* Empty input. */
-    assert_int_equal (bgnbd_fit (NULL, NULL, NULL, 0, NULL, &fit, err, sizeof err), -1);
+    assert_int_equal (churn_bgnbd_fit (NULL, NULL, NULL, 0, NULL, &fit, err, sizeof err), -1);
     assert_non_null (strstr (err, "no customers"));
     /* Nobody bought twice: no estimate exists, and the fit says why. */
     double x0[] = {0, 0, 0}, tx0[] = {0, 0, 0}, T0[] = {10, 20, 30};
-    assert_int_equal (bgnbd_fit (x0, tx0, T0, 3, NULL, &fit, err, sizeof err), -1);
+    assert_int_equal (churn_bgnbd_fit (x0, tx0, T0, 3, NULL, &fit, err, sizeof err), -1);
     assert_non_null (strstr (err, "repeat purchase"));
     /* Bad rows are named. */
     double x1[] = {1, 2, 3}, tx1[] = {1, 2, 9}, T1[] = {5, 5, 5};
-    assert_int_equal (bgnbd_fit (x1, tx1, T1, 3, NULL, &fit, err, sizeof err), -1);
+    assert_int_equal (churn_bgnbd_fit (x1, tx1, T1, 3, NULL, &fit, err, sizeof err), -1);
     assert_non_null (strstr (err, "row 3"));
     double x2[] = {1.5}, tx2[] = {1}, T2[] = {5};
-    assert_int_equal (bgnbd_fit (x2, tx2, T2, 1, NULL, &fit, err, sizeof err), -1);
+    assert_int_equal (churn_bgnbd_fit (x2, tx2, T2, 1, NULL, &fit, err, sizeof err), -1);
     assert_non_null (strstr (err, "whole number"));
     /* A single repeat buyer: whatever the optimiser ends with, every
      * number it reports is finite. */
     double x3[] = {1, 0}, tx3[] = {3, 0}, T3[] = {5, 5};
-    if (bgnbd_fit (x3, tx3, T3, 2, NULL, &fit, err, sizeof err) == 0) {
+    if (churn_bgnbd_fit (x3, tx3, T3, 2, NULL, &fit, err, sizeof err) == 0) {
         assert_true (isfinite (fit.params.r) && isfinite (fit.params.alpha));
         assert_true (isfinite (fit.params.a) && isfinite (fit.params.b));
         assert_true (isfinite (fit.log_likelihood));
@@ -389,17 +392,17 @@ test_edge_cases (void **state)
         for (size_t j = 0; j < 6; j++)
             for (size_t k = 0; k <= j; k++) {
                 double x = xs[i], T = ts[j], t_x = x > 0 ? ts[k] : 0;
-                double pa = bgnbd_p_alive (&s_paper, x, t_x, T);
-                double ll = bgnbd_loglik (&s_paper, x, t_x, T);
+                double pa = churn_bgnbd_p_alive (&s_paper, x, t_x, T);
+                double ll = churn_bgnbd_loglik (&s_paper, x, t_x, T);
                 assert_true (pa >= 0 && pa <= 1);
                 assert_true (isfinite (ll));
                 for (size_t m = 0; m < 6; m++) {
-                    double e = bgnbd_expected (&s_paper, x, t_x, T, ts[m]);
+                    double e = churn_bgnbd_expected (&s_paper, x, t_x, T, ts[m]);
                     if (!(isfinite (e) && e >= 0))
                         fail_msg ("E[Y(%g)|%g,%g,%g] = %g", ts[m], x, t_x, T, e);
                 }
             }
-    assert_true (bgnbd_expected (&s_paper, 2, 30, 38, 0) == 0);
+    assert_true (churn_bgnbd_expected (&s_paper, 2, 30, 38, 0) == 0);
 }
 
 int

@@ -1,5 +1,5 @@
 /*
- * Tests services/loyalty/ledger, summary and loader: building customer
+ * Tests services/loyalty/churn/history, summary and files: building customer
  * summaries from raw transactions, and refusing bad files.
  *
  * Expected values: cdnow_customers_summary.csv (the paper's calibration
@@ -19,8 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ledger.h"
-#include "loader.h"
+#include "churn/files.h"
+#include "churn/history.h"
 
 #define CDNOW_DIR RT_TEST_SOURCE_DIR "/tests/data/cdnow/"
 
@@ -28,7 +28,7 @@ static int32_t
 s_day (const char *text)
 {
     int32_t d;
-    assert_int_equal (ledger_parse_date (text, strlen (text), &d), 0);
+    assert_int_equal (churn_history_parse_date (text, strlen (text), &d), 0);
     return d;
 }
 
@@ -37,15 +37,15 @@ test_cdnow_summary_reproduced (void **state)
 {
     (void)state;
     char err[512];
-    ledger_t *l =
-        loader_read_transactions (CDNOW_DIR "CDNOW_sample.txt", LOADER_CDNOW, err, sizeof err);
+    churn_history_t *l = churn_files_read_transactions (CDNOW_DIR "CDNOW_sample.txt",
+                                                        CHURN_FILES_CDNOW, err, sizeof err);
     if (!l)
         fail_msg ("%s", err);
-    assert_int_equal (ledger_purchases (l), 6919);
-    assert_int_equal (ledger_customers (l), 2357);
-    summary_t *s = ledger_summarize (l, s_day ("1997-09-30"), s_day ("1998-06-30"), 7);
-    summary_t *ref =
-        loader_read_summary (CDNOW_DIR "cdnow_customers_summary.csv", 7, err, sizeof err);
+    assert_int_equal (churn_history_purchases (l), 6919);
+    assert_int_equal (churn_history_customers (l), 2357);
+    churn_summary_t *s = churn_history_summarize (l, s_day ("1997-09-30"), s_day ("1998-06-30"), 7);
+    churn_summary_t *ref =
+        churn_files_read_summary (CDNOW_DIR "cdnow_customers_summary.csv", 7, err, sizeof err);
     if (!ref)
         fail_msg ("%s", err);
     assert_int_equal (s->n, ref->n);
@@ -64,25 +64,25 @@ test_cdnow_summary_reproduced (void **state)
     assert_true (fabs (s->monetary[5] - 73.74) < 0.005);
     assert_true (s->frequency_holdout[0] == 1);
     assert_true (fabs (s->duration_holdout - 39) < 1e-12); /* 273 days */
-    summary_destroy (&s);
-    summary_destroy (&ref);
-    ledger_destroy (&l);
+    churn_summary_destroy (&s);
+    churn_summary_destroy (&ref);
+    churn_history_destroy (&l);
 }
 
 static void
-test_ledger_rules (void **state)
+test_history_rules (void **state)
 {
     (void)state;
-    ledger_t *l = ledger_new ();
+    churn_history_t *l = churn_history_new ();
     /* Same-day purchases merge; order of arrival does not matter;
      * purchases after the calibration end go to the holdout. */
-    ledger_add (l, "ann", 3, s_day ("2024-01-10"), 5);
-    ledger_add (l, "ann", 3, s_day ("2024-01-01"), 10);
-    ledger_add (l, "ann", 3, s_day ("2024-01-10"), 15);
-    ledger_add (l, "ann", 3, s_day ("2024-02-15"), 7);
-    ledger_add (l, "bob", 3, s_day ("2024-01-20"), 3);
-    ledger_add (l, "cy", 2, s_day ("2024-02-10"), 3); /* after the end: left out */
-    summary_t *s = ledger_summarize (l, s_day ("2024-01-31"), s_day ("2024-02-29"), 1);
+    churn_history_add (l, "ann", 3, s_day ("2024-01-10"), 5);
+    churn_history_add (l, "ann", 3, s_day ("2024-01-01"), 10);
+    churn_history_add (l, "ann", 3, s_day ("2024-01-10"), 15);
+    churn_history_add (l, "ann", 3, s_day ("2024-02-15"), 7);
+    churn_history_add (l, "bob", 3, s_day ("2024-01-20"), 3);
+    churn_history_add (l, "cy", 2, s_day ("2024-02-10"), 3); /* after the end: left out */
+    churn_summary_t *s = churn_history_summarize (l, s_day ("2024-01-31"), s_day ("2024-02-29"), 1);
     assert_int_equal (s->n, 2);
     assert_string_equal (s->id[0], "ann");
     assert_true (s->frequency[0] == 1 && s->recency[0] == 9 && s->T[0] == 30);
@@ -91,8 +91,8 @@ test_ledger_rules (void **state)
     assert_true (s->duration_holdout == 29);
     assert_true (s->frequency[1] == 0 && s->recency[1] == 0 && s->T[1] == 11);
     assert_true (s->monetary[1] == 0 && s->revenue[1] == 3);
-    summary_destroy (&s);
-    ledger_destroy (&l);
+    churn_summary_destroy (&s);
+    churn_history_destroy (&l);
     assert_null (l);
 
     /* Dates: both layouts, a time suffix, leap years, nonsense. */
@@ -100,11 +100,11 @@ test_ledger_rules (void **state)
     assert_int_equal (s_day ("19970930") - s_day ("1997-01-01"), 272);
     assert_int_equal (s_day ("2024-02-29T10:00:00Z"), s_day ("2024-03-01") - 1);
     int32_t d;
-    assert_int_equal (ledger_parse_date ("2023-02-29", 10, &d), -1);
-    assert_int_equal (ledger_parse_date ("2023-13-01", 10, &d), -1);
-    assert_int_equal (ledger_parse_date ("yesterday", 9, &d), -1);
+    assert_int_equal (churn_history_parse_date ("2023-02-29", 10, &d), -1);
+    assert_int_equal (churn_history_parse_date ("2023-13-01", 10, &d), -1);
+    assert_int_equal (churn_history_parse_date ("yesterday", 9, &d), -1);
     char out[11];
-    ledger_format_date (s_day ("2000-02-29"), out);
+    churn_history_format_date (s_day ("2000-02-29"), out);
     assert_string_equal (out, "2000-02-29");
 }
 
@@ -126,7 +126,7 @@ s_bad_summary (const char *text, const char *want)
 {
     char err[512];
     const char *path = s_file (text);
-    summary_t *s = loader_read_summary (path, 7, err, sizeof err);
+    churn_summary_t *s = churn_files_read_summary (path, 7, err, sizeof err);
     unlink (path);
     assert_null (s);
     if (!strstr (err, want))
@@ -134,7 +134,7 @@ s_bad_summary (const char *text, const char *want)
 }
 
 static void
-test_loader_refuses_bad_files (void **state)
+test_bad_files_refused (void **state)
 {
     (void)state;
     s_bad_summary ("", ":1: empty file");
@@ -151,7 +151,7 @@ test_loader_refuses_bad_files (void **state)
     char err[512];
     /* CRLF, quoted ids, other column orders and extra columns are fine. */
     const char *path = s_file ("T,\"customer\",x,t_x,note\r\n5,\"a,b\",1,2,hi\r\n\r\n6,c,0,0,\r\n");
-    summary_t *s = loader_read_summary (path, 1, err, sizeof err);
+    churn_summary_t *s = churn_files_read_summary (path, 1, err, sizeof err);
     unlink (path);
     if (!s)
         fail_msg ("%s", err);
@@ -159,18 +159,18 @@ test_loader_refuses_bad_files (void **state)
     assert_string_equal (s->id[0], "a,b");
     assert_true (s->frequency[0] == 1 && s->recency[0] == 2 && s->T[0] == 5);
     assert_null (s->monetary);
-    summary_destroy (&s);
+    churn_summary_destroy (&s);
 
     path = s_file ("customer,date,amount\nann,2024-01-01,5\nbob,2024-01-02,-1\n");
-    assert_null (loader_read_transactions (path, LOADER_CSV, err, sizeof err));
+    assert_null (churn_files_read_transactions (path, CHURN_FILES_CSV, err, sizeof err));
     unlink (path);
     assert_non_null (strstr (err, ":3: amount is negative"));
     path = s_file ("customer,when,amount\n");
-    assert_null (loader_read_transactions (path, LOADER_CSV, err, sizeof err));
+    assert_null (churn_files_read_transactions (path, CHURN_FILES_CSV, err, sizeof err));
     unlink (path);
     assert_non_null (strstr (err, ":1: missing column date"));
     path = s_file ("customer,date,amount\nann,2024-02-30,5\n");
-    assert_null (loader_read_transactions (path, LOADER_CSV, err, sizeof err));
+    assert_null (churn_files_read_transactions (path, CHURN_FILES_CSV, err, sizeof err));
     unlink (path);
     assert_non_null (strstr (err, ":2: not a date"));
 }
@@ -180,8 +180,8 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_cdnow_summary_reproduced),
-        cmocka_unit_test (test_ledger_rules),
-        cmocka_unit_test (test_loader_refuses_bad_files),
+        cmocka_unit_test (test_history_rules),
+        cmocka_unit_test (test_bad_files_refused),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

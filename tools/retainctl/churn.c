@@ -9,18 +9,19 @@
  *
  * All input is read and checked before anything is printed, so bad data
  * gives an error naming the file and line, exit status 1 and an empty
- * stdout; bad usage gives status 2. The models are in services/loyalty.
+ * stdout; bad usage gives status 2. The models are in services/loyalty/churn.
  */
 #include "retainctl.h"
 
-#include "bgnbd.h"
-#include "churn.h"
-#include "gammagamma.h"
-#include "ledger.h"
-#include "loader.h"
-#include "rfm.h"
-#include "score.h"
-#include "summary.h"
+#include "churn/bgnbd.h"
+#include "churn/files.h"
+#include "churn/gammagamma.h"
+#include "churn/history.h"
+#include "churn/pareto.h"
+#include "churn/rate.h"
+#include "churn/rfm.h"
+#include "churn/score.h"
+#include "churn/summary.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -186,7 +187,7 @@ s_number (const char *text, double *out)
 static int
 s_date (const char *flag, const char *text, int32_t *day)
 {
-    if (ledger_parse_date (text, strlen (text), day) == 0)
+    if (churn_history_parse_date (text, strlen (text), day) == 0)
         return 0;
     fprintf (stderr,
              "retainctl churn: %s: not a date: \"%s\" (YYYY-MM-DD or YYYYMMDD)\n"
@@ -230,10 +231,11 @@ s_real (double v)
 }
 
 /* Loads the customers: from --summary, or from --transactions summarised at
- * the calibration end. *ledger_out (when not NULL) receives the ledger.
+ * the calibration end. *history_out (when not NULL) receives the history.
  * Returns 0, 1 on bad data (message printed), 2 on bad usage. */
 static int
-s_load (const s_args_t *args, bool allow_summary, summary_t **out, ledger_t **ledger_out)
+s_load (const s_args_t *args, bool allow_summary, churn_summary_t **out,
+        churn_history_t **history_out)
 {
     char err[ERR_LEN];
     double unit_days = s_unit_days (args);
@@ -244,7 +246,7 @@ s_load (const s_args_t *args, bool allow_summary, summary_t **out, ledger_t **le
     if (allow_summary && args->summary) {
         if (args->format || args->cal_end)
             return s_usage_error ("%s", "--format and --calibration-end go with --transactions");
-        *out = loader_read_summary (args->summary, unit_days, err, sizeof err);
+        *out = churn_files_read_summary (args->summary, unit_days, err, sizeof err);
         if (!*out) {
             fprintf (stderr, "retainctl churn: %s\n", err);
             return 1;
@@ -254,55 +256,58 @@ s_load (const s_args_t *args, bool allow_summary, summary_t **out, ledger_t **le
     if (!args->transactions)
         return s_usage_error ("%s", allow_summary ? "give --summary FILE or --transactions FILE"
                                                   : "give --transactions FILE");
-    loader_format_t format = LOADER_CSV;
-    if (args->format && loader_parse_format (args->format, &format) != 0)
+    churn_files_format_t format = CHURN_FILES_CSV;
+    if (args->format && churn_files_parse_format (args->format, &format) != 0)
         return s_usage_error ("--format must be csv or cdnow, not \"%s\"", args->format);
     int32_t cal_end = 0, obs_end = 0;
     if (args->cal_end && s_date ("--calibration-end", args->cal_end, &cal_end) != 0)
         return 2;
     if (args->obs_end && s_date ("--observation-end", args->obs_end, &obs_end) != 0)
         return 2;
-    ledger_t *ledger = loader_read_transactions (args->transactions, format, err, sizeof err);
-    if (!ledger) {
+    churn_history_t *history =
+        churn_files_read_transactions (args->transactions, format, err, sizeof err);
+    if (!history) {
         fprintf (stderr, "retainctl churn: %s\n", err);
         return 1;
     }
     if (!args->cal_end)
-        cal_end = ledger_last_day (ledger);
+        cal_end = churn_history_last_day (history);
     if (args->obs_end && obs_end <= cal_end) {
-        ledger_destroy (&ledger);
+        churn_history_destroy (&history);
         return s_usage_error ("%s", "--observation-end must be after the calibration end");
     }
-    summary_t *s = ledger_summarize (ledger, cal_end, args->obs_end ? obs_end : cal_end, unit_days);
+    churn_summary_t *s =
+        churn_history_summarize (history, cal_end, args->obs_end ? obs_end : cal_end, unit_days);
     if (!s) {
-        ledger_destroy (&ledger);
+        churn_history_destroy (&history);
         fprintf (stderr, "retainctl churn: out of memory\n");
         return 1;
     }
     if (s->n == 0) {
         char day[11];
-        ledger_format_date (cal_end, day);
+        churn_history_format_date (cal_end, day);
         fprintf (stderr, "retainctl churn: %s: no customer made a first purchase by %s\n",
                  args->transactions, day);
-        summary_destroy (&s);
-        ledger_destroy (&ledger);
+        churn_summary_destroy (&s);
+        churn_history_destroy (&history);
         return 1;
     }
     *out = s;
-    if (ledger_out)
-        *ledger_out = ledger;
+    if (history_out)
+        *history_out = history;
     else
-        ledger_destroy (&ledger);
+        churn_history_destroy (&history);
     return 0;
 }
 
 /* Fits both models. Returns 0 or 1 (message printed). *have_gg tells
  * whether a spend model was fitted. */
 static int
-s_fit (const char *source, const summary_t *s, bgnbd_fit_t *bg, gammagamma_fit_t *gg, bool *have_gg)
+s_fit (const char *source, const churn_summary_t *s, churn_bgnbd_fit_t *bg,
+       churn_gammagamma_fit_t *gg, bool *have_gg)
 {
     char err[ERR_LEN];
-    if (bgnbd_fit (s->frequency, s->recency, s->T, s->n, NULL, bg, err, sizeof err) != 0) {
+    if (churn_bgnbd_fit (s->frequency, s->recency, s->T, s->n, NULL, bg, err, sizeof err) != 0) {
         fprintf (stderr, "retainctl churn: %s: %s\n", source, err);
         return 1;
     }
@@ -313,7 +318,7 @@ s_fit (const char *source, const summary_t *s, bgnbd_fit_t *bg, gammagamma_fit_t
                  bg->gradient_norm);
     *have_gg = false;
     if (s->monetary) {
-        if (gammagamma_fit (s->frequency, s->monetary, s->n, gg, err, sizeof err) == 0)
+        if (churn_gammagamma_fit (s->frequency, s->monetary, s->n, gg, err, sizeof err) == 0)
             *have_gg = true;
         else
             fprintf (stderr, "retainctl churn: warning: no spend model: %s\n", err);
@@ -330,12 +335,12 @@ s_source (const s_args_t *args)
 static int
 s_cmd_fit (const s_args_t *args)
 {
-    summary_t *s = NULL;
+    churn_summary_t *s = NULL;
     int rc = s_load (args, true, &s, NULL);
     if (rc != 0)
         return rc;
-    bgnbd_fit_t bg;
-    gammagamma_fit_t gg;
+    churn_bgnbd_fit_t bg;
+    churn_gammagamma_fit_t gg;
     bool have_gg;
     rc = s_fit (s_source (args), s, &bg, &gg, &have_gg);
     if (rc == 0) {
@@ -362,7 +367,7 @@ s_cmd_fit (const s_args_t *args)
         }
         s_print_json (o);
     }
-    summary_destroy (&s);
+    churn_summary_destroy (&s);
     return rc;
 }
 
@@ -385,23 +390,23 @@ s_cmd_score (const s_args_t *args)
         else if (strcmp (args->output, "csv") != 0)
             return s_usage_error ("--output must be csv or jsonl, not \"%s\"", args->output);
     }
-    summary_t *s = NULL;
+    churn_summary_t *s = NULL;
     int rc = s_load (args, true, &s, NULL);
     if (rc != 0)
         return rc;
-    bgnbd_fit_t bg;
-    gammagamma_fit_t gg;
+    churn_bgnbd_fit_t bg;
+    churn_gammagamma_fit_t gg;
     bool have_gg;
-    score_t *sc = NULL;
+    churn_score_t *sc = NULL;
     rc = s_fit (s_source (args), s, &bg, &gg, &have_gg);
     if (rc != 0)
         goto cleanup;
-    score_opts_t opts = {.horizon = horizon_days / s->unit_days,
-                         .clv_periods = (int)months,
-                         .period = 30 / s->unit_days,
-                         .discount = discount};
+    churn_score_opts_t opts = {.horizon = horizon_days / s->unit_days,
+                               .clv_periods = (int)months,
+                               .period = 30 / s->unit_days,
+                               .discount = discount};
     char err[ERR_LEN];
-    sc = score_run (s, &bg.params, have_gg ? &gg.params : NULL, &opts, err, sizeof err);
+    sc = churn_score_run (s, &bg.params, have_gg ? &gg.params : NULL, &opts, err, sizeof err);
     if (!sc) {
         fprintf (stderr, "retainctl churn: %s\n", err);
         rc = 1;
@@ -419,7 +424,7 @@ s_cmd_score (const s_args_t *args)
         }
         double spend = sc->spend ? sc->spend[i] : -1;
         double clv = sc->clv ? sc->clv[i] : -1;
-        const char *segment = rfm_segment_name ((rfm_segment_t)sc->segment[i]);
+        const char *segment = churn_rfm_segment_name ((churn_rfm_segment_t)sc->segment[i]);
         if (jsonl) {
             json_t *o = json_object ();
             json_object_set_new (o, "id", json_string (id));
@@ -458,15 +463,15 @@ s_cmd_score (const s_args_t *args)
         putchar ('\n');
     }
 cleanup:
-    score_destroy (&sc);
-    summary_destroy (&s);
+    churn_score_destroy (&sc);
+    churn_summary_destroy (&s);
     return rc;
 }
 
 static int
 s_cmd_summary (const s_args_t *args)
 {
-    summary_t *s = NULL;
+    churn_summary_t *s = NULL;
     int rc = s_load (args, false, &s, NULL);
     if (rc != 0)
         return rc;
@@ -481,7 +486,7 @@ s_cmd_summary (const s_args_t *args)
                     s->duration_holdout);
         putchar ('\n');
     }
-    summary_destroy (&s);
+    churn_summary_destroy (&s);
     return 0;
 }
 
@@ -499,7 +504,7 @@ s_cmd_report (const s_args_t *args)
         else if (strcmp (args->output, "json") != 0)
             return s_usage_error ("--output must be json or text, not \"%s\"", args->output);
     }
-    churn_definition_t def = {.rule = CHURN_RULE_INACTIVE, .inactive_days = 90};
+    churn_rate_definition_t def = {.rule = CHURN_RATE_INACTIVE, .inactive_days = 90};
     if (args->lost) {
         double v;
         if (strncmp (args->lost, "inactive:", 9) == 0 && s_number (args->lost + 9, &v) == 0 &&
@@ -507,7 +512,7 @@ s_cmd_report (const s_args_t *args)
             def.inactive_days = (int)v;
         else if (strncmp (args->lost, "palive:", 7) == 0 && s_number (args->lost + 7, &v) == 0 &&
                  v > 0 && v < 1) {
-            def.rule = CHURN_RULE_P_ALIVE;
+            def.rule = CHURN_RATE_P_ALIVE;
             def.p_alive_threshold = v;
         } else
             return s_usage_error ("--lost must be inactive:DAYS or palive:P (0 < P < 1), not "
@@ -524,24 +529,24 @@ s_cmd_report (const s_args_t *args)
     if (s_unit_days (args) == 0)
         return s_usage_error ("--unit must be days or weeks, not \"%s\"", args->unit);
 
-    summary_t *s = NULL;
-    ledger_t *ledger = NULL;
+    churn_summary_t *s = NULL;
+    churn_history_t *history = NULL;
     s_args_t load_args = *args;
     load_args.cal_end = args->to; /* the model sees what was known at the end */
-    int rc = s_load (&load_args, false, &s, &ledger);
+    int rc = s_load (&load_args, false, &s, &history);
     if (rc != 0)
         return rc;
     if (!args->to)
-        to = ledger_last_day (ledger);
+        to = churn_history_last_day (history);
     if (!args->from)
         from = to - 30;
     if (from >= to) {
         rc = s_usage_error ("%s", "--from must be before the end of the period");
         goto cleanup;
     }
-    if (def.rule == CHURN_RULE_P_ALIVE) {
-        bgnbd_fit_t bg;
-        gammagamma_fit_t gg;
+    if (def.rule == CHURN_RATE_P_ALIVE) {
+        churn_bgnbd_fit_t bg;
+        churn_gammagamma_fit_t gg;
         bool have_gg;
         rc = s_fit (args->transactions, s, &bg, &gg, &have_gg);
         if (rc != 0)
@@ -550,21 +555,21 @@ s_cmd_report (const s_args_t *args)
         def.unit_days = s->unit_days;
     }
     churn_rate_t rate;
-    if (churn_rate (ledger, &def, from, to, &rate, err, sizeof err) != 0) {
+    if (churn_rate_compute (history, &def, from, to, &rate, err, sizeof err) != 0) {
         fprintf (stderr, "retainctl churn: %s\n", err);
         rc = 1;
         goto cleanup;
     }
     churn_pareto_t pareto;
-    if (churn_pareto (s->revenue, s->n, top, &pareto) != 0) {
+    if (churn_pareto_compute (s->revenue, s->n, top, &pareto) != 0) {
         fprintf (stderr, "retainctl churn: out of memory\n");
         rc = 1;
         goto cleanup;
     }
     char definition[256], day_from[11], day_to[11];
-    churn_describe (&def, definition, sizeof definition);
-    ledger_format_date (from, day_from);
-    ledger_format_date (to, day_to);
+    churn_rate_describe (&def, definition, sizeof definition);
+    churn_history_format_date (from, day_from);
+    churn_history_format_date (to, day_to);
     if (text) {
         printf ("Period: after %s up to %s\n", day_from, day_to);
         printf ("Definition: %s\n", definition);
@@ -609,8 +614,8 @@ s_cmd_report (const s_args_t *args)
         s_print_json (o);
     }
 cleanup:
-    summary_destroy (&s);
-    ledger_destroy (&ledger);
+    churn_summary_destroy (&s);
+    churn_history_destroy (&history);
     return rc;
 }
 

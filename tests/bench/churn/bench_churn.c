@@ -21,11 +21,11 @@
  *
  *   bench_churn --cdnow FILE [--customers N] [--runs R]
  */
-#include "bgnbd.h"
-#include "gammagamma.h"
-#include "loader.h"
-#include "score.h"
-#include "simulate.h"
+#include "churn/bgnbd.h"
+#include "churn/files.h"
+#include "churn/gammagamma.h"
+#include "churn/score.h"
+#include "churn/simulate.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -44,7 +44,7 @@ s_now_ms (void)
 
 /* [FHL05] Fader, Hardie and Lee, "Counting your customers the easy way",
  * Marketing Science 24(2), 2005: the CDNOW fit, as published. */
-static const bgnbd_params_t s_paper = {0.243, 4.414, 0.793, 2.426};
+static const churn_bgnbd_params_t s_paper = {0.243, 4.414, 0.793, 2.426};
 #define PAPER_LL        (-9582.4)
 #define PAPER_DIGITS    0.0005 /* parameters published to three decimals */
 #define PAPER_LL_DIGITS 0.05   /* the log-likelihood to one */
@@ -53,7 +53,7 @@ static const bgnbd_params_t s_paper = {0.243, 4.414, 0.793, 2.426};
 
 /* 0 when the CDNOW fit is the published one; else -1 with the reason. */
 static int
-s_check_cdnow (const bgnbd_fit_t *f, char *why, size_t cap)
+s_check_cdnow (const churn_bgnbd_fit_t *f, char *why, size_t cap)
 {
     const double got[4] = {f->params.r, f->params.alpha, f->params.a, f->params.b};
     const double want[4] = {s_paper.r, s_paper.alpha, s_paper.a, s_paper.b};
@@ -80,8 +80,8 @@ s_check_cdnow (const bgnbd_fit_t *f, char *why, size_t cap)
 /* 0 when the fits of the simulated customers converged (and, with enough
  * customers, gave back what they were simulated with); else -1. */
 static int
-s_check_simulated (const bgnbd_fit_t *bg, const gammagamma_fit_t *gg, const simulate_opts_t *o,
-                   size_t customers, char *why, size_t cap)
+s_check_simulated (const churn_bgnbd_fit_t *bg, const churn_gammagamma_fit_t *gg,
+                   const churn_simulate_opts_t *o, size_t customers, char *why, size_t cap)
 {
     const double got[7] = {bg->params.r, bg->params.alpha, bg->params.a, bg->params.b,
                            gg->params.p, gg->params.q,     gg->params.v};
@@ -137,17 +137,18 @@ main (int argc, char **argv)
         return 2;
     }
     char err[512];
-    summary_t *s = loader_read_summary (cdnow, 7, err, sizeof err);
+    churn_summary_t *s = churn_files_read_summary (cdnow, 7, err, sizeof err);
     if (!s) {
         fprintf (stderr, "bench_churn: %s\n", err);
         return 1;
     }
     int cdnow_runs = 10 * runs;
     double *t_cdnow = calloc ((size_t)cdnow_runs, sizeof (double));
-    bgnbd_fit_t bg;
+    churn_bgnbd_fit_t bg;
     for (int i = 0; i < cdnow_runs; i++) {
         double t0 = s_now_ms ();
-        if (bgnbd_fit (s->frequency, s->recency, s->T, s->n, NULL, &bg, err, sizeof err) != 0) {
+        if (churn_bgnbd_fit (s->frequency, s->recency, s->T, s->n, NULL, &bg, err, sizeof err) !=
+            0) {
             fprintf (stderr, "bench_churn: %s\n", err);
             return 1;
         }
@@ -162,29 +163,30 @@ main (int argc, char **argv)
              " iterations): the published values\n",
              bg.params.r, bg.params.alpha, bg.params.a, bg.params.b, bg.log_likelihood,
              bg.iterations);
-    summary_destroy (&s);
+    churn_summary_destroy (&s);
 
     /* CDNOW-like customers acquired over a year, purchases dated by day. */
-    simulate_opts_t o = {.bgnbd = {0.243, 4.414, 0.793, 2.426},
-                         .spend = {6.25, 3.74, 15.44},
-                         .T_min = 0,
-                         .T_max = 52,
-                         .resolution = 1.0 / 7,
-                         .unit_days = 7};
-    s = simulate_customers (&o, customers, 42);
+    churn_simulate_opts_t o = {.bgnbd = {0.243, 4.414, 0.793, 2.426},
+                               .spend = {6.25, 3.74, 15.44},
+                               .T_min = 0,
+                               .T_max = 52,
+                               .resolution = 1.0 / 7,
+                               .unit_days = 7};
+    s = churn_simulate_customers (&o, customers, 42);
     if (!s) {
         fprintf (stderr, "bench_churn: out of memory\n");
         return 1;
     }
     double *t_fit = calloc ((size_t)runs, sizeof (double));
     double *t_score = calloc ((size_t)runs, sizeof (double));
-    gammagamma_fit_t gg;
-    score_opts_t so = {
+    churn_gammagamma_fit_t gg;
+    churn_score_opts_t so = {
         .horizon = 90.0 / 7, .clv_periods = 12, .period = 30.0 / 7, .discount = 0.01};
     for (int i = 0; i < runs; i++) {
         double t0 = s_now_ms ();
-        if (bgnbd_fit (s->frequency, s->recency, s->T, s->n, NULL, &bg, err, sizeof err) != 0 ||
-            gammagamma_fit (s->frequency, s->monetary, s->n, &gg, err, sizeof err) != 0) {
+        if (churn_bgnbd_fit (s->frequency, s->recency, s->T, s->n, NULL, &bg, err, sizeof err) !=
+                0 ||
+            churn_gammagamma_fit (s->frequency, s->monetary, s->n, &gg, err, sizeof err) != 0) {
             fprintf (stderr, "bench_churn: %s\n", err);
             return 1;
         }
@@ -194,13 +196,13 @@ main (int argc, char **argv)
             return 1;
         }
         double t1 = s_now_ms ();
-        score_t *sc = score_run (s, &bg.params, &gg.params, &so, err, sizeof err);
+        churn_score_t *sc = churn_score_run (s, &bg.params, &gg.params, &so, err, sizeof err);
         if (!sc) {
             fprintf (stderr, "bench_churn: %s\n", err);
             return 1;
         }
         t_score[i] = s_now_ms () - t1;
-        score_destroy (&sc);
+        churn_score_destroy (&sc);
     }
     struct rusage ru;
     getrusage (RUSAGE_SELF, &ru);
@@ -213,7 +215,7 @@ main (int argc, char **argv)
         "{\"cdnow_fit_ms\":%.3f,\"fit_1m_ms\":%.1f,\"score_1m_ms\":%.1f,\"peak_rss_mb\":%.1f}\n",
         s_median (t_cdnow, cdnow_runs), s_median (t_fit, runs), s_median (t_score, runs),
         ru.ru_maxrss / 1024.0);
-    summary_destroy (&s);
+    churn_summary_destroy (&s);
     free (t_cdnow);
     free (t_fit);
     free (t_score);

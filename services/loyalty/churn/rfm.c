@@ -13,38 +13,43 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const s_names[RFM_SEGMENTS] = {
-    [RFM_CHAMPIONS] = "champions",
-    [RFM_LOYAL] = "loyal",
-    [RFM_POTENTIAL_LOYALIST] = "potential_loyalist",
-    [RFM_NEW] = "new",
-    [RFM_PROMISING] = "promising",
-    [RFM_NEED_ATTENTION] = "need_attention",
-    [RFM_ABOUT_TO_SLEEP] = "about_to_sleep",
-    [RFM_AT_RISK] = "at_risk",
-    [RFM_CANT_LOSE] = "cant_lose",
-    [RFM_HIBERNATING] = "hibernating",
+static const char *const s_names[CHURN_RFM_SEGMENTS] = {
+    [CHURN_RFM_CHAMPIONS] = "champions",
+    [CHURN_RFM_LOYAL] = "loyal",
+    [CHURN_RFM_POTENTIAL_LOYALIST] = "potential_loyalist",
+    [CHURN_RFM_NEW] = "new",
+    [CHURN_RFM_PROMISING] = "promising",
+    [CHURN_RFM_NEED_ATTENTION] = "need_attention",
+    [CHURN_RFM_ABOUT_TO_SLEEP] = "about_to_sleep",
+    [CHURN_RFM_AT_RISK] = "at_risk",
+    [CHURN_RFM_CANT_LOSE] = "cant_lose",
+    [CHURN_RFM_HIBERNATING] = "hibernating",
 };
 
 /* Rows R = 1..5, columns FM = 1..5; the table in rfm.h. */
-static const rfm_segment_t s_table[5][5] = {
-    {RFM_HIBERNATING, RFM_HIBERNATING, RFM_AT_RISK, RFM_AT_RISK, RFM_CANT_LOSE},
-    {RFM_HIBERNATING, RFM_HIBERNATING, RFM_AT_RISK, RFM_AT_RISK, RFM_CANT_LOSE},
-    {RFM_ABOUT_TO_SLEEP, RFM_ABOUT_TO_SLEEP, RFM_NEED_ATTENTION, RFM_LOYAL, RFM_LOYAL},
-    {RFM_PROMISING, RFM_POTENTIAL_LOYALIST, RFM_POTENTIAL_LOYALIST, RFM_LOYAL, RFM_LOYAL},
-    {RFM_NEW, RFM_POTENTIAL_LOYALIST, RFM_POTENTIAL_LOYALIST, RFM_CHAMPIONS, RFM_CHAMPIONS},
+static const churn_rfm_segment_t s_table[5][5] = {
+    {CHURN_RFM_HIBERNATING, CHURN_RFM_HIBERNATING, CHURN_RFM_AT_RISK, CHURN_RFM_AT_RISK,
+     CHURN_RFM_CANT_LOSE},
+    {CHURN_RFM_HIBERNATING, CHURN_RFM_HIBERNATING, CHURN_RFM_AT_RISK, CHURN_RFM_AT_RISK,
+     CHURN_RFM_CANT_LOSE},
+    {CHURN_RFM_ABOUT_TO_SLEEP, CHURN_RFM_ABOUT_TO_SLEEP, CHURN_RFM_NEED_ATTENTION, CHURN_RFM_LOYAL,
+     CHURN_RFM_LOYAL},
+    {CHURN_RFM_PROMISING, CHURN_RFM_POTENTIAL_LOYALIST, CHURN_RFM_POTENTIAL_LOYALIST,
+     CHURN_RFM_LOYAL, CHURN_RFM_LOYAL},
+    {CHURN_RFM_NEW, CHURN_RFM_POTENTIAL_LOYALIST, CHURN_RFM_POTENTIAL_LOYALIST, CHURN_RFM_CHAMPIONS,
+     CHURN_RFM_CHAMPIONS},
 };
 
 const char *
-rfm_segment_name (rfm_segment_t segment)
+churn_rfm_segment_name (churn_rfm_segment_t segment)
 {
-    if ((unsigned)segment >= RFM_SEGMENTS)
+    if ((unsigned)segment >= CHURN_RFM_SEGMENTS)
         return "unknown";
     return s_names[segment];
 }
 
-rfm_segment_t
-rfm_segment (int r, int fm)
+churn_rfm_segment_t
+churn_rfm_segment (int r, int fm)
 {
     r = r < 1 ? 1 : r > 5 ? 5 : r;
     fm = fm < 1 ? 1 : fm > 5 ? 5 : fm;
@@ -101,7 +106,7 @@ s_radix_sort (uint64_t *keys, size_t n)
 }
 
 int
-rfm_quintiles (const double *values, size_t n, bool higher_is_better, uint8_t *scores)
+churn_rfm_quintiles (const double *values, size_t n, bool higher_is_better, uint8_t *scores)
 {
     if (n == 0)
         return 0;
@@ -150,7 +155,7 @@ rfm_quintiles (const double *values, size_t n, bool higher_is_better, uint8_t *s
 }
 
 int
-rfm_score (const summary_t *s, uint8_t *r, uint8_t *f, uint8_t *m, uint8_t *segment)
+churn_rfm_score (const churn_summary_t *s, uint8_t *r, uint8_t *f, uint8_t *m, uint8_t *segment)
 {
     int rc = -1;
     double *gap = malloc ((s->n ? s->n : 1) * sizeof *gap);
@@ -158,18 +163,18 @@ rfm_score (const summary_t *s, uint8_t *r, uint8_t *f, uint8_t *m, uint8_t *segm
         return -1;
     for (size_t i = 0; i < s->n; i++)
         gap[i] = s->T[i] - s->recency[i];
-    if (rfm_quintiles (gap, s->n, false, r) != 0)
+    if (churn_rfm_quintiles (gap, s->n, false, r) != 0)
         goto cleanup;
-    if (rfm_quintiles (s->frequency, s->n, true, f) != 0)
+    if (churn_rfm_quintiles (s->frequency, s->n, true, f) != 0)
         goto cleanup;
     const double *money = s->revenue ? s->revenue : s->monetary;
     if (money) {
-        if (rfm_quintiles (money, s->n, true, m) != 0)
+        if (churn_rfm_quintiles (money, s->n, true, m) != 0)
             goto cleanup;
     } else
         memcpy (m, f, s->n);
     for (size_t i = 0; i < s->n; i++)
-        segment[i] = (uint8_t)rfm_segment (r[i], (f[i] + m[i] + 1) / 2);
+        segment[i] = (uint8_t)churn_rfm_segment (r[i], (f[i] + m[i] + 1) / 2);
     rc = 0;
 cleanup:
     free (gap);

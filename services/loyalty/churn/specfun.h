@@ -6,21 +6,21 @@
  * function's domain the result is NaN; callers in this library never leave
  * the domain, so a NaN from here is a programmer's mistake, not data.
  */
-#ifndef LOYALTY_SPECFUN_H
-#define LOYALTY_SPECFUN_H
+#ifndef LOYALTY_CHURN_SPECFUN_H
+#define LOYALTY_CHURN_SPECFUN_H
 
 /* log |Gamma(x)|; +inf at the poles (0, -1, -2, ...). */
-double specfun_lgamma (double x);
+double churn_specfun_lgamma (double x);
 
 /* log B(a, b) = lgamma(a) + lgamma(b) - lgamma(a + b), for a, b > 0. */
-double specfun_lbeta (double a, double b);
+double churn_specfun_lbeta (double a, double b);
 
 /* The digamma function psi(x) = Gamma'(x) / Gamma(x); NaN at the poles.
  * Absolute error below 1e-14 for x > 0. */
-double specfun_digamma (double x);
+double churn_specfun_digamma (double x);
 
 /* log(1 + exp(x)) without overflow for large x nor loss for small x. */
-double specfun_log1pexp (double x);
+double churn_specfun_log1pexp (double x);
 
 /* The Gauss hypergeometric function 2F1(a, b; c; z) for real a, b, c and
  * z <= 1 (z = 1 only when c - a - b > 0, by Gauss's theorem).
@@ -38,6 +38,6 @@ double specfun_log1pexp (double x);
  * cancellation of large terms. NaN when c is a non-positive integer (and the
  * series does not terminate first) or z > 1; +inf when the true value
  * overflows or when z = 1 and c - a - b <= 0. */
-double specfun_hyp2f1 (double a, double b, double c, double z);
+double churn_specfun_hyp2f1 (double a, double b, double c, double z);
 
 #endif

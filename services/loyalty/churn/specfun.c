@@ -33,20 +33,20 @@
 #define STEP_MAX_TERMS 1100
 
 double
-specfun_lgamma (double x)
+churn_specfun_lgamma (double x)
 {
     int sign;
     return lgamma_r (x, &sign);
 }
 
 double
-specfun_lbeta (double a, double b)
+churn_specfun_lbeta (double a, double b)
 {
-    return specfun_lgamma (a) + specfun_lgamma (b) - specfun_lgamma (a + b);
+    return churn_specfun_lgamma (a) + churn_specfun_lgamma (b) - churn_specfun_lgamma (a + b);
 }
 
 double
-specfun_digamma (double x)
+churn_specfun_digamma (double x)
 {
     if (isnan (x))
         return x;
@@ -54,7 +54,7 @@ specfun_digamma (double x)
         if (x == floor (x))
             return NAN;
         /* Reflection: psi(1 - x) - psi(x) = pi cot(pi x). */
-        return specfun_digamma (1 - x) - M_PI / tan (M_PI * x);
+        return churn_specfun_digamma (1 - x) - M_PI / tan (M_PI * x);
     }
     double result = 0;
     /* Recurrence up to where the asymptotic series has 1e-16 accuracy. */
@@ -75,7 +75,7 @@ specfun_digamma (double x)
 }
 
 double
-specfun_log1pexp (double x)
+churn_specfun_log1pexp (double x)
 {
     if (x > 36)
         return x + exp (-x);
@@ -201,7 +201,7 @@ s_gauss_at_one (double a, double b, double c)
 }
 
 double
-specfun_hyp2f1 (double a, double b, double c, double z)
+churn_specfun_hyp2f1 (double a, double b, double c, double z)
 {
     if (isnan (a) || isnan (b) || isnan (c) || isnan (z) || z > 1)
         return NAN;
@@ -227,15 +227,15 @@ specfun_hyp2f1 (double a, double b, double c, double z)
          * whose new series terminates, if either does. */
         double w = z / (z - 1);
         if (s_is_nonpos_int (c - a) && !s_is_nonpos_int (c - b))
-            return pow (1 - z, -b) * specfun_hyp2f1 (c - a, b, c, w);
-        return pow (1 - z, -a) * specfun_hyp2f1 (a, c - b, c, w);
+            return pow (1 - z, -b) * churn_specfun_hyp2f1 (c - a, b, c, w);
+        return pow (1 - z, -a) * churn_specfun_hyp2f1 (a, c - b, c, w);
     }
     double d = c - a - b;
     if (d < 0) {
         /* Euler: F = (1-z)^(c-a-b) F(c-a, c-b; c; z). The new function is
          * bounded at z = 1 (its own c-a-b is -d > 0), so the growth is all in
          * the power and the sum converges the faster of the two. */
-        return pow (1 - z, d) * specfun_hyp2f1 (c - a, c - b, c, z);
+        return pow (1 - z, d) * churn_specfun_hyp2f1 (c - a, c - b, c, z);
     }
     /* With c-a-b = d >= 0 the terms end up shrinking like z^n n^-(d+1): when
      * that reaches 1e-17 within a few hundred terms the plain series is the

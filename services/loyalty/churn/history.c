@@ -1,5 +1,5 @@
 /*
- * ledger: purchases by customer and day.
+ * history: purchases by customer and day.
  *
  * Purchases are appended as they come (any order) into flat arrays; the
  * first query after a change sorts them into one run per customer (counting
@@ -7,13 +7,13 @@
  * a million purchases cost one pass and no per-customer allocation.
  * Customer ids are interned through an open-addressing hash table.
  */
-#include "ledger.h"
+#include "history.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct ledger_t {
+struct churn_history_t {
     /* customers, in order of first appearance */
     size_t ncust;
     size_t cap_cust;
@@ -60,7 +60,7 @@ s_digits (const char *s, int n)
 }
 
 int
-ledger_parse_date (const char *text, size_t len, int32_t *day)
+churn_history_parse_date (const char *text, size_t len, int32_t *day)
 {
     int y, m, d;
     size_t used;
@@ -89,7 +89,7 @@ ledger_parse_date (const char *text, size_t len, int32_t *day)
 }
 
 void
-ledger_format_date (int32_t day, char out[11])
+churn_history_format_date (int32_t day, char out[11])
 {
     /* H. Hinnant's civil_from_days. */
     int z = day + 719468;
@@ -115,21 +115,21 @@ ledger_format_date (int32_t day, char out[11])
     out[10] = '\0';
 }
 
-ledger_t *
-ledger_new (void)
+churn_history_t *
+churn_history_new (void)
 {
-    ledger_t *self = calloc (1, sizeof *self);
+    churn_history_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
     self->nslots = 1024;
     self->slots = calloc (self->nslots, sizeof (size_t));
     if (!self->slots)
-        ledger_destroy (&self);
+        churn_history_destroy (&self);
     return self;
 }
 
 static void
-s_unseal (ledger_t *self)
+s_unseal (churn_history_t *self)
 {
     free (self->off);
     free (self->day);
@@ -141,11 +141,11 @@ s_unseal (ledger_t *self)
 }
 
 void
-ledger_destroy (ledger_t **self_p)
+churn_history_destroy (churn_history_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    ledger_t *self = *self_p;
+    churn_history_t *self = *self_p;
     for (size_t i = 0; i < self->ncust; i++)
         free (self->ids[i]);
     free (self->ids);
@@ -171,7 +171,7 @@ s_hash (const char *s, size_t len)
 }
 
 static int
-s_grow_slots (ledger_t *self)
+s_grow_slots (churn_history_t *self)
 {
     size_t nslots = self->nslots * 2;
     size_t *slots = calloc (nslots, sizeof (size_t));
@@ -191,7 +191,7 @@ s_grow_slots (ledger_t *self)
 
 /* The customer's index, interned on first sight; -1 when out of memory. */
 static long long
-s_intern (ledger_t *self, const char *id, size_t len)
+s_intern (churn_history_t *self, const char *id, size_t len)
 {
     size_t s = s_hash (id, len) & (self->nslots - 1);
     while (self->slots[s]) {
@@ -222,7 +222,8 @@ s_intern (ledger_t *self, const char *id, size_t len)
 }
 
 int
-ledger_add (ledger_t *self, const char *customer, size_t len, int32_t day, double amount)
+churn_history_add (churn_history_t *self, const char *customer, size_t len, int32_t day,
+                   double amount)
 {
     long long c = s_intern (self, customer, len);
     if (c < 0)
@@ -257,25 +258,25 @@ ledger_add (ledger_t *self, const char *customer, size_t len, int32_t day, doubl
 }
 
 size_t
-ledger_customers (const ledger_t *self)
+churn_history_customers (const churn_history_t *self)
 {
     return self->ncust;
 }
 
 size_t
-ledger_purchases (const ledger_t *self)
+churn_history_purchases (const churn_history_t *self)
 {
     return self->ntx;
 }
 
 int32_t
-ledger_first_day (const ledger_t *self)
+churn_history_first_day (const churn_history_t *self)
 {
     return self->first_day;
 }
 
 int32_t
-ledger_last_day (const ledger_t *self)
+churn_history_last_day (const churn_history_t *self)
 {
     return self->last_day;
 }
@@ -328,7 +329,7 @@ s_sort_run (int32_t *day, double *amount, size_t n)
 }
 
 static int
-s_seal (ledger_t *self)
+s_seal (churn_history_t *self)
 {
     if (self->sealed)
         return 0;
@@ -378,8 +379,8 @@ s_seal (ledger_t *self)
 }
 
 const char *
-ledger_customer (ledger_t *self, size_t customer, const int32_t **days, const double **amounts,
-                 size_t *count)
+churn_history_customer (churn_history_t *self, size_t customer, const int32_t **days,
+                        const double **amounts, size_t *count)
 {
     if (s_seal (self) != 0 || customer >= self->ncust) {
         *count = 0;
@@ -392,9 +393,9 @@ ledger_customer (ledger_t *self, size_t customer, const int32_t **days, const do
     return self->ids[customer];
 }
 
-summary_t *
-ledger_summarize (ledger_t *self, int32_t calibration_end, int32_t observation_end,
-                  double unit_days)
+churn_summary_t *
+churn_history_summarize (churn_history_t *self, int32_t calibration_end, int32_t observation_end,
+                         double unit_days)
 {
     if (s_seal (self) != 0)
         return NULL;
@@ -403,8 +404,9 @@ ledger_summarize (ledger_t *self, int32_t calibration_end, int32_t observation_e
     for (size_t c = 0; c < self->ncust; c++)
         if (self->off[c + 1] > self->off[c] && self->day[self->off[c]] <= calibration_end)
             n++;
-    unsigned fields = SUMMARY_IDS | SUMMARY_MONEY | (holdout ? SUMMARY_HOLDOUT : 0);
-    summary_t *s = summary_new (n, fields, unit_days);
+    unsigned fields =
+        CHURN_SUMMARY_IDS | CHURN_SUMMARY_MONEY | (holdout ? CHURN_SUMMARY_HOLDOUT : 0);
+    churn_summary_t *s = churn_summary_new (n, fields, unit_days);
     if (!s)
         return NULL;
     if (holdout)
@@ -427,7 +429,7 @@ ledger_summarize (ledger_t *self, int32_t calibration_end, int32_t observation_e
         }
         s->id[k] = strdup (self->ids[c]);
         if (!s->id[k]) {
-            summary_destroy (&s);
+            churn_summary_destroy (&s);
             return NULL;
         }
         s->frequency[k] = (double)(cal - 1);

@@ -209,12 +209,14 @@ s_data_subsample (const s_data_t *src, size_t k, s_data_t *d)
 
 /* Sum of w * loglik over the data and its gradient in (r, alpha, a, b). */
 static double
-s_loglik_data (const bgnbd_params_t *p, const s_data_t *d, double grad[4])
+s_loglik_data (const churn_bgnbd_params_t *p, const s_data_t *d, double grad[4])
 {
     double r = p->r, alpha = p->alpha, a = p->a, b = p->b;
     double la = log (alpha), lna = log (a);
-    double lg_r = specfun_lgamma (r), lg_b = specfun_lgamma (b), lg_ab = specfun_lgamma (a + b);
-    double ps_r = specfun_digamma (r), ps_b = specfun_digamma (b), ps_ab = specfun_digamma (a + b);
+    double lg_r = churn_specfun_lgamma (r), lg_b = churn_specfun_lgamma (b),
+           lg_ab = churn_specfun_lgamma (a + b);
+    double ps_r = churn_specfun_digamma (r), ps_b = churn_specfun_digamma (b),
+           ps_ab = churn_specfun_digamma (a + b);
     double ll = 0, g_r = 0, g_al = 0, g_a = 0, g_b = 0;
 
     for (size_t k = 0; k < d->ngroups; k++) {
@@ -222,11 +224,11 @@ s_loglik_data (const bgnbd_params_t *p, const s_data_t *d, double grad[4])
         double x = gr->x;
         double rx = r + x;
         /* Terms of x alone: A1 + A2 in the notation of the paper's note. */
-        double base = specfun_lgamma (rx) - lg_r + r * la + lg_ab + specfun_lgamma (b + x) - lg_b -
-                      specfun_lgamma (a + b + x);
-        double dr_x = specfun_digamma (rx) - ps_r + la;
-        double dab_x = ps_ab - specfun_digamma (a + b + x);
-        double db_x = dab_x + specfun_digamma (b + x) - ps_b;
+        double base = churn_specfun_lgamma (rx) - lg_r + r * la + lg_ab +
+                      churn_specfun_lgamma (b + x) - lg_b - churn_specfun_lgamma (a + b + x);
+        double dr_x = churn_specfun_digamma (rx) - ps_r + la;
+        double dab_x = ps_ab - churn_specfun_digamma (a + b + x);
+        double db_x = dab_x + churn_specfun_digamma (b + x) - ps_b;
         ll += gr->w * base;
         g_r += gr->w * dr_x;
         g_al += gr->w * r / alpha;
@@ -282,7 +284,7 @@ static double
 s_objective (const double *theta, double *grad, void *arg)
 {
     const s_data_t *d = arg;
-    bgnbd_params_t p = {exp (theta[0]), exp (theta[1]), exp (theta[2]), exp (theta[3])};
+    churn_bgnbd_params_t p = {exp (theta[0]), exp (theta[1]), exp (theta[2]), exp (theta[3])};
     if (!(p.r > 0 && p.alpha > 0 && p.a > 0 && p.b > 0) || !isfinite (p.r) || !isfinite (p.alpha) ||
         !isfinite (p.a) || !isfinite (p.b))
         return INFINITY;
@@ -299,21 +301,22 @@ s_objective (const double *theta, double *grad, void *arg)
 }
 
 double
-bgnbd_loglik (const bgnbd_params_t *p, double x, double t_x, double T)
+churn_bgnbd_loglik (const churn_bgnbd_params_t *p, double x, double t_x, double T)
 {
     double r = p->r, alpha = p->alpha, a = p->a, b = p->b;
-    double A = specfun_lgamma (r + x) - specfun_lgamma (r) + r * log (alpha) +
-               specfun_lgamma (a + b) + specfun_lgamma (b + x) - specfun_lgamma (b) -
-               specfun_lgamma (a + b + x) - (r + x) * log (alpha + T);
+    double A = churn_specfun_lgamma (r + x) - churn_specfun_lgamma (r) + r * log (alpha) +
+               churn_specfun_lgamma (a + b) + churn_specfun_lgamma (b + x) -
+               churn_specfun_lgamma (b) - churn_specfun_lgamma (a + b + x) -
+               (r + x) * log (alpha + T);
     if (x <= 0)
         return A;
     double D = log (a) - log (b + x - 1) + (r + x) * (log (alpha + T) - log (alpha + t_x));
-    return A + specfun_log1pexp (D);
+    return A + churn_specfun_log1pexp (D);
 }
 
 double
-bgnbd_loglik_sum (const bgnbd_params_t *p, const double *x, const double *t_x, const double *T,
-                  size_t n, double grad[4])
+churn_bgnbd_loglik_sum (const churn_bgnbd_params_t *p, const double *x, const double *t_x,
+                        const double *T, size_t n, double grad[4])
 {
     s_data_t d;
     if (s_data_build (x, t_x, T, n, &d) != 0)
@@ -356,8 +359,8 @@ s_check (const double *x, const double *t_x, const double *T, size_t n, size_t *
 }
 
 int
-bgnbd_fit (const double *x, const double *t_x, const double *T, size_t n, const bgnbd_opts_t *opts,
-           bgnbd_fit_t *fit, char *err, size_t errlen)
+churn_bgnbd_fit (const double *x, const double *t_x, const double *T, size_t n,
+                 const churn_bgnbd_opts_t *opts, churn_bgnbd_fit_t *fit, char *err, size_t errlen)
 {
     int rc = -1;
     s_data_t data = {0}, sub = {0};
@@ -405,15 +408,15 @@ bgnbd_fit (const double *x, const double *t_x, const double *T, size_t n, const 
 
     double best[4] = {0};
     double best_f = INFINITY;
-    optim_result_t best_res = {0};
-    optim_opts_t screen_opts = {.max_iterations = max_iter, .gtol = SCREEN_GTOL};
+    churn_optim_result_t best_res = {0};
+    churn_optim_opts_t screen_opts = {.max_iterations = max_iter, .gtol = SCREEN_GTOL};
     for (int s = 0; s < starts; s++) {
         const double *st = start_table[s % nstart_table];
         /* Beyond the table, spread further starts by scaling the rate. */
         double spread = pow (3.0, s / nstart_table);
         double theta[4] = {log (st[0]), log (st[1] / m * spread), log (st[2]), log (st[3])};
-        optim_result_t res;
-        int orc = optim_bfgs (4, theta, s_objective, (void *)screen, &screen_opts, &res);
+        churn_optim_result_t res;
+        int orc = churn_optim_bfgs (4, theta, s_objective, (void *)screen, &screen_opts, &res);
         fit->evaluations += res.evaluations;
         if (orc >= 0 && res.f < best_f) {
             best_f = res.f;
@@ -425,13 +428,15 @@ bgnbd_fit (const double *x, const double *t_x, const double *T, size_t n, const 
         snprintf (err, errlen, "the likelihood could not be evaluated at any starting point");
         goto cleanup;
     }
-    optim_opts_t polish_opts = {.max_iterations = max_iter, .gtol = gtol, .hinv0 = best_res.hinv};
-    optim_result_t res;
-    if (optim_bfgs (4, best, s_objective, &data, &polish_opts, &res) < 0) {
+    churn_optim_opts_t polish_opts = {
+        .max_iterations = max_iter, .gtol = gtol, .hinv0 = best_res.hinv};
+    churn_optim_result_t res;
+    if (churn_optim_bfgs (4, best, s_objective, &data, &polish_opts, &res) < 0) {
         snprintf (err, errlen, "the likelihood could not be evaluated at the estimate");
         goto cleanup;
     }
-    fit->params = (bgnbd_params_t){exp (best[0]), exp (best[1]), exp (best[2]), exp (best[3])};
+    fit->params =
+        (churn_bgnbd_params_t){exp (best[0]), exp (best[1]), exp (best[2]), exp (best[3])};
     fit->log_likelihood = -res.f * data.total_w;
     fit->iterations = (screen == &data ? best_res.iterations : 0) + res.iterations;
     fit->evaluations += res.evaluations;
@@ -447,7 +452,7 @@ cleanup:
 }
 
 double
-bgnbd_p_alive (const bgnbd_params_t *p, double x, double t_x, double T)
+churn_bgnbd_p_alive (const churn_bgnbd_params_t *p, double x, double t_x, double T)
 {
     if (x <= 0)
         return 1;
@@ -477,7 +482,7 @@ s_if_alive_raw (double r, double alpha, double a, double b, double x, double T, 
     double e = a - 1;
     double z = t / (alpha + T + t);
     double L = -log1p (t / (alpha + T));
-    double F = specfun_hyp2f1 (a + b - 1 - r, e, c, z);
+    double F = churn_specfun_hyp2f1 (a + b - 1 - r, e, c, z);
     double pw = exp (e * L);
     double one_minus = -expm1 (e * L) - pw * (F - 1);
     return c / e * one_minus;
@@ -498,7 +503,7 @@ s_if_alive_b (double r, double alpha, double a, double b, double x, double T, do
 }
 
 double
-bgnbd_expected_if_alive (const bgnbd_params_t *p, double x, double T, double t)
+churn_bgnbd_expected_if_alive (const churn_bgnbd_params_t *p, double x, double T, double t)
 {
     if (!(t > 0))
         return 0;
@@ -515,31 +520,32 @@ bgnbd_expected_if_alive (const bgnbd_params_t *p, double x, double T, double t)
 }
 
 double
-bgnbd_expected (const bgnbd_params_t *p, double x, double t_x, double T, double t)
+churn_bgnbd_expected (const churn_bgnbd_params_t *p, double x, double t_x, double T, double t)
 {
-    return bgnbd_p_alive (p, x, t_x, T) * bgnbd_expected_if_alive (p, x, T, t);
+    return churn_bgnbd_p_alive (p, x, t_x, T) * churn_bgnbd_expected_if_alive (p, x, T, t);
 }
 
 double
-bgnbd_population_expected (const bgnbd_params_t *p, double t)
+churn_bgnbd_population_expected (const churn_bgnbd_params_t *p, double t)
 {
     /* A new customer is alive, has x = 0 and has been observed for T = 0. */
-    return bgnbd_expected_if_alive (p, 0, 0, t);
+    return churn_bgnbd_expected_if_alive (p, 0, 0, t);
 }
 
 double
-bgnbd_pmf (const bgnbd_params_t *p, double t, unsigned n)
+churn_bgnbd_pmf (const churn_bgnbd_params_t *p, double t, unsigned n)
 {
     double r = p->r, alpha = p->alpha, a = p->a, b = p->b;
     if (!(t > 0))
         return n == 0 ? 1 : 0;
     double lp = -log1p (t / alpha); /* log(alpha / (alpha + t)) */
     double lq = log (t / (alpha + t));
-    double lbab = specfun_lbeta (a, b);
+    double lbab = churn_specfun_lbeta (a, b);
     /* The negative binomial pmf of the purchases of an active customer. */
-    double lg_r = specfun_lgamma (r);
-    double nb_n = exp (specfun_lgamma (r + n) - lg_r - specfun_lgamma (n + 1.0) + r * lp + n * lq);
-    double alive = exp (specfun_lbeta (a, b + n) - lbab) * nb_n;
+    double lg_r = churn_specfun_lgamma (r);
+    double nb_n = exp (churn_specfun_lgamma (r + n) - lg_r - churn_specfun_lgamma (n + 1.0) +
+                       r * lp + n * lq);
+    double alive = exp (churn_specfun_lbeta (a, b + n) - lbab) * nb_n;
     if (n == 0)
         return alive;
     /* Dropped out after the n-th purchase: needs at least n purchases
@@ -563,5 +569,5 @@ bgnbd_pmf (const bgnbd_params_t *p, double t, unsigned n)
             term *= (r + j) / (j + 1.0) * q;
         }
     }
-    return alive + exp (specfun_lbeta (a + 1, b + n - 1) - lbab) * tail;
+    return alive + exp (churn_specfun_lbeta (a + 1, b + n - 1) - lbab) * tail;
 }

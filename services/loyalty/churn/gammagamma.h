@@ -17,8 +17,8 @@
  * undefined when p x + q <= 1 (for a customer without repeat purchases:
  * when q <= 1, the population mean is infinite).
  */
-#ifndef LOYALTY_GAMMAGAMMA_H
-#define LOYALTY_GAMMAGAMMA_H
+#ifndef LOYALTY_CHURN_GAMMAGAMMA_H
+#define LOYALTY_CHURN_GAMMAGAMMA_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,10 +27,10 @@ typedef struct {
     double p; /* shape of a customer's transaction values */
     double q; /* shape of the distribution of nu across customers */
     double v; /* scale of that distribution, in money */
-} gammagamma_params_t;
+} churn_gammagamma_params_t;
 
 typedef struct {
-    gammagamma_params_t params;
+    churn_gammagamma_params_t params;
     double log_likelihood; /* total over the customers fitted */
     int iterations;
     int evaluations;
@@ -38,21 +38,22 @@ typedef struct {
     double gradient_norm; /* max |gradient| of the mean log-likelihood */
     size_t customers;     /* customers fitted: x > 0 and m > 0 */
     double correlation;   /* Pearson correlation of x and m among them */
-} gammagamma_fit_t;
+} churn_gammagamma_fit_t;
 
 /* One customer's log-likelihood of their mean spend m over x transactions. */
-double gammagamma_loglik (const gammagamma_params_t *p, double x, double m);
+double churn_gammagamma_loglik (const churn_gammagamma_params_t *p, double x, double m);
 
 /* Fits (p, q, v) by maximum likelihood to the customers with x > 0 and
  * m > 0 (the others carry no information on spend and are skipped).
  * Returns 0 and fills fit; -1 with the reason in err when an x or m is
  * negative or not finite (naming the 1-based row), when no customer
  * qualifies, or when memory runs out. */
-int gammagamma_fit (const double *x, const double *m, size_t n, gammagamma_fit_t *fit, char *err,
-                    size_t errlen);
+int churn_gammagamma_fit (const double *x, const double *m, size_t n, churn_gammagamma_fit_t *fit,
+                          char *err, size_t errlen);
 
 /* Expected average spend per future transaction given (x, m). Returns 0 and
  * writes *spend, or -1 when it is undefined (see above). */
-int gammagamma_expected_spend (const gammagamma_params_t *p, double x, double m, double *spend);
+int churn_gammagamma_expected_spend (const churn_gammagamma_params_t *p, double x, double m,
+                                     double *spend);
 
 #endif

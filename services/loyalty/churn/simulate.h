@@ -16,8 +16,8 @@
  * The generator is xoshiro256** seeded through splitmix64: the same seed
  * gives the same customers on every machine.
  */
-#ifndef LOYALTY_SIMULATE_H
-#define LOYALTY_SIMULATE_H
+#ifndef LOYALTY_CHURN_SIMULATE_H
+#define LOYALTY_CHURN_SIMULATE_H
 
 #include "bgnbd.h"
 #include "gammagamma.h"
@@ -28,25 +28,26 @@
 
 typedef struct {
     uint64_t s[4];
-} simulate_rng_t;
+} churn_simulate_rng_t;
 
 typedef struct {
-    bgnbd_params_t bgnbd;      /* the purchase and dropout process */
-    gammagamma_params_t spend; /* spend; v = 0 leaves the money arrays NULL */
-    double T_min, T_max;       /* range of customer ages */
-    double resolution;         /* 0 for continuous times */
-    double unit_days;          /* recorded in the summary */
-} simulate_opts_t;
+    churn_bgnbd_params_t bgnbd;      /* the purchase and dropout process */
+    churn_gammagamma_params_t spend; /* spend; v = 0 leaves the money arrays NULL */
+    double T_min, T_max;             /* range of customer ages */
+    double resolution;               /* 0 for continuous times */
+    double unit_days;                /* recorded in the summary */
+} churn_simulate_opts_t;
 
-void simulate_seed (simulate_rng_t *rng, uint64_t seed);
+void churn_simulate_seed (churn_simulate_rng_t *rng, uint64_t seed);
 
 /* Uniform in (0, 1). */
-double simulate_uniform (simulate_rng_t *rng);
+double churn_simulate_uniform (churn_simulate_rng_t *rng);
 
 /* Gamma with the given shape and scale (Marsaglia & Tsang 2000). */
-double simulate_gamma (simulate_rng_t *rng, double shape, double scale);
+double churn_simulate_gamma (churn_simulate_rng_t *rng, double shape, double scale);
 
 /* n simulated customers (without ids). NULL when out of memory. */
-summary_t *simulate_customers (const simulate_opts_t *opts, size_t n, uint64_t seed);
+churn_summary_t *churn_simulate_customers (const churn_simulate_opts_t *opts, size_t n,
+                                           uint64_t seed);
 
 #endif

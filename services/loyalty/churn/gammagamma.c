@@ -107,15 +107,16 @@ s_objective (const double *theta, double *grad, void *arg)
     double p = exp (theta[0]), q = exp (theta[1]), v = exp (theta[2]);
     if (!(p > 0 && q > 0 && v > 0) || !isfinite (p) || !isfinite (q) || !isfinite (v))
         return INFINITY;
-    double lv = log (v), lg_q = specfun_lgamma (q), ps_q = specfun_digamma (q);
+    double lv = log (v), lg_q = churn_specfun_lgamma (q), ps_q = churn_specfun_digamma (q);
     double ll = 0, g_p = 0, g_q = 0, g_v = 0;
     for (size_t k = 0; k < d->ngroups; k++) {
         const s_group_t *g = &d->groups[k];
         double x = g->x, px = p * x, lx = log (x);
-        double ps_pxq = specfun_digamma (px + q);
-        ll += g->w * (specfun_lgamma (px + q) - specfun_lgamma (px) - lg_q + q * lv + px * lx) +
+        double ps_pxq = churn_specfun_digamma (px + q);
+        ll += g->w * (churn_specfun_lgamma (px + q) - churn_specfun_lgamma (px) - lg_q + q * lv +
+                      px * lx) +
               (px - 1) * g->sum_lm;
-        g_p += g->w * x * (ps_pxq - specfun_digamma (px) + lx) + x * g->sum_lm;
+        g_p += g->w * x * (ps_pxq - churn_specfun_digamma (px) + lx) + x * g->sum_lm;
         g_q += g->w * (ps_pxq - ps_q + lv);
         g_v += g->w * q / v;
         double s_l = 0, s_i = 0;
@@ -139,16 +140,16 @@ s_objective (const double *theta, double *grad, void *arg)
 }
 
 double
-gammagamma_loglik (const gammagamma_params_t *pr, double x, double m)
+churn_gammagamma_loglik (const churn_gammagamma_params_t *pr, double x, double m)
 {
     double p = pr->p, q = pr->q, v = pr->v, px = p * x;
-    return specfun_lgamma (px + q) - specfun_lgamma (px) - specfun_lgamma (q) + q * log (v) +
-           (px - 1) * log (m) + px * log (x) - (px + q) * log (x * m + v);
+    return churn_specfun_lgamma (px + q) - churn_specfun_lgamma (px) - churn_specfun_lgamma (q) +
+           q * log (v) + (px - 1) * log (m) + px * log (x) - (px + q) * log (x * m + v);
 }
 
 int
-gammagamma_fit (const double *x, const double *m, size_t n, gammagamma_fit_t *fit, char *err,
-                size_t errlen)
+churn_gammagamma_fit (const double *x, const double *m, size_t n, churn_gammagamma_fit_t *fit,
+                      char *err, size_t errlen)
 {
     int rc = -1;
     s_pair_t *pairs = NULL;
@@ -202,13 +203,13 @@ gammagamma_fit (const double *x, const double *m, size_t n, gammagamma_fit_t *fi
     /* Starts with the population mean p v / (q - 1) at the sample mean. */
     static const double starts[][2] = {{1.0, 2.0}, {5.0, 4.0}, {0.5, 1.5}};
     double best[3] = {0}, best_f = INFINITY;
-    optim_result_t best_res = {0};
-    optim_opts_t screen_opts = {.max_iterations = MAX_ITER, .gtol = SCREEN_GTOL};
+    churn_optim_result_t best_res = {0};
+    churn_optim_opts_t screen_opts = {.max_iterations = MAX_ITER, .gtol = SCREEN_GTOL};
     for (size_t s = 0; s < sizeof starts / sizeof starts[0]; s++) {
         double p0 = starts[s][0], q0 = starts[s][1];
         double theta[3] = {log (p0), log (q0), log (mm * (q0 - 1) / p0)};
-        optim_result_t res;
-        int orc = optim_bfgs (3, theta, s_objective, (void *)screen, &screen_opts, &res);
+        churn_optim_result_t res;
+        int orc = churn_optim_bfgs (3, theta, s_objective, (void *)screen, &screen_opts, &res);
         fit->evaluations += res.evaluations;
         if (orc >= 0 && res.f < best_f) {
             best_f = res.f;
@@ -220,13 +221,14 @@ gammagamma_fit (const double *x, const double *m, size_t n, gammagamma_fit_t *fi
         snprintf (err, errlen, "the spend likelihood could not be evaluated at any start");
         goto cleanup;
     }
-    optim_opts_t polish = {.max_iterations = MAX_ITER, .gtol = FIT_GTOL, .hinv0 = best_res.hinv};
-    optim_result_t res;
-    if (optim_bfgs (3, best, s_objective, &data, &polish, &res) < 0) {
+    churn_optim_opts_t polish = {
+        .max_iterations = MAX_ITER, .gtol = FIT_GTOL, .hinv0 = best_res.hinv};
+    churn_optim_result_t res;
+    if (churn_optim_bfgs (3, best, s_objective, &data, &polish, &res) < 0) {
         snprintf (err, errlen, "the spend likelihood could not be evaluated at the estimate");
         goto cleanup;
     }
-    fit->params = (gammagamma_params_t){exp (best[0]), exp (best[1]), exp (best[2])};
+    fit->params = (churn_gammagamma_params_t){exp (best[0]), exp (best[1]), exp (best[2])};
     fit->log_likelihood = -res.f * data.total_w;
     fit->iterations = (screen == &data ? best_res.iterations : 0) + res.iterations;
     fit->evaluations += res.evaluations;
@@ -245,7 +247,8 @@ cleanup:
 }
 
 int
-gammagamma_expected_spend (const gammagamma_params_t *pr, double x, double m, double *spend)
+churn_gammagamma_expected_spend (const churn_gammagamma_params_t *pr, double x, double m,
+                                 double *spend)
 {
     double den = pr->p * x + pr->q - 1;
     if (!(den > 0))

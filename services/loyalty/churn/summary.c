@@ -6,10 +6,10 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-summary_t *
-summary_new (size_t n, unsigned fields, double unit_days)
+churn_summary_t *
+churn_summary_new (size_t n, unsigned fields, double unit_days)
 {
-    summary_t *self = calloc (1, sizeof *self);
+    churn_summary_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
     self->n = n;
@@ -21,31 +21,31 @@ summary_new (size_t n, unsigned fields, double unit_days)
     self->recency = calloc (count, sizeof (double));
     self->T = calloc (count, sizeof (double));
     ok = self->frequency && self->recency && self->T;
-    if (fields & SUMMARY_IDS) {
+    if (fields & CHURN_SUMMARY_IDS) {
         self->id = calloc (count, sizeof (char *));
         ok = ok && self->id;
     }
-    if (fields & SUMMARY_MONEY) {
+    if (fields & CHURN_SUMMARY_MONEY) {
         self->monetary = calloc (count, sizeof (double));
         self->revenue = calloc (count, sizeof (double));
         ok = ok && self->monetary && self->revenue;
     }
-    if (fields & SUMMARY_HOLDOUT) {
+    if (fields & CHURN_SUMMARY_HOLDOUT) {
         self->frequency_holdout = calloc (count, sizeof (double));
         self->monetary_holdout = calloc (count, sizeof (double));
         ok = ok && self->frequency_holdout && self->monetary_holdout;
     }
     if (!ok)
-        summary_destroy (&self);
+        churn_summary_destroy (&self);
     return self;
 }
 
 void
-summary_destroy (summary_t **self_p)
+churn_summary_destroy (churn_summary_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    summary_t *self = *self_p;
+    churn_summary_t *self = *self_p;
     if (self->id)
         for (size_t i = 0; i < self->n; i++)
             free (self->id[i]);

@@ -21,14 +21,14 @@ s_splitmix (uint64_t *state)
 }
 
 void
-simulate_seed (simulate_rng_t *rng, uint64_t seed)
+churn_simulate_seed (churn_simulate_rng_t *rng, uint64_t seed)
 {
     for (int i = 0; i < 4; i++)
         rng->s[i] = s_splitmix (&seed);
 }
 
 static uint64_t
-s_next (simulate_rng_t *rng)
+s_next (churn_simulate_rng_t *rng)
 {
     uint64_t *s = rng->s;
     uint64_t result = s_rotl (s[1] * 5, 7) * 9;
@@ -43,19 +43,19 @@ s_next (simulate_rng_t *rng)
 }
 
 double
-simulate_uniform (simulate_rng_t *rng)
+churn_simulate_uniform (churn_simulate_rng_t *rng)
 {
     /* 53 random bits, shifted by half a step so 0 never comes out. */
     return ((double)(s_next (rng) >> 11) + 0.5) * 0x1.0p-53;
 }
 
 static double
-s_normal (simulate_rng_t *rng)
+s_normal (churn_simulate_rng_t *rng)
 {
     /* Marsaglia's polar method; the second value is dropped for simplicity. */
     for (;;) {
-        double u = 2 * simulate_uniform (rng) - 1;
-        double v = 2 * simulate_uniform (rng) - 1;
+        double u = 2 * churn_simulate_uniform (rng) - 1;
+        double v = 2 * churn_simulate_uniform (rng) - 1;
         double s = u * u + v * v;
         if (s > 0 && s < 1)
             return u * sqrt (-2 * log (s) / s);
@@ -63,12 +63,12 @@ s_normal (simulate_rng_t *rng)
 }
 
 double
-simulate_gamma (simulate_rng_t *rng, double shape, double scale)
+churn_simulate_gamma (churn_simulate_rng_t *rng, double shape, double scale)
 {
     if (shape < 1) {
         /* Gamma(k) = Gamma(k + 1) * U^(1/k). */
-        double u = simulate_uniform (rng);
-        return simulate_gamma (rng, shape + 1, scale) * pow (u, 1 / shape);
+        double u = churn_simulate_uniform (rng);
+        return churn_simulate_gamma (rng, shape + 1, scale) * pow (u, 1 / shape);
     }
     double d = shape - 1.0 / 3, c = 1 / sqrt (9 * d);
     for (;;) {
@@ -77,41 +77,41 @@ simulate_gamma (simulate_rng_t *rng, double shape, double scale)
         if (v <= 0)
             continue;
         v = v * v * v;
-        double u = simulate_uniform (rng);
+        double u = churn_simulate_uniform (rng);
         if (log (u) < 0.5 * x * x + d - d * v + d * log (v))
             return d * v * scale;
     }
 }
 
-summary_t *
-simulate_customers (const simulate_opts_t *o, size_t n, uint64_t seed)
+churn_summary_t *
+churn_simulate_customers (const churn_simulate_opts_t *o, size_t n, uint64_t seed)
 {
     bool money = o->spend.v > 0;
-    summary_t *s = summary_new (n, money ? SUMMARY_MONEY : 0, o->unit_days);
+    churn_summary_t *s = churn_summary_new (n, money ? CHURN_SUMMARY_MONEY : 0, o->unit_days);
     if (!s)
         return NULL;
-    simulate_rng_t rng;
-    simulate_seed (&rng, seed);
-    const bgnbd_params_t *bg = &o->bgnbd;
+    churn_simulate_rng_t rng;
+    churn_simulate_seed (&rng, seed);
+    const churn_bgnbd_params_t *bg = &o->bgnbd;
     double res = o->resolution;
     for (size_t i = 0; i < n; i++) {
-        double lambda = simulate_gamma (&rng, bg->r, 1 / bg->alpha);
-        double g1 = simulate_gamma (&rng, bg->a, 1);
-        double g2 = simulate_gamma (&rng, bg->b, 1);
+        double lambda = churn_simulate_gamma (&rng, bg->r, 1 / bg->alpha);
+        double g1 = churn_simulate_gamma (&rng, bg->a, 1);
+        double g2 = churn_simulate_gamma (&rng, bg->b, 1);
         double p = g1 / (g1 + g2);
-        double nu = money ? simulate_gamma (&rng, o->spend.q, 1 / o->spend.v) : 1;
-        double T = o->T_min + (o->T_max - o->T_min) * simulate_uniform (&rng);
+        double nu = money ? churn_simulate_gamma (&rng, o->spend.q, 1 / o->spend.v) : 1;
+        double T = o->T_min + (o->T_max - o->T_min) * churn_simulate_uniform (&rng);
         if (res > 0)
             T = floor (T / res) * res;
-        double revenue = money ? simulate_gamma (&rng, o->spend.p, 1 / nu) : 0;
+        double revenue = money ? churn_simulate_gamma (&rng, o->spend.p, 1 / nu) : 0;
         double repeat_value = 0;
         double t = 0, t_x = 0, x = 0;
         double slot = 0; /* time of the last recorded purchase slot */
         for (;;) {
-            t += -log (simulate_uniform (&rng)) / lambda;
+            t += -log (churn_simulate_uniform (&rng)) / lambda;
             if (!(t <= T))
                 break;
-            double value = money ? simulate_gamma (&rng, o->spend.p, 1 / nu) : 0;
+            double value = money ? churn_simulate_gamma (&rng, o->spend.p, 1 / nu) : 0;
             double at = res > 0 ? floor (t / res) * res : t;
             if (res > 0 && at == slot) {
                 /* Same day as the previous purchase: one transaction. */
@@ -125,7 +125,7 @@ simulate_customers (const simulate_opts_t *o, size_t n, uint64_t seed)
                 revenue += value;
                 repeat_value += value;
             }
-            if (simulate_uniform (&rng) < p)
+            if (churn_simulate_uniform (&rng) < p)
                 break;
         }
         s->frequency[i] = x;

@@ -32,11 +32,11 @@ s_hash2 (double x, double T)
 }
 
 void
-score_destroy (score_t **self_p)
+churn_score_destroy (churn_score_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    score_t *self = *self_p;
+    churn_score_t *self = *self_p;
     free (self->p_alive);
     free (self->expected);
     free (self->spend);
@@ -50,26 +50,27 @@ score_destroy (score_t **self_p)
 }
 
 static void
-s_group_eval (s_group_t *g, const bgnbd_params_t *bg, const score_opts_t *o)
+s_group_eval (s_group_t *g, const churn_bgnbd_params_t *bg, const churn_score_opts_t *o)
 {
-    g->expected_alive = bgnbd_expected_if_alive (bg, g->x, g->T, o->horizon);
+    g->expected_alive = churn_bgnbd_expected_if_alive (bg, g->x, g->T, o->horizon);
     g->discounted = 0;
     double prev = 0, factor = 1;
     for (int k = 1; k <= o->clv_periods; k++) {
-        double cur = bgnbd_expected_if_alive (bg, g->x, g->T, k * o->period);
+        double cur = churn_bgnbd_expected_if_alive (bg, g->x, g->T, k * o->period);
         factor /= 1 + o->discount;
         g->discounted += (cur - prev) * factor;
         prev = cur;
     }
 }
 
-score_t *
-score_run (const summary_t *s, const bgnbd_params_t *bg, const gammagamma_params_t *gg,
-           const score_opts_t *o, char *err, size_t errlen)
+churn_score_t *
+churn_score_run (const churn_summary_t *s, const churn_bgnbd_params_t *bg,
+                 const churn_gammagamma_params_t *gg, const churn_score_opts_t *o, char *err,
+                 size_t errlen)
 {
     s_group_t *table = NULL;
     uint32_t *group_of = NULL;
-    score_t *sc = calloc (1, sizeof *sc);
+    churn_score_t *sc = calloc (1, sizeof *sc);
     if (!sc)
         goto oom;
     size_t n = s->n, count = n ? n : 1;
@@ -116,19 +117,19 @@ score_run (const summary_t *s, const bgnbd_params_t *bg, const gammagamma_params
 
     for (size_t i = 0; i < n; i++) {
         const s_group_t *g = &table[group_of[i]];
-        double pa = bgnbd_p_alive (bg, s->frequency[i], s->recency[i], s->T[i]);
+        double pa = churn_bgnbd_p_alive (bg, s->frequency[i], s->recency[i], s->T[i]);
         sc->p_alive[i] = pa;
         sc->expected[i] = pa * g->expected_alive;
         if (!money)
             continue;
         double spend;
-        if (gammagamma_expected_spend (gg, s->frequency[i], s->monetary[i], &spend) != 0)
+        if (churn_gammagamma_expected_spend (gg, s->frequency[i], s->monetary[i], &spend) != 0)
             spend = -1;
         sc->spend[i] = spend;
         if (sc->clv)
             sc->clv[i] = spend >= 0 ? spend * pa * g->discounted : -1;
     }
-    if (rfm_score (s, sc->r, sc->f, sc->m, sc->segment) != 0)
+    if (churn_rfm_score (s, sc->r, sc->f, sc->m, sc->segment) != 0)
         goto oom;
     free (table);
     free (group_of);
@@ -137,6 +138,6 @@ oom:
     snprintf (err, errlen, "out of memory");
     free (table);
     free (group_of);
-    score_destroy (&sc);
+    churn_score_destroy (&sc);
     return NULL;
 }

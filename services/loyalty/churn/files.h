@@ -1,5 +1,5 @@
 /*
- * loader: reads customer summaries and raw transactions from files, and
+ * files: reads customer summaries and raw transactions from files, and
  * refuses bad data with the file and line at fault.
  *
  * Summary CSV: a header line naming the columns, then one customer a line.
@@ -19,30 +19,31 @@
  * Lines may end in CRLF; blank lines are skipped. A file with no data line
  * is an error. Errors are written to err as "PATH:LINE: what is wrong".
  */
-#ifndef LOYALTY_LOADER_H
-#define LOYALTY_LOADER_H
+#ifndef LOYALTY_CHURN_FILES_H
+#define LOYALTY_CHURN_FILES_H
 
-#include "ledger.h"
+#include "history.h"
 #include "summary.h"
 
 #include <stddef.h>
 
 typedef enum {
-    LOADER_CSV = 0, /* customer,date,amount with a header */
-    LOADER_CDNOW,   /* the CDNOW sample's layout */
-} loader_format_t;
+    CHURN_FILES_CSV = 0, /* customer,date,amount with a header */
+    CHURN_FILES_CDNOW,   /* the CDNOW sample's layout */
+} churn_files_format_t;
 
 /* Parses "csv" or "cdnow". Returns 0, or -1 for another name. */
-int loader_parse_format (const char *name, loader_format_t *format);
+int churn_files_parse_format (const char *name, churn_files_format_t *format);
 
 /* Reads a summary CSV whose times are in units of unit_days days. Returns
- * an owned summary (destroy with summary_destroy), or NULL with the reason
+ * an owned summary (destroy with churn_summary_destroy), or NULL with the reason
  * in err. */
-summary_t *loader_read_summary (const char *path, double unit_days, char *err, size_t errlen);
+churn_summary_t *churn_files_read_summary (const char *path, double unit_days, char *err,
+                                           size_t errlen);
 
-/* Reads transactions into a new ledger (destroy with ledger_destroy), or
+/* Reads transactions into a new history (destroy with churn_history_destroy), or
  * returns NULL with the reason in err. */
-ledger_t *loader_read_transactions (const char *path, loader_format_t format, char *err,
-                                    size_t errlen);
+churn_history_t *churn_files_read_transactions (const char *path, churn_files_format_t format,
+                                                char *err, size_t errlen);
 
 #endif

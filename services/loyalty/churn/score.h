@@ -11,8 +11,8 @@
  * expectation that depends on x and T only, so customers sharing (x, T),
  * which whole-day dates make common, share the expensive 2F1 evaluations.
  */
-#ifndef LOYALTY_SCORE_H
-#define LOYALTY_SCORE_H
+#ifndef LOYALTY_CHURN_SCORE_H
+#define LOYALTY_CHURN_SCORE_H
 
 #include "bgnbd.h"
 #include "gammagamma.h"
@@ -26,7 +26,7 @@ typedef struct {
     int clv_periods; /* K; 0 for no CLV */
     double period;   /* L, in time units */
     double discount; /* d, per period */
-} score_opts_t;
+} churn_score_opts_t;
 
 typedef struct {
     size_t n;
@@ -37,16 +37,17 @@ typedef struct {
     double *clv;        /* NULL without a spend model or periods; -1 where
                            the spend is undefined */
     uint8_t *r, *f, *m; /* RFM scores 1..5 */
-    uint8_t *segment;   /* rfm_segment_t */
-} score_t;
+    uint8_t *segment;   /* churn_rfm_segment_t */
+} churn_score_t;
 
 /* Scores the customers of s with the fitted models (gg may be NULL, or s
  * may lack spend: then no spend nor CLV). Returns an owned score, or NULL
  * with the reason in err (out of memory). */
-score_t *score_run (const summary_t *s, const bgnbd_params_t *bg, const gammagamma_params_t *gg,
-                    const score_opts_t *opts, char *err, size_t errlen);
+churn_score_t *churn_score_run (const churn_summary_t *s, const churn_bgnbd_params_t *bg,
+                                const churn_gammagamma_params_t *gg, const churn_score_opts_t *opts,
+                                char *err, size_t errlen);
 
 /* Frees the score; safe on NULL; sets *self_p to NULL. */
-void score_destroy (score_t **self_p);
+void churn_score_destroy (churn_score_t **self_p);
 
 #endif

@@ -21,8 +21,8 @@
  *   2        hibernating     hibernating        at_risk            at_risk   cant_lose
  *   1        hibernating     hibernating        at_risk            at_risk   cant_lose
  */
-#ifndef LOYALTY_RFM_H
-#define LOYALTY_RFM_H
+#ifndef LOYALTY_CHURN_RFM_H
+#define LOYALTY_CHURN_RFM_H
 
 #include "summary.h"
 
@@ -31,32 +31,33 @@
 #include <stdint.h>
 
 typedef enum {
-    RFM_CHAMPIONS = 0,
-    RFM_LOYAL,
-    RFM_POTENTIAL_LOYALIST,
-    RFM_NEW,
-    RFM_PROMISING,
-    RFM_NEED_ATTENTION,
-    RFM_ABOUT_TO_SLEEP,
-    RFM_AT_RISK,
-    RFM_CANT_LOSE,
-    RFM_HIBERNATING,
-    RFM_SEGMENTS /* how many there are */
-} rfm_segment_t;
+    CHURN_RFM_CHAMPIONS = 0,
+    CHURN_RFM_LOYAL,
+    CHURN_RFM_POTENTIAL_LOYALIST,
+    CHURN_RFM_NEW,
+    CHURN_RFM_PROMISING,
+    CHURN_RFM_NEED_ATTENTION,
+    CHURN_RFM_ABOUT_TO_SLEEP,
+    CHURN_RFM_AT_RISK,
+    CHURN_RFM_CANT_LOSE,
+    CHURN_RFM_HIBERNATING,
+    CHURN_RFM_SEGMENTS /* how many there are */
+} churn_rfm_segment_t;
 
 /* The segment's name as in the table above (a static string). */
-const char *rfm_segment_name (rfm_segment_t segment);
+const char *churn_rfm_segment_name (churn_rfm_segment_t segment);
 
 /* The segment for scores r and fm, each 1..5. */
-rfm_segment_t rfm_segment (int r, int fm);
+churn_rfm_segment_t churn_rfm_segment (int r, int fm);
 
 /* Mid-rank quintile scores of n values into scores (1..5), 5 for the
  * largest values when higher_is_better, for the smallest otherwise. Returns
  * 0, or -1 when out of memory. */
-int rfm_quintiles (const double *values, size_t n, bool higher_is_better, uint8_t *scores);
+int churn_rfm_quintiles (const double *values, size_t n, bool higher_is_better, uint8_t *scores);
 
 /* Scores every customer of the summary and names their segment. Each output
  * array holds s->n entries. Returns 0, or -1 when out of memory. */
-int rfm_score (const summary_t *s, uint8_t *r, uint8_t *f, uint8_t *m, uint8_t *segment);
+int churn_rfm_score (const churn_summary_t *s, uint8_t *r, uint8_t *f, uint8_t *m,
+                     uint8_t *segment);
 
 #endif

@@ -14,15 +14,15 @@
  * A holdout period after the calibration end adds the purchases made in it
  * and their mean value. Arrays that a source cannot provide are NULL.
  */
-#ifndef LOYALTY_SUMMARY_H
-#define LOYALTY_SUMMARY_H
+#ifndef LOYALTY_CHURN_SUMMARY_H
+#define LOYALTY_CHURN_SUMMARY_H
 
 #include <stddef.h>
 
 enum {
-    SUMMARY_IDS = 1,     /* allocate id */
-    SUMMARY_MONEY = 2,   /* allocate monetary and revenue */
-    SUMMARY_HOLDOUT = 4, /* allocate frequency_holdout and monetary_holdout */
+    CHURN_SUMMARY_IDS = 1,     /* allocate id */
+    CHURN_SUMMARY_MONEY = 2,   /* allocate monetary and revenue */
+    CHURN_SUMMARY_HOLDOUT = 4, /* allocate frequency_holdout and monetary_holdout */
 };
 
 typedef struct {
@@ -37,14 +37,14 @@ typedef struct {
     double *monetary_holdout;  /* their mean value (0 if none) */
     double duration_holdout;   /* length of the holdout period */
     double unit_days;          /* days per time unit */
-} summary_t;
+} churn_summary_t;
 
 /* A summary of n customers with the arrays that fields asks for (an OR of
- * the SUMMARY_ flags), zero-filled; ids start NULL. NULL when out of
+ * the CHURN_SUMMARY_ flags), zero-filled; ids start NULL. NULL when out of
  * memory. */
-summary_t *summary_new (size_t n, unsigned fields, double unit_days);
+churn_summary_t *churn_summary_new (size_t n, unsigned fields, double unit_days);
 
 /* Frees the summary and its ids; safe on NULL; sets *self_p to NULL. */
-void summary_destroy (summary_t **self_p);
+void churn_summary_destroy (churn_summary_t **self_p);
 
 #endif

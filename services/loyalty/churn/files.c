@@ -1,10 +1,10 @@
 /*
- * loader: strict readers for summary CSVs and transaction files.
+ * files: strict readers for summary CSVs and transaction files.
  *
  * Every value is checked before anything is returned, so a caller either
  * gets all the data or an error naming the first bad line: nothing partial.
  */
-#include "loader.h"
+#include "files.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -23,12 +23,12 @@ typedef struct {
 } s_field_t;
 
 int
-loader_parse_format (const char *name, loader_format_t *format)
+churn_files_parse_format (const char *name, churn_files_format_t *format)
 {
     if (strcmp (name, "csv") == 0)
-        *format = LOADER_CSV;
+        *format = CHURN_FILES_CSV;
     else if (strcmp (name, "cdnow") == 0)
-        *format = LOADER_CDNOW;
+        *format = CHURN_FILES_CDNOW;
     else
         return -1;
     return 0;
@@ -190,8 +190,8 @@ s_rows_grow (s_rows_t *r)
     return 0;
 }
 
-summary_t *
-loader_read_summary (const char *path, double unit_days, char *err, size_t errlen)
+churn_summary_t *
+churn_files_read_summary (const char *path, double unit_days, char *err, size_t errlen)
 {
     static const char *const id_names[] = {"id", "customer", "customer_id", NULL};
     static const char *const x_names[] = {"frequency", "x", NULL};
@@ -200,7 +200,7 @@ loader_read_summary (const char *path, double unit_days, char *err, size_t errle
     static const char *const m_names[] = {"monetary_value", "monetary", NULL};
     static const char *const rev_names[] = {"revenue", NULL};
 
-    summary_t *result = NULL;
+    churn_summary_t *result = NULL;
     s_rows_t rows = {0};
     char *line = NULL;
     size_t cap = 0;
@@ -318,8 +318,9 @@ loader_read_summary (const char *path, double unit_days, char *err, size_t errle
         snprintf (err, errlen, "%s:%zu: no customers after the header", path, lineno);
         goto cleanup;
     }
-    unsigned fields_wanted = (c_id >= 0 ? SUMMARY_IDS : 0) | (c_m >= 0 ? SUMMARY_MONEY : 0);
-    result = summary_new (rows.n, fields_wanted, unit_days);
+    unsigned fields_wanted =
+        (c_id >= 0 ? CHURN_SUMMARY_IDS : 0) | (c_m >= 0 ? CHURN_SUMMARY_MONEY : 0);
+    result = churn_summary_new (rows.n, fields_wanted, unit_days);
     if (!result)
         goto oom;
     memcpy (result->frequency, rows.x, rows.n * sizeof (double));
@@ -350,14 +351,15 @@ cleanup:
     return result;
 }
 
-ledger_t *
-loader_read_transactions (const char *path, loader_format_t format, char *err, size_t errlen)
+churn_history_t *
+churn_files_read_transactions (const char *path, churn_files_format_t format, char *err,
+                               size_t errlen)
 {
     static const char *const cust_names[] = {"customer", "customer_id", "id", NULL};
     static const char *const date_names[] = {"date", "datetime", "timestamp", NULL};
     static const char *const amount_names[] = {"amount", "value", "revenue", NULL};
 
-    ledger_t *ledger = NULL;
+    churn_history_t *history = NULL;
     char *line = NULL;
     size_t cap = 0;
     s_field_t fields[MAX_FIELDS];
@@ -366,10 +368,10 @@ loader_read_transactions (const char *path, loader_format_t format, char *err, s
         snprintf (err, errlen, "%s: %s", path, strerror (errno));
         return NULL;
     }
-    ledger = ledger_new ();
-    if (!ledger)
+    history = churn_history_new ();
+    if (!history)
         goto oom;
-    bool have_header = format == LOADER_CDNOW; /* CDNOW has none */
+    bool have_header = format == CHURN_FILES_CDNOW; /* CDNOW has none */
     int ncols = 5, c_cust = 1, c_date = 2, c_amount = 4;
     size_t lineno = 0;
     bool any_line = false;
@@ -379,8 +381,8 @@ loader_read_transactions (const char *path, loader_format_t format, char *err, s
         if (s_chomp_blank (line, &len))
             continue;
         any_line = true;
-        int nf =
-            format == LOADER_CDNOW ? s_split_blanks (line, fields) : s_split_csv (line, fields);
+        int nf = format == CHURN_FILES_CDNOW ? s_split_blanks (line, fields)
+                                             : s_split_csv (line, fields);
         if (!have_header) {
             if (nf < 0) {
                 snprintf (err, errlen, "%s:%zu: malformed header line", path, lineno);
@@ -415,7 +417,7 @@ loader_read_transactions (const char *path, loader_format_t format, char *err, s
             snprintf (err, errlen, "%s:%zu: empty customer id", path, lineno);
             goto fail;
         }
-        if (ledger_parse_date (fields[c_date].text, fields[c_date].len, &day) != 0) {
+        if (churn_history_parse_date (fields[c_date].text, fields[c_date].len, &day) != 0) {
             snprintf (err, errlen, "%s:%zu: not a date (YYYY-MM-DD or YYYYMMDD): '%s'", path,
                       lineno, fields[c_date].text);
             goto fail;
@@ -430,7 +432,7 @@ loader_read_transactions (const char *path, loader_format_t format, char *err, s
                       fields[c_amount].text);
             goto fail;
         }
-        if (ledger_add (ledger, fields[c_cust].text, fields[c_cust].len, day, amount) != 0)
+        if (churn_history_add (history, fields[c_cust].text, fields[c_cust].len, day, amount) != 0)
             goto oom;
     }
     if (ferror (file)) {
@@ -441,7 +443,7 @@ loader_read_transactions (const char *path, loader_format_t format, char *err, s
         snprintf (err, errlen, "%s:1: empty file: no transactions", path);
         goto fail;
     }
-    if (ledger_purchases (ledger) == 0) {
+    if (churn_history_purchases (history) == 0) {
         snprintf (err, errlen, "%s:%zu: no transactions after the header", path, lineno);
         goto fail;
     }
@@ -449,9 +451,9 @@ loader_read_transactions (const char *path, loader_format_t format, char *err, s
 oom:
     snprintf (err, errlen, "%s: out of memory", path);
 fail:
-    ledger_destroy (&ledger);
+    churn_history_destroy (&history);
 done:
     free (line);
     fclose (file);
-    return ledger;
+    return history;
 }

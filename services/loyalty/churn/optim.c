@@ -25,8 +25,8 @@ typedef struct {
     double alpha; /* step length along d */
     double f;     /* objective */
     double dphi;  /* directional derivative g . d */
-    double x[OPTIM_MAX_DIM];
-    double g[OPTIM_MAX_DIM];
+    double x[CHURN_OPTIM_MAX_DIM];
+    double g[CHURN_OPTIM_MAX_DIM];
 } s_point_t;
 
 typedef struct {
@@ -36,7 +36,7 @@ typedef struct {
     double f0;
     double dphi0;
     double noise; /* tolerated rise of f, a few ulps of f0 */
-    optim_fn_t *fn;
+    churn_optim_fn_t *fn;
     void *arg;
     int evaluations;
 } s_line_t;
@@ -176,13 +176,13 @@ s_identity (int n, double *h, double scale)
 }
 
 int
-optim_bfgs (int n, double *x, optim_fn_t *fn, void *arg, const optim_opts_t *opts,
-            optim_result_t *result)
+churn_optim_bfgs (int n, double *x, churn_optim_fn_t *fn, void *arg, const churn_optim_opts_t *opts,
+                  churn_optim_result_t *result)
 {
     int max_iterations = opts && opts->max_iterations > 0 ? opts->max_iterations : 200;
     double gtol = opts && opts->gtol > 0 ? opts->gtol : 1e-9;
     double *h = result->hinv;
-    double g[OPTIM_MAX_DIM];
+    double g[CHURN_OPTIM_MAX_DIM];
 
     memset (result, 0, sizeof *result);
     double f = fn (x, g, arg);
@@ -209,7 +209,7 @@ optim_bfgs (int n, double *x, optim_fn_t *fn, void *arg, const optim_opts_t *opt
             result->stop = "gradient below tolerance";
             break;
         }
-        double d[OPTIM_MAX_DIM];
+        double d[CHURN_OPTIM_MAX_DIM];
         for (int i = 0; i < n; i++)
             d[i] = -s_dot (n, h + i * n, g);
         double dphi0 = s_dot (n, g, d);
@@ -259,7 +259,7 @@ optim_bfgs (int n, double *x, optim_fn_t *fn, void *arg, const optim_opts_t *opt
         }
         reset_tried = false;
 
-        double s[OPTIM_MAX_DIM], y[OPTIM_MAX_DIM];
+        double s[CHURN_OPTIM_MAX_DIM], y[CHURN_OPTIM_MAX_DIM];
         for (int i = 0; i < n; i++) {
             s[i] = p.x[i] - x[i];
             y[i] = p.g[i] - g[i];
@@ -275,7 +275,7 @@ optim_bfgs (int n, double *x, optim_fn_t *fn, void *arg, const optim_opts_t *opt
         if (sy > 1e-12 * sqrt (s_dot (n, s, s) * yy)) {
             /* H <- (I - rho s y') H (I - rho y s') + rho s s' */
             double rho = 1 / sy;
-            double hy[OPTIM_MAX_DIM];
+            double hy[CHURN_OPTIM_MAX_DIM];
             for (int i = 0; i < n; i++)
                 hy[i] = s_dot (n, h + i * n, y);
             double yhy = s_dot (n, y, hy);
