@@ -147,12 +147,14 @@ rt_http_request_free (rt_http_request_t *req)
 {
     if (!req)
         return;
+    rt_http_api_abandon (req);
     free (req->head);
     free (req->fields);
     free (req->path);
     free (req->param_buf);
-    rt_http_buf_free (&req->body);
-    rt_http_buf_free (&req->out_headers);
+    free (req->principal);
+    rt_buf_free (&req->body);
+    rt_buf_free (&req->out_headers);
     free (req);
 }
 
@@ -322,6 +324,8 @@ rt_http_request_respond (rt_http_request_t *req, int status, const char *content
     if (req->answered)
         return -1;
     req->answered = true;
+    /* Kept for a retry even when the client is gone: the work is done. */
+    rt_http_api_answered (req, status, content_type, body, len);
     if (conn)
         s_write_response (req, status, content_type, body, len);
     if (req->deferred) {
@@ -375,10 +379,9 @@ static void
 s_dispatch (rt_http_conn_t *conn)
 {
     rt_http_request_t *req = conn->req;
-    rt_http_route_t *route = req->route;
     conn->state = S_HANDLE;
     s_timer_off (conn);
-    rt_http_route_handler (route) (req, rt_http_route_arg (route));
+    rt_http_api_dispatch (req);
     /* Answered, the request is gone and conn->req is NULL (nothing else
      * can start a request on this connection meanwhile). */
     if (conn->req && !conn->req->deferred) {
@@ -447,11 +450,24 @@ s_head_complete (rt_http_conn_t *conn)
     req->keep_alive = req->h.keep_alive;
     bool has_body = req->h.chunked || (req->h.has_length && req->h.length > 0);
 
+    /* A preflight and a refusal are answered before the body is read,
+     * which then ends the connection. */
+    rt_http_route_t *preflight = rt_http_api_preflight_route (req);
+    if (preflight) {
+        if (has_body)
+            conn->close_after = true;
+        s_timer_off (conn);
+        rt_http_api_preflight (req, preflight);
+        return;
+    }
+    detail = NULL;
     r = rt_http_routes_match (&srv->routes, req);
+    if (r == RT_HTTP_REFUSAL_NONE)
+        r = rt_http_api_admit (req, &detail);
     if (r != RT_HTTP_REFUSAL_NONE) {
         if (has_body)
-            conn->close_after = true; /* the body is not read */
-        s_refuse (conn, r, NULL);
+            conn->close_after = true;
+        s_refuse (conn, r, detail);
         return;
     }
     if (req->h.has_length && req->h.length > srv->config.max_body) {
@@ -538,7 +554,7 @@ s_step_body (rt_http_conn_t *conn)
     rt_http_server_t *srv = conn->worker->server;
     struct evbuffer *in = bufferevent_get_input (conn->bev);
     rt_http_request_t *req = conn->req;
-    rt_http_buf_t *body = &req->body;
+    rt_buf_t *body = &req->body;
 
     if (!req->h.chunked) {
         size_t avail = evbuffer_get_length (in);
@@ -546,22 +562,11 @@ s_step_body (rt_http_conn_t *conn)
         if (n > 0) {
             /* Known length: allocate it at once when small, else grow with
              * what arrives, so a slow client holds only what it sent. */
-            size_t want = body->len + n + 1;
-            if (want > body->cap) {
-                size_t cap = body->cap ? body->cap * 2 : 4096;
-                if (req->h.length < S_BODY_PREALLOC)
-                    cap = (size_t)req->h.length + 1;
-                if (cap < want)
-                    cap = want;
-                if (cap > req->h.length + 1)
-                    cap = (size_t)req->h.length + 1;
-                char *grown = realloc (body->data, cap);
-                if (!grown) {
-                    s_refuse (conn, RT_HTTP_REFUSAL_NO_MEMORY, NULL);
-                    return true;
-                }
-                body->data = grown;
-                body->cap = cap;
+            size_t length = (size_t)req->h.length;
+            size_t want = length < S_BODY_PREALLOC ? length - body->len : n;
+            if (!rt_buf_reserve_within (body, want, length)) {
+                s_refuse (conn, RT_HTTP_REFUSAL_NO_MEMORY, NULL);
+                return true;
             }
             evbuffer_remove (in, body->data + body->len, n);
             body->len += n;

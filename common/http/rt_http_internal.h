@@ -8,6 +8,9 @@
  *                      dispatch, writing answers, closing
  *   rt_http_request.c  the request as a handler sees it, and the answers
  *   rt_http_route.c    routing and the access metrics by route
+ *   rt_http_api.c      the API layers a route can have: authentication,
+ *                      CORS, Idempotency-Key replay
+ *   rt_http_idem_mem.c the in-memory idempotency store (rt_http_idem.h)
  *   rt_http_parse.c    the parser (rt_http_parse.h)
  *
  * Everything here runs on the worker that owns the object, except where a
@@ -22,6 +25,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "rt_http_idem.h"
 #include "rt_http_parse.h"
 #include "rt_http_server.h"
 
@@ -94,7 +98,7 @@ struct rt_http_request_t {
     size_t nparams;                               /* params used */
     char *param_buf;                              /* their decoded values */
     char allow[128];                              /* the Allow header of a 405 */
-    rt_http_buf_t body;                           /* the body read so far */
+    rt_buf_t body;                                /* the body read so far */
     rt_http_chunked_t chunked;                    /* the chunked decoder's state */
     uint64_t body_left;                           /* Content-Length bytes still to read */
     char peer[INET6_ADDRSTRLEN];                  /* the client's address as text */
@@ -106,18 +110,43 @@ struct rt_http_request_t {
     bool gone;                                    /* the client left while it was deferred */
     rt_http_request_fn on_gone;                   /* told when the client leaves */
     void *on_gone_arg;                            /* passed to on_gone */
-    rt_http_buf_t out_headers;                    /* response header lines added by the handler */
+    rt_buf_t out_headers;                         /* response header lines, "Name: value\r\n" */
+    size_t out_mark;                              /* bytes of them the server added (CORS)
+                                                     before the handler ran */
+    char *principal;                              /* who the auth hook let in; owned, NULL
+                                                     when the route has no hook */
+    rt_http_idem_store_t *idem_store;             /* where idem is kept; lent */
+    rt_http_idem_key_t *idem;                     /* the key this request reserved, until its
+                                                     answer is stored; owned */
     rt_http_request_t *prev;                      /* the worker's deferred list */
     rt_http_request_t *next;
 };
 
+/* CORS settings as a route keeps them (rt_http_api.c). */
+typedef struct rt_http_cors_rules_t rt_http_cors_rules_t;
+
+/* A route's API layers, or the server's defaults for them (rt_http_api.c). */
+typedef struct {
+    bool auth_set;              /* an auth hook (or none) was chosen here */
+    rt_http_auth_fn auth;       /* the hook; NULL: the route is public */
+    void *auth_arg;             /* passed to auth */
+    bool cors_set;              /* CORS (or none) was chosen here */
+    rt_http_cors_rules_t *cors; /* owned; NULL: no CORS headers */
+    rt_http_idem_store_t *idem; /* lent; NULL: Idempotency-Key is ignored */
+    bool idem_required;         /* a request without the key is refused */
+    rt_counter_t *replays;      /* retain_http_idempotent_replays_total of the route */
+} rt_http_layers_t;
+
+void rt_http_cors_rules_free (rt_http_cors_rules_t *rules);
+
 /* The routing table (rt_http_route.c). */
 typedef struct {
-    rt_http_route_t *first; /* in registration order; owned */
-    rt_http_route_t *last;  /* where the next is appended */
-    rt_http_route_t *none;  /* the metrics of requests that matched no route; owned */
-    rt_metrics_t *metrics;  /* lent; may be NULL */
-    const char *server;     /* the server's name, for labels; lent */
+    rt_http_route_t *first;    /* in registration order; owned */
+    rt_http_route_t *last;     /* where the next is appended */
+    rt_http_route_t *none;     /* the metrics of requests that matched no route; owned */
+    rt_metrics_t *metrics;     /* lent; may be NULL */
+    const char *server;        /* the server's name, for labels; lent */
+    rt_http_layers_t defaults; /* the server's auth hook and CORS, for routes that set none */
 } rt_http_routes_t;
 
 int rt_http_routes_init (rt_http_routes_t *routes, rt_metrics_t *metrics, const char *server);
@@ -132,12 +161,24 @@ rt_http_route_t *rt_http_routes_add (rt_http_routes_t *routes, const char *metho
  * NO_MEMORY. */
 rt_http_refusal_t rt_http_routes_match (const rt_http_routes_t *routes, rt_http_request_t *req);
 
+/* The route that would serve `method` on req's path, or NULL; fills
+ * allow (size bytes) with the path's methods. Params are not decoded. */
+rt_http_route_t *rt_http_routes_find (const rt_http_routes_t *routes, const char *method,
+                                      const rt_http_request_t *req, char *allow, size_t size);
+
 /* Counts a response of route (NULL: none) with its duration in seconds. */
 void rt_http_routes_count (rt_http_routes_t *routes, rt_http_route_t *route, int status,
                            double seconds);
 
 rt_http_handler_fn rt_http_route_handler (const rt_http_route_t *route);
 void *rt_http_route_arg (const rt_http_route_t *route);
+/* The route's layers (its own settings; rt_http_api.c resolves the
+ * server's defaults), and the table it belongs to. */
+rt_http_layers_t *rt_http_route_layers (rt_http_route_t *route);
+rt_http_routes_t *rt_http_route_table (const rt_http_route_t *route);
+/* The method the route was registered for, NULL for any; its pattern. */
+const char *rt_http_route_method (const rt_http_route_t *route);
+const char *rt_http_route_pattern_of (const rt_http_route_t *route);
 
 struct rt_http_server_t {
     rt_http_server_config_t config;               /* defaults applied; address and name are ours */
@@ -212,5 +253,37 @@ void rt_http_request_free (rt_http_request_t *req);
 
 /* The problem details JSON text (owned), NULL when out of memory. */
 char *rt_http_problem_body (int status, const char *type_suffix, const char *detail);
+
+/* Appends a header line to req's answer, unchecked; -1 when out of memory
+ * (nothing appended). */
+int rt_http_header_put (rt_http_request_t *req, const char *name, const char *value);
+
+/* --- rt_http_api.c --- */
+
+/* When req is a CORS preflight (OPTIONS with Origin and
+ * Access-Control-Request-Method, and no OPTIONS route of its own) for a
+ * route with CORS: that route. NULL otherwise. */
+rt_http_route_t *rt_http_api_preflight_route (const rt_http_request_t *req);
+
+/* Answers the preflight req for route: 204 with the CORS headers when the
+ * origin is allowed, without them when it is not. */
+void rt_http_api_preflight (rt_http_request_t *req, rt_http_route_t *route);
+
+/* Once req is routed, before its body is read: its CORS headers, then its
+ * auth hook. NONE, or UNAUTHORIZED / FORBIDDEN (WWW-Authenticate added)
+ * with *detail set, for the caller to refuse. */
+rt_http_refusal_t rt_http_api_admit (rt_http_request_t *req, const char **detail);
+
+/* Hands the complete request to its handler, through the Idempotency-Key
+ * layer when the route has one (which may answer itself). */
+void rt_http_api_dispatch (rt_http_request_t *req);
+
+/* At req's answer, before it is written: stores it under the key req
+ * reserved (a status under 500), or releases the key (5xx). */
+void rt_http_api_answered (rt_http_request_t *req, int status, const char *content_type,
+                           const void *body, size_t len);
+
+/* When req ends unanswered (a stop): releases the key it reserved. */
+void rt_http_api_abandon (rt_http_request_t *req);
 
 #endif

@@ -41,6 +41,17 @@ static const rt_http_refusal_info_t s_refusals[RT_HTTP_REFUSAL_COUNT] = {
     [RT_HTTP_REFUSAL_BAD_CHUNK] = {400, "bad_chunk", "bad-chunk", true,
                                    "the chunked body is malformed"},
     [RT_HTTP_REFUSAL_BAD_JSON] = {400, "bad_json", "bad-json", false, "the body is not valid JSON"},
+    [RT_HTTP_REFUSAL_IDEMPOTENCY_MISSING] = {400, "idempotency_key_missing",
+                                             "idempotency-key-missing", false,
+                                             "this request needs an Idempotency-Key header"},
+    [RT_HTTP_REFUSAL_IDEMPOTENCY_INVALID] = {400, "idempotency_key_invalid",
+                                             "idempotency-key-invalid", false,
+                                             "an Idempotency-Key is 1 to 255 visible ASCII "
+                                             "characters"},
+    [RT_HTTP_REFUSAL_UNAUTHORIZED] = {401, "unauthorized", "unauthorized", false,
+                                      "valid credentials are required"},
+    [RT_HTTP_REFUSAL_FORBIDDEN] = {403, "forbidden", "forbidden", false,
+                                   "these credentials may not make this request"},
     [RT_HTTP_REFUSAL_NOT_FOUND] = {404, "not_found", "not-found", false, "no such resource"},
     [RT_HTTP_REFUSAL_METHOD_NOT_ALLOWED] = {405, "method_not_allowed", "method-not-allowed", false,
                                             "the resource does not accept this method"},
@@ -48,10 +59,18 @@ static const rt_http_refusal_info_t s_refusals[RT_HTTP_REFUSAL_COUNT] = {
                                         "the request's headers did not arrive in time"},
     [RT_HTTP_REFUSAL_BODY_TIMEOUT] = {408, "body_timeout", "body-timeout", true,
                                       "the request's body did not arrive in time"},
+    [RT_HTTP_REFUSAL_IDEMPOTENCY_BUSY] = {409, "idempotency_key_in_progress",
+                                          "idempotency-key-in-progress", false,
+                                          "a request with this Idempotency-Key is still being "
+                                          "processed; retry later"},
     [RT_HTTP_REFUSAL_TOO_LARGE] = {413, "too_large", "too-large", true,
                                    "the body is over the size limit"},
     [RT_HTTP_REFUSAL_EXPECTATION] = {417, "expectation", "expectation", true,
                                      "only Expect: 100-continue is supported"},
+    [RT_HTTP_REFUSAL_IDEMPOTENCY_REUSED] = {422, "idempotency_key_reused", "idempotency-key-reused",
+                                            false,
+                                            "this Idempotency-Key was used with a different "
+                                            "request"},
     [RT_HTTP_REFUSAL_TOO_MANY_PER_ADDRESS] = {429, "too_many_per_address", "too-many-per-address",
                                               true, "too many connections from this address"},
     [RT_HTTP_REFUSAL_HEADERS_TOO_LARGE] = {431, "headers_too_large", "headers-too-large", true,
@@ -65,6 +84,8 @@ static const rt_http_refusal_info_t s_refusals[RT_HTTP_REFUSAL_COUNT] = {
                                               true, "the server is at its connection limit"},
     [RT_HTTP_REFUSAL_NO_MEMORY] = {503, "no_memory", "no-memory", true,
                                    "the server is out of memory"},
+    [RT_HTTP_REFUSAL_IDEMPOTENCY_STORE] = {503, "idempotency_store", "idempotency-store", false,
+                                           "the idempotency store is unavailable; retry later"},
     [RT_HTTP_REFUSAL_VERSION] = {505, "version", "version", true,
                                  "only HTTP/1.0 and HTTP/1.1 are supported"},
 };
@@ -501,34 +522,6 @@ rt_http_parse_head (char *head, size_t len, size_t skip, rt_http_head_t *out,
     return RT_HTTP_REFUSAL_NONE;
 }
 
-int
-rt_http_buf_append (rt_http_buf_t *b, const void *data, size_t n)
-{
-    if (n == 0)
-        return 0;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *grown = realloc (b->data, cap);
-        if (!grown)
-            return -1;
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy (b->data + b->len, data, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-void
-rt_http_buf_free (rt_http_buf_t *b)
-{
-    free (b->data);
-    memset (b, 0, sizeof *b);
-}
-
 /* The states of the chunked syntax (RFC 9112 section 7.1). */
 enum {
     S_C_SIZE = 0,   /* hex digits of a chunk size */
@@ -545,7 +538,7 @@ enum {
 };
 
 size_t
-rt_http_chunked_feed (rt_http_chunked_t *c, const char *in, size_t len, rt_http_buf_t *body,
+rt_http_chunked_feed (rt_http_chunked_t *c, const char *in, size_t len, rt_buf_t *body,
                       size_t max_body, size_t max_trailer, bool *done, rt_http_refusal_t *refusal,
                       const char **detail)
 {
@@ -604,11 +597,12 @@ rt_http_chunked_feed (rt_http_chunked_t *c, const char *in, size_t len, rt_http_
             size_t n = len - i;
             if ((uint64_t)n > c->remaining)
                 n = (size_t)c->remaining;
-            if (rt_http_buf_append (body, in + i, n) != 0) {
+            if (!rt_buf_reserve_within (body, n, max_body)) {
                 *refusal = RT_HTTP_REFUSAL_NO_MEMORY;
                 *detail = rt_http_refusal_info (*refusal)->detail;
                 return i;
             }
+            rt_buf_put (body, in + i, n);
             i += n;
             c->remaining -= n;
             if (c->remaining == 0)

@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rt_buf.h"
+
 /* Why the server refused a request or a connection; each has one status,
  * one metric label and one problem type (rt_http_refusal_info). */
 typedef enum {
@@ -36,12 +38,18 @@ typedef enum {
     RT_HTTP_REFUSAL_AMBIGUOUS_FRAMING,    /* 400: Content-Length and Transfer-Encoding */
     RT_HTTP_REFUSAL_BAD_CHUNK,            /* 400: malformed chunked body */
     RT_HTTP_REFUSAL_BAD_JSON,             /* 400: rt_http_body_json */
+    RT_HTTP_REFUSAL_IDEMPOTENCY_MISSING,  /* 400: a route that requires Idempotency-Key */
+    RT_HTTP_REFUSAL_IDEMPOTENCY_INVALID,  /* 400: a key over 255 bytes or not visible ASCII */
+    RT_HTTP_REFUSAL_UNAUTHORIZED,         /* 401: the auth hook knows no such credentials */
+    RT_HTTP_REFUSAL_FORBIDDEN,            /* 403: the auth hook refuses these credentials */
     RT_HTTP_REFUSAL_NOT_FOUND,            /* 404 */
     RT_HTTP_REFUSAL_METHOD_NOT_ALLOWED,   /* 405 */
     RT_HTTP_REFUSAL_HEADER_TIMEOUT,       /* 408 */
     RT_HTTP_REFUSAL_BODY_TIMEOUT,         /* 408 */
+    RT_HTTP_REFUSAL_IDEMPOTENCY_BUSY,     /* 409: the key's first request is still running */
     RT_HTTP_REFUSAL_TOO_LARGE,            /* 413 */
     RT_HTTP_REFUSAL_EXPECTATION,          /* 417: an Expect other than 100-continue */
+    RT_HTTP_REFUSAL_IDEMPOTENCY_REUSED,   /* 422: the key came with another request */
     RT_HTTP_REFUSAL_TOO_MANY_PER_ADDRESS, /* 429 */
     RT_HTTP_REFUSAL_HEADERS_TOO_LARGE,    /* 431: request line and headers over the bytes cap */
     RT_HTTP_REFUSAL_TOO_MANY_HEADERS,     /* 431: over the count cap */
@@ -49,6 +57,7 @@ typedef enum {
     RT_HTTP_REFUSAL_UNSUPPORTED_CODING,   /* 501 */
     RT_HTTP_REFUSAL_TOO_MANY_CONNECTIONS, /* 503 */
     RT_HTTP_REFUSAL_NO_MEMORY,            /* 503 */
+    RT_HTTP_REFUSAL_IDEMPOTENCY_STORE,    /* 503: the idempotency store failed */
     RT_HTTP_REFUSAL_VERSION,              /* 505 */
     RT_HTTP_REFUSAL_COUNT
 } rt_http_refusal_t;
@@ -122,17 +131,6 @@ rt_http_refusal_t rt_http_parse_head (char *head, size_t len, size_t skip, rt_ht
                                       rt_http_field_t *fields, size_t max_fields,
                                       const char **detail);
 
-/* A growable byte buffer that always keeps room for a closing NUL. */
-typedef struct {
-    char *data; /* owned; NULL until the first byte */
-    size_t len; /* bytes held */
-    size_t cap; /* bytes allocated */
-} rt_http_buf_t;
-
-/* Appends n bytes; -1 when out of memory (the buffer is unchanged). */
-int rt_http_buf_append (rt_http_buf_t *b, const void *data, size_t n);
-void rt_http_buf_free (rt_http_buf_t *b);
-
 /* The state of a chunked body being decoded. Zero it to start. */
 typedef struct {
     int state;            /* where in the chunk syntax the next byte is */
@@ -143,11 +141,12 @@ typedef struct {
 } rt_http_chunked_t;
 
 /* Decodes in[0..len): chunk data is appended to body, which never grows
- * beyond max_body bytes (TOO_LARGE instead), trailer fields are checked
- * and dropped (at most max_trailer bytes: HEADERS_TOO_LARGE). Returns the
- * bytes consumed; sets *done once the body and its trailer section ended
- * (the bytes after it are not consumed); *refusal on a malformed body. */
-size_t rt_http_chunked_feed (rt_http_chunked_t *c, const char *in, size_t len, rt_http_buf_t *body,
+ * beyond max_body bytes (TOO_LARGE instead; NO_MEMORY when it cannot
+ * grow); trailer fields are checked and dropped (at most max_trailer
+ * bytes: HEADERS_TOO_LARGE). Returns the bytes consumed; sets *done once
+ * the body and its trailer section ended (the bytes after it are not
+ * consumed); *refusal on a malformed body. */
+size_t rt_http_chunked_feed (rt_http_chunked_t *c, const char *in, size_t len, rt_buf_t *body,
                              size_t max_body, size_t max_trailer, bool *done,
                              rt_http_refusal_t *refusal, const char **detail);
 

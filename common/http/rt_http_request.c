@@ -131,11 +131,21 @@ rt_http_header_add (rt_http_request_t *req, const char *name, const char *value)
     }
     if (strpbrk (value, "\r\n"))
         return -1;
-    if (rt_http_buf_append (&req->out_headers, name, strlen (name)) != 0 ||
-        rt_http_buf_append (&req->out_headers, ": ", 2) != 0 ||
-        rt_http_buf_append (&req->out_headers, value, strlen (value)) != 0 ||
-        rt_http_buf_append (&req->out_headers, "\r\n", 2) != 0)
+    return rt_http_header_put (req, name, value);
+}
+
+int
+rt_http_header_put (rt_http_request_t *req, const char *name, const char *value)
+{
+    size_t n = strlen (name), v = strlen (value);
+    /* Room for the whole line first: a line cut by a failed allocation
+     * would be written into the answer. */
+    if (!rt_buf_reserve (&req->out_headers, n + v + 4))
         return -1;
+    rt_buf_put (&req->out_headers, name, n);
+    rt_buf_put (&req->out_headers, ": ", 2);
+    rt_buf_put (&req->out_headers, value, v);
+    rt_buf_put (&req->out_headers, "\r\n", 2);
     return 0;
 }
 

@@ -11,6 +11,9 @@
  *
  * Matching is a linear scan: a server has a handful of routes, and the
  * comparison stops at the first differing segment.
+ *
+ * Each route also carries the settings of its API layers (auth, CORS,
+ * Idempotency-Key), which rt_http_api.c reads and applies.
  */
 #include "rt_codec.h"
 #include "rt_http_internal.h"
@@ -33,6 +36,8 @@ struct rt_http_route_t {
     bool catch_all;                        /* matches any path, tried last */
     rt_http_handler_fn handler;            /* what answers */
     void *arg;                             /* passed to handler */
+    rt_http_layers_t layers;               /* auth, CORS, Idempotency-Key (rt_http_api.c) */
+    rt_http_routes_t *table;               /* the table it belongs to */
     rt_histogram_t *duration;              /* first byte to response, seconds */
     _Atomic (rt_counter_t *) by_status[S_STATUSES]; /* responses by status, made on first use */
     rt_http_route_t *next;                          /* the table's order */
@@ -46,6 +51,7 @@ s_route_free (rt_http_route_t *route)
     free (route->method);
     free (route->pattern);
     free (route->segbuf);
+    rt_http_cors_rules_free (route->layers.cors);
     free (route);
 }
 
@@ -87,6 +93,7 @@ rt_http_routes_fini (rt_http_routes_t *routes)
         route = next;
     }
     s_route_free (routes->none);
+    rt_http_cors_rules_free (routes->defaults.cors);
     memset (routes, 0, sizeof *routes);
 }
 
@@ -153,6 +160,7 @@ rt_http_routes_add (rt_http_routes_t *routes, const char *method, const char *pa
         return NULL;
     route->handler = handler;
     route->arg = arg;
+    route->table = routes;
     if (method) {
         for (const char *p = method; *p; p++) {
             if (!rt_http_is_tchar ((unsigned char)*p))
@@ -263,22 +271,25 @@ s_decode (const char *seg, size_t len, char *out)
     return o;
 }
 
-rt_http_refusal_t
-rt_http_routes_match (const rt_http_routes_t *routes, rt_http_request_t *req)
+/* The route of method on req's path (NULL when none), with *path_matched
+ * telling whether any route has the path and allow (size bytes) filled
+ * with the methods it has. */
+static rt_http_route_t *
+s_find (const rt_http_routes_t *routes, const char *method, const rt_http_request_t *req,
+        const char **seg, size_t *len, size_t *nseg, bool *path_matched, char *allow, size_t size)
 {
-    const char *method = req->h.method;
-    const char *seg[RT_HTTP_MAX_SEGMENTS];
-    size_t len[RT_HTTP_MAX_SEGMENTS];
     size_t n = 0;
     bool is_head = strcmp (method, "HEAD") == 0;
-    bool path_matched = false, any_get = false;
+    bool any_get = false;
     rt_http_route_t *best = NULL, *best_get = NULL;
 
-    req->allow[0] = '\0';
+    *path_matched = false;
+    allow[0] = '\0';
     if (req->path[0] == '/')
         n = s_split (req->path, seg, len);
+    *nseg = n;
     /* Specific routes first, then the catch-alls. */
-    for (int pass = 0; pass < 2 && !best && !best_get && !path_matched; pass++) {
+    for (int pass = 0; pass < 2 && !best && !best_get && !*path_matched; pass++) {
         for (rt_http_route_t *r = routes->first; r; r = r->next) {
             if (r->catch_all != (pass == 1))
                 continue;
@@ -286,9 +297,9 @@ rt_http_routes_match (const rt_http_routes_t *routes, rt_http_request_t *req)
                 continue;
             if (!s_path_matches (r, seg, len, n))
                 continue;
-            path_matched = true;
+            *path_matched = true;
             if (r->method) {
-                s_allow_add (req->allow, sizeof req->allow, r->method);
+                s_allow_add (allow, size, r->method);
                 any_get = any_get || strcmp (r->method, "GET") == 0;
             }
             if (!r->method || strcmp (r->method, method) == 0) {
@@ -300,13 +311,33 @@ rt_http_routes_match (const rt_http_routes_t *routes, rt_http_request_t *req)
             }
         }
     }
+    if (any_get)
+        s_allow_add (allow, size, "HEAD");
+    return best ? best : best_get;
+}
+
+rt_http_route_t *
+rt_http_routes_find (const rt_http_routes_t *routes, const char *method,
+                     const rt_http_request_t *req, char *allow, size_t size)
+{
+    const char *seg[RT_HTTP_MAX_SEGMENTS];
+    size_t len[RT_HTTP_MAX_SEGMENTS];
+    size_t n;
+    bool path_matched;
+    return s_find (routes, method, req, seg, len, &n, &path_matched, allow, size);
+}
+
+rt_http_refusal_t
+rt_http_routes_match (const rt_http_routes_t *routes, rt_http_request_t *req)
+{
+    const char *seg[RT_HTTP_MAX_SEGMENTS];
+    size_t len[RT_HTTP_MAX_SEGMENTS];
+    size_t n = 0;
+    bool path_matched = false;
+    rt_http_route_t *best = s_find (routes, req->h.method, req, seg, len, &n, &path_matched,
+                                    req->allow, sizeof req->allow);
     if (!best)
-        best = best_get;
-    if (!best) {
-        if (any_get)
-            s_allow_add (req->allow, sizeof req->allow, "HEAD");
         return path_matched ? RT_HTTP_REFUSAL_METHOD_NOT_ALLOWED : RT_HTTP_REFUSAL_NOT_FOUND;
-    }
     req->route = best;
     if (best->catch_all || best->literals == best->nsegments)
         return RT_HTTP_REFUSAL_NONE;
@@ -364,6 +395,30 @@ void *
 rt_http_route_arg (const rt_http_route_t *route)
 {
     return route->arg;
+}
+
+rt_http_layers_t *
+rt_http_route_layers (rt_http_route_t *route)
+{
+    return &route->layers;
+}
+
+rt_http_routes_t *
+rt_http_route_table (const rt_http_route_t *route)
+{
+    return route->table;
+}
+
+const char *
+rt_http_route_method (const rt_http_route_t *route)
+{
+    return route->method;
+}
+
+const char *
+rt_http_route_pattern_of (const rt_http_route_t *route)
+{
+    return route->pattern;
 }
 
 const char *

@@ -57,9 +57,50 @@
  * to its response, retain_http_refused_total{reason}, and the gauge
  * retain_http_connections.
  *
- * Later layers (authentication, Idempotency-Key replay, CORS) attach to a
- * route through the rt_http_route_t handle that rt_http_route returns, and
- * see the request through the same accessors a handler does.
+ * API layers attach to a route through the rt_http_route_t handle that
+ * rt_http_route returns (authentication and CORS also to every route at
+ * once, as the server's default), and run in this order, all on the
+ * worker thread:
+ *
+ *   1. CORS (rt_http_route_cors): a preflight (OPTIONS with Origin and
+ *      Access-Control-Request-Method, on a path whose route for that
+ *      method has CORS and no OPTIONS route of its own) is answered 204 by
+ *      the server, Access-Control-Allow-Methods listing the path's
+ *      methods, without reaching a handler; every other answer of the
+ *      route, refusals included, carries `Vary: Origin` and, for an
+ *      allowed Origin, Access-Control-Allow-Origin (and -Credentials,
+ *      -Expose-Headers as configured). A disallowed origin
+ *      gets no CORS headers (its browser then hides the answer), never an
+ *      error of its own.
+ *   2. Authentication (rt_http_route_auth): once the headers are in and
+ *      before the body is read, a synchronous hook decides: allowed, with
+ *      a principal (rt_http_principal), or 401 problem details with
+ *      `WWW-Authenticate: Bearer`, or 403.
+ *   3. Idempotency-Key (rt_http_route_idempotent, after
+ *      draft-ietf-httpapi-idempotency-key-header and Stripe's practice):
+ *      a request that carries the header (the key bare, as Stripe's
+ *      clients send it, or the draft's quoted string) is fingerprinted
+ *      (SHA-256 of its method, path with query, and body) and its key
+ *      scoped to the server's name and the principal, so two clients'
+ *      keys never meet.
+ *      The first time, the key is reserved and the handler runs; its
+ *      answer (status, Content-Type, the headers it added, body), given at
+ *      once or deferred, is stored, then sent. The same key and
+ *      fingerprint again: the stored answer, with `Idempotent-Replayed:
+ *      true`, and the handler does not run. Refused as problem details:
+ *      the key with another fingerprint 422 ("idempotency-key-reused");
+ *      while its first request runs 409 ("idempotency-key-in-progress");
+ *      none on a route that requires one 400 ("idempotency-key-missing");
+ *      over 255 bytes or not visible ASCII 400 ("idempotency-key-invalid");
+ *      the store failing 503 ("idempotency-store"). A 5xx answer is not
+ *      stored (the key is released, so a retry runs again); a reservation
+ *      whose process died is taken over after the store's lock time. GET,
+ *      HEAD and OPTIONS ignore the header. The stores: rt_http_idem.h.
+ *
+ * Each layer's refusals are refusals like the others (counted by reason,
+ * logged, told to the refused callback) and responses of their route in
+ * retain_http_requests_total; a replay is also counted in
+ * retain_http_idempotent_replays_total{server,route}.
  */
 #ifndef RT_HTTP_SERVER_H
 #define RT_HTTP_SERVER_H
@@ -70,6 +111,7 @@
 
 #include <jansson.h>
 
+#include "rt_http_idem.h"
 #include "rt_metrics.h"
 
 struct event_base;
@@ -139,6 +181,66 @@ rt_http_server_t *rt_http_server_new (const rt_http_server_config_t *config, cha
  * of memory. */
 rt_http_route_t *rt_http_route (rt_http_server_t *self, const char *method, const char *pattern,
                                 rt_http_handler_fn handler, void *arg);
+
+/* --- API layers (see the file head); set before rt_http_server_start --- */
+
+/* An auth hook's decision. */
+typedef enum {
+    RT_HTTP_AUTH_ALLOW = 0,    /* go on, as the principal it wrote */
+    RT_HTTP_AUTH_UNAUTHORIZED, /* 401: no credentials, or none it knows */
+    RT_HTTP_AUTH_FORBIDDEN     /* 403: known credentials, not allowed this request */
+} rt_http_auth_t;
+
+/* Bytes of a principal, its NUL included. */
+#define RT_HTTP_PRINCIPAL_MAX 256
+
+/* Decides from req's headers (its body is not read yet) whether it goes
+ * on; on ALLOW writes who asks into principal (NUL-terminated, at most
+ * `size` bytes with the NUL; "" is a valid principal). Runs on the worker
+ * thread for every request of its routes, so it must be quick: a hashed
+ * lookup, not a network call. */
+typedef rt_http_auth_t (*rt_http_auth_fn) (const rt_http_request_t *req, void *arg, char *principal,
+                                           size_t size);
+
+/* The hook of every route that sets none of its own; NULL: none. */
+void rt_http_server_auth (rt_http_server_t *self, rt_http_auth_fn fn, void *arg);
+
+/* The route's hook, in place of the server's; NULL makes the route public. */
+void rt_http_route_auth (rt_http_route_t *route, rt_http_auth_fn fn, void *arg);
+
+/* The token of `Authorization: Bearer <token>` (the scheme in any case,
+ * the token RFC 6750's b64token), lent; NULL when there is no such
+ * header, more than one, or another scheme or a malformed token. */
+const char *rt_http_bearer (const rt_http_request_t *req);
+
+/* The principal the route's auth hook wrote, lent; NULL when the route
+ * has no hook. */
+const char *rt_http_principal (const rt_http_request_t *req);
+
+/* Cross-origin access for browsers' pages. */
+typedef struct {
+    const char *const *origins; /* the allowed origins ("https://shop.example"), NULL-
+                                   terminated and compared exactly; {"*", NULL}: any
+                                   origin (answered "*"), not with credentials */
+    const char *const *headers; /* request headers a page may send, NULL-terminated;
+                                   NULL: Authorization, Content-Type, Idempotency-Key */
+    const char *const *expose;  /* response headers a page may read; NULL: none */
+    int max_age_s;              /* how long a browser keeps a preflight's answer [600] */
+    bool credentials;           /* pages may send cookies and credentials */
+} rt_http_cors_t;
+
+/* The CORS of every route that sets none of its own (copied); NULL: none.
+ * 0, or -1 on "*" with credentials, an empty origin list or out of memory. */
+int rt_http_server_cors (rt_http_server_t *self, const rt_http_cors_t *cors);
+
+/* The route's CORS, in place of the server's (copied); NULL: none on this
+ * route. 0 or -1, as rt_http_server_cors. */
+int rt_http_route_cors (rt_http_route_t *route, const rt_http_cors_t *cors);
+
+/* Makes the route honour Idempotency-Key with `store` (lent; it outlives
+ * the server); `required`: a request without the key is refused 400.
+ * 0, or -1 when out of memory. */
+int rt_http_route_idempotent (rt_http_route_t *route, rt_http_idem_store_t *store, bool required);
 
 /* Starts the workers. 0, or -1 with err filled. */
 int rt_http_server_start (rt_http_server_t *self, char *err, size_t errlen);

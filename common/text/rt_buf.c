@@ -32,18 +32,22 @@ rt_buf_free (rt_buf_t *b)
     b->failed = false;
 }
 
-bool
-rt_buf_reserve (rt_buf_t *b, size_t n)
+/* Grows the allocation to hold n more bytes and the NUL, doubling, but
+ * to no more than max_cap bytes when that is enough. */
+static bool
+s_grow (rt_buf_t *b, size_t n, size_t max_cap)
 {
-    size_t cap;
+    size_t cap, want = b->len + n + 1;
     char *data;
     if (b->failed)
         return false;
-    if (b->len + n + 1 <= b->cap)
+    if (want <= b->cap)
         return true;
     cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1)
+    while (cap < want)
         cap *= 2;
+    if (cap > max_cap && want <= max_cap)
+        cap = max_cap;
     data = realloc (b->data, cap);
     if (!data) {
         b->failed = true;
@@ -52,6 +56,18 @@ rt_buf_reserve (rt_buf_t *b, size_t n)
     b->data = data;
     b->cap = cap;
     return true;
+}
+
+bool
+rt_buf_reserve (rt_buf_t *b, size_t n)
+{
+    return s_grow (b, n, SIZE_MAX);
+}
+
+bool
+rt_buf_reserve_within (rt_buf_t *b, size_t n, size_t limit)
+{
+    return s_grow (b, n, limit < SIZE_MAX ? limit + 1 : SIZE_MAX);
 }
 
 void

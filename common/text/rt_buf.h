@@ -31,6 +31,11 @@ void rt_buf_free (rt_buf_t *b);
 
 /* Makes room for n more bytes (false, and `failed`, when out of memory). */
 bool rt_buf_reserve (rt_buf_t *b, size_t n);
+/* The same for a buffer that never holds more than `limit` bytes (a body
+ * of known length, a capped response): the allocation still doubles, but
+ * stops at limit + 1 bytes, so a cap of N costs N, not up to 2N. len + n
+ * beyond limit grows as rt_buf_reserve does. */
+bool rt_buf_reserve_within (rt_buf_t *b, size_t n, size_t limit);
 /* Appends n bytes (n may be 0, p then may be NULL). */
 void rt_buf_put (rt_buf_t *b, const void *p, size_t n);
 /* Appends a C string. */

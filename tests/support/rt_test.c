@@ -131,6 +131,18 @@ rt_test_kill (pid_t pid, int sig)
     return status;
 }
 
+void
+rt_test_stop (pid_t pid, const char *name)
+{
+    int status = rt_test_kill (pid, SIGTERM);
+    if (!WIFEXITED (status))
+        fail_msg ("%s (pid %d) did not exit on SIGTERM (wait status %#x)", name, (int)pid,
+                  (unsigned)status);
+    if (WEXITSTATUS (status) != 0)
+        fail_msg ("%s (pid %d) exited with status %d on SIGTERM", name, (int)pid,
+                  WEXITSTATUS (status));
+}
+
 int
 rt_test_wait (pid_t pid, int timeout_ms)
 {
@@ -184,6 +196,74 @@ rt_test_http_get (int port, const char *path, char *body, size_t bodylen)
     curl_easy_setopt (curl, CURLOPT_WRITEDATA, &b);
     if (curl_easy_perform (curl) == CURLE_OK)
         curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup (curl);
+    return status;
+}
+
+size_t
+rt_test_reply_write (char *data, size_t size, size_t n, void *reply)
+{
+    rt_test_reply_t *r = reply;
+    size_t len = size * n, room, copy;
+    if (!r)
+        return len;
+    room = sizeof r->body - 1 - r->len;
+    copy = len < room ? len : room;
+    memcpy (r->body + r->len, data, copy);
+    r->len += copy;
+    r->body[r->len] = '\0';
+    return len;
+}
+
+size_t
+rt_test_reply_drop (char *data, size_t size, size_t n, void *unused)
+{
+    (void)data;
+    (void)unused;
+    return size * n;
+}
+
+long
+rt_test_http_request (int port, const char *method, const char *path, const char *body, size_t len,
+                      const char *const headers[], rt_test_reply_t *reply)
+{
+    char url[512];
+    long status = 0;
+    char *type = NULL;
+    rt_test_reply_t sink;
+    struct curl_slist *list = NULL;
+    CURLcode rc;
+    CURL *curl = curl_easy_init ();
+    if (!reply)
+        reply = &sink;
+    memset (reply, 0, sizeof *reply);
+    if (!curl) {
+        reply->result = CURLE_FAILED_INIT;
+        return 0;
+    }
+    snprintf (url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    for (size_t i = 0; headers && headers[i]; i++)
+        list = curl_slist_append (list, headers[i]);
+    curl_easy_setopt (curl, CURLOPT_URL, url);
+    curl_easy_setopt (curl, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE, (long)len);
+    }
+    curl_easy_setopt (curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt (curl, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, rt_test_reply_write);
+    curl_easy_setopt (curl, CURLOPT_WRITEDATA, reply);
+    rc = curl_easy_perform (curl);
+    reply->result = (int)rc;
+    /* Read whatever came, complete or not: the caller asked for the reply
+     * to see an answer sent before the exchange broke off. */
+    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &reply->status);
+    if (curl_easy_getinfo (curl, CURLINFO_CONTENT_TYPE, &type) == CURLE_OK && type)
+        snprintf (reply->type, sizeof reply->type, "%s", type);
+    if (rc == CURLE_OK)
+        status = reply->status;
+    curl_slist_free_all (list);
     curl_easy_cleanup (curl);
     return status;
 }
@@ -262,6 +342,104 @@ rt_test_pg_exec (PGconn *conn, const char *sql)
     PQclear (res);
 }
 
+long long
+rt_test_pg_wait_long (PGconn *conn, const char *sql, long long want, int timeout_ms)
+{
+    int64_t deadline = rt_test_now_ms () + timeout_ms;
+    long long n = rt_test_pg_long (conn, sql);
+    while (n < want && rt_test_now_ms () < deadline) {
+        usleep (20000);
+        n = rt_test_pg_long (conn, sql);
+    }
+    return n;
+}
+
+void
+rt_test_pg_admin (const char *fmt, ...)
+{
+    const char *server = getenv ("RETAIN_TEST_PG");
+    char admin[1024], sql[1024];
+    PGconn *conn;
+    va_list ap;
+    if (!server || !server[0])
+        fail_msg ("RETAIN_TEST_PG is not set: run the tests through ./tests/run");
+    va_start (ap, fmt);
+    vsnprintf (sql, sizeof sql, fmt, ap);
+    va_end (ap);
+    snprintf (admin, sizeof admin, "%s dbname=postgres", server);
+    conn = rt_test_pg (admin);
+    rt_test_pg_exec (conn, sql);
+    PQfinish (conn);
+}
+
+void
+rt_test_db_name (const char *dsn, char *name, size_t namelen)
+{
+    char *error = NULL;
+    PQconninfoOption *opts = PQconninfoParse (dsn, &error);
+    name[0] = '\0';
+    if (!opts)
+        fail_msg ("DSN does not parse (%s): %s", error ? error : "", dsn);
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (strcmp (o->keyword, "dbname") == 0 && o->val)
+            snprintf (name, namelen, "%s", o->val);
+    }
+    PQconninfoFree (opts);
+    if (!name[0])
+        fail_msg ("DSN names no database: %s", dsn);
+}
+
+void
+rt_test_db_refuse (const char *dsn)
+{
+    char name[128];
+    rt_test_db_name (dsn, name, sizeof name);
+    rt_test_pg_admin ("ALTER DATABASE %s ALLOW_CONNECTIONS false", name);
+    rt_test_pg_admin ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
+                      name);
+}
+
+void
+rt_test_db_allow (const char *dsn)
+{
+    char name[128];
+    rt_test_db_name (dsn, name, sizeof name);
+    rt_test_pg_admin ("ALTER DATABASE %s ALLOW_CONNECTIONS true", name);
+}
+
+int
+rt_test_retainctl (const char *dsn, const char *const args[], char **out)
+{
+    static int runs; /* numbers the runs' logs apart */
+    char a_dsn[1100], log[64];
+    char *argv[32];
+    size_t n = 0;
+    pid_t pid;
+    int status;
+    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", dsn);
+    snprintf (log, sizeof log, "retainctl-%d-%d.log", (int)getpid (), runs++);
+    argv[n++] = "retainctl";
+    for (size_t i = 0; args[i]; i++) {
+        if (n >= sizeof argv / sizeof *argv - 2)
+            fail_msg ("rt_test_retainctl: too many arguments");
+        argv[n++] = (char *)args[i];
+    }
+    argv[n++] = a_dsn;
+    argv[n] = NULL;
+    pid = rt_test_spawn ("retainctl", argv, NULL, log);
+    status = rt_test_wait (pid, 60000);
+    if (status == -1) {
+        rt_test_kill (pid, SIGKILL);
+        fail_msg ("retainctl %s did not finish in 60 s; see %s/%s", args[0], rt_test_dir (), log);
+    }
+    if (!WIFEXITED (status))
+        fail_msg ("retainctl %s died (wait status %#x); see %s/%s", args[0], (unsigned)status,
+                  rt_test_dir (), log);
+    if (out)
+        *out = rt_test_log (log);
+    return WEXITSTATUS (status);
+}
+
 void
 rt_test_busd_start (rt_test_busd_t *b, const char *dsn, const char *log, const char *const extra[],
                     bool wait_ready)
@@ -295,25 +473,63 @@ rt_test_busd_start (rt_test_busd_t *b, const char *dsn, const char *log, const c
 }
 
 char *
-rt_test_fixture (const char *relpath, size_t *len)
+rt_test_file_read (const char *path, size_t *len)
 {
-    char path[1024];
-    FILE *f;
-    char *data;
+    FILE *f = fopen (path, "rb");
+    char *data = NULL;
     long n;
-    snprintf (path, sizeof path, "%s/tests/fixtures/%s", RT_TEST_SOURCE_DIR, relpath);
-    f = fopen (path, "rb");
     if (!f)
-        fail_msg ("cannot open %s", path);
-    fseek (f, 0, SEEK_END);
+        return NULL;
+    if (fseek (f, 0, SEEK_END) != 0)
+        goto cleanup;
     n = ftell (f);
-    fseek (f, 0, SEEK_SET);
+    if (n < 0 || fseek (f, 0, SEEK_SET) != 0)
+        goto cleanup;
     data = malloc ((size_t)n + 1);
-    assert_non_null (data);
-    assert_int_equal (fread (data, 1, (size_t)n, f), (size_t)n);
+    if (!data)
+        goto cleanup;
+    if (fread (data, 1, (size_t)n, f) != (size_t)n) {
+        free (data);
+        data = NULL;
+        goto cleanup;
+    }
     data[n] = '\0';
-    fclose (f);
     if (len)
         *len = (size_t)n;
+cleanup:
+    fclose (f);
     return data;
+}
+
+char *
+rt_test_source (const char *relpath, size_t *len)
+{
+    char path[1024];
+    char *data;
+    snprintf (path, sizeof path, "%s/%s", RT_TEST_SOURCE_DIR, relpath);
+    data = rt_test_file_read (path, len);
+    if (!data)
+        fail_msg ("cannot read %s", path);
+    return data;
+}
+
+char *
+rt_test_fixture (const char *relpath, size_t *len)
+{
+    char rel[1024];
+    snprintf (rel, sizeof rel, "tests/fixtures/%s", relpath);
+    return rt_test_source (rel, len);
+}
+
+char *
+rt_test_log (const char *name)
+{
+    char path[1024];
+    char *text;
+    snprintf (path, sizeof path, "%s/%s", rt_test_dir (), name);
+    text = rt_test_file_read (path, NULL);
+    if (!text)
+        text = strdup ("");
+    assert_non_null (text);
+    return text;
 }

@@ -4,8 +4,10 @@
  * A fresh database per test on the throw-away cluster ./tests/run starts
  * (RETAIN_TEST_PG), real daemons started as child processes with their
  * output in a log file, free ports, readiness waits over the admin HTTP
- * port, and small query helpers. Tests that need PostgreSQL and find no
- * RETAIN_TEST_PG fail loudly instead of skipping.
+ * port, HTTP requests with their answers, retainctl runs, a database taken
+ * away from its daemons and given back, and small query helpers. Tests
+ * that need PostgreSQL and find no RETAIN_TEST_PG fail loudly instead of
+ * skipping.
  */
 #ifndef RT_TEST_H
 #define RT_TEST_H
@@ -36,6 +38,11 @@ pid_t rt_test_spawn (const char *bin, char *const argv[], char *const env[], con
 /* Sends sig and reaps the child; returns its wait status. */
 int rt_test_kill (pid_t pid, int sig);
 
+/* Stops a child with SIGTERM (SIGKILL after 30 s, as rt_test_kill) and
+ * fails the test unless it exited by itself with status 0; `name` names it
+ * in the message. */
+void rt_test_stop (pid_t pid, const char *name);
+
 /* Waits for a child to exit on its own within timeout_ms; returns its wait
  * status, or -1 on timeout. */
 int rt_test_wait (pid_t pid, int timeout_ms);
@@ -43,6 +50,31 @@ int rt_test_wait (pid_t pid, int timeout_ms);
 /* GETs http://127.0.0.1:<port><path>; returns the HTTP status (0 when the
  * connection failed) and the body into body (may be NULL). */
 long rt_test_http_get (int port, const char *path, char *body, size_t bodylen);
+
+/* What an HTTP exchange got back. */
+typedef struct {
+    long status;     /* the answer's HTTP status, 0 when none came */
+    int result;      /* libcurl's CURLcode for the exchange, 0 when it completed */
+    char body[4096]; /* the answer's body, cut to fit, NUL-terminated */
+    size_t len;      /* bytes in body */
+    char type[128];  /* its Content-Type, "" when it had none */
+} rt_test_reply_t;
+
+/* Sends `method` to http://127.0.0.1:<port><path> with len bytes of body
+ * (NULL for none) and headers ("Name: value", NULL-terminated, may be
+ * NULL), 20 s at most. Returns the HTTP status when the exchange completed,
+ * 0 when it did not (refused, timed out, cut short). reply (may be NULL) is
+ * reset and gets the answer, even one that came before the exchange was cut
+ * short (a server refusing a body it has not read), with libcurl's result. */
+long rt_test_http_request (int port, const char *method, const char *path, const char *body,
+                           size_t len, const char *const headers[], rt_test_reply_t *reply);
+
+/* libcurl write callbacks (CURLOPT_WRITEFUNCTION) for a test's own handles:
+ * rt_test_reply_write appends to the rt_test_reply_t given as
+ * CURLOPT_WRITEDATA (cut to fit its body; set it, libcurl's default is
+ * stdout), rt_test_reply_drop drops the bytes. */
+size_t rt_test_reply_write (char *data, size_t size, size_t n, void *reply);
+size_t rt_test_reply_drop (char *data, size_t size, size_t n, void *unused);
 
 /* Polls /readyz until 200 or timeout; true when ready. */
 bool rt_test_wait_ready (int admin_port, int timeout_ms);
@@ -61,9 +93,47 @@ long long rt_test_pg_long (PGconn *conn, const char *sql);
 /* Runs a statement; aborts on error. */
 void rt_test_pg_exec (PGconn *conn, const char *sql);
 
+/* Runs rt_test_pg_long's query every 20 ms until it counts want or more, or
+ * timeout_ms pass; returns the last count (aborts on error). */
+long long rt_test_pg_wait_long (PGconn *conn, const char *sql, long long want, int timeout_ms);
+
+/* Runs a statement (printf-style) in the cluster's postgres database, for
+ * what a test does to a database from outside (ALTER DATABASE, ending
+ * sessions); aborts on error. */
+void rt_test_pg_admin (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+/* The database name of a DSN rt_test_db_create made, into name. Aborts when
+ * the DSN names none. */
+void rt_test_db_name (const char *dsn, char *name, size_t namelen);
+
+/* PostgreSQL away, as a restart or a failover looks from a daemon: the
+ * database of dsn refuses new connections and its sessions (the test's own
+ * too) are ended. rt_test_db_allow lets connections in again. Abort on
+ * error. */
+void rt_test_db_refuse (const char *dsn);
+void rt_test_db_allow (const char *dsn);
+
+/* Runs retainctl with args (NULL-terminated, the subcommand first, without
+ * argv[0]) and --pg-dsn=<dsn> last, and waits for it (60 s). Returns its
+ * exit status; *out (when out is not NULL) gets what it printed, stdout and
+ * stderr (owned; free()). Fails the test when it does not exit in time or
+ * dies of a signal. */
+int rt_test_retainctl (const char *dsn, const char *const args[], char **out);
+
+/* The bytes of the file at path, NUL-terminated (owned; free()), or NULL
+ * when it cannot be read. *len, when not NULL, gets their count. */
+char *rt_test_file_read (const char *path, size_t *len);
+
 /* The bytes of tests/fixtures/<relpath>, NUL-terminated (owned; free()).
  * *len, when not NULL, gets their count. Fails the test when unreadable. */
 char *rt_test_fixture (const char *relpath, size_t *len);
+
+/* The same for <source tree>/<relpath> (a migration, a config example). */
+char *rt_test_source (const char *relpath, size_t *len);
+
+/* The text of the log `name` under rt_test_dir so far (owned; free()); ""
+ * when there is none yet. */
+char *rt_test_log (const char *name);
 
 /* Monotonic milliseconds. */
 int64_t rt_test_now_ms (void);
