@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "rt_clock.h"
+#include "rt_log.h"
 #include "rt_utf8.h"
 #include "rt_uuid.h"
 #include "retain/v1/conversation.pb-c.h"
@@ -243,27 +244,102 @@ rt_envelope_payload (const Retain__V1__Envelope *env)
     return protobuf_c_message_unpack (t->desc, NULL, env->payload.len, env->payload.data);
 }
 
+const rt_config_setting_t rt_bus_client_settings[] = {
+    {"curve-server-key", "RETAIN_BUS_CURVE_SERVER_KEY", "",
+     "busd's CURVE public key (Z85), verified when connecting; empty: plain TCP"},
+    {"curve-client-public", "RETAIN_BUS_CURVE_CLIENT_PUBLIC", "",
+     "this client's CURVE public key (Z85), the one busd's --curve-clients list admits"},
+    {"curve-client-secret", "RETAIN_BUS_CURVE_CLIENT_SECRET", "",
+     "this client's CURVE secret key (Z85)"},
+    {NULL, NULL, NULL, NULL}};
+
+const rt_config_retired_t rt_bus_client_retired[] = {
+    {"RETAIN_BUS_CURVE_PUBLIC_KEY", "RETAIN_BUS_CURVE_CLIENT_PUBLIC (this client's public key)"},
+    {"RETAIN_BUS_CURVE_SECRET_KEY",
+     "RETAIN_BUS_CURVE_CLIENT_SECRET (this client's secret key; busd's own is "
+     "RETAIN_BUSD_CURVE_SECRET)"},
+    {NULL, NULL}};
+
 int
-rt_bus_curve_client (void *socket, char *err, size_t errlen)
+rt_bus_client_declare (rt_config_t *config)
 {
-    const char *server = getenv ("RETAIN_BUS_CURVE_SERVER_KEY");
-    const char *pub = getenv ("RETAIN_BUS_CURVE_PUBLIC_KEY");
-    const char *sec = getenv ("RETAIN_BUS_CURVE_SECRET_KEY");
-    if (!server || !server[0])
-        return 0;
-    if (strlen (server) != 40 || !pub || strlen (pub) != 40 || !sec || strlen (sec) != 40) {
-        snprintf (err, errlen,
-                  "CURVE needs RETAIN_BUS_CURVE_SERVER_KEY, RETAIN_BUS_CURVE_PUBLIC_KEY and "
-                  "RETAIN_BUS_CURVE_SECRET_KEY, each 40 Z85 characters");
+    if (rt_config_add (config, "Bus client (ZeroMQ CURVE: all three, or none for plain TCP)",
+                       rt_bus_client_settings) != 0)
+        return -1;
+    return rt_config_retire (config, rt_bus_client_retired);
+}
+
+/* The keys rt_bus_curve_client applies: set at start (rt_bus_curve_init),
+ * read-only afterwards, like rt_log's service name. */
+static rt_bus_curve_t s_process_keys;
+
+/* Copies one key after checking it is a Z85 CURVE key. */
+static int
+s_curve_key (const rt_config_t *config, const char *name, char out[41], char *err, size_t errlen)
+{
+    const char *value = rt_config_get (config, name);
+    uint8_t raw[32];
+    if (strlen (value) != 40 || !zmq_z85_decode (raw, value)) {
+        rt_errf (err, errlen, "--%s must be a CURVE key: 40 Z85 characters (retainctl keygen)",
+                 name);
         return -1;
     }
-    if (zmq_setsockopt (socket, ZMQ_CURVE_SERVERKEY, server, 40) != 0 ||
-        zmq_setsockopt (socket, ZMQ_CURVE_PUBLICKEY, pub, 40) != 0 ||
-        zmq_setsockopt (socket, ZMQ_CURVE_SECRETKEY, sec, 40) != 0) {
-        snprintf (err, errlen, "CURVE client setup: %s", zmq_strerror (zmq_errno ()));
+    memcpy (out, value, 41);
+    return 0;
+}
+
+int
+rt_bus_curve_read (const rt_config_t *config, rt_bus_curve_t *keys, char *err, size_t errlen)
+{
+    memset (keys, 0, sizeof *keys);
+    int set = 0;
+    for (const rt_config_setting_t *s = rt_bus_client_settings; s->name; s++)
+        set += rt_config_get (config, s->name)[0] != '\0';
+    if (set == 0)
+        return 0;
+    if (set < 3) {
+        rt_errf (err, errlen,
+                 "CURVE needs all three of --curve-server-key, --curve-client-public and "
+                 "--curve-client-secret (RETAIN_BUS_CURVE_SERVER_KEY, "
+                 "RETAIN_BUS_CURVE_CLIENT_PUBLIC, RETAIN_BUS_CURVE_CLIENT_SECRET), or none");
+        return -1;
+    }
+    if (s_curve_key (config, "curve-server-key", keys->server_key, err, errlen) != 0 ||
+        s_curve_key (config, "curve-client-public", keys->client_public, err, errlen) != 0 ||
+        s_curve_key (config, "curve-client-secret", keys->client_secret, err, errlen) != 0) {
+        memset (keys, 0, sizeof *keys);
         return -1;
     }
     return 0;
+}
+
+int
+rt_bus_curve_apply (void *socket, const rt_bus_curve_t *keys, char *err, size_t errlen)
+{
+    if (!keys || !keys->server_key[0])
+        return 0;
+    if (zmq_setsockopt (socket, ZMQ_CURVE_SERVERKEY, keys->server_key, 40) != 0 ||
+        zmq_setsockopt (socket, ZMQ_CURVE_PUBLICKEY, keys->client_public, 40) != 0 ||
+        zmq_setsockopt (socket, ZMQ_CURVE_SECRETKEY, keys->client_secret, 40) != 0) {
+        rt_errf (err, errlen, "CURVE client setup: %s", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
+void
+rt_bus_curve_init (const rt_bus_curve_t *keys)
+{
+    if (keys)
+        s_process_keys = *keys;
+    else
+        memset (&s_process_keys, 0, sizeof s_process_keys);
+}
+
+int
+rt_bus_curve_client (void *socket, char *err, size_t errlen)
+{
+    return rt_bus_curve_apply (socket, &s_process_keys, err, errlen);
 }
 
 int

@@ -3,7 +3,8 @@
  *
  * The registry of event types (each names its protobuf descriptor and the
  * stream it belongs to), the streams, the stable partition hash, the topic
- * format of the PUB socket, and envelope helpers.
+ * format of the PUB socket, envelope helpers, and a client's CURVE keys
+ * (the settings every client declares, and the sockets they go on).
  *
  * Partition: FNV-1a 32-bit hash of the key's bytes modulo the stream's
  * partition count. Topic: "<stream>.<partition as 4 digits>", e.g.
@@ -20,6 +21,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "retain/v1/envelope.pb-c.h"
+#include "rt_config.h"
 
 #define RT_BUS_TOPIC_MAX          48
 #define RT_BUS_DEFAULT_PARTITIONS 16
@@ -103,11 +105,52 @@ int rt_pb_text_repair (ProtobufCMessage *msg);
  * busd's to judge. 0, or -1 with the reason in why. */
 int rt_envelope_check (const Retain__V1__Envelope *env, char *why, size_t whylen);
 
-/* Applies ZeroMQ CURVE client settings to a socket when the environment
- * asks for them: RETAIN_BUS_CURVE_SERVER_KEY (busd's public key, Z85) with
- * RETAIN_BUS_CURVE_PUBLIC_KEY and RETAIN_BUS_CURVE_SECRET_KEY (this
- * client's pair). Nothing is set when the server key is unset. 0 or -1 with
- * err filled. */
+/* ZeroMQ CURVE as a client of busd (producers, consumers, tools): busd's
+ * public key, which the client verifies, and the client's own pair, whose
+ * public half busd admits (its --curve-clients list). busd's own secret is
+ * a setting of busd alone (--curve-server-secret, RETAIN_BUSD_CURVE_SECRET):
+ * one name, one meaning. */
+typedef struct {
+    char server_key[41];    /* busd's public key, Z85; "" for plain TCP */
+    char client_public[41]; /* this client's public key, Z85 */
+    char client_secret[41]; /* this client's secret key, Z85 */
+} rt_bus_curve_t;
+
+/* A bus client's settings, for rt_config_add: --curve-server-key
+ * (RETAIN_BUS_CURVE_SERVER_KEY), --curve-client-public
+ * (RETAIN_BUS_CURVE_CLIENT_PUBLIC), --curve-client-secret
+ * (RETAIN_BUS_CURVE_CLIENT_SECRET). Every program that connects to busd
+ * declares this one table (common/daemon for a daemon), so every --help
+ * lists the same three. */
+extern const rt_config_setting_t rt_bus_client_settings[];
+
+/* The variables those replace (RETAIN_BUS_CURVE_PUBLIC_KEY,
+ * RETAIN_BUS_CURVE_SECRET_KEY: the second meant busd's secret in busd and a
+ * client's in a client), for rt_config_retire: a client refuses to start
+ * while one is set, rather than run without CURVE. */
+extern const rt_config_retired_t rt_bus_client_retired[];
+
+/* Declares both tables on a configuration, before it is parsed, under one
+ * heading in --help. 0, or -1 when out of memory. */
+int rt_bus_client_declare (rt_config_t *config);
+
+/* Reads rt_bus_client_settings from a parsed configuration into *keys: 0
+ * when none is set (plain TCP) or all three are, each 40 Z85 characters;
+ * otherwise -1 with the reason, naming the settings, in err. */
+int rt_bus_curve_read (const rt_config_t *config, rt_bus_curve_t *keys, char *err, size_t errlen);
+
+/* Applies client keys to a socket, before it connects; nothing when keys is
+ * NULL or has no server key. 0, or -1 with err filled. */
+int rt_bus_curve_apply (void *socket, const rt_bus_curve_t *keys, char *err, size_t errlen);
+
+/* The keys this process's producers and consumers present: rt_producer_new
+ * and rt_consumer_new apply them with rt_bus_curve_client. Set at start,
+ * before threads make sockets (common/daemon and retainctl set them from
+ * their settings; a test may set them between its own clients); none
+ * (plain TCP) until then. Copied; NULL clears them. */
+void rt_bus_curve_init (const rt_bus_curve_t *keys);
+
+/* rt_bus_curve_apply with the keys of rt_bus_curve_init. */
 int rt_bus_curve_client (void *socket, char *err, size_t errlen);
 
 #endif

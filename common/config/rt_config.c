@@ -13,6 +13,11 @@
  * by a field of their own, so every table already written declares its
  * booleans without a change, and a boolean cannot be declared without the
  * default its getter needs.
+ *
+ * The tables a program declares are kept as one list of pointers into
+ * them (rt_config_add), so every lookup, getter and log line treats a
+ * daemon's own settings and the shared ones alike; only --help tells the
+ * tables apart, by their headings.
  */
 #include "rt_config.h"
 
@@ -29,15 +34,28 @@
 
 #define S_MASK "********"
 
+/* A table of settings as --help shows it. */
+typedef struct {
+    const char *heading; /* the line above it; NULL: none */
+    size_t first;        /* index of its first setting in settings */
+} s_section_t;
+
 struct rt_config_t {
-    char *program;                       /* heads --help; owned */
-    char *summary;                       /* one line under the usage; owned */
-    const rt_config_setting_t *settings; /* the caller's table; lent */
-    size_t nsettings;                    /* entries before the NULL name */
-    char **values;                       /* the current value of each setting; owned */
-    char **args;                         /* positional arguments; owned */
-    int nargs;                           /* entries in args */
+    char *program;                        /* heads --help; owned */
+    char *summary;                        /* one line under the usage; owned */
+    const rt_config_setting_t **settings; /* every declared setting, in order; the array is
+                                             owned, the entries lent by the callers' tables */
+    size_t nsettings;                     /* entries in settings */
+    char **values;                        /* the current value of each setting; owned */
+    s_section_t *sections;                /* the tables, in order; owned */
+    size_t nsections;                     /* entries in sections */
+    const rt_config_retired_t **retired;  /* retired variables; the array is owned */
+    size_t nretired;                      /* entries in retired */
+    char **args;                          /* positional arguments; owned */
+    int nargs;                            /* entries in args */
 };
+
+static int s_find (const rt_config_t *self, const char *name, size_t namelen);
 
 rt_config_t *
 rt_config_new (const char *program, const char *summary, const rt_config_setting_t *settings)
@@ -46,24 +64,67 @@ rt_config_new (const char *program, const char *summary, const rt_config_setting
     rt_config_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->settings = settings;
-    while (settings[self->nsettings].name)
-        self->nsettings++;
     self->program = strdup (program ? program : "");
     self->summary = strdup (summary ? summary : "");
-    self->values = calloc (self->nsettings + 1, sizeof *self->values);
-    if (!self->program || !self->summary || !self->values)
+    if (!self->program || !self->summary || rt_config_add (self, NULL, settings) != 0)
         goto error;
-    for (size_t i = 0; i < self->nsettings; i++) {
-        const char *deflt = settings[i].deflt;
-        self->values[i] = strdup (deflt ? deflt : "");
-        if (!self->values[i])
-            goto error;
-    }
     return self;
 error:
     rt_config_destroy (&self);
     return NULL;
+}
+
+int
+rt_config_add (rt_config_t *self, const char *heading, const rt_config_setting_t *settings)
+{
+    assert (self && settings);
+    size_t n = 0;
+    while (settings[n].name)
+        n++;
+    /* Grown one array at a time: a failure leaves every array consistent
+     * with nsettings, so destroy frees what was made. */
+    const rt_config_setting_t **all =
+        realloc (self->settings, (self->nsettings + n + 1) * sizeof *all);
+    if (!all)
+        return -1;
+    self->settings = all;
+    char **values = realloc (self->values, (self->nsettings + n + 1) * sizeof *values);
+    if (!values)
+        return -1;
+    self->values = values;
+    s_section_t *sections = realloc (self->sections, (self->nsections + 1) * sizeof *sections);
+    if (!sections)
+        return -1;
+    self->sections = sections;
+    size_t first = self->nsettings;
+    for (size_t i = 0; i < n; i++) {
+        const char *deflt = settings[i].deflt;
+        assert (s_find (self, settings[i].name, strlen (settings[i].name)) < 0 &&
+                "setting declared twice");
+        self->values[self->nsettings] = strdup (deflt ? deflt : "");
+        if (!self->values[self->nsettings])
+            return -1;
+        self->settings[self->nsettings++] = &settings[i];
+    }
+    self->sections[self->nsections++] = (s_section_t){heading, first};
+    return 0;
+}
+
+int
+rt_config_retire (rt_config_t *self, const rt_config_retired_t *retired)
+{
+    assert (self && retired);
+    size_t n = 0;
+    while (retired[n].env)
+        n++;
+    const rt_config_retired_t **all =
+        realloc (self->retired, (self->nretired + n + 1) * sizeof *all);
+    if (!all)
+        return -1;
+    self->retired = all;
+    for (size_t i = 0; i < n; i++)
+        self->retired[self->nretired++] = &retired[i];
+    return 0;
 }
 
 static void
@@ -88,6 +149,9 @@ rt_config_destroy (rt_config_t **self_p)
         free (self->values);
     }
     s_args_clear (self);
+    free (self->settings);
+    free (self->sections);
+    free (self->retired);
     free (self->program);
     free (self->summary);
     free (self);
@@ -98,7 +162,7 @@ static int
 s_find (const rt_config_t *self, const char *name, size_t namelen)
 {
     for (size_t i = 0; i < self->nsettings; i++) {
-        const char *candidate = self->settings[i].name;
+        const char *candidate = self->settings[i]->name;
         if (strlen (candidate) == namelen && strncmp (candidate, name, namelen) == 0)
             return (int)i;
     }
@@ -179,29 +243,43 @@ oom:
 }
 
 static void
+s_print_setting (FILE *out, const rt_config_setting_t *s, const char *value)
+{
+    const char *deflt = s->deflt ? s->deflt : "";
+    fprintf (out, "  --%s%s  (env %s)\n", s->name, s_is_switch (s) ? "[=true|false]" : " <value>",
+             s->env ? s->env : "-");
+    if (s->help && *s->help)
+        fprintf (out, "      %s\n", s->help);
+    fprintf (out, "      default: %s\n", *deflt ? s_shown (s->name, deflt) : "(none)");
+    fprintf (out, "      current: %s\n", *value ? s_shown (s->name, value) : "(empty)");
+}
+
+static void
 s_print_help (const rt_config_t *self)
 {
     FILE *out = stdout;
     bool switches = false;
     for (size_t i = 0; i < self->nsettings; i++)
-        switches = switches || s_is_switch (&self->settings[i]);
+        switches = switches || s_is_switch (self->settings[i]);
     fprintf (out, "Usage: %s [--setting value | --setting=value%s]... [--] [argument]...\n",
              self->program, switches ? " | --switch" : "");
     if (*self->summary)
         fprintf (out, "%s\n", self->summary);
     fprintf (out, "\nSettings (a --flag overrides its environment variable):\n");
-    for (size_t i = 0; i < self->nsettings; i++) {
-        const rt_config_setting_t *s = &self->settings[i];
-        const char *deflt = s->deflt ? s->deflt : "";
-        fprintf (out, "  --%s%s  (env %s)\n", s->name,
-                 s_is_switch (s) ? "[=true|false]" : " <value>", s->env ? s->env : "-");
-        if (s->help && *s->help)
-            fprintf (out, "      %s\n", s->help);
-        fprintf (out, "      default: %s\n", *deflt ? s_shown (s->name, deflt) : "(none)");
-        fprintf (out, "      current: %s\n",
-                 *self->values[i] ? s_shown (s->name, self->values[i]) : "(empty)");
+    for (size_t k = 0; k < self->nsections; k++) {
+        const s_section_t *section = &self->sections[k];
+        size_t end = k + 1 < self->nsections ? self->sections[k + 1].first : self->nsettings;
+        if (section->heading && section->first < end)
+            fprintf (out, "\n%s:\n", section->heading);
+        for (size_t i = section->first; i < end; i++)
+            s_print_setting (out, self->settings[i], self->values[i]);
     }
-    fprintf (out, "  --help\n      print this text and exit\n");
+    fprintf (out, "%s  --help\n      print this text and exit\n", self->nsections > 1 ? "\n" : "");
+    if (self->nretired > 0)
+        fprintf (out, "\nNo longer read (refused while set):\n");
+    for (size_t i = 0; i < self->nretired; i++)
+        fprintf (out, "  %s\n      set %s instead\n", self->retired[i]->env,
+                 self->retired[i]->instead);
     fflush (out);
 }
 
@@ -216,7 +294,7 @@ rt_config_parse (rt_config_t *self, int argc, char **argv, char *err, size_t err
     /* Parse is repeatable: start over from the defaults every time. */
     s_args_clear (self);
     for (size_t i = 0; i < self->nsettings; i++) {
-        const rt_config_setting_t *s = &self->settings[i];
+        const rt_config_setting_t *s = self->settings[i];
         const char *value = s->deflt ? s->deflt : "";
         const char *env = s->env ? getenv (s->env) : NULL;
         if (env)
@@ -255,7 +333,7 @@ rt_config_parse (rt_config_t *self, int argc, char **argv, char *err, size_t err
         bool word;
         if (eq)
             value = eq + 1;
-        else if (s_is_switch (&self->settings[i])) {
+        else if (s_is_switch (self->settings[i])) {
             /* "--follow" alone is true; "--follow false" takes the word. */
             value = "true";
             if (a + 1 < argc && s_bool_word (argv[a + 1], &word) == 0)
@@ -276,6 +354,15 @@ rt_config_parse (rt_config_t *self, int argc, char **argv, char *err, size_t err
     if (help) {
         s_print_help (self);
         return 1;
+    }
+    /* After --help, so that an operator can still read what to set. */
+    for (size_t i = 0; i < self->nretired; i++) {
+        const char *set = getenv (self->retired[i]->env);
+        if (set && *set) {
+            rt_errf (err, errlen, "%s is no longer read: set %s instead", self->retired[i]->env,
+                     self->retired[i]->instead);
+            return -1;
+        }
     }
     return 0;
 }
@@ -318,7 +405,7 @@ rt_config_get (const rt_config_t *self, const char *name)
 static void
 s_value_error (const rt_config_t *self, int i, const char *expected, char *err, size_t errlen)
 {
-    const rt_config_setting_t *s = &self->settings[i];
+    const rt_config_setting_t *s = self->settings[i];
     rt_errf (err, errlen, "--%s%s%s: expected %s, got \"%s\"", s->name, s->env ? " / " : "",
              s->env ? s->env : "", expected, s_shown (s->name, self->values[i]));
 }
@@ -469,8 +556,8 @@ rt_config_log (const rt_config_t *self)
         goto cleanup;
     }
     for (size_t i = 0; i < self->nsettings; i++) {
-        keys[i] = self->settings[i].name;
-        values[i] = s_shown (self->settings[i].name, self->values[i]);
+        keys[i] = self->settings[i]->name;
+        values[i] = s_shown (self->settings[i]->name, self->values[i]);
     }
     rt_log_strings (RT_LOG_INFO, "config", keys, values, self->nsettings);
 cleanup:

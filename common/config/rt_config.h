@@ -9,6 +9,13 @@
  * errors. Values whose name contains "dsn", "secret", "password" or "key" are
  * shown masked by --help and rt_config_log.
  *
+ * A program may declare its settings in several tables (rt_config_add): a
+ * daemon's own, the ones every daemon shares, the bus client's keys; --help
+ * lists each table under its heading. A variable that is no longer read
+ * can be retired (rt_config_retire): parse refuses to go on while it is
+ * set, naming what replaces it, so a renamed setting is never silently
+ * ignored by an operator's old environment.
+ *
  * A setting whose default is "true" or "false" is a switch: "--name" alone
  * sets it to true, "--name=false" (any spelling rt_config_get_bool reads)
  * sets it as written, and so does "--name false" when the next argument is
@@ -31,6 +38,12 @@ typedef struct {
     const char *help;  /* one line */
 } rt_config_setting_t;
 
+/* A variable no longer read. */
+typedef struct {
+    const char *env;     /* its name, e.g. "RETAIN_BUS_CURVE_SECRET_KEY" */
+    const char *instead; /* what replaces it, named in the refusal and in --help */
+} rt_config_retired_t;
+
 typedef struct rt_config_t rt_config_t;
 
 /* Makes a configuration for `settings` (an array ended by an entry whose name
@@ -40,8 +53,21 @@ rt_config_t *rt_config_new (const char *program, const char *summary,
                             const rt_config_setting_t *settings);
 void rt_config_destroy (rt_config_t **self_p);
 
+/* Declares a further table of settings (ended like the first; lent, it must
+ * outlive the object), listed by --help under `heading` (NULL: no heading
+ * of its own). A name declared twice is a programmer's mistake (asserted).
+ * 0, or -1 when out of memory. */
+int rt_config_add (rt_config_t *self, const char *heading, const rt_config_setting_t *settings);
+
+/* Declares retired variables (an array ended by an entry whose env is NULL;
+ * lent, it must outlive the object): rt_config_parse returns -1 while one
+ * of them is set to a non-empty value, naming it and its `instead`.
+ * --help lists them. 0, or -1 when out of memory. */
+int rt_config_retire (rt_config_t *self, const rt_config_retired_t *retired);
+
 /* Reads environment and argv. Returns 0 on success, 1 when --help was printed
- * (to stdout), -1 on a bad argument (the reason is written to err). */
+ * (to stdout), -1 on a bad argument or a retired variable set (the reason is
+ * written to err). */
 int rt_config_parse (rt_config_t *self, int argc, char **argv, char *err, size_t errlen);
 
 /* Positional arguments left after the flags (argv entries not starting with

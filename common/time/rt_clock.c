@@ -5,6 +5,12 @@
  * The file is mapped MAP_SHARED, so a writer's store is visible to every
  * reader on the host at once; each offset is one aligned 64-bit word read
  * and written with atomics, so a reading never sees half of a change.
+ *
+ * Which file, if any, is chosen once: by rt_clock_init, or at the first
+ * reading of a process that never called it, from RETAIN_CLOCK_FILE. The
+ * environment is read here only for programs without settings of their
+ * own (test programs); a daemon names the file through rt_config, so its
+ * --help lists it.
  */
 #include "rt_clock.h"
 
@@ -12,6 +18,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -22,7 +29,9 @@
 
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 /* The mapped offsets (wall, mono), or NULL without a clock file. */
-static _Atomic int64_t *s_offsets;
+static _Atomic (_Atomic int64_t *) s_offsets;
+/* Set by rt_clock_init: the environment is not to be read. */
+static atomic_bool s_chosen;
 
 static _Atomic int64_t *
 s_map (const char *path, int create)
@@ -41,25 +50,47 @@ s_map (const char *path, int create)
 }
 
 static void
-s_init (void)
+s_init_from_env (void)
 {
+    if (atomic_load (&s_chosen))
+        return;
     const char *path = getenv ("RETAIN_CLOCK_FILE");
     if (!path || !*path)
         return;
-    /* Created when missing, so a daemon started before the test writes
+    /* Created when missing, so a process started before the test writes
      * the file still follows it. */
-    s_offsets = s_map (path, 1);
-    if (s_offsets)
+    _Atomic int64_t *m = s_map (path, 1);
+    atomic_store (&s_offsets, m);
+    if (m)
         fprintf (stderr, "retain: the clock follows RETAIN_CLOCK_FILE=%s (a test clock)\n", path);
     else
         fprintf (stderr, "retain: cannot map RETAIN_CLOCK_FILE=%s; using the system clock\n", path);
 }
 
+int
+rt_clock_init (const char *path)
+{
+    _Atomic int64_t *m = NULL;
+    if (path && *path) {
+        m = s_map (path, 1);
+        if (!m)
+            return -1;
+    }
+    atomic_store (&s_chosen, true);
+    /* Runs the environment's turn now (a no-op once chosen), so that it
+     * can never come later and replace this choice. */
+    pthread_once (&s_once, s_init_from_env);
+    /* A mapping replaced is left mapped: a reader may still hold it. */
+    atomic_store (&s_offsets, m);
+    return 0;
+}
+
 static int64_t
 s_offset (int which)
 {
-    pthread_once (&s_once, s_init);
-    return s_offsets ? atomic_load_explicit (&s_offsets[which], memory_order_relaxed) : 0;
+    pthread_once (&s_once, s_init_from_env);
+    _Atomic int64_t *m = atomic_load_explicit (&s_offsets, memory_order_acquire);
+    return m ? atomic_load_explicit (&m[which], memory_order_relaxed) : 0;
 }
 
 static int64_t

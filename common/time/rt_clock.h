@@ -6,22 +6,32 @@
  * timeouts within one process). Both are the system's clocks plus an
  * offset, zero unless a test sets it.
  *
- * Setting the time for tests: when the environment names a file in
- * RETAIN_CLOCK_FILE, every process that reads the clock maps that file
+ * Setting the time for tests: a process that follows a clock file maps it
  * (shared, 16 bytes: the wall and the monotonic offsets in milliseconds,
  * two int64 in host order) and adds its offsets to every reading. A test
- * starts its daemons with the same RETAIN_CLOCK_FILE and moves the time of
- * all of them at once with rt_clock_file_set: no restart, no sleep, and no
- * cost to a reading beyond a memory load. A process that finds the
- * variable set says so once on stderr, so a production host cannot run on
- * a moved clock unawares. Without the variable the offsets are zero.
+ * starts its daemons with the same file and moves the time of all of them
+ * at once with rt_clock_file_set: no restart, no sleep, and no cost to a
+ * reading beyond a memory load. A daemon is told the file by its settings
+ * (--clock-file, RETAIN_CLOCK_FILE: common/daemon passes it to
+ * rt_clock_init, and logs a warning, so a production host cannot run on a
+ * moved clock unawares). A program that never calls rt_clock_init (a test
+ * program) follows RETAIN_CLOCK_FILE from its environment at its first
+ * reading, and says so once on stderr. Without a file the offsets are
+ * zero.
  *
- * Thread-safe; no initialisation call is needed.
+ * Thread-safe.
  */
 #ifndef RT_CLOCK_H
 #define RT_CLOCK_H
 
 #include <stdint.h>
+
+/* Makes this process's clock follow the clock file at `path` (created when
+ * missing), or the system clock alone when path is NULL or "". Call it at
+ * start, before threads read the clock; the environment is not read after
+ * it. 0, or -1 with errno set when the file cannot be mapped (the clock
+ * stays as it was). */
+int rt_clock_init (const char *path);
 
 /* Wall clock: unix milliseconds (and microseconds), offset applied. */
 int64_t rt_clock_now_ms (void);

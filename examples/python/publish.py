@@ -5,11 +5,15 @@ proto/ (protoc --python_out=. -I proto proto/retain/v1/*.proto) on the path.
 busd answers only once the event is committed; with no answer in time the
 same envelope (same id) is sent again, and busd answers DUPLICATE if the
 first one did land. For CURVE, set RETAIN_BUS_CURVE_SERVER_KEY (busd's public
-key) and this client's RETAIN_BUS_CURVE_PUBLIC_KEY / _SECRET_KEY.
+key) and this client's RETAIN_BUS_CURVE_CLIENT_PUBLIC / _CLIENT_SECRET
+(bus_curve.py, next to this file).
 """
 import argparse, os, sys, time, uuid
 
 import zmq
+
+sys.dont_write_bytecode = True  # no __pycache__ left beside the examples
+import bus_curve
 from retain.v1 import common_pb2, envelope_pb2, order_pb2
 
 
@@ -44,10 +48,7 @@ frame = env.SerializeToString()
 
 sock = zmq.Context().socket(zmq.DEALER)
 sock.linger = 0
-if os.environ.get("RETAIN_BUS_CURVE_SERVER_KEY"):
-    sock.curve_serverkey = os.environ["RETAIN_BUS_CURVE_SERVER_KEY"].encode()
-    sock.curve_publickey = os.environ["RETAIN_BUS_CURVE_PUBLIC_KEY"].encode()
-    sock.curve_secretkey = os.environ["RETAIN_BUS_CURVE_SECRET_KEY"].encode()
+bus_curve.apply(sock)
 # busd and its standby: only the writer binds, and a DEALER sends each
 # retry to the next endpoint, so one of them reaches whoever writes.
 for endpoint in args.bus.split(","):

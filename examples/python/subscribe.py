@@ -2,12 +2,15 @@
 
 Live only (a SUB socket drops what it misses); a consumer that must see
 every event reads the gaps from the log (retainctl tail, bus.events).
-Same module path and CURVE variables as publish.py.
+Same module path and CURVE variables as publish.py (bus_curve.py).
 """
-import argparse, os
+import argparse, os, sys
 
 import zmq
 from google.protobuf import json_format
+
+sys.dont_write_bytecode = True  # no __pycache__ left beside the examples
+import bus_curve
 from retain.v1 import (conversation_pb2, customer_pb2, envelope_pb2, loyalty_pb2,
                        message_pb2, notification_pb2, order_pb2, shipment_pb2)
 
@@ -21,10 +24,7 @@ p.add_argument("--topic", default="", help='prefix: "" all, "order." a stream, "
 args = p.parse_args()
 
 sock = zmq.Context().socket(zmq.SUB)
-if os.environ.get("RETAIN_BUS_CURVE_SERVER_KEY"):
-    sock.curve_serverkey = os.environ["RETAIN_BUS_CURVE_SERVER_KEY"].encode()
-    sock.curve_publickey = os.environ["RETAIN_BUS_CURVE_PUBLIC_KEY"].encode()
-    sock.curve_secretkey = os.environ["RETAIN_BUS_CURVE_SECRET_KEY"].encode()
+bus_curve.apply(sock)
 for endpoint in args.pub.split(","):  # busd and its standby: only the writer publishes
     sock.connect(endpoint.strip())
 sock.subscribe(args.topic)

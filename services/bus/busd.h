@@ -37,7 +37,7 @@ typedef struct {
     uint8_t identity[BUSD_IDENTITY_MAX]; /* ROUTER identity of the producer */
     size_t identity_len;                 /* its length */
     bool delimiter;                      /* the producer is a REQ socket: echo the empty frame */
-    int64_t outbox_id;                   /* bus.outbox id, for ITEM_OUTBOX */
+    int64_t outbox_id;                   /* outbox.pending id, for ITEM_OUTBOX */
     int stream_index;                    /* index into the stream table */
     long dup_of;                         /* earlier item of the same batch with this id, or -1 */
     /* Filled by the writer: */
@@ -73,17 +73,19 @@ typedef struct {
     rt_gauge_t *seq;                /* last global seq */
 } busd_metrics_t;
 
-/* The daemon's one context, owned by main. */
+/* The daemon's one context, owned by main (services/bus/busd.c makes and
+ * releases it). */
 typedef struct {
     /* settings */
-    const char *dsn;              /* PostgreSQL */
     const char *ingress_endpoint; /* ROUTER bind */
     const char *pub_endpoint;     /* PUB bind */
     int64_t max_message;          /* bytes */
     int batch_max;                /* envelopes per transaction */
+    int pub_hwm;                  /* PUB's high-water mark per subscriber */
     int64_t retention_ms;         /* how long events are kept */
     int64_t outbox_poll_ms;       /* outbox polling fallback */
-    const char *curve_secret;     /* z85 server secret key, "" for plain TCP */
+    int64_t housekeeping_ms;      /* interval of partition creation, retention, id pruning */
+    const char *curve_secret;     /* busd's z85 CURVE secret key, "" for plain TCP */
     const char *curve_clients;    /* file of admitted client public keys */
     /* state */
     rt_db_t *db;                      /* the writer connection (holds the lock) */
@@ -116,6 +118,22 @@ typedef struct {
 
 enum { BUSD_STANDBY = 0, BUSD_PRIMARY = 1 };
 
+/* busd.c: registers the metrics (in `metrics`, lent) and makes the stream
+ * table; -1 when out of memory. */
+int busd_init (busd_t *self, rt_metrics_t *metrics);
+/* Releases everything the context holds; safe on what was never made. */
+void busd_release (busd_t *self);
+
+/* run.c: standby until the writer lock is ours, then the writer's loop,
+ * and again after losing PostgreSQL, until a stop; returns once the batch
+ * in hand is committed (0). self->db must carry the writer's statements. */
+int run_loop (busd_t *self);
+/* /readyz: ready while this busd is the writer and commits go through
+ * (rt_admin_ready_fn; arg is the busd_t). */
+bool run_ready (void *arg, char *why, size_t whylen);
+/* Closes the ingress and PUB sockets, letting the last acks out. */
+void run_sockets_close (busd_t *self);
+
 /* ingress.c: reads envelopes from the ROUTER socket into self->items,
  * answering REJECTED at once for bad ones. Returns how many were added. */
 int ingress_read (busd_t *self);
@@ -136,7 +154,7 @@ int writer_load (busd_t *self);
  * transaction. When the log refuses the batch for something in its data
  * (not the database being away), the batch is split until every item that
  * can be is committed and each item that fails alone is answered REJECTED
- * (an outbox row set aside in bus.outbox_rejected); items settled that way
+ * (an outbox row set aside in outbox.rejected); items settled that way
  * leave the batch. 0 when everything in hand is settled or committed (items
  * carry their positions), -1 when it failed for a reason of no item's
  * (what is left is uncommitted; counters unchanged). */

@@ -29,6 +29,7 @@
 #include "rt_buf.h"
 #include "rt_bus.h"
 #include "rt_log.h"
+#include "rt_outbox.h"
 
 #define OUTBOX_TAKE_MAX 2000
 /* Microseconds between the unix epoch and PostgreSQL's (2000-01-01). */
@@ -38,11 +39,13 @@
  * locks: a range delete up to the id of the last row in reach. Rows not yet
  * committed are invisible to it and wait for the next drain. */
 static const char *s_sql_outbox_take =
-    "DELETE FROM bus.outbox WHERE id <= (SELECT max(id) FROM (SELECT id FROM bus.outbox "
-    "ORDER BY id LIMIT $1) s) RETURNING id, envelope";
+    "DELETE FROM " RT_OUTBOX_PENDING
+    " WHERE id <= (SELECT max(id) FROM (SELECT id FROM " RT_OUTBOX_PENDING
+    " ORDER BY id LIMIT $1) s) RETURNING id, envelope";
 static const char *s_sql_outbox_reject =
-    "INSERT INTO bus.outbox_rejected (id, envelope, reason) VALUES ($1::bigint, $2, $3)";
-static const char *s_sql_outbox_delete = "DELETE FROM bus.outbox WHERE id = ANY($1::bigint[])";
+    "INSERT INTO " RT_OUTBOX_REJECTED " (id, envelope, reason) VALUES ($1::bigint, $2, $3)";
+static const char *s_sql_outbox_delete =
+    "DELETE FROM " RT_OUTBOX_PENDING " WHERE id = ANY($1::bigint[])";
 static const char *s_sql_dedup_probe =
     "SELECT id::text, seq, partition, pseq FROM bus.events WHERE id = ANY($1::uuid[])";
 static const char *s_sql_positions =
@@ -193,7 +196,7 @@ s_cmp_outbox (const void *a, const void *b)
 }
 
 /* Moves up to OUTBOX_TAKE_MAX outbox rows into the batch (inside the open
- * transaction). Rows that can never be accepted go to bus.outbox_rejected
+ * transaction). Rows that can never be accepted go to outbox.rejected
  * (counted in *rejected: the caller counts them once the transaction
  * commits). Returns the number taken, -1 on a database error. */
 static int
@@ -266,7 +269,7 @@ s_outbox_take (busd_t *self, int *rejected)
 }
 
 /* Drops the outbox items of the batch: after a rollback their rows are
- * back in bus.outbox and the next drain takes them again. */
+ * back in outbox.pending and the next drain takes them again. */
 static void
 s_drop_outbox_items (busd_t *self)
 {
@@ -682,7 +685,7 @@ s_txn_dedup (busd_t *self, size_t lo, size_t *hi, s_outbox_mode_t mode, bool pro
 
 /* Answers an item the log refused on its own: an ingress producer hears
  * REJECTED with the reason; an outbox row is set aside in
- * bus.outbox_rejected (and its row deleted) in a transaction of its own. */
+ * outbox.rejected (and its row deleted) in a transaction of its own. */
 static int
 s_refuse (busd_t *self, size_t i, const char *error, const char *sqlstate)
 {

@@ -2,9 +2,12 @@
  * zap: ZeroMQ CURVE on the ingress and PUB sockets, with a ZAP handler
  * (ZeroMQ RFC 27) that admits only the client public keys listed in a file.
  *
- * Without a server secret key the sockets are plain TCP, which is what the
- * local runner and the tests use on loopback; the production compose file
- * sets the key and the list.
+ * busd's own secret key is --curve-server-secret (RETAIN_BUSD_CURVE_SECRET),
+ * a name no client uses: a client's keys are rt_bus_client_settings. The
+ * public key clients verify is derived from the secret and logged at start
+ * ("CURVE enabled", server_key). Without a secret the sockets are plain
+ * TCP, which is what the local runner and the tests use on loopback; the
+ * production compose file sets the key and the list.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -60,18 +63,25 @@ s_load_keys (busd_t *self, const char *path, char *err, size_t errlen)
 int
 zap_start (busd_t *self, char *err, size_t errlen)
 {
+    char server_key[41];
     if (!self->curve_secret[0])
         return 0;
     if (!zmq_has ("curve")) {
         snprintf (err, errlen, "this libzmq was built without CURVE");
         return -1;
     }
-    if (strlen (self->curve_secret) != 40) {
-        snprintf (err, errlen, "the CURVE secret key must be 40 Z85 characters");
+    /* Its public half is what every client names as the server key. */
+    if (strlen (self->curve_secret) != 40 ||
+        zmq_curve_public (server_key, self->curve_secret) != 0) {
+        snprintf (err, errlen,
+                  "--curve-server-secret / RETAIN_BUSD_CURVE_SECRET must be a CURVE secret key: "
+                  "40 Z85 characters (retainctl keygen --for busd)");
         return -1;
     }
     if (!self->curve_clients[0]) {
-        snprintf (err, errlen, "CURVE needs a list of admitted client keys (--curve-clients)");
+        snprintf (err, errlen,
+                  "CURVE needs a list of admitted client keys (--curve-clients / "
+                  "RETAIN_BUSD_CURVE_CLIENTS)");
         return -1;
     }
     if (s_load_keys (self, self->curve_clients, err, errlen) != 0)
@@ -81,7 +91,8 @@ zap_start (busd_t *self, char *err, size_t errlen)
         snprintf (err, errlen, "ZAP handler: %s", zmq_strerror (errno));
         return -1;
     }
-    rt_log (RT_LOG_INFO, "CURVE enabled", rt_log_uint ("admitted_keys", self->ncurve_keys));
+    rt_log (RT_LOG_INFO, "CURVE enabled", rt_log_uint ("admitted_keys", self->ncurve_keys),
+            rt_log_str ("server_key", server_key));
     return 0;
 }
 

@@ -14,8 +14,8 @@ fail() {
 }
 
 required=(RETAIN_PG_PASSWORD=dummy-password
-  RETAIN_BUS_CURVE_SECRET_KEY=0000000000000000000000000000000000000000
-  RETAIN_BUS_CURVE_CLIENTS_FILE=/nonexistent/curve-clients)
+  RETAIN_BUSD_CURVE_SECRET=0000000000000000000000000000000000000000
+  RETAIN_BUSD_CURVE_CLIENTS_FILE=/nonexistent/curve-clients)
 
 if out=$(env "${required[@]}" docker-compose -f docker-compose.yml config -q 2>&1); then
   ok "docker-compose config accepts docker-compose.yml"
@@ -38,7 +38,8 @@ for i in "${!required[@]}"; do
 done
 
 # What the rendered file promises: busd with CURVE and a /readyz
-# healthcheck, started only after the migrations succeeded.
+# healthcheck, started only after the migrations succeeded; no service
+# sets a variable the daemons no longer read (they would refuse to start).
 rendered=$(env "${required[@]}" docker-compose -f docker-compose.yml config 2>/dev/null)
 if out=$(/usr/bin/python3 - "$rendered" <<'PY' 2>&1
 import sys, yaml
@@ -50,11 +51,16 @@ for name in ("busd", "busd-standby"):
         problems.append(f"no service {name}")
         continue
     env = s.get("environment", {})
-    for var in ("RETAIN_PG_DSN", "RETAIN_BUS_CURVE_SECRET_KEY", "RETAIN_BUS_CURVE_CLIENTS"):
+    for var in ("RETAIN_PG_DSN", "RETAIN_BUSD_CURVE_SECRET", "RETAIN_BUSD_CURVE_CLIENTS"):
         if not env.get(var):
             problems.append(f"{name}: {var} is not set")
     if env.get("RETAIN_BUS_INGRESS") != "tcp://0.0.0.0:7701":
         problems.append(f"{name}: ingress is not tcp://0.0.0.0:7701")
+retired = ("RETAIN_BUS_CURVE_SECRET_KEY", "RETAIN_BUS_CURVE_PUBLIC_KEY", "RETAIN_BUS_CURVE_CLIENTS")
+for name, s in c.items():
+    for var in retired:
+        if var in (s.get("environment") or {}):
+            problems.append(f"{name}: sets {var}, which retain no longer reads")
 if "/readyz" not in " ".join(c.get("busd", {}).get("healthcheck", {}).get("test", [])):
     problems.append("busd: the healthcheck does not ask /readyz")
 if c.get("busd", {}).get("depends_on", {}).get("migrate", {}).get("condition") != "service_completed_successfully":
@@ -67,7 +73,7 @@ print("; ".join(problems))
 sys.exit(1 if problems else 0)
 PY
 ); then
-  ok "busd and busd-standby use CURVE, busd is checked on /readyz and waits for migrate"
+  ok "busd and busd-standby use CURVE, busd is checked on /readyz and waits for migrate, no retired variable is set"
 else
   fail "rendered compose file: $out"
 fi

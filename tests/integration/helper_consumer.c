@@ -7,7 +7,7 @@
  * without a unique constraint: an event handled twice shows as two rows,
  * so the test observes duplicates instead of having them prevented. With
  * --outbox-every N it also appends, for each event whose pseq is a
- * multiple of N, a NotificationRequested to bus.outbox carrying the
+ * multiple of N, a NotificationRequested to outbox.pending carrying the
  * event's id as its correlation id, in the same transaction, so the test
  * can see outbox rows commit with the offset or not at all. --sleep-us
  * makes the handler slow, so live messages overflow a small --rcvhwm.

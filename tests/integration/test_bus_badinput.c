@@ -219,8 +219,8 @@ s_outbox_insert (PGconn *conn, const s_bytes_t *b, long long *outbox_id)
     int lengths[1] = {(int)b->len};
     int formats[1] = {1};
     PGresult *res =
-        PQexecParams (conn, "INSERT INTO bus.outbox (envelope) VALUES ($1) RETURNING id", 1, NULL,
-                      values, lengths, formats, 0);
+        PQexecParams (conn, "INSERT INTO outbox.pending (envelope) VALUES ($1) RETURNING id", 1,
+                      NULL, values, lengths, formats, 0);
     if (PQresultStatus (res) != PGRES_TUPLES_OK)
         fail_msg ("outbox insert: %s", PQerrorMessage (conn));
     if (outbox_id)
@@ -233,9 +233,9 @@ static void
 s_outbox_drained (PGconn *conn)
 {
     int64_t t0 = rt_test_now_ms ();
-    while (rt_test_pg_long (conn, "SELECT count(*) FROM bus.outbox") > 0) {
+    while (rt_test_pg_long (conn, "SELECT count(*) FROM outbox.pending") > 0) {
         if (rt_test_now_ms () - t0 > 5000)
-            fail_msg ("bus.outbox not drained within 5 s");
+            fail_msg ("outbox.pending not drained within 5 s");
         usleep (20000);
     }
 }
@@ -334,7 +334,7 @@ test_every_age_through_the_outbox (void **state)
             s_count (f.conn, "SELECT count(*) FROM bus.events WHERE id = '%s'", ids[i]),
             s_age_accepted (age) ? 1 : 0);
         assert_int_equal (s_count (f.conn,
-                                   "SELECT count(*) FROM bus.outbox_rejected WHERE id = %s AND "
+                                   "SELECT count(*) FROM outbox.rejected WHERE id = %s AND "
                                    "reason LIKE '%%outside the log''s window%%'",
                                    oid),
                           s_age_accepted (age) ? 0 : 1);
@@ -419,7 +419,7 @@ test_type_belongs_to_its_stream (void **state)
         assert_int_equal (
             s_count (f.conn, "SELECT count(*) FROM bus.events WHERE id = '%s'", env->id), 0);
         assert_int_equal (
-            s_count (f.conn, "SELECT count(*) FROM bus.outbox_rejected WHERE reason LIKE '%%%s%%'",
+            s_count (f.conn, "SELECT count(*) FROM outbox.rejected WHERE reason LIKE '%%%s%%'",
                      wrong[i]),
             1);
         free (b.data);
@@ -522,7 +522,7 @@ test_nul_and_broken_text (void **state)
                           0);
         free (b.data);
     }
-    assert_int_equal (rt_test_pg_long (f.conn, "SELECT count(*) FROM bus.outbox_rejected"),
+    assert_int_equal (rt_test_pg_long (f.conn, "SELECT count(*) FROM outbox.rejected"),
                       (long long)NBAD_TEXTS);
     /* A key that is merely unusual is kept exactly as sent. */
     {
@@ -598,7 +598,7 @@ test_log_refuses_one_row (void **state)
     {
         char q[256];
         snprintf (q, sizeof q,
-                  "SELECT count(*) FROM bus.outbox_rejected WHERE id = %lld AND reason LIKE "
+                  "SELECT count(*) FROM outbox.rejected WHERE id = %lld AND reason LIKE "
                   "'%%the log refused it%%'",
                   oid);
         assert_int_equal (rt_test_pg_long (f.conn, q), 1);
@@ -867,9 +867,8 @@ test_random_mixes (void **state)
     assert_int_equal (
         rt_test_pg_long (f.conn, "SELECT count(*) FROM bus.events WHERE key = 'outbox-good'"),
         outbox_good);
-    assert_int_equal (rt_test_pg_long (f.conn, "SELECT count(*) FROM bus.outbox_rejected"),
-                      outbox_bad);
-    assert_int_equal (rt_test_pg_long (f.conn, "SELECT count(*) FROM bus.outbox_rejected WHERE "
+    assert_int_equal (rt_test_pg_long (f.conn, "SELECT count(*) FROM outbox.rejected"), outbox_bad);
+    assert_int_equal (rt_test_pg_long (f.conn, "SELECT count(*) FROM outbox.rejected WHERE "
                                                "reason = ''"),
                       0);
     rt_test_pg_exec (f.conn, "ALTER TABLE bus.events DROP CONSTRAINT test_poison");

@@ -458,9 +458,9 @@ test_group_survives_replica_kills (void **state)
     }
     /* busd drains what the handlers left in the outbox. */
     deadline = rt_test_now_ms () + 60000;
-    while (rt_test_pg_long (f->pg, "SELECT count(*) FROM bus.outbox") > 0) {
+    while (rt_test_pg_long (f->pg, "SELECT count(*) FROM outbox.pending") > 0) {
         if (rt_test_now_ms () > deadline)
-            RT_TEST_FAIL ("bus.outbox not drained within 60 s");
+            RT_TEST_FAIL ("outbox.pending not drained within 60 s");
         usleep (100000);
     }
     print_message ("# consumed in %.1f s\n", (double)(rt_test_now_ms () - t0) / 1000);
@@ -506,7 +506,7 @@ test_group_survives_replica_kills (void **state)
                                               "bus.events WHERE stream = 'notification'"),
                       expected);
     assert_int_equal (rt_test_pg_long (f->pg, s_sql_unanswered), 0);
-    assert_int_equal (rt_test_pg_long (f->pg, "SELECT count(*) FROM bus.outbox_rejected"), 0);
+    assert_int_equal (rt_test_pg_long (f->pg, "SELECT count(*) FROM outbox.rejected"), 0);
 
     for (i = 0; i < S_REPLICAS; i++) {
         char what[32];

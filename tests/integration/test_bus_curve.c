@@ -1,7 +1,13 @@
 /*
- * CURVE on the bus: with a server key and a list of admitted client keys,
- * busd accepts producers and subscribers holding a listed key and refuses
- * every other one (ZAP), both on ingress and on PUB.
+ * CURVE on the bus: with its secret key (--curve-server-secret,
+ * RETAIN_BUSD_CURVE_SECRET) and a list of admitted client keys, busd
+ * accepts producers and subscribers holding a listed key and refuses every
+ * other one (ZAP), both on ingress and on PUB; it logs the public key its
+ * clients verify. A client's keys are its own settings
+ * (RETAIN_BUS_CURVE_SERVER_KEY, _CLIENT_PUBLIC, _CLIENT_SECRET), as
+ * retainctl publish shows with a pair from retainctl keygen. The old
+ * ambiguous variables are refused, naming the new ones, by busd and by a
+ * client: an operator upgrading never runs without CURVE unawares.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -29,12 +35,38 @@ s_order (const char *key)
     return rt_envelope_new ("OrderPlaced", key, &order.base, "curve-test");
 }
 
+static rt_bus_curve_t
+s_keys (const char *server_pub, const char *pub, const char *sec)
+{
+    rt_bus_curve_t keys;
+    memset (&keys, 0, sizeof keys);
+    snprintf (keys.server_key, sizeof keys.server_key, "%s", server_pub);
+    snprintf (keys.client_public, sizeof keys.client_public, "%s", pub);
+    snprintf (keys.client_secret, sizeof keys.client_secret, "%s", sec);
+    return keys;
+}
+
+/* The keys this process's producers present (rt_producer_new applies
+ * them). */
 static void
 s_use_keys (const char *server_pub, const char *pub, const char *sec)
 {
-    setenv ("RETAIN_BUS_CURVE_SERVER_KEY", server_pub, 1);
-    setenv ("RETAIN_BUS_CURVE_PUBLIC_KEY", pub, 1);
-    setenv ("RETAIN_BUS_CURVE_SECRET_KEY", sec, 1);
+    rt_bus_curve_t keys = s_keys (server_pub, pub, sec);
+    rt_bus_curve_init (&keys);
+}
+
+/* The value of `name`=... in text (KEY=VALUE lines) into out. */
+static void
+s_assignment (const char *text, const char *name, char *out, size_t outlen)
+{
+    char prefix[96];
+    const char *at;
+    snprintf (prefix, sizeof prefix, "%s=", name);
+    at = strstr (text, prefix);
+    if (!at)
+        fail_msg ("no %s in:\n%s", prefix, text);
+    at += strlen (prefix);
+    snprintf (out, outlen, "%.*s", (int)strcspn (at, "\n"), at);
 }
 
 static void
@@ -64,12 +96,21 @@ test_only_listed_keys_get_in (void **state)
 
     memset (&busd, 0, sizeof busd);
     rt_test_db_create ("bus_curve", dsn, sizeof dsn);
-    snprintf (arg_secret, sizeof arg_secret, "--curve-secret-key=%s", server_sec);
+    snprintf (arg_secret, sizeof arg_secret, "--curve-server-secret=%s", server_sec);
     snprintf (arg_clients, sizeof arg_clients, "--curve-clients=%s", clients);
     extra[0] = arg_secret;
     extra[1] = arg_clients;
     extra[2] = NULL;
     rt_test_busd_start (&busd, dsn, "curve-busd.log", extra, true);
+    /* busd names the public key its clients must verify. */
+    {
+        char *log = rt_test_log ("curve-busd.log");
+        char want[96];
+        snprintf (want, sizeof want, "\"server_key\":\"%s\"", server_pub);
+        if (!strstr (log, "CURVE enabled") || !strstr (log, want))
+            fail_msg ("busd did not log its public key %s:\n%s", server_pub, log);
+        free (log);
+    }
 
     /* A listed key: published and acknowledged. */
     s_use_keys (server_pub, good_pub, good_sec);
@@ -85,7 +126,11 @@ test_only_listed_keys_get_in (void **state)
     /* A subscriber with the listed key receives what is published. */
     ctx = zmq_ctx_new ();
     sub = zmq_socket (ctx, ZMQ_SUB);
-    assert_int_equal (rt_bus_curve_client (sub, err, sizeof err), 0);
+    {
+        /* A socket of the test's own takes its keys explicitly. */
+        rt_bus_curve_t keys = s_keys (server_pub, good_pub, good_sec);
+        assert_int_equal (rt_bus_curve_apply (sub, &keys, err, sizeof err), 0);
+    }
     zmq_setsockopt (sub, ZMQ_SUBSCRIBE, "order.", 6);
     zmq_setsockopt (sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     assert_int_equal (zmq_connect (sub, busd.pub), 0);
@@ -118,7 +163,7 @@ test_only_listed_keys_get_in (void **state)
         assert_true (refused >= 1);
     }
     /* Plain TCP without keys does not get in either. */
-    unsetenv ("RETAIN_BUS_CURVE_SERVER_KEY");
+    rt_bus_curve_init (NULL);
     producer = rt_producer_new (busd.ingress, err, sizeof err);
     env = s_order ("plaintext");
     assert_int_equal (rt_producer_send (producer, env, 1500, NULL, err, sizeof err), -1);
@@ -158,7 +203,7 @@ test_bad_client_list_is_refused_at_start (void **state)
     fclose (f);
     memset (&busd, 0, sizeof busd);
     rt_test_db_create ("bus_curve_bad", dsn, sizeof dsn);
-    snprintf (arg_secret, sizeof arg_secret, "--curve-secret-key=%s", server_sec);
+    snprintf (arg_secret, sizeof arg_secret, "--curve-server-secret=%s", server_sec);
     snprintf (arg_clients, sizeof arg_clients, "--curve-clients=%s", clients);
     extra[0] = arg_secret;
     extra[1] = arg_clients;
@@ -169,6 +214,149 @@ test_bad_client_list_is_refused_at_start (void **state)
     assert_true (WIFEXITED (status));
     assert_int_not_equal (WEXITSTATUS (status), 0);
 }
+/* Runs retainctl with argv (argv[0] included, NULL-terminated) and the
+ * extra environment env (may be NULL); returns its exit code, its output
+ * in *out (owned). */
+static int
+s_retainctl (char *const argv[], char *const env[], const char *log, char **out)
+{
+    char path[1024];
+    int status;
+    pid_t pid;
+    snprintf (path, sizeof path, "%s/%s", rt_test_dir (), log);
+    unlink (path);
+    pid = rt_test_spawn ("retainctl", argv, env, log);
+    status = rt_test_wait (pid, 60000);
+    if (status == -1) {
+        rt_test_kill (pid, SIGKILL);
+        fail_msg ("retainctl %s did not finish; see %s", argv[1], path);
+    }
+    assert_true (WIFEXITED (status));
+    *out = rt_test_log (log);
+    return WEXITSTATUS (status);
+}
+
+/* busd started with `var`=value in its environment: exits 2 naming `names`. */
+static void
+s_busd_refuses (const char *var, const char *value, const char *names, const char *log)
+{
+    char dsn[1024], path[600], *out;
+    rt_test_busd_t busd;
+    int status;
+    memset (&busd, 0, sizeof busd);
+    rt_test_db_create ("bus_curve_old", dsn, sizeof dsn);
+    snprintf (path, sizeof path, "%s/%s", rt_test_dir (), log);
+    unlink (path);
+    setenv (var, value, 1);
+    rt_test_busd_start (&busd, dsn, log, NULL, false);
+    unsetenv (var);
+    status = rt_test_wait (busd.pid, 10000);
+    if (status == -1) {
+        rt_test_kill (busd.pid, SIGKILL);
+        fail_msg ("busd ran with %s set; see %s", var, path);
+    }
+    out = rt_test_log (log);
+    if (!WIFEXITED (status) || WEXITSTATUS (status) != 2 || !strstr (out, var) ||
+        !strstr (out, names))
+        fail_msg ("busd with %s: wait status %#x, wanted exit 2 naming %s:\n%s", var,
+                  (unsigned)status, names, out);
+    free (out);
+}
+
+static void
+test_old_variables_are_refused (void **state)
+{
+    (void)state;
+    char pub[41], sec[41], env_old[96], *out;
+    char *publish[] = {
+        "retainctl",    "publish", "--type=OrderPlaced", "--key=k", "--json={\"order_id\":\"o\"}",
+        "--timeout=1s", NULL};
+    char *const env[] = {env_old, NULL};
+    assert_int_equal (zmq_curve_keypair (pub, sec), 0);
+    /* busd: its secret and its list have names of their own now. */
+    s_busd_refuses ("RETAIN_BUS_CURVE_SECRET_KEY", sec, "RETAIN_BUSD_CURVE_SECRET",
+                    "curve-old-secret.log");
+    s_busd_refuses ("RETAIN_BUS_CURVE_CLIENTS", "/etc/retain/curve-clients",
+                    "RETAIN_BUSD_CURVE_CLIENTS", "curve-old-clients.log");
+    /* A client: its own pair has names of its own too. */
+    snprintf (env_old, sizeof env_old, "RETAIN_BUS_CURVE_SECRET_KEY=%s", sec);
+    assert_int_equal (s_retainctl (publish, env, "curve-old-publish.log", &out), 2);
+    if (!strstr (out, "RETAIN_BUS_CURVE_CLIENT_SECRET"))
+        fail_msg ("retainctl publish does not name the new variable:\n%s", out);
+    free (out);
+    snprintf (env_old, sizeof env_old, "RETAIN_BUS_CURVE_PUBLIC_KEY=%s", pub);
+    assert_int_equal (s_retainctl (publish, env, "curve-old-publish.log", &out), 2);
+    if (!strstr (out, "RETAIN_BUS_CURVE_CLIENT_PUBLIC"))
+        fail_msg ("retainctl publish does not name the new variable:\n%s", out);
+    free (out);
+}
+
+/* The operator's way: pairs from retainctl keygen, busd configured through
+ * its variables, a client through its own. */
+static void
+test_retainctl_publishes_with_keygen_pairs (void **state)
+{
+    (void)state;
+    char dsn[1024], clients[512], *out;
+    char busd_secret[64], server_key[64], client_public[64], client_secret[64];
+    char a_bus[96], e_server[128], e_public[128], e_secret[128];
+    char *keygen_busd[] = {"retainctl", "keygen", "--for=busd", NULL};
+    char *keygen_client[] = {"retainctl", "keygen", NULL};
+    char *publish[] = {"retainctl",
+                       "publish",
+                       "--type=OrderPlaced",
+                       "--key=keygen-key",
+                       "--json={\"order_id\":\"o-k\"}",
+                       a_bus,
+                       "--timeout=3s",
+                       NULL};
+    char *const with_keys[] = {e_server, e_public, e_secret, NULL};
+    rt_test_busd_t busd;
+    FILE *f;
+
+    assert_int_equal (s_retainctl (keygen_busd, NULL, "curve-keygen-busd.log", &out), 0);
+    s_assignment (out, "RETAIN_BUSD_CURVE_SECRET", busd_secret, sizeof busd_secret);
+    s_assignment (out, "RETAIN_BUS_CURVE_SERVER_KEY", server_key, sizeof server_key);
+    free (out);
+    /* A client's pair is the default. */
+    assert_int_equal (s_retainctl (keygen_client, NULL, "curve-keygen-client.log", &out), 0);
+    s_assignment (out, "RETAIN_BUS_CURVE_CLIENT_PUBLIC", client_public, sizeof client_public);
+    s_assignment (out, "RETAIN_BUS_CURVE_CLIENT_SECRET", client_secret, sizeof client_secret);
+    free (out);
+    assert_int_equal (strlen (server_key), 40);
+    assert_int_equal (strlen (client_public), 40);
+
+    snprintf (clients, sizeof clients, "%s/curve-keygen-clients.txt", rt_test_dir ());
+    f = fopen (clients, "w");
+    assert_non_null (f);
+    fprintf (f, "%s\n", client_public);
+    fclose (f);
+    memset (&busd, 0, sizeof busd);
+    rt_test_db_create ("bus_curve_keygen", dsn, sizeof dsn);
+    setenv ("RETAIN_BUSD_CURVE_SECRET", busd_secret, 1);
+    setenv ("RETAIN_BUSD_CURVE_CLIENTS", clients, 1);
+    rt_test_busd_start (&busd, dsn, "curve-keygen-busd.log", NULL, true);
+    unsetenv ("RETAIN_BUSD_CURVE_SECRET");
+    unsetenv ("RETAIN_BUSD_CURVE_CLIENTS");
+
+    snprintf (a_bus, sizeof a_bus, "--bus=%s", busd.ingress);
+    snprintf (e_server, sizeof e_server, "RETAIN_BUS_CURVE_SERVER_KEY=%s", server_key);
+    snprintf (e_public, sizeof e_public, "RETAIN_BUS_CURVE_CLIENT_PUBLIC=%s", client_public);
+    snprintf (e_secret, sizeof e_secret, "RETAIN_BUS_CURVE_CLIENT_SECRET=%s", client_secret);
+    if (s_retainctl (publish, with_keys, "curve-keygen-publish.log", &out) != 0 ||
+        !strstr (out, "\"status\":\"ok\""))
+        fail_msg ("retainctl publish with its pair:\n%s", out);
+    free (out);
+    /* Without them: no connection, so no ack. */
+    assert_int_equal (s_retainctl (publish, NULL, "curve-keygen-plain.log", &out), 1);
+    free (out);
+    {
+        PGconn *conn = rt_test_pg (dsn);
+        assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM bus.events"), 1);
+        PQfinish (conn);
+    }
+    rt_test_stop (busd.pid, "retain-busd");
+}
 
 int
 main (void)
@@ -176,6 +364,8 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_only_listed_keys_get_in),
         cmocka_unit_test (test_bad_client_list_is_refused_at_start),
+        cmocka_unit_test (test_old_variables_are_refused),
+        cmocka_unit_test (test_retainctl_publishes_with_keygen_pairs),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

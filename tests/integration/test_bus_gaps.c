@@ -2,9 +2,10 @@
  * Gap recovery: a consumer whose SUB socket keeps only a handful of
  * messages (rcvhwm 4) and whose handler is slow cannot keep up with what
  * retain-busd publishes, so live messages are dropped on the way (busd's
- * PUB never blocks). The consumer notices each jump in pseq and reads what
- * it missed from the log: the effect table still holds every event exactly
- * once, and retain_consumer_gaps_total shows that recovery really ran.
+ * PUB never blocks; the test gives it a small high-water mark). The
+ * consumer notices each jump in pseq and reads what it missed from the
+ * log: the effect table still holds every event exactly once, and
+ * retain_consumer_gaps_total shows that recovery really ran.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +31,7 @@
 #define S_KEYS       64   /* conversations */
 #define S_TEXT       2000 /* bytes of message text: fills socket buffers sooner */
 #define S_RCVHWM     "4"
+#define S_PUB_HWM    "16" /* busd's PUB, per subscriber */
 #define S_SLEEP_US   "200"
 #define S_GROUP      "gaps"
 #define S_PARTITIONS 16
@@ -185,8 +187,11 @@ test_slow_subscriber_recovers_gaps_from_the_log (void **state)
     snprintf (ingress, sizeof ingress, "tcp://127.0.0.1:%d", rt_test_free_port ());
     snprintf (pub, sizeof pub, "tcp://127.0.0.1:%d", rt_test_free_port ());
     snprintf (busd_admin, sizeof busd_admin, "127.0.0.1:%d", busd_port);
-    char *busd_argv[] = {"retain-busd", "--pg-dsn", f->dsn,    "--ingress", ingress,
-                         "--pub",       pub,        "--admin", busd_admin,  NULL};
+    /* busd's PUB holds 64k events per subscriber by default, more than this
+     * test sends: a small mark makes it drop as it does under a real
+     * overload. */
+    char *busd_argv[] = {"retain-busd", "--pg-dsn", f->dsn,     "--ingress", ingress,   "--pub",
+                         pub,           "--admin",  busd_admin, "--pub-hwm", S_PUB_HWM, NULL};
     f->busd = rt_test_spawn ("retain-busd", busd_argv, NULL, "gaps-busd.log");
     if (!rt_test_wait_ready (busd_port, 60000))
         RT_TEST_FAIL ("retain-busd not ready within 60 s (see %s/gaps-busd.log)", rt_test_dir ());

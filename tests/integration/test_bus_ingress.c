@@ -260,7 +260,7 @@ test_producer_vanishes_mid_batch (void **state)
 {
     s_fixture_t *f = *state;
     void *gone = zmq_socket (f->ctx, ZMQ_DEALER);
-    int linger = 2000, i;
+    int linger = 15000, i;
     int64_t deadline;
     assert_int_equal (zmq_connect (gone, f->busd.ingress), 0);
     for (i = 0; i < 2000; i++) {
@@ -268,7 +268,8 @@ test_producer_vanishes_mid_batch (void **state)
         s_send_env (gone, env);
         rt_envelope_free (env);
     }
-    /* Linger lets the burst leave; closing drops the connection. */
+    /* Linger lets the burst leave (a loaded machine may take seconds to
+     * drain it); closing drops the connection. */
     zmq_setsockopt (gone, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close (gone);
     deadline = rt_test_now_ms () + 20000;

@@ -86,19 +86,19 @@ test_outbox_drains (void **state)
     assert_int_equal (s_wait_count (conn, "SELECT count(*) FROM bus.events", 50, 5000), 50);
     print_message ("outbox drained %lld ms after commit\n", (long long)(rt_test_now_ms () - t0));
     assert_true (rt_test_now_ms () - t0 < 5000);
-    assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM bus.outbox"), 0);
+    assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM outbox.pending"), 0);
 
     /* A handler replayed after a crash writes the same envelopes again:
      * still one event each. A row that is not an envelope is set aside. */
     assert_int_equal (rt_db_begin (db), 0);
     for (i = 0; i < 10; i++)
         assert_int_equal (rt_outbox_append (db, envs[i]), 0);
-    assert_int_equal (rt_db_exec (db, "INSERT INTO bus.outbox (envelope) VALUES ('\\xdeadbeef')"),
-                      0);
+    assert_int_equal (
+        rt_db_exec (db, "INSERT INTO outbox.pending (envelope) VALUES ('\\xdeadbeef')"), 0);
     assert_int_equal (rt_db_commit (db), 0);
-    assert_int_equal (s_wait_count (conn, "SELECT count(*) FROM bus.outbox", 0, 5000), 0);
+    assert_int_equal (s_wait_count (conn, "SELECT count(*) FROM outbox.pending", 0, 5000), 0);
     assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM bus.events"), 50);
-    assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM bus.outbox_rejected"), 1);
+    assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM outbox.rejected"), 1);
     /* Metrics move right after COMMIT, a moment after the rows do. */
     assert_true (s_wait_metric (busd.admin_port, "retain_bus_outbox_rejected_total", 1, 2000) == 1);
     assert_true (s_wait_metric (busd.admin_port, "retain_bus_duplicates_total", 10, 2000) >= 10);

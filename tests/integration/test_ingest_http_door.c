@@ -15,7 +15,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -23,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -31,21 +29,13 @@
 #include <jansson.h>
 
 #include "rt_test.h"
+#include "rt_test_ingest.h"
 
 #define SECRET "door-secret"
 #define SLOW   200
 
-typedef struct {
-    rt_test_busd_t busd;   /* the log */
-    pid_t ingestd;         /* the daemon under test */
-    int http_port;         /* its webhook port */
-    int admin_port;        /* its admin port */
-    int header_timeout_ms; /* its header deadline */
-    char dsn[1024];        /* the test database */
-    PGconn *conn;          /* for setup */
-} s_fixture_t;
-
-static s_fixture_t s_f;
+static rt_test_ingest_t s_t;
+static int s_header_timeout_ms; /* ingestd's header deadline */
 
 /* Whether retain-ingestd's --help lists a setting. */
 static bool
@@ -67,53 +57,24 @@ s_has_setting (const char *flag)
 static int
 s_setup (void **state)
 {
-    char a_dsn[1100], a_http[64], a_admin[64], a_public[96];
-    memset (&s_f, 0, sizeof s_f);
-    rt_test_db_create ("ingest_door", s_f.dsn, sizeof s_f.dsn);
-    rt_test_busd_start (&s_f.busd, s_f.dsn, "door-busd.log", NULL, true);
-    s_f.conn = rt_test_pg (s_f.dsn);
-    s_f.http_port = rt_test_free_port ();
-    s_f.admin_port = rt_test_free_port ();
-    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", s_f.dsn);
-    snprintf (a_http, sizeof a_http, "--http=127.0.0.1:%d", s_f.http_port);
-    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", s_f.admin_port);
-    snprintf (a_public, sizeof a_public, "--public-url=http://127.0.0.1:%d", s_f.http_port);
-    char *argv[] = {"retain-ingestd",   a_dsn, a_http, a_admin, a_public, "--max-body=64k",
-                    "--http-threads=2", NULL,  NULL};
-    s_f.header_timeout_ms = 10000;
+    static const rt_test_inbox_t inboxes[] = {{"door-bot", "telegram", SECRET, "{}"}};
+    const char *extra[] = {"--max-body=64k", "--http-threads=2", NULL, NULL};
+    s_header_timeout_ms = 10000;
     if (s_has_setting ("--http-header-timeout")) {
-        argv[7] = "--http-header-timeout=1s";
-        s_f.header_timeout_ms = 1000;
+        extra[2] = "--http-header-timeout=1s";
+        s_header_timeout_ms = 1000;
     }
-    s_f.ingestd = rt_test_spawn ("retain-ingestd", argv, NULL, "ingest-door.log");
-    if (!rt_test_wait_ready (s_f.admin_port, 30000))
-        fail_msg ("retain-ingestd did not become ready; see %s/ingest-door.log", rt_test_dir ());
-    rt_test_pg_exec (s_f.conn, "INSERT INTO ingest.inboxes (id, channel, secret, config) VALUES "
-                               "('door-bot', 'telegram', '" SECRET "', '{}')");
-    usleep (1500000); /* ingestd reloads inboxes every second */
-    *state = &s_f;
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    s_fixture_t *f = *state;
-    int status;
-    PQfinish (f->conn);
-    status = rt_test_kill (f->ingestd, SIGTERM);
-    assert_true (WIFEXITED (status));
-    assert_int_equal (WEXITSTATUS (status), 0);
-    status = rt_test_kill (f->busd.pid, SIGTERM);
-    assert_true (WIFEXITED (status));
-    assert_int_equal (WEXITSTATUS (status), 0);
+    *state = &s_t;
+    rt_test_ingest_start (&s_t, "ingest_door", "", extra);
+    rt_test_ingest_inboxes (&s_t, inboxes, 1);
     return 0;
 }
 
 static int
 s_connect (void)
 {
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t)s_f.http_port)};
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons ((uint16_t)s_t.ingestd.http_port)};
     int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     if (fd < 0 || connect (fd, (struct sockaddr *)&addr, sizeof addr) != 0)
@@ -156,14 +117,6 @@ typedef struct {
     int64_t lat[4096]; /* latencies, ms */
 } s_good_t;
 
-static size_t
-s_discard (char *data, size_t size, size_t n, void *arg)
-{
-    (void)data;
-    (void)arg;
-    return size * n;
-}
-
 static void *
 s_good_sender (void *arg)
 {
@@ -173,11 +126,11 @@ s_good_sender (void *arg)
     char url[128];
     headers = curl_slist_append (headers, "Content-Type: application/json");
     headers = curl_slist_append (headers, "X-Telegram-Bot-Api-Secret-Token: " SECRET);
-    snprintf (url, sizeof url, "http://127.0.0.1:%d/hooks/telegram/door-bot", s_f.http_port);
+    snprintf (url, sizeof url, "%s/hooks/telegram/door-bot", s_t.ingestd.base);
     curl_easy_setopt (curl, CURLOPT_URL, url);
     curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt (curl, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_discard);
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, rt_test_reply_drop);
     while (!atomic_load (&g->stop) && g->sent < 4096) {
         char body[512];
         long status = 0;
@@ -264,7 +217,7 @@ test_slowloris (void **state)
         s_slow[i] = s_connect ();
     s_trickled = 0;
     /* Trickle past the deadline, signed webhooks meanwhile. */
-    s_measure (&good, s_f.header_timeout_ms + 1500, &median, &max, s_trickle);
+    s_measure (&good, s_header_timeout_ms + 1500, &median, &max, s_trickle);
     print_message ("webhook latency: median %lld ms, max %lld ms before; median %lld ms, "
                    "max %lld ms under %d trickling connections (%d requests)\n",
                    (long long)base_median, (long long)base_max, (long long)median, (long long)max,
@@ -284,7 +237,7 @@ test_slowloris (void **state)
         close (s_slow[i]);
     }
     assert_true (answered > 0);
-    assert_true (rt_test_metric (s_f.admin_port,
+    assert_true (rt_test_metric (s_t.ingestd.admin_port,
                                  "retain_http_refused_total{server=\"ingest\",reason=\"header_"
                                  "timeout\"}") >= SLOW);
 }
@@ -310,57 +263,28 @@ test_two_content_lengths (void **state)
     assert_non_null (strstr (buf, "\"status\":400"));
 }
 
-typedef struct {
-    char body[4096]; /* what came back */
-    size_t len;      /* its length */
-    char type[128];  /* Content-Type */
-} s_reply_t;
-
-static size_t
-s_collect (char *data, size_t size, size_t n, void *arg)
-{
-    s_reply_t *r = arg;
-    size_t len = size * n, room = sizeof r->body - 1 - r->len;
-    memcpy (r->body + r->len, data, len < room ? len : room);
-    r->len += len < room ? len : room;
-    r->body[r->len] = '\0';
-    return len;
-}
-
 static void
 test_oversized_body (void **state)
 {
     (void)state;
     const char *series = "retain_ingest_rejected_total{channel=\"telegram\",reason=\"too_large\"}";
-    double before = rt_test_metric (s_f.admin_port, series);
+    const char *headers[] = {"Content-Type: application/json",
+                             "X-Telegram-Bot-Api-Secret-Token: " SECRET, NULL};
+    double before = rt_test_metric (s_t.ingestd.admin_port, series);
     size_t big = 100 * 1024;
-    char *body = malloc (big), url[128], *type = NULL;
-    struct curl_slist *headers = NULL;
-    CURL *curl = curl_easy_init ();
-    s_reply_t r;
-    long status = 0;
+    char *body = malloc (big);
+    rt_test_reply_t r;
     json_t *json;
 
+    assert_non_null (body);
     memset (body, 'x', big);
-    memset (&r, 0, sizeof r);
-    headers = curl_slist_append (headers, "Content-Type: application/json");
-    headers = curl_slist_append (headers, "X-Telegram-Bot-Api-Secret-Token: " SECRET);
-    snprintf (url, sizeof url, "http://127.0.0.1:%d/hooks/telegram/door-bot", s_f.http_port);
-    curl_easy_setopt (curl, CURLOPT_URL, url);
-    curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE, (long)big);
-    curl_easy_setopt (curl, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &r);
     /* The server answers before the body is sent; curl may then report
-     * the send it could not finish, after the answer it read. */
-    curl_easy_perform (curl);
-    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo (curl, CURLINFO_CONTENT_TYPE, &type);
-    assert_int_equal (status, 413);
-    assert_non_null (type);
-    assert_string_equal (type, "application/problem+json");
+     * the send it could not finish, after the answer it read: the answer
+     * is in r whatever the exchange's end. */
+    rt_test_http_request (s_t.ingestd.http_port, "POST", "/hooks/telegram/door-bot", body, big,
+                          headers, &r);
+    assert_int_equal (r.status, 413);
+    assert_string_equal (r.type, "application/problem+json");
     json = json_loads (r.body, 0, NULL);
     if (!json)
         fail_msg ("413 body is not problem details: %s", r.body);
@@ -368,11 +292,9 @@ test_oversized_body (void **state)
     assert_string_equal (json_string_value (json_object_get (json, "type")),
                          "https://retain.dev/problems/too-large");
     json_decref (json);
-    curl_slist_free_all (headers);
-    curl_easy_cleanup (curl);
     free (body);
-    assert_true (rt_test_metric (s_f.admin_port, series) == (before < 0 ? 0 : before) + 1);
-    assert_true (rt_test_metric (s_f.admin_port,
+    assert_true (rt_test_metric (s_t.ingestd.admin_port, series) == (before < 0 ? 0 : before) + 1);
+    assert_true (rt_test_metric (s_t.ingestd.admin_port,
                                  "retain_http_refused_total{server=\"ingest\",reason=\"too_"
                                  "large\"}") >= 1);
 }
@@ -386,5 +308,5 @@ main (void)
         cmocka_unit_test (test_slowloris),
     };
     curl_global_init (CURL_GLOBAL_DEFAULT);
-    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+    return cmocka_run_group_tests (tests, s_setup, rt_test_ingest_teardown);
 }

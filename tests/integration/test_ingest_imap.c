@@ -35,7 +35,7 @@
 #include <curl/curl.h>
 
 #include "rt_test.h"
-#include "retain/v1/message.pb-c.h"
+#include "rt_test_ingest.h"
 
 #define USER     "support-test"
 #define PASSWORD "imap-s3cret"
@@ -52,8 +52,7 @@ typedef struct {
 
 /* What the teardown must stop if a test fails midway. */
 static s_dovecot_t s_dove;
-static pid_t s_ingestd;
-static pid_t s_busd;
+static rt_test_ingest_t s_t;
 
 /* --- Dovecot -------------------------------------------------------- */
 
@@ -156,24 +155,13 @@ s_dovecot_configure (s_dovecot_t *d)
     s_write_file (d->conf, conf);
 }
 
-static size_t
-s_collect (char *data, size_t size, size_t n, void *arg)
-{
-    char *buf = arg;
-    size_t have = strlen (buf), add = size * n;
-    if (have + add < 4096) {
-        memcpy (buf + have, data, add);
-        buf[have + add] = '\0';
-    }
-    return size * n;
-}
-
 /* EXAMINE INBOX; the UIDVALIDITY, 0 when the server does not answer. */
 static unsigned long long
 s_uidvalidity (int port)
 {
     CURL *c = curl_easy_init ();
-    char url[128], body[4096] = "";
+    char url[128];
+    rt_test_reply_t reply;
     const char *p;
     unsigned long long v = 0;
     snprintf (url, sizeof url, "imap://127.0.0.1:%d/INBOX", port);
@@ -181,11 +169,12 @@ s_uidvalidity (int port)
     curl_easy_setopt (c, CURLOPT_USERNAME, USER);
     curl_easy_setopt (c, CURLOPT_PASSWORD, PASSWORD);
     curl_easy_setopt (c, CURLOPT_CUSTOMREQUEST, "EXAMINE INBOX");
-    curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt (c, CURLOPT_WRITEDATA, body);
+    memset (&reply, 0, sizeof reply);
+    curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, rt_test_reply_write);
+    curl_easy_setopt (c, CURLOPT_WRITEDATA, &reply);
     curl_easy_setopt (c, CURLOPT_TIMEOUT, 5L);
     if (curl_easy_perform (c) == CURLE_OK) {
-        p = strstr (body, "[UIDVALIDITY ");
+        p = strstr (reply.body, "[UIDVALIDITY ");
         if (p)
             v = strtoull (p + 13, NULL, 10);
     }
@@ -410,100 +399,44 @@ static const char *const s_first[] = {
 
 /* --- the daemons ------------------------------------------------------ */
 
-static pid_t
-s_ingestd_start (const char *dsn, int http_port, int admin_port)
-{
-    char a_dsn[1100], a_http[64], a_admin[64];
-    char *argv[] = {"retain-ingestd", a_dsn, a_http, a_admin, NULL};
-    pid_t pid;
-    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", dsn);
-    snprintf (a_http, sizeof a_http, "--http=127.0.0.1:%d", http_port);
-    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", admin_port);
-    pid = rt_test_spawn ("retain-ingestd", argv, NULL, "ingest-imap.log");
-    if (!rt_test_wait_ready (admin_port, 30000))
-        fail_msg ("retain-ingestd did not become ready; see %s/ingest-imap.log", rt_test_dir ());
-    return pid;
-}
-
+/* Adds the mailbox as an operator would: retainctl inbox add, an email
+ * inbox polled over IMAP every second. */
 static void
 s_inbox_add (const char *dsn, int imap_port)
 {
-    char a_dsn[1100], a_config[256];
-    char *argv[] = {"retainctl", "inbox",    "add",    a_dsn,      "--channel", "email", "--id",
-                    "support",   "--secret", PASSWORD, "--config", a_config,    NULL};
-    pid_t pid;
-    int status;
-    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", dsn);
+    char a_config[256], *out;
+    const char *args[] = {"inbox",    "add",    "--channel", "email",  "--id", "support",
+                          "--secret", PASSWORD, "--config",  a_config, NULL};
     snprintf (a_config, sizeof a_config,
               "{\"imap_url\":\"imap://127.0.0.1:%d/INBOX\",\"username\":\"" USER
               "\",\"poll_interval\":1}",
               imap_port);
-    pid = rt_test_spawn ("retainctl", argv, NULL, "ingest-imap-retainctl.log");
-    status = rt_test_wait (pid, 30000);
-    if (status == -1 || !WIFEXITED (status) || WEXITSTATUS (status) != 0)
-        fail_msg ("retainctl inbox add failed; see %s/ingest-imap-retainctl.log", rt_test_dir ());
-}
-
-static long long
-s_count (PGconn *conn, const char *sql)
-{
-    return rt_test_pg_long (conn, sql);
+    if (rt_test_retainctl (dsn, args, &out) != 0)
+        fail_msg ("retainctl inbox add failed:\n%s", out);
+    free (out);
 }
 
 /* Waits until the query counts want (or more); fails after timeout_ms. */
 static void
 s_wait_count (PGconn *conn, const char *sql, long long want, int timeout_ms)
 {
-    int64_t deadline = rt_test_now_ms () + timeout_ms;
-    long long have = 0;
-    while (rt_test_now_ms () < deadline) {
-        have = s_count (conn, sql);
-        if (have >= want)
-            return;
-        usleep (50000);
-    }
-    fail_msg ("waited for %lld from [%s], have %lld", want, sql, have);
+    long long have = rt_test_pg_wait_long (conn, sql, want, timeout_ms);
+    if (have < want)
+        fail_msg ("waited for %lld from [%s], have %lld", want, sql, have);
 }
 
 #define MESSAGES_SQL "SELECT count(*) FROM ingest.messages WHERE inbox = 'support'"
 #define RAW_SQL      "SELECT count(*) FROM ingest.raw WHERE inbox = 'support'"
 
-/* The InboundMessages on the bus (busd has drained the outbox), by
- * external id. Returns their number; *out owned (free each with
- * retain__v1__inbound_message__free_unpacked). */
+/* The InboundMessages on the bus once busd has drained the outbox, in
+ * log order. Returns their number; *out owned (rt_test_ingest_messages). */
 static size_t
 s_bus_messages (PGconn *conn, Retain__V1__InboundMessage ***out)
 {
-    int64_t deadline = rt_test_now_ms () + 30000;
-    PGresult *res;
-    size_t n, i;
-    while (rt_test_now_ms () < deadline && s_count (conn, "SELECT count(*) FROM bus.outbox") > 0)
-        usleep (50000);
-    assert_int_equal (s_count (conn, "SELECT count(*) FROM bus.outbox"), 0);
-    res =
-        PQexec (conn, "SELECT payload FROM bus.events WHERE type = 'InboundMessage' ORDER BY seq");
-    assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
-    n = (size_t)PQntuples (res);
-    *out = calloc (n + 1, sizeof **out);
-    for (i = 0; i < n; i++) {
-        size_t len;
-        unsigned char *p =
-            PQunescapeBytea ((const unsigned char *)PQgetvalue (res, (int)i, 0), &len);
-        (*out)[i] = retain__v1__inbound_message__unpack (NULL, len, p);
-        assert_non_null ((*out)[i]);
-        PQfreemem (p);
-    }
-    PQclear (res);
+    size_t n;
+    assert_int_equal (rt_test_ingest_wait_drained (conn), 0);
+    *out = rt_test_ingest_messages (conn, &n);
     return n;
-}
-
-static void
-s_bus_free (Retain__V1__InboundMessage **msgs, size_t n)
-{
-    size_t i;
-    for (i = 0; i < n; i++)
-        retain__v1__inbound_message__free_unpacked (msgs[i], NULL);
-    free (msgs);
 }
 
 static const Retain__V1__InboundMessage *
@@ -550,20 +483,23 @@ s_check_exactly_once (PGconn *conn, size_t want)
         snprintf (id, sizeof id, "outage-%zu@retain.test", i);
         s_find (msgs, n, id);
     }
-    s_bus_free (msgs, n);
+    rt_test_ingest_messages_free (msgs, n);
 }
 
 static int
 s_teardown (void **state)
 {
     (void)state;
-    if (s_ingestd > 0)
-        rt_test_kill (s_ingestd, SIGKILL);
-    if (s_busd > 0)
-        rt_test_kill (s_busd, SIGKILL);
+    if (s_t.ingestd.pid > 0)
+        rt_test_kill (s_t.ingestd.pid, SIGKILL);
+    if (s_t.busd.pid > 0)
+        rt_test_kill (s_t.busd.pid, SIGKILL);
     s_dovecot_stop (&s_dove);
-    s_ingestd = 0;
-    s_busd = 0;
+    s_t.ingestd.pid = 0;
+    s_t.busd.pid = 0;
+    if (s_t.conn)
+        PQfinish (s_t.conn);
+    s_t.conn = NULL;
     return 0;
 }
 
@@ -571,30 +507,24 @@ static void
 test_imap_polling (void **state)
 {
     (void)state;
-    char dsn[1024], sql[256], cursor[64];
-    rt_test_busd_t busd;
+    char sql[256], cursor[64];
     PGconn *conn;
     CURL *append = curl_easy_init ();
-    int http_port = rt_test_free_port (), admin_port = rt_test_free_port ();
     unsigned long long uidvalidity;
     Retain__V1__InboundMessage **msgs;
     size_t n, i;
     long long at_kill;
     int status;
 
-    memset (&busd, 0, sizeof busd);
     memset (&s_dove, 0, sizeof s_dove);
-    rt_test_db_create ("ingest_imap", dsn, sizeof dsn);
     s_dovecot_configure (&s_dove);
     uidvalidity = s_dovecot_start (&s_dove, "ingest-imap-dovecot.log");
     for (i = 0; i < NFIRST; i++)
         s_append (append, s_dove.port, s_first[i]);
 
-    rt_test_busd_start (&busd, dsn, "ingest-imap-busd.log", NULL, true);
-    s_busd = busd.pid;
-    s_ingestd = s_ingestd_start (dsn, http_port, admin_port);
-    conn = rt_test_pg (dsn);
-    s_inbox_add (dsn, s_dove.port);
+    rt_test_ingest_start (&s_t, "ingest_imap", NULL, NULL);
+    conn = s_t.conn;
+    s_inbox_add (s_t.dsn, s_dove.port);
 
     /* The first messages, decoded as an agent should see them. */
     s_wait_count (conn, MESSAGES_SQL, NFIRST, 60000);
@@ -637,10 +567,10 @@ test_imap_polling (void **state)
         m = s_find (msgs, n, cursor);
         assert_string_equal (m->subject, "No id");
     }
-    s_bus_free (msgs, n);
-    assert_true (
-        rt_test_metric (admin_port, "retain_ingest_imap_fetched_total{inbox=\"support\"}") >=
-        (double)NFIRST);
+    rt_test_ingest_messages_free (msgs, n);
+    assert_true (rt_test_metric (s_t.ingestd.admin_port,
+                                 "retain_ingest_imap_fetched_total{inbox=\"support\"}") >=
+                 (double)NFIRST);
 
     /* A burst, and ingestd killed while it reads it. */
     for (i = 1; i <= BURST; i++) {
@@ -649,9 +579,9 @@ test_imap_polling (void **state)
         s_append_simple (append, s_dove.port, id, (int)i);
     }
     s_wait_count (conn, MESSAGES_SQL, NFIRST + 3, 60000);
-    rt_test_kill (s_ingestd, SIGKILL);
-    s_ingestd = 0;
-    at_kill = s_count (conn, MESSAGES_SQL);
+    rt_test_kill (s_t.ingestd.pid, SIGKILL);
+    s_t.ingestd.pid = 0;
+    at_kill = rt_test_pg_long (conn, MESSAGES_SQL);
     print_message ("killed with %lld of %d messages read\n", at_kill, (int)(NFIRST + BURST));
 
     /* Mail keeps arriving while ingestd is down. */
@@ -660,29 +590,29 @@ test_imap_polling (void **state)
         snprintf (id, sizeof id, "late-%zu", i);
         s_append_simple (append, s_dove.port, id, (int)(100 + i));
     }
-    s_ingestd = s_ingestd_start (dsn, http_port, admin_port);
+    rt_test_ingestd_restart (&s_t.ingestd);
     s_wait_count (conn, MESSAGES_SQL, NFIRST + BURST + LATE, 60000);
     /* Give a wrong re-read time to show. */
     sleep (2);
-    assert_int_equal (s_count (conn, MESSAGES_SQL), NFIRST + BURST + LATE);
+    assert_int_equal (rt_test_pg_long (conn, MESSAGES_SQL), NFIRST + BURST + LATE);
     /* One raw copy per message: none was read twice, even across the kill. */
-    assert_int_equal (s_count (conn, RAW_SQL), NFIRST + BURST + LATE);
+    assert_int_equal (rt_test_pg_long (conn, RAW_SQL), NFIRST + BURST + LATE);
     s_check_exactly_once (conn, NFIRST + BURST + LATE);
     snprintf (sql, sizeof sql,
               "SELECT count(*) FROM ingest.cursors WHERE name = 'imap:support' AND value = "
               "'%llu:%zu'",
               uidvalidity, NFIRST + BURST + LATE);
-    assert_int_equal (s_count (conn, sql), 1);
+    assert_int_equal (rt_test_pg_long (conn, sql), 1);
 
     /* Dovecot goes away: errors are counted, the poller backs off. */
     {
         const char *series = "retain_ingest_imap_errors_total{inbox=\"support\"}";
-        double before = rt_test_metric (admin_port, series), errors;
+        double before = rt_test_metric (s_t.ingestd.admin_port, series), errors;
         int64_t t0 = rt_test_now_ms ();
         s_dovecot_stop (&s_dove);
         while (rt_test_now_ms () - t0 < 8000)
             usleep (200000);
-        errors = rt_test_metric (admin_port, series) - before;
+        errors = rt_test_metric (s_t.ingestd.admin_port, series) - before;
         /* Polling every second would fail 8 times; backing off 1, 2, 4 s
          * fails about 4. */
         print_message ("%.0f IMAP errors in 8 s of outage\n", errors);
@@ -699,23 +629,24 @@ test_imap_polling (void **state)
         s_append_simple (append, s_dove.port, id, (int)(200 + i));
     }
     s_wait_count (conn, MESSAGES_SQL, NFIRST + BURST + LATE + OUTAGE, 90000);
-    assert_int_equal (s_count (conn, RAW_SQL), NFIRST + BURST + LATE + OUTAGE);
+    assert_int_equal (rt_test_pg_long (conn, RAW_SQL), NFIRST + BURST + LATE + OUTAGE);
     s_check_exactly_once (conn, NFIRST + BURST + LATE + OUTAGE);
 
     /* A stop is prompt and clean, with the poller idle or mid-poll. */
     {
         int64_t t0 = rt_test_now_ms ();
-        status = rt_test_kill (s_ingestd, SIGTERM);
-        s_ingestd = 0;
+        status = rt_test_kill (s_t.ingestd.pid, SIGTERM);
+        s_t.ingestd.pid = 0;
         assert_true (WIFEXITED (status));
         assert_int_equal (WEXITSTATUS (status), 0);
         assert_true (rt_test_now_ms () - t0 < 10000);
     }
-    status = rt_test_kill (s_busd, SIGTERM);
-    s_busd = 0;
+    status = rt_test_kill (s_t.busd.pid, SIGTERM);
+    s_t.busd.pid = 0;
     assert_true (WIFEXITED (status));
     s_dovecot_stop (&s_dove);
     PQfinish (conn);
+    s_t.conn = NULL;
     curl_easy_cleanup (append);
 }
 

@@ -19,14 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
 
 #include "rt_test.h"
-#include "retain/v1/message.pb-c.h"
+#include "rt_test_ingest.h"
 
 #define SENDERS    4
 #define IN_FLIGHT  16
@@ -35,7 +34,7 @@
 #define RETRY_MS   50
 #define SECRET     "kill-test-secret"
 
-static int s_http_port;
+static rt_test_ingest_t s_t;
 static atomic_int s_accepted;
 /* Kills so far: bumped just before each SIGKILL, so a request started
  * while it read k was on its way before kill k + 1. */
@@ -63,14 +62,6 @@ typedef struct {
     int next;   /* messages handed to slots so far */
     int failed; /* a libcurl call failed */
 } s_sender_t;
-
-static size_t
-s_discard (char *data, size_t size, size_t n, void *arg)
-{
-    (void)data;
-    (void)arg;
-    return size * n;
-}
 
 /* Starts (or restarts) the slot's request. */
 static void
@@ -125,7 +116,7 @@ s_send (void *arg)
     int i;
     headers = curl_slist_append (headers, "Content-Type: application/json");
     headers = curl_slist_append (headers, "X-Telegram-Bot-Api-Secret-Token: " SECRET);
-    snprintf (url, sizeof url, "http://127.0.0.1:%d/hooks/telegram/kill-bot", s_http_port);
+    snprintf (url, sizeof url, "%s/hooks/telegram/kill-bot", s_t.ingestd.base);
     memset (slots, 0, sizeof slots);
     for (i = 0; i < IN_FLIGHT; i++) {
         slots[i].curl = curl_easy_init ();
@@ -136,7 +127,7 @@ s_send (void *arg)
         curl_easy_setopt (slots[i].curl, CURLOPT_URL, url);
         curl_easy_setopt (slots[i].curl, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt (slots[i].curl, CURLOPT_TIMEOUT, 10L);
-        curl_easy_setopt (slots[i].curl, CURLOPT_WRITEFUNCTION, s_discard);
+        curl_easy_setopt (slots[i].curl, CURLOPT_WRITEFUNCTION, rt_test_reply_drop);
         curl_easy_setopt (slots[i].curl, CURLOPT_PRIVATE, &slots[i]);
     }
     while (s->nacked < PER_SENDER && !s->failed) {
@@ -175,20 +166,6 @@ cleanup:
     return NULL;
 }
 
-static pid_t
-s_start (const char *dsn, int admin_port)
-{
-    char a_dsn[1100], a_http[64], a_admin[64];
-    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", dsn);
-    snprintf (a_http, sizeof a_http, "--http=127.0.0.1:%d", s_http_port);
-    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", admin_port);
-    char *argv[] = {"retain-ingestd", a_dsn, a_http, a_admin, NULL};
-    pid_t pid = rt_test_spawn ("retain-ingestd", argv, NULL, "ingest-kill.log");
-    if (!rt_test_wait_ready (admin_port, 30000))
-        fail_msg ("retain-ingestd did not become ready");
-    return pid;
-}
-
 static int
 s_cmp_int (const void *a, const void *b)
 {
@@ -199,26 +176,15 @@ static void
 test_kill_during_burst (void **state)
 {
     (void)state;
-    char dsn[1024];
-    rt_test_busd_t busd;
-    PGconn *conn;
-    pid_t ingestd;
-    int admin_port = rt_test_free_port ();
+    static const rt_test_inbox_t inboxes[] = {{"kill-bot", "telegram", SECRET, NULL}};
     s_sender_t senders[SENDERS];
     pthread_t threads[SENDERS];
-    int kills = 0, i, r, total = 0, *seen;
-    PGresult *res;
-    int64_t deadline;
+    int kills = 0, i, total = 0, *seen;
+    Retain__V1__InboundMessage **msgs;
+    size_t n;
 
-    memset (&busd, 0, sizeof busd);
-    rt_test_db_create ("ingest_kill", dsn, sizeof dsn);
-    rt_test_busd_start (&busd, dsn, "ingest-kill-busd.log", NULL, true);
-    s_http_port = rt_test_free_port ();
-    ingestd = s_start (dsn, admin_port);
-    conn = rt_test_pg (dsn);
-    rt_test_pg_exec (conn, "INSERT INTO ingest.inboxes (id, channel, secret) VALUES "
-                           "('kill-bot', 'telegram', '" SECRET "')");
-    usleep (1500000);
+    rt_test_ingest_start (&s_t, "ingest_kill", NULL, NULL);
+    rt_test_ingest_inboxes (&s_t, inboxes, 1);
 
     memset (senders, 0, sizeof senders);
     for (i = 0; i < SENDERS; i++) {
@@ -230,9 +196,9 @@ test_kill_during_burst (void **state)
     while (kills < KILLS) {
         if (atomic_load (&s_accepted) >= SENDERS * PER_SENDER * (kills + 1) / (KILLS + 1)) {
             atomic_fetch_add (&s_generation, 1);
-            rt_test_kill (ingestd, SIGKILL);
+            rt_test_kill (s_t.ingestd.pid, SIGKILL);
             kills++;
-            ingestd = s_start (dsn, admin_port);
+            rt_test_ingestd_restart (&s_t.ingestd);
         } else
             usleep (2000);
     }
@@ -255,29 +221,19 @@ test_kill_during_burst (void **state)
     }
 
     /* Everything answered 2xx reaches the log (busd drains the outbox). */
-    deadline = rt_test_now_ms () + 30000;
-    while (rt_test_now_ms () < deadline &&
-           rt_test_pg_long (conn, "SELECT count(*) FROM bus.outbox") > 0)
-        usleep (50000);
-    res = PQexec (conn, "SELECT payload FROM bus.events WHERE type = 'InboundMessage'");
-    assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
+    rt_test_ingest_wait_drained (s_t.conn);
+    msgs = rt_test_ingest_messages (s_t.conn, &n);
     seen = calloc (SENDERS * PER_SENDER + 1, sizeof (int));
-    for (r = 0; r < PQntuples (res); r++) {
-        size_t len;
-        unsigned char *p = PQunescapeBytea ((const unsigned char *)PQgetvalue (res, r, 0), &len);
-        Retain__V1__InboundMessage *m = retain__v1__inbound_message__unpack (NULL, len, p);
-        const char *colon;
+    assert_non_null (seen);
+    for (size_t m = 0; m < n; m++) {
+        const char *colon = strchr (msgs[m]->external_id, ':');
         int id;
-        assert_non_null (m);
-        colon = strchr (m->external_id, ':');
         assert_non_null (colon);
         id = atoi (colon + 1);
         assert_true (id >= 1 && id <= SENDERS * PER_SENDER);
         seen[id]++;
-        retain__v1__inbound_message__free_unpacked (m, NULL);
-        PQfreemem (p);
     }
-    PQclear (res);
+    rt_test_ingest_messages_free (msgs, n);
     for (i = 0; i < SENDERS; i++) {
         qsort (senders[i].acked, (size_t)senders[i].nacked, sizeof (int), s_cmp_int);
         for (int k = 0; k < senders[i].nacked; k++) {
@@ -293,15 +249,7 @@ test_kill_during_burst (void **state)
         assert_true (seen[i] <= 1);
     print_message ("%d webhooks, %d kills: each on the bus once\n", total, kills);
     free (seen);
-    PQfinish (conn);
-    {
-        int status = rt_test_kill (ingestd, SIGTERM);
-        assert_true (WIFEXITED (status));
-        assert_int_equal (WEXITSTATUS (status), 0);
-        status = rt_test_kill (busd.pid, SIGTERM);
-        assert_true (WIFEXITED (status));
-        assert_int_equal (WEXITSTATUS (status), 0);
-    }
+    rt_test_ingest_stop (&s_t);
 }
 
 int

@@ -11,22 +11,19 @@
  * one.
  */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "rt_crypto.h"
-#include "rt_form.h"
 #include "rt_test.h"
+#include "rt_test_ingest.h"
 
 #define TG_SECRET   "tg-secret-poison"
 #define CHAT_SECRET "chat-secret-poison"
@@ -62,25 +59,15 @@ typedef struct {
     char *body;                 /* owned */
     size_t len;                 /* its length */
     struct curl_slist *headers; /* owned */
-    long status;                /* the answer's status (0: none) */
-    char answer[512];           /* the answer's body, cut */
-    size_t answer_len;          /* its length */
+    rt_test_reply_t answer;     /* what it was answered (status 0: nothing) */
     char channel[16];           /* ingest.messages.channel it is stored under */
     char ext[160];              /* the external id it is stored under, or refused by */
     char stored_type[160];      /* the content type ingest.raw must hold, "" unchecked */
 } s_req_t;
 
-typedef struct {
-    rt_test_busd_t busd; /* the log */
-    pid_t ingestd;       /* the daemon under test */
-    int http_port;       /* its webhook port */
-    int admin_port;      /* its admin port */
-    char dsn[1024];      /* the test database */
-    PGconn *conn;        /* for assertions */
-    long next_id;        /* numbers every request apart */
-} s_fixture_t;
-
-static s_fixture_t s_f;
+static rt_test_ingest_t s_t;
+/* Numbers every request apart. */
+static long s_next_id;
 
 /* Bytes that break UTF-8, each byte of each on its own (so escaping and
  * replacing both treat every byte alike): a lone 0xff, an overlong '/', a
@@ -93,48 +80,17 @@ static const char *const s_bad[] = {"\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x9
 static int
 s_setup (void **state)
 {
-    char a_dsn[1100], a_http[64], a_admin[64], a_public[96];
-    memset (&s_f, 0, sizeof s_f);
+    static const rt_test_inbox_t inboxes[] = {
+        {"shop-bot", "telegram", TG_SECRET, "{}"},
+        {"sms", "sms", SMS_TOKEN, "{}"},
+        {"site", "webchat", CHAT_SECRET, "{\"allowed_origins\": [\"https://shop.example\"]}"},
+    };
+    const char *extra[] = {"--request-timeout=30s", NULL};
     /* Six digits throughout, so that no id is a prefix of another. */
-    s_f.next_id = 100000;
-    rt_test_db_create ("ingest_poison", s_f.dsn, sizeof s_f.dsn);
-    rt_test_busd_start (&s_f.busd, s_f.dsn, "poison-busd.log", NULL, true);
-    s_f.conn = rt_test_pg (s_f.dsn);
-    s_f.http_port = rt_test_free_port ();
-    s_f.admin_port = rt_test_free_port ();
-    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", s_f.dsn);
-    snprintf (a_http, sizeof a_http, "--http=127.0.0.1:%d", s_f.http_port);
-    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", s_f.admin_port);
-    snprintf (a_public, sizeof a_public, "--public-url=http://127.0.0.1:%d", s_f.http_port);
-    {
-        char *argv[] = {"retain-ingestd",        a_dsn, a_http, a_admin, a_public,
-                        "--request-timeout=30s", NULL};
-        s_f.ingestd = rt_test_spawn ("retain-ingestd", argv, NULL, "poison-ingestd.log");
-    }
-    if (!rt_test_wait_ready (s_f.admin_port, 30000))
-        fail_msg ("retain-ingestd did not become ready; see %s/poison-ingestd.log", rt_test_dir ());
-    rt_test_pg_exec (s_f.conn, "INSERT INTO ingest.inboxes (id, channel, secret, config) VALUES "
-                               "('shop-bot', 'telegram', '" TG_SECRET "', '{}'), "
-                               "('sms', 'sms', '" SMS_TOKEN "', '{}'), "
-                               "('site', 'webchat', '" CHAT_SECRET "', "
-                               "'{\"allowed_origins\": [\"https://shop.example\"]}')");
-    usleep (1500000); /* ingestd reloads inboxes every second */
-    *state = &s_f;
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    s_fixture_t *f = *state;
-    int status;
-    PQfinish (f->conn);
-    status = rt_test_kill (f->ingestd, SIGTERM);
-    assert_true (WIFEXITED (status));
-    assert_int_equal (WEXITSTATUS (status), 0);
-    status = rt_test_kill (f->busd.pid, SIGTERM);
-    assert_true (WIFEXITED (status));
-    assert_int_equal (WEXITSTATUS (status), 0);
+    s_next_id = 100000;
+    *state = &s_t;
+    rt_test_ingest_start (&s_t, "ingest_poison", "", extra);
+    rt_test_ingest_inboxes (&s_t, inboxes, sizeof inboxes / sizeof *inboxes);
     return 0;
 }
 
@@ -237,15 +193,13 @@ s_telegram (s_req_t *r, s_kind_t kind, long id, const char *text, const char *ct
 static void
 s_chat (s_req_t *r, s_kind_t kind, const char *visitor, long id, const char *ctype)
 {
-    uint8_t mac[RT_SHA256_LEN];
-    char sig[2 * RT_SHA256_LEN + 1];
+    char sig[RT_TEST_INGEST_SIG_LEN];
     memset (r, 0, sizeof *r);
     r->kind = kind;
     snprintf (r->path, sizeof r->path, "/chat/site/messages");
     snprintf (r->channel, sizeof r->channel, "webchat");
     snprintf (r->ext, sizeof r->ext, "%s:m-%ld", visitor, id);
-    rt_hmac_sha256 (CHAT_SECRET, strlen (CHAT_SECRET), visitor, strlen (visitor), mac);
-    rt_hex_encode (mac, sizeof mac, sig);
+    rt_test_ingest_hmac_hex (CHAT_SECRET, visitor, strlen (visitor), sig);
     if (asprintf (&r->body,
                   "{\"visitor_id\":\"%s\",\"visitor_signature\":\"%s\",\"message_id\":\"m-%ld\","
                   "\"text\":\"Do you ship to Lviv?\"}",
@@ -263,8 +217,7 @@ static void
 s_sms (s_req_t *r, s_kind_t kind, const char *sid, size_t sid_len, const char *from,
        size_t from_len, const char *ctype)
 {
-    char esid[256], efrom[256], err[128], b64[64], url[128];
-    rt_form_t *form;
+    char esid[256], efrom[256], sig[RT_TEST_INGEST_SIG_LEN], url[128];
     memset (r, 0, sizeof *r);
     r->kind = kind;
     snprintf (r->path, sizeof r->path, "/hooks/twilio/sms");
@@ -279,31 +232,18 @@ s_sms (s_req_t *r, s_kind_t kind, const char *sid, size_t sid_len, const char *f
                   esid, esid, efrom) < 0)
         fail_msg ("out of memory");
     r->len = strlen (r->body);
-    snprintf (url, sizeof url, "http://127.0.0.1:%d/hooks/twilio/sms", s_f.http_port);
-    form = rt_form_parse (r->body, r->len, err, sizeof err);
-    if (form) {
-        const rt_form_pair_t *const *sorted = rt_form_sorted (form);
-        size_t cap = strlen (url) + 2 * r->len + 1, n;
-        char *data = malloc (cap);
-        uint8_t mac[RT_SHA1_LEN];
-        n = (size_t)snprintf (data, cap, "%s", url);
-        for (size_t i = 0; i < rt_form_count (form); i++)
-            n += (size_t)snprintf (data + n, cap - n, "%s%s", sorted[i]->name, sorted[i]->value);
-        rt_hmac_sha1 (SMS_TOKEN, strlen (SMS_TOKEN), data, n, mac);
-        rt_base64_encode (mac, sizeof mac, b64);
-        free (data);
-        rt_form_destroy (&form);
-    } else
-        snprintf (b64, sizeof b64, "unsignable"); /* a form that does not parse */
+    snprintf (url, sizeof url, "%s/hooks/twilio/sms", s_t.ingestd.base);
+    if (rt_test_ingest_twilio_sign (SMS_TOKEN, url, r->body, r->len, sig) != 0)
+        snprintf (sig, sizeof sig, "unsignable"); /* a form that does not parse */
     s_header (r, "Content-Type: %s", ctype);
-    s_header (r, "X-Twilio-Signature: %s", b64);
+    s_header (r, "X-Twilio-Signature: %s", sig);
 }
 
 /* A request of the given kind, with a fresh id; `bad` picks the bytes. */
 static void
 s_make (s_req_t *r, s_kind_t kind, const char *bad, const s_req_t *earlier)
 {
-    long id = s_f.next_id++;
+    long id = s_next_id++;
     char ctype[128], sid[96], from[96], visitor[64];
     snprintf (ctype, sizeof ctype, "application/json; x=%s", bad);
     snprintf (visitor, sizeof visitor, "v-%ld", id);
@@ -319,9 +259,7 @@ s_make (s_req_t *r, s_kind_t kind, const char *bad, const s_req_t *earlier)
         r->headers = NULL;
         for (struct curl_slist *h = earlier->headers; h; h = h->next)
             r->headers = curl_slist_append (r->headers, h->data);
-        r->status = 0;
-        r->answer_len = 0;
-        r->answer[0] = '\0';
+        memset (&r->answer, 0, sizeof r->answer);
         break;
     case K_TG_BAD_TYPE:
         s_telegram (r, kind, id, "hello", ctype);
@@ -399,17 +337,6 @@ s_stored (s_kind_t kind)
 
 /* --- sending them all at once ----------------------------------------- */
 
-static size_t
-s_collect (char *data, size_t size, size_t n, void *arg)
-{
-    s_req_t *r = arg;
-    size_t len = size * n, room = sizeof r->answer - 1 - r->answer_len;
-    memcpy (r->answer + r->answer_len, data, len < room ? len : room);
-    r->answer_len += len < room ? len : room;
-    r->answer[r->answer_len] = '\0';
-    return len;
-}
-
 /* Sends reqs[0..n) concurrently, each on its own connection, and records
  * each answer. */
 static void
@@ -423,7 +350,7 @@ s_send_all (s_req_t *reqs, size_t n)
     assert_non_null (multi);
     for (size_t i = 0; i < n; i++) {
         char url[256];
-        snprintf (url, sizeof url, "http://127.0.0.1:%d%s", s_f.http_port, reqs[i].path);
+        snprintf (url, sizeof url, "%s%s", s_t.ingestd.base, reqs[i].path);
         easy[i] = curl_easy_init ();
         curl_easy_setopt (easy[i], CURLOPT_URL, url);
         curl_easy_setopt (easy[i], CURLOPT_POST, 1L);
@@ -432,8 +359,8 @@ s_send_all (s_req_t *reqs, size_t n)
         curl_easy_setopt (easy[i], CURLOPT_HTTPHEADER, reqs[i].headers);
         curl_easy_setopt (easy[i], CURLOPT_TIMEOUT, 60L);
         curl_easy_setopt (easy[i], CURLOPT_FRESH_CONNECT, 1L);
-        curl_easy_setopt (easy[i], CURLOPT_WRITEFUNCTION, s_collect);
-        curl_easy_setopt (easy[i], CURLOPT_WRITEDATA, &reqs[i]);
+        curl_easy_setopt (easy[i], CURLOPT_WRITEFUNCTION, rt_test_reply_write);
+        curl_easy_setopt (easy[i], CURLOPT_WRITEDATA, &reqs[i].answer);
         curl_easy_setopt (easy[i], CURLOPT_PRIVATE, &reqs[i]);
         curl_multi_add_handle (multi, easy[i]);
     }
@@ -448,7 +375,7 @@ s_send_all (s_req_t *reqs, size_t n)
             continue;
         curl_easy_getinfo (msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         if (msg->data.result == CURLE_OK)
-            curl_easy_getinfo (msg->easy_handle, CURLINFO_RESPONSE_CODE, &r->status);
+            curl_easy_getinfo (msg->easy_handle, CURLINFO_RESPONSE_CODE, &r->answer.status);
     }
     for (size_t i = 0; i < n; i++) {
         curl_multi_remove_handle (multi, easy[i]);
@@ -464,7 +391,7 @@ static long long
 s_query_long (const char *sql, const char *a, const char *b)
 {
     const char *params[2] = {a, b};
-    PGresult *res = PQexecParams (s_f.conn, sql, b ? 2 : 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams (s_t.conn, sql, b ? 2 : 1, NULL, params, NULL, NULL, 0);
     long long v;
     if (PQresultStatus (res) != PGRES_TUPLES_OK)
         fail_msg ("%s: %s", sql, PQresultErrorMessage (res));
@@ -477,12 +404,8 @@ s_query_long (const char *sql, const char *a, const char *b)
 static void
 s_wait_drained (void)
 {
-    int64_t deadline = rt_test_now_ms () + 30000;
-    while (rt_test_pg_long (s_f.conn, "SELECT count(*) FROM bus.outbox") > 0 &&
-           rt_test_now_ms () < deadline)
-        usleep (50000);
-    assert_int_equal (rt_test_pg_long (s_f.conn, "SELECT count(*) FROM bus.outbox"), 0);
-    assert_int_equal (rt_test_pg_long (s_f.conn, "SELECT count(*) FROM bus.outbox_rejected"), 0);
+    assert_int_equal (rt_test_ingest_wait_drained (s_t.conn), 0);
+    assert_int_equal (rt_test_pg_long (s_t.conn, "SELECT count(*) FROM outbox.rejected"), 0);
 }
 
 /* The count of bus.events once everything answered so far is in it. */
@@ -490,7 +413,7 @@ static long long
 s_events (void)
 {
     s_wait_drained ();
-    return rt_test_pg_long (s_f.conn, "SELECT count(*) FROM bus.events");
+    return rt_test_pg_long (s_t.conn, "SELECT count(*) FROM bus.events");
 }
 
 /* Checks every request's answer and what the database holds for it;
@@ -503,9 +426,9 @@ s_check_all (const s_req_t *reqs, size_t n, long long events_before)
     for (size_t i = 0; i < n; i++) {
         const s_req_t *r = &reqs[i];
         if (s_stored (r->kind)) {
-            if (r->status != 200)
-                fail_msg ("request %zu (%s) answered %ld: %s", i, s_kind_name[r->kind], r->status,
-                          r->answer);
+            if (r->answer.status != 200)
+                fail_msg ("request %zu (%s) answered %ld: %s", i, s_kind_name[r->kind],
+                          r->answer.status, r->answer.body);
             /* Once in ingest, once on the bus. */
             if (s_query_long ("SELECT count(*) FROM ingest.messages WHERE channel = $1 AND "
                               "external_id = $2",
@@ -527,10 +450,10 @@ s_check_all (const s_req_t *reqs, size_t n, long long events_before)
                           s_kind_name[r->kind], r->stored_type);
         } else {
             /* A definite refusal with its reason, and nothing kept. */
-            if (r->status < 400 || r->status > 499)
+            if (r->answer.status < 400 || r->answer.status > 499)
                 fail_msg ("request %zu (%s) answered %ld, not a 4xx: %s", i, s_kind_name[r->kind],
-                          r->status, r->answer);
-            if (r->answer_len == 0)
+                          r->answer.status, r->answer.body);
+            if (r->answer.len == 0)
                 fail_msg ("request %zu (%s) refused without a reason", i, s_kind_name[r->kind]);
             if (s_query_long ("SELECT count(*) FROM ingest.messages WHERE external_id LIKE $1",
                               r->ext, NULL) != 0)
@@ -538,7 +461,7 @@ s_check_all (const s_req_t *reqs, size_t n, long long events_before)
         }
     }
     /* Nothing else reached the bus. */
-    assert_int_equal (rt_test_pg_long (s_f.conn, "SELECT count(*) FROM bus.events"),
+    assert_int_equal (rt_test_pg_long (s_t.conn, "SELECT count(*) FROM bus.events"),
                       events_before + distinct);
 }
 
@@ -551,7 +474,7 @@ s_nothing_stuck (void)
     s_make (&r, K_TG_OK, "", NULL);
     t0 = rt_test_now_ms ();
     s_send_all (&r, 1);
-    assert_int_equal (r.status, 200);
+    assert_int_equal (r.answer.status, 200);
     if (rt_test_now_ms () - t0 > 1000)
         fail_msg ("a webhook after took %lld ms", (long long)(rt_test_now_ms () - t0));
     s_req_free (&r);
@@ -576,7 +499,7 @@ test_poisoned_header_in_busy_round (void **state)
     }
     s_send_all (reqs, n);
     s_check_all (reqs, n, events);
-    assert_int_equal (rt_test_pg_long (s_f.conn,
+    assert_int_equal (rt_test_pg_long (s_t.conn,
                                        "SELECT count(*) FROM ingest.raw WHERE content_type = "
                                        "'application/json; x=\\xff'"),
                       POISONED);
@@ -638,5 +561,5 @@ main (void)
         cmocka_unit_test (test_random_mixes),
     };
     curl_global_init (CURL_GLOBAL_DEFAULT);
-    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+    return cmocka_run_group_tests (tests, s_setup, rt_test_ingest_teardown);
 }

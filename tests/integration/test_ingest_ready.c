@@ -11,7 +11,6 @@
  * bytes, so ingestd's statements wait with no error to see).
  */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 
@@ -26,12 +25,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "rt_test.h"
+#include "rt_test_ingest.h"
 
 #define S_MAX_PAIRS 64
 
@@ -49,12 +48,10 @@ typedef struct {
 } s_relay_t;
 
 typedef struct {
-    s_relay_t relay;     /* between ingestd and PostgreSQL */
-    pid_t ingestd;       /* the daemon under test */
-    int admin_port;      /* its admin port */
-    char dsn[1024];      /* the test database, directly */
-    char dbname[128];    /* its name */
-    char via_relay[512]; /* the same database through the relay */
+    s_relay_t relay;           /* between ingestd and PostgreSQL */
+    rt_test_ingestd_t ingestd; /* the daemon under test */
+    char dsn[1024];            /* the test database, directly */
+    char via_relay[512];       /* the same database through the relay */
 } s_fixture_t;
 
 static s_fixture_t s_f;
@@ -206,35 +203,17 @@ s_relay_stop (s_relay_t *r)
     close (r->listen_fd);
 }
 
-static void
-s_admin_exec (const char *sql)
-{
-    char admin[1024];
-    PGconn *conn;
-    snprintf (admin, sizeof admin, "%s dbname=postgres", getenv ("RETAIN_TEST_PG"));
-    conn = rt_test_pg (admin);
-    rt_test_pg_exec (conn, sql);
-    PQfinish (conn);
-}
-
 static int
 s_setup (void **state)
 {
-    char a_dsn[600], a_http[64], a_admin[64];
+    char dbname[128];
     memset (&s_f, 0, sizeof s_f);
     rt_test_db_create ("ingest_ready", s_f.dsn, sizeof s_f.dsn);
-    snprintf (s_f.dbname, sizeof s_f.dbname, "ingest_ready_%d", (int)getpid ());
+    rt_test_db_name (s_f.dsn, dbname, sizeof dbname);
     s_relay_start (&s_f.relay);
     snprintf (s_f.via_relay, sizeof s_f.via_relay, "host=127.0.0.1 port=%d user=retain dbname=%s",
-              s_f.relay.port, s_f.dbname);
-    s_f.admin_port = rt_test_free_port ();
-    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", s_f.via_relay);
-    snprintf (a_http, sizeof a_http, "--http=127.0.0.1:%d", rt_test_free_port ());
-    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", s_f.admin_port);
-    char *argv[] = {"retain-ingestd", a_dsn, a_http, a_admin, NULL};
-    s_f.ingestd = rt_test_spawn ("retain-ingestd", argv, NULL, "ingest-ready.log");
-    if (!rt_test_wait_ready (s_f.admin_port, 30000))
-        fail_msg ("retain-ingestd did not become ready; see %s/ingest-ready.log", rt_test_dir ());
+              s_f.relay.port, dbname);
+    rt_test_ingestd_start (&s_f.ingestd, s_f.via_relay, "ingest-ready.log", NULL, NULL);
     *state = &s_f;
     return 0;
 }
@@ -243,15 +222,13 @@ static int
 s_teardown (void **state)
 {
     s_fixture_t *f = *state;
-    char sql[256];
+    if (!f)
+        return 0; /* the setup failed: cmocka runs the teardown anyway */
     /* Whatever a failed test left behind: PostgreSQL back, relay passing. */
     atomic_store (&f->relay.paused, false);
-    snprintf (sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS true", f->dbname);
-    s_admin_exec (sql);
-    int status = rt_test_kill (f->ingestd, SIGTERM);
+    rt_test_db_allow (f->dsn);
+    rt_test_stop (f->ingestd.pid, "retain-ingestd");
     s_relay_stop (&f->relay);
-    assert_true (WIFEXITED (status));
-    assert_int_equal (WEXITSTATUS (status), 0);
     return 0;
 }
 
@@ -261,10 +238,10 @@ static long
 s_readyz_until (long want, int timeout_ms, char *body, size_t bodylen)
 {
     int64_t deadline = rt_test_now_ms () + timeout_ms;
-    long status = rt_test_http_get (s_f.admin_port, "/readyz", body, bodylen);
+    long status = rt_test_http_get (s_f.ingestd.admin_port, "/readyz", body, bodylen);
     while (status != want && rt_test_now_ms () < deadline) {
         usleep (100000);
-        status = rt_test_http_get (s_f.admin_port, "/readyz", body, bodylen);
+        status = rt_test_http_get (s_f.ingestd.admin_port, "/readyz", body, bodylen);
     }
     return status;
 }
@@ -294,27 +271,20 @@ s_assert_unreachable (const char *when)
         fail_msg ("%s: /readyz 503 without the reason: \"%s\"", when, body);
     print_message ("%s: /readyz 503 after %lld ms: %s", when, (long long)(rt_test_now_ms () - t0),
                    body);
-    assert_int_equal (rt_test_http_get (s_f.admin_port, "/healthz", NULL, 0), 200);
+    assert_int_equal (rt_test_http_get (s_f.ingestd.admin_port, "/healthz", NULL, 0), 200);
 }
 
 static void
 test_refused_then_back (void **state)
 {
     (void)state;
-    char sql[512];
     s_assert_ready ("at start");
-    snprintf (sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS false", s_f.dbname);
-    s_admin_exec (sql);
-    snprintf (sql, sizeof sql,
-              "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
-              s_f.dbname);
-    s_admin_exec (sql);
+    rt_test_db_refuse (s_f.dsn);
     s_assert_unreachable ("connections refused");
     /* It stays so while PostgreSQL does: not one lucky answer. */
     usleep (2500000);
     s_assert_unreachable ("still refused");
-    snprintf (sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS true", s_f.dbname);
-    s_admin_exec (sql);
+    rt_test_db_allow (s_f.dsn);
     s_assert_ready ("connections allowed again");
 }
 

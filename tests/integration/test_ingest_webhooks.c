@@ -5,13 +5,11 @@
  * that could be lost), and the provider's retry then goes through.
  */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -20,121 +18,34 @@
 
 #include "rt_bus.h"
 #include "rt_test.h"
+#include "rt_test_ingest.h"
 #include "retain/v1/message.pb-c.h"
 
 #define SECRET "tg-secret-123"
 
-typedef struct {
-    rt_test_busd_t busd; /* the log */
-    pid_t ingestd;       /* the daemon under test */
-    int http_port;       /* its webhook port */
-    int admin_port;      /* its admin port */
-    char dsn[1024];      /* the test database */
-    char dbname[128];    /* its name */
-    PGconn *conn;        /* for assertions */
-} s_fixture_t;
-
-static s_fixture_t s_f;
-
-static pid_t
-s_start_ingestd (s_fixture_t *f)
-{
-    char a_dsn[1100], a_http[64], a_admin[64], a_public[96];
-    pid_t pid;
-    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", f->dsn);
-    snprintf (a_http, sizeof a_http, "--http=127.0.0.1:%d", f->http_port);
-    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", f->admin_port);
-    snprintf (a_public, sizeof a_public, "--public-url=http://127.0.0.1:%d", f->http_port);
-    char *argv[] = {"retain-ingestd", a_dsn, a_http, a_admin, a_public, "--request-timeout=3s",
-                    "--max-body=64k", NULL};
-    pid = rt_test_spawn ("retain-ingestd", argv, NULL, "ingest-webhooks.log");
-    if (!rt_test_wait_ready (f->admin_port, 30000))
-        fail_msg ("retain-ingestd did not become ready; see %s/ingest-webhooks.log",
-                  rt_test_dir ());
-    return pid;
-}
+static rt_test_ingest_t s_t;
 
 static int
 s_setup (void **state)
 {
-    memset (&s_f, 0, sizeof s_f);
-    rt_test_db_create ("ingest_hooks", s_f.dsn, sizeof s_f.dsn);
-    snprintf (s_f.dbname, sizeof s_f.dbname, "ingest_hooks_%d", (int)getpid ());
-    rt_test_busd_start (&s_f.busd, s_f.dsn, "ingest-busd.log", NULL, true);
-    s_f.conn = rt_test_pg (s_f.dsn);
-    s_f.http_port = rt_test_free_port ();
-    s_f.admin_port = rt_test_free_port ();
-    s_f.ingestd = s_start_ingestd (&s_f);
-    rt_test_pg_exec (s_f.conn, "INSERT INTO ingest.inboxes (id, channel, secret, config) VALUES "
-                               "('shop-bot', 'telegram', '" SECRET "', '{}'), "
-                               "('site', 'webchat', 'chat-secret', "
-                               "'{\"allowed_origins\": [\"https://shop.example\"]}')");
-    usleep (1500000); /* ingestd reloads inboxes every second */
-    *state = &s_f;
+    static const rt_test_inbox_t inboxes[] = {
+        {"shop-bot", "telegram", SECRET, "{}"},
+        {"site", "webchat", "chat-secret", "{\"allowed_origins\": [\"https://shop.example\"]}"},
+    };
+    const char *extra[] = {"--request-timeout=3s", "--max-body=64k", NULL};
+    *state = &s_t;
+    rt_test_ingest_start (&s_t, "ingest_hooks", "", extra);
+    rt_test_ingest_inboxes (&s_t, inboxes, sizeof inboxes / sizeof *inboxes);
     return 0;
 }
 
-static int
-s_teardown (void **state)
-{
-    s_fixture_t *f = *state;
-    int status;
-    PQfinish (f->conn);
-    status = rt_test_kill (f->ingestd, SIGTERM);
-    assert_true (WIFEXITED (status));
-    assert_int_equal (WEXITSTATUS (status), 0);
-    status = rt_test_kill (f->busd.pid, SIGTERM);
-    assert_true (WIFEXITED (status));
-    assert_int_equal (WEXITSTATUS (status), 0);
-    return 0;
-}
-
-typedef struct {
-    char body[4096];
-    size_t len;
-} s_body_t;
-
-static size_t
-s_collect (char *data, size_t size, size_t n, void *arg)
-{
-    s_body_t *b = arg;
-    size_t len = size * n, room = sizeof b->body - 1 - b->len;
-    memcpy (b->body + b->len, data, len < room ? len : room);
-    b->len += len < room ? len : room;
-    b->body[b->len] = '\0';
-    return len;
-}
-
-/* POSTs body to path with the given extra headers (NULL-terminated);
- * returns the status and the response body in out (may be NULL). */
+/* Sends body to path with the given extra headers (NULL-terminated);
+ * returns the status and the answer in out (may be NULL). */
 static long
 s_post (const char *method, const char *path, const char *body, size_t len,
-        const char *const headers[], s_body_t *out)
+        const char *const headers[], rt_test_reply_t *out)
 {
-    char url[256];
-    long status = 0;
-    s_body_t sink;
-    CURL *curl = curl_easy_init ();
-    struct curl_slist *list = NULL;
-    memset (&sink, 0, sizeof sink);
-    snprintf (url, sizeof url, "http://127.0.0.1:%d%s", s_f.http_port, path);
-    for (size_t i = 0; headers && headers[i]; i++)
-        list = curl_slist_append (list, headers[i]);
-    curl_easy_setopt (curl, CURLOPT_URL, url);
-    curl_easy_setopt (curl, CURLOPT_CUSTOMREQUEST, method);
-    if (body) {
-        curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE, (long)len);
-    }
-    curl_easy_setopt (curl, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt (curl, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt (curl, CURLOPT_WRITEDATA, out ? out : &sink);
-    if (curl_easy_perform (curl) == CURLE_OK)
-        curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all (list);
-    curl_easy_cleanup (curl);
-    return status;
+    return rt_test_http_request (s_t.ingestd.http_port, method, path, body, len, headers, out);
 }
 
 /* Asserts that body is RFC 9457 problem details for status, with a reason. */
@@ -181,15 +92,7 @@ s_update (long update_id, long message_id, const char *text)
 static long long
 s_wait_events (long long want, int timeout_ms)
 {
-    int64_t deadline = rt_test_now_ms () + timeout_ms;
-    long long n = rt_test_pg_long (s_f.conn, "SELECT count(*) FROM bus.events WHERE type = "
-                                             "'InboundMessage'");
-    while (n < want && rt_test_now_ms () < deadline) {
-        usleep (20000);
-        n = rt_test_pg_long (s_f.conn, "SELECT count(*) FROM bus.events WHERE type = "
-                                       "'InboundMessage'");
-    }
-    return n;
+    return rt_test_ingest_wait_events (s_t.conn, NULL, "InboundMessage", want, timeout_ms);
 }
 
 static void
@@ -199,7 +102,7 @@ test_message_lands_once (void **state)
     char *update = s_update (1001, 7, "Де моє замовлення?");
     /* What was answered 2xx so far: ingest's rows are written before the
      * answer; the log may still be draining the outbox. */
-    long long before = rt_test_pg_long (s_f.conn, "SELECT count(*) FROM ingest.messages");
+    long long before = rt_test_pg_long (s_t.conn, "SELECT count(*) FROM ingest.messages");
     PGresult *res;
     Retain__V1__InboundMessage *msg;
     size_t len;
@@ -207,7 +110,7 @@ test_message_lands_once (void **state)
 
     assert_int_equal (s_telegram (update, SECRET), 200);
     /* 2xx means durable: the outbox or the log already has it. */
-    assert_int_equal (rt_test_pg_long (s_f.conn, "SELECT count(*) FROM ingest.messages WHERE "
+    assert_int_equal (rt_test_pg_long (s_t.conn, "SELECT count(*) FROM ingest.messages WHERE "
                                                  "external_id = '42:7'"),
                       1);
     assert_int_equal (s_wait_events (before + 1, 5000), before + 1);
@@ -216,7 +119,7 @@ test_message_lands_once (void **state)
     usleep (300000);
     assert_int_equal (s_wait_events (before + 1, 0), before + 1);
 
-    res = PQexec (s_f.conn, "SELECT payload, key FROM bus.events WHERE type = 'InboundMessage' "
+    res = PQexec (s_t.conn, "SELECT payload, key FROM bus.events WHERE type = 'InboundMessage' "
                             "ORDER BY seq DESC LIMIT 1");
     assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
     payload = PQunescapeBytea ((const unsigned char *)PQgetvalue (res, 0, 0), &len);
@@ -231,7 +134,7 @@ test_message_lands_once (void **state)
     PQfreemem (payload);
     PQclear (res);
     /* The raw payload is kept for audit. */
-    assert_int_equal (rt_test_pg_long (s_f.conn, "SELECT count(*) FROM ingest.raw r JOIN "
+    assert_int_equal (rt_test_pg_long (s_t.conn, "SELECT count(*) FROM ingest.raw r JOIN "
                                                  "ingest.messages m ON m.raw_id = r.id WHERE "
                                                  "m.external_id = '42:7'"),
                       1);
@@ -249,12 +152,11 @@ test_bad_requests (void **state)
                           NULL};
     const char *unsigned_[] = {"Content-Type: application/json", NULL};
     char *big;
-    s_body_t out;
+    rt_test_reply_t out;
     /* What was answered 2xx so far: ingest's rows are written before the
      * answer; the log may still be draining the outbox. */
-    long long before = rt_test_pg_long (s_f.conn, "SELECT count(*) FROM ingest.messages");
+    long long before = rt_test_pg_long (s_t.conn, "SELECT count(*) FROM ingest.messages");
 
-    memset (&out, 0, sizeof out);
     assert_int_equal (
         s_post ("POST", "/hooks/telegram/shop-bot", update, strlen (update), unsigned_, &out), 401);
     s_assert_problem (out.body, 401);
@@ -275,7 +177,7 @@ test_bad_requests (void **state)
     free (big);
     usleep (300000);
     assert_int_equal (s_wait_events (before, 3000), before);
-    assert_true (rt_test_metric (s_f.admin_port,
+    assert_true (rt_test_metric (s_t.ingestd.admin_port,
                                  "retain_ingest_rejected_total{channel=\"telegram\",reason="
                                  "\"bad_signature\"}") >= 1);
     /* Still serving. */
@@ -296,39 +198,22 @@ test_webchat_cors (void **state)
 }
 
 static void
-s_admin_exec (const char *sql)
-{
-    char admin[1024];
-    PGconn *conn;
-    snprintf (admin, sizeof admin, "%s dbname=postgres", getenv ("RETAIN_TEST_PG"));
-    conn = rt_test_pg (admin);
-    rt_test_pg_exec (conn, sql);
-    PQfinish (conn);
-}
-
-static void
 test_postgres_away_means_503 (void **state)
 {
     (void)state;
-    char sql[512];
     char *update = s_update (1003, 9, "anyone there?");
     /* What was answered 2xx so far: ingest's rows are written before the
      * answer; the log may still be draining the outbox. */
-    long long before = rt_test_pg_long (s_f.conn, "SELECT count(*) FROM ingest.messages");
+    long long before = rt_test_pg_long (s_t.conn, "SELECT count(*) FROM ingest.messages");
     int64_t deadline;
     long status = 0;
 
-    PQfinish (s_f.conn);
-    snprintf (sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS false", s_f.dbname);
-    s_admin_exec (sql);
-    snprintf (sql, sizeof sql,
-              "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
-              s_f.dbname);
-    s_admin_exec (sql);
+    PQfinish (s_t.conn);
+    s_t.conn = NULL;
+    rt_test_db_refuse (s_t.dsn);
     assert_int_equal (s_telegram (update, SECRET), 503);
-    snprintf (sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS true", s_f.dbname);
-    s_admin_exec (sql);
-    s_f.conn = rt_test_pg (s_f.dsn);
+    rt_test_db_allow (s_t.dsn);
+    s_t.conn = rt_test_pg (s_t.dsn);
     /* The provider retries until it gets its 2xx. */
     deadline = rt_test_now_ms () + 20000;
     while (rt_test_now_ms () < deadline && (status = s_telegram (update, SECRET)) != 200)
@@ -348,5 +233,5 @@ main (void)
         cmocka_unit_test (test_postgres_away_means_503),
     };
     curl_global_init (CURL_GLOBAL_DEFAULT);
-    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+    return cmocka_run_group_tests (tests, s_setup, rt_test_ingest_teardown);
 }

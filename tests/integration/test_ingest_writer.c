@@ -8,13 +8,11 @@
  */
 #include <pthread.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -41,7 +39,6 @@ typedef struct {
 
 static struct {
     char dsn[1024];          /* the test database */
-    char dbname[128];        /* its name */
     PGconn *conn;            /* for assertions */
     rt_metrics_t *metrics;   /* the writer's */
     writer_t *writer;        /* under test */
@@ -131,13 +128,13 @@ s_count (const char *fmt, const char *value)
     return rt_test_pg_long (s_f.conn, sql);
 }
 
-/* The envelopes in bus.outbox, in the order they were appended (no busd
+/* The envelopes in outbox.pending, in the order they were appended (no busd
  * runs here, so they stay). Owned; free each with
  * retain__v1__envelope__free_unpacked, the array with free. */
 static Retain__V1__Envelope **
 s_outbox (size_t *n)
 {
-    PGresult *res = PQexec (s_f.conn, "SELECT envelope FROM bus.outbox ORDER BY id");
+    PGresult *res = PQexec (s_f.conn, "SELECT envelope FROM outbox.pending ORDER BY id");
     Retain__V1__Envelope **out;
     int i;
     assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
@@ -166,22 +163,15 @@ s_outbox_free (Retain__V1__Envelope **envs, size_t n)
 static int
 s_setup (void **state)
 {
-    char arg[1100], err[256];
-    pid_t pid;
-    int status;
+    static const char *const migrate[] = {"migrate", NULL};
+    char err[256], *out;
     (void)state;
     memset (&s_f, 0, sizeof s_f);
     pthread_mutex_init (&s_f.lock, NULL);
     rt_test_db_create ("ingest_writer", s_f.dsn, sizeof s_f.dsn);
-    snprintf (s_f.dbname, sizeof s_f.dbname, "ingest_writer_%d", (int)getpid ());
-    snprintf (arg, sizeof arg, "--pg-dsn=%s", s_f.dsn);
-    {
-        char *argv[] = {"retainctl", "migrate", arg, NULL};
-        pid = rt_test_spawn ("retainctl", argv, NULL, "writer-migrate.log");
-    }
-    status = rt_test_wait (pid, 60000);
-    if (status == -1 || !WIFEXITED (status) || WEXITSTATUS (status) != 0)
-        fail_msg ("retainctl migrate failed; see %s/writer-migrate.log", rt_test_dir ());
+    if (rt_test_retainctl (s_f.dsn, migrate, &out) != 0)
+        fail_msg ("retainctl migrate failed:\n%s", out);
+    free (out);
     s_f.conn = rt_test_pg (s_f.dsn);
     s_f.config = json_object ();
     s_f.inbox.id = "shop-bot";
@@ -233,7 +223,7 @@ s_round_with_poison (const size_t *poison, size_t npoison)
     char ext[64];
 
     s_f.step++;
-    rt_test_pg_exec (s_f.conn, "DELETE FROM bus.outbox");
+    rt_test_pg_exec (s_f.conn, "DELETE FROM outbox.pending");
     for (i = 0; i < NJOBS; i++) {
         bool bad = false;
         for (p = 0; p < npoison; p++)
@@ -356,7 +346,7 @@ test_values_not_text (void **state)
     PGresult *res;
     (void)state;
 
-    rt_test_pg_exec (s_f.conn, "DELETE FROM bus.outbox");
+    rt_test_pg_exec (s_f.conn, "DELETE FROM outbox.pending");
     memset (long_id, 'a', sizeof long_id - 1);
     long_id[sizeof long_id - 1] = '\0';
     /* 0: a content type that is not text: kept, escaped. */
@@ -440,27 +430,14 @@ test_values_not_text (void **state)
 }
 
 static void
-s_admin_exec (const char *fmt, const char *arg)
-{
-    char admin[1024], sql[512];
-    PGconn *conn;
-    snprintf (admin, sizeof admin, "%s dbname=postgres", getenv ("RETAIN_TEST_PG"));
-    snprintf (sql, sizeof sql, fmt, arg);
-    conn = rt_test_pg (admin);
-    rt_test_pg_exec (conn, sql);
-    PQfinish (conn);
-}
-
-static void
 test_postgres_away_refuses_no_one (void **state)
 {
     s_job_t *j = s_f.jobs;
     (void)state;
     s_poison_check ();
     PQfinish (s_f.conn);
-    s_admin_exec ("ALTER DATABASE %s ALLOW_CONNECTIONS false", s_f.dbname);
-    s_admin_exec ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
-                  s_f.dbname);
+    s_f.conn = NULL;
+    rt_test_db_refuse (s_f.dsn);
     s_job_make (&j[0], "away-good", "application/json");
     s_job_make (&j[1], "away-poisoned", "poison");
     s_submit (&j[0]);
@@ -470,7 +447,7 @@ test_postgres_away_refuses_no_one (void **state)
     assert_int_equal (j[0].status, -1);
     assert_int_equal (j[1].status, -1);
 
-    s_admin_exec ("ALTER DATABASE %s ALLOW_CONNECTIONS true", s_f.dbname);
+    rt_test_db_allow (s_f.dsn);
     s_f.conn = rt_test_pg (s_f.dsn);
     s_job_make (&j[0], "away-good", "application/json");
     s_job_make (&j[1], "away-poisoned", "poison");

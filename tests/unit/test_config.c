@@ -3,7 +3,10 @@
  * every setting with its variable and default and hides secrets; a flag
  * beats the environment; a typo or a bad value is refused with a message
  * that names the setting; a switch works alone ("--follow"), as
- * "--follow=false" and as "--follow false".
+ * "--follow=false" and as "--follow false". Settings declared in several
+ * tables (a daemon's own, the shared ones) behave as one, and --help
+ * shows each under its heading; a retired variable still set is refused
+ * with the name of what replaces it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,7 +29,7 @@ static const rt_config_setting_t s_settings[] = {
     {"batch-wait", "RT_TEST_BATCH_WAIT", "5ms", "longest wait before a batch is written"},
     {"max-size", "RT_TEST_MAX_SIZE", "1M", "largest envelope accepted"},
     {"workers", "RT_TEST_WORKERS", "4", "handler threads"},
-    {"curve-secret-key", "RT_TEST_CURVE_SECRET", NULL, "CURVE server secret key"},
+    {"curve-server-secret", "RT_TEST_CURVE_SECRET", NULL, "CURVE server secret key"},
     {"verbose", "RT_TEST_VERBOSE", "false", "log debug lines"},
     {"compress", "RT_TEST_COMPRESS", "true", "compress what is sent"},
     {NULL, NULL, NULL, NULL},
@@ -95,7 +98,7 @@ test_defaults (void **state)
     rt_config_t *config = s_parse (&rc, err, sizeof err, NULL);
     assert_int_equal (rc, 0);
     assert_string_equal (rt_config_get (config, "pg-dsn"), "postgresql:///retain");
-    assert_string_equal (rt_config_get (config, "curve-secret-key"), "");
+    assert_string_equal (rt_config_get (config, "curve-server-secret"), "");
     assert_int_equal (rt_config_argc (config), 0);
     int64_t ms;
     assert_int_equal (rt_config_get_ms (config, "batch-wait", &ms, err, sizeof err), 0);
@@ -183,7 +186,7 @@ test_help_lists_everything_and_masks_secrets (void **state)
 {
     (void)state;
     setenv ("RT_TEST_PG_DSN", "host=db user=retain password=hunter2", 1);
-    char *argv[] = {"retain-test", "--curve-secret-key", "s3cr3t-curve-key", "--help", NULL};
+    char *argv[] = {"retain-test", "--curve-server-secret", "s3cr3t-curve-key", "--help", NULL};
     rt_config_t *config = rt_config_new ("retain-test", "a daemon under test", s_settings);
     assert_non_null (config);
     int rc;
@@ -437,7 +440,7 @@ test_log_masks_secrets (void **state)
     assert_string_equal (json_string_value (json_object_get (line, "pg-dsn")), "********");
     assert_string_equal (json_string_value (json_object_get (line, "workers")), "3");
     assert_string_equal (json_string_value (json_object_get (line, "admin")), "127.0.0.1:9100");
-    assert_non_null (json_object_get (line, "curve-secret-key"));
+    assert_non_null (json_object_get (line, "curve-server-secret"));
     json_decref (line);
     rt_config_destroy (&config);
 }
@@ -459,6 +462,84 @@ test_parse_twice_starts_over (void **state)
     rt_config_destroy (&config);
 }
 
+/* A second table, as common/daemon adds to a daemon's own. */
+static const rt_config_setting_t s_shared[] = {
+    {"log-level", "RT_TEST_LOG_LEVEL", "info", "debug, info, warn or error"},
+    {"clock-file", "RT_TEST_CLOCK_FILE", "", "a test clock"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const rt_config_retired_t s_retired[] = {
+    {"RT_TEST_OLD_SECRET", "RT_TEST_NEW_SECRET (the new name)"},
+    {NULL, NULL},
+};
+
+static void
+test_tables_read_as_one (void **state)
+{
+    (void)state;
+    char err[256];
+    char *argv[] = {"retain-test", "--log-level=debug", "--workers", "7", NULL};
+    setenv ("RT_TEST_CLOCK_FILE", "/tmp/clock", 1);
+    rt_config_t *config = rt_config_new ("retain-test", "a daemon under test", s_settings);
+    assert_non_null (config);
+    assert_int_equal (rt_config_add (config, "Shared by every test daemon", s_shared), 0);
+    assert_int_equal (rt_config_parse (config, 4, argv, err, sizeof err), 0);
+    /* Flags, environment and defaults reach both tables. */
+    assert_string_equal (rt_config_get (config, "log-level"), "debug");
+    assert_string_equal (rt_config_get (config, "clock-file"), "/tmp/clock");
+    assert_string_equal (rt_config_get (config, "workers"), "7");
+    assert_string_equal (rt_config_get (config, "admin"), "127.0.0.1:9100");
+
+    /* --help: the first table, then the second under its heading. */
+    char *help_argv[] = {"retain-test", "--help", NULL};
+    int rc;
+    char *help = s_capture_stdout (config, 2, help_argv, &rc);
+    assert_int_equal (rc, 1);
+    const char *heading = strstr (help, "Shared by every test daemon:");
+    assert_non_null (heading);
+    assert_true (strstr (help, "--workers") < heading);
+    assert_true (heading < strstr (help, "--clock-file"));
+    assert_non_null (strstr (help, "RT_TEST_CLOCK_FILE"));
+    free (help);
+    rt_config_destroy (&config);
+    unsetenv ("RT_TEST_CLOCK_FILE");
+}
+
+static void
+test_retired_variable_is_refused (void **state)
+{
+    (void)state;
+    char err[256];
+    char *argv[] = {"retain-test", NULL};
+    rt_config_t *config = rt_config_new ("retain-test", "", s_settings);
+    assert_non_null (config);
+    assert_int_equal (rt_config_retire (config, s_retired), 0);
+    unsetenv ("RT_TEST_OLD_SECRET");
+    assert_int_equal (rt_config_parse (config, 1, argv, err, sizeof err), 0);
+    /* Empty carries no value that could be lost. */
+    setenv ("RT_TEST_OLD_SECRET", "", 1);
+    assert_int_equal (rt_config_parse (config, 1, argv, err, sizeof err), 0);
+
+    setenv ("RT_TEST_OLD_SECRET", "an old key", 1);
+    assert_int_equal (rt_config_parse (config, 1, argv, err, sizeof err), -1);
+    assert_non_null (strstr (err, "RT_TEST_OLD_SECRET"));
+    assert_non_null (strstr (err, "RT_TEST_NEW_SECRET"));
+    /* The value itself is never repeated: it may be a secret. */
+    assert_null (strstr (err, "an old key"));
+
+    /* --help still answers, and lists what is retired. */
+    char *help_argv[] = {"retain-test", "--help", NULL};
+    int rc;
+    char *help = s_capture_stdout (config, 2, help_argv, &rc);
+    assert_int_equal (rc, 1);
+    assert_non_null (strstr (help, "RT_TEST_OLD_SECRET"));
+    assert_non_null (strstr (help, "RT_TEST_NEW_SECRET"));
+    free (help);
+    rt_config_destroy (&config);
+    unsetenv ("RT_TEST_OLD_SECRET");
+}
+
 int
 main (void)
 {
@@ -474,6 +555,8 @@ main (void)
         cmocka_unit_test_setup (test_switches, s_setup),
         cmocka_unit_test_setup (test_log_masks_secrets, s_setup),
         cmocka_unit_test_setup (test_parse_twice_starts_over, s_setup),
+        cmocka_unit_test_setup (test_tables_read_as_one, s_setup),
+        cmocka_unit_test_setup (test_retired_variable_is_refused, s_setup),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1,36 +1,56 @@
 /*
  * retainctl keygen: a new CURVE key pair for busd or for a client, printed
- * as environment assignments.
+ * as the settings that take it, one NAME=VALUE line each.
+ *
+ * busd's pair is printed as RETAIN_BUSD_CURVE_SECRET (busd's setting) and
+ * RETAIN_BUS_CURVE_SERVER_KEY (the public half, which every client names);
+ * a client's as RETAIN_BUS_CURVE_CLIENT_PUBLIC (what busd's --curve-clients
+ * list admits) and RETAIN_BUS_CURVE_CLIENT_SECRET. The lines are for an env
+ * file (docker-compose --env-file, env_file:), not for a shell: Z85 keys
+ * hold characters a shell would read.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include <zmq.h>
 
 #include "retainctl.h"
 #include "rt_config.h"
 
-/* No settings: the table is there so --help and a stray argument are
- * answered as by every other command. */
-static const rt_config_setting_t s_settings[] = {{NULL, NULL, NULL, NULL}};
+static const rt_config_setting_t s_settings[] = {
+    {"for", NULL, "client",
+     "whose pair: busd (its secret, and the server key clients verify) or client (a producer's "
+     "or a service's own pair)"},
+    {NULL, NULL, NULL, NULL}};
 
 int
 retainctl_keygen (int argc, char **argv)
 {
     char pub[41], sec[41];
     rt_config_t *config = rt_config_new (
-        "retainctl keygen", "Print a new ZeroMQ CURVE key pair (Z85) as public=... secret=...",
+        "retainctl keygen", "Print a new ZeroMQ CURVE key pair (Z85) as the settings that take it.",
         s_settings);
+    const char *whose;
     int rc = 1;
     if (!config)
         return 1;
     if (!retainctl_parse (config, "retainctl keygen", argc, argv, &rc))
         goto cleanup;
+    whose = rt_config_get (config, "for");
+    if (strcmp (whose, "busd") != 0 && strcmp (whose, "client") != 0) {
+        fprintf (stderr, "retainctl keygen: --for is busd or client, not \"%s\"\n", whose);
+        rc = 2;
+        goto cleanup;
+    }
     if (zmq_curve_keypair (pub, sec) != 0) {
         fprintf (stderr, "retainctl keygen: %s\n", zmq_strerror (zmq_errno ()));
         rc = 1;
         goto cleanup;
     }
-    printf ("public=%s\nsecret=%s\n", pub, sec);
+    if (strcmp (whose, "busd") == 0)
+        printf ("RETAIN_BUSD_CURVE_SECRET=%s\nRETAIN_BUS_CURVE_SERVER_KEY=%s\n", sec, pub);
+    else
+        printf ("RETAIN_BUS_CURVE_CLIENT_PUBLIC=%s\nRETAIN_BUS_CURVE_CLIENT_SECRET=%s\n", pub, sec);
     rc = 0;
 cleanup:
     rt_config_destroy (&config);

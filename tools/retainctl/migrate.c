@@ -1,6 +1,8 @@
 /*
  * retainctl migrate: applies every schema's migrations, in dependency
- * order (the bus first: every service writes to bus.outbox).
+ * order: the outbox first (every producer appends to it, and the bus's
+ * migration 003 moves the rows of the old bus.outbox into it), then the
+ * bus, then each daemon's own.
  */
 #include <stdio.h>
 
@@ -8,11 +10,13 @@
 #include "rt_config.h"
 #include "rt_db.h"
 #include "rt_migrate.h"
+#include "rt_outbox.h"
 
 extern const rt_migration_set_t rt_migrations_bus;
 extern const rt_migration_set_t rt_migrations_ingest;
 
-static const rt_migration_set_t *const s_sets[] = {&rt_migrations_bus, &rt_migrations_ingest, NULL};
+static const rt_migration_set_t *const s_sets[] = {&rt_migrations_outbox, &rt_migrations_bus,
+                                                   &rt_migrations_ingest, NULL};
 
 static const rt_config_setting_t s_settings[] = {
     {"pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"},

@@ -3,7 +3,9 @@
  * ingress door as any producer; prints busd's ack as JSON.
  *
  * The JSON becomes the type's protobuf message through its descriptor
- * (rt_pbjson), so every registered type works with no code here.
+ * (rt_pbjson), so every registered type works with no code here. With
+ * CURVE, it presents the bus client's keys (rt_bus_client_settings: the
+ * same settings, and the same variables, as every daemon's).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,14 +70,22 @@ retainctl_publish (int argc, char **argv)
     char *text = NULL;
     const rt_bus_type_t *type;
     Retain__V1__Ack ack = RETAIN__V1__ACK__INIT;
+    rt_bus_curve_t keys;
     json_error_t jerr;
     int64_t timeout_ms;
     int rc = 1;
 
-    if (!config)
-        return 1;
+    if (!config || rt_bus_client_declare (config) != 0)
+        goto cleanup;
     if (!retainctl_parse (config, "retainctl publish", argc, argv, &rc))
         goto cleanup;
+    /* The keys the producer presents to busd, when CURVE is on. */
+    if (rt_bus_curve_read (config, &keys, err, sizeof err) != 0) {
+        fprintf (stderr, "retainctl publish: %s\n", err);
+        rc = 2;
+        goto cleanup;
+    }
+    rt_bus_curve_init (&keys);
     if (!rt_config_get (config, "type")[0] || !rt_config_get (config, "key")[0] ||
         !rt_config_get (config, "json")[0]) {
         fprintf (stderr, "retainctl publish: --type, --key and --json are required\n");

@@ -7,7 +7,7 @@
  * payload, the outbox envelope and a poller's cursor of one item all move
  * together, so "answered 2xx" always means "on its way to the log, once".
  *
- * A round is one statement, so one bad value in it fails everyone's rows.
+ * A round is one transaction, so one bad value in it fails everyone's rows.
  * Two defences, in order:
  *   1. Validate before batching (writer_submit, on the caller's thread).
  *      Every value bound as text must be UTF-8 without NUL. What came from
@@ -50,6 +50,7 @@
 #include "rt_bus.h"
 #include "rt_db.h"
 #include "rt_log.h"
+#include "rt_outbox.h"
 #include "rt_utf8.h"
 #include "rt_uuid.h"
 
@@ -153,11 +154,11 @@ s_cmp_str (const void *a, const void *b)
     return strcmp (*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The whole round is one statement, so one round trip and, run on its
- * own, its own transaction: the raw payloads, the de-duplication rows, the
- * outbox envelopes of the rows that were new (in arrival order, so one
- * customer's messages keep their order), and the pollers' cursors. It
- * returns the event ids that were new. */
+/* A round is one transaction of two statements. The first writes the raw
+ * payloads, the de-duplication rows and the pollers' cursors, and returns
+ * the event ids that were new; the second appends the envelopes of those
+ * (rt_outbox_append_batch), in arrival order, so one customer's messages
+ * keep their order. */
 static const char *s_sql_round =
     "WITH raw AS ("
     " INSERT INTO ingest.raw (id, channel, inbox, content_type, body)"
@@ -166,16 +167,13 @@ static const char *s_sql_round =
     " INSERT INTO ingest.messages (channel, inbox, external_id, event_id, type, raw_id)"
     " SELECT * FROM unnest($6::text[], $7::text[], $8::text[], $9::uuid[], $10::text[],"
     " $11::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id),"
-    " ob AS ("
-    " INSERT INTO bus.outbox (envelope)"
-    " SELECT e.envelope FROM unnest($9::uuid[], $12::bytea[]) WITH ORDINALITY"
-    " AS e(id, envelope, ord) JOIN ins ON ins.event_id = e.id ORDER BY e.ord),"
     " cur AS ("
     " INSERT INTO ingest.cursors (name, value)"
-    " SELECT * FROM unnest($13::text[], $14::text[])"
+    " SELECT * FROM unnest($12::text[], $13::text[])"
     " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now())"
     " SELECT event_id::text FROM ins";
 
+/* The round statement's parameters, in order. */
 enum {
     A_RAW_ID,
     A_RAW_CHANNEL,
@@ -188,11 +186,17 @@ enum {
     A_EVID,
     A_TYPE,
     A_RAWREF,
-    A_ENVELOPE,
     A_CUR_NAME,
     A_CUR_VALUE,
     A_COUNT
 };
+
+/* What a round sends, made from its jobs. */
+typedef struct {
+    rt_buf_t a[A_COUNT];         /* the round statement's array literals, by A_ */
+    ProtobufCBinaryData *packed; /* every item's envelope, packed, in arrival order; owned */
+    size_t nitems;               /* items made so far: the length of packed */
+} s_batch_t;
 
 /* --- what the round stores of a job ----------------------------------- */
 
@@ -318,7 +322,7 @@ s_check (writer_t *self, s_job_t *j)
         /* The message's own strings (a text, a name, a file name) came from
          * outside as well, and busd refuses an envelope whose payload is not
          * text: kept escaped here, or a webhook answered 200 would end in
-         * bus.outbox_rejected. */
+         * outbox.rejected. */
         {
             int fixed = rt_pb_text_repair (item->msg);
             if (fixed < 0)
@@ -353,22 +357,35 @@ s_item_class (rt_db_t *db)
     return NULL;
 }
 
-/* Writes jobs[0..n) as one statement. S_STORED (each job's counts set),
- * S_ITEM when PostgreSQL refused something that belongs to an item, or
- * S_AWAY. */
-static int
-s_round (s_conn_t *self, s_job_t *const *jobs, size_t n)
+static void
+s_batch_free (s_batch_t *b)
 {
-    rt_buf_t a[A_COUNT];
-    const char *params[A_COUNT];
-    const char **returned = NULL;
-    size_t nreturned = 0, k, j;
-    PGresult *res = NULL;
-    int rc = S_AWAY, r, i;
-
-    memset (a, 0, sizeof a);
+    size_t i;
     for (i = 0; i < A_COUNT; i++)
-        rt_buf_array_begin (&a[i]);
+        rt_buf_free (&b->a[i]);
+    for (i = 0; i < b->nitems; i++)
+        free (b->packed[i].data);
+    free (b->packed);
+}
+
+/* Makes the round's parameters and envelopes from jobs[0..n): a fresh
+ * event id for every item (kept in item->event_id, to tell new from
+ * duplicate afterwards) and each job's counts reset. 0, or -1 out of
+ * memory (b is then still to be freed). */
+static int
+s_batch_make (s_batch_t *b, s_job_t *const *jobs, size_t n)
+{
+    size_t total = 0, k, j;
+    int i;
+
+    memset (b, 0, sizeof *b);
+    for (j = 0; j < n; j++)
+        total += jobs[j]->job.result ? jobs[j]->job.result->count : 0;
+    b->packed = calloc (total ? total : 1, sizeof *b->packed);
+    if (!b->packed)
+        return -1;
+    for (i = 0; i < A_COUNT; i++)
+        rt_buf_array_begin (&b->a[i]);
     for (j = 0; j < n; j++) {
         s_job_t *job = jobs[j];
         ingest_result_t *result = job->job.result;
@@ -376,94 +393,131 @@ s_round (s_conn_t *self, s_job_t *const *jobs, size_t n)
         rt_uuid_t rid = rt_uuid_v7 ();
         char raw_id[RT_UUID_STR_LEN + 1];
         rt_uuid_format (&rid, raw_id);
-        rt_buf_array_text (&a[A_RAW_ID], raw_id);
-        rt_buf_array_text (&a[A_RAW_CHANNEL], channel);
-        rt_buf_array_text (&a[A_RAW_INBOX], job->job.inbox->id);
-        rt_buf_array_text (&a[A_RAW_TYPE], s_raw_type (job));
-        rt_buf_array_bytea (&a[A_RAW_BODY], job->job.raw, job->job.raw ? job->job.raw_len : 0);
+        rt_buf_array_text (&b->a[A_RAW_ID], raw_id);
+        rt_buf_array_text (&b->a[A_RAW_CHANNEL], channel);
+        rt_buf_array_text (&b->a[A_RAW_INBOX], job->job.inbox->id);
+        rt_buf_array_text (&b->a[A_RAW_TYPE], s_raw_type (job));
+        rt_buf_array_bytea (&b->a[A_RAW_BODY], job->job.raw, job->job.raw ? job->job.raw_len : 0);
         if (job->job.cursor_name) {
-            rt_buf_array_text (&a[A_CUR_NAME], job->job.cursor_name);
-            rt_buf_array_text (&a[A_CUR_VALUE], job->job.cursor_value);
+            rt_buf_array_text (&b->a[A_CUR_NAME], job->job.cursor_name);
+            rt_buf_array_text (&b->a[A_CUR_VALUE], job->job.cursor_value);
         }
         job->fresh = 0;
         job->duplicates = 0;
         for (k = 0; result && k < result->count; k++) {
             ingest_item_t *item = &result->items[k];
+            ProtobufCBinaryData *packed = &b->packed[b->nitems];
             /* The type was checked at submit: NULL here is out of memory. */
             Retain__V1__Envelope *env =
                 rt_envelope_new (item->type, s_key (job, k), item->msg, "retain-ingestd");
-            uint8_t *packed;
-            size_t len;
             if (!env)
-                goto cleanup;
-            packed = rt_envelope_pack (env, &len);
-            if (!packed) {
-                rt_envelope_free (env);
-                goto cleanup;
-            }
-            rt_buf_array_text (&a[A_CHANNEL], channel);
-            rt_buf_array_text (&a[A_INBOX], job->job.inbox->id);
-            rt_buf_array_text (&a[A_EXTID], s_external_id (job, k));
-            rt_buf_array_text (&a[A_EVID], env->id);
-            rt_buf_array_text (&a[A_TYPE], item->type);
-            rt_buf_array_text (&a[A_RAWREF], raw_id);
-            rt_buf_array_bytea (&a[A_ENVELOPE], packed, len);
-            /* Remember the id to tell new from duplicate afterwards. */
+                return -1;
+            packed->data = rt_envelope_pack (env, &packed->len);
             free (item->event_id);
             item->event_id = strdup (env->id);
-            free (packed);
+            if (packed->data)
+                b->nitems++;
+            if (!packed->data || !item->event_id) {
+                rt_envelope_free (env);
+                return -1;
+            }
+            rt_buf_array_text (&b->a[A_CHANNEL], channel);
+            rt_buf_array_text (&b->a[A_INBOX], job->job.inbox->id);
+            rt_buf_array_text (&b->a[A_EXTID], s_external_id (job, k));
+            rt_buf_array_text (&b->a[A_EVID], env->id);
+            rt_buf_array_text (&b->a[A_TYPE], item->type);
+            rt_buf_array_text (&b->a[A_RAWREF], raw_id);
             rt_envelope_free (env);
-            if (!item->event_id)
-                goto cleanup;
         }
     }
     for (i = 0; i < A_COUNT; i++) {
-        rt_buf_array_end (&a[i]);
-        if (a[i].failed)
-            goto cleanup;
-        params[i] = a[i].data;
+        rt_buf_array_end (&b->a[i]);
+        if (b->a[i].failed)
+            return -1;
     }
-    res = rt_db_exec_prepared (self->db, "ingest_round", A_COUNT, params, NULL, NULL, 0);
-    if (!res) {
-        const char *class = s_item_class (self->db);
-        /* An item's failure is logged once, with the job, when it is
-         * isolated; the rounds tried on the way say little more. */
-        rt_log (class ? RT_LOG_DEBUG : RT_LOG_ERROR, "ingest round not committed",
-                rt_log_uint ("jobs", n), rt_log_str ("error", rt_db_error (self->db)),
-                rt_log_str ("sqlstate", rt_db_sqlstate (self->db)));
-        if (class)
-            rc = S_ITEM;
-        goto cleanup;
-    }
-    nreturned = (size_t)PQntuples (res);
-    returned = malloc ((nreturned ? nreturned : 1) * sizeof *returned);
-    if (!returned) {
-        /* Committed all the same: count every item as new rather than
-         * answer 503 for what is stored (a retry would be a duplicate). */
-        for (j = 0; j < n; j++)
-            jobs[j]->fresh = jobs[j]->job.result ? jobs[j]->job.result->count : 0;
-        rc = S_STORED;
-        goto cleanup;
-    }
-    for (r = 0; r < PQntuples (res); r++)
-        returned[r] = PQgetvalue (res, r, 0);
+    return 0;
+}
+
+/* Sets each job's counts from the round's result (the event ids that were
+ * new) and gathers the envelopes of the new items into fresh, in arrival
+ * order; returns how many, or -1 out of memory. */
+static long
+s_batch_fresh (const s_batch_t *b, s_job_t *const *jobs, size_t n, PGresult *res,
+               ProtobufCBinaryData *fresh)
+{
+    size_t nreturned = (size_t)PQntuples (res), nfresh = 0, at = 0, k, j;
+    const char **returned = malloc ((nreturned ? nreturned : 1) * sizeof *returned);
+    if (!returned)
+        return -1;
+    for (j = 0; j < nreturned; j++)
+        returned[j] = PQgetvalue (res, (int)j, 0);
     qsort (returned, nreturned, sizeof *returned, s_cmp_str);
     for (j = 0; j < n; j++) {
         ingest_result_t *result = jobs[j]->job.result;
-        for (k = 0; result && k < result->count; k++) {
+        for (k = 0; result && k < result->count; k++, at++) {
             const char *id = result->items[k].event_id;
-            if (bsearch (&id, returned, nreturned, sizeof *returned, s_cmp_str))
+            if (bsearch (&id, returned, nreturned, sizeof *returned, s_cmp_str)) {
                 jobs[j]->fresh++;
-            else
+                fresh[nfresh++] = b->packed[at];
+            } else
                 jobs[j]->duplicates++;
         }
     }
-    rc = S_STORED;
-cleanup:
     free (returned);
-    PQclear (res);
+    return (long)nfresh;
+}
+
+/* Writes jobs[0..n) as one transaction: the round statement, then the
+ * outbox envelopes of the items that were new. S_STORED (each job's counts
+ * set), S_ITEM when PostgreSQL refused something that belongs to an item,
+ * or S_AWAY. */
+static int
+s_round (s_conn_t *self, s_job_t *const *jobs, size_t n)
+{
+    s_batch_t b;
+    const char *params[A_COUNT];
+    ProtobufCBinaryData *fresh = NULL;
+    PGresult *res = NULL;
+    const char *class;
+    long nfresh;
+    int rc = S_AWAY, i;
+
+    if (s_batch_make (&b, jobs, n) != 0)
+        goto cleanup;
     for (i = 0; i < A_COUNT; i++)
-        rt_buf_free (&a[i]);
+        params[i] = b.a[i].data;
+    fresh = malloc ((b.nitems ? b.nitems : 1) * sizeof *fresh);
+    if (!fresh)
+        goto cleanup;
+    if (rt_db_begin (self->db) != 0)
+        goto refused;
+    res = rt_db_exec_prepared (self->db, "ingest_round", A_COUNT, params, NULL, NULL, 0);
+    if (!res)
+        goto refused;
+    nfresh = s_batch_fresh (&b, jobs, n, res, fresh);
+    if (nfresh < 0)
+        goto cleanup;
+    if (rt_outbox_append_batch (self->db, fresh, (size_t)nfresh) != 0 ||
+        rt_db_commit (self->db) != 0)
+        goto refused;
+    rc = S_STORED;
+    goto cleanup;
+refused:
+    class = s_item_class (self->db);
+    /* An item's failure is logged once, with the job, when it is
+     * isolated; the rounds tried on the way say little more. */
+    rt_log (class ? RT_LOG_DEBUG : RT_LOG_ERROR, "ingest round not committed",
+            rt_log_uint ("jobs", n), rt_log_str ("error", rt_db_error (self->db)),
+            rt_log_str ("sqlstate", rt_db_sqlstate (self->db)));
+    if (class)
+        rc = S_ITEM;
+cleanup:
+    /* Keeps the error of the statement that failed (rt_db_rollback). */
+    if (rc != S_STORED)
+        rt_db_rollback (self->db);
+    PQclear (res);
+    free (fresh);
+    s_batch_free (&b);
     return rc;
 }
 
@@ -713,6 +767,7 @@ writer_start (const char *dsn, rt_metrics_t *metrics, char *err, size_t errlen)
         /* Prepared on every connection: planning the round costs as much as
          * running a small one. */
         rt_db_prepare (conn->db, "ingest_round", s_sql_round);
+        rt_outbox_prepare (conn->db);
         if (pthread_create (&conn->thread, NULL, s_thread, conn) != 0) {
             snprintf (err, errlen, "cannot start a writer thread");
             goto fail;

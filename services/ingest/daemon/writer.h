@@ -5,10 +5,10 @@
  * items, or a poller's batch) queue up; the thread takes everything queued
  * and writes it in one transaction (group commit): the raw payload for
  * audit, the (channel, inbox, external id) rows that de-duplicate, the
- * envelopes of the new items into bus.outbox (busd moves them into the
- * log), and the cursor a poller asked to store with them. After COMMIT
- * each job's callback says how many of its items were new and how many
- * were duplicates.
+ * envelopes of the new items into the outbox (outbox.pending; busd moves
+ * them into the log), and the cursor a poller asked to store with them.
+ * After COMMIT each job's callback says how many of its items were new and
+ * how many were duplicates.
  *
  * No job can fail another's. Every value a round binds as PostgreSQL text
  * is checked when the job is submitted, before it can join a round: what

@@ -1,0 +1,41 @@
+/*
+ * server_settings: the webhook server's settings (server_settings.h).
+ *
+ * The bounds are the server's: up to 64 worker threads, up to 100,000
+ * connections per address; durations and sizes take rt_config's units.
+ */
+#include "server_settings.h"
+
+const rt_config_setting_t server_settings[] = {
+    {"http", "RETAIN_INGEST_HTTP", "127.0.0.1:8780", "webhook HTTP address"},
+    {"public-url", "RETAIN_INGEST_PUBLIC_URL", "http://127.0.0.1:8780",
+     "the base URL providers call (behind a proxy: the proxy's); signatures over URLs use it"},
+    {"http-threads", "RETAIN_INGEST_HTTP_THREADS", "2", "webhook worker threads"},
+    {"max-body", "RETAIN_INGEST_MAX_BODY", "1M", "largest request body accepted (larger: 413)"},
+    {"request-timeout", "RETAIN_INGEST_REQUEST_TIMEOUT", "10s",
+     "longest wait for a webhook's commit before answering 503"},
+    {"http-header-timeout", "RETAIN_INGEST_HTTP_HEADER_TIMEOUT", "10s",
+     "longest time for a request's line and headers to arrive (then 408 and close)"},
+    {"http-per-address", "RETAIN_INGEST_HTTP_PER_ADDRESS", "256",
+     "open webhook connections per client IP address (more: 429 and close)"},
+    {NULL, NULL, NULL, NULL}};
+
+int
+server_settings_read (const rt_config_t *config, server_config_t *out, char *err, size_t errlen)
+{
+    int64_t threads, max_body, timeout_ms, header_timeout_ms, per_address;
+    if (rt_config_get_int (config, "http-threads", 1, 64, &threads, err, errlen) != 0 ||
+        rt_config_get_size (config, "max-body", &max_body, err, errlen) != 0 ||
+        rt_config_get_ms (config, "request-timeout", &timeout_ms, err, errlen) != 0 ||
+        rt_config_get_ms (config, "http-header-timeout", &header_timeout_ms, err, errlen) != 0 ||
+        rt_config_get_int (config, "http-per-address", 1, 100000, &per_address, err, errlen) != 0)
+        return -1;
+    out->address = rt_config_get (config, "http");
+    out->public_url = rt_config_get (config, "public-url");
+    out->threads = (int)threads;
+    out->max_body = (size_t)max_body;
+    out->request_timeout_ms = (int)timeout_ms;
+    out->header_timeout_ms = (int)header_timeout_ms;
+    out->per_address = (int)per_address;
+    return 0;
+}

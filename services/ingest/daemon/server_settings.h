@@ -1,0 +1,28 @@
+/*
+ * server_settings: ingestd's settings, which are all the webhook server's,
+ * and the server_config_t they make.
+ *
+ * Declared next to the server they configure rather than in main, so the
+ * table, its defaults and the bounds the values are checked against are
+ * read in one place; main hands the table to common/daemon, which lists
+ * it in --help with the settings every daemon shares.
+ */
+#ifndef INGEST_SERVER_SETTINGS_H
+#define INGEST_SERVER_SETTINGS_H
+
+#include <stddef.h>
+
+#include "rt_config.h"
+#include "server.h"
+
+/* --http, --public-url, --http-threads, --max-body, --request-timeout,
+ * --http-header-timeout, --http-per-address (RETAIN_INGEST_*). */
+extern const rt_config_setting_t server_settings[];
+
+/* Fills the settings' part of *out from a parsed configuration (strings
+ * lent by it); the inboxes, writer and metrics are left as they are. 0, or
+ * -1 with the setting and the reason in err. */
+int server_settings_read (const rt_config_t *config, server_config_t *out, char *err,
+                          size_t errlen);
+
+#endif
