@@ -50,7 +50,9 @@
  *
  * T threads (--threads) each run their own libevent loop with C/T of the
  * connections; thread k takes requests k, k+T, k+2T, ... This file is
- * the schedule, the figures and the command line; http.c the connections.
+ * the schedule, the figures and the command line; http.c the connections;
+ * schedule.c the due times, the rate check and the percentiles, which
+ * bench_bus shares.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -65,17 +67,9 @@
 #include <time.h>
 
 #include "loadgen.h"
+#include "schedule.h"
 
-#define MAX_HEADERS   32
-#define RATE_SHORTAGE 0.05 /* an achieved rate this far below target fails */
-
-static int64_t
-s_mono_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#define MAX_HEADERS 32
 
 static int64_t
 s_wall_us (void)
@@ -102,8 +96,7 @@ s_due_ns (const loadgen_worker_t *w, int64_t j)
     const loadgen_config_t *cfg = w->cfg;
     if (cfg->rate <= 0)
         return w->due_ns[j];
-    double i = (double)w->index + (double)j * cfg->threads;
-    return cfg->t0_ns + (int64_t)(i * 1e9 / cfg->rate);
+    return loadgen_due_ns (cfg->t0_ns, cfg->rate, (int64_t)w->index + j * cfg->threads);
 }
 
 static uint64_t
@@ -172,7 +165,7 @@ static void
 s_pump (loadgen_worker_t *w)
 {
     const loadgen_config_t *cfg = w->cfg;
-    int64_t now = s_mono_ns ();
+    int64_t now = loadgen_mono_ns ();
     int64_t timeout_ns = (int64_t)(cfg->timeout_s * 1e9);
     int64_t end_ns = cfg->t0_ns + (int64_t)(cfg->duration_s * 1e9);
 
@@ -249,7 +242,7 @@ void
 loadgen_answered (loadgen_conn_t *c)
 {
     loadgen_worker_t *w = c->worker;
-    int64_t now = s_mono_ns ();
+    int64_t now = loadgen_mono_ns ();
     s_resolve (w, c->req, c->status, now);
     if (c->close_after)
         loadgen_conn_close (c);
@@ -265,7 +258,7 @@ void
 loadgen_failed (loadgen_conn_t *c)
 {
     loadgen_worker_t *w = c->worker;
-    int64_t now = s_mono_ns ();
+    int64_t now = loadgen_mono_ns ();
     bool was_warming = !c->connected && w->warming > 0;
     loadgen_conn_close (c);
     if (was_warming) {
@@ -289,7 +282,7 @@ s_due_cb (evutil_socket_t fd, short what, void *arg)
     (void)what;
     loadgen_worker_t *w = arg;
     s_pump (w);
-    s_check_end (w, s_mono_ns ());
+    s_check_end (w, loadgen_mono_ns ());
 }
 
 /* Every few milliseconds: requests past their timeout are given up (their
@@ -301,7 +294,7 @@ s_tick_cb (evutil_socket_t fd, short what, void *arg)
     (void)what;
     loadgen_worker_t *w = arg;
     const loadgen_config_t *cfg = w->cfg;
-    int64_t now = s_mono_ns ();
+    int64_t now = loadgen_mono_ns ();
     int64_t timeout_ns = (int64_t)(cfg->timeout_s * 1e9);
     int64_t hard_end = cfg->t0_ns + (int64_t)((cfg->duration_s + cfg->drain_s) * 1e9);
 
@@ -375,7 +368,7 @@ s_worker_run (void *arg)
     pthread_barrier_wait (w->warm);
     pthread_barrier_wait (w->go); /* main has set t0 */
 
-    int64_t now = s_mono_ns ();
+    int64_t now = loadgen_mono_ns ();
     struct timeval start = s_tv (w->cfg->t0_ns - now);
     struct timeval tick = {.tv_sec = 0, .tv_usec = 5000};
     event_add (w->tick, &tick);
@@ -456,27 +449,6 @@ s_worker_free (loadgen_worker_t *w)
 /* ---- report ------------------------------------------------------------- */
 
 static int
-s_cmp_i64 (const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of n sorted values, in ms. */
-static double
-s_pct (const int64_t *v, int64_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    int64_t k = (int64_t)ceil (p * (double)n) - 1;
-    if (k < 0)
-        k = 0;
-    if (k >= n)
-        k = n - 1;
-    return (double)v[k] / 1000.0;
-}
-
-static int
 s_record (const loadgen_config_t *cfg, loadgen_worker_t *w, const char *path)
 {
     FILE *f = fopen (path, "w");
@@ -532,14 +504,14 @@ s_report (const loadgen_config_t *cfg, loadgen_worker_t *w)
                 klass[st >= 100 && st < 600 ? st / 100 : 0]++;
             }
         }
-    qsort (lat, (size_t)n, sizeof *lat, s_cmp_i64);
+    loadgen_sort_i64 (lat, n);
     /* Over the duration at least: answers that stopped early do not make a
      * short run look fast. */
     double elapsed = (double)(last - cfg->t0_ns) / 1e9;
     if (elapsed < cfg->duration_s)
         elapsed = cfg->duration_s;
     double achieved = (double)answered / elapsed;
-    bool ok = cfg->rate <= 0 || achieved >= (1.0 - RATE_SHORTAGE) * cfg->rate;
+    bool ok = loadgen_rate_ok (achieved, cfg->rate);
     char target[32];
     if (cfg->rate > 0)
         snprintf (target, sizeof target, "%.1f", cfg->rate);
@@ -555,7 +527,8 @@ s_report (const loadgen_config_t *cfg, loadgen_worker_t *w)
             cfg->rate > 0 ? "open" : "closed", target, achieved, (double)klass[2] / elapsed,
             cfg->duration_s, elapsed, cfg->connections, cfg->threads, total, sent, answered,
             klass[1], klass[2], klass[3], klass[4], klass[5], klass[0], errors, timeouts,
-            s_pct (lat, n, 0.50), s_pct (lat, n, 0.90), s_pct (lat, n, 0.99), s_pct (lat, n, 0.999),
+            loadgen_pct_ms (lat, n, 0.50), loadgen_pct_ms (lat, n, 0.90),
+            loadgen_pct_ms (lat, n, 0.99), loadgen_pct_ms (lat, n, 0.999),
             n ? (double)lat[n - 1] / 1000.0 : 0, ok ? "true" : "false");
     fflush (stdout);
     free (lat);
@@ -803,7 +776,7 @@ main (int argc, char **argv)
     pthread_barrier_wait (&warm);
     /* t0 a little ahead, so that every loop is waiting when request 0 is
      * due; the threads read it after the second barrier. */
-    cfg.t0_ns = s_mono_ns () + 10 * 1000000;
+    cfg.t0_ns = loadgen_mono_ns () + 10 * 1000000;
     cfg.wall0_us = s_wall_us () + 10 * 1000;
     pthread_barrier_wait (&go);
     for (int k = 0; k < cfg.threads; k++)
@@ -825,7 +798,7 @@ main (int argc, char **argv)
     status = s_report (&cfg, w) ? 0 : 1;
     if (status)
         fprintf (stderr, "loadgen: achieved rate more than %.0f%% short of the target\n",
-                 RATE_SHORTAGE * 100);
+                 LOADGEN_RATE_SHORTAGE * 100);
 cleanup:
     for (int k = 0; w && k < cfg.threads; k++)
         s_worker_free (&w[k]);
