@@ -307,7 +307,7 @@ static void
 s_start (rt_http_client_t *self, rt_http_transfer_t *t)
 {
     rt_http_client_host_t *host = t->host;
-    t->started_us = rt_clock_mono_us ();
+    t->started_us = rt_clock_elapsed_us ();
     CURL *easy = curl_easy_init ();
     if (!easy) {
         snprintf (t->error, sizeof t->error, "out of memory for a transfer");
@@ -661,7 +661,7 @@ rt_http_client_submit (rt_http_client_t *self, const rt_http_client_request_t *r
     if (!host)
         goto nomem;
     t->host = host;
-    t->submitted_us = rt_clock_mono_us ();
+    t->submitted_us = rt_clock_elapsed_us ();
     if (host->tail)
         host->tail->next = t;
     else

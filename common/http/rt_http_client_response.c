@@ -241,7 +241,7 @@ rt_http_transfer_tell (rt_http_client_t *self, rt_http_transfer_t *t, rt_http_ou
         .body = t->resp.data ? t->resp.data : "",
         .body_len = t->resp.len,
         .retry_after_ms = -1,
-        .queued_us = (t->started_us ? t->started_us : rt_clock_mono_us ()) - t->submitted_us,
+        .queued_us = (t->started_us ? t->started_us : rt_clock_elapsed_us ()) - t->submitted_us,
     };
     if (outcome == RT_HTTP_OUTCOME_CANCELLED)
         resp.error = "cancelled: the client was destroyed";

@@ -35,6 +35,7 @@
  * address's cap is answered 429 like any refusal (and counts in the total
  * until it is gone, so a flood from one address meets the total cap).
  */
+#include "rt_clock.h"
 #include "rt_http_internal.h"
 
 #include "rt_log.h"
@@ -137,7 +138,7 @@ s_request_new (rt_http_conn_t *conn)
         return NULL;
     req->worker = conn->worker;
     req->conn = conn;
-    req->arrival_us = rt_http_now_us ();
+    req->arrival_us = rt_clock_elapsed_us ();
     snprintf (req->peer, sizeof req->peer, "%s", conn->peer);
     return req;
 }
@@ -289,7 +290,7 @@ s_write_response (rt_http_request_t *req, int status, const char *content_type, 
     if (!no_body && len)
         evbuffer_add (out, body, len);
     rt_http_routes_count (&srv->routes, req->route, status,
-                          (double)(rt_http_now_us () - req->arrival_us) / 1e6);
+                          (double)(rt_clock_elapsed_us () - req->arrival_us) / 1e6);
 }
 
 /* After an answer: the next request, or the close. */

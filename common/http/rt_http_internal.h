@@ -223,9 +223,6 @@ void rt_http_caps_release (rt_http_server_t *srv, const unsigned char *addr, siz
 /* Leaves the worker's loop when it stops and holds nothing any more. */
 void rt_http_worker_check_done (rt_http_worker_t *w);
 
-/* CLOCK_MONOTONIC in microseconds. */
-int64_t rt_http_now_us (void);
-
 /* --- rt_http_conn.c --- */
 
 /* Takes an accepted socket (owned from here) onto worker w. */

@@ -59,14 +59,6 @@
 #define S_ACCEPT_RETRY_MS 100
 #define S_HOST_MAX        256
 
-int64_t
-rt_http_now_us (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Splits "host:port", ":port" or "[v6]:port" into host (NULL for any
  * address) and port. */
 static int

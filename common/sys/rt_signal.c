@@ -12,6 +12,8 @@
  */
 #include "rt_signal.h"
 
+#include "rt_clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -94,22 +96,14 @@ rt_signal_request_stop (void)
     s_wake ();
 }
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec now;
-    clock_gettime (CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 bool
 rt_signal_sleep_ms (int ms)
 {
-    int64_t deadline = s_now_ms () + (ms > 0 ? ms : 0);
+    int64_t deadline = rt_clock_elapsed_us () / 1000 + (ms > 0 ? ms : 0);
     for (;;) {
         if (rt_signal_stopping ())
             return true;
-        int64_t left = deadline - s_now_ms ();
+        int64_t left = deadline - rt_clock_elapsed_us () / 1000;
         if (left <= 0)
             return false;
         int fd = rt_signal_fd ();

@@ -102,6 +102,12 @@ s_read_us (clockid_t id)
 }
 
 int64_t
+rt_clock_elapsed_us (void)
+{
+    return s_read_us (CLOCK_MONOTONIC);
+}
+
+int64_t
 rt_clock_now_us (void)
 {
     return s_read_us (CLOCK_REALTIME) + s_offset (0) * 1000;

@@ -42,6 +42,12 @@ int64_t rt_clock_now_us (void);
 int64_t rt_clock_mono_ms (void);
 int64_t rt_clock_mono_us (void);
 
+/* The system's monotonic microseconds, never offset: for how long
+ * something took (metrics) and for the timeouts of waits in system calls,
+ * which a test moving the clock back must not stretch. No behaviour reads
+ * it. */
+int64_t rt_clock_elapsed_us (void);
+
 /* The wall and monotonic offsets in effect (0 without a clock file). */
 void rt_clock_offsets (int64_t *wall_ms, int64_t *mono_ms);
 

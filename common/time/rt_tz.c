@@ -22,6 +22,8 @@
  */
 #include "rt_tz.h"
 
+#include "rt_civil.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,53 +78,13 @@ s_fail (char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-/* --- civil dates ------------------------------------------------------ */
+/* --- civil dates (rt_civil.h) ------------------------------------------ */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
- * days_from_civil). */
-static int64_t
-s_days_from_civil (int64_t y, int m, int d)
-{
-    int64_t era, yoe, doy, doe;
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void
-s_civil_from_days (int64_t z, int *y, int *m, int *d)
-{
-    int64_t era, doe, yoe, doy, mp;
-    z += 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = z - era * 146097;
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
-/* 0 Monday to 6 Sunday (1970-01-01 was a Thursday). */
-static int
-s_weekday (int64_t days)
-{
-    int64_t r = (days + 3) % 7;
-    return (int)(r < 0 ? r + 7 : r);
-}
-
+/* A date ICU and the holiday list take: years 1 to 9999. */
 static bool
 s_date_ok (int y, int m, int d)
 {
-    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1 || y > 9999 || m < 1 || m > 12 || d < 1)
-        return false;
-    return d <= mdays[m - 1] + (m == 2 && leap);
+    return y >= 1 && y <= 9999 && rt_civil_valid (y, m, d);
 }
 
 /* --- the zone --------------------------------------------------------- */
@@ -249,7 +211,7 @@ s_local_day (UCalendar *cal, int64_t unix_ms, int64_t *days)
     rt_tz_local_t l;
     if (s_local (cal, unix_ms, &l) != 0)
         return -1;
-    *days = s_days_from_civil (l.year, l.month, l.day);
+    *days = rt_civil_days (l.year, l.month, l.day);
     return 0;
 }
 
@@ -259,15 +221,16 @@ static int
 s_wall (UCalendar *cal, int64_t days, int minute, int64_t *unix_ms)
 {
     UErrorCode status = U_ZERO_ERROR;
-    int y, m, d;
+    int64_t y;
+    int m, d;
     UDate ms;
     days += minute / 1440;
     minute %= 1440;
-    s_civil_from_days (days, &y, &m, &d);
+    rt_civil_date (days, &y, &m, &d);
     if (y < 1 || y > 9999)
         return -1;
     ucal_clear (cal);
-    ucal_setDateTime (cal, y, m - 1, d, minute / 60, minute % 60, 0, &status);
+    ucal_setDateTime (cal, (int32_t)y, m - 1, d, minute / 60, minute % 60, 0, &status);
     ms = ucal_getMillis (cal, &status);
     if (U_FAILURE (status))
         return -1;
@@ -539,7 +502,7 @@ s_add_holiday (rt_tz_hours_t *h, const char *s, size_t len, char *err, size_t er
     if (!ok)
         return s_fail (err, errlen, "holiday \"%.*s\" is not a date (YYYY-MM-DD)",
                        (int)(len > 20 ? 20 : len), s);
-    day = s_days_from_civil (y, m, d);
+    day = rt_civil_days (y, m, d);
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (h->holidays[mid] < day)
@@ -663,7 +626,7 @@ s_walk_next (s_walk_t *w, int64_t *start, int64_t *end)
 {
     const rt_tz_hours_t *h = w->hours;
     for (;;) {
-        int wd = s_weekday (w->day);
+        int wd = rt_civil_weekday (w->day);
         if (w->next < h->nspans[wd] && !s_is_holiday (h, w->day)) {
             const s_span_t *s = &h->spans[wd][w->next++];
             if (s_wall (w->cal, w->day, s->start, start) != 0 ||

@@ -28,6 +28,7 @@
 
 #include "retainctl.h"
 #include "rt_channel.h"
+#include "rt_codec.h"
 #include "rt_config.h"
 #include "rt_db.h"
 
@@ -86,16 +87,10 @@ typedef struct {
 static int
 s_generate (char out[65])
 {
-    unsigned char raw[32];
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
+    uint8_t raw[32];
     if (getrandom (raw, sizeof raw, 0) != (ssize_t)sizeof raw)
         return -1;
-    for (i = 0; i < sizeof raw; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[64] = '\0';
+    rt_hex_encode (raw, sizeof raw, out);
     return 0;
 }
 

@@ -214,7 +214,7 @@ s_answer (s_pending_t *p, int writer_status)
     p->req = NULL;
     if (p->timer)
         evtimer_del (p->timer);
-    rt_histogram_observe (m->latency, (double)(rt_clock_mono_us () - p->t0_us) / 1e6);
+    rt_histogram_observe (m->latency, (double)(rt_clock_elapsed_us () - p->t0_us) / 1e6);
     if (writer_status == 0) {
         if (p->result.response) {
             const char *type = p->result.response_type ? p->result.response_type : "text/plain";

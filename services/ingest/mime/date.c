@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "mime_int.h"
+#include "rt_civil.h"
 
 /* A date-time as its tokens fill it in. */
 typedef struct {
@@ -24,18 +25,6 @@ typedef struct {
     int zone;       /* offset from UTC in minutes */
     bool have_zone; /* zone was read */
 } s_date_t;
-
-static int64_t
-s_days_from_civil (int64_t y, int m, int d)
-{
-    int64_t era, yoe, doy, doe;
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
 
 static int
 s_month (const char *p, size_t n)
@@ -215,18 +204,13 @@ s_word (const char *s, size_t n, size_t *i, s_date_t *d)
 static int64_t
 s_date_ms (const s_date_t *d)
 {
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap;
     int sec = d->sec;
-    if (d->day < 1 || d->day > 31 || d->month < 1 || d->month > 12 || d->year < 1900 ||
-        d->year > 9999 || d->hour < 0 || d->hour > 23 || d->min > 59 || d->sec > 60)
-        return 0;
-    leap = (d->year % 4 == 0 && d->year % 100 != 0) || d->year % 400 == 0;
-    if (d->day > mdays[d->month - 1] || (d->month == 2 && d->day == 29 && !leap))
+    if (d->year < 1900 || d->year > 9999 || d->hour < 0 || d->hour > 23 || d->min > 59 ||
+        d->sec > 60 || !rt_civil_valid (d->year, d->month, d->day))
         return 0;
     if (sec == 60)
         sec = 59;
-    return ((s_days_from_civil (d->year, d->month, d->day) * 86400 + d->hour * 3600 + d->min * 60 +
+    return ((rt_civil_days (d->year, d->month, d->day) * 86400 + d->hour * 3600 + d->min * 60 +
              sec) -
             (int64_t)d->zone * 60) *
            1000;

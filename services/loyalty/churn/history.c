@@ -9,6 +9,8 @@
  */
 #include "history.h"
 
+#include "rt_civil.h"
+
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,18 +36,6 @@ struct churn_history_t {
     int32_t *day;   /* distinct purchase days per customer, ascending */
     double *amount; /* the day's total value */
 };
-
-/* Days from 1970-01-01 to y-m-d (H. Hinnant's days_from_civil). */
-static int32_t
-s_days_from_civil (int y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int32_t)doe - 719468;
-}
 
 static int
 s_digits (const char *s, int n)
@@ -78,30 +68,19 @@ churn_history_parse_date (const char *text, size_t len, int32_t *day)
         return -1;
     if (used < len && text[used] != 'T' && text[used] != ' ')
         return -1;
-    if (y < 0 || m < 1 || m > 12 || d < 1)
+    if (y < 0 || !rt_civil_valid (y, m, d))
         return -1;
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (d > mdays[m - 1] + (m == 2 && leap))
-        return -1;
-    *day = s_days_from_civil (y, (unsigned)m, (unsigned)d);
+    *day = (int32_t)rt_civil_days (y, m, d);
     return 0;
 }
 
 void
 churn_history_format_date (int32_t day, char out[11])
 {
-    /* H. Hinnant's civil_from_days. */
-    int z = day + 719468;
-    int era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int y = (int)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
+    int64_t year;
+    int m, d;
+    rt_civil_date (day, &year, &m, &d);
+    int y = (int)year;
     out[0] = (char)('0' + y / 1000 % 10);
     out[1] = (char)('0' + y / 100 % 10);
     out[2] = (char)('0' + y / 10 % 10);
