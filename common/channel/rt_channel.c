@@ -39,6 +39,7 @@ static const rt_channel_kind_t s_kinds[] = {
     {RETAIN__V1__CHANNEL__EMAIL, "imap", NULL, false, "imap_url"},
     {RETAIN__V1__CHANNEL__WEBCHAT, "webchat", "/chat/{inbox}/messages", true, NULL},
     {RETAIN__V1__CHANNEL__PHONE, "pbx", "/hooks/phone/{inbox}", true, NULL},
+    {RETAIN__V1__CHANNEL__PHONE, "binotel", "/hooks/binotel/{inbox}", false, NULL},
 };
 
 #define S_NKINDS (sizeof s_kinds / sizeof *s_kinds)

@@ -195,10 +195,14 @@ ingest_channel_name (Retain__V1__Channel channel)
 /* Keyed by common/channel's provider names: one row per provider, however
  * many channels and routes it serves (Meta's three, Twilio's two). */
 static const ingest_provider_t s_providers[] = {
-    {"telegram", telegram_handle, false}, {"viber", viber_handle, false},
-    {"meta", meta_handle, false},         {"twilio", twilio_handle, false},
-    {"mailgun", mailgun_handle, false},   {"webchat", webchat_handle, true},
-    {"pbx", phone_handle, false},
+    {"telegram", telegram_handle, false, NULL},
+    {"viber", viber_handle, false, NULL},
+    {"meta", meta_handle, false, NULL},
+    {"twilio", twilio_handle, false, NULL},
+    {"mailgun", mailgun_handle, false, NULL},
+    {"webchat", webchat_handle, true, NULL},
+    {"pbx", phone_handle, false, NULL},
+    {"binotel", binotel_handle, false, binotel_config_check},
 };
 
 const ingest_provider_t *

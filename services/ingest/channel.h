@@ -43,6 +43,8 @@ typedef struct {
     size_t nheaders;
     const uint8_t *body; /* raw body, not NUL-terminated */
     size_t body_len;
+    const char *peer;       /* the TCP peer's IP address as text ("127.0.0.1", "::1");
+                               NULL when unknown */
     const char *public_url; /* the URL the provider called (scheme, host, path,
                                query), from the inbox's public base URL */
     int64_t now_ms;         /* unix ms when it arrived */
@@ -146,6 +148,10 @@ typedef struct {
     ingest_handler_fn handler; /* reads its requests */
     bool cors;                 /* called from browsers: answered with CORS for the inbox's
                                   "allowed_origins" */
+    /* Checks an inbox's config when ingestd loads it: 0 usable, 1 usable
+     * with a warning in note, -1 unusable (the inbox is skipped) with the
+     * reason in note. NULL: any config is usable. */
+    int (*config_check) (const json_t *config, char *note, size_t notelen);
 } ingest_provider_t;
 
 /* The handler of a provider (rt_channel_kind_t.provider); NULL when none. */
@@ -164,5 +170,7 @@ int twilio_handle (const ingest_inbox_t *, const ingest_request_t *, ingest_resu
 int mailgun_handle (const ingest_inbox_t *, const ingest_request_t *, ingest_result_t *);
 int webchat_handle (const ingest_inbox_t *, const ingest_request_t *, ingest_result_t *);
 int phone_handle (const ingest_inbox_t *, const ingest_request_t *, ingest_result_t *);
+int binotel_handle (const ingest_inbox_t *, const ingest_request_t *, ingest_result_t *);
+int binotel_config_check (const json_t *config, char *note, size_t notelen);
 
 #endif

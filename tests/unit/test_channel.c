@@ -395,7 +395,10 @@ test_lookups (void **state)
     assert_string_equal (text, "telegram");
     assert_int_equal (
         rt_channel_providers (RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, text, sizeof text), 0);
-    assert_string_equal (text, "telegram, viber, meta, twilio, mailgun, imap, webchat or pbx");
+    assert_string_equal (text,
+                         "telegram, viber, meta, twilio, mailgun, imap, webchat, pbx or binotel");
+    assert_int_equal (rt_channel_providers (RETAIN__V1__CHANNEL__PHONE, text, sizeof text), 0);
+    assert_string_equal (text, "pbx or binotel");
     /* Too small: -1, never an overrun. */
     assert_int_equal (rt_channel_list (text, 10), -1);
     assert_true (strlen (text) < 10);

@@ -240,11 +240,20 @@ s_kind (const char *program, const rt_channel_t *channel, const char *provider, 
     return NULL;
 }
 
-/* The inbox's webhook URL, or "polled" for a mailbox ingestd polls. */
+/* Providers that sign nothing and so are given the inbox secret in the
+ * webhook URL's query, as "?token=<secret>" (ingest's channels/binotel.c). */
+static const char *const s_token_providers[] = {"binotel"};
+
+/* The inbox's webhook URL, or "polled" for a mailbox ingestd polls. For a
+ * provider that takes the secret in its URL, token is the secret (printed
+ * percent-encoded), or NULL to print a "<secret>" placeholder (list never
+ * shows secrets). */
 static void
-s_print_url (const char *base, const char *id, const rt_channel_kind_t *kind)
+s_print_url (const char *base, const char *id, const rt_channel_kind_t *kind, const char *token)
 {
     char url[2048];
+    size_t i;
+    const char *p;
     if (!kind)
         printf ("? (a channel and provider this retainctl does not know)");
     else if (!kind->route)
@@ -252,6 +261,21 @@ s_print_url (const char *base, const char *id, const rt_channel_kind_t *kind)
     else {
         rt_channel_kind_url (kind, base, id, url, sizeof url);
         printf ("%s", url);
+        for (i = 0; i < sizeof s_token_providers / sizeof *s_token_providers; i++) {
+            if (strcmp (kind->provider, s_token_providers[i]) != 0)
+                continue;
+            printf ("?token=");
+            if (!token)
+                printf ("<secret>");
+            for (p = token; p && *p; p++) {
+                unsigned char c = (unsigned char)*p;
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '.' || c == '_' || c == '~')
+                    putchar (c);
+                else
+                    printf ("%%%02X", c);
+            }
+        }
     }
 }
 
@@ -360,7 +384,7 @@ s_add (int argc, char **argv)
         goto cleanup;
     }
     printf ("inbox %s (%s through %s) added\nwebhook: ", params[0], params[1], params[2]);
-    s_print_url (rt_config_get (cmd.config, "public-url"), params[0], kind);
+    s_print_url (rt_config_get (cmd.config, "public-url"), params[0], kind, params[3]);
     printf ("\n");
     if (generated)
         printf ("secret: %s   (shown once; configure it at the provider)\n", secret);
@@ -399,7 +423,8 @@ s_list (int argc, char **argv)
         printf ("%-24s %-10s %-9s %-8s %-9s ", PQgetvalue (cmd.res, r, 0),
                 PQgetvalue (cmd.res, r, 1), PQgetvalue (cmd.res, r, 2), PQgetvalue (cmd.res, r, 3),
                 PQgetvalue (cmd.res, r, 5));
-        s_print_url (rt_config_get (cmd.config, "public-url"), PQgetvalue (cmd.res, r, 0), kind);
+        s_print_url (rt_config_get (cmd.config, "public-url"), PQgetvalue (cmd.res, r, 0), kind,
+                     NULL);
         printf ("  %s\n", PQgetvalue (cmd.res, r, 4));
     }
     rc = 0;

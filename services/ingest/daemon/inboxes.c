@@ -250,6 +250,29 @@ inboxes_refresh (inboxes_t *self)
             memset (e, 0, sizeof *e);
             continue;
         }
+        /* A provider's own settings (Binotel's allow_from), read once here
+         * so that a typo skips the inbox loudly instead of refusing every
+         * request it gets. */
+        {
+            const ingest_provider_t *provider = ingest_provider (kind->provider);
+            char note[256] = "";
+            int checked = provider && provider->config_check
+                              ? provider->config_check (e->config, note, sizeof note)
+                              : 0;
+            if (checked < 0) {
+                rt_log (RT_LOG_ERROR, "inbox skipped: invalid configuration",
+                        rt_log_str ("inbox", e->id), rt_log_str ("reason", note));
+                free (e->id);
+                free (e->secret);
+                free (e->previous);
+                json_decref (e->config);
+                memset (e, 0, sizeof *e);
+                continue;
+            }
+            if (checked > 0)
+                rt_log (RT_LOG_WARN, "inbox configuration", rt_log_str ("inbox", e->id),
+                        rt_log_str ("warning", note));
+        }
         e->pub.id = e->id;
         e->pub.channel = channel->value;
         e->pub.secret = e->secret;

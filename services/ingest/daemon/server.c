@@ -426,6 +426,7 @@ s_webhook (server_t *server, rt_http_request_t *req, const char *route, const ch
     r.nheaders = nheaders;
     r.body = p->body;
     r.body_len = p->body_len;
+    r.peer = rt_http_peer (req);
     r.public_url = public_url;
     r.now_ms = rt_clock_now_ms ();
     r.replay_check = s_request_replay_check;
