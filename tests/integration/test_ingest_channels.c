@@ -108,6 +108,34 @@ test_every_channel_reaches_the_bus (void **state)
     assert_true (s_wait ("instagram", "InboundMessage", 1) >= 1);
     assert_true (s_wait ("whatsapp", "InboundMessage", 2) >= 2); /* a batch */
 
+    /* Comments under a Page's post and an Instagram media, beside the DMs:
+     * 5 of the feed's changes and 3 of Instagram's are kept, each with the
+     * origin a public or private reply needs. */
+    assert_int_equal (s_post_signed ("ingest/meta/messenger_feed_comments.json",
+                                     "/hooks/messenger/fb", "app-secret", "X-Hub-Signature-256",
+                                     "sha256="),
+                      200);
+    assert_int_equal (s_post_signed ("ingest/meta/instagram_comments.json", "/hooks/instagram/ig",
+                                     "app-secret", "X-Hub-Signature-256", "sha256="),
+                      200);
+    assert_int_equal (s_wait ("messenger", "InboundMessage", 6), 6);
+    assert_int_equal (s_wait ("instagram", "InboundMessage", 5), 5);
+    {
+        size_t n, i, found = 0;
+        Retain__V1__InboundMessage **msgs = rt_test_ingest_messages (s_t.conn, &n);
+        for (i = 0; i < n; i++) {
+            const Retain__V1__Origin *o = msgs[i]->origin;
+            if (!o || strcmp (o->comment_id, "17865799348089039") != 0)
+                continue;
+            assert_string_equal (o->kind, "comment");
+            assert_string_equal (o->post_id, "17887498072083520");
+            assert_string_equal (msgs[i]->external_user_id, "1254459154682919");
+            found++;
+        }
+        assert_int_equal (found, 1);
+        rt_test_ingest_messages_free (msgs, n);
+    }
+
     /* Twilio: Base64 HMAC-SHA1 over the public URL and the sorted params. */
     body = rt_test_fixture ("ingest/twilio/sms.form", &len);
     assert_int_equal (rt_test_ingest_twilio_post (s_t.ingestd.http_port,

@@ -247,6 +247,7 @@ test_messenger_text (void **state)
     assert_string_equal (m->text, "hello, world!");
     assert_int_equal (m->sent_at, 1458692752478LL);
     assert_string_equal (c.result.items[0].key, "messenger:shop:6945781675536277");
+    assert_null (m->origin); /* a plain direct message */
     s_done (&c);
 }
 
@@ -342,6 +343,191 @@ test_instagram_batch (void **state)
                          "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE2");
     assert_string_equal (c.result.items[2].external_id,
                          "read:aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE2");
+    s_done (&c);
+}
+
+/* --- comments and stories -------------------------------------------- */
+
+/* Seven days after created_time (s): the private reply window. */
+#define S_WEEK_MS (7LL * 24 * 3600 * 1000)
+
+static void
+test_facebook_comments (void **state)
+{
+    s_call_t c;
+    Retain__V1__InboundMessage *m;
+    char ext[96];
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__MESSENGER);
+    assert_int_equal (s_post (&c, "messenger_feed_comments.json"), 0);
+    /* 8 feed changes: the Page's own reply, a reaction and a hidden
+     * comment are skipped; two comments, a photo comment, an edit and a
+     * removal remain. */
+    assert_int_equal (c.result.count, 5);
+
+    m = s_inbound (&c, 0); /* a top-level comment under a post */
+    assert_int_equal (m->channel, RETAIN__V1__CHANNEL__MESSENGER);
+    assert_string_equal (m->external_id, "931122334455667_1200001");
+    assert_string_equal (c.result.items[0].external_id, "931122334455667_1200001");
+    assert_string_equal (m->external_user_id, "5817384712340011");
+    assert_string_equal (c.result.items[0].key, "messenger:shop:5817384712340011");
+    assert_string_equal (m->display_name, "Olena Kovalenko");
+    assert_string_equal (m->text, "Is this dress available in size M?");
+    assert_string_equal (m->event, "message");
+    assert_false (m->edited);
+    assert_int_equal (m->sent_at, 1750000600000LL);
+    assert_string_equal (m->thread_id, "104361112346789_931122334455667");
+    assert_string_equal (m->reply_to, ""); /* its parent is the post */
+    assert_non_null (m->origin);
+    assert_string_equal (m->origin->kind, "comment");
+    assert_true (m->origin->public_);
+    assert_string_equal (m->origin->comment_id, "931122334455667_1200001");
+    assert_string_equal (m->origin->post_id, "104361112346789_931122334455667");
+    assert_string_equal (m->origin->parent_id, "");
+    assert_string_equal (m->origin->account_id, "104361112346789");
+    assert_string_equal (m->origin->permalink,
+                         "https://www.facebook.com/104361112346789/posts/931122334455667");
+    assert_string_equal (m->origin->media_type, "added_photos");
+    assert_int_equal (m->origin->private_reply_until, 1750000600000LL + S_WEEK_MS);
+
+    m = s_inbound (&c, 1); /* a reply in the thread; the Page's reply before it skipped */
+    assert_string_equal (m->external_id, "931122334455667_1200003");
+    assert_string_equal (m->display_name, "Иван Петров");
+    assert_string_equal (m->text, "And in blue? <b>'; DROP TABLE x; --</b>");
+    assert_string_equal (m->reply_to, "931122334455667_1200001");
+    assert_string_equal (m->origin->parent_id, "931122334455667_1200001");
+
+    m = s_inbound (&c, 2); /* a photo without words */
+    assert_string_equal (m->text, "");
+    assert_int_equal (m->n_attachments, 1);
+    assert_string_equal (m->attachments[0]->kind, "image");
+    assert_string_equal (m->attachments[0]->url,
+                         "https://scontent.xx.fbcdn.net/v/t39.1997-6/comment_photo.jpg");
+
+    m = s_inbound (&c, 3); /* the first comment, edited */
+    assert_true (m->edited);
+    assert_string_equal (m->external_id, "931122334455667_1200001");
+    assert_string_equal (m->text, "Is this dress available in size M or L?");
+    assert_non_null (strstr (c.result.items[3].external_id, "edited:931122334455667_1200001:"));
+
+    m = s_inbound (&c, 4); /* the reply, removed */
+    assert_string_equal (m->event, "deleted");
+    assert_string_equal (c.result.items[4].external_id, "deleted:931122334455667_1200003");
+    assert_string_equal (m->external_id, "931122334455667_1200003");
+    assert_string_equal (m->origin->comment_id, "931122334455667_1200003");
+    assert_string_equal (m->text, "");
+    assert_int_equal (m->origin->private_reply_until, 0);
+
+    /* The same edit again is the same item; another text another item. */
+    snprintf (ext, sizeof ext, "%s", c.result.items[3].external_id);
+    assert_int_equal (s_post (&c, "messenger_feed_comments.json"), 0);
+    assert_string_equal (c.result.items[3].external_id, ext);
+    assert_string_not_equal (c.result.items[3].external_id, c.result.items[0].external_id);
+
+    /* A feed notification is a Page's: an Instagram inbox refuses it. */
+    c.inbox.channel = RETAIN__V1__CHANNEL__INSTAGRAM;
+    s_refused (&c, s_post (&c, "messenger_feed_comments.json"), 400, "wrong_object");
+    s_done (&c);
+}
+
+static void
+test_instagram_comments (void **state)
+{
+    s_call_t c;
+    Retain__V1__InboundMessage *m;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__INSTAGRAM);
+    assert_int_equal (s_post (&c, "instagram_comments.json"), 0);
+    /* 6 changes: the account's own reply and two mentions skipped. */
+    assert_int_equal (c.result.count, 3);
+
+    m = s_inbound (&c, 0);
+    assert_int_equal (m->channel, RETAIN__V1__CHANNEL__INSTAGRAM);
+    assert_string_equal (m->external_id, "17865799348089039");
+    /* The commenter's Instagram-scoped id is the one their DMs carry
+     * (instagram_batch.json): one identity, one envelope key. */
+    assert_string_equal (m->external_user_id, "1254459154682919");
+    assert_string_equal (c.result.items[0].key, "instagram:shop:1254459154682919");
+    assert_string_equal (m->display_name, "kazan_shopper");
+    assert_string_equal (m->text, "How much is shipping to Kazan?");
+    assert_string_equal (m->thread_id, "17887498072083520");
+    assert_int_equal (m->sent_at, 1750003000000LL); /* the entry's time, in s */
+    assert_string_equal (m->origin->kind, "comment");
+    assert_true (m->origin->public_);
+    assert_string_equal (m->origin->comment_id, "17865799348089039");
+    assert_string_equal (m->origin->post_id, "17887498072083520");
+    assert_string_equal (m->origin->media_type, "FEED");
+    assert_string_equal (m->origin->account_id, "17841405822304914");
+    assert_int_equal (m->origin->private_reply_until, 1750003000000LL + S_WEEK_MS);
+
+    m = s_inbound (&c, 1); /* a reply under a reel, after the skipped echo */
+    assert_string_equal (m->external_user_id, "1370011223344556");
+    assert_string_equal (m->text, "Same question 🙏");
+    assert_string_equal (m->reply_to, "17865799348089039");
+    assert_string_equal (m->origin->parent_id, "17865799348089039");
+    assert_string_equal (m->origin->media_type, "REELS");
+
+    m = s_inbound (&c, 2); /* a live comment: no private reply after the broadcast */
+    assert_string_equal (m->origin->kind, "live_comment");
+    assert_int_equal (m->origin->private_reply_until, 0);
+    s_done (&c);
+}
+
+static void
+test_instagram_stories (void **state)
+{
+    s_call_t c;
+    Retain__V1__InboundMessage *m;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__INSTAGRAM);
+    assert_int_equal (s_post (&c, "instagram_stories.json"), 0);
+    assert_int_equal (c.result.count, 2);
+
+    m = s_inbound (&c, 0); /* a reply to the shop's story: a direct message */
+    assert_string_equal (m->external_id,
+                         "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA1MDAx");
+    assert_string_equal (m->external_user_id, "1254459154682919");
+    assert_string_equal (m->text, "Is this one still in stock?");
+    assert_string_equal (m->reply_to, "");
+    assert_string_equal (m->origin->kind, "story_reply");
+    assert_false (m->origin->public_);
+    assert_string_equal (m->origin->post_id, "17999000111222333");
+    assert_string_equal (m->origin->permalink, "https://lookaside.fbsbx.com/ig_messaging_cdn/"
+                                               "?asset_id=17999000111&signature=abc");
+    assert_string_equal (m->origin->account_id, "17841405822304914");
+
+    m = s_inbound (&c, 1); /* the customer mentioned the shop in their story */
+    assert_string_equal (m->origin->kind, "story_mention");
+    assert_string_equal (m->origin->permalink, "https://lookaside.fbsbx.com/ig_messaging_cdn/"
+                                               "?asset_id=17999000444&signature=def");
+    assert_int_equal (m->n_attachments, 1);
+    assert_string_equal (m->attachments[0]->kind, "link");
+    assert_string_equal (m->attachments[0]->url, m->origin->permalink);
+    s_done (&c);
+}
+
+/* Comments with what cannot be read: refused whole, or accepted with
+ * nothing to keep. */
+static void
+test_comments_bad_input (void **state)
+{
+    s_call_t c;
+    (void)state;
+    s_init (&c, RETAIN__V1__CHANNEL__MESSENGER);
+    /* A good comment does not survive one without comment_id. */
+    s_refused (&c, s_post (&c, "malformed_feed_no_comment_id.json"), 400, "malformed");
+    assert_non_null (strstr (c.result.reason, "entry[0].changes[1].value has no comment_id"));
+    /* A field retain does not read (a rating) is answered 200, empty. */
+    assert_int_equal (s_post (&c, "page_unknown_field.json"), 0);
+    assert_int_equal (c.result.count, 0);
+    assert_int_equal (c.result.status, 0);
+
+    c.inbox.channel = RETAIN__V1__CHANNEL__INSTAGRAM;
+    s_refused (&c, s_post (&c, "malformed_ig_comment_no_from.json"), 400, "malformed");
+    assert_non_null (strstr (c.result.reason, "entry[0].changes[0].value has no from.id"));
+    /* A mention names no author or text, but it must name something. */
+    s_refused (&c, s_post (&c, "malformed_ig_mention_no_ids.json"), 400, "malformed");
+    assert_non_null (strstr (c.result.reason, "neither comment_id nor media_id"));
     s_done (&c);
 }
 
@@ -635,13 +821,15 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_handshake),         cmocka_unit_test (test_messenger_text),
-        cmocka_unit_test (test_messenger_batch),   cmocka_unit_test (test_instagram_batch),
-        cmocka_unit_test (test_whatsapp_text),     cmocka_unit_test (test_whatsapp_batch),
-        cmocka_unit_test (test_whatsapp_statuses), cmocka_unit_test (test_signatures),
-        cmocka_unit_test (test_rotation),          cmocka_unit_test (test_wrong_object),
-        cmocka_unit_test (test_malformed),         cmocka_unit_test (test_method_and_type),
-        cmocka_unit_test (test_too_many_items),
+        cmocka_unit_test (test_handshake),          cmocka_unit_test (test_messenger_text),
+        cmocka_unit_test (test_messenger_batch),    cmocka_unit_test (test_instagram_batch),
+        cmocka_unit_test (test_whatsapp_text),      cmocka_unit_test (test_whatsapp_batch),
+        cmocka_unit_test (test_whatsapp_statuses),  cmocka_unit_test (test_signatures),
+        cmocka_unit_test (test_rotation),           cmocka_unit_test (test_wrong_object),
+        cmocka_unit_test (test_malformed),          cmocka_unit_test (test_method_and_type),
+        cmocka_unit_test (test_too_many_items),     cmocka_unit_test (test_facebook_comments),
+        cmocka_unit_test (test_instagram_comments), cmocka_unit_test (test_instagram_stories),
+        cmocka_unit_test (test_comments_bad_input),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
