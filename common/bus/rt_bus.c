@@ -49,6 +49,8 @@ static const rt_bus_type_t s_types[] = {
     {"ChurnRiskChanged", "loyalty", &retain__v1__churn_risk_changed__descriptor},
     {"FeedbackReceived", "customer", &retain__v1__feedback_received__descriptor},
     {"CustomerUpserted", "customer", &retain__v1__customer_upserted__descriptor},
+    {"CustomerMerged", "customer", &retain__v1__customer_merged__descriptor},
+    {"CustomerUnmerged", "customer", &retain__v1__customer_unmerged__descriptor},
 };
 
 #define S_NTYPES   (sizeof s_types / sizeof s_types[0])

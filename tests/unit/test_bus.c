@@ -79,7 +79,9 @@ test_registry (void **state)
                               "TierChanged",
                               "FeedbackReceived",
                               "ChurnRiskChanged",
-                              "CustomerUpserted"};
+                              "CustomerUpserted",
+                              "CustomerMerged",
+                              "CustomerUnmerged"};
     for (i = 0; i < sizeof required / sizeof *required; i++) {
         const rt_bus_type_t *t = rt_bus_type_find (required[i]);
         assert_non_null (t);
