@@ -80,6 +80,7 @@ struct rt_consumer_t {
     char *group;                    /* group name */
     char *member;                   /* replica name */
     char *pub_endpoints;            /* busd PUB endpoints */
+    rt_bus_curve_t curve;           /* CURVE keys; no server key: plain TCP */
     char **streams;                 /* streams read */
     size_t nstreams;                /* their count */
     rt_buf_t streams_array;         /* the streams as a PostgreSQL array literal */

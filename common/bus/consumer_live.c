@@ -60,7 +60,7 @@ consumer_subscribe (rt_consumer_t *self, char *err, size_t errlen)
         return -1;
     if (self->rcvhwm > 0)
         zmq_setsockopt (self->sub, ZMQ_RCVHWM, &self->rcvhwm, sizeof self->rcvhwm);
-    if (rt_bus_curve_client (self->sub, err, errlen) != 0)
+    if (rt_bus_curve_apply (self->sub, &self->curve, err, errlen) != 0)
         return -1;
     list = strdup (self->pub_endpoints);
     if (!list)

@@ -271,10 +271,6 @@ rt_bus_client_declare (rt_config_t *config)
     return rt_config_retire (config, rt_bus_client_retired);
 }
 
-/* The keys rt_bus_curve_client applies: set at start (rt_bus_curve_init),
- * read-only afterwards, like rt_log's service name. */
-static rt_bus_curve_t s_process_keys;
-
 /* Copies one key after checking it is a Z85 CURVE key. */
 static int
 s_curve_key (const rt_config_t *config, const char *name, char out[41], char *err, size_t errlen)
@@ -327,21 +323,6 @@ rt_bus_curve_apply (void *socket, const rt_bus_curve_t *keys, char *err, size_t 
         return -1;
     }
     return 0;
-}
-
-void
-rt_bus_curve_init (const rt_bus_curve_t *keys)
-{
-    if (keys)
-        s_process_keys = *keys;
-    else
-        memset (&s_process_keys, 0, sizeof s_process_keys);
-}
-
-int
-rt_bus_curve_client (void *socket, char *err, size_t errlen)
-{
-    return rt_bus_curve_apply (socket, &s_process_keys, err, errlen);
 }
 
 int

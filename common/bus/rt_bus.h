@@ -140,17 +140,8 @@ int rt_bus_client_declare (rt_config_t *config);
 int rt_bus_curve_read (const rt_config_t *config, rt_bus_curve_t *keys, char *err, size_t errlen);
 
 /* Applies client keys to a socket, before it connects; nothing when keys is
- * NULL or has no server key. 0, or -1 with err filled. */
+ * NULL or has no server key. rt_producer_new and rt_consumer_new call it
+ * with the keys they are given. 0, or -1 with err filled. */
 int rt_bus_curve_apply (void *socket, const rt_bus_curve_t *keys, char *err, size_t errlen);
-
-/* The keys this process's producers and consumers present: rt_producer_new
- * and rt_consumer_new apply them with rt_bus_curve_client. Set at start,
- * before threads make sockets (common/daemon and retainctl set them from
- * their settings; a test may set them between its own clients); none
- * (plain TCP) until then. Copied; NULL clears them. */
-void rt_bus_curve_init (const rt_bus_curve_t *keys);
-
-/* rt_bus_curve_apply with the keys of rt_bus_curve_init. */
-int rt_bus_curve_client (void *socket, char *err, size_t errlen);
 
 #endif

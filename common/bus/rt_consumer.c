@@ -85,6 +85,8 @@ rt_consumer_new (const rt_consumer_config_t *config, char *err, size_t errlen)
         goto oom;
     self->batch_max = config->batch_max > 0 ? config->batch_max : 500;
     self->rcvhwm = config->rcvhwm;
+    if (config->curve)
+        self->curve = *config->curve;
     self->rebalance_ms = config->rebalance_ms > 0 ? config->rebalance_ms : 1000;
     self->handler = config->handler;
     self->handler_arg = config->handler_arg;

@@ -34,6 +34,7 @@
 
 #include <stddef.h>
 
+#include "rt_bus.h"
 #include "rt_db.h"
 #include "rt_metrics.h"
 #include "retain/v1/envelope.pb-c.h"
@@ -45,11 +46,12 @@ typedef struct rt_consumer_t rt_consumer_t;
 typedef int (*rt_consumer_handler_fn) (rt_db_t *db, const Retain__V1__Envelope *event, void *arg);
 
 typedef struct {
-    const char *dsn;            /* PostgreSQL */
-    const char *group;          /* consumer group name */
-    const char *member;         /* this replica's name for logs; NULL: host:pid */
-    const char *pub_endpoints;  /* busd PUB endpoints, comma-separated */
-    const char *const *streams; /* streams the group reads */
+    const char *dsn;             /* PostgreSQL */
+    const char *group;           /* consumer group name */
+    const char *member;          /* this replica's name for logs; NULL: host:pid */
+    const char *pub_endpoints;   /* busd PUB endpoints, comma-separated */
+    const rt_bus_curve_t *curve; /* CURVE keys (copied); NULL: plain TCP */
+    const char *const *streams;  /* streams the group reads */
     size_t nstreams;
     int batch_max;         /* events per transaction; 0: 500 */
     int rcvhwm;            /* SUB receive high-water mark; 0: ZeroMQ default */

@@ -50,7 +50,7 @@ s_hash (const char *s)
 }
 
 rt_producer_t *
-rt_producer_new (const char *endpoints, char *err, size_t errlen)
+rt_producer_new (const char *endpoints, const rt_bus_curve_t *curve, char *err, size_t errlen)
 {
     rt_producer_t *self = calloc (1, sizeof *self);
     char *list = NULL, *save = NULL, *ep;
@@ -78,7 +78,7 @@ rt_producer_new (const char *endpoints, char *err, size_t errlen)
     zmq_setsockopt (self->socket, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt (self->socket, ZMQ_RCVHWM, &zero, sizeof zero);
     zmq_setsockopt (self->socket, ZMQ_LINGER, &zero, sizeof zero);
-    if (rt_bus_curve_client (self->socket, err, errlen) != 0)
+    if (rt_bus_curve_apply (self->socket, curve, err, errlen) != 0)
         goto fail;
     list = strdup (endpoints ? endpoints : "");
     if (!list)

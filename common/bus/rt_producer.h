@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rt_bus.h"
 #include "retain/v1/envelope.pb-c.h"
 
 typedef struct rt_producer_t rt_producer_t;
@@ -25,9 +26,11 @@ typedef struct rt_producer_t rt_producer_t;
 /* Called once per envelope with its final ack (OK, DUPLICATE or REJECTED). */
 typedef void (*rt_producer_ack_fn) (const Retain__V1__Ack *ack, void *arg);
 
-/* Connects to `endpoints` (e.g. "tcp://127.0.0.1:7701,tcp://10.0.0.2:7701").
- * NULL with err filled on a bad endpoint. */
-rt_producer_t *rt_producer_new (const char *endpoints, char *err, size_t errlen);
+/* Connects to `endpoints` (e.g. "tcp://127.0.0.1:7701,tcp://10.0.0.2:7701"),
+ * with CURVE when `curve` (copied; NULL: plain TCP) names busd's key. NULL
+ * with err filled on a bad endpoint or bad keys. */
+rt_producer_t *rt_producer_new (const char *endpoints, const rt_bus_curve_t *curve, char *err,
+                                size_t errlen);
 void rt_producer_destroy (rt_producer_t **self_p);
 
 /* Resend interval for unacknowledged envelopes (default 1000 ms). */

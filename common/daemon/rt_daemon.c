@@ -59,6 +59,7 @@ struct rt_daemon_t {
     rt_metrics_t *metrics;                 /* the registry /metrics serves */
     rt_admin_t *admin;                     /* the admin server, NULL before step 3 and after */
     rt_db_t *db;                           /* the migrations' connection until taken */
+    rt_bus_curve_t curve;                  /* a bus client's CURVE keys, from its settings */
     atomic_int phase;                      /* S_STARTING, S_SERVING or S_STOPPING */
     _Atomic (const char *) step;           /* what starting waits for, for /readyz */
 };
@@ -136,13 +137,9 @@ s_process (rt_daemon_t *d)
     if (clock_file[0])
         rt_log (RT_LOG_WARN, "the clock follows a test clock file",
                 rt_log_str ("file", clock_file));
-    if (d->spec->bus_client) {
-        rt_bus_curve_t keys;
-        if (rt_bus_curve_read (d->config, &keys, err, sizeof err) != 0) {
-            rt_log (RT_LOG_ERROR, "bad configuration", rt_log_str ("error", err));
-            return -1;
-        }
-        rt_bus_curve_init (&keys);
+    if (d->spec->bus_client && rt_bus_curve_read (d->config, &d->curve, err, sizeof err) != 0) {
+        rt_log (RT_LOG_ERROR, "bad configuration", rt_log_str ("error", err));
+        return -1;
     }
     return 0;
 }
@@ -254,6 +251,12 @@ cleanup:
     if (logging)
         rt_log (RT_LOG_INFO, "stopped", rt_log_int ("exit_code", code));
     return code;
+}
+
+const rt_bus_curve_t *
+rt_daemon_bus_curve (const rt_daemon_t *d)
+{
+    return d->spec->bus_client ? &d->curve : NULL;
 }
 
 const rt_config_t *

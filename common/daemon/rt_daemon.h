@@ -40,6 +40,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "rt_bus.h"
 #include "rt_config.h"
 #include "rt_db.h"
 #include "rt_metrics.h"
@@ -57,8 +58,8 @@ typedef struct {
                                             while set; NULL: none */
     const char *admin_env;               /* the variable of its admin address, "RETAIN_BUS_ADMIN" */
     const char *admin_default;           /* its default, "127.0.0.1:9701" */
-    bool bus_client; /* it connects to busd: the CURVE client keys join its settings, and
-                        rt_bus_curve_init gets them before configure */
+    bool bus_client; /* it connects to busd: the CURVE client keys join its settings, read
+                        before configure (rt_daemon_bus_curve) */
     const rt_migration_set_t *const *migrations; /* applied in order at start (NULL ended);
                                                     NULL: none */
     /* Reads the daemon's own settings (rt_daemon_config) and makes what
@@ -88,6 +89,11 @@ int rt_daemon_main (const rt_daemon_spec_t *spec, void *arg, int argc, char **ar
 
 /* The parsed settings, the daemon's own and the common ones (lent). */
 const rt_config_t *rt_daemon_config (const rt_daemon_t *d);
+
+/* A bus client's CURVE keys from its settings, for rt_producer_new and
+ * rt_consumer_config_t.curve (lent; no server key when CURVE is off);
+ * NULL for a daemon that is no bus client. */
+const rt_bus_curve_t *rt_daemon_bus_curve (const rt_daemon_t *d);
 
 /* The metrics registry /metrics serves (lent; it outlives `stop`). */
 rt_metrics_t *rt_daemon_metrics (rt_daemon_t *d);

@@ -128,7 +128,7 @@ s_produce (void *arg)
     char err[256];
     int64_t start = rt_test_now_ms (), deadline = start + 300000;
     size_t i = 0;
-    rt_producer_t *producer = rt_producer_new (p->ingress, err, sizeof err);
+    rt_producer_t *producer = rt_producer_new (p->ingress, NULL, err, sizeof err);
 
     if (!producer) {
         snprintf (p->error, sizeof p->error, "producer: %s", err);

@@ -46,15 +46,6 @@ s_keys (const char *server_pub, const char *pub, const char *sec)
     return keys;
 }
 
-/* The keys this process's producers present (rt_producer_new applies
- * them). */
-static void
-s_use_keys (const char *server_pub, const char *pub, const char *sec)
-{
-    rt_bus_curve_t keys = s_keys (server_pub, pub, sec);
-    rt_bus_curve_init (&keys);
-}
-
 /* The value of `name`=... in text (KEY=VALUE lines) into out. */
 static void
 s_assignment (const char *text, const char *name, char *out, size_t outlen)
@@ -113,8 +104,9 @@ test_only_listed_keys_get_in (void **state)
     }
 
     /* A listed key: published and acknowledged. */
-    s_use_keys (server_pub, good_pub, good_sec);
-    producer = rt_producer_new (busd.ingress, err, sizeof err);
+    rt_bus_curve_t good = s_keys (server_pub, good_pub, good_sec);
+    rt_bus_curve_t bad = s_keys (server_pub, bad_pub, bad_sec);
+    producer = rt_producer_new (busd.ingress, &good, err, sizeof err);
     assert_non_null (producer);
     env = s_order ("listed");
     if (rt_producer_send (producer, env, 10000, &ack, err, sizeof err) != 0)
@@ -126,16 +118,12 @@ test_only_listed_keys_get_in (void **state)
     /* A subscriber with the listed key receives what is published. */
     ctx = zmq_ctx_new ();
     sub = zmq_socket (ctx, ZMQ_SUB);
-    {
-        /* A socket of the test's own takes its keys explicitly. */
-        rt_bus_curve_t keys = s_keys (server_pub, good_pub, good_sec);
-        assert_int_equal (rt_bus_curve_apply (sub, &keys, err, sizeof err), 0);
-    }
+    assert_int_equal (rt_bus_curve_apply (sub, &good, err, sizeof err), 0);
     zmq_setsockopt (sub, ZMQ_SUBSCRIBE, "order.", 6);
     zmq_setsockopt (sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     assert_int_equal (zmq_connect (sub, busd.pub), 0);
     usleep (500000);
-    producer = rt_producer_new (busd.ingress, err, sizeof err);
+    producer = rt_producer_new (busd.ingress, &good, err, sizeof err);
     env = s_order ("seen-by-subscriber");
     assert_int_equal (rt_producer_send (producer, env, 10000, NULL, err, sizeof err), 0);
     rt_envelope_free (env);
@@ -143,8 +131,7 @@ test_only_listed_keys_get_in (void **state)
     assert_true (zmq_recv (sub, topic, sizeof topic, 0) > 0);
 
     /* An unlisted key: no connection, so no ack, and busd says why. */
-    s_use_keys (server_pub, bad_pub, bad_sec);
-    producer = rt_producer_new (busd.ingress, err, sizeof err);
+    producer = rt_producer_new (busd.ingress, &bad, err, sizeof err);
     assert_non_null (producer);
     env = s_order ("unlisted");
     assert_int_equal (rt_producer_send (producer, env, 2000, NULL, err, sizeof err), -1);
@@ -163,8 +150,7 @@ test_only_listed_keys_get_in (void **state)
         assert_true (refused >= 1);
     }
     /* Plain TCP without keys does not get in either. */
-    rt_bus_curve_init (NULL);
-    producer = rt_producer_new (busd.ingress, err, sizeof err);
+    producer = rt_producer_new (busd.ingress, NULL, err, sizeof err);
     env = s_order ("plaintext");
     assert_int_equal (rt_producer_send (producer, env, 1500, NULL, err, sizeof err), -1);
     rt_envelope_free (env);

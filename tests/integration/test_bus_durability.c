@@ -75,7 +75,7 @@ s_produce (void *arg)
 {
     s_producer_t *p = arg;
     char err[256];
-    rt_producer_t *producer = rt_producer_new (p->endpoint, err, sizeof err);
+    rt_producer_t *producer = rt_producer_new (p->endpoint, NULL, err, sizeof err);
     int sent = 0;
     if (!producer) {
         p->failed = 1;

@@ -62,7 +62,7 @@ test_standby_takes_over (void **state)
     assert_int_equal (rt_test_http_get (b.admin_port, "/readyz", NULL, 0), 503);
     assert_true (rt_test_metric (b.admin_port, "retain_bus_primary") == 0);
 
-    producer = rt_producer_new (a.ingress, err, sizeof err);
+    producer = rt_producer_new (a.ingress, NULL, err, sizeof err);
     assert_non_null (producer);
     rt_producer_set_resend_ms (producer, 300);
     for (i = 0; i < 100; i++)
@@ -123,7 +123,7 @@ test_postgres_goes_away (void **state)
     rt_test_db_create ("bus_pg_away", dsn, sizeof dsn);
     snprintf (dbname, sizeof dbname, "bus_pg_away_%d", (int)getpid ());
     rt_test_busd_start (&busd, dsn, "pg-away-busd.log", NULL, true);
-    producer = rt_producer_new (busd.ingress, err, sizeof err);
+    producer = rt_producer_new (busd.ingress, NULL, err, sizeof err);
     assert_non_null (producer);
     s_send_ok (producer, "before", 5000);
 

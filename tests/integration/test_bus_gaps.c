@@ -109,7 +109,7 @@ s_produce (s_fixture_t *f, const char *ingress)
     char err[256], key[32], text[S_TEXT + 1];
     int64_t deadline = rt_test_now_ms () + 120000;
     size_t i = 0;
-    rt_producer_t *producer = rt_producer_new (ingress, err, sizeof err);
+    rt_producer_t *producer = rt_producer_new (ingress, NULL, err, sizeof err);
 
     if (!producer)
         RT_TEST_FAIL ("producer: %s", err);

@@ -85,7 +85,6 @@ retainctl_publish (int argc, char **argv)
         rc = 2;
         goto cleanup;
     }
-    rt_bus_curve_init (&keys);
     if (!rt_config_get (config, "type")[0] || !rt_config_get (config, "key")[0] ||
         !rt_config_get (config, "json")[0]) {
         fprintf (stderr, "retainctl publish: --type, --key and --json are required\n");
@@ -147,7 +146,7 @@ retainctl_publish (int argc, char **argv)
         rc = 2;
         goto cleanup;
     }
-    producer = rt_producer_new (rt_config_get (config, "bus"), err, sizeof err);
+    producer = rt_producer_new (rt_config_get (config, "bus"), &keys, err, sizeof err);
     if (!producer) {
         fprintf (stderr, "retainctl publish: %s\n", err);
         goto cleanup;

@@ -383,7 +383,7 @@ s_produce (void *arg)
 {
     s_producer_t *p = arg;
     char err[200];
-    rt_producer_t *producer = rt_producer_new (p->endpoint, err, sizeof err);
+    rt_producer_t *producer = rt_producer_new (p->endpoint, NULL, err, sizeof err);
     if (!producer) {
         snprintf (p->why, sizeof p->why, "producer: %s", err);
         return NULL;
