@@ -1,0 +1,276 @@
+/*
+ * routing: conversations, their timeline, and who answers them (schema
+ * routing).
+ *
+ * One conversation per customer that is not resolved, across every
+ * channel; every inbound and outbound message, note, receipt and change in
+ * its timeline; an unanswered counter (messages since the last operator
+ * reply) with the time the oldest of them waits; and assignment to
+ * operators. routerd's consumer handler calls routing_inbound for each
+ * InboundMessage once identity has named its customer; the operator API
+ * calls the rest; the daemon calls routing_tick on a timer.
+ *
+ * Every function runs on the caller's connection inside the caller's open
+ * transaction, so what it writes and the events it puts in the outbox
+ * (ConversationAssigned, OutboundMessageRequested) commit together or not
+ * at all. routing_prepare once per handle, after rt_outbox_prepare and
+ * identity_prepare. Times are unix milliseconds read from rt_clock (or the
+ * `now` a caller passes), never PostgreSQL's now(), so a test moves them.
+ *
+ * Assignment, in plain words: a conversation goes to the customer's
+ * responsible manager (crm.customers.manager) when they are online with
+ * room. Otherwise it waits for them up to the team's manager_wait_ms, and
+ * then the team's policy picks among its online operators with room:
+ * balanced (fewest open), round_robin (least recently assigned), preferring
+ * those who speak the conversation's language and have its skills. The
+ * first operator a customer gets becomes their manager when they had none.
+ * When nobody is free the conversation waits in the queue, oldest first,
+ * handed out as operators log in (routing_presence) or free capacity
+ * (resolving). An operator offline past the grace period has their
+ * conversations rebalanced to others (routing_tick); the customers stay
+ * theirs, so the next conversation comes back to them. Every change is a
+ * timeline entry and a ConversationAssigned with its reason.
+ *
+ * Concurrency: the partial unique index on the customer's open
+ * conversation makes two replicas share one conversation; the assigning
+ * statement is `UPDATE operators SET open_count = open_count + 1 WHERE ...
+ * open_count < capacity AND presence = 'online'` under a CHECK, with
+ * candidates taken FOR UPDATE SKIP LOCKED, so no operator goes over
+ * capacity and replicas do not queue on the same candidate; a
+ * conversation's version makes the second of two concurrent transfers a
+ * conflict.
+ *
+ * Errors: ROUTING_OK (0) or a negative routing_status_t with the reason in
+ * err. A refusal (any status but ROUTING_ERR_DB) is decided before
+ * anything is written, so the caller's transaction is as it was; after
+ * ROUTING_ERR_DB the caller rolls back.
+ */
+#ifndef ROUTER_ROUTING_H
+#define ROUTER_ROUTING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rt_db.h"
+#include "rt_migrate.h"
+#include "rt_uuid.h"
+#include "retain/v1/common.pb-c.h"
+
+#define ROUTING_ID_LEN RT_UUID_STR_LEN /* a conversation's id */
+#define ROUTING_OP_MAX 64              /* an operator's or team's id, bytes */
+
+/* What a call came to; the API maps each to its HTTP status. */
+typedef enum {
+    ROUTING_OK = 0,
+    ROUTING_ERR_DB = -1,        /* PostgreSQL failed: roll back (500/503) */
+    ROUTING_ERR_INVALID = -2,   /* input refused: a bad id, empty text, bad presence (422) */
+    ROUTING_ERR_NOT_FOUND = -3, /* no such conversation, operator or team (404) */
+    ROUTING_ERR_CONFLICT = -4,  /* the conversation changed since the version named (409) */
+    ROUTING_ERR_CAPACITY = -5,  /* the operator has no room (409) */
+    ROUTING_ERR_CHANNEL = -6,   /* a reply on a channel the customer never used (422) */
+    ROUTING_ERR_STATE = -7,     /* not possible in its status: a resolved conversation
+                                   transferred, a reopen while another is open (409) */
+} routing_status_t;
+
+/* Why an assignment changed: ConversationAssigned.reason and the
+ * timeline's. */
+typedef enum {
+    ROUTING_REASON_NONE = 0,  /* nothing changed */
+    ROUTING_REASON_MANAGER,   /* the customer's manager took it */
+    ROUTING_REASON_POLICY,    /* the team's policy picked the operator */
+    ROUTING_REASON_TRANSFER,  /* an operator moved it */
+    ROUTING_REASON_REBALANCE, /* its operator stayed offline past the grace */
+    ROUTING_REASON_QUEUE,     /* handed out from the queue (a login, freed capacity) */
+} routing_reason_t;
+
+/* Settings the daemon reads from its configuration. */
+typedef struct {
+    int64_t offline_grace_ms;     /* offline this long: their conversations are rebalanced */
+    int64_t heartbeat_timeout_ms; /* no heartbeat this long: the operator counts as offline;
+                                     0: presence changes only when told */
+    int64_t auto_resolve_ms;      /* answered and quiet this long: resolved; 0: never */
+    size_t batch;                 /* conversations or operators one tick handles at most */
+} routing_config_t;
+
+/* An inbound event, as the consumer handler hands it over. Strings lent;
+ * NULL or "" for absent. */
+typedef struct {
+    const char *customer_id;     /* identity's survivor (required) */
+    const char *event_id;        /* the envelope id (required: replays are found by it) */
+    Retain__V1__Channel channel; /* where it came (required) */
+    const char *inbox;           /* the inbox it arrived at */
+    const char *event;           /* InboundMessage.event: "", "message", "call_missed",
+                                    "deleted", ... */
+    const char *text;            /* the text or a summary of the attachments */
+    const char *external_id;     /* the provider's message id, for the timeline */
+    bool edited;                 /* an edit of an earlier message: not counted again */
+    int64_t occurred_at;         /* unix ms; 0: now */
+    const char *team_id;         /* the team the inbox routes to (an existing team); NULL:
+                                    the manager's team, else none (every operator is a
+                                    candidate, balanced) */
+    const char *language;        /* wanted of the operator (the customer's locale); NULL any */
+} routing_inbound_t;
+
+/* What routing_inbound came to. */
+typedef struct {
+    char conversation_id[ROUTING_ID_LEN + 1]; /* "" when the event had nowhere to go */
+    bool is_new;                              /* the conversation was opened by this event */
+    bool replay;                              /* the event was seen before: nothing changed */
+    bool counted;                             /* it added to the unanswered counter */
+    char assignee[ROUTING_OP_MAX + 1];        /* the operator now, "" for none */
+    routing_reason_t reason;                  /* why it was assigned now; NONE when it was
+                                                 already (or stays queued) */
+    bool waiting_for_manager;                 /* queued for the customer's manager */
+    int unanswered;                           /* the counter after it */
+} routing_inbound_result_t;
+
+/* An operator's reply. Strings lent. */
+typedef struct {
+    const char *conversation_id; /* required */
+    const char *operator_id;     /* who writes (required) */
+    const char *message_id;      /* a UUIDv7 the API derived from the request's
+                                    Idempotency-Key: the send's id and its envelope's */
+    const char *text;            /* required, not empty */
+    Retain__V1__Channel channel; /* CHANNEL_UNSPECIFIED: the last inbound message's */
+} routing_outbound_t;
+
+/* What routing_outbound came to. */
+typedef struct {
+    bool replay;                          /* that message id was recorded before */
+    char customer_id[ROUTING_ID_LEN + 1]; /* the conversation's customer */
+    Retain__V1__Channel channel;          /* the channel it goes on */
+} routing_outbound_result_t;
+
+/* Who an assignment change went to. */
+typedef struct {
+    char conversation_id[ROUTING_ID_LEN + 1]; /* the conversation */
+    char assignee[ROUTING_OP_MAX + 1];        /* now, "" for the queue */
+    char previous[ROUTING_OP_MAX + 1];        /* before, "" for none */
+    int64_t version;                          /* the conversation's version after it */
+} routing_assignment_t;
+
+/* What one routing_tick did. */
+typedef struct {
+    size_t assigned;   /* queued conversations given an operator */
+    size_t rebalanced; /* conversations taken from operators offline past the grace */
+    size_t timed_out;  /* operators marked offline for a missing heartbeat */
+    size_t woken;      /* snoozed conversations reopened */
+    size_t resolved;   /* conversations resolved after the quiet period */
+} routing_tick_result_t;
+
+/* Counters of an operator's or a team's conversations that are not
+ * resolved. */
+typedef struct {
+    long long open;            /* not resolved */
+    long long unanswered;      /* of those, waiting for a reply */
+    long long messages;        /* unanswered messages in them */
+    int64_t oldest_waiting_ms; /* unix ms the oldest unanswered one waits since, 0 for none */
+    long long queued;          /* open with nobody assigned (teams only) */
+} routing_counts_t;
+
+/* routing's migrations (generated from services/router/sql/routing);
+ * routerd applies them after the outbox's and crm's. */
+extern const rt_migration_set_t rt_migrations_routing;
+
+/* Registers routing's statements with db. Once per handle. 0, or -1 with
+ * the reason in err. */
+int routing_prepare (rt_db_t *db, char *err, size_t errlen);
+
+/* Takes an inbound event into its customer's conversation: the open one,
+ * else a new one (a resolved conversation is never reopened; pending and
+ * snoozed ones are). Appends it to the timeline once by event id (a replay
+ * changes nothing and says so). A message or a missed call (a call-back
+ * entry) counts: unanswered + 1, waiting_since set when it was 0; the
+ * channel becomes the reply channel. Other events (a deleted comment,
+ * subscriptions, call progress) and edits are recorded without counting,
+ * and neither open nor reopen a conversation: with none open they go
+ * nowhere (conversation_id ""). Then assigns an open unassigned
+ * conversation (the rules above). */
+routing_status_t routing_inbound (rt_db_t *db, const routing_inbound_t *in,
+                                  routing_inbound_result_t *out, char *err, size_t errlen);
+
+/* Records an operator's reply: a timeline entry (idempotent by message
+ * id), unanswered 0 and waiting_since cleared. Refuses a channel the
+ * customer has no identity on (ROUTING_ERR_CHANNEL), a resolved
+ * conversation (ROUTING_ERR_STATE). The send itself is
+ * routing_outbound_emit's. */
+routing_status_t routing_outbound (rt_db_t *db, const routing_outbound_t *in,
+                                   routing_outbound_result_t *out, char *err, size_t errlen);
+
+/* Puts OutboundMessageRequested for a reply routing_outbound recorded
+ * into the outbox, with the message id as its envelope id, so a retried
+ * request makes no second send. Nothing when res->replay. */
+routing_status_t routing_outbound_emit (rt_db_t *db, const routing_outbound_t *in,
+                                        const routing_outbound_result_t *res, char *err,
+                                        size_t errlen);
+
+/* An internal note (never sent, never counted). event_id: the API's id of
+ * it (idempotent), NULL for a fresh one. */
+routing_status_t routing_note (rt_db_t *db, const char *conversation_id, const char *operator_id,
+                               const char *event_id, const char *text, char *err, size_t errlen);
+
+/* A delivery or read receipt, or a failure, of an outbound message:
+ * appended (kind receipt, idempotent by event_id) to the conversation the
+ * message was sent in; never counted. status: "delivered", "read",
+ * "failed". A message retain did not record is skipped (*found false). */
+routing_status_t routing_receipt (rt_db_t *db, const char *event_id, const char *message_id,
+                                  const char *status, int64_t occurred_at, bool *found, char *err,
+                                  size_t errlen);
+
+/* Resolves (by: the operator, NULL for retain): releases the operator's
+ * capacity, which hands them the oldest queued conversation they can take.
+ * Resolving a resolved conversation changes nothing. */
+routing_status_t routing_resolve (rt_db_t *db, const char *conversation_id, const char *by,
+                                  char *err, size_t errlen);
+
+/* Snoozes until a time (unix ms, in the future); the operator keeps it. */
+routing_status_t routing_snooze (rt_db_t *db, const char *conversation_id, int64_t until,
+                                 const char *by, char *err, size_t errlen);
+
+/* Marks it pending (waiting for the customer); the operator keeps it. */
+routing_status_t routing_pending (rt_db_t *db, const char *conversation_id, const char *by,
+                                  char *err, size_t errlen);
+
+/* Reopens a pending, snoozed or resolved conversation. A resolved one
+ * reopens only when the customer has no other open (ROUTING_ERR_STATE),
+ * and is assigned afresh. */
+routing_status_t routing_reopen (rt_db_t *db, const char *conversation_id, const char *by,
+                                 char *err, size_t errlen);
+
+/* Moves a conversation to an operator (to_operator) or to a team's policy
+ * (to_team; exactly one of the two), by an operator, if its version is
+ * still expected_version (ROUTING_ERR_CONFLICT otherwise). An operator
+ * without room is refused (ROUTING_ERR_CAPACITY); presence is theirs to
+ * keep (a transfer to an away colleague is allowed). out may be NULL. */
+routing_status_t routing_transfer (rt_db_t *db, const char *conversation_id,
+                                   const char *to_operator, const char *to_team, const char *by,
+                                   int64_t expected_version, routing_assignment_t *out, char *err,
+                                   size_t errlen);
+
+/* An operator's presence ("online", "away", "offline") or heartbeat (the
+ * same presence again) at now (unix ms). Going online hands them queued
+ * conversations while they have room: their own customers' first, then
+ * the oldest. handed (may be NULL) gets how many. */
+routing_status_t routing_presence (rt_db_t *db, const char *operator_id, const char *presence,
+                                   int64_t now, size_t *handed, char *err, size_t errlen);
+
+/* The timer's work at now: operators without a heartbeat marked offline,
+ * conversations of operators offline past the grace rebalanced (their
+ * customers keep them as manager), snoozed conversations due reopened,
+ * queued conversations whose manager wait is over handed to the policy,
+ * quiet answered conversations resolved. Each step at most cfg->batch
+ * rows; out may be NULL. */
+routing_status_t routing_tick (rt_db_t *db, const routing_config_t *cfg, int64_t now,
+                               routing_tick_result_t *out, char *err, size_t errlen);
+
+/* Counters of one operator's (operator_id) or one team's (team_id)
+ * conversations; exactly one of the two. An unknown id counts zeros. */
+routing_status_t routing_counts (rt_db_t *db, const char *operator_id, const char *team_id,
+                                 routing_counts_t *out, char *err, size_t errlen);
+
+/* The name of a reason as ConversationAssigned carries it ("manager",
+ * "policy", "transfer", "rebalance", "queue"; "" for NONE). */
+const char *routing_reason_name (routing_reason_t reason);
+
+#endif

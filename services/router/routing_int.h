@@ -1,0 +1,100 @@
+/*
+ * routing_int: what routing.c (statements, helpers, counters),
+ * conversation.c (the timeline, messages, statuses) and assign.c
+ * (assignment, presence, transfers, the timer) share. Not part of the
+ * contract.
+ */
+#ifndef ROUTER_ROUTING_INT_H
+#define ROUTER_ROUTING_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "routing.h"
+
+/* A timestamp parameter: unix ms as text, read as timestamptz. */
+#define ROUTING_TS(n) "to_timestamp($" #n "::float8 / 1000)"
+/* A timestamptz column read back as unix ms. */
+#define ROUTING_MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+
+/* A routing statement: its name and text, registered by routing_prepare. */
+typedef struct {
+    const char *name; /* "routing_..." */
+    const char *sql;  /* with $n parameters */
+} routing_stmt_t;
+
+/* Each file's statements, registered together. */
+extern const routing_stmt_t routing_conversation_stmts[];
+extern const size_t routing_conversation_nstmts;
+extern const routing_stmt_t routing_assign_stmts[];
+extern const size_t routing_assign_nstmts;
+
+/* Unix ms as decimal text. */
+typedef struct {
+    char s[24]; /* the digits */
+} routing_ms_t;
+routing_ms_t routing_ms (int64_t ms);
+
+/* Runs a prepared statement with text parameters (NULL for SQL NULL).
+ * Owned result, or NULL with err filled from rt_db_error. */
+PGresult *routing_exec (rt_db_t *db, const char *name, int nparams, const char *const *values,
+                        char *err, size_t errlen);
+
+/* routing_exec for a statement whose rows are not wanted. 0 or -1. */
+int routing_run (rt_db_t *db, const char *name, int nparams, const char *const *values, char *err,
+                 size_t errlen);
+
+/* Puts one event into the outbox (the outbox's prepared statement). id,
+ * when not NULL, is the envelope's id (ROUTING_ID_LEN + 1); when it is ""
+ * it gets the fresh id made. 0, or -1 with err filled. */
+int routing_emit (rt_db_t *db, const char *type, const char *key, const ProtobufCMessage *payload,
+                  char *id, char *err, size_t errlen);
+
+/* Appends a timeline entry (event_id NULL: none; body a JSON object's
+ * text). *added says whether it is new (false: that event id is there
+ * already). 0 or -1. */
+int routing_timeline_add (rt_db_t *db, const char *conversation_id, const char *kind,
+                          const char *event_id, const char *channel, bool counted,
+                          const char *operator_id, const char *body, int64_t at, bool *added,
+                          char *err, size_t errlen);
+
+/* Whether text is a canonical UUID. */
+bool routing_id_ok (const char *text);
+
+/* Whether s is set (not NULL, not ""). */
+bool routing_set (const char *s);
+
+/* What routing_assign came to. */
+typedef struct {
+    char assignee[ROUTING_OP_MAX + 1]; /* "" for none */
+    routing_reason_t reason;           /* NONE when it stays queued */
+    bool waiting_for_manager;          /* queued for the customer's manager */
+} routing_assign_result_t;
+
+/* Assigns an open, unassigned conversation (locked by the caller): the
+ * customer's manager, the wait for them (unless no_wait), or the policy,
+ * never to `exclude` (NULL: anyone). reason is what the change is called
+ * (NONE: manager or policy, as it came). 0 or -1. */
+int routing_assign (rt_db_t *db, const char *conversation_id, const char *exclude, bool no_wait,
+                    routing_reason_t reason, int64_t now, routing_assign_result_t *out, char *err,
+                    size_t errlen);
+
+/* Gives operator `op` queued conversations while they have room and are
+ * online: their own customers' first, then the oldest. *n (may be NULL)
+ * gets how many. 0 or -1. */
+int routing_hand_out (rt_db_t *db, const char *op, int64_t now, size_t *n, char *err,
+                      size_t errlen);
+
+/* Takes one conversation from operator `op` (open_count - 1). 0 or -1. */
+int routing_release (rt_db_t *db, const char *op, char *err, size_t errlen);
+
+/* Resolves a conversation (locked or not) at now by `by` (NULL: retain,
+ * why: "auto" or NULL); releases and hands out. 0 or -1. */
+int routing_resolve_at (rt_db_t *db, const char *conversation_id, const char *by, const char *why,
+                        int64_t now, char *err, size_t errlen);
+
+#endif
