@@ -35,6 +35,7 @@ static const rt_bus_type_t s_types[] = {
     {"MessageDelivered", "message", &retain__v1__message_delivered__descriptor},
     {"MessageFailed", "message", &retain__v1__message_failed__descriptor},
     {"ConversationAssigned", "conversation", &retain__v1__conversation_assigned__descriptor},
+    {"SlaBreached", "conversation", &retain__v1__sla_breached__descriptor},
     {"OrderPlaced", "order", &retain__v1__order_placed__descriptor},
     {"OrderPaid", "order", &retain__v1__order_paid__descriptor},
     {"OrderShipped", "order", &retain__v1__order_shipped__descriptor},

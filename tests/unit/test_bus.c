@@ -61,27 +61,17 @@ test_registry (void **state)
     (void)state;
     size_t n, i;
     const rt_bus_type_t *types = rt_bus_types (&n);
-    const char *required[] = {"InboundMessage",
-                              "OutboundMessageRequested",
-                              "MessageDelivered",
-                              "MessageFailed",
-                              "ConversationAssigned",
-                              "OrderPlaced",
-                              "OrderPaid",
-                              "OrderShipped",
-                              "OrderCancelled",
-                              "OrderRefunded",
-                              "ShipmentStatusChanged",
-                              "ShipmentDelayed",
-                              "NotificationRequested",
-                              "PointsEarned",
-                              "CouponIssued",
-                              "TierChanged",
-                              "FeedbackReceived",
-                              "ChurnRiskChanged",
-                              "CustomerUpserted",
-                              "CustomerMerged",
-                              "CustomerUnmerged"};
+    const char *required[] = {"InboundMessage",       "OutboundMessageRequested",
+                              "MessageDelivered",     "MessageFailed",
+                              "ConversationAssigned", "SlaBreached",
+                              "OrderPlaced",          "OrderPaid",
+                              "OrderShipped",         "OrderCancelled",
+                              "OrderRefunded",        "ShipmentStatusChanged",
+                              "ShipmentDelayed",      "NotificationRequested",
+                              "PointsEarned",         "CouponIssued",
+                              "TierChanged",          "FeedbackReceived",
+                              "ChurnRiskChanged",     "CustomerUpserted",
+                              "CustomerMerged",       "CustomerUnmerged"};
     for (i = 0; i < sizeof required / sizeof *required; i++) {
         const rt_bus_type_t *t = rt_bus_type_find (required[i]);
         assert_non_null (t);
