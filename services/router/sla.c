@@ -615,7 +615,7 @@ int
 sla_timer_start (const sla_policy_t *policy, const sla_calendar_t *team, sla_kind_t kind,
                  int64_t start_ms, sla_timer_t *timer, char *err, size_t errlen)
 {
-    int64_t due, warn;
+    int64_t due = 0, warn = 0;
     int rc = sla_due (policy, team, kind, start_ms, &due, &warn, err, errlen);
     if (rc != 1)
         return rc;
