@@ -16,7 +16,14 @@
  *      reopen);
  *   5. assignment of an open conversation nobody has (assign.c).
  * The conversation's row is locked from step 2 on, so one conversation's
- * events apply one after another whichever replica handles them.
+ * events apply one after another whichever replica handles them. A call
+ * the shop makes (any step, direction outbound) first closes the
+ * customer's open call-backs for that number, before step 2, since it
+ * closes them even when no conversation is open.
+ *
+ * Call-backs and the customer's orders live here too, beside the timeline
+ * they are entries of, so that routing_prepare registers their statements
+ * with the rest.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,6 +52,19 @@
 #define S_STATUS       "routing_conv_status"
 #define S_OPEN_OTHER   "routing_conv_open_other"
 #define S_REOPEN       "routing_conv_reopen"
+#define S_MERGED_OF    "routing_conv_merged_of"
+#define S_CB_CALLED    "routing_callback_called"
+#define S_CB_DONE      "routing_callback_done"
+#define S_CB_GET       "routing_callback_get"
+#define S_CB_COUNT_OP  "routing_callback_count_operator"
+#define S_CB_COUNT_TM  "routing_callback_count_team"
+#define S_ORDER_CONV   "routing_order_conv"
+
+/* Open call-backs in conversations that are not resolved. */
+#define S_CB_COUNT                                                                                 \
+    "SELECT count(*) FROM routing.timeline t JOIN routing.conversations c"                         \
+    " ON c.id = t.conversation_id WHERE t.kind = 'call_back' AND t.done_at IS NULL"                \
+    " AND c.status <> 'resolved'"
 
 const routing_stmt_t routing_conversation_stmts[] = {
     {S_EVENT_FIND, "SELECT t.conversation_id, COALESCE(t.channel, ''), c.customer_id,"
@@ -106,6 +126,28 @@ const routing_stmt_t routing_conversation_stmts[] = {
                " assignee = NULL, queued_since = " ROUTING_TS (
                    2) ", manager_until = NULL,"
                       " version = version + 1 WHERE id = $1::uuid"},
+    {S_MERGED_OF, "SELECT merged_into FROM routing.conversations WHERE id = $1::uuid"
+                  " AND merged_into IS NOT NULL"},
+    /* An outbound call to the customer: their call-backs for that number
+     * (or for no number; or all, when the call names none) are done. */
+    {S_CB_CALLED,
+     "UPDATE routing.timeline t SET done_at = " ROUTING_TS (
+         3) ", done_event = $4::uuid"
+            " FROM routing.conversations c WHERE c.id = t.conversation_id"
+            " AND c.customer_id = $1::uuid AND t.kind = 'call_back' AND t.done_at IS NULL"
+            " AND ($2::text IS NULL OR t.body->>'number' IS NULL OR t.body->>'number' = $2)"},
+    {S_CB_DONE,
+     "UPDATE routing.timeline SET done_at = " ROUTING_TS (
+         3) ", done_by = $4"
+            " WHERE seq = $2::bigint AND conversation_id = $1::uuid AND kind = 'call_back'"
+            " AND done_at IS NULL RETURNING seq"},
+    {S_CB_GET, "SELECT done_at IS NOT NULL FROM routing.timeline WHERE seq = $2::bigint"
+               " AND conversation_id = $1::uuid AND kind = 'call_back'"},
+    {S_CB_COUNT_OP, S_CB_COUNT " AND c.assignee = $1"},
+    {S_CB_COUNT_TM, S_CB_COUNT " AND c.team_id = $1"},
+    /* The open conversation, else the latest. */
+    {S_ORDER_CONV, "SELECT id FROM routing.conversations WHERE customer_id = $1::uuid"
+                   " ORDER BY status <> 'resolved' DESC, created_at DESC, id DESC LIMIT 1"},
 };
 const size_t routing_conversation_nstmts =
     sizeof routing_conversation_stmts / sizeof routing_conversation_stmts[0];
@@ -187,14 +229,23 @@ s_status_entry (rt_db_t *db, const char *conv, const char *status, const char *f
     return rc;
 }
 
+/* Whether an event is a call the shop made (any step of it). */
+static bool
+s_outbound_call (const routing_inbound_t *in)
+{
+    return in->event && strncmp (in->event, "call_", 5) == 0 && in->call_direction &&
+           strcmp (in->call_direction, "outbound") == 0;
+}
+
 /* Whether an inbound event counts as waiting for an answer, and its
- * timeline kind. */
+ * timeline kind. A missed call the shop made (the customer did not pick
+ * up) asks nothing of anyone. */
 static bool
 s_counts (const routing_inbound_t *in, const char **kind)
 {
     const char *ev = in->event ? in->event : "";
     *kind = "inbound";
-    if (strcmp (ev, "call_missed") == 0) {
+    if (strcmp (ev, "call_missed") == 0 && !s_outbound_call (in)) {
         *kind = "call_back";
         return true;
     }
@@ -287,6 +338,13 @@ routing_inbound (rt_db_t *db, const routing_inbound_t *in, routing_inbound_resul
     }
     PQclear (res);
 
+    if (s_outbound_call (in)) {
+        routing_ms_t ts_at = routing_ms (at);
+        const char *v[4] = {in->customer_id, routing_set (in->call_number) ? in->call_number : NULL,
+                            ts_at.s, in->event_id};
+        if (routing_run (db, S_CB_CALLED, 4, v, err, errlen) != 0)
+            return ROUTING_ERR_DB;
+    }
     if (s_find_or_open (db, in, ch->name, counts, now, out, err, errlen) != 0)
         return ROUTING_ERR_DB;
     if (!*out->conversation_id)
@@ -294,7 +352,8 @@ routing_inbound (rt_db_t *db, const routing_inbound_t *in, routing_inbound_resul
     body = s_body ("text", in->text ? in->text : "", "event",
                    routing_set (in->event) ? in->event : NULL, "external_id",
                    routing_set (in->external_id) ? in->external_id : NULL, "inbox",
-                   in->inbox ? in->inbox : "", "edited", in->edited ? "true" : NULL, NULL);
+                   in->inbox ? in->inbox : "", "edited", in->edited ? "true" : NULL, "number",
+                   routing_set (in->call_number) ? in->call_number : NULL, NULL);
     if (!body) {
         rt_errf (err, errlen, "inbound entry: out of memory");
         return ROUTING_ERR_DB;
@@ -652,8 +711,18 @@ routing_reopen (rt_db_t *db, const char *conv, const char *by, char *err, size_t
         return ROUTING_OK;
     if (strcmp (c.status, "resolved") == 0) {
         const char *v[2] = {c.customer, conv};
-        PGresult *res = routing_exec (db, S_OPEN_OTHER, 2, v, err, errlen);
+        PGresult *res = routing_exec (db, S_MERGED_OF, 1, v + 1, err, errlen);
         bool other;
+        if (!res)
+            return ROUTING_ERR_DB;
+        if (PQntuples (res) > 0) {
+            rt_errf (err, errlen, "conversation %s was merged into %s: reopen that one", conv,
+                     PQgetvalue (res, 0, 0));
+            PQclear (res);
+            return ROUTING_ERR_STATE;
+        }
+        PQclear (res);
+        res = routing_exec (db, S_OPEN_OTHER, 2, v, err, errlen);
         if (!res)
             return ROUTING_ERR_DB;
         other = PQntuples (res) > 0;
@@ -676,5 +745,122 @@ routing_reopen (rt_db_t *db, const char *conv, const char *by, char *err, size_t
         return ROUTING_ERR_DB;
     if (routing_assign (db, conv, NULL, false, ROUTING_REASON_NONE, now, &a, err, errlen) != 0)
         return ROUTING_ERR_DB;
+    return ROUTING_OK;
+}
+
+/* --- call-backs and the customer's orders --- */
+
+routing_status_t
+routing_callback_done (rt_db_t *db, const char *conv, int64_t item, const char *by, char *err,
+                       size_t errlen)
+{
+    routing_ms_t seq = routing_ms (item), ts = routing_ms (rt_clock_now_ms ());
+    const char *v[4] = {conv, seq.s, ts.s, by};
+    PGresult *res;
+    bool done;
+
+    if (!routing_id_ok (conv) || item <= 0 || !routing_set (by)) {
+        rt_errf (err, errlen, "a call-back done names a conversation, the item and the operator");
+        return ROUTING_ERR_INVALID;
+    }
+    res = routing_exec (db, S_CB_DONE, 4, v, err, errlen);
+    if (!res)
+        return ROUTING_ERR_DB;
+    done = PQntuples (res) > 0;
+    PQclear (res);
+    if (done)
+        return ROUTING_OK;
+    res = routing_exec (db, S_CB_GET, 2, v, err, errlen);
+    if (!res)
+        return ROUTING_ERR_DB;
+    done = PQntuples (res) > 0;
+    PQclear (res);
+    if (!done) {
+        rt_errf (err, errlen, "no call-back %lld in conversation %s", (long long)item, conv);
+        return ROUTING_ERR_NOT_FOUND;
+    }
+    return ROUTING_OK;
+}
+
+routing_status_t
+routing_callbacks_open (rt_db_t *db, const char *operator_id, const char *team_id, long long *out,
+                        char *err, size_t errlen)
+{
+    const char *v[1];
+    PGresult *res;
+
+    *out = 0;
+    if (routing_set (operator_id) == routing_set (team_id)) {
+        rt_errf (err, errlen, "call-backs of an operator or of a team: name exactly one");
+        return ROUTING_ERR_INVALID;
+    }
+    v[0] = routing_set (operator_id) ? operator_id : team_id;
+    res = routing_exec (db, routing_set (operator_id) ? S_CB_COUNT_OP : S_CB_COUNT_TM, 1, v, err,
+                        errlen);
+    if (!res)
+        return ROUTING_ERR_DB;
+    *out = atoll (PQgetvalue (res, 0, 0));
+    PQclear (res);
+    return ROUTING_OK;
+}
+
+routing_status_t
+routing_order_event (rt_db_t *db, const char *customer_id, const char *event_id, const char *kind,
+                     const char *summary, int64_t occurred_at, char *conversation_id, bool *added,
+                     char *err, size_t errlen)
+{
+    char conv[ROUTING_ID_LEN + 1] = "";
+    json_t *j = NULL;
+    PGresult *res;
+    bool is_new = false;
+
+    if (conversation_id)
+        conversation_id[0] = '\0';
+    if (added)
+        *added = false;
+    if (!routing_id_ok (customer_id) || !routing_id_ok (event_id) || !kind ||
+        (strcmp (kind, "order") != 0 && strcmp (kind, "shipment") != 0)) {
+        rt_errf (err, errlen, "an order event names a customer, an event id and order or shipment");
+        return ROUTING_ERR_INVALID;
+    }
+    j = summary ? json_loads (summary, 0, NULL) : NULL;
+    if (!json_is_object (j)) {
+        json_decref (j);
+        rt_errf (err, errlen, "an order event's summary is a JSON object");
+        return ROUTING_ERR_INVALID;
+    }
+    json_decref (j);
+    {
+        const char *v[1] = {event_id};
+        res = routing_exec (db, S_EVENT_FIND, 1, v, err, errlen);
+    }
+    if (!res)
+        return ROUTING_ERR_DB;
+    if (PQntuples (res) > 0) {
+        s_copy (conv, sizeof conv, PQgetvalue (res, 0, 0));
+        PQclear (res);
+        goto done;
+    }
+    PQclear (res);
+    {
+        const char *v[1] = {customer_id};
+        res = routing_exec (db, S_ORDER_CONV, 1, v, err, errlen);
+    }
+    if (!res)
+        return ROUTING_ERR_DB;
+    if (PQntuples (res) > 0)
+        s_copy (conv, sizeof conv, PQgetvalue (res, 0, 0));
+    PQclear (res);
+    if (!*conv)
+        return ROUTING_OK;
+    if (routing_timeline_add (db, conv, kind, event_id, NULL, false, NULL, summary,
+                              occurred_at > 0 ? occurred_at : rt_clock_now_ms (), &is_new, err,
+                              errlen) != 0)
+        return ROUTING_ERR_DB;
+done:
+    if (conversation_id)
+        s_copy (conversation_id, ROUTING_ID_LEN + 1, conv);
+    if (added)
+        *added = is_new;
     return ROUTING_OK;
 }

@@ -190,6 +190,9 @@ routing_counts (rt_db_t *db, const char *operator_id, const char *team_id, routi
     out->oldest_waiting_ms = atoll (PQgetvalue (res, 0, 3));
     out->queued = atoll (PQgetvalue (res, 0, 4));
     PQclear (res);
+    if (routing_callbacks_open (db, operator_id, team_id, &out->callbacks, err, errlen) !=
+        ROUTING_OK)
+        return ROUTING_ERR_DB;
     return ROUTING_OK;
 }
 

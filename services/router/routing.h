@@ -52,6 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "identity.h"
 #include "rt_db.h"
 #include "rt_migrate.h"
 #include "rt_uuid.h"
@@ -110,6 +111,10 @@ typedef struct {
                                     the manager's team, else none (every operator is a
                                     candidate, balanced) */
     const char *language;        /* wanted of the operator (the customer's locale); NULL any */
+    const char *call_direction;  /* a call event's CallInfo.direction: "inbound", "outbound";
+                                    NULL or "" for none (read as inbound) */
+    const char *call_number;     /* the customer's end of a call (CallInfo.from of an inbound
+                                    call, .to of an outbound one), E.164 when known */
 } routing_inbound_t;
 
 /* What routing_inbound came to. */
@@ -167,6 +172,7 @@ typedef struct {
     long long messages;        /* unanswered messages in them */
     int64_t oldest_waiting_ms; /* unix ms the oldest unanswered one waits since, 0 for none */
     long long queued;          /* open with nobody assigned (teams only) */
+    long long callbacks;       /* open call-backs in them */
 } routing_counts_t;
 
 /* routing's migrations (generated from services/router/sql/routing);
@@ -272,5 +278,56 @@ routing_status_t routing_counts (rt_db_t *db, const char *operator_id, const cha
 /* The name of a reason as ConversationAssigned carries it ("manager",
  * "policy", "transfer", "rebalance", "queue"; "" for NONE). */
 const char *routing_reason_name (routing_reason_t reason);
+
+/* --- merges, call-backs, orders (merge.c, conversation.c) ---
+ *
+ * A merge of two customers (identity_merge) moves the absorbed one's
+ * conversations to the survivor: the resolved ones as they are; an open one
+ * as it is when the survivor has none open; and when both have one open,
+ * the absorbed conversation's waiting messages and open call-backs are
+ * linked into the survivor's (copies after its last reply, so they wait
+ * there as they waited before), the survivor's counters recounted (the
+ * oldest wait kept), a pending or snoozed survivor's conversation reopened,
+ * and the absorbed conversation resolved with merged_into naming the
+ * survivor's, its operator's capacity released. What moved is recorded
+ * under "routing" in the merge's record; the undo moves those
+ * conversations back, deletes the copies, reopens the absorbed
+ * conversation as it was (its operator again when they have room, else the
+ * queue) and recounts the survivor's. An open conversation that moved whole
+ * goes back whole, with what was added to it after the merge.
+ *
+ * A missed inbound call is a call-back item (timeline kind call_back,
+ * counted as a message): open until the operator marks it done or an
+ * outbound call to that number is seen (any call event with direction
+ * "outbound" naming the number; a call-back without a number is closed by
+ * any outbound call to the customer). A missed outbound call asks nothing
+ * of anyone: recorded, not counted. */
+
+/* Fills hooks with the merge's conversation side for identity_merge and
+ * identity_unmerge on db, and registers its statements with db: once per
+ * handle, after routing_prepare. 0, or -1 with the reason in err. */
+int routing_merge_hooks (rt_db_t *db, identity_hooks_t *hooks, char *err, size_t errlen);
+
+/* Marks call-back `item` (its timeline seq) of a conversation done by an
+ * operator (by, required). Marking one done again changes nothing
+ * (ROUTING_OK); an item that is not a call-back of that conversation is
+ * ROUTING_ERR_NOT_FOUND. */
+routing_status_t routing_callback_done (rt_db_t *db, const char *conversation_id, int64_t item,
+                                        const char *by, char *err, size_t errlen);
+
+/* Open call-backs in one operator's (operator_id) or one team's (team_id)
+ * conversations that are not resolved; exactly one of the two. */
+routing_status_t routing_callbacks_open (rt_db_t *db, const char *operator_id, const char *team_id,
+                                         long long *out, char *err, size_t errlen);
+
+/* An order or shipment event of a customer (kind "order" or "shipment";
+ * summary a JSON object's text, stored as it is) appended to their open
+ * conversation, else their latest one, once by event_id; never counted and
+ * never reopening anything. conversation_id (ROUTING_ID_LEN + 1, may be
+ * NULL) gets where it went, "" when the customer has no conversation (then
+ * it is recorded nowhere); added (may be NULL) whether it is new. */
+routing_status_t routing_order_event (rt_db_t *db, const char *customer_id, const char *event_id,
+                                      const char *kind, const char *summary, int64_t occurred_at,
+                                      char *conversation_id, bool *added, char *err, size_t errlen);
 
 #endif

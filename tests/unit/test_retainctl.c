@@ -126,12 +126,31 @@ test_every_command_answers_help (void **state)
     (void)state;
     /* What the README documents; the listing may hold more. */
     static const char *const documented[] = {
-        "migrate",       "publish",       "tail",
-        "offsets",       "keygen",        "inbox",
-        "inbox add",     "inbox list",    "inbox rotate-secret",
-        "inbox disable", "inbox enable",  "inbox remove",
-        "churn",         "churn fit",     "churn score",
-        "churn report",  "churn summary",
+        "migrate",
+        "publish",
+        "tail",
+        "offsets",
+        "keygen",
+        "inbox",
+        "inbox add",
+        "inbox list",
+        "inbox rotate-secret",
+        "inbox disable",
+        "inbox enable",
+        "inbox remove",
+        "churn",
+        "churn fit",
+        "churn score",
+        "churn report",
+        "churn summary",
+        "team",
+        "team add",
+        "team list",
+        "operator",
+        "operator add",
+        "operator list",
+        "operator disable",
+        "operator rotate-key",
     };
     s_run_t list = s_run ("help", "--commands", NULL);
     assert_int_equal (list.status, 0);

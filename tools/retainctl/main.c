@@ -4,7 +4,7 @@
  * Each command is a function in its own file (retainctl.h) with its own
  * settings table, so `retainctl <command> --help` lists exactly what that
  * command takes, environment variables included. The commands form one
- * table here, groups (inbox, churn) nesting their own, and one dispatcher
+ * table here, groups (inbox, churn, team, operator) nesting their own, and one dispatcher
  * walks it: at every level "--help" and "help" print the usage on stdout
  * and exit 0, a missing or unknown word prints it on stderr and exits 2.
  * `retainctl help --commands` prints every command line the table holds,
@@ -38,6 +38,12 @@ static const retainctl_command_t s_commands[] = {
     {.name = "churn",
      .summary = "customer value and churn: fit, score, report, summary",
      .subs = retainctl_churn_commands},
+    {.name = "team",
+     .summary = "routerd's teams of operators: add, list",
+     .subs = retainctl_team_commands},
+    {.name = "operator",
+     .summary = "routerd's operators and their API keys: add, list, disable, rotate-key",
+     .subs = retainctl_operator_commands},
     {.name = NULL}};
 
 bool

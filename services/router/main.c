@@ -1,0 +1,159 @@
+/*
+ * retain-routerd: one customer across channels, one conversation, routed
+ * to the operator who knows them.
+ *
+ * What is routerd's own: its settings, its migrations (the outbox's, crm's,
+ * routing's), the consumer group "router" over the streams message, order
+ * and customer (daemon/handler.c: identity, then routing, in the round's
+ * transaction) and the timer (daemon/timer.c: routing_tick and the
+ * gauges). The main loop is the consumer's until SIGTERM; the rest is
+ * common/daemon's. The operator API's address is declared and reserved so
+ * deployments keep it free; the API itself is not served yet.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "identity.h"
+#include "routerd.h"
+#include "routing.h"
+#include "rt_consumer.h"
+#include "rt_daemon.h"
+#include "rt_log.h"
+#include "rt_outbox.h"
+
+/* crm's foreign keys come before routing's: identity's set first. */
+static const rt_migration_set_t *const s_migrations[] = {&rt_migrations_outbox, &rt_migrations_crm,
+                                                         &rt_migrations_routing, NULL};
+
+static const char *const s_streams[] = {"message", "order", "customer"};
+
+static const rt_config_setting_t s_settings[] = {
+    {"http", "RETAIN_ROUTER_HTTP", "127.0.0.1:8781",
+     "operator API address (reserved: the API is not served by this version)"},
+    {"pub", "RETAIN_BUS_PUB", "tcp://127.0.0.1:7702", "busd PUB endpoints, comma-separated"},
+    {"member", "RETAIN_ROUTER_MEMBER", "", "this replica's name in logs; empty: host:pid"},
+    {"batch-max", "RETAIN_ROUTER_BATCH_MAX", "500", "events per transaction when catching up"},
+    {"tick", "RETAIN_ROUTER_TICK", "1s",
+     "interval of the routing timer (queue, heartbeats, rebalancing, snoozes, auto-resolve)"},
+    {"offline-grace", "RETAIN_ROUTER_OFFLINE_GRACE", "5m",
+     "an operator offline this long has their conversations rebalanced"},
+    {"heartbeat-timeout", "RETAIN_ROUTER_HEARTBEAT_TIMEOUT", "0",
+     "no heartbeat this long: the operator counts as offline; 0: presence changes only when set"},
+    {"auto-resolve", "RETAIN_ROUTER_AUTO_RESOLVE", "0",
+     "answered conversations quiet this long are resolved; 0: never"},
+    {"tick-batch", "RETAIN_ROUTER_TICK_BATCH", "500", "rows one tick step handles at most"},
+    {"gauges", "RETAIN_ROUTER_GAUGES", "5s", "interval of the conversation gauges' refresh"},
+    {"default-country", "RETAIN_ROUTER_DEFAULT_COUNTRY", "UA",
+     "ISO 3166 country national phone numbers are read in"},
+    {NULL, NULL, NULL, NULL}};
+
+/* The daemon's one context. */
+typedef struct {
+    routerd_timer_config_t timer_config; /* the timer's settings */
+    handler_t handler;                   /* the consumer handler's state */
+    rt_consumer_t *consumer;             /* the group "router" */
+    routerd_timer_t *timer;              /* routing_tick and the gauges */
+    atomic_bool consuming;               /* the consumer runs: /readyz is 200 */
+} routerd_t;
+
+static int
+s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
+{
+    routerd_t *self = arg;
+    const rt_config_t *c = rt_daemon_config (d);
+    routerd_timer_config_t *t = &self->timer_config;
+    rt_consumer_config_t cc = {0};
+    int64_t batch_max, tick_batch;
+    if (rt_config_get_int (c, "batch-max", 1, 100000, &batch_max, err, errlen) != 0 ||
+        rt_config_get_int (c, "tick-batch", 1, 100000, &tick_batch, err, errlen) != 0 ||
+        rt_config_get_ms (c, "tick", &t->tick_ms, err, errlen) != 0 ||
+        rt_config_get_ms (c, "gauges", &t->gauges_ms, err, errlen) != 0 ||
+        rt_config_get_ms (c, "offline-grace", &t->cfg.offline_grace_ms, err, errlen) != 0 ||
+        rt_config_get_ms (c, "heartbeat-timeout", &t->cfg.heartbeat_timeout_ms, err, errlen) != 0 ||
+        rt_config_get_ms (c, "auto-resolve", &t->cfg.auto_resolve_ms, err, errlen) != 0)
+        return -1;
+    if (t->tick_ms < 10 || t->gauges_ms < 10) {
+        rt_errf (err, errlen, "--tick and --gauges must be at least 10ms");
+        return -1;
+    }
+    t->cfg.batch = (size_t)tick_batch;
+    t->dsn = rt_daemon_dsn (d);
+    t->metrics = rt_daemon_metrics (d);
+    handler_init (&self->handler, t->metrics, rt_config_get (c, "default-country"));
+    cc.dsn = rt_daemon_dsn (d);
+    cc.group = "router";
+    cc.member = rt_config_get (c, "member")[0] ? rt_config_get (c, "member") : NULL;
+    cc.pub_endpoints = rt_config_get (c, "pub");
+    cc.curve = rt_daemon_bus_curve (d);
+    cc.streams = s_streams;
+    cc.nstreams = sizeof s_streams / sizeof s_streams[0];
+    cc.batch_max = (int)batch_max;
+    cc.metrics = t->metrics;
+    cc.handler = handler_handle;
+    cc.handler_arg = &self->handler;
+    self->consumer = rt_consumer_new (&cc, err, errlen);
+    return self->consumer ? 0 : -1;
+}
+
+static int
+s_start (rt_daemon_t *d, void *arg, char *err, size_t errlen)
+{
+    routerd_t *self = arg;
+    (void)d;
+    self->timer = routerd_timer_start (&self->timer_config, err, errlen);
+    return self->timer ? 0 : -1;
+}
+
+static int
+s_run (rt_daemon_t *d, void *arg)
+{
+    routerd_t *self = arg;
+    int rc;
+    (void)d;
+    atomic_store (&self->consuming, true);
+    rc = rt_consumer_run (self->consumer);
+    atomic_store (&self->consuming, false);
+    rt_log (RT_LOG_INFO, "stopping");
+    return rc == 0 && !self->handler.fatal ? 0 : -1;
+}
+
+static void
+s_stop (rt_daemon_t *d, void *arg)
+{
+    routerd_t *self = arg;
+    (void)d;
+    routerd_timer_stop (&self->timer);
+    rt_consumer_destroy (&self->consumer);
+}
+
+/* On the admin thread: an atomic. */
+static bool
+s_ready (void *arg, char *why, size_t whylen)
+{
+    routerd_t *self = arg;
+    if (atomic_load (&self->consuming))
+        return true;
+    snprintf (why, whylen, "the consumer is not running");
+    return false;
+}
+
+int
+main (int argc, char **argv)
+{
+    static const rt_daemon_spec_t spec = {
+        .name = "retain-routerd",
+        .summary = "Customers across channels, one conversation each, routed to their operator.",
+        .settings = s_settings,
+        .admin_env = "RETAIN_ROUTER_ADMIN",
+        .admin_default = "127.0.0.1:9703",
+        .bus_client = true,
+        .migrations = s_migrations,
+        .configure = s_configure,
+        .start = s_start,
+        .run = s_run,
+        .stop = s_stop,
+        .ready = s_ready,
+    };
+    routerd_t self = {0};
+    return rt_daemon_main (&spec, &self, argc, argv);
+}

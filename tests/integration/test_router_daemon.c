@@ -1,0 +1,335 @@
+/*
+ * retain-routerd end to end: real webhooks through ingestd and busd reach
+ * routerd's consumer, which names the customer and puts every message in
+ * their one conversation, assigned to an online operator. A customer who
+ * writes on Telegram, shares their number there and then sends an SMS
+ * from it is one customer with one conversation. routerd SIGKILLed while
+ * 500 messages from 50 customers flow, then started again: every message
+ * is in exactly one conversation's timeline, each customer has one open
+ * conversation, and its unanswered counter equals a recount.
+ *
+ * Operators and their team are written into routing's tables directly:
+ * this test is about the daemon, not about how operators are made.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rt_test.h"
+#include "rt_test_ingest.h"
+
+#define TG_SECRET    "tg-secret-router"
+#define TWILIO_TOKEN "twilio-token"
+#define CUSTOMERS    50
+#define PER_CUSTOMER 10
+
+static rt_test_ingest_t s_t;
+
+/* routerd under test, and what it takes to start it again. */
+static struct {
+    pid_t pid;      /* 0 when not running */
+    int admin_port; /* its admin port */
+    int http_port;  /* its reserved API port */
+    char log[64];   /* its log under rt_test_dir */
+} s_r;
+
+static void
+s_routerd_start (void)
+{
+    char dsn[1100], pub[96], admin[48], http[48];
+    snprintf (dsn, sizeof dsn, "--pg-dsn=%s", s_t.dsn);
+    snprintf (pub, sizeof pub, "--pub=%s", s_t.busd.pub);
+    snprintf (admin, sizeof admin, "--admin=127.0.0.1:%d", s_r.admin_port);
+    snprintf (http, sizeof http, "--http=127.0.0.1:%d", s_r.http_port);
+    char *argv[] = {"retain-routerd", dsn, pub, admin, http, "--gauges=200ms", NULL};
+    s_r.pid = rt_test_spawn ("retain-routerd", argv, NULL, s_r.log);
+    if (!rt_test_wait_ready (s_r.admin_port, 30000))
+        fail_msg ("retain-routerd not ready; see %s/%s", rt_test_dir (), s_r.log);
+}
+
+static int
+s_setup (void **state)
+{
+    static const rt_test_inbox_t inboxes[] = {
+        {"shop-bot", "telegram", TG_SECRET, "{}"},
+        {"sms", "sms", TWILIO_TOKEN, "{}"},
+    };
+    *state = &s_t;
+    rt_test_ingest_start (&s_t, "router_daemon", "", NULL);
+    rt_test_ingest_inboxes (&s_t, inboxes, sizeof inboxes / sizeof *inboxes);
+    s_r.admin_port = rt_test_free_port ();
+    s_r.http_port = rt_test_free_port ();
+    snprintf (s_r.log, sizeof s_r.log, "router_daemon-routerd.log");
+    s_routerd_start ();
+    /* routerd's migrations made routing's tables: one team, two operators
+     * online with room for everybody. */
+    rt_test_pg_exec (s_t.conn, "INSERT INTO routing.teams (id, name) VALUES ('care', 'Care')");
+    rt_test_pg_exec (s_t.conn,
+                     "INSERT INTO routing.operators (id, name, team_id, capacity, presence,"
+                     " presence_at, heartbeat_at) VALUES"
+                     " ('op-anna', 'Anna', 'care', 100, 'online', now(), now()),"
+                     " ('op-taras', 'Taras', 'care', 100, 'online', now(), now())");
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    if (s_r.pid > 0) {
+        rt_test_stop (s_r.pid, "retain-routerd");
+        s_r.pid = 0;
+    }
+    return rt_test_ingest_teardown (state);
+}
+
+/* A Telegram text message (or, with phone, a share of the sender's own
+ * contact) from user `from`. */
+static long
+s_telegram (long update_id, long from, long message_id, const char *text, const char *phone)
+{
+    char body[1024], content[256];
+    const char *headers[] = {"Content-Type: application/json",
+                             "X-Telegram-Bot-Api-Secret-Token: " TG_SECRET, NULL};
+    if (phone)
+        snprintf (content, sizeof content,
+                  "\"contact\":{\"phone_number\":\"%s\",\"first_name\":\"Olena\",\"user_id\":%ld}",
+                  phone, from);
+    else
+        snprintf (content, sizeof content, "\"text\":\"%s\"", text);
+    snprintf (body, sizeof body,
+              "{\"update_id\":%ld,\"message\":{\"message_id\":%ld,\"from\":{\"id\":%ld,"
+              "\"is_bot\":false,\"first_name\":\"Olena\"},\"chat\":{\"id\":%ld,\"type\":"
+              "\"private\",\"first_name\":\"Olena\"},\"date\":1795500000,%s}}",
+              update_id, message_id, from, from, content);
+    return rt_test_http_request (s_t.ingestd.http_port, "POST", "/hooks/telegram/shop-bot", body,
+                                 strlen (body), headers, NULL);
+}
+
+/* Inbound timeline entries, once routerd has taken what the bus holds. */
+static long long
+s_wait_timeline (long long want)
+{
+    return rt_test_pg_wait_long (
+        s_t.conn, "SELECT count(*) FROM routing.timeline WHERE kind = 'inbound'", want, 60000);
+}
+
+static long long s_q (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+static long long
+s_q (const char *fmt, ...)
+{
+    char sql[2048];
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (sql, sizeof sql, fmt, ap);
+    va_end (ap);
+    return rt_test_pg_long (s_t.conn, sql);
+}
+
+/* The open conversation of Telegram user `from`, as one row's count of
+ * what matches `cond`. */
+#define S_CONV_OF(from)                                                                            \
+    "FROM routing.conversations c JOIN crm.identities i ON i.customer_id = c.customer_id"          \
+    " WHERE i.channel = 'telegram' AND i.external_user_id = '" from "' AND c.status <> 'resolved'"
+
+static void
+test_one_customer_one_conversation (void **state)
+{
+    char *sms;
+    size_t len;
+    double open;
+    (void)state;
+
+    assert_int_equal (s_telegram (1, 42, 1, "Hello, where is my parcel?", NULL), 200);
+    assert_int_equal (s_telegram (2, 42, 2, "It was due yesterday", NULL), 200);
+    assert_int_equal (s_wait_timeline (2), 2);
+    /* One customer, one conversation, with an operator online, 2 waiting. */
+    assert_int_equal (s_q ("SELECT count(*) FROM crm.customers"), 1);
+    assert_int_equal (s_q ("SELECT count(*) " S_CONV_OF ("42")), 1);
+    assert_int_equal (
+        s_q ("SELECT count(*) " S_CONV_OF (
+            "42") " AND c.assignee IN ('op-anna',"
+                  " 'op-taras') AND c.unanswered = 2 AND c.waiting_since IS NOT NULL"),
+        1);
+    assert_int_equal (s_q ("SELECT sum(open_count) FROM routing.operators"), 1);
+
+    /* They share their own number on Telegram (which proves it), then send
+     * an SMS from it: the SMS finds the same customer and conversation. */
+    assert_int_equal (s_telegram (3, 42, 3, NULL, "14155551234"), 200);
+    /* Taken before the SMS: the two are keyed apart (two partitions), and
+     * an SMS handled first would make a customer of its own. */
+    assert_int_equal (s_wait_timeline (3), 3);
+    sms = rt_test_fixture ("ingest/twilio/sms.form", &len);
+    assert_int_equal (rt_test_ingest_twilio_post (s_t.ingestd.http_port, s_t.ingestd.base,
+                                                  TWILIO_TOKEN, "/hooks/twilio/sms", sms, len,
+                                                  NULL),
+                      200);
+    free (sms);
+    assert_int_equal (s_wait_timeline (4), 4);
+    assert_int_equal (s_q ("SELECT count(*) FROM crm.customers"), 1);
+    assert_int_equal (s_q ("SELECT count(*) FROM crm.contact_points WHERE kind = 'phone' AND"
+                           " value = '+14155551234' AND proven"),
+                      1);
+    assert_int_equal (s_q ("SELECT count(*) FROM routing.conversations"), 1);
+    assert_int_equal (s_q ("SELECT count(DISTINCT channel) FROM routing.timeline t WHERE"
+                           " kind = 'inbound'"),
+                      2);
+    /* The SMS is now the reply channel; every message counts as unanswered. */
+    assert_int_equal (
+        s_q ("SELECT count(*) " S_CONV_OF ("42") " AND c.channel = 'sms' AND c.unanswered = 4"), 1);
+
+    /* The gauges follow (refreshed every 200 ms here, not per scrape). */
+    for (int i = 0; i < 50; i++) {
+        open = rt_test_metric (s_r.admin_port, "retain_router_conversations_open");
+        if (open == 1 && rt_test_metric (s_r.admin_port, "retain_router_unanswered_messages") == 4)
+            break;
+        usleep (100000);
+    }
+    assert_true (rt_test_metric (s_r.admin_port, "retain_router_conversations_open") == 1);
+    assert_true (rt_test_metric (s_r.admin_port, "retain_router_unanswered_messages") == 4);
+    assert_true (rt_test_metric (s_r.admin_port, "retain_router_team_open{team=\"care\"}") >= 0);
+}
+
+/* Sends message k of the stream: customer k % CUSTOMERS, Telegram users
+ * 1000 on. */
+static void
+s_stream (int from, int to)
+{
+    for (int k = from; k < to; k++) {
+        long user = 1000 + k % CUSTOMERS;
+        char text[64];
+        snprintf (text, sizeof text, "message %d of the stream", k);
+        if (s_telegram (10000 + k, user, 100 + k, text, NULL) != 200)
+            fail_msg ("message %d was not taken", k);
+    }
+}
+
+static void
+test_sigkill_mid_stream (void **state)
+{
+    long long before, events, total = CUSTOMERS * PER_CUSTOMER;
+    int status;
+    (void)state;
+    before = s_q ("SELECT count(*) FROM routing.timeline WHERE kind = 'inbound'");
+
+    s_stream (0, 150);
+    /* Killed while it is busy with the stream, never at a quiet moment. */
+    if (s_wait_timeline (before + 40) < before + 40)
+        fail_msg ("routerd took nothing of the stream");
+    status = rt_test_kill (s_r.pid, SIGKILL);
+    s_r.pid = 0;
+    assert_true (WIFSIGNALED (status));
+    s_stream (150, 400); /* while it is down: the bus keeps them */
+    s_routerd_start ();
+    s_stream (400, (int)total);
+    assert_int_equal (rt_test_ingest_wait_drained (s_t.conn), 0);
+
+    events = s_q ("SELECT count(*) FROM bus.events WHERE type = 'InboundMessage'");
+    assert_int_equal (events, before + total);
+    assert_int_equal (s_wait_timeline (events), events);
+    /* Every message in exactly one conversation's timeline. */
+    assert_int_equal (s_q ("SELECT count(*) FROM bus.events e WHERE type = 'InboundMessage' AND"
+                           " (SELECT count(*) FROM routing.timeline t WHERE t.event_id = e.id)"
+                           " <> 1"),
+                      0);
+    /* One open conversation per customer, none for anybody twice. */
+    assert_int_equal (s_q ("SELECT count(*) FROM crm.identities WHERE channel = 'telegram' AND"
+                           " external_user_id::bigint >= 1000"),
+                      CUSTOMERS);
+    assert_int_equal (s_q ("SELECT count(*) FROM (SELECT customer_id FROM routing.conversations"
+                           " WHERE status <> 'resolved' GROUP BY 1 HAVING count(*) > 1) x"),
+                      0);
+    assert_int_equal (s_q ("SELECT count(*) FROM routing.conversations c JOIN crm.identities i"
+                           " ON i.customer_id = c.customer_id WHERE i.channel = 'telegram' AND"
+                           " i.external_user_id::bigint >= 1000 AND c.status <> 'resolved'"
+                           " AND c.unanswered = %d",
+                           PER_CUSTOMER),
+                      CUSTOMERS);
+    /* Unanswered equals a recount of the counted inbound entries. */
+    assert_int_equal (s_q ("SELECT count(*) FROM routing.conversations c WHERE unanswered <>"
+                           " (SELECT count(*) FROM routing.timeline t WHERE t.conversation_id"
+                           " = c.id AND t.kind = 'inbound' AND t.counted)"),
+                      0);
+    /* Every conversation assigned, no operator over capacity or miscounted. */
+    assert_int_equal (s_q ("SELECT count(*) FROM routing.conversations WHERE assignee IS NULL"), 0);
+    assert_int_equal (s_q ("SELECT count(*) FROM routing.operators o WHERE open_count >"
+                           " capacity OR open_count <> (SELECT count(*) FROM"
+                           " routing.conversations c WHERE c.assignee = o.id AND"
+                           " c.status <> 'resolved')"),
+                      0);
+}
+
+/* Publishes one event through busd's ingress with retainctl (publish
+ * takes no --pg-dsn, so not through rt_test_retainctl). */
+static void
+s_publish (const char *type, const char *key, const char *json)
+{
+    char bus[96];
+    char *argv[] = {"retainctl", "publish", bus,          "--type",     (char *)type, "--key",
+                    (char *)key, "--json",  (char *)json, "--producer", "shop-erp",   NULL};
+    int status;
+    pid_t pid;
+    snprintf (bus, sizeof bus, "--bus=%s", s_t.busd.ingress);
+    pid = rt_test_spawn ("retainctl", argv, NULL, "router_daemon-publish.log");
+    status = rt_test_wait (pid, 30000);
+    if (status == -1) {
+        rt_test_kill (pid, SIGKILL);
+        fail_msg ("retainctl publish %s did not finish", type);
+    }
+    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+        fail_msg ("retainctl publish %s failed; see %s/router_daemon-publish.log", type,
+                  rt_test_dir ());
+}
+
+/* An order for a customer never seen makes that customer, holding the
+ * shop's id and the shop's claim of the phone; a type routerd does not
+ * take (an OrderShipped on the order stream) is passed over and counted. */
+static void
+test_order_and_unknown_type (void **state)
+{
+    (void)state;
+    s_publish ("OrderShipped", "shop-77",
+               "{\"order_id\":\"o-2\",\"customer_id\":\"shop-77\",\"carrier\":\"nova_poshta\"}");
+    s_publish ("OrderPlaced", "shop-77",
+               "{\"order_id\":\"o-1\",\"customer_id\":\"shop-77\",\"customer_phone\":"
+               "\"067 111 22 33\",\"customer_name\":\"Ірина\"}");
+    assert_int_equal (rt_test_pg_wait_long (s_t.conn,
+                                            "SELECT count(*) FROM crm.customers WHERE"
+                                            " shop_customer_id = 'shop-77'",
+                                            1, 30000),
+                      1);
+    assert_int_equal (s_q ("SELECT count(*) FROM crm.customers c JOIN crm.contact_points p ON"
+                           " p.customer_id = c.id WHERE c.shop_customer_id = 'shop-77' AND"
+                           " p.value = '+380671112233' AND NOT p.proven AND c.name = 'Ірина'"),
+                      1);
+    /* An order opens no conversation. */
+    assert_int_equal (s_q ("SELECT count(*) FROM routing.conversations c JOIN crm.customers cu"
+                           " ON cu.id = c.customer_id WHERE cu.shop_customer_id = 'shop-77'"),
+                      0);
+    for (int i = 0; i < 100; i++) {
+        if (rt_test_metric (s_r.admin_port, "retain_router_skipped_total{type=\"OrderShipped\"}") ==
+            1)
+            break;
+        usleep (100000);
+    }
+    assert_true (
+        rt_test_metric (s_r.admin_port, "retain_router_skipped_total{type=\"OrderShipped\"}") == 1);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_one_customer_one_conversation),
+        cmocka_unit_test (test_sigkill_mid_stream),
+        cmocka_unit_test (test_order_and_unknown_type),
+    };
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}
