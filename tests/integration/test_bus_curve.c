@@ -57,7 +57,10 @@ s_assignment (const char *text, const char *name, char *out, size_t outlen)
     if (!at)
         fail_msg ("no %s in:\n%s", prefix, text);
     at += strlen (prefix);
-    snprintf (out, outlen, "%.*s", (int)strcspn (at, "\n"), at);
+    /* Quoted, so that a shell or an env file takes the key literally. */
+    if (*at != '\'' || at[41] != '\'' || (at[42] != '\n' && at[42] != '\0'))
+        fail_msg ("%s is not a single-quoted 40-character key:\n%s", prefix, text);
+    snprintf (out, outlen, "%.40s", at + 1);
 }
 
 static void

@@ -47,10 +47,14 @@ retainctl_keygen (int argc, char **argv)
         rc = 1;
         goto cleanup;
     }
+    /* Z85 keys hold $, &, (, #, ... but never a quote or a backslash:
+     * single quotes make each line literal to a shell's `.`, to
+     * docker-compose's --env-file (which strips them) and to systemd. */
     if (strcmp (whose, "busd") == 0)
-        printf ("RETAIN_BUSD_CURVE_SECRET=%s\nRETAIN_BUS_CURVE_SERVER_KEY=%s\n", sec, pub);
+        printf ("RETAIN_BUSD_CURVE_SECRET='%s'\nRETAIN_BUS_CURVE_SERVER_KEY='%s'\n", sec, pub);
     else
-        printf ("RETAIN_BUS_CURVE_CLIENT_PUBLIC=%s\nRETAIN_BUS_CURVE_CLIENT_SECRET=%s\n", pub, sec);
+        printf ("RETAIN_BUS_CURVE_CLIENT_PUBLIC='%s'\nRETAIN_BUS_CURVE_CLIENT_SECRET='%s'\n", pub,
+                sec);
     rc = 0;
 cleanup:
     rt_config_destroy (&config);
