@@ -29,6 +29,7 @@
 #include "rt_channel.h"
 #include "rt_clock.h"
 #include "rt_log.h"
+#include "sla_store.h"
 
 /* A claim that loses to another replica moves to the next candidate; a
  * few rounds are plenty, since losing means that operator was taken. */
@@ -483,7 +484,15 @@ routing_transfer (rt_db_t *db, const char *conv, const char *to_operator, const 
                   const char *by, int64_t expected_version, routing_assignment_t *out, char *err,
                   size_t errlen)
 {
-    int64_t now = rt_clock_now_ms ();
+    return routing_transfer_at (db, conv, to_operator, to_team, by, expected_version,
+                                ROUTING_REASON_TRANSFER, rt_clock_now_ms (), out, err, errlen);
+}
+
+routing_status_t
+routing_transfer_at (rt_db_t *db, const char *conv, const char *to_operator, const char *to_team,
+                     const char *by, int64_t expected_version, routing_reason_t reason, int64_t now,
+                     routing_assignment_t *out, char *err, size_t errlen)
+{
     char status[16], previous[ROUTING_OP_MAX + 1], language[64], skills[512],
         cand[ROUTING_OP_MAX + 1];
     bool has_language;
@@ -557,8 +566,7 @@ routing_transfer (rt_db_t *db, const char *conv, const char *to_operator, const 
         }
         if (*previous && routing_release (db, previous, err, errlen) != 0)
             return ROUTING_ERR_DB;
-        if (s_change (db, conv, to_operator, previous, ROUTING_REASON_TRANSFER, by, now, out, err,
-                      errlen) != 0)
+        if (s_change (db, conv, to_operator, previous, reason, by, now, out, err, errlen) != 0)
             return ROUTING_ERR_DB;
         return ROUTING_OK;
     }
@@ -589,8 +597,7 @@ routing_transfer (rt_db_t *db, const char *conv, const char *to_operator, const 
         if (got < 0)
             return ROUTING_ERR_DB;
     }
-    if (s_change (db, conv, got ? cand : NULL, previous, ROUTING_REASON_TRANSFER, by, now, out, err,
-                  errlen) != 0)
+    if (s_change (db, conv, got ? cand : NULL, previous, reason, by, now, out, err, errlen) != 0)
         return ROUTING_ERR_DB;
     return ROUTING_OK;
 }
@@ -693,7 +700,8 @@ routing_tick (rt_db_t *db, const routing_config_t *cfg, int64_t now, routing_tic
         PQclear (w);
         if (routing_timeline_add (db, conv, "status", NULL, NULL, false, NULL,
                                   "{\"status\":\"open\",\"from\":\"snoozed\",\"why\":\"due\"}", now,
-                                  NULL, err, errlen) != 0)
+                                  NULL, err, errlen) != 0 ||
+            routing_sla_reopened (db, conv, false, now, err, errlen) != 0)
             goto fail;
         if (queued &&
             routing_assign (db, conv, NULL, false, ROUTING_REASON_NONE, now, &a, err, errlen) != 0)
@@ -727,6 +735,8 @@ routing_tick (rt_db_t *db, const routing_config_t *cfg, int64_t now, routing_tic
         }
         PQclear (res);
     }
+    if (routing_sla_tick (db, batch, now, &r->sla_warned, &r->sla_breached, err, errlen) != 0)
+        return ROUTING_ERR_DB;
     return ROUTING_OK;
 fail:
     PQclear (res);

@@ -39,6 +39,7 @@
 #include "rt_clock.h"
 #include "rt_log.h"
 #include "rt_uuid.h"
+#include "sla_store.h"
 
 #define S_EVENT_FIND   "routing_event_find"
 #define S_CONV_OPEN    "routing_conv_open"
@@ -389,6 +390,9 @@ routing_inbound (rt_db_t *db, const routing_inbound_t *in, routing_inbound_resul
     s_copy (out->assignee, sizeof out->assignee, PQgetvalue (res, 0, 0));
     out->unanswered = atoi (PQgetvalue (res, 0, 1));
     PQclear (res);
+    if (routing_sla_inbound (db, out->conversation_id, out->is_new, out->unanswered, at, now, err,
+                             errlen) != 0)
+        return ROUTING_ERR_DB;
     if (!*out->assignee) {
         routing_assign_result_t a;
         if (routing_assign (db, out->conversation_id, NULL, false, ROUTING_REASON_NONE, now, &a,
@@ -492,7 +496,8 @@ routing_outbound (rt_db_t *db, const routing_outbound_t *in, routing_outbound_re
     {
         routing_ms_t ts = routing_ms (now);
         const char *v[2] = {in->conversation_id, ts.s};
-        if (routing_run (db, S_ANSWERED, 2, v, err, errlen) != 0)
+        if (routing_run (db, S_ANSWERED, 2, v, err, errlen) != 0 ||
+            routing_sla_answered (db, in->conversation_id, now, err, errlen) != 0)
             return ROUTING_ERR_DB;
     }
     return ROUTING_OK;
@@ -608,7 +613,8 @@ routing_resolve_at (rt_db_t *db, const char *conv, const char *by, const char *w
         return 0;
     {
         const char *v[2] = {conv, ts.s};
-        if (routing_run (db, S_RESOLVE, 2, v, err, errlen) != 0)
+        if (routing_run (db, S_RESOLVE, 2, v, err, errlen) != 0 ||
+            routing_sla_resolved (db, conv, now, err, errlen) != 0)
             return -1;
     }
     if (s_status_entry (db, conv, "resolved", c.status, by, why, now, err, errlen) != 0)
@@ -671,7 +677,8 @@ s_hold (rt_db_t *db, const char *conv, const char *status, int64_t until, const 
     }
     {
         const char *v[4] = {conv, status, until > 0 ? ts_until.s : NULL, ts_now.s};
-        if (routing_run (db, S_STATUS, 4, v, err, errlen) != 0)
+        if (routing_run (db, S_STATUS, 4, v, err, errlen) != 0 ||
+            routing_sla_pause (db, conv, now, err, errlen) != 0)
             return ROUTING_ERR_DB;
     }
     if (s_status_entry (db, conv, status, c.status, by, NULL, now, err, errlen) != 0)
@@ -741,7 +748,8 @@ routing_reopen (rt_db_t *db, const char *conv, const char *by, char *err, size_t
         if (routing_run (db, S_STATUS, 4, v, err, errlen) != 0)
             return ROUTING_ERR_DB;
     }
-    if (s_status_entry (db, conv, "open", c.status, by, NULL, now, err, errlen) != 0)
+    if (s_status_entry (db, conv, "open", c.status, by, NULL, now, err, errlen) != 0 ||
+        routing_sla_reopened (db, conv, strcmp (c.status, "resolved") == 0, now, err, errlen) != 0)
         return ROUTING_ERR_DB;
     if (routing_assign (db, conv, NULL, false, ROUTING_REASON_NONE, now, &a, err, errlen) != 0)
         return ROUTING_ERR_DB;

@@ -19,6 +19,7 @@
 #include "rt_log.h"
 #include "rt_outbox.h"
 #include "rt_uuid.h"
+#include "sla_store.h"
 
 #define S_TIMELINE_ADD "routing_timeline_add"
 #define S_COUNT_OP     "routing_count_operator"
@@ -42,7 +43,8 @@ static const routing_stmt_t s_stmts[] = {
 };
 #define S_NSTMTS (sizeof s_stmts / sizeof s_stmts[0])
 
-static const char *const s_reasons[] = {"", "manager", "policy", "transfer", "rebalance", "queue"};
+static const char *const s_reasons[] = {"",          "manager", "policy",        "transfer",
+                                        "rebalance", "queue",   "sla_escalation"};
 
 routing_ms_t
 routing_ms (int64_t ms)
@@ -164,7 +166,7 @@ routing_prepare (rt_db_t *db, char *err, size_t errlen)
             }
         }
     }
-    return 0;
+    return routing_sla_prepare (db, err, errlen);
 }
 
 routing_status_t

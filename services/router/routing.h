@@ -83,6 +83,7 @@ typedef enum {
     ROUTING_REASON_TRANSFER,  /* an operator moved it */
     ROUTING_REASON_REBALANCE, /* its operator stayed offline past the grace */
     ROUTING_REASON_QUEUE,     /* handed out from the queue (a login, freed capacity) */
+    ROUTING_REASON_SLA,       /* an SLA breach's escalation took it ("sla_escalation") */
 } routing_reason_t;
 
 /* Settings the daemon reads from its configuration. */
@@ -157,11 +158,13 @@ typedef struct {
 
 /* What one routing_tick did. */
 typedef struct {
-    size_t assigned;   /* queued conversations given an operator */
-    size_t rebalanced; /* conversations taken from operators offline past the grace */
-    size_t timed_out;  /* operators marked offline for a missing heartbeat */
-    size_t woken;      /* snoozed conversations reopened */
-    size_t resolved;   /* conversations resolved after the quiet period */
+    size_t assigned;     /* queued conversations given an operator */
+    size_t rebalanced;   /* conversations taken from operators offline past the grace */
+    size_t timed_out;    /* operators marked offline for a missing heartbeat */
+    size_t woken;        /* snoozed conversations reopened */
+    size_t resolved;     /* conversations resolved after the quiet period */
+    size_t sla_warned;   /* SLA clocks past their warning, marked (routing_sla_warnings) */
+    size_t sla_breached; /* SLA clocks past their due time: SlaBreached emitted */
 } routing_tick_result_t;
 
 /* Counters of an operator's or a team's conversations that are not
@@ -265,8 +268,9 @@ routing_status_t routing_presence (rt_db_t *db, const char *operator_id, const c
  * conversations of operators offline past the grace rebalanced (their
  * customers keep them as manager), snoozed conversations due reopened,
  * queued conversations whose manager wait is over handed to the policy,
- * quiet answered conversations resolved. Each step at most cfg->batch
- * rows; out may be NULL. */
+ * quiet answered conversations resolved, SLA clocks warned and breached
+ * (the SLA section below). Each step at most cfg->batch rows; out may be
+ * NULL. */
 routing_status_t routing_tick (rt_db_t *db, const routing_config_t *cfg, int64_t now,
                                routing_tick_result_t *out, char *err, size_t errlen);
 
@@ -276,7 +280,8 @@ routing_status_t routing_counts (rt_db_t *db, const char *operator_id, const cha
                                  routing_counts_t *out, char *err, size_t errlen);
 
 /* The name of a reason as ConversationAssigned carries it ("manager",
- * "policy", "transfer", "rebalance", "queue"; "" for NONE). */
+ * "policy", "transfer", "rebalance", "queue", "sla_escalation"; "" for
+ * NONE). */
 const char *routing_reason_name (routing_reason_t reason);
 
 /* --- merges, call-backs, orders (merge.c, conversation.c) ---
@@ -329,5 +334,68 @@ routing_status_t routing_callbacks_open (rt_db_t *db, const char *operator_id, c
 routing_status_t routing_order_event (rt_db_t *db, const char *customer_id, const char *event_id,
                                       const char *kind, const char *summary, int64_t occurred_at,
                                       char *conversation_id, bool *added, char *err, size_t errlen);
+
+/* --- SLA clocks (sla_store.c) ---
+ *
+ * sla.h has the rules in plain words and computes; this keeps its
+ * policies (routing.sla_policies), the teams' business hours and each
+ * conversation's clocks (routing.sla_timers), and runs them with the
+ * conversation's life: the first response clock starts at the first
+ * inbound message nobody answered, the next response clock at the first
+ * inbound message after an operator's reply, and a reply stops both; the
+ * resolution clock starts when the conversation opens or a resolved one
+ * reopens, and the resolution stops every clock. Snoozed or pending, the
+ * clocks are paused; a message that reopens it, a reopen or the snooze's
+ * end resumes them. A clock takes the policy sla_select picks for the
+ * conversation's inbox, channel and team when it starts, and keeps it
+ * until it stops. A configuration that cannot count (a business policy
+ * and a team without hours) starts no clock and is logged: a message is
+ * never refused for it.
+ *
+ * routing_tick marks clocks past their warning (routing_sla_warnings
+ * lists them) and, once per clock, a clock past its due time breached:
+ * SlaBreached in the outbox, the conversation flagged "supervisor" (unless
+ * the policy says not) and, when the policy reassigns and the clock still
+ * runs, transferred to its team (or reassign_team) with the reason
+ * sla_escalation: another of that team's operators, else its queue. A
+ * reply after the due time that came before the tick still breaches. */
+
+/* One clock past its warning and not yet breached nor stopped. */
+typedef struct {
+    char conversation_id[ROUTING_ID_LEN + 1]; /* the conversation */
+    char kind[16];                            /* first_response, next_response, resolution */
+    char policy[ROUTING_OP_MAX + 1];          /* the policy's name */
+    char assignee[ROUTING_OP_MAX + 1];        /* the operator now, "" for none */
+    char team_id[ROUTING_OP_MAX + 1];         /* the conversation's team, "" for none */
+    int64_t due_ms;                           /* unix ms: the answer is due before it */
+    int64_t warned_ms;                        /* unix ms: when the tick marked the warning */
+} routing_sla_warning_t;
+
+/* Stores a policy from its JSON text (sla.h's form), parsed first with
+ * sla_policy_parse: a bad one is ROUTING_ERR_INVALID with the parser's
+ * reason in err, as is one without a name (policies are kept by name). A
+ * policy of the same name is replaced (keeping its place in the order);
+ * clocks it started keep their due times. */
+routing_status_t routing_sla_policy_set (rt_db_t *db, const char *json, char *err, size_t errlen);
+
+/* Deletes the policy `name` (ROUTING_ERR_NOT_FOUND when there is none);
+ * its running clocks stop at now (one already past due still breaches). */
+routing_status_t routing_sla_policy_delete (rt_db_t *db, const char *name, char *err,
+                                            size_t errlen);
+
+/* Sets a team's business hours from JSON text in sla.h's calendar form
+ * ({"zone": "Europe/Kyiv", "weekly": "mon-fri 09:00-18:00", "holidays":
+ * [...]}; NULL: none), parsed first (ROUTING_ERR_INVALID with the reason);
+ * the team's time_zone becomes the calendar's zone. ROUTING_ERR_NOT_FOUND
+ * for an unknown team. Running clocks keep their due times. */
+routing_status_t routing_team_hours_set (rt_db_t *db, const char *team_id, const char *json,
+                                         char *err, size_t errlen);
+
+/* The warnings marked at or after since_ms (unix ms; 0: all) of one
+ * operator's conversations (operator_id), one team's (team_id), or all
+ * (both NULL), oldest warning first: at most max into out, *n how many. */
+routing_status_t routing_sla_warnings (rt_db_t *db, const char *operator_id, const char *team_id,
+                                       int64_t since_ms, routing_sla_warning_t *out, size_t max,
+                                       size_t *n, char *err, size_t errlen);
 
 #endif
