@@ -6,13 +6,14 @@
  * routing's), the consumer group "router" over the streams message, order
  * and customer (daemon/handler.c: identity, then routing, in the round's
  * transaction) and the timer (daemon/timer.c: routing_tick and the
- * gauges). The main loop is the consumer's until SIGTERM; the rest is
- * common/daemon's. The operator API's address is declared and reserved so
- * deployments keep it free; the API itself is not served yet.
+ * gauges) and the operator API (api/: its own HTTP workers, each with a
+ * connection of its own, on RETAIN_ROUTER_HTTP). The main loop is the
+ * consumer's until SIGTERM; the rest is common/daemon's.
  */
 #include <stdatomic.h>
 #include <stdio.h>
 
+#include "api.h"
 #include "identity.h"
 #include "routerd.h"
 #include "routing.h"
@@ -28,8 +29,8 @@ static const rt_migration_set_t *const s_migrations[] = {&rt_migrations_outbox, 
 static const char *const s_streams[] = {"message", "order", "customer"};
 
 static const rt_config_setting_t s_settings[] = {
-    {"http", "RETAIN_ROUTER_HTTP", "127.0.0.1:8781",
-     "operator API address (reserved: the API is not served by this version)"},
+    {"http", "RETAIN_ROUTER_HTTP", "127.0.0.1:8781", "operator API address (host:port)"},
+    {"http-threads", "RETAIN_ROUTER_HTTP_THREADS", "2", "operator API worker threads"},
     {"pub", "RETAIN_BUS_PUB", "tcp://127.0.0.1:7702", "busd PUB endpoints, comma-separated"},
     {"member", "RETAIN_ROUTER_MEMBER", "", "this replica's name in logs; empty: host:pid"},
     {"batch-max", "RETAIN_ROUTER_BATCH_MAX", "500", "events per transaction when catching up"},
@@ -53,6 +54,8 @@ typedef struct {
     handler_t handler;                   /* the consumer handler's state */
     rt_consumer_t *consumer;             /* the group "router" */
     routerd_timer_t *timer;              /* routing_tick and the gauges */
+    api_config_t api_config;             /* the operator API's settings */
+    api_t *api;                          /* the operator API */
     atomic_bool consuming;               /* the consumer runs: /readyz is 200 */
 } routerd_t;
 
@@ -63,8 +66,9 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     const rt_config_t *c = rt_daemon_config (d);
     routerd_timer_config_t *t = &self->timer_config;
     rt_consumer_config_t cc = {0};
-    int64_t batch_max, tick_batch;
+    int64_t batch_max, tick_batch, http_threads;
     if (rt_config_get_int (c, "batch-max", 1, 100000, &batch_max, err, errlen) != 0 ||
+        rt_config_get_int (c, "http-threads", 1, 64, &http_threads, err, errlen) != 0 ||
         rt_config_get_int (c, "tick-batch", 1, 100000, &tick_batch, err, errlen) != 0 ||
         rt_config_get_ms (c, "tick", &t->tick_ms, err, errlen) != 0 ||
         rt_config_get_ms (c, "gauges", &t->gauges_ms, err, errlen) != 0 ||
@@ -79,6 +83,10 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     t->cfg.batch = (size_t)tick_batch;
     t->dsn = rt_daemon_dsn (d);
     t->metrics = rt_daemon_metrics (d);
+    self->api_config.address = rt_config_get (c, "http");
+    self->api_config.dsn = rt_daemon_dsn (d);
+    self->api_config.threads = (int)http_threads;
+    self->api_config.metrics = t->metrics;
     handler_init (&self->handler, t->metrics, rt_config_get (c, "default-country"));
     cc.dsn = rt_daemon_dsn (d);
     cc.group = "router";
@@ -99,9 +107,21 @@ static int
 s_start (rt_daemon_t *d, void *arg, char *err, size_t errlen)
 {
     routerd_t *self = arg;
-    (void)d;
+    rt_db_t *db = rt_daemon_db_take (d);
+    int rc;
+    /* The API keys' and the Idempotency-Key store's tables, beside
+     * routerd's own sets (their migrations are common/http's). */
+    rc = db ? api_migrate (db, err, errlen) : -1;
+    if (!db)
+        rt_errf (err, errlen, "no database connection for the API's migrations");
+    rt_db_destroy (&db);
+    if (rc != 0)
+        return -1;
     self->timer = routerd_timer_start (&self->timer_config, err, errlen);
-    return self->timer ? 0 : -1;
+    if (!self->timer)
+        return -1;
+    self->api = api_start (&self->api_config, err, errlen);
+    return self->api ? 0 : -1;
 }
 
 static int
@@ -122,6 +142,7 @@ s_stop (rt_daemon_t *d, void *arg)
 {
     routerd_t *self = arg;
     (void)d;
+    api_stop (&self->api);
     routerd_timer_stop (&self->timer);
     rt_consumer_destroy (&self->consumer);
 }

@@ -1,0 +1,64 @@
+/*
+ * api: routerd's operator API (services/router/api/openapi.json is its
+ * contract, served at /openapi.json).
+ *
+ * An rt_http_server on RETAIN_ROUTER_HTTP; every route behind rt_apikey's
+ * hook for service "router", so a handler knows the operator and their
+ * role from the principal ("<operator id>:<role>") without a lookup of
+ * the key. Each worker thread has a PostgreSQL connection of its own, made
+ * at its first request, reconnected at most once a second (a database
+ * that is down costs a request a 503 "database", never a wait), with
+ * identity's, routing's and the API's statements prepared on it. A reply
+ * (POST /v1/conversations/{id}/messages) honours Idempotency-Key through
+ * rt_http_idem_pg, shared by the replicas.
+ *
+ * Who sees what. The schema gives an operator one team
+ * (routing.operators.team_id), so an operator and a supervisor alike see
+ * the conversations of their team: routed to it (conversations.team_id),
+ * or held by one of its operators, or waiting with no team and nobody
+ * (which any operator may be given). An admin sees everything. A
+ * conversation the caller may not see is answered 404, as one that does
+ * not exist, so ids of other teams' conversations leak nothing.
+ *
+ * The handlers run on the worker threads and block on their connection:
+ * the statements are indexed lookups and short transactions.
+ */
+#ifndef ROUTER_API_H
+#define ROUTER_API_H
+
+#include <stddef.h>
+
+#include "rt_db.h"
+#include "rt_metrics.h"
+
+typedef struct api_t api_t;
+
+/* What the API needs. */
+typedef struct {
+    const char *address;   /* "host:port" to listen on */
+    const char *dsn;       /* PostgreSQL (copied) */
+    int threads;           /* worker threads */
+    rt_metrics_t *metrics; /* lent, outlives the API: the daemon's registry */
+} api_config_t;
+
+/* Applies the migrations the API's layers need beside routerd's own (the
+ * API keys' and the Idempotency-Key store's) on db. 0, or -1 with err
+ * filled. */
+int api_migrate (rt_db_t *db, char *err, size_t errlen);
+
+/* Binds the address and starts serving. NULL with err filled (a taken
+ * port, out of memory). */
+api_t *api_start (const api_config_t *config, char *err, size_t errlen);
+
+/* The port it listens on (useful with port 0). */
+int api_port (const api_t *self);
+
+/* Stops serving (answers in flight are finished) and frees everything.
+ * Safe on NULL; sets *self_p NULL. */
+void api_stop (api_t **self_p);
+
+/* The OpenAPI document, embedded at build time from openapi.json. */
+extern const char api_openapi_json[];
+extern const size_t api_openapi_json_len;
+
+#endif
