@@ -1,0 +1,556 @@
+/*
+ * api_conversations: the operator API's handlers of the conversations'
+ * routes and of the operator's presence, each reading the request,
+ * calling routing in one transaction and answering;
+ * the server, the caller and the answers they share are in api.c
+ * (api_int.h), apart so that a handler reads as its route's steps alone.
+ *
+ * Lists page by an opaque cursor: conversations in the order of their
+ * wait (the longest waiting first, the answered ones after, by id among
+ * equals), a timeline by its global seq. The cursor names the last row
+ * given, so rows added meanwhile neither repeat nor push others out.
+ *
+ * A reply's message id: with an Idempotency-Key, a UUIDv7 of this moment
+ * whose 74 bits after the time are the SHA-256 of the caller and the key;
+ * before recording it, the conversation's outbound entries are searched
+ * for those bits, so a request the idempotency store runs twice (a
+ * reservation taken over after a crash) finds the first one's id and
+ * routing records and sends nothing twice. Without the header, a new
+ * UUIDv7.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "api_int.h"
+#include "routing.h"
+#include "rt_channel.h"
+#include "rt_civil.h"
+#include "rt_clock.h"
+#include "rt_crypto.h"
+#include "rt_form.h"
+#include "rt_http_server.h"
+#include "rt_uuid.h"
+
+/* --- GET /v1/conversations --- */
+
+void
+api_list (rt_http_request_t *req, void *arg)
+{
+    api_t *self = arg;
+    api_caller_t caller;
+    rt_form_t *q = NULL;
+    PGresult *res = NULL;
+    const char *assignee, *team, *status, *cursor;
+    char key[24] = "", id[ROUTING_ID_LEN + 1] = "", limit_s[16], next[64];
+    const char *v[7];
+    json_t *items, *body;
+    int limit, n;
+    if (api_begin (self, req, &caller) != 0)
+        return;
+    q = api_query (req);
+    if (!q)
+        return;
+    limit = api_limit (req, q);
+    if (limit < 0)
+        goto cleanup;
+    assignee = rt_form_get (q, "assignee");
+    if (assignee && strcmp (assignee, "me") == 0)
+        assignee = caller.who;
+    else if (assignee && strcmp (assignee, "unassigned") == 0)
+        assignee = "";
+    else if (assignee && !assignee[0]) {
+        rt_http_problem (req, 400, "bad-query", "assignee must be me, unassigned or an id");
+        goto cleanup;
+    }
+    team = rt_form_get (q, "team");
+    status = rt_form_get (q, "status");
+    if (status && strcmp (status, "open") != 0 && strcmp (status, "pending") != 0 &&
+        strcmp (status, "snoozed") != 0 && strcmp (status, "resolved") != 0) {
+        rt_http_problem (req, 400, "bad-query",
+                         "status must be open, pending, snoozed or resolved");
+        goto cleanup;
+    }
+    cursor = rt_form_get (q, "cursor");
+    if (cursor) {
+        rt_uuid_t u;
+        const char *dot = strchr (cursor, '.');
+        char *end;
+        long long k;
+        if (dot) {
+            k = strtoll (cursor, &end, 10);
+            (void)k;
+        }
+        if (!dot || end != dot || dot == cursor || strlen (dot + 1) != ROUTING_ID_LEN ||
+            rt_uuid_parse (dot + 1, &u) != 0 || (size_t)(dot - cursor) >= sizeof key) {
+            rt_http_problem (req, 400, "bad-cursor", "the cursor is not one this API gave");
+            goto cleanup;
+        }
+        memcpy (key, cursor, (size_t)(dot - cursor));
+        key[dot - cursor] = '\0';
+        snprintf (id, sizeof id, "%s", dot + 1);
+    }
+    /* One more than the page: whether there is a next one. */
+    snprintf (limit_s, sizeof limit_s, "%d", limit + 1);
+    v[0] = caller.scope;
+    v[1] = assignee;
+    v[2] = team;
+    v[3] = status;
+    v[4] = cursor ? key : NULL;
+    v[5] = cursor ? id : NULL;
+    v[6] = limit_s;
+    res = rt_db_exec_prepared (caller.db, "api_list", 7, v, NULL, NULL, 0);
+    if (!res) {
+        api_db_problem (req, caller.db);
+        goto cleanup;
+    }
+    n = PQntuples (res);
+    items = json_array ();
+    for (int i = 0; i < n && i < limit; i++)
+        json_array_append_new (items, api_conv_json (res, i));
+    body = json_pack ("{s:o}", "items", items);
+    if (n > limit) {
+        snprintf (next, sizeof next, "%s.%s", PQgetvalue (res, limit - 1, C_KEY),
+                  PQgetvalue (res, limit - 1, C_ID));
+        json_object_set_new (body, "next_cursor", json_string (next));
+    } else {
+        json_object_set_new (body, "next_cursor", json_null ());
+    }
+    rt_http_reply_json (req, 200, body);
+cleanup:
+    PQclear (res);
+    rt_form_destroy (&q);
+}
+
+/* --- GET /v1/conversations/{id} --- */
+
+void
+api_get (rt_http_request_t *req, void *arg)
+{
+    api_caller_t caller;
+    if (api_begin (arg, req, &caller) != 0)
+        return;
+    api_reply_conv (req, &caller, rt_http_param (req, "id"), 200);
+}
+
+/* --- GET /v1/conversations/{id}/messages --- */
+
+void
+api_timeline (rt_http_request_t *req, void *arg)
+{
+    api_caller_t caller;
+    rt_form_t *q = NULL;
+    PGresult *conv = NULL, *res = NULL;
+    const char *id = rt_http_param (req, "id"), *cursor;
+    const char *v[3];
+    char limit_s[16], *end;
+    json_t *items, *body, *b;
+    int limit, n;
+    if (api_begin (arg, req, &caller) != 0)
+        return;
+    conv = api_conv_get (req, &caller, id);
+    if (!conv)
+        return;
+    q = api_query (req);
+    if (!q)
+        goto cleanup;
+    limit = api_limit (req, q);
+    if (limit < 0)
+        goto cleanup;
+    cursor = rt_form_get (q, "cursor");
+    if (cursor) {
+        long long seq = strtoll (cursor, &end, 10);
+        if (!*cursor || *end || seq < 0) {
+            rt_http_problem (req, 400, "bad-cursor", "the cursor is not one this API gave");
+            goto cleanup;
+        }
+    }
+    snprintf (limit_s, sizeof limit_s, "%d", limit + 1);
+    v[0] = id;
+    v[1] = cursor ? cursor : "0";
+    v[2] = limit_s;
+    res = rt_db_exec_prepared (caller.db, "api_timeline", 3, v, NULL, NULL, 0);
+    if (!res) {
+        api_db_problem (req, caller.db);
+        goto cleanup;
+    }
+    n = PQntuples (res);
+    items = json_array ();
+    for (int i = 0; i < n && i < limit; i++) {
+        b = json_loads (PQgetvalue (res, i, 5), 0, NULL);
+        if (!b)
+            b = json_object ();
+        json_array_append_new (
+            items,
+            json_pack ("{s:I, s:s, s:o, s:o, s:o, s:O, s:o, s:s}", "seq",
+                       (json_int_t)strtoll (PQgetvalue (res, i, 0), NULL, 10), "kind",
+                       PQgetvalue (res, i, 1), "id", api_str_or_null (res, i, 2), "channel",
+                       api_str_or_null (res, i, 3), "operator_id", api_str_or_null (res, i, 4),
+                       "text",
+                       json_is_string (json_object_get (b, "text")) ? json_object_get (b, "text")
+                                                                    : json_null (),
+                       "body", b, "at", PQgetvalue (res, i, 6)));
+    }
+    body = json_pack ("{s:o, s:o}", "items", items, "next_cursor",
+                      n > limit ? json_string (PQgetvalue (res, limit - 1, 0)) : json_null ());
+    rt_http_reply_json (req, 200, body);
+cleanup:
+    PQclear (res);
+    PQclear (conv);
+    rt_form_destroy (&q);
+}
+
+/* --- POST /v1/conversations/{id}/messages --- */
+
+/* The most characters a reply may have on a channel; 0: no limit retain
+ * knows of. Telegram's and Viber's are in ../shared/reference/providers.md;
+ * the others are the providers' own documented limits: WhatsApp's text
+ * body 4096, Messenger's 2000, Instagram's 1000, Twilio's SMS Body 1600. */
+static long
+s_channel_limit (const char *channel)
+{
+    static const struct {
+        const char *name;
+        long limit;
+    } limits[] = {{"telegram", 4096},  {"viber", 7000},     {"whatsapp", 4096},
+                  {"messenger", 2000}, {"instagram", 1000}, {"sms", 1600}};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        if (strcmp (limits[i].name, channel) == 0)
+            return limits[i].limit;
+    }
+    return 0;
+}
+
+/* Characters (code points) of valid UTF-8. */
+static long
+s_chars (const char *s)
+{
+    long n = 0;
+    for (; *s; s++) {
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            n++;
+    }
+    return n;
+}
+
+/* A UUIDv7 of now whose bits after the time come from the caller and
+ * their Idempotency-Key; *suffix gets those bits' text (22 characters). */
+static void
+s_derived_id (const char *principal, const char *key, char out[ROUTING_ID_LEN + 1], char suffix[23])
+{
+    rt_uuid_t u = rt_uuid_v7 ();
+    uint8_t h[RT_SHA256_LEN];
+    char *buf = NULL;
+    size_t len;
+    len = strlen (principal) + strlen (key) + 2;
+    buf = malloc (len);
+    if (buf) {
+        snprintf (buf, len, "%s\n%s", principal, key);
+        rt_sha256 (buf, strlen (buf), h);
+        free (buf);
+        /* Bytes 6-15 but the version nibble and the variant bits. */
+        u.b[6] = (uint8_t)(0x70 | (h[0] & 0x0F));
+        u.b[7] = h[1];
+        u.b[8] = (uint8_t)(0x80 | (h[2] & 0x3F));
+        memcpy (&u.b[9], &h[3], 7);
+    }
+    rt_uuid_format (&u, out);
+    snprintf (suffix, 23, "%s", out + 14);
+}
+
+void
+api_post_message (rt_http_request_t *req, void *arg)
+{
+    api_caller_t caller;
+    PGresult *conv = NULL, *res = NULL;
+    const char *id = rt_http_param (req, "id"), *text, *chname, *key;
+    json_t *body = NULL, *jpriv;
+    char msgid[ROUTING_ID_LEN + 1], suffix[23], err[256] = "", detail[256];
+    const rt_channel_t *ch = NULL;
+    bool priv;
+    long limit;
+    routing_status_t st;
+    if (api_begin (arg, req, &caller) != 0)
+        return;
+    conv = api_conv_get (req, &caller, id);
+    if (!conv)
+        return;
+    body = rt_http_body_json (req);
+    if (!body)
+        goto cleanup;
+    text = json_string_value (json_object_get (body, "text"));
+    jpriv = json_object_get (body, "private");
+    if (!json_is_object (body) || !text || !text[0] || (jpriv && !json_is_boolean (jpriv))) {
+        rt_http_problem (req, 422, "invalid",
+                         "the body must be an object with a non-empty string \"text\", and "
+                         "\"private\" a boolean when given");
+        goto cleanup;
+    }
+    priv = json_is_true (jpriv);
+    chname = json_string_value (json_object_get (body, "channel"));
+    if (json_object_get (body, "channel") && !chname) {
+        rt_http_problem (req, 422, "invalid", "\"channel\" must be a channel's name");
+        goto cleanup;
+    }
+    if (chname) {
+        ch = rt_channel_by_name (chname);
+        if (!ch) {
+            snprintf (detail, sizeof detail, "no channel \"%.64s\"", chname);
+            rt_http_problem (req, 422, "invalid", detail);
+            goto cleanup;
+        }
+    }
+    key = rt_http_header (req, "Idempotency-Key");
+    if (key)
+        s_derived_id (rt_http_principal (req), key, msgid, suffix);
+    else {
+        rt_uuid_t u = rt_uuid_v7 ();
+        rt_uuid_format (&u, msgid);
+    }
+    if (!priv) {
+        const char *used = ch ? ch->name : PQgetvalue (conv, 0, C_CHANNEL);
+        limit = s_channel_limit (used);
+        if (limit > 0 && s_chars (text) > limit) {
+            snprintf (detail, sizeof detail, "the reply has %ld characters; %s allows at most %ld",
+                      s_chars (text), used, limit);
+            api_problem_ext (req, 422, "reply-too-long", detail,
+                             json_pack ("{s:s, s:I}", "channel", used, "limit", (json_int_t)limit));
+            goto cleanup;
+        }
+    }
+    if (rt_db_begin (caller.db) != 0) {
+        api_db_problem (req, caller.db);
+        goto cleanup;
+    }
+    if (key) {
+        const char *v[2] = {id, suffix};
+        res = rt_db_exec_prepared (caller.db, "api_sent", 2, v, NULL, NULL, 0);
+        if (!res) {
+            rt_db_rollback (caller.db);
+            api_db_problem (req, caller.db);
+            goto cleanup;
+        }
+        if (PQntuples (res) == 1)
+            snprintf (msgid, sizeof msgid, "%s", PQgetvalue (res, 0, 0));
+    }
+    if (priv)
+        st = routing_note (caller.db, id, caller.who, msgid, text, err, sizeof err);
+    else {
+        routing_outbound_t out = {.conversation_id = id,
+                                  .operator_id = caller.who,
+                                  .message_id = msgid,
+                                  .text = text,
+                                  .channel =
+                                      ch ? ch->value : RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED};
+        routing_outbound_result_t r;
+        st = routing_outbound (caller.db, &out, &r, err, sizeof err);
+        if (st == ROUTING_OK)
+            st = routing_outbound_emit (caller.db, &out, &r, err, sizeof err);
+    }
+    if (st != ROUTING_OK) {
+        rt_db_rollback (caller.db);
+        api_routing_problem (req, st, err);
+        goto cleanup;
+    }
+    if (rt_db_commit (caller.db) != 0) {
+        api_db_problem (req, caller.db);
+        goto cleanup;
+    }
+    rt_http_reply_json (req, 202, json_pack ("{s:s}", "message_id", msgid));
+cleanup:
+    PQclear (res);
+    PQclear (conv);
+    json_decref (body);
+}
+
+/* --- POST .../assign, resolve, snooze, reopen --- */
+
+/* Unix ms of an RFC 3339 time ("2026-05-01T10:00:00Z", fraction and
+ * offset optional parts), or -1. */
+static int64_t
+s_rfc3339 (const char *s)
+{
+    int y, mo, d, h, mi, sec, n = 0, oh = 0, om = 0;
+    int64_t ms = 0, scale = 100;
+    const char *p;
+    if (!s || sscanf (s, "%4d-%2d-%2d%*1[Tt]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+        n != 19 || !rt_civil_valid (y, mo, d) || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    p = s + n;
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+            ms += (*p - '0') * scale;
+            scale /= 10;
+        }
+    }
+    if (*p == 'Z' || *p == 'z')
+        p++;
+    else if ((*p == '+' || *p == '-') && sscanf (p + 1, "%2d:%2d", &oh, &om) == 2 &&
+             strlen (p) == 6) {
+        int sign = *p == '-' ? -1 : 1;
+        oh *= sign;
+        om *= sign;
+        p += 6;
+    } else
+        return -1;
+    if (*p)
+        return -1;
+    return ((rt_civil_days (y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) - (oh * 3600 + om * 60)) *
+               1000 +
+           ms;
+}
+
+/* What one state change calls. */
+typedef enum { S_RESOLVE, S_SNOOZE, S_REOPEN, S_ASSIGN } s_change_t;
+
+static void
+s_change (rt_http_request_t *req, void *arg, s_change_t what)
+{
+    api_caller_t caller;
+    PGresult *conv = NULL;
+    const char *id = rt_http_param (req, "id"), *op = NULL, *team = NULL;
+    json_t *body = NULL, *jv;
+    char err[256] = "";
+    int64_t until = 0, version = 0;
+    routing_status_t st;
+    if (api_begin (arg, req, &caller) != 0)
+        return;
+    conv = api_conv_get (req, &caller, id);
+    if (!conv)
+        return;
+    if (what == S_SNOOZE || what == S_ASSIGN) {
+        body = rt_http_body_json (req);
+        if (!body)
+            goto cleanup;
+        if (!json_is_object (body)) {
+            rt_http_problem (req, 422, "invalid", "the body must be a JSON object");
+            goto cleanup;
+        }
+    }
+    if (what == S_SNOOZE) {
+        until = s_rfc3339 (json_string_value (json_object_get (body, "until")));
+        if (until < 0) {
+            rt_http_problem (req, 422, "invalid", "\"until\" must be an RFC 3339 date-time");
+            goto cleanup;
+        }
+        if (until <= rt_clock_now_ms ()) {
+            rt_http_problem (req, 422, "invalid", "\"until\" must be in the future");
+            goto cleanup;
+        }
+    }
+    if (what == S_ASSIGN) {
+        op = json_string_value (json_object_get (body, "operator_id"));
+        team = json_string_value (json_object_get (body, "team_id"));
+        jv = json_object_get (body, "version");
+        if ((!op) == (!team) || (jv && !json_is_integer (jv))) {
+            rt_http_problem (req, 422, "invalid",
+                             "give exactly one of \"operator_id\" and \"team_id\" (strings), and "
+                             "\"version\" an integer when given");
+            goto cleanup;
+        }
+        version =
+            jv ? json_integer_value (jv) : strtoll (PQgetvalue (conv, 0, C_VERSION), NULL, 10);
+    }
+    if (rt_db_begin (caller.db) != 0) {
+        api_db_problem (req, caller.db);
+        goto cleanup;
+    }
+    switch (what) {
+    case S_RESOLVE:
+        st = routing_resolve (caller.db, id, caller.who, err, sizeof err);
+        break;
+    case S_SNOOZE:
+        st = routing_snooze (caller.db, id, until, caller.who, err, sizeof err);
+        break;
+    case S_REOPEN:
+        st = routing_reopen (caller.db, id, caller.who, err, sizeof err);
+        break;
+    default:
+        st = routing_transfer (caller.db, id, op, team, caller.who, version, NULL, err, sizeof err);
+        break;
+    }
+    if (st != ROUTING_OK) {
+        rt_db_rollback (caller.db);
+        api_routing_problem (req, st, err);
+        goto cleanup;
+    }
+    if (rt_db_commit (caller.db) != 0) {
+        api_db_problem (req, caller.db);
+        goto cleanup;
+    }
+    api_reply_conv (req, &caller, id, 200);
+cleanup:
+    PQclear (conv);
+    json_decref (body);
+}
+
+void
+api_assign (rt_http_request_t *req, void *arg)
+{
+    s_change (req, arg, S_ASSIGN);
+}
+
+void
+api_resolve (rt_http_request_t *req, void *arg)
+{
+    s_change (req, arg, S_RESOLVE);
+}
+
+void
+api_snooze (rt_http_request_t *req, void *arg)
+{
+    s_change (req, arg, S_SNOOZE);
+}
+
+void
+api_reopen (rt_http_request_t *req, void *arg)
+{
+    s_change (req, arg, S_REOPEN);
+}
+
+/* --- PUT /v1/operators/me/presence --- */
+
+void
+api_presence (rt_http_request_t *req, void *arg)
+{
+    api_caller_t caller;
+    json_t *body;
+    const char *p;
+    char err[256] = "";
+    size_t handed = 0;
+    routing_status_t st;
+    if (api_begin (arg, req, &caller) != 0)
+        return;
+    body = rt_http_body_json (req);
+    if (!body)
+        return;
+    p = json_string_value (json_object_get (body, "presence"));
+    if (!p ||
+        (strcmp (p, "online") != 0 && strcmp (p, "away") != 0 && strcmp (p, "offline") != 0)) {
+        rt_http_problem (req, 422, "invalid", "\"presence\" must be online, away or offline");
+        goto cleanup;
+    }
+    if (rt_db_begin (caller.db) != 0) {
+        api_db_problem (req, caller.db);
+        goto cleanup;
+    }
+    st = routing_presence (caller.db, caller.who, p, rt_clock_now_ms (), &handed, err, sizeof err);
+    if (st != ROUTING_OK) {
+        rt_db_rollback (caller.db);
+        api_routing_problem (req, st, err);
+        goto cleanup;
+    }
+    if (rt_db_commit (caller.db) != 0) {
+        api_db_problem (req, caller.db);
+        goto cleanup;
+    }
+    rt_http_reply_json (req, 200,
+                        json_pack ("{s:s, s:s, s:I}", "operator_id", caller.who, "presence", p,
+                                   "handed", (json_int_t)handed));
+cleanup:
+    json_decref (body);
+}

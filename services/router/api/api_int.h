@@ -1,0 +1,111 @@
+/*
+ * api_int: what api.c (the server, the worker's connection, the caller,
+ * problem answers, JSON of rows, the query string) and api_conversations.c
+ * (the routes' handlers) share. Not part of the contract: api.h is.
+ *
+ * The statements live in api.c, prepared on every worker's connection;
+ * a handler runs them by name ("api_list", "api_timeline", "api_sent").
+ */
+#ifndef ROUTER_API_INT_H
+#define ROUTER_API_INT_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "api.h"
+#include "routing.h"
+#include "rt_apikey.h"
+#include "rt_db.h"
+#include "rt_form.h"
+#include "rt_http_server.h"
+
+/* A request's caller, once api_begin has let it in. */
+typedef struct {
+    rt_db_t *db;                       /* the worker's connection, up */
+    char who[ROUTING_OP_MAX + 1];      /* the operator id */
+    char role[RT_APIKEY_ROLE_MAX + 1]; /* operator, supervisor, admin */
+    char team[ROUTING_OP_MAX + 1];     /* their team */
+    const char *scope;                 /* team to restrict to; NULL for an admin */
+} api_caller_t;
+
+/* Columns of a conversation row (api.c's S_CONV_COLS, the rows of
+ * api_conv_get and of the "api_list" statement). */
+enum {
+    C_ID,
+    C_CUSTOMER,
+    C_NAME,
+    C_CHANNEL,
+    C_ASSIGNEE,
+    C_TEAM,
+    C_STATUS,
+    C_UNANSWERED,
+    C_WAITING,
+    C_VERSION,
+    C_CREATED,
+    C_SNOOZED,
+    C_LM_KIND,
+    C_LM_TEXT,
+    C_LM_CHANNEL,
+    C_LM_AT,
+    C_KEY
+};
+
+/* --- api.c --- */
+
+/* Lets the request in or answers it (401 or 503): 0 with caller filled,
+ * or -1. */
+int api_begin (api_t *self, rt_http_request_t *req, api_caller_t *caller);
+
+/* A problem with extra members (steals ext's references; ext may be NULL). */
+void api_problem_ext (rt_http_request_t *req, int status, const char *suffix, const char *detail,
+                      json_t *ext);
+
+/* Answers a routing refusal with its status (422, 404, 409), anything
+ * else as 503 "database", logged. */
+void api_routing_problem (rt_http_request_t *req, routing_status_t st, const char *err);
+
+/* Answers 503 "database" for a failed statement on db, logged. */
+void api_db_problem (rt_http_request_t *req, rt_db_t *db);
+
+/* A text column as a JSON string, or null when SQL NULL. New reference. */
+json_t *api_str_or_null (PGresult *res, int row, int col);
+
+/* A conversation row (columns C_*) as the API shows it. New reference. */
+json_t *api_conv_json (PGresult *res, int row);
+
+/* The conversation `id` as the caller may see it: the row (owned), or
+ * NULL having answered 404 or 503. */
+PGresult *api_conv_get (rt_http_request_t *req, const api_caller_t *caller, const char *id);
+
+/* Answers `status` with the conversation as it is now. */
+void api_reply_conv (rt_http_request_t *req, const api_caller_t *caller, const char *id,
+                     int status);
+
+/* The page size asked (default 50, at most 200), or -1 having answered 400. */
+int api_limit (rt_http_request_t *req, const rt_form_t *q);
+
+/* The request's query string parsed (owned), or NULL having answered 400. */
+rt_form_t *api_query (rt_http_request_t *req);
+
+/* --- api_conversations.c: the handlers api_start routes (arg: the api_t) --- */
+
+/* GET /v1/conversations */
+void api_list (rt_http_request_t *req, void *arg);
+/* GET /v1/conversations/{id} */
+void api_get (rt_http_request_t *req, void *arg);
+/* GET /v1/conversations/{id}/messages */
+void api_timeline (rt_http_request_t *req, void *arg);
+/* POST /v1/conversations/{id}/messages (behind Idempotency-Key) */
+void api_post_message (rt_http_request_t *req, void *arg);
+/* POST /v1/conversations/{id}/assign */
+void api_assign (rt_http_request_t *req, void *arg);
+/* POST /v1/conversations/{id}/resolve */
+void api_resolve (rt_http_request_t *req, void *arg);
+/* POST /v1/conversations/{id}/snooze */
+void api_snooze (rt_http_request_t *req, void *arg);
+/* POST /v1/conversations/{id}/reopen */
+void api_reopen (rt_http_request_t *req, void *arg);
+/* PUT /v1/operators/me/presence */
+void api_presence (rt_http_request_t *req, void *arg);
+
+#endif
