@@ -111,7 +111,7 @@ consumer_release (rt_consumer_t *self, consumer_part_t *part)
     /* A failure here means the session is going: its locks go with it. */
     PQclear (rt_db_exec_prepared (self->db, "rt_consumer_unlock", 2, params, NULL, NULL, 0));
     s_forget (self, part);
-    rt_log (RT_LOG_INFO, "partition released", rt_log_str ("group", self->group),
+    rt_log (RT_LOG_DEBUG, "partition released", rt_log_str ("group", self->group),
             rt_log_str ("stream", part->stream), rt_log_uint ("partition", part->partition));
 }
 
@@ -223,7 +223,7 @@ s_claim (rt_consumer_t *self, consumer_part_t *part)
     part->failures = 0;
     part->retry_at_ms = 0;
     consumer_follow (self, part);
-    rt_log (RT_LOG_INFO, "partition taken", rt_log_str ("group", self->group),
+    rt_log (RT_LOG_DEBUG, "partition taken", rt_log_str ("group", self->group),
             rt_log_str ("stream", part->stream), rt_log_uint ("partition", part->partition),
             rt_log_uint ("offset", part->offset), rt_log_int ("epoch", part->epoch));
     return 1;
@@ -236,7 +236,7 @@ consumer_rebalance (rt_consumer_t *self)
     const char *params[1] = {k1};
     PGresult *res;
     int n, rank = -1, r;
-    size_t i, owned = 0, share, start;
+    size_t i, owned = 0, share, start, taken = 0, released = 0;
 
     snprintf (k1, sizeof k1, "%d", self->key_members);
     res = rt_db_exec_prepared (self->db, "rt_consumer_members", 1, params, NULL, NULL, 0);
@@ -258,6 +258,7 @@ consumer_rebalance (rt_consumer_t *self)
         if (self->parts[i].owned) {
             consumer_release (self, &self->parts[i]);
             owned--;
+            released++;
         }
     }
     start = self->nparts ? (self->nparts * (size_t)rank / (size_t)n) : 0;
@@ -270,7 +271,15 @@ consumer_rebalance (rt_consumer_t *self)
         if (got < 0)
             return -1;
         owned += (size_t)got;
+        taken += (size_t)got;
     }
+    /* One line per change of ownership; each partition's is at debug (a
+     * replica of three streams holds 48 of them). */
+    if (taken || released)
+        rt_log (RT_LOG_INFO, "partitions rebalanced", rt_log_str ("group", self->group),
+                rt_log_uint ("taken", taken), rt_log_uint ("released", released),
+                rt_log_uint ("owned", owned), rt_log_uint ("of", self->nparts),
+                rt_log_int ("members", n));
     if (consumer_heads_check (self) != 0)
         return -1;
     consumer_gauges_update (self);
