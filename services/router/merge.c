@@ -27,6 +27,12 @@
  * The undo runs the same steps backwards from the record, and recounts
  * instead of restoring numbers, so messages that arrived since count where
  * they are.
+ *
+ * SLA clocks follow the statuses as sla_store.h's hooks have them: the
+ * absorbed conversation's stop when the merge closes it, the survivor's
+ * paused clocks resume when the merge wakes it; the undo pauses them again
+ * when it puts the survivor back to sleep, and restarts the reopened
+ * conversation's resolution clock.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +43,7 @@
 #include "identity.h"
 #include "routing.h"
 #include "routing_int.h"
+#include "sla_store.h"
 #include "rt_clock.h"
 #include "rt_log.h"
 
@@ -242,6 +249,9 @@ s_join (rt_db_t *db, const char *survivor, const char *ca, const char *cs, int64
     json_object_set_new (j, "from_assignee", s_str (s_col (res, 0, 4)));
     snprintf (assignee, sizeof assignee, "%s", s_col (res, 0, 4) ? PQgetvalue (res, 0, 4) : "");
     PQclear (res);
+    /* Closed by the merge: its clocks stop, as a resolution's do. */
+    if (routing_sla_resolved (db, ca, now, err, errlen) != 0)
+        return -1;
     {
         const char *v[1] = {cs};
         if (routing_run (db, S_RECOUNT, 1, v, err, errlen) != 0)
@@ -265,6 +275,10 @@ s_join (rt_db_t *db, const char *survivor, const char *ca, const char *cs, int64
         if (s_entry (db, ca, "resolved", from_status, "merged", "into", cs, now, err, errlen) !=
                 0 ||
             s_entry (db, cs, into_status, was, "merged", "joined", ca, now, err, errlen) != 0)
+            return -1;
+        /* Woken by the absorbed customer's waiting messages: its paused
+         * clocks run again. */
+        if (reopen && routing_sla_reopened (db, cs, false, now, err, errlen) != 0)
             return -1;
         if (*assignee && routing_release (db, assignee, err, errlen) != 0)
             return -1;
@@ -389,9 +403,14 @@ s_unjoin (rt_db_t *db, const char *absorbed, const json_t *j, int64_t now, char 
             rt_errf (err, errlen, "unmerge: the conversations' record is incomplete");
             goto cleanup;
         }
-        if (routing_run (db, S_RESTORE, 3, v, err, errlen) != 0)
+        if (routing_run (db, S_RESTORE, 3, v, err, errlen) != 0 ||
+            routing_sla_pause (db, cs, now, err, errlen) != 0)
             goto cleanup;
     }
+    /* Open again: its resolution clock starts afresh, as a reopen's does
+     * (the response clock starts with its next message). */
+    if (strcmp (status, "open") == 0 && routing_sla_reopened (db, ca, true, now, err, errlen) != 0)
+        goto cleanup;
     if (s_entry (db, ca, status, "resolved", "unmerged", "from", cs, now, err, errlen) != 0 ||
         s_entry (db, cs, "open", "open", "unmerged", "parted", ca, now, err, errlen) != 0)
         goto cleanup;

@@ -44,6 +44,8 @@ struct routerd_timer_t {
     rt_gauge_t *messages;          /* unanswered messages in them */
     rt_gauge_t *queued;            /* open with nobody assigned */
     rt_counter_t *ticks_failed;    /* ticks rolled back */
+    rt_counter_t *sla_warned;      /* SLA clocks marked past their warning */
+    rt_counter_t *sla_breached;    /* SLA clocks breached: SlaBreached emitted */
 };
 
 static void
@@ -63,11 +65,17 @@ s_tick (routerd_timer_t *self)
         rt_log (RT_LOG_WARN, "tick failed", rt_log_str ("error", err));
         return;
     }
-    if (out.assigned + out.rebalanced + out.timed_out + out.woken + out.resolved > 0)
+    /* Counted only once committed: a rolled-back tick warned nobody. */
+    rt_counter_add (self->sla_warned, out.sla_warned);
+    rt_counter_add (self->sla_breached, out.sla_breached);
+    if (out.assigned + out.rebalanced + out.timed_out + out.woken + out.resolved + out.sla_warned +
+            out.sla_breached >
+        0)
         rt_log (RT_LOG_INFO, "tick", rt_log_uint ("assigned", out.assigned),
                 rt_log_uint ("rebalanced", out.rebalanced),
                 rt_log_uint ("timed_out", out.timed_out), rt_log_uint ("woken", out.woken),
-                rt_log_uint ("resolved", out.resolved));
+                rt_log_uint ("resolved", out.resolved), rt_log_uint ("sla_warned", out.sla_warned),
+                rt_log_uint ("sla_breached", out.sla_breached));
 }
 
 static void
@@ -187,7 +195,12 @@ routerd_timer_start (const routerd_timer_config_t *config, char *err, size_t err
                                      "open conversations with nobody assigned");
     self->ticks_failed = rt_metrics_counter (m, "retain_router_ticks_failed_total", NULL,
                                              "routing ticks rolled back");
-    if (!self->open || !self->messages || !self->queued || !self->ticks_failed)
+    self->sla_warned = rt_metrics_counter (m, "retain_router_sla_warnings_total", NULL,
+                                           "SLA clocks past their warning time");
+    self->sla_breached = rt_metrics_counter (m, "retain_router_sla_breaches_total", NULL,
+                                             "SLA clocks past their due time (SlaBreached sent)");
+    if (!self->open || !self->messages || !self->queued || !self->ticks_failed ||
+        !self->sla_warned || !self->sla_breached)
         goto oom;
     if (pthread_create (&self->thread, NULL, s_main, self) != 0) {
         rt_errf (err, errlen, "the timer's thread could not start");
