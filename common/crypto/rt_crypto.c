@@ -1,9 +1,12 @@
 /*
- * rt_crypto: HMACs, constant-time comparison, hex and base64.
+ * rt_crypto: HMACs, constant-time comparison and random bytes.
  */
 #include "rt_crypto.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/types.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -42,4 +45,21 @@ rt_ct_equal (const void *a, size_t alen, const void *b, size_t blen)
     for (i = 0; i < alen; i++)
         diff |= x[i] ^ y[i];
     return diff == 0;
+}
+
+int
+rt_random (void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = getrandom (p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }

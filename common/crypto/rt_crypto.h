@@ -3,7 +3,8 @@
  *
  * HMAC-SHA256 and HMAC-SHA1 (OpenSSL), comparison in constant time (a
  * signature check must not leak through its timing how many leading bytes
- * were right). Pure functions, thread-safe. Hex and base64 are rt_codec's,
+ * were right), and the one source of secret random bytes (keys, tokens,
+ * the random bits of ids). Thread-safe. Hex and base64 are rt_codec's,
  * included here for the signature checks that need them.
  */
 #ifndef RT_CRYPTO_H
@@ -32,5 +33,10 @@ void rt_sha256 (const void *data, size_t len, uint8_t out[RT_SHA256_LEN]);
 /* True when a and b have the same length and bytes; the time taken depends
  * only on the lengths. */
 bool rt_ct_equal (const void *a, size_t alen, const void *b, size_t blen);
+
+/* Fills buf[0..len) with bytes from the kernel's CSPRNG (getrandom(2),
+ * retried when interrupted). 0, or -1 with errno set (only a kernel
+ * without getrandom fails). */
+int rt_random (void *buf, size_t len);
 
 #endif

@@ -24,33 +24,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "rt_clock.h"
 #include "rt_codec.h"
+#include "rt_crypto.h"
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t s_last_ms = -1; /* timestamp of the last id; guarded by s_lock */
 static uint16_t s_counter = 0; /* rand_a of the last id, 12 bits; guarded by s_lock */
 
+/* Only a kernel without getrandom (before 3.17) fails here. An id
+ * generator with no randomness would hand out colliding ids, so stopping
+ * is the only safe answer. */
 static void
 s_random (void *buf, size_t len)
 {
-    uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = getrandom (p, len, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            /* Only a kernel without getrandom (before 3.17) gets here. An id
-             * generator with no randomness would hand out colliding ids, so
-             * stopping is the only safe answer. */
-            fprintf (stderr, "rt_uuid: getrandom: %s\n", strerror (errno));
-            abort ();
-        }
-        p += n;
-        len -= (size_t)n;
+    if (rt_random (buf, len) != 0) {
+        fprintf (stderr, "rt_uuid: getrandom: %s\n", strerror (errno));
+        abort ();
     }
 }
 

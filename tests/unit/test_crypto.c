@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,38 @@ test_base64_bad_input (void **state)
     assert_int_equal (rt_base64_decode ("Zm\0v", 4, out, sizeof out), -1);
 }
 
+/* Random bytes: a large buffer is filled whole (getrandom may return
+ * short reads; rt_random loops), two draws differ, and every byte value
+ * turns up in 1 MiB (a buffer left partly unfilled would not). */
+static void
+test_random (void **state)
+{
+    enum { N = 1 << 20 };
+    uint8_t *a = calloc (1, N), *b = calloc (1, N);
+    bool seen[256] = {false};
+    size_t distinct = 0, zero_tail = 0;
+    (void)state;
+    assert_non_null (a);
+    assert_non_null (b);
+    assert_int_equal (rt_random (a, 0), 0);
+    assert_int_equal (rt_random (a, N), 0);
+    assert_int_equal (rt_random (b, N), 0);
+    assert_memory_not_equal (a, b, N);
+    for (size_t i = 0; i < N; i++) {
+        if (!seen[a[i]]) {
+            seen[a[i]] = true;
+            distinct++;
+        }
+    }
+    assert_int_equal (distinct, 256);
+    /* The last 64 bytes all zero would say the tail was never written. */
+    for (size_t i = N - 64; i < N; i++)
+        zero_tail += a[i] == 0;
+    assert_true (zero_tail < 64);
+    free (a);
+    free (b);
+}
+
 int
 main (void)
 {
@@ -334,6 +367,7 @@ main (void)
         cmocka_unit_test (test_base64_rfc4648),
         cmocka_unit_test (test_base64_round_trip_and_url_safe),
         cmocka_unit_test (test_base64_bad_input),
+        cmocka_unit_test (test_random),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
