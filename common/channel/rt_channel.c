@@ -10,16 +10,22 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Text limits: Telegram's sendMessage text is 1-4096 characters and
+ * Viber's 7000 (../shared/reference/providers.md); WhatsApp Cloud API's
+ * text body 4096, Messenger's Send API 2000, Instagram's messaging 1000,
+ * Twilio's SMS Body 1600 (its concatenation limit), all as their
+ * providers document them. E-mail and web chat are retain's own or have
+ * no limit that matters; a phone call carries no text. */
 static const rt_channel_t s_channels[] = {
-    {RETAIN__V1__CHANNEL__TELEGRAM, "telegram", "Telegram"},
-    {RETAIN__V1__CHANNEL__VIBER, "viber", "Viber"},
-    {RETAIN__V1__CHANNEL__MESSENGER, "messenger", "Messenger"},
-    {RETAIN__V1__CHANNEL__INSTAGRAM, "instagram", "Instagram"},
-    {RETAIN__V1__CHANNEL__WHATSAPP, "whatsapp", "WhatsApp"},
-    {RETAIN__V1__CHANNEL__SMS, "sms", "SMS"},
-    {RETAIN__V1__CHANNEL__EMAIL, "email", "E-mail"},
-    {RETAIN__V1__CHANNEL__WEBCHAT, "webchat", "Web chat"},
-    {RETAIN__V1__CHANNEL__PHONE, "phone", "Phone"},
+    {RETAIN__V1__CHANNEL__TELEGRAM, "telegram", "Telegram", 4096},
+    {RETAIN__V1__CHANNEL__VIBER, "viber", "Viber", 7000},
+    {RETAIN__V1__CHANNEL__MESSENGER, "messenger", "Messenger", 2000},
+    {RETAIN__V1__CHANNEL__INSTAGRAM, "instagram", "Instagram", 1000},
+    {RETAIN__V1__CHANNEL__WHATSAPP, "whatsapp", "WhatsApp", 4096},
+    {RETAIN__V1__CHANNEL__SMS, "sms", "SMS", 1600},
+    {RETAIN__V1__CHANNEL__EMAIL, "email", "E-mail", 0},
+    {RETAIN__V1__CHANNEL__WEBCHAT, "webchat", "Web chat", 0},
+    {RETAIN__V1__CHANNEL__PHONE, "phone", "Phone", 0},
 };
 
 #define S_NCHANNELS (sizeof s_channels / sizeof *s_channels)

@@ -19,6 +19,10 @@
  * checks at start). A route is served by one provider only, since the
  * route picks the handler.
  *
+ * A channel's text limit is the tightest its providers document (sources in
+ * rt_channel.c): a reply or a notification longer than it is refused
+ * before it is sent, naming the limit, rather than failed by the provider.
+ *
  * The tables are constant: every function is thread-safe, and what they
  * return lives as long as the process.
  */
@@ -35,6 +39,8 @@ typedef struct {
     Retain__V1__Channel value; /* its value on the bus */
     const char *name;          /* lower-case, as stored in SQL and used as the metric label */
     const char *title;         /* for people: "WhatsApp", "Web chat" */
+    long text_max;             /* the most characters (code points) of one text message the
+                                  channel's providers take; 0: no limit retain knows of */
 } rt_channel_t;
 
 /* One inbox kind: a channel as one provider delivers it. */

@@ -136,3 +136,14 @@ rt_utf8_escape (const char *s, size_t len)
     out[j] = '\0';
     return out;
 }
+
+size_t
+rt_utf8_count (const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            n++;
+    }
+    return n;
+}

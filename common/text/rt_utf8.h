@@ -37,4 +37,8 @@ char *rt_utf8_repair (const char *s, size_t len, size_t *out_len);
  * only when out of memory. */
 char *rt_utf8_escape (const char *s, size_t len);
 
+/* The code points of s[0..len): the bytes that do not continue a
+ * sequence (for valid UTF-8, its characters as Unicode counts them). */
+size_t rt_utf8_count (const char *s, size_t len);
+
 #endif

@@ -180,14 +180,30 @@ test_array_literals_round_trip (void **state)
     PQfinish (conn);
 }
 
+/* Code points, not bytes: Latin, Cyrillic, CJK, an emoji outside the
+ * BMP (one code point in 4 bytes, two UTF-16 units), and a cut sequence. */
+static void
+test_utf8_count (void **state)
+{
+    (void)state;
+    assert_int_equal (rt_utf8_count ("", 0), 0);
+    assert_int_equal (rt_utf8_count ("abc", 3), 3);
+    assert_int_equal (rt_utf8_count ("\xd0\x9f\xd1\x80\xd0\xb8", 6), 3); /* При */
+    assert_int_equal (rt_utf8_count ("\xe4\xbd\xa0\xe5\xa5\xbd", 6), 2); /* 你好 */
+    assert_int_equal (rt_utf8_count ("a\xf0\x9f\x98\x80"
+                                     "b",
+                                     6),
+                      3);                                    /* a😀b */
+    assert_int_equal (rt_utf8_count ("\xd0\x9f\xd1", 3), 2); /* cut */
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_utf8_validity),
-        cmocka_unit_test (test_utf8_escape_and_repair),
-        cmocka_unit_test (test_buffer_grows),
-        cmocka_unit_test (test_array_literals_round_trip),
+        cmocka_unit_test (test_utf8_validity), cmocka_unit_test (test_utf8_escape_and_repair),
+        cmocka_unit_test (test_buffer_grows),  cmocka_unit_test (test_array_literals_round_trip),
+        cmocka_unit_test (test_utf8_count),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -34,6 +34,7 @@
 #include "rt_crypto.h"
 #include "rt_form.h"
 #include "rt_http_server.h"
+#include "rt_utf8.h"
 #include "rt_uuid.h"
 
 /* --- GET /v1/conversations --- */
@@ -206,37 +207,6 @@ cleanup:
 
 /* --- POST /v1/conversations/{id}/messages --- */
 
-/* The most characters a reply may have on a channel; 0: no limit retain
- * knows of. Telegram's and Viber's are in ../shared/reference/providers.md;
- * the others are the providers' own documented limits: WhatsApp's text
- * body 4096, Messenger's 2000, Instagram's 1000, Twilio's SMS Body 1600. */
-static long
-s_channel_limit (const char *channel)
-{
-    static const struct {
-        const char *name;
-        long limit;
-    } limits[] = {{"telegram", 4096},  {"viber", 7000},     {"whatsapp", 4096},
-                  {"messenger", 2000}, {"instagram", 1000}, {"sms", 1600}};
-    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
-        if (strcmp (limits[i].name, channel) == 0)
-            return limits[i].limit;
-    }
-    return 0;
-}
-
-/* Characters (code points) of valid UTF-8. */
-static long
-s_chars (const char *s)
-{
-    long n = 0;
-    for (; *s; s++) {
-        if (((unsigned char)*s & 0xC0) != 0x80)
-            n++;
-    }
-    return n;
-}
-
 /* A UUIDv7 of now whose bits after the time come from the caller and
  * their Idempotency-Key; *suffix gets those bits' text (22 characters). */
 static void
@@ -313,10 +283,12 @@ api_post_message (rt_http_request_t *req, void *arg)
     }
     if (!priv) {
         const char *used = ch ? ch->name : PQgetvalue (conv, 0, C_CHANNEL);
-        limit = s_channel_limit (used);
-        if (limit > 0 && s_chars (text) > limit) {
-            snprintf (detail, sizeof detail, "the reply has %ld characters; %s allows at most %ld",
-                      s_chars (text), used, limit);
+        const rt_channel_t *uc = rt_channel_by_name (used);
+        size_t chars = rt_utf8_count (text, strlen (text));
+        limit = uc ? uc->text_max : 0;
+        if (limit > 0 && chars > (size_t)limit) {
+            snprintf (detail, sizeof detail, "the reply has %zu characters; %s allows at most %ld",
+                      chars, used, limit);
             api_problem_ext (req, 422, "reply-too-long", detail,
                              json_pack ("{s:s, s:I}", "channel", used, "limit", (json_int_t)limit));
             goto cleanup;
