@@ -13,13 +13,14 @@
  *
  * The cache is S_SETS sets of S_WAYS entries, a key's set chosen by a hash
  * of its id; a new row replaces the oldest entry of its set. One mutex
- * guards it (and the connection list and the log's budget); it is never
- * held across a query.
+ * guards it (and the log's budget); it is never held across a query. The
+ * workers' connections are rt_db_local's.
  */
 #include "rt_apikey.h"
 
 #include "rt_clock.h"
 #include "rt_crypto.h"
+#include "rt_db_local.h"
 #include "rt_log.h"
 #include "rt_migrate.h"
 
@@ -28,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 /* Letters of a key id after "rk_", and of the secret (32 bytes in base32). */
 #define S_ID_LETTERS     12
@@ -129,24 +129,6 @@ s_is_base32 (const char *s, size_t len)
     return true;
 }
 
-/* Fills buf from getrandom(2). 0 or -1. */
-static int
-s_random (void *buf, size_t len)
-{
-    uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = getrandom (p, len, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* A new id and token sharing it (id given: a new secret for it). The hex
  * of the secret's hash into hash_hex (65 bytes). 0 or -1. */
 static int
@@ -159,14 +141,14 @@ s_make_token (char id[RT_APIKEY_ID_SIZE], bool new_id, char token[RT_APIKEY_TOKE
     if (new_id) {
         uint8_t idraw[8];
         char letters[14];
-        if (s_random (idraw, sizeof idraw) != 0)
+        if (rt_random (idraw, sizeof idraw) != 0)
             return -1;
         s_base32_encode (idraw, sizeof idraw, letters); /* 13 letters; 12 kept */
         memcpy (id, "rk_", 3);
         memcpy (id + 3, letters, S_ID_LETTERS);
         id[S_ID_LEN] = '\0';
     }
-    if (s_random (raw, sizeof raw) != 0)
+    if (rt_random (raw, sizeof raw) != 0)
         return -1;
     s_base32_encode (raw, sizeof raw, secret);
     rt_sha256 (secret, S_SECRET_LETTERS, hash);
@@ -445,26 +427,28 @@ typedef struct {
     int64_t read_ms;                             /* monotonic ms when read */
 } s_entry_t;
 
-/* One worker thread's connection. */
-typedef struct s_conn_t {
-    pthread_t thread;      /* the thread it serves */
-    rt_db_t *db;           /* owned */
-    int64_t retry_ms;      /* after a failed connect: no attempt before this (monotonic ms) */
-    struct s_conn_t *next; /* the hook's list */
-} s_conn_t;
-
 struct rt_apikey_auth_t {
-    char *dsn;                         /* owned */
+    rt_db_local_t *dbs;                /* owned: a connection per thread that missed the cache */
     char *service;                     /* owned: the keys it accepts */
     int cache_ms;                      /* how long a read row is trusted */
-    pthread_mutex_t lock;              /* guards conns, cache and the log budget */
-    s_conn_t *conns;                   /* one per thread that missed the cache */
+    pthread_mutex_t lock;              /* guards cache and the log budget */
     s_entry_t cache[S_SETS][S_WAYS];   /* rows by a hash of their id */
     rt_counter_t *refused[S_REASONS];  /* by reason; NULL without metrics */
     int64_t log_second;                /* the second log_lines counts (monotonic) */
     int log_lines;                     /* lines written in it */
     unsigned long long log_suppressed; /* lines left out since the last written */
 };
+
+/* The hook's statements, on each worker's connection. */
+static int
+s_setup (rt_db_t *db, void *arg)
+{
+    (void)arg;
+    if (rt_db_prepare (db, "apikey_get", s_sql_get) != 0 ||
+        rt_db_prepare (db, "apikey_used", s_sql_used) != 0)
+        return -1;
+    return 0;
+}
 
 rt_apikey_auth_t *
 rt_apikey_auth_new (const char *dsn, const char *service, int cache_ms, rt_metrics_t *metrics,
@@ -480,9 +464,9 @@ rt_apikey_auth_new (const char *dsn, const char *service, int cache_ms, rt_metri
     self = calloc (1, sizeof *self);
     if (!self)
         goto oom;
-    self->dsn = strdup (dsn ? dsn : "");
+    self->dbs = rt_db_local_new (dsn, "retain-apikey", s_setup, NULL, S_RECONNECT_MS, err, errlen);
     self->service = strdup (service);
-    if (!self->dsn || !self->service)
+    if (!self->dbs || !self->service)
         goto oom;
     self->cache_ms = cache_ms > 0 ? cache_ms : S_DEFAULT_CACHE_MS;
     for (int r = 0; metrics && r < S_REASONS; r++) {
@@ -499,7 +483,7 @@ rt_apikey_auth_new (const char *dsn, const char *service, int cache_ms, rt_metri
     return self;
 oom:
     if (self) {
-        free (self->dsn);
+        rt_db_local_destroy (&self->dbs);
         free (self->service);
         free (self);
     }
@@ -513,16 +497,10 @@ rt_apikey_auth_destroy (rt_apikey_auth_t **self_p)
     rt_apikey_auth_t *self = self_p ? *self_p : NULL;
     if (!self)
         return;
-    while (self->conns) {
-        s_conn_t *c = self->conns;
-        self->conns = c->next;
-        rt_db_destroy (&c->db);
-        free (c);
-    }
+    rt_db_local_destroy (&self->dbs);
     pthread_mutex_destroy (&self->lock);
     /* The rows held hashes of live secrets: not left in freed memory. */
     memset (self->cache, 0, sizeof self->cache);
-    free (self->dsn);
     free (self->service);
     free (self);
     *self_p = NULL;
@@ -600,75 +578,23 @@ s_cache_claim_use (rt_apikey_auth_t *self, const char *id, int64_t now_wall)
     return claim;
 }
 
-/* This thread's connection, made on its first call; NULL when out of
- * memory. */
-static s_conn_t *
-s_conn_of (rt_apikey_auth_t *self)
-{
-    pthread_t me = pthread_self ();
-    s_conn_t *c;
-    pthread_mutex_lock (&self->lock);
-    for (c = self->conns; c; c = c->next) {
-        if (pthread_equal (c->thread, me))
-            break;
-    }
-    if (!c) {
-        c = calloc (1, sizeof *c);
-        if (c) {
-            c->thread = me;
-            c->db = rt_db_new (self->dsn, "retain-apikey");
-            if (!c->db || rt_db_prepare (c->db, "apikey_get", s_sql_get) != 0 ||
-                rt_db_prepare (c->db, "apikey_used", s_sql_used) != 0) {
-                rt_db_destroy (&c->db);
-                free (c);
-                c = NULL;
-            } else {
-                c->next = self->conns;
-                self->conns = c;
-            }
-        }
-    }
-    pthread_mutex_unlock (&self->lock);
-    return c;
-}
-
-/* Connects c when it is not; one attempt, none within S_RECONNECT_MS of
- * the last failed one (rt_clock's monotonic ms, which a test moves; a
- * clock moved back does not hold the next attempt off longer). 0 or -1. */
-static int
-s_connected (s_conn_t *c, int64_t now_ms)
-{
-    if (rt_db_is_ok (c->db))
-        return 0;
-    if (now_ms < c->retry_ms && c->retry_ms - now_ms <= S_RECONNECT_MS)
-        return -1;
-    if (rt_db_connect (c->db) == 0)
-        return 0;
-    c->retry_ms = now_ms + S_RECONNECT_MS;
-    return -1;
-}
-
 /* Runs a prepared statement on this thread's connection, once more after a
  * reconnect when the connection was found lost. The result, or NULL. */
 static PGresult *
 s_exec (rt_apikey_auth_t *self, const char *name, int n, const char *const *values,
         const char **why)
 {
-    int64_t now = rt_clock_mono_ms ();
-    s_conn_t *c = s_conn_of (self);
+    rt_db_t *db = rt_db_local_get (self->dbs, NULL);
     PGresult *res;
-    *why = "out of memory";
-    if (!c)
-        return NULL;
-    if (s_connected (c, now) != 0) {
-        *why = rt_db_error (c->db);
+    if (!db) {
+        *why = rt_db_local_error (self->dbs);
         return NULL;
     }
-    res = rt_db_exec_prepared (c->db, name, n, values, NULL, NULL, 0);
-    if (!res && !rt_db_is_ok (c->db) && s_connected (c, now) == 0)
-        res = rt_db_exec_prepared (c->db, name, n, values, NULL, NULL, 0);
+    res = rt_db_exec_prepared (db, name, n, values, NULL, NULL, 0);
+    if (!res && !rt_db_is_ok (db) && rt_db_local_get (self->dbs, NULL))
+        res = rt_db_exec_prepared (db, name, n, values, NULL, NULL, 0);
     if (!res)
-        *why = rt_db_error (c->db);
+        *why = rt_db_error (db);
     return res;
 }
 

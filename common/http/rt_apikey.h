@@ -52,7 +52,7 @@
  * than cache_ms, and every other request gets 401 with the log line "key
  * store unreachable" (reason "unreachable"): a stale row is never used,
  * since that would let a revoked key in for as long as the outage lasts.
- * As in rt_http_idem_pg, each worker thread has a connection of its own,
+ * Through rt_db_local, each worker thread has a connection of its own,
  * made at its first miss, reconnected at most once a second, its
  * statements prepared once per connection, so an outage costs a worker one
  * failed connect a second, never a wait per request.

@@ -12,16 +12,18 @@
  * after its lock time is no longer the first request's to finish.
  *
  * Each statement runs alone (autocommit): a reservation must be visible
- * to the other replicas at once.
+ * to the other replicas at once. Each worker has its own connection
+ * (rt_db_local), whose backoff reads the key's now_ms like everything
+ * else here.
  */
 #include "rt_http_idem_pg.h"
 
+#include "rt_db_local.h"
 #include "rt_log.h"
 #include "rt_migrate.h"
 #include "rt_uuid.h"
 
 #include <arpa/inet.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,20 +63,10 @@ static const char *s_sql_purge =
     " http.idempotency WHERE expires_ms <= $1::bigint ORDER BY expires_ms LIMIT 100"
     " FOR UPDATE SKIP LOCKED)";
 
-/* One thread's connection. */
-typedef struct s_conn_t {
-    pthread_t thread;      /* the thread it serves */
-    rt_db_t *db;           /* owned */
-    int64_t retry_ms;      /* after a failed connect: no attempt before this (wall ms) */
-    int64_t purged_ms;     /* the last purge (wall ms) */
-    struct s_conn_t *next; /* the store's list */
-} s_conn_t;
-
 typedef struct {
     rt_http_idem_store_t head; /* ops and times */
-    char *dsn;                 /* owned */
-    pthread_mutex_t lock;      /* guards conns (every worker looks itself up) */
-    s_conn_t *conns;           /* one per thread that called */
+    rt_db_local_t *dbs;        /* owned: one connection per thread that called, whose
+                                  own value is its last purge (wall ms) */
 } s_store_t;
 
 int
@@ -83,72 +75,35 @@ rt_http_idem_pg_migrate (rt_db_t *db, char *err, size_t errlen)
     return rt_migrate_apply (db, &rt_migrations_http, err, errlen);
 }
 
-/* This thread's connection, made on its first call; NULL when out of
- * memory. */
-static s_conn_t *
-s_conn_of (s_store_t *self)
-{
-    pthread_t me = pthread_self ();
-    s_conn_t *c;
-    pthread_mutex_lock (&self->lock);
-    for (c = self->conns; c; c = c->next) {
-        if (pthread_equal (c->thread, me))
-            break;
-    }
-    if (!c) {
-        c = calloc (1, sizeof *c);
-        if (c) {
-            c->thread = me;
-            c->db = rt_db_new (self->dsn, "retain-http-idempotency");
-            if (!c->db || rt_db_prepare (c->db, "idem_reserve", s_sql_reserve) != 0 ||
-                rt_db_prepare (c->db, "idem_get", s_sql_get) != 0 ||
-                rt_db_prepare (c->db, "idem_complete", s_sql_complete) != 0 ||
-                rt_db_prepare (c->db, "idem_release", s_sql_release) != 0 ||
-                rt_db_prepare (c->db, "idem_purge", s_sql_purge) != 0) {
-                rt_db_destroy (&c->db);
-                free (c);
-                c = NULL;
-            } else {
-                c->next = self->conns;
-                self->conns = c;
-            }
-        }
-    }
-    pthread_mutex_unlock (&self->lock);
-    return c;
-}
-
-/* Connects c when it is not; one attempt, none within S_RECONNECT_MS of
- * the last failed one. 0 or -1. */
+/* The store's statements, on each worker's connection. */
 static int
-s_connected (s_conn_t *c, int64_t now_ms)
+s_setup (rt_db_t *db, void *arg)
 {
-    if (rt_db_is_ok (c->db))
-        return 0;
-    if (now_ms < c->retry_ms)
+    (void)arg;
+    if (rt_db_prepare (db, "idem_reserve", s_sql_reserve) != 0 ||
+        rt_db_prepare (db, "idem_get", s_sql_get) != 0 ||
+        rt_db_prepare (db, "idem_complete", s_sql_complete) != 0 ||
+        rt_db_prepare (db, "idem_release", s_sql_release) != 0 ||
+        rt_db_prepare (db, "idem_purge", s_sql_purge) != 0)
         return -1;
-    if (rt_db_connect (c->db) == 0)
-        return 0;
-    c->retry_ms = now_ms + S_RECONNECT_MS;
-    rt_log (RT_LOG_WARN, "idempotency store: database unavailable",
-            rt_log_str ("error", rt_db_error (c->db)));
-    return -1;
+    return 0;
 }
 
+/* Purges on db when its last purge (*purged_ms) is a while ago. */
 static void
-s_purge (s_conn_t *c, int64_t now_ms)
+s_purge (rt_db_t *db, int64_t *purged_ms, int64_t now_ms)
 {
     char now[24];
     const char *values[1] = {now};
     PGresult *res;
-    if (now_ms - c->purged_ms < S_PURGE_INTERVAL_MS)
+    if (now_ms - *purged_ms < S_PURGE_INTERVAL_MS)
         return;
-    c->purged_ms = now_ms;
+    *purged_ms = now_ms;
     snprintf (now, sizeof now, "%lld", (long long)now_ms);
-    res = rt_db_exec_prepared (c->db, "idem_purge", 1, values, NULL, NULL, 0);
+    res = rt_db_exec_prepared (db, "idem_purge", 1, values, NULL, NULL, 0);
     if (!res)
         rt_log (RT_LOG_WARN, "idempotency store: purge failed",
-                rt_log_str ("error", rt_db_error (c->db)));
+                rt_log_str ("error", rt_db_error (db)));
     PQclear (res);
 }
 
@@ -216,12 +171,11 @@ static rt_http_idem_state_t
 s_begin (rt_http_idem_store_t *store, rt_http_idem_key_t *key, rt_http_idem_response_t *stored)
 {
     s_store_t *self = (s_store_t *)store;
-    s_conn_t *c = s_conn_of (self);
+    rt_db_t *db = NULL;
+    int64_t *purged_ms;
     char now[24], lock[24];
     rt_uuid_t token = rt_uuid_v7 ();
     rt_http_idem_state_t state = RT_HTTP_IDEM_ERROR;
-    if (!c)
-        return RT_HTTP_IDEM_ERROR;
     rt_uuid_format (&token, key->token);
     snprintf (now, sizeof now, "%lld", (long long)key->now_ms);
     snprintf (lock, sizeof lock, "%lld", (long long)store->lock_ms);
@@ -231,12 +185,13 @@ s_begin (rt_http_idem_store_t *store, rt_http_idem_key_t *key, rt_http_idem_resp
     const int formats[6] = {0, 0, 1, 0, 0, 0};
     for (int round = 0; round < S_BEGIN_ROUNDS; round++) {
         PGresult *res;
-        if (s_connected (c, key->now_ms) != 0)
+        db = rt_db_local_get_at (self->dbs, key->now_ms, &purged_ms);
+        if (!db)
             return RT_HTTP_IDEM_ERROR;
-        s_purge (c, key->now_ms);
-        res = rt_db_exec_prepared (c->db, "idem_reserve", 6, values, lengths, formats, 0);
+        s_purge (db, purged_ms, key->now_ms);
+        res = rt_db_exec_prepared (db, "idem_reserve", 6, values, lengths, formats, 0);
         if (!res) {
-            if (rt_db_is_ok (c->db))
+            if (rt_db_is_ok (db))
                 break; /* the statement failed, not the connection */
             continue;
         }
@@ -246,9 +201,9 @@ s_begin (rt_http_idem_store_t *store, rt_http_idem_key_t *key, rt_http_idem_resp
         }
         PQclear (res);
         const char *get[3] = {key->scope, key->key, now};
-        res = rt_db_exec_prepared (c->db, "idem_get", 3, get, NULL, NULL, 1);
+        res = rt_db_exec_prepared (db, "idem_get", 3, get, NULL, NULL, 1);
         if (!res) {
-            if (rt_db_is_ok (c->db))
+            if (rt_db_is_ok (db))
                 break;
             continue;
         }
@@ -257,8 +212,7 @@ s_begin (rt_http_idem_store_t *store, rt_http_idem_key_t *key, rt_http_idem_resp
         if (found == 0)
             return state;
     }
-    rt_log (RT_LOG_WARN, "idempotency store: begin failed",
-            rt_log_str ("error", rt_db_error (c->db)));
+    rt_log (RT_LOG_WARN, "idempotency store: begin failed", rt_log_str ("error", rt_db_error (db)));
     return RT_HTTP_IDEM_ERROR;
 }
 
@@ -267,16 +221,16 @@ static int
 s_finish (s_store_t *self, const char *name, int nparams, const char *const *values,
           const int *lengths, const int *formats, int64_t now_ms)
 {
-    s_conn_t *c = s_conn_of (self);
+    rt_db_t *db = rt_db_local_get_at (self->dbs, now_ms, NULL);
     PGresult *res;
-    if (!c || s_connected (c, now_ms) != 0)
+    if (!db)
         return -1;
-    res = rt_db_exec_prepared (c->db, name, nparams, values, lengths, formats, 0);
-    if (!res && !rt_db_is_ok (c->db) && s_connected (c, now_ms) == 0)
-        res = rt_db_exec_prepared (c->db, name, nparams, values, lengths, formats, 0);
+    res = rt_db_exec_prepared (db, name, nparams, values, lengths, formats, 0);
+    if (!res && !rt_db_is_ok (db) && rt_db_local_get_at (self->dbs, now_ms, NULL))
+        res = rt_db_exec_prepared (db, name, nparams, values, lengths, formats, 0);
     if (!res) {
         rt_log (RT_LOG_WARN, "idempotency store: write failed", rt_log_str ("statement", name),
-                rt_log_str ("error", rt_db_error (c->db)));
+                rt_log_str ("error", rt_db_error (db)));
         return -1;
     }
     PQclear (res);
@@ -309,14 +263,7 @@ static void
 s_destroy (rt_http_idem_store_t *store)
 {
     s_store_t *self = (s_store_t *)store;
-    while (self->conns) {
-        s_conn_t *c = self->conns;
-        self->conns = c->next;
-        rt_db_destroy (&c->db);
-        free (c);
-    }
-    pthread_mutex_destroy (&self->lock);
-    free (self->dsn);
+    rt_db_local_destroy (&self->dbs);
     free (self);
 }
 
@@ -331,12 +278,11 @@ rt_http_idem_pg_new (const char *dsn, const rt_http_idem_config_t *config, char 
         return NULL;
     }
     rt_http_idem_store_init (&self->head, &s_ops, config);
-    self->dsn = strdup (dsn ? dsn : "");
-    if (!self->dsn) {
+    self->dbs = rt_db_local_new (dsn, "retain-http-idempotency", s_setup, NULL, S_RECONNECT_MS, err,
+                                 errlen);
+    if (!self->dbs) {
         free (self);
-        rt_errf (err, errlen, "out of memory");
         return NULL;
     }
-    pthread_mutex_init (&self->lock, NULL);
     return &self->head;
 }

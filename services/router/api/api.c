@@ -17,7 +17,6 @@
  * Every statement the API runs is here, prepared on each worker's
  * connection (s_register); the handlers run them by name.
  */
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +28,7 @@
 #include "api_int.h"
 #include "routing.h"
 #include "rt_apikey.h"
-#include "rt_clock.h"
+#include "rt_db_local.h"
 #include "rt_form.h"
 #include "rt_http_idem_pg.h"
 #include "rt_http_parse.h"
@@ -45,21 +44,11 @@
 #define S_LIMIT_DEFAULT 50
 #define S_LIMIT_MAX     200
 
-/* One worker's connection. */
-typedef struct s_conn_t {
-    rt_db_t *db;           /* owned; statements registered */
-    int64_t retry_ms;      /* after a failed connect: no attempt before this (wall ms) */
-    struct s_conn_t *next; /* the API's list, for destroy */
-} s_conn_t;
-
 struct api_t {
     rt_http_server_t *server;   /* the operator API */
     rt_apikey_auth_t *auth;     /* keys of service "router" */
     rt_http_idem_store_t *idem; /* Idempotency-Key store (PostgreSQL) */
-    char *dsn;                  /* owned */
-    pthread_key_t key;          /* each worker's s_conn_t */
-    pthread_mutex_t lock;       /* guards conns */
-    s_conn_t *conns;            /* every worker's connection */
+    rt_db_local_t *dbs;         /* each worker's connection, statements registered */
 };
 
 /* --- SQL --- */
@@ -76,145 +65,18 @@ static const char *s_sql_me =
     " WHERE o.id = c.assignee AND o.team_id = $1) OR (c.team_id IS NULL AND c.assignee IS NULL))"
 
 /* A conversation as the API shows it; the last column is its list order. */
+/* clang-format off */
 #define S_CONV_COLS                                                                                \
     "SELECT c.id, c.customer_id, cu.name, c.channel, c.assignee, c.team_id, c.status,"             \
-    " c.unanswered, " S_TS ("c.waiting_since") ", c.version, " S_TS ("c.created_at") ", " S_TS (   \
-        "c.snoozed_until") ", lm.kind, lm.body->>'text', "                                         \
-                           "lm.channel, " S_TS ("lm.occurred_at") ","                              \
-                                                                  " co"                            \
-                                                                  "ale"                            \
-                                                                  "sce"                            \
-                                                                  "(("                             \
-                                                                  "ext"                            \
-                                                                  "rac"                            \
-                                                                  "t("                             \
-                                                                  "epo"                            \
-                                                                  "ch "                            \
-                                                                  "FRO"                            \
-                                                                  "M "                             \
-                                                                  "c."                             \
-                                                                  "wai"                            \
-                                                                  "tin"                            \
-                                                                  "g_"                             \
-                                                                  "sin"                            \
-                                                                  "ce)"                            \
-                                                                  " * "                            \
-                                                                  "100"                            \
-                                                                  "0):"                            \
-                                                                  ":bi"                            \
-                                                                  "gin"                            \
-                                                                  "t,"                             \
-                                                                  " 92"                            \
-                                                                  "233"                            \
-                                                                  "720"                            \
-                                                                  "368"                            \
-                                                                  "547"                            \
-                                                                  "758"                            \
-                                                                  "07)"                            \
-                                                                  " AS"                            \
-                                                                  " k"                             \
-                                                                  " FR"                            \
-                                                                  "OM "                            \
-                                                                  "rou"                            \
-                                                                  "tin"                            \
-                                                                  "g."                             \
-                                                                  "con"                            \
-                                                                  "ver"                            \
-                                                                  "sat"                            \
-                                                                  "ion"                            \
-                                                                  "s "                             \
-                                                                  "c "                             \
-                                                                  "JOI"                            \
-                                                                  "N "                             \
-                                                                  "crm"                            \
-                                                                  ".cu"                            \
-                                                                  "sto"                            \
-                                                                  "mer"                            \
-                                                                  "s "                             \
-                                                                  "cu "                            \
-                                                                  "ON "                            \
-                                                                  "cu."                            \
-                                                                  "id "                            \
-                                                                  "="                              \
-                                                                  " c."                            \
-                                                                  "cus"                            \
-                                                                  "tom"                            \
-                                                                  "er_"                            \
-                                                                  "id "                            \
-                                                                  "LEF"                            \
-                                                                  "T "                             \
-                                                                  "JOI"                            \
-                                                                  "N "                             \
-                                                                  "LAT"                            \
-                                                                  "ERA"                            \
-                                                                  "L "                             \
-                                                                  "(SE"                            \
-                                                                  "LEC"                            \
-                                                                  "T "                             \
-                                                                  "t."                             \
-                                                                  "kin"                            \
-                                                                  "d, "                            \
-                                                                  "t."                             \
-                                                                  "bod"                            \
-                                                                  "y, "                            \
-                                                                  "t."                             \
-                                                                  "cha"                            \
-                                                                  "nne"                            \
-                                                                  "l,"                             \
-                                                                  " t."                            \
-                                                                  "occ"                            \
-                                                                  "urr"                            \
-                                                                  "ed_"                            \
-                                                                  "at "                            \
-                                                                  "FRO"                            \
-                                                                  "M "                             \
-                                                                  "rou"                            \
-                                                                  "tin"                            \
-                                                                  "g."                             \
-                                                                  "tim"                            \
-                                                                  "eli"                            \
-                                                                  "ne "                            \
-                                                                  "t "                             \
-                                                                  "WHE"                            \
-                                                                  "RE "                            \
-                                                                  "t."                             \
-                                                                  "con"                            \
-                                                                  "ver"                            \
-                                                                  "sat"                            \
-                                                                  "ion"                            \
-                                                                  "_id"                            \
-                                                                  " = "                            \
-                                                                  "c."                             \
-                                                                  "id"                             \
-                                                                  " AN"                            \
-                                                                  "D "                             \
-                                                                  "t."                             \
-                                                                  "kin"                            \
-                                                                  "d "                             \
-                                                                  "IN "                            \
-                                                                  "('"                             \
-                                                                  "inb"                            \
-                                                                  "oun"                            \
-                                                                  "d',"                            \
-                                                                  " '"                             \
-                                                                  "out"                            \
-                                                                  "bou"                            \
-                                                                  "nd'"                            \
-                                                                  ") "                             \
-                                                                  "ORD"                            \
-                                                                  "ER "                            \
-                                                                  "BY "                            \
-                                                                  "t."                             \
-                                                                  "seq"                            \
-                                                                  " DE"                            \
-                                                                  "SC "                            \
-                                                                  "LIM"                            \
-                                                                  "IT "                            \
-                                                                  "1) "                            \
-                                                                  "lm"                             \
-                                                                  " ON"                            \
-                                                                  " tr"                            \
-                                                                  "ue"
+    " c.unanswered, " S_TS ("c.waiting_since") ", c.version, " S_TS ("c.created_at") ","           \
+    " " S_TS ("c.snoozed_until") ", lm.kind, lm.body->>'text', lm.channel,"                        \
+    " " S_TS ("lm.occurred_at") ","                                                                \
+    " coalesce((extract(epoch FROM c.waiting_since) * 1000)::bigint, 9223372036854775807) AS k"    \
+    " FROM routing.conversations c JOIN crm.customers cu ON cu.id = c.customer_id"                 \
+    " LEFT JOIN LATERAL (SELECT t.kind, t.body, t.channel, t.occurred_at FROM routing.timeline t"  \
+    " WHERE t.conversation_id = c.id AND t.kind IN ('inbound', 'outbound')"                        \
+    " ORDER BY t.seq DESC LIMIT 1) lm ON true"
+/* clang-format on */
 
 static const char *s_sql_conv = S_CONV_COLS " WHERE c.id = $2::uuid AND " S_VISIBLE;
 
@@ -243,9 +105,10 @@ static const char *s_sql_sent =
 /* --- the worker's connection --- */
 
 static int
-s_register (rt_db_t *db)
+s_register (rt_db_t *db, void *arg)
 {
     char err[256] = "";
+    (void)arg;
     if (rt_outbox_prepare (db) != 0 || identity_prepare (db, err, sizeof err) != 0 ||
         routing_prepare (db, err, sizeof err) != 0 || rt_db_prepare (db, "api_me", s_sql_me) != 0 ||
         rt_db_prepare (db, "api_conv", s_sql_conv) != 0 ||
@@ -257,43 +120,6 @@ s_register (rt_db_t *db)
         return -1;
     }
     return 0;
-}
-
-/* This worker's connection, up; NULL when the database cannot be had now. */
-static rt_db_t *
-s_db (api_t *self)
-{
-    s_conn_t *c = pthread_getspecific (self->key);
-    int64_t now = rt_clock_mono_ms ();
-    if (!c) {
-        c = calloc (1, sizeof *c);
-        if (!c)
-            return NULL;
-        c->db = rt_db_new (self->dsn, "retain-routerd-api");
-        if (!c->db) {
-            free (c);
-            return NULL;
-        }
-        pthread_mutex_lock (&self->lock);
-        c->next = self->conns;
-        self->conns = c;
-        pthread_mutex_unlock (&self->lock);
-        pthread_setspecific (self->key, c);
-        /* Statements are registered before the first connect: rt_db
-         * prepares them on that and every later connection. */
-        if (s_register (c->db) != 0)
-            return NULL;
-    }
-    if (rt_db_is_ok (c->db))
-        return c->db;
-    if (now < c->retry_ms)
-        return NULL;
-    if (rt_db_connect (c->db) == 0)
-        return c->db;
-    c->retry_ms = now + S_RECONNECT_MS;
-    rt_log (RT_LOG_WARN, "operator API: database unavailable",
-            rt_log_str ("error", rt_db_error (c->db)));
-    return NULL;
 }
 
 /* --- answers --- */
@@ -379,7 +205,7 @@ api_begin (api_t *self, rt_http_request_t *req, api_caller_t *caller)
         rt_http_problem (req, 401, "unauthorized", NULL);
         return -1;
     }
-    caller->db = s_db (self);
+    caller->db = rt_db_local_get (self->dbs, NULL);
     if (!caller->db) {
         rt_http_problem (req, 503, "database", "the database is unavailable; try again");
         return -1;
@@ -544,18 +370,10 @@ api_start (const api_config_t *config, char *err, size_t errlen)
         rt_errf (err, errlen, "out of memory");
         return NULL;
     }
-    pthread_mutex_init (&self->lock, NULL);
-    if (pthread_key_create (&self->key, NULL) != 0) {
-        pthread_mutex_destroy (&self->lock);
-        free (self);
-        rt_errf (err, errlen, "out of memory");
-        return NULL;
-    }
-    self->dsn = strdup (config->dsn);
-    if (!self->dsn) {
-        rt_errf (err, errlen, "out of memory");
+    self->dbs = rt_db_local_new (config->dsn, "retain-routerd-api", s_register, NULL,
+                                 S_RECONNECT_MS, err, errlen);
+    if (!self->dbs)
         goto fail;
-    }
     self->auth = rt_apikey_auth_new (config->dsn, "router", 0, config->metrics, err, errlen);
     if (!self->auth)
         goto fail;
@@ -593,25 +411,24 @@ api_port (const api_t *self)
     return rt_http_server_port (self->server);
 }
 
+bool
+api_healthy (const api_t *self)
+{
+    return rt_db_local_healthy (self->dbs);
+}
+
 void
 api_stop (api_t **self_p)
 {
     api_t *self;
-    s_conn_t *c, *next;
     if (!self_p || !*self_p)
         return;
     self = *self_p;
+    /* The workers first: no thread uses a connection once the server is gone. */
     rt_http_server_destroy (&self->server);
     rt_apikey_auth_destroy (&self->auth);
     rt_http_idem_store_destroy (&self->idem);
-    for (c = self->conns; c; c = next) {
-        next = c->next;
-        rt_db_destroy (&c->db);
-        free (c);
-    }
-    pthread_key_delete (self->key);
-    pthread_mutex_destroy (&self->lock);
-    free (self->dsn);
+    rt_db_local_destroy (&self->dbs);
     free (self);
     *self_p = NULL;
 }

@@ -26,6 +26,7 @@
 #ifndef ROUTER_API_H
 #define ROUTER_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "rt_db.h"
@@ -52,6 +53,12 @@ api_t *api_start (const api_config_t *config, char *err, size_t errlen);
 
 /* The port it listens on (useful with port 0). */
 int api_port (const api_t *self);
+
+/* False while a worker's last attempt to connect to PostgreSQL failed
+ * (its requests are answered 503 "database"); true before any worker
+ * tried. Safe from any thread (routerd's /readyz). It moves only with
+ * requests: a worker tries again at its next request, none without. */
+bool api_healthy (const api_t *self);
 
 /* Stops serving (answers in flight are finished) and frees everything.
  * Safe on NULL; sets *self_p NULL. */
