@@ -4,9 +4,10 @@
  * Each command is a function in its own file (retainctl.h) with its own
  * settings table, so `retainctl <command> --help` lists exactly what that
  * command takes, environment variables included. The commands form one
- * table here, groups (inbox, churn, team, operator) nesting their own, and one dispatcher
- * walks it: at every level "--help" and "help" print the usage on stdout
- * and exit 0, a missing or unknown word prints it on stderr and exits 2.
+ * table here, groups (inbox, churn, team, operator, sla) nesting their
+ * own, and one dispatcher walks it: at every level "--help" and "help"
+ * print the usage on stdout and exit 0, a missing or unknown word prints
+ * it on stderr and exits 2.
  * `retainctl help --commands` prints every command line the table holds,
  * one per line, so a test (or a shell completion) covers a new command
  * without being told about it.
@@ -39,11 +40,14 @@ static const retainctl_command_t s_commands[] = {
      .summary = "customer value and churn: fit, score, report, summary",
      .subs = retainctl_churn_commands},
     {.name = "team",
-     .summary = "routerd's teams of operators: add, list",
+     .summary = "routerd's teams of operators: add, list, hours",
      .subs = retainctl_team_commands},
     {.name = "operator",
      .summary = "routerd's operators and their API keys: add, list, disable, rotate-key",
      .subs = retainctl_operator_commands},
+    {.name = "sla",
+     .summary = "routerd's SLA policies: set, list, delete",
+     .subs = retainctl_sla_commands},
     {.name = NULL}};
 
 bool

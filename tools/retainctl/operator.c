@@ -780,6 +780,9 @@ const retainctl_command_t retainctl_team_commands[] = {
      .summary = "add a team: --id T --name N [--policy P] [--manager-wait 5m] [--time-zone Z]",
      .run = s_team_add},
     {.name = "list", .summary = "list the teams", .run = s_team_list},
+    {.name = "hours",
+     .summary = "a team's business hours for its SLA: --id T --file F|- or --clear",
+     .run = retainctl_team_hours},
     {.name = NULL}};
 
 const retainctl_command_t retainctl_operator_commands[] = {

@@ -2,8 +2,9 @@
  * retainctl's commands. main.c holds the table of them and dispatches argv
  * to one: a command is a function given argc/argv from its own word on
  * (argv[0] is e.g. "publish", or "add" for "retainctl inbox add"); a group
- * (inbox, churn, team, operator) is a table of subcommands dispatched the same way, so
- * "--help", "help" and the listing behave alike at every level. Each
+ * (inbox, churn, team, operator, sla) is a table of subcommands dispatched
+ * the same way, so "--help", "help" and the listing behave alike at every
+ * level. Each
  * command returns the process exit status: 0 success, 1 failure, 2 bad
  * usage.
  */
@@ -35,11 +36,14 @@ int retainctl_publish (int argc, char **argv);
 int retainctl_tail (int argc, char **argv);
 int retainctl_offsets (int argc, char **argv);
 int retainctl_keygen (int argc, char **argv);
+/* retainctl team hours (sla.c, beside the SLA policies it serves). */
+int retainctl_team_hours (int argc, char **argv);
 
-/* The groups' subcommands (inbox.c, churn.c, operator.c). */
+/* The groups' subcommands (inbox.c, churn.c, operator.c, sla.c). */
 extern const retainctl_command_t retainctl_inbox_commands[];
 extern const retainctl_command_t retainctl_churn_commands[];
 extern const retainctl_command_t retainctl_team_commands[];
 extern const retainctl_command_t retainctl_operator_commands[];
+extern const retainctl_command_t retainctl_sla_commands[];
 
 #endif
