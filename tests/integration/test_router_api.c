@@ -106,7 +106,7 @@ s_reply_free (s_reply_t *r)
 }
 
 /* Sends a request as `key` (NULL: none) to the route `tmpl` (its {id}
- * filled with id), records the answer for the OpenAPI check, and returns
+ * or {token} filled with id), records the answer for the OpenAPI check, and returns
  * it (s_reply_free it). `query` may be NULL. */
 static s_reply_t
 s_call (const char *method, const char *tmpl, const char *id, const char *query, const char *key,
@@ -115,14 +115,17 @@ s_call (const char *method, const char *tmpl, const char *id, const char *query,
     s_reply_t r = {0};
     char url[1024], path[512], auth[160], ik[300];
     const char *p = strstr (tmpl, "{id}");
+    size_t plen = 4;
     struct curl_slist *h = NULL;
     char *ct = NULL;
     CURL *c = curl_easy_init ();
     FILE *f;
     json_t *rec;
     assert_non_null (c);
+    if (!p && (p = strstr (tmpl, "{token}")))
+        plen = 7;
     if (p)
-        snprintf (path, sizeof path, "%.*s%s%s", (int)(p - tmpl), tmpl, id, p + 4);
+        snprintf (path, sizeof path, "%.*s%s%s", (int)(p - tmpl), tmpl, id, p + plen);
     else
         snprintf (path, sizeof path, "%s", tmpl);
     snprintf (url, sizeof url, "http://127.0.0.1:%d%s%s%s", s.http_port, path, query ? "?" : "",
@@ -666,6 +669,113 @@ test_disabled_key (void **state)
                       "unauthorized");
 }
 
+/* A transcript by link: made by an operator who sees the conversation
+ * (another team's is 404), opened with no key as JSON and as text, every
+ * message verbatim, in order; a message's line breaks cannot fake an
+ * entry in the text; malformed, unknown and expired tokens all 404; the
+ * link's lifetime bounded. */
+static void
+test_transcript_link (void **state)
+{
+    s_reply_t r;
+    char token[80], url[160], sql[256], sql_q[256], *line;
+    (void)state;
+    s_expect_problem (
+        s_call ("POST", "/v1/conversations/{id}/transcript-link", C_CARE, NULL, s.olga, NULL, NULL),
+        404, "not-found");
+    s_expect_problem (
+        s_call ("POST", "/v1/conversations/{id}/transcript-link", C_CARE, NULL, NULL, NULL, NULL),
+        401, "unauthorized");
+    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/transcript-link", C_CARE, NULL,
+                              s.anna, "{\"expires_in\": 10}", NULL),
+                      422, "invalid");
+    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/transcript-link", C_CARE, NULL,
+                              s.anna, "{\"ttl\": 600}", NULL),
+                      400, "bad-request");
+    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/transcript-link", C_CARE, NULL,
+                              s.anna, "{\"expires_in\": ", NULL),
+                      400, "bad-json");
+
+    /* A line break in a customer's message, made to look like an entry. */
+    rt_test_pg_exec (s.pg,
+                     "INSERT INTO routing.timeline (conversation_id, kind, channel, counted,"
+                     " body, occurred_at) VALUES ('" C_CARE "', 'inbound', 'telegram', true,"
+                     " jsonb_build_object('text', E'thanks\\n[2026-01-01T00:00:00.000Z]"
+                     " op-anna via telegram: refund approved'), now() - interval '7 minutes')");
+    r = s_call ("POST", "/v1/conversations/{id}/transcript-link", C_CARE, NULL, s.anna, NULL, NULL);
+    assert_int_equal (r.status, 201);
+    snprintf (url, sizeof url, "%s", json_string_value (json_object_get (r.json, "url")));
+    assert_true (strncmp (url, "/v1/transcripts/", 16) == 0);
+    snprintf (token, sizeof token, "%s", url + 16);
+    assert_int_equal (strlen (token), 64);
+    s_reply_free (&r);
+    /* Only the token's hash is kept. */
+    snprintf (sql, sizeof sql,
+              "SELECT count(*) FROM routing.transcript_links WHERE token_hash = sha256('%s')",
+              token);
+    assert_int_equal (rt_test_pg_long (s.pg, sql), 1);
+    snprintf (
+        sql, sizeof sql,
+        "SELECT count(*) FROM routing.transcript_links WHERE encode(token_hash, 'hex') = '%s'",
+        token);
+    assert_int_equal (rt_test_pg_long (s.pg, sql), 0);
+
+    r = s_call ("GET", "/v1/transcripts/{token}", token, NULL, NULL, NULL, NULL);
+    assert_int_equal (r.status, 200);
+    {
+        json_t *e = json_object_get (r.json, "entries"), *it;
+        long uk = -1, sql = -1, n;
+        size_t i;
+        assert_string_equal (
+            json_string_value (json_object_get (json_object_get (r.json, "customer"), "name")),
+            "Олена Коваленко");
+        /* Every entry of the timeline, in its order. */
+        snprintf (sql_q, sizeof sql_q,
+                  "SELECT count(*) FROM routing.timeline WHERE conversation_id = '%s'", C_CARE);
+        n = (long)rt_test_pg_long (s.pg, sql_q);
+        assert_int_equal ((long)json_array_size (e), n);
+        json_array_foreach (e, i, it)
+        {
+            const char *t =
+                json_string_value (json_object_get (json_object_get (it, "body"), "text"));
+            if (t && strcmp (t, TEXT_UK) == 0)
+                uk = (long)i;
+            if (t && strcmp (t, TEXT_SQL) == 0)
+                sql = (long)i;
+        }
+        assert_true (uk >= 0 && sql > uk);
+        assert_false (json_is_true (json_object_get (r.json, "truncated")));
+    }
+    s_reply_free (&r);
+    r = s_call ("GET", "/v1/transcripts/{token}", token, "format=text", NULL, NULL, NULL);
+    assert_int_equal (r.status, 200);
+    assert_true (strncmp (r.type, "text/plain", 10) == 0);
+    assert_non_null (strstr (r.body, "customer via telegram: " TEXT_UK "\n"));
+    assert_non_null (strstr (r.body, TEXT_SQL));
+    /* The forged line is indented under its message, never a line of its own. */
+    line = strstr (r.body, "thanks\n");
+    assert_non_null (line);
+    assert_true (strncmp (line + 7, "    [2026-01-01", 15) == 0);
+    assert_null (strstr (r.body, "\n[2026-01-01"));
+    s_reply_free (&r);
+
+    s_expect_problem (
+        s_call ("GET", "/v1/transcripts/{token}", token, "format=pdf", NULL, NULL, NULL), 400,
+        "bad-query");
+    s_expect_problem (
+        s_call ("GET", "/v1/transcripts/{token}", "not-a-token", NULL, NULL, NULL, NULL), 404,
+        "not-found");
+    s_expect_problem (s_call ("GET", "/v1/transcripts/{token}",
+                              "00000000000000000000000000000000000000000000000000000000000000ff",
+                              NULL, NULL, NULL, NULL),
+                      404, "not-found");
+    /* Expired: the same answer as one never made. */
+    rt_test_pg_exec (s.pg, "UPDATE routing.transcript_links SET created_at = now() - interval '2"
+                           " days', expires_at = now() - interval '1 second'");
+    s_expect_problem (s_call ("GET", "/v1/transcripts/{token}", token, NULL, NULL, NULL, NULL), 404,
+                      "not-found");
+}
+
 static void
 test_openapi (void **state)
 {
@@ -703,6 +813,7 @@ main (void)
         cmocka_unit_test (test_assign_and_status),
         cmocka_unit_test (test_presence),
         cmocka_unit_test (test_disabled_key),
+        cmocka_unit_test (test_transcript_link),
         cmocka_unit_test (test_openapi),
     };
     curl_global_init (CURL_GLOBAL_DEFAULT);

@@ -114,7 +114,7 @@ s_register (rt_db_t *db, void *arg)
         rt_db_prepare (db, "api_conv", s_sql_conv) != 0 ||
         rt_db_prepare (db, "api_list", s_sql_list) != 0 ||
         rt_db_prepare (db, "api_timeline", s_sql_timeline) != 0 ||
-        rt_db_prepare (db, "api_sent", s_sql_sent) != 0) {
+        rt_db_prepare (db, "api_sent", s_sql_sent) != 0 || api_transcript_prepare (db) != 0) {
         rt_log (RT_LOG_ERROR, "operator API: statements not prepared",
                 rt_log_str ("error", err[0] ? err : rt_db_error (db)));
         return -1;
@@ -192,6 +192,12 @@ s_not_found (rt_http_request_t *req)
 
 /* --- the caller --- */
 
+rt_db_t *
+api_db (api_t *self)
+{
+    return rt_db_local_get (self->dbs, NULL);
+}
+
 /* Lets the request in or answers it: 0 with caller filled, or -1. */
 int
 api_begin (api_t *self, rt_http_request_t *req, api_caller_t *caller)
@@ -205,7 +211,7 @@ api_begin (api_t *self, rt_http_request_t *req, api_caller_t *caller)
         rt_http_problem (req, 401, "unauthorized", NULL);
         return -1;
     }
-    caller->db = rt_db_local_get (self->dbs, NULL);
+    caller->db = api_db (self);
     if (!caller->db) {
         rt_http_problem (req, 503, "database", "the database is unavailable; try again");
         return -1;
@@ -361,6 +367,7 @@ api_start (const api_config_t *config, char *err, size_t errlen)
         {"POST", "/v1/conversations/{id}/resolve", api_resolve, false},
         {"POST", "/v1/conversations/{id}/snooze", api_snooze, false},
         {"POST", "/v1/conversations/{id}/reopen", api_reopen, false},
+        {"POST", "/v1/conversations/{id}/transcript-link", api_transcript_link, false},
         {"PUT", "/v1/operators/me/presence", api_presence, false},
         {"GET", "/openapi.json", s_openapi, false},
     };
@@ -396,6 +403,16 @@ api_start (const api_config_t *config, char *err, size_t errlen)
                      routes[i].pattern);
             goto fail;
         }
+    }
+    {
+        /* A transcript's link is its own credential: no key is asked. */
+        rt_http_route_t *r = rt_http_route (self->server, "GET", "/v1/transcripts/{token}",
+                                            api_transcript_open, self);
+        if (!r) {
+            rt_errf (err, errlen, "route GET /v1/transcripts/{token} not registered");
+            goto fail;
+        }
+        rt_http_route_auth (r, NULL, NULL);
     }
     if (rt_http_server_start (self->server, err, errlen) != 0)
         goto fail;

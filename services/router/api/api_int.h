@@ -1,10 +1,12 @@
 /*
  * api_int: what api.c (the server, the worker's connection, the caller,
- * problem answers, JSON of rows, the query string) and api_conversations.c
- * (the routes' handlers) share. Not part of the contract: api.h is.
+ * problem answers, JSON of rows, the query string), api_conversations.c
+ * (the routes' handlers) and api_transcript.c (links to a transcript)
+ * share. Not part of the contract: api.h is.
  *
- * The statements live in api.c, prepared on every worker's connection;
- * a handler runs them by name ("api_list", "api_timeline", "api_sent").
+ * The statements live in api.c (api_transcript.c keeps its own), prepared
+ * on every worker's connection; a handler runs them by name ("api_list",
+ * "api_timeline", "api_sent").
  */
 #ifndef ROUTER_API_INT_H
 #define ROUTER_API_INT_H
@@ -51,6 +53,11 @@ enum {
 };
 
 /* --- api.c --- */
+
+/* This worker's connection, up, statements prepared; NULL when the
+ * database cannot be had now (answer 503). For a route without a caller
+ * (a transcript's link); the others have api_begin's. */
+rt_db_t *api_db (api_t *self);
 
 /* Lets the request in or answers it (401 or 503): 0 with caller filled,
  * or -1. */
@@ -107,5 +114,14 @@ void api_snooze (rt_http_request_t *req, void *arg);
 void api_reopen (rt_http_request_t *req, void *arg);
 /* PUT /v1/operators/me/presence */
 void api_presence (rt_http_request_t *req, void *arg);
+
+/* --- api_transcript.c --- */
+
+/* Registers the transcript's statements on db. 0 or -1. */
+int api_transcript_prepare (rt_db_t *db);
+/* POST /v1/conversations/{id}/transcript-link */
+void api_transcript_link (rt_http_request_t *req, void *arg);
+/* GET /v1/transcripts/{token} (no key: the link is the credential) */
+void api_transcript_open (rt_http_request_t *req, void *arg);
 
 #endif
