@@ -776,6 +776,55 @@ test_transcript_link (void **state)
                       "not-found");
 }
 
+/* The SLA clock due next, in the list and the conversation: the running
+ * one due first; a breached clock not yet stopped flags it, and is no
+ * longer "due". */
+static void
+test_sla_in_list (void **state)
+{
+    s_reply_t r;
+    json_t *due;
+    (void)state;
+    rt_test_pg_exec (s.pg, "INSERT INTO routing.sla_timers (conversation_id, kind, policy,"
+                           " team_id, start_at, due_at, warn_at) VALUES"
+                           " ('" C_QUEUE "', 'resolution', 'care', 'care', now(),"
+                           " now() + interval '8 hours', now() + interval '7 hours'),"
+                           " ('" C_QUEUE "', 'first_response', 'care', 'care', now(),"
+                           " now() + interval '1 hour', now() + interval '50 minutes')");
+    r = s_call ("GET", "/v1/conversations/{id}", C_QUEUE, NULL, s.anna, NULL, NULL);
+    assert_int_equal (r.status, 200);
+    due = json_object_get (r.json, "sla_due");
+    assert_string_equal (json_string_value (json_object_get (due, "kind")), "first_response");
+    assert_false (json_is_true (json_object_get (r.json, "sla_breached")));
+    s_reply_free (&r);
+    rt_test_pg_exec (s.pg, "UPDATE routing.sla_timers SET breached_at = now(), due_at = now()"
+                           " - interval '1 second', warn_at = now() - interval '1 minute'"
+                           " WHERE conversation_id = '" C_QUEUE "' AND kind = 'first_response'");
+    r = s_call ("GET", "/v1/conversations/{id}", C_QUEUE, NULL, s.anna, NULL, NULL);
+    assert_int_equal (r.status, 200);
+    assert_true (json_is_true (json_object_get (r.json, "sla_breached")));
+    due = json_object_get (r.json, "sla_due");
+    assert_string_equal (json_string_value (json_object_get (due, "kind")), "resolution");
+    s_reply_free (&r);
+    /* The list shows the same (its every item is checked by the OpenAPI
+     * test too). */
+    r = s_call ("GET", "/v1/conversations", NULL, NULL, s.root, NULL, NULL);
+    assert_int_equal (r.status, 200);
+    {
+        json_t *items = json_object_get (r.json, "items"), *it;
+        size_t i;
+        json_array_foreach (items, i, it)
+        {
+            if (strcmp (json_string_value (json_object_get (it, "id")), C_QUEUE) == 0)
+                assert_true (json_is_true (json_object_get (it, "sla_breached")));
+            else
+                assert_false (json_is_true (json_object_get (it, "sla_breached")));
+        }
+    }
+    s_reply_free (&r);
+    rt_test_pg_exec (s.pg, "DELETE FROM routing.sla_timers WHERE conversation_id = '" C_QUEUE "'");
+}
+
 static void
 test_openapi (void **state)
 {
@@ -814,6 +863,7 @@ main (void)
         cmocka_unit_test (test_presence),
         cmocka_unit_test (test_disabled_key),
         cmocka_unit_test (test_transcript_link),
+        cmocka_unit_test (test_sla_in_list),
         cmocka_unit_test (test_openapi),
     };
     curl_global_init (CURL_GLOBAL_DEFAULT);

@@ -64,18 +64,25 @@ static const char *s_sql_me =
     "($1::text IS NULL OR c.team_id = $1 OR EXISTS (SELECT 1 FROM routing.operators o"             \
     " WHERE o.id = c.assignee AND o.team_id = $1) OR (c.team_id IS NULL AND c.assignee IS NULL))"
 
-/* A conversation as the API shows it; the last column is its list order. */
+/* A conversation as the API shows it: its row, its last message, the SLA
+ * clock due next among those running (none while paused) and whether one
+ * is breached and not yet stopped; the last column is its list order. */
 /* clang-format off */
 #define S_CONV_COLS                                                                                \
     "SELECT c.id, c.customer_id, cu.name, c.channel, c.assignee, c.team_id, c.status,"             \
     " c.unanswered, " S_TS ("c.waiting_since") ", c.version, " S_TS ("c.created_at") ","           \
     " " S_TS ("c.snoozed_until") ", lm.kind, lm.body->>'text', lm.channel,"                        \
-    " " S_TS ("lm.occurred_at") ","                                                                \
+    " " S_TS ("lm.occurred_at") ", sla.kind, " S_TS ("sla.due_at") ","                             \
+    " EXISTS (SELECT 1 FROM routing.sla_timers b WHERE b.conversation_id = c.id"                   \
+    " AND b.breached_at IS NOT NULL AND b.stopped_at IS NULL),"                                    \
     " coalesce((extract(epoch FROM c.waiting_since) * 1000)::bigint, 9223372036854775807) AS k"    \
     " FROM routing.conversations c JOIN crm.customers cu ON cu.id = c.customer_id"                 \
     " LEFT JOIN LATERAL (SELECT t.kind, t.body, t.channel, t.occurred_at FROM routing.timeline t"  \
     " WHERE t.conversation_id = c.id AND t.kind IN ('inbound', 'outbound')"                        \
-    " ORDER BY t.seq DESC LIMIT 1) lm ON true"
+    " ORDER BY t.seq DESC LIMIT 1) lm ON true"                                                     \
+    " LEFT JOIN LATERAL (SELECT st.kind, st.due_at FROM routing.sla_timers st"                     \
+    " WHERE st.conversation_id = c.id AND st.stopped_at IS NULL AND st.breached_at IS NULL"        \
+    " AND st.paused_at IS NULL ORDER BY st.due_at LIMIT 1) sla ON true"
 /* clang-format on */
 
 static const char *s_sql_conv = S_CONV_COLS " WHERE c.id = $2::uuid AND " S_VISIBLE;
@@ -246,14 +253,18 @@ api_str_or_null (PGresult *res, int row, int col)
 json_t *
 api_conv_json (PGresult *res, int row)
 {
-    json_t *last = json_null ();
+    json_t *last = json_null (), *sla = json_null ();
     if (!PQgetisnull (res, row, C_LM_KIND))
         last = json_pack ("{s:s, s:o, s:o, s:s}", "kind", PQgetvalue (res, row, C_LM_KIND), "text",
                           api_str_or_null (res, row, C_LM_TEXT), "channel",
                           api_str_or_null (res, row, C_LM_CHANNEL), "at",
                           PQgetvalue (res, row, C_LM_AT));
-    return json_pack ("{s:s, s:{s:s, s:s}, s:s, s:o, s:o, s:s, s:i, s:o, s:I, s:s, s:o, s:o}", "id",
-                      PQgetvalue (res, row, C_ID), "customer", "id",
+    if (!PQgetisnull (res, row, C_SLA_KIND))
+        sla = json_pack ("{s:s, s:s}", "kind", PQgetvalue (res, row, C_SLA_KIND), "due_at",
+                         PQgetvalue (res, row, C_SLA_DUE));
+    return json_pack ("{s:s, s:{s:s, s:s}, s:s, s:o, s:o, s:s, s:i, s:o, s:I, s:s, s:o, s:o, s:o, "
+                      "s:b}",
+                      "id", PQgetvalue (res, row, C_ID), "customer", "id",
                       PQgetvalue (res, row, C_CUSTOMER), "name", PQgetvalue (res, row, C_NAME),
                       "channel", PQgetvalue (res, row, C_CHANNEL), "assignee",
                       api_str_or_null (res, row, C_ASSIGNEE), "team",
@@ -262,7 +273,8 @@ api_conv_json (PGresult *res, int row)
                       api_str_or_null (res, row, C_WAITING), "version",
                       (json_int_t)strtoll (PQgetvalue (res, row, C_VERSION), NULL, 10),
                       "created_at", PQgetvalue (res, row, C_CREATED), "snoozed_until",
-                      api_str_or_null (res, row, C_SNOOZED), "last_message", last);
+                      api_str_or_null (res, row, C_SNOOZED), "last_message", last, "sla_due", sla,
+                      "sla_breached", strcmp (PQgetvalue (res, row, C_SLA_BREACHED), "t") == 0);
 }
 
 /* The conversation `id` as the caller may see it: the row (owned), or

@@ -49,6 +49,9 @@ enum {
     C_LM_TEXT,
     C_LM_CHANNEL,
     C_LM_AT,
+    C_SLA_KIND,     /* the running SLA clock due next: its kind, NULL for none */
+    C_SLA_DUE,      /* and its due time */
+    C_SLA_BREACHED, /* a clock breached and not stopped yet */
     C_KEY
 };
 
