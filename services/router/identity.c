@@ -295,6 +295,31 @@ s_email_normalize (const char *in, char out[S_EMAIL_MAX + 1])
     return 0;
 }
 
+int
+identity_point_normalize (identity_point_kind_t kind, const char *value,
+                          const char *default_country, char *out, size_t outlen, char *why,
+                          size_t whylen)
+{
+    char buf[S_EMAIL_MAX + 1];
+    if (!value || outlen < sizeof buf) {
+        rt_errf (why, whylen, "no value");
+        return -1;
+    }
+    if (kind == IDENTITY_POINT_PHONE) {
+        char e164[RT_PHONE_E164_MAX + 1];
+        if (rt_phone_normalize (value, default_country, e164, why, whylen) != 0)
+            return -1;
+        snprintf (out, outlen, "%s", e164);
+        return 0;
+    }
+    if (s_email_normalize (value, buf) != 0) {
+        rt_errf (why, whylen, "not an e-mail address");
+        return -1;
+    }
+    snprintf (out, outlen, "%s", buf);
+    return 0;
+}
+
 /* Step 1: the points that read as a phone or an address. */
 static void
 s_points_read (s_run_t *r)

@@ -88,6 +88,7 @@ typedef enum {
     IDENTITY_ERR_MERGED = -6,    /* the customer was merged into another (409) */
     IDENTITY_ERR_UNDONE = -7,    /* the merge was undone already (409) */
     IDENTITY_ERR_DEPENDS = -8,   /* a later merge depends on this one (409) */
+    IDENTITY_ERR_RESOLVED = -9,  /* the suggestion was merged already (409) */
 } identity_status_t;
 
 /* Where a contact point came from. The proving sources make a proven
@@ -221,6 +222,31 @@ identity_status_t identity_unmerge (rt_db_t *db, const char *merge_id, const cha
 identity_status_t identity_update_profile (rt_db_t *db, const char *customer_id,
                                            const identity_profile_t *changes, const char *by,
                                            char *err, size_t errlen);
+
+/* Marks an open merge suggestion rejected by an operator (by): the pair
+ * is not suggested again (identity_resolve skips rejected pairs).
+ * Rejecting a rejected one changes nothing (IDENTITY_OK); one that was
+ * merged is IDENTITY_ERR_RESOLVED; IDENTITY_ERR_NOT_FOUND for none. */
+identity_status_t identity_suggestion_reject (rt_db_t *db, const char *suggestion_id,
+                                              const char *by, char *err, size_t errlen);
+
+/* Marks the suggestion an operator accepted (by) as merged, before the
+ * merge of survivor and absorbed in the same transaction (identity_merge
+ * resolves the pair's other open suggestions itself). It must be about
+ * those two customers, as they stand now, either way round
+ * (IDENTITY_ERR_INVALID otherwise); a rejected one may still be accepted.
+ * IDENTITY_ERR_NOT_FOUND for none. */
+identity_status_t identity_suggestion_accept (rt_db_t *db, const char *suggestion_id,
+                                              const char *survivor, const char *absorbed,
+                                              const char *by, char *err, size_t errlen);
+
+/* Normalises a phone (E.164 through rt_phone, national numbers read in
+ * default_country, NULL: "UA") or an e-mail (trimmed, ASCII lower-cased)
+ * into out (at least 256 bytes) as resolution stores it, so a search
+ * finds what resolution kept. 0, or -1 with why filled. */
+int identity_point_normalize (identity_point_kind_t kind, const char *value,
+                              const char *default_country, char *out, size_t outlen, char *why,
+                              size_t whylen);
 
 /* The proven_by text a source is stored with ("sms", "shop", ...). */
 const char *identity_source_name (identity_source_t source);

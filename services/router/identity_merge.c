@@ -50,6 +50,8 @@
 #define S_PROFILE      "crm_profile_update"
 #define S_CARD         "crm_card"
 #define S_CARD_IDS     "crm_card_identities"
+#define S_SUGG_GET     "crm_suggestion_get"
+#define S_SUGG_MARK    "crm_suggestion_mark"
 
 /* An unproven point of the absorbed customer that the survivor also holds
  * unproven (the same number typed to both). */
@@ -93,8 +95,8 @@ const identity_stmt_t identity_merge_stmts[] = {
      "INSERT INTO crm.merges (id, survivor, absorbed, by_operator, reason, evidence,"
      " moved) VALUES ($1::uuid, $2::uuid, $3::uuid, $4, COALESCE($5, ''),"
      " $6::jsonb, $7::jsonb)"},
-    {S_SUGG_RESOLVE, "UPDATE crm.merge_suggestions SET resolved_at = now(), resolution = 'merged'"
-                     " WHERE resolved_at IS NULL"
+    {S_SUGG_RESOLVE, "UPDATE crm.merge_suggestions SET resolved_at = now(), resolution = 'merged',"
+                     " resolved_by = $3 WHERE resolved_at IS NULL"
                      " AND LEAST(customer_id, candidate_id) = LEAST($1::uuid, $2::uuid)"
                      " AND GREATEST(customer_id, candidate_id) = GREATEST($1::uuid, $2::uuid)"},
     {S_MERGE_GET, "SELECT survivor, absorbed, undone_at IS NOT NULL, moved::text FROM crm.merges"
@@ -141,6 +143,11 @@ const identity_stmt_t identity_merge_stmts[] = {
              " COALESCE((SELECT value FROM crm.contact_points WHERE customer_id = c.id"
              " AND kind = 'email' ORDER BY proven DESC, created_at DESC LIMIT 1), '')"
              " FROM crm.customers c WHERE c.id = $1::uuid"},
+    /* A suggestion, locked, with both its customers as they stand now. */
+    {S_SUGG_GET, "SELECT crm.root(customer_id), crm.root(candidate_id), resolution"
+                 " FROM crm.merge_suggestions WHERE id = $1::uuid FOR UPDATE"},
+    {S_SUGG_MARK, "UPDATE crm.merge_suggestions SET resolved_at = now(), resolution = $2,"
+                  " resolved_by = $3 WHERE id = $1::uuid"},
     {S_CARD_IDS,
      "SELECT channel, inbox, external_user_id FROM crm.identities"
      " WHERE customer_id = $1::uuid ORDER BY first_seen, channel, inbox, external_user_id"},
@@ -310,11 +317,11 @@ identity_merge (rt_db_t *db, const char *survivor_in, const char *absorbed_in, c
         char id[IDENTITY_ID_LEN + 1];
         const char *iv[7] = {id, survivor, absorbed, by, reason, ev_text, moved_text};
         const char *mv[2] = {absorbed, survivor};
-        const char *sv[2] = {survivor, absorbed};
+        const char *sv[3] = {survivor, absorbed, by};
         rt_uuid_format (&uuid, id);
         if (s_run (db, S_MERGED_INTO, 2, mv, err, errlen) != 0 ||
             s_run (db, S_MERGE_INSERT, 7, iv, err, errlen) != 0 ||
-            s_run (db, S_SUGG_RESOLVE, 2, sv, err, errlen) != 0)
+            s_run (db, S_SUGG_RESOLVE, 3, sv, err, errlen) != 0)
             goto cleanup;
         ev.merge_id = id;
         ev.survivor_id = survivor;
@@ -614,5 +621,97 @@ identity_update_profile (rt_db_t *db, const char *customer_in, const identity_pr
         return IDENTITY_ERR_DB;
     rt_log (RT_LOG_INFO, "customer card edited", rt_log_str ("customer", id),
             rt_log_str ("by", by ? by : ""));
+    return IDENTITY_OK;
+}
+
+/* --- suggestions --- */
+
+/* Reads suggestion `id` (locked): both customers' survivors and its
+ * resolution ("" while open) into the buffers. */
+static identity_status_t
+s_suggestion_get (rt_db_t *db, const char *in, char *id, char *a, char *b, char *resolution,
+                  size_t reslen, char *err, size_t errlen)
+{
+    const char *v[1] = {id};
+    PGresult *res;
+    if (s_id_canon (in, id) != 0) {
+        rt_errf (err, errlen, "no suggestion %s", in ? in : "");
+        return IDENTITY_ERR_NOT_FOUND;
+    }
+    res = identity_exec (db, S_SUGG_GET, 1, v, err, errlen);
+    if (!res)
+        return IDENTITY_ERR_DB;
+    if (PQntuples (res) == 0) {
+        PQclear (res);
+        rt_errf (err, errlen, "no suggestion %s", id);
+        return IDENTITY_ERR_NOT_FOUND;
+    }
+    snprintf (a, IDENTITY_ID_LEN + 1, "%s", PQgetvalue (res, 0, 0));
+    snprintf (b, IDENTITY_ID_LEN + 1, "%s", PQgetvalue (res, 0, 1));
+    snprintf (resolution, reslen, "%s", PQgetvalue (res, 0, 2));
+    PQclear (res);
+    return IDENTITY_OK;
+}
+
+identity_status_t
+identity_suggestion_reject (rt_db_t *db, const char *suggestion_id, const char *by, char *err,
+                            size_t errlen)
+{
+    char id[IDENTITY_ID_LEN + 1], a[IDENTITY_ID_LEN + 1], b[IDENTITY_ID_LEN + 1], resolution[16];
+    identity_status_t st;
+    if (by && !rt_utf8_text_ok (by, strlen (by))) {
+        rt_errf (err, errlen, "who must be UTF-8 text");
+        return IDENTITY_ERR_INVALID;
+    }
+    st = s_suggestion_get (db, suggestion_id, id, a, b, resolution, sizeof resolution, err, errlen);
+    if (st != IDENTITY_OK)
+        return st;
+    if (strcmp (resolution, "merged") == 0) {
+        rt_errf (err, errlen, "suggestion %s was merged already: undo the merge instead", id);
+        return IDENTITY_ERR_RESOLVED;
+    }
+    if (strcmp (resolution, "rejected") == 0)
+        return IDENTITY_OK;
+    {
+        const char *v[3] = {id, "rejected", by};
+        if (s_run (db, S_SUGG_MARK, 3, v, err, errlen) != 0)
+            return IDENTITY_ERR_DB;
+    }
+    rt_log (RT_LOG_INFO, "merge suggestion rejected", rt_log_str ("suggestion", id),
+            rt_log_str ("by", by ? by : ""));
+    return IDENTITY_OK;
+}
+
+identity_status_t
+identity_suggestion_accept (rt_db_t *db, const char *suggestion_id, const char *survivor_in,
+                            const char *absorbed_in, const char *by, char *err, size_t errlen)
+{
+    char id[IDENTITY_ID_LEN + 1], a[IDENTITY_ID_LEN + 1], b[IDENTITY_ID_LEN + 1], resolution[16];
+    char survivor[IDENTITY_ID_LEN + 1], absorbed[IDENTITY_ID_LEN + 1];
+    identity_status_t st;
+    if (s_id_canon (survivor_in, survivor) != 0 || s_id_canon (absorbed_in, absorbed) != 0) {
+        rt_errf (err, errlen, "a merge names two customer ids");
+        return IDENTITY_ERR_INVALID;
+    }
+    if (by && !rt_utf8_text_ok (by, strlen (by))) {
+        rt_errf (err, errlen, "who must be UTF-8 text");
+        return IDENTITY_ERR_INVALID;
+    }
+    st = s_suggestion_get (db, suggestion_id, id, a, b, resolution, sizeof resolution, err, errlen);
+    if (st != IDENTITY_OK)
+        return st;
+    if (!((strcmp (a, survivor) == 0 && strcmp (b, absorbed) == 0) ||
+          (strcmp (a, absorbed) == 0 && strcmp (b, survivor) == 0))) {
+        rt_errf (err, errlen, "suggestion %s is about customers %s and %s, not these two", id, a,
+                 b);
+        return IDENTITY_ERR_INVALID;
+    }
+    if (strcmp (resolution, "merged") == 0)
+        return IDENTITY_OK;
+    {
+        const char *v[3] = {id, "merged", by};
+        if (s_run (db, S_SUGG_MARK, 3, v, err, errlen) != 0)
+            return IDENTITY_ERR_DB;
+    }
     return IDENTITY_OK;
 }

@@ -3,12 +3,13 @@
  * to the operator who knows them.
  *
  * What is routerd's own: its settings, its migrations (the outbox's, crm's,
- * routing's), the consumer group "router" over the streams message, order
- * and customer (daemon/handler.c: identity, then routing, in the round's
- * transaction) and the timer (daemon/timer.c: routing_tick and the
- * gauges) and the operator API (api/: its own HTTP workers, each with a
- * connection of its own, on RETAIN_ROUTER_HTTP). The main loop is the
- * consumer's until SIGTERM; the rest is common/daemon's.
+ * routing's), the consumer group "router" over the streams message, order,
+ * shipment, loyalty and customer (daemon/handler.c: identity, then routing
+ * and the customer card, in the round's transaction) and the timer
+ * (daemon/timer.c: routing_tick and the gauges) and the operator API
+ * (api/: its own HTTP workers, each with a connection of its own, on
+ * RETAIN_ROUTER_HTTP). The main loop is the consumer's until SIGTERM; the
+ * rest is common/daemon's.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,7 +27,8 @@
 static const rt_migration_set_t *const s_migrations[] = {&rt_migrations_outbox, &rt_migrations_crm,
                                                          &rt_migrations_routing, NULL};
 
-static const char *const s_streams[] = {"message", "order", "customer"};
+/* shipment and loyalty feed the customer card (card.h). */
+static const char *const s_streams[] = {"message", "order", "shipment", "loyalty", "customer"};
 
 static const rt_config_setting_t s_settings[] = {
     {"http", "RETAIN_ROUTER_HTTP", "127.0.0.1:8781", "operator API address (host:port)"},
@@ -87,6 +89,7 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     self->api_config.dsn = rt_daemon_dsn (d);
     self->api_config.threads = (int)http_threads;
     self->api_config.metrics = t->metrics;
+    self->api_config.default_country = rt_config_get (c, "default-country");
     handler_init (&self->handler, t->metrics, rt_config_get (c, "default-country"));
     cc.dsn = rt_daemon_dsn (d);
     cc.group = "router";

@@ -290,13 +290,13 @@ s_publish (const char *type, const char *key, const char *json)
 
 /* An order for a customer never seen makes that customer, holding the
  * shop's id and the shop's claim of the phone; a type routerd does not
- * take (an OrderShipped on the order stream) is passed over and counted. */
+ * take (a CouponIssued on the loyalty stream) is passed over and counted. */
 static void
 test_order_and_unknown_type (void **state)
 {
     (void)state;
-    s_publish ("OrderShipped", "shop-77",
-               "{\"order_id\":\"o-2\",\"customer_id\":\"shop-77\",\"carrier\":\"nova_poshta\"}");
+    s_publish ("CouponIssued", "shop-77",
+               "{\"coupon_id\":\"c-1\",\"customer_id\":\"shop-77\",\"code\":\"SORRY10\"}");
     s_publish ("OrderPlaced", "shop-77",
                "{\"order_id\":\"o-1\",\"customer_id\":\"shop-77\",\"customer_phone\":"
                "\"067 111 22 33\",\"customer_name\":\"Ірина\"}");
@@ -314,13 +314,13 @@ test_order_and_unknown_type (void **state)
                            " ON cu.id = c.customer_id WHERE cu.shop_customer_id = 'shop-77'"),
                       0);
     for (int i = 0; i < 100; i++) {
-        if (rt_test_metric (s_r.admin_port, "retain_router_skipped_total{type=\"OrderShipped\"}") ==
+        if (rt_test_metric (s_r.admin_port, "retain_router_skipped_total{type=\"CouponIssued\"}") ==
             1)
             break;
         usleep (100000);
     }
     assert_true (
-        rt_test_metric (s_r.admin_port, "retain_router_skipped_total{type=\"OrderShipped\"}") == 1);
+        rt_test_metric (s_r.admin_port, "retain_router_skipped_total{type=\"CouponIssued\"}") == 1);
 }
 
 int

@@ -49,6 +49,7 @@ struct api_t {
     rt_apikey_auth_t *auth;     /* keys of service "router" */
     rt_http_idem_store_t *idem; /* Idempotency-Key store (PostgreSQL) */
     rt_db_local_t *dbs;         /* each worker's connection, statements registered */
+    char country[8];            /* api_config_t.default_country, "" for rt_phone's */
 };
 
 /* --- SQL --- */
@@ -121,7 +122,8 @@ s_register (rt_db_t *db, void *arg)
         rt_db_prepare (db, "api_conv", s_sql_conv) != 0 ||
         rt_db_prepare (db, "api_list", s_sql_list) != 0 ||
         rt_db_prepare (db, "api_timeline", s_sql_timeline) != 0 ||
-        rt_db_prepare (db, "api_sent", s_sql_sent) != 0 || api_transcript_prepare (db) != 0) {
+        rt_db_prepare (db, "api_sent", s_sql_sent) != 0 || api_transcript_prepare (db) != 0 ||
+        api_customers_prepare (db, err, sizeof err) != 0) {
         rt_log (RT_LOG_ERROR, "operator API: statements not prepared",
                 rt_log_str ("error", err[0] ? err : rt_db_error (db)));
         return -1;
@@ -239,6 +241,7 @@ api_begin (api_t *self, rt_http_request_t *req, api_caller_t *caller)
     snprintf (caller->team, sizeof caller->team, "%s", PQgetvalue (res, 0, 0));
     PQclear (res);
     caller->scope = strcmp (caller->role, "admin") == 0 ? NULL : caller->team;
+    caller->country = self->country[0] ? self->country : NULL;
     return 0;
 }
 
@@ -381,6 +384,12 @@ api_start (const api_config_t *config, char *err, size_t errlen)
         {"POST", "/v1/conversations/{id}/reopen", api_reopen, false},
         {"POST", "/v1/conversations/{id}/transcript-link", api_transcript_link, false},
         {"PUT", "/v1/operators/me/presence", api_presence, false},
+        {"GET", "/v1/customers", api_customer_list, false},
+        {"GET", "/v1/customers/{id}", api_customer_get, false},
+        {"PATCH", "/v1/customers/{id}", api_customer_patch, false},
+        {"POST", "/v1/customers/{id}/merge", api_customer_merge, true},
+        {"POST", "/v1/merges/{id}/undo", api_merge_undo, false},
+        {"POST", "/v1/suggestions/{id}/reject", api_suggestion_reject, false},
         {"GET", "/openapi.json", s_openapi, false},
     };
     rt_http_server_config_t sc = {0};
@@ -389,6 +398,8 @@ api_start (const api_config_t *config, char *err, size_t errlen)
         rt_errf (err, errlen, "out of memory");
         return NULL;
     }
+    snprintf (self->country, sizeof self->country, "%s",
+              config->default_country ? config->default_country : "");
     self->dbs = rt_db_local_new (config->dsn, "retain-routerd-api", s_register, NULL,
                                  S_RECONNECT_MS, err, errlen);
     if (!self->dbs)

@@ -20,6 +20,16 @@
  * conversation the caller may not see is answered 404, as one that does
  * not exist, so ids of other teams' conversations leak nothing.
  *
+ * Customers are the shop's, not a team's: any operator may read a card
+ * (GET /v1/customers/{id}), search, edit the profile, merge, undo a merge
+ * and reject a suggestion; the card lists only the customer's
+ * conversations the caller may see, by the rule above. An absorbed
+ * customer's id answers 200 with the survivor's card (its id the
+ * survivor's; requested_id the id asked, merged_into the survivor), not a
+ * redirect, so a console holding an old id keeps working; an edit or a
+ * merge naming it is 409 "merged" (edit or merge the survivor). A merge
+ * (POST /v1/customers/{id}/merge) honours Idempotency-Key as a reply does.
+ *
  * The handlers run on the worker threads and block on their connection:
  * the statements are indexed lookups and short transactions.
  */
@@ -36,10 +46,12 @@ typedef struct api_t api_t;
 
 /* What the API needs. */
 typedef struct {
-    const char *address;   /* "host:port" to listen on */
-    const char *dsn;       /* PostgreSQL (copied) */
-    int threads;           /* worker threads */
-    rt_metrics_t *metrics; /* lent, outlives the API: the daemon's registry */
+    const char *address;         /* "host:port" to listen on */
+    const char *dsn;             /* PostgreSQL (copied) */
+    int threads;                 /* worker threads */
+    rt_metrics_t *metrics;       /* lent, outlives the API: the daemon's registry */
+    const char *default_country; /* ISO 3166 code national phone numbers are read in
+                                    (copied; NULL: rt_phone's default) */
 } api_config_t;
 
 /* Applies the migrations the API's layers need beside routerd's own (the

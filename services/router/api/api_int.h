@@ -1,11 +1,13 @@
 /*
  * api_int: what api.c (the server, the worker's connection, the caller,
  * problem answers, JSON of rows, the query string), api_conversations.c
- * (the routes' handlers) and api_transcript.c (links to a transcript)
- * share. Not part of the contract: api.h is.
+ * (the conversations' routes), api_customers.c (the customers' routes)
+ * and api_transcript.c (links to a transcript) share. Not part of the
+ * contract: api.h is.
  *
- * The statements live in api.c (api_transcript.c keeps its own), prepared
- * on every worker's connection; a handler runs them by name ("api_list",
+ * The statements live in api.c (api_customers.c and api_transcript.c
+ * keep their own, registered from api.c's s_register), prepared on every
+ * worker's connection; a handler runs them by name ("api_list",
  * "api_timeline", "api_sent").
  */
 #ifndef ROUTER_API_INT_H
@@ -28,6 +30,7 @@ typedef struct {
     char role[RT_APIKEY_ROLE_MAX + 1]; /* operator, supervisor, admin */
     char team[ROUTING_OP_MAX + 1];     /* their team */
     const char *scope;                 /* team to restrict to; NULL for an admin */
+    const char *country;               /* national phone numbers' country; NULL: rt_phone's */
 } api_caller_t;
 
 /* Columns of a conversation row (api.c's S_CONV_COLS, the rows of
@@ -117,6 +120,27 @@ void api_snooze (rt_http_request_t *req, void *arg);
 void api_reopen (rt_http_request_t *req, void *arg);
 /* PUT /v1/operators/me/presence */
 void api_presence (rt_http_request_t *req, void *arg);
+
+/* --- api_customers.c: the customers' routes (arg: the api_t) --- */
+
+/* Registers the customers' statements with db, the card's (card_prepare)
+ * and routing's merge hooks among them: once per worker connection, after
+ * identity_prepare and routing_prepare (s_register). 0, or -1 with err
+ * filled. */
+int api_customers_prepare (rt_db_t *db, char *err, size_t errlen);
+
+/* GET /v1/customers/{id} */
+void api_customer_get (rt_http_request_t *req, void *arg);
+/* GET /v1/customers?phone=|email=|q= */
+void api_customer_list (rt_http_request_t *req, void *arg);
+/* PATCH /v1/customers/{id} */
+void api_customer_patch (rt_http_request_t *req, void *arg);
+/* POST /v1/customers/{id}/merge (behind Idempotency-Key) */
+void api_customer_merge (rt_http_request_t *req, void *arg);
+/* POST /v1/merges/{id}/undo */
+void api_merge_undo (rt_http_request_t *req, void *arg);
+/* POST /v1/suggestions/{id}/reject */
+void api_suggestion_reject (rt_http_request_t *req, void *arg);
 
 /* --- api_transcript.c --- */
 

@@ -11,7 +11,9 @@
  * the shop's CustomerUpserted resolve the shop's customer with the shop's
  * claims, so the person who ordered by phone is recognised when they write
  * from that number. Receipts go to the timeline of the message they
- * concern. Everything else is counted and passed over.
+ * concern. Orders, parcels, loyalty and feedback go to the customer's
+ * card (card.h; OrderPlaced to the timeline too). Everything else is
+ * counted and passed over.
  *
  * Only PostgreSQL failing returns -1 (the round rolls back and is tried
  * again): an event identity or routing refuses would be refused again, so
@@ -25,6 +27,7 @@
 
 #include <jansson.h>
 
+#include "card.h"
 #include "identity.h"
 #include "routerd.h"
 #include "routing.h"
@@ -289,6 +292,40 @@ cleanup:
     return rc < 0 ? -1 : 0;
 }
 
+/* The card's verdict: 0 taken or passed over (counted), -1 roll back.
+ * count: an event the card alone takes is counted as handled here. */
+static int
+s_card_verdict (handler_t *self, const Retain__V1__Envelope *event, card_status_t st,
+                const char *err, bool count)
+{
+    switch (st) {
+    case CARD_TAKEN:
+        if (count)
+            s_handled (self, event);
+        return 0;
+    case CARD_REPLAYED:
+        s_count (self, "retain_router_card_replays_total",
+                 "events the customer card had taken already (replays), passed over", event->type);
+        return 0;
+    case CARD_ERR_DB:
+        rt_log (RT_LOG_WARN, "card failed", rt_log_str ("id", event->id),
+                rt_log_str ("error", err));
+        return -1;
+    default:
+        return s_refused (self, event, err);
+    }
+}
+
+/* Orders' later steps, parcels, loyalty and feedback: the card's. */
+static int
+s_card (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
+{
+    char err[256] = "";
+    card_result_t out;
+    card_status_t st = card_apply (db, event, &out, err, sizeof err);
+    return s_card_verdict (self, event, st, err, true);
+}
+
 /* The shop's id of its customer: an id that is no retain id is the shop's. */
 static void
 s_shop_ids (identity_input_t *in, const char *customer_id, const char *shop_id)
@@ -324,6 +361,12 @@ s_order (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
     in.default_country = self->default_country;
     in.name = o->customer_name;
     rc = s_resolve (self, db, event, &in, &who);
+    if (rc == 0) {
+        char cerr[256] = "";
+        card_status_t cst =
+            card_apply_order_placed (db, o, event, who.customer_id, cerr, sizeof cerr);
+        rc = s_card_verdict (self, event, cst, cerr, false);
+    }
     if (rc == 0) {
         json_t *summary = json_pack ("{s:s, s:I}", "order_id", o->order_id ? o->order_id : "",
                                      "placed_at", (json_int_t)o->placed_at);
@@ -445,7 +488,8 @@ s_prepare (handler_t *self, rt_db_t *db)
         rt_errf (err, sizeof err, "%s", rt_db_error (db));
         goto fatal;
     }
-    if (identity_prepare (db, err, sizeof err) != 0 || routing_prepare (db, err, sizeof err) != 0)
+    if (identity_prepare (db, err, sizeof err) != 0 || routing_prepare (db, err, sizeof err) != 0 ||
+        card_prepare (db, err, sizeof err) != 0)
         goto fatal;
     return 0;
 fatal:
@@ -478,6 +522,8 @@ handler_handle (rt_db_t *db, const Retain__V1__Envelope *event, void *arg)
         return s_customer (self, db, event);
     if (strcmp (type, "MessageDelivered") == 0 || strcmp (type, "MessageFailed") == 0)
         return s_receipt (self, db, event);
+    if (card_takes (type))
+        return s_card (self, db, event);
     s_count (self, "retain_router_skipped_total", "events of types routerd does not take", type);
     return 0;
 }

@@ -2,7 +2,8 @@
  * routerd: the parts of retain-routerd main.c puts together.
  *
  * The consumer handler (handler.c) takes every event of the group
- * "router" (streams message, order, customer) to identity and routing
+ * "router" (streams message, order, shipment, loyalty, customer) to
+ * identity, routing and the customer card (card.h)
  * inside the consumer's round, so a round that rolls back, or a replica
  * killed half-way, leaves nothing half-done and a replay changes nothing
  * (routing's timeline is idempotent by envelope id). The timer (timer.c)
