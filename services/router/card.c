@@ -491,17 +491,26 @@ card_apply_order_placed (rt_db_t *db, const Retain__V1__OrderPlaced *m,
     return s_run (db, S_PLACED, 6, v, err, errlen);
 }
 
+/* The start of an order's later step: the order named, the event taken
+ * once, the order's owner found (card_result_t.customer_id). */
+static card_status_t
+s_order_begin (rt_db_t *db, const Retain__V1__Envelope *env, const char *order_id,
+               const char *customer_id, card_result_t *out, char *err, size_t errlen)
+{
+    if (!s_set (order_id)) {
+        rt_errf (err, errlen, "an order without an id");
+        return CARD_NO_CUSTOMER;
+    }
+    return s_begin (db, env, S_ORDER_OWNER, order_id, customer_id, NULL, out, err, errlen);
+}
+
 card_status_t
 card_apply_order_paid (rt_db_t *db, const Retain__V1__OrderPaid *m, const Retain__V1__Envelope *env,
                        card_result_t *out, char *err, size_t errlen)
 {
     char amount[24], at[24];
     card_status_t st;
-    if (!s_set (m->order_id)) {
-        rt_errf (err, errlen, "an order without an id");
-        return CARD_NO_CUSTOMER;
-    }
-    st = s_begin (db, env, S_ORDER_OWNER, m->order_id, m->customer_id, NULL, out, err, errlen);
+    st = s_order_begin (db, env, m->order_id, m->customer_id, out, err, errlen);
     if (st != CARD_TAKEN)
         return st;
     {
@@ -522,11 +531,7 @@ card_apply_order_shipped (rt_db_t *db, const Retain__V1__OrderShipped *m,
 {
     char at[24], promised[24];
     card_status_t st;
-    if (!s_set (m->order_id)) {
-        rt_errf (err, errlen, "an order without an id");
-        return CARD_NO_CUSTOMER;
-    }
-    st = s_begin (db, env, S_ORDER_OWNER, m->order_id, m->customer_id, NULL, out, err, errlen);
+    st = s_order_begin (db, env, m->order_id, m->customer_id, out, err, errlen);
     if (st != CARD_TAKEN)
         return st;
     {
@@ -555,11 +560,7 @@ card_apply_order_cancelled (rt_db_t *db, const Retain__V1__OrderCancelled *m,
 {
     char at[24];
     card_status_t st;
-    if (!s_set (m->order_id)) {
-        rt_errf (err, errlen, "an order without an id");
-        return CARD_NO_CUSTOMER;
-    }
-    st = s_begin (db, env, S_ORDER_OWNER, m->order_id, m->customer_id, NULL, out, err, errlen);
+    st = s_order_begin (db, env, m->order_id, m->customer_id, out, err, errlen);
     if (st != CARD_TAKEN)
         return st;
     {
@@ -576,11 +577,7 @@ card_apply_order_refunded (rt_db_t *db, const Retain__V1__OrderRefunded *m,
 {
     char amount[24], at[24];
     card_status_t st;
-    if (!s_set (m->order_id)) {
-        rt_errf (err, errlen, "an order without an id");
-        return CARD_NO_CUSTOMER;
-    }
-    st = s_begin (db, env, S_ORDER_OWNER, m->order_id, m->customer_id, NULL, out, err, errlen);
+    st = s_order_begin (db, env, m->order_id, m->customer_id, out, err, errlen);
     if (st != CARD_TAKEN)
         return st;
     {
