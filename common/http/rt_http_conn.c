@@ -252,21 +252,23 @@ s_date (rt_http_worker_t *w)
     strftime (w->date, sizeof w->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
-/* Writes a response to the request's connection and counts it. */
+/* Writes a response's status line and headers to the request's
+ * connection and counts the response. A stream (`stream`) has no
+ * Content-Length: its body is chunked on HTTP/1.1, delimited by the close
+ * on HTTP/1.0. */
 static void
-s_write_response (rt_http_request_t *req, int status, const char *content_type, const void *body,
-                  size_t len)
+s_write_head (rt_http_request_t *req, int status, const char *content_type, size_t len, bool stream)
 {
     rt_http_conn_t *conn = req->conn;
     rt_http_worker_t *w = req->worker;
     rt_http_server_t *srv = w->server;
     struct evbuffer *out = bufferevent_get_output (conn->bev);
     bool no_length = status == 204 || status == 304;
-    bool no_body = no_length || req->head_only;
+    bool http10 = req->head_parsed && req->h.minor == 0;
     char head[512];
     int n;
 
-    if (!req->keep_alive || w->stopping || atomic_load (&srv->stopping))
+    if (!req->keep_alive || w->stopping || atomic_load (&srv->stopping) || (stream && http10))
         conn->close_after = true;
     if (content_type && strpbrk (content_type, "\r\n"))
         content_type = NULL; /* never split a response */
@@ -277,20 +279,31 @@ s_write_response (rt_http_request_t *req, int status, const char *content_type, 
     if (n < 0 || (size_t)n >= sizeof head)
         n = snprintf (head, sizeof head, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
                       rt_http_status_text (status), w->date);
-    if (!no_length)
+    if (stream && !http10)
+        n += snprintf (head + n, sizeof head - (size_t)n, "Transfer-Encoding: chunked\r\n");
+    else if (!stream && !no_length)
         n += snprintf (head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n", len);
     if (conn->close_after)
         n += snprintf (head + n, sizeof head - (size_t)n, "Connection: close\r\n");
-    else if (req->head_parsed && req->h.minor == 0)
+    else if (http10)
         n += snprintf (head + n, sizeof head - (size_t)n, "Connection: keep-alive\r\n");
     evbuffer_add (out, head, (size_t)n);
     if (req->out_headers.len)
         evbuffer_add (out, req->out_headers.data, req->out_headers.len);
     evbuffer_add (out, "\r\n", 2);
-    if (!no_body && len)
-        evbuffer_add (out, body, len);
     rt_http_routes_count (&srv->routes, req->route, status,
                           (double)(rt_clock_elapsed_us () - req->arrival_us) / 1e6);
+}
+
+/* Writes a response to the request's connection and counts it. */
+static void
+s_write_response (rt_http_request_t *req, int status, const char *content_type, const void *body,
+                  size_t len)
+{
+    bool no_body = status == 204 || status == 304 || req->head_only;
+    s_write_head (req, status, content_type, len, false);
+    if (!no_body && len)
+        evbuffer_add (bufferevent_get_output (req->conn->bev), body, len);
 }
 
 /* After an answer: the next request, or the close. */
@@ -316,19 +329,13 @@ s_conn_after_response (rt_http_conn_t *conn)
                              BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
-int
-rt_http_request_respond (rt_http_request_t *req, int status, const char *content_type,
-                         const void *body, size_t len)
+/* The request's answer is complete: it leaves the worker's deferred list
+ * and is freed, and its connection moves on. */
+static void
+s_request_finish (rt_http_request_t *req)
 {
     rt_http_worker_t *w = req->worker;
     rt_http_conn_t *conn = req->conn;
-    if (req->answered)
-        return -1;
-    req->answered = true;
-    /* Kept for a retry even when the client is gone: the work is done. */
-    rt_http_api_answered (req, status, content_type, body, len);
-    if (conn)
-        s_write_response (req, status, content_type, body, len);
     if (req->deferred) {
         if (req->prev)
             req->prev->next = req->next;
@@ -344,7 +351,102 @@ rt_http_request_respond (rt_http_request_t *req, int status, const char *content
         s_conn_after_response (conn);
     }
     rt_http_worker_check_done (w);
+}
+
+int
+rt_http_request_respond (rt_http_request_t *req, int status, const char *content_type,
+                         const void *body, size_t len)
+{
+    if (req->answered || req->streaming)
+        return -1;
+    req->answered = true;
+    /* Kept for a retry even when the client is gone: the work is done. */
+    rt_http_api_answered (req, status, content_type, body, len);
+    if (req->conn)
+        s_write_response (req, status, content_type, body, len);
+    s_request_finish (req);
     return 0;
+}
+
+/* --- streams --- */
+
+int
+rt_http_request_stream_begin (rt_http_request_t *req, int status, const char *content_type)
+{
+    if (req->answered || req->streaming)
+        return -1;
+    /* A stream is no answer to store: a key it reserved is released. */
+    rt_http_api_abandon (req);
+    if (!req->conn || req->head_only) {
+        /* Nobody to stream to, or HEAD: the head alone, and done. */
+        req->answered = true;
+        if (req->conn)
+            s_write_head (req, status, content_type, 0, true);
+        s_request_finish (req);
+        return 1;
+    }
+    req->streaming = true;
+    req->chunked_out = req->h.minor != 0;
+    if (!req->deferred)
+        rt_http_defer (req);
+    s_write_head (req, status, content_type, 0, true);
+    return 0;
+}
+
+int
+rt_http_request_stream_write (rt_http_request_t *req, const void *data, size_t len)
+{
+    struct evbuffer *out;
+    if (!req->streaming || req->answered || !req->conn)
+        return -1;
+    if (len == 0)
+        return 0; /* an empty chunk would end the body */
+    out = bufferevent_get_output (req->conn->bev);
+    if (req->chunked_out && evbuffer_add_printf (out, "%zx\r\n", len) < 0)
+        return -1;
+    if (evbuffer_add (out, data, len) != 0 ||
+        (req->chunked_out && evbuffer_add (out, "\r\n", 2) != 0))
+        return -1;
+    return 0;
+}
+
+size_t
+rt_http_request_stream_pending (const rt_http_request_t *req)
+{
+    if (!req->conn)
+        return 0;
+    return evbuffer_get_length (bufferevent_get_output (req->conn->bev));
+}
+
+int
+rt_http_request_stream_end (rt_http_request_t *req)
+{
+    if (!req->streaming || req->answered)
+        return -1;
+    req->answered = true;
+    if (req->conn && req->chunked_out)
+        evbuffer_add (bufferevent_get_output (req->conn->bev), "0\r\n\r\n", 5);
+    s_request_finish (req);
+    return 0;
+}
+
+/* At a stop, a stream's body is ended by the server (the last chunk, so
+ * the client sees a whole response, then the close) and its handler is
+ * told the client is gone; the request lives until the handler ends it. */
+static void
+s_stream_cut (rt_http_conn_t *conn)
+{
+    rt_http_request_t *req = conn->req;
+    struct evbuffer *out = bufferevent_get_output (conn->bev);
+    if (req->chunked_out)
+        evbuffer_add (out, "0\r\n\r\n", 5);
+    conn->req = NULL;
+    conn->close_after = true;
+    conn->state = S_FLUSH;
+    s_timer_off (conn);
+    s_request_detach (req); /* on_gone may end it, and so free it */
+    if (evbuffer_get_length (out) == 0)
+        s_conn_linger (conn);
 }
 
 void
@@ -792,6 +894,10 @@ rt_http_conn_stop_all (rt_http_worker_t *w)
     rt_http_conn_t *next;
     for (rt_http_conn_t *c = w->conns; c; c = next) {
         next = c->next;
+        if (c->state == S_HANDLE && c->req && c->req->streaming) {
+            s_stream_cut (c);
+            continue;
+        }
         if (c->state == S_HANDLE)
             continue; /* its answer is awaited */
         if (evbuffer_get_length (bufferevent_get_output (c->bev)) > 0) {

@@ -5,7 +5,7 @@
  *   rt_http_server.c   the server's life: listening, workers, their post
  *                      queues, the connection caps, refusal accounting
  *   rt_http_conn.c     a connection's state machine: reading, deadlines,
- *                      dispatch, writing answers, closing
+ *                      dispatch, writing answers and streams, closing
  *   rt_http_request.c  the request as a handler sees it, and the answers
  *   rt_http_route.c    routing and the access metrics by route
  *   rt_http_api.c      the API layers a route can have: authentication,
@@ -108,6 +108,9 @@ struct rt_http_request_t {
     bool deferred;                                /* the handler kept it (rt_http_defer) */
     bool answered;                                /* a reply was given */
     bool gone;                                    /* the client left while it was deferred */
+    bool streaming;                               /* rt_http_stream_begin wrote the head */
+    bool chunked_out;                             /* the stream's body is chunked (HTTP/1.1);
+                                                     else the close ends it (HTTP/1.0) */
     rt_http_request_fn on_gone;                   /* told when the client leaves */
     void *on_gone_arg;                            /* passed to on_gone */
     rt_buf_t out_headers;                         /* response header lines, "Name: value\r\n" */
@@ -240,6 +243,13 @@ void rt_http_conn_free_all (rt_http_worker_t *w);
  * rt_http_reply. 0, or -1 when it was already answered. */
 int rt_http_request_respond (rt_http_request_t *req, int status, const char *content_type,
                              const void *body, size_t len);
+
+/* The streams of rt_http_server.h (rt_http_stream_begin, ...): the head
+ * without Content-Length, chunks, the bytes queued, the last chunk. */
+int rt_http_request_stream_begin (rt_http_request_t *req, int status, const char *content_type);
+int rt_http_request_stream_write (rt_http_request_t *req, const void *data, size_t len);
+size_t rt_http_request_stream_pending (const rt_http_request_t *req);
+int rt_http_request_stream_end (rt_http_request_t *req);
 
 /* The server's own refusal of req: counted, told, logged, answered. */
 void rt_http_request_refuse (rt_http_request_t *req, rt_http_refusal_t refusal, const char *detail);

@@ -6,7 +6,9 @@
  * in place, its path and params, its body), so they stay valid while a
  * deferred request outlives its connection. Every answer goes through
  * rt_http_request_respond (rt_http_conn.c), which writes it when the
- * client is still there and ends the request either way.
+ * client is still there and ends the request either way; a stream's head,
+ * chunks and end go through rt_http_request_stream_* there in the same
+ * way.
  */
 #include "rt_http_internal.h"
 
@@ -119,7 +121,7 @@ rt_http_header_add (rt_http_request_t *req, const char *name, const char *value)
     static const char *const reserved[] = {"Content-Length", "Transfer-Encoding", "Connection",
                                            "Date"};
     s_assert_on_worker (req);
-    if (!name || !value || !*name || req->answered)
+    if (!name || !value || !*name || req->answered || req->streaming)
         return -1;
     for (const char *p = name; *p; p++) {
         if (!rt_http_is_tchar ((unsigned char)*p))
@@ -209,6 +211,37 @@ rt_http_problem (rt_http_request_t *req, int status, const char *type_suffix, co
     rc = rt_http_reply (req, status, "application/problem+json", text, strlen (text));
     free (text);
     return rc;
+}
+
+int
+rt_http_stream_begin (rt_http_request_t *req, int status, const char *content_type)
+{
+    s_assert_on_worker (req);
+    assert (status >= 200 && status <= 599 && status != 204 && status != 304);
+    if (status < 200 || status > 599 || status == 204 || status == 304)
+        status = 500;
+    return rt_http_request_stream_begin (req, status, content_type);
+}
+
+int
+rt_http_stream_write (rt_http_request_t *req, const void *data, size_t len)
+{
+    s_assert_on_worker (req);
+    return rt_http_request_stream_write (req, data, len);
+}
+
+size_t
+rt_http_stream_pending (const rt_http_request_t *req)
+{
+    s_assert_on_worker (req);
+    return rt_http_request_stream_pending (req);
+}
+
+int
+rt_http_stream_end (rt_http_request_t *req)
+{
+    s_assert_on_worker (req);
+    return rt_http_request_stream_end (req);
 }
 
 void

@@ -9,7 +9,8 @@
  * order, HTTP/1.0 closes unless it asked for keep-alive, `Expect:
  * 100-continue` is answered with `100 Continue` before the body is read,
  * bodies come with Content-Length or chunked, HEAD is answered without a
- * body.
+ * body; a handler may stream its answer instead (chunked, see "streams"
+ * below).
  *
  * The door holds against hostile clients: the headers must be complete
  * within header_timeout_ms and the body within body_timeout_ms, both
@@ -315,6 +316,55 @@ int rt_http_reply_json (rt_http_request_t *req, int status, json_t *body);
  * reason phrase, "status": status, "detail": detail (left out when NULL)}. */
 int rt_http_problem (rt_http_request_t *req, int status, const char *type_suffix,
                      const char *detail);
+
+/* --- streams ---
+ *
+ * A response whose body is written as it comes (Server-Sent Events, a long
+ * export): rt_http_stream_begin writes the status line and headers without
+ * Content-Length (`Transfer-Encoding: chunked` on HTTP/1.1, so the
+ * connection is kept alive after the stream's end; on HTTP/1.0 the close
+ * ends the body) and defers the request; each rt_http_stream_write is one
+ * chunk, handed to the socket as soon as the loop runs (nothing is held
+ * back until the end); rt_http_stream_end writes the last chunk and ends
+ * the request (invalid after it). Headers the stream needs beyond the
+ * server's (Cache-Control: no-cache, X-Accel-Buffering: no for a proxy)
+ * are the handler's to add before the begin. The deferred requests' rules
+ * hold throughout: calls on the request's worker thread only (another
+ * thread gets there with rt_http_post or rt_http_worker_post); a client
+ * that disconnects is told through rt_http_on_gone, after which writes
+ * fail (-1) and the handler ends the stream to free the request. The
+ * header and body deadlines concern reading the request and never cut a
+ * stream; a client that reads nothing while output waits is closed after
+ * idle_timeout_ms like any stalled write. The server buffers what the
+ * client has not read yet without bound: the handler watches
+ * rt_http_stream_pending and ends a stream whose client falls too far
+ * behind. When the server is destroyed, every stream's body is ended by
+ * the server (the last chunk, then the close) and its handler is told
+ * through on_gone, so a stop waits for no stream; the handler still ends
+ * it. The response is counted in retain_http_requests_total at the begin,
+ * with its status. A stream is never stored by the Idempotency-Key layer
+ * (a key it reserved is released). */
+
+/* Writes the head of a streamed answer (status 200-599, but not 204 or
+ * 304; content_type as rt_http_reply's) and keeps the request. 0: the
+ * stream is open. 1: the request is already finished and invalid: it was
+ * HEAD (answered with the head alone) or its client is gone. -1: it was
+ * already answered or streaming (a bug). */
+int rt_http_stream_begin (rt_http_request_t *req, int status, const char *content_type);
+
+/* Queues len bytes (copied) as one chunk of the stream; len 0 writes
+ * nothing. 0, or -1 when the client is gone, the request is not streaming,
+ * or out of memory. */
+int rt_http_stream_write (rt_http_request_t *req, const void *data, size_t len);
+
+/* Bytes of the connection's output not yet taken by the socket (the
+ * head, earlier chunks); 0 once the client is gone. */
+size_t rt_http_stream_pending (const rt_http_request_t *req);
+
+/* Ends the stream (the last chunk; nothing when the client is gone) and
+ * the request, which is invalid after it; the connection then serves the
+ * next request. 0, or -1 when the request is not streaming. */
+int rt_http_stream_end (rt_http_request_t *req);
 
 /* --- deferred replies --- */
 

@@ -46,6 +46,8 @@ static const rt_config_setting_t s_settings[] = {
      "answered conversations quiet this long are resolved; 0: never"},
     {"tick-batch", "RETAIN_ROUTER_TICK_BATCH", "500", "rows one tick step handles at most"},
     {"gauges", "RETAIN_ROUTER_GAUGES", "5s", "interval of the conversation gauges' refresh"},
+    {"stream-retention", "RETAIN_ROUTER_STREAM_RETENTION", "24h",
+     "how long GET /v1/stream's events are kept for a reconnect to resume from"},
     {"default-country", "RETAIN_ROUTER_DEFAULT_COUNTRY", "UA",
      "ISO 3166 country national phone numbers are read in"},
     {NULL, NULL, NULL, NULL}};
@@ -90,6 +92,13 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     self->api_config.threads = (int)http_threads;
     self->api_config.metrics = t->metrics;
     self->api_config.default_country = rt_config_get (c, "default-country");
+    if (rt_config_get_ms (c, "stream-retention", &self->api_config.stream_retention_ms, err,
+                          errlen) != 0)
+        return -1;
+    if (self->api_config.stream_retention_ms < 60000) {
+        rt_errf (err, errlen, "--stream-retention must be at least 1m");
+        return -1;
+    }
     handler_init (&self->handler, t->metrics, rt_config_get (c, "default-country"));
     cc.dsn = rt_daemon_dsn (d);
     cc.group = "router";

@@ -49,6 +49,7 @@ struct api_t {
     rt_apikey_auth_t *auth;     /* keys of service "router" */
     rt_http_idem_store_t *idem; /* Idempotency-Key store (PostgreSQL) */
     rt_db_local_t *dbs;         /* each worker's connection, statements registered */
+    api_stream_t *stream;       /* GET /v1/stream's feed (api_stream.c) */
     char country[8];            /* api_config_t.default_country, "" for rt_phone's */
 };
 
@@ -390,6 +391,7 @@ api_start (const api_config_t *config, char *err, size_t errlen)
         {"POST", "/v1/customers/{id}/merge", api_customer_merge, true},
         {"POST", "/v1/merges/{id}/undo", api_merge_undo, false},
         {"POST", "/v1/suggestions/{id}/reject", api_suggestion_reject, false},
+        {"GET", "/v1/stream", api_stream_get, false},
         {"GET", "/openapi.json", s_openapi, false},
     };
     rt_http_server_config_t sc = {0};
@@ -409,6 +411,10 @@ api_start (const api_config_t *config, char *err, size_t errlen)
         goto fail;
     self->idem = rt_http_idem_pg_new (config->dsn, NULL, err, errlen);
     if (!self->idem)
+        goto fail;
+    self->stream =
+        api_stream_new (config->dsn, config->stream_retention_ms, config->metrics, err, errlen);
+    if (!self->stream)
         goto fail;
     sc.address = config->address;
     sc.name = "router";
@@ -451,6 +457,12 @@ api_port (const api_t *self)
     return rt_http_server_port (self->server);
 }
 
+api_stream_t *
+api_streams (api_t *self)
+{
+    return self->stream;
+}
+
 bool
 api_healthy (const api_t *self)
 {
@@ -465,7 +477,9 @@ api_stop (api_t **self_p)
         return;
     self = *self_p;
     /* The workers first: no thread uses a connection once the server is gone. */
+    api_stream_stop (self->stream); /* no more posts; the destroy ends the streams */
     rt_http_server_destroy (&self->server);
+    api_stream_destroy (&self->stream);
     rt_apikey_auth_destroy (&self->auth);
     rt_http_idem_store_destroy (&self->idem);
     rt_db_local_destroy (&self->dbs);

@@ -38,6 +38,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rt_db.h"
 #include "rt_metrics.h"
@@ -50,6 +51,7 @@ typedef struct {
     const char *dsn;             /* PostgreSQL (copied) */
     int threads;                 /* worker threads */
     rt_metrics_t *metrics;       /* lent, outlives the API: the daemon's registry */
+    int64_t stream_retention_ms; /* routing.stream kept this long for resumes; 0: 24 h */
     const char *default_country; /* ISO 3166 code national phone numbers are read in
                                     (copied; NULL: rt_phone's default) */
 } api_config_t;

@@ -1,9 +1,9 @@
 /*
  * api_int: what api.c (the server, the worker's connection, the caller,
  * problem answers, JSON of rows, the query string), api_conversations.c
- * (the conversations' routes), api_customers.c (the customers' routes)
- * and api_transcript.c (links to a transcript) share. Not part of the
- * contract: api.h is.
+ * (the conversations' routes), api_customers.c (the customers' routes),
+ * api_stream.c (the event stream) and api_transcript.c (links to a
+ * transcript) share. Not part of the contract: api.h is.
  *
  * The statements live in api.c (api_customers.c and api_transcript.c
  * keep their own, registered from api.c's s_register), prepared on every
@@ -142,6 +142,29 @@ void api_merge_undo (rt_http_request_t *req, void *arg);
 /* POST /v1/suggestions/{id}/reject */
 void api_suggestion_reject (rt_http_request_t *req, void *arg);
 
+/* --- api_stream.c: GET /v1/stream and the feed behind it --- */
+
+/* The feed: a reader thread with a connection of its own on dsn (copied),
+ * LISTENing on routing_stream, deleting rows older than retention_ms (0:
+ * 24 hours); metrics (may be NULL) gets the gauge
+ * retain_router_stream_subscribers. NULL with err filled. */
+typedef struct api_stream_t api_stream_t;
+api_stream_t *api_stream_new (const char *dsn, int64_t retention_ms, rt_metrics_t *metrics,
+                              char *err, size_t errlen);
+
+/* Stops the reader (nothing more is posted to the workers); before the
+ * server is destroyed, which then ends every stream. Safe on NULL. */
+void api_stream_stop (api_stream_t *self);
+
+/* Stops it when still running and frees every subscriber: after the
+ * server is destroyed. Safe on NULL; sets *self_p NULL. */
+void api_stream_destroy (api_stream_t **self_p);
+
+/* The feed of the API (api.c). */
+api_stream_t *api_streams (api_t *self);
+
+/* GET /v1/stream */
+void api_stream_get (rt_http_request_t *req, void *arg);
 /* --- api_transcript.c --- */
 
 /* Registers the transcript's statements on db. 0 or -1. */

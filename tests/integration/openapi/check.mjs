@@ -9,9 +9,11 @@
 // {"method", "path" (the document's path template), "status", "type"
 // (Content-Type), "body" (text)}; each must be a response the document
 // describes for that operation (its status, else "default"), with that
-// media type, and its body must match the response's schema, checked by
-// ajv's JSON Schema 2020-12 validator (OpenAPI 3.1's schema dialect) with
-// ajv-formats. Exits 0 when everything holds, 1 listing what does not.
+// media type, and its body must match the response's schema (a JSON body
+// parsed, any other, text/plain or text/event-stream, as the string it
+// is), checked by ajv's JSON Schema 2020-12 validator (OpenAPI 3.1's
+// schema dialect) with ajv-formats. Exits 0 when everything holds, 1
+// listing what does not.
 import { readFileSync } from "node:fs";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import Ajv2020 from "ajv/dist/2020.js";
