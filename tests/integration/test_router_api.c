@@ -9,13 +9,10 @@
  * OutboundMessageRequested on the bus), text in several scripts and
  * strings that look like SQL or HTML returned verbatim.
  *
- * Every answer the test receives is written to a JSON-lines file, and the
- * last test hands it to tests/integration/openapi/check.mjs, which checks
- * the OpenAPI document with @seriousme/openapi-schema-validator and every
- * answer against its response schema with ajv (JSON Schema 2020-12): the
- * test fails when the document is invalid or an answer does not match.
- * Needs node on PATH (deploy/deps --test); installs the packages with
- * `npm ci` when they are missing. Without node it fails, never skips.
+ * Every answer the test receives is recorded (rt_test_api), and the last
+ * test checks the OpenAPI document and every answer against it with npm's
+ * validators: the test fails when the document is invalid or an answer
+ * does not match. Without node it fails, never skips.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,9 +27,9 @@
 #include <jansson.h>
 
 #include "rt_test.h"
+#include "rt_test_api.h"
 
-#define NPM_DIR RT_TEST_SOURCE_DIR "/tests/integration/openapi"
-#define DOC     RT_TEST_SOURCE_DIR "/services/router/api/openapi.json"
+#define DOC RT_TEST_SOURCE_DIR "/services/router/api/openapi.json"
 
 /* Conversations, by the team they belong to. */
 #define C_CARE   "0190a000-0000-7000-8000-000000000001" /* care, anna's, 2 waiting */
@@ -60,149 +57,12 @@ static struct {
     char olga[80];       /* key of op-olga, operator in sales */
     char root[80];       /* key of op-root, admin */
     char full[80];       /* key of op-full, operator in care with no room */
-    char seen[512];      /* the JSON-lines file of every answer */
+    rt_test_api_t api;   /* the operator API, its answers recorded */
 } s;
-
-/* An answer, whole. */
-typedef struct {
-    long status;    /* HTTP status */
-    char *body;     /* owned, NUL-terminated */
-    size_t len;     /* bytes in body */
-    char type[128]; /* Content-Type */
-    bool replayed;  /* Idempotent-Replayed: true */
-    json_t *json;   /* body parsed, NULL when not JSON */
-} s_reply_t;
-
-static size_t
-s_write (char *data, size_t size, size_t n, void *arg)
-{
-    s_reply_t *r = arg;
-    char *grown = realloc (r->body, r->len + size * n + 1);
-    if (!grown)
-        return 0;
-    r->body = grown;
-    memcpy (r->body + r->len, data, size * n);
-    r->len += size * n;
-    r->body[r->len] = '\0';
-    return size * n;
-}
-
-static size_t
-s_header (char *data, size_t size, size_t n, void *arg)
-{
-    s_reply_t *r = arg;
-    if (size * n >= 21 && strncasecmp (data, "Idempotent-Replayed:", 20) == 0 &&
-        strstr (data, "true"))
-        r->replayed = true;
-    return size * n;
-}
-
-static void
-s_reply_free (s_reply_t *r)
-{
-    free (r->body);
-    json_decref (r->json);
-    memset (r, 0, sizeof *r);
-}
-
-/* Sends a request as `key` (NULL: none) to the route `tmpl` (its {id}
- * or {token} filled with id), records the answer for the OpenAPI check, and returns
- * it (s_reply_free it). `query` may be NULL. */
-static s_reply_t
-s_call (const char *method, const char *tmpl, const char *id, const char *query, const char *key,
-        const char *body, const char *idem)
-{
-    s_reply_t r = {0};
-    char url[1024], path[512], auth[160], ik[300];
-    const char *p = strstr (tmpl, "{id}");
-    size_t plen = 4;
-    struct curl_slist *h = NULL;
-    char *ct = NULL;
-    CURL *c = curl_easy_init ();
-    FILE *f;
-    json_t *rec;
-    assert_non_null (c);
-    if (!p && (p = strstr (tmpl, "{token}")))
-        plen = 7;
-    if (p)
-        snprintf (path, sizeof path, "%.*s%s%s", (int)(p - tmpl), tmpl, id, p + plen);
-    else
-        snprintf (path, sizeof path, "%s", tmpl);
-    snprintf (url, sizeof url, "http://127.0.0.1:%d%s%s%s", s.http_port, path, query ? "?" : "",
-              query ? query : "");
-    if (key) {
-        snprintf (auth, sizeof auth, "Authorization: Bearer %s", key);
-        h = curl_slist_append (h, auth);
-    }
-    if (idem) {
-        snprintf (ik, sizeof ik, "Idempotency-Key: %s", idem);
-        h = curl_slist_append (h, ik);
-    }
-    if (body)
-        h = curl_slist_append (h, "Content-Type: application/json");
-    curl_easy_setopt (c, CURLOPT_URL, url);
-    curl_easy_setopt (c, CURLOPT_CUSTOMREQUEST, method);
-    if (body) {
-        curl_easy_setopt (c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt (c, CURLOPT_POSTFIELDSIZE, (long)strlen (body));
-    } else if (strcmp (method, "GET") != 0) {
-        curl_easy_setopt (c, CURLOPT_POSTFIELDS, "");
-        curl_easy_setopt (c, CURLOPT_POSTFIELDSIZE, 0L);
-    }
-    curl_easy_setopt (c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, s_write);
-    curl_easy_setopt (c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, s_header);
-    curl_easy_setopt (c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt (c, CURLOPT_TIMEOUT, 20L);
-    if (curl_easy_perform (c) != CURLE_OK)
-        fail_msg ("%s %s: no answer", method, url);
-    curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_easy_getinfo (c, CURLINFO_CONTENT_TYPE, &ct);
-    snprintf (r.type, sizeof r.type, "%s", ct ? ct : "");
-    curl_easy_cleanup (c);
-    curl_slist_free_all (h);
-    if (!r.body) {
-        r.body = strdup ("");
-        assert_non_null (r.body);
-    }
-    r.json = json_loads (r.body, JSON_DECODE_ANY, NULL);
-    /* The route's template, as the document names its paths. */
-    rec = json_pack ("{s:s, s:s, s:s, s:i, s:s, s:s}", "method", method, "path", tmpl, "url", url,
-                     "status", (int)r.status, "type", r.type, "body", r.body);
-    assert_non_null (rec);
-    f = fopen (s.seen, "a");
-    assert_non_null (f);
-    json_dumpf (rec, f, JSON_COMPACT);
-    fputc ('\n', f);
-    fclose (f);
-    json_decref (rec);
-    return r;
-}
-
-/* The problem type's suffix of a problem answer. */
-static const char *
-s_ptype (const s_reply_t *r)
-{
-    const char *t = json_string_value (json_object_get (r->json, "type"));
-    assert_non_null (t);
-    assert_string_equal (r->type, "application/problem+json");
-    return strrchr (t, '/') + 1;
-}
-
-/* Asserts status and problem type, frees. */
-static void
-s_expect_problem (s_reply_t r, long status, const char *type)
-{
-    if (r.status != status)
-        fail_msg ("expected %ld, got %ld: %s", status, r.status, r.body);
-    assert_string_equal (s_ptype (&r), type);
-    s_reply_free (&r);
-}
 
 /* The ids of a page's items, comma-joined, into out. */
 static void
-s_ids (const s_reply_t *r, char *out, size_t outlen)
+s_ids (const rt_test_api_reply_t *r, char *out, size_t outlen)
 {
     json_t *items = json_object_get (r->json, "items"), *it;
     size_t i;
@@ -244,23 +104,12 @@ s_setup (void **state)
 {
     char dsn[1100], pub[96], admin[48], http[48];
     (void)state;
-    if (system ("command -v node >/dev/null 2>&1") != 0) {
-        fprintf (stderr, "test_router_api: node is not on PATH "
-                         "(deploy/deps --test installs nodejs and npm)\n");
-        return -1;
-    }
-    if (access (NPM_DIR "/node_modules/ajv/package.json", R_OK) != 0 &&
-        system ("cd '" NPM_DIR "' && npm ci --no-audit --no-fund >&2") != 0) {
-        fprintf (stderr, "test_router_api: npm ci failed in %s\n", NPM_DIR);
-        return -1;
-    }
-    snprintf (s.seen, sizeof s.seen, "%s/router_api-answers.jsonl", rt_test_dir ());
-    unlink (s.seen);
     rt_test_db_create ("router_api", s.dsn, sizeof s.dsn);
     s.pg = rt_test_pg (s.dsn);
     rt_test_busd_start (&s.busd, s.dsn, "router_api-busd.log", NULL, true);
     s.admin_port = rt_test_free_port ();
     s.http_port = rt_test_free_port ();
+    rt_test_api_open (&s.api, "router_api", s.http_port);
     snprintf (dsn, sizeof dsn, "--pg-dsn=%s", s.dsn);
     snprintf (pub, sizeof pub, "--pub=%s", s.busd.pub);
     snprintf (admin, sizeof admin, "--admin=127.0.0.1:%d", s.admin_port);
@@ -335,11 +184,13 @@ static void
 test_keys (void **state)
 {
     (void)state;
-    s_expect_problem (s_call ("GET", "/v1/conversations", NULL, NULL, NULL, NULL, NULL), 401,
-                      "unauthorized");
-    s_expect_problem (
-        s_call ("GET", "/v1/conversations", NULL, NULL,
-                "rk_aaaaaaaaaaaa_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL, NULL),
+    rt_test_api_expect_problem (
+        rt_test_api_call (&s.api, "GET", "/v1/conversations", NULL, NULL, NULL, NULL, NULL), 401,
+        "unauthorized");
+    rt_test_api_expect_problem (
+        rt_test_api_call (&s.api, "GET", "/v1/conversations", NULL, NULL,
+                          "rk_aaaaaaaaaaaa_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                          NULL, NULL),
         401, "unauthorized");
 }
 
@@ -347,11 +198,11 @@ static void
 test_lists_and_isolation (void **state)
 {
     char ids[1024], cursor[128], seen[1024] = "";
-    s_reply_t r;
+    rt_test_api_reply_t r;
     json_t *first;
     (void)state;
     /* anna, an operator in care: care's two, the longest waiting first. */
-    r = s_call ("GET", "/v1/conversations", NULL, NULL, s.anna, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations", NULL, NULL, s.anna, NULL, NULL);
     assert_int_equal (r.status, 200);
     s_ids (&r, ids, sizeof ids);
     assert_string_equal (ids, C_CARE "," C_QUEUE);
@@ -365,32 +216,35 @@ test_lists_and_isolation (void **state)
         json_string_value (json_object_get (json_object_get (first, "last_message"), "text")),
         TEXT_SQL);
     assert_true (json_is_null (json_object_get (r.json, "next_cursor")));
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
 
-    r = s_call ("GET", "/v1/conversations", NULL, "assignee=me", s.anna, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations", NULL, "assignee=me", s.anna, NULL,
+                          NULL);
     s_ids (&r, ids, sizeof ids);
     assert_string_equal (ids, C_CARE);
-    s_reply_free (&r);
-    r = s_call ("GET", "/v1/conversations", NULL, "assignee=unassigned", s.sam, NULL, NULL);
+    rt_test_api_reply_free (&r);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations", NULL, "assignee=unassigned", s.sam,
+                          NULL, NULL);
     s_ids (&r, ids, sizeof ids);
     assert_string_equal (ids, C_QUEUE);
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     /* olga, in sales, sees sales' only, even asking for care's. */
-    r = s_call ("GET", "/v1/conversations", NULL, NULL, s.olga, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations", NULL, NULL, s.olga, NULL, NULL);
     s_ids (&r, ids, sizeof ids);
     assert_string_equal (ids, C_SALES);
-    s_reply_free (&r);
-    r = s_call ("GET", "/v1/conversations", NULL, "team=care", s.olga, NULL, NULL);
+    rt_test_api_reply_free (&r);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations", NULL, "team=care", s.olga, NULL,
+                          NULL);
     s_ids (&r, ids, sizeof ids);
     assert_string_equal (ids, "");
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
 
     /* The admin sees all three, one page at a time, each once. */
     cursor[0] = '\0';
     for (int page = 0; page < 3; page++) {
         char q[256];
         snprintf (q, sizeof q, "limit=1%s%s", cursor[0] ? "&cursor=" : "", cursor);
-        r = s_call ("GET", "/v1/conversations", NULL, q, s.root, NULL, NULL);
+        r = rt_test_api_call (&s.api, "GET", "/v1/conversations", NULL, q, s.root, NULL, NULL);
         assert_int_equal (r.status, 200);
         s_ids (&r, ids, sizeof ids);
         assert_int_equal (strlen (ids), 36);
@@ -401,42 +255,47 @@ test_lists_and_isolation (void **state)
                       json_string_value (json_object_get (r.json, "next_cursor")));
         else
             assert_true (json_is_null (json_object_get (r.json, "next_cursor")));
-        s_reply_free (&r);
+        rt_test_api_reply_free (&r);
     }
     assert_non_null (strstr (seen, C_CARE));
     assert_non_null (strstr (seen, C_SALES));
     assert_non_null (strstr (seen, C_QUEUE));
 
-    s_expect_problem (
-        s_call ("GET", "/v1/conversations", NULL, "cursor=nonsense", s.root, NULL, NULL), 400,
-        "bad-cursor");
-    s_expect_problem (
-        s_call ("GET", "/v1/conversations", NULL, "status=closed", s.root, NULL, NULL), 400,
-        "bad-query");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "GET", "/v1/conversations", NULL,
+                                                  "cursor=nonsense", s.root, NULL, NULL),
+                                400, "bad-cursor");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "GET", "/v1/conversations", NULL,
+                                                  "status=closed", s.root, NULL, NULL),
+                                400, "bad-query");
 
     /* One conversation: another team's is 404, as an unknown id. */
-    r = s_call ("GET", "/v1/conversations/{id}", C_SALES, NULL, s.olga, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations/{id}", C_SALES, NULL, s.olga, NULL,
+                          NULL);
     assert_int_equal (r.status, 200);
     assert_string_equal (json_string_value (json_object_get (r.json, "id")), C_SALES);
-    s_reply_free (&r);
-    s_expect_problem (s_call ("GET", "/v1/conversations/{id}", C_SALES, NULL, s.anna, NULL, NULL),
-                      404, "not-found");
-    s_expect_problem (s_call ("GET", "/v1/conversations/{id}", C_NONE, NULL, s.anna, NULL, NULL),
-                      404, "not-found");
-    s_expect_problem (s_call ("GET", "/v1/conversations/{id}", "nope", NULL, s.anna, NULL, NULL),
-                      404, "not-found");
-    s_expect_problem (
-        s_call ("GET", "/v1/conversations/{id}/messages", C_SALES, NULL, s.sam, NULL, NULL), 404,
-        "not-found");
+    rt_test_api_reply_free (&r);
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "GET", "/v1/conversations/{id}", C_SALES,
+                                                  NULL, s.anna, NULL, NULL),
+                                404, "not-found");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "GET", "/v1/conversations/{id}", C_NONE,
+                                                  NULL, s.anna, NULL, NULL),
+                                404, "not-found");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "GET", "/v1/conversations/{id}", "nope",
+                                                  NULL, s.anna, NULL, NULL),
+                                404, "not-found");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "GET", "/v1/conversations/{id}/messages",
+                                                  C_SALES, NULL, s.sam, NULL, NULL),
+                                404, "not-found");
 }
 
 static void
 test_timeline (void **state)
 {
-    s_reply_t r;
+    rt_test_api_reply_t r;
     json_t *items;
     (void)state;
-    r = s_call ("GET", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna,
+                          NULL, NULL);
     assert_int_equal (r.status, 200);
     items = json_object_get (r.json, "items");
     assert_int_equal (json_array_size (items), 2);
@@ -444,21 +303,23 @@ test_timeline (void **state)
                          TEXT_UK);
     assert_string_equal (json_string_value (json_object_get (json_array_get (items, 1), "text")),
                          TEXT_SQL);
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     /* Paged one by one, the second page holds the second message. */
-    r = s_call ("GET", "/v1/conversations/{id}/messages", C_CARE, "limit=1", s.anna, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations/{id}/messages", C_CARE, "limit=1",
+                          s.anna, NULL, NULL);
     {
         char q[128];
         snprintf (q, sizeof q, "limit=1&cursor=%s",
                   json_string_value (json_object_get (r.json, "next_cursor")));
-        s_reply_free (&r);
-        r = s_call ("GET", "/v1/conversations/{id}/messages", C_CARE, q, s.anna, NULL, NULL);
+        rt_test_api_reply_free (&r);
+        r = rt_test_api_call (&s.api, "GET", "/v1/conversations/{id}/messages", C_CARE, q, s.anna,
+                              NULL, NULL);
     }
     items = json_object_get (r.json, "items");
     assert_int_equal (json_array_size (items), 1);
     assert_string_equal (json_string_value (json_object_get (json_array_get (items, 0), "text")),
                          TEXT_SQL);
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
 }
 
 /* OutboundMessageRequested events with that id on the bus, once the
@@ -484,47 +345,50 @@ static void
 test_reply (void **state)
 {
     char body[20000], id[64];
-    s_reply_t r, again;
+    rt_test_api_reply_t r, again;
     long long all;
     (void)state;
     snprintf (body, sizeof body, "{\"text\": \"%s\"}", "Вже в дорозі — 今天 <b>'ok'</b>");
-    r = s_call ("POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna, body, "reply-1");
+    r = rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna,
+                          body, "reply-1");
     assert_int_equal (r.status, 202);
     snprintf (id, sizeof id, "%s", json_string_value (json_object_get (r.json, "message_id")));
     assert_int_equal (strlen (id), 36);
     assert_false (r.replayed);
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     /* The same key again: the same answer, marked replayed, no second send. */
-    again =
-        s_call ("POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna, body, "reply-1");
+    again = rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/messages", C_CARE, NULL,
+                              s.anna, body, "reply-1");
     assert_int_equal (again.status, 202);
     assert_true (again.replayed);
     assert_string_equal (json_string_value (json_object_get (again.json, "message_id")), id);
-    s_reply_free (&again);
+    rt_test_api_reply_free (&again);
     assert_int_equal (s_sent (id, &all), 1);
     assert_int_equal (all, 1);
     /* The same key with another body is refused. */
-    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna,
-                              "{\"text\": \"something else\"}", "reply-1"),
-                      422, "idempotency-key-reused");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/messages",
+                                                  C_CARE, NULL, s.anna,
+                                                  "{\"text\": \"something else\"}", "reply-1"),
+                                422, "idempotency-key-reused");
     /* The reply is in the timeline, verbatim, and the counter is 0. */
     assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM routing.timeline WHERE kind ="
                                              " 'outbound' AND body->>'text' = 'Вже в дорозі — 今天"
                                              " <b>''ok''</b>'"),
                       1);
-    r = s_call ("GET", "/v1/conversations/{id}", C_CARE, NULL, s.anna, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations/{id}", C_CARE, NULL, s.anna, NULL,
+                          NULL);
     assert_int_equal (json_integer_value (json_object_get (r.json, "unanswered")), 0);
     assert_true (json_is_null (json_object_get (r.json, "waiting_since")));
     assert_string_equal (
         json_string_value (json_object_get (json_object_get (r.json, "last_message"), "kind")),
         "outbound");
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
 
     /* A note: recorded, never sent. */
-    r = s_call ("POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna,
-                "{\"text\": \"demanding; call before noon\", \"private\": true}", NULL);
+    r = rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna,
+                          "{\"text\": \"demanding; call before noon\", \"private\": true}", NULL);
     assert_int_equal (r.status, 202);
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM routing.timeline WHERE kind ="
                                              " 'note' AND body->>'text' = 'demanding; call before"
                                              " noon'"),
@@ -533,15 +397,16 @@ test_reply (void **state)
     assert_int_equal (all, 1);
 
     /* Bad input. */
-    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna,
-                              "{\"text\": ", NULL),
-                      400, "bad-json");
-    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna,
-                              "{\"text\": \"\"}", NULL),
-                      422, "invalid");
-    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna,
-                              "{\"text\": \"by SMS\", \"channel\": \"sms\"}", NULL),
-                      422, "channel-not-used");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/messages",
+                                                  C_CARE, NULL, s.anna, "{\"text\": ", NULL),
+                                400, "bad-json");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/messages",
+                                                  C_CARE, NULL, s.anna, "{\"text\": \"\"}", NULL),
+                                422, "invalid");
+    rt_test_api_expect_problem (
+        rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna,
+                          "{\"text\": \"by SMS\", \"channel\": \"sms\"}", NULL),
+        422, "channel-not-used");
     /* 4097 characters (two bytes each) on Telegram: 422 naming 4096. */
     {
         size_t n = strlen ("{\"text\": \"");
@@ -552,111 +417,125 @@ test_reply (void **state)
         }
         memcpy (body + n, "\"}", 3);
     }
-    r = s_call ("POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna, body, NULL);
+    r = rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna,
+                          body, NULL);
     assert_int_equal (r.status, 422);
-    assert_string_equal (s_ptype (&r), "reply-too-long");
+    assert_string_equal (rt_test_api_problem_type (&r), "reply-too-long");
     assert_int_equal (json_integer_value (json_object_get (r.json, "limit")), 4096);
     assert_non_null (strstr (json_string_value (json_object_get (r.json, "detail")), "4096"));
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     /* Exactly 4096 goes. */
     memcpy (body + strlen ("{\"text\": \"") + 2 * 4096, "\"}", 3);
-    r = s_call ("POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna, body, NULL);
+    r = rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.anna,
+                          body, NULL);
     assert_int_equal (r.status, 202);
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     /* Another team's conversation: 404, and nothing written. */
-    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/messages", C_CARE, NULL, s.olga,
-                              "{\"text\": \"hello\"}", NULL),
-                      404, "not-found");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/messages",
+                                                  C_CARE, NULL, s.olga, "{\"text\": \"hello\"}",
+                                                  NULL),
+                                404, "not-found");
 }
 
 static void
 test_assign_and_status (void **state)
 {
-    s_reply_t r;
+    rt_test_api_reply_t r;
     char body[256];
     long long version;
     (void)state;
     /* The queue's conversation to bob, naming the version seen. */
-    r = s_call ("GET", "/v1/conversations/{id}", C_QUEUE, NULL, s.sam, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations/{id}", C_QUEUE, NULL, s.sam, NULL,
+                          NULL);
     version = json_integer_value (json_object_get (r.json, "version"));
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     snprintf (body, sizeof body, "{\"operator_id\": \"op-bob\", \"version\": %lld}", version);
-    r = s_call ("POST", "/v1/conversations/{id}/assign", C_QUEUE, NULL, s.sam, body, NULL);
+    r = rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/assign", C_QUEUE, NULL, s.sam,
+                          body, NULL);
     assert_int_equal (r.status, 200);
     assert_string_equal (json_string_value (json_object_get (r.json, "assignee")), "op-bob");
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     /* A second transfer naming the same (now old) version loses. */
     snprintf (body, sizeof body, "{\"operator_id\": \"op-anna\", \"version\": %lld}", version);
-    s_expect_problem (
-        s_call ("POST", "/v1/conversations/{id}/assign", C_QUEUE, NULL, s.sam, body, NULL), 409,
-        "conflict");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/assign",
+                                                  C_QUEUE, NULL, s.sam, body, NULL),
+                                409, "conflict");
     /* An operator with no room. */
-    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/assign", C_QUEUE, NULL, s.sam,
-                              "{\"operator_id\": \"op-full\"}", NULL),
-                      409, "capacity");
-    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/assign", C_QUEUE, NULL, s.sam,
-                              "{\"operator_id\": \"op-nobody\"}", NULL),
-                      404, "not-found");
-    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/assign", C_QUEUE, NULL, s.sam,
-                              "{\"operator_id\": \"op-bob\", \"team_id\": \"care\"}", NULL),
-                      422, "invalid");
-    s_expect_problem (
-        s_call ("POST", "/v1/conversations/{id}/assign", C_QUEUE, NULL, s.sam, "[1,", NULL), 400,
-        "bad-json");
-    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/assign", C_SALES, NULL, s.sam,
-                              "{\"operator_id\": \"op-sam\"}", NULL),
-                      404, "not-found");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/assign",
+                                                  C_QUEUE, NULL, s.sam,
+                                                  "{\"operator_id\": \"op-full\"}", NULL),
+                                409, "capacity");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/assign",
+                                                  C_QUEUE, NULL, s.sam,
+                                                  "{\"operator_id\": \"op-nobody\"}", NULL),
+                                404, "not-found");
+    rt_test_api_expect_problem (
+        rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/assign", C_QUEUE, NULL, s.sam,
+                          "{\"operator_id\": \"op-bob\", \"team_id\": \"care\"}", NULL),
+        422, "invalid");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/assign",
+                                                  C_QUEUE, NULL, s.sam, "[1,", NULL),
+                                400, "bad-json");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/assign",
+                                                  C_SALES, NULL, s.sam,
+                                                  "{\"operator_id\": \"op-sam\"}", NULL),
+                                404, "not-found");
 
     /* Snooze, reopen, resolve. */
-    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/snooze", C_QUEUE, NULL, s.bob,
-                              "{\"until\": \"tomorrow\"}", NULL),
-                      422, "invalid");
-    r = s_call ("POST", "/v1/conversations/{id}/snooze", C_QUEUE, NULL, s.bob,
-                "{\"until\": \"2999-01-01T09:00:00+02:00\"}", NULL);
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/snooze",
+                                                  C_QUEUE, NULL, s.bob, "{\"until\": \"tomorrow\"}",
+                                                  NULL),
+                                422, "invalid");
+    r = rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/snooze", C_QUEUE, NULL, s.bob,
+                          "{\"until\": \"2999-01-01T09:00:00+02:00\"}", NULL);
     assert_int_equal (r.status, 200);
     assert_string_equal (json_string_value (json_object_get (r.json, "status")), "snoozed");
     assert_string_equal (json_string_value (json_object_get (r.json, "snoozed_until")),
                          "2999-01-01T07:00:00.000Z");
-    s_reply_free (&r);
-    r = s_call ("POST", "/v1/conversations/{id}/reopen", C_QUEUE, NULL, s.bob, NULL, NULL);
+    rt_test_api_reply_free (&r);
+    r = rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/reopen", C_QUEUE, NULL, s.bob,
+                          NULL, NULL);
     assert_int_equal (r.status, 200);
     assert_string_equal (json_string_value (json_object_get (r.json, "status")), "open");
-    s_reply_free (&r);
-    r = s_call ("POST", "/v1/conversations/{id}/resolve", C_QUEUE, NULL, s.bob, NULL, NULL);
+    rt_test_api_reply_free (&r);
+    r = rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/resolve", C_QUEUE, NULL, s.bob,
+                          NULL, NULL);
     assert_int_equal (r.status, 200);
     assert_string_equal (json_string_value (json_object_get (r.json, "status")), "resolved");
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     assert_int_equal (rt_test_pg_long (s.pg, "SELECT open_count FROM routing.operators WHERE id ="
                                              " 'op-bob'"),
                       0);
     /* Resolved conversations leave the default list and show with status. */
-    r = s_call ("GET", "/v1/conversations", NULL, "status=resolved", s.bob, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations", NULL, "status=resolved", s.bob, NULL,
+                          NULL);
     {
         char ids[256];
         s_ids (&r, ids, sizeof ids);
         assert_string_equal (ids, C_QUEUE);
     }
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
 }
 
 static void
 test_presence (void **state)
 {
-    s_reply_t r;
+    rt_test_api_reply_t r;
     (void)state;
-    r = s_call ("PUT", "/v1/operators/me/presence", NULL, NULL, s.bob, "{\"presence\": \"online\"}",
-                NULL);
+    r = rt_test_api_call (&s.api, "PUT", "/v1/operators/me/presence", NULL, NULL, s.bob,
+                          "{\"presence\": \"online\"}", NULL);
     assert_int_equal (r.status, 200);
     assert_string_equal (json_string_value (json_object_get (r.json, "presence")), "online");
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM routing.operators WHERE id ="
                                              " 'op-bob' AND presence = 'online'"),
                       1);
-    s_expect_problem (s_call ("PUT", "/v1/operators/me/presence", NULL, NULL, s.bob,
-                              "{\"presence\": \"asleep\"}", NULL),
-                      422, "invalid");
-    s_expect_problem (s_call ("PUT", "/v1/operators/me/presence", NULL, NULL, s.bob, "{", NULL),
-                      400, "bad-json");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "PUT", "/v1/operators/me/presence", NULL,
+                                                  NULL, s.bob, "{\"presence\": \"asleep\"}", NULL),
+                                422, "invalid");
+    rt_test_api_expect_problem (
+        rt_test_api_call (&s.api, "PUT", "/v1/operators/me/presence", NULL, NULL, s.bob, "{", NULL),
+        400, "bad-json");
 }
 
 static void
@@ -665,8 +544,9 @@ test_disabled_key (void **state)
     const char *args[] = {"operator", "disable", "--id", "op-bob", NULL};
     (void)state;
     assert_int_equal (rt_test_retainctl (s.dsn, args, NULL), 0);
-    s_expect_problem (s_call ("GET", "/v1/conversations", NULL, NULL, s.bob, NULL, NULL), 401,
-                      "unauthorized");
+    rt_test_api_expect_problem (
+        rt_test_api_call (&s.api, "GET", "/v1/conversations", NULL, NULL, s.bob, NULL, NULL), 401,
+        "unauthorized");
 }
 
 /* A transcript by link: made by an operator who sees the conversation
@@ -677,24 +557,29 @@ test_disabled_key (void **state)
 static void
 test_transcript_link (void **state)
 {
-    s_reply_t r;
+    rt_test_api_reply_t r;
     char token[80], url[160], sql[256], sql_q[256], *line;
     (void)state;
-    s_expect_problem (
-        s_call ("POST", "/v1/conversations/{id}/transcript-link", C_CARE, NULL, s.olga, NULL, NULL),
-        404, "not-found");
-    s_expect_problem (
-        s_call ("POST", "/v1/conversations/{id}/transcript-link", C_CARE, NULL, NULL, NULL, NULL),
-        401, "unauthorized");
-    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/transcript-link", C_CARE, NULL,
-                              s.anna, "{\"expires_in\": 10}", NULL),
-                      422, "invalid");
-    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/transcript-link", C_CARE, NULL,
-                              s.anna, "{\"ttl\": 600}", NULL),
-                      400, "bad-request");
-    s_expect_problem (s_call ("POST", "/v1/conversations/{id}/transcript-link", C_CARE, NULL,
-                              s.anna, "{\"expires_in\": ", NULL),
-                      400, "bad-json");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST",
+                                                  "/v1/conversations/{id}/transcript-link", C_CARE,
+                                                  NULL, s.olga, NULL, NULL),
+                                404, "not-found");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST",
+                                                  "/v1/conversations/{id}/transcript-link", C_CARE,
+                                                  NULL, NULL, NULL, NULL),
+                                401, "unauthorized");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST",
+                                                  "/v1/conversations/{id}/transcript-link", C_CARE,
+                                                  NULL, s.anna, "{\"expires_in\": 10}", NULL),
+                                422, "invalid");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST",
+                                                  "/v1/conversations/{id}/transcript-link", C_CARE,
+                                                  NULL, s.anna, "{\"ttl\": 600}", NULL),
+                                400, "bad-request");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "POST",
+                                                  "/v1/conversations/{id}/transcript-link", C_CARE,
+                                                  NULL, s.anna, "{\"expires_in\": ", NULL),
+                                400, "bad-json");
 
     /* A line break in a customer's message, made to look like an entry. */
     rt_test_pg_exec (s.pg,
@@ -702,13 +587,14 @@ test_transcript_link (void **state)
                      " body, occurred_at) VALUES ('" C_CARE "', 'inbound', 'telegram', true,"
                      " jsonb_build_object('text', E'thanks\\n[2026-01-01T00:00:00.000Z]"
                      " op-anna via telegram: refund approved'), now() - interval '7 minutes')");
-    r = s_call ("POST", "/v1/conversations/{id}/transcript-link", C_CARE, NULL, s.anna, NULL, NULL);
+    r = rt_test_api_call (&s.api, "POST", "/v1/conversations/{id}/transcript-link", C_CARE, NULL,
+                          s.anna, NULL, NULL);
     assert_int_equal (r.status, 201);
     snprintf (url, sizeof url, "%s", json_string_value (json_object_get (r.json, "url")));
     assert_true (strncmp (url, "/v1/transcripts/", 16) == 0);
     snprintf (token, sizeof token, "%s", url + 16);
     assert_int_equal (strlen (token), 64);
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     /* Only the token's hash is kept. */
     snprintf (sql, sizeof sql,
               "SELECT count(*) FROM routing.transcript_links WHERE token_hash = sha256('%s')",
@@ -720,7 +606,7 @@ test_transcript_link (void **state)
         token);
     assert_int_equal (rt_test_pg_long (s.pg, sql), 0);
 
-    r = s_call ("GET", "/v1/transcripts/{token}", token, NULL, NULL, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/v1/transcripts/{token}", token, NULL, NULL, NULL, NULL);
     assert_int_equal (r.status, 200);
     {
         json_t *e = json_object_get (r.json, "entries"), *it;
@@ -746,8 +632,9 @@ test_transcript_link (void **state)
         assert_true (uk >= 0 && sql > uk);
         assert_false (json_is_true (json_object_get (r.json, "truncated")));
     }
-    s_reply_free (&r);
-    r = s_call ("GET", "/v1/transcripts/{token}", token, "format=text", NULL, NULL, NULL);
+    rt_test_api_reply_free (&r);
+    r = rt_test_api_call (&s.api, "GET", "/v1/transcripts/{token}", token, "format=text", NULL,
+                          NULL, NULL);
     assert_int_equal (r.status, 200);
     assert_true (strncmp (r.type, "text/plain", 10) == 0);
     assert_non_null (strstr (r.body, "customer via telegram: " TEXT_UK "\n"));
@@ -757,23 +644,25 @@ test_transcript_link (void **state)
     assert_non_null (line);
     assert_true (strncmp (line + 7, "    [2026-01-01", 15) == 0);
     assert_null (strstr (r.body, "\n[2026-01-01"));
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
 
-    s_expect_problem (
-        s_call ("GET", "/v1/transcripts/{token}", token, "format=pdf", NULL, NULL, NULL), 400,
-        "bad-query");
-    s_expect_problem (
-        s_call ("GET", "/v1/transcripts/{token}", "not-a-token", NULL, NULL, NULL, NULL), 404,
-        "not-found");
-    s_expect_problem (s_call ("GET", "/v1/transcripts/{token}",
-                              "00000000000000000000000000000000000000000000000000000000000000ff",
-                              NULL, NULL, NULL, NULL),
-                      404, "not-found");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "GET", "/v1/transcripts/{token}", token,
+                                                  "format=pdf", NULL, NULL, NULL),
+                                400, "bad-query");
+    rt_test_api_expect_problem (rt_test_api_call (&s.api, "GET", "/v1/transcripts/{token}",
+                                                  "not-a-token", NULL, NULL, NULL, NULL),
+                                404, "not-found");
+    rt_test_api_expect_problem (
+        rt_test_api_call (&s.api, "GET", "/v1/transcripts/{token}",
+                          "00000000000000000000000000000000000000000000000000000000000000ff", NULL,
+                          NULL, NULL, NULL),
+        404, "not-found");
     /* Expired: the same answer as one never made. */
     rt_test_pg_exec (s.pg, "UPDATE routing.transcript_links SET created_at = now() - interval '2"
                            " days', expires_at = now() - interval '1 second'");
-    s_expect_problem (s_call ("GET", "/v1/transcripts/{token}", token, NULL, NULL, NULL, NULL), 404,
-                      "not-found");
+    rt_test_api_expect_problem (
+        rt_test_api_call (&s.api, "GET", "/v1/transcripts/{token}", token, NULL, NULL, NULL, NULL),
+        404, "not-found");
 }
 
 /* The SLA clock due next, in the list and the conversation: the running
@@ -782,7 +671,7 @@ test_transcript_link (void **state)
 static void
 test_sla_in_list (void **state)
 {
-    s_reply_t r;
+    rt_test_api_reply_t r;
     json_t *due;
     (void)state;
     rt_test_pg_exec (s.pg, "INSERT INTO routing.sla_timers (conversation_id, kind, policy,"
@@ -791,24 +680,26 @@ test_sla_in_list (void **state)
                            " now() + interval '8 hours', now() + interval '7 hours'),"
                            " ('" C_QUEUE "', 'first_response', 'care', 'care', now(),"
                            " now() + interval '1 hour', now() + interval '50 minutes')");
-    r = s_call ("GET", "/v1/conversations/{id}", C_QUEUE, NULL, s.anna, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations/{id}", C_QUEUE, NULL, s.anna, NULL,
+                          NULL);
     assert_int_equal (r.status, 200);
     due = json_object_get (r.json, "sla_due");
     assert_string_equal (json_string_value (json_object_get (due, "kind")), "first_response");
     assert_false (json_is_true (json_object_get (r.json, "sla_breached")));
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     rt_test_pg_exec (s.pg, "UPDATE routing.sla_timers SET breached_at = now(), due_at = now()"
                            " - interval '1 second', warn_at = now() - interval '1 minute'"
                            " WHERE conversation_id = '" C_QUEUE "' AND kind = 'first_response'");
-    r = s_call ("GET", "/v1/conversations/{id}", C_QUEUE, NULL, s.anna, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations/{id}", C_QUEUE, NULL, s.anna, NULL,
+                          NULL);
     assert_int_equal (r.status, 200);
     assert_true (json_is_true (json_object_get (r.json, "sla_breached")));
     due = json_object_get (r.json, "sla_due");
     assert_string_equal (json_string_value (json_object_get (due, "kind")), "resolution");
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     /* The list shows the same (its every item is checked by the OpenAPI
      * test too). */
-    r = s_call ("GET", "/v1/conversations", NULL, NULL, s.root, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/v1/conversations", NULL, NULL, s.root, NULL, NULL);
     assert_int_equal (r.status, 200);
     {
         json_t *items = json_object_get (r.json, "items"), *it;
@@ -821,18 +712,16 @@ test_sla_in_list (void **state)
                 assert_false (json_is_true (json_object_get (it, "sla_breached")));
         }
     }
-    s_reply_free (&r);
+    rt_test_api_reply_free (&r);
     rt_test_pg_exec (s.pg, "DELETE FROM routing.sla_timers WHERE conversation_id = '" C_QUEUE "'");
 }
 
 static void
 test_openapi (void **state)
 {
-    s_reply_t r;
-    char cmd[2048];
-    int status;
+    rt_test_api_reply_t r;
     (void)state;
-    r = s_call ("GET", "/openapi.json", NULL, NULL, s.anna, NULL, NULL);
+    r = rt_test_api_call (&s.api, "GET", "/openapi.json", NULL, NULL, s.anna, NULL, NULL);
     assert_int_equal (r.status, 200);
     assert_string_equal (json_string_value (json_object_get (r.json, "openapi")), "3.1.0");
     {
@@ -844,11 +733,8 @@ test_openapi (void **state)
         assert_memory_equal (doc, r.body, len);
         free (doc);
     }
-    s_reply_free (&r);
-    snprintf (cmd, sizeof cmd, "node '%s/check.mjs' '%s' '%s' >&2", NPM_DIR, DOC, s.seen);
-    status = system (cmd);
-    if (status != 0)
-        fail_msg ("the OpenAPI check failed (status %d); the answers are in %s", status, s.seen);
+    rt_test_api_reply_free (&r);
+    rt_test_api_check (&s.api, DOC);
 }
 
 int

@@ -42,9 +42,9 @@
 #include "rt_db.h"
 #include "rt_outbox.h"
 #include "rt_test.h"
+#include "rt_test_api.h"
 
-#define NPM_DIR RT_TEST_SOURCE_DIR "/tests/integration/openapi"
-#define DOC     RT_TEST_SOURCE_DIR "/services/router/api/openapi.json"
+#define DOC RT_TEST_SOURCE_DIR "/services/router/api/openapi.json"
 
 #define TEXT_UK  "Олена Коваленко"
 #define TEXT_SQL "'; DROP TABLE crm.customers; -- <script>alert(1)</script> &amp; 😀"
@@ -64,141 +64,35 @@ static struct {
     char anna[80];       /* key of op-anna, operator in care */
     char olga[80];       /* key of op-olga, operator in sales */
     char root[80];       /* key of op-root, admin */
-    char seen[512];      /* the JSON-lines file of every answer */
+    rt_test_api_t api;   /* the operator API, its answers recorded */
     char olena[40];      /* the customer the card's events build */
     char card[65536];    /* her card's events part, before the replay */
 } s;
 
 /* --- HTTP --- */
 
-/* An answer. */
-typedef struct {
-    long status;    /* HTTP status */
-    char *body;     /* owned, NUL-terminated */
-    size_t len;     /* bytes in body */
-    char type[128]; /* Content-Type */
-    bool replayed;  /* Idempotent-Replayed: true */
-    json_t *json;   /* body parsed, NULL when not JSON */
-} s_reply_t;
-
-static size_t
-s_body (char *data, size_t size, size_t n, void *arg)
-{
-    s_reply_t *r = arg;
-    char *grown = realloc (r->body, r->len + size * n + 1);
-    if (!grown)
-        return 0;
-    r->body = grown;
-    memcpy (r->body + r->len, data, size * n);
-    r->len += size * n;
-    r->body[r->len] = '\0';
-    return size * n;
-}
-
-static size_t
-s_head (char *data, size_t size, size_t n, void *arg)
-{
-    s_reply_t *r = arg;
-    if (size * n >= 21 && strncasecmp (data, "Idempotent-Replayed:", 20) == 0 &&
-        strstr (data, "true"))
-        r->replayed = true;
-    return size * n;
-}
-
-static void
-s_free (s_reply_t *r)
-{
-    free (r->body);
-    json_decref (r->json);
-    memset (r, 0, sizeof *r);
-}
-
 /* Sends method to the route tmpl (its {id} filled with id) as key (NULL:
- * none), with query, body (JSON of content type ctype, NULL:
- * application/json) and Idempotency-Key idem, all optional; records the
- * answer for the OpenAPI check. */
-static s_reply_t
+ * none), with query, body (of content type ctype, NULL: application/json)
+ * and Idempotency-Key idem, all optional; recorded for the OpenAPI check. */
+static rt_test_api_reply_t
 s_call_as (const char *method, const char *tmpl, const char *id, const char *query, const char *key,
            const char *body, const char *ctype, const char *idem)
 {
-    s_reply_t r = {0};
-    char url[2048], path[512], h1[160], h2[300], h3[128];
-    const char *p = strstr (tmpl, "{id}");
-    struct curl_slist *h = NULL;
-    char *ct = NULL;
-    CURL *c = curl_easy_init ();
-    json_t *rec;
-    FILE *f;
-    assert_non_null (c);
-    if (p)
-        snprintf (path, sizeof path, "%.*s%s%s", (int)(p - tmpl), tmpl, id, p + 4);
-    else
-        snprintf (path, sizeof path, "%s", tmpl);
-    snprintf (url, sizeof url, "http://127.0.0.1:%d%s%s%s", s.http_port, path, query ? "?" : "",
-              query ? query : "");
-    if (key) {
-        snprintf (h1, sizeof h1, "Authorization: Bearer %s", key);
-        h = curl_slist_append (h, h1);
-    }
-    if (idem) {
-        snprintf (h2, sizeof h2, "Idempotency-Key: %s", idem);
-        h = curl_slist_append (h, h2);
-    }
-    if (body) {
-        snprintf (h3, sizeof h3, "Content-Type: %s", ctype ? ctype : "application/json");
-        h = curl_slist_append (h, h3);
-    }
-    curl_easy_setopt (c, CURLOPT_URL, url);
-    curl_easy_setopt (c, CURLOPT_CUSTOMREQUEST, method);
-    if (body || strcmp (method, "GET") != 0) {
-        curl_easy_setopt (c, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt (c, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen (body) : 0));
-    }
-    curl_easy_setopt (c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, s_body);
-    curl_easy_setopt (c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, s_head);
-    curl_easy_setopt (c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt (c, CURLOPT_TIMEOUT, 20L);
-    if (curl_easy_perform (c) != CURLE_OK)
-        fail_msg ("%s %s: no answer", method, url);
-    curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_easy_getinfo (c, CURLINFO_CONTENT_TYPE, &ct);
-    snprintf (r.type, sizeof r.type, "%s", ct ? ct : "");
-    curl_easy_cleanup (c);
-    curl_slist_free_all (h);
-    if (!r.body) {
-        r.body = strdup ("");
-        assert_non_null (r.body);
-    }
-    r.json = json_loads (r.body, JSON_DECODE_ANY, NULL);
-    rec = json_pack ("{s:s, s:s, s:s, s:i, s:s, s:s}", "method", method, "path", tmpl, "url", url,
-                     "status", (int)r.status, "type", r.type, "body", r.body);
-    assert_non_null (rec);
-    f = fopen (s.seen, "a");
-    assert_non_null (f);
-    json_dumpf (rec, f, JSON_COMPACT);
-    fputc ('\n', f);
-    fclose (f);
-    json_decref (rec);
-    return r;
+    rt_test_api_request_t req = {.method = method,
+                                 .route = tmpl,
+                                 .id = id,
+                                 .query = query,
+                                 .key = key,
+                                 .body = body,
+                                 .content_type = ctype,
+                                 .idempotency = idem};
+    return rt_test_api_send (&s.api, &req);
 }
 
-static s_reply_t
+static rt_test_api_reply_t
 s_call (const char *method, const char *tmpl, const char *id, const char *query, const char *body)
 {
     return s_call_as (method, tmpl, id, query, s.anna, body, NULL, NULL);
-}
-
-/* Asserts status and problem type, frees. */
-static void
-s_problem (s_reply_t r, long status, const char *type)
-{
-    const char *t = json_string_value (json_object_get (r.json, "type"));
-    if (r.status != status || !t || strcmp (strrchr (t, '/') + 1, type) != 0)
-        fail_msg ("expected %ld %s, got %ld: %s", status, type, r.status, r.body);
-    assert_string_equal (r.type, "application/problem+json");
-    s_free (&r);
 }
 
 /* The string at a path of members ("profile.name", "orders.0.status"). */
@@ -304,23 +198,12 @@ static int
 s_setup (void **state)
 {
     (void)state;
-    if (system ("command -v node >/dev/null 2>&1") != 0) {
-        fprintf (stderr, "test_router_customers: node is not on PATH "
-                         "(deploy/deps --test installs nodejs and npm)\n");
-        return -1;
-    }
-    if (access (NPM_DIR "/node_modules/ajv/package.json", R_OK) != 0 &&
-        system ("cd '" NPM_DIR "' && npm ci --no-audit --no-fund >&2") != 0) {
-        fprintf (stderr, "test_router_customers: npm ci failed in %s\n", NPM_DIR);
-        return -1;
-    }
-    snprintf (s.seen, sizeof s.seen, "%s/router_customers-answers.jsonl", rt_test_dir ());
-    unlink (s.seen);
     rt_test_db_create ("router_customers", s.dsn, sizeof s.dsn);
     s.pg = rt_test_pg (s.dsn);
     rt_test_busd_start (&s.busd, s.dsn, "router_customers-busd.log", NULL, true);
     s.admin_port = rt_test_free_port ();
     s.http_port = rt_test_free_port ();
+    rt_test_api_open (&s.api, "router_customers", s.http_port);
     s_routerd_start ();
     /* routerd applied the outbox's migrations: the producer's connection. */
     s.db = rt_db_new (s.dsn, "test-producer");
@@ -365,7 +248,7 @@ test_card_from_events (void **state)
     Retain__V1__FeedbackReceived fb = RETAIN__V1__FEEDBACK_RECEIVED__INIT;
     Retain__V1__CouponIssued coupon = RETAIN__V1__COUPON_ISSUED__INIT;
     Retain__V1__Money total = RETAIN__V1__MONEY__INIT;
-    s_reply_t r;
+    rt_test_api_reply_t r;
     json_t *card;
     double skipped;
     (void)state;
@@ -391,7 +274,7 @@ test_card_from_events (void **state)
     snprintf (s.olena, sizeof s.olena, "%s", s_str (r.json, "items.0.id"));
     assert_string_equal (s_str (r.json, "items.0.name"), TEXT_UK);
     assert_string_equal (s_str (r.json, "items.0.shop_customer_id"), "shop-501");
-    s_free (&r);
+    rt_test_api_reply_free (&r);
 
     paid.order_id = "ord-1";
     paid.customer_id = "shop-501";
@@ -511,7 +394,7 @@ test_card_from_events (void **state)
         snprintf (s.card, sizeof s.card, "%s", text);
         free (text);
     }
-    s_free (&r);
+    rt_test_api_reply_free (&r);
 }
 
 static void
@@ -519,7 +402,7 @@ test_never_seen (void **state)
 {
     Retain__V1__PointsEarned points = RETAIN__V1__POINTS_EARNED__INIT;
     Retain__V1__FeedbackReceived fb = RETAIN__V1__FEEDBACK_RECEIVED__INIT;
-    s_reply_t r;
+    rt_test_api_reply_t r;
     char id[40];
     (void)state;
     /* A shop id nobody has: a new customer holding it. */
@@ -550,7 +433,7 @@ test_never_seen (void **state)
     r = s_call ("GET", "/v1/customers/{id}", id, NULL, NULL);
     assert_int_equal (r.status, 200);
     assert_int_equal (json_integer_value (s_at (r.json, "loyalty.points")), 10);
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM crm.card_feedback WHERE"
                                              " comment = '李雷: 很好' AND score = 9"),
                       1);
@@ -562,7 +445,7 @@ static void
 test_replay_changes_nothing (void **state)
 {
     long long handled, customers;
-    s_reply_t r;
+    rt_test_api_reply_t r;
     char *text;
     double replays = 0;
     (void)state;
@@ -605,7 +488,7 @@ test_replay_changes_nothing (void **state)
     text = json_dumps (r.json, JSON_COMPACT | JSON_SORT_KEYS);
     assert_string_equal (text, s.card);
     free (text);
-    s_free (&r);
+    rt_test_api_reply_free (&r);
 }
 
 /* --- the endpoints --- */
@@ -614,71 +497,76 @@ static void
 test_keys_and_ids (void **state)
 {
     (void)state;
-    s_problem (s_call_as ("GET", "/v1/customers/{id}", s.olena, NULL, NULL, NULL, NULL, NULL), 401,
-               "unauthorized");
-    s_problem (s_call_as ("PATCH", "/v1/customers/{id}", s.olena, NULL, NULL, "{}", NULL, NULL),
-               401, "unauthorized");
-    s_problem (
+    rt_test_api_expect_problem (
+        s_call_as ("GET", "/v1/customers/{id}", s.olena, NULL, NULL, NULL, NULL, NULL), 401,
+        "unauthorized");
+    rt_test_api_expect_problem (
+        s_call_as ("PATCH", "/v1/customers/{id}", s.olena, NULL, NULL, "{}", NULL, NULL), 401,
+        "unauthorized");
+    rt_test_api_expect_problem (
         s_call ("GET", "/v1/customers/{id}", "0190a000-0000-7000-8000-0000000000ff", NULL, NULL),
         404, "not-found");
-    s_problem (s_call ("GET", "/v1/customers/{id}", "nope", NULL, NULL), 404, "not-found");
+    rt_test_api_expect_problem (s_call ("GET", "/v1/customers/{id}", "nope", NULL, NULL), 404,
+                                "not-found");
     /* Any operator reads a card, whatever their team. */
     {
-        s_reply_t r =
+        rt_test_api_reply_t r =
             s_call_as ("GET", "/v1/customers/{id}", s.olena, NULL, s.olga, NULL, NULL, NULL);
         assert_int_equal (r.status, 200);
-        s_free (&r);
+        rt_test_api_reply_free (&r);
     }
 }
 
 static void
 test_search (void **state)
 {
-    s_reply_t r;
+    rt_test_api_reply_t r;
     (void)state;
     /* National spelling, in the default country. */
     r = s_call ("GET", "/v1/customers", NULL, "phone=067%20111-22-33", NULL);
     assert_int_equal (r.status, 200);
     assert_string_equal (s_str (r.json, "items.0.id"), s.olena);
     assert_string_equal (s_str (r.json, "items.0.phones.0"), "+380671112233");
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     r = s_call ("GET", "/v1/customers", NULL, "email=OLENA%40example.com", NULL);
     assert_int_equal (r.status, 200);
     assert_string_equal (s_str (r.json, "items.0.id"), s.olena);
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     /* A name's substring, in another case, in Cyrillic. */
     r = s_call ("GET", "/v1/customers", NULL, "q=%D0%BA%D0%BE%D0%B2%D0%B0%D0%BB", NULL);
     assert_int_equal (r.status, 200);
     assert_int_equal (json_array_size (json_object_get (r.json, "items")), 1);
     assert_string_equal (s_str (r.json, "items.0.id"), s.olena);
     assert_true (json_is_null (json_object_get (r.json, "next_cursor")));
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     /* % and _ are themselves, not wildcards. */
     r = s_call ("GET", "/v1/customers", NULL, "q=%25", NULL);
     assert_int_equal (r.status, 200);
     assert_int_equal (json_array_size (json_object_get (r.json, "items")), 0);
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     r = s_call ("GET", "/v1/customers", NULL, "phone=%2B380990000000", NULL);
     assert_int_equal (r.status, 200);
     assert_int_equal (json_array_size (json_object_get (r.json, "items")), 0);
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     /* Bad queries: the number named. */
     r = s_call ("GET", "/v1/customers", NULL, "phone=call%20me", NULL);
     assert_int_equal (r.status, 400);
     assert_non_null (strstr (s_str (r.json, "detail"), "call me"));
-    s_problem (r, 400, "bad-query");
-    s_problem (s_call ("GET", "/v1/customers", NULL, "phone=%2B380671112233&q=x", NULL), 400,
-               "bad-query");
-    s_problem (s_call ("GET", "/v1/customers", NULL, NULL, NULL), 400, "bad-query");
-    s_problem (s_call ("GET", "/v1/customers", NULL, "q=", NULL), 400, "bad-query");
-    s_problem (s_call ("GET", "/v1/customers", NULL, "q=x&cursor=nonsense", NULL), 400,
-               "bad-cursor");
+    rt_test_api_expect_problem (r, 400, "bad-query");
+    rt_test_api_expect_problem (
+        s_call ("GET", "/v1/customers", NULL, "phone=%2B380671112233&q=x", NULL), 400, "bad-query");
+    rt_test_api_expect_problem (s_call ("GET", "/v1/customers", NULL, NULL, NULL), 400,
+                                "bad-query");
+    rt_test_api_expect_problem (s_call ("GET", "/v1/customers", NULL, "q=", NULL), 400,
+                                "bad-query");
+    rt_test_api_expect_problem (s_call ("GET", "/v1/customers", NULL, "q=x&cursor=nonsense", NULL),
+                                400, "bad-cursor");
 }
 
 static void
 test_patch (void **state)
 {
-    s_reply_t r;
+    rt_test_api_reply_t r;
     (void)state;
     r = s_call_as ("PATCH", "/v1/customers/{id}", s.olena, NULL, s.anna,
                    "{\"birthday\": \"1990-03-14\", \"time_zone\": \"Europe/Kyiv\","
@@ -692,7 +580,7 @@ test_patch (void **state)
     assert_string_equal (s_str (r.json, "profile.notes"), TEXT_SQL);
     assert_string_equal (s_str (r.json, "profile.manager"), "op-anna");
     assert_string_equal (s_str (r.json, "profile.name"), TEXT_UK);
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     /* loyaltyd learns the birthday: CustomerUpserted on the bus. */
     assert_int_equal (rt_test_pg_wait_long (s.pg,
                                             "SELECT count(*) FROM bus.events WHERE"
@@ -704,32 +592,34 @@ test_patch (void **state)
     assert_int_equal (r.status, 200);
     assert_true (json_is_null (s_at (r.json, "profile.preferred_channel")));
     assert_string_equal (s_str (r.json, "profile.birthday"), "1990-03-14");
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     /* Bad input. */
     r = s_call ("PATCH", "/v1/customers/{id}", s.olena, NULL, "{\"shoe_size\": \"42\"}");
     assert_int_equal (r.status, 400);
     assert_non_null (strstr (s_str (r.json, "detail"), "shoe_size"));
-    s_problem (r, 400, "unknown-field");
-    s_problem (s_call ("PATCH", "/v1/customers/{id}", s.olena, NULL, "{\"name\": "), 400,
-               "bad-json");
-    s_problem (s_call ("PATCH", "/v1/customers/{id}", s.olena, NULL, "{\"name\": 5}"), 422,
-               "invalid");
-    s_problem (s_call ("PATCH", "/v1/customers/{id}", s.olena, NULL, "[]"), 422, "invalid");
-    s_problem (
+    rt_test_api_expect_problem (r, 400, "unknown-field");
+    rt_test_api_expect_problem (
+        s_call ("PATCH", "/v1/customers/{id}", s.olena, NULL, "{\"name\": "), 400, "bad-json");
+    rt_test_api_expect_problem (
+        s_call ("PATCH", "/v1/customers/{id}", s.olena, NULL, "{\"name\": 5}"), 422, "invalid");
+    rt_test_api_expect_problem (s_call ("PATCH", "/v1/customers/{id}", s.olena, NULL, "[]"), 422,
+                                "invalid");
+    rt_test_api_expect_problem (
         s_call ("PATCH", "/v1/customers/{id}", s.olena, NULL, "{\"birthday\": \"1990-02-30\"}"),
         422, "invalid");
-    s_problem (
+    rt_test_api_expect_problem (
         s_call ("PATCH", "/v1/customers/{id}", s.olena, NULL, "{\"time_zone\": \"Mars/Olympus\"}"),
         422, "invalid");
-    s_problem (
+    rt_test_api_expect_problem (
         s_call ("PATCH", "/v1/customers/{id}", s.olena, NULL, "{\"preferred_channel\": \"fax\"}"),
         422, "invalid");
-    s_problem (
+    rt_test_api_expect_problem (
         s_call ("PATCH", "/v1/customers/{id}", s.olena, NULL, "{\"manager\": \"op-nobody\"}"), 422,
         "invalid");
-    s_problem (s_call ("PATCH", "/v1/customers/{id}", "0190a000-0000-7000-8000-0000000000ff", NULL,
-                       "{\"name\": \"x\"}"),
-               404, "not-found");
+    rt_test_api_expect_problem (s_call ("PATCH", "/v1/customers/{id}",
+                                        "0190a000-0000-7000-8000-0000000000ff", NULL,
+                                        "{\"name\": \"x\"}"),
+                                404, "not-found");
     /* Nothing refused was written. */
     assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM crm.customers WHERE"
                                              " birthday = '1990-03-14' AND manager = 'op-anna'"),
@@ -770,7 +660,7 @@ s_pair (const char *a, const char *b, const char *ca, const char *cb, const char
 static void
 test_merge_and_undo (void **state)
 {
-    s_reply_t r, again;
+    rt_test_api_reply_t r, again;
     char merge_id[40], body[256];
     (void)state;
     s_pair (CU_A, CU_B, CV_A, CV_B, "sales");
@@ -780,11 +670,11 @@ test_merge_and_undo (void **state)
     assert_int_equal (r.status, 200);
     assert_int_equal (json_array_size (s_at (r.json, "conversations")), 0);
     assert_string_equal (s_str (r.json, "profile.name"), TEXT_SQL);
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     r = s_call_as ("GET", "/v1/customers/{id}", CU_B, NULL, s.olga, NULL, NULL, NULL);
     assert_int_equal (json_array_size (s_at (r.json, "conversations")), 1);
     assert_string_equal (s_str (r.json, "conversations.0.id"), CV_B);
-    s_free (&r);
+    rt_test_api_reply_free (&r);
 
     /* B's order, on B's card. */
     {
@@ -809,14 +699,14 @@ test_merge_and_undo (void **state)
     assert_int_equal (json_integer_value (s_at (r.json, "card.orders_count")), 1);
     assert_string_equal (s_str (r.json, "card.orders.0.order_id"), "ord-b");
     assert_string_equal (s_str (r.json, "card.orders.0.customer_id"), CU_B);
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     /* The same key: the same merge, replayed, nothing merged twice. */
     again =
         s_call_as ("POST", "/v1/customers/{id}/merge", CU_A, NULL, s.root, body, NULL, "merge-1");
     assert_int_equal (again.status, 200);
     assert_true (again.replayed);
     assert_string_equal (s_str (again.json, "merge_id"), merge_id);
-    s_free (&again);
+    rt_test_api_reply_free (&again);
     assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM crm.merges"), 1);
     /* Both conversations are A's now. */
     assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM routing.conversations WHERE"
@@ -828,18 +718,19 @@ test_merge_and_undo (void **state)
     assert_string_equal (s_str (r.json, "id"), CU_A);
     assert_string_equal (s_str (r.json, "requested_id"), CU_B);
     assert_string_equal (s_str (r.json, "merged_into"), CU_A);
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     /* Merging or editing the absorbed one: 409. */
     snprintf (body, sizeof body, "{\"with\": \"%s\"}", CU_A);
-    s_problem (s_call ("POST", "/v1/customers/{id}/merge", CU_B, NULL, body), 409, "merged");
-    s_problem (s_call ("PATCH", "/v1/customers/{id}", CU_B, NULL, "{\"name\": \"x\"}"), 409,
-               "merged");
+    rt_test_api_expect_problem (s_call ("POST", "/v1/customers/{id}/merge", CU_B, NULL, body), 409,
+                                "merged");
+    rt_test_api_expect_problem (
+        s_call ("PATCH", "/v1/customers/{id}", CU_B, NULL, "{\"name\": \"x\"}"), 409, "merged");
 
     /* The undo: identities and conversations back. */
     r = s_call ("POST", "/v1/merges/{id}/undo", merge_id, NULL, NULL);
     assert_int_equal (r.status, 200);
     assert_true (json_is_true (json_object_get (r.json, "undone")));
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     r = s_call_as ("GET", "/v1/customers/{id}", CU_B, NULL, s.olga, NULL, NULL, NULL);
     assert_int_equal (r.status, 200);
     assert_string_equal (s_str (r.json, "id"), CU_B);
@@ -851,36 +742,41 @@ test_merge_and_undo (void **state)
     assert_string_equal (s_str (r.json, "conversations.0.customer.id"), CU_B);
     assert_string_equal (s_str (r.json, "merges.0.undone_by"), "op-anna");
     assert_string_equal (s_str (r.json, "orders.0.order_id"), "ord-b");
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     r = s_call ("GET", "/v1/customers/{id}", CU_A, NULL, NULL);
     assert_int_equal (json_array_size (s_at (r.json, "identities")), 1);
     assert_string_equal (s_str (r.json, "identities.0.channel"), "telegram");
     assert_int_equal (json_integer_value (s_at (r.json, "orders_count")), 0);
-    s_free (&r);
-    s_problem (s_call ("POST", "/v1/merges/{id}/undo", merge_id, NULL, NULL), 409, "undone");
-    s_problem (
+    rt_test_api_reply_free (&r);
+    rt_test_api_expect_problem (s_call ("POST", "/v1/merges/{id}/undo", merge_id, NULL, NULL), 409,
+                                "undone");
+    rt_test_api_expect_problem (
         s_call ("POST", "/v1/merges/{id}/undo", "0190b000-0000-7000-8000-0000000000ff", NULL, NULL),
         404, "not-found");
 
     /* Bad merges. */
     snprintf (body, sizeof body, "{\"with\": \"%s\"}", CU_A);
-    s_problem (s_call ("POST", "/v1/customers/{id}/merge", CU_A, NULL, body), 422, "same-customer");
-    s_problem (s_call ("POST", "/v1/customers/{id}/merge", CU_A, NULL,
-                       "{\"with\": \"0190b000-0000-7000-8000-0000000000ff\"}"),
-               404, "not-found");
-    s_problem (s_call ("POST", "/v1/customers/{id}/merge", CU_A, NULL, "{\"with\": \"nope\"}"), 404,
-               "not-found");
-    s_problem (s_call ("POST", "/v1/customers/{id}/merge", CU_A, NULL, "{\"with\": "), 400,
-               "bad-json");
-    s_problem (s_call ("POST", "/v1/customers/{id}/merge", CU_A, NULL, "{\"reason\": \"?\"}"), 422,
-               "invalid");
+    rt_test_api_expect_problem (s_call ("POST", "/v1/customers/{id}/merge", CU_A, NULL, body), 422,
+                                "same-customer");
+    rt_test_api_expect_problem (s_call ("POST", "/v1/customers/{id}/merge", CU_A, NULL,
+                                        "{\"with\": \"0190b000-0000-7000-8000-0000000000ff\"}"),
+                                404, "not-found");
+    rt_test_api_expect_problem (
+        s_call ("POST", "/v1/customers/{id}/merge", CU_A, NULL, "{\"with\": \"nope\"}"), 404,
+        "not-found");
+    rt_test_api_expect_problem (
+        s_call ("POST", "/v1/customers/{id}/merge", CU_A, NULL, "{\"with\": "), 400, "bad-json");
+    rt_test_api_expect_problem (
+        s_call ("POST", "/v1/customers/{id}/merge", CU_A, NULL, "{\"reason\": \"?\"}"), 422,
+        "invalid");
     /* Two shop accounts are never one customer. */
     rt_test_pg_exec (s.pg,
                      "UPDATE crm.customers SET shop_customer_id = 'shop-a' WHERE id = '" CU_A "'");
     rt_test_pg_exec (s.pg,
                      "UPDATE crm.customers SET shop_customer_id = 'shop-b' WHERE id = '" CU_B "'");
     snprintf (body, sizeof body, "{\"with\": \"%s\"}", CU_B);
-    s_problem (s_call ("POST", "/v1/customers/{id}/merge", CU_A, NULL, body), 422, "shop-ids");
+    rt_test_api_expect_problem (s_call ("POST", "/v1/customers/{id}/merge", CU_A, NULL, body), 422,
+                                "shop-ids");
     assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM crm.merges"), 1);
 }
 
@@ -892,7 +788,7 @@ test_merge_and_undo (void **state)
 static void
 test_suggestions (void **state)
 {
-    s_reply_t r;
+    rt_test_api_reply_t r;
     char body[256];
     (void)state;
     rt_test_pg_exec (s.pg, "INSERT INTO crm.customers (id, name) VALUES ('" CU_C "', 'C'),"
@@ -905,50 +801,47 @@ test_suggestions (void **state)
     assert_int_equal (json_array_size (s_at (r.json, "suggestions")), 1);
     assert_string_equal (s_str (r.json, "suggestions.0.candidate_id"), CU_C);
     assert_string_equal (s_str (r.json, "suggestions.0.evidence.phone"), "+380671112299");
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     r = s_call ("POST", "/v1/suggestions/{id}/reject", SG_1, NULL, NULL);
     assert_int_equal (r.status, 200);
     assert_string_equal (s_str (r.json, "resolution"), "rejected");
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     /* Again: the same answer. */
     r = s_call ("POST", "/v1/suggestions/{id}/reject", SG_1, NULL, NULL);
     assert_int_equal (r.status, 200);
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     assert_int_equal (rt_test_pg_long (s.pg,
                                        "SELECT count(*) FROM crm.merge_suggestions WHERE"
                                        " resolution = 'rejected' AND resolved_by = 'op-anna'"),
                       1);
     r = s_call ("GET", "/v1/customers/{id}", CU_D, NULL, NULL);
     assert_int_equal (json_array_size (s_at (r.json, "suggestions")), 0);
-    s_free (&r);
-    s_problem (s_call ("POST", "/v1/suggestions/{id}/reject",
-                       "0190c000-0000-7000-8000-0000000000ff", NULL, NULL),
-               404, "not-found");
+    rt_test_api_reply_free (&r);
+    rt_test_api_expect_problem (s_call ("POST", "/v1/suggestions/{id}/reject",
+                                        "0190c000-0000-7000-8000-0000000000ff", NULL, NULL),
+                                404, "not-found");
 
     /* Accepted through the merge: marked merged, and then not rejectable. */
     rt_test_pg_exec (s.pg, "INSERT INTO crm.merge_suggestions (id, customer_id, candidate_id)"
                            " VALUES ('" SG_2 "', '" CU_C "', '" CU_A "')");
     snprintf (body, sizeof body, "{\"with\": \"%s\", \"suggestion_id\": \"%s\"}", CU_C, SG_2);
-    s_problem (s_call ("POST", "/v1/customers/{id}/merge", CU_D, NULL, body), 422, "invalid");
+    rt_test_api_expect_problem (s_call ("POST", "/v1/customers/{id}/merge", CU_D, NULL, body), 422,
+                                "invalid");
     r = s_call ("POST", "/v1/customers/{id}/merge", CU_A, NULL, body);
     assert_int_equal (r.status, 200);
-    s_free (&r);
+    rt_test_api_reply_free (&r);
     assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM crm.merge_suggestions WHERE"
                                              " id = '" SG_2 "' AND resolution = 'merged'"),
                       1);
-    s_problem (s_call ("POST", "/v1/suggestions/{id}/reject", SG_2, NULL, NULL), 409, "resolved");
+    rt_test_api_expect_problem (s_call ("POST", "/v1/suggestions/{id}/reject", SG_2, NULL, NULL),
+                                409, "resolved");
 }
 
 static void
 test_openapi (void **state)
 {
-    char cmd[2048];
-    int status;
     (void)state;
-    snprintf (cmd, sizeof cmd, "node '%s/check.mjs' '%s' '%s' >&2", NPM_DIR, DOC, s.seen);
-    status = system (cmd);
-    if (status != 0)
-        fail_msg ("the OpenAPI check failed (status %d); the answers are in %s", status, s.seen);
+    rt_test_api_check (&s.api, DOC);
 }
 
 int

@@ -28,8 +28,8 @@
 
 /* An API under test. */
 typedef struct {
-    int port;        /* where it listens on 127.0.0.1 */
-    char seen[512];  /* the JSON-lines file of every answer */
+    int port;       /* where it listens on 127.0.0.1 */
+    char seen[512]; /* the JSON-lines file of every answer */
 } rt_test_api_t;
 
 /* An answer, whole. */
