@@ -60,6 +60,13 @@
 #define S_CB_COUNT_OP  "routing_callback_count_operator"
 #define S_CB_COUNT_TM  "routing_callback_count_team"
 #define S_ORDER_CONV   "routing_order_conv"
+#define S_ORDERS_EARLY "routing_orders_earlier"
+
+/* A new conversation's context: the customer's orders of the last
+ * S_EARLIER_DAYS, at most S_EARLIER_MAX, oldest first (the order events
+ * that came while the customer had no conversation had nowhere to go). */
+#define S_EARLIER_DAYS "30"
+#define S_EARLIER_MAX  "5"
 
 /* Open call-backs in conversations that are not resolved. */
 #define S_CB_COUNT                                                                                 \
@@ -149,6 +156,17 @@ const routing_stmt_t routing_conversation_stmts[] = {
     /* The open conversation, else the latest. */
     {S_ORDER_CONV, "SELECT id FROM routing.conversations WHERE customer_id = $1::uuid"
                    " ORDER BY status <> 'resolved' DESC, created_at DESC, id DESC LIMIT 1"},
+    /* $1 the new conversation, $2 its customer, $3 now. Not counted:
+     * nobody waits for an answer to an order. */
+    {S_ORDERS_EARLY,
+     "INSERT INTO routing.timeline (conversation_id, kind, body, occurred_at)"
+     " SELECT $1::uuid, 'order', jsonb_build_object('order_id', o.order_id, 'placed_at',"
+     " (extract(epoch FROM o.placed_at) * 1000)::bigint, 'status', o.status, 'earlier', true),"
+     " o.placed_at FROM (SELECT order_id, placed_at, status FROM crm.card_orders"
+     " WHERE customer_id IN (SELECT crm.family($2::uuid)) AND placed_at IS NOT NULL"
+     " AND placed_at >= " ROUTING_TS (3) " - interval '" S_EARLIER_DAYS " days'"
+                                         " ORDER BY placed_at DESC LIMIT " S_EARLIER_MAX
+                                         ") o ORDER BY o.placed_at, o.order_id"},
 };
 const size_t routing_conversation_nstmts =
     sizeof routing_conversation_stmts / sizeof routing_conversation_stmts[0];
@@ -350,6 +368,12 @@ routing_inbound (rt_db_t *db, const routing_inbound_t *in, routing_inbound_resul
         return ROUTING_ERR_DB;
     if (!*out->conversation_id)
         return ROUTING_OK;
+    if (out->is_new) {
+        routing_ms_t ts_now = routing_ms (now);
+        const char *v[3] = {out->conversation_id, in->customer_id, ts_now.s};
+        if (routing_run (db, S_ORDERS_EARLY, 3, v, err, errlen) != 0)
+            return ROUTING_ERR_DB;
+    }
     body = s_body ("text", in->text ? in->text : "", "event",
                    routing_set (in->event) ? in->event : NULL, "external_id",
                    routing_set (in->external_id) ? in->external_id : NULL, "inbox",
@@ -390,9 +414,6 @@ routing_inbound (rt_db_t *db, const routing_inbound_t *in, routing_inbound_resul
     s_copy (out->assignee, sizeof out->assignee, PQgetvalue (res, 0, 0));
     out->unanswered = atoi (PQgetvalue (res, 0, 1));
     PQclear (res);
-    if (routing_sla_inbound (db, out->conversation_id, out->is_new, out->unanswered, at, now, err,
-                             errlen) != 0)
-        return ROUTING_ERR_DB;
     if (!*out->assignee) {
         routing_assign_result_t a;
         if (routing_assign (db, out->conversation_id, NULL, false, ROUTING_REASON_NONE, now, &a,
@@ -402,6 +423,11 @@ routing_inbound (rt_db_t *db, const routing_inbound_t *in, routing_inbound_resul
         out->reason = a.reason;
         out->waiting_for_manager = a.waiting_for_manager;
     }
+    /* After the assignment: a new customer's conversation has its team
+     * only once assigned, and the team picks the SLA policy. */
+    if (routing_sla_inbound (db, out->conversation_id, out->is_new, out->unanswered, at, now, err,
+                             errlen) != 0)
+        return ROUTING_ERR_DB;
     return ROUTING_OK;
 }
 

@@ -667,7 +667,7 @@ test_transcript_link (void **state)
 
 /* The SLA clock due next, in the list and the conversation: the running
  * one due first; a breached clock not yet stopped flags it, and is no
- * longer "due". */
+ * longer "due"; an escalation's supervisor flag shows. */
 static void
 test_sla_in_list (void **state)
 {
@@ -690,10 +690,15 @@ test_sla_in_list (void **state)
     rt_test_pg_exec (s.pg, "UPDATE routing.sla_timers SET breached_at = now(), due_at = now()"
                            " - interval '1 second', warn_at = now() - interval '1 minute'"
                            " WHERE conversation_id = '" C_QUEUE "' AND kind = 'first_response'");
+    rt_test_pg_exec (s.pg, "UPDATE routing.conversations SET flags = '{supervisor}'"
+                           " WHERE id = '" C_QUEUE "'");
     r = rt_test_api_call (&s.api, "GET", "/v1/conversations/{id}", C_QUEUE, NULL, s.anna, NULL,
                           NULL);
     assert_int_equal (r.status, 200);
     assert_true (json_is_true (json_object_get (r.json, "sla_breached")));
+    assert_int_equal (json_array_size (json_object_get (r.json, "flags")), 1);
+    assert_string_equal (json_string_value (json_array_get (json_object_get (r.json, "flags"), 0)),
+                         "supervisor");
     due = json_object_get (r.json, "sla_due");
     assert_string_equal (json_string_value (json_object_get (due, "kind")), "resolution");
     rt_test_api_reply_free (&r);
@@ -714,6 +719,8 @@ test_sla_in_list (void **state)
     }
     rt_test_api_reply_free (&r);
     rt_test_pg_exec (s.pg, "DELETE FROM routing.sla_timers WHERE conversation_id = '" C_QUEUE "'");
+    rt_test_pg_exec (s.pg,
+                     "UPDATE routing.conversations SET flags = '{}' WHERE id = '" C_QUEUE "'");
 }
 
 static void

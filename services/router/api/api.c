@@ -75,6 +75,7 @@ static const char *s_sql_me =
     " c.unanswered, " S_TS ("c.waiting_since") ", c.version, " S_TS ("c.created_at") ","           \
     " " S_TS ("c.snoozed_until") ", lm.kind, lm.body->>'text', lm.channel,"                        \
     " " S_TS ("lm.occurred_at") ", sla.kind, " S_TS ("sla.due_at") ","                             \
+    " array_to_json(c.flags)::text,"                                                              \
     " EXISTS (SELECT 1 FROM routing.sla_timers b WHERE b.conversation_id = c.id"                   \
     " AND b.breached_at IS NOT NULL AND b.stopped_at IS NULL),"                                    \
     " coalesce((extract(epoch FROM c.waiting_since) * 1000)::bigint, 9223372036854775807) AS k"    \
@@ -258,6 +259,7 @@ json_t *
 api_conv_json (PGresult *res, int row)
 {
     json_t *last = json_null (), *sla = json_null ();
+    json_t *flags = json_loads (PQgetvalue (res, row, C_FLAGS), 0, NULL);
     if (!PQgetisnull (res, row, C_LM_KIND))
         last = json_pack ("{s:s, s:o, s:o, s:s}", "kind", PQgetvalue (res, row, C_LM_KIND), "text",
                           api_str_or_null (res, row, C_LM_TEXT), "channel",
@@ -267,7 +269,7 @@ api_conv_json (PGresult *res, int row)
         sla = json_pack ("{s:s, s:s}", "kind", PQgetvalue (res, row, C_SLA_KIND), "due_at",
                          PQgetvalue (res, row, C_SLA_DUE));
     return json_pack ("{s:s, s:{s:s, s:s}, s:s, s:o, s:o, s:s, s:i, s:o, s:I, s:s, s:o, s:o, s:o, "
-                      "s:b}",
+                      "s:b, s:o}",
                       "id", PQgetvalue (res, row, C_ID), "customer", "id",
                       PQgetvalue (res, row, C_CUSTOMER), "name", PQgetvalue (res, row, C_NAME),
                       "channel", PQgetvalue (res, row, C_CHANNEL), "assignee",
@@ -278,7 +280,8 @@ api_conv_json (PGresult *res, int row)
                       (json_int_t)strtoll (PQgetvalue (res, row, C_VERSION), NULL, 10),
                       "created_at", PQgetvalue (res, row, C_CREATED), "snoozed_until",
                       api_str_or_null (res, row, C_SNOOZED), "last_message", last, "sla_due", sla,
-                      "sla_breached", strcmp (PQgetvalue (res, row, C_SLA_BREACHED), "t") == 0);
+                      "sla_breached", strcmp (PQgetvalue (res, row, C_SLA_BREACHED), "t") == 0,
+                      "flags", flags ? flags : json_array ());
 }
 
 /* The conversation `id` as the caller may see it: the row (owned), or

@@ -54,6 +54,7 @@ enum {
     C_LM_AT,
     C_SLA_KIND,     /* the running SLA clock due next: its kind, NULL for none */
     C_SLA_DUE,      /* and its due time */
+    C_FLAGS,        /* its flags as a JSON array ("supervisor": escalated) */
     C_SLA_BREACHED, /* a clock breached and not stopped yet */
     C_KEY
 };
