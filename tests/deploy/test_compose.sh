@@ -18,7 +18,9 @@ required=(RETAIN_PG_PASSWORD=dummy-password
   RETAIN_BUSD_CURVE_CLIENTS_FILE=/nonexistent/curve-clients
   RETAIN_BUS_CURVE_SERVER_KEY=1111111111111111111111111111111111111111
   RETAIN_ROUTER_CURVE_CLIENT_PUBLIC=2222222222222222222222222222222222222222
-  RETAIN_ROUTER_CURVE_CLIENT_SECRET=3333333333333333333333333333333333333333)
+  RETAIN_ROUTER_CURVE_CLIENT_SECRET=3333333333333333333333333333333333333333
+  RETAIN_NOTIFY_CURVE_CLIENT_PUBLIC=4444444444444444444444444444444444444444
+  RETAIN_NOTIFY_CURVE_CLIENT_SECRET=5555555555555555555555555555555555555555)
 
 if out=$(env "${required[@]}" docker-compose -f docker-compose.yml config -q 2>&1); then
   ok "docker-compose config accepts docker-compose.yml"
@@ -70,28 +72,29 @@ if c.get("busd", {}).get("depends_on", {}).get("migrate", {}).get("condition") !
     problems.append("busd does not wait for migrate to complete")
 if c.get("migrate", {}).get("command") != ["retainctl", "migrate"]:
     problems.append("migrate does not run retainctl migrate")
-r = c.get("routerd")
-if not r:
-    problems.append("no service routerd")
-else:
+for svc in ("routerd", "notifyd"):
+    r = c.get(svc)
+    if not r:
+        problems.append(f"no service {svc}")
+        continue
     renv = r.get("environment", {})
     for var in ("RETAIN_PG_DSN", "RETAIN_BUS_PUB", "RETAIN_BUS_CURVE_SERVER_KEY",
                 "RETAIN_BUS_CURVE_CLIENT_PUBLIC", "RETAIN_BUS_CURVE_CLIENT_SECRET"):
         if not renv.get(var):
-            problems.append(f"routerd: {var} is not set")
+            problems.append(f"{svc}: {var} is not set")
     if "container_name" in r or r.get("ports"):
-        problems.append("routerd cannot scale: it has a container name or host ports")
+        problems.append(f"{svc} cannot scale: it has a container name or host ports")
     if "/readyz" not in " ".join(r.get("healthcheck", {}).get("test", [])):
-        problems.append("routerd: the healthcheck does not ask /readyz")
+        problems.append(f"{svc}: the healthcheck does not ask /readyz")
     if r.get("depends_on", {}).get("migrate", {}).get("condition") != "service_completed_successfully":
-        problems.append("routerd does not wait for migrate to complete")
+        problems.append(f"{svc} does not wait for migrate to complete")
 if not c.get("postgres", {}).get("healthcheck"):
     problems.append("postgres has no healthcheck")
 print("; ".join(problems))
 sys.exit(1 if problems else 0)
 PY
 ); then
-  ok "busd and busd-standby use CURVE, busd is checked on /readyz and waits for migrate, routerd is a scalable CURVE client, no retired variable is set"
+  ok "busd and busd-standby use CURVE, busd is checked on /readyz and waits for migrate, routerd and notifyd are scalable CURVE clients, no retired variable is set"
 else
   fail "rendered compose file: $out"
 fi

@@ -4,7 +4,7 @@
  * Each command is a function in its own file (retainctl.h) with its own
  * settings table, so `retainctl <command> --help` lists exactly what that
  * command takes, environment variables included. The commands form one
- * table here, groups (inbox, churn, team, operator, sla) nesting their
+ * table here, groups (inbox, churn, team, operator, sla, template) nesting their
  * own, and one dispatcher walks it: at every level "--help" and "help"
  * print the usage on stdout and exit 0, a missing or unknown word prints
  * it on stderr and exits 2.
@@ -48,6 +48,9 @@ static const retainctl_command_t s_commands[] = {
     {.name = "sla",
      .summary = "routerd's SLA policies: set, list, delete",
      .subs = retainctl_sla_commands},
+    {.name = "template",
+     .summary = "notifyd's templates: add, list, show, preview",
+     .subs = retainctl_template_commands},
     {.name = NULL}};
 
 bool

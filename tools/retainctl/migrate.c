@@ -3,7 +3,8 @@
  * order: the outbox first (every producer appends to it, and the bus's
  * migration 003 moves the rows of the old bus.outbox into it), then the
  * bus, then each daemon's own: ingest's; routerd's crm, then routing
- * (whose conversations name crm's customers); then the tables of the
+ * (whose conversations name crm's customers); notifyd's (its sends
+ * and templates, whose customers are crm's); then the tables of the
  * HTTP APIs, the API keys (apikey) and the shared Idempotency-Key store
  * (http), which reference nobody's.
  */
@@ -21,12 +22,14 @@ extern const rt_migration_set_t rt_migrations_bus;
 extern const rt_migration_set_t rt_migrations_ingest;
 extern const rt_migration_set_t rt_migrations_crm;
 extern const rt_migration_set_t rt_migrations_routing;
+extern const rt_migration_set_t rt_migrations_notify;
 extern const rt_migration_set_t rt_migrations_apikey;
 extern const rt_migration_set_t rt_migrations_http;
 
 static const rt_migration_set_t *const s_sets[] = {
-    &rt_migrations_outbox,  &rt_migrations_bus,    &rt_migrations_ingest, &rt_migrations_crm,
-    &rt_migrations_routing, &rt_migrations_apikey, &rt_migrations_http,   NULL};
+    &rt_migrations_outbox, &rt_migrations_bus,     &rt_migrations_ingest,
+    &rt_migrations_crm,    &rt_migrations_routing, &rt_migrations_notify,
+    &rt_migrations_apikey, &rt_migrations_http,    NULL};
 
 static const rt_config_setting_t s_settings[] = {
     {"pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"},

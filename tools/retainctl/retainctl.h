@@ -2,7 +2,7 @@
  * retainctl's commands. main.c holds the table of them and dispatches argv
  * to one: a command is a function given argc/argv from its own word on
  * (argv[0] is e.g. "publish", or "add" for "retainctl inbox add"); a group
- * (inbox, churn, team, operator, sla) is a table of subcommands dispatched
+ * (inbox, churn, team, operator, sla, template) is a table of subcommands dispatched
  * the same way, so "--help", "help" and the listing behave alike at every
  * level. Each
  * command returns the process exit status: 0 success, 1 failure, 2 bad
@@ -39,11 +39,12 @@ int retainctl_keygen (int argc, char **argv);
 /* retainctl team hours (sla.c, beside the SLA policies it serves). */
 int retainctl_team_hours (int argc, char **argv);
 
-/* The groups' subcommands (inbox.c, churn.c, operator.c, sla.c). */
+/* The groups' subcommands (inbox.c, churn.c, operator.c, sla.c, template.c). */
 extern const retainctl_command_t retainctl_inbox_commands[];
 extern const retainctl_command_t retainctl_churn_commands[];
 extern const retainctl_command_t retainctl_team_commands[];
 extern const retainctl_command_t retainctl_operator_commands[];
 extern const retainctl_command_t retainctl_sla_commands[];
+extern const retainctl_command_t retainctl_template_commands[];
 
 #endif

@@ -1,0 +1,159 @@
+/*
+ * notifyd: the parts of retain-notifyd main.c puts together.
+ *
+ * The consumer handler (handler.c) turns what the group "notify" reads on
+ * the stream "message" into rows of notify.sends inside the consumer's
+ * round: an OutboundMessageRequested becomes a queued send to the
+ * customer's identity on its channel (or a failed one, with its
+ * MessageFailed, when it cannot be sent at all), and ingest's receipts move
+ * the send they name to delivered or read. The sender (sender.c) is a pool
+ * of worker threads, each with its own libevent loop, HTTP client and
+ * PostgreSQL connection, that claims due sends within the rate limits
+ * (notify.claim), sends them through the provider adapters (provider.h)
+ * and records each outcome (outcome.c) in a transaction of its own with
+ * its events in the outbox. Each worker also runs the crash policy
+ * (recover.c) at start and every sweep interval: sends another member
+ * left `sending` past the lease are uncertain.
+ */
+#ifndef NOTIFYD_H
+#define NOTIFYD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "provider.h"
+#include "rt_db.h"
+#include "rt_metrics.h"
+#include "retain/v1/envelope.pb-c.h"
+
+/* The producer name notifyd's own events carry: the handler passes over
+ * its own MessageDelivered and MessageFailed. */
+#define NOTIFYD_PRODUCER "retain-notifyd"
+
+#define NOTIFYD_MEMBER_MAX 128 /* a member's name, bytes */
+
+/* --- the consumer handler (handler.c) --- */
+
+/* The consumer handler's state. */
+typedef struct {
+    rt_metrics_t *metrics; /* lent: the daemon's registry */
+    rt_db_t *prepared;     /* the handle the statements were registered with */
+    bool fatal;            /* they could not be: the daemon stops, exit 1 */
+} handler_t;
+
+/* Readies the handler (nothing connects). */
+void handler_init (handler_t *self, rt_metrics_t *metrics);
+
+/* The rt_consumer_handler_fn: one event inside the round's transaction.
+ * An event that cannot be taken is logged, counted and passed over (0);
+ * -1 only for PostgreSQL failing, which rolls the round back. */
+int handler_handle (rt_db_t *db, const Retain__V1__Envelope *event, void *arg);
+
+/* --- events (outcome.c) --- */
+
+/* What an event about one send names. */
+typedef struct {
+    const char *message_id;  /* the send's id */
+    const char *customer_id; /* its customer ("" or NULL: none) */
+    const char *channel;     /* rt_channel's name */
+    const char *external_id; /* the provider's id, NULL: none */
+} notify_event_t;
+
+/* Writes a MessageFailed about ev into the outbox on db, inside its open
+ * transaction (rt_outbox_prepare must have been called on db). 0 or -1
+ * with the reason in err. */
+int notify_emit_failed (rt_db_t *db, const notify_event_t *ev, const char *code, const char *reason,
+                        bool permanent, int attempts, char *err, size_t errlen);
+
+/* Writes a MessageDelivered about ev (read: a read receipt) at at_ms. 0 or
+ * -1 with the reason in err. */
+int notify_emit_delivered (rt_db_t *db, const notify_event_t *ev, bool read, int64_t at_ms,
+                           char *err, size_t errlen);
+
+/* --- the sender (sender.c, outcome.c, recover.c) --- */
+
+/* The sender's settings. */
+typedef struct {
+    const char *dsn;            /* PostgreSQL (lent: the daemon's settings) */
+    const char *member;         /* this replica's name in claimed_by (lent) */
+    const char *base_urls[4];   /* RETAIN_NOTIFY_{TELEGRAM,VIBER,META,TWILIO}_API (lent) */
+    int workers;                /* worker threads */
+    int in_flight;              /* requests in flight at most, all workers together */
+    int claim_batch;            /* sends one claim takes at most */
+    int64_t poll_ms;            /* between two claims when the last found nothing */
+    int64_t request_timeout_ms; /* one request to a provider, at most */
+    int64_t lease_ms;           /* a send `sending` this long is uncertain */
+    int retry_max;              /* transient failures before a send fails */
+    int64_t backoff_ms;         /* the first retry's delay, doubled each failure */
+    int64_t backoff_max_ms;     /* the longest retry delay */
+    int64_t wait_default_ms;    /* a WAIT without the provider's figure */
+    int64_t sweep_ms;           /* between two runs of the crash policy and the gauges */
+    int host_connections;       /* connections to one provider host at most, per worker */
+    rt_metrics_t *metrics;      /* lent: the daemon's registry */
+} sender_config_t;
+
+typedef struct sender_t sender_t;
+
+/* Starts the workers (each connects on its own thread). NULL with the
+ * reason in err. */
+sender_t *sender_start (const sender_config_t *config, char *err, size_t errlen);
+
+/* True once every worker has connected and run the crash policy once. */
+bool sender_ready (const sender_t *self);
+
+/* Stops claiming, waits for the requests in flight (up to the request
+ * timeout), stops the workers and frees it; NULL is fine. */
+void sender_stop (sender_t **self_p);
+
+/* One claimed send, as notify.claim returned it (strings owned). */
+typedef struct {
+    char *id;          /* the message id */
+    char *channel;     /* rt_channel's name */
+    char *recipient;   /* the chat id, user id or number */
+    char *text;        /* the text */
+    int attempts;      /* this attempt's number (1 for the first) */
+    int failures;      /* transient failures before it */
+    char *customer_id; /* "" when none */
+    char *category;    /* "transactional" or "marketing" */
+    char *account;     /* notify.accounts.id */
+    char *provider;    /* the account's provider */
+    char *base_url;    /* its base_url, "" for the daemon's */
+    char *token;       /* secrets, never logged */
+    char *account_id;  /* Meta page id, Twilio AccountSid */
+    char *sender;      /* Twilio From, Viber sender name */
+    char *status_url;  /* Twilio StatusCallback */
+} notify_claim_t;
+
+/* What outcome.c needs to record outcomes on one connection. */
+typedef struct {
+    const sender_config_t *config; /* the sender's settings */
+    rt_db_t *db;                   /* the worker's connection */
+} outcome_ctx_t;
+
+/* Register outcome.c's and recover.c's statements on db. 0 or -1. */
+int outcome_prepare (rt_db_t *db);
+int recover_prepare (rt_db_t *db);
+
+/* Records what the provider answered to claim c (its own transaction, its
+ * events in the outbox): the verdict's consequence as README says. Only
+ * the claim that sent it may record it: a send the crash policy took back
+ * meanwhile is left alone (counted). 0, or -1 when PostgreSQL failed (the
+ * send stays `sending`: the lease brings it back). */
+int outcome_record (const outcome_ctx_t *ctx, const notify_claim_t *c, const provider_outcome_t *o);
+
+/* Fails claim c permanently for a reason of notifyd's own (the adapter
+ * refused to build it, code e.g. "bad_request"). 0 or -1. */
+int outcome_refuse (const outcome_ctx_t *ctx, const notify_claim_t *c, const char *code,
+                    const char *reason);
+
+/* The crash policy and the periodic chores (recover.c), in transactions of
+ * their own on ctx's connection: sends `sending` for longer than the lease
+ * (and, when mine is true, every send claimed by this member: a replica
+ * that starts has nothing in flight) are uncertain: transactional ones are
+ * queued again, marketing ones dropped with their MessageFailed; expired
+ * queued sends are dropped; full recipient buckets are deleted; the queue
+ * gauge is refreshed. 0 or -1. */
+int recover_sweep (const outcome_ctx_t *ctx, bool mine);
+
+#endif

@@ -1,0 +1,225 @@
+/*
+ * retain-notifyd: every outbound message, through its provider, once.
+ *
+ * What is notifyd's own: its settings, its migrations (the outbox's and
+ * notify's), the consumer group "notify" over the stream "message"
+ * (daemon/handler.c: requests become sends, receipts move them, in the
+ * round's transaction) and the sender (daemon/sender.c: workers claiming
+ * due sends within the rate limits and recording each outcome; the crash
+ * policy in daemon/recover.c). The main loop is the consumer's until
+ * SIGTERM; the rest is common/daemon's.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "notifyd.h"
+#include "rt_consumer.h"
+#include "rt_daemon.h"
+#include "rt_log.h"
+#include "rt_outbox.h"
+
+/* notify's migrations (sql/): rt_migrations_notify. */
+extern const rt_migration_set_t rt_migrations_notify;
+
+static const rt_migration_set_t *const s_migrations[] = {&rt_migrations_outbox,
+                                                         &rt_migrations_notify, NULL};
+
+static const char *const s_streams[] = {"message"};
+
+static const rt_config_setting_t s_settings[] = {
+    {"pub", "RETAIN_BUS_PUB", "tcp://127.0.0.1:7702", "busd PUB endpoints, comma-separated"},
+    {"member", "RETAIN_NOTIFY_MEMBER", "",
+     "this replica's name in logs and claims (unique per replica); empty: host:pid"},
+    {"batch-max", "RETAIN_NOTIFY_BATCH_MAX", "500", "events per transaction when catching up"},
+    {"telegram-api", "RETAIN_NOTIFY_TELEGRAM_API", "https://api.telegram.org",
+     "Telegram Bot API base URL (an account's base_url overrides)"},
+    {"viber-api", "RETAIN_NOTIFY_VIBER_API", "https://chatapi.viber.com",
+     "Viber REST Bot API base URL (an account's base_url overrides)"},
+    {"meta-api", "RETAIN_NOTIFY_META_API", "https://graph.facebook.com",
+     "Meta Graph API base URL: Messenger, Instagram, WhatsApp (an account's base_url overrides)"},
+    {"twilio-api", "RETAIN_NOTIFY_TWILIO_API", "https://api.twilio.com",
+     "Twilio API base URL (an account's base_url overrides)"},
+    {"workers", "RETAIN_NOTIFY_WORKERS", "1", "sender threads, each with its own loop"},
+    {"in-flight", "RETAIN_NOTIFY_IN_FLIGHT", "256",
+     "requests to providers in flight at most (all workers): bounds a crash's duplicates"},
+    {"claim-batch", "RETAIN_NOTIFY_CLAIM_BATCH", "100", "sends one claim takes at most"},
+    {"poll", "RETAIN_NOTIFY_POLL", "50ms", "between two claims when the last found nothing due"},
+    {"request-timeout", "RETAIN_NOTIFY_REQUEST_TIMEOUT", "10s", "one request to a provider"},
+    {"lease", "RETAIN_NOTIFY_LEASE", "0",
+     "a send left sending this long is uncertain (crash policy); 0: twice the request timeout"},
+    {"retry-max", "RETAIN_NOTIFY_RETRY_MAX", "8",
+     "transient failures before a send fails (kept as a dead letter)"},
+    {"backoff", "RETAIN_NOTIFY_BACKOFF", "1s", "the first retry's delay, doubled per failure"},
+    {"backoff-max", "RETAIN_NOTIFY_BACKOFF_MAX", "10m", "the longest retry delay"},
+    {"wait-default", "RETAIN_NOTIFY_WAIT_DEFAULT", "1s",
+     "how long a rate-limited send waits when the provider names no delay"},
+    {"sweep", "RETAIN_NOTIFY_SWEEP", "5s",
+     "between two runs of the crash policy, expiry and the queue gauge"},
+    {"host-connections", "RETAIN_NOTIFY_HOST_CONNECTIONS", "8",
+     "connections to one provider host at most, per worker"},
+    {NULL, NULL, NULL, NULL}};
+
+/* The daemon's one context. */
+typedef struct {
+    char member[NOTIFYD_MEMBER_MAX]; /* this replica's name */
+    sender_config_t sender_config;   /* the sender's settings */
+    handler_t handler;               /* the consumer handler's state */
+    rt_consumer_t *consumer;         /* the group "notify" */
+    sender_t *sender;                /* the workers */
+    _Atomic (sender_t *) live;       /* the sender, once started, for `ready` */
+    atomic_bool consuming;           /* the consumer runs */
+} notifyd_t;
+
+static int
+s_sender_config (notifyd_t *self, const rt_config_t *c, char *err, size_t errlen)
+{
+    sender_config_t *s = &self->sender_config;
+    int64_t workers, in_flight, batch, retry_max, host;
+    if (rt_config_get_int (c, "workers", 1, 64, &workers, err, errlen) != 0 ||
+        rt_config_get_int (c, "in-flight", 1, 100000, &in_flight, err, errlen) != 0 ||
+        rt_config_get_int (c, "claim-batch", 1, 10000, &batch, err, errlen) != 0 ||
+        rt_config_get_int (c, "retry-max", 1, 1000, &retry_max, err, errlen) != 0 ||
+        rt_config_get_int (c, "host-connections", 1, 1024, &host, err, errlen) != 0 ||
+        rt_config_get_ms (c, "poll", &s->poll_ms, err, errlen) != 0 ||
+        rt_config_get_ms (c, "request-timeout", &s->request_timeout_ms, err, errlen) != 0 ||
+        rt_config_get_ms (c, "lease", &s->lease_ms, err, errlen) != 0 ||
+        rt_config_get_ms (c, "backoff", &s->backoff_ms, err, errlen) != 0 ||
+        rt_config_get_ms (c, "backoff-max", &s->backoff_max_ms, err, errlen) != 0 ||
+        rt_config_get_ms (c, "wait-default", &s->wait_default_ms, err, errlen) != 0 ||
+        rt_config_get_ms (c, "sweep", &s->sweep_ms, err, errlen) != 0)
+        return -1;
+    if (s->poll_ms < 1 || s->sweep_ms < 10 || s->request_timeout_ms < 100 || s->backoff_ms < 1 ||
+        s->backoff_max_ms < s->backoff_ms) {
+        rt_errf (err, errlen,
+                 "--poll must be at least 1ms, --sweep 10ms, --request-timeout "
+                 "100ms, --backoff 1ms and --backoff-max at least --backoff");
+        return -1;
+    }
+    if (s->lease_ms == 0)
+        s->lease_ms = 2 * s->request_timeout_ms;
+    if (s->lease_ms <= s->request_timeout_ms) {
+        rt_errf (err, errlen, "--lease must be longer than --request-timeout");
+        return -1;
+    }
+    s->workers = (int)workers;
+    s->in_flight = (int)in_flight;
+    s->claim_batch = (int)batch;
+    s->retry_max = (int)retry_max;
+    s->host_connections = (int)host;
+    s->base_urls[0] = rt_config_get (c, "telegram-api");
+    s->base_urls[1] = rt_config_get (c, "viber-api");
+    s->base_urls[2] = rt_config_get (c, "meta-api");
+    s->base_urls[3] = rt_config_get (c, "twilio-api");
+    return 0;
+}
+
+static int
+s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
+{
+    notifyd_t *self = arg;
+    const rt_config_t *c = rt_daemon_config (d);
+    rt_consumer_config_t cc = {0};
+    int64_t batch_max;
+    if (rt_config_get_int (c, "batch-max", 1, 100000, &batch_max, err, errlen) != 0 ||
+        s_sender_config (self, c, err, errlen) != 0)
+        return -1;
+    if (rt_config_get (c, "member")[0]) {
+        snprintf (self->member, sizeof self->member, "%s", rt_config_get (c, "member"));
+    } else {
+        char host[64] = "";
+        gethostname (host, sizeof host - 1);
+        snprintf (self->member, sizeof self->member, "%s:%d", host, (int)getpid ());
+    }
+    self->sender_config.dsn = rt_daemon_dsn (d);
+    self->sender_config.member = self->member;
+    self->sender_config.metrics = rt_daemon_metrics (d);
+    handler_init (&self->handler, rt_daemon_metrics (d));
+    cc.dsn = rt_daemon_dsn (d);
+    cc.group = "notify";
+    cc.member = self->member;
+    cc.pub_endpoints = rt_config_get (c, "pub");
+    cc.curve = rt_daemon_bus_curve (d);
+    cc.streams = s_streams;
+    cc.nstreams = sizeof s_streams / sizeof s_streams[0];
+    cc.batch_max = (int)batch_max;
+    cc.metrics = rt_daemon_metrics (d);
+    cc.handler = handler_handle;
+    cc.handler_arg = &self->handler;
+    self->consumer = rt_consumer_new (&cc, err, errlen);
+    return self->consumer ? 0 : -1;
+}
+
+static int
+s_start (rt_daemon_t *d, void *arg, char *err, size_t errlen)
+{
+    notifyd_t *self = arg;
+    (void)d;
+    self->sender = sender_start (&self->sender_config, err, errlen);
+    if (!self->sender)
+        return -1;
+    atomic_store (&self->live, self->sender);
+    return 0;
+}
+
+static int
+s_run (rt_daemon_t *d, void *arg)
+{
+    notifyd_t *self = arg;
+    int rc;
+    (void)d;
+    atomic_store (&self->consuming, true);
+    rc = rt_consumer_run (self->consumer);
+    atomic_store (&self->consuming, false);
+    rt_log (RT_LOG_INFO, "stopping");
+    return rc == 0 && !self->handler.fatal ? 0 : -1;
+}
+
+static void
+s_stop (rt_daemon_t *d, void *arg)
+{
+    notifyd_t *self = arg;
+    (void)d;
+    atomic_store (&self->live, NULL);
+    sender_stop (&self->sender);
+    rt_consumer_destroy (&self->consumer);
+}
+
+/* On the admin thread: atomics. */
+static bool
+s_ready (void *arg, char *why, size_t whylen)
+{
+    notifyd_t *self = arg;
+    sender_t *sender = atomic_load (&self->live);
+    if (!atomic_load (&self->consuming)) {
+        snprintf (why, whylen, "the consumer is not running");
+        return false;
+    }
+    if (!sender_ready (sender)) {
+        snprintf (why, whylen, "the sender has not connected and applied the crash policy");
+        return false;
+    }
+    return true;
+}
+
+int
+main (int argc, char **argv)
+{
+    static const rt_daemon_spec_t spec = {
+        .name = "retain-notifyd",
+        .summary = "Every outbound message through its provider, once, within its limits.",
+        .settings = s_settings,
+        .admin_env = "RETAIN_NOTIFY_ADMIN",
+        .admin_default = "127.0.0.1:9704",
+        .bus_client = true,
+        .migrations = s_migrations,
+        .configure = s_configure,
+        .start = s_start,
+        .run = s_run,
+        .stop = s_stop,
+        .ready = s_ready,
+    };
+    static notifyd_t self;
+    return rt_daemon_main (&spec, &self, argc, argv);
+}

@@ -1,0 +1,277 @@
+/*
+ * provider: how notifyd speaks to each messaging provider, as pure
+ * functions over requests and answers (provider.c, and one file per
+ * provider in providers/).
+ *
+ * A provider adapter does two things and nothing else: it builds the HTTP
+ * request of one send (URL, headers, body) from the send and the sending
+ * account's credentials, and it classifies the provider's answer into one
+ * verdict. It does no I/O, keeps no state and reads no clock, so every
+ * documented answer (../shared/reference/providers.md, section 2) is a
+ * unit test, and the sender (the daemon's worker) owns the network, the
+ * retries, the rate limits and PostgreSQL.
+ *
+ * The verdicts are DESIGN's classes ("Effects outside PostgreSQL"):
+ *   SENT            accepted: the provider's message id in external_id.
+ *   RETRY           transient (5xx, a timeout, a reset, HTML or garbage
+ *                   where JSON was due, Telegram 5xx, Meta 1/2, WhatsApp
+ *                   131000/2): backoff with jitter, the same request
+ *                   again. Telegram's group migration is a RETRY too, to
+ *                   the chat in migrate_to.
+ *   WAIT            rate limited (HTTP 429, Telegram's parameters.
+ *                   retry_after, Viber status 12, Meta 4/17/32/341/613,
+ *                   WhatsApp 130429/131056/131049, Twilio 20429): again
+ *                   after wait_ms (the provider's figure, else its
+ *                   Retry-After header, else the adapter's default, else
+ *                   0: the sender's default).
+ *   STOP_RECIPIENT  this recipient cannot be reached on this channel
+ *                   (Telegram 403 blocked / can't initiate / deactivated,
+ *                   400 chat not found; Viber 5, 6, 11, 21; Meta 551, 100/
+ *                   2018001; WhatsApp 131026, 131050; Twilio 21610
+ *                   (opt_out set: an unsubscribe), 21211, 21612, 21614,
+ *                   21635): consent or reachability updated, the fallback
+ *                   channel tried.
+ *   WINDOW          outside the channel's messaging window (Meta code 10,
+ *                   WhatsApp 131047): a template or another channel.
+ *   BAD_REQUEST     the request itself is wrong (Telegram 400 message too
+ *                   long or can't parse entities, Viber 3/4/13/14, Meta
+ *                   100, WhatsApp 131008/131009/132000/132001/100, Twilio
+ *                   21408): never retried, the reason kept.
+ *   STOP_ACCOUNT    the sending account cannot send now (an invalid token:
+ *                   any HTTP 401, Telegram 404, Viber 2, Meta and WhatsApp
+ *                   190/0/102; Viber 7-10, 15, 23, 24; Meta 3, 200-299,
+ *                   368, 10/1893063; WhatsApp 131031/131042; Twilio 20003,
+ *                   21606): nothing more through it until an operator
+ *                   acts; its sends fail over or wait.
+ * Unknown codes are RETRY when the HTTP status is 5xx or absent, and
+ * BAD_REQUEST otherwise, with the code and the provider's text kept. A
+ * transport failure is RETRY; when the request may have reached the
+ * provider (a timeout, a connection cut mid-answer, an answer too large)
+ * the outcome says `uncertain`, as a retry may then deliver twice.
+ *
+ * Strings in the structs are lent by the caller unless said otherwise;
+ * what an adapter builds is owned by the request (provider_request_free).
+ * A built URL may carry a credential (Telegram's token is in its path,
+ * Meta's page token in its query): log log_url, never url.
+ */
+#ifndef NOTIFY_PROVIDER_H
+#define NOTIFY_PROVIDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "rt_buf.h"
+#include "rt_http_client.h"
+#include "retain/v1/common.pb-c.h"
+
+#define PROVIDER_CODE_MAX   32  /* the provider's error code, as text */
+#define PROVIDER_REASON_MAX 256 /* the provider's own words, or the adapter's */
+#define PROVIDER_EXT_MAX    128 /* the provider's message id */
+#define PROVIDER_HEADERS    8   /* request headers at most */
+
+/* The Graph API version notifyd speaks to Meta (Messenger, Instagram and
+ * WhatsApp Cloud share it): one place to move it forward. */
+#define PROVIDER_META_VERSION "v21.0"
+
+/* A sending account: one inbox's credentials for sending, as retainctl
+ * stored them beside its receiving secret. Which fields a provider reads
+ * is in its adapter's comment; the rest are NULL. */
+typedef struct {
+    const char *provider;   /* "telegram", "viber", "meta", "whatsapp", "twilio" */
+    const char *base_url;   /* the API's base, e.g. "https://api.telegram.org"
+                               (RETAIN_NOTIFY_*_API): tests point it at a fake */
+    const char *token;      /* bot token, page access token, auth token */
+    const char *account_id; /* Meta page id, WhatsApp phone-number id, Twilio AccountSid */
+    const char *sender;     /* Twilio From number or MessagingServiceSid (MG...),
+                               Viber sender.name */
+    const char *status_url; /* Twilio StatusCallback (ingest's receipt webhook); NULL: none */
+} provider_account_t;
+
+/* One send, as the worker hands it to an adapter. */
+typedef struct {
+    const char *message_id;      /* retain's id of the message (the send's idempotency key) */
+    Retain__V1__Channel channel; /* where it goes */
+    const char *to;              /* the recipient on that channel: Telegram chat id, Viber
+                                    user id, Messenger/Instagram scoped id, E.164 phone */
+    const char *text;            /* the text, within the channel's limit (UTF-8) */
+    const char *template_name;   /* WhatsApp: an approved template instead of text; NULL: none */
+    const char *template_lang;   /* its language code ("uk") */
+    const char *const *template_params; /* its body parameters, NULL-terminated; may be NULL */
+    bool human_agent;                   /* Messenger/Instagram: an operator's reply (HUMAN_AGENT
+                                           tag outside the 24 h window) */
+    const char *reply_to;               /* a comment id to answer privately (Meta's private
+                                           reply); NULL: a message */
+} provider_send_t;
+
+/* A built request: what rt_http_client_submit takes, owned. */
+typedef struct {
+    char *url;                           /* owned; may carry a credential */
+    char *log_url;                       /* owned: url with credentials masked, to log */
+    const char *method;                  /* "POST" */
+    char *headers[PROVIDER_HEADERS + 1]; /* "Name: value" lines, owned, NULL-terminated */
+    char *body;                          /* owned */
+    size_t body_len;                     /* its length */
+} provider_request_t;
+
+typedef enum {
+    PROVIDER_SENT = 0,
+    PROVIDER_RETRY,
+    PROVIDER_WAIT,
+    PROVIDER_STOP_RECIPIENT,
+    PROVIDER_WINDOW,
+    PROVIDER_BAD_REQUEST,
+    PROVIDER_STOP_ACCOUNT,
+} provider_verdict_t;
+
+/* What an answer came to. */
+typedef struct {
+    provider_verdict_t verdict;         /* the class */
+    char external_id[PROVIDER_EXT_MAX]; /* SENT: the provider's message id */
+    char code[PROVIDER_CODE_MAX];       /* the provider's code ("403", "6", "131026",
+                                           "21610", Meta's "100/2018001"), "" when none */
+    char reason[PROVIDER_REASON_MAX];   /* why, for people and MessageFailed.error */
+    int64_t wait_ms;                    /* WAIT: how long; 0: the sender's default */
+    bool opt_out;                       /* STOP_RECIPIENT because the recipient said
+                                           stop (Twilio 21610, Viber unsubscribed): consent
+                                           is withdrawn, not just unreachable */
+    bool uncertain;                     /* RETRY after the request may have reached the
+                                           provider (timeout, cut answer): it may have
+                                           been delivered already */
+    bool delivered;                     /* SENT and delivered as well: a provider without
+                                           delivery receipts (Telegram's Bot API) */
+    bool per_recipient;                 /* WAIT for this recipient only (WhatsApp's pair
+                                           and marketing limits): the account goes on */
+    char migrate_to[PROVIDER_EXT_MAX];  /* Telegram: the group's new chat id, send there */
+} provider_outcome_t;
+
+/* One adapter. */
+typedef struct {
+    const char *name; /* as provider_account_t.provider */
+    /* Builds send's request through account into *out (zeroed first).
+     * 0, or -1 with err filled and nothing left to free (a send the
+     * provider cannot take: no recipient, no text and no template, text
+     * over the channel's limit, a field it lacks). */
+    int (*build) (const provider_account_t *account, const provider_send_t *send,
+                  provider_request_t *out, char *err, size_t errlen);
+    /* Classifies the answer (or the transport's failure) into *out
+     * (zeroed first). Never fails: what it cannot read is RETRY or
+     * BAD_REQUEST as the head comment says. */
+    void (*classify) (const provider_send_t *send, const rt_http_response_t *resp,
+                      provider_outcome_t *out);
+} provider_t;
+
+/* The adapter of a provider name, NULL when none. */
+const provider_t *provider_find (const char *name);
+
+/* The adapter that sends on `channel` for an inbox of `provider` as
+ * ingest.inboxes names it (rt_channel's kinds): "meta" sends WhatsApp
+ * through the whatsapp adapter (the Cloud API) and Messenger and
+ * Instagram through meta; NULL when none. */
+const provider_t *provider_find_for (const char *provider, Retain__V1__Channel channel);
+
+/* The verdict's name ("sent", "retry", "wait", "stop_recipient",
+ * "window", "bad_request", "stop_account"), for logs and metrics. */
+const char *provider_verdict_name (provider_verdict_t verdict);
+
+/* Frees what a build made and zeroes it; safe on a zeroed or freed
+ * request. */
+void provider_request_free (provider_request_t *req);
+
+/* --- for the adapters (the files of providers/); pure, as they are --- */
+
+/* Refuses, into err, a send with no recipient, or with text longer than
+ * its channel's limit (rt_channel's text_max, in code points) or not
+ * UTF-8; text_required: the send must carry text. 0 or -1. */
+int provider_check_send (const provider_send_t *send, bool text_required, char *err, size_t errlen);
+
+/* Refuses, into err, an account whose base_url is missing or not
+ * http(s)://; *len gets its length without a trailing '/', for "%.*s". 0
+ * or -1. */
+int provider_check_base (const provider_account_t *account, int *len, char *err, size_t errlen);
+
+/* Refuses, into err, a missing or empty value (named `what` in the
+ * message) or one holding other than [A-Za-z0-9._:-]: ids and tokens go
+ * into URL paths unescaped. 0 or -1. */
+int provider_check_part (const char *what, const char *value, char *err, size_t errlen);
+
+/* Sets req's url (and log_url, with `secret` masked where it appears) from
+ * printf-style parts; 0, or -1 when out of memory. */
+int provider_request_url (provider_request_t *req, const char *secret, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+/* Appends a "Name: value" line to req's headers; 0, or -1 when full or
+ * out of memory. */
+int provider_request_header (provider_request_t *req, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+/* Makes req's body the compact JSON of obj (its reference is stolen, NULL
+ * fails) and adds Content-Type: application/json. 0 or -1. */
+int provider_request_json (provider_request_t *req, json_t *obj);
+
+/* Appends name=value to an application/x-www-form-urlencoded body in b
+ * (with '&' between pairs), percent-encoding both as HTML forms do. */
+void provider_form_add (rt_buf_t *b, const char *name, const char *value);
+
+/* Appends the percent-encoding of value (RFC 3986's unreserved characters
+ * kept) to b, for a query parameter. */
+void provider_url_escape (rt_buf_t *b, const char *value);
+
+/* Adds "Authorization: Basic <base64 user:password>". 0 or -1. */
+int provider_request_basic_auth (provider_request_t *req, const char *user, const char *password);
+
+/* Fills out for a request that got no HTTP answer (RETRY, uncertain when
+ * it may have reached the provider) and returns true; false when resp is
+ * an answer, for the adapter to read. */
+bool provider_transport_failed (const rt_http_response_t *resp, provider_outcome_t *out);
+
+/* The answer's body as a JSON object (owned), NULL when it is empty, not
+ * JSON (an HTML error page, a proxy's text) or not an object. */
+json_t *provider_json_body (const rt_http_response_t *resp);
+
+/* Sets out to an answer the adapter could not read: RETRY "unreadable
+ * answer" with the status, the content type and the body's first printable
+ * bytes; a 401 stays STOP_ACCOUNT and a 429 WAIT. */
+void provider_unreadable (const rt_http_response_t *resp, provider_outcome_t *out);
+
+/* Sets out's verdict, code (may be NULL) and printf-style reason. */
+void provider_set (provider_outcome_t *out, provider_verdict_t verdict, const char *code,
+                   const char *fmt, ...) __attribute__ ((format (printf, 4, 5)));
+
+/* The verdict of a code the adapter does not know: RETRY when status is
+ * 5xx or absent (0), STOP_ACCOUNT for 401, WAIT for 429, BAD_REQUEST
+ * otherwise. */
+provider_verdict_t provider_unknown_verdict (int status);
+
+/* The last word on a classified answer: a 5xx is RETRY whatever its body
+ * said (a WAIT stays), and a WAIT without a figure takes the response's
+ * Retry-After. */
+void provider_settle (const rt_http_response_t *resp, provider_outcome_t *out);
+
+/* Meta's Graph API error ({"error": {"code", "error_subcode", "message",
+ * "error_data": {"details"}}}), which Messenger, Instagram and WhatsApp
+ * answer alike; strings lent by doc. */
+typedef struct {
+    json_int_t code;     /* error.code */
+    json_int_t subcode;  /* error.error_subcode, -1 when none */
+    const char *message; /* error.message, "" when none */
+    const char *details; /* error.error_data.details, "" when none */
+} provider_graph_error_t;
+
+/* Reads doc's Graph error into *e; false when doc has none with a code. */
+bool provider_graph_error (const json_t *doc, provider_graph_error_t *e);
+
+/* How long to wait: the provider's figure in seconds when given (>= 0),
+ * else the response's Retry-After, else fallback_ms. */
+int64_t provider_wait_ms (const rt_http_response_t *resp, json_int_t seconds, int64_t fallback_ms);
+
+/* The adapters, for provider_find and the tests. */
+extern const provider_t provider_telegram;
+extern const provider_t provider_viber;
+extern const provider_t provider_meta;
+extern const provider_t provider_whatsapp;
+extern const provider_t provider_twilio;
+
+#endif
