@@ -6,8 +6,12 @@
  * = 'online'`, under the table's CHECK (open_count <= capacity): a replica
  * that loses a race gets no row back and tries the next candidate, so
  * capacity holds however many replicas assign at once. Candidates are
- * chosen FOR UPDATE SKIP LOCKED: a replica never waits on an operator
- * another is assigning to, it takes the next one. The conversation's row
+ * chosen FOR NO KEY UPDATE SKIP LOCKED: a replica never waits on an
+ * operator another is assigning to, it takes the next one. Operators' rows
+ * are never locked FOR UPDATE: that lock also holds off the foreign-key
+ * check (FOR KEY SHARE) of every write to a conversation the operator is
+ * assigned, so two replicas' rounds, each holding an operator and writing
+ * a conversation of the other's, would deadlock. The conversation's row
  * is locked first (by the caller, or here FOR UPDATE SKIP LOCKED for the
  * queue), then operators': one order everywhere, so no two transactions
  * wait on each other in a circle, except a transfer, which locks two
@@ -55,6 +59,7 @@
 #define S_WAKE_DUE  "routing_tick_wake_due"
 #define S_WAKE      "routing_tick_wake"
 #define S_QUEUE_DUE "routing_tick_queue"
+#define S_ROOM      "routing_tick_room"
 #define S_QUIET     "routing_tick_quiet"
 #define S_CONV_LOCK "routing_transfer_lock"
 #define S_TEAM_GET  "routing_team_get"
@@ -96,7 +101,7 @@ const routing_stmt_t routing_assign_stmts[] = {
              " (o.skills @> $3::text[]) DESC,"
              " CASE WHEN COALESCE((SELECT policy FROM routing.teams WHERE id = $1), 'balanced')"
              " = 'balanced' THEN o.open_count ELSE 0 END,"
-             " o.last_assigned_at NULLS FIRST, o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED"},
+             " o.last_assigned_at NULLS FIRST, o.id LIMIT 1 FOR NO KEY UPDATE OF o SKIP LOCKED"},
     /* To an operator: their team's. To the queue: in line from when it
      * began to wait. */
     {S_SET,
@@ -112,7 +117,8 @@ const routing_stmt_t routing_assign_stmts[] = {
                    3) " WHERE id = $1::uuid AND manager IS NULL"},
     {S_RELEASE,
      "UPDATE routing.operators SET open_count = open_count - 1 WHERE id = $1 AND open_count > 0"},
-    {S_LOCK_TWO, "SELECT id FROM routing.operators WHERE id IN ($1, $2) ORDER BY id FOR UPDATE"},
+    {S_LOCK_TWO, "SELECT id FROM routing.operators WHERE id IN ($1, $2) ORDER BY id"
+                 " FOR NO KEY UPDATE"},
     /* The next queued conversation $1 may take: their own customers'
      * (waiting for them or not), else one in their team (or in none) not
      * waiting for another manager. */
@@ -135,10 +141,10 @@ const routing_stmt_t routing_assign_stmts[] = {
     {S_STALE,
      "UPDATE routing.operators SET presence = 'offline', presence_at = heartbeat_at"
      " WHERE id IN (SELECT id FROM routing.operators WHERE presence <> 'offline'"
-     " AND heartbeat_at < " ROUTING_TS (1) " LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id"},
+     " AND heartbeat_at < " ROUTING_TS (1) " LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED) RETURNING id"},
     {S_GONE, "SELECT id FROM routing.operators WHERE presence = 'offline' AND open_count > 0"
              " AND presence_at <= " ROUTING_TS (1) " ORDER BY presence_at LIMIT $2"
-                                                   " FOR UPDATE SKIP LOCKED"},
+                                                   " FOR NO KEY UPDATE SKIP LOCKED"},
     {S_HELD, "SELECT id, status, team_id, language, skills::text FROM routing.conversations"
              " WHERE assignee = $1 AND status <> 'resolved'"
              " ORDER BY waiting_since NULLS LAST, created_at LIMIT $2 FOR UPDATE SKIP LOCKED"},
@@ -153,6 +159,9 @@ const routing_stmt_t routing_assign_stmts[] = {
                   " AND (manager_until IS NULL OR manager_until <= " ROUTING_TS (
                       1) ")"
                          " ORDER BY queued_since LIMIT $2 FOR UPDATE SKIP LOCKED"},
+    /* Someone online with room: without, no queued conversation can move. */
+    {S_ROOM, "SELECT 1 FROM routing.operators WHERE presence = 'online' AND disabled_at IS NULL"
+             " AND open_count < capacity LIMIT 1"},
     {S_QUIET, "SELECT id FROM routing.conversations WHERE status IN ('open', 'pending')"
               " AND unanswered = 0 AND GREATEST(created_at, last_inbound_at, last_outbound_at)"
               " <= " ROUTING_TS (1) " LIMIT $2 FOR UPDATE SKIP LOCKED"},
@@ -663,6 +672,7 @@ routing_tick (rt_db_t *db, const routing_config_t *cfg, int64_t now, routing_tic
     size_t batch = cfg->batch ? cfg->batch : 500;
     routing_ms_t ts = routing_ms (now);
     PGresult *res;
+    bool room;
     int i;
 
     memset (r, 0, sizeof *r);
@@ -710,10 +720,18 @@ routing_tick (rt_db_t *db, const routing_config_t *cfg, int64_t now, routing_tic
     }
     PQclear (res);
 
-    res = s_due (db, S_QUEUE_DUE, now, batch, err, errlen);
+    /* With every seat taken the queue stays as it is: walking it would only
+     * lock each queued conversation (against the consumer taking its
+     * customer's next message) and try every operator for each. */
+    res = routing_exec (db, S_ROOM, 0, NULL, err, errlen);
     if (!res)
         return ROUTING_ERR_DB;
-    for (i = 0; i < PQntuples (res); i++) {
+    room = PQntuples (res) > 0;
+    PQclear (res);
+    res = room ? s_due (db, S_QUEUE_DUE, now, batch, err, errlen) : NULL;
+    if (room && !res)
+        return ROUTING_ERR_DB;
+    for (i = 0; room && i < PQntuples (res); i++) {
         routing_assign_result_t a;
         if (routing_assign (db, PQgetvalue (res, i, 0), NULL, false, ROUTING_REASON_NONE, now, &a,
                             err, errlen) != 0)

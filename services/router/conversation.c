@@ -68,6 +68,10 @@
 #define S_EARLIER_DAYS "30"
 #define S_EARLIER_MAX  "5"
 
+/* S_CONV_INBOUND's times: the message's ($4) and now ($5). */
+#define S_TS4 ROUTING_TS (4)
+#define S_TS5 ROUTING_TS (5)
+
 /* Open call-backs in conversations that are not resolved. */
 #define S_CB_COUNT                                                                                 \
     "SELECT count(*) FROM routing.timeline t JOIN routing.conversations c"                         \
@@ -92,17 +96,17 @@ const routing_stmt_t routing_conversation_stmts[] = {
             " DO UPDATE SET version = routing.conversations.version RETURNING id, id = $1::uuid"},
     {S_CONV_CURRENT, "SELECT id FROM routing.conversations WHERE customer_id = $1::uuid"
                      " AND status <> 'resolved' FOR UPDATE"},
+    /* One customer's messages on two channels are keyed apart and can be
+     * handled out of their order (on two replicas): the wait starts at the
+     * oldest waiting message, and the reply channel is the newest's. */
     {S_CONV_INBOUND,
-     "UPDATE routing.conversations SET status = 'open', snoozed_until = NULL, channel = $2,"
-     " inbox = $3, unanswered = unanswered + 1,"
-     " waiting_since = COALESCE(waiting_since, " ROUTING_TS (
-         4) "),"
-            " last_inbound_at = GREATEST(last_inbound_at, " ROUTING_TS (
-                4) "),"
-                   " queued_since = CASE WHEN assignee IS NULL THEN "
-                   "COALESCE(queued_since, " ROUTING_TS (
-                       5) ")"
-                          " END WHERE id = $1::uuid RETURNING COALESCE(assignee, ''), unanswered"},
+     "UPDATE routing.conversations SET status = 'open', snoozed_until = NULL,"
+     " channel = CASE WHEN last_inbound_at > " S_TS4 " THEN channel ELSE $2 END,"
+     " inbox = CASE WHEN last_inbound_at > " S_TS4 " THEN inbox ELSE $3 END,"
+     " unanswered = unanswered + 1, waiting_since = LEAST(waiting_since, " S_TS4 "),"
+     " last_inbound_at = GREATEST(last_inbound_at, " S_TS4 "),"
+     " queued_since = CASE WHEN assignee IS NULL THEN COALESCE(queued_since, " S_TS5 ")"
+     " END WHERE id = $1::uuid RETURNING COALESCE(assignee, ''), unanswered"},
     {S_CONV_GET, "SELECT customer_id, status, channel, COALESCE(assignee, ''), unanswered"
                  " FROM routing.conversations WHERE id = $1::uuid FOR UPDATE"},
     /* A channel the customer used: one they have an identity on (merges

@@ -25,6 +25,7 @@
 
 #include "rt_test.h"
 #include "rt_test_ingest.h"
+#include "rt_test_router.h"
 
 #define TG_SECRET    "tg-secret-router"
 #define TWILIO_TOKEN "twilio-token"
@@ -32,28 +33,7 @@
 #define PER_CUSTOMER 10
 
 static rt_test_ingest_t s_t;
-
-/* routerd under test, and what it takes to start it again. */
-static struct {
-    pid_t pid;      /* 0 when not running */
-    int admin_port; /* its admin port */
-    int http_port;  /* its reserved API port */
-    char log[64];   /* its log under rt_test_dir */
-} s_r;
-
-static void
-s_routerd_start (void)
-{
-    char dsn[1100], pub[96], admin[48], http[48];
-    snprintf (dsn, sizeof dsn, "--pg-dsn=%s", s_t.dsn);
-    snprintf (pub, sizeof pub, "--pub=%s", s_t.busd.pub);
-    snprintf (admin, sizeof admin, "--admin=127.0.0.1:%d", s_r.admin_port);
-    snprintf (http, sizeof http, "--http=127.0.0.1:%d", s_r.http_port);
-    char *argv[] = {"retain-routerd", dsn, pub, admin, http, "--gauges=200ms", NULL};
-    s_r.pid = rt_test_spawn ("retain-routerd", argv, NULL, s_r.log);
-    if (!rt_test_wait_ready (s_r.admin_port, 30000))
-        fail_msg ("retain-routerd not ready; see %s/%s", rt_test_dir (), s_r.log);
-}
+static rt_test_routerd_t s_r; /* routerd under test */
 
 static int
 s_setup (void **state)
@@ -62,13 +42,12 @@ s_setup (void **state)
         {"shop-bot", "telegram", TG_SECRET, "{}"},
         {"sms", "sms", TWILIO_TOKEN, "{}"},
     };
+    static const char *const gauges[] = {"--gauges=200ms", NULL};
     *state = &s_t;
     rt_test_ingest_start (&s_t, "router_daemon", "", NULL);
     rt_test_ingest_inboxes (&s_t, inboxes, sizeof inboxes / sizeof *inboxes);
-    s_r.admin_port = rt_test_free_port ();
-    s_r.http_port = rt_test_free_port ();
-    snprintf (s_r.log, sizeof s_r.log, "router_daemon-routerd.log");
-    s_routerd_start ();
+    rt_test_routerd_start (&s_r, s_t.dsn, s_t.busd.pub, "router_daemon",
+                           "router_daemon-routerd.log", gauges);
     /* routerd's migrations made routing's tables: one team, two operators
      * online with room for everybody. */
     rt_test_pg_exec (s_t.conn, "INSERT INTO routing.teams (id, name) VALUES ('care', 'Care')");
@@ -83,10 +62,7 @@ s_setup (void **state)
 static int
 s_teardown (void **state)
 {
-    if (s_r.pid > 0) {
-        rt_test_stop (s_r.pid, "retain-routerd");
-        s_r.pid = 0;
-    }
+    rt_test_routerd_stop (&s_r);
     return rt_test_ingest_teardown (state);
 }
 
@@ -215,7 +191,6 @@ static void
 test_sigkill_mid_stream (void **state)
 {
     long long before, events, total = CUSTOMERS * PER_CUSTOMER;
-    int status;
     (void)state;
     before = s_q ("SELECT count(*) FROM routing.timeline WHERE kind = 'inbound'");
 
@@ -223,11 +198,9 @@ test_sigkill_mid_stream (void **state)
     /* Killed while it is busy with the stream, never at a quiet moment. */
     if (s_wait_timeline (before + 40) < before + 40)
         fail_msg ("routerd took nothing of the stream");
-    status = rt_test_kill (s_r.pid, SIGKILL);
-    s_r.pid = 0;
-    assert_true (WIFSIGNALED (status));
-    s_stream (150, 400); /* while it is down: the bus keeps them */
-    s_routerd_start ();
+    rt_test_routerd_kill (&s_r); /* fails unless it died of the signal */
+    s_stream (150, 400);         /* while it is down: the bus keeps them */
+    rt_test_routerd_restart (&s_r);
     s_stream (400, (int)total);
     assert_int_equal (rt_test_ingest_wait_drained (s_t.conn), 0);
 
@@ -235,17 +208,12 @@ test_sigkill_mid_stream (void **state)
     assert_int_equal (events, before + total);
     assert_int_equal (s_wait_timeline (events), events);
     /* Every message in exactly one conversation's timeline. */
-    assert_int_equal (s_q ("SELECT count(*) FROM bus.events e WHERE type = 'InboundMessage' AND"
-                           " (SELECT count(*) FROM routing.timeline t WHERE t.event_id = e.id)"
-                           " <> 1"),
-                      0);
+    assert_int_equal (rt_test_router_misplaced (s_t.conn), 0);
     /* One open conversation per customer, none for anybody twice. */
     assert_int_equal (s_q ("SELECT count(*) FROM crm.identities WHERE channel = 'telegram' AND"
                            " external_user_id::bigint >= 1000"),
                       CUSTOMERS);
-    assert_int_equal (s_q ("SELECT count(*) FROM (SELECT customer_id FROM routing.conversations"
-                           " WHERE status <> 'resolved' GROUP BY 1 HAVING count(*) > 1) x"),
-                      0);
+    assert_int_equal (rt_test_router_doubly_open (s_t.conn), 0);
     assert_int_equal (s_q ("SELECT count(*) FROM routing.conversations c JOIN crm.identities i"
                            " ON i.customer_id = c.customer_id WHERE i.channel = 'telegram' AND"
                            " i.external_user_id::bigint >= 1000 AND c.status <> 'resolved'"
@@ -259,11 +227,7 @@ test_sigkill_mid_stream (void **state)
                       0);
     /* Every conversation assigned, no operator over capacity or miscounted. */
     assert_int_equal (s_q ("SELECT count(*) FROM routing.conversations WHERE assignee IS NULL"), 0);
-    assert_int_equal (s_q ("SELECT count(*) FROM routing.operators o WHERE open_count >"
-                           " capacity OR open_count <> (SELECT count(*) FROM"
-                           " routing.conversations c WHERE c.assignee = o.id AND"
-                           " c.status <> 'resolved')"),
-                      0);
+    assert_int_equal (rt_test_router_over_capacity (s_t.conn), 0);
 }
 
 /* Publishes one event through busd's ingress with retainctl (publish

@@ -26,51 +26,19 @@
 #include "retain/v1/customer.pb-c.h"
 #include "rt_bus.h"
 #include "rt_db.h"
-#include "rt_migrate.h"
-#include "rt_outbox.h"
 #include "rt_test.h"
+#include "rt_test_router.h"
 
-static struct {
-    char dsn[1024]; /* the test database */
-    PGconn *pg;     /* for assertions */
-    rt_db_t *db;    /* the connection under test */
-    rt_db_t *db2;   /* a second replica's */
-} s_f;
+static rt_test_router_t s_f;
 
 /* --- helpers --- */
-
-static rt_db_t *
-s_connect (const char *app)
-{
-    char err[512];
-    rt_db_t *db = rt_db_new (s_f.dsn, app);
-    assert_non_null (db);
-    assert_int_equal (rt_db_connect (db), 0);
-    if (rt_outbox_prepare (db) != 0)
-        fail_msg ("rt_outbox_prepare: %s", rt_db_error (db));
-    if (identity_prepare (db, err, sizeof err) != 0)
-        fail_msg ("identity_prepare: %s", err);
-    return db;
-}
 
 static int
 s_setup (void **state)
 {
-    char err[512];
-    rt_db_t *db;
+    static const rt_test_router_opts_t opts = {.second = true};
     (void)state;
-    memset (&s_f, 0, sizeof s_f);
-    rt_test_db_create ("router_identity", s_f.dsn, sizeof s_f.dsn);
-    db = rt_db_new (s_f.dsn, "router-identity-migrate");
-    assert_int_equal (rt_db_connect (db), 0);
-    if (rt_outbox_migrate (db, err, sizeof err) < 0)
-        fail_msg ("outbox migrations: %s", err);
-    if (rt_migrate_apply (db, &rt_migrations_crm, err, sizeof err) < 1)
-        fail_msg ("crm migrations: %s", err);
-    rt_db_destroy (&db);
-    s_f.db = s_connect ("router-identity-a");
-    s_f.db2 = s_connect ("router-identity-b");
-    s_f.pg = rt_test_pg (s_f.dsn);
+    rt_test_router_open (&s_f, "router_identity", &opts);
     return 0;
 }
 
@@ -78,9 +46,7 @@ static int
 s_teardown (void **state)
 {
     (void)state;
-    rt_db_destroy (&s_f.db);
-    rt_db_destroy (&s_f.db2);
-    PQfinish (s_f.pg);
+    rt_test_router_close (&s_f);
     return 0;
 }
 
@@ -89,8 +55,7 @@ static int
 s_clean (void **state)
 {
     (void)state;
-    rt_test_pg_exec (s_f.pg, "TRUNCATE crm.merge_suggestions, crm.merges, crm.contact_points,"
-                             " crm.identities, crm.customers, outbox.pending");
+    rt_test_router_clean (&s_f);
     return 0;
 }
 

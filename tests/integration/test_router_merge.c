@@ -26,66 +26,25 @@
 #include "routing.h"
 #include "rt_clock.h"
 #include "rt_db.h"
-#include "rt_migrate.h"
-#include "rt_outbox.h"
 #include "rt_test.h"
+#include "rt_test_router.h"
 #include "rt_uuid.h"
 
-static struct {
-    char dsn[1024];         /* the test database */
-    char clock[1024];       /* the clock file this process follows */
-    PGconn *pg;             /* for assertions */
-    rt_db_t *db;            /* the connection under test */
-    rt_db_t *db2;           /* unused second handle (s_connect's pair) */
-    identity_hooks_t hooks; /* routing's merge hooks on db */
-} s_f;
+static rt_test_router_t s_f;
+/* routing's merge hooks on s_f.db */
+static identity_hooks_t s_hooks;
 
 /* --- helpers --- */
-
-static rt_db_t *
-s_connect (const char *app)
-{
-    char err[512];
-    rt_db_t *db = rt_db_new (s_f.dsn, app);
-    assert_non_null (db);
-    assert_int_equal (rt_db_connect (db), 0);
-    if (rt_outbox_prepare (db) != 0)
-        fail_msg ("rt_outbox_prepare: %s", rt_db_error (db));
-    if (identity_prepare (db, err, sizeof err) != 0)
-        fail_msg ("identity_prepare: %s", err);
-    if (routing_prepare (db, err, sizeof err) != 0)
-        fail_msg ("routing_prepare: %s", err);
-    return db;
-}
 
 static int
 s_setup (void **state)
 {
+    static const rt_test_router_opts_t opts = {.routing = true, .clock = true};
     char err[512];
-    rt_db_t *db;
     (void)state;
-    memset (&s_f, 0, sizeof s_f);
-    snprintf (s_f.clock, sizeof s_f.clock, "%s/merge.clock", rt_test_dir ());
-    assert_int_equal (rt_clock_file_set (s_f.clock, 0, 0), 0);
-    assert_int_equal (rt_clock_init (s_f.clock), 0);
-    rt_test_db_create ("router_merge", s_f.dsn, sizeof s_f.dsn);
-    db = rt_db_new (s_f.dsn, "router-merge-migrate");
-    assert_int_equal (rt_db_connect (db), 0);
-    if (rt_outbox_migrate (db, err, sizeof err) < 0)
-        fail_msg ("outbox migrations: %s", err);
-    if (rt_migrate_apply (db, &rt_migrations_crm, err, sizeof err) < 1)
-        fail_msg ("crm migrations: %s", err);
-    if (rt_migrate_apply (db, &rt_migrations_routing, err, sizeof err) < 1)
-        fail_msg ("routing migrations: %s", err);
-    rt_db_destroy (&db);
-    s_f.db = s_connect ("router-merge-a");
-    s_f.db2 = NULL;
-    {
-        char herr[512];
-        if (routing_merge_hooks (s_f.db, &s_f.hooks, herr, sizeof herr) != 0)
-            fail_msg ("routing_merge_hooks: %s", herr);
-    }
-    s_f.pg = rt_test_pg (s_f.dsn);
+    rt_test_router_open (&s_f, "router_merge", &opts);
+    if (routing_merge_hooks (s_f.db, &s_hooks, err, sizeof err) != 0)
+        fail_msg ("routing_merge_hooks: %s", err);
     return 0;
 }
 
@@ -93,9 +52,7 @@ static int
 s_teardown (void **state)
 {
     (void)state;
-    rt_db_destroy (&s_f.db);
-    rt_db_destroy (&s_f.db2);
-    PQfinish (s_f.pg);
+    rt_test_router_close (&s_f);
     return 0;
 }
 
@@ -103,125 +60,9 @@ static int
 s_clean (void **state)
 {
     (void)state;
-    assert_int_equal (rt_clock_file_set (s_f.clock, 0, 0), 0);
-    rt_test_pg_exec (s_f.pg, "TRUNCATE routing.timeline, routing.conversations, routing.operators,"
-                             " routing.teams, crm.merge_suggestions, crm.merges,"
-                             " crm.contact_points, crm.identities, crm.customers, outbox.pending");
+    rt_test_router_clock_reset (&s_f);
+    rt_test_router_clean (&s_f);
     return 0;
-}
-
-static void
-s_clock_advance (int64_t ms)
-{
-    int64_t wall, mono;
-    rt_clock_offsets (&wall, &mono);
-    assert_int_equal (rt_clock_file_set (s_f.clock, wall + ms, mono + ms), 0);
-}
-
-static void s_sql (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static void
-s_sql (const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (sql, sizeof sql, fmt, ap);
-    va_end (ap);
-    rt_test_pg_exec (s_f.pg, sql);
-}
-
-static long long s_long (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static long long
-s_long (const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (sql, sizeof sql, fmt, ap);
-    va_end (ap);
-    return rt_test_pg_long (s_f.pg, sql);
-}
-
-static void
-s_team (const char *id, const char *policy, long long wait_ms)
-{
-    s_sql ("INSERT INTO routing.teams (id, name, policy, manager_wait_ms)"
-           " VALUES ('%s', '%s', '%s', %lld)",
-           id, id, policy, wait_ms);
-}
-
-/* An operator, online (through routing_presence) or not. */
-static void
-s_operator (const char *id, const char *team, int capacity, bool online, const char *languages)
-{
-    char err[512];
-    s_sql ("INSERT INTO routing.operators (id, name, team_id, capacity, languages)"
-           " VALUES ('%s', '%s', '%s', %d, '%s')",
-           id, id, team, capacity, languages ? languages : "{}");
-    if (online) {
-        assert_int_equal (rt_db_begin (s_f.db), 0);
-        if (routing_presence (s_f.db, id, "online", rt_clock_now_ms (), NULL, err, sizeof err) !=
-            ROUTING_OK)
-            fail_msg ("presence: %s", err);
-        assert_int_equal (rt_db_commit (s_f.db), 0);
-    }
-}
-
-/* A customer (manager NULL for none) with identities on the channels
- * named ("telegram,instagram"). */
-static void
-s_customer (char id[RT_UUID_STR_LEN + 1], const char *manager, const char *channels)
-{
-    rt_uuid_t u = rt_uuid_v7 ();
-    char list[256], *save = NULL, *ch;
-    rt_uuid_format (&u, id);
-    if (manager)
-        s_sql ("INSERT INTO crm.customers (id, manager) VALUES ('%s', '%s')", id, manager);
-    else
-        s_sql ("INSERT INTO crm.customers (id) VALUES ('%s')", id);
-    snprintf (list, sizeof list, "%s", channels ? channels : "");
-    for (ch = strtok_r (list, ",", &save); ch; ch = strtok_r (NULL, ",", &save))
-        s_sql ("INSERT INTO crm.identities (channel, inbox, external_user_id, customer_id)"
-               " VALUES ('%s', 'main', '%s', '%s')",
-               ch, id, id);
-}
-
-static void
-s_fresh (char id[RT_UUID_STR_LEN + 1])
-{
-    rt_uuid_t u = rt_uuid_v7 ();
-    rt_uuid_format (&u, id);
-}
-
-/* An inbound event on db in a transaction of its own; event_id NULL for
- * a fresh one. Returns routing_inbound's status (the result in out). */
-static routing_status_t
-s_inbound_on (rt_db_t *db, const char *customer, Retain__V1__Channel channel, const char *event,
-              const char *event_id, routing_inbound_result_t *out)
-{
-    char id[RT_UUID_STR_LEN + 1], err[512] = "";
-    routing_inbound_t in;
-    routing_status_t st;
-
-    if (!event_id) {
-        s_fresh (id);
-        event_id = id;
-    }
-    memset (&in, 0, sizeof in);
-    in.customer_id = customer;
-    in.event_id = event_id;
-    in.channel = channel;
-    in.inbox = "main";
-    in.event = event;
-    in.text = "Where is my parcel? Де моя посилка? <b>'; DROP TABLE x;--";
-    if (rt_db_begin (db) != 0)
-        return ROUTING_ERR_DB;
-    st = routing_inbound (db, &in, out, err, sizeof err);
-    if (st != ROUTING_OK || rt_db_commit (db) != 0) {
-        rt_db_rollback (db);
-        return st != ROUTING_OK ? st : ROUTING_ERR_DB;
-    }
-    return ROUTING_OK;
 }
 
 static routing_inbound_result_t
@@ -229,41 +70,10 @@ s_inbound (const char *customer, Retain__V1__Channel channel, const char *event,
            const char *event_id)
 {
     routing_inbound_result_t out;
-    routing_status_t st = s_inbound_on (s_f.db, customer, channel, event, event_id, &out);
+    routing_status_t st = rt_test_router_inbound (s_f.db, customer, channel, event, event_id, &out);
     if (st != ROUTING_OK)
         fail_msg ("routing_inbound: %d %s", st, rt_db_error (s_f.db));
     return out;
-}
-
-/* A reply on db in a transaction of its own (with its send). */
-static routing_status_t
-s_reply (const char *conv, const char *op, Retain__V1__Channel channel, const char *message_id,
-         routing_outbound_result_t *out)
-{
-    char id[RT_UUID_STR_LEN + 1], err[512] = "";
-    routing_outbound_t in;
-    routing_status_t st;
-
-    if (!message_id) {
-        s_fresh (id);
-        message_id = id;
-    }
-    memset (&in, 0, sizeof in);
-    in.conversation_id = conv;
-    in.operator_id = op;
-    in.message_id = message_id;
-    in.text = "It left the warehouse today";
-    in.channel = channel;
-    assert_int_equal (rt_db_begin (s_f.db), 0);
-    st = routing_outbound (s_f.db, &in, out, err, sizeof err);
-    if (st == ROUTING_OK)
-        st = routing_outbound_emit (s_f.db, &in, out, err, sizeof err);
-    if (st != ROUTING_OK) {
-        rt_db_rollback (s_f.db);
-        return st;
-    }
-    assert_int_equal (rt_db_commit (s_f.db), 0);
-    return st;
 }
 
 static void
@@ -300,26 +110,13 @@ s_snapshot (void)
     return out;
 }
 
-/* Conversations whose counter or wait differs from a recount of their
- * timeline (counted entries after the last reply). */
-static long long
-s_miscounted (void)
-{
-    return s_long (
-        "SELECT count(*) FROM routing.conversations c, LATERAL (SELECT count(*) AS n,"
-        " min(t.occurred_at) AS since FROM routing.timeline t WHERE t.conversation_id = c.id"
-        " AND t.counted AND t.seq > COALESCE((SELECT max(o.seq) FROM routing.timeline o"
-        " WHERE o.conversation_id = c.id AND o.kind = 'outbound'), 0)) r"
-        " WHERE c.unanswered <> r.n OR c.waiting_since IS DISTINCT FROM r.since");
-}
-
 static void
 s_merge (const char *survivor, const char *absorbed, char merge_id[RT_UUID_STR_LEN + 1])
 {
     char err[512];
     identity_status_t st;
     assert_int_equal (rt_db_begin (s_f.db), 0);
-    st = identity_merge (s_f.db, survivor, absorbed, "olena", "same person", NULL, &s_f.hooks,
+    st = identity_merge (s_f.db, survivor, absorbed, "olena", "same person", NULL, &s_hooks,
                          merge_id, err, sizeof err);
     if (st != IDENTITY_OK)
         fail_msg ("identity_merge: %d %s", st, err);
@@ -332,7 +129,7 @@ s_unmerge (const char *merge_id)
     char err[512];
     identity_status_t st;
     assert_int_equal (rt_db_begin (s_f.db), 0);
-    st = identity_unmerge (s_f.db, merge_id, "olena", &s_f.hooks, err, sizeof err);
+    st = identity_unmerge (s_f.db, merge_id, "olena", &s_hooks, err, sizeof err);
     if (st != IDENTITY_OK)
         fail_msg ("identity_unmerge: %d %s", st, err);
     assert_int_equal (rt_db_commit (s_f.db), 0);
@@ -347,7 +144,7 @@ s_call (const char *customer, const char *event, const char *direction, const ch
     routing_inbound_result_t out;
     routing_inbound_t in;
 
-    s_fresh (id);
+    rt_test_router_uuid (id);
     memset (&in, 0, sizeof in);
     in.customer_id = customer;
     in.event_id = id;
@@ -397,68 +194,82 @@ test_merge_joins_and_undo_restores (void **state)
     routing_outbound_result_t o;
     routing_counts_t olena, taras;
     (void)state;
-    s_team ("sales", "balanced", 0);
-    s_operator ("olena", "sales", 3, true, NULL);
-    s_operator ("taras", "sales", 3, true, NULL);
-    s_customer (a, "olena", "telegram");
-    s_customer (b, "taras", "instagram,phone");
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "olena", "sales", 3, true, NULL);
+    rt_test_router_operator (&s_f, "taras", "sales", 3, true, NULL);
+    rt_test_router_customer (s_f.pg, a, "olena", "telegram");
+    rt_test_router_customer (s_f.pg, b, "taras", "instagram,phone");
 
     /* B wrote before, and that conversation was resolved: history. */
     r = s_inbound (b, RETAIN__V1__CHANNEL__INSTAGRAM, NULL, NULL);
     snprintf (old_b, sizeof old_b, "%s", r.conversation_id);
     s_resolve (old_b);
     /* B waits since first: two messages and a missed call, with taras. */
-    s_clock_advance (60000);
+    rt_test_router_clock_advance (&s_f, 60000);
     r = s_inbound (b, RETAIN__V1__CHANNEL__INSTAGRAM, NULL, NULL);
     snprintf (cb, sizeof cb, "%s", r.conversation_id);
     assert_string_equal (r.assignee, "taras");
-    s_clock_advance (1000);
+    rt_test_router_clock_advance (&s_f, 1000);
     s_inbound (b, RETAIN__V1__CHANNEL__INSTAGRAM, NULL, NULL);
-    s_clock_advance (1000);
+    rt_test_router_clock_advance (&s_f, 1000);
     r = s_call (b, "call_missed", "inbound", "+380501234567");
     assert_int_equal (r.unanswered, 3);
     /* A: answered once, then one more message, with olena. */
-    s_clock_advance (1000);
+    rt_test_router_clock_advance (&s_f, 1000);
     r = s_inbound (a, RETAIN__V1__CHANNEL__TELEGRAM, NULL, NULL);
     snprintf (ca, sizeof ca, "%s", r.conversation_id);
     assert_string_equal (r.assignee, "olena");
-    s_clock_advance (1000);
-    assert_int_equal (s_reply (ca, "olena", RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, NULL, &o),
+    rt_test_router_clock_advance (&s_f, 1000);
+    assert_int_equal (rt_test_router_reply (s_f.db, ca, "olena",
+                                            RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, NULL, &o),
                       ROUTING_OK);
-    s_clock_advance (1000);
+    rt_test_router_clock_advance (&s_f, 1000);
     s_inbound (a, RETAIN__V1__CHANNEL__TELEGRAM, NULL, NULL);
-    assert_int_equal (s_miscounted (), 0);
+    assert_int_equal (rt_test_router_miscounted (s_f.pg), 0);
     before = s_snapshot ();
 
-    s_clock_advance (1000);
+    rt_test_router_clock_advance (&s_f, 1000);
     s_merge (a, b, merge_id);
     /* One open conversation, A's: B's three waiting items wait there too. */
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.conversations WHERE status <> "
-                              "'resolved'"),
-                      1);
-    assert_int_equal (s_long ("SELECT unanswered FROM routing.conversations WHERE id = '%s'", ca),
-                      4);
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.conversations WHERE id = '%s'"
-                              " AND waiting_since = (SELECT min(occurred_at) FROM routing.timeline"
-                              " WHERE conversation_id = '%s' AND counted)",
-                              ca, cb),
-                      1);
-    assert_int_equal (s_miscounted (), 0);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.conversations WHERE status <> "
+                                     "'resolved'"),
+        1);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT unanswered FROM routing.conversations WHERE id = '%s'",
+                             ca),
+        4);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg,
+                             "SELECT count(*) FROM routing.conversations WHERE id = '%s'"
+                             " AND waiting_since = (SELECT min(occurred_at) FROM routing.timeline"
+                             " WHERE conversation_id = '%s' AND counted)",
+                             ca, cb),
+        1);
+    assert_int_equal (rt_test_router_miscounted (s_f.pg), 0);
     /* B's conversations are A's now; the joined one closed, naming A's. */
     assert_int_equal (
-        s_long ("SELECT count(*) FROM routing.conversations WHERE customer_id = '%s'", a), 3);
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.conversations WHERE id = '%s'"
-                              " AND status = 'resolved' AND merged_into = '%s'",
-                              cb, ca),
-                      1);
+        rt_test_router_long (
+            s_f.pg, "SELECT count(*) FROM routing.conversations WHERE customer_id = '%s'", a),
+        3);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg,
+                             "SELECT count(*) FROM routing.conversations WHERE id = '%s'"
+                             " AND status = 'resolved' AND merged_into = '%s'",
+                             cb, ca),
+        1);
     /* taras's room is free again; olena has the one conversation. */
     olena = s_counts ("olena");
     taras = s_counts ("taras");
     assert_int_equal (olena.open, 1);
     assert_int_equal (olena.messages, 4);
     assert_int_equal (taras.open, 0);
-    assert_int_equal (s_long ("SELECT open_count FROM routing.operators WHERE id = 'taras'"), 0);
-    assert_int_equal (s_long ("SELECT open_count FROM routing.operators WHERE id = 'olena'"), 1);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT open_count FROM routing.operators WHERE id = 'taras'"),
+        0);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT open_count FROM routing.operators WHERE id = 'olena'"),
+        1);
     assert_int_equal (s_callbacks ("olena"), 1);
     assert_int_equal (s_callbacks ("taras"), 0);
     /* The absorbed customer's closed conversation cannot be reopened. */
@@ -470,36 +281,45 @@ test_merge_joins_and_undo_restores (void **state)
     }
 
     /* The undo: both customers' conversations and counters as before. */
-    s_clock_advance (1000);
+    rt_test_router_clock_advance (&s_f, 1000);
     s_unmerge (merge_id);
     after = s_snapshot ();
     assert_string_equal (after, before);
     free (after);
-    assert_int_equal (s_miscounted (), 0);
+    assert_int_equal (rt_test_router_miscounted (s_f.pg), 0);
     assert_int_equal (s_callbacks ("taras"), 1);
     assert_int_equal (s_callbacks ("olena"), 0);
 
     /* Merged again and answered in the joined conversation: the undo
      * recounts, nothing is counted twice or lost. */
-    s_clock_advance (1000);
+    rt_test_router_clock_advance (&s_f, 1000);
     s_merge (a, b, merge_id);
-    s_clock_advance (1000);
-    assert_int_equal (s_reply (ca, "olena", RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, NULL, &o),
+    rt_test_router_clock_advance (&s_f, 1000);
+    assert_int_equal (rt_test_router_reply (s_f.db, ca, "olena",
+                                            RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, NULL, &o),
                       ROUTING_OK);
-    assert_int_equal (s_long ("SELECT unanswered FROM routing.conversations WHERE id = '%s'", ca),
-                      0);
-    s_clock_advance (1000);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT unanswered FROM routing.conversations WHERE id = '%s'",
+                             ca),
+        0);
+    rt_test_router_clock_advance (&s_f, 1000);
     s_inbound (a, RETAIN__V1__CHANNEL__INSTAGRAM, NULL, NULL);
-    assert_int_equal (s_miscounted (), 0);
+    assert_int_equal (rt_test_router_miscounted (s_f.pg), 0);
     s_unmerge (merge_id);
-    assert_int_equal (s_miscounted (), 0);
-    assert_int_equal (s_long ("SELECT unanswered FROM routing.conversations WHERE id = '%s'", ca),
-                      1);
-    assert_int_equal (s_long ("SELECT unanswered FROM routing.conversations WHERE id = '%s'"
-                              " AND status = 'open' AND customer_id = '%s' AND assignee = 'taras'",
-                              cb, b),
-                      3);
-    assert_int_equal (s_long ("SELECT open_count FROM routing.operators WHERE id = 'taras'"), 1);
+    assert_int_equal (rt_test_router_miscounted (s_f.pg), 0);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT unanswered FROM routing.conversations WHERE id = '%s'",
+                             ca),
+        1);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg,
+                             "SELECT unanswered FROM routing.conversations WHERE id = '%s'"
+                             " AND status = 'open' AND customer_id = '%s' AND assignee = 'taras'",
+                             cb, b),
+        3);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT open_count FROM routing.operators WHERE id = 'taras'"),
+        1);
     free (before);
 }
 
@@ -510,24 +330,28 @@ test_merge_moves_a_lone_conversation (void **state)
     char cb[RT_UUID_STR_LEN + 1], *before, *after;
     routing_inbound_result_t r;
     (void)state;
-    s_team ("sales", "balanced", 0);
-    s_operator ("taras", "sales", 3, true, NULL);
-    s_customer (a, NULL, "telegram");
-    s_customer (b, "taras", "instagram");
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "taras", "sales", 3, true, NULL);
+    rt_test_router_customer (s_f.pg, a, NULL, "telegram");
+    rt_test_router_customer (s_f.pg, b, "taras", "instagram");
     r = s_inbound (b, RETAIN__V1__CHANNEL__INSTAGRAM, NULL, NULL);
     snprintf (cb, sizeof cb, "%s", r.conversation_id);
     before = s_snapshot ();
     s_merge (a, b, merge_id);
     /* Moved whole, as it was: still open, still taras's. */
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.conversations WHERE id = '%s'"
-                              " AND customer_id = '%s' AND status = 'open' AND assignee = 'taras'"
-                              " AND unanswered = 1",
-                              cb, a),
-                      1);
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.conversations WHERE status <> "
-                              "'resolved' AND customer_id = '%s'",
-                              b),
-                      0);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg,
+                             "SELECT count(*) FROM routing.conversations WHERE id = '%s'"
+                             " AND customer_id = '%s' AND status = 'open' AND assignee = 'taras'"
+                             " AND unanswered = 1",
+                             cb, a),
+        1);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg,
+                             "SELECT count(*) FROM routing.conversations WHERE status <> "
+                             "'resolved' AND customer_id = '%s'",
+                             b),
+        0);
     s_unmerge (merge_id);
     after = s_snapshot ();
     assert_string_equal (after, before);
@@ -542,21 +366,23 @@ test_callbacks (void **state)
     routing_inbound_result_t r;
     long long item;
     (void)state;
-    s_team ("sales", "balanced", 0);
-    s_operator ("olena", "sales", 3, true, NULL);
-    s_customer (c, NULL, "phone");
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "olena", "sales", 3, true, NULL);
+    rt_test_router_customer (s_f.pg, c, NULL, "phone");
 
     /* The shop called and the customer did not pick up: nothing asked. */
     r = s_call (c, "call_missed", "outbound", "+380501234567");
     assert_string_equal (r.conversation_id, "");
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.conversations"), 0);
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.conversations"),
+                      0);
 
     /* A missed call from them: a call-back item, counted, assigned. */
     r = s_call (c, "call_missed", "inbound", "+380501234567");
     assert_true (r.counted);
     assert_string_equal (r.assignee, "olena");
     assert_int_equal (s_callbacks ("olena"), 1);
-    item = s_long ("SELECT seq FROM routing.timeline WHERE kind = 'call_back'");
+    item =
+        rt_test_router_long (s_f.pg, "SELECT seq FROM routing.timeline WHERE kind = 'call_back'");
     /* Marked done by the operator; again changes nothing. */
     assert_int_equal (rt_db_begin (s_f.db), 0);
     assert_int_equal (
@@ -571,8 +397,9 @@ test_callbacks (void **state)
     assert_int_equal (rt_db_commit (s_f.db), 0);
     assert_int_equal (s_callbacks ("olena"), 0);
     assert_int_equal (
-        s_long ("SELECT count(*) FROM routing.timeline WHERE seq = %lld AND done_by = 'olena'",
-                item),
+        rt_test_router_long (
+            s_f.pg, "SELECT count(*) FROM routing.timeline WHERE seq = %lld AND done_by = 'olena'",
+            item),
         1);
 
     /* Another missed call; an outbound call to another number leaves it
@@ -583,12 +410,14 @@ test_callbacks (void **state)
     assert_int_equal (s_callbacks ("olena"), 1);
     s_call (c, "call_started", "outbound", "+380501234567");
     assert_int_equal (s_callbacks ("olena"), 0);
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.timeline WHERE kind = 'call_back'"
-                              " AND done_event IS NOT NULL AND done_by IS NULL"),
+    assert_int_equal (rt_test_router_long (
+                          s_f.pg, "SELECT count(*) FROM routing.timeline WHERE kind = 'call_back'"
+                                  " AND done_event IS NOT NULL AND done_by IS NULL"),
                       1);
     /* The outbound calls asked nothing of anyone. */
-    assert_int_equal (s_long ("SELECT unanswered FROM routing.conversations"), 2);
-    assert_int_equal (s_miscounted (), 0);
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT unanswered FROM routing.conversations"),
+                      2);
+    assert_int_equal (rt_test_router_miscounted (s_f.pg), 0);
 }
 
 static void
@@ -601,12 +430,12 @@ test_order_events (void **state)
     routing_inbound_result_t r;
     bool added;
     (void)state;
-    s_team ("sales", "balanced", 0);
-    s_operator ("olena", "sales", 3, true, NULL);
-    s_customer (c, NULL, "telegram");
-    s_customer (lone, NULL, "telegram");
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "olena", "sales", 3, true, NULL);
+    rt_test_router_customer (s_f.pg, c, NULL, "telegram");
+    rt_test_router_customer (s_f.pg, lone, NULL, "telegram");
     r = s_inbound (c, RETAIN__V1__CHANNEL__TELEGRAM, NULL, NULL);
-    s_fresh (ev);
+    rt_test_router_uuid (ev);
     assert_int_equal (rt_db_begin (s_f.db), 0);
     assert_int_equal (
         routing_order_event (s_f.db, c, ev, "order", summary, 0, conv, &added, err, sizeof err),
@@ -626,25 +455,30 @@ test_order_events (void **state)
         routing_order_event (s_f.db, c, ev, "order", "[1]", 0, conv, &added, err, sizeof err),
         ROUTING_ERR_INVALID);
     /* A customer with no conversation: recorded nowhere. */
-    s_fresh (ev);
+    rt_test_router_uuid (ev);
     assert_int_equal (
         routing_order_event (s_f.db, lone, ev, "order", summary, 0, conv, &added, err, sizeof err),
         ROUTING_OK);
     assert_string_equal (conv, "");
     assert_false (added);
     assert_int_equal (rt_db_commit (s_f.db), 0);
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.timeline WHERE kind = 'order'"), 1);
     assert_int_equal (
-        s_long ("SELECT count(*) FROM routing.timeline WHERE kind = 'order' AND body = '%s'::jsonb",
-                "{\"order_id\":\"A-1001\",\"total\":\"1250.00 UAH\","
-                "\"note\":\"<b>''; DROP TABLE x;--\"}"),
+        rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.timeline WHERE kind = 'order'"),
         1);
-    assert_int_equal (s_long ("SELECT unanswered FROM routing.conversations"), 1);
+    assert_int_equal (
+        rt_test_router_long (
+            s_f.pg,
+            "SELECT count(*) FROM routing.timeline WHERE kind = 'order' AND body = '%s'::jsonb",
+            "{\"order_id\":\"A-1001\",\"total\":\"1250.00 UAH\","
+            "\"note\":\"<b>''; DROP TABLE x;--\"}"),
+        1);
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT unanswered FROM routing.conversations"),
+                      1);
 
     /* Resolved: the shipment goes to the latest conversation, which stays
      * resolved. */
     s_resolve (r.conversation_id);
-    s_fresh (ev);
+    rt_test_router_uuid (ev);
     assert_int_equal (rt_db_begin (s_f.db), 0);
     assert_int_equal (routing_order_event (s_f.db, c, ev, "shipment", "{\"tracking\":\"2040\"}", 0,
                                            conv, &added, err, sizeof err),
@@ -653,8 +487,10 @@ test_order_events (void **state)
     assert_true (added);
     assert_string_equal (conv, r.conversation_id);
     assert_int_equal (
-        s_long ("SELECT count(*) FROM routing.conversations WHERE status = 'resolved'"), 1);
-    assert_int_equal (s_miscounted (), 0);
+        rt_test_router_long (
+            s_f.pg, "SELECT count(*) FROM routing.conversations WHERE status = 'resolved'"),
+        1);
+    assert_int_equal (rt_test_router_miscounted (s_f.pg), 0);
 }
 
 int

@@ -30,20 +30,13 @@
 #include "rt_bus.h"
 #include "rt_clock.h"
 #include "rt_db.h"
-#include "rt_migrate.h"
-#include "rt_outbox.h"
 #include "rt_test.h"
+#include "rt_test_router.h"
 #include "rt_uuid.h"
 
 #define MIN_MS 60000LL
 
-static struct {
-    char dsn[1024];   /* the test database */
-    char clock[1024]; /* the clock file this process follows */
-    PGconn *pg;       /* for assertions */
-    rt_db_t *db;      /* the connection under test */
-    rt_db_t *db2;     /* a second replica's */
-} s_f;
+static rt_test_router_t s_f;
 
 static const routing_config_t s_cfg = {
     .offline_grace_ms = 10 * MIN_MS,
@@ -54,45 +47,12 @@ static const routing_config_t s_cfg = {
 
 /* --- helpers --- */
 
-static rt_db_t *
-s_connect (const char *app)
-{
-    char err[512];
-    rt_db_t *db = rt_db_new (s_f.dsn, app);
-    assert_non_null (db);
-    assert_int_equal (rt_db_connect (db), 0);
-    if (rt_outbox_prepare (db) != 0)
-        fail_msg ("rt_outbox_prepare: %s", rt_db_error (db));
-    if (identity_prepare (db, err, sizeof err) != 0)
-        fail_msg ("identity_prepare: %s", err);
-    if (routing_prepare (db, err, sizeof err) != 0)
-        fail_msg ("routing_prepare: %s", err);
-    return db;
-}
-
 static int
 s_setup (void **state)
 {
-    char err[512];
-    rt_db_t *db;
+    static const rt_test_router_opts_t opts = {.routing = true, .clock = true, .second = true};
     (void)state;
-    memset (&s_f, 0, sizeof s_f);
-    snprintf (s_f.clock, sizeof s_f.clock, "%s/routing.clock", rt_test_dir ());
-    assert_int_equal (rt_clock_file_set (s_f.clock, 0, 0), 0);
-    assert_int_equal (rt_clock_init (s_f.clock), 0);
-    rt_test_db_create ("router_routing", s_f.dsn, sizeof s_f.dsn);
-    db = rt_db_new (s_f.dsn, "router-routing-migrate");
-    assert_int_equal (rt_db_connect (db), 0);
-    if (rt_outbox_migrate (db, err, sizeof err) < 0)
-        fail_msg ("outbox migrations: %s", err);
-    if (rt_migrate_apply (db, &rt_migrations_crm, err, sizeof err) < 1)
-        fail_msg ("crm migrations: %s", err);
-    if (rt_migrate_apply (db, &rt_migrations_routing, err, sizeof err) < 1)
-        fail_msg ("routing migrations: %s", err);
-    rt_db_destroy (&db);
-    s_f.db = s_connect ("router-routing-a");
-    s_f.db2 = s_connect ("router-routing-b");
-    s_f.pg = rt_test_pg (s_f.dsn);
+    rt_test_router_open (&s_f, "router_routing", &opts);
     return 0;
 }
 
@@ -100,9 +60,7 @@ static int
 s_teardown (void **state)
 {
     (void)state;
-    rt_db_destroy (&s_f.db);
-    rt_db_destroy (&s_f.db2);
-    PQfinish (s_f.pg);
+    rt_test_router_close (&s_f);
     return 0;
 }
 
@@ -110,87 +68,9 @@ static int
 s_clean (void **state)
 {
     (void)state;
-    assert_int_equal (rt_clock_file_set (s_f.clock, 0, 0), 0);
-    rt_test_pg_exec (s_f.pg, "TRUNCATE routing.timeline, routing.conversations, routing.operators,"
-                             " routing.teams, crm.merge_suggestions, crm.merges,"
-                             " crm.contact_points, crm.identities, crm.customers, outbox.pending");
+    rt_test_router_clock_reset (&s_f);
+    rt_test_router_clean (&s_f);
     return 0;
-}
-
-static void
-s_clock_advance (int64_t ms)
-{
-    int64_t wall, mono;
-    rt_clock_offsets (&wall, &mono);
-    assert_int_equal (rt_clock_file_set (s_f.clock, wall + ms, mono + ms), 0);
-}
-
-static void s_sql (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static void
-s_sql (const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (sql, sizeof sql, fmt, ap);
-    va_end (ap);
-    rt_test_pg_exec (s_f.pg, sql);
-}
-
-static long long s_long (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static long long
-s_long (const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (sql, sizeof sql, fmt, ap);
-    va_end (ap);
-    return rt_test_pg_long (s_f.pg, sql);
-}
-
-/* The first cell of a query, "" for no row or NULL. */
-static void s_text (char *out, size_t outlen, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-static void
-s_text (char *out, size_t outlen, const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    PGresult *res;
-    va_start (ap, fmt);
-    vsnprintf (sql, sizeof sql, fmt, ap);
-    va_end (ap);
-    res = PQexec (s_f.pg, sql);
-    if (PQresultStatus (res) != PGRES_TUPLES_OK)
-        fail_msg ("%s: %s", sql, PQerrorMessage (s_f.pg));
-    snprintf (out, outlen, "%s", PQntuples (res) > 0 ? PQgetvalue (res, 0, 0) : "");
-    PQclear (res);
-}
-
-static void
-s_team (const char *id, const char *policy, long long wait_ms)
-{
-    s_sql ("INSERT INTO routing.teams (id, name, policy, manager_wait_ms)"
-           " VALUES ('%s', '%s', '%s', %lld)",
-           id, id, policy, wait_ms);
-}
-
-/* An operator, online (through routing_presence) or not. */
-static void
-s_operator (const char *id, const char *team, int capacity, bool online, const char *languages)
-{
-    char err[512];
-    s_sql ("INSERT INTO routing.operators (id, name, team_id, capacity, languages)"
-           " VALUES ('%s', '%s', '%s', %d, '%s')",
-           id, id, team, capacity, languages ? languages : "{}");
-    if (online) {
-        assert_int_equal (rt_db_begin (s_f.db), 0);
-        if (routing_presence (s_f.db, id, "online", rt_clock_now_ms (), NULL, err, sizeof err) !=
-            ROUTING_OK)
-            fail_msg ("presence: %s", err);
-        assert_int_equal (rt_db_commit (s_f.db), 0);
-    }
 }
 
 static void
@@ -204,69 +84,12 @@ s_presence (const char *id, const char *presence, size_t *handed)
     assert_int_equal (rt_db_commit (s_f.db), 0);
 }
 
-/* A customer (manager NULL for none) with identities on the channels
- * named ("telegram,instagram"). */
-static void
-s_customer (char id[RT_UUID_STR_LEN + 1], const char *manager, const char *channels)
-{
-    rt_uuid_t u = rt_uuid_v7 ();
-    char list[256], *save = NULL, *ch;
-    rt_uuid_format (&u, id);
-    if (manager)
-        s_sql ("INSERT INTO crm.customers (id, manager) VALUES ('%s', '%s')", id, manager);
-    else
-        s_sql ("INSERT INTO crm.customers (id) VALUES ('%s')", id);
-    snprintf (list, sizeof list, "%s", channels ? channels : "");
-    for (ch = strtok_r (list, ",", &save); ch; ch = strtok_r (NULL, ",", &save))
-        s_sql ("INSERT INTO crm.identities (channel, inbox, external_user_id, customer_id)"
-               " VALUES ('%s', 'main', '%s', '%s')",
-               ch, id, id);
-}
-
-static void
-s_fresh (char id[RT_UUID_STR_LEN + 1])
-{
-    rt_uuid_t u = rt_uuid_v7 ();
-    rt_uuid_format (&u, id);
-}
-
-/* An inbound event on db in a transaction of its own; event_id NULL for
- * a fresh one. Returns routing_inbound's status (the result in out). */
-static routing_status_t
-s_inbound_on (rt_db_t *db, const char *customer, Retain__V1__Channel channel, const char *event,
-              const char *event_id, routing_inbound_result_t *out)
-{
-    char id[RT_UUID_STR_LEN + 1], err[512] = "";
-    routing_inbound_t in;
-    routing_status_t st;
-
-    if (!event_id) {
-        s_fresh (id);
-        event_id = id;
-    }
-    memset (&in, 0, sizeof in);
-    in.customer_id = customer;
-    in.event_id = event_id;
-    in.channel = channel;
-    in.inbox = "main";
-    in.event = event;
-    in.text = "Where is my parcel? Де моя посилка? <b>'; DROP TABLE x;--";
-    if (rt_db_begin (db) != 0)
-        return ROUTING_ERR_DB;
-    st = routing_inbound (db, &in, out, err, sizeof err);
-    if (st != ROUTING_OK || rt_db_commit (db) != 0) {
-        rt_db_rollback (db);
-        return st != ROUTING_OK ? st : ROUTING_ERR_DB;
-    }
-    return ROUTING_OK;
-}
-
 static routing_inbound_result_t
 s_inbound (const char *customer, Retain__V1__Channel channel, const char *event,
            const char *event_id)
 {
     routing_inbound_result_t out;
-    routing_status_t st = s_inbound_on (s_f.db, customer, channel, event, event_id, &out);
+    routing_status_t st = rt_test_router_inbound (s_f.db, customer, channel, event, event_id, &out);
     if (st != ROUTING_OK)
         fail_msg ("routing_inbound: %d %s", st, rt_db_error (s_f.db));
     return out;
@@ -275,39 +98,9 @@ s_inbound (const char *customer, Retain__V1__Channel channel, const char *event,
 static void
 s_assignee (char *out, size_t outlen, const char *conv)
 {
-    s_text (out, outlen, "SELECT COALESCE(assignee, '') FROM routing.conversations WHERE id = '%s'",
-            conv);
-}
-
-/* A reply on db in a transaction of its own (with its send). */
-static routing_status_t
-s_reply (const char *conv, const char *op, Retain__V1__Channel channel, const char *message_id,
-         routing_outbound_result_t *out)
-{
-    char id[RT_UUID_STR_LEN + 1], err[512] = "";
-    routing_outbound_t in;
-    routing_status_t st;
-
-    if (!message_id) {
-        s_fresh (id);
-        message_id = id;
-    }
-    memset (&in, 0, sizeof in);
-    in.conversation_id = conv;
-    in.operator_id = op;
-    in.message_id = message_id;
-    in.text = "It left the warehouse today";
-    in.channel = channel;
-    assert_int_equal (rt_db_begin (s_f.db), 0);
-    st = routing_outbound (s_f.db, &in, out, err, sizeof err);
-    if (st == ROUTING_OK)
-        st = routing_outbound_emit (s_f.db, &in, out, err, sizeof err);
-    if (st != ROUTING_OK) {
-        rt_db_rollback (s_f.db);
-        return st;
-    }
-    assert_int_equal (rt_db_commit (s_f.db), 0);
-    return st;
+    rt_test_router_text (s_f.pg, out, outlen,
+                         "SELECT COALESCE(assignee, '') FROM routing.conversations WHERE id = '%s'",
+                         conv);
 }
 
 static void
@@ -366,11 +159,7 @@ s_events (const char *type)
 static void
 s_assert_capacity (void)
 {
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.operators o WHERE o.open_count <>"
-                              " (SELECT count(*) FROM routing.conversations c"
-                              " WHERE c.assignee = o.id AND c.status <> 'resolved')"
-                              " OR o.open_count > o.capacity"),
-                      0);
+    assert_int_equal (rt_test_router_over_capacity (s_f.pg), 0);
 }
 
 /* --- tests --- */
@@ -381,9 +170,9 @@ test_one_conversation_across_channels (void **state)
     char cust[RT_UUID_STR_LEN + 1], first[RT_UUID_STR_LEN + 1], ch[32], err[512];
     routing_inbound_result_t a, b, c;
     (void)state;
-    s_team ("sales", "balanced", 0);
-    s_operator ("olena", "sales", 5, true, NULL);
-    s_customer (cust, NULL, "telegram,instagram");
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "olena", "sales", 5, true, NULL);
+    rt_test_router_customer (s_f.pg, cust, NULL, "telegram,instagram");
 
     a = s_inbound (cust, RETAIN__V1__CHANNEL__TELEGRAM, NULL, NULL);
     assert_true (a.is_new);
@@ -395,16 +184,18 @@ test_one_conversation_across_channels (void **state)
     assert_int_equal (b.unanswered, 2);
     assert_int_equal (b.reason, ROUTING_REASON_NONE);
     /* The reply channel follows the last message. */
-    s_text (ch, sizeof ch, "SELECT channel FROM routing.conversations WHERE id = '%s'",
-            a.conversation_id);
+    rt_test_router_text (s_f.pg, ch, sizeof ch,
+                         "SELECT channel FROM routing.conversations WHERE id = '%s'",
+                         a.conversation_id);
     assert_string_equal (ch, "instagram");
     /* The first operator became the customer's manager. */
-    s_text (ch, sizeof ch, "SELECT manager FROM crm.customers WHERE id = '%s'", cust);
+    rt_test_router_text (s_f.pg, ch, sizeof ch, "SELECT manager FROM crm.customers WHERE id = '%s'",
+                         cust);
     assert_string_equal (ch, "olena");
     /* Text of any script, SQL- and HTML-looking, stored verbatim. */
-    s_text (ch, sizeof ch,
-            "SELECT count(*) FROM routing.timeline WHERE body->>'text' ="
-            " 'Where is my parcel? Де моя посилка? <b>''; DROP TABLE x;--'");
+    rt_test_router_text (s_f.pg, ch, sizeof ch,
+                         "SELECT count(*) FROM routing.timeline WHERE body->>'text' ="
+                         " 'Where is my parcel? Де моя посилка? <b>''; DROP TABLE x;--'");
     assert_string_equal (ch, "2");
 
     /* Snoozed: the next message reopens it, the same conversation. */
@@ -415,24 +206,29 @@ test_one_conversation_across_channels (void **state)
     assert_int_equal (rt_db_commit (s_f.db), 0);
     c = s_inbound (cust, RETAIN__V1__CHANNEL__TELEGRAM, NULL, NULL);
     assert_string_equal (c.conversation_id, a.conversation_id);
-    s_text (ch, sizeof ch, "SELECT status FROM routing.conversations WHERE id = '%s'",
-            a.conversation_id);
+    rt_test_router_text (s_f.pg, ch, sizeof ch,
+                         "SELECT status FROM routing.conversations WHERE id = '%s'",
+                         a.conversation_id);
     assert_string_equal (ch, "open");
 
     /* Resolved: never reopened by a message; a new one opens. */
     snprintf (first, sizeof first, "%s", a.conversation_id);
     s_resolve (first);
-    assert_int_equal (s_long ("SELECT open_count FROM routing.operators WHERE id = 'olena'"), 0);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT open_count FROM routing.operators WHERE id = 'olena'"),
+        0);
     c = s_inbound (cust, RETAIN__V1__CHANNEL__INSTAGRAM, NULL, NULL);
     assert_true (c.is_new);
     assert_string_not_equal (c.conversation_id, first);
     assert_int_equal (c.unanswered, 1);
     assert_string_equal (c.assignee, "olena");
     assert_int_equal (c.reason, ROUTING_REASON_MANAGER);
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.conversations WHERE customer_id = '%s'"
-                              " AND status <> 'resolved'",
-                              cust),
-                      1);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg,
+                             "SELECT count(*) FROM routing.conversations WHERE customer_id = '%s'"
+                             " AND status <> 'resolved'",
+                             cust),
+        1);
     /* Reopening the old one while the new is open is refused, unchanged. */
     assert_int_equal (rt_db_begin (s_f.db), 0);
     assert_int_equal (routing_reopen (s_f.db, first, "olena", err, sizeof err), ROUTING_ERR_STATE);
@@ -447,26 +243,29 @@ test_replay_adds_nothing (void **state)
     routing_inbound_result_t a, b;
     long long entries, assigned;
     (void)state;
-    s_team ("sales", "balanced", 0);
-    s_operator ("olena", "sales", 5, true, NULL);
-    s_customer (cust, NULL, "telegram");
-    s_fresh (ev);
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "olena", "sales", 5, true, NULL);
+    rt_test_router_customer (s_f.pg, cust, NULL, "telegram");
+    rt_test_router_uuid (ev);
     a = s_inbound (cust, RETAIN__V1__CHANNEL__TELEGRAM, NULL, ev);
-    entries = s_long ("SELECT count(*) FROM routing.timeline");
+    entries = rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.timeline");
     assigned = s_events ("ConversationAssigned");
     assert_int_equal (assigned, 1);
     b = s_inbound (cust, RETAIN__V1__CHANNEL__TELEGRAM, NULL, ev);
     assert_true (b.replay);
     assert_string_equal (b.conversation_id, a.conversation_id);
     assert_int_equal (b.unanswered, 1);
-    assert_int_equal (s_long ("SELECT unanswered FROM routing.conversations"), 1);
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.timeline"), entries);
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT unanswered FROM routing.conversations"),
+                      1);
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.timeline"),
+                      entries);
     assert_int_equal (s_events ("ConversationAssigned"), assigned);
     /* Still a replay after the conversation was resolved: nothing opens. */
     s_resolve (a.conversation_id);
     b = s_inbound (cust, RETAIN__V1__CHANNEL__TELEGRAM, NULL, ev);
     assert_true (b.replay);
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.conversations"), 1);
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.conversations"),
+                      1);
 }
 
 static void
@@ -477,10 +276,10 @@ test_sticky_manager_with_wait (void **state)
     routing_tick_result_t t;
     size_t handed;
     (void)state;
-    s_team ("sales", "balanced", 5 * MIN_MS);
-    s_operator ("maria", "sales", 5, false, NULL);
-    s_operator ("petro", "sales", 5, true, NULL);
-    s_customer (cust, "maria", "telegram");
+    rt_test_router_team (s_f.pg, "sales", "balanced", 5 * MIN_MS);
+    rt_test_router_operator (&s_f, "maria", "sales", 5, false, NULL);
+    rt_test_router_operator (&s_f, "petro", "sales", 5, true, NULL);
+    rt_test_router_customer (s_f.pg, cust, "maria", "telegram");
 
     /* Maria is offline: the conversation waits for her, though Petro is free. */
     a = s_inbound (cust, RETAIN__V1__CHANNEL__TELEGRAM, NULL, NULL);
@@ -488,31 +287,32 @@ test_sticky_manager_with_wait (void **state)
     assert_true (a.waiting_for_manager);
     s_tick (rt_clock_now_ms (), &t);
     assert_int_equal (t.assigned, 0);
-    s_clock_advance (4 * MIN_MS);
+    rt_test_router_clock_advance (&s_f, 4 * MIN_MS);
     s_tick (rt_clock_now_ms (), &t);
     assert_int_equal (t.assigned, 0);
     s_assignee (who, sizeof who, a.conversation_id);
     assert_string_equal (who, "");
     /* Past the wait: the policy's operator, and Maria stays the manager. */
-    s_clock_advance (MIN_MS + 1000);
+    rt_test_router_clock_advance (&s_f, MIN_MS + 1000);
     s_tick (rt_clock_now_ms (), &t);
     assert_int_equal (t.assigned, 1);
     s_assignee (who, sizeof who, a.conversation_id);
     assert_string_equal (who, "petro");
-    s_text (who, sizeof who, "SELECT manager FROM crm.customers WHERE id = '%s'", cust);
+    rt_test_router_text (s_f.pg, who, sizeof who,
+                         "SELECT manager FROM crm.customers WHERE id = '%s'", cust);
     assert_string_equal (who, "maria");
-    s_text (who, sizeof who,
-            "SELECT body->>'reason' FROM routing.timeline WHERE kind = 'assignment'"
-            " AND conversation_id = '%s' ORDER BY seq DESC LIMIT 1",
-            a.conversation_id);
+    rt_test_router_text (s_f.pg, who, sizeof who,
+                         "SELECT body->>'reason' FROM routing.timeline WHERE kind = 'assignment'"
+                         " AND conversation_id = '%s' ORDER BY seq DESC LIMIT 1",
+                         a.conversation_id);
     assert_string_equal (who, "policy");
 
     /* A second customer of Maria's waits; she logs in within the wait and
      * gets it from the queue, as their manager. */
-    s_customer (other, "maria", "viber");
+    rt_test_router_customer (s_f.pg, other, "maria", "viber");
     b = s_inbound (other, RETAIN__V1__CHANNEL__VIBER, NULL, NULL);
     assert_true (b.waiting_for_manager);
-    s_clock_advance (MIN_MS);
+    rt_test_router_clock_advance (&s_f, MIN_MS);
     s_presence ("maria", "online", &handed);
     assert_int_equal (handed, 1);
     s_assignee (who, sizeof who, b.conversation_id);
@@ -535,8 +335,8 @@ s_many (int n, const char *team, const char *language, char out[][ROUTING_OP_MAX
         char cust[RT_UUID_STR_LEN + 1], ev[RT_UUID_STR_LEN + 1], err[512];
         routing_inbound_t in;
         routing_inbound_result_t r;
-        s_customer (cust, NULL, "telegram");
-        s_fresh (ev);
+        rt_test_router_customer (s_f.pg, cust, NULL, "telegram");
+        rt_test_router_uuid (ev);
         memset (&in, 0, sizeof in);
         in.customer_id = cust;
         in.event_id = ev;
@@ -550,7 +350,7 @@ s_many (int n, const char *team, const char *language, char out[][ROUTING_OP_MAX
         assert_int_equal (rt_db_commit (s_f.db), 0);
         snprintf (out[i], ROUTING_OP_MAX + 1, "%s", r.assignee);
         /* Round robin orders by the time of the last assignment. */
-        s_clock_advance (10);
+        rt_test_router_clock_advance (&s_f, 10);
     }
 }
 
@@ -560,18 +360,23 @@ test_balanced_and_round_robin (void **state)
     char got[6][ROUTING_OP_MAX + 1];
     (void)state;
     /* Balanced: fewest open first. Anna holds two when Bohdan logs in. */
-    s_team ("sales", "balanced", 0);
-    s_operator ("anna", "sales", 10, true, NULL);
-    s_operator ("bohdan", "sales", 10, false, NULL);
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "anna", "sales", 10, true, NULL);
+    rt_test_router_operator (&s_f, "bohdan", "sales", 10, false, NULL);
     s_many (2, "sales", NULL, got);
     s_presence ("bohdan", "online", NULL);
     s_many (4, "sales", NULL, got);
     assert_string_equal (got[0], "bohdan");
     assert_string_equal (got[1], "bohdan");
-    assert_int_equal (s_long ("SELECT open_count FROM routing.operators WHERE id = 'anna'"), 3);
-    assert_int_equal (s_long ("SELECT open_count FROM routing.operators WHERE id = 'bohdan'"), 3);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT open_count FROM routing.operators WHERE id = 'anna'"),
+        3);
+    assert_int_equal (rt_test_router_long (
+                          s_f.pg, "SELECT open_count FROM routing.operators WHERE id = 'bohdan'"),
+                      3);
     /* Language: the one who speaks it, even with more open. */
-    s_sql ("UPDATE routing.operators SET languages = '{uk,en}' WHERE id = 'anna'");
+    rt_test_router_sql (s_f.pg,
+                        "UPDATE routing.operators SET languages = '{uk,en}' WHERE id = 'anna'");
     s_many (2, "sales", "uk-UA", got);
     assert_string_equal (got[0], "anna");
     assert_string_equal (got[1], "anna");
@@ -579,11 +384,11 @@ test_balanced_and_round_robin (void **state)
 
     /* Round robin: the least recently assigned, whatever they hold. */
     s_clean (NULL);
-    s_team ("support", "round_robin", 0);
-    s_operator ("a", "support", 10, true, NULL);
-    s_operator ("b", "support", 10, true, NULL);
-    s_operator ("c", "support", 10, true, NULL);
-    s_sql ("UPDATE routing.operators SET open_count = 5 WHERE id = 'a'");
+    rt_test_router_team (s_f.pg, "support", "round_robin", 0);
+    rt_test_router_operator (&s_f, "a", "support", 10, true, NULL);
+    rt_test_router_operator (&s_f, "b", "support", 10, true, NULL);
+    rt_test_router_operator (&s_f, "c", "support", 10, true, NULL);
+    rt_test_router_sql (s_f.pg, "UPDATE routing.operators SET open_count = 5 WHERE id = 'a'");
     s_many (6, "support", NULL, got);
     assert_string_equal (got[3], got[0]);
     assert_string_equal (got[4], got[1]);
@@ -591,7 +396,8 @@ test_balanced_and_round_robin (void **state)
     assert_string_not_equal (got[0], got[1]);
     assert_string_not_equal (got[1], got[2]);
     assert_string_not_equal (got[0], got[2]);
-    assert_int_equal (s_long ("SELECT open_count FROM routing.operators WHERE id = 'a'"), 7);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT open_count FROM routing.operators WHERE id = 'a'"), 7);
 }
 
 /* --- concurrency --- */
@@ -621,10 +427,10 @@ s_replica_run (void *arg)
         routing_inbound_result_t out;
         int k;
         for (k = 0; k < 5; k++) {
-            if (s_inbound_on (r->db, cust,
-                              (r->first == 0) ? RETAIN__V1__CHANNEL__TELEGRAM
-                                              : RETAIN__V1__CHANNEL__INSTAGRAM,
-                              NULL, NULL, &out) == ROUTING_OK)
+            if (rt_test_router_inbound (r->db, cust,
+                                        (r->first == 0) ? RETAIN__V1__CHANNEL__TELEGRAM
+                                                        : RETAIN__V1__CHANNEL__INSTAGRAM,
+                                        NULL, NULL, &out) == ROUTING_OK)
                 break;
             r->failures++;
         }
@@ -641,12 +447,12 @@ test_capacity_concurrent (void **state)
     pthread_t t1, t2;
     int i;
     (void)state;
-    s_team ("sales", "balanced", 0);
-    s_operator ("o1", "sales", 4, true, NULL);
-    s_operator ("o2", "sales", 5, true, NULL);
-    s_operator ("o3", "sales", 6, true, NULL);
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "o1", "sales", 4, true, NULL);
+    rt_test_router_operator (&s_f, "o2", "sales", 5, true, NULL);
+    rt_test_router_operator (&s_f, "o3", "sales", 6, true, NULL);
     for (i = 0; i < S_CUSTOMERS; i++)
-        s_customer (s_custs[i], NULL, "telegram,instagram");
+        rt_test_router_customer (s_f.pg, s_custs[i], NULL, "telegram,instagram");
     r1.db = s_f.db;
     r2.db = s_f.db2;
     assert_int_equal (pthread_create (&t1, NULL, s_replica_run, &r1), 0);
@@ -657,18 +463,26 @@ test_capacity_concurrent (void **state)
 
     /* Customers 0..59 all wrote (15..44 on both replicas): one
      * conversation each, every message in it. */
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.conversations"), S_CUSTOMERS);
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.timeline WHERE kind = 'inbound'"),
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.conversations"),
+                      S_CUSTOMERS);
+    assert_int_equal (rt_test_router_long (
+                          s_f.pg, "SELECT count(*) FROM routing.timeline WHERE kind = 'inbound'"),
                       2 * S_PER_THREAD);
-    assert_int_equal (s_long ("SELECT sum(unanswered) FROM routing.conversations"),
-                      2 * S_PER_THREAD);
-    /* Exactly the capacity assigned, each conversation once. */
-    assert_int_equal (s_long ("SELECT sum(open_count) FROM routing.operators"), 15);
     assert_int_equal (
-        s_long ("SELECT count(*) FROM routing.conversations WHERE assignee IS NOT NULL"), 15);
-    assert_int_equal (s_events ("ConversationAssigned"), 15);
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.timeline WHERE kind = 'assignment'"),
+        rt_test_router_long (s_f.pg, "SELECT sum(unanswered) FROM routing.conversations"),
+        2 * S_PER_THREAD);
+    /* Exactly the capacity assigned, each conversation once. */
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT sum(open_count) FROM routing.operators"),
                       15);
+    assert_int_equal (
+        rt_test_router_long (
+            s_f.pg, "SELECT count(*) FROM routing.conversations WHERE assignee IS NOT NULL"),
+        15);
+    assert_int_equal (s_events ("ConversationAssigned"), 15);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg,
+                             "SELECT count(*) FROM routing.timeline WHERE kind = 'assignment'"),
+        15);
     s_assert_capacity ();
     if (r1.failures + r2.failures)
         print_message ("retried attempts: %d\n", r1.failures + r2.failures);
@@ -681,15 +495,15 @@ test_queue_on_login (void **state)
     size_t handed;
     int i;
     (void)state;
-    s_team ("sales", "balanced", 0);
-    s_operator ("iryna", "sales", 2, false, NULL);
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "iryna", "sales", 2, false, NULL);
     for (i = 0; i < 3; i++) {
         routing_inbound_result_t r;
-        s_customer (c[i], NULL, "telegram");
+        rt_test_router_customer (s_f.pg, c[i], NULL, "telegram");
         r = s_inbound (c[i], RETAIN__V1__CHANNEL__TELEGRAM, NULL, NULL);
         assert_string_equal (r.assignee, "");
         snprintf (conv[i], sizeof conv[i], "%s", r.conversation_id);
-        s_clock_advance (1000);
+        rt_test_router_clock_advance (&s_f, 1000);
     }
     /* Login: the two oldest, up to her capacity. */
     s_presence ("iryna", "online", &handed);
@@ -707,10 +521,10 @@ test_queue_on_login (void **state)
     s_resolve (conv[0]);
     s_assignee (who, sizeof who, conv[2]);
     assert_string_equal (who, "iryna");
-    s_text (who, sizeof who,
-            "SELECT body->>'reason' FROM routing.timeline WHERE kind = 'assignment'"
-            " AND conversation_id = '%s'",
-            conv[2]);
+    rt_test_router_text (s_f.pg, who, sizeof who,
+                         "SELECT body->>'reason' FROM routing.timeline WHERE kind = 'assignment'"
+                         " AND conversation_id = '%s'",
+                         conv[2]);
     assert_string_equal (who, "queue");
     s_assert_capacity ();
 }
@@ -722,31 +536,34 @@ test_offline_rebalance_keeps_manager (void **state)
     routing_inbound_result_t a;
     routing_tick_result_t t;
     (void)state;
-    s_team ("sales", "balanced", 0);
-    s_operator ("maria", "sales", 5, true, NULL);
-    s_operator ("petro", "sales", 5, true, NULL);
-    s_customer (cust, "maria", "telegram");
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "maria", "sales", 5, true, NULL);
+    rt_test_router_operator (&s_f, "petro", "sales", 5, true, NULL);
+    rt_test_router_customer (s_f.pg, cust, "maria", "telegram");
     a = s_inbound (cust, RETAIN__V1__CHANNEL__TELEGRAM, NULL, NULL);
     assert_string_equal (a.assignee, "maria");
 
     s_presence ("maria", "offline", NULL);
-    s_clock_advance (s_cfg.offline_grace_ms - 1000);
+    rt_test_router_clock_advance (&s_f, s_cfg.offline_grace_ms - 1000);
     s_tick (rt_clock_now_ms (), &t);
     assert_int_equal (t.rebalanced, 0);
     s_assignee (who, sizeof who, a.conversation_id);
     assert_string_equal (who, "maria");
-    s_clock_advance (2000);
+    rt_test_router_clock_advance (&s_f, 2000);
     s_tick (rt_clock_now_ms (), &t);
     assert_int_equal (t.rebalanced, 1);
     s_assignee (who, sizeof who, a.conversation_id);
     assert_string_equal (who, "petro");
-    assert_int_equal (s_long ("SELECT open_count FROM routing.operators WHERE id = 'maria'"), 0);
-    s_text (who, sizeof who, "SELECT manager FROM crm.customers WHERE id = '%s'", cust);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT open_count FROM routing.operators WHERE id = 'maria'"),
+        0);
+    rt_test_router_text (s_f.pg, who, sizeof who,
+                         "SELECT manager FROM crm.customers WHERE id = '%s'", cust);
     assert_string_equal (who, "maria");
-    s_text (who, sizeof who,
-            "SELECT body->>'reason' FROM routing.timeline WHERE kind = 'assignment'"
-            " AND conversation_id = '%s' ORDER BY seq DESC LIMIT 1",
-            a.conversation_id);
+    rt_test_router_text (s_f.pg, who, sizeof who,
+                         "SELECT body->>'reason' FROM routing.timeline WHERE kind = 'assignment'"
+                         " AND conversation_id = '%s' ORDER BY seq DESC LIMIT 1",
+                         a.conversation_id);
     assert_string_equal (who, "rebalance");
     /* Back next time: her customer's new conversation is hers. */
     s_resolve (a.conversation_id);
@@ -791,15 +608,15 @@ test_concurrent_transfers (void **state)
     int64_t version, deadline;
     pthread_t t;
     (void)state;
-    s_team ("sales", "balanced", 0);
-    s_operator ("a", "sales", 5, true, NULL);
-    s_operator ("b", "sales", 5, true, NULL);
-    s_operator ("c", "sales", 5, true, NULL);
-    s_customer (cust, "a", "telegram");
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "a", "sales", 5, true, NULL);
+    rt_test_router_operator (&s_f, "b", "sales", 5, true, NULL);
+    rt_test_router_operator (&s_f, "c", "sales", 5, true, NULL);
+    rt_test_router_customer (s_f.pg, cust, "a", "telegram");
     a = s_inbound (cust, RETAIN__V1__CHANNEL__TELEGRAM, NULL, NULL);
     assert_string_equal (a.assignee, "a");
-    version =
-        s_long ("SELECT version FROM routing.conversations WHERE id = '%s'", a.conversation_id);
+    version = rt_test_router_long (
+        s_f.pg, "SELECT version FROM routing.conversations WHERE id = '%s'", a.conversation_id);
 
     memset (&job, 0, sizeof job);
     job.conv = a.conversation_id;
@@ -826,7 +643,7 @@ test_concurrent_transfers (void **state)
     s_assert_capacity ();
 
     /* Over capacity refused; to a team, its policy. */
-    s_sql ("UPDATE routing.operators SET capacity = 0 WHERE id = 'c'");
+    rt_test_router_sql (s_f.pg, "UPDATE routing.operators SET capacity = 0 WHERE id = 'c'");
     assert_int_equal (rt_db_begin (s_f.db), 0);
     assert_int_equal (routing_transfer (s_f.db, a.conversation_id, "c", NULL, "b", version + 1,
                                         NULL, err, sizeof err),
@@ -850,12 +667,12 @@ test_unanswered_recount (void **state)
     unsigned seed = 20240611;
     int i;
     (void)state;
-    s_team ("sales", "balanced", 0);
-    s_operator ("olena", "sales", 3, true, NULL);
-    s_operator ("taras", "sales", 3, true, NULL);
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "olena", "sales", 3, true, NULL);
+    rt_test_router_operator (&s_f, "taras", "sales", 3, true, NULL);
     for (i = 0; i < 5; i++) {
         routing_inbound_result_t r;
-        s_customer (custs[i], NULL, "telegram,whatsapp");
+        rt_test_router_customer (s_f.pg, custs[i], NULL, "telegram,whatsapp");
         r = s_inbound (custs[i], RETAIN__V1__CHANNEL__TELEGRAM, NULL, NULL);
         snprintf (convs[i], sizeof convs[i], "%s", r.conversation_id);
     }
@@ -863,7 +680,7 @@ test_unanswered_recount (void **state)
         int k = rand_r (&seed) % 5, what = rand_r (&seed) % 10;
         routing_inbound_result_t r;
         routing_outbound_result_t o;
-        s_clock_advance (1000);
+        rt_test_router_clock_advance (&s_f, 1000);
         if (what < 5) {
             s_inbound (custs[k],
                        (what & 1) ? RETAIN__V1__CHANNEL__WHATSAPP : RETAIN__V1__CHANNEL__TELEGRAM,
@@ -873,30 +690,33 @@ test_unanswered_recount (void **state)
         } else if (what == 6) {
             /* The same event twice. */
             if (!*replayed)
-                s_fresh (replayed);
+                rt_test_router_uuid (replayed);
             s_inbound (custs[k], RETAIN__V1__CHANNEL__TELEGRAM, NULL, replayed);
         } else {
             char op[64];
             s_assignee (op, sizeof op, convs[k]);
-            assert_int_equal (s_reply (convs[k], *op ? op : "olena",
-                                       RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, NULL, &o),
+            assert_int_equal (rt_test_router_reply (s_f.db, convs[k], *op ? op : "olena",
+                                                    RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, NULL,
+                                                    &o),
                               ROUTING_OK);
         }
         (void)r;
     }
     /* The counter is the number of counted entries after the last reply. */
     assert_int_equal (
-        s_long ("SELECT count(*) FROM routing.conversations c WHERE c.unanswered <>"
-                " (SELECT count(*) FROM routing.timeline t WHERE t.conversation_id = c.id"
-                " AND t.counted AND t.seq > COALESCE((SELECT max(seq) FROM routing.timeline o"
-                " WHERE o.conversation_id = c.id AND o.kind = 'outbound'), 0))"),
+        rt_test_router_long (
+            s_f.pg, "SELECT count(*) FROM routing.conversations c WHERE c.unanswered <>"
+                    " (SELECT count(*) FROM routing.timeline t WHERE t.conversation_id = c.id"
+                    " AND t.counted AND t.seq > COALESCE((SELECT max(seq) FROM routing.timeline o"
+                    " WHERE o.conversation_id = c.id AND o.kind = 'outbound'), 0))"),
         0);
     assert_int_equal (
-        s_long ("SELECT count(*) FROM routing.conversations c WHERE c.unanswered > 0"
-                " AND c.waiting_since IS DISTINCT FROM (SELECT min(occurred_at)"
-                " FROM routing.timeline t WHERE t.conversation_id = c.id AND t.counted"
-                " AND t.seq > COALESCE((SELECT max(seq) FROM routing.timeline o"
-                " WHERE o.conversation_id = c.id AND o.kind = 'outbound'), 0))"),
+        rt_test_router_long (s_f.pg,
+                             "SELECT count(*) FROM routing.conversations c WHERE c.unanswered > 0"
+                             " AND c.waiting_since IS DISTINCT FROM (SELECT min(occurred_at)"
+                             " FROM routing.timeline t WHERE t.conversation_id = c.id AND t.counted"
+                             " AND t.seq > COALESCE((SELECT max(seq) FROM routing.timeline o"
+                             " WHERE o.conversation_id = c.id AND o.kind = 'outbound'), 0))"),
         0);
     assert_int_equal (rt_db_begin (s_f.db), 0);
     assert_int_equal (routing_counts (s_f.db, NULL, "sales", &team, NULL, 0), ROUTING_OK);
@@ -913,7 +733,9 @@ test_unanswered_recount (void **state)
     assert_int_equal (rt_db_commit (s_f.db), 0);
     assert_int_equal (team.open, 5);
     assert_int_equal (op_total.open, 5);
-    assert_int_equal (team.messages, s_long ("SELECT sum(unanswered) FROM routing.conversations"));
+    assert_int_equal (
+        team.messages,
+        rt_test_router_long (s_f.pg, "SELECT sum(unanswered) FROM routing.conversations"));
     assert_int_equal (op_total.messages, team.messages);
 }
 
@@ -926,9 +748,9 @@ test_quiet_events_and_replies (void **state)
     routing_outbound_result_t o;
     bool found;
     (void)state;
-    s_team ("sales", "balanced", 0);
-    s_operator ("olena", "sales", 5, true, NULL);
-    s_customer (cust, NULL, "instagram");
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "olena", "sales", 5, true, NULL);
+    rt_test_router_customer (s_f.pg, cust, NULL, "instagram");
     a = s_inbound (cust, RETAIN__V1__CHANNEL__INSTAGRAM, NULL, NULL);
     assert_int_equal (a.unanswered, 1);
     /* The customer deleted their comment: recorded, not counted. */
@@ -936,26 +758,31 @@ test_quiet_events_and_replies (void **state)
     assert_string_equal (d.conversation_id, a.conversation_id);
     assert_false (d.counted);
     assert_int_equal (d.unanswered, 1);
-    assert_int_equal (s_long ("SELECT unanswered FROM routing.conversations"), 1);
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT unanswered FROM routing.conversations"),
+                      1);
     /* With no conversation open, a deletion opens none. */
-    s_customer (lone, NULL, "instagram");
+    rt_test_router_customer (s_f.pg, lone, NULL, "instagram");
     d = s_inbound (lone, RETAIN__V1__CHANNEL__INSTAGRAM, "deleted", NULL);
     assert_string_equal (d.conversation_id, "");
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.conversations"), 1);
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.conversations"),
+                      1);
 
     /* A channel the customer never used: refused, nothing written. */
-    assert_int_equal (s_reply (a.conversation_id, "olena", RETAIN__V1__CHANNEL__SMS, NULL, &o),
+    assert_int_equal (rt_test_router_reply (s_f.db, a.conversation_id, "olena",
+                                            RETAIN__V1__CHANNEL__SMS, NULL, &o),
                       ROUTING_ERR_CHANNEL);
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.timeline WHERE kind = 'outbound'"), 0);
+    assert_int_equal (rt_test_router_long (
+                          s_f.pg, "SELECT count(*) FROM routing.timeline WHERE kind = 'outbound'"),
+                      0);
     /* The reply: on the last inbound channel, once however often retried. */
-    s_fresh (mid);
-    assert_int_equal (
-        s_reply (a.conversation_id, "olena", RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, mid, &o),
-        ROUTING_OK);
+    rt_test_router_uuid (mid);
+    assert_int_equal (rt_test_router_reply (s_f.db, a.conversation_id, "olena",
+                                            RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, mid, &o),
+                      ROUTING_OK);
     assert_int_equal (o.channel, RETAIN__V1__CHANNEL__INSTAGRAM);
-    assert_int_equal (
-        s_reply (a.conversation_id, "olena", RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, mid, &o),
-        ROUTING_OK);
+    assert_int_equal (rt_test_router_reply (s_f.db, a.conversation_id, "olena",
+                                            RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, mid, &o),
+                      ROUTING_OK);
     assert_true (o.replay);
     assert_int_equal (s_events ("OutboundMessageRequested"), 1);
     /* The message id is its envelope's: busd drops a retried request's. */
@@ -964,18 +791,24 @@ test_quiet_events_and_replies (void **state)
         s_events_id ("OutboundMessageRequested", envelope_id, sizeof envelope_id);
         assert_string_equal (envelope_id, mid);
     }
-    assert_int_equal (s_long ("SELECT unanswered FROM routing.conversations"), 0);
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT unanswered FROM routing.conversations"),
+                      0);
     assert_int_equal (
-        s_long ("SELECT count(*) FROM routing.conversations WHERE waiting_since IS NULL"), 1);
+        rt_test_router_long (
+            s_f.pg, "SELECT count(*) FROM routing.conversations WHERE waiting_since IS NULL"),
+        1);
     /* Its receipt: in the timeline, never counted. */
-    s_fresh (rid);
+    rt_test_router_uuid (rid);
     assert_int_equal (rt_db_begin (s_f.db), 0);
     assert_int_equal (routing_receipt (s_f.db, rid, mid, "read", 0, &found, err, sizeof err),
                       ROUTING_OK);
     assert_int_equal (rt_db_commit (s_f.db), 0);
     assert_true (found);
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.timeline WHERE kind = 'receipt'"), 1);
-    assert_int_equal (s_long ("SELECT unanswered FROM routing.conversations"), 0);
+    assert_int_equal (rt_test_router_long (
+                          s_f.pg, "SELECT count(*) FROM routing.timeline WHERE kind = 'receipt'"),
+                      1);
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT unanswered FROM routing.conversations"),
+                      0);
 }
 
 int

@@ -27,9 +27,8 @@
 #include "routing.h"
 #include "rt_clock.h"
 #include "rt_db.h"
-#include "rt_migrate.h"
-#include "rt_outbox.h"
 #include "rt_test.h"
+#include "rt_test_router.h"
 #include "rt_uuid.h"
 
 #define MIN_MS  60000LL
@@ -52,12 +51,7 @@
     "{\"name\": \"marketplace 24h\", \"channel\": \"email\", \"clock\": \"wall\","                 \
     " \"first_response_minutes\": 1440}"
 
-static struct {
-    char dsn[1024];   /* the test database */
-    char clock[1024]; /* the clock file this process follows */
-    PGconn *pg;       /* for assertions */
-    rt_db_t *db;      /* the connection under test */
-} s_f;
+static rt_test_router_t s_f;
 
 static const routing_config_t s_cfg = {
     .offline_grace_ms = 10 * MIN_MS,
@@ -71,33 +65,9 @@ static const routing_config_t s_cfg = {
 static int
 s_setup (void **state)
 {
-    char err[512];
-    rt_db_t *db;
+    static const rt_test_router_opts_t opts = {.routing = true, .clock = true};
     (void)state;
-    memset (&s_f, 0, sizeof s_f);
-    snprintf (s_f.clock, sizeof s_f.clock, "%s/sla_timers.clock", rt_test_dir ());
-    assert_int_equal (rt_clock_file_set (s_f.clock, 0, 0), 0);
-    assert_int_equal (rt_clock_init (s_f.clock), 0);
-    rt_test_db_create ("router_sla_timers", s_f.dsn, sizeof s_f.dsn);
-    db = rt_db_new (s_f.dsn, "router-sla-migrate");
-    assert_int_equal (rt_db_connect (db), 0);
-    if (rt_outbox_migrate (db, err, sizeof err) < 0)
-        fail_msg ("outbox migrations: %s", err);
-    if (rt_migrate_apply (db, &rt_migrations_crm, err, sizeof err) < 1)
-        fail_msg ("crm migrations: %s", err);
-    if (rt_migrate_apply (db, &rt_migrations_routing, err, sizeof err) < 1)
-        fail_msg ("routing migrations: %s", err);
-    rt_db_destroy (&db);
-    s_f.db = rt_db_new (s_f.dsn, "router-sla");
-    assert_non_null (s_f.db);
-    assert_int_equal (rt_db_connect (s_f.db), 0);
-    if (rt_outbox_prepare (s_f.db) != 0)
-        fail_msg ("rt_outbox_prepare: %s", rt_db_error (s_f.db));
-    if (identity_prepare (s_f.db, err, sizeof err) != 0)
-        fail_msg ("identity_prepare: %s", err);
-    if (routing_prepare (s_f.db, err, sizeof err) != 0)
-        fail_msg ("routing_prepare: %s", err);
-    s_f.pg = rt_test_pg (s_f.dsn);
+    rt_test_router_open (&s_f, "router_sla_timers", &opts);
     return 0;
 }
 
@@ -105,8 +75,7 @@ static int
 s_teardown (void **state)
 {
     (void)state;
-    rt_db_destroy (&s_f.db);
-    PQfinish (s_f.pg);
+    rt_test_router_close (&s_f);
     return 0;
 }
 
@@ -118,48 +87,6 @@ s_clock_at (int64_t ms)
     rt_clock_offsets (&wall, &mono);
     real = rt_clock_now_ms () - wall;
     assert_int_equal (rt_clock_file_set (s_f.clock, ms - real, mono + (ms - real - wall)), 0);
-}
-
-static void s_sql (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static void
-s_sql (const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (sql, sizeof sql, fmt, ap);
-    va_end (ap);
-    rt_test_pg_exec (s_f.pg, sql);
-}
-
-static long long s_long (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static long long
-s_long (const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (sql, sizeof sql, fmt, ap);
-    va_end (ap);
-    return rt_test_pg_long (s_f.pg, sql);
-}
-
-static void s_text (char *out, size_t outlen, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-static void
-s_text (char *out, size_t outlen, const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    PGresult *res;
-    va_start (ap, fmt);
-    vsnprintf (sql, sizeof sql, fmt, ap);
-    va_end (ap);
-    res = PQexec (s_f.pg, sql);
-    if (PQresultStatus (res) != PGRES_TUPLES_OK)
-        fail_msg ("%s: %s", sql, PQerrorMessage (s_f.pg));
-    snprintf (out, outlen, "%s", PQntuples (res) > 0 ? PQgetvalue (res, 0, 0) : "");
-    PQclear (res);
 }
 
 /* Runs one routing call in a transaction of its own, failing on an error. */
@@ -180,28 +107,21 @@ s_clean (void **state)
 {
     char err[512] = "";
     (void)state;
+    rt_test_router_clean (&s_f);
     s_clock_at (FRI_1700);
-    rt_test_pg_exec (s_f.pg, "TRUNCATE routing.sla_timers, routing.sla_policies, routing.timeline,"
-                             " routing.conversations, routing.operators, routing.teams,"
-                             " crm.identities, crm.customers, outbox.pending CASCADE");
-    s_sql (
+    rt_test_router_sql (
+        s_f.pg,
         "INSERT INTO routing.teams (id, name, manager_wait_ms) VALUES ('support', 'Support', 0)");
-    s_sql ("INSERT INTO routing.operators (id, team_id, capacity) VALUES ('olena', 'support', 5),"
-           " ('petro', 'support', 5)");
+    rt_test_router_sql (
+        s_f.pg,
+        "INSERT INTO routing.operators (id, team_id, capacity) VALUES ('olena', 'support', 5),"
+        " ('petro', 'support', 5)");
     S_TX (routing_team_hours_set (s_f.db, "support", HOURS, err, sizeof err));
     S_TX (routing_sla_policy_set (s_f.db, SUPPORT_2H, err, sizeof err));
     S_TX (routing_sla_policy_set (s_f.db, MARKETPLACE_24H, err, sizeof err));
     S_TX (routing_presence (s_f.db, "olena", "online", rt_clock_now_ms (), NULL, err, sizeof err));
     S_TX (routing_presence (s_f.db, "petro", "online", rt_clock_now_ms (), NULL, err, sizeof err));
     return 0;
-}
-
-static void
-s_customer (char id[RT_UUID_STR_LEN + 1])
-{
-    rt_uuid_t u = rt_uuid_v7 ();
-    rt_uuid_format (&u, id);
-    s_sql ("INSERT INTO crm.customers (id) VALUES ('%s')", id);
 }
 
 /* A customer's message to the support team at `at`. */
@@ -256,9 +176,11 @@ s_tick (int64_t now)
 static long long
 s_timer_ms (const char *conv, const char *kind, const char *col)
 {
-    return s_long ("SELECT COALESCE((SELECT (extract(epoch FROM %s) * 1000)::bigint"
-                   " FROM routing.sla_timers WHERE conversation_id = '%s' AND kind = '%s'), -1)",
-                   col, conv, kind);
+    return rt_test_router_long (
+        s_f.pg,
+        "SELECT COALESCE((SELECT (extract(epoch FROM %s) * 1000)::bigint"
+        " FROM routing.sla_timers WHERE conversation_id = '%s' AND kind = '%s'), -1)",
+        col, conv, kind);
 }
 
 /* The payloads of the outbox's SlaBreached events: how many, the last
@@ -301,9 +223,10 @@ s_breaches (Retain__V1__SlaBreached **last)
 static bool
 s_flagged (const char *conv)
 {
-    return s_long ("SELECT count(*) FROM routing.conversations WHERE id = '%s'"
-                   " AND 'supervisor' = ANY (flags)",
-                   conv) == 1;
+    return rt_test_router_long (s_f.pg,
+                                "SELECT count(*) FROM routing.conversations WHERE id = '%s'"
+                                " AND 'supervisor' = ANY (flags)",
+                                conv) == 1;
 }
 
 /* --- tests --- */
@@ -319,14 +242,15 @@ test_breach_across_the_weekend (void **state)
     size_t n;
     (void)state;
 
-    s_customer (cust);
+    rt_test_router_customer (s_f.pg, cust, NULL, NULL);
     in = s_inbound (cust, RETAIN__V1__CHANNEL__TELEGRAM, FRI_1700);
     assert_string_equal (in.assignee, "olena");
     /* One business hour on Friday, one on Monday. */
     assert_int_equal (s_timer_ms (in.conversation_id, "first_response", "due_at"), MON_1000);
     assert_int_equal (s_timer_ms (in.conversation_id, "first_response", "warn_at"), MON_0936);
-    s_text (text, sizeof text, "SELECT policy FROM routing.sla_timers WHERE conversation_id = '%s'",
-            in.conversation_id);
+    rt_test_router_text (s_f.pg, text, sizeof text,
+                         "SELECT policy FROM routing.sla_timers WHERE conversation_id = '%s'",
+                         in.conversation_id);
     assert_string_equal (text, "support 2h");
 
     /* Friday evening, closed: nothing. */
@@ -370,15 +294,18 @@ test_breach_across_the_weekend (void **state)
     retain__v1__sla_breached__free_unpacked (b, NULL);
     assert_true (s_flagged (in.conversation_id));
     /* The escalation: to another of the team, with its reason. */
-    s_text (text, sizeof text, "SELECT assignee FROM routing.conversations WHERE id = '%s'",
-            in.conversation_id);
+    rt_test_router_text (s_f.pg, text, sizeof text,
+                         "SELECT assignee FROM routing.conversations WHERE id = '%s'",
+                         in.conversation_id);
     assert_string_equal (text, "petro");
-    s_text (text, sizeof text,
-            "SELECT body->>'reason' FROM routing.timeline WHERE conversation_id = '%s'"
-            " AND kind = 'assignment' ORDER BY seq DESC LIMIT 1",
-            in.conversation_id);
+    rt_test_router_text (s_f.pg, text, sizeof text,
+                         "SELECT body->>'reason' FROM routing.timeline WHERE conversation_id = '%s'"
+                         " AND kind = 'assignment' ORDER BY seq DESC LIMIT 1",
+                         in.conversation_id);
     assert_string_equal (text, "sla_escalation");
-    assert_int_equal (s_long ("SELECT open_count FROM routing.operators WHERE id = 'olena'"), 0);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT open_count FROM routing.operators WHERE id = 'olena'"),
+        0);
     /* A breached clock is no longer a warning. */
     S_TX (routing_sla_warnings (s_f.db, NULL, NULL, 0, w, 4, &n, err, sizeof err));
     assert_int_equal (n, 0);
@@ -391,8 +318,9 @@ test_breach_across_the_weekend (void **state)
         assert_int_equal (r.sla_breached, 0);
     }
     assert_int_equal (s_breaches (NULL), 1);
-    s_text (text, sizeof text, "SELECT assignee FROM routing.conversations WHERE id = '%s'",
-            in.conversation_id);
+    rt_test_router_text (s_f.pg, text, sizeof text,
+                         "SELECT assignee FROM routing.conversations WHERE id = '%s'",
+                         in.conversation_id);
     assert_string_equal (text, "petro");
 }
 
@@ -405,7 +333,7 @@ test_reply_in_time_then_next_response (void **state)
     routing_tick_result_t r;
     (void)state;
 
-    s_customer (cust);
+    rt_test_router_customer (s_f.pg, cust, NULL, NULL);
     in = s_inbound (cust, RETAIN__V1__CHANNEL__TELEGRAM, FRI_1700);
     s_clock_at (MON_0950);
     s_reply (in.conversation_id, "olena");
@@ -444,7 +372,7 @@ test_snooze_and_pending_move_the_due_time (void **state)
     long long due;
     (void)state;
 
-    s_customer (cust);
+    rt_test_router_customer (s_f.pg, cust, NULL, NULL);
     s_clock_at (MON_1000);
     in = s_inbound (cust, RETAIN__V1__CHANNEL__TELEGRAM, MON_1000);
     assert_int_equal (s_timer_ms (in.conversation_id, "first_response", "due_at"),
@@ -490,22 +418,22 @@ test_marketplace_channel_beats_team (void **state)
     routing_tick_result_t r;
     (void)state;
 
-    s_customer (market);
-    s_customer (chat);
+    rt_test_router_customer (s_f.pg, market, NULL, NULL);
+    rt_test_router_customer (s_f.pg, chat, NULL, NULL);
     a = s_inbound (market, RETAIN__V1__CHANNEL__EMAIL, FRI_1700);
     b = s_inbound (chat, RETAIN__V1__CHANNEL__TELEGRAM, FRI_1700);
-    s_text (text, sizeof text,
-            "SELECT policy FROM routing.sla_timers WHERE conversation_id = '%s'"
-            " AND kind = 'first_response'",
-            a.conversation_id);
+    rt_test_router_text (s_f.pg, text, sizeof text,
+                         "SELECT policy FROM routing.sla_timers WHERE conversation_id = '%s'"
+                         " AND kind = 'first_response'",
+                         a.conversation_id);
     assert_string_equal (text, "marketplace 24h");
     /* 24 real hours: Saturday at 17:00, closed or not. */
     assert_int_equal (s_timer_ms (a.conversation_id, "first_response", "due_at"),
                       FRI_1700 + 24 * HOUR_MS);
-    s_text (text, sizeof text,
-            "SELECT policy FROM routing.sla_timers WHERE conversation_id = '%s'"
-            " AND kind = 'first_response'",
-            b.conversation_id);
+    rt_test_router_text (s_f.pg, text, sizeof text,
+                         "SELECT policy FROM routing.sla_timers WHERE conversation_id = '%s'"
+                         " AND kind = 'first_response'",
+                         b.conversation_id);
     assert_string_equal (text, "support 2h");
 
     r = s_tick (FRI_1700 + 24 * HOUR_MS);
@@ -518,8 +446,9 @@ test_marketplace_channel_beats_team (void **state)
     retain__v1__sla_breached__free_unpacked (e, NULL);
     assert_true (s_flagged (a.conversation_id));
     assert_false (s_flagged (b.conversation_id));
-    s_text (text, sizeof text, "SELECT assignee FROM routing.conversations WHERE id = '%s'",
-            a.conversation_id);
+    rt_test_router_text (s_f.pg, text, sizeof text,
+                         "SELECT assignee FROM routing.conversations WHERE id = '%s'",
+                         a.conversation_id);
     assert_string_equal (text, a.assignee);
 }
 
@@ -571,10 +500,10 @@ test_bad_policies_refused (void **state)
     assert_int_equal (rt_db_begin (s_f.db), 0);
     s_refused (routing_sla_policy_delete (s_f.db, "no such", err, sizeof err),
                ROUTING_ERR_NOT_FOUND, err, "no such");
-    assert_int_equal (s_long ("SELECT count(*) FROM routing.sla_policies"), 2);
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.sla_policies"), 2);
 
     /* Deleted: its running clock stops, nothing breaches. */
-    s_customer (cust);
+    rt_test_router_customer (s_f.pg, cust, NULL, NULL);
     in = s_inbound (cust, RETAIN__V1__CHANNEL__TELEGRAM, FRI_1700);
     S_TX (routing_sla_policy_delete (s_f.db, "support 2h", err, sizeof err));
     r = s_tick (MON_1000 + HOUR_MS);
@@ -583,7 +512,7 @@ test_bad_policies_refused (void **state)
     /* Business hours without a calendar: the message is taken, no clock. */
     S_TX (routing_team_hours_set (s_f.db, "support", NULL, err, sizeof err));
     S_TX (routing_sla_policy_set (s_f.db, SUPPORT_2H, err, sizeof err));
-    s_customer (cust);
+    rt_test_router_customer (s_f.pg, cust, NULL, NULL);
     in = s_inbound (cust, RETAIN__V1__CHANNEL__TELEGRAM, FRI_1700);
     assert_string_not_equal (in.conversation_id, "");
     assert_int_equal (s_timer_ms (in.conversation_id, "first_response", "due_at"), -1);

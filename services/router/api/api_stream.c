@@ -162,9 +162,13 @@ static const char *s_sql_read =
     " ORDER BY s.xid, s.seq LIMIT $5::integer";
 
 /* Whether committed rows wait behind the horizon (an older transaction
- * still runs). */
-static const char *s_sql_held = "SELECT EXISTS (SELECT 1 FROM routing.stream"
-                                " WHERE xid >= pg_snapshot_xmin(pg_current_snapshot()))";
+ * still runs): the newest row's xid, one step down the primary key's
+ * index from its end, against the horizon. (A range condition on the
+ * horizon made the planner scan the table: it cannot tell how few rows
+ * lie above a value known only at run time.) */
+static const char *s_sql_held =
+    "SELECT COALESCE((SELECT xid FROM routing.stream ORDER BY xid DESC, seq DESC LIMIT 1)"
+    " >= pg_snapshot_xmin(pg_current_snapshot()), false)";
 
 /* What retention deleted last, and the next transaction id. */
 static const char *s_sql_horizon =
