@@ -21,9 +21,8 @@
  * customer's open call-backs for that number, before step 2, since it
  * closes them even when no conversation is open.
  *
- * Call-backs and the customer's orders live here too, beside the timeline
- * they are entries of, so that routing_prepare registers their statements
- * with the rest.
+ * Call-backs done and counted, and the customer's orders, are entries of
+ * the same timeline kept apart in events.c.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,7 +40,6 @@
 #include "rt_uuid.h"
 #include "sla_store.h"
 
-#define S_EVENT_FIND   "routing_event_find"
 #define S_CONV_OPEN    "routing_conv_open"
 #define S_CONV_CURRENT "routing_conv_current"
 #define S_CONV_INBOUND "routing_conv_inbound"
@@ -55,11 +53,6 @@
 #define S_REOPEN       "routing_conv_reopen"
 #define S_MERGED_OF    "routing_conv_merged_of"
 #define S_CB_CALLED    "routing_callback_called"
-#define S_CB_DONE      "routing_callback_done"
-#define S_CB_GET       "routing_callback_get"
-#define S_CB_COUNT_OP  "routing_callback_count_operator"
-#define S_CB_COUNT_TM  "routing_callback_count_team"
-#define S_ORDER_CONV   "routing_order_conv"
 #define S_ORDERS_EARLY "routing_orders_earlier"
 
 /* A new conversation's context: the customer's orders of the last
@@ -72,17 +65,11 @@
 #define S_TS4 ROUTING_TS (4)
 #define S_TS5 ROUTING_TS (5)
 
-/* Open call-backs in conversations that are not resolved. */
-#define S_CB_COUNT                                                                                 \
-    "SELECT count(*) FROM routing.timeline t JOIN routing.conversations c"                         \
-    " ON c.id = t.conversation_id WHERE t.kind = 'call_back' AND t.done_at IS NULL"                \
-    " AND c.status <> 'resolved'"
-
 const routing_stmt_t routing_conversation_stmts[] = {
-    {S_EVENT_FIND, "SELECT t.conversation_id, COALESCE(t.channel, ''), c.customer_id,"
-                   " COALESCE(c.assignee, ''), c.unanswered FROM routing.timeline t"
-                   " JOIN routing.conversations c ON c.id = t.conversation_id"
-                   " WHERE t.event_id = $1::uuid"},
+    {ROUTING_EVENT_FIND, "SELECT t.conversation_id, COALESCE(t.channel, ''), c.customer_id,"
+                         " COALESCE(c.assignee, ''), c.unanswered FROM routing.timeline t"
+                         " JOIN routing.conversations c ON c.id = t.conversation_id"
+                         " WHERE t.event_id = $1::uuid"},
     /* DO UPDATE rather than DO NOTHING: it waits for another replica's
      * uncommitted conversation and returns it, locked. A new conversation
      * takes the inbox's team, else its customer's manager's. */
@@ -148,18 +135,7 @@ const routing_stmt_t routing_conversation_stmts[] = {
             " FROM routing.conversations c WHERE c.id = t.conversation_id"
             " AND c.customer_id = $1::uuid AND t.kind = 'call_back' AND t.done_at IS NULL"
             " AND ($2::text IS NULL OR t.body->>'number' IS NULL OR t.body->>'number' = $2)"},
-    {S_CB_DONE,
-     "UPDATE routing.timeline SET done_at = " ROUTING_TS (
-         3) ", done_by = $4"
-            " WHERE seq = $2::bigint AND conversation_id = $1::uuid AND kind = 'call_back'"
-            " AND done_at IS NULL RETURNING seq"},
-    {S_CB_GET, "SELECT done_at IS NOT NULL FROM routing.timeline WHERE seq = $2::bigint"
-               " AND conversation_id = $1::uuid AND kind = 'call_back'"},
-    {S_CB_COUNT_OP, S_CB_COUNT " AND c.assignee = $1"},
-    {S_CB_COUNT_TM, S_CB_COUNT " AND c.team_id = $1"},
     /* The open conversation, else the latest. */
-    {S_ORDER_CONV, "SELECT id FROM routing.conversations WHERE customer_id = $1::uuid"
-                   " ORDER BY status <> 'resolved' DESC, created_at DESC, id DESC LIMIT 1"},
     /* $1 the new conversation, $2 its customer, $3 now. Not counted:
      * nobody waits for an answer to an order. */
     {S_ORDERS_EARLY,
@@ -275,7 +251,7 @@ s_counts (const routing_inbound_t *in, const char **kind)
     return !in->edited && (*ev == '\0' || strcmp (ev, "message") == 0);
 }
 
-/* Fills a replay's result from S_EVENT_FIND's row. */
+/* Fills a replay's result from ROUTING_EVENT_FIND's row. */
 static void
 s_replay (PGresult *res, routing_inbound_result_t *out)
 {
@@ -350,7 +326,7 @@ routing_inbound (rt_db_t *db, const routing_inbound_t *in, routing_inbound_resul
     }
     {
         const char *v[1] = {in->event_id};
-        res = routing_exec (db, S_EVENT_FIND, 1, v, err, errlen);
+        res = routing_exec (db, ROUTING_EVENT_FIND, 1, v, err, errlen);
     }
     if (!res)
         return ROUTING_ERR_DB;
@@ -463,7 +439,7 @@ routing_outbound (rt_db_t *db, const routing_outbound_t *in, routing_outbound_re
     s_copy (out->customer_id, sizeof out->customer_id, c.customer);
     {
         const char *v[1] = {in->message_id};
-        res = routing_exec (db, S_EVENT_FIND, 1, v, err, errlen);
+        res = routing_exec (db, ROUTING_EVENT_FIND, 1, v, err, errlen);
     }
     if (!res)
         return ROUTING_ERR_DB;
@@ -783,122 +759,5 @@ routing_reopen (rt_db_t *db, const char *conv, const char *by, char *err, size_t
         return ROUTING_ERR_DB;
     if (routing_assign (db, conv, NULL, false, ROUTING_REASON_NONE, now, &a, err, errlen) != 0)
         return ROUTING_ERR_DB;
-    return ROUTING_OK;
-}
-
-/* --- call-backs and the customer's orders --- */
-
-routing_status_t
-routing_callback_done (rt_db_t *db, const char *conv, int64_t item, const char *by, char *err,
-                       size_t errlen)
-{
-    routing_ms_t seq = routing_ms (item), ts = routing_ms (rt_clock_now_ms ());
-    const char *v[4] = {conv, seq.s, ts.s, by};
-    PGresult *res;
-    bool done;
-
-    if (!routing_id_ok (conv) || item <= 0 || !routing_set (by)) {
-        rt_errf (err, errlen, "a call-back done names a conversation, the item and the operator");
-        return ROUTING_ERR_INVALID;
-    }
-    res = routing_exec (db, S_CB_DONE, 4, v, err, errlen);
-    if (!res)
-        return ROUTING_ERR_DB;
-    done = PQntuples (res) > 0;
-    PQclear (res);
-    if (done)
-        return ROUTING_OK;
-    res = routing_exec (db, S_CB_GET, 2, v, err, errlen);
-    if (!res)
-        return ROUTING_ERR_DB;
-    done = PQntuples (res) > 0;
-    PQclear (res);
-    if (!done) {
-        rt_errf (err, errlen, "no call-back %lld in conversation %s", (long long)item, conv);
-        return ROUTING_ERR_NOT_FOUND;
-    }
-    return ROUTING_OK;
-}
-
-routing_status_t
-routing_callbacks_open (rt_db_t *db, const char *operator_id, const char *team_id, long long *out,
-                        char *err, size_t errlen)
-{
-    const char *v[1];
-    PGresult *res;
-
-    *out = 0;
-    if (routing_set (operator_id) == routing_set (team_id)) {
-        rt_errf (err, errlen, "call-backs of an operator or of a team: name exactly one");
-        return ROUTING_ERR_INVALID;
-    }
-    v[0] = routing_set (operator_id) ? operator_id : team_id;
-    res = routing_exec (db, routing_set (operator_id) ? S_CB_COUNT_OP : S_CB_COUNT_TM, 1, v, err,
-                        errlen);
-    if (!res)
-        return ROUTING_ERR_DB;
-    *out = atoll (PQgetvalue (res, 0, 0));
-    PQclear (res);
-    return ROUTING_OK;
-}
-
-routing_status_t
-routing_order_event (rt_db_t *db, const char *customer_id, const char *event_id, const char *kind,
-                     const char *summary, int64_t occurred_at, char *conversation_id, bool *added,
-                     char *err, size_t errlen)
-{
-    char conv[ROUTING_ID_LEN + 1] = "";
-    json_t *j = NULL;
-    PGresult *res;
-    bool is_new = false;
-
-    if (conversation_id)
-        conversation_id[0] = '\0';
-    if (added)
-        *added = false;
-    if (!routing_id_ok (customer_id) || !routing_id_ok (event_id) || !kind ||
-        (strcmp (kind, "order") != 0 && strcmp (kind, "shipment") != 0)) {
-        rt_errf (err, errlen, "an order event names a customer, an event id and order or shipment");
-        return ROUTING_ERR_INVALID;
-    }
-    j = summary ? json_loads (summary, 0, NULL) : NULL;
-    if (!json_is_object (j)) {
-        json_decref (j);
-        rt_errf (err, errlen, "an order event's summary is a JSON object");
-        return ROUTING_ERR_INVALID;
-    }
-    json_decref (j);
-    {
-        const char *v[1] = {event_id};
-        res = routing_exec (db, S_EVENT_FIND, 1, v, err, errlen);
-    }
-    if (!res)
-        return ROUTING_ERR_DB;
-    if (PQntuples (res) > 0) {
-        s_copy (conv, sizeof conv, PQgetvalue (res, 0, 0));
-        PQclear (res);
-        goto done;
-    }
-    PQclear (res);
-    {
-        const char *v[1] = {customer_id};
-        res = routing_exec (db, S_ORDER_CONV, 1, v, err, errlen);
-    }
-    if (!res)
-        return ROUTING_ERR_DB;
-    if (PQntuples (res) > 0)
-        s_copy (conv, sizeof conv, PQgetvalue (res, 0, 0));
-    PQclear (res);
-    if (!*conv)
-        return ROUTING_OK;
-    if (routing_timeline_add (db, conv, kind, event_id, NULL, false, NULL, summary,
-                              occurred_at > 0 ? occurred_at : rt_clock_now_ms (), &is_new, err,
-                              errlen) != 0)
-        return ROUTING_ERR_DB;
-done:
-    if (conversation_id)
-        s_copy (conversation_id, ROUTING_ID_LEN + 1, conv);
-    if (added)
-        *added = is_new;
     return ROUTING_OK;
 }

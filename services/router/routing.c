@@ -155,7 +155,8 @@ routing_prepare (rt_db_t *db, char *err, size_t errlen)
         size_t n;
     } sets[] = {{s_stmts, S_NSTMTS},
                 {routing_conversation_stmts, routing_conversation_nstmts},
-                {routing_assign_stmts, routing_assign_nstmts}};
+                {routing_assign_stmts, routing_assign_nstmts},
+                {routing_event_stmts, routing_event_nstmts}};
     size_t i, j;
 
     for (i = 0; i < sizeof sets / sizeof sets[0]; i++) {

@@ -1,8 +1,8 @@
 /*
  * routing_int: what routing.c (statements, helpers, counters),
- * conversation.c (the timeline, messages, statuses) and assign.c
- * (assignment, presence, transfers, the timer) share. Not part of the
- * contract.
+ * conversation.c (the timeline, messages, statuses), events.c (call-backs,
+ * orders) and assign.c (assignment, presence, transfers, the timer)
+ * share. Not part of the contract.
  */
 #ifndef ROUTER_ROUTING_INT_H
 #define ROUTER_ROUTING_INT_H
@@ -32,6 +32,12 @@ extern const routing_stmt_t routing_conversation_stmts[];
 extern const size_t routing_conversation_nstmts;
 extern const routing_stmt_t routing_assign_stmts[];
 extern const size_t routing_assign_nstmts;
+extern const routing_stmt_t routing_event_stmts[];
+extern const size_t routing_event_nstmts;
+
+/* conversation.c's statement that finds a timeline entry by its event id
+ * (a replay), which events.c runs too. */
+#define ROUTING_EVENT_FIND "routing_event_find"
 
 /* Unix ms as decimal text. */
 typedef struct {
