@@ -466,12 +466,6 @@ api_streams (api_t *self)
     return self->stream;
 }
 
-bool
-api_healthy (const api_t *self)
-{
-    return rt_db_local_healthy (self->dbs);
-}
-
 void
 api_stop (api_t **self_p)
 {

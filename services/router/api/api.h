@@ -10,7 +10,11 @@
  * that is down costs a request a 503 "database", never a wait), with
  * identity's, routing's and the API's statements prepared on it. A reply
  * (POST /v1/conversations/{id}/messages) honours Idempotency-Key through
- * rt_http_idem_pg, shared by the replicas.
+ * rt_http_idem_pg, shared by the replicas. routerd's /readyz is its
+ * consumer's (rt_daemon's): the API does not add its workers' connections
+ * to it, since a worker tries again only at its next request and a probe
+ * withdrawn from traffic would never see PostgreSQL come back; each
+ * request answers for itself (503).
  *
  * Who sees what. The schema gives an operator one team
  * (routing.operators.team_id), so an operator and a supervisor alike see
@@ -67,12 +71,6 @@ api_t *api_start (const api_config_t *config, char *err, size_t errlen);
 
 /* The port it listens on (useful with port 0). */
 int api_port (const api_t *self);
-
-/* False while a worker's last attempt to connect to PostgreSQL failed
- * (its requests are answered 503 "database"); true before any worker
- * tried. Safe from any thread (routerd's /readyz). It moves only with
- * requests: a worker tries again at its next request, none without. */
-bool api_healthy (const api_t *self);
 
 /* Stops serving (answers in flight are finished) and frees everything.
  * Safe on NULL; sets *self_p NULL. */
