@@ -247,7 +247,7 @@ s_clock_name (const sla_policy_t *p)
 static void
 s_format_warning (const sla_policy_t *p, char *out, size_t outlen)
 {
-    char lead[16];
+    char lead[24];
     if (p->warn_percent > 0)
         snprintf (out, outlen, "%d%%", p->warn_percent);
     else if (p->warn_before_ms > 0) {
@@ -275,7 +275,7 @@ static int
 s_sla_set (int argc, char **argv)
 {
     s_cmd_t cmd;
-    char err[512] = "", scope[96], first[16], next[16], resolution[16];
+    char err[512] = "", scope[96], first[24], next[24], resolution[24];
     char *text = NULL;
     sla_policy_t *p = NULL;
     routing_status_t st;
@@ -347,7 +347,7 @@ static int
 s_sla_list (int argc, char **argv)
 {
     s_cmd_t cmd;
-    char err[512], scope[96], first[16], next[16], resolution[16], warning[32], escalation[96];
+    char err[512], scope[96], first[24], next[24], resolution[24], warning[32], escalation[96];
     PGresult *res = NULL;
     json_t *all = NULL;
     bool json;
