@@ -52,6 +52,7 @@ static const rt_bus_type_t s_types[] = {
     {"CustomerUpserted", "customer", &retain__v1__customer_upserted__descriptor},
     {"CustomerMerged", "customer", &retain__v1__customer_merged__descriptor},
     {"CustomerUnmerged", "customer", &retain__v1__customer_unmerged__descriptor},
+    {"ConsentChanged", "customer", &retain__v1__consent_changed__descriptor},
 };
 
 #define S_NTYPES   (sizeof s_types / sizeof s_types[0])

@@ -2,11 +2,13 @@
  * retain-notifyd: every outbound message, through its provider, once.
  *
  * What is notifyd's own: its settings, its migrations (the outbox's and
- * notify's), the consumer group "notify" over the stream "message"
- * (daemon/handler.c: requests become sends, receipts move them, in the
- * round's transaction) and the sender (daemon/sender.c: workers claiming
- * due sends within the rate limits and recording each outcome; the crash
- * policy in daemon/recover.c). The main loop is the consumer's until
+ * notify's), the consumer group "notify" over the streams "message",
+ * "notification" and "customer" (daemon/handler.c: requests become sends,
+ * receipts move them, consent changes are kept, in the round's
+ * transaction; daemon/notification.c: a notification's template, channel,
+ * consent and quiet hours) and the sender (daemon/sender.c: workers
+ * claiming due sends within the rate limits and recording each outcome;
+ * the crash policy in daemon/recover.c). The main loop is the consumer's until
  * SIGTERM; the rest is common/daemon's.
  */
 #include <stdatomic.h>
@@ -15,10 +17,13 @@
 #include <unistd.h>
 
 #include "notifyd.h"
+#include "rt_channel.h"
 #include "rt_consumer.h"
 #include "rt_daemon.h"
 #include "rt_log.h"
 #include "rt_outbox.h"
+#include "rt_tz.h"
+#include "template.h"
 
 /* notify's migrations (sql/): rt_migrations_notify. */
 extern const rt_migration_set_t rt_migrations_notify;
@@ -26,7 +31,9 @@ extern const rt_migration_set_t rt_migrations_notify;
 static const rt_migration_set_t *const s_migrations[] = {&rt_migrations_outbox,
                                                          &rt_migrations_notify, NULL};
 
-static const char *const s_streams[] = {"message"};
+/* message: operators' replies and the providers' receipts; notification:
+ * NotificationRequested; customer: ConsentChanged. */
+static const char *const s_streams[] = {"message", "notification", "customer"};
 
 static const rt_config_setting_t s_settings[] = {
     {"pub", "RETAIN_BUS_PUB", "tcp://127.0.0.1:7702", "busd PUB endpoints, comma-separated"},
@@ -59,17 +66,34 @@ static const rt_config_setting_t s_settings[] = {
      "between two runs of the crash policy, expiry and the queue gauge"},
     {"host-connections", "RETAIN_NOTIFY_HOST_CONNECTIONS", "8",
      "connections to one provider host at most, per worker"},
+    {"locale-chain", "RETAIN_NOTIFY_LOCALE_CHAIN", TEMPLATE_CHAIN_DEFAULT,
+     "template locales tried after the customer's own, in order"},
+    {"fallback-chain", "RETAIN_NOTIFY_FALLBACK_CHAIN", "viber,sms,email",
+     "channels a notification tries, in order, after its first choice"},
+    {"marketing-consent", "RETAIN_NOTIFY_MARKETING_CONSENT", "opt-in",
+     "opt-in: marketing needs consent granted; opt-out: it goes unless withdrawn"},
+    {"quiet-hours", "RETAIN_NOTIFY_QUIET_HOURS", "21:00-09:00",
+     "HH:MM-HH:MM in the customer's zone when marketing waits; none: no quiet hours"},
+    {"default-zone", "RETAIN_NOTIFY_DEFAULT_ZONE", "Europe/Kyiv",
+     "the customer's IANA zone when neither the profile nor the phone tells"},
+    {"sms-segments-max", "RETAIN_NOTIFY_SMS_SEGMENTS_MAX", "10",
+     "an SMS notification of more segments is refused (text_too_long)"},
+    {"important-categories", "RETAIN_NOTIFY_IMPORTANT_CATEGORIES", "transactional",
+     "categories that go on the next channel when no delivery receipt came in time"},
+    {"receipt-wait", "RETAIN_NOTIFY_RECEIPT_WAIT", "15m",
+     "how long an important notification waits for its receipt; 0: forever"},
     {NULL, NULL, NULL, NULL}};
 
 /* The daemon's one context. */
 typedef struct {
-    char member[NOTIFYD_MEMBER_MAX]; /* this replica's name */
-    sender_config_t sender_config;   /* the sender's settings */
-    handler_t handler;               /* the consumer handler's state */
-    rt_consumer_t *consumer;         /* the group "notify" */
-    sender_t *sender;                /* the workers */
-    _Atomic (sender_t *) live;       /* the sender, once started, for `ready` */
-    atomic_bool consuming;           /* the consumer runs */
+    char member[NOTIFYD_MEMBER_MAX];    /* this replica's name */
+    sender_config_t sender_config;      /* the sender's settings */
+    notification_config_t notification; /* routing, consent and timing of notifications */
+    handler_t handler;                  /* the consumer handler's state */
+    rt_consumer_t *consumer;            /* the group "notify" */
+    sender_t *sender;                   /* the workers */
+    _Atomic (sender_t *) live;          /* the sender, once started, for `ready` */
+    atomic_bool consuming;              /* the consumer runs */
 } notifyd_t;
 
 static int
@@ -115,6 +139,99 @@ s_sender_config (notifyd_t *self, const rt_config_t *c, char *err, size_t errlen
     return 0;
 }
 
+/* "HH:MM" into minutes of the day; -1 when it is not one. */
+static int
+s_minutes (const char *s, size_t len)
+{
+    int h, m, n = 0;
+    char buf[8];
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy (buf, s, len);
+    buf[len] = '\0';
+    if (sscanf (buf, "%d:%d%n", &h, &m, &n) != 2 || n != (int)len || h < 0 || h > 23 || m < 0 ||
+        m > 59)
+        return -1;
+    return h * 60 + m;
+}
+
+/* Every name of a comma-separated list passes check. */
+static int
+s_list_ok (const char *list, int (*check) (const char *))
+{
+    char buf[256], *save = NULL;
+    int n = 0;
+    snprintf (buf, sizeof buf, "%s", list);
+    for (char *p = strtok_r (buf, ",", &save); p; p = strtok_r (NULL, ",", &save), n++) {
+        if (check (p) != 0)
+            return -1;
+    }
+    return n > 0 && strlen (list) < sizeof buf ? 0 : -1;
+}
+
+static int
+s_channel_ok (const char *name)
+{
+    return rt_channel_by_name (name) ? 0 : -1;
+}
+
+static int
+s_category_ok (const char *name)
+{
+    return strcmp (name, "transactional") == 0 || strcmp (name, "marketing") == 0 ? 0 : -1;
+}
+
+static int
+s_notification_config (notifyd_t *self, const rt_config_t *c, char *err, size_t errlen)
+{
+    notification_config_t *n = &self->notification;
+    const char *quiet = rt_config_get (c, "quiet-hours"), *dash = strchr (quiet, '-');
+    const char *consent = rt_config_get (c, "marketing-consent");
+    int64_t segments;
+    rt_tz_t *tz;
+    if (rt_config_get_int (c, "sms-segments-max", 1, 255, &segments, err, errlen) != 0 ||
+        rt_config_get_ms (c, "receipt-wait", &n->receipt_wait_ms, err, errlen) != 0)
+        return -1;
+    n->sms_segments_max = (int)segments;
+    n->locale_chain = rt_config_get (c, "locale-chain");
+    n->fallback_chain = rt_config_get (c, "fallback-chain");
+    n->important = rt_config_get (c, "important-categories");
+    n->default_zone = rt_config_get (c, "default-zone");
+    if (s_list_ok (n->locale_chain, template_locale_check) != 0) {
+        rt_errf (err, errlen, "--locale-chain: BCP 47 tags separated by commas, e.g. uk,ru,en");
+        return -1;
+    }
+    if (s_list_ok (n->fallback_chain, s_channel_ok) != 0) {
+        rt_errf (err, errlen,
+                 "--fallback-chain: channel names separated by commas, e.g. viber,sms");
+        return -1;
+    }
+    if (n->important[0] && s_list_ok (n->important, s_category_ok) != 0) {
+        rt_errf (err, errlen, "--important-categories: transactional, marketing or both");
+        return -1;
+    }
+    if (strcmp (consent, "opt-in") != 0 && strcmp (consent, "opt-out") != 0) {
+        rt_errf (err, errlen, "--marketing-consent: opt-in or opt-out");
+        return -1;
+    }
+    n->marketing_opt_out = strcmp (consent, "opt-out") == 0;
+    if (strcmp (quiet, "none") == 0 || !quiet[0]) {
+        n->quiet_start_min = n->quiet_end_min = 0;
+    } else {
+        n->quiet_start_min = dash ? s_minutes (quiet, (size_t)(dash - quiet)) : -1;
+        n->quiet_end_min = dash ? s_minutes (dash + 1, strlen (dash + 1)) : -1;
+        if (n->quiet_start_min < 0 || n->quiet_end_min < 0) {
+            rt_errf (err, errlen, "--quiet-hours: HH:MM-HH:MM (21:00-09:00) or none");
+            return -1;
+        }
+    }
+    tz = rt_tz_new (n->default_zone, err, errlen);
+    if (!tz)
+        return -1;
+    rt_tz_destroy (&tz);
+    return 0;
+}
+
 static int
 s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
 {
@@ -123,7 +240,8 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     rt_consumer_config_t cc = {0};
     int64_t batch_max;
     if (rt_config_get_int (c, "batch-max", 1, 100000, &batch_max, err, errlen) != 0 ||
-        s_sender_config (self, c, err, errlen) != 0)
+        s_sender_config (self, c, err, errlen) != 0 ||
+        s_notification_config (self, c, err, errlen) != 0)
         return -1;
     if (rt_config_get (c, "member")[0]) {
         snprintf (self->member, sizeof self->member, "%s", rt_config_get (c, "member"));
@@ -135,7 +253,9 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     self->sender_config.dsn = rt_daemon_dsn (d);
     self->sender_config.member = self->member;
     self->sender_config.metrics = rt_daemon_metrics (d);
-    handler_init (&self->handler, rt_daemon_metrics (d));
+    self->notification.metrics = rt_daemon_metrics (d);
+    self->sender_config.notification = &self->notification;
+    handler_init (&self->handler, rt_daemon_metrics (d), &self->notification);
     cc.dsn = rt_daemon_dsn (d);
     cc.group = "notify";
     cc.member = self->member;

@@ -71,7 +71,8 @@ test_registry (void **state)
                               "PointsEarned",         "CouponIssued",
                               "TierChanged",          "FeedbackReceived",
                               "ChurnRiskChanged",     "CustomerUpserted",
-                              "CustomerMerged",       "CustomerUnmerged"};
+                              "CustomerMerged",       "CustomerUnmerged",
+                              "ConsentChanged"};
     for (i = 0; i < sizeof required / sizeof *required; i++) {
         const rt_bus_type_t *t = rt_bus_type_find (required[i]);
         assert_non_null (t);

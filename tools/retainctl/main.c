@@ -4,10 +4,12 @@
  * Each command is a function in its own file (retainctl.h) with its own
  * settings table, so `retainctl <command> --help` lists exactly what that
  * command takes, environment variables included. The commands form one
- * table here, groups (inbox, churn, team, operator, sla, template) nesting their
- * own, and one dispatcher walks it: at every level "--help" and "help"
- * print the usage on stdout and exit 0, a missing or unknown word prints
- * it on stderr and exits 2.
+ * table here, groups (inbox, churn, team, operator, sla, template, notify)
+ * nesting their own, and one dispatcher walks it: at every level "--help"
+ * and "help" print the usage on stdout and exit 0, a missing or unknown
+ * word prints it on stderr and exits 2. A command may have subcommands of
+ * its own ("notify failed" and "notify failed retry"): a next word naming
+ * one runs it, anything else runs the command.
  * `retainctl help --commands` prints every command line the table holds,
  * one per line, so a test (or a shell completion) covers a new command
  * without being told about it.
@@ -51,6 +53,9 @@ static const retainctl_command_t s_commands[] = {
     {.name = "template",
      .summary = "notifyd's templates: add, list, show, preview",
      .subs = retainctl_template_commands},
+    {.name = "notify",
+     .summary = "notifyd's sending accounts and dead letters: account, failed",
+     .subs = retainctl_notify_commands},
     {.name = NULL}};
 
 bool
@@ -101,6 +106,18 @@ s_list (const char *prefix, const retainctl_command_t *table)
     }
 }
 
+/* Whether argv[2] names one of c's subcommands (c a command with them). */
+static bool
+s_names_sub (const retainctl_command_t *c, int argc, char **argv)
+{
+    const retainctl_command_t *sub;
+    for (sub = c->subs; sub && argc > 2 && sub->name; sub++) {
+        if (strcmp (argv[2], sub->name) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Runs argv against table; argv[0] is the word that led here and prefix
  * names it for the usage text ("retainctl", "retainctl inbox"). */
 static int
@@ -134,7 +151,7 @@ s_dispatch (const char *prefix, const retainctl_command_t *table, int argc, char
     for (c = table; c->name; c++) {
         if (strcmp (argv[1], c->name) != 0)
             continue;
-        if (c->run)
+        if (c->run && !s_names_sub (c, argc, argv))
             return c->run (argc - 1, argv + 1);
         snprintf (sub, sizeof sub, "%s %s", prefix, c->name);
         return s_dispatch (sub, c->subs, argc - 1, argv + 1);

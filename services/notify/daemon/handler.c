@@ -14,6 +14,15 @@
  * the channel's limit (text_too_long, the limit named), an inbox without
  * a sending account on that channel (no_account).
  *
+ * NotificationRequested (a template for a customer, from the daemon that
+ * decided to say something) becomes one notify.notifications row keyed by
+ * its notification_id, with its route (the request's channel, else the
+ * customer's preferred one, else the one they wrote on last, then the
+ * fallback chain), and notification.c queues its first send or fails it
+ * with its MessageFailed; a replay finds the row and adds nothing.
+ * ConsentChanged (stream "customer") is recorded in notify.consent and its
+ * history.
+ *
  * MessageDelivered and MessageFailed from ingest are the providers'
  * receipts: they name the provider's id (external_id) on a channel, or the
  * message id. The send they name moves forward (sent, delivered, read; or
@@ -32,6 +41,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "notifyd.h"
 #include "rt_channel.h"
 #include "rt_clock.h"
@@ -40,7 +51,9 @@
 #include "rt_signal.h"
 #include "rt_utf8.h"
 #include "rt_uuid.h"
+#include "retain/v1/customer.pb-c.h"
 #include "retain/v1/message.pb-c.h"
+#include "retain/v1/notification.pb-c.h"
 
 #define S_LABEL_MAX  64  /* a type's name in a label, bytes */
 #define S_REASON_MAX 256 /* a refusal's words */
@@ -86,7 +99,8 @@ static const char *s_delivered_sql =
     "               WHERE ($1 <> '' AND id = NULLIF($1, '')::uuid)"
     "                  OR ($1 = '' AND channel = $2 AND external_id = $3) LIMIT 1)"
     "   AND (s.status = 'sent' OR (s.status = 'delivered' AND $4))"
-    " RETURNING s.id, COALESCE(s.customer_id::text, ''), s.channel, s.external_id";
+    " RETURNING COALESCE(s.notification_id, s.id), COALESCE(s.customer_id::text, ''), s.channel,"
+    "           s.external_id";
 
 /* Whether a receipt names any send at all (one that moved nothing). */
 #define S_KNOWN "notify_handler_known"
@@ -103,7 +117,31 @@ static const char *s_failed_sql =
     "               WHERE ($1 <> '' AND id = NULLIF($1, '')::uuid)"
     "                  OR ($1 = '' AND channel = $2 AND external_id = $3) LIMIT 1)"
     "   AND s.status IN ('sent', 'delivered')"
-    " RETURNING s.id, COALESCE(s.customer_id::text, ''), s.channel, s.external_id, s.attempts";
+    " RETURNING COALESCE(s.notification_id, s.id), COALESCE(s.customer_id::text, ''), s.channel,"
+    "           s.external_id, s.attempts";
+
+/* Is the notification there already (a replay). */
+#define S_N_EXISTS "notify_handler_n_exists"
+static const char *s_n_exists_sql = "SELECT 1 FROM notify.notifications WHERE id = $1::uuid";
+
+/* The customer's first channel when the request names none: their
+ * preferred one, else the one they wrote on last; '' for none. */
+#define S_N_FIRST "notify_handler_n_first"
+static const char *s_n_first_sql =
+    "SELECT COALESCE(NULLIF((SELECT preferred_channel FROM crm.customers"
+    "                        WHERE id = crm.root($1::uuid)), ''),"
+    "  (SELECT channel FROM crm.identities WHERE customer_id = crm.root($1::uuid)"
+    "    ORDER BY last_seen DESC, inbox LIMIT 1), '')";
+
+/* A new notification; notification_route decides its status. */
+#define S_N_INSERT "notify_handler_n_insert"
+static const char *s_n_insert_sql =
+    "INSERT INTO notify.notifications (id, event_id, customer_id, template, variables, category,"
+    "  correlation, route, not_before, expires_at, status, created_at, updated_at)"
+    " VALUES ($1::uuid, $2::uuid, NULLIF($3, '')::uuid, $4, $5::jsonb, $6, $7, $8::text[],"
+    "  to_timestamp(NULLIF($9::bigint, 0) / 1000.0), to_timestamp(NULLIF($10::bigint, 0) / 1000.0),"
+    "  'routed', to_timestamp($11::bigint / 1000.0), to_timestamp($11::bigint / 1000.0))"
+    " ON CONFLICT (id) DO NOTHING";
 
 /* A counter of one event type: name{type="<type>"}, the type cleaned so a
  * label can never break the exposition. */
@@ -300,6 +338,198 @@ cleanup:
     return rc;
 }
 
+/* Appends name to the route literal being built in r ("{a,b"), once. */
+static void
+s_route_add (char *r, size_t len, const char *name)
+{
+    char probe[32];
+    size_t n = strlen (r);
+    if (!rt_channel_by_name (name))
+        return;
+    snprintf (probe, sizeof probe, ",%s,", name);
+    {
+        char have[NOTIFICATION_CHANNELS_MAX * 16 + 2];
+        snprintf (have, sizeof have, ",%s,", r + 1);
+        if (strstr (have, probe))
+            return;
+    }
+    snprintf (r + n, len - n, "%s%s", n > 1 ? "," : "", name);
+}
+
+/* The route: the first choice, then the fallback chain. */
+static int
+s_route (handler_t *self, rt_db_t *db, const Retain__V1__NotificationRequested *m, char *route,
+         size_t len)
+{
+    char chain[256], *save = NULL, *name;
+    snprintf (route, len, "{");
+    if (m->preferred_channel != RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED) {
+        s_route_add (route, len, rt_channel_name (m->preferred_channel));
+    } else {
+        const char *v[1] = {m->customer_id};
+        PGresult *r = rt_db_exec_prepared (db, S_N_FIRST, 1, v, NULL, NULL, 0);
+        if (!r)
+            return s_db_failed ("first channel", db);
+        if (PQntuples (r) > 0 && !PQgetisnull (r, 0, 0))
+            s_route_add (route, len, PQgetvalue (r, 0, 0));
+        PQclear (r);
+    }
+    snprintf (chain, sizeof chain, "%s", self->notification->fallback_chain);
+    for (name = strtok_r (chain, ", ", &save); name; name = strtok_r (NULL, ", ", &save))
+        s_route_add (route, len, name);
+    snprintf (route + strlen (route), len - strlen (route), "}");
+    return 0;
+}
+
+/* A request's variables as a JSON object (owned), NULL when out of memory. */
+static char *
+s_variables (const Retain__V1__NotificationRequested *m)
+{
+    json_t *o = json_object ();
+    char *text;
+    for (size_t i = 0; o && i < m->n_variables; i++) {
+        const Retain__V1__NotificationRequested__VariablesEntry *e = m->variables[i];
+        if (e && e->key && rt_utf8_text_ok (e->key, strlen (e->key)) && e->value &&
+            rt_utf8_text_ok (e->value, strlen (e->value)))
+            json_object_set_new (o, e->key, json_string (e->value));
+    }
+    text = o ? json_dumps (o, JSON_COMPACT) : NULL;
+    json_decref (o);
+    return text;
+}
+
+static int
+s_notification (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
+{
+    Retain__V1__NotificationRequested *m;
+    const char *category;
+    char route[NOTIFICATION_CHANNELS_MAX * 16 + 4], now[24], nb[24], ex[24], err[256];
+    char *vars = NULL;
+    PGresult *r = NULL;
+    int rc = -1;
+
+    m = retain__v1__notification_requested__unpack (NULL, event->payload.len, event->payload.data);
+    if (!m)
+        return s_unreadable (self, event, "the payload is no NotificationRequested");
+    category = s_set (m->category) ? m->category : "transactional";
+    if (!s_is_uuid (m->notification_id) || !s_is_uuid (m->customer_id) || !s_is_uuid (event->id)) {
+        rc = s_unreadable (self, event, "notification_id and customer_id must be UUIDs");
+        goto cleanup;
+    }
+    if (strcmp (category, "transactional") != 0 && strcmp (category, "marketing") != 0) {
+        rc = s_unreadable (self, event, "category must be transactional or marketing");
+        goto cleanup;
+    }
+    if (m->preferred_channel != RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED &&
+        !rt_channel_by_value (m->preferred_channel)) {
+        rc = s_unreadable (self, event, "unknown channel");
+        goto cleanup;
+    }
+    {
+        const char *v[1] = {m->notification_id};
+        r = rt_db_exec_prepared (db, S_N_EXISTS, 1, v, NULL, NULL, 0);
+        if (!r) {
+            rc = s_db_failed ("notification exists", db);
+            goto cleanup;
+        }
+        if (PQntuples (r) > 0) {
+            s_count (self, "retain_notify_replayed_total",
+                     "requests whose send was already recorded", event->type);
+            rc = 0;
+            goto cleanup;
+        }
+        PQclear (r);
+        r = NULL;
+    }
+    if (s_route (self, db, m, route, sizeof route) != 0)
+        goto cleanup;
+    vars = s_variables (m);
+    if (!vars) {
+        rt_log (RT_LOG_WARN, "out of memory", rt_log_str ("step", "variables"));
+        goto cleanup;
+    }
+    snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
+    snprintf (nb, sizeof nb, "%lld", (long long)(m->not_before > 0 ? m->not_before : 0));
+    snprintf (ex, sizeof ex, "%lld", (long long)(m->expires_at > 0 ? m->expires_at : 0));
+    {
+        const char *v[11] = {m->notification_id,
+                             event->id,
+                             m->customer_id,
+                             m->template_ ? m->template_ : "",
+                             vars,
+                             category,
+                             m->correlation ? m->correlation : "",
+                             route,
+                             nb,
+                             ex,
+                             now};
+        r = rt_db_exec_prepared (db, S_N_INSERT, 11, v, NULL, NULL, 0);
+        if (!r) {
+            rc = s_db_failed ("notification insert", db);
+            goto cleanup;
+        }
+    }
+    if (notification_route (db, self->notification, m->notification_id, NULL, NULL, NULL, err,
+                            sizeof err) < 0) {
+        rt_log (RT_LOG_WARN, "notification not routed", rt_log_str ("error", err));
+        goto cleanup;
+    }
+    s_count (self, "retain_notify_events_total", "events taken into notify.sends", event->type);
+    rc = 0;
+cleanup:
+    PQclear (r);
+    free (vars);
+    retain__v1__notification_requested__free_unpacked (m, NULL);
+    return rc;
+}
+
+/* A change of consent from the bus (ingest's STOP keywords, the
+ * unsubscribe link, an operator). */
+static int
+s_consent (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
+{
+    Retain__V1__ConsentChanged *m;
+    const char *category, *channel = NULL;
+    int rc = -1;
+
+    m = retain__v1__consent_changed__unpack (NULL, event->payload.len, event->payload.data);
+    if (!m)
+        return s_unreadable (self, event, "the payload is no ConsentChanged");
+    category = s_set (m->category) ? m->category : NULL;
+    if (!s_is_uuid (m->customer_id) || (category && strcmp (category, "transactional") != 0 &&
+                                        strcmp (category, "marketing") != 0)) {
+        rc = s_unreadable (self, event,
+                           "customer_id must be a UUID, category transactional or marketing");
+        goto cleanup;
+    }
+    if (m->channel != RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED) {
+        const rt_channel_t *ch = rt_channel_by_value (m->channel);
+        if (!ch) {
+            rc = s_unreadable (self, event, "unknown channel");
+            goto cleanup;
+        }
+        channel = ch->name;
+    }
+    if (notification_consent (db, m->customer_id, channel, category, m->granted,
+                              s_set (m->source) ? m->source : "event",
+                              m->at > 0                ? m->at
+                              : event->occurred_at > 0 ? event->occurred_at
+                                                       : rt_clock_now_ms ()) != 0) {
+        rc = s_db_failed ("consent", db);
+        goto cleanup;
+    }
+    rt_log (RT_LOG_INFO, "consent changed", rt_log_str ("customer_id", m->customer_id),
+            rt_log_str ("channel", channel ? channel : "any"),
+            rt_log_str ("category", category ? category : "all"),
+            rt_log_str ("granted", m->granted ? "true" : "false"),
+            rt_log_str ("source", s_set (m->source) ? m->source : "event"));
+    s_count (self, "retain_notify_events_total", "events taken into notify.sends", event->type);
+    rc = 0;
+cleanup:
+    retain__v1__consent_changed__free_unpacked (m, NULL);
+    return rc;
+}
+
 /* A receipt naming nothing notifyd sent, or nothing it can move. */
 static int
 s_receipt_unmoved (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event,
@@ -447,7 +677,10 @@ s_prepare (handler_t *self, rt_db_t *db)
         rt_db_prepare (db, S_INSERT, s_insert_sql) != 0 ||
         rt_db_prepare (db, S_DELIVERED, s_delivered_sql) != 0 ||
         rt_db_prepare (db, S_KNOWN, s_known_sql) != 0 ||
-        rt_db_prepare (db, S_FAILED, s_failed_sql) != 0) {
+        rt_db_prepare (db, S_FAILED, s_failed_sql) != 0 ||
+        rt_db_prepare (db, S_N_EXISTS, s_n_exists_sql) != 0 ||
+        rt_db_prepare (db, S_N_FIRST, s_n_first_sql) != 0 ||
+        rt_db_prepare (db, S_N_INSERT, s_n_insert_sql) != 0 || notification_prepare (db) != 0) {
         rt_log (RT_LOG_ERROR, "the consumer's statements were not prepared",
                 rt_log_str ("error", rt_db_error (db)));
         self->fatal = true;
@@ -458,10 +691,11 @@ s_prepare (handler_t *self, rt_db_t *db)
 }
 
 void
-handler_init (handler_t *self, rt_metrics_t *metrics)
+handler_init (handler_t *self, rt_metrics_t *metrics, const notification_config_t *notification)
 {
     memset (self, 0, sizeof *self);
     self->metrics = metrics;
+    self->notification = notification;
 }
 
 int
@@ -482,6 +716,10 @@ handler_handle (rt_db_t *db, const Retain__V1__Envelope *event, void *arg)
         return s_delivered (self, db, event);
     if (strcmp (type, "MessageFailed") == 0)
         return s_failed (self, db, event);
+    if (strcmp (type, "NotificationRequested") == 0)
+        return s_notification (self, db, event);
+    if (strcmp (type, "ConsentChanged") == 0)
+        return s_consent (self, db, event);
     s_count (self, "retain_notify_skipped_total", "events of types notifyd does not take", type);
     return 0;
 }

@@ -5,13 +5,16 @@
  * the stream "message" into rows of notify.sends inside the consumer's
  * round: an OutboundMessageRequested becomes a queued send to the
  * customer's identity on its channel (or a failed one, with its
- * MessageFailed, when it cannot be sent at all), and ingest's receipts move
- * the send they name to delivered or read. The sender (sender.c) is a pool
- * of worker threads, each with its own libevent loop, HTTP client and
- * PostgreSQL connection, that claims due sends within the rate limits
- * (notify.claim), sends them through the provider adapters (provider.h)
- * and records each outcome (outcome.c) in a transaction of its own with
- * its events in the outbox. Each worker also runs the crash policy
+ * MessageFailed, when it cannot be sent at all), a NotificationRequested
+ * (stream "notification") a notification whose send notification.c
+ * routes (template, channel and fallback, consent, quiet hours), a
+ * ConsentChanged (stream "customer") a change of consent, and ingest's
+ * receipts move the send they name to delivered or read. The sender
+ * (sender.c) is a pool of worker threads, each with its own libevent loop,
+ * HTTP client and PostgreSQL connection, that claims due sends within the
+ * rate limits (notify.claim), sends them through the provider adapters
+ * (provider.h) and records each outcome (outcome.c) in a transaction of
+ * its own with its events in the outbox. Each worker also runs the crash policy
  * (recover.c) at start and every sweep interval: sends another member
  * left `sending` past the lease are uncertain.
  */
@@ -33,17 +36,66 @@
 
 #define NOTIFYD_MEMBER_MAX 128 /* a member's name, bytes */
 
+/* --- notifications (notification.c) --- */
+
+#define NOTIFICATION_CHANNELS_MAX 12 /* channels of one route at most */
+
+/* How notifications are routed, timed and checked: the daemon's settings,
+ * read-only once main.c filled them (shared by the consumer's thread and
+ * the workers). */
+typedef struct {
+    const char *locale_chain;   /* template locales after the customer's (lent) */
+    const char *fallback_chain; /* channels after the first choice, "viber,sms,email" (lent) */
+    bool marketing_opt_out;     /* marketing goes unless withdrawn (an opt-out regime);
+                                   false: it needs consent granted */
+    int quiet_start_min;        /* quiet hours' start, minutes into the local day */
+    int quiet_end_min;          /* their end (before the start: across midnight) */
+    const char *default_zone;   /* IANA zone when the profile and the phone name none (lent) */
+    int sms_segments_max;       /* an SMS text of more segments is refused */
+    const char *important;      /* categories watched for a delivery receipt, comma-separated */
+    int64_t receipt_wait_ms;    /* no receipt this long: the next channel (0: never) */
+    rt_metrics_t *metrics;      /* lent: the daemon's registry */
+} notification_config_t;
+
+/* Registers notification.c's statements on db. 0 or -1. */
+int notification_prepare (rt_db_t *db);
+
+/* Routes notification id inside db's open transaction (rt_outbox_prepare
+ * and notification_prepare done on db): the channels of its route after
+ * `after` (NULL: from the first) are tried in order until one can take
+ * it (an identity, a sending account, no suppression, consent), and there
+ * its template is rendered and its send queued at the first allowed
+ * instant (not_before, quiet hours). from_send, when not NULL, is the
+ * send handing over (a provider's STOP_RECIPIENT or WINDOW, no receipt in
+ * time): it gets fallback_to and fallback_reason (why) and nothing is
+ * said on the bus when no channel is left (the caller says it). With
+ * from_send NULL a notification nothing can take fails: its row and its
+ * MessageFailed (unknown_template, missing_variable, text_too_long,
+ * no_consent, no_channel, expired). 1 a send queued, 0 none, -1 when
+ * PostgreSQL failed (reason in err: the transaction must roll back). */
+int notification_route (rt_db_t *db, const notification_config_t *cfg, const char *id,
+                        const char *after, const char *from_send, const char *why, char *err,
+                        size_t errlen);
+
+/* Records a change of consent (notify.consent_set) inside db's open
+ * transaction: channel NULL or "" for every channel, category NULL for
+ * both. 0 or -1. */
+int notification_consent (rt_db_t *db, const char *customer_id, const char *channel,
+                          const char *category, bool granted, const char *source, int64_t at_ms);
+
 /* --- the consumer handler (handler.c) --- */
 
 /* The consumer handler's state. */
 typedef struct {
-    rt_metrics_t *metrics; /* lent: the daemon's registry */
-    rt_db_t *prepared;     /* the handle the statements were registered with */
-    bool fatal;            /* they could not be: the daemon stops, exit 1 */
+    rt_metrics_t *metrics;                     /* lent: the daemon's registry */
+    const notification_config_t *notification; /* lent: the daemon's settings */
+    rt_db_t *prepared;                         /* the handle the statements were registered with */
+    bool fatal;                                /* they could not be: the daemon stops, exit 1 */
 } handler_t;
 
 /* Readies the handler (nothing connects). */
-void handler_init (handler_t *self, rt_metrics_t *metrics);
+void handler_init (handler_t *self, rt_metrics_t *metrics,
+                   const notification_config_t *notification);
 
 /* The rt_consumer_handler_fn: one event inside the round's transaction.
  * An event that cannot be taken is logged, counted and passed over (0);
@@ -91,6 +143,7 @@ typedef struct {
     int64_t sweep_ms;           /* between two runs of the crash policy and the gauges */
     int host_connections;       /* connections to one provider host at most, per worker */
     rt_metrics_t *metrics;      /* lent: the daemon's registry */
+    const notification_config_t *notification; /* lent: fallbacks and the receipt watch */
 } sender_config_t;
 
 typedef struct sender_t sender_t;

@@ -18,8 +18,13 @@
  *                   sends through it meanwhile. A wait counts no failure.
  *   STOP_RECIPIENT, WINDOW, BAD_REQUEST
  *                   failed, MessageFailed permanent with the provider's
- *                   code and words. Consent and the fallback channel come
- *                   in a later slice: s_unreachable is where they go.
+ *                   code and words. For the first two (s_unreachable): an
+ *                   opt-out withdraws consent on the channel (source
+ *                   "provider:<code>"), and a notification's send hands
+ *                   over to the next channel of its route in the same
+ *                   transaction (notification.c): the failed send keeps
+ *                   the provider's words and names its successor, and no
+ *                   MessageFailed is said while a channel is left.
  *   STOP_ACCOUNT    the account stopped (stopped_at, stopped_reason,
  *                   logged, counted); the send is queued again and waits
  *                   for another usable account of its inbox, or for an
@@ -39,6 +44,7 @@
 #include "rt_clock.h"
 #include "rt_log.h"
 #include "rt_outbox.h"
+#include "rt_uuid.h"
 #include "retain/v1/message.pb-c.h"
 
 /* The claim's send, moved to its outcome: $1 id, $2 claimed_by, $3
@@ -55,7 +61,8 @@ static const char *s_done_sql =
     "  delivered_at = CASE WHEN $4 = 'delivered' THEN to_timestamp($11::bigint / 1000.0)"
     "                      ELSE delivered_at END,"
     "  updated_at = to_timestamp($11::bigint / 1000.0)"
-    " WHERE id = $1::uuid AND status = 'sending' AND claimed_by = $2 AND attempts = $3::integer";
+    " WHERE id = $1::uuid AND status = 'sending' AND claimed_by = $2 AND attempts = $3::integer"
+    " RETURNING COALESCE(notification_id, id)::text, COALESCE(notification_id::text, '')";
 
 /* The account waits until $2 (ms), or longer when it already does. */
 #define S_PAUSE "notify_outcome_pause"
@@ -181,17 +188,37 @@ typedef struct {
     bool delivered;     /* MessageDelivered */
 } s_effect_t;
 
-/* The hook of a later slice: consent withdrawn on an opt-out, the next
- * channel of the customer's fallback chain tried. Today a recipient out of
- * reach is a permanent failure, said on the bus. */
-static void
-s_unreachable (const notify_claim_t *c, const provider_outcome_t *o)
+/* A recipient out of reach on this channel (STOP_RECIPIENT, WINDOW),
+ * inside the outcome's transaction: an opt-out (Twilio 21610, Viber's
+ * unsubscribed) withdraws the customer's consent on the channel, both
+ * categories, source "provider:<code>"; a notification's send hands over
+ * to the next channel of its route. 1 handed over (no MessageFailed: the
+ * notification goes on), 0 not, -1 PostgreSQL failed (err filled). */
+static int
+s_unreachable (const outcome_ctx_t *ctx, const notify_claim_t *c, const provider_outcome_t *o,
+               const char *notification_id, int64_t now, char *err, size_t errlen)
 {
+    char why[PROVIDER_REASON_MAX + PROVIDER_CODE_MAX + 32];
     rt_log (RT_LOG_INFO, "recipient out of reach", rt_log_str ("message_id", c->id),
             rt_log_str ("channel", c->channel),
             rt_log_str ("verdict", provider_verdict_name (o->verdict)),
             rt_log_str ("code", o->code), rt_log_str ("reason", o->reason),
             rt_log_str ("opt_out", o->opt_out ? "true" : "false"));
+    if (o->opt_out && c->customer_id[0]) {
+        char source[PROVIDER_CODE_MAX + 16];
+        snprintf (source, sizeof source, "provider:%s", o->code[0] ? o->code : c->provider);
+        if (notification_consent (ctx->db, c->customer_id, c->channel, NULL, false, source, now) !=
+            0) {
+            rt_errf (err, errlen, "consent: %s", rt_db_error (ctx->db));
+            return -1;
+        }
+    }
+    if (!notification_id[0] ||
+        (o->verdict != PROVIDER_STOP_RECIPIENT && o->verdict != PROVIDER_WINDOW))
+        return 0;
+    snprintf (why, sizeof why, "%s %s: %s", provider_verdict_name (o->verdict), o->code, o->reason);
+    return notification_route (ctx->db, ctx->config->notification, notification_id, c->channel,
+                               c->id, why, err, errlen);
 }
 
 static void
@@ -250,9 +277,11 @@ s_apply (const outcome_ctx_t *ctx, const notify_claim_t *c, const provider_outco
          const s_effect_t *e, const char *verdict, int64_t now)
 {
     rt_db_t *db = ctx->db;
-    char attempts[16], next[24], add[8], nows[24], err[256];
-    notify_event_t ev = {c->id, c->customer_id, c->channel,
+    char attempts[16], next[24], add[8], nows[24], err[256], event_id[RT_UUID_STR_LEN + 1];
+    char notification_id[RT_UUID_STR_LEN + 1];
+    notify_event_t ev = {event_id, c->customer_id, c->channel,
                          o && o->external_id[0] ? o->external_id : NULL};
+    bool handed_over = false;
     PGresult *r;
     snprintf (attempts, sizeof attempts, "%d", c->attempts);
     snprintf (next, sizeof next, "%lld", (long long)e->next_at);
@@ -268,12 +297,21 @@ s_apply (const outcome_ctx_t *ctx, const notify_claim_t *c, const provider_outco
         r = rt_db_exec_prepared (db, S_DONE, 11, v, NULL, NULL, 0);
         if (!r)
             goto failed;
-        if (strcmp (PQcmdTuples (r), "1") != 0) {
+        if (PQntuples (r) != 1) {
             PQclear (r);
             rt_db_rollback (db);
             return 0;
         }
+        snprintf (event_id, sizeof event_id, "%s", PQgetvalue (r, 0, 0));
+        snprintf (notification_id, sizeof notification_id, "%s", PQgetvalue (r, 0, 1));
         PQclear (r);
+    }
+    if (o && strcmp (e->status, "failed") == 0 &&
+        (o->verdict == PROVIDER_STOP_RECIPIENT || o->verdict == PROVIDER_WINDOW)) {
+        int h = s_unreachable (ctx, c, o, notification_id, now, err, sizeof err);
+        if (h < 0)
+            goto failed_err;
+        handed_over = h > 0;
     }
     if (o && o->verdict == PROVIDER_WAIT && !o->per_recipient) {
         const char *v[2] = {c->account, next};
@@ -293,8 +331,9 @@ s_apply (const outcome_ctx_t *ctx, const notify_claim_t *c, const provider_outco
     }
     if (e->delivered && notify_emit_delivered (db, &ev, false, now, err, sizeof err) != 0)
         goto failed_err;
-    if (e->failed_event && notify_emit_failed (db, &ev, o ? o->code : verdict, o ? o->reason : "",
-                                               e->permanent, c->attempts, err, sizeof err) != 0)
+    if (e->failed_event && !handed_over &&
+        notify_emit_failed (db, &ev, o ? o->code : verdict, o ? o->reason : "", e->permanent,
+                            c->attempts, err, sizeof err) != 0)
         goto failed_err;
     if (rt_db_commit (db) != 0)
         goto failed;
@@ -341,11 +380,6 @@ outcome_record (const outcome_ctx_t *ctx, const notify_claim_t *c, const provide
                                             labels, "accounts their provider refused"));
         break;
     }
-    case PROVIDER_STOP_RECIPIENT:
-    case PROVIDER_WINDOW:
-    case PROVIDER_BAD_REQUEST:
-        s_unreachable (c, o);
-        break;
     case PROVIDER_RETRY:
         if (strcmp (e.status, "failed") == 0) {
             rt_log (RT_LOG_WARN, "send failed after its retries", rt_log_str ("message_id", c->id),

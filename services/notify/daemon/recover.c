@@ -24,8 +24,10 @@
  * policy took back is not recorded (outcome.c fences on the claim).
  *
  * Also: queued sends past expires_at are dropped with MessageFailed
- * (expired), never sent late; recipients' buckets untouched for an hour
- * are deleted (a bucket is full again after burst / rate, and a new one
+ * (expired), never sent late (the claim never takes them either); a
+ * notification of an important category whose send got no delivery
+ * receipt within --receipt-wait goes on the next channel of its route; recipients' buckets
+ * untouched for an hour are deleted (a bucket is full again after burst / rate, and a new one
  * starts full); the queue depth gauge is refreshed.
  */
 #include <stdio.h>
@@ -49,8 +51,8 @@ static const char *s_uncertain_sql =
     " WHERE status = 'sending'"
     "   AND (claimed_at < to_timestamp(($1::bigint - $2::bigint) / 1000.0)"
     "        OR ($3::boolean AND claimed_by = $4))"
-    " RETURNING id, category, COALESCE(customer_id::text, ''), channel, attempts,"
-    "           claimed_by, external_id";
+    " RETURNING COALESCE(notification_id, id), category, COALESCE(customer_id::text, ''),"
+    "           channel, attempts, claimed_by, external_id";
 
 /* Expired queued sends. */
 #define S_EXPIRED "notify_recover_expired"
@@ -59,7 +61,17 @@ static const char *s_expired_sql =
     "  last_reason = 'expired before it could be sent',"
     "  updated_at = to_timestamp($1::bigint / 1000.0)"
     " WHERE status = 'queued' AND expires_at <= to_timestamp($1::bigint / 1000.0)"
-    " RETURNING id, COALESCE(customer_id::text, ''), channel, attempts";
+    " RETURNING COALESCE(notification_id, id), COALESCE(customer_id::text, ''), channel, attempts";
+
+/* Notification sends of an important category sent before $2 (ms) with
+ * no receipt since and not handed over yet; $1 the categories. */
+#define S_UNRECEIPTED "notify_recover_unreceipted"
+static const char *s_unreceipted_sql =
+    "SELECT id, channel, notification_id FROM notify.sends"
+    " WHERE status = 'sent' AND notification_id IS NOT NULL AND fallback_reason IS NULL"
+    "   AND category = ANY (string_to_array($1, ','))"
+    "   AND sent_at <= to_timestamp($2::bigint / 1000.0)"
+    " ORDER BY sent_at LIMIT 100 FOR UPDATE SKIP LOCKED";
 
 #define S_BUCKETS "notify_recover_buckets"
 static const char *s_buckets_sql =
@@ -73,6 +85,7 @@ recover_prepare (rt_db_t *db)
 {
     if (rt_db_prepare (db, S_UNCERTAIN, s_uncertain_sql) != 0 ||
         rt_db_prepare (db, S_EXPIRED, s_expired_sql) != 0 ||
+        rt_db_prepare (db, S_UNRECEIPTED, s_unreceipted_sql) != 0 ||
         rt_db_prepare (db, S_BUCKETS, s_buckets_sql) != 0 ||
         rt_db_prepare (db, S_DEPTH, s_depth_sql) != 0)
         return -1;
@@ -180,6 +193,54 @@ failed_err:
     return -1;
 }
 
+/* The receipt watch: an important notification whose send got no
+ * delivery receipt within the wait goes on the next channel of its route
+ * as well; the first send stays as it is (a late receipt still moves it),
+ * and names the one that took over. */
+static int
+s_unreceipted (const outcome_ctx_t *ctx, int64_t now)
+{
+    const notification_config_t *ncfg = ctx->config->notification;
+    char before[24], why[96], err[256];
+    PGresult *r = NULL;
+    int n, handed = 0;
+    if (!ncfg || ncfg->receipt_wait_ms <= 0)
+        return 0;
+    snprintf (before, sizeof before, "%lld", (long long)(now - ncfg->receipt_wait_ms));
+    snprintf (why, sizeof why, "no delivery receipt within %llds",
+              (long long)(ncfg->receipt_wait_ms / 1000));
+    if (rt_db_begin (ctx->db) != 0)
+        goto failed;
+    {
+        const char *v[2] = {ncfg->important, before};
+        r = rt_db_exec_prepared (ctx->db, S_UNRECEIPTED, 2, v, NULL, NULL, 0);
+        if (!r)
+            goto failed;
+    }
+    n = PQntuples (r);
+    for (int i = 0; i < n; i++) {
+        int h = notification_route (ctx->db, ncfg, PQgetvalue (r, i, 2), PQgetvalue (r, i, 1),
+                                    PQgetvalue (r, i, 0), why, err, sizeof err);
+        if (h < 0)
+            goto failed_err;
+        handed += h;
+    }
+    if (rt_db_commit (ctx->db) != 0)
+        goto failed;
+    PQclear (r);
+    if (n)
+        rt_log (RT_LOG_INFO, "sends without a receipt", rt_log_int ("sends", n),
+                rt_log_int ("handed_over", handed));
+    return 0;
+failed:
+    rt_errf (err, sizeof err, "%s", rt_db_error (ctx->db));
+failed_err:
+    PQclear (r);
+    rt_db_rollback (ctx->db);
+    rt_log (RT_LOG_WARN, "the receipt watch did not run", rt_log_str ("error", err));
+    return -1;
+}
+
 int
 recover_sweep (const outcome_ctx_t *ctx, bool mine)
 {
@@ -187,7 +248,8 @@ recover_sweep (const outcome_ctx_t *ctx, bool mine)
     char nows[24];
     const char *v[1] = {nows};
     PGresult *r;
-    if (s_uncertain (ctx, mine, now) != 0 || s_expired (ctx, now) != 0)
+    if (s_uncertain (ctx, mine, now) != 0 || s_expired (ctx, now) != 0 ||
+        s_unreceipted (ctx, now) != 0)
         return -1;
     snprintf (nows, sizeof nows, "%lld", (long long)now);
     r = rt_db_exec_prepared (ctx->db, S_BUCKETS, 1, v, NULL, NULL, 0);

@@ -356,7 +356,8 @@ static int
 s_worker_prepare (worker_t *w)
 {
     if (rt_outbox_prepare (w->db) != 0 || outcome_prepare (w->db) != 0 ||
-        recover_prepare (w->db) != 0 || rt_db_prepare (w->db, S_CLAIM, s_claim_sql) != 0)
+        recover_prepare (w->db) != 0 || notification_prepare (w->db) != 0 ||
+        rt_db_prepare (w->db, S_CLAIM, s_claim_sql) != 0)
         return -1;
     return 0;
 }

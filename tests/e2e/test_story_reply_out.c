@@ -1,0 +1,386 @@
+/*
+ * The story of a reply going out: an operator's answer reaches the
+ * customer's Telegram once, and its receipt shows in the timeline.
+ *
+ * Real processes on a database of the story's own: retain-busd,
+ * retain-ingestd, retain-routerd and retain-notifyd, with the shop's bot
+ * made by retainctl (the inbox and, beside its receiving secret, its
+ * sending account, the token from a file) and an operator made by
+ * retainctl and online through the operator API. The Bot API is the
+ * shared fake of the providers (rt_test_fake_provider), where notifyd's
+ * --telegram-api points. The customer writes to the bot through a real
+ * webhook into ingestd; the operator answers through routerd's API with
+ * an Idempotency-Key. The fake Telegram gets exactly one sendMessage, to
+ * the customer's chat, with the operator's text; the same call again
+ * (a client's retry, the same key) answers the same message id and sends
+ * nothing more. Telegram's bots get no delivery receipts, so its success
+ * is the delivery: notifyd's MessageDelivered reaches routerd and the
+ * conversation's timeline shows a receipt linked to the reply's message
+ * id.
+ *
+ * Every answer of the operator API is checked against the OpenAPI
+ * document with tests/integration/openapi/check.mjs (node; without it the
+ * story fails, never skips).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "rt_test.h"
+#include "rt_test_api.h"
+#include "rt_test_fake_provider.h"
+#include "rt_test_ingest.h"
+#include "rt_test_router.h"
+
+#define TG_SECRET "tg-secret-reply-out"
+#define TG_TOKEN  "7100001:AAReplyOutBotToken"
+#define TG_USER   "518273645"
+#define TEXT_IN   "Добрий вечір! Чи можна змінити адресу доставки?"
+#define TEXT_REPLY                                                                                 \
+    "Так, звісно: напишіть нову адресу, і ми її змінимо "   \
+    "🙂"
+#define IDEM "reply-out-1"
+
+/* The story's world. */
+static struct {
+    char dsn[1024];            /* the story's database */
+    PGconn *pg;                /* the story's own look at it */
+    rt_test_busd_t busd;       /* the log */
+    rt_test_ingestd_t ingestd; /* the webhooks */
+    rt_test_routerd_t routerd; /* customers, conversations, the operator API */
+    pid_t notifyd;             /* retain-notifyd */
+    int notifyd_admin;         /* its admin port */
+    rt_fake_provider_t *fake;  /* the Bot API */
+    rt_test_api_t api;         /* the operator API, every answer kept for the OpenAPI check */
+    char key[80];              /* op-olha's API key */
+    char conv[40];             /* the customer's conversation */
+    char message_id[40];       /* the reply's id */
+} s;
+
+#define S_LOG(name) "story_reply_out-" name ".log"
+
+/* The member at a dotted path of names and array indexes ("items.0.id"),
+ * NULL when absent. */
+static json_t *
+s_at (json_t *j, const char *path)
+{
+    char buf[256], *tok, *save = NULL;
+    snprintf (buf, sizeof buf, "%s", path);
+    for (tok = strtok_r (buf, ".", &save); tok && j; tok = strtok_r (NULL, ".", &save)) {
+        if (json_is_array (j))
+            j = json_array_get (j, (size_t)atoi (tok));
+        else
+            j = json_object_get (j, tok);
+    }
+    return j;
+}
+
+#define S_STR(j, path) json_string_value (s_at ((j), (path)))
+
+static rt_test_api_reply_t
+s_api (const char *method, const char *tmpl, const char *id, const char *body, const char *idem)
+{
+    return rt_test_api_call (&s.api, method, tmpl, id, NULL, s.key, body, idem);
+}
+
+static void
+s_ctl (const char *const args[], const char *what)
+{
+    char *out = NULL;
+    if (rt_test_retainctl (s.dsn, args, &out) != 0)
+        fail_msg ("retainctl %s: %s", what, out ? out : "");
+    if (out && strstr (out, TG_TOKEN))
+        fail_msg ("retainctl %s printed the token: %s", what, out);
+    free (out);
+}
+
+static void
+s_notifyd_start (void)
+{
+    char a_dsn[1100], a_pub[96], a_admin[64], a_api[128];
+    char *argv[] = {
+        "retain-notifyd",       a_dsn, a_pub, a_admin, a_api, "--member=story-n1", "--poll=20ms",
+        "--request-timeout=2s", NULL};
+    s.notifyd_admin = rt_test_free_port ();
+    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", s.dsn);
+    snprintf (a_pub, sizeof a_pub, "--pub=%s", s.busd.pub);
+    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", s.notifyd_admin);
+    snprintf (a_api, sizeof a_api, "--telegram-api=%s", rt_fake_provider_base (s.fake));
+    s.notifyd = rt_test_spawn ("retain-notifyd", argv, NULL, S_LOG ("notifyd"));
+    if (!rt_test_wait_ready (s.notifyd_admin, 60000))
+        fail_msg ("retain-notifyd did not become ready; see %s/%s", rt_test_dir (),
+                  S_LOG ("notifyd"));
+}
+
+static int
+s_setup (void **state)
+{
+    const char *migrate[] = {"migrate", NULL};
+    const char *inbox[] = {"inbox",    "add",      "--id",    "shop-bot", "--channel",
+                           "telegram", "--secret", TG_SECRET, NULL};
+    const char *team[] = {"team", "add", "--id", "care", "--name", "Customer care", NULL};
+    const char *routerd_extra[] = {"--tick=200ms", NULL};
+    char token_file[1024];
+    FILE *f;
+    (void)state;
+    rt_test_db_create ("story_reply_out", s.dsn, sizeof s.dsn);
+    s.pg = rt_test_pg (s.dsn);
+    s.fake = rt_fake_provider_start ();
+    s_ctl (migrate, "migrate");
+
+    /* The shop's bot: its receiving secret, and beside it the token that
+     * sends, from a file the administrator wrote. */
+    s_ctl (inbox, "inbox add");
+    snprintf (token_file, sizeof token_file, "%s/story-reply-out-token", rt_test_dir ());
+    f = fopen (token_file, "w");
+    assert_non_null (f);
+    fputs (TG_TOKEN "\n", f);
+    fclose (f);
+    {
+        const char *account[] = {"notify",     "account",  "set",          "--inbox",  "shop-bot",
+                                 "--provider", "telegram", "--token-file", token_file, NULL};
+        s_ctl (account, "notify account set");
+    }
+    unlink (token_file);
+
+    rt_test_busd_start (&s.busd, s.dsn, S_LOG ("busd"), NULL, true);
+    rt_test_routerd_start (&s.routerd, s.dsn, s.busd.pub, "story-r1", S_LOG ("routerd"),
+                           routerd_extra);
+    rt_test_ingestd_start (&s.ingestd, s.dsn, S_LOG ("ingestd"), NULL, NULL);
+    s_notifyd_start ();
+    rt_test_api_open (&s.api, "story_reply_out", s.routerd.http_port);
+    s_ctl (team, "team add");
+    rt_test_router_ctl_operator (s.dsn, "op-olha", "care", "operator", "8", s.key);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    (void)state;
+    if (s.pg)
+        PQfinish (s.pg);
+    if (s.notifyd > 0)
+        rt_test_stop (s.notifyd, "retain-notifyd");
+    if (s.ingestd.pid > 0)
+        rt_test_stop (s.ingestd.pid, "retain-ingestd");
+    rt_test_routerd_stop (&s.routerd);
+    if (s.busd.pid > 0)
+        rt_test_stop (s.busd.pid, "retain-busd");
+    rt_fake_provider_stop (&s.fake);
+    return 0;
+}
+
+/* --- the story --- */
+
+static void
+test_customer_writes (void **state)
+{
+    char body[1024];
+    const char *h[] = {"Content-Type: application/json",
+                       "X-Telegram-Bot-Api-Secret-Token: " TG_SECRET, NULL};
+    rt_test_reply_t reply;
+    rt_test_api_reply_t r;
+    int64_t deadline;
+    long status;
+    (void)state;
+    r = s_api ("PUT", "/v1/operators/me/presence", NULL, "{\"presence\": \"online\"}", NULL);
+    assert_int_equal (r.status, 200);
+    rt_test_api_reply_free (&r);
+
+    snprintf (body, sizeof body,
+              "{\"update_id\": 815306401, \"message\": {\"message_id\": 77, \"from\": {\"id\": "
+              "" TG_USER ", \"is_bot\": false, \"first_name\": \"Ірина\"}, \"chat\": {\"id\": "
+              "" TG_USER ", \"first_name\": \"Ірина\", \"type\": \"private\"}, \"date\": %lld,"
+              " \"text\": \"" TEXT_IN "\"}}",
+              (long long)time (NULL));
+    status = rt_test_http_request (s.ingestd.http_port, "POST", "/hooks/telegram/shop-bot", body,
+                                   strlen (body), h, &reply);
+    if (status != 200)
+        fail_msg ("the webhook: %ld %s", status, reply.body);
+
+    deadline = rt_test_now_ms () + 30000;
+    for (;;) {
+        r = s_api ("GET", "/v1/conversations", NULL, NULL, NULL);
+        assert_int_equal (r.status, 200);
+        if (json_array_size (json_object_get (r.json, "items")) == 1 &&
+            S_STR (r.json, "items.0.assignee"))
+            break;
+        if (rt_test_now_ms () > deadline)
+            fail_msg ("no assigned conversation within 30 s: %s; see %s/%s", r.body, rt_test_dir (),
+                      S_LOG ("routerd"));
+        rt_test_api_reply_free (&r);
+        usleep (100 * 1000);
+    }
+    snprintf (s.conv, sizeof s.conv, "%s", S_STR (r.json, "items.0.id"));
+    assert_string_equal (S_STR (r.json, "items.0.assignee"), "op-olha");
+    assert_string_equal (S_STR (r.json, "items.0.channel"), "telegram");
+    assert_string_equal (S_STR (r.json, "items.0.last_message.text"), TEXT_IN);
+    rt_test_api_reply_free (&r);
+}
+
+/* The one sendMessage the fake got for the story so far; fails unless
+ * there is exactly one. */
+static void
+s_one_send_message (void)
+{
+    const rt_fake_request_t *req;
+    json_t *body;
+    assert_int_equal (rt_fake_provider_count (s.fake, RT_FAKE_PROVIDERS), 1);
+    assert_int_equal (rt_fake_provider_count (s.fake, RT_FAKE_TELEGRAM), 1);
+    req = rt_fake_provider_request (s.fake, 0);
+    assert_non_null (req);
+    assert_string_equal (req->method, "POST");
+    assert_string_equal (req->target, "/bot" TG_TOKEN "/sendMessage");
+    body = json_loads (req->body, 0, NULL);
+    if (!body)
+        fail_msg ("sendMessage's body is no JSON: %s", req->body);
+    /* The chat the customer wrote from, as a number or as its text. */
+    if (json_is_integer (json_object_get (body, "chat_id")))
+        assert_int_equal (json_integer_value (json_object_get (body, "chat_id")),
+                          strtoll (TG_USER, NULL, 10));
+    else
+        assert_string_equal (json_string_value (json_object_get (body, "chat_id")), TG_USER);
+    assert_string_equal (json_string_value (json_object_get (body, "text")), TEXT_REPLY);
+    json_decref (body);
+}
+
+static void
+test_reply_reaches_telegram_once (void **state)
+{
+    rt_test_api_reply_t r;
+    char sql[256];
+    (void)state;
+    r = s_api ("POST", "/v1/conversations/{id}/messages", s.conv, "{\"text\": \"" TEXT_REPLY "\"}",
+               IDEM);
+    if (r.status != 202)
+        fail_msg ("the reply: %ld %s", r.status, r.body);
+    snprintf (s.message_id, sizeof s.message_id, "%s", S_STR (r.json, "message_id"));
+    rt_test_api_reply_free (&r);
+
+    if (!rt_fake_provider_wait (s.fake, 1, 30000))
+        fail_msg ("the Bot API got no request within 30 s; see %s/%s", rt_test_dir (),
+                  S_LOG ("notifyd"));
+    s_one_send_message ();
+
+    /* The client's retry with the same key: the same answer, nothing
+     * sent again. */
+    r = s_api ("POST", "/v1/conversations/{id}/messages", s.conv, "{\"text\": \"" TEXT_REPLY "\"}",
+               IDEM);
+    assert_int_equal (r.status, 202);
+    assert_string_equal (S_STR (r.json, "message_id"), s.message_id);
+    rt_test_api_reply_free (&r);
+    snprintf (sql, sizeof sql,
+              "SELECT count(*) FROM notify.sends WHERE id = '%s' AND status = 'delivered'",
+              s.message_id);
+    assert_int_equal (rt_test_pg_wait_long (s.pg, sql, 1, 30000), 1);
+    /* Time for a second send to show, were there one. */
+    usleep (1500 * 1000);
+    s_one_send_message ();
+    snprintf (sql, sizeof sql,
+              "SELECT count(*) FROM bus.events WHERE type = 'OutboundMessageRequested'"
+              " AND id = '%s'",
+              s.message_id);
+    assert_int_equal (rt_test_pg_long (s.pg, sql), 1);
+    assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM bus.events WHERE type = "
+                                             "'OutboundMessageRequested'"),
+                      1);
+}
+
+/* Where a receipt that does not show got lost, for the failure message. */
+static void
+s_receipt_diagnosis (char *out, size_t outlen)
+{
+    char sql[512], status[64] = "", events[256] = "";
+    PGresult *r;
+    snprintf (sql, sizeof sql, "SELECT status FROM notify.sends WHERE id = '%s'", s.message_id);
+    r = PQexec (s.pg, sql);
+    if (PQresultStatus (r) == PGRES_TUPLES_OK && PQntuples (r) == 1)
+        snprintf (status, sizeof status, "%s", PQgetvalue (r, 0, 0));
+    PQclear (r);
+    r = PQexec (s.pg, "SELECT string_agg(type || ' from ' || producer, ', ' ORDER BY seq)"
+                      " FROM bus.events WHERE type IN ('MessageDelivered', 'MessageFailed')");
+    if (PQresultStatus (r) == PGRES_TUPLES_OK && PQntuples (r) == 1)
+        snprintf (events, sizeof events, "%s", PQgetvalue (r, 0, 0));
+    PQclear (r);
+    snprintf (out, outlen,
+              "notify.sends says \"%s\"; receipts on the bus: [%s]; routerd's unknown receipts: "
+              "%.0f",
+              status, events,
+              rt_test_metric (s.routerd.admin_port,
+                              "retain_router_receipts_unknown_total{type=\"MessageDelivered\"}"));
+}
+
+static void
+test_receipt_in_timeline (void **state)
+{
+    rt_test_api_reply_t r;
+    int64_t deadline = rt_test_now_ms () + 30000;
+    json_t *e, *receipt = NULL, *outbound = NULL;
+    size_t i;
+    (void)state;
+    for (;;) {
+        r = s_api ("GET", "/v1/conversations/{id}/messages", s.conv, NULL, NULL);
+        assert_int_equal (r.status, 200);
+        receipt = outbound = NULL;
+        json_array_foreach (json_object_get (r.json, "items"), i, e)
+        {
+            const char *kind = json_string_value (json_object_get (e, "kind"));
+            if (kind && strcmp (kind, "outbound") == 0)
+                outbound = e;
+            if (kind && strcmp (kind, "receipt") == 0)
+                receipt = e;
+        }
+        if (receipt)
+            break;
+        if (rt_test_now_ms () > deadline) {
+            static char why[1024], body[8192];
+            s_receipt_diagnosis (why, sizeof why);
+            snprintf (body, sizeof body, "%s", r.body);
+            rt_test_api_reply_free (&r);
+            fail_msg ("no receipt in the timeline within 30 s (%s): %s", why, body);
+        }
+        rt_test_api_reply_free (&r);
+        usleep (100 * 1000);
+    }
+    /* The reply, under its message id, and its receipt linked to it. */
+    assert_non_null (outbound);
+    assert_string_equal (json_string_value (json_object_get (outbound, "id")), s.message_id);
+    assert_string_equal (json_string_value (json_object_get (outbound, "text")), TEXT_REPLY);
+    assert_string_equal (json_string_value (json_object_get (outbound, "operator_id")), "op-olha");
+    assert_string_equal (S_STR (receipt, "body.message_id"), s.message_id);
+    assert_string_equal (S_STR (receipt, "body.status"), "delivered");
+    assert_true (json_integer_value (json_object_get (receipt, "seq")) >
+                 json_integer_value (json_object_get (outbound, "seq")));
+    rt_test_api_reply_free (&r);
+}
+
+static void
+test_openapi (void **state)
+{
+    (void)state;
+    rt_test_api_check (&s.api, RT_TEST_SOURCE_DIR "/services/router/api/openapi.json");
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_customer_writes),
+        cmocka_unit_test (test_reply_reaches_telegram_once),
+        cmocka_unit_test (test_receipt_in_timeline),
+        cmocka_unit_test (test_openapi),
+    };
+    curl_global_init (CURL_GLOBAL_DEFAULT);
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}

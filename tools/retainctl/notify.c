@@ -1,0 +1,936 @@
+/*
+ * retainctl notify: notifyd's sending accounts (notify.accounts); its dead
+ * letters are notify_failed.c's.
+ *
+ *   notify account set --inbox I [--id A] [--provider P] [--channel C]
+ *                      [--token-file F|-] [--account-id X] [--sender S]
+ *                      [--status-url U] [--base-url U] [--priority N]
+ *                      [--rate R] [--burst B] [--recipient-rate R]
+ *                      [--recipient-burst B]
+ *   notify account list [--inbox I] [--json]
+ *   notify account disable|enable|resume --id A
+ *
+ * An account is how replies to the customers who wrote to an inbox go out:
+ * it sits beside the inbox's receiving secret (ingest.inboxes, which must
+ * hold the inbox) and is checked before it is stored by the adapter that
+ * will send with it (services/notify/provider.h): a provider that cannot
+ * send on the channel, or an account its adapter would refuse (a Viber
+ * bot without a sender name, a Twilio account without its AccountSid),
+ * exits 2 and stores nothing. set adds the account or changes the flags
+ * given on an existing one (the others keep their values).
+ *
+ * The token is a secret: it is read from a file or from stdin (not echoed
+ * on a terminal), never taken on the command line, where `ps` and shell
+ * histories show it, and never printed, logged or put in an error message;
+ * list says only whether one is set. PostgreSQL's error details repeat the
+ * failing row, so they are never shown either.
+ *
+ * disable and enable stamp and clear disabled_at (an operator's switch);
+ * resume clears the stop notifyd put on an account its provider refused
+ * (a revoked token), once the operator fixed it: its waiting sends go out.
+ * Times come from rt_clock, as notifyd's.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "provider.h"
+#include "retainctl.h"
+#include "rt_channel.h"
+#include "rt_clock.h"
+#include "rt_config.h"
+#include "rt_db.h"
+#include "rt_uuid.h"
+
+#define S_ID_MAX       63   /* an account's or an inbox's id, as their tables check */
+#define S_TOKEN_MAX    4096 /* a token's bytes at most */
+#define S_FIELD_MAX    512  /* --account-id, --sender, the URLs */
+#define S_PRIORITY_MAX 1000
+#define S_RATE_MAX     100000.0 /* requests a second, a bound a typo cannot pass */
+
+#define S_PG_DSN                                                                                   \
+    {                                                                                              \
+        "pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"               \
+    }
+#define S_JSON                                                                                     \
+    {                                                                                              \
+        "json", NULL, "false", "print a JSON array instead of a table"                             \
+    }
+#define S_END                                                                                      \
+    {                                                                                              \
+        NULL, NULL, NULL, NULL                                                                     \
+    }
+
+static const rt_config_setting_t s_set_settings[] = {
+    S_PG_DSN,
+    {"inbox", NULL, "", "the inbox (ingest.inboxes) whose customers it answers (required)"},
+    {"id", NULL, "",
+     "the account's id; default: the inbox's, with .<channel> when it sends on another channel "
+     "and .<priority> when --priority is not 0"},
+    {"provider", NULL, "",
+     "who sends: telegram, viber, meta (Messenger, Instagram, WhatsApp Cloud) or twilio (SMS, "
+     "WhatsApp); default: the inbox's provider"},
+    {"channel", NULL, "", "the channel it sends on; default: the inbox's"},
+    {"token-file", NULL, "",
+     "a file holding the token (bot token, page access token, auth token), or - for stdin; "
+     "required for a new account, never taken on the command line"},
+    {"account-id", NULL, "", "Meta's page id, WhatsApp's phone-number id, Twilio's AccountSid"},
+    {"sender", NULL, "", "Twilio's From number or MessagingServiceSid, Viber's sender name"},
+    {"status-url", NULL, "", "Twilio's StatusCallback: the inbox's webhook URL"},
+    {"base-url", NULL, "", "the provider's API base; default: notifyd's RETAIN_NOTIFY_*_API"},
+    {"priority", NULL, "", "the lowest usable one of an inbox's accounts sends (0-1000; new: 0)"},
+    {"rate", NULL, "", "requests a second through the account (new: 25; Telegram allows ~30)"},
+    {"burst", NULL, "", "requests at once beyond the rate (new: 5)"},
+    {"recipient-rate", NULL, "", "requests a second to one recipient (new: 1)"},
+    {"recipient-burst", NULL, "", "requests at once to one recipient (new: 1)"},
+    S_END};
+static const rt_config_setting_t s_list_settings[] = {
+    S_PG_DSN, {"inbox", NULL, "", "only this inbox's accounts"}, S_JSON, S_END};
+static const rt_config_setting_t s_id_settings[] = {
+    S_PG_DSN, {"id", NULL, "", "the account's id (required)"}, S_END};
+
+/* A new account: the table's defaults for everything not named here; $5
+ * the priority ('' for 0). Nothing when the id is taken. */
+static const char *s_sql_insert =
+    "INSERT INTO notify.accounts (id, inbox_id, channel, provider, priority)"
+    " VALUES ($1, $2, $3, $4, COALESCE(NULLIF($5, '')::integer, 0))"
+    " ON CONFLICT (id) DO NOTHING RETURNING id";
+
+static const char *s_sql_owner = "SELECT inbox_id FROM notify.accounts WHERE id = $1 FOR UPDATE";
+
+/* The flags given ('' keeps the stored value); returns what the adapter
+ * checks and what set prints. */
+static const char *s_sql_update =
+    "UPDATE notify.accounts SET channel = $2, provider = $3,"
+    " token = COALESCE(NULLIF($4, ''), token), base_url = COALESCE(NULLIF($5, ''), base_url),"
+    " account_id = COALESCE(NULLIF($6, ''), account_id), sender = COALESCE(NULLIF($7, ''), sender),"
+    " status_url = COALESCE(NULLIF($8, ''), status_url),"
+    " priority = COALESCE(NULLIF($9, '')::integer, priority),"
+    " rate_per_s = COALESCE(NULLIF($10, '')::float8, rate_per_s),"
+    " burst = COALESCE(NULLIF($11, '')::float8, burst),"
+    " recipient_per_s = COALESCE(NULLIF($12, '')::float8, recipient_per_s),"
+    " recipient_burst = COALESCE(NULLIF($13, '')::float8, recipient_burst),"
+    " updated_at = to_timestamp($14::bigint / 1000.0)"
+    " WHERE id = $1 RETURNING base_url, token, account_id, sender, status_url, priority,"
+    " rate_per_s, burst, recipient_per_s, recipient_burst, COALESCE(stopped_reason, ''),"
+    " disabled_at IS NOT NULL";
+
+static const char *s_sql_inbox = "SELECT channel, provider FROM ingest.inboxes WHERE id = $1";
+
+static const char *s_sql_list =
+    "SELECT id, inbox_id, channel, provider, priority, token <> '', account_id, sender,"
+    " base_url, status_url, rate_per_s, burst, recipient_per_s, recipient_burst,"
+    " disabled_at IS NOT NULL, COALESCE(stopped_reason, ''),"
+    " COALESCE(to_char(stopped_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"
+    " CASE WHEN paused_until > to_timestamp($2::bigint / 1000.0)"
+    "      THEN to_char(paused_until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    "      ELSE '' END"
+    " FROM notify.accounts WHERE ($1 = '' OR inbox_id = $1)"
+    " ORDER BY inbox_id, channel, priority, id";
+
+/* The old stop, so resume says what it cleared. */
+static const char *s_sql_resume =
+    "WITH old AS (SELECT id, stopped_reason FROM notify.accounts WHERE id = $1 FOR UPDATE)"
+    " UPDATE notify.accounts a SET stopped_at = NULL, stopped_reason = NULL,"
+    " updated_at = CASE WHEN old.stopped_reason IS NULL THEN a.updated_at"
+    "                   ELSE to_timestamp($2::bigint / 1000.0) END"
+    " FROM old WHERE a.id = old.id"
+    " RETURNING COALESCE(old.stopped_reason, ''), a.disabled_at IS NOT NULL";
+
+/* One subcommand's run: its flags and its connection. */
+typedef struct {
+    char program[64];    /* "retainctl notify account set", heads messages */
+    rt_config_t *config; /* its flags */
+    rt_db_t *db;         /* reads ingest.inboxes, writes schema notify */
+    PGresult *res;       /* the statement's result */
+} s_cmd_t;
+
+/* --- the run of one subcommand --- */
+
+/* Parses the flags of `notify <group> <argv[0]>`. Returns true to go on;
+ * otherwise *rc is the exit status. */
+static bool
+s_begin (s_cmd_t *cmd, const char *group, const char *summary, const rt_config_setting_t *settings,
+         int argc, char **argv, int *rc)
+{
+    memset (cmd, 0, sizeof *cmd);
+    snprintf (cmd->program, sizeof cmd->program, "retainctl notify %s%s%s", group,
+              *group ? " " : "", argv[0]);
+    *rc = 1;
+    cmd->config = rt_config_new (cmd->program, summary, settings);
+    if (!cmd->config)
+        return false;
+    return retainctl_parse (cmd->config, cmd->program, argc, argv, rc);
+}
+
+static bool
+s_connect (s_cmd_t *cmd)
+{
+    cmd->db = rt_db_new (rt_config_get (cmd->config, "pg-dsn"), "retainctl");
+    if (!cmd->db || rt_db_connect (cmd->db) != 0) {
+        fprintf (stderr, "%s: cannot connect: %s\n", cmd->program,
+                 cmd->db ? rt_db_error (cmd->db) : "");
+        return false;
+    }
+    return true;
+}
+
+static void
+s_end (s_cmd_t *cmd)
+{
+    PQclear (cmd->res);
+    cmd->res = NULL;
+    /* A transaction not committed ends with the connection, rolled back. */
+    rt_db_destroy (&cmd->db);
+    rt_config_destroy (&cmd->config);
+}
+
+/* PostgreSQL's DETAIL repeats the failing row, token included: never show
+ * it. A missing schema gets the hint to migrate. */
+static void
+s_db_error (const s_cmd_t *cmd)
+{
+    const char *msg = rt_db_error (cmd->db);
+    const char *detail = strstr (msg, "\nDETAIL");
+    fprintf (stderr, "%s: %.*s%s\n", cmd->program,
+             (int)(detail ? (size_t)(detail - msg) : strlen (msg)), msg,
+             strcmp (rt_db_sqlstate (cmd->db), "42P01") == 0 ? " (has `retainctl migrate` run?)"
+                                                             : "");
+}
+
+static int
+s_json_flag (const s_cmd_t *cmd, bool *json)
+{
+    char err[256];
+    if (rt_config_get_bool (cmd->config, "json", json, err, sizeof err) != 0) {
+        fprintf (stderr, "%s: %s\n", cmd->program, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Prints a JSON value on its own line and frees it; 0, or -1 when out of
+ * memory. */
+static int
+s_print_json (json_t *value)
+{
+    char *text = value ? json_dumps (value, JSON_COMPACT) : NULL;
+    json_decref (value);
+    if (!text)
+        return -1;
+    printf ("%s\n", text);
+    free (text);
+    return 0;
+}
+
+/* --- checks --- */
+
+static bool
+s_valid_id (const char *id)
+{
+    size_t i, n = strlen (id);
+    if (n == 0 || n > S_ID_MAX ||
+        !((id[0] >= 'a' && id[0] <= 'z') || (id[0] >= '0' && id[0] <= '9')))
+        return false;
+    for (i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool
+s_require_id (const char *program, const char *flag, const char *id)
+{
+    if (s_valid_id (id))
+        return true;
+    if (!*id)
+        fprintf (stderr, "%s: --%s is required\n", program, flag);
+    else
+        fprintf (stderr,
+                 "%s: --%s \"%s\" must be 1-%d lower-case letters, digits, '.', '_' or '-', "
+                 "starting with a letter or digit\n",
+                 program, flag, id, S_ID_MAX);
+    return false;
+}
+
+/* A printable value of at most S_FIELD_MAX bytes, no spaces; an URL flag
+ * must be http(s)://. */
+static bool
+s_valid_field (const char *program, const char *flag, const char *value, bool url)
+{
+    size_t n = strlen (value);
+    if (!n)
+        return true;
+    if (n > S_FIELD_MAX) {
+        fprintf (stderr, "%s: --%s is longer than %d bytes\n", program, flag, S_FIELD_MAX);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c <= ' ' || c == 0x7f) {
+            fprintf (stderr, "%s: --%s holds a space or a control character\n", program, flag);
+            return false;
+        }
+    }
+    if (url && strncmp (value, "http://", 7) != 0 && strncmp (value, "https://", 8) != 0) {
+        fprintf (stderr, "%s: --%s \"%s\" must be an http:// or https:// URL\n", program, flag,
+                 value);
+        return false;
+    }
+    return true;
+}
+
+/* A rate or burst flag, when given: a number in (0, S_RATE_MAX], and at
+ * least 1 for a burst. Its canonical text into out ("" when not given). */
+static bool
+s_valid_rate (const s_cmd_t *cmd, const char *flag, bool burst, char *out, size_t outlen)
+{
+    const char *v = rt_config_get (cmd->config, flag);
+    char *end = NULL;
+    double d;
+    out[0] = '\0';
+    if (!*v)
+        return true;
+    errno = 0;
+    d = strtod (v, &end);
+    if (errno || end == v || *end || !isfinite (d) || d <= 0 || d > S_RATE_MAX ||
+        (burst && d < 1)) {
+        fprintf (stderr, "%s: --%s \"%s\" must be a number %s %g\n", cmd->program, flag, v,
+                 burst ? "from 1 to" : "above 0, at most", S_RATE_MAX);
+        return false;
+    }
+    snprintf (out, outlen, "%.17g", d);
+    return true;
+}
+
+/* The adapter that would send on channel for provider, NULL when none:
+ * the provider must deliver the channel as an inbox kind (the name
+ * notify.accounts stores) and have a sending adapter for it. */
+static const provider_t *
+s_adapter (const char *provider, const rt_channel_t *channel)
+{
+    if (!rt_channel_kind_find (channel->value, provider))
+        return NULL;
+    return provider_find_for (provider, channel->value);
+}
+
+/* The providers that can send on channel, as "a or b" ("" for none). */
+static void
+s_senders (const rt_channel_t *channel, char *out, size_t outlen)
+{
+    const char *names[16];
+    size_t n = 0, used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < rt_channel_kind_count () && n < 16; i++) {
+        const rt_channel_kind_t *k = rt_channel_kind_at (i);
+        bool seen = false;
+        if (k->channel != channel->value || !s_adapter (k->provider, channel))
+            continue;
+        for (size_t j = 0; j < n; j++)
+            seen = seen || strcmp (names[j], k->provider) == 0;
+        if (!seen)
+            names[n++] = k->provider;
+    }
+    if (n == 0)
+        return;
+    for (size_t j = 0; j < n && used < outlen; j++) {
+        int w = snprintf (out + used, outlen - used, "%s%s",
+                          j == 0 ? "" : (j + 1 == n ? " or " : ", "), names[j]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+/* --- the token --- */
+
+/* Reads the token from path ("-": stdin; not echoed when it is a
+ * terminal) into out, without the whitespace around it. false with the
+ * reason on stderr; no message ever holds a byte of it. */
+static bool
+s_read_token (const s_cmd_t *cmd, const char *path, char *out, size_t outlen)
+{
+    bool is_stdin = strcmp (path, "-") == 0;
+    bool tty = is_stdin && isatty (STDIN_FILENO);
+    struct termios saved, quiet;
+    bool restore = false, ok = false;
+    size_t n, start = 0, end;
+    FILE *f;
+
+    out[0] = '\0';
+    f = is_stdin ? stdin : fopen (path, "rb");
+    if (!f) {
+        fprintf (stderr, "%s: --token-file %s: %s\n", cmd->program, path, strerror (errno));
+        return false;
+    }
+    if (tty && tcgetattr (STDIN_FILENO, &saved) == 0) {
+        quiet = saved;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        restore = tcsetattr (STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+        fprintf (stderr, "token (not shown): ");
+    }
+    if (tty) {
+        /* A terminal ends the token with its line. */
+        n = fgets (out, (int)outlen, f) ? strlen (out) : 0;
+    } else {
+        n = fread (out, 1, outlen - 1, f);
+        if (n == outlen - 1 && fgetc (f) != EOF) {
+            fprintf (stderr, "%s: --token-file %s: longer than %zu bytes\n", cmd->program, path,
+                     outlen - 2);
+            goto cleanup;
+        }
+    }
+    if (ferror (f)) {
+        fprintf (stderr, "%s: --token-file %s: read error\n", cmd->program, path);
+        goto cleanup;
+    }
+    out[n] = '\0';
+    end = n;
+    while (end > 0 && (out[end - 1] == '\n' || out[end - 1] == '\r' || out[end - 1] == ' ' ||
+                       out[end - 1] == '\t'))
+        end--;
+    while (start < end && (out[start] == ' ' || out[start] == '\t'))
+        start++;
+    if (start == end) {
+        fprintf (stderr, "%s: --token-file %s holds no token\n", cmd->program, path);
+        goto cleanup;
+    }
+    for (size_t i = start; i < end; i++) {
+        unsigned char c = (unsigned char)out[i];
+        if (c <= ' ' || c >= 0x7f) {
+            fprintf (stderr,
+                     "%s: --token-file %s: the token holds a space, a control character or a "
+                     "byte outside ASCII (at byte %zu); a provider's token has none\n",
+                     cmd->program, path, i - start + 1);
+            goto cleanup;
+        }
+    }
+    memmove (out, out + start, end - start);
+    out[end - start] = '\0';
+    ok = true;
+cleanup:
+    if (restore) {
+        tcsetattr (STDIN_FILENO, TCSAFLUSH, &saved);
+        fprintf (stderr, "\n");
+    }
+    if (!ok)
+        explicit_bzero (out, outlen);
+    if (!is_stdin)
+        fclose (f);
+    return ok;
+}
+
+/* A token on the command line is refused before anything else reads the
+ * arguments: ps shows it to every user of the host. */
+static bool
+s_token_on_command_line (const char *program, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv[i], "--token") == 0 || strncmp (argv[i], "--token=", 8) == 0 ||
+            strcmp (argv[i], "--secret") == 0 || strncmp (argv[i], "--secret=", 9) == 0) {
+            fprintf (stderr,
+                     "%s: a token is never taken on the command line (ps shows it to every "
+                     "user): give --token-file F, or --token-file - and the token on stdin\n",
+                     program);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* --- account set --- */
+
+/* set's flags, checked. */
+typedef struct {
+    const char *inbox;          /* --inbox */
+    const char *id;             /* --id, "" when not given */
+    const char *provider;       /* --provider, "" when not given */
+    const char *channel;        /* --channel, "" when not given */
+    const char *account_id;     /* --account-id */
+    const char *sender;         /* --sender */
+    const char *status_url;     /* --status-url */
+    const char *base_url;       /* --base-url */
+    char priority[16];          /* --priority as text, "" when not given */
+    int64_t priority_n;         /* its value, 0 when not given */
+    char rate[32], burst[32];   /* --rate, --burst, "" when not given */
+    char rrate[32], rburst[32]; /* --recipient-rate, --recipient-burst */
+} s_set_flags_t;
+
+static bool
+s_set_check (const s_cmd_t *cmd, s_set_flags_t *f)
+{
+    char err[256];
+    memset (f, 0, sizeof *f);
+    f->inbox = rt_config_get (cmd->config, "inbox");
+    f->id = rt_config_get (cmd->config, "id");
+    f->provider = rt_config_get (cmd->config, "provider");
+    f->channel = rt_config_get (cmd->config, "channel");
+    f->account_id = rt_config_get (cmd->config, "account-id");
+    f->sender = rt_config_get (cmd->config, "sender");
+    f->status_url = rt_config_get (cmd->config, "status-url");
+    f->base_url = rt_config_get (cmd->config, "base-url");
+    if (!s_require_id (cmd->program, "inbox", f->inbox))
+        return false;
+    if (*f->id && !s_require_id (cmd->program, "id", f->id))
+        return false;
+    if (*f->channel && !rt_channel_by_name (f->channel)) {
+        char list[256];
+        rt_channel_list (list, sizeof list);
+        fprintf (stderr, "%s: --channel \"%s\" must be one of %s\n", cmd->program, f->channel,
+                 list);
+        return false;
+    }
+    if (*f->provider && !rt_channel_provider_known (f->provider)) {
+        char list[256];
+        rt_channel_providers (RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, list, sizeof list);
+        fprintf (stderr, "%s: --provider \"%s\" must be one of %s\n", cmd->program, f->provider,
+                 list);
+        return false;
+    }
+    if (!s_valid_field (cmd->program, "account-id", f->account_id, false) ||
+        !s_valid_field (cmd->program, "sender", f->sender, false) ||
+        !s_valid_field (cmd->program, "status-url", f->status_url, true) ||
+        !s_valid_field (cmd->program, "base-url", f->base_url, true))
+        return false;
+    if (rt_config_get (cmd->config, "priority")[0]) {
+        if (rt_config_get_int (cmd->config, "priority", 0, S_PRIORITY_MAX, &f->priority_n, err,
+                               sizeof err) != 0) {
+            fprintf (stderr, "%s: %s\n", cmd->program, err);
+            return false;
+        }
+        snprintf (f->priority, sizeof f->priority, "%lld", (long long)f->priority_n);
+    }
+    return s_valid_rate (cmd, "rate", false, f->rate, sizeof f->rate) &&
+           s_valid_rate (cmd, "burst", true, f->burst, sizeof f->burst) &&
+           s_valid_rate (cmd, "recipient-rate", false, f->rrate, sizeof f->rrate) &&
+           s_valid_rate (cmd, "recipient-burst", true, f->rburst, sizeof f->rburst);
+}
+
+/* The id an account gets without --id, into out; false (reported) when it
+ * would be too long. */
+static bool
+s_default_id (const s_cmd_t *cmd, const s_set_flags_t *f, const char *inbox_channel,
+              const char *channel, char *out, size_t outlen)
+{
+    int w = snprintf (out, outlen, "%s%s%s", f->inbox, strcmp (channel, inbox_channel) ? "." : "",
+                      strcmp (channel, inbox_channel) ? channel : "");
+    if (w >= 0 && (size_t)w < outlen && f->priority_n != 0)
+        w += snprintf (out + w, outlen - (size_t)w, ".%lld", (long long)f->priority_n);
+    if (w < 0 || (size_t)w >= outlen || !s_valid_id (out)) {
+        fprintf (stderr, "%s: the account's id would be longer than %d characters: give --id\n",
+                 cmd->program, S_ID_MAX);
+        return false;
+    }
+    return true;
+}
+
+/* Builds a request through the stored account as notifyd would, to a
+ * stand-in recipient: the adapter's refusal (a missing page id, sender,
+ * token) is the account's. 0, or -1 with the reason in err. */
+static int
+s_try_build (const provider_t *adapter, const rt_channel_t *channel, const PGresult *r, char *err,
+             size_t errlen)
+{
+    const char *base = PQgetvalue (r, 0, 0);
+    bool phone = channel->value == RETAIN__V1__CHANNEL__SMS ||
+                 channel->value == RETAIN__V1__CHANNEL__WHATSAPP;
+    provider_account_t acc = {.provider = adapter->name,
+                              .base_url = *base ? base : "https://provider.invalid",
+                              .token = PQgetvalue (r, 0, 1),
+                              .account_id = *PQgetvalue (r, 0, 2) ? PQgetvalue (r, 0, 2) : NULL,
+                              .sender = *PQgetvalue (r, 0, 3) ? PQgetvalue (r, 0, 3) : NULL,
+                              .status_url = *PQgetvalue (r, 0, 4) ? PQgetvalue (r, 0, 4) : NULL};
+    provider_send_t send = {.message_id = "00000000-0000-7000-8000-000000000000",
+                            .channel = channel->value,
+                            .to = phone ? "+15550100000" : "1000000",
+                            .text = "check",
+                            .human_agent = true};
+    provider_request_t req;
+    int rc = adapter->build (&acc, &send, &req, err, errlen);
+    if (rc == 0)
+        provider_request_free (&req);
+    return rc;
+}
+
+static int
+s_account_set (int argc, char **argv)
+{
+    s_cmd_t cmd;
+    s_set_flags_t f;
+    char token[S_TOKEN_MAX + 2], id[S_ID_MAX + 2], now[24], list[256], err[512];
+    char inbox_channel[32], inbox_provider[32];
+    const rt_channel_t *channel = NULL;
+    const char *provider, *token_file;
+    const provider_t *adapter;
+    bool added;
+    int rc, built;
+
+    token[0] = '\0';
+    if (s_token_on_command_line ("retainctl notify account set", argc, argv))
+        return 2;
+    if (!s_begin (&cmd, "account",
+                  "Add or change an inbox's sending account (the token from a file or stdin).",
+                  s_set_settings, argc, argv, &rc))
+        goto cleanup;
+    rc = 2;
+    if (!s_set_check (&cmd, &f))
+        goto cleanup;
+    token_file = rt_config_get (cmd.config, "token-file");
+    if (*token_file && !s_read_token (&cmd, token_file, token, sizeof token))
+        goto cleanup;
+    rc = 1;
+    if (!s_connect (&cmd))
+        goto cleanup;
+    if (rt_db_begin (cmd.db) != 0) {
+        s_db_error (&cmd);
+        goto cleanup;
+    }
+    {
+        const char *v[1] = {f.inbox};
+        cmd.res = rt_db_exec_params (cmd.db, s_sql_inbox, 1, v);
+    }
+    if (!cmd.res) {
+        s_db_error (&cmd);
+        goto cleanup;
+    }
+    if (PQntuples (cmd.res) == 0) {
+        fprintf (stderr, "%s: no inbox \"%s\" (add it first: retainctl inbox add --id %s ...)\n",
+                 cmd.program, f.inbox, f.inbox);
+        rc = 2;
+        goto cleanup;
+    }
+    snprintf (inbox_channel, sizeof inbox_channel, "%s", PQgetvalue (cmd.res, 0, 0));
+    snprintf (inbox_provider, sizeof inbox_provider, "%s", PQgetvalue (cmd.res, 0, 1));
+    PQclear (cmd.res);
+    cmd.res = NULL;
+
+    rc = 2;
+    channel = rt_channel_by_name (*f.channel ? f.channel : inbox_channel);
+    if (!channel) {
+        fprintf (stderr, "%s: inbox %s has a channel this retainctl does not know (%s)\n",
+                 cmd.program, f.inbox, inbox_channel);
+        goto cleanup;
+    }
+    provider = *f.provider ? f.provider : inbox_provider;
+    adapter = s_adapter (provider, channel);
+    if (!adapter) {
+        s_senders (channel, list, sizeof list);
+        fprintf (stderr, "%s: %s%s cannot send on %s; %s%s\n", cmd.program,
+                 *f.provider ? "--provider " : "the inbox's provider ", provider, channel->name,
+                 list[0] ? "it goes out through " : "notifyd sends nothing on it yet", list);
+        goto cleanup;
+    }
+    if (*f.id)
+        snprintf (id, sizeof id, "%s", f.id);
+    else if (!s_default_id (&cmd, &f, inbox_channel, channel->name, id, sizeof id))
+        goto cleanup;
+
+    rc = 1;
+    {
+        const char *v[5] = {id, f.inbox, channel->name, provider, f.priority};
+        cmd.res = rt_db_exec_params (cmd.db, s_sql_insert, 5, v);
+    }
+    if (!cmd.res)
+        goto db_failed;
+    added = PQntuples (cmd.res) == 1;
+    PQclear (cmd.res);
+    cmd.res = NULL;
+    if (added && !token[0]) {
+        fprintf (stderr,
+                 "%s: a new account needs its token: --token-file F, or --token-file - with the "
+                 "token on stdin\n",
+                 cmd.program);
+        rc = 2;
+        goto cleanup;
+    }
+    if (!added) {
+        const char *v[1] = {id};
+        cmd.res = rt_db_exec_params (cmd.db, s_sql_owner, 1, v);
+        if (!cmd.res)
+            goto db_failed;
+        if (strcmp (PQgetvalue (cmd.res, 0, 0), f.inbox) != 0) {
+            fprintf (stderr, "%s: account %s sends for inbox %s, not %s: give another --id\n",
+                     cmd.program, id, PQgetvalue (cmd.res, 0, 0), f.inbox);
+            goto cleanup;
+        }
+        PQclear (cmd.res);
+        cmd.res = NULL;
+    }
+    snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
+    {
+        const char *v[14] = {id,           channel->name, provider,     token,      f.base_url,
+                             f.account_id, f.sender,      f.status_url, f.priority, f.rate,
+                             f.burst,      f.rrate,       f.rburst,     now};
+        cmd.res = rt_db_exec_params (cmd.db, s_sql_update, 14, v);
+    }
+    if (!cmd.res)
+        goto db_failed;
+    built = s_try_build (adapter, channel, cmd.res, err, sizeof err);
+    /* The stored token, back from the update for the check: gone now. */
+    explicit_bzero (PQgetvalue (cmd.res, 0, 1), strlen (PQgetvalue (cmd.res, 0, 1)));
+    if (built != 0) {
+        fprintf (stderr, "%s: %s cannot send on %s with this account: %s\n", cmd.program, provider,
+                 channel->name, err);
+        rc = 2;
+        goto cleanup;
+    }
+    if (rt_db_commit (cmd.db) != 0)
+        goto db_failed;
+    printf ("account %s %s: inbox %s, %s through %s, priority %s, token set, %s/s (burst %s), "
+            "%s/s to one recipient (burst %s)\n",
+            id, added ? "added" : "updated", f.inbox, channel->name, provider,
+            PQgetvalue (cmd.res, 0, 5), PQgetvalue (cmd.res, 0, 6), PQgetvalue (cmd.res, 0, 7),
+            PQgetvalue (cmd.res, 0, 8), PQgetvalue (cmd.res, 0, 9));
+    if (*PQgetvalue (cmd.res, 0, 10))
+        printf ("it is stopped (%s): once that is fixed, `retainctl notify account resume --id "
+                "%s` lets it send again\n",
+                PQgetvalue (cmd.res, 0, 10), id);
+    if (strcmp (PQgetvalue (cmd.res, 0, 11), "t") == 0)
+        printf ("it is disabled: `retainctl notify account enable --id %s` lets it send\n", id);
+    rc = 0;
+    goto cleanup;
+db_failed:
+    if (strcmp (rt_db_sqlstate (cmd.db), "23505") == 0)
+        fprintf (stderr,
+                 "%s: inbox %s already has an account on %s at priority %s: give its --id "
+                 "to change it, or another --priority\n",
+                 cmd.program, f.inbox, channel ? channel->name : "?",
+                 f.priority[0] ? f.priority : "0");
+    else
+        s_db_error (&cmd);
+    rc = 1;
+cleanup:
+    explicit_bzero (token, sizeof token);
+    s_end (&cmd);
+    return rc;
+}
+
+/* --- account list --- */
+
+static const char *
+s_state (const PGresult *r, int row, char *out, size_t outlen)
+{
+    if (strcmp (PQgetvalue (r, row, 14), "t") == 0)
+        snprintf (out, outlen, "disabled");
+    else if (*PQgetvalue (r, row, 15))
+        snprintf (out, outlen, "stopped %s: %s", PQgetvalue (r, row, 16), PQgetvalue (r, row, 15));
+    else if (*PQgetvalue (r, row, 17))
+        snprintf (out, outlen, "paused until %s", PQgetvalue (r, row, 17));
+    else
+        snprintf (out, outlen, "active");
+    return out;
+}
+
+static json_t *
+s_account_json (const PGresult *r, int row)
+{
+    char state[640];
+    const char *kind;
+    s_state (r, row, state, sizeof state);
+    kind = strcmp (PQgetvalue (r, row, 14), "t") == 0 ? "disabled"
+           : *PQgetvalue (r, row, 15)                 ? "stopped"
+           : *PQgetvalue (r, row, 17)                 ? "paused"
+                                                      : "active";
+    return json_pack ("{s:s, s:s, s:s, s:s, s:I, s:b, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:f,"
+                      " s:s, s:s?, s:s?, s:s?}",
+                      "id", PQgetvalue (r, row, 0), "inbox", PQgetvalue (r, row, 1), "channel",
+                      PQgetvalue (r, row, 2), "provider", PQgetvalue (r, row, 3), "priority",
+                      (json_int_t)strtoll (PQgetvalue (r, row, 4), NULL, 10), "token_set",
+                      strcmp (PQgetvalue (r, row, 5), "t") == 0, "account_id",
+                      PQgetvalue (r, row, 6), "sender", PQgetvalue (r, row, 7), "base_url",
+                      PQgetvalue (r, row, 8), "status_url", PQgetvalue (r, row, 9), "rate_per_s",
+                      atof (PQgetvalue (r, row, 10)), "burst", atof (PQgetvalue (r, row, 11)),
+                      "recipient_per_s", atof (PQgetvalue (r, row, 12)), "recipient_burst",
+                      atof (PQgetvalue (r, row, 13)), "state", kind, "stopped_reason",
+                      *PQgetvalue (r, row, 15) ? PQgetvalue (r, row, 15) : NULL, "stopped_at",
+                      *PQgetvalue (r, row, 16) ? PQgetvalue (r, row, 16) : NULL, "paused_until",
+                      *PQgetvalue (r, row, 17) ? PQgetvalue (r, row, 17) : NULL);
+}
+
+static int
+s_account_list (int argc, char **argv)
+{
+    s_cmd_t cmd;
+    char now[24], state[640], rate[64], rrate[64];
+    const char *inbox;
+    bool json;
+    int rc;
+
+    if (!s_begin (&cmd, "account", "List the sending accounts (whether a token is set, never it).",
+                  s_list_settings, argc, argv, &rc))
+        goto cleanup;
+    rc = 2;
+    inbox = rt_config_get (cmd.config, "inbox");
+    if (s_json_flag (&cmd, &json) != 0 || (*inbox && !s_require_id (cmd.program, "inbox", inbox)))
+        goto cleanup;
+    rc = 1;
+    if (!s_connect (&cmd))
+        goto cleanup;
+    snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
+    {
+        const char *v[2] = {inbox, now};
+        cmd.res = rt_db_exec_params (cmd.db, s_sql_list, 2, v);
+    }
+    if (!cmd.res) {
+        s_db_error (&cmd);
+        goto cleanup;
+    }
+    if (json) {
+        json_t *all = json_array ();
+        for (int r = 0; all && r < PQntuples (cmd.res); r++)
+            json_array_append_new (all, s_account_json (cmd.res, r));
+        if (s_print_json (all) != 0)
+            goto cleanup;
+        rc = 0;
+        goto cleanup;
+    }
+    printf ("%-24s %-24s %-10s %-9s %-4s %-5s %-12s %-12s %s\n", "ID", "INBOX", "CHANNEL",
+            "PROVIDER", "PRIO", "TOKEN", "RATE", "RECIPIENT", "STATE");
+    for (int r = 0; r < PQntuples (cmd.res); r++) {
+        snprintf (rate, sizeof rate, "%g/s+%g", atof (PQgetvalue (cmd.res, r, 10)),
+                  atof (PQgetvalue (cmd.res, r, 11)));
+        snprintf (rrate, sizeof rrate, "%g/s+%g", atof (PQgetvalue (cmd.res, r, 12)),
+                  atof (PQgetvalue (cmd.res, r, 13)));
+        printf ("%-24s %-24s %-10s %-9s %-4s %-5s %-12s %-12s %s\n", PQgetvalue (cmd.res, r, 0),
+                PQgetvalue (cmd.res, r, 1), PQgetvalue (cmd.res, r, 2), PQgetvalue (cmd.res, r, 3),
+                PQgetvalue (cmd.res, r, 4),
+                strcmp (PQgetvalue (cmd.res, r, 5), "t") == 0 ? "set" : "none", rate, rrate,
+                s_state (cmd.res, r, state, sizeof state));
+    }
+    rc = 0;
+cleanup:
+    s_end (&cmd);
+    return rc;
+}
+
+/* --- account disable, enable, resume --- */
+
+static int
+s_account_toggle (int argc, char **argv)
+{
+    s_cmd_t cmd;
+    const char *verb = argv[0];
+    const char *sql, *summary, *id;
+    char now[24];
+    int rc;
+
+    if (strcmp (verb, "disable") == 0) {
+        sql = "UPDATE notify.accounts SET disabled_at = COALESCE(disabled_at,"
+              " to_timestamp($2::bigint / 1000.0)), updated_at = to_timestamp($2::bigint / 1000.0)"
+              " WHERE id = $1 RETURNING id";
+        summary = "Disable a sending account: nothing goes out through it until it is enabled.";
+    } else {
+        sql = "UPDATE notify.accounts SET disabled_at = NULL,"
+              " updated_at = to_timestamp($2::bigint / 1000.0) WHERE id = $1 RETURNING id";
+        summary = "Enable a disabled sending account.";
+    }
+    if (!s_begin (&cmd, "account", summary, s_id_settings, argc, argv, &rc))
+        goto cleanup;
+    rc = 2;
+    id = rt_config_get (cmd.config, "id");
+    if (!s_require_id (cmd.program, "id", id))
+        goto cleanup;
+    rc = 1;
+    if (!s_connect (&cmd))
+        goto cleanup;
+    snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
+    {
+        const char *v[2] = {id, now};
+        cmd.res = rt_db_exec_params (cmd.db, sql, 2, v);
+    }
+    if (!cmd.res) {
+        s_db_error (&cmd);
+        goto cleanup;
+    }
+    if (PQntuples (cmd.res) != 1) {
+        fprintf (stderr, "%s: no account \"%s\"\n", cmd.program, id);
+        goto cleanup;
+    }
+    printf ("account %s: %sd\n", id, verb);
+    rc = 0;
+cleanup:
+    s_end (&cmd);
+    return rc;
+}
+
+static int
+s_account_resume (int argc, char **argv)
+{
+    s_cmd_t cmd;
+    const char *id;
+    char now[24];
+    int rc;
+
+    if (!s_begin (&cmd, "account",
+                  "Let an account its provider refused send again, once its token is fixed.",
+                  s_id_settings, argc, argv, &rc))
+        goto cleanup;
+    rc = 2;
+    id = rt_config_get (cmd.config, "id");
+    if (!s_require_id (cmd.program, "id", id))
+        goto cleanup;
+    rc = 1;
+    if (!s_connect (&cmd))
+        goto cleanup;
+    snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
+    {
+        const char *v[2] = {id, now};
+        cmd.res = rt_db_exec_params (cmd.db, s_sql_resume, 2, v);
+    }
+    if (!cmd.res) {
+        s_db_error (&cmd);
+        goto cleanup;
+    }
+    if (PQntuples (cmd.res) != 1) {
+        fprintf (stderr, "%s: no account \"%s\"\n", cmd.program, id);
+        goto cleanup;
+    }
+    if (*PQgetvalue (cmd.res, 0, 0))
+        printf ("account %s: resumed (it was stopped: %s); its waiting sends go out\n", id,
+                PQgetvalue (cmd.res, 0, 0));
+    else
+        printf ("account %s: was not stopped; nothing to resume\n", id);
+    if (strcmp (PQgetvalue (cmd.res, 0, 1), "t") == 0)
+        printf ("it is disabled: `retainctl notify account enable --id %s` lets it send\n", id);
+    rc = 0;
+cleanup:
+    s_end (&cmd);
+    return rc;
+}
+
+static const retainctl_command_t s_account_commands[] = {
+    {.name = "set",
+     .summary = "add or change an inbox's sending account: --inbox I --provider P --token-file F|-",
+     .run = s_account_set},
+    {.name = "list",
+     .summary = "list the sending accounts and their state (never a token)",
+     .run = s_account_list},
+    {.name = "disable",
+     .summary = "send nothing through an account (--id)",
+     .run = s_account_toggle},
+    {.name = "enable",
+     .summary = "send through a disabled account again (--id)",
+     .run = s_account_toggle},
+    {.name = "resume",
+     .summary = "clear the stop its provider's refusal put on an account (--id)",
+     .run = s_account_resume},
+    {.name = NULL}};
+
+const retainctl_command_t retainctl_notify_commands[] = {
+    {.name = "account",
+     .summary = "the inboxes' sending accounts: set, list, disable, enable, resume",
+     .subs = s_account_commands},
+    {.name = "failed",
+     .summary = "the dead letters, newest first; failed retry queues them again",
+     .run = retainctl_notify_failed,
+     .subs = retainctl_notify_failed_commands},
+    {.name = NULL}};
