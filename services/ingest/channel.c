@@ -6,6 +6,9 @@
  * every repeated array. So every string we set is our own malloc'd copy,
  * and arrays are malloc'd: one ownership rule for all of them.
  *
+ * InboundMessages get their opt keyword (keywords.h) as they are added,
+ * whichever channel made them.
+ *
  * Also the table of which handler reads each provider's requests, keyed by
  * the provider names of common/channel's table (which says which provider
  * an inbox has and where its webhooks arrive).
@@ -18,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "keywords.h"
 #include "rt_channel.h"
 
 const char *
@@ -95,11 +99,13 @@ ingest_inbound_new (const ingest_inbox_t *inbox)
     msg->customer_id = NULL;
     msg->event = NULL;
     msg->caption = NULL;
+    msg->opt = NULL;
     if (s_empty (&msg->inbox) || s_empty (&msg->external_id) || s_empty (&msg->external_user_id) ||
         s_empty (&msg->display_name) || s_empty (&msg->phone) || s_empty (&msg->email) ||
         s_empty (&msg->text) || s_empty (&msg->reply_to) || s_empty (&msg->thread_id) ||
         s_empty (&msg->subject) || s_empty (&msg->customer_id) || s_empty (&msg->event) ||
-        s_empty (&msg->caption) || ingest_set (&msg->inbox, inbox->id) != 0) {
+        s_empty (&msg->caption) || s_empty (&msg->opt) ||
+        ingest_set (&msg->inbox, inbox->id) != 0) {
         protobuf_c_message_free_unpacked (&msg->base, NULL);
         return NULL;
     }
@@ -142,6 +148,11 @@ ingest_item_add (ingest_result_t *result, const char *type, const char *external
 {
     ingest_item_t *item;
     size_t keylen;
+    /* Every channel's messages pass here: the one place that reads the
+     * opt keywords. */
+    if (msg->descriptor == &retain__v1__inbound_message__descriptor &&
+        ingest_opt_apply ((Retain__V1__InboundMessage *)msg) != 0)
+        goto fail;
     if (result->count == result->cap) {
         size_t cap = result->cap ? result->cap * 2 : 4;
         ingest_item_t *items = realloc (result->items, cap * sizeof *items);

@@ -126,7 +126,9 @@ const char *ingest_phone (const ingest_inbox_t *inbox, const char *number, const
 Retain__V1__Attachment *ingest_attachment_add (Retain__V1__InboundMessage *msg, const char *kind);
 
 /* Adds an item; takes ownership of msg (also on failure, when it is freed).
- * The key is "<channel>:<inbox>:<external_user_id>". Returns 0 or -1. */
+ * The key is "<channel>:<inbox>:<external_user_id>". An InboundMessage's
+ * opt is set here from its text (keywords.h: ingest_opt_apply), so that
+ * every channel reads the keywords the same way. Returns 0 or -1. */
 int ingest_item_add (ingest_result_t *result, const char *type, const char *external_id,
                      ProtobufCMessage *msg, const char *channel_name, const char *inbox,
                      const char *external_user_id);

@@ -2,7 +2,8 @@
  * retain-ingestd end to end: a webhook answered 2xx is on the bus once; a
  * provider's retry changes nothing; every bad request gets its status; when
  * PostgreSQL cannot commit, the answer is 503 (never a 2xx for something
- * that could be lost), and the provider's retry then goes through.
+ * that could be lost), and the provider's retry then goes through. A text
+ * that is a STOP keyword reaches the bus marked as one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +32,7 @@ s_setup (void **state)
     static const rt_test_inbox_t inboxes[] = {
         {"shop-bot", "telegram", SECRET, "{}"},
         {"site", "webchat", "chat-secret", "{\"allowed_origins\": [\"https://shop.example\"]}"},
+        {"shop-sms", "sms", "twilio-token", "{}"},
     };
     const char *extra[] = {"--request-timeout=3s", "--max-body=64k", NULL};
     *state = &s_t;
@@ -197,6 +199,76 @@ test_webchat_cors (void **state)
     assert_int_equal (s_post ("OPTIONS", "/chat/site/messages", NULL, 0, preflight_bad, NULL), 403);
 }
 
+/* The InboundMessage on the bus with external id sid; fails the test when
+ * none is there. Owned: retain__v1__inbound_message__free_unpacked. */
+static Retain__V1__InboundMessage *
+s_message_by_id (const char *sid)
+{
+    Retain__V1__InboundMessage **msgs, *found = NULL;
+    size_t n, i;
+    msgs = rt_test_ingest_messages (s_t.conn, &n);
+    for (i = 0; i < n; i++) {
+        if (!found && strcmp (msgs[i]->external_id, sid) == 0) {
+            found = msgs[i];
+            msgs[i] = NULL;
+        }
+    }
+    rt_test_ingest_messages_free (msgs, n);
+    if (!found)
+        fail_msg ("no InboundMessage %s on the bus", sid);
+    return found;
+}
+
+static void
+test_sms_stop_keyword (void **state)
+{
+    (void)state;
+    static const char stop[] = "MessageSid=SMstop0001&AccountSid=ACtest&From=%2B380501112233&"
+                               "To=%2B380441234567&Body=STOP&NumMedia=0&SmsStatus=received";
+    static const char plain[] = "MessageSid=SMstop0002&AccountSid=ACtest&From=%2B380501112233&"
+                                "To=%2B380441234567&Body=stop+it&NumMedia=0&SmsStatus=received";
+    static const char start[] = "MessageSid=SMstop0003&AccountSid=ACtest&From=%2B380501112233&"
+                                "To=%2B380441234567&Body=%D0%A1%D1%82%D0%B0%D1%80%D1%82+"
+                                "&NumMedia=0&SmsStatus=received";
+    Retain__V1__InboundMessage *msg;
+    long long before;
+
+    /* The earlier tests' events in the log first, so that they are not
+     * counted as these. */
+    assert_int_equal (rt_test_ingest_wait_drained (s_t.conn), 0);
+    before = rt_test_ingest_wait_events (s_t.conn, NULL, "InboundMessage", 0, 0);
+    assert_int_equal (rt_test_ingest_twilio_post (s_t.ingestd.http_port, s_t.ingestd.base,
+                                                  "twilio-token", "/hooks/twilio/shop-sms", stop,
+                                                  strlen (stop), NULL),
+                      200);
+    assert_int_equal (rt_test_ingest_twilio_post (s_t.ingestd.http_port, s_t.ingestd.base,
+                                                  "twilio-token", "/hooks/twilio/shop-sms", plain,
+                                                  strlen (plain), NULL),
+                      200);
+    assert_int_equal (rt_test_ingest_twilio_post (s_t.ingestd.http_port, s_t.ingestd.base,
+                                                  "twilio-token", "/hooks/twilio/shop-sms", start,
+                                                  strlen (start), NULL),
+                      200);
+    assert_int_equal (s_wait_events (before + 3, 5000), before + 3);
+
+    /* "STOP": the message, as the customer wrote it, marked opt "out". */
+    msg = s_message_by_id ("SMstop0001");
+    assert_int_equal (msg->channel, RETAIN__V1__CHANNEL__SMS);
+    assert_string_equal (msg->text, "STOP");
+    assert_string_equal (msg->phone, "+380501112233");
+    assert_string_equal (msg->opt, "out");
+    retain__v1__inbound_message__free_unpacked (msg, NULL);
+    /* "stop it" is a message, not a keyword. */
+    msg = s_message_by_id ("SMstop0002");
+    assert_string_equal (msg->text, "stop it");
+    assert_string_equal (msg->opt, "");
+    retain__v1__inbound_message__free_unpacked (msg, NULL);
+    /* "Старт " gives consent back. */
+    msg = s_message_by_id ("SMstop0003");
+    assert_string_equal (msg->opt, "in");
+    retain__v1__inbound_message__free_unpacked (msg, NULL);
+}
+
 static void
 test_postgres_away_means_503 (void **state)
 {
@@ -230,6 +302,7 @@ main (void)
         cmocka_unit_test (test_message_lands_once),
         cmocka_unit_test (test_bad_requests),
         cmocka_unit_test (test_webchat_cors),
+        cmocka_unit_test (test_sms_stop_keyword),
         cmocka_unit_test (test_postgres_away_means_503),
     };
     curl_global_init (CURL_GLOBAL_DEFAULT);

@@ -16,6 +16,12 @@
  * writer's callback (on the writer thread) posts the pending back to its
  * worker (rt_http_worker_post), where it is answered.
  *
+ * One more route is not a provider's: /u/{token}, the one-click
+ * unsubscribe link (unsubscribe.h), verified with the link keys
+ * (--link-keys) and kept by the same writer under a pseudo-inbox, so its
+ * answer too waits for the commit. It answers HTML pages, for people,
+ * with headers that keep the token to the page (no-store, no-referrer).
+ *
  * A pending can outlive its request: when the request timeout answered
  * 503 first, or the client left, the pending is still freed only once the
  * writer has settled it, because the writer reads its items and its body
@@ -41,6 +47,8 @@
 #include "rt_http_server.h"
 #include "rt_clock.h"
 #include "rt_log.h"
+#include "rt_signed.h"
+#include "unsubscribe.h"
 
 #define REPLAY_SLOTS 65536
 #define MAX_HEADERS  128
@@ -64,6 +72,9 @@ typedef struct {
 
 typedef struct {
     server_t *server;            /* the server */
+    s_channel_metrics_t *m;      /* the series it counts in: its channel's, or the links' */
+    bool link;                   /* a link's request (unsubscribe.h): answered as HTML pages */
+    ingest_inbox_t link_inbox;   /* a link's pseudo-inbox, which inbox then points to */
     rt_http_request_t *req;      /* NULL once answered */
     rt_http_worker_t *worker;    /* whose loop answers it and frees it */
     inboxes_snapshot_t *snap;    /* keeps the inbox alive */
@@ -88,15 +99,17 @@ typedef struct {
 } s_replay_t;
 
 struct server_t {
-    server_config_t config;   /* settings (strings lent from main) */
-    rt_http_server_t *http;   /* the HTTP server */
-    s_replay_t replay;        /* nonce memory */
-    atomic_bool stopping;     /* new webhooks are answered 503 */
-    atomic_int inflight;      /* pendings not yet freed */
-    s_channel_metrics_t *m;   /* by rt_channel_index, rt_channel_count () of them */
-    rt_counter_t *m_no_route; /* requests for no route or inbox */
-    s_route_t *routes;        /* the webhook routes registered */
-    size_t nroutes;           /* their number */
+    server_config_t config;      /* settings (strings lent from main) */
+    rt_http_server_t *http;      /* the HTTP server */
+    s_replay_t replay;           /* nonce memory */
+    atomic_bool stopping;        /* new webhooks are answered 503 */
+    atomic_int inflight;         /* pendings not yet freed */
+    s_channel_metrics_t *m;      /* by rt_channel_index, rt_channel_count () of them */
+    rt_counter_t *m_no_route;    /* requests for no route or inbox */
+    s_route_t *routes;           /* the webhook routes registered */
+    size_t nroutes;              /* their number */
+    rt_signed_keys_t *link_keys; /* verify the links' tokens; NULL: none configured */
+    s_channel_metrics_t link_m;  /* the unsubscribe link's series */
 };
 
 static int
@@ -179,6 +192,46 @@ s_count_rejected (server_t *server, const char *channel, const char *label)
                                         labels, "Requests refused, by channel and reason."));
 }
 
+static void
+s_count_link_refused (server_t *server, const char *label)
+{
+    char labels[128];
+    snprintf (labels, sizeof labels, "link=\"unsubscribe\",reason=\"%s\"", label);
+    rt_counter_inc (rt_metrics_counter (server->config.metrics, "retain_ingest_link_refused_total",
+                                        labels,
+                                        "Link requests refused (a token that does not verify, a "
+                                        "POST that is not One-Click), by reason."));
+}
+
+/* A link's answers are pages for people, behind a token that is as good
+ * as a password for what it does: kept out of caches, referrers and
+ * search engines. */
+static void
+s_link_headers (rt_http_request_t *req)
+{
+    rt_http_header_add (req, "Cache-Control", "no-store");
+    rt_http_header_add (req, "Referrer-Policy", "no-referrer");
+    rt_http_header_add (req, "X-Robots-Tag", "noindex, nofollow");
+    rt_http_header_add (req, "X-Content-Type-Options", "nosniff");
+    rt_http_header_add (req, "Content-Security-Policy",
+                        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                        "frame-ancestors 'none'");
+}
+
+/* A link's refusal or failure: its page with the status. */
+static void
+s_link_reply (rt_http_request_t *req, ingest_result_t *result, int status)
+{
+    s_link_headers (req);
+    if (status == 405)
+        rt_http_header_add (req, "Allow", "GET, HEAD, POST");
+    if (result->response)
+        rt_http_reply (req, status, result->response_type, result->response,
+                       strlen (result->response));
+    else
+        rt_http_reply (req, status, "text/plain; charset=utf-8", "try again later\n", 16);
+}
+
 /* Every inbox has a channel of the table: inboxes.c loads no other. */
 static s_channel_metrics_t *
 s_metrics (server_t *server, const ingest_inbox_t *inbox)
@@ -207,7 +260,7 @@ s_pending_free (s_pending_t *p)
 static void
 s_answer (s_pending_t *p, int writer_status)
 {
-    s_channel_metrics_t *m = s_metrics (p->server, p->inbox);
+    s_channel_metrics_t *m = p->m;
     rt_http_request_t *req = p->req;
     if (!req)
         return;
@@ -215,6 +268,24 @@ s_answer (s_pending_t *p, int writer_status)
     if (p->timer)
         evtimer_del (p->timer);
     rt_histogram_observe (m->latency, (double)(rt_clock_elapsed_us () - p->t0_us) / 1e6);
+    if (p->link && writer_status == 0) {
+        s_link_reply (req, &p->result, 200);
+        return;
+    }
+    if (p->link) {
+        /* Its own result for the page: at a timeout the writer still reads
+         * (and may write) the pending's. */
+        ingest_result_t page;
+        int status = writer_status == 1 ? 422 : 503;
+        memset (&page, 0, sizeof page);
+        if (writer_status != 1)
+            rt_counter_inc (m->unavailable);
+        unsubscribe_refusal (&page, status, status == 422 ? WRITER_REFUSED_LABEL : "not_stored",
+                             "not stored");
+        s_link_reply (req, &page, status);
+        ingest_result_reset (&page);
+        return;
+    }
     if (writer_status == 0) {
         if (p->result.response) {
             const char *type = p->result.response_type ? p->result.response_type : "text/plain";
@@ -247,13 +318,16 @@ static void
 s_settled (void *arg)
 {
     s_pending_t *p = arg;
-    s_channel_metrics_t *m = s_metrics (p->server, p->inbox);
+    s_channel_metrics_t *m = p->m;
     if (p->status == 0) {
         rt_counter_add (m->items, p->fresh);
         rt_counter_add (m->duplicates, p->duplicates);
     } else if (p->status == 1) {
         const char *label = p->result.label ? p->result.label : WRITER_REFUSED_LABEL;
-        s_count_rejected (p->server, p->channel, label);
+        if (p->link)
+            s_count_link_refused (p->server, label);
+        else
+            s_count_rejected (p->server, p->channel, label);
         rt_log (RT_LOG_WARN, "webhook refused by the writer", rt_log_str ("inbox", p->inbox->id),
                 rt_log_str ("channel", p->channel), rt_log_str ("reason", p->result.reason));
     }
@@ -334,6 +408,105 @@ s_inbox_at (const inboxes_snapshot_t *snap, const char *route, const char *inbox
     return inbox;
 }
 
+/* A pending for req, counted in flight, with its own copy of the body;
+ * NULL when out of memory (then nothing is held). */
+static s_pending_t *
+s_pending_new (server_t *server, rt_http_request_t *req, s_channel_metrics_t *m)
+{
+    const char *body;
+    size_t body_len;
+    s_pending_t *p = calloc (1, sizeof *p);
+    if (!p)
+        return NULL;
+    body = rt_http_body (req, &body_len);
+    p->body = malloc (body_len + 1);
+    if (!p->body) {
+        free (p);
+        return NULL;
+    }
+    memcpy (p->body, body, body_len + 1);
+    p->body_len = body_len;
+    atomic_fetch_add (&server->inflight, 1);
+    p->server = server;
+    p->m = m;
+    p->req = req;
+    p->worker = rt_http_request_worker (req);
+    p->t0_us = rt_http_arrival_us (req);
+    /* Until the writer says otherwise, the request counts as not stored. */
+    p->status = -1;
+    return p;
+}
+
+/* The request as a handler reads it (channel.h), its headers in headers
+ * (MAX_HEADERS of them at most), the body the pending's copy. */
+static void
+s_request (s_pending_t *p, rt_http_request_t *req, ingest_header_t *headers, const char *public_url,
+           ingest_request_t *r)
+{
+    const char *name, *value;
+    size_t nheaders = 0, i;
+    for (i = 0; nheaders < MAX_HEADERS && rt_http_header_at (req, i, &name, &value); i++) {
+        headers[nheaders].name = name;
+        headers[nheaders].value = value;
+        nheaders++;
+    }
+    memset (r, 0, sizeof *r);
+    r->method = rt_http_method (req);
+    r->path = rt_http_path (req);
+    r->query = rt_http_query (req);
+    r->headers = headers;
+    r->nheaders = nheaders;
+    r->body = p->body;
+    r->body_len = p->body_len;
+    r->peer = rt_http_peer (req);
+    r->public_url = public_url;
+    r->now_ms = rt_clock_now_ms ();
+    r->replay_check = s_request_replay_check;
+    r->replay_arg = p;
+}
+
+/* A request its handler read (the items in p->result): answered at once
+ * when it carries nothing to keep, else handed to the writer and answered
+ * once that has settled it (s_settled) or the timeout came. */
+static void
+s_keep (server_t *server, rt_http_request_t *req, s_pending_t *p)
+{
+    const char *value;
+    writer_job_t job;
+    if (p->result.count == 0) {
+        p->status = 0;
+        s_answer (p, 0);
+        s_pending_free (p);
+        return;
+    }
+    value = rt_http_header (req, "Content-Type");
+    p->content_type = strdup (value ? value : "");
+    p->timer = evtimer_new (rt_http_base (req), s_timeout, p);
+    if (!p->content_type || !p->timer) {
+        s_answer (p, -1);
+        s_pending_free (p);
+        return;
+    }
+    memset (&job, 0, sizeof job);
+    job.inbox = p->inbox;
+    job.result = &p->result;
+    job.raw = p->body;
+    job.raw_len = p->body_len;
+    job.raw_type = p->content_type;
+    job.done = s_writer_done;
+    job.done_arg = p;
+    if (writer_submit (server->config.writer, &job) != 0) {
+        s_answer (p, -1);
+        s_pending_free (p);
+        return;
+    }
+    /* The answer waits for the writer (s_settled) or the timeout. */
+    rt_http_defer (req);
+    struct timeval tv = {server->config.request_timeout_ms / 1000,
+                         (server->config.request_timeout_ms % 1000) * 1000};
+    evtimer_add (p->timer, &tv);
+}
+
 /* The request for an inbox at route: verify, parse, keep. */
 static void
 s_webhook (server_t *server, rt_http_request_t *req, const char *route, const char *inbox_id)
@@ -344,10 +517,7 @@ s_webhook (server_t *server, rt_http_request_t *req, const char *route, const ch
     ingest_header_t headers[MAX_HEADERS];
     ingest_request_t r;
     s_pending_t *p;
-    const char *channel, *name, *value, *query = rt_http_query (req);
-    size_t nheaders = 0, body_len;
-    const char *body;
-    writer_job_t job;
+    const char *channel, *query = rt_http_query (req);
     const json_t *override;
     const ingest_provider_t *provider;
 
@@ -379,36 +549,15 @@ s_webhook (server_t *server, rt_http_request_t *req, const char *route, const ch
         return;
     }
 
-    p = calloc (1, sizeof *p);
+    p = s_pending_new (server, req, s_metrics (server, inbox));
     if (!p) {
         inboxes_release (snap);
         s_problem (req, 503, "no_memory", "out of memory");
         return;
     }
-    atomic_fetch_add (&server->inflight, 1);
-    p->server = server;
-    p->req = req;
-    p->worker = rt_http_request_worker (req);
-    p->t0_us = rt_http_arrival_us (req);
     p->snap = snap;
     p->inbox = inbox;
     p->channel = channel;
-    /* Until the writer says otherwise, the request counts as not stored. */
-    p->status = -1;
-    body = rt_http_body (req, &body_len);
-    p->body_len = body_len;
-    p->body = malloc (body_len + 1);
-    if (!p->body) {
-        s_problem (req, 503, "no_memory", "out of memory");
-        s_pending_free (p);
-        return;
-    }
-    memcpy (p->body, body, body_len + 1);
-    for (size_t i = 0; nheaders < MAX_HEADERS && rt_http_header_at (req, i, &name, &value); i++) {
-        headers[nheaders].name = name;
-        headers[nheaders].value = value;
-        nheaders++;
-    }
     /* The URL the provider signed is the public one, not ours behind the
      * proxy: from the inbox's "public_url", else the server's base URL. */
     override = json_object_get (inbox->config, "public_url");
@@ -418,19 +567,7 @@ s_webhook (server_t *server, rt_http_request_t *req, const char *route, const ch
     else
         snprintf (public_url, sizeof public_url, "%s%s", server->config.public_url,
                   rt_http_target (req));
-    memset (&r, 0, sizeof r);
-    r.method = rt_http_method (req);
-    r.path = rt_http_path (req);
-    r.query = query;
-    r.headers = headers;
-    r.nheaders = nheaders;
-    r.body = p->body;
-    r.body_len = p->body_len;
-    r.peer = rt_http_peer (req);
-    r.public_url = public_url;
-    r.now_ms = rt_clock_now_ms ();
-    r.replay_check = s_request_replay_check;
-    r.replay_arg = p;
+    s_request (p, req, headers, public_url, &r);
 
     if (provider->handler (inbox, &r, &p->result) != 0) {
         int status = p->result.status ? p->result.status : 400;
@@ -444,38 +581,54 @@ s_webhook (server_t *server, rt_http_request_t *req, const char *route, const ch
         s_pending_free (p);
         return;
     }
-    if (p->result.count == 0) {
-        p->status = 0;
-        s_answer (p, 0);
+    s_keep (server, req, p);
+}
+
+/* The one-click unsubscribe link (unsubscribe.h): a page, or a
+ * ConsentChanged kept like a webhook's items before the answer. */
+static void
+s_on_unsubscribe (rt_http_request_t *req, void *arg)
+{
+    server_t *server = arg;
+    ingest_header_t headers[MAX_HEADERS];
+    ingest_request_t r;
+    s_pending_t *p;
+    ingest_result_t stopping;
+
+    rt_counter_inc (server->link_m.requests);
+    if (atomic_load (&server->stopping)) {
+        rt_counter_inc (server->link_m.unavailable);
+        memset (&stopping, 0, sizeof stopping);
+        unsubscribe_refusal (&stopping, 503, "stopping", "the server is stopping");
+        s_link_reply (req, &stopping, 503);
+        ingest_result_reset (&stopping);
+        return;
+    }
+    p = s_pending_new (server, req, &server->link_m);
+    if (!p) {
+        s_link_reply (req, &(ingest_result_t){0}, 503);
+        return;
+    }
+    p->link = true;
+    p->link_inbox.id = UNSUBSCRIBE_INBOX;
+    p->link_inbox.secret = "";
+    p->link_inbox.previous_secret = "";
+    p->link_inbox.config = NULL;
+    p->inbox = &p->link_inbox;
+    p->channel = "link";
+    s_request (p, req, headers, server->config.public_url, &r);
+    if (unsubscribe_handle (server->link_keys, rt_http_param (req, "token"), &r, &p->link_inbox,
+                            &p->result) != 0) {
+        const char *label = p->result.label ? p->result.label : "invalid";
+        s_count_link_refused (server, label);
+        rt_log (p->result.status >= 500 ? RT_LOG_ERROR : RT_LOG_INFO, "unsubscribe link refused",
+                rt_log_int ("status", p->result.status), rt_log_str ("reason", label));
+        s_link_reply (req, &p->result, p->result.status);
+        p->req = NULL;
         s_pending_free (p);
         return;
     }
-    value = rt_http_header (req, "Content-Type");
-    p->content_type = strdup (value ? value : "");
-    p->timer = evtimer_new (rt_http_base (req), s_timeout, p);
-    if (!p->content_type || !p->timer) {
-        s_answer (p, -1);
-        s_pending_free (p);
-        return;
-    }
-    memset (&job, 0, sizeof job);
-    job.inbox = inbox;
-    job.result = &p->result;
-    job.raw = p->body;
-    job.raw_len = p->body_len;
-    job.raw_type = p->content_type;
-    job.done = s_writer_done;
-    job.done_arg = p;
-    if (writer_submit (server->config.writer, &job) != 0) {
-        s_answer (p, -1);
-        s_pending_free (p);
-        return;
-    }
-    /* The answer waits for the writer (s_settled) or the timeout. */
-    rt_http_defer (req);
-    struct timeval tv = {server->config.request_timeout_ms / 1000,
-                         (server->config.request_timeout_ms % 1000) * 1000};
-    evtimer_add (p->timer, &tv);
+    s_keep (server, req, p);
 }
 
 /* A webhook route of the table, e.g. /hooks/twilio/{inbox}. */
@@ -555,6 +708,32 @@ server_start (const server_config_t *config, char *err, size_t errlen)
     }
     self->m_no_route = rt_metrics_counter (config->metrics, "retain_ingest_not_found_total", "",
                                            "Requests for no endpoint or an unknown inbox.");
+    {
+        const char *labels = "link=\"unsubscribe\"";
+        s_channel_metrics_t *m = &self->link_m;
+        m->requests = rt_metrics_counter (config->metrics, "retain_ingest_link_requests_total",
+                                          labels, "Requests for a customer's link.");
+        m->items = rt_metrics_counter (config->metrics, "retain_ingest_link_received_total", labels,
+                                       "Link requests that changed something (an unsubscribe), "
+                                       "put on the bus.");
+        m->duplicates =
+            rt_metrics_counter (config->metrics, "retain_ingest_link_duplicates_total", labels,
+                                "Link requests repeating one already taken in; nothing changed.");
+        m->unavailable =
+            rt_metrics_counter (config->metrics, "retain_ingest_link_unavailable_total", labels,
+                                "Link requests answered 503: not durable in time.");
+        m->latency = rt_metrics_histogram (config->metrics, "retain_ingest_link_latency_seconds",
+                                           labels, "Link request arrival to answer.", NULL, 0);
+    }
+    if (config->link_keys && *config->link_keys) {
+        char why[160];
+        self->link_keys = rt_signed_keys_parse (config->link_keys, why, sizeof why);
+        if (!self->link_keys) {
+            snprintf (err, errlen, "link-keys: %s", why);
+            goto fail;
+        }
+    } else
+        rt_log (RT_LOG_WARN, "no link keys (--link-keys): every unsubscribe link is answered 404");
 
     memset (&hc, 0, sizeof hc);
     hc.address = config->address;
@@ -587,7 +766,8 @@ server_start (const server_config_t *config, char *err, size_t errlen)
         }
         self->nroutes++;
     }
-    if (!rt_http_route (self->http, NULL, NULL, s_on_other, self)) {
+    if (!rt_http_route (self->http, NULL, UNSUBSCRIBE_ROUTE, s_on_unsubscribe, self) ||
+        !rt_http_route (self->http, NULL, NULL, s_on_other, self)) {
         snprintf (err, errlen, "out of memory");
         goto fail;
     }
@@ -632,6 +812,7 @@ server_stop (server_t **self_p)
         return;
     }
     rt_http_server_destroy (&self->http);
+    rt_signed_keys_destroy (&self->link_keys);
     free (self->replay.nonce);
     free (self->replay.expires);
     pthread_mutex_destroy (&self->replay.lock);

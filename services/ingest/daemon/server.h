@@ -19,6 +19,10 @@
  * retries; de-duplication makes the retry harmless), the writer's status
  * (422) when the request can never be stored. Every error answer is RFC
  * 9457 problem details whose "detail" is the reason.
+ *
+ * Besides the webhooks it serves the links retain hands customers: the
+ * one-click unsubscribe at /u/{token} (unsubscribe.h), answered with HTML
+ * pages, its tokens verified with the link keys.
  */
 #ifndef INGEST_SERVER_H
 #define INGEST_SERVER_H
@@ -41,13 +45,17 @@ typedef struct {
     int per_address;        /* open connections per client address; 0: the default
                                (256) */
     const char *public_url; /* the base URL providers call, e.g. "https://hooks.example.com" */
+    const char *link_keys;  /* the signed links' keys, "id:secret[,id:secret...]"
+                               (rt_signed_keys_parse), every one verifying; "" or NULL:
+                               none, every link answered 404 */
     inboxes_t *inboxes;     /* lent */
     writer_t *writer;       /* lent */
     rt_metrics_t *metrics;  /* lent */
 } server_config_t;
 
 /* Binds and starts the workers. NULL with err filled on failure, also when
- * a provider with a route has no handler (ingest_providers_check). */
+ * a provider with a route has no handler (ingest_providers_check) or the
+ * link keys do not parse. */
 server_t *server_start (const server_config_t *config, char *err, size_t errlen);
 
 /* The port bound. */

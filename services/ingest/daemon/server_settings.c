@@ -18,6 +18,10 @@ const rt_config_setting_t server_settings[] = {
      "longest time for a request's line and headers to arrive (then 408 and close)"},
     {"http-per-address", "RETAIN_INGEST_HTTP_PER_ADDRESS", "256",
      "open webhook connections per client IP address (more: 429 and close)"},
+    {"link-keys", "RETAIN_INGEST_LINK_KEYS", "",
+     "keys of the customers' signed links (unsubscribe), id:secret[,id:secret...]: each "
+     "verifies; the signers' (RETAIN_NOTIFY_LINK_KEYS) first key must be among them; empty: "
+     "every link is answered 404"},
     {NULL, NULL, NULL, NULL}};
 
 int
@@ -32,6 +36,7 @@ server_settings_read (const rt_config_t *config, server_config_t *out, char *err
         return -1;
     out->address = rt_config_get (config, "http");
     out->public_url = rt_config_get (config, "public-url");
+    out->link_keys = rt_config_get (config, "link-keys");
     out->threads = (int)threads;
     out->max_body = (size_t)max_body;
     out->request_timeout_ms = (int)timeout_ms;

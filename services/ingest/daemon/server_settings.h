@@ -16,7 +16,7 @@
 #include "server.h"
 
 /* --http, --public-url, --http-threads, --max-body, --request-timeout,
- * --http-header-timeout, --http-per-address (RETAIN_INGEST_*). */
+ * --http-header-timeout, --http-per-address, --link-keys (RETAIN_INGEST_*). */
 extern const rt_config_setting_t server_settings[];
 
 /* Fills the settings' part of *out from a parsed configuration (strings
