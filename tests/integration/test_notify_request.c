@@ -652,6 +652,54 @@ test_marketing_needs_consent (void **state)
     assert_int_equal (s_sent_wait (RT_FAKE_TELEGRAM, "1601", NULL, 0), 1);
 }
 
+/* A STOP keyword (ingest's opt "out") withdraws both categories on its
+ * channel, a START gives transactional back and marketing too, since a
+ * STOP took it; a STOP from a sender crm does not know is counted. */
+static void
+test_stop_and_start_keywords (void **state)
+{
+    char customer[RT_UUID_STR_LEN + 1];
+    char q[256];
+    Retain__V1__InboundMessage m = RETAIN__V1__INBOUND_MESSAGE__INIT;
+    (void)state;
+    s_customer (customer, "Petro", "uk", "", "", "sms=+380501230001");
+    m.channel = RETAIN__V1__CHANNEL__SMS;
+    m.inbox = "main";
+    m.external_user_id = "+380501230001";
+    m.text = "СТОП";
+    m.opt = "out";
+    s_publish ("InboundMessage", "sms:main:+380501230001", &m.base, NULL);
+    snprintf (q, sizeof q,
+              "SELECT count(*) FROM notify.consent WHERE customer_id = '%s' AND channel = 'sms'"
+              " AND NOT granted AND source = 'stop_keyword'",
+              customer);
+    assert_int_equal (rt_test_pg_wait_long (s_t.pg, q, 2, S_WAIT_MS), 2);
+    m.text = "СТАРТ";
+    m.opt = "in";
+    s_publish ("InboundMessage", "sms:main:+380501230001", &m.base, NULL);
+    snprintf (q, sizeof q,
+              "SELECT count(*) FROM notify.consent WHERE customer_id = '%s' AND channel = 'sms'"
+              " AND granted AND source = 'stop_keyword'",
+              customer);
+    assert_int_equal (rt_test_pg_wait_long (s_t.pg, q, 2, S_WAIT_MS), 2);
+    /* Every change kept. */
+    snprintf (q, sizeof q, "SELECT count(*) FROM notify.consent_history WHERE customer_id = '%s'",
+              customer);
+    assert_int_equal (rt_test_router_long (s_t.pg, "%s", q), 4);
+    /* Nobody crm knows: counted, nothing recorded. */
+    m.external_user_id = "+380509999999";
+    m.opt = "out";
+    s_publish ("InboundMessage", "sms:main:+380509999999", &m.base, NULL);
+    for (int i = 0; i < 100; i++) {
+        if (rt_test_metric (s_admin,
+                            "retain_notify_opt_unresolved_total{type=\"InboundMessage\"}") == 1)
+            break;
+        usleep (50000);
+    }
+    assert_true (rt_test_metric (
+                     s_admin, "retain_notify_opt_unresolved_total{type=\"InboundMessage\"}") == 1);
+}
+
 /* Marketing consent on Telegram, granted in the table. */
 static void
 s_consent (const char *customer)
@@ -803,6 +851,7 @@ main (void)
         cmocka_unit_test (test_channel_preference_order),
         cmocka_unit_test (test_viber_unsubscribed_falls_back_to_sms),
         cmocka_unit_test (test_marketing_needs_consent),
+        cmocka_unit_test (test_stop_and_start_keywords),
         cmocka_unit_test (test_replay_sends_nothing_twice),
         cmocka_unit_test (test_no_receipt_goes_on),
         cmocka_unit_test (test_quiet_hours_two_zones_and_expiry),

@@ -21,7 +21,15 @@
  * fallback chain), and notification.c queues its first send or fails it
  * with its MessageFailed; a replay finds the row and adds nothing.
  * ConsentChanged (stream "customer") is recorded in notify.consent and its
- * history.
+ * history. An InboundMessage that ingest marked as a STOP keyword (opt
+ * "out") withdraws both categories on the channel it came by, as a
+ * provider's opt-out does (SMS carriers stop every message from the
+ * number after a STOP); a START (opt "in") grants transactional messages
+ * again, and marketing only when it was a STOP keyword that withdrew them
+ * (a START is no consent to what the customer never asked for). The
+ * customer is the one crm knows for the sender's channel identity: a STOP
+ * from a sender routerd has not named yet is counted
+ * (retain_notify_opt_unresolved_total) and passed over.
  *
  * MessageDelivered and MessageFailed from ingest are the providers'
  * receipts: they name the provider's id (external_id) on a channel, or the
@@ -121,6 +129,15 @@ static const char *s_failed_sql =
     "           s.external_id, s.attempts";
 
 /* Is the notification there already (a replay). */
+/* A keyword's customer ($1 channel, $2 inbox, $3 sender), and whether
+ * their marketing on that channel was withdrawn by a STOP keyword. */
+#define S_OPT_WHO "notify_handler_opt_who"
+static const char *s_opt_who_sql =
+    "SELECT crm.root(i.customer_id), COALESCE((SELECT NOT c.granted AND c.source = 'stop_keyword'"
+    " FROM notify.consent c WHERE c.customer_id = crm.root(i.customer_id) AND c.channel = $1"
+    " AND c.category = 'marketing'), false) FROM crm.identities i"
+    " WHERE i.channel = $1 AND i.inbox = $2 AND i.external_user_id = $3";
+
 #define S_N_EXISTS "notify_handler_n_exists"
 static const char *s_n_exists_sql = "SELECT 1 FROM notify.notifications WHERE id = $1::uuid";
 
@@ -530,6 +547,76 @@ cleanup:
     return rc;
 }
 
+/* A STOP or START keyword (InboundMessage.opt, set by ingest). */
+static int
+s_opt (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
+{
+    Retain__V1__InboundMessage *m;
+    const rt_channel_t *ch;
+    PGresult *r = NULL;
+    int64_t at;
+    bool out;
+    int rc = -1;
+
+    m = retain__v1__inbound_message__unpack (NULL, event->payload.len, event->payload.data);
+    if (!m)
+        return s_unreadable (self, event, "the payload is no InboundMessage");
+    if (!s_set (m->opt)) {
+        s_count (self, "retain_notify_skipped_total", "events of types notifyd does not take",
+                 event->type);
+        rc = 0;
+        goto cleanup;
+    }
+    out = strcmp (m->opt, "out") == 0;
+    ch = rt_channel_by_value (m->channel);
+    if ((!out && strcmp (m->opt, "in") != 0) || !ch || !s_set (m->external_user_id)) {
+        rc = s_unreadable (self, event, "opt must be out or in, on a known channel and sender");
+        goto cleanup;
+    }
+    {
+        const char *v[3] = {ch->name, m->inbox ? m->inbox : "", m->external_user_id};
+        r = rt_db_exec_prepared (db, S_OPT_WHO, 3, v, NULL, NULL, 0);
+    }
+    if (!r) {
+        rc = s_db_failed ("opt", db);
+        goto cleanup;
+    }
+    if (PQntuples (r) == 0 || PQgetisnull (r, 0, 0)) {
+        s_count (self, "retain_notify_opt_unresolved_total",
+                 "STOP and START keywords from senders crm does not know yet, passed over",
+                 event->type);
+        rt_log (RT_LOG_WARN, "opt keyword from an unknown sender", rt_log_str ("id", event->id),
+                rt_log_str ("channel", ch->name), rt_log_str ("opt", m->opt));
+        rc = 0;
+        goto cleanup;
+    }
+    at = m->sent_at > 0           ? m->sent_at
+         : event->occurred_at > 0 ? event->occurred_at
+                                  : rt_clock_now_ms ();
+    {
+        const char *customer = PQgetvalue (r, 0, 0);
+        bool restore_marketing = strcmp (PQgetvalue (r, 0, 1), "t") == 0;
+        if (notification_consent (db, customer, ch->name, "transactional", !out, "stop_keyword",
+                                  at) != 0 ||
+            ((out || restore_marketing) &&
+             notification_consent (db, customer, ch->name, "marketing", !out, "stop_keyword", at) !=
+                 0)) {
+            rc = s_db_failed ("opt", db);
+            goto cleanup;
+        }
+        rt_log (RT_LOG_INFO,
+                out ? "STOP keyword: consent withdrawn" : "START keyword: consent granted",
+                rt_log_str ("customer_id", customer), rt_log_str ("channel", ch->name),
+                rt_log_str ("marketing", out || restore_marketing ? "true" : "false"));
+    }
+    s_count (self, "retain_notify_events_total", "events taken into notify.sends", event->type);
+    rc = 0;
+cleanup:
+    PQclear (r);
+    retain__v1__inbound_message__free_unpacked (m, NULL);
+    return rc;
+}
+
 /* A receipt naming nothing notifyd sent, or nothing it can move. */
 static int
 s_receipt_unmoved (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event,
@@ -680,7 +767,8 @@ s_prepare (handler_t *self, rt_db_t *db)
         rt_db_prepare (db, S_FAILED, s_failed_sql) != 0 ||
         rt_db_prepare (db, S_N_EXISTS, s_n_exists_sql) != 0 ||
         rt_db_prepare (db, S_N_FIRST, s_n_first_sql) != 0 ||
-        rt_db_prepare (db, S_N_INSERT, s_n_insert_sql) != 0 || notification_prepare (db) != 0) {
+        rt_db_prepare (db, S_N_INSERT, s_n_insert_sql) != 0 ||
+        rt_db_prepare (db, S_OPT_WHO, s_opt_who_sql) != 0 || notification_prepare (db) != 0) {
         rt_log (RT_LOG_ERROR, "the consumer's statements were not prepared",
                 rt_log_str ("error", rt_db_error (db)));
         self->fatal = true;
@@ -720,6 +808,8 @@ handler_handle (rt_db_t *db, const Retain__V1__Envelope *event, void *arg)
         return s_notification (self, db, event);
     if (strcmp (type, "ConsentChanged") == 0)
         return s_consent (self, db, event);
+    if (strcmp (type, "InboundMessage") == 0)
+        return s_opt (self, db, event);
     s_count (self, "retain_notify_skipped_total", "events of types notifyd does not take", type);
     return 0;
 }
