@@ -8,7 +8,8 @@
  * transaction; daemon/notification.c: a notification's template, channel,
  * consent and quiet hours) and the sender (daemon/sender.c: workers
  * claiming due sends within the rate limits and recording each outcome;
- * the crash policy in daemon/recover.c). The main loop is the consumer's until
+ * the crash policy in daemon/recover.c) and the campaign runner
+ * (daemon/campaign.c). The main loop is the consumer's until
  * SIGTERM; the rest is common/daemon's.
  */
 #include <stdatomic.h>
@@ -22,6 +23,7 @@
 #include "rt_daemon.h"
 #include "rt_log.h"
 #include "rt_outbox.h"
+#include "rt_signed.h"
 #include "rt_tz.h"
 #include "template.h"
 
@@ -48,6 +50,20 @@ static const rt_config_setting_t s_settings[] = {
      "Meta Graph API base URL: Messenger, Instagram, WhatsApp (an account's base_url overrides)"},
     {"twilio-api", "RETAIN_NOTIFY_TWILIO_API", "https://api.twilio.com",
      "Twilio API base URL (an account's base_url overrides)"},
+    {"smtp-url", "RETAIN_NOTIFY_SMTP_URL", "smtp://127.0.0.1:25",
+     "SMTP server for e-mail, smtp:// (STARTTLS) or smtps:// (an account's base_url overrides)"},
+    {"smtp-tls", "RETAIN_NOTIFY_SMTP_TLS", "required",
+     "STARTTLS on smtp://: required (no TLS, no mail) or try (plain when not offered)"},
+    {"smtp-tls-no-verify-tests-only", "RETAIN_NOTIFY_SMTP_TLS_NO_VERIFY_TESTS_ONLY", "false",
+     "tests only: the SMTP server's certificate is not checked"},
+    {"smtp-threads", "RETAIN_NOTIFY_SMTP_THREADS", "4", "SMTP sessions at once, per worker"},
+    {"link-base", "RETAIN_NOTIFY_LINK_BASE", "",
+     "https base of the one-click unsubscribe link ingestd serves (https://shop.example/u/)"},
+    {"link-keys", "RETAIN_NOTIFY_LINK_KEYS", "",
+     "key set signing the link's tokens, id:secret[,id:secret] (ingestd's to verify them)"},
+    {"link-ttl", "RETAIN_NOTIFY_LINK_TTL", "365d", "how long an unsubscribe link works"},
+    {"unsubscribe-mail", "RETAIN_NOTIFY_UNSUBSCRIBE_MAIL", "",
+     "List-Unsubscribe's mailto address beside the link; empty: none"},
     {"workers", "RETAIN_NOTIFY_WORKERS", "1", "sender threads, each with its own loop"},
     {"in-flight", "RETAIN_NOTIFY_IN_FLIGHT", "256",
      "requests to providers in flight at most (all workers): bounds a crash's duplicates"},
@@ -82,6 +98,12 @@ static const rt_config_setting_t s_settings[] = {
      "categories that go on the next channel when no delivery receipt came in time"},
     {"receipt-wait", "RETAIN_NOTIFY_RECEIPT_WAIT", "15m",
      "how long an important notification waits for its receipt; 0: forever"},
+    {"campaign-batch", "RETAIN_NOTIFY_CAMPAIGN_BATCH", "50",
+     "campaign targets one step of the runner claims at most"},
+    {"campaign-poll", "RETAIN_NOTIFY_CAMPAIGN_POLL", "100ms",
+     "between two rounds of the campaign runner that claimed nothing"},
+    {"campaign-refresh", "RETAIN_NOTIFY_CAMPAIGN_REFRESH", "2s",
+     "between two recounts of the campaigns' sent and failed"},
     {NULL, NULL, NULL, NULL}};
 
 /* The daemon's one context. */
@@ -92,9 +114,54 @@ typedef struct {
     handler_t handler;                  /* the consumer handler's state */
     rt_consumer_t *consumer;            /* the group "notify" */
     sender_t *sender;                   /* the workers */
+    campaign_config_t campaign_config;  /* the campaign runner's settings */
+    campaign_runner_t *campaigns;       /* the campaign runner */
     _Atomic (sender_t *) live;          /* the sender, once started, for `ready` */
     atomic_bool consuming;              /* the consumer runs */
 } notifyd_t;
+
+/* E-mail's settings, checked: the key set parses, the link is https. */
+static int
+s_smtp_config (smtp_config_t *m, const rt_config_t *c, char *err, size_t errlen)
+{
+    const char *tls = rt_config_get (c, "smtp-tls");
+    int64_t threads;
+    rt_signed_keys_t *keys = NULL;
+    m->url = rt_config_get (c, "smtp-url");
+    m->link_base = rt_config_get (c, "link-base");
+    m->link_keys = rt_config_get (c, "link-keys");
+    m->unsubscribe_mail = rt_config_get (c, "unsubscribe-mail");
+    if (rt_config_get_int (c, "smtp-threads", 1, 64, &threads, err, errlen) != 0 ||
+        rt_config_get_bool (c, "smtp-tls-no-verify-tests-only", &m->tls_no_verify, err, errlen) !=
+            0 ||
+        rt_config_get_ms (c, "link-ttl", &m->link_ttl_ms, err, errlen) != 0)
+        return -1;
+    m->threads = (int)threads;
+    if (strcmp (tls, "required") != 0 && strcmp (tls, "try") != 0) {
+        rt_errf (err, errlen, "--smtp-tls: required or try");
+        return -1;
+    }
+    m->tls_required = strcmp (tls, "required") == 0;
+    if (strncmp (m->url, "smtp://", 7) != 0 && strncmp (m->url, "smtps://", 8) != 0) {
+        rt_errf (err, errlen, "--smtp-url: smtp://host:port or smtps://host:port");
+        return -1;
+    }
+    if (m->link_base[0] && strncmp (m->link_base, "https://", 8) != 0) {
+        rt_errf (err, errlen, "--link-base: an https:// URL (RFC 8058 one-click needs one)");
+        return -1;
+    }
+    if (m->link_base[0] && !m->link_keys[0]) {
+        rt_errf (err, errlen, "--link-base needs --link-keys to sign the links");
+        return -1;
+    }
+    if (m->link_keys[0]) {
+        keys = rt_signed_keys_parse (m->link_keys, err, errlen);
+        if (!keys)
+            return -1;
+        rt_signed_keys_destroy (&keys);
+    }
+    return 0;
+}
 
 static int
 s_sender_config (notifyd_t *self, const rt_config_t *c, char *err, size_t errlen)
@@ -136,6 +203,8 @@ s_sender_config (notifyd_t *self, const rt_config_t *c, char *err, size_t errlen
     s->base_urls[1] = rt_config_get (c, "viber-api");
     s->base_urls[2] = rt_config_get (c, "meta-api");
     s->base_urls[3] = rt_config_get (c, "twilio-api");
+    if (s_smtp_config (&s->smtp, c, err, errlen) != 0)
+        return -1;
     return 0;
 }
 
@@ -233,6 +302,24 @@ s_notification_config (notifyd_t *self, const rt_config_t *c, char *err, size_t 
 }
 
 static int
+s_campaign_config (notifyd_t *self, const rt_config_t *c, char *err, size_t errlen)
+{
+    campaign_config_t *k = &self->campaign_config;
+    int64_t batch;
+    if (rt_config_get_int (c, "campaign-batch", 1, 10000, &batch, err, errlen) != 0 ||
+        rt_config_get_ms (c, "campaign-poll", &k->poll_ms, err, errlen) != 0 ||
+        rt_config_get_ms (c, "campaign-refresh", &k->refresh_ms, err, errlen) != 0)
+        return -1;
+    if (k->poll_ms < 1 || k->refresh_ms < 10) {
+        rt_errf (err, errlen, "--campaign-poll must be at least 1ms, --campaign-refresh 10ms");
+        return -1;
+    }
+    k->batch = (int)batch;
+    k->notification = &self->notification;
+    return 0;
+}
+
+static int
 s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
 {
     notifyd_t *self = arg;
@@ -241,7 +328,8 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     int64_t batch_max;
     if (rt_config_get_int (c, "batch-max", 1, 100000, &batch_max, err, errlen) != 0 ||
         s_sender_config (self, c, err, errlen) != 0 ||
-        s_notification_config (self, c, err, errlen) != 0)
+        s_notification_config (self, c, err, errlen) != 0 ||
+        s_campaign_config (self, c, err, errlen) != 0)
         return -1;
     if (rt_config_get (c, "member")[0]) {
         snprintf (self->member, sizeof self->member, "%s", rt_config_get (c, "member"));
@@ -253,6 +341,8 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     self->sender_config.dsn = rt_daemon_dsn (d);
     self->sender_config.member = self->member;
     self->sender_config.metrics = rt_daemon_metrics (d);
+    self->campaign_config.dsn = rt_daemon_dsn (d);
+    self->campaign_config.metrics = rt_daemon_metrics (d);
     self->notification.metrics = rt_daemon_metrics (d);
     self->sender_config.notification = &self->notification;
     handler_init (&self->handler, rt_daemon_metrics (d), &self->notification);
@@ -279,6 +369,9 @@ s_start (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     self->sender = sender_start (&self->sender_config, err, errlen);
     if (!self->sender)
         return -1;
+    self->campaigns = campaign_start (&self->campaign_config, err, errlen);
+    if (!self->campaigns)
+        return -1;
     atomic_store (&self->live, self->sender);
     return 0;
 }
@@ -302,6 +395,7 @@ s_stop (rt_daemon_t *d, void *arg)
     notifyd_t *self = arg;
     (void)d;
     atomic_store (&self->live, NULL);
+    campaign_stop (&self->campaigns);
     sender_stop (&self->sender);
     rt_consumer_destroy (&self->consumer);
 }

@@ -80,7 +80,7 @@
  * stored them beside its receiving secret. Which fields a provider reads
  * is in its adapter's comment; the rest are NULL. */
 typedef struct {
-    const char *provider;   /* "telegram", "viber", "meta", "whatsapp", "twilio" */
+    const char *provider;   /* "telegram", "viber", "meta", "whatsapp", "twilio", "smtp" */
     const char *base_url;   /* the API's base, e.g. "https://api.telegram.org"
                                (RETAIN_NOTIFY_*_API): tests point it at a fake */
     const char *token;      /* bot token, page access token, auth token */
@@ -266,6 +266,91 @@ bool provider_graph_error (const json_t *doc, provider_graph_error_t *e);
 /* How long to wait: the provider's figure in seconds when given (>= 0),
  * else the response's Retry-After, else fallback_ms. */
 int64_t provider_wait_ms (const rt_http_response_t *resp, json_int_t seconds, int64_t fallback_ms);
+
+/* --- e-mail (providers/smtp.c) ---
+ *
+ * SMTP is not HTTP, so e-mail has no provider_t: the same two pure halves,
+ * shaped for libcurl's smtp://. provider_smtp_build makes the RFC 5322
+ * message (multipart/alternative text + HTML, RFC 2047 subject and names,
+ * List-Unsubscribe one-click); provider_smtp_classify reads how the
+ * session ended (libcurl's code, the server's last reply and the command
+ * it answered) into the verdicts above. The sending is daemon/smtp.c's. */
+
+#define PROVIDER_ADDR_MAX 256 /* an e-mail address, bytes with the NUL */
+
+/* One e-mail; strings lent. */
+typedef struct {
+    const char *from;             /* the account's sender: "addr" or "Name <addr>" */
+    const char *to;               /* the recipient's address */
+    const char *subject;          /* UTF-8, one line */
+    const char *text;             /* the text/plain part, UTF-8 */
+    const char *html;             /* the text/html part; NULL or "": the text alone */
+    const char *message_id;       /* retain's id: the Message-ID's left part, the boundary */
+    int64_t date_s;               /* Date, unix seconds */
+    const char *unsubscribe_url;  /* List-Unsubscribe's https link (one-click); NULL: none */
+    const char *unsubscribe_mail; /* its mailto address; NULL: none */
+} provider_mail_t;
+
+/* A built e-mail: the bytes to upload (owned) and its envelope. */
+typedef struct {
+    char *data;                            /* CRLF lines, each under 998 bytes */
+    size_t len;                            /* its length */
+    char envelope_from[PROVIDER_ADDR_MAX]; /* MAIL FROM: the sender's address */
+    char envelope_to[PROVIDER_ADDR_MAX];   /* RCPT TO: the recipient's address */
+    char message_id[PROVIDER_EXT_MAX];     /* the Message-ID without <>: the external id */
+} provider_mail_msg_t;
+
+/* Builds mail into *out (zeroed first). 0, or -1 with err filled and
+ * nothing to free: an address that is not one (or not ASCII), a control
+ * character in the subject or a name (no header is ever injected), text
+ * or HTML that is not UTF-8, no text, no subject. */
+int provider_smtp_build (const provider_mail_t *mail, provider_mail_msg_t *out, char *err,
+                         size_t errlen);
+
+/* Frees what a build made and zeroes it; safe on a zeroed message. */
+void provider_mail_msg_free (provider_mail_msg_t *msg);
+
+/* The command an SMTP session's last reply answered. */
+typedef enum {
+    PROVIDER_SMTP_SESSION = 0, /* greeting, EHLO, STARTTLS, AUTH */
+    PROVIDER_SMTP_MAIL,        /* MAIL FROM */
+    PROVIDER_SMTP_RCPT,        /* RCPT TO */
+    PROVIDER_SMTP_DATA,        /* DATA, before its 354 */
+    PROVIDER_SMTP_BODY,        /* the message sent, its final reply awaited */
+} provider_smtp_stage_t;
+
+/* How a session ended; strings lent. */
+typedef struct {
+    int curl_code;               /* CURLcode, 0: sent */
+    const char *curl_error;      /* libcurl's words, NULL or "": none */
+    int reply;                   /* the server's last reply code, 0: none */
+    const char *reply_text;      /* its text after the code ("5.1.1 ..."), NULL: none */
+    provider_smtp_stage_t stage; /* what that reply answered */
+} provider_smtp_answer_t;
+
+/* Classifies a session into *out (zeroed first); message_id is the
+ * external id of a sent one. 4yz transient (RETRY; WAIT for throttling:
+ * 432, 4.7.28, "too many"); 5.1.x and any 5yz to RCPT unreachable
+ * (STOP_RECIPIENT, 5.1.7/5.1.8 and a 5yz to MAIL the account's sender:
+ * STOP_ACCOUNT); authentication (530, 534, 535, 538, 5.7.0/8/9/11/14,
+ * 5.7.1 relaying, libcurl's login denied, no STARTTLS where it is
+ * required, a certificate that does not verify) STOP_ACCOUNT; other 5yz
+ * BAD_REQUEST. No reply: RETRY, uncertain once the message was sent. The
+ * code is the reply and its enhanced code ("550 5.1.1"). A sent e-mail is
+ * delivered as well: SMTP has no delivery receipts, and the receipt watch
+ * must not send it again on the next channel. */
+void provider_smtp_classify (const provider_smtp_answer_t *a, const char *message_id,
+                             provider_outcome_t *out);
+
+/* The one-click unsubscribe link: base (https://..., a '/' added when it
+ * lacks one) and rt_signed's unsubscribe token of customer_id, channel
+ * and category, expiring at expires_s, into out. Its length, or -1 (no
+ * customer, a base not https://, a token rt_signed refuses, out too
+ * small). keys is an rt_signed_keys_t. */
+struct rt_signed_keys_t;
+long provider_unsubscribe_link (const struct rt_signed_keys_t *keys, const char *base,
+                                const char *customer_id, Retain__V1__Channel channel,
+                                const char *category, int64_t expires_s, char *out, size_t outlen);
 
 /* The adapters, for provider_find and the tests. */
 extern const provider_t provider_telegram;

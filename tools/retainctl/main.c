@@ -4,8 +4,8 @@
  * Each command is a function in its own file (retainctl.h) with its own
  * settings table, so `retainctl <command> --help` lists exactly what that
  * command takes, environment variables included. The commands form one
- * table here, groups (inbox, churn, team, operator, sla, template, notify)
- * nesting their own, and one dispatcher walks it: at every level "--help"
+ * table here, groups (inbox, churn, team, operator, sla, template, notify,
+ * campaign) nesting their own, and one dispatcher walks it: at every level "--help"
  * and "help" print the usage on stdout and exit 0, a missing or unknown
  * word prints it on stderr and exits 2. A command may have subcommands of
  * its own ("notify failed" and "notify failed retry"): a next word naming
@@ -56,6 +56,9 @@ static const retainctl_command_t s_commands[] = {
     {.name = "notify",
      .summary = "notifyd's sending accounts and dead letters: account, failed",
      .subs = retainctl_notify_commands},
+    {.name = "campaign",
+     .summary = "notifyd's campaigns: create, start, pause, resume, cancel, list, status",
+     .subs = retainctl_campaign_commands},
     {.name = NULL}};
 
 bool

@@ -16,7 +16,9 @@
  * (provider.h) and records each outcome (outcome.c) in a transaction of
  * its own with its events in the outbox. Each worker also runs the crash policy
  * (recover.c) at start and every sweep interval: sends another member
- * left `sending` past the lease are uncertain.
+ * left `sending` past the lease are uncertain. The campaign runner
+ * (campaign.c), a thread of its own, makes a running campaign's targets
+ * into notifications at the campaign's rate, each customer once.
  */
 #ifndef NOTIFYD_H
 #define NOTIFYD_H
@@ -28,6 +30,7 @@
 #include "provider.h"
 #include "rt_db.h"
 #include "rt_metrics.h"
+#include "smtp.h"
 #include "retain/v1/envelope.pb-c.h"
 
 /* The producer name notifyd's own events carry: the handler passes over
@@ -144,6 +147,7 @@ typedef struct {
     int host_connections;       /* connections to one provider host at most, per worker */
     rt_metrics_t *metrics;      /* lent: the daemon's registry */
     const notification_config_t *notification; /* lent: fallbacks and the receipt watch */
+    smtp_config_t smtp;                        /* e-mail's settings (smtp.h) */
 } sender_config_t;
 
 typedef struct sender_t sender_t;
@@ -208,5 +212,28 @@ int outcome_refuse (const outcome_ctx_t *ctx, const notify_claim_t *c, const cha
  * queued sends are dropped; full recipient buckets are deleted; the queue
  * gauge is refreshed. 0 or -1. */
 int recover_sweep (const outcome_ctx_t *ctx, bool mine);
+
+/* --- campaigns (campaign.c) --- */
+
+/* The campaign runner's settings. */
+typedef struct {
+    const char *dsn;                           /* PostgreSQL (lent: the daemon's settings) */
+    int batch;                                 /* targets one step claims at most */
+    int64_t poll_ms;                           /* between two rounds that claimed nothing */
+    int64_t refresh_ms;                        /* between two recounts of sent and failed */
+    rt_metrics_t *metrics;                     /* lent: the daemon's registry */
+    const notification_config_t *notification; /* lent: routing, consent, quiet hours */
+} campaign_config_t;
+
+typedef struct campaign_runner_t campaign_runner_t;
+
+/* Starts the runner's thread (it connects on its own): running campaigns'
+ * pending targets become notifications at each campaign's rate, each
+ * customer once (campaign.c has the steps). NULL with the reason in err. */
+campaign_runner_t *campaign_start (const campaign_config_t *config, char *err, size_t errlen);
+
+/* Stops it after the step in progress (whose transaction commits or rolls
+ * back whole) and frees it; NULL is fine. */
+void campaign_stop (campaign_runner_t **self_p);
 
 #endif

@@ -16,7 +16,10 @@
  *      `sending`: every one is committed as such before its request
  *      leaves.
  *   3. Each claimed send is built by its provider's adapter (provider.h)
- *      and submitted; a send the adapter refuses fails at once.
+ *      and submitted; a send the adapter refuses fails at once. E-mail
+ *      (provider "smtp") is built by provider_smtp_build, its subject and
+ *      HTML read from the send, and goes to the worker's SMTP threads
+ *      (smtp.h), which hand its end back to the loop.
  *   4. Each answer is classified by the adapter and recorded (outcome.c)
  *      in a transaction of its own on the loop's thread.
  *   A claim that filled its batch is followed at once by the next; one
@@ -41,12 +44,22 @@
 #include "rt_log.h"
 #include "rt_outbox.h"
 #include "rt_signal.h"
+#include "rt_utf8.h"
 
 #define S_CLAIM "notify_sender_claim"
 static const char *s_claim_sql = "SELECT id, channel, recipient, text, attempts, failures,"
                                  " COALESCE(customer_id::text, ''), category, account, provider,"
                                  " base_url, token, account_id, sender, status_url"
                                  " FROM notify.claim($1, $2::bigint, $3::integer)";
+
+/* An e-mail's subject and HTML part, which the claim does not carry. */
+#define S_MAIL "notify_sender_mail"
+static const char *s_mail_sql =
+    "SELECT COALESCE(subject, ''), COALESCE(html, '') FROM notify.sends WHERE id = $1::uuid";
+
+/* A subject made from the text's first line when the send has none (an
+ * operator's reply), in characters. */
+#define S_SUBJECT_CHARS 60
 
 /* The providers' default API bases, in sender_config_t.base_urls order. */
 static const char *const s_base_names[4] = {"telegram", "viber", "meta", "twilio"};
@@ -70,6 +83,7 @@ struct worker_t {
     struct event_base *base; /* its loop */
     struct event *tick;      /* the timer */
     rt_http_client_t *http;  /* its client */
+    smtp_t *smtp;            /* its e-mail sessions */
     rt_db_t *db;             /* its connection */
     outcome_ctx_t octx;      /* outcome.c's view of it */
     int cap;                 /* its share of the in-flight cap */
@@ -84,8 +98,9 @@ typedef struct {
     worker_t *w;          /* its worker */
     notify_claim_t claim; /* the send, owned */
     const provider_t *adapter;
-    provider_send_t send; /* the adapter's view (points into claim) */
-    int64_t started_us;   /* rt_clock_elapsed_us at submit */
+    provider_send_t send;           /* the adapter's view (points into claim) */
+    int64_t started_us;             /* rt_clock_elapsed_us at submit */
+    char mail_id[PROVIDER_EXT_MAX]; /* e-mail: its Message-ID, the external id */
 } s_request_t;
 
 static void
@@ -179,6 +194,109 @@ s_local_retry (worker_t *w, const notify_claim_t *c, const char *why)
     (void)outcome_record (&w->octx, c, &o);
 }
 
+static void
+s_mail_done (void *arg, const smtp_result_t *res)
+{
+    s_request_t *rq = arg;
+    worker_t *w = rq->w;
+    provider_outcome_t o;
+    s_observe (w, rq->claim.provider, rq->started_us);
+    if (!res->cancelled) {
+        provider_smtp_classify (&res->answer, rq->mail_id, &o);
+        if (o.verdict != PROVIDER_SENT)
+            rt_log (RT_LOG_INFO, "attempt not sent", rt_log_str ("message_id", rq->claim.id),
+                    rt_log_str ("verdict", provider_verdict_name (o.verdict)),
+                    rt_log_str ("code", o.code), rt_log_str ("reason", o.reason),
+                    rt_log_int ("attempt", rq->claim.attempts));
+        (void)outcome_record (&w->octx, &rq->claim, &o);
+    }
+    s_in_flight (w, -1);
+    s_request_free (rq);
+}
+
+/* The text's first line, whole characters up to S_SUBJECT_CHARS. */
+static void
+s_subject_from_text (const char *text, char *out, size_t outlen)
+{
+    size_t n = 0, chars = 0, len = strcspn (text, "\r\n");
+    while (n < len && chars < S_SUBJECT_CHARS) {
+        size_t k = rt_utf8_seq_len (text + n, len - n);
+        if (k == 0 || n + k >= outlen)
+            break;
+        n += k;
+        chars++;
+    }
+    snprintf (out, outlen, "%.*s", (int)n, text);
+}
+
+/* Builds and hands one e-mail to the worker's SMTP threads; takes rq. */
+static void
+s_submit_mail (worker_t *w, s_request_t *rq, const rt_channel_t *ch)
+{
+    const sender_config_t *cfg = &w->owner->cfg;
+    notify_claim_t *c = &rq->claim;
+    provider_mail_msg_t msg;
+    provider_mail_t mail;
+    smtp_job_t job;
+    char err[256], link[1024], subject[4 * S_SUBJECT_CHARS + 1];
+    const char *v[1] = {c->id};
+    PGresult *r = NULL;
+    long n;
+
+    memset (&msg, 0, sizeof msg);
+    if (!ch || ch->value != RETAIN__V1__CHANNEL__EMAIL) {
+        snprintf (err, sizeof err, "no adapter sends %s through smtp", c->channel);
+        (void)outcome_refuse (&w->octx, c, "no_adapter", err);
+        goto cleanup;
+    }
+    r = rt_db_exec_prepared (w->db, S_MAIL, 1, v, NULL, NULL, 0);
+    if (!r || PQntuples (r) != 1) {
+        s_local_retry (w, c, "the e-mail's subject was not read");
+        goto cleanup;
+    }
+    n = smtp_link (w->smtp, c->customer_id, ch->value, c->category, rt_clock_now_ms (), link,
+                   sizeof link);
+    if (n < 0)
+        rt_log (RT_LOG_WARN, "no unsubscribe link could be made", rt_log_str ("message_id", c->id));
+    s_subject_from_text (c->text, subject, sizeof subject);
+    mail = (provider_mail_t){.from = c->sender,
+                             .to = c->recipient,
+                             .subject = PQgetvalue (r, 0, 0)[0] ? PQgetvalue (r, 0, 0) : subject,
+                             .text = c->text,
+                             .html = PQgetvalue (r, 0, 1),
+                             .message_id = c->id,
+                             .date_s = rt_clock_now_ms () / 1000,
+                             .unsubscribe_url = n > 0 ? link : NULL,
+                             .unsubscribe_mail =
+                                 cfg->smtp.unsubscribe_mail[0] ? cfg->smtp.unsubscribe_mail : NULL};
+    if (provider_smtp_build (&mail, &msg, err, sizeof err) != 0) {
+        (void)outcome_refuse (&w->octx, c, "bad_request", err);
+        goto cleanup;
+    }
+    snprintf (rq->mail_id, sizeof rq->mail_id, "%s", msg.message_id);
+    job = (smtp_job_t){.url = c->base_url[0] ? c->base_url : cfg->smtp.url,
+                       .user = c->account_id,
+                       .password = c->token,
+                       .from = msg.envelope_from,
+                       .to = msg.envelope_to,
+                       .data = msg.data,
+                       .len = msg.len,
+                       .timeout_ms = cfg->request_timeout_ms};
+    rq->started_us = rt_clock_elapsed_us ();
+    if (smtp_submit (w->smtp, &job, s_mail_done, rq, err, sizeof err) != 0) {
+        s_local_retry (w, c, err);
+        goto cleanup;
+    }
+    s_in_flight (w, 1);
+    PQclear (r);
+    provider_mail_msg_free (&msg);
+    return;
+cleanup:
+    PQclear (r);
+    provider_mail_msg_free (&msg);
+    s_request_free (rq);
+}
+
 /* Builds and submits one claimed send; takes c's strings. */
 static void
 s_submit (worker_t *w, notify_claim_t *c)
@@ -201,6 +319,10 @@ s_submit (worker_t *w, notify_claim_t *c)
     rq->claim = *c;
     memset (c, 0, sizeof *c);
     c = &rq->claim;
+    if (strcmp (c->provider, "smtp") == 0) {
+        s_submit_mail (w, rq, ch);
+        return;
+    }
     rq->adapter = ch ? provider_find_for (c->provider, ch->value) : NULL;
     if (!rq->adapter) {
         snprintf (err, sizeof err, "no adapter sends %s through %s", c->channel, c->provider);
@@ -357,7 +479,8 @@ s_worker_prepare (worker_t *w)
 {
     if (rt_outbox_prepare (w->db) != 0 || outcome_prepare (w->db) != 0 ||
         recover_prepare (w->db) != 0 || notification_prepare (w->db) != 0 ||
-        rt_db_prepare (w->db, S_CLAIM, s_claim_sql) != 0)
+        rt_db_prepare (w->db, S_CLAIM, s_claim_sql) != 0 ||
+        rt_db_prepare (w->db, S_MAIL, s_mail_sql) != 0)
         return -1;
     return 0;
 }
@@ -387,7 +510,8 @@ s_worker_main (void *arg)
     w->base = event_base_new ();
     w->http = w->base ? rt_http_client_new (w->base, &hc, err, sizeof err) : NULL;
     w->tick = w->base ? evtimer_new (w->base, s_tick, w) : NULL;
-    if (!w->base || !w->http || !w->tick) {
+    w->smtp = w->http && w->tick ? smtp_new (w->base, &cfg->smtp, w->cap, err, sizeof err) : NULL;
+    if (!w->base || !w->http || !w->tick || !w->smtp) {
         rt_log (RT_LOG_ERROR, "the sender's loop could not start",
                 rt_log_str ("error", w->base ? err : "event_base_new failed"));
         goto cleanup;
@@ -396,6 +520,7 @@ s_worker_main (void *arg)
     event_base_dispatch (w->base);
 cleanup:
     /* Cancels what is still in flight: its sends stay `sending`. */
+    smtp_destroy (&w->smtp);
     rt_http_client_destroy (&w->http);
     if (w->tick)
         event_free (w->tick);
