@@ -66,6 +66,14 @@ static const char *s_sql_me =
     "($1::text IS NULL OR c.team_id = $1 OR EXISTS (SELECT 1 FROM routing.operators o"             \
     " WHERE o.id = c.assignee AND o.team_id = $1) OR (c.team_id IS NULL AND c.assignee IS NULL))"
 
+/* The list's order: the oldest unanswered message's unix ms, answered
+ * conversations last. AT TIME ZONE 'UTC' gives the same value as the
+ * timestamptz's epoch in a form that is immutable, so routing's 006
+ * indexes it. */
+#define S_LIST_K                                                                                   \
+    "coalesce((extract(epoch FROM c.waiting_since AT TIME ZONE 'UTC') * 1000)::bigint,"            \
+    " 9223372036854775807)"
+
 /* A conversation as the API shows it: its row, its last message, the SLA
  * clock due next among those running (none while paused) and whether one
  * is breached and not yet stopped; the last column is its list order. */
@@ -78,7 +86,7 @@ static const char *s_sql_me =
     " array_to_json(c.flags)::text,"                                                              \
     " EXISTS (SELECT 1 FROM routing.sla_timers b WHERE b.conversation_id = c.id"                   \
     " AND b.breached_at IS NOT NULL AND b.stopped_at IS NULL),"                                    \
-    " coalesce((extract(epoch FROM c.waiting_since) * 1000)::bigint, 9223372036854775807) AS k"    \
+    " " S_LIST_K " AS k"                                                                           \
     " FROM routing.conversations c JOIN crm.customers cu ON cu.id = c.customer_id"                 \
     " LEFT JOIN LATERAL (SELECT t.kind, t.body, t.channel, t.occurred_at FROM routing.timeline t"  \
     " WHERE t.conversation_id = c.id AND t.kind IN ('inbound', 'outbound')"                        \
@@ -90,15 +98,63 @@ static const char *s_sql_me =
 
 static const char *s_sql_conv = S_CONV_COLS " WHERE c.id = $2::uuid AND " S_VISIBLE;
 
-/* $2 assignee filter: NULL any, '' nobody, else that operator; $3 team;
- * $4 status (NULL: all but resolved); $5/$6 the cursor; $7 the limit. */
-static const char *s_sql_list =
-    "SELECT * FROM (" S_CONV_COLS " WHERE " S_VISIBLE
-    " AND ($2::text IS NULL OR ($2 = '' AND c.assignee IS NULL) OR c.assignee = $2)"
-    " AND ($3::text IS NULL OR c.team_id = $3)"
-    " AND (($4::text IS NULL AND c.status <> 'resolved') OR c.status = $4)) s"
-    " WHERE ($5::bigint IS NULL OR (s.k, s.id) > ($5::bigint, $6::uuid))"
-    " ORDER BY s.k, s.id LIMIT $7::integer";
+/* The list, in two steps: the page's ids from the conversations alone,
+ * read in order from routing's 006 indexes, then the columns of those
+ * rows only. One statement per way in, chosen by api_list from the
+ * parameters, so that each has one generic plan as good as a custom one
+ * and PostgreSQL plans it once per connection (one statement for every
+ * case would be planned afresh at each request, the cheapest plan
+ * depending on which parameters are NULL). Together they split S_VISIBLE
+ * and the filters without overlap:
+ *   api_list        a team's (no assignee filter, not resolved): routed to
+ *                   the team; held by one of its operators and routed to
+ *                   another team or none (found by team_id ranges, not by
+ *                   reading the operators' others); with no team and
+ *                   nobody;
+ *   api_list_all    an admin's, everything not resolved;
+ *   api_list_held   one operator's (the visibility checked on their rows);
+ *   api_list_nobody nobody's, the team's or no team's;
+ *   api_list_done   resolved ones (read without an index; S_VISIBLE with
+ *                   the team's operators as one set, so that the estimate
+ *                   of a scan stays below what would have it JIT-compiled).
+ * Every statement takes the same parameters, and names each: $1 the
+ * caller's team (NULL: an admin); $2 assignee filter: NULL any, '' nobody,
+ * else that operator; $3 team; $4 status (NULL: all but resolved); $5/$6
+ * the cursor; $7 the limit. The conditions on parameters alone ("$2 IS
+ * NULL") are the statement's case, checked once per run. */
+/* clang-format off */
+#define S_LIST_BRANCH(from, where)                                                                 \
+    "(SELECT c.id, " S_LIST_K " AS k FROM " from " WHERE " where                                   \
+    " AND ($3::text IS NULL OR c.team_id = $3) AND (" S_LIST_K ", c.id) >"                         \
+    " (coalesce($5::bigint, -9223372036854775807),"                                                \
+    " coalesce($6::uuid, '00000000-0000-0000-0000-000000000000')) ORDER BY 2, 1 LIMIT $7)"
+#define S_LIST_C    "routing.conversations c"
+#define S_LIST_OPEN " AND c.status <> 'resolved' AND ($4::text IS NULL OR c.status = $4)"
+#define S_LIST_HELD(range)                                                                         \
+    S_LIST_BRANCH (S_LIST_C, "c.assignee = o.id AND c.team_id " range S_LIST_OPEN)
+#define S_LIST(page)                                                                               \
+    "SELECT * FROM (" S_CONV_COLS " WHERE c.id = ANY (ARRAY (SELECT id FROM (" page ") u"          \
+    " ORDER BY k, id LIMIT $7))) s ORDER BY s.k, s.id"
+static const char *s_sql_list = S_LIST (
+    S_LIST_BRANCH (S_LIST_C, "$2::text IS NULL AND c.team_id = $1" S_LIST_OPEN)
+    " UNION ALL (SELECT x.id, x.k FROM routing.operators o CROSS JOIN LATERAL (" S_LIST_HELD (
+        "IS NULL") " UNION ALL " S_LIST_HELD ("< $1") " UNION ALL " S_LIST_HELD ("> $1")
+    ") x WHERE $2::text IS NULL AND o.team_id = $1 ORDER BY 2, 1 LIMIT $7)"
+    " UNION ALL " S_LIST_BRANCH (S_LIST_C, "$2::text IS NULL AND $1::text IS NOT NULL"
+                                           " AND c.team_id IS NULL AND c.assignee IS NULL" S_LIST_OPEN));
+static const char *s_sql_list_all =
+    S_LIST (S_LIST_BRANCH (S_LIST_C, "$2::text IS NULL AND $1::text IS NULL" S_LIST_OPEN));
+static const char *s_sql_list_held = S_LIST (
+    S_LIST_BRANCH (S_LIST_C, "c.assignee = $2 AND $2 <> '' AND " S_VISIBLE S_LIST_OPEN));
+static const char *s_sql_list_nobody = S_LIST (S_LIST_BRANCH (
+    S_LIST_C, "$2 = '' AND c.assignee IS NULL AND ($1::text IS NULL OR c.team_id = $1"
+              " OR c.team_id IS NULL)" S_LIST_OPEN));
+static const char *s_sql_list_done = S_LIST (S_LIST_BRANCH (
+    S_LIST_C, "$4::text = 'resolved' AND c.status = 'resolved' AND ($1::text IS NULL"
+              " OR c.team_id = $1 OR c.assignee IN (SELECT o.id FROM routing.operators o"
+              " WHERE o.team_id = $1) OR (c.team_id IS NULL AND c.assignee IS NULL))"
+              " AND ($2::text IS NULL OR ($2 = '' AND c.assignee IS NULL) OR c.assignee = $2)"));
+/* clang-format on */
 
 static const char *s_sql_timeline =
     "SELECT seq, kind, event_id, channel, operator_id, body::text, " S_TS (
@@ -123,6 +179,10 @@ s_register (rt_db_t *db, void *arg)
         routing_prepare (db, err, sizeof err) != 0 || rt_db_prepare (db, "api_me", s_sql_me) != 0 ||
         rt_db_prepare (db, "api_conv", s_sql_conv) != 0 ||
         rt_db_prepare (db, "api_list", s_sql_list) != 0 ||
+        rt_db_prepare (db, "api_list_all", s_sql_list_all) != 0 ||
+        rt_db_prepare (db, "api_list_held", s_sql_list_held) != 0 ||
+        rt_db_prepare (db, "api_list_nobody", s_sql_list_nobody) != 0 ||
+        rt_db_prepare (db, "api_list_done", s_sql_list_done) != 0 ||
         rt_db_prepare (db, "api_timeline", s_sql_timeline) != 0 ||
         rt_db_prepare (db, "api_sent", s_sql_sent) != 0 || api_transcript_prepare (db) != 0 ||
         api_customers_prepare (db, err, sizeof err) != 0) {

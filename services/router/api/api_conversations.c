@@ -46,7 +46,7 @@ api_list (rt_http_request_t *req, void *arg)
     api_caller_t caller;
     rt_form_t *q = NULL;
     PGresult *res = NULL;
-    const char *assignee, *team, *status, *cursor;
+    const char *assignee, *team, *status, *cursor, *stmt;
     char key[24] = "", id[ROUTING_ID_LEN + 1] = "", limit_s[16], next[64];
     const char *v[7];
     json_t *items, *body;
@@ -104,7 +104,14 @@ api_list (rt_http_request_t *req, void *arg)
     v[4] = cursor ? key : NULL;
     v[5] = cursor ? id : NULL;
     v[6] = limit_s;
-    res = rt_db_exec_prepared (caller.db, "api_list", 7, v, NULL, NULL, 0);
+    /* One statement per way in (api.c says why). */
+    if (status && strcmp (status, "resolved") == 0)
+        stmt = "api_list_done";
+    else if (!assignee)
+        stmt = caller.scope ? "api_list" : "api_list_all";
+    else
+        stmt = assignee[0] ? "api_list_held" : "api_list_nobody";
+    res = rt_db_exec_prepared (caller.db, stmt, 7, v, NULL, NULL, 0);
     if (!res) {
         api_db_problem (req, caller.db);
         goto cleanup;
