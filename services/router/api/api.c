@@ -107,9 +107,8 @@ static const char *s_sql_conv = S_CONV_COLS " WHERE c.id = $2::uuid AND " S_VISI
  * depending on which parameters are NULL). Together they split S_VISIBLE
  * and the filters without overlap:
  *   api_list        a team's (no assignee filter, not resolved): routed to
- *                   the team; held by one of its operators and routed to
- *                   another team or none (found by team_id ranges, not by
- *                   reading the operators' others); with no team and
+ *                   the team (a conversation held by one of its operators
+ *                   is in its team: routing 008), or with no team and
  *                   nobody;
  *   api_list_all    an admin's, everything not resolved;
  *   api_list_held   one operator's (the visibility checked on their rows);
@@ -130,16 +129,11 @@ static const char *s_sql_conv = S_CONV_COLS " WHERE c.id = $2::uuid AND " S_VISI
     " coalesce($6::uuid, '00000000-0000-0000-0000-000000000000')) ORDER BY 2, 1 LIMIT $7)"
 #define S_LIST_C    "routing.conversations c"
 #define S_LIST_OPEN " AND c.status <> 'resolved' AND ($4::text IS NULL OR c.status = $4)"
-#define S_LIST_HELD(range)                                                                         \
-    S_LIST_BRANCH (S_LIST_C, "c.assignee = o.id AND c.team_id " range S_LIST_OPEN)
 #define S_LIST(page)                                                                               \
     "SELECT * FROM (" S_CONV_COLS " WHERE c.id = ANY (ARRAY (SELECT id FROM (" page ") u"          \
     " ORDER BY k, id LIMIT $7))) s ORDER BY s.k, s.id"
 static const char *s_sql_list = S_LIST (
     S_LIST_BRANCH (S_LIST_C, "$2::text IS NULL AND c.team_id = $1" S_LIST_OPEN)
-    " UNION ALL (SELECT x.id, x.k FROM routing.operators o CROSS JOIN LATERAL (" S_LIST_HELD (
-        "IS NULL") " UNION ALL " S_LIST_HELD ("< $1") " UNION ALL " S_LIST_HELD ("> $1")
-    ") x WHERE $2::text IS NULL AND o.team_id = $1 ORDER BY 2, 1 LIMIT $7)"
     " UNION ALL " S_LIST_BRANCH (S_LIST_C, "$2::text IS NULL AND $1::text IS NOT NULL"
                                            " AND c.team_id IS NULL AND c.assignee IS NULL" S_LIST_OPEN));
 static const char *s_sql_list_all =
