@@ -11,6 +11,7 @@
  * gives an error naming the file and line, exit status 1 and an empty
  * stdout; bad usage gives status 2. The models are in services/loyalty/churn.
  */
+#include "cmd.h"
 #include "retainctl.h"
 
 #include "churn/bgnbd.h"
@@ -23,6 +24,7 @@
 #include "churn/score.h"
 #include "churn/summary.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -142,20 +144,16 @@ static const struct {
     {                                                                                              \
         "top", NULL, "0.2", "F: Pareto: share of top customers"                                    \
     }
-#define S_END                                                                                      \
-    {                                                                                              \
-        NULL, NULL, NULL, NULL                                                                     \
-    }
 
 static const rt_config_setting_t s_fit_settings[] = {S_SUMMARY, S_TRANSACTIONS, S_FORMAT,
-                                                     S_CAL_END, S_UNIT,         S_END};
+                                                     S_CAL_END, S_UNIT,         RETAINCTL_END};
 static const rt_config_setting_t s_score_settings[] = {
     S_SUMMARY, S_TRANSACTIONS, S_FORMAT,   S_CAL_END,      S_UNIT,
-    S_HORIZON, S_CLV_MONTHS,   S_DISCOUNT, S_SCORE_OUTPUT, S_END};
+    S_HORIZON, S_CLV_MONTHS,   S_DISCOUNT, S_SCORE_OUTPUT, RETAINCTL_END};
 static const rt_config_setting_t s_report_settings[] = {
-    S_TRANSACTIONS, S_FORMAT, S_UNIT, S_FROM, S_TO, S_LOST, S_TOP, S_REPORT_OUTPUT, S_END};
+    S_TRANSACTIONS, S_FORMAT, S_UNIT, S_FROM, S_TO, S_LOST, S_TOP, S_REPORT_OUTPUT, RETAINCTL_END};
 static const rt_config_setting_t s_summary_settings[] = {S_TRANSACTIONS, S_FORMAT, S_CAL_END,
-                                                         S_OBS_END,      S_UNIT,   S_END};
+                                                         S_OBS_END,      S_UNIT,   RETAINCTL_END};
 
 /* Said under every subcommand's --help. */
 #define S_NOTES                                                                                    \
@@ -212,16 +210,8 @@ s_unit_name (double unit_days)
     return unit_days == 1 ? "days" : "weeks";
 }
 
-/* Prints a JSON value on one line to stdout. Takes the reference. */
-static void
-s_print_json (json_t *value)
-{
-    char *text = json_dumps (value, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION (10));
-    if (text)
-        printf ("%s\n", text);
-    free (text);
-    json_decref (value);
-}
+/* The figures' JSON: one line, keys in the order set, 10 digits. */
+#define S_JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION (10))
 
 /* A JSON number, or null for values that are not numbers. */
 static json_t *
@@ -365,7 +355,7 @@ s_cmd_fit (const s_args_t *args)
             json_object_set_new (g, "frequency_spend_correlation", s_real (gg.correlation));
             json_object_set_new (o, "gamma_gamma", g);
         }
-        s_print_json (o);
+        retainctl_print_json (o, S_JSON_FLAGS);
     }
     churn_summary_destroy (&s);
     return rc;
@@ -439,7 +429,7 @@ s_cmd_score (const s_args_t *args)
             json_object_set_new (o, "segment", json_string (segment));
             json_object_set_new (o, "expected_spend", spend >= 0 ? s_real (spend) : json_null ());
             json_object_set_new (o, "clv", clv >= 0 ? s_real (clv) : json_null ());
-            s_print_json (o);
+            retainctl_print_json (o, S_JSON_FLAGS);
             continue;
         }
         /* An id with a comma or quote is quoted as CSV wants. */
@@ -611,7 +601,7 @@ s_cmd_report (const s_args_t *args)
                              pareto.defined ? s_real (pareto.customers_for_80) : json_null ());
         json_object_set_new (p, "total_revenue", s_real (pareto.total_revenue));
         json_object_set_new (o, "pareto", p);
-        s_print_json (o);
+        retainctl_print_json (o, S_JSON_FLAGS);
     }
 cleanup:
     churn_summary_destroy (&s);
@@ -619,77 +609,69 @@ cleanup:
     return rc;
 }
 
-/* Parses a subcommand's flags into args and runs it. */
+/* The subcommands retainctl_churn_commands lists, by their word. */
+static const struct {
+    const char *name;                    /* the word */
+    const char *help;                    /* heads its --help */
+    const rt_config_setting_t *settings; /* the flags it takes */
+    int (*run) (const s_args_t *);       /* its work, on the flags read */
+} s_subs[] = {
+    {"fit",
+     "Fit BG/NBD (and Gamma-Gamma when spend is known) to --summary or --transactions; prints "
+     "one JSON object." S_NOTES,
+     s_fit_settings, s_cmd_fit},
+    {"score",
+     "Per customer: P(alive), expected purchases, RFM segment, expected spend and CLV." S_NOTES,
+     s_score_settings, s_cmd_score},
+    {"report",
+     "Churn rate over a period and the revenue share of the top customers, from "
+     "--transactions." S_NOTES,
+     s_report_settings, s_cmd_report},
+    {"summary",
+     "Per-customer frequency, recency, T and spend built from --transactions (CSV)." S_NOTES,
+     s_summary_settings, s_cmd_summary},
+};
+
+/* Parses the flags of the subcommand argv[0] names into args and runs
+ * it. */
 static int
-s_run (const char *summary, const rt_config_setting_t *settings, int (*cmd) (const s_args_t *),
-       int argc, char **argv)
+s_run (int argc, char **argv)
 {
-    char program[64];
+    retainctl_cmd_t cmd;
     s_args_t args;
+    size_t k = 0;
     int rc;
-    snprintf (program, sizeof program, "retainctl churn %s", argv[0]);
-    rt_config_t *config = rt_config_new (program, summary, settings);
-    if (!config)
-        return 1;
-    if (!retainctl_parse (config, program, argc, argv, &rc))
+    while (k < sizeof s_subs / sizeof s_subs[0] && strcmp (s_subs[k].name, argv[0]) != 0)
+        k++;
+    /* retainctl_churn_commands runs this for the words of s_subs alone. */
+    assert (k < sizeof s_subs / sizeof s_subs[0]);
+    if (!retainctl_cmd_begin (&cmd, "churn", s_subs[k].help, s_subs[k].settings, argc, argv, &rc))
         goto cleanup;
     memset (&args, 0, sizeof args);
-    for (const rt_config_setting_t *s = settings; s->name; s++) {
-        const char *value = rt_config_get (config, s->name);
+    for (const rt_config_setting_t *s = s_subs[k].settings; s->name; s++) {
+        const char *value = rt_config_get (cmd.config, s->name);
         for (size_t i = 0; i < sizeof s_fields / sizeof s_fields[0]; i++) {
             if (strcmp (s_fields[i].name, s->name) == 0)
                 *(const char **)((char *)&args + s_fields[i].offset) = *value ? value : NULL;
         }
     }
-    rc = cmd (&args);
+    rc = s_subs[k].run (&args);
 cleanup:
-    rt_config_destroy (&config);
+    retainctl_cmd_end (&cmd);
     return rc;
-}
-
-static int
-s_main_fit (int argc, char **argv)
-{
-    return s_run ("Fit BG/NBD (and Gamma-Gamma when spend is known) to --summary or "
-                  "--transactions; prints one JSON object." S_NOTES,
-                  s_fit_settings, s_cmd_fit, argc, argv);
-}
-
-static int
-s_main_score (int argc, char **argv)
-{
-    return s_run ("Per customer: P(alive), expected purchases, RFM segment, expected spend and "
-                  "CLV." S_NOTES,
-                  s_score_settings, s_cmd_score, argc, argv);
-}
-
-static int
-s_main_report (int argc, char **argv)
-{
-    return s_run ("Churn rate over a period and the revenue share of the top customers, from "
-                  "--transactions." S_NOTES,
-                  s_report_settings, s_cmd_report, argc, argv);
-}
-
-static int
-s_main_summary (int argc, char **argv)
-{
-    return s_run ("Per-customer frequency, recency, T and spend built from --transactions "
-                  "(CSV)." S_NOTES,
-                  s_summary_settings, s_cmd_summary, argc, argv);
 }
 
 const retainctl_command_t retainctl_churn_commands[] = {
     {.name = "fit",
      .summary = "fit BG/NBD (and Gamma-Gamma when spend is known); one JSON object",
-     .run = s_main_fit},
+     .run = s_run},
     {.name = "score",
      .summary = "per customer: P(alive), expected purchases, RFM segment, spend, CLV",
-     .run = s_main_score},
+     .run = s_run},
     {.name = "report",
      .summary = "churn rate over a period and the revenue share of the top customers",
-     .run = s_main_report},
+     .run = s_run},
     {.name = "summary",
      .summary = "per-customer frequency, recency, T and spend from transactions (CSV)",
-     .run = s_main_summary},
+     .run = s_run},
     {.name = NULL}};

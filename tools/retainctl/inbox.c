@@ -22,23 +22,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <jansson.h>
 
+#include "cmd.h"
 #include "retainctl.h"
 #include "rt_channel.h"
-#include "rt_codec.h"
 #include "rt_config.h"
 #include "rt_db.h"
 
 /* Each flag once; each subcommand's table lists those it takes, so its
  * --help shows exactly them. The help of --channel and --provider is
  * written from the table when add runs (s_kind_help). */
-#define S_PG_DSN                                                                                   \
-    {                                                                                              \
-        "pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"               \
-    }
 #define S_ID                                                                                       \
     {                                                                                              \
         "id", NULL, "", "inbox id: lower-case letters, digits, '.', '_', '-' (required)"           \
@@ -65,59 +60,29 @@
         "public-url", "RETAIN_INGEST_PUBLIC_URL", "http://127.0.0.1:8780",                         \
             "base URL shown for webhook addresses"                                                 \
     }
-#define S_END                                                                                      \
-    {                                                                                              \
-        NULL, NULL, NULL, NULL                                                                     \
-    }
 
-static const rt_config_setting_t s_add_settings[] = {S_PG_DSN, S_ID,     S_CHANNEL,    S_PROVIDER,
-                                                     S_SECRET, S_CONFIG, S_PUBLIC_URL, S_END};
-static const rt_config_setting_t s_list_settings[] = {S_PG_DSN, S_PUBLIC_URL, S_END};
-static const rt_config_setting_t s_rotate_settings[] = {S_PG_DSN, S_ID, S_SECRET, S_END};
-static const rt_config_setting_t s_id_settings[] = {S_PG_DSN, S_ID, S_END};
+static const rt_config_setting_t s_add_settings[] = {
+    RETAINCTL_PG_DSN, S_ID, S_CHANNEL, S_PROVIDER, S_SECRET, S_CONFIG, S_PUBLIC_URL, RETAINCTL_END};
+static const rt_config_setting_t s_list_settings[] = {RETAINCTL_PG_DSN, S_PUBLIC_URL,
+                                                      RETAINCTL_END};
+static const rt_config_setting_t s_rotate_settings[] = {RETAINCTL_PG_DSN, S_ID, S_SECRET,
+                                                        RETAINCTL_END};
+static const rt_config_setting_t s_id_settings[] = {RETAINCTL_PG_DSN, S_ID, RETAINCTL_END};
 
-/* One subcommand's run: its flags and its connection. */
-typedef struct {
-    char program[64];    /* "retainctl inbox add", heads messages */
-    rt_config_t *config; /* its flags */
-    rt_db_t *db;         /* reads and writes ingest.inboxes */
-    PGresult *res;       /* the statement's result */
-} s_cmd_t;
+static const char *s_sql_add = "INSERT INTO ingest.inboxes (id, channel, provider, secret, config)"
+                               " VALUES ($1, $2, $3, $4, $5::jsonb)";
+static const char *s_sql_list =
+    "SELECT id, channel, provider, enabled::text, config::text, (previous_secret <> '')::text"
+    " FROM ingest.inboxes ORDER BY id";
+static const char *s_sql_rotate =
+    "UPDATE ingest.inboxes SET previous_secret = secret, secret = $2 WHERE id = $1 RETURNING id";
 
-static int
-s_generate (char out[65])
-{
-    uint8_t raw[32];
-    if (getrandom (raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        return -1;
-    rt_hex_encode (raw, sizeof raw, out);
-    return 0;
-}
+/* PostgreSQL's DETAIL repeats the failing row, secret included: never
+ * shown. */
+#define S_DB_ERRORS RETAINCTL_DB_NO_DETAIL
 
-/* PostgreSQL's DETAIL repeats the failing row, secret included: never show
- * it. */
-static void
-s_db_error (const char *verb, rt_db_t *db)
-{
-    const char *msg = rt_db_error (db);
-    const char *detail = strstr (msg, "\nDETAIL");
-    fprintf (stderr, "retainctl inbox %s: %.*s\n", verb,
-             (int)(detail ? (size_t)(detail - msg) : strlen (msg)), msg);
-}
-
-static bool
-s_valid_id (const char *id)
-{
-    size_t i, n = strlen (id);
-    if (n == 0 || n > 63 || !((id[0] >= 'a' && id[0] <= 'z') || (id[0] >= '0' && id[0] <= '9')))
-        return false;
-    for (i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
+/* A secret not given: 32 random bytes, 64 hex digits. */
+#define S_SECRET_BYTES 32
 
 /* The help lines of --channel and --provider, from the table. */
 typedef struct {
@@ -205,7 +170,7 @@ s_kind_help (s_kind_help_t *help, const rt_config_setting_t *settings, rt_config
         else if (strcmp (out[i].name, "provider") == 0)
             out[i].help = help->provider;
     }
-    out[i] = (rt_config_setting_t)S_END;
+    out[i] = (rt_config_setting_t)RETAINCTL_END;
 }
 
 /* The kind an inbox is added as: --provider's for the channel, else the
@@ -279,55 +244,29 @@ s_print_url (const char *base, const char *id, const rt_channel_kind_t *kind, co
     }
 }
 
-/* Parses the flags of `inbox <argv[0]>` (a required --id checked).
- * Returns true to go on; otherwise *rc is the exit status. */
+/* Parses the flags of `inbox <argv[0]>`, a required --id (into *id)
+ * given when id is not NULL. Returns true to go on; otherwise *rc is the
+ * exit status. */
 static bool
-s_begin (s_cmd_t *cmd, const char *summary, const rt_config_setting_t *settings, bool needs_id,
-         int argc, char **argv, int *rc)
+s_begin (retainctl_cmd_t *cmd, const char *summary, const rt_config_setting_t *settings,
+         const char **id, int argc, char **argv, int *rc)
 {
-    memset (cmd, 0, sizeof *cmd);
-    snprintf (cmd->program, sizeof cmd->program, "retainctl inbox %s", argv[0]);
-    *rc = 1;
-    cmd->config = rt_config_new (cmd->program, summary, settings);
-    if (!cmd->config)
+    if (!retainctl_cmd_begin (cmd, "inbox", summary, settings, argc, argv, rc))
         return false;
-    if (!retainctl_parse (cmd->config, cmd->program, argc, argv, rc))
-        return false;
-    if (needs_id && !rt_config_get (cmd->config, "id")[0]) {
-        fprintf (stderr, "%s: --id is required\n", cmd->program);
+    if (id && !retainctl_cmd_required (cmd, "id", id)) {
         *rc = 2;
         return false;
     }
     return true;
 }
 
-static bool
-s_connect (s_cmd_t *cmd)
-{
-    cmd->db = rt_db_new (rt_config_get (cmd->config, "pg-dsn"), "retainctl");
-    if (!cmd->db || rt_db_connect (cmd->db) != 0) {
-        fprintf (stderr, "%s: cannot connect: %s\n", cmd->program,
-                 cmd->db ? rt_db_error (cmd->db) : "");
-        return false;
-    }
-    return true;
-}
-
-static void
-s_end (s_cmd_t *cmd)
-{
-    PQclear (cmd->res);
-    rt_db_destroy (&cmd->db);
-    rt_config_destroy (&cmd->config);
-}
-
 static int
 s_add (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     s_kind_help_t help;
     rt_config_setting_t settings[sizeof s_add_settings / sizeof *s_add_settings];
-    char secret[65], list[256];
+    char secret[2 * S_SECRET_BYTES + 1], list[256];
     const char *params[5];
     const rt_channel_t *channel;
     const rt_channel_kind_t *kind;
@@ -338,17 +277,11 @@ s_add (int argc, char **argv)
 
     s_kind_help (&help, s_add_settings, settings, sizeof settings / sizeof *settings);
     if (!s_begin (&cmd, "Add an inbox; prints its webhook URL (and its secret when generated).",
-                  settings, true, argc, argv, &rc))
+                  settings, &params[0], argc, argv, &rc))
         goto cleanup;
     rc = 2;
-    params[0] = rt_config_get (cmd.config, "id");
-    if (!s_valid_id (params[0])) {
-        fprintf (stderr,
-                 "%s: --id \"%s\" must be 1-63 lower-case letters, digits, '.', '_' or '-', "
-                 "starting with a letter or digit\n",
-                 cmd.program, params[0]);
+    if (!retainctl_cmd_id (&cmd, "id", params[0]))
         goto cleanup;
-    }
     channel = rt_channel_by_name (rt_config_get (cmd.config, "channel"));
     if (!channel) {
         rt_channel_list (list, sizeof list);
@@ -366,23 +299,16 @@ s_add (int argc, char **argv)
         goto cleanup;
     rc = 1;
     generated = !rt_config_get (cmd.config, "secret")[0];
-    if (generated && s_generate (secret) != 0)
+    if (generated && retainctl_random_hex (S_SECRET_BYTES, secret) != 0)
         goto cleanup;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, S_DB_ERRORS))
         goto cleanup;
     params[1] = channel->name;
     params[2] = kind->provider;
     params[3] = generated ? secret : rt_config_get (cmd.config, "secret");
     params[4] = rt_config_get (cmd.config, "config");
-    cmd.res =
-        rt_db_exec_params (cmd.db,
-                           "INSERT INTO ingest.inboxes (id, channel, provider, secret, config) "
-                           "VALUES ($1, $2, $3, $4, $5::jsonb)",
-                           5, params);
-    if (!cmd.res) {
-        s_db_error ("add", cmd.db);
+    if (!retainctl_cmd_exec (&cmd, s_sql_add, 5, params))
         goto cleanup;
-    }
     printf ("inbox %s (%s through %s) added\nwebhook: ", params[0], params[1], params[2]);
     s_print_url (rt_config_get (cmd.config, "public-url"), params[0], kind, params[3]);
     printf ("\n");
@@ -391,29 +317,22 @@ s_add (int argc, char **argv)
     rc = 0;
 cleanup:
     json_decref (cfg);
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
 static int
 s_list (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     int rc, r;
 
     if (!s_begin (&cmd, "List the inboxes with their webhook URLs (never their secrets).",
-                  s_list_settings, false, argc, argv, &rc))
+                  s_list_settings, NULL, argc, argv, &rc))
         goto cleanup;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, S_DB_ERRORS) ||
+        !retainctl_cmd_exec (&cmd, s_sql_list, 0, NULL))
         goto cleanup;
-    cmd.res = rt_db_exec_params (cmd.db,
-                                 "SELECT id, channel, provider, enabled::text, config::text, "
-                                 "(previous_secret <> '')::text FROM ingest.inboxes ORDER BY id",
-                                 0, NULL);
-    if (!cmd.res) {
-        s_db_error ("list", cmd.db);
-        goto cleanup;
-    }
     printf ("%-24s %-10s %-9s %-8s %-9s %-60s %s\n", "ID", "CHANNEL", "PROVIDER", "ENABLED",
             "ROTATING", "WEBHOOK", "CONFIG");
     for (r = 0; r < PQntuples (cmd.res); r++) {
@@ -429,15 +348,15 @@ s_list (int argc, char **argv)
     }
     rc = 0;
 cleanup:
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
 static int
 s_rotate_secret (int argc, char **argv)
 {
-    s_cmd_t cmd;
-    char secret[65];
+    retainctl_cmd_t cmd;
+    char secret[2 * S_SECRET_BYTES + 1];
     const char *params[2];
     bool generated;
     int rc;
@@ -445,24 +364,18 @@ s_rotate_secret (int argc, char **argv)
     if (!s_begin (&cmd,
                   "Give an inbox a new secret; the previous one stays accepted until the next "
                   "rotation.",
-                  s_rotate_settings, true, argc, argv, &rc))
+                  s_rotate_settings, &params[0], argc, argv, &rc))
         goto cleanup;
     generated = !rt_config_get (cmd.config, "secret")[0];
-    if (generated && s_generate (secret) != 0)
+    if (generated && retainctl_random_hex (S_SECRET_BYTES, secret) != 0)
         goto cleanup;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, S_DB_ERRORS))
         goto cleanup;
-    params[0] = rt_config_get (cmd.config, "id");
     params[1] = generated ? secret : rt_config_get (cmd.config, "secret");
-    cmd.res = rt_db_exec_params (cmd.db,
-                                 "UPDATE ingest.inboxes SET previous_secret = secret, secret = $2 "
-                                 "WHERE id = $1 RETURNING id",
-                                 2, params);
-    if (!cmd.res || PQntuples (cmd.res) != 1) {
-        if (cmd.res)
-            fprintf (stderr, "%s: no such inbox\n", cmd.program);
-        else
-            s_db_error ("rotate-secret", cmd.db);
+    if (!retainctl_cmd_exec (&cmd, s_sql_rotate, 2, params))
+        goto cleanup;
+    if (PQntuples (cmd.res) != 1) {
+        fprintf (stderr, "%s: no such inbox\n", cmd.program);
         goto cleanup;
     }
     printf ("inbox %s: new secret in force; the previous one is still accepted until the next "
@@ -472,7 +385,7 @@ s_rotate_secret (int argc, char **argv)
         printf ("secret: %s   (shown once)\n", secret);
     rc = 0;
 cleanup:
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
@@ -480,10 +393,9 @@ cleanup:
 static int
 s_toggle (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     const char *verb = argv[0];
-    const char *params[1];
-    const char *sql, *summary;
+    const char *sql, *summary, *id;
     int rc;
 
     if (strcmp (verb, "remove") == 0) {
@@ -496,23 +408,18 @@ s_toggle (int argc, char **argv)
         sql = "UPDATE ingest.inboxes SET enabled = true WHERE id = $1 RETURNING id";
         summary = "Enable a disabled inbox.";
     }
-    if (!s_begin (&cmd, summary, s_id_settings, true, argc, argv, &rc))
+    if (!s_begin (&cmd, summary, s_id_settings, &id, argc, argv, &rc))
         goto cleanup;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, S_DB_ERRORS) || !retainctl_cmd_exec (&cmd, sql, 1, &id))
         goto cleanup;
-    params[0] = rt_config_get (cmd.config, "id");
-    cmd.res = rt_db_exec_params (cmd.db, sql, 1, params);
-    if (!cmd.res || PQntuples (cmd.res) != 1) {
-        if (cmd.res)
-            fprintf (stderr, "%s: no such inbox\n", cmd.program);
-        else
-            s_db_error (verb, cmd.db);
+    if (PQntuples (cmd.res) != 1) {
+        fprintf (stderr, "%s: no such inbox\n", cmd.program);
         goto cleanup;
     }
-    printf ("inbox %s: %sd\n", params[0], verb);
+    printf ("inbox %s: %sd\n", id, verb);
     rc = 0;
 cleanup:
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 

@@ -14,6 +14,7 @@
 
 #include <zmq.h>
 
+#include "cmd.h"
 #include "retainctl.h"
 #include "rt_config.h"
 
@@ -21,30 +22,27 @@ static const rt_config_setting_t s_settings[] = {
     {"for", NULL, "client",
      "whose pair: busd (its secret, and the server key clients verify) or client (a producer's "
      "or a service's own pair)"},
-    {NULL, NULL, NULL, NULL}};
+    RETAINCTL_END};
 
 int
 retainctl_keygen (int argc, char **argv)
 {
+    retainctl_cmd_t cmd;
     char pub[41], sec[41];
-    rt_config_t *config = rt_config_new (
-        "retainctl keygen", "Print a new ZeroMQ CURVE key pair (Z85) as the settings that take it.",
-        s_settings);
     const char *whose;
-    int rc = 1;
-    if (!config)
-        return 1;
-    if (!retainctl_parse (config, "retainctl keygen", argc, argv, &rc))
+    int rc;
+    if (!retainctl_cmd_begin (
+            &cmd, NULL, "Print a new ZeroMQ CURVE key pair (Z85) as the settings that take it.",
+            s_settings, argc, argv, &rc))
         goto cleanup;
-    whose = rt_config_get (config, "for");
+    whose = rt_config_get (cmd.config, "for");
     if (strcmp (whose, "busd") != 0 && strcmp (whose, "client") != 0) {
-        fprintf (stderr, "retainctl keygen: --for is busd or client, not \"%s\"\n", whose);
+        fprintf (stderr, "%s: --for is busd or client, not \"%s\"\n", cmd.program, whose);
         rc = 2;
         goto cleanup;
     }
     if (zmq_curve_keypair (pub, sec) != 0) {
-        fprintf (stderr, "retainctl keygen: %s\n", zmq_strerror (zmq_errno ()));
-        rc = 1;
+        fprintf (stderr, "%s: %s\n", cmd.program, zmq_strerror (zmq_errno ()));
         goto cleanup;
     }
     /* Z85 keys hold $, &, (, #, ... but never a quote or a backslash:
@@ -57,6 +55,6 @@ retainctl_keygen (int argc, char **argv)
                 sec);
     rc = 0;
 cleanup:
-    rt_config_destroy (&config);
+    retainctl_cmd_end (&cmd);
     return rc;
 }

@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 
+#include "cmd.h"
 #include "retainctl.h"
 #include "rt_config.h"
 #include "rt_db.h"
@@ -31,38 +32,28 @@ static const rt_migration_set_t *const s_sets[] = {
     &rt_migrations_crm,    &rt_migrations_routing, &rt_migrations_notify,
     &rt_migrations_apikey, &rt_migrations_http,    NULL};
 
-static const rt_config_setting_t s_settings[] = {
-    {"pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"},
-    {NULL, NULL, NULL, NULL}};
+static const rt_config_setting_t s_settings[] = {RETAINCTL_PG_DSN, RETAINCTL_END};
 
 int
 retainctl_migrate (int argc, char **argv)
 {
+    retainctl_cmd_t cmd;
     char err[512];
-    rt_config_t *config =
-        rt_config_new ("retainctl migrate", "Apply every schema's migrations.", s_settings);
-    rt_db_t *db = NULL;
-    int rc = 1, i;
-    if (!config)
-        return 1;
-    if (!retainctl_parse (config, "retainctl migrate", argc, argv, &rc))
+    int rc, i;
+    if (!retainctl_cmd_begin (&cmd, NULL, "Apply every schema's migrations.", s_settings, argc,
+                              argv, &rc) ||
+        !retainctl_cmd_connect (&cmd, RETAINCTL_DB_AS_IS))
         goto cleanup;
-    db = rt_db_new (rt_config_get (config, "pg-dsn"), "retainctl");
-    if (!db || rt_db_connect (db) != 0) {
-        fprintf (stderr, "retainctl migrate: cannot connect: %s\n", db ? rt_db_error (db) : "");
-        goto cleanup;
-    }
     for (i = 0; s_sets[i]; i++) {
-        int n = rt_migrate_apply (db, s_sets[i], err, sizeof err);
+        int n = rt_migrate_apply (cmd.db, s_sets[i], err, sizeof err);
         if (n < 0) {
-            fprintf (stderr, "retainctl migrate: %s\n", err);
+            fprintf (stderr, "%s: %s\n", cmd.program, err);
             goto cleanup;
         }
         printf ("%s: %d applied, %zu known\n", s_sets[i]->schema, n, s_sets[i]->count);
     }
     rc = 0;
 cleanup:
-    rt_db_destroy (&db);
-    rt_config_destroy (&config);
+    retainctl_cmd_end (&cmd);
     return rc;
 }

@@ -41,6 +41,7 @@
 
 #include <jansson.h>
 
+#include "cmd.h"
 #include "provider.h"
 #include "retainctl.h"
 #include "rt_channel.h"
@@ -49,27 +50,17 @@
 #include "rt_db.h"
 #include "rt_uuid.h"
 
-#define S_ID_MAX       63   /* an account's or an inbox's id, as their tables check */
 #define S_TOKEN_MAX    4096 /* a token's bytes at most */
 #define S_FIELD_MAX    512  /* --account-id, --sender, the URLs */
 #define S_PRIORITY_MAX 1000
 #define S_RATE_MAX     100000.0 /* requests a second, a bound a typo cannot pass */
 
-#define S_PG_DSN                                                                                   \
-    {                                                                                              \
-        "pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"               \
-    }
-#define S_JSON                                                                                     \
-    {                                                                                              \
-        "json", NULL, "false", "print a JSON array instead of a table"                             \
-    }
-#define S_END                                                                                      \
-    {                                                                                              \
-        NULL, NULL, NULL, NULL                                                                     \
-    }
+/* PostgreSQL's DETAIL repeats the failing row, token included: never
+ * shown. A missing schema gets the hint to migrate. */
+#define S_DB_ERRORS (RETAINCTL_DB_NO_DETAIL | RETAINCTL_DB_MIGRATE_HINT)
 
 static const rt_config_setting_t s_set_settings[] = {
-    S_PG_DSN,
+    RETAINCTL_PG_DSN,
     {"inbox", NULL, "", "the inbox (ingest.inboxes) whose customers it answers (required)"},
     {"id", NULL, "",
      "the account's id; default: the inbox's, with .<channel> when it sends on another channel "
@@ -90,11 +81,14 @@ static const rt_config_setting_t s_set_settings[] = {
     {"burst", NULL, "", "requests at once beyond the rate (new: 5)"},
     {"recipient-rate", NULL, "", "requests a second to one recipient (new: 1)"},
     {"recipient-burst", NULL, "", "requests at once to one recipient (new: 1)"},
-    S_END};
+    RETAINCTL_END};
 static const rt_config_setting_t s_list_settings[] = {
-    S_PG_DSN, {"inbox", NULL, "", "only this inbox's accounts"}, S_JSON, S_END};
+    RETAINCTL_PG_DSN,
+    {"inbox", NULL, "", "only this inbox's accounts"},
+    RETAINCTL_JSON,
+    RETAINCTL_END};
 static const rt_config_setting_t s_id_settings[] = {
-    S_PG_DSN, {"id", NULL, "", "the account's id (required)"}, S_END};
+    RETAINCTL_PG_DSN, {"id", NULL, "", "the account's id (required)"}, RETAINCTL_END};
 
 /* A new account: the table's defaults for everything not named here; $5
  * the priority ('' for 0). Nothing when the id is taken. */
@@ -135,132 +129,7 @@ static const char *s_sql_list =
     " FROM notify.accounts WHERE ($1 = '' OR inbox_id = $1)"
     " ORDER BY inbox_id, channel, priority, id";
 
-/* The old stop, so resume says what it cleared. */
-static const char *s_sql_resume =
-    "WITH old AS (SELECT id, stopped_reason FROM notify.accounts WHERE id = $1 FOR UPDATE)"
-    " UPDATE notify.accounts a SET stopped_at = NULL, stopped_reason = NULL,"
-    " updated_at = CASE WHEN old.stopped_reason IS NULL THEN a.updated_at"
-    "                   ELSE to_timestamp($2::bigint / 1000.0) END"
-    " FROM old WHERE a.id = old.id"
-    " RETURNING COALESCE(old.stopped_reason, ''), a.disabled_at IS NOT NULL";
-
-/* One subcommand's run: its flags and its connection. */
-typedef struct {
-    char program[64];    /* "retainctl notify account set", heads messages */
-    rt_config_t *config; /* its flags */
-    rt_db_t *db;         /* reads ingest.inboxes, writes schema notify */
-    PGresult *res;       /* the statement's result */
-} s_cmd_t;
-
-/* --- the run of one subcommand --- */
-
-/* Parses the flags of `notify <group> <argv[0]>`. Returns true to go on;
- * otherwise *rc is the exit status. */
-static bool
-s_begin (s_cmd_t *cmd, const char *group, const char *summary, const rt_config_setting_t *settings,
-         int argc, char **argv, int *rc)
-{
-    memset (cmd, 0, sizeof *cmd);
-    snprintf (cmd->program, sizeof cmd->program, "retainctl notify %s%s%s", group,
-              *group ? " " : "", argv[0]);
-    *rc = 1;
-    cmd->config = rt_config_new (cmd->program, summary, settings);
-    if (!cmd->config)
-        return false;
-    return retainctl_parse (cmd->config, cmd->program, argc, argv, rc);
-}
-
-static bool
-s_connect (s_cmd_t *cmd)
-{
-    cmd->db = rt_db_new (rt_config_get (cmd->config, "pg-dsn"), "retainctl");
-    if (!cmd->db || rt_db_connect (cmd->db) != 0) {
-        fprintf (stderr, "%s: cannot connect: %s\n", cmd->program,
-                 cmd->db ? rt_db_error (cmd->db) : "");
-        return false;
-    }
-    return true;
-}
-
-static void
-s_end (s_cmd_t *cmd)
-{
-    PQclear (cmd->res);
-    cmd->res = NULL;
-    /* A transaction not committed ends with the connection, rolled back. */
-    rt_db_destroy (&cmd->db);
-    rt_config_destroy (&cmd->config);
-}
-
-/* PostgreSQL's DETAIL repeats the failing row, token included: never show
- * it. A missing schema gets the hint to migrate. */
-static void
-s_db_error (const s_cmd_t *cmd)
-{
-    const char *msg = rt_db_error (cmd->db);
-    const char *detail = strstr (msg, "\nDETAIL");
-    fprintf (stderr, "%s: %.*s%s\n", cmd->program,
-             (int)(detail ? (size_t)(detail - msg) : strlen (msg)), msg,
-             strcmp (rt_db_sqlstate (cmd->db), "42P01") == 0 ? " (has `retainctl migrate` run?)"
-                                                             : "");
-}
-
-static int
-s_json_flag (const s_cmd_t *cmd, bool *json)
-{
-    char err[256];
-    if (rt_config_get_bool (cmd->config, "json", json, err, sizeof err) != 0) {
-        fprintf (stderr, "%s: %s\n", cmd->program, err);
-        return -1;
-    }
-    return 0;
-}
-
-/* Prints a JSON value on its own line and frees it; 0, or -1 when out of
- * memory. */
-static int
-s_print_json (json_t *value)
-{
-    char *text = value ? json_dumps (value, JSON_COMPACT) : NULL;
-    json_decref (value);
-    if (!text)
-        return -1;
-    printf ("%s\n", text);
-    free (text);
-    return 0;
-}
-
 /* --- checks --- */
-
-static bool
-s_valid_id (const char *id)
-{
-    size_t i, n = strlen (id);
-    if (n == 0 || n > S_ID_MAX ||
-        !((id[0] >= 'a' && id[0] <= 'z') || (id[0] >= '0' && id[0] <= '9')))
-        return false;
-    for (i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-static bool
-s_require_id (const char *program, const char *flag, const char *id)
-{
-    if (s_valid_id (id))
-        return true;
-    if (!*id)
-        fprintf (stderr, "%s: --%s is required\n", program, flag);
-    else
-        fprintf (stderr,
-                 "%s: --%s \"%s\" must be 1-%d lower-case letters, digits, '.', '_' or '-', "
-                 "starting with a letter or digit\n",
-                 program, flag, id, S_ID_MAX);
-    return false;
-}
 
 /* A printable value of at most S_FIELD_MAX bytes, no spaces; an URL flag
  * must be http(s)://. */
@@ -292,7 +161,7 @@ s_valid_field (const char *program, const char *flag, const char *value, bool ur
 /* A rate or burst flag, when given: a number in (0, S_RATE_MAX], and at
  * least 1 for a burst. Its canonical text into out ("" when not given). */
 static bool
-s_valid_rate (const s_cmd_t *cmd, const char *flag, bool burst, char *out, size_t outlen)
+s_valid_rate (const retainctl_cmd_t *cmd, const char *flag, bool burst, char *out, size_t outlen)
 {
     const char *v = rt_config_get (cmd->config, flag);
     char *end = NULL;
@@ -357,7 +226,7 @@ s_senders (const rt_channel_t *channel, char *out, size_t outlen)
  * terminal) into out, without the whitespace around it. false with the
  * reason on stderr; no message ever holds a byte of it. */
 static bool
-s_read_token (const s_cmd_t *cmd, const char *path, char *out, size_t outlen)
+s_read_token (const retainctl_cmd_t *cmd, const char *path, char *out, size_t outlen)
 {
     bool is_stdin = strcmp (path, "-") == 0;
     bool tty = is_stdin && isatty (STDIN_FILENO);
@@ -466,9 +335,8 @@ typedef struct {
 } s_set_flags_t;
 
 static bool
-s_set_check (const s_cmd_t *cmd, s_set_flags_t *f)
+s_set_check (const retainctl_cmd_t *cmd, s_set_flags_t *f)
 {
-    char err[256];
     memset (f, 0, sizeof *f);
     f->inbox = rt_config_get (cmd->config, "inbox");
     f->id = rt_config_get (cmd->config, "id");
@@ -478,9 +346,9 @@ s_set_check (const s_cmd_t *cmd, s_set_flags_t *f)
     f->sender = rt_config_get (cmd->config, "sender");
     f->status_url = rt_config_get (cmd->config, "status-url");
     f->base_url = rt_config_get (cmd->config, "base-url");
-    if (!s_require_id (cmd->program, "inbox", f->inbox))
+    if (!retainctl_cmd_id (cmd, "inbox", f->inbox))
         return false;
-    if (*f->id && !s_require_id (cmd->program, "id", f->id))
+    if (*f->id && !retainctl_cmd_id (cmd, "id", f->id))
         return false;
     if (*f->channel && !rt_channel_by_name (f->channel)) {
         char list[256];
@@ -502,11 +370,8 @@ s_set_check (const s_cmd_t *cmd, s_set_flags_t *f)
         !s_valid_field (cmd->program, "base-url", f->base_url, true))
         return false;
     if (rt_config_get (cmd->config, "priority")[0]) {
-        if (rt_config_get_int (cmd->config, "priority", 0, S_PRIORITY_MAX, &f->priority_n, err,
-                               sizeof err) != 0) {
-            fprintf (stderr, "%s: %s\n", cmd->program, err);
+        if (!retainctl_cmd_int (cmd, "priority", 0, S_PRIORITY_MAX, &f->priority_n))
             return false;
-        }
         snprintf (f->priority, sizeof f->priority, "%lld", (long long)f->priority_n);
     }
     return s_valid_rate (cmd, "rate", false, f->rate, sizeof f->rate) &&
@@ -518,16 +383,16 @@ s_set_check (const s_cmd_t *cmd, s_set_flags_t *f)
 /* The id an account gets without --id, into out; false (reported) when it
  * would be too long. */
 static bool
-s_default_id (const s_cmd_t *cmd, const s_set_flags_t *f, const char *inbox_channel,
+s_default_id (const retainctl_cmd_t *cmd, const s_set_flags_t *f, const char *inbox_channel,
               const char *channel, char *out, size_t outlen)
 {
     int w = snprintf (out, outlen, "%s%s%s", f->inbox, strcmp (channel, inbox_channel) ? "." : "",
                       strcmp (channel, inbox_channel) ? channel : "");
     if (w >= 0 && (size_t)w < outlen && f->priority_n != 0)
         w += snprintf (out + w, outlen - (size_t)w, ".%lld", (long long)f->priority_n);
-    if (w < 0 || (size_t)w >= outlen || !s_valid_id (out)) {
+    if (w < 0 || (size_t)w >= outlen || !retainctl_id_ok (out)) {
         fprintf (stderr, "%s: the account's id would be longer than %d characters: give --id\n",
-                 cmd->program, S_ID_MAX);
+                 cmd->program, RETAINCTL_ID_MAX);
         return false;
     }
     return true;
@@ -564,9 +429,9 @@ s_try_build (const provider_t *adapter, const rt_channel_t *channel, const PGres
 static int
 s_account_set (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     s_set_flags_t f;
-    char token[S_TOKEN_MAX + 2], id[S_ID_MAX + 2], now[24], list[256], err[512];
+    char token[S_TOKEN_MAX + 2], id[RETAINCTL_ID_MAX + 2], now[24], list[256], err[512];
     char inbox_channel[32], inbox_provider[32];
     const rt_channel_t *channel = NULL;
     const char *provider, *token_file;
@@ -577,9 +442,10 @@ s_account_set (int argc, char **argv)
     token[0] = '\0';
     if (s_token_on_command_line ("retainctl notify account set", argc, argv))
         return 2;
-    if (!s_begin (&cmd, "account",
-                  "Add or change an inbox's sending account (the token from a file or stdin).",
-                  s_set_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin (
+            &cmd, "notify account",
+            "Add or change an inbox's sending account (the token from a file or stdin).",
+            s_set_settings, argc, argv, &rc))
         goto cleanup;
     rc = 2;
     if (!s_set_check (&cmd, &f))
@@ -588,20 +454,12 @@ s_account_set (int argc, char **argv)
     if (*token_file && !s_read_token (&cmd, token_file, token, sizeof token))
         goto cleanup;
     rc = 1;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, S_DB_ERRORS))
         goto cleanup;
-    if (rt_db_begin (cmd.db) != 0) {
-        s_db_error (&cmd);
+    if (!retainctl_cmd_tx_begin (&cmd))
         goto cleanup;
-    }
-    {
-        const char *v[1] = {f.inbox};
-        cmd.res = rt_db_exec_params (cmd.db, s_sql_inbox, 1, v);
-    }
-    if (!cmd.res) {
-        s_db_error (&cmd);
+    if (!retainctl_cmd_exec (&cmd, s_sql_inbox, 1, (const char *[]){f.inbox}))
         goto cleanup;
-    }
     if (PQntuples (cmd.res) == 0) {
         fprintf (stderr, "%s: no inbox \"%s\" (add it first: retainctl inbox add --id %s ...)\n",
                  cmd.program, f.inbox, f.inbox);
@@ -635,10 +493,11 @@ s_account_set (int argc, char **argv)
         goto cleanup;
 
     rc = 1;
-    {
-        const char *v[5] = {id, f.inbox, channel->name, provider, f.priority};
-        cmd.res = rt_db_exec_params (cmd.db, s_sql_insert, 5, v);
-    }
+    /* A failed statement here is reported at db_failed: a taken priority
+     * is the user's to change, not PostgreSQL's words. */
+    cmd.res =
+        rt_db_exec_params (cmd.db, s_sql_insert, 5,
+                           (const char *[]){id, f.inbox, channel->name, provider, f.priority});
     if (!cmd.res)
         goto db_failed;
     added = PQntuples (cmd.res) == 1;
@@ -653,8 +512,7 @@ s_account_set (int argc, char **argv)
         goto cleanup;
     }
     if (!added) {
-        const char *v[1] = {id};
-        cmd.res = rt_db_exec_params (cmd.db, s_sql_owner, 1, v);
+        cmd.res = rt_db_exec_params (cmd.db, s_sql_owner, 1, (const char *[]){id});
         if (!cmd.res)
             goto db_failed;
         if (strcmp (PQgetvalue (cmd.res, 0, 0), f.inbox) != 0) {
@@ -666,12 +524,10 @@ s_account_set (int argc, char **argv)
         cmd.res = NULL;
     }
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
-    {
-        const char *v[14] = {id,           channel->name, provider,     token,      f.base_url,
-                             f.account_id, f.sender,      f.status_url, f.priority, f.rate,
-                             f.burst,      f.rrate,       f.rburst,     now};
-        cmd.res = rt_db_exec_params (cmd.db, s_sql_update, 14, v);
-    }
+    cmd.res = rt_db_exec_params (cmd.db, s_sql_update, 14,
+                                 (const char *[]){id, channel->name, provider, token, f.base_url,
+                                                  f.account_id, f.sender, f.status_url, f.priority,
+                                                  f.rate, f.burst, f.rrate, f.rburst, now});
     if (!cmd.res)
         goto db_failed;
     built = s_try_build (adapter, channel, cmd.res, err, sizeof err);
@@ -706,11 +562,11 @@ db_failed:
                  cmd.program, f.inbox, channel ? channel->name : "?",
                  f.priority[0] ? f.priority : "0");
     else
-        s_db_error (&cmd);
+        retainctl_cmd_db_error (&cmd);
     rc = 1;
 cleanup:
     explicit_bzero (token, sizeof token);
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
@@ -759,38 +615,29 @@ s_account_json (const PGresult *r, int row)
 static int
 s_account_list (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     char now[24], state[640], rate[64], rrate[64];
     const char *inbox;
     bool json;
     int rc;
 
-    if (!s_begin (&cmd, "account", "List the sending accounts (whether a token is set, never it).",
-                  s_list_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin_list (&cmd, "notify account",
+                                   "List the sending accounts (whether a token is set, never it).",
+                                   s_list_settings, argc, argv, &json, &rc))
         goto cleanup;
-    rc = 2;
     inbox = rt_config_get (cmd.config, "inbox");
-    if (s_json_flag (&cmd, &json) != 0 || (*inbox && !s_require_id (cmd.program, "inbox", inbox)))
+    if (*inbox && !retainctl_cmd_id (&cmd, "inbox", inbox)) {
+        rc = 2;
         goto cleanup;
-    rc = 1;
-    if (!s_connect (&cmd))
+    }
+    if (!retainctl_cmd_connect (&cmd, S_DB_ERRORS))
         goto cleanup;
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
-    {
-        const char *v[2] = {inbox, now};
-        cmd.res = rt_db_exec_params (cmd.db, s_sql_list, 2, v);
-    }
-    if (!cmd.res) {
-        s_db_error (&cmd);
+    if (!retainctl_cmd_exec (&cmd, s_sql_list, 2, (const char *[]){inbox, now}))
         goto cleanup;
-    }
     if (json) {
-        json_t *all = json_array ();
-        for (int r = 0; all && r < PQntuples (cmd.res); r++)
-            json_array_append_new (all, s_account_json (cmd.res, r));
-        if (s_print_json (all) != 0)
-            goto cleanup;
-        rc = 0;
+        if (retainctl_print_rows (cmd.res, PQntuples (cmd.res), s_account_json, JSON_COMPACT) == 0)
+            rc = 0;
         goto cleanup;
     }
     printf ("%-24s %-24s %-10s %-9s %-4s %-5s %-12s %-12s %s\n", "ID", "INBOX", "CHANNEL",
@@ -808,90 +655,64 @@ s_account_list (int argc, char **argv)
     }
     rc = 0;
 cleanup:
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
 /* --- account disable, enable, resume --- */
 
+/* The old stop, so resume says what it cleared. */
+static const char *s_sql_resume =
+    "WITH old AS (SELECT id, stopped_reason FROM notify.accounts WHERE id = $1 FOR UPDATE)"
+    " UPDATE notify.accounts a SET stopped_at = NULL, stopped_reason = NULL,"
+    " updated_at = CASE WHEN old.stopped_reason IS NULL THEN a.updated_at"
+    "                   ELSE to_timestamp($2::bigint / 1000.0) END"
+    " FROM old WHERE a.id = old.id"
+    " RETURNING COALESCE(old.stopped_reason, ''), a.disabled_at IS NOT NULL";
+static const char *s_sql_disable =
+    "UPDATE notify.accounts SET disabled_at = COALESCE(disabled_at,"
+    " to_timestamp($2::bigint / 1000.0)), updated_at = to_timestamp($2::bigint / 1000.0)"
+    " WHERE id = $1 RETURNING id";
+static const char *s_sql_enable =
+    "UPDATE notify.accounts SET disabled_at = NULL,"
+    " updated_at = to_timestamp($2::bigint / 1000.0) WHERE id = $1 RETURNING id";
+
+/* disable, enable and resume: one statement on one account, by argv[0]. */
 static int
-s_account_toggle (int argc, char **argv)
+s_account_switch (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     const char *verb = argv[0];
+    bool resume = strcmp (verb, "resume") == 0;
     const char *sql, *summary, *id;
     char now[24];
     int rc;
 
     if (strcmp (verb, "disable") == 0) {
-        sql = "UPDATE notify.accounts SET disabled_at = COALESCE(disabled_at,"
-              " to_timestamp($2::bigint / 1000.0)), updated_at = to_timestamp($2::bigint / 1000.0)"
-              " WHERE id = $1 RETURNING id";
+        sql = s_sql_disable;
         summary = "Disable a sending account: nothing goes out through it until it is enabled.";
-    } else {
-        sql = "UPDATE notify.accounts SET disabled_at = NULL,"
-              " updated_at = to_timestamp($2::bigint / 1000.0) WHERE id = $1 RETURNING id";
+    } else if (!resume) {
+        sql = s_sql_enable;
         summary = "Enable a disabled sending account.";
+    } else {
+        sql = s_sql_resume;
+        summary = "Let an account its provider refused send again, once its token is fixed.";
     }
-    if (!s_begin (&cmd, "account", summary, s_id_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin_id (&cmd, "notify account", summary, s_id_settings, argc, argv, &id,
+                                 &rc))
         goto cleanup;
-    rc = 2;
-    id = rt_config_get (cmd.config, "id");
-    if (!s_require_id (cmd.program, "id", id))
-        goto cleanup;
-    rc = 1;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, S_DB_ERRORS))
         goto cleanup;
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
-    {
-        const char *v[2] = {id, now};
-        cmd.res = rt_db_exec_params (cmd.db, sql, 2, v);
-    }
-    if (!cmd.res) {
-        s_db_error (&cmd);
+    if (!retainctl_cmd_exec (&cmd, sql, 2, (const char *[]){id, now}))
         goto cleanup;
-    }
     if (PQntuples (cmd.res) != 1) {
         fprintf (stderr, "%s: no account \"%s\"\n", cmd.program, id);
         goto cleanup;
     }
-    printf ("account %s: %sd\n", id, verb);
     rc = 0;
-cleanup:
-    s_end (&cmd);
-    return rc;
-}
-
-static int
-s_account_resume (int argc, char **argv)
-{
-    s_cmd_t cmd;
-    const char *id;
-    char now[24];
-    int rc;
-
-    if (!s_begin (&cmd, "account",
-                  "Let an account its provider refused send again, once its token is fixed.",
-                  s_id_settings, argc, argv, &rc))
-        goto cleanup;
-    rc = 2;
-    id = rt_config_get (cmd.config, "id");
-    if (!s_require_id (cmd.program, "id", id))
-        goto cleanup;
-    rc = 1;
-    if (!s_connect (&cmd))
-        goto cleanup;
-    snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
-    {
-        const char *v[2] = {id, now};
-        cmd.res = rt_db_exec_params (cmd.db, s_sql_resume, 2, v);
-    }
-    if (!cmd.res) {
-        s_db_error (&cmd);
-        goto cleanup;
-    }
-    if (PQntuples (cmd.res) != 1) {
-        fprintf (stderr, "%s: no account \"%s\"\n", cmd.program, id);
+    if (!resume) {
+        printf ("account %s: %sd\n", id, verb);
         goto cleanup;
     }
     if (*PQgetvalue (cmd.res, 0, 0))
@@ -901,9 +722,8 @@ s_account_resume (int argc, char **argv)
         printf ("account %s: was not stopped; nothing to resume\n", id);
     if (strcmp (PQgetvalue (cmd.res, 0, 1), "t") == 0)
         printf ("it is disabled: `retainctl notify account enable --id %s` lets it send\n", id);
-    rc = 0;
 cleanup:
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
@@ -916,13 +736,13 @@ static const retainctl_command_t s_account_commands[] = {
      .run = s_account_list},
     {.name = "disable",
      .summary = "send nothing through an account (--id)",
-     .run = s_account_toggle},
+     .run = s_account_switch},
     {.name = "enable",
      .summary = "send through a disabled account again (--id)",
-     .run = s_account_toggle},
+     .run = s_account_switch},
     {.name = "resume",
      .summary = "clear the stop its provider's refusal put on an account (--id)",
-     .run = s_account_resume},
+     .run = s_account_switch},
     {.name = NULL}};
 
 const retainctl_command_t retainctl_notify_commands[] = {

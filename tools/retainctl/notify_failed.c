@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "cmd.h"
 #include "retainctl.h"
 #include "rt_clock.h"
 #include "rt_config.h"
@@ -29,31 +30,22 @@
 
 #define S_LIMIT_MAX 100000 /* --limit at most */
 
-#define S_PG_DSN                                                                                   \
-    {                                                                                              \
-        "pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"               \
-    }
-#define S_JSON                                                                                     \
-    {                                                                                              \
-        "json", NULL, "false", "print a JSON array instead of a table"                             \
-    }
-#define S_END                                                                                      \
-    {                                                                                              \
-        NULL, NULL, NULL, NULL                                                                     \
-    }
+/* PostgreSQL's DETAIL repeats the failing row (a recipient, a message's
+ * text): never shown. A missing schema gets the hint to migrate. */
+#define S_DB_ERRORS (RETAINCTL_DB_NO_DETAIL | RETAINCTL_DB_MIGRATE_HINT)
 
 static const rt_config_setting_t s_failed_settings[] = {
-    S_PG_DSN,
+    RETAINCTL_PG_DSN,
     {"since", NULL, "", "only those failed within this long (30m, 1h, 7d); default: all"},
     {"limit", NULL, "100", "the newest this many at most"},
-    S_JSON,
-    S_END};
+    RETAINCTL_JSON,
+    RETAINCTL_END};
 static const rt_config_setting_t s_retry_settings[] = {
-    S_PG_DSN,
+    RETAINCTL_PG_DSN,
     {"id", NULL, "", "the message id of one dead letter"},
     {"all", NULL, "false", "every dead letter (with --since: those failed within it)"},
     {"since", NULL, "", "with --all: only those failed within this long (30m, 1h, 7d)"},
-    S_END};
+    RETAINCTL_END};
 
 /* $1 since (unix ms, '' for all), $2 limit; one row more than the limit
  * tells that there are more. */
@@ -88,96 +80,10 @@ static const char *s_sql_left =
     "SELECT count(*) FROM notify.sends WHERE status = 'failed'"
     "   AND ($1 = '' OR updated_at >= to_timestamp(NULLIF($1, '')::bigint / 1000.0))";
 
-/* One subcommand's run: its flags and its connection. */
-typedef struct {
-    char program[64];    /* "retainctl notify account set", heads messages */
-    rt_config_t *config; /* its flags */
-    rt_db_t *db;         /* reads ingest.inboxes, writes schema notify */
-    PGresult *res;       /* the statement's result */
-} s_cmd_t;
-
-/* --- the run of one subcommand --- */
-
-/* Parses the flags of `notify <group> <argv[0]>`. Returns true to go on;
- * otherwise *rc is the exit status. */
-static bool
-s_begin (s_cmd_t *cmd, const char *group, const char *summary, const rt_config_setting_t *settings,
-         int argc, char **argv, int *rc)
-{
-    memset (cmd, 0, sizeof *cmd);
-    snprintf (cmd->program, sizeof cmd->program, "retainctl notify %s%s%s", group,
-              *group ? " " : "", argv[0]);
-    *rc = 1;
-    cmd->config = rt_config_new (cmd->program, summary, settings);
-    if (!cmd->config)
-        return false;
-    return retainctl_parse (cmd->config, cmd->program, argc, argv, rc);
-}
-
-static bool
-s_connect (s_cmd_t *cmd)
-{
-    cmd->db = rt_db_new (rt_config_get (cmd->config, "pg-dsn"), "retainctl");
-    if (!cmd->db || rt_db_connect (cmd->db) != 0) {
-        fprintf (stderr, "%s: cannot connect: %s\n", cmd->program,
-                 cmd->db ? rt_db_error (cmd->db) : "");
-        return false;
-    }
-    return true;
-}
-
-static void
-s_end (s_cmd_t *cmd)
-{
-    PQclear (cmd->res);
-    cmd->res = NULL;
-    /* A transaction not committed ends with the connection, rolled back. */
-    rt_db_destroy (&cmd->db);
-    rt_config_destroy (&cmd->config);
-}
-
-/* PostgreSQL's DETAIL repeats the failing row: never show
- * it. A missing schema gets the hint to migrate. */
-static void
-s_db_error (const s_cmd_t *cmd)
-{
-    const char *msg = rt_db_error (cmd->db);
-    const char *detail = strstr (msg, "\nDETAIL");
-    fprintf (stderr, "%s: %.*s%s\n", cmd->program,
-             (int)(detail ? (size_t)(detail - msg) : strlen (msg)), msg,
-             strcmp (rt_db_sqlstate (cmd->db), "42P01") == 0 ? " (has `retainctl migrate` run?)"
-                                                             : "");
-}
-
-static int
-s_json_flag (const s_cmd_t *cmd, bool *json)
-{
-    char err[256];
-    if (rt_config_get_bool (cmd->config, "json", json, err, sizeof err) != 0) {
-        fprintf (stderr, "%s: %s\n", cmd->program, err);
-        return -1;
-    }
-    return 0;
-}
-
-/* Prints a JSON value on its own line and frees it; 0, or -1 when out of
- * memory. */
-static int
-s_print_json (json_t *value)
-{
-    char *text = value ? json_dumps (value, JSON_COMPACT) : NULL;
-    json_decref (value);
-    if (!text)
-        return -1;
-    printf ("%s\n", text);
-    free (text);
-    return 0;
-}
-
 /* --since as unix ms of its start, into out ("" when not given); false
  * with the reason on stderr. */
 static bool
-s_since (const s_cmd_t *cmd, char *out, size_t outlen)
+s_since (const retainctl_cmd_t *cmd, char *out, size_t outlen)
 {
     char err[256];
     int64_t ms = 0;
@@ -221,44 +127,32 @@ const retainctl_command_t retainctl_notify_failed_commands[] = {
 int
 retainctl_notify_failed (int argc, char **argv)
 {
-    s_cmd_t cmd;
-    char since[24], limit[24], err[256];
+    retainctl_cmd_t cmd;
+    char since[24], limit[24];
     int64_t limit_n = 0;
     bool json;
     int rc, n;
 
-    if (!s_begin (&cmd, "",
-                  "List the dead letters, newest first (`retainctl notify failed retry` queues "
-                  "them again).",
-                  s_failed_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin_list (
+            &cmd, "notify",
+            "List the dead letters, newest first (`retainctl notify failed retry` queues "
+            "them again).",
+            s_failed_settings, argc, argv, &json, &rc))
         goto cleanup;
     rc = 2;
-    if (s_json_flag (&cmd, &json) != 0 || !s_since (&cmd, since, sizeof since))
+    if (!s_since (&cmd, since, sizeof since) ||
+        !retainctl_cmd_int (&cmd, "limit", 1, S_LIMIT_MAX, &limit_n))
         goto cleanup;
-    if (rt_config_get_int (cmd.config, "limit", 1, S_LIMIT_MAX, &limit_n, err, sizeof err) != 0) {
-        fprintf (stderr, "%s: %s\n", cmd.program, err);
-        goto cleanup;
-    }
     rc = 1;
     snprintf (limit, sizeof limit, "%lld", (long long)limit_n);
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, S_DB_ERRORS))
         goto cleanup;
-    {
-        const char *v[2] = {since, limit};
-        cmd.res = rt_db_exec_params (cmd.db, s_sql_failed, 2, v);
-    }
-    if (!cmd.res) {
-        s_db_error (&cmd);
+    if (!retainctl_cmd_exec (&cmd, s_sql_failed, 2, (const char *[]){since, limit}))
         goto cleanup;
-    }
     n = PQntuples (cmd.res) > limit_n ? (int)limit_n : PQntuples (cmd.res);
     if (json) {
-        json_t *all = json_array ();
-        for (int r = 0; all && r < n; r++)
-            json_array_append_new (all, s_failed_json (cmd.res, r));
-        if (s_print_json (all) != 0)
-            goto cleanup;
-        rc = 0;
+        if (retainctl_print_rows (cmd.res, n, s_failed_json, JSON_COMPACT) == 0)
+            rc = 0;
         goto cleanup;
     }
     printf ("%-20s %-36s %-36s %-10s %-8s %-14s %s\n", "FAILED_AT", "MESSAGE_ID", "CUSTOMER",
@@ -275,30 +169,29 @@ retainctl_notify_failed (int argc, char **argv)
         printf ("(more: --limit or --since)\n");
     rc = 0;
 cleanup:
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
 static int
 s_failed_retry (int argc, char **argv)
 {
-    s_cmd_t cmd;
-    char since[24], now[24], err[256];
+    retainctl_cmd_t cmd;
+    char since[24], now[24];
     const char *id;
     rt_uuid_t uuid;
     bool all;
     int rc, queued, left;
 
-    if (!s_begin (&cmd, "failed",
-                  "Queue dead letters again (attempts reset, due now) for the running notifyd.",
-                  s_retry_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin (
+            &cmd, "notify failed",
+            "Queue dead letters again (attempts reset, due now) for the running notifyd.",
+            s_retry_settings, argc, argv, &rc))
         goto cleanup;
     rc = 2;
     id = rt_config_get (cmd.config, "id");
-    if (rt_config_get_bool (cmd.config, "all", &all, err, sizeof err) != 0) {
-        fprintf (stderr, "%s: %s\n", cmd.program, err);
+    if (!retainctl_cmd_bool (&cmd, "all", &all))
         goto cleanup;
-    }
     if (!*id == !all) {
         fprintf (stderr, "%s: give either --id M (one message) or --all\n", cmd.program);
         goto cleanup;
@@ -314,35 +207,19 @@ s_failed_retry (int argc, char **argv)
     if (!s_since (&cmd, since, sizeof since))
         goto cleanup;
     rc = 1;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, S_DB_ERRORS))
         goto cleanup;
-    if (rt_db_begin (cmd.db) != 0) {
-        s_db_error (&cmd);
+    if (!retainctl_cmd_tx_begin (&cmd))
         goto cleanup;
-    }
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
-    {
-        const char *v[3] = {now, id, since};
-        cmd.res = rt_db_exec_params (cmd.db, s_sql_retry, 3, v);
-        if (!cmd.res) {
-            s_db_error (&cmd);
-            goto cleanup;
-        }
-        queued = PQntuples (cmd.res);
-        PQclear (cmd.res);
-        if (*id)
-            cmd.res = rt_db_exec_params (cmd.db, s_sql_state, 1, v + 1);
-        else
-            cmd.res = rt_db_exec_params (cmd.db, s_sql_left, 1, v + 2);
-    }
-    if (!cmd.res) {
-        s_db_error (&cmd);
+    if (!retainctl_cmd_exec (&cmd, s_sql_retry, 3, (const char *[]){now, id, since}))
         goto cleanup;
-    }
-    if (rt_db_commit (cmd.db) != 0) {
-        s_db_error (&cmd);
+    queued = PQntuples (cmd.res);
+    if (*id ? !retainctl_cmd_exec (&cmd, s_sql_state, 1, &id)
+            : !retainctl_cmd_exec (&cmd, s_sql_left, 1, (const char *[]){since}))
         goto cleanup;
-    }
+    if (!retainctl_cmd_tx_commit (&cmd))
+        goto cleanup;
     if (*id) {
         if (queued == 1) {
             printf ("message %s: queued again\n", id);
@@ -369,6 +246,6 @@ s_failed_retry (int argc, char **argv)
     printf ("\n");
     rc = 0;
 cleanup:
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }

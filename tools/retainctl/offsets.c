@@ -5,62 +5,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cmd.h"
 #include "retainctl.h"
 #include "rt_config.h"
 #include "rt_db.h"
 
 static const rt_config_setting_t s_settings[] = {
-    {"pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"},
+    RETAINCTL_PG_DSN,
     {"group", NULL, "", "only this group"},
     {"all", NULL, "false", "list every partition (default: a line per group and stream)"},
-    {NULL, NULL, NULL, NULL}};
+    RETAINCTL_END};
+
+/* Each partition of each group ($1 one group, '' for all). */
+static const char *s_sql_partitions =
+    "SELECT o.grp, o.stream, o.partition::text, o.pseq, c.pseq, c.pseq - o.pseq, "
+    "o.owner, o.epoch FROM bus.offsets o JOIN bus.counters c USING (stream, partition) "
+    "WHERE $1 = '' OR o.grp = $1 ORDER BY 1, 2, o.partition";
+
+/* The same summed over each group's partitions of a stream. */
+static const char *s_sql_groups =
+    "SELECT o.grp, o.stream, count(*)::text || ' partitions', sum(o.pseq), sum(c.pseq), "
+    "sum(c.pseq - o.pseq), string_agg(DISTINCT NULLIF(o.owner, ''), ','), max(o.epoch) "
+    "FROM bus.offsets o JOIN bus.counters c USING (stream, partition) "
+    "WHERE $1 = '' OR o.grp = $1 GROUP BY 1, 2 ORDER BY 1, 2";
 
 int
 retainctl_offsets (int argc, char **argv)
 {
-    char err[512];
-    rt_config_t *config = rt_config_new (
-        "retainctl offsets", "Show each consumer group's lag per partition.", s_settings);
-    rt_db_t *db = NULL;
-    PGresult *res = NULL;
-    const char *params[1];
+    retainctl_cmd_t cmd;
+    const PGresult *res;
+    const char *group;
     bool all = false;
-    int rc = 1, r;
+    int rc, r;
 
-    if (!config)
-        return 1;
-    if (!retainctl_parse (config, "retainctl offsets", argc, argv, &rc))
+    if (!retainctl_cmd_begin (&cmd, NULL, "Show each consumer group's lag per partition.",
+                              s_settings, argc, argv, &rc))
         goto cleanup;
-    if (rt_config_get_bool (config, "all", &all, err, sizeof err) != 0) {
-        fprintf (stderr, "retainctl offsets: %s\n", err);
-        rc = 2;
+    rc = 2;
+    if (!retainctl_cmd_bool (&cmd, "all", &all))
         goto cleanup;
-    }
-    db = rt_db_new (rt_config_get (config, "pg-dsn"), "retainctl");
-    if (!db || rt_db_connect (db) != 0) {
-        fprintf (stderr, "retainctl offsets: cannot connect: %s\n", db ? rt_db_error (db) : "");
+    rc = 1;
+    if (!retainctl_cmd_connect (&cmd, RETAINCTL_DB_AS_IS))
         goto cleanup;
-    }
-    params[0] = rt_config_get (config, "group");
-    if (all)
-        res = rt_db_exec_params (
-            db,
-            "SELECT o.grp, o.stream, o.partition::text, o.pseq, c.pseq, c.pseq - o.pseq, "
-            "o.owner, o.epoch FROM bus.offsets o JOIN bus.counters c USING (stream, partition) "
-            "WHERE $1 = '' OR o.grp = $1 ORDER BY 1, 2, o.partition",
-            1, params);
-    else
-        res = rt_db_exec_params (
-            db,
-            "SELECT o.grp, o.stream, count(*)::text || ' partitions', sum(o.pseq), sum(c.pseq), "
-            "sum(c.pseq - o.pseq), string_agg(DISTINCT NULLIF(o.owner, ''), ','), max(o.epoch) "
-            "FROM bus.offsets o JOIN bus.counters c USING (stream, partition) "
-            "WHERE $1 = '' OR o.grp = $1 GROUP BY 1, 2 ORDER BY 1, 2",
-            1, params);
-    if (!res) {
-        fprintf (stderr, "retainctl offsets: %s\n", rt_db_error (db));
+    group = rt_config_get (cmd.config, "group");
+    if (!retainctl_cmd_exec (&cmd, all ? s_sql_partitions : s_sql_groups, 1, &group))
         goto cleanup;
-    }
+    res = cmd.res;
     printf ("%-20s %-13s %-14s %12s %12s %10s  %s\n", "GROUP", "STREAM", "PARTITION", "CONSUMED",
             "HEAD", "LAG", "OWNER");
     for (r = 0; r < PQntuples (res); r++)
@@ -69,8 +59,6 @@ retainctl_offsets (int argc, char **argv)
                 PQgetvalue (res, r, 4), PQgetvalue (res, r, 5), PQgetvalue (res, r, 6));
     rc = 0;
 cleanup:
-    PQclear (res);
-    rt_db_destroy (&db);
-    rt_config_destroy (&config);
+    retainctl_cmd_end (&cmd);
     return rc;
 }

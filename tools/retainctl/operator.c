@@ -31,14 +31,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <jansson.h>
 
+#include "cmd.h"
 #include "retainctl.h"
 #include "rt_apikey.h"
 #include "rt_clock.h"
-#include "rt_codec.h"
 #include "rt_config.h"
 #include "rt_db.h"
 #include "rt_tz.h"
@@ -46,29 +45,13 @@
 /* The API keys' service for routerd's operator API. */
 #define S_SERVICE "router"
 
-/* Longest operator or team id (routing.h's ROUTING_OP_MAX). */
-#define S_ID_MAX 63
-
 /* The most languages or skills one operator has, and the most operators
  * one capacity allows: bounds a typo cannot pass. */
 #define S_LIST_MAX     32
 #define S_CAPACITY_MAX 1000
 
-#define S_PG_DSN                                                                                   \
-    {                                                                                              \
-        "pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"               \
-    }
-#define S_JSON                                                                                     \
-    {                                                                                              \
-        "json", NULL, "false", "print a JSON array instead of a table"                             \
-    }
-#define S_END                                                                                      \
-    {                                                                                              \
-        NULL, NULL, NULL, NULL                                                                     \
-    }
-
 static const rt_config_setting_t s_team_add_settings[] = {
-    S_PG_DSN,
+    RETAINCTL_PG_DSN,
     {"id", NULL, "", "team id: lower-case letters, digits, '.', '_', '-' (required)"},
     {"name", NULL, "", "the team's name as operators see it (required)"},
     {"policy", NULL, "balanced",
@@ -77,10 +60,11 @@ static const rt_config_setting_t s_team_add_settings[] = {
     {"manager-wait", NULL, "5m",
      "how long a conversation waits for the customer's own manager before the policy decides"},
     {"time-zone", NULL, "UTC", "IANA zone of the team's business hours (Europe/Kyiv)"},
-    S_END};
-static const rt_config_setting_t s_team_list_settings[] = {S_PG_DSN, S_JSON, S_END};
+    RETAINCTL_END};
+static const rt_config_setting_t s_team_list_settings[] = {RETAINCTL_PG_DSN, RETAINCTL_JSON,
+                                                           RETAINCTL_END};
 static const rt_config_setting_t s_op_add_settings[] = {
-    S_PG_DSN,
+    RETAINCTL_PG_DSN,
     {"id", NULL, "",
      "operator id: lower-case letters, digits, '.', '_', '-'; default: generated (op-...)"},
     {"name", NULL, "", "the operator's name (required)"},
@@ -91,19 +75,14 @@ static const rt_config_setting_t s_op_add_settings[] = {
     {"languages", NULL, "", "languages they answer in, comma-separated primary tags (uk,ru,en)"},
     {"skills", NULL, "", "skills conversations may ask for, comma-separated (returns,wholesale)"},
     {"capacity", NULL, "8", "conversations they hold at most at once (0-1000)"},
-    S_END};
+    RETAINCTL_END};
 static const rt_config_setting_t s_op_list_settings[] = {
-    S_PG_DSN, {"team", NULL, "", "only this team's operators"}, S_JSON, S_END};
+    RETAINCTL_PG_DSN,
+    {"team", NULL, "", "only this team's operators"},
+    RETAINCTL_JSON,
+    RETAINCTL_END};
 static const rt_config_setting_t s_op_id_settings[] = {
-    S_PG_DSN, {"id", NULL, "", "operator id (required)"}, S_END};
-
-/* One subcommand's run: its flags and its connection. */
-typedef struct {
-    char program[64];    /* "retainctl operator add", heads messages */
-    rt_config_t *config; /* its flags */
-    rt_db_t *db;         /* reads and writes schema routing and the keys */
-    PGresult *res;       /* the statement's result */
-} s_cmd_t;
+    RETAINCTL_PG_DSN, {"id", NULL, "", "operator id (required)"}, RETAINCTL_END};
 
 static const char *s_sql_team_add =
     "INSERT INTO routing.teams (id, name, policy, manager_wait_ms, time_zone, created_at)"
@@ -143,36 +122,6 @@ static const char *s_sql_op_get =
 
 /* --- checks --- */
 
-static bool
-s_valid_id (const char *id)
-{
-    size_t i, n = strlen (id);
-    if (n == 0 || n > S_ID_MAX ||
-        !((id[0] >= 'a' && id[0] <= 'z') || (id[0] >= '0' && id[0] <= '9')))
-        return false;
-    for (i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-static bool
-s_require_id (const char *program, const char *flag, const char *id)
-{
-    if (s_valid_id (id))
-        return true;
-    if (!*id)
-        fprintf (stderr, "%s: --%s is required\n", program, flag);
-    else
-        fprintf (stderr,
-                 "%s: --%s \"%s\" must be 1-%d lower-case letters, digits, '.', '_' or '-', "
-                 "starting with a letter or digit\n",
-                 program, flag, id, S_ID_MAX);
-    return false;
-}
-
 /* A comma-separated list: every item matches (languages: 2-3 lower-case
  * letters, ISO 639's primary tags; skills: an id's letters), none twice,
  * at most S_LIST_MAX. The empty string is the empty list. */
@@ -197,7 +146,7 @@ s_valid_list (const char *program, const char *flag, const char *list, bool lang
             for (i = 0; i < len; i++)
                 if (item[i] < 'a' || item[i] > 'z')
                     goto bad;
-        } else if (!s_valid_id (item))
+        } else if (!retainctl_id_ok (item))
             goto bad;
         for (k = 0; k < n; k++)
             if (strcmp (seen[k], item) == 0) {
@@ -225,62 +174,6 @@ bad:
     return false;
 }
 
-/* --- the run of one subcommand --- */
-
-/* Parses the flags of `<group> <argv[0]>`. Returns true to go on;
- * otherwise *rc is the exit status. */
-static bool
-s_begin (s_cmd_t *cmd, const char *group, const char *summary, const rt_config_setting_t *settings,
-         int argc, char **argv, int *rc)
-{
-    memset (cmd, 0, sizeof *cmd);
-    snprintf (cmd->program, sizeof cmd->program, "retainctl %s %s", group, argv[0]);
-    *rc = 1;
-    cmd->config = rt_config_new (cmd->program, summary, settings);
-    if (!cmd->config)
-        return false;
-    return retainctl_parse (cmd->config, cmd->program, argc, argv, rc);
-}
-
-static bool
-s_connect (s_cmd_t *cmd)
-{
-    cmd->db = rt_db_new (rt_config_get (cmd->config, "pg-dsn"), "retainctl");
-    if (!cmd->db || rt_db_connect (cmd->db) != 0) {
-        fprintf (stderr, "%s: cannot connect: %s\n", cmd->program,
-                 cmd->db ? rt_db_error (cmd->db) : "");
-        return false;
-    }
-    return true;
-}
-
-static void
-s_end (s_cmd_t *cmd)
-{
-    PQclear (cmd->res);
-    /* A transaction not committed ends with the connection, rolled back. */
-    rt_db_destroy (&cmd->db);
-    rt_config_destroy (&cmd->config);
-}
-
-static void
-s_db_error (const s_cmd_t *cmd)
-{
-    fprintf (stderr, "%s: %s\n", cmd->program, rt_db_error (cmd->db));
-}
-
-/* --json, read as a switch; -1 (reported) when it is no boolean. */
-static int
-s_json_flag (const s_cmd_t *cmd, bool *json)
-{
-    char err[256];
-    if (rt_config_get_bool (cmd->config, "json", json, err, sizeof err) != 0) {
-        fprintf (stderr, "%s: %s\n", cmd->program, err);
-        return -1;
-    }
-    return 0;
-}
-
 /* A duration as --manager-wait takes it: "10m", "90s", "250ms". */
 static void
 s_format_ms (long long ms, char *out, size_t outlen)
@@ -295,45 +188,28 @@ s_format_ms (long long ms, char *out, size_t outlen)
         snprintf (out, outlen, "%lldms", ms);
 }
 
-/* Prints a JSON value on its own line and frees it; 0, or -1 when out of
- * memory. */
-static int
-s_print_json (json_t *value)
-{
-    char *text = value ? json_dumps (value, JSON_COMPACT) : NULL;
-    json_decref (value);
-    if (!text)
-        return -1;
-    printf ("%s\n", text);
-    free (text);
-    return 0;
-}
-
 /* --- team --- */
 
 static int
 s_team_add (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     char err[256], wait[24], now[24];
     const char *params[6];
     rt_tz_t *tz = NULL;
     int64_t wait_ms = 0;
     int rc;
 
-    if (!s_begin (&cmd, "team", "Add a team of operators.", s_team_add_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin (&cmd, "team", "Add a team of operators.", s_team_add_settings, argc,
+                              argv, &rc))
         goto cleanup;
     rc = 2;
     params[0] = rt_config_get (cmd.config, "id");
-    params[1] = rt_config_get (cmd.config, "name");
     params[2] = rt_config_get (cmd.config, "policy");
     params[4] = rt_config_get (cmd.config, "time-zone");
-    if (!s_require_id (cmd.program, "id", params[0]))
+    if (!retainctl_cmd_id (&cmd, "id", params[0]) ||
+        !retainctl_cmd_required (&cmd, "name", &params[1]))
         goto cleanup;
-    if (!*params[1]) {
-        fprintf (stderr, "%s: --name is required\n", cmd.program);
-        goto cleanup;
-    }
     if (strcmp (params[2], "balanced") != 0 && strcmp (params[2], "round_robin") != 0) {
         fprintf (stderr, "%s: --policy \"%s\" must be balanced or round_robin\n", cmd.program,
                  params[2]);
@@ -355,14 +231,14 @@ s_team_add (int argc, char **argv)
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
     params[3] = wait;
     params[5] = now;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, RETAINCTL_DB_AS_IS))
         goto cleanup;
     cmd.res = rt_db_exec_params (cmd.db, s_sql_team_add, 6, params);
     if (!cmd.res) {
         if (strcmp (rt_db_sqlstate (cmd.db), "23505") == 0)
             fprintf (stderr, "%s: team \"%s\" already exists\n", cmd.program, params[0]);
         else
-            s_db_error (&cmd);
+            retainctl_cmd_db_error (&cmd);
         goto cleanup;
     }
     s_format_ms (wait_ms, wait, sizeof wait);
@@ -371,45 +247,39 @@ s_team_add (int argc, char **argv)
     rc = 0;
 cleanup:
     rt_tz_destroy (&tz);
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
+}
+
+/* One row of s_sql_team_list as list --json shows it. */
+static json_t *
+s_team_json (const PGresult *res, int r)
+{
+    return json_pack ("{s:s, s:s, s:s, s:I, s:s, s:I}", "id", PQgetvalue (res, r, 0), "name",
+                      PQgetvalue (res, r, 1), "policy", PQgetvalue (res, r, 2), "manager_wait_ms",
+                      (json_int_t)strtoll (PQgetvalue (res, r, 3), NULL, 10), "time_zone",
+                      PQgetvalue (res, r, 4), "operators",
+                      (json_int_t)strtoll (PQgetvalue (res, r, 5), NULL, 10));
 }
 
 static int
 s_team_list (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     char wait[24];
-    json_t *all = NULL;
     bool json;
     int rc, r;
 
-    if (!s_begin (&cmd, "team", "List the teams.", s_team_list_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin_list (&cmd, "team", "List the teams.", s_team_list_settings, argc,
+                                   argv, &json, &rc))
         goto cleanup;
-    rc = 2;
-    if (s_json_flag (&cmd, &json) != 0)
+    if (!retainctl_cmd_connect (&cmd, RETAINCTL_DB_AS_IS))
         goto cleanup;
-    rc = 1;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_exec (&cmd, s_sql_team_list, 0, NULL))
         goto cleanup;
-    cmd.res = rt_db_exec_params (cmd.db, s_sql_team_list, 0, NULL);
-    if (!cmd.res) {
-        s_db_error (&cmd);
-        goto cleanup;
-    }
     if (json) {
-        all = json_array ();
-        for (r = 0; all && r < PQntuples (cmd.res); r++)
-            json_array_append_new (
-                all, json_pack ("{s:s, s:s, s:s, s:I, s:s, s:I}", "id", PQgetvalue (cmd.res, r, 0),
-                                "name", PQgetvalue (cmd.res, r, 1), "policy",
-                                PQgetvalue (cmd.res, r, 2), "manager_wait_ms",
-                                (json_int_t)strtoll (PQgetvalue (cmd.res, r, 3), NULL, 10),
-                                "time_zone", PQgetvalue (cmd.res, r, 4), "operators",
-                                (json_int_t)strtoll (PQgetvalue (cmd.res, r, 5), NULL, 10)));
-        if (s_print_json (all) != 0)
-            goto cleanup;
-        rc = 0;
+        if (retainctl_print_rows (cmd.res, PQntuples (cmd.res), s_team_json, JSON_COMPACT) == 0)
+            rc = 0;
         goto cleanup;
     }
     printf ("%-24s %-24s %-12s %-12s %-24s %s\n", "ID", "NAME", "POLICY", "MANAGER_WAIT",
@@ -422,7 +292,7 @@ s_team_list (int argc, char **argv)
     }
     rc = 0;
 cleanup:
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
@@ -432,34 +302,24 @@ cleanup:
 static int
 s_generate_id (char out[16])
 {
-    uint8_t raw[5];
-    if (getrandom (raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        return -1;
     memcpy (out, "op-", 3);
-    rt_hex_encode (raw, sizeof raw, out + 3);
-    return 0;
+    return retainctl_random_hex (5, out + 3);
 }
 
 /* Reads and checks add's flags into params[0..6) (id, name, team, role,
  * languages, skills; the id "" when none was given) and *cap; false, with
  * the reason on stderr, on bad input. */
 static bool
-s_op_check (const s_cmd_t *cmd, const char **params, int64_t *cap)
+s_op_check (const retainctl_cmd_t *cmd, const char **params, int64_t *cap)
 {
-    char err[256];
     params[0] = rt_config_get (cmd->config, "id");
-    params[1] = rt_config_get (cmd->config, "name");
     params[2] = rt_config_get (cmd->config, "team");
     params[3] = rt_config_get (cmd->config, "role");
     params[4] = rt_config_get (cmd->config, "languages");
     params[5] = rt_config_get (cmd->config, "skills");
-    if (*params[0] && !s_require_id (cmd->program, "id", params[0]))
-        return false;
-    if (!*params[1]) {
-        fprintf (stderr, "%s: --name is required\n", cmd->program);
-        return false;
-    }
-    if (!s_require_id (cmd->program, "team", params[2]))
+    if ((*params[0] && !retainctl_cmd_id (cmd, "id", params[0])) ||
+        !retainctl_cmd_required (cmd, "name", &params[1]) ||
+        !retainctl_cmd_id (cmd, "team", params[2]))
         return false;
     if (strcmp (params[3], "operator") != 0 && strcmp (params[3], "supervisor") != 0 &&
         strcmp (params[3], "admin") != 0) {
@@ -467,29 +327,25 @@ s_op_check (const s_cmd_t *cmd, const char **params, int64_t *cap)
                  params[3]);
         return false;
     }
-    if (!s_valid_list (cmd->program, "languages", params[4], true) ||
-        !s_valid_list (cmd->program, "skills", params[5], false))
-        return false;
-    if (rt_config_get_int (cmd->config, "capacity", 0, S_CAPACITY_MAX, cap, err, sizeof err) != 0) {
-        fprintf (stderr, "%s: %s\n", cmd->program, err);
-        return false;
-    }
-    return true;
+    return s_valid_list (cmd->program, "languages", params[4], true) &&
+           s_valid_list (cmd->program, "skills", params[5], false) &&
+           retainctl_cmd_int (cmd, "capacity", 0, S_CAPACITY_MAX, cap);
 }
 
 static int
 s_op_add (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     char err[512], id[16], capacity[24], now[24];
     char token[RT_APIKEY_TOKEN_SIZE] = "", key[RT_APIKEY_ID_SIZE] = "";
     const char *params[8];
     int64_t cap;
     int rc;
 
-    if (!s_begin (&cmd, "operator",
-                  "Add an operator and their API key for routerd; prints the key's token once.",
-                  s_op_add_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin (
+            &cmd, "operator",
+            "Add an operator and their API key for routerd; prints the key's token once.",
+            s_op_add_settings, argc, argv, &rc))
         goto cleanup;
     rc = 2;
     if (!s_op_check (&cmd, params, &cap))
@@ -506,12 +362,10 @@ s_op_add (int argc, char **argv)
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
     params[6] = capacity;
     params[7] = now;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, RETAINCTL_DB_AS_IS))
         goto cleanup;
-    if (rt_db_begin (cmd.db) != 0) {
-        s_db_error (&cmd);
+    if (!retainctl_cmd_tx_begin (&cmd))
         goto cleanup;
-    }
     cmd.res = rt_db_exec_params (cmd.db, s_sql_op_add, 8, params);
     if (!cmd.res) {
         const char *state = rt_db_sqlstate (cmd.db);
@@ -522,24 +376,17 @@ s_op_add (int argc, char **argv)
         } else if (strcmp (state, "23505") == 0)
             fprintf (stderr, "%s: operator \"%s\" already exists\n", cmd.program, params[0]);
         else
-            s_db_error (&cmd);
+            retainctl_cmd_db_error (&cmd);
         goto cleanup;
     }
-    PQclear (cmd.res);
-    cmd.res = NULL;
     if (rt_apikey_create (cmd.db, S_SERVICE, params[0], params[3], 0, token, key, err,
                           sizeof err) != 0) {
         fprintf (stderr, "%s: %s\n", cmd.program, err);
         goto cleanup;
     }
-    {
-        const char *key_params[2] = {params[0], key};
-        cmd.res = rt_db_exec_params (cmd.db, s_sql_op_key, 2, key_params);
-    }
-    if (!cmd.res || rt_db_commit (cmd.db) != 0) {
-        s_db_error (&cmd);
+    if (!retainctl_cmd_exec (&cmd, s_sql_op_key, 2, (const char *[]){params[0], key}) ||
+        !retainctl_cmd_tx_commit (&cmd))
         goto cleanup;
-    }
     printf ("operator %s (%s) added to team %s as %s, capacity %s\n", params[0], params[1],
             params[2], params[3], capacity);
     printf ("id: %s\nkey: %s\n", params[0], key);
@@ -549,7 +396,7 @@ s_op_add (int argc, char **argv)
     rc = 0;
 cleanup:
     memset (token, 0, sizeof token);
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
@@ -630,7 +477,7 @@ s_op_table (PGresult *res, const rt_apikey_info_t *keys, size_t nkeys)
 static int
 s_op_list (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     char err[512];
     const char *params[1];
     rt_apikey_info_t *keys = NULL;
@@ -638,69 +485,53 @@ s_op_list (int argc, char **argv)
     bool json;
     int rc;
 
-    if (!s_begin (&cmd, "operator",
-                  "List the operators with their key ids (never a token or its hash).",
-                  s_op_list_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin_list (
+            &cmd, "operator", "List the operators with their key ids (never a token or its hash).",
+            s_op_list_settings, argc, argv, &json, &rc))
         goto cleanup;
-    rc = 2;
-    if (s_json_flag (&cmd, &json) != 0)
-        goto cleanup;
-    rc = 1;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, RETAINCTL_DB_AS_IS))
         goto cleanup;
     params[0] = rt_config_get (cmd.config, "team");
-    cmd.res = rt_db_exec_params (cmd.db, s_sql_op_list, 1, params);
-    if (!cmd.res) {
-        s_db_error (&cmd);
+    if (!retainctl_cmd_exec (&cmd, s_sql_op_list, 1, params))
         goto cleanup;
-    }
     if (rt_apikey_list (cmd.db, S_SERVICE, NULL, &keys, &nkeys, err, sizeof err) != 0) {
         fprintf (stderr, "%s: %s\n", cmd.program, err);
         goto cleanup;
     }
     if (!json)
         s_op_table (cmd.res, keys, nkeys);
-    else if (s_print_json (s_op_json (cmd.res, keys, nkeys)) != 0)
+    else if (retainctl_print_json (s_op_json (cmd.res, keys, nkeys), JSON_COMPACT) != 0)
         goto cleanup;
     rc = 0;
 cleanup:
     free (keys);
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
 static int
 s_op_disable (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     char err[512], now[24];
     const char *params[2];
     bool fresh;
     int rc, revoked;
 
-    if (!s_begin (&cmd, "operator",
-                  "Disable an operator: nothing more is assigned to them, their conversations are "
-                  "rebalanced and every key of theirs is revoked.",
-                  s_op_id_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin_id (
+            &cmd, "operator",
+            "Disable an operator: nothing more is assigned to them, their conversations are "
+            "rebalanced and every key of theirs is revoked.",
+            s_op_id_settings, argc, argv, &params[0], &rc))
         goto cleanup;
-    rc = 2;
-    params[0] = rt_config_get (cmd.config, "id");
-    if (!s_require_id (cmd.program, "id", params[0]))
-        goto cleanup;
-    rc = 1;
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
     params[1] = now;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, RETAINCTL_DB_AS_IS))
         goto cleanup;
-    if (rt_db_begin (cmd.db) != 0) {
-        s_db_error (&cmd);
+    if (!retainctl_cmd_tx_begin (&cmd))
         goto cleanup;
-    }
-    cmd.res = rt_db_exec_params (cmd.db, s_sql_op_disable, 2, params);
-    if (!cmd.res) {
-        s_db_error (&cmd);
+    if (!retainctl_cmd_exec (&cmd, s_sql_op_disable, 2, params))
         goto cleanup;
-    }
     if (PQntuples (cmd.res) != 1) {
         fprintf (stderr, "%s: no operator \"%s\"\n", cmd.program, params[0]);
         goto cleanup;
@@ -711,44 +542,35 @@ s_op_disable (int argc, char **argv)
         fprintf (stderr, "%s: %s\n", cmd.program, err);
         goto cleanup;
     }
-    if (rt_db_commit (cmd.db) != 0) {
-        s_db_error (&cmd);
+    if (!retainctl_cmd_tx_commit (&cmd))
         goto cleanup;
-    }
     printf ("operator %s %s; %d key%s revoked\n", params[0],
             fresh ? "disabled" : "was already disabled", revoked, revoked == 1 ? "" : "s");
     rc = 0;
 cleanup:
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
 static int
 s_op_rotate_key (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     char err[512], key[RT_APIKEY_ID_SIZE], token[RT_APIKEY_TOKEN_SIZE] = "";
     const char *params[1];
     bool disabled;
     int rc, rotated;
 
-    if (!s_begin (&cmd, "operator",
-                  "Give an operator's key a new secret; prints the new token once, and the old "
-                  "one stops working.",
-                  s_op_id_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin_id (
+            &cmd, "operator",
+            "Give an operator's key a new secret; prints the new token once, and the old "
+            "one stops working.",
+            s_op_id_settings, argc, argv, &params[0], &rc))
         goto cleanup;
-    rc = 2;
-    params[0] = rt_config_get (cmd.config, "id");
-    if (!s_require_id (cmd.program, "id", params[0]))
+    if (!retainctl_cmd_connect (&cmd, RETAINCTL_DB_AS_IS))
         goto cleanup;
-    rc = 1;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_exec (&cmd, s_sql_op_get, 1, params))
         goto cleanup;
-    cmd.res = rt_db_exec_params (cmd.db, s_sql_op_get, 1, params);
-    if (!cmd.res) {
-        s_db_error (&cmd);
-        goto cleanup;
-    }
     if (PQntuples (cmd.res) != 1) {
         fprintf (stderr, "%s: no operator \"%s\"\n", cmd.program, params[0]);
         goto cleanup;
@@ -771,7 +593,7 @@ s_op_rotate_key (int argc, char **argv)
     rc = 0;
 cleanup:
     memset (token, 0, sizeof token);
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 

@@ -50,8 +50,10 @@ extern const retainctl_command_t retainctl_operator_commands[];
 extern const retainctl_command_t retainctl_sla_commands[];
 extern const retainctl_command_t retainctl_template_commands[];
 extern const retainctl_command_t retainctl_notify_commands[];
-/* retainctl campaign's subcommands (campaign.c). */
+/* retainctl campaign's subcommands (campaign.c), and campaign create
+ * (campaign_create.c). */
 extern const retainctl_command_t retainctl_campaign_commands[];
+int retainctl_campaign_create (int argc, char **argv);
 /* retainctl notify failed, and its own subcommands (notify_failed.c). */
 int retainctl_notify_failed (int argc, char **argv);
 extern const retainctl_command_t retainctl_notify_failed_commands[];

@@ -24,7 +24,6 @@
  * the order is routing's (created_at), the one that decides between two
  * policies of the same kind.
  */
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +31,7 @@
 
 #include <jansson.h>
 
+#include "cmd.h"
 #include "retainctl.h"
 #include "routing.h"
 #include "rt_channel.h"
@@ -43,104 +43,54 @@
  * one (a log, a binary named by mistake). */
 #define S_INPUT_MAX (64 * 1024)
 
-#define S_PG_DSN                                                                                   \
-    {                                                                                              \
-        "pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"               \
-    }
-#define S_END                                                                                      \
-    {                                                                                              \
-        NULL, NULL, NULL, NULL                                                                     \
-    }
-
 static const rt_config_setting_t s_set_settings[] = {
-    S_PG_DSN,
+    RETAINCTL_PG_DSN,
     {"file", NULL, "",
      "the policy as JSON (services/router/sla.h's form), a file or - for stdin (required)"},
-    S_END};
+    RETAINCTL_END};
 static const rt_config_setting_t s_list_settings[] = {
-    S_PG_DSN,
+    RETAINCTL_PG_DSN,
     {"json", NULL, "false", "print a JSON array (each with the policy as stored)"},
-    S_END};
+    RETAINCTL_END};
 static const rt_config_setting_t s_delete_settings[] = {
-    S_PG_DSN, {"name", NULL, "", "the policy's name (required)"}, S_END};
+    RETAINCTL_PG_DSN, {"name", NULL, "", "the policy's name (required)"}, RETAINCTL_END};
 static const rt_config_setting_t s_hours_settings[] = {
-    S_PG_DSN,
+    RETAINCTL_PG_DSN,
     {"id", NULL, "", "the team's id (required)"},
     {"file", NULL, "",
      "the calendar as JSON: {\"zone\": \"Europe/Kyiv\", \"weekly\": \"mon-fri 09:00-18:00\", "
      "\"holidays\": [\"2026-12-25\"]}, a file or - for stdin"},
     {"clear", NULL, "false", "remove the team's business hours instead"},
-    S_END};
+    RETAINCTL_END};
 
 /* Read in the order routerd applies them. */
 static const char *s_sql_list =
     "SELECT name, policy, (extract(epoch FROM updated_at) * 1000)::bigint"
     " FROM routing.sla_policies ORDER BY created_at, name";
 
-/* One subcommand's run: its flags and its connection. */
-typedef struct {
-    char program[64];    /* "retainctl sla set", heads messages */
-    rt_config_t *config; /* its flags */
-    rt_db_t *db;         /* schema routing, its statements prepared */
-} s_cmd_t;
-
-/* --- the run of one subcommand --- */
-
-/* Parses the flags of `<group> <argv[0]>`. Returns true to go on;
- * otherwise *rc is the exit status. */
-static bool
-s_begin (s_cmd_t *cmd, const char *group, const char *summary, const rt_config_setting_t *settings,
-         int argc, char **argv, int *rc)
-{
-    memset (cmd, 0, sizeof *cmd);
-    snprintf (cmd->program, sizeof cmd->program, "retainctl %s %s", group, argv[0]);
-    *rc = 1;
-    cmd->config = rt_config_new (cmd->program, summary, settings);
-    if (!cmd->config)
-        return false;
-    return retainctl_parse (cmd->config, cmd->program, argc, argv, rc);
-}
-
 /* Connects and registers routing's statements, which the routing_
- * functions run by name. */
+ * functions run by name; then begins the transaction of a write (tx). */
 static bool
-s_connect (s_cmd_t *cmd)
+s_connect (retainctl_cmd_t *cmd, bool tx)
 {
     char err[512];
-    cmd->db = rt_db_new (rt_config_get (cmd->config, "pg-dsn"), "retainctl");
-    if (!cmd->db || rt_db_connect (cmd->db) != 0) {
-        fprintf (stderr, "%s: cannot connect: %s\n", cmd->program,
-                 cmd->db ? rt_db_error (cmd->db) : "");
+    if (!retainctl_cmd_connect (cmd, RETAINCTL_DB_AS_IS))
         return false;
-    }
     if (routing_prepare (cmd->db, err, sizeof err) != 0) {
         fprintf (stderr, "%s: %s (has `retainctl migrate` run?)\n", cmd->program, err);
         return false;
     }
-    return true;
-}
-
-static void
-s_end (s_cmd_t *cmd)
-{
-    /* A transaction not committed ends with the connection, rolled back. */
-    rt_db_destroy (&cmd->db);
-    rt_config_destroy (&cmd->config);
+    return !tx || retainctl_cmd_tx_begin (cmd);
 }
 
 /* Turns one routing call's outcome into the exit status: commits on
  * ROUTING_OK (0, or 1 when the commit fails); a refusal is bad input (2)
  * with why on stderr, a database failure 1. */
 static int
-s_finish (s_cmd_t *cmd, routing_status_t st, const char *why)
+s_finish (retainctl_cmd_t *cmd, routing_status_t st, const char *why)
 {
-    if (st == ROUTING_OK) {
-        if (rt_db_commit (cmd->db) != 0) {
-            fprintf (stderr, "%s: %s\n", cmd->program, rt_db_error (cmd->db));
-            return 1;
-        }
-        return 0;
-    }
+    if (st == ROUTING_OK)
+        return retainctl_cmd_tx_commit (cmd) ? 0 : 1;
     fprintf (stderr, "%s: %s\n", cmd->program, why);
     return st == ROUTING_ERR_DB ? 1 : 2;
 }
@@ -149,53 +99,24 @@ s_finish (s_cmd_t *cmd, routing_status_t st, const char *why)
  * *text (owned). false with the reason on stderr: none given, unreadable,
  * too long, or holding a NUL byte (the stored text is a C string). */
 static bool
-s_read_input (const s_cmd_t *cmd, char **text)
+s_read_input (const retainctl_cmd_t *cmd, char **text)
 {
     const char *path = rt_config_get (cmd->config, "file");
-    bool is_stdin = strcmp (path, "-") == 0;
-    FILE *f;
-    char *buf;
     size_t n;
-    bool ok = false;
-
-    *text = NULL;
     if (!*path) {
         fprintf (stderr, "%s: --file is required (a file, or - for stdin)\n", cmd->program);
         return false;
     }
-    f = is_stdin ? stdin : fopen (path, "rb");
-    if (!f) {
-        fprintf (stderr, "%s: --file %s: %s\n", cmd->program, path, strerror (errno));
+    if (!retainctl_cmd_read_file (cmd, "file", path, S_INPUT_MAX, text, &n))
         return false;
-    }
-    buf = malloc (S_INPUT_MAX + 1);
-    if (!buf) {
-        fprintf (stderr, "%s: out of memory\n", cmd->program);
-        goto cleanup;
-    }
-    n = fread (buf, 1, S_INPUT_MAX + 1, f);
-    if (ferror (f)) {
-        fprintf (stderr, "%s: --file %s: read error\n", cmd->program, path);
-        goto cleanup;
-    }
-    if (n > S_INPUT_MAX) {
-        fprintf (stderr, "%s: --file %s: longer than %d bytes\n", cmd->program, path, S_INPUT_MAX);
-        goto cleanup;
-    }
-    if (memchr (buf, '\0', n)) {
+    if (memchr (*text, '\0', n)) {
         fprintf (stderr, "%s: --file %s: holds a NUL byte, so it is no JSON text\n", cmd->program,
                  path);
-        goto cleanup;
+        free (*text);
+        *text = NULL;
+        return false;
     }
-    buf[n] = '\0';
-    *text = buf;
-    buf = NULL;
-    ok = true;
-cleanup:
-    free (buf);
-    if (!is_stdin)
-        fclose (f);
-    return ok;
+    return true;
 }
 
 /* --- what a policy says, for list and set --- */
@@ -274,17 +195,18 @@ s_format_escalation (const sla_policy_t *p, char *out, size_t outlen)
 static int
 s_sla_set (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     char err[512] = "", scope[96], first[24], next[24], resolution[24];
     char *text = NULL;
     sla_policy_t *p = NULL;
     routing_status_t st;
     int rc;
 
-    if (!s_begin (&cmd, "sla",
-                  "Store an SLA policy (JSON, services/router/sla.h's form); one of the same name "
-                  "is replaced.",
-                  s_set_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin (
+            &cmd, "sla",
+            "Store an SLA policy (JSON, services/router/sla.h's form); one of the same name "
+            "is replaced.",
+            s_set_settings, argc, argv, &rc))
         goto cleanup;
     rc = 2;
     if (!s_read_input (&cmd, &text))
@@ -297,12 +219,8 @@ s_sla_set (int argc, char **argv)
         goto cleanup;
     }
     rc = 1;
-    if (!s_connect (&cmd))
+    if (!s_connect (&cmd, true))
         goto cleanup;
-    if (rt_db_begin (cmd.db) != 0) {
-        fprintf (stderr, "%s: %s\n", cmd.program, rt_db_error (cmd.db));
-        goto cleanup;
-    }
     st = routing_sla_policy_set (cmd.db, text, err, sizeof err);
     rc = s_finish (&cmd, st, err);
     if (rc != 0)
@@ -317,7 +235,7 @@ s_sla_set (int argc, char **argv)
 cleanup:
     sla_policy_destroy (&p);
     free (text);
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
@@ -346,29 +264,22 @@ s_policy_json (const sla_policy_t *p, const char *text, long long updated_ms)
 static int
 s_sla_list (int argc, char **argv)
 {
-    s_cmd_t cmd;
-    char err[512], scope[96], first[24], next[24], resolution[24], warning[32], escalation[96];
-    PGresult *res = NULL;
+    retainctl_cmd_t cmd;
+    char scope[96], first[24], next[24], resolution[24], warning[32], escalation[96];
+    const PGresult *res;
     json_t *all = NULL;
     bool json;
     int rc, r;
 
-    if (!s_begin (&cmd, "sla", "List the SLA policies, in the order routerd applies them.",
-                  s_list_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin_list (&cmd, "sla",
+                                   "List the SLA policies, in the order routerd applies them.",
+                                   s_list_settings, argc, argv, &json, &rc))
         goto cleanup;
-    rc = 2;
-    if (rt_config_get_bool (cmd.config, "json", &json, err, sizeof err) != 0) {
-        fprintf (stderr, "%s: %s\n", cmd.program, err);
+    if (!s_connect (&cmd, false))
         goto cleanup;
-    }
-    rc = 1;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_exec (&cmd, s_sql_list, 0, NULL))
         goto cleanup;
-    res = rt_db_exec_params (cmd.db, s_sql_list, 0, NULL);
-    if (!res) {
-        fprintf (stderr, "%s: %s\n", cmd.program, rt_db_error (cmd.db));
-        goto cleanup;
-    }
+    res = cmd.res;
     all = json ? json_array () : NULL;
     if (json && !all)
         goto cleanup;
@@ -404,47 +315,39 @@ s_sla_list (int argc, char **argv)
         sla_policy_destroy (&p);
     }
     if (json) {
-        char *out = json_dumps (all, JSON_COMPACT);
-        if (!out)
+        int printed = retainctl_print_json (all, JSON_COMPACT);
+        all = NULL;
+        if (printed != 0)
             goto cleanup;
-        printf ("%s\n", out);
-        free (out);
     }
     rc = 0;
 cleanup:
     json_decref (all);
-    PQclear (res);
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
 static int
 s_sla_delete (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     char err[512] = "";
     const char *name;
     routing_status_t st;
     int rc;
 
-    if (!s_begin (&cmd, "sla",
-                  "Delete an SLA policy; the clocks it runs stop now (one already past due still "
-                  "breaches).",
-                  s_delete_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin (
+            &cmd, "sla",
+            "Delete an SLA policy; the clocks it runs stop now (one already past due still "
+            "breaches).",
+            s_delete_settings, argc, argv, &rc))
         goto cleanup;
     rc = 2;
-    name = rt_config_get (cmd.config, "name");
-    if (!*name) {
-        fprintf (stderr, "%s: --name is required\n", cmd.program);
+    if (!retainctl_cmd_required (&cmd, "name", &name))
         goto cleanup;
-    }
     rc = 1;
-    if (!s_connect (&cmd))
+    if (!s_connect (&cmd, true))
         goto cleanup;
-    if (rt_db_begin (cmd.db) != 0) {
-        fprintf (stderr, "%s: %s\n", cmd.program, rt_db_error (cmd.db));
-        goto cleanup;
-    }
     st = routing_sla_policy_delete (cmd.db, name, err, sizeof err);
     if (st == ROUTING_ERR_NOT_FOUND) {
         /* A failure, as an unknown operator is for `operator disable`:
@@ -456,7 +359,7 @@ s_sla_delete (int argc, char **argv)
     if (rc == 0)
         printf ("SLA policy \"%s\" deleted\n", name);
 cleanup:
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
@@ -465,7 +368,7 @@ cleanup:
 int
 retainctl_team_hours (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     char err[512] = "";
     char *text = NULL;
     const char *team;
@@ -474,21 +377,17 @@ retainctl_team_hours (int argc, char **argv)
     bool clear;
     int rc;
 
-    if (!s_begin (&cmd, "team",
-                  "Set a team's business hours (its zone, weekly hours and holidays), which its "
-                  "business-hours SLA policies count in; or --clear them.",
-                  s_hours_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin (
+            &cmd, "team",
+            "Set a team's business hours (its zone, weekly hours and holidays), which its "
+            "business-hours SLA policies count in; or --clear them.",
+            s_hours_settings, argc, argv, &rc))
         goto cleanup;
     rc = 2;
-    team = rt_config_get (cmd.config, "id");
-    if (!*team) {
-        fprintf (stderr, "%s: --id is required\n", cmd.program);
+    if (!retainctl_cmd_required (&cmd, "id", &team))
         goto cleanup;
-    }
-    if (rt_config_get_bool (cmd.config, "clear", &clear, err, sizeof err) != 0) {
-        fprintf (stderr, "%s: %s\n", cmd.program, err);
+    if (!retainctl_cmd_bool (&cmd, "clear", &clear))
         goto cleanup;
-    }
     if (clear == (*rt_config_get (cmd.config, "file") != '\0')) {
         fprintf (stderr, "%s: give exactly one of --file and --clear\n", cmd.program);
         goto cleanup;
@@ -496,12 +395,8 @@ retainctl_team_hours (int argc, char **argv)
     if (!clear && !s_read_input (&cmd, &text))
         goto cleanup;
     rc = 1;
-    if (!s_connect (&cmd))
+    if (!s_connect (&cmd, true))
         goto cleanup;
-    if (rt_db_begin (cmd.db) != 0) {
-        fprintf (stderr, "%s: %s\n", cmd.program, rt_db_error (cmd.db));
-        goto cleanup;
-    }
     st = routing_team_hours_set (cmd.db, team, text, err, sizeof err);
     if (st == ROUTING_ERR_NOT_FOUND)
         snprintf (err, sizeof err, "no team \"%s\" (add it first: retainctl team add --id %s ...)",
@@ -524,7 +419,7 @@ retainctl_team_hours (int argc, char **argv)
 cleanup:
     json_decref (cal);
     free (text);
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "cmd.h"
 #include "retainctl.h"
 #include "rt_bus.h"
 #include "rt_config.h"
@@ -20,12 +21,19 @@
 #include "rt_signal.h"
 
 static const rt_config_setting_t s_settings[] = {
-    {"pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"},
+    RETAINCTL_PG_DSN,
     {"stream", NULL, "", "only this stream"},
     {"from", NULL, "1", "first seq to print"},
     {"limit", NULL, "0", "stop after this many events (0: no limit)"},
     {"follow", NULL, "false", "keep printing new events as they arrive"},
-    {NULL, NULL, NULL, NULL}};
+    RETAINCTL_END};
+
+/* A page of the log from seq $1 on ($2 one stream, '' for all), $3 events
+ * at most. */
+static const char *s_sql_page =
+    "SELECT seq, stream, partition, pseq, id, type, key, occurred_at, producer, correlation_id,"
+    " payload FROM bus.events WHERE seq >= $1::bigint AND ($2 = '' OR stream = $2)"
+    " ORDER BY seq LIMIT $3::int";
 
 static void
 s_print_row (PGresult *res, int r)
@@ -67,56 +75,37 @@ s_print_row (PGresult *res, int r)
 int
 retainctl_tail (int argc, char **argv)
 {
-    char err[512], from[24], limit[24];
-    rt_config_t *config =
-        rt_config_new ("retainctl tail", "Print events from the log as JSON lines.", s_settings);
-    rt_db_t *db = NULL;
+    retainctl_cmd_t cmd;
+    char from[24], limit[24];
+    const char *stream;
     int64_t next = 1, max = 0, printed = 0;
     bool follow = false;
-    int rc = 1;
+    int rc;
 
-    if (!config)
-        return 1;
-    if (!retainctl_parse (config, "retainctl tail", argc, argv, &rc))
+    if (!retainctl_cmd_begin (&cmd, NULL, "Print events from the log as JSON lines.", s_settings,
+                              argc, argv, &rc))
         goto cleanup;
-    if (rt_config_get_int (config, "from", 1, INT64_MAX, &next, err, sizeof err) != 0 ||
-        rt_config_get_int (config, "limit", 0, INT64_MAX, &max, err, sizeof err) != 0 ||
-        rt_config_get_bool (config, "follow", &follow, err, sizeof err) != 0) {
-        fprintf (stderr, "retainctl tail: %s\n", err);
-        rc = 2;
+    rc = 2;
+    stream = rt_config_get (cmd.config, "stream");
+    if (!retainctl_cmd_int (&cmd, "from", 1, INT64_MAX, &next) ||
+        !retainctl_cmd_int (&cmd, "limit", 0, INT64_MAX, &max) ||
+        !retainctl_cmd_bool (&cmd, "follow", &follow))
         goto cleanup;
-    }
-    if (rt_config_get (config, "stream")[0] &&
-        rt_bus_stream_index (rt_config_get (config, "stream")) < 0) {
-        fprintf (stderr, "retainctl tail: unknown stream \"%s\"\n",
-                 rt_config_get (config, "stream"));
-        rc = 2;
+    if (*stream && rt_bus_stream_index (stream) < 0) {
+        fprintf (stderr, "%s: unknown stream \"%s\"\n", cmd.program, stream);
         goto cleanup;
     }
-    db = rt_db_new (rt_config_get (config, "pg-dsn"), "retainctl");
-    if (!db || rt_db_connect (db) != 0) {
-        fprintf (stderr, "retainctl tail: cannot connect: %s\n", db ? rt_db_error (db) : "");
+    rc = 1;
+    if (!retainctl_cmd_connect (&cmd, RETAINCTL_DB_AS_IS))
         goto cleanup;
-    }
     for (;;) {
-        const char *params[3];
         PGresult *res;
         int r, n;
         snprintf (from, sizeof from, "%" PRId64, next);
         snprintf (limit, sizeof limit, "%d", 1000);
-        params[0] = from;
-        params[1] = rt_config_get (config, "stream");
-        params[2] = limit;
-        res = rt_db_exec_params (db,
-                                 "SELECT seq, stream, partition, pseq, id, type, key, occurred_at, "
-                                 "producer, correlation_id, payload FROM bus.events "
-                                 "WHERE seq >= $1::bigint AND ($2 = '' OR stream = $2) "
-                                 "ORDER BY seq LIMIT $3::int",
-                                 3, params);
-        if (!res) {
-            fprintf (stderr, "retainctl tail: %s\n", rt_db_error (db));
+        res = retainctl_cmd_query (&cmd, s_sql_page, 3, (const char *[]){from, stream, limit});
+        if (!res)
             goto cleanup;
-        }
         n = PQntuples (res);
         for (r = 0; r < n && (max == 0 || printed < max); r++, printed++) {
             s_print_row (res, r);
@@ -133,7 +122,6 @@ retainctl_tail (int argc, char **argv)
     }
     rc = 0;
 cleanup:
-    rt_db_destroy (&db);
-    rt_config_destroy (&config);
+    retainctl_cmd_end (&cmd);
     return rc;
 }

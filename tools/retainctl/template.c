@@ -29,12 +29,12 @@
  * be: its pairs are taken out of argv before the other flags are parsed.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd.h"
 #include "retainctl.h"
 #include "rt_buf.h"
 #include "rt_channel.h"
@@ -49,32 +49,23 @@
 #define S_VARS_MAX 64  /* --var pairs in one preview */
 #define S_NAME_MAX 128 /* a template's name, as notify.templates checks it */
 
-#define S_PG_DSN                                                                                   \
-    {                                                                                              \
-        "pg-dsn", "RETAIN_PG_DSN", "", "PostgreSQL connection string or URI (libpq)"               \
-    }
-#define S_END                                                                                      \
-    {                                                                                              \
-        NULL, NULL, NULL, NULL                                                                     \
-    }
-
 static const rt_config_setting_t s_add_settings[] = {
-    S_PG_DSN,
+    RETAINCTL_PG_DSN,
     {"name", NULL, "", "the template's name: lower-case letters, digits, '_', '.', '-' (required)"},
     {"locale", NULL, "", "its language, BCP 47: uk, ru, en-US (required)"},
     {"channel", NULL, "default", "the channel it is worded for, or default for every other one"},
     {"subject", NULL, "", "an e-mail's subject (a template too)"},
     {"text-file", NULL, "", "the text (an e-mail's plain-text part), a file or - for stdin"},
     {"html-file", NULL, "", "an e-mail's HTML part, a file"},
-    S_END};
-static const rt_config_setting_t s_list_settings[] = {S_PG_DSN, S_END};
+    RETAINCTL_END};
+static const rt_config_setting_t s_list_settings[] = {RETAINCTL_PG_DSN, RETAINCTL_END};
 static const rt_config_setting_t s_show_settings[] = {
-    S_PG_DSN,
+    RETAINCTL_PG_DSN,
     {"name", NULL, "", "the template's name (required)"},
     {"locale", NULL, "", "only this locale's variants"},
-    S_END};
+    RETAINCTL_END};
 static const rt_config_setting_t s_preview_settings[] = {
-    S_PG_DSN,
+    RETAINCTL_PG_DSN,
     {"name", NULL, "", "the template's name (required)"},
     {"customer", NULL, "", "the customer: crm's id, or the shop's customer id (required)"},
     {"channel", NULL, "", "the channel to preview for (default: the customer's preferred one)"},
@@ -83,7 +74,7 @@ static const rt_config_setting_t s_preview_settings[] = {
      "the locales tried after the customer's, in order"},
     {"zone", "RETAIN_NOTIFY_DEFAULT_ZONE", "Europe/Kyiv",
      "the time zone of dates for a customer without one"},
-    S_END};
+    RETAINCTL_END};
 
 static const char *s_sql_upsert =
     "INSERT INTO notify.templates (name, locale, variant, subject, text, html)"
@@ -113,107 +104,28 @@ static const char *s_sql_customer_id = S_SQL_CUSTOMER "($1::uuid)";
 static const char *s_sql_customer_shop =
     S_SQL_CUSTOMER "((SELECT id FROM crm.customers WHERE shop_customer_id = $1))";
 
-/* One subcommand's run: its flags and its connection. */
-typedef struct {
-    char program[64];    /* "retainctl template add", heads messages */
-    rt_config_t *config; /* its flags */
-    rt_db_t *db;         /* connected by s_connect */
-} s_cmd_t;
-
+/* The whole file at path ("-": stdin), NUL-terminated, into *text
+ * (owned). false with the reason on stderr: unreadable, longer than a
+ * template may be, or not UTF-8 text. */
 static bool
-s_begin (s_cmd_t *cmd, const char *summary, const rt_config_setting_t *settings, int argc,
-         char **argv, int *rc)
+s_read_file (const retainctl_cmd_t *cmd, const char *flag, const char *path, char **text)
 {
-    memset (cmd, 0, sizeof *cmd);
-    snprintf (cmd->program, sizeof cmd->program, "retainctl template %s", argv[0]);
-    *rc = 1;
-    cmd->config = rt_config_new (cmd->program, summary, settings);
-    if (!cmd->config)
+    size_t n;
+    if (!retainctl_cmd_read_file (cmd, flag, path, TEMPLATE_SOURCE_MAX, text, &n))
         return false;
-    return retainctl_parse (cmd->config, cmd->program, argc, argv, rc);
-}
-
-static bool
-s_connect (s_cmd_t *cmd)
-{
-    cmd->db = rt_db_new (rt_config_get (cmd->config, "pg-dsn"), "retainctl");
-    if (!cmd->db || rt_db_connect (cmd->db) != 0) {
-        fprintf (stderr, "%s: cannot connect: %s\n", cmd->program,
-                 cmd->db ? rt_db_error (cmd->db) : "");
+    if (!rt_utf8_text_ok (*text, n)) {
+        fprintf (stderr, "%s: --%s %s: not UTF-8 text (byte %zu)\n", cmd->program, flag, path,
+                 rt_utf8_bad_at (*text, n, false));
+        free (*text);
+        *text = NULL;
         return false;
     }
     return true;
 }
 
-static void
-s_end (s_cmd_t *cmd)
-{
-    rt_db_destroy (&cmd->db);
-    rt_config_destroy (&cmd->config);
-}
-
-/* A failed query's message, with the hint every command of a schema not
- * yet created needs. */
-static void
-s_db_fail (const s_cmd_t *cmd)
-{
-    fprintf (stderr, "%s: %s%s\n", cmd->program, rt_db_error (cmd->db),
-             strcmp (rt_db_sqlstate (cmd->db), "42P01") == 0 ? " (has `retainctl migrate` run?)"
-                                                             : "");
-}
-
-/* The whole file at path ("-": stdin), NUL-terminated, into *text
- * (owned). false with the reason on stderr: unreadable, longer than a
- * template may be, or not UTF-8 text. */
-static bool
-s_read_file (const s_cmd_t *cmd, const char *flag, const char *path, char **text)
-{
-    bool is_stdin = strcmp (path, "-") == 0;
-    FILE *f;
-    char *buf = NULL;
-    size_t n;
-    bool ok = false;
-
-    *text = NULL;
-    f = is_stdin ? stdin : fopen (path, "rb");
-    if (!f) {
-        fprintf (stderr, "%s: --%s %s: %s\n", cmd->program, flag, path, strerror (errno));
-        return false;
-    }
-    buf = malloc (TEMPLATE_SOURCE_MAX + 1);
-    if (!buf) {
-        fprintf (stderr, "%s: out of memory\n", cmd->program);
-        goto cleanup;
-    }
-    n = fread (buf, 1, TEMPLATE_SOURCE_MAX + 1, f);
-    if (ferror (f)) {
-        fprintf (stderr, "%s: --%s %s: read error\n", cmd->program, flag, path);
-        goto cleanup;
-    }
-    if (n > TEMPLATE_SOURCE_MAX) {
-        fprintf (stderr, "%s: --%s %s: longer than %d bytes\n", cmd->program, flag, path,
-                 TEMPLATE_SOURCE_MAX);
-        goto cleanup;
-    }
-    if (!rt_utf8_text_ok (buf, n)) {
-        fprintf (stderr, "%s: --%s %s: not UTF-8 text (byte %zu)\n", cmd->program, flag, path,
-                 rt_utf8_bad_at (buf, n, false));
-        goto cleanup;
-    }
-    buf[n] = '\0';
-    *text = buf;
-    buf = NULL;
-    ok = true;
-cleanup:
-    free (buf);
-    if (!is_stdin)
-        fclose (f);
-    return ok;
-}
-
 /* Parses one part; false with where it is wrong on stderr. */
 static bool
-s_check (const s_cmd_t *cmd, const char *what, const char *src)
+s_check (const retainctl_cmd_t *cmd, const char *what, const char *src)
 {
     template_error_t err;
     char where[400];
@@ -271,7 +183,7 @@ s_locale_norm (const char *in, char *out, size_t outlen)
 static int
 s_add (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     char locale[64], what[1100];
     char *text = NULL, *html = NULL;
     const char *name, *channel, *subject, *text_file, *html_file;
@@ -279,11 +191,12 @@ s_add (int argc, char **argv)
     PGresult *res = NULL;
     int rc;
 
-    if (!s_begin (&cmd,
-                  "Store a template for one locale and channel variant, parsed first: a mistake "
-                  "exits 2 with its line and column. One of the same name, locale and variant "
-                  "is replaced.",
-                  s_add_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin (
+            &cmd, "template",
+            "Store a template for one locale and channel variant, parsed first: a mistake "
+            "exits 2 with its line and column. One of the same name, locale and variant "
+            "is replaced.",
+            s_add_settings, argc, argv, &rc))
         goto cleanup;
     rc = 2;
     name = rt_config_get (cmd.config, "name");
@@ -343,7 +256,7 @@ s_add (int argc, char **argv)
         goto cleanup;
 
     rc = 1;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, RETAINCTL_DB_MIGRATE_HINT))
         goto cleanup;
     params[0] = name;
     params[1] = locale;
@@ -351,11 +264,9 @@ s_add (int argc, char **argv)
     params[3] = subject;
     params[4] = text;
     params[5] = html ? html : "";
-    res = rt_db_exec_params (cmd.db, s_sql_upsert, 6, params);
-    if (!res) {
-        s_db_fail (&cmd);
+    res = retainctl_cmd_query (&cmd, s_sql_upsert, 6, params);
+    if (!res)
         goto cleanup;
-    }
     printf ("template %s (%s, %s) %s\n", name, locale, channel,
             strcmp (PQgetvalue (res, 0, 0), "t") == 0 ? "stored" : "replaced");
     rc = 0;
@@ -363,7 +274,7 @@ cleanup:
     PQclear (res);
     free (html);
     free (text);
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
@@ -372,21 +283,20 @@ cleanup:
 static int
 s_list (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     PGresult *res = NULL;
     int rc, r;
 
-    if (!s_begin (&cmd, "List the templates, one line per locale and channel variant.",
-                  s_list_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin (&cmd, "template",
+                              "List the templates, one line per locale and channel variant.",
+                              s_list_settings, argc, argv, &rc))
         goto cleanup;
     rc = 1;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, RETAINCTL_DB_MIGRATE_HINT))
         goto cleanup;
-    res = rt_db_exec_params (cmd.db, s_sql_list, 0, NULL);
-    if (!res) {
-        s_db_fail (&cmd);
+    res = retainctl_cmd_query (&cmd, s_sql_list, 0, NULL);
+    if (!res)
         goto cleanup;
-    }
     printf ("%-32s %-8s %-10s %-5s %-16s %s\n", "NAME", "LOCALE", "VARIANT", "HTML", "UPDATED",
             "SUBJECT");
     for (r = 0; r < PQntuples (res); r++)
@@ -396,35 +306,31 @@ s_list (int argc, char **argv)
     rc = 0;
 cleanup:
     PQclear (res);
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
 static int
 s_show (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     PGresult *res = NULL;
     const char *params[2];
     int rc, r;
 
-    if (!s_begin (&cmd, "Show a template's variants as stored.", s_show_settings, argc, argv, &rc))
+    if (!retainctl_cmd_begin (&cmd, "template", "Show a template's variants as stored.",
+                              s_show_settings, argc, argv, &rc))
         goto cleanup;
     rc = 2;
-    params[0] = rt_config_get (cmd.config, "name");
     params[1] = rt_config_get (cmd.config, "locale");
-    if (!*params[0]) {
-        fprintf (stderr, "%s: --name is required\n", cmd.program);
+    if (!retainctl_cmd_required (&cmd, "name", &params[0]))
         goto cleanup;
-    }
     rc = 1;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, RETAINCTL_DB_MIGRATE_HINT))
         goto cleanup;
-    res = rt_db_exec_params (cmd.db, s_sql_show, 2, params);
-    if (!res) {
-        s_db_fail (&cmd);
+    res = retainctl_cmd_query (&cmd, s_sql_show, 2, params);
+    if (!res)
         goto cleanup;
-    }
     if (PQntuples (res) == 0) {
         fprintf (stderr, "%s: no template \"%s\"%s%s\n", cmd.program, params[0],
                  *params[1] ? " in locale " : "", params[1]);
@@ -450,7 +356,7 @@ s_show (int argc, char **argv)
     rc = 0;
 cleanup:
     PQclear (res);
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     return rc;
 }
 
@@ -516,8 +422,8 @@ s_take_vars (const char *program, int argc, char **argv, char **keep, int *keepc
 
 /* Renders one part; prints it under its heading, or the reason. */
 static bool
-s_preview_part (const s_cmd_t *cmd, const char *heading, const char *src, const template_ctx_t *ctx,
-                rt_buf_t *out)
+s_preview_part (const retainctl_cmd_t *cmd, const char *heading, const char *src,
+                const template_ctx_t *ctx, rt_buf_t *out)
 {
     char err[512], where[400];
     template_error_t perr;
@@ -566,7 +472,7 @@ s_preview_limits (const char *channel, const rt_buf_t *text)
 static int
 s_preview (int argc, char **argv)
 {
-    s_cmd_t cmd;
+    retainctl_cmd_t cmd;
     s_vars_t given = {0};
     char **keep = NULL;
     char birthday_ms[32] = "", rlocale[64], why[256];
@@ -588,10 +494,11 @@ s_preview (int argc, char **argv)
         return 1;
     if (s_take_vars ("retainctl template preview", argc, argv, keep, &keepc, &given) != 0)
         goto cleanup;
-    if (!s_begin (&cmd,
-                  "Render a template for a customer as notifyd would, without sending: the "
-                  "customer's locale, time zone and name from crm, --var for the rest.",
-                  s_preview_settings, keepc, keep, &rc))
+    if (!retainctl_cmd_begin (
+            &cmd, "template",
+            "Render a template for a customer as notifyd would, without sending: the "
+            "customer's locale, time zone and name from crm, --var for the rest.",
+            s_preview_settings, keepc, keep, &rc))
         goto cleanup;
     rc = 2;
     name = rt_config_get (cmd.config, "name");
@@ -606,26 +513,22 @@ s_preview (int argc, char **argv)
         goto cleanup;
     }
     rc = 1;
-    if (!s_connect (&cmd))
+    if (!retainctl_cmd_connect (&cmd, RETAINCTL_DB_MIGRATE_HINT))
         goto cleanup;
     params[0] = customer;
-    cust = rt_db_exec_params (
-        cmd.db, rt_uuid_parse (customer, &id) == 0 ? s_sql_customer_id : s_sql_customer_shop, 1,
+    cust = retainctl_cmd_query (
+        &cmd, rt_uuid_parse (customer, &id) == 0 ? s_sql_customer_id : s_sql_customer_shop, 1,
         params);
-    if (!cust) {
-        s_db_fail (&cmd);
+    if (!cust)
         goto cleanup;
-    }
     if (PQntuples (cust) == 0) {
         fprintf (stderr, "%s: no customer \"%s\" in crm\n", cmd.program, customer);
         goto cleanup;
     }
     params[0] = name;
-    rows = rt_db_exec_params (cmd.db, s_sql_variants, 1, params);
-    if (!rows) {
-        s_db_fail (&cmd);
+    rows = retainctl_cmd_query (&cmd, s_sql_variants, 1, params);
+    if (!rows)
         goto cleanup;
-    }
     if (PQntuples (rows) == 0) {
         fprintf (stderr, "%s: no template \"%s\"\n", cmd.program, name);
         goto cleanup;
@@ -705,7 +608,7 @@ cleanup:
     free (variants);
     PQclear (rows);
     PQclear (cust);
-    s_end (&cmd);
+    retainctl_cmd_end (&cmd);
     s_vars_free (&given);
     free (keep);
     return rc;
