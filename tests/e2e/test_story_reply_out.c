@@ -40,6 +40,7 @@
 #include "rt_test_api.h"
 #include "rt_test_fake_provider.h"
 #include "rt_test_ingest.h"
+#include "rt_test_notify.h"
 #include "rt_test_router.h"
 
 #define TG_SECRET "tg-secret-reply-out"
@@ -58,8 +59,7 @@ static struct {
     rt_test_busd_t busd;       /* the log */
     rt_test_ingestd_t ingestd; /* the webhooks */
     rt_test_routerd_t routerd; /* customers, conversations, the operator API */
-    pid_t notifyd;             /* retain-notifyd */
-    int notifyd_admin;         /* its admin port */
+    rt_test_notifyd_t notifyd; /* retain-notifyd */
     rt_fake_provider_t *fake;  /* the Bot API */
     rt_test_api_t api;         /* the operator API, every answer kept for the OpenAPI check */
     char key[80];              /* op-olha's API key */
@@ -68,24 +68,6 @@ static struct {
 } s;
 
 #define S_LOG(name) "story_reply_out-" name ".log"
-
-/* The member at a dotted path of names and array indexes ("items.0.id"),
- * NULL when absent. */
-static json_t *
-s_at (json_t *j, const char *path)
-{
-    char buf[256], *tok, *save = NULL;
-    snprintf (buf, sizeof buf, "%s", path);
-    for (tok = strtok_r (buf, ".", &save); tok && j; tok = strtok_r (NULL, ".", &save)) {
-        if (json_is_array (j))
-            j = json_array_get (j, (size_t)atoi (tok));
-        else
-            j = json_object_get (j, tok);
-    }
-    return j;
-}
-
-#define S_STR(j, path) json_string_value (s_at ((j), (path)))
 
 static rt_test_api_reply_t
 s_api (const char *method, const char *tmpl, const char *id, const char *body, const char *idem)
@@ -107,19 +89,11 @@ s_ctl (const char *const args[], const char *what)
 static void
 s_notifyd_start (void)
 {
-    char a_dsn[1100], a_pub[96], a_admin[64], a_api[128];
-    char *argv[] = {
-        "retain-notifyd",       a_dsn, a_pub, a_admin, a_api, "--member=story-n1", "--poll=20ms",
-        "--request-timeout=2s", NULL};
-    s.notifyd_admin = rt_test_free_port ();
-    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", s.dsn);
-    snprintf (a_pub, sizeof a_pub, "--pub=%s", s.busd.pub);
-    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", s.notifyd_admin);
+    char a_api[128];
+    const char *const extra[] = {a_api, "--poll=20ms", "--request-timeout=2s", NULL};
     snprintf (a_api, sizeof a_api, "--telegram-api=%s", rt_fake_provider_base (s.fake));
-    s.notifyd = rt_test_spawn ("retain-notifyd", argv, NULL, S_LOG ("notifyd"));
-    if (!rt_test_wait_ready (s.notifyd_admin, 60000))
-        fail_msg ("retain-notifyd did not become ready; see %s/%s", rt_test_dir (),
-                  S_LOG ("notifyd"));
+    rt_test_notifyd_start (&s.notifyd, s.dsn, s.busd.pub, NULL, "story-n1", S_LOG ("notifyd"),
+                           extra);
 }
 
 static int
@@ -131,7 +105,6 @@ s_setup (void **state)
     const char *team[] = {"team", "add", "--id", "care", "--name", "Customer care", NULL};
     const char *routerd_extra[] = {"--tick=200ms", NULL};
     char token_file[1024];
-    FILE *f;
     (void)state;
     rt_test_db_create ("story_reply_out", s.dsn, sizeof s.dsn);
     s.pg = rt_test_pg (s.dsn);
@@ -142,10 +115,7 @@ s_setup (void **state)
      * sends, from a file the administrator wrote. */
     s_ctl (inbox, "inbox add");
     snprintf (token_file, sizeof token_file, "%s/story-reply-out-token", rt_test_dir ());
-    f = fopen (token_file, "w");
-    assert_non_null (f);
-    fputs (TG_TOKEN "\n", f);
-    fclose (f);
+    rt_test_file_write (token_file, TG_TOKEN "\n");
     {
         const char *account[] = {"notify",     "account",  "set",          "--inbox",  "shop-bot",
                                  "--provider", "telegram", "--token-file", token_file, NULL};
@@ -170,8 +140,7 @@ s_teardown (void **state)
     (void)state;
     if (s.pg)
         PQfinish (s.pg);
-    if (s.notifyd > 0)
-        rt_test_stop (s.notifyd, "retain-notifyd");
+    rt_test_notifyd_stop (&s.notifyd);
     if (s.ingestd.pid > 0)
         rt_test_stop (s.ingestd.pid, "retain-ingestd");
     rt_test_routerd_stop (&s.routerd);
@@ -214,7 +183,7 @@ test_customer_writes (void **state)
         r = s_api ("GET", "/v1/conversations", NULL, NULL, NULL);
         assert_int_equal (r.status, 200);
         if (json_array_size (json_object_get (r.json, "items")) == 1 &&
-            S_STR (r.json, "items.0.assignee"))
+            rt_test_api_str (r.json, "items.0.assignee"))
             break;
         if (rt_test_now_ms () > deadline)
             fail_msg ("no assigned conversation within 30 s: %s; see %s/%s", r.body, rt_test_dir (),
@@ -222,10 +191,10 @@ test_customer_writes (void **state)
         rt_test_api_reply_free (&r);
         usleep (100 * 1000);
     }
-    snprintf (s.conv, sizeof s.conv, "%s", S_STR (r.json, "items.0.id"));
-    assert_string_equal (S_STR (r.json, "items.0.assignee"), "op-olha");
-    assert_string_equal (S_STR (r.json, "items.0.channel"), "telegram");
-    assert_string_equal (S_STR (r.json, "items.0.last_message.text"), TEXT_IN);
+    snprintf (s.conv, sizeof s.conv, "%s", rt_test_api_str (r.json, "items.0.id"));
+    assert_string_equal (rt_test_api_str (r.json, "items.0.assignee"), "op-olha");
+    assert_string_equal (rt_test_api_str (r.json, "items.0.channel"), "telegram");
+    assert_string_equal (rt_test_api_str (r.json, "items.0.last_message.text"), TEXT_IN);
     rt_test_api_reply_free (&r);
 }
 
@@ -265,7 +234,7 @@ test_reply_reaches_telegram_once (void **state)
                IDEM);
     if (r.status != 202)
         fail_msg ("the reply: %ld %s", r.status, r.body);
-    snprintf (s.message_id, sizeof s.message_id, "%s", S_STR (r.json, "message_id"));
+    snprintf (s.message_id, sizeof s.message_id, "%s", rt_test_api_str (r.json, "message_id"));
     rt_test_api_reply_free (&r);
 
     if (!rt_fake_provider_wait (s.fake, 1, 30000))
@@ -278,7 +247,7 @@ test_reply_reaches_telegram_once (void **state)
     r = s_api ("POST", "/v1/conversations/{id}/messages", s.conv, "{\"text\": \"" TEXT_REPLY "\"}",
                IDEM);
     assert_int_equal (r.status, 202);
-    assert_string_equal (S_STR (r.json, "message_id"), s.message_id);
+    assert_string_equal (rt_test_api_str (r.json, "message_id"), s.message_id);
     rt_test_api_reply_free (&r);
     snprintf (sql, sizeof sql,
               "SELECT count(*) FROM notify.sends WHERE id = '%s' AND status = 'delivered'",
@@ -358,18 +327,11 @@ test_receipt_in_timeline (void **state)
     assert_string_equal (json_string_value (json_object_get (outbound, "id")), s.message_id);
     assert_string_equal (json_string_value (json_object_get (outbound, "text")), TEXT_REPLY);
     assert_string_equal (json_string_value (json_object_get (outbound, "operator_id")), "op-olha");
-    assert_string_equal (S_STR (receipt, "body.message_id"), s.message_id);
-    assert_string_equal (S_STR (receipt, "body.status"), "delivered");
+    assert_string_equal (rt_test_api_str (receipt, "body.message_id"), s.message_id);
+    assert_string_equal (rt_test_api_str (receipt, "body.status"), "delivered");
     assert_true (json_integer_value (json_object_get (receipt, "seq")) >
                  json_integer_value (json_object_get (outbound, "seq")));
     rt_test_api_reply_free (&r);
-}
-
-static void
-test_openapi (void **state)
-{
-    (void)state;
-    rt_test_api_check (&s.api, RT_TEST_SOURCE_DIR "/services/router/api/openapi.json");
 }
 
 int
@@ -379,7 +341,8 @@ main (void)
         cmocka_unit_test (test_customer_writes),
         cmocka_unit_test (test_reply_reaches_telegram_once),
         cmocka_unit_test (test_receipt_in_timeline),
-        cmocka_unit_test (test_openapi),
+        /* The answers recorded above, against the OpenAPI document. */
+        cmocka_unit_test_prestate (rt_test_api_check_router, &s.api),
     };
     curl_global_init (CURL_GLOBAL_DEFAULT);
     return cmocka_run_group_tests (tests, s_setup, s_teardown);

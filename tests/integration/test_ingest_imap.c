@@ -13,7 +13,6 @@
  * Last, Dovecot goes away: the poller counts errors and backs off, and
  * when Dovecot is back the mail that arrived meanwhile comes in.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -56,28 +55,7 @@ static rt_test_ingest_t s_t;
 
 /* --- Dovecot -------------------------------------------------------- */
 
-static const char *
-s_dovecot_bin (void)
-{
-    static const char *const paths[] = {"/usr/sbin/dovecot", "/usr/local/sbin/dovecot", NULL};
-    size_t i;
-    for (i = 0; paths[i]; i++) {
-        if (access (paths[i], X_OK) == 0)
-            return paths[i];
-    }
-    fail_msg ("dovecot is not installed: run deploy/deps --test (dovecot-imapd)");
-    return NULL;
-}
-
-static void
-s_write_file (const char *path, const char *text)
-{
-    FILE *f = fopen (path, "w");
-    if (!f)
-        fail_msg ("cannot write %s: %s", path, strerror (errno));
-    fputs (text, f);
-    fclose (f);
-}
+static const char *const s_dovecot_paths[] = {"/usr/sbin/dovecot", "/usr/local/sbin/dovecot", NULL};
 
 /* A configuration that runs as root (the packaged unprivileged users for
  * Dovecot's own processes, mail owned by "nobody", since Dovecot refuses
@@ -126,7 +104,7 @@ s_dovecot_configure (s_dovecot_t *d)
         mail_gid = getgid ();
     }
     snprintf (path, sizeof path, "%s/passwd", d->dir);
-    s_write_file (path, USER ":{PLAIN}" PASSWORD "\n");
+    rt_test_file_write (path, USER ":{PLAIN}" PASSWORD "\n");
     chmod (path, 0644);
     snprintf (conf, sizeof conf,
               "protocols = imap\n"
@@ -152,7 +130,7 @@ s_dovecot_configure (s_dovecot_t *d)
               d->dir, d->dir, (int)getpid (), internal, group, login, d->dir, mail_uid, mail_gid,
               d->dir, d->port);
     snprintf (d->conf, sizeof d->conf, "%s/dovecot.conf", d->dir);
-    s_write_file (d->conf, conf);
+    rt_test_file_write (d->conf, conf);
 }
 
 /* EXAMINE INBOX; the UIDVALIDITY, 0 when the server does not answer. */
@@ -188,7 +166,8 @@ s_dovecot_start (s_dovecot_t *d, const char *log)
     char *argv[] = {"dovecot", "-F", "-c", d->conf, NULL};
     int64_t deadline = rt_test_now_ms () + 20000;
     unsigned long long uidvalidity = 0;
-    d->pid = rt_test_spawn (s_dovecot_bin (), argv, NULL, log);
+    d->pid = rt_test_spawn (rt_test_program (s_dovecot_paths, "dovecot", "dovecot-imapd"), argv,
+                            NULL, log);
     while (uidvalidity == 0 && rt_test_now_ms () < deadline) {
         usleep (100000);
         uidvalidity = s_uidvalidity (d->port);
@@ -204,36 +183,9 @@ s_dovecot_start (s_dovecot_t *d, const char *log)
 static void
 s_dovecot_stop (s_dovecot_t *d)
 {
-    DIR *proc;
-    struct dirent *e;
     if (d->pid <= 0)
         return;
-    kill (d->pid, SIGSTOP); /* no new children while we look */
-    proc = opendir ("/proc");
-    while (proc && (e = readdir (proc)) != NULL) {
-        char path[300], stat[512];
-        FILE *f;
-        int pid = atoi (e->d_name), ppid = 0;
-        const char *close;
-        if (pid <= 0)
-            continue;
-        snprintf (path, sizeof path, "/proc/%d/stat", pid);
-        f = fopen (path, "r");
-        if (!f)
-            continue;
-        if (fgets (stat, sizeof stat, f)) {
-            /* "pid (comm) state ppid ...": comm may hold spaces */
-            close = strrchr (stat, ')');
-            if (close)
-                sscanf (close + 1, " %*c %d", &ppid);
-        }
-        fclose (f);
-        if (ppid == d->pid)
-            kill (pid, SIGKILL);
-    }
-    if (proc)
-        closedir (proc);
-    rt_test_kill (d->pid, SIGKILL);
+    rt_test_kill_tree (d->pid);
     d->pid = 0;
 }
 

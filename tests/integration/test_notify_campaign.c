@@ -30,10 +30,9 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include "rt_clock.h"
-#include "rt_db.h"
 #include "rt_test.h"
 #include "rt_test_fake_provider.h"
+#include "rt_test_notify.h"
 #include "rt_test_router.h"
 #include "rt_uuid.h"
 
@@ -44,21 +43,11 @@
 #define S_KILL_N   20000   /* customers of the kill test */
 #define S_KILL_TG  5000000 /* their chat ids start after this */
 
-static rt_test_router_t s_t;
-static rt_test_busd_t s_busd;
+static rt_test_notify_t s_w;
 static rt_fake_provider_t *s_fake;
-static pid_t s_notifyd;
-static int s_admin;
+static rt_test_notifyd_t s_n;
 
 /* --- the world --- */
-
-static void
-s_clock_set (int64_t at_ms)
-{
-    int64_t wall = 0, mono = 0;
-    rt_clock_offsets (&wall, &mono);
-    assert_int_equal (rt_clock_file_set (s_t.clock, at_ms - (rt_clock_now_ms () - wall), mono), 0);
-}
 
 /* A customer (zone "" for none) with a Telegram identity (chat) in the
  * inbox "main"; its id into id. */
@@ -66,11 +55,11 @@ static void
 s_customer (char id[RT_UUID_STR_LEN + 1], const char *zone, long chat)
 {
     rt_test_router_uuid (id);
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO crm.customers (id, name, locale, time_zone) VALUES"
                         " ('%s', 'C%ld', 'en', '%s')",
                         id, chat, zone);
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO crm.identities (channel, inbox, external_user_id, customer_id)"
                         " VALUES ('telegram', 'main', '%ld', '%s')",
                         chat, id);
@@ -82,7 +71,7 @@ s_parcel (const char *customer, const char *carrier, const char *status)
 {
     char sid[RT_UUID_STR_LEN + 1];
     rt_test_router_uuid (sid);
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO crm.card_shipments (shipment_id, customer_id, carrier, status)"
                         " VALUES ('%s', '%s', '%s', '%s')",
                         sid, customer, carrier, status);
@@ -128,7 +117,7 @@ s_ctl (char **out, const char *first, ...)
         args[n++] = a;
     va_end (ap);
     args[n] = NULL;
-    rc = rt_test_retainctl (s_t.dsn, args, &text);
+    rc = rt_test_retainctl (s_w.t.dsn, args, &text);
     if (out)
         *out = text;
     else
@@ -170,7 +159,7 @@ s_create (char id[RT_UUID_STR_LEN + 1], const char *segment, const char *rate, c
 static long long
 s_count (const char *id, const char *column)
 {
-    return rt_test_router_long (s_t.pg, "SELECT %s FROM notify.campaigns WHERE id = '%s'", column,
+    return rt_test_router_long (s_w.t.pg, "SELECT %s FROM notify.campaigns WHERE id = '%s'", column,
                                 id);
 }
 
@@ -183,68 +172,39 @@ s_wait_over (const char *id, int timeout_ms)
               "SELECT count(*) FROM notify.campaigns WHERE id = '%s' AND status = 'done'"
               " AND settled",
               id);
-    if (rt_test_pg_wait_long (s_t.pg, sql, 1, timeout_ms) != 1)
+    if (rt_test_pg_wait_long (s_w.t.pg, sql, 1, timeout_ms) != 1)
         fail_msg ("campaign %s is not over: %lld queued, %lld sent; see %s/notifyd.log", id,
                   s_count (id, "queued"), s_count (id, "sent"), rt_test_dir ());
-}
-
-/* --- notifyd --- */
-
-static void
-s_notifyd_start (void)
-{
-    char a_dsn[1100], a_pub[96], a_admin[64], a_clock[1100];
-    char *argv[] = {"retain-notifyd",
-                    a_dsn,
-                    a_pub,
-                    a_admin,
-                    a_clock,
-                    "--member=n1",
-                    "--request-timeout=2s",
-                    "--backoff=100ms",
-                    "--backoff-max=300ms",
-                    "--poll=20ms",
-                    "--sweep=200ms",
-                    "--claim-batch=200",
-                    "--campaign-batch=100",
-                    "--campaign-poll=20ms",
-                    "--campaign-refresh=500ms",
-                    NULL};
-    if (!s_admin)
-        s_admin = rt_test_free_port ();
-    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", s_t.dsn);
-    snprintf (a_pub, sizeof a_pub, "--pub=%s", s_busd.pub);
-    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", s_admin);
-    snprintf (a_clock, sizeof a_clock, "--clock-file=%s", s_t.clock);
-    s_notifyd = rt_test_spawn ("retain-notifyd", argv, NULL, "notifyd.log");
-    if (!rt_test_wait_ready (s_admin, 60000))
-        fail_msg ("retain-notifyd did not become ready; see %s/notifyd.log", rt_test_dir ());
 }
 
 static int
 s_setup (void **state)
 {
-    rt_test_router_opts_t opts = {.routing = false, .clock = true};
-    static char clock_arg[1100];
-    const char *const busd_extra[] = {clock_arg, NULL};
+    const char *const extra[] = {"--request-timeout=2s",
+                                 "--backoff=100ms",
+                                 "--backoff-max=300ms",
+                                 "--poll=20ms",
+                                 "--sweep=200ms",
+                                 "--claim-batch=200",
+                                 "--campaign-batch=100",
+                                 "--campaign-poll=20ms",
+                                 "--campaign-refresh=500ms",
+                                 NULL};
     (void)state;
     s_fake = rt_fake_provider_start ();
-    rt_test_router_open (&s_t, "notify_campaign", &opts);
-    s_clock_set (S_T0);
-    snprintf (clock_arg, sizeof clock_arg, "--clock-file=%s", s_t.clock);
-    rt_test_busd_start (&s_busd, s_t.dsn, "busd.log", busd_extra, true);
-    s_notifyd_start ();
+    rt_test_notify_open (&s_w, "notify_campaign", S_T0);
+    rt_test_notifyd_start (&s_n, s_w.t.dsn, s_w.busd.pub, s_w.t.clock, "n1", "notifyd.log", extra);
     /* The bot's own budget far above every campaign's rate: the
      * campaign's is the one measured. */
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO notify.accounts (id, inbox_id, channel, provider, base_url,"
                         " token, rate_per_s, burst, recipient_per_s, recipient_burst) VALUES"
                         " ('tg-main', 'main', 'telegram', 'telegram', '%s', '%s', 100000, 1000,"
                         " 10, 5)",
                         rt_fake_provider_base (s_fake), S_TG_TOKEN);
-    rt_test_router_sql (s_t.pg, "INSERT INTO notify.templates (name, locale, variant, text)"
-                                " VALUES ('crisis', 'en', 'default',"
-                                " '{{name}}, the depot is closed: your parcel is one day late')");
+    rt_test_router_sql (s_w.t.pg, "INSERT INTO notify.templates (name, locale, variant, text)"
+                                  " VALUES ('crisis', 'en', 'default',"
+                                  " '{{name}}, the depot is closed: your parcel is one day late')");
     return 0;
 }
 
@@ -252,10 +212,8 @@ static int
 s_teardown (void **state)
 {
     (void)state;
-    if (s_notifyd > 0)
-        rt_test_stop (s_notifyd, "retain-notifyd");
-    rt_test_stop (s_busd.pid, "retain-busd");
-    rt_test_router_close (&s_t);
+    rt_test_notifyd_stop (&s_n);
+    rt_test_notify_close (&s_w);
     rt_fake_provider_stop (&s_fake);
     return 0;
 }
@@ -284,7 +242,7 @@ test_carrier_segment_once (void **state)
      * duplicate's: the survivor hears it. */
     s_customer (survivor, "", 2300);
     rt_test_router_uuid (absorbed);
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO crm.customers (id, name, merged_into) VALUES"
                         " ('%s', 'old', '%s')",
                         absorbed, survivor);
@@ -305,7 +263,7 @@ test_carrier_segment_once (void **state)
     /* The text is the template's with each customer's name. */
     {
         char text[256];
-        rt_test_router_text (s_t.pg, text, sizeof text,
+        rt_test_router_text (s_w.t.pg, text, sizeof text,
                              "SELECT s.text FROM notify.sends s JOIN notify.campaign_targets t"
                              " ON t.notification_id = s.notification_id WHERE t.campaign_id = '%s'"
                              " AND t.customer_id = '%s'",
@@ -324,7 +282,7 @@ test_marketing_consent_and_quiet_hours (void **state)
         s_customer (c[i], "Europe/Kyiv", 3000 + i);
         s_parcel (c[i], "np_consent", "in_transit");
         if (i % 2 == 0)
-            rt_test_router_sql (s_t.pg,
+            rt_test_router_sql (s_w.t.pg,
                                 "SELECT notify.consent_set('%s', 'telegram', 'marketing', true,"
                                 " 'import', now())",
                                 c[i]);
@@ -332,7 +290,7 @@ test_marketing_consent_and_quiet_hours (void **state)
     /* Consented, but midnight in Tokyo: queued for the morning there. */
     s_customer (tokyo, "Asia/Tokyo", 3100);
     s_parcel (tokyo, "np_consent", "in_transit");
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg,
                         "SELECT notify.consent_set('%s', 'telegram', 'marketing', true, 'import',"
                         " now())",
                         tokyo);
@@ -345,19 +303,19 @@ test_marketing_consent_and_quiet_hours (void **state)
                   "SELECT count(*) FROM notify.campaigns WHERE id = '%s' AND status = 'done'"
                   " AND sent = 3",
                   id);
-        assert_int_equal (rt_test_pg_wait_long (s_t.pg, sql, 1, S_WAIT_MS), 1);
+        assert_int_equal (rt_test_pg_wait_long (s_w.t.pg, sql, 1, S_WAIT_MS), 1);
     }
     for (int i = 0; i < 6; i++)
         assert_int_equal (s_sent (3000 + i), i % 2 == 0 ? 1 : 0);
     assert_int_equal (s_count (id, "skipped"), 3);
     assert_int_equal (s_count (id, "queued"), 4);
-    rt_test_router_text (s_t.pg, reason, sizeof reason,
+    rt_test_router_text (s_w.t.pg, reason, sizeof reason,
                          "SELECT reason FROM notify.campaign_targets WHERE campaign_id = '%s'"
                          " AND customer_id = '%s'",
                          id, c[1]);
     assert_string_equal (reason, "no_consent");
     /* 09:00 in Tokyo is 00:00 UTC: nine hours after the clock's 15:00. */
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT (extract(epoch FROM s.next_at) * 1000)::bigint"
                                            " FROM notify.sends s JOIN notify.campaign_targets t ON"
                                            " t.notification_id = s.notification_id WHERE"
@@ -388,7 +346,7 @@ test_pause_and_resume (void **state)
     assert_int_equal (s_count (id, "queued"), 0);
     assert_int_equal (s_ctl (NULL, "start", "--id", id, NULL), 0);
     snprintf (sql, sizeof sql, "SELECT sent FROM notify.campaigns WHERE id = '%s'", id);
-    assert_true (rt_test_pg_wait_long (s_t.pg, sql, 5, S_WAIT_MS) >= 5);
+    assert_true (rt_test_pg_wait_long (s_w.t.pg, sql, 5, S_WAIT_MS) >= 5);
     assert_int_equal (s_ctl (&out, "pause", "--id", id, NULL), 0);
     assert_non_null (strstr (out, "paused (was running)"));
     free (out);
@@ -399,7 +357,7 @@ test_pause_and_resume (void **state)
     later = s_count (id, "queued");
     assert_int_equal (later, held);
     assert_true (held < 40);
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT count(*) FROM notify.campaign_targets WHERE"
                                            " campaign_id = '%s' AND state = 'pending'",
                                            id),
@@ -476,13 +434,13 @@ test_segment_matches_nobody (void **state)
     assert_non_null (strstr (out, "matches nobody"));
     s_printed_id (out, id);
     free (out);
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT count(*) FROM notify.campaigns WHERE id = '%s'"
                                            " AND status = 'done' AND settled AND targeted = 0",
                                            id),
                       1);
     usleep (300 * 1000);
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT count(*) FROM notify.notifications WHERE"
                                            " event_id = '%s'",
                                            id),
@@ -499,7 +457,7 @@ test_sigkill_during_20000 (void **state)
     int64_t t0 = rt_test_now_ms ();
     (void)state;
     assert_non_null (got);
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO crm.customers (id, name, locale)"
                         " SELECT ('01910000-0000-7000-8000-' || lpad(g::text, 12, '0'))::uuid,"
                         " 'K' || g, 'en' FROM generate_series(1, %d) g",
@@ -507,20 +465,20 @@ test_sigkill_during_20000 (void **state)
     /* As after any bulk load: the planner learns the tables' sizes now
      * (the identities' foreign key checks look the customers up by their
      * index), not at autovacuum's next round. */
-    rt_test_router_sql (s_t.pg, "ANALYZE crm.customers");
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg, "ANALYZE crm.customers");
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO crm.identities (channel, inbox, external_user_id, customer_id)"
                         " SELECT 'telegram', 'main', (%d + g)::text,"
                         " ('01910000-0000-7000-8000-' || lpad(g::text, 12, '0'))::uuid"
                         " FROM generate_series(1, %d) g",
                         S_KILL_TG, S_KILL_N);
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO crm.card_shipments (shipment_id, customer_id, carrier, status)"
                         " SELECT 'kill-' || g,"
                         " ('01910000-0000-7000-8000-' || lpad(g::text, 12, '0'))::uuid,"
                         " 'np_kill', 'in_transit' FROM generate_series(1, %d) g",
                         S_KILL_N);
-    rt_test_router_sql (s_t.pg, "ANALYZE crm.identities, crm.card_shipments");
+    rt_test_router_sql (s_w.t.pg, "ANALYZE crm.identities, crm.card_shipments");
     base = rt_fake_provider_count (s_fake, RT_FAKE_TELEGRAM);
     s_create (id, "carrier=np_kill", "100000", "transactional", true);
     assert_int_equal (s_count (id, "targeted"), S_KILL_N);
@@ -534,11 +492,11 @@ test_sigkill_during_20000 (void **state)
             usleep (20 * 1000);
         assert_true (rt_fake_provider_count (s_fake, RT_FAKE_TELEGRAM) >= base + S_KILL_N / 3);
     }
-    assert_true (rt_test_kill (s_notifyd, SIGKILL) != 0);
-    s_notifyd = 0;
+    assert_true (rt_test_kill (s_n.pid, SIGKILL) != 0);
+    s_n.pid = 0;
     killed_at = s_count (id, "queued");
     assert_true (killed_at < S_KILL_N);
-    s_notifyd_start ();
+    rt_test_notifyd_restart (&s_n);
     s_wait_over (id, 600000);
 
     /* What the fake received, per customer. */
@@ -565,7 +523,7 @@ test_sigkill_during_20000 (void **state)
     }
     /* In flight at the kill: the sends the crash policy found `sending`
      * and sent again. */
-    in_flight = rt_test_router_long (s_t.pg,
+    in_flight = rt_test_router_long (s_w.t.pg,
                                      "SELECT count(*) FROM notify.sends s JOIN"
                                      " notify.campaign_targets t ON t.notification_id ="
                                      " s.notification_id WHERE t.campaign_id = '%s'"
@@ -580,19 +538,19 @@ test_sigkill_during_20000 (void **state)
     for (int i = 1; i <= S_KILL_N; i++) {
         if (got[i] < 2)
             continue;
-        assert_int_equal (rt_test_router_long (s_t.pg,
+        assert_int_equal (rt_test_router_long (s_w.t.pg,
                                                "SELECT count(*) FROM notify.sends WHERE"
                                                " recipient = '%d' AND resent > 0",
                                                S_KILL_TG + i),
                           1);
     }
     /* One notification and one target per customer, every one queued. */
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT count(DISTINCT customer_id) FROM"
                                            " notify.notifications WHERE event_id = '%s'",
                                            id),
                       S_KILL_N);
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT count(*) FROM notify.notifications WHERE"
                                            " event_id = '%s'",
                                            id),

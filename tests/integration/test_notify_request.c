@@ -33,12 +33,10 @@
 #include <jansson.h>
 #include <unistd.h>
 
-#include "rt_bus.h"
 #include "rt_clock.h"
-#include "rt_db.h"
-#include "rt_outbox.h"
 #include "rt_test.h"
 #include "rt_test_fake_provider.h"
+#include "rt_test_notify.h"
 #include "rt_test_router.h"
 #include "rt_uuid.h"
 #include "retain/v1/customer.pb-c.h"
@@ -52,23 +50,9 @@
 #define S_WAIT_MS  30000
 #define S_QUIET_MS 1500 /* long enough for a send that was due to have gone */
 
-static rt_test_router_t s_t;
-static rt_test_busd_t s_busd;
-static rt_db_t *s_db; /* publishes through the outbox */
+static rt_test_notify_t s_w;
 static rt_fake_provider_t *s_fake;
-static pid_t s_notifyd;
-static int s_admin;
-
-/* --- the clock --- */
-
-/* Sets the wall clock every process on the clock file reads to at_ms. */
-static void
-s_clock_set (int64_t at_ms)
-{
-    int64_t wall = 0, mono = 0;
-    rt_clock_offsets (&wall, &mono);
-    assert_int_equal (rt_clock_file_set (s_t.clock, at_ms - (rt_clock_now_ms () - wall), mono), 0);
-}
+static rt_test_notifyd_t s_n;
 
 /* --- what the fake received --- */
 
@@ -161,128 +145,6 @@ s_sent_wait (rt_fake_kind_t provider, const char *recipient, char *text, size_t 
     return 0;
 }
 
-/* --- the bus --- */
-
-/* What notifyd said on the bus about one message id. */
-typedef struct {
-    int delivered;   /* MessageDelivered events */
-    int failed;      /* MessageFailed events */
-    bool permanent;  /* the last MessageFailed's */
-    char code[64];   /* its error_code */
-    char error[512]; /* its error */
-} s_said_t;
-
-static void
-s_said (const char *message_id, s_said_t *out)
-{
-    PGresult *r = PQexecParams (s_t.pg,
-                                "SELECT type, payload FROM bus.events WHERE producer = "
-                                "'retain-notifyd' AND type IN ('MessageDelivered', "
-                                "'MessageFailed') ORDER BY seq",
-                                0, NULL, NULL, NULL, NULL, 1);
-    assert_int_equal (PQresultStatus (r), PGRES_TUPLES_OK);
-    memset (out, 0, sizeof *out);
-    for (int i = 0; i < PQntuples (r); i++) {
-        const uint8_t *data = (const uint8_t *)PQgetvalue (r, i, 1);
-        size_t len = (size_t)PQgetlength (r, i, 1);
-        if (strcmp (PQgetvalue (r, i, 0), "MessageDelivered") == 0) {
-            Retain__V1__MessageDelivered *d =
-                retain__v1__message_delivered__unpack (NULL, len, data);
-            assert_non_null (d);
-            out->delivered += strcmp (d->message_id, message_id) == 0;
-            retain__v1__message_delivered__free_unpacked (d, NULL);
-        } else {
-            Retain__V1__MessageFailed *f = retain__v1__message_failed__unpack (NULL, len, data);
-            assert_non_null (f);
-            if (strcmp (f->message_id, message_id) == 0) {
-                out->failed++;
-                out->permanent = f->permanent;
-                snprintf (out->code, sizeof out->code, "%s", f->error_code);
-                snprintf (out->error, sizeof out->error, "%s", f->error);
-            }
-            retain__v1__message_failed__free_unpacked (f, NULL);
-        }
-    }
-    PQclear (r);
-}
-
-static void
-s_said_wait (const char *message_id, s_said_t *out)
-{
-    int64_t until = rt_test_now_ms () + S_WAIT_MS;
-    do {
-        s_said (message_id, out);
-        if (out->delivered || out->failed)
-            return;
-        usleep (50 * 1000);
-    } while (rt_test_now_ms () < until);
-}
-
-static void
-s_publish (const char *type, const char *key, const ProtobufCMessage *payload, const char *id)
-{
-    Retain__V1__Envelope *env = rt_envelope_new (type, key, payload, "retain-loyaltyd");
-    ProtobufCBinaryData packed;
-    assert_non_null (env);
-    if (id) {
-        free (env->id);
-        env->id = strdup (id);
-    }
-    packed.data = rt_envelope_pack (env, &packed.len);
-    assert_non_null (packed.data);
-    rt_envelope_free (env);
-    if (rt_db_begin (s_db) != 0 || rt_outbox_append_batch (s_db, &packed, 1) != 0 ||
-        rt_db_commit (s_db) != 0) {
-        char why[512];
-        snprintf (why, sizeof why, "%s", rt_db_error (s_db));
-        rt_db_rollback (s_db);
-        fail_msg ("publishing: %s", why);
-    }
-    free (packed.data);
-}
-
-/* A request's fields; vars are name=value pairs, NULL-terminated. */
-typedef struct {
-    const char *customer;
-    const char *template_name;
-    const char *const *vars;
-    Retain__V1__Channel channel;
-    const char *category;
-    int64_t not_before;
-    int64_t expires_at;
-    const char *envelope_id; /* NULL: a fresh one */
-} s_req_t;
-
-/* Publishes a NotificationRequested; its id into id (kept when given). */
-static void
-s_notify (const s_req_t *q, char id[RT_UUID_STR_LEN + 1])
-{
-    Retain__V1__NotificationRequested m = RETAIN__V1__NOTIFICATION_REQUESTED__INIT;
-    Retain__V1__NotificationRequested__VariablesEntry entries[8], *ptrs[8];
-    size_t n = 0;
-    if (!id[0])
-        rt_test_router_uuid (id);
-    for (const char *const *v = q->vars; v && *v && n < 8; v += 2, n++) {
-        Retain__V1__NotificationRequested__VariablesEntry e =
-            RETAIN__V1__NOTIFICATION_REQUESTED__VARIABLES_ENTRY__INIT;
-        e.key = (char *)v[0];
-        e.value = (char *)v[1];
-        entries[n] = e;
-        ptrs[n] = &entries[n];
-    }
-    m.notification_id = id;
-    m.customer_id = (char *)q->customer;
-    m.template_ = (char *)q->template_name;
-    m.n_variables = n;
-    m.variables = ptrs;
-    m.preferred_channel = q->channel;
-    m.category = (char *)(q->category ? q->category : "transactional");
-    m.not_before = q->not_before;
-    m.expires_at = q->expires_at;
-    m.correlation = "";
-    s_publish ("NotificationRequested", q->customer, &m.base, q->envelope_id);
-}
-
 /* --- the world --- */
 
 /* A customer (locale, zone, preferred channel; "" for none) with
@@ -295,7 +157,7 @@ s_customer (char id[RT_UUID_STR_LEN + 1], const char *name, const char *locale, 
     char buf[256], *save = NULL;
     int k = 0;
     rt_test_router_uuid (id);
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO crm.customers (id, name, locale, time_zone, preferred_channel)"
                         " VALUES ('%s', '%s', '%s', '%s', '%s')",
                         id, name, locale, zone, preferred);
@@ -304,7 +166,7 @@ s_customer (char id[RT_UUID_STR_LEN + 1], const char *name, const char *locale, 
         char *eq = strchr (p, '=');
         assert_non_null (eq);
         *eq = '\0';
-        rt_test_router_sql (s_t.pg,
+        rt_test_router_sql (s_w.t.pg,
                             "INSERT INTO crm.identities (channel, inbox, external_user_id,"
                             " customer_id, first_seen, last_seen) VALUES ('%s', 'main', '%s', '%s',"
                             " now() - interval '10 days', now() - interval '10 days' + %d *"
@@ -316,81 +178,38 @@ s_customer (char id[RT_UUID_STR_LEN + 1], const char *name, const char *locale, 
 static long long
 s_send_count (const char *notification_id)
 {
-    return rt_test_router_long (
-        s_t.pg, "SELECT count(*) FROM notify.sends WHERE notification_id = '%s'", notification_id);
-}
-
-static long long
-s_status_wait (const char *send_id, const char *status)
-{
-    char sql[256];
-    snprintf (sql, sizeof sql,
-              "SELECT count(*) FROM notify.sends WHERE id = '%s' AND status = '%s'", send_id,
-              status);
-    return rt_test_pg_wait_long (s_t.pg, sql, 1, S_WAIT_MS);
+    return rt_test_router_long (s_w.t.pg,
+                                "SELECT count(*) FROM notify.sends WHERE notification_id = '%s'",
+                                notification_id);
 }
 
 static void
 s_template (const char *name, const char *locale, const char *variant, const char *text,
             bool quiet_hours)
 {
-    char *esc = PQescapeLiteral (s_t.pg, text, strlen (text));
+    char *esc = PQescapeLiteral (s_w.t.pg, text, strlen (text));
     assert_non_null (esc);
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO notify.templates (name, locale, variant, text, quiet_hours)"
                         " VALUES ('%s', '%s', '%s', %s, %s)",
                         name, locale, variant, esc, quiet_hours ? "true" : "false");
     PQfreemem (esc);
 }
 
-static void
-s_notifyd_start (void)
-{
-    char a_dsn[1100], a_pub[96], a_admin[64], a_clock[1100];
-    char *argv[] = {"retain-notifyd",
-                    a_dsn,
-                    a_pub,
-                    a_admin,
-                    a_clock,
-                    "--member=n1",
-                    "--request-timeout=2s",
-                    "--backoff=100ms",
-                    "--backoff-max=300ms",
-                    "--retry-max=3",
-                    "--poll=20ms",
-                    "--sweep=200ms",
-                    "--receipt-wait=10m",
-                    NULL};
-    s_admin = rt_test_free_port ();
-    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", s_t.dsn);
-    snprintf (a_pub, sizeof a_pub, "--pub=%s", s_busd.pub);
-    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", s_admin);
-    snprintf (a_clock, sizeof a_clock, "--clock-file=%s", s_t.clock);
-    s_notifyd = rt_test_spawn ("retain-notifyd", argv, NULL, "notifyd.log");
-    if (!rt_test_wait_ready (s_admin, 60000))
-        fail_msg ("retain-notifyd did not become ready; see %s/notifyd.log", rt_test_dir ());
-}
-
 static int
 s_setup (void **state)
 {
-    rt_test_router_opts_t opts = {.routing = false, .clock = true};
-    static char clock_arg[1100];
-    const char *const busd_extra[] = {clock_arg, NULL};
+    const char *const extra[] = {
+        "--request-timeout=2s", "--backoff=100ms", "--backoff-max=300ms", "--retry-max=3",
+        "--poll=20ms",          "--sweep=200ms",   "--receipt-wait=10m",  NULL};
     const char *base;
     (void)state;
     s_fake = rt_fake_provider_start ();
     base = rt_fake_provider_base (s_fake);
-    rt_test_router_open (&s_t, "notify_request", &opts);
-    s_clock_set (S_T0);
-    /* busd on the same clock: the ids made at the set time are inside its
-     * log's window. */
-    snprintf (clock_arg, sizeof clock_arg, "--clock-file=%s", s_t.clock);
-    rt_test_busd_start (&s_busd, s_t.dsn, "busd.log", busd_extra, true);
-    s_db = rt_test_router_connect (&s_t, "test-publisher");
-    s_notifyd_start ();
+    rt_test_notify_open (&s_w, "notify_request", S_T0);
+    rt_test_notifyd_start (&s_n, s_w.t.dsn, s_w.busd.pub, s_w.t.clock, "n1", "notifyd.log", extra);
     rt_test_router_sql (
-        s_t.pg,
+        s_w.t.pg,
         "INSERT INTO notify.accounts (id, inbox_id, channel, provider, base_url,"
         " token, account_id, sender, rate_per_s, burst) VALUES"
         " ('tg-main', 'main', 'telegram', 'telegram', '%s', '%s', '', '', 50, 10),"
@@ -418,11 +237,8 @@ static int
 s_teardown (void **state)
 {
     (void)state;
-    if (s_notifyd > 0)
-        rt_test_stop (s_notifyd, "retain-notifyd");
-    rt_test_stop (s_busd.pid, "retain-busd");
-    rt_db_destroy (&s_db);
-    rt_test_router_close (&s_t);
+    rt_test_notifyd_stop (&s_n);
+    rt_test_notify_close (&s_w);
     rt_fake_provider_stop (&s_fake);
     return 0;
 }
@@ -451,16 +267,19 @@ test_plurals_rendered (void **state)
         const char *vars[] = {"n", cases[i].n, NULL};
         snprintf (ident, sizeof ident, "telegram=%s", cases[i].chat);
         s_customer (customer, "Олена", cases[i].locale, "", "", ident);
-        s_notify (&(s_req_t){.customer = customer, .template_name = "points", .vars = vars}, id);
+        rt_test_notify_request (s_w.db,
+                                &(rt_test_notify_request_t){
+                                    .customer = customer, .template_name = "points", .vars = vars},
+                                id);
         if (s_sent_wait (RT_FAKE_TELEGRAM, cases[i].chat, text, sizeof text) != 1)
             fail_msg ("%s: nothing reached chat %s", cases[i].locale, cases[i].chat);
         assert_string_equal (text, cases[i].want);
         /* Telegram has no receipts: delivered at once, said with the
          * notification's id. */
-        assert_int_equal (s_status_wait (id, "delivered"), 1);
+        assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, id, "delivered", S_WAIT_MS), 1);
         {
-            s_said_t said;
-            s_said_wait (id, &said);
+            rt_test_notify_said_t said;
+            rt_test_notify_said_wait (s_w.t.pg, id, &said, S_WAIT_MS);
             assert_int_equal (said.delivered, 1);
         }
     }
@@ -470,26 +289,29 @@ static void
 test_unknown_template_and_locale (void **state)
 {
     char customer[RT_UUID_STR_LEN + 1], a[RT_UUID_STR_LEN + 1] = "", b[RT_UUID_STR_LEN + 1] = "";
-    s_said_t said;
+    rt_test_notify_said_t said;
     (void)state;
     s_customer (customer, "Ivan", "uk", "", "", "telegram=1201");
-    s_notify (&(s_req_t){.customer = customer, .template_name = "no_such_template"}, a);
-    s_said_wait (a, &said);
+    rt_test_notify_request (
+        s_w.db,
+        &(rt_test_notify_request_t){.customer = customer, .template_name = "no_such_template"}, a);
+    rt_test_notify_said_wait (s_w.t.pg, a, &said, S_WAIT_MS);
     assert_int_equal (said.failed, 1);
     assert_true (said.permanent);
     assert_string_equal (said.code, "unknown_template");
     assert_non_null (strstr (said.error, "no_such_template"));
 
     /* Stored in German only, and the chain is uk, ru, en. */
-    s_notify (&(s_req_t){.customer = customer, .template_name = "only_de"}, b);
-    s_said_wait (b, &said);
+    rt_test_notify_request (
+        s_w.db, &(rt_test_notify_request_t){.customer = customer, .template_name = "only_de"}, b);
+    rt_test_notify_said_wait (s_w.t.pg, b, &said, S_WAIT_MS);
     assert_int_equal (said.failed, 1);
     assert_string_equal (said.code, "unknown_template");
     assert_non_null (strstr (said.error, "uk,ru,en"));
     usleep (S_QUIET_MS * 1000);
     assert_int_equal (s_sent (RT_FAKE_TELEGRAM, "1201", NULL, 0), 0);
     assert_int_equal (s_send_count (a) + s_send_count (b), 0);
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT count(*) FROM notify.notifications WHERE id IN"
                                            " ('%s', '%s') AND status = 'failed'",
                                            a, b),
@@ -500,11 +322,12 @@ static void
 test_missing_variable_named (void **state)
 {
     char customer[RT_UUID_STR_LEN + 1], id[RT_UUID_STR_LEN + 1] = "";
-    s_said_t said;
+    rt_test_notify_said_t said;
     (void)state;
     s_customer (customer, "Ivan", "en", "", "", "telegram=1301");
-    s_notify (&(s_req_t){.customer = customer, .template_name = "points"}, id);
-    s_said_wait (id, &said);
+    rt_test_notify_request (
+        s_w.db, &(rt_test_notify_request_t){.customer = customer, .template_name = "points"}, id);
+    rt_test_notify_said_wait (s_w.t.pg, id, &said, S_WAIT_MS);
     assert_int_equal (said.failed, 1);
     assert_true (said.permanent);
     assert_string_equal (said.code, "missing_variable");
@@ -526,17 +349,22 @@ test_channel_preference_order (void **state)
     s_customer (c2, "Ivan", "en", "", "", "telegram=1402,viber=vb-1402");
 
     /* The request's channel first. */
-    s_notify (&(s_req_t){.customer = c1,
-                         .template_name = "points",
-                         .vars = vars,
-                         .channel = RETAIN__V1__CHANNEL__TELEGRAM},
-              a);
+    rt_test_notify_request (s_w.db,
+                            &(rt_test_notify_request_t){.customer = c1,
+                                                        .template_name = "points",
+                                                        .vars = vars,
+                                                        .channel = RETAIN__V1__CHANNEL__TELEGRAM},
+                            a);
     assert_int_equal (s_sent_wait (RT_FAKE_TELEGRAM, "1401", NULL, 0), 1);
     /* Else the profile's. */
-    s_notify (&(s_req_t){.customer = c1, .template_name = "points", .vars = vars}, b);
+    rt_test_notify_request (
+        s_w.db,
+        &(rt_test_notify_request_t){.customer = c1, .template_name = "points", .vars = vars}, b);
     assert_int_equal (s_sent_wait (RT_FAKE_VIBER, "vb-1401", NULL, 0), 1);
     /* Else the one written on last. */
-    s_notify (&(s_req_t){.customer = c2, .template_name = "points", .vars = vars}, c);
+    rt_test_notify_request (
+        s_w.db,
+        &(rt_test_notify_request_t){.customer = c2, .template_name = "points", .vars = vars}, c);
     assert_int_equal (s_sent_wait (RT_FAKE_VIBER, "vb-1402", NULL, 0), 1);
     usleep (S_QUIET_MS * 1000);
     assert_int_equal (s_sent (RT_FAKE_TELEGRAM, "1401", NULL, 0), 1);
@@ -550,60 +378,66 @@ test_viber_unsubscribed_falls_back_to_sms (void **state)
     char customer[RT_UUID_STR_LEN + 1], id[RT_UUID_STR_LEN + 1] = "", text[512], next[64];
     const char *vars[] = {"n", "1", NULL};
     rt_fake_answer_t unsubscribed = {.kind = RT_FAKE_ERROR, .error = "6"};
-    s_said_t said;
+    rt_test_notify_said_t said;
     (void)state;
     s_customer (customer, "Ivan", "en", "", "viber", "viber=vb-1501,sms=+380501115501");
     rt_fake_provider_push (s_fake, RT_FAKE_VIBER, &unsubscribed);
-    s_notify (&(s_req_t){.customer = customer, .template_name = "promo", .vars = vars}, id);
+    rt_test_notify_request (
+        s_w.db,
+        &(rt_test_notify_request_t){.customer = customer, .template_name = "promo", .vars = vars},
+        id);
 
     assert_int_equal (s_sent_wait (RT_FAKE_TWILIO, "+380501115501", text, sizeof text), 1);
     /* The SMS variant, on the channel that took over. */
     assert_string_equal (text, "SMS: Ivan, -20% today only");
     assert_int_equal (s_sent (RT_FAKE_VIBER, "vb-1501", NULL, 0), 1);
     /* The first send says why and who took over. */
-    assert_int_equal (s_status_wait (id, "failed"), 1);
-    rt_test_router_text (s_t.pg, next, sizeof next,
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, id, "failed", S_WAIT_MS), 1);
+    rt_test_router_text (s_w.t.pg, next, sizeof next,
                          "SELECT fallback_to FROM notify.sends WHERE id = '%s' AND last_code = '6'"
                          " AND fallback_reason LIKE 'stop_recipient 6:%%'",
                          id);
     assert_true (next[0] != '\0');
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT count(*) FROM notify.sends WHERE id = '%s'"
                                            " AND channel = 'sms' AND notification_id = '%s'",
                                            next, id),
                       1);
     /* Viber's unsubscribe withdrew consent there, both categories. */
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT count(*) FROM notify.consent WHERE"
                                            " customer_id = '%s' AND channel = 'viber' AND NOT"
                                            " granted AND source = 'provider:6'",
                                            customer),
                       2);
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT count(*) FROM notify.consent_history WHERE"
                                            " customer_id = '%s' AND source = 'provider:6'",
                                            customer),
                       2);
     /* The notification has not failed: nothing said but the SMS's fate. */
-    s_said (id, &said);
+    rt_test_notify_said (s_w.t.pg, id, &said);
     assert_int_equal (said.failed, 0);
 
     /* The next notification skips Viber (consent withdrawn) and goes
      * straight to SMS. */
     {
         char again[RT_UUID_STR_LEN + 1] = "";
-        s_notify (&(s_req_t){.customer = customer, .template_name = "promo", .vars = vars}, again);
-        assert_int_equal (rt_test_pg_wait_long (s_t.pg,
+        rt_test_notify_request (s_w.db,
+                                &(rt_test_notify_request_t){
+                                    .customer = customer, .template_name = "promo", .vars = vars},
+                                again);
+        assert_int_equal (rt_test_pg_wait_long (s_w.t.pg,
                                                 "SELECT count(*) FROM notify.sends WHERE"
                                                 " recipient = '+380501115501'",
                                                 2, S_WAIT_MS),
                           2);
-        assert_int_equal (rt_test_router_long (s_t.pg,
+        assert_int_equal (rt_test_router_long (s_w.t.pg,
                                                "SELECT count(*) FROM notify.sends WHERE id = '%s'"
                                                " AND channel = 'sms'",
                                                again),
                           1);
-        assert_int_equal (rt_test_router_long (s_t.pg,
+        assert_int_equal (rt_test_router_long (s_w.t.pg,
                                                "SELECT count(*) FROM notify.notifications WHERE"
                                                " id = '%s' AND skipped LIKE 'viber: transactional"
                                                " consent withdrawn (provider:6)%%'",
@@ -620,15 +454,16 @@ test_marketing_needs_consent (void **state)
 {
     char customer[RT_UUID_STR_LEN + 1], a[RT_UUID_STR_LEN + 1] = "", b[RT_UUID_STR_LEN + 1] = "";
     const char *vars[] = {"n", "1", NULL};
-    s_said_t said;
+    rt_test_notify_said_t said;
     Retain__V1__ConsentChanged cc = RETAIN__V1__CONSENT_CHANGED__INIT;
     (void)state;
     s_customer (customer, "Ivan", "en", "", "", "telegram=1601");
-    s_notify (
-        &(s_req_t){
+    rt_test_notify_request (
+        s_w.db,
+        &(rt_test_notify_request_t){
             .customer = customer, .template_name = "promo", .vars = vars, .category = "marketing"},
         a);
-    s_said_wait (a, &said);
+    rt_test_notify_said_wait (s_w.t.pg, a, &said, S_WAIT_MS);
     assert_int_equal (said.failed, 1);
     assert_string_equal (said.code, "no_consent");
     assert_int_equal (s_sent (RT_FAKE_TELEGRAM, "1601", NULL, 0), 0);
@@ -639,14 +474,16 @@ test_marketing_needs_consent (void **state)
     cc.category = "marketing";
     cc.granted = true;
     cc.source = "import";
-    s_publish ("ConsentChanged", customer, &cc.base, NULL);
-    assert_int_equal (rt_test_pg_wait_long (s_t.pg,
+    rt_test_notify_publish_one (s_w.db, "ConsentChanged", customer, &cc.base, "retain-loyaltyd",
+                                NULL);
+    assert_int_equal (rt_test_pg_wait_long (s_w.t.pg,
                                             "SELECT count(*) FROM notify.consent WHERE granted"
                                             " AND source = 'import'",
                                             1, S_WAIT_MS),
                       1);
-    s_notify (
-        &(s_req_t){
+    rt_test_notify_request (
+        s_w.db,
+        &(rt_test_notify_request_t){
             .customer = customer, .template_name = "promo", .vars = vars, .category = "marketing"},
         b);
     assert_int_equal (s_sent_wait (RT_FAKE_TELEGRAM, "1601", NULL, 0), 1);
@@ -668,36 +505,40 @@ test_stop_and_start_keywords (void **state)
     m.external_user_id = "+380501230001";
     m.text = "СТОП";
     m.opt = "out";
-    s_publish ("InboundMessage", "sms:main:+380501230001", &m.base, NULL);
+    rt_test_notify_publish_one (s_w.db, "InboundMessage", "sms:main:+380501230001", &m.base,
+                                "retain-loyaltyd", NULL);
     snprintf (q, sizeof q,
               "SELECT count(*) FROM notify.consent WHERE customer_id = '%s' AND channel = 'sms'"
               " AND NOT granted AND source = 'stop_keyword'",
               customer);
-    assert_int_equal (rt_test_pg_wait_long (s_t.pg, q, 2, S_WAIT_MS), 2);
+    assert_int_equal (rt_test_pg_wait_long (s_w.t.pg, q, 2, S_WAIT_MS), 2);
     m.text = "СТАРТ";
     m.opt = "in";
-    s_publish ("InboundMessage", "sms:main:+380501230001", &m.base, NULL);
+    rt_test_notify_publish_one (s_w.db, "InboundMessage", "sms:main:+380501230001", &m.base,
+                                "retain-loyaltyd", NULL);
     snprintf (q, sizeof q,
               "SELECT count(*) FROM notify.consent WHERE customer_id = '%s' AND channel = 'sms'"
               " AND granted AND source = 'stop_keyword'",
               customer);
-    assert_int_equal (rt_test_pg_wait_long (s_t.pg, q, 2, S_WAIT_MS), 2);
+    assert_int_equal (rt_test_pg_wait_long (s_w.t.pg, q, 2, S_WAIT_MS), 2);
     /* Every change kept. */
     snprintf (q, sizeof q, "SELECT count(*) FROM notify.consent_history WHERE customer_id = '%s'",
               customer);
-    assert_int_equal (rt_test_router_long (s_t.pg, "%s", q), 4);
+    assert_int_equal (rt_test_router_long (s_w.t.pg, "%s", q), 4);
     /* Nobody crm knows: counted, nothing recorded. */
     m.external_user_id = "+380509999999";
     m.opt = "out";
-    s_publish ("InboundMessage", "sms:main:+380509999999", &m.base, NULL);
+    rt_test_notify_publish_one (s_w.db, "InboundMessage", "sms:main:+380509999999", &m.base,
+                                "retain-loyaltyd", NULL);
     for (int i = 0; i < 100; i++) {
-        if (rt_test_metric (s_admin,
+        if (rt_test_metric (s_n.admin_port,
                             "retain_notify_opt_unresolved_total{type=\"InboundMessage\"}") == 1)
             break;
         usleep (50000);
     }
-    assert_true (rt_test_metric (
-                     s_admin, "retain_notify_opt_unresolved_total{type=\"InboundMessage\"}") == 1);
+    assert_true (rt_test_metric (s_n.admin_port,
+                                 "retain_notify_opt_unresolved_total{type=\"InboundMessage\"}") ==
+                 1);
 }
 
 /* Marketing consent on Telegram, granted in the table. */
@@ -705,7 +546,7 @@ static void
 s_consent (const char *customer)
 {
     rt_test_router_sql (
-        s_t.pg,
+        s_w.t.pg,
         "SELECT notify.consent_set('%s', 'telegram', 'marketing', true, 'operator:t',"
         " now())",
         customer);
@@ -719,35 +560,39 @@ test_quiet_hours_two_zones_and_expiry (void **state)
     const char *vars[] = {"n", "1", NULL};
     const int64_t at22 = S_T0 + 7 * S_HOUR; /* 22:00 UTC: midnight in Kyiv, 17:00 in New York */
     double expired;
-    s_said_t said;
+    rt_test_notify_said_t said;
     (void)state;
     s_customer (kyiv, "Olena", "en", "Europe/Kyiv", "", "telegram=1701");
     /* No zone in the profile: the phone's country tells (+1: New York). */
     s_customer (ny, "John", "en", "", "", "telegram=1702");
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO crm.contact_points (kind, value, customer_id, proven,"
                         " proven_by) VALUES ('phone', '+12125550100', '%s', false, 'shop')",
                         ny);
     s_consent (kyiv);
     s_consent (ny);
 
-    s_clock_set (at22);
-    s_notify (
-        &(s_req_t){
+    rt_test_notify_clock_set (&s_w, at22);
+    rt_test_notify_request (
+        s_w.db,
+        &(rt_test_notify_request_t){
             .customer = kyiv, .template_name = "promo", .vars = vars, .category = "marketing"},
         k);
-    s_notify (
-        &(s_req_t){.customer = ny, .template_name = "promo", .vars = vars, .category = "marketing"},
+    rt_test_notify_request (
+        s_w.db,
+        &(rt_test_notify_request_t){
+            .customer = ny, .template_name = "promo", .vars = vars, .category = "marketing"},
         n);
     /* Expires at 23:00 UTC, long before Kyiv's morning. */
-    s_notify (&(s_req_t){.customer = kyiv,
-                         .template_name = "promo",
-                         .vars = vars,
-                         .category = "marketing",
-                         .expires_at = at22 + S_HOUR},
-              e);
+    rt_test_notify_request (s_w.db,
+                            &(rt_test_notify_request_t){.customer = kyiv,
+                                                        .template_name = "promo",
+                                                        .vars = vars,
+                                                        .category = "marketing",
+                                                        .expires_at = at22 + S_HOUR},
+                            e);
     assert_int_equal (s_sent_wait (RT_FAKE_TELEGRAM, "1702", NULL, 0), 1);
-    assert_int_equal (rt_test_pg_wait_long (s_t.pg,
+    assert_int_equal (rt_test_pg_wait_long (s_w.t.pg,
                                             "SELECT count(*) FROM notify.sends WHERE"
                                             " recipient = '1701' AND status = 'queued'",
                                             2, S_WAIT_MS),
@@ -755,29 +600,29 @@ test_quiet_hours_two_zones_and_expiry (void **state)
     usleep (S_QUIET_MS * 1000);
     assert_int_equal (s_sent (RT_FAKE_TELEGRAM, "1701", NULL, 0), 0);
     /* Due at 09:00 in Kyiv: 07:00 UTC (EET, UTC+2, in January). */
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT (extract(epoch FROM next_at) * 1000)::bigint"
                                            " FROM notify.sends WHERE id = '%s'",
                                            k),
                       at22 + 9 * S_HOUR);
 
     /* 23:00:01 UTC: the one with an expiry is dropped, counted, said. */
-    s_clock_set (at22 + S_HOUR + 1000);
-    assert_int_equal (s_status_wait (e, "dropped"), 1);
-    s_said_wait (e, &said);
+    rt_test_notify_clock_set (&s_w, at22 + S_HOUR + 1000);
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, e, "dropped", S_WAIT_MS), 1);
+    rt_test_notify_said_wait (s_w.t.pg, e, &said, S_WAIT_MS);
     assert_int_equal (said.failed, 1);
     assert_string_equal (said.code, "expired");
-    expired = rt_test_metric (s_admin, "retain_notify_expired_total");
+    expired = rt_test_metric (s_n.admin_port, "retain_notify_expired_total");
     assert_true (expired >= 1);
 
     /* 07:00:01 UTC, 09:00:01 in Kyiv: the window opens. */
-    s_clock_set (at22 + 9 * S_HOUR + 1000);
+    rt_test_notify_clock_set (&s_w, at22 + 9 * S_HOUR + 1000);
     assert_int_equal (s_sent_wait (RT_FAKE_TELEGRAM, "1701", NULL, 0), 1);
-    assert_int_equal (s_status_wait (k, "delivered"), 1);
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, k, "delivered", S_WAIT_MS), 1);
     usleep (S_QUIET_MS * 1000);
     /* The expired one never went, late or otherwise. */
     assert_int_equal (s_sent (RT_FAKE_TELEGRAM, "1701", NULL, 0), 1);
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT count(*) FROM notify.sends WHERE id = '%s'"
                                            " AND status = 'dropped' AND sent_at IS NULL",
                                            e),
@@ -792,28 +637,32 @@ test_replay_sends_nothing_twice (void **state)
     double before;
     (void)state;
     s_customer (customer, "Ivan", "en", "", "", "telegram=1801");
-    s_notify (&(s_req_t){.customer = customer, .template_name = "points", .vars = vars}, id);
+    rt_test_notify_request (
+        s_w.db,
+        &(rt_test_notify_request_t){.customer = customer, .template_name = "points", .vars = vars},
+        id);
     assert_int_equal (s_sent_wait (RT_FAKE_TELEGRAM, "1801", NULL, 0), 1);
-    assert_int_equal (s_status_wait (id, "delivered"), 1);
-    before =
-        rt_test_metric (s_admin, "retain_notify_replayed_total{type=\"NotificationRequested\"}");
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, id, "delivered", S_WAIT_MS), 1);
+    before = rt_test_metric (s_n.admin_port,
+                             "retain_notify_replayed_total{type=\"NotificationRequested\"}");
     /* The producer's retry: the same notification in a new envelope. */
     rt_test_router_uuid (env);
-    s_notify (
-        &(s_req_t){
+    rt_test_notify_request (
+        s_w.db,
+        &(rt_test_notify_request_t){
             .customer = customer, .template_name = "points", .vars = vars, .envelope_id = env},
         id);
     {
         int64_t until = rt_test_now_ms () + S_WAIT_MS;
-        while (rt_test_metric (s_admin,
+        while (rt_test_metric (s_n.admin_port,
                                "retain_notify_replayed_total{type=\"NotificationRequested\"}") <=
                    (before < 0 ? 0 : before) &&
                rt_test_now_ms () < until)
             usleep (50 * 1000);
     }
-    assert_true (
-        rt_test_metric (s_admin, "retain_notify_replayed_total{type=\"NotificationRequested\"}") >
-        (before < 0 ? 0 : before));
+    assert_true (rt_test_metric (s_n.admin_port,
+                                 "retain_notify_replayed_total{type=\"NotificationRequested\"}") >
+                 (before < 0 ? 0 : before));
     usleep (S_QUIET_MS * 1000);
     assert_int_equal (s_sent (RT_FAKE_TELEGRAM, "1801", NULL, 0), 1);
     assert_int_equal (s_send_count (id), 1);
@@ -826,15 +675,18 @@ test_no_receipt_goes_on (void **state)
     const char *vars[] = {"n", "4", NULL};
     (void)state;
     s_customer (customer, "Ivan", "en", "", "viber", "viber=vb-1901,sms=+380501119901");
-    s_notify (&(s_req_t){.customer = customer, .template_name = "points", .vars = vars}, id);
+    rt_test_notify_request (
+        s_w.db,
+        &(rt_test_notify_request_t){.customer = customer, .template_name = "points", .vars = vars},
+        id);
     assert_int_equal (s_sent_wait (RT_FAKE_VIBER, "vb-1901", NULL, 0), 1);
-    assert_int_equal (s_status_wait (id, "sent"), 1);
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, id, "sent", S_WAIT_MS), 1);
     usleep (S_QUIET_MS * 1000);
     assert_int_equal (s_sent (RT_FAKE_TWILIO, "+380501119901", NULL, 0), 0);
     /* Ten minutes without Viber's receipt: SMS as well. */
-    s_clock_set (rt_clock_now_ms () + 10 * 60000 + 1000);
+    rt_test_notify_clock_set (&s_w, rt_clock_now_ms () + 10 * 60000 + 1000);
     assert_int_equal (s_sent_wait (RT_FAKE_TWILIO, "+380501119901", NULL, 0), 1);
-    rt_test_router_text (s_t.pg, next, sizeof next,
+    rt_test_router_text (s_w.t.pg, next, sizeof next,
                          "SELECT fallback_to FROM notify.sends WHERE id = '%s' AND status = 'sent'"
                          " AND fallback_reason LIKE 'no delivery receipt%%'",
                          id);

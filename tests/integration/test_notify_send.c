@@ -35,11 +35,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "rt_bus.h"
-#include "rt_db.h"
 #include "rt_http_server.h"
-#include "rt_outbox.h"
 #include "rt_test.h"
+#include "rt_test_notify.h"
 #include "rt_test_router.h"
 #include "rt_uuid.h"
 #include "retain/v1/message.pb-c.h"
@@ -226,47 +224,19 @@ s_seen_in (long long lo, long long hi)
 
 /* --- the system --- */
 
-typedef struct {
-    pid_t pid;
-    int admin;
-    char member[16];
-    char log[32];
-} s_notifyd_t;
+static rt_test_notify_t s_w;
+static rt_test_notifyd_t s_n1, s_n2;
 
-static rt_test_router_t s_t;
-static rt_test_busd_t s_busd;
-static rt_db_t *s_db; /* publishes through the outbox */
-static s_notifyd_t s_n1 = {.member = "n1", .log = "notifyd-n1.log"};
-static s_notifyd_t s_n2 = {.member = "n2", .log = "notifyd-n2.log"};
-
+/* Starts a replica as member, its requests to the fake Bot API. */
 static void
-s_notifyd_start (s_notifyd_t *n)
+s_notifyd_start (rt_test_notifyd_t *n, const char *member, const char *log)
 {
-    char a_dsn[1100], a_pub[96], a_admin[64], a_member[64], a_api[96];
-    char *argv[] = {"retain-notifyd",
-                    a_dsn,
-                    a_pub,
-                    a_admin,
-                    a_member,
-                    a_api,
-                    "--request-timeout=2s",
-                    "--backoff=100ms",
-                    "--backoff-max=300ms",
-                    "--retry-max=3",
-                    "--poll=20ms",
-                    "--sweep=300ms",
-                    NULL};
-    if (!n->admin)
-        n->admin = rt_test_free_port ();
-    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", s_t.dsn);
-    snprintf (a_pub, sizeof a_pub, "--pub=%s", s_busd.pub);
-    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", n->admin);
-    snprintf (a_member, sizeof a_member, "--member=%s", n->member);
+    char a_api[96];
+    const char *const extra[] = {
+        a_api,           "--request-timeout=2s", "--backoff=100ms", "--backoff-max=300ms",
+        "--retry-max=3", "--poll=20ms",          "--sweep=300ms",   NULL};
     snprintf (a_api, sizeof a_api, "--telegram-api=http://127.0.0.1:%d", s_fake.port);
-    n->pid = rt_test_spawn ("retain-notifyd", argv, NULL, n->log);
-    if (!rt_test_wait_ready (n->admin, 60000))
-        fail_msg ("retain-notifyd %s did not become ready; see %s/%s", n->member, rt_test_dir (),
-                  n->log);
+    rt_test_notifyd_start (n, s_w.t.dsn, s_w.busd.pub, NULL, member, log, extra);
 }
 
 /* A customer with a Telegram identity (inbox "main", its chat id), or on
@@ -275,41 +245,11 @@ static void
 s_customer (char id[RT_UUID_STR_LEN + 1], long long chat, bool viber)
 {
     rt_test_router_uuid (id);
-    rt_test_router_sql (s_t.pg, "INSERT INTO crm.customers (id) VALUES ('%s')", id);
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg, "INSERT INTO crm.customers (id) VALUES ('%s')", id);
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO crm.identities (channel, inbox, external_user_id, customer_id)"
                         " VALUES ('%s', 'main', '%lld', '%s')",
                         viber ? "viber" : "telegram", chat, id);
-}
-
-/* An envelope for payload into *packed, with id when given. */
-static void
-s_pack (const char *type, const char *key, const ProtobufCMessage *payload, const char *producer,
-        const char *id, ProtobufCBinaryData *packed)
-{
-    Retain__V1__Envelope *env = rt_envelope_new (type, key, payload, producer);
-    assert_non_null (env);
-    if (id) {
-        free (env->id);
-        env->id = strdup (id);
-    }
-    packed->data = rt_envelope_pack (env, &packed->len);
-    assert_non_null (packed->data);
-    rt_envelope_free (env);
-}
-
-static void
-s_publish (ProtobufCBinaryData *packed, size_t n)
-{
-    if (rt_db_begin (s_db) != 0 || rt_outbox_append_batch (s_db, packed, n) != 0 ||
-        rt_db_commit (s_db) != 0) {
-        char why[512];
-        snprintf (why, sizeof why, "%s", rt_db_error (s_db));
-        rt_db_rollback (s_db);
-        fail_msg ("publishing: %s", why);
-    }
-    for (size_t i = 0; i < n; i++)
-        free (packed[i].data);
 }
 
 /* An operator's reply to customer as routerd asks for it: the envelope's
@@ -325,8 +265,8 @@ s_request_pack (const char *message_id, const char *customer, const char *text,
     m.conversation_id = "";
     m.text = (char *)text;
     m.operator_id = "op1";
-    s_pack ("OutboundMessageRequested", customer, &m.base, "retain-routerd",
-            envelope_id ? envelope_id : message_id, packed);
+    rt_test_notify_pack ("OutboundMessageRequested", customer, &m.base, "retain-routerd",
+                         envelope_id ? envelope_id : message_id, packed);
 }
 
 static void
@@ -334,90 +274,19 @@ s_request (const char *message_id, const char *customer, const char *text)
 {
     ProtobufCBinaryData p;
     s_request_pack (message_id, customer, text, NULL, &p);
-    s_publish (&p, 1);
-}
-
-static long long
-s_status_wait (const char *message_id, const char *status, int timeout_ms)
-{
-    char sql[256];
-    snprintf (sql, sizeof sql,
-              "SELECT count(*) FROM notify.sends WHERE id = '%s' AND status = '%s'", message_id,
-              status);
-    return rt_test_pg_wait_long (s_t.pg, sql, 1, timeout_ms);
-}
-
-/* What notifyd said on the bus about one message. */
-typedef struct {
-    int delivered;      /* MessageDelivered events */
-    int failed;         /* MessageFailed events */
-    bool permanent;     /* the last MessageFailed's */
-    char code[64];      /* its error_code */
-    char external[128]; /* the last MessageDelivered's external id */
-} s_said_t;
-
-static void
-s_said (const char *message_id, s_said_t *out)
-{
-    PGresult *r = PQexecParams (s_t.pg,
-                                "SELECT type, payload FROM bus.events WHERE producer = "
-                                "'retain-notifyd' AND type IN ('MessageDelivered', "
-                                "'MessageFailed') ORDER BY seq",
-                                0, NULL, NULL, NULL, NULL, 1);
-    assert_int_equal (PQresultStatus (r), PGRES_TUPLES_OK);
-    memset (out, 0, sizeof *out);
-    for (int i = 0; i < PQntuples (r); i++) {
-        const uint8_t *data = (const uint8_t *)PQgetvalue (r, i, 1);
-        size_t len = (size_t)PQgetlength (r, i, 1);
-        if (strcmp (PQgetvalue (r, i, 0), "MessageDelivered") == 0) {
-            Retain__V1__MessageDelivered *d =
-                retain__v1__message_delivered__unpack (NULL, len, data);
-            assert_non_null (d);
-            if (strcmp (d->message_id, message_id) == 0) {
-                out->delivered++;
-                snprintf (out->external, sizeof out->external, "%s", d->external_id);
-            }
-            retain__v1__message_delivered__free_unpacked (d, NULL);
-        } else {
-            Retain__V1__MessageFailed *f = retain__v1__message_failed__unpack (NULL, len, data);
-            assert_non_null (f);
-            if (strcmp (f->message_id, message_id) == 0) {
-                out->failed++;
-                out->permanent = f->permanent;
-                snprintf (out->code, sizeof out->code, "%s", f->error_code);
-            }
-            retain__v1__message_failed__free_unpacked (f, NULL);
-        }
-    }
-    PQclear (r);
-}
-
-/* Waits until notifyd said something of message_id on the bus. */
-static void
-s_said_wait (const char *message_id, s_said_t *out, int timeout_ms)
-{
-    int64_t until = rt_test_now_ms () + timeout_ms;
-    do {
-        s_said (message_id, out);
-        if (out->delivered || out->failed)
-            return;
-        usleep (50 * 1000);
-    } while (rt_test_now_ms () < until);
+    rt_test_notify_publish (s_w.db, &p, 1);
 }
 
 static int
 s_setup (void **state)
 {
-    rt_test_router_opts_t opts = {.routing = false};
     (void)state;
     s_fake_start ();
-    rt_test_router_open (&s_t, "notify_send", &opts);
-    rt_test_busd_start (&s_busd, s_t.dsn, "busd.log", NULL, true);
-    s_db = rt_test_router_connect (&s_t, "test-publisher");
-    s_notifyd_start (&s_n1);
+    rt_test_notify_open (&s_w, "notify_send", 0);
+    s_notifyd_start (&s_n1, "n1", "notifyd-n1.log");
     /* The inbox's bot: 20 requests a second at most, one at a time to a
      * chat. */
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO notify.accounts (id, inbox_id, channel, provider, token,"
                         " rate_per_s, burst, recipient_per_s, recipient_burst)"
                         " VALUES ('tg-main', 'main', 'telegram', 'telegram', '%s', %d, 1, 1, 1)",
@@ -429,13 +298,9 @@ static int
 s_teardown (void **state)
 {
     (void)state;
-    if (s_n1.pid > 0)
-        rt_test_stop (s_n1.pid, "retain-notifyd n1");
-    if (s_n2.pid > 0)
-        rt_test_stop (s_n2.pid, "retain-notifyd n2");
-    rt_test_stop (s_busd.pid, "retain-busd");
-    rt_db_destroy (&s_db);
-    rt_test_router_close (&s_t);
+    rt_test_notifyd_stop (&s_n1);
+    rt_test_notifyd_stop (&s_n2);
+    rt_test_notify_close (&s_w);
     rt_http_server_destroy (&s_fake.server);
     return 0;
 }
@@ -448,16 +313,16 @@ test_reply_delivered_once (void **state)
     char customer[RT_UUID_STR_LEN + 1], msg[RT_UUID_STR_LEN + 1], replay[RT_UUID_STR_LEN + 1];
     const char *text = "Добрий день! Your parcel <b>&</b> 'ships' today";
     ProtobufCBinaryData p;
-    s_said_t said;
+    rt_test_notify_said_t said;
     (void)state;
     s_customer (customer, 1001, false);
     rt_test_router_uuid (msg);
     s_request (msg, customer, text);
 
-    assert_int_equal (s_status_wait (msg, "delivered", 30000), 1);
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, msg, "delivered", 30000), 1);
     assert_int_equal (s_seen_count (1001, text), 1);
     assert_int_equal (s_seen_count (1001, NULL), 1);
-    s_said_wait (msg, &said, 15000);
+    rt_test_notify_said_wait (s_w.t.pg, msg, &said, 15000);
     assert_int_equal (said.delivered, 1);
     assert_int_equal (said.failed, 0);
     assert_true (strncmp (said.external, "1001:", 5) == 0);
@@ -467,17 +332,18 @@ test_reply_delivered_once (void **state)
      * the send is found, nothing is sent. */
     rt_test_router_uuid (replay);
     s_request_pack (msg, customer, text, replay, &p);
-    s_publish (&p, 1);
-    for (int i = 0; i < 300 && rt_test_metric (s_n1.admin, "retain_notify_replayed_total{type="
-                                                           "\"OutboundMessageRequested\"}") < 1;
+    rt_test_notify_publish (s_w.db, &p, 1);
+    for (int i = 0;
+         i < 300 && rt_test_metric (s_n1.admin_port, "retain_notify_replayed_total{type="
+                                                     "\"OutboundMessageRequested\"}") < 1;
          i++)
         usleep (50 * 1000);
     assert_true (
-        rt_test_metric (s_n1.admin,
+        rt_test_metric (s_n1.admin_port,
                         "retain_notify_replayed_total{type=\"OutboundMessageRequested\"}") == 1);
     usleep (300 * 1000);
     assert_int_equal (s_seen_count (1001, NULL), 1);
-    s_said (msg, &said);
+    rt_test_notify_said (s_w.t.pg, msg, &said);
     assert_int_equal (said.delivered, 1);
 }
 
@@ -490,7 +356,7 @@ test_rate_limited_then_delivered (void **state)
     s_customer (customer, 2001, false);
     rt_test_router_uuid (msg);
     s_request (msg, customer, "after the wait");
-    assert_int_equal (s_status_wait (msg, "delivered", 30000), 1);
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, msg, "delivered", 30000), 1);
     assert_int_equal (s_seen_count (2001, NULL), 2);
     pthread_mutex_lock (&s_fake.lock);
     for (int i = 0; i < s_fake.nseen; i++) {
@@ -504,8 +370,8 @@ test_rate_limited_then_delivered (void **state)
     pthread_mutex_unlock (&s_fake.lock);
     /* retry_after = 1: not a moment sooner. */
     assert_true (second - first >= 950);
-    assert_int_equal (rt_test_pg_long (s_t.pg, "SELECT count(*) FROM notify.accounts WHERE id ="
-                                               " 'tg-main' AND paused_until IS NOT NULL"),
+    assert_int_equal (rt_test_pg_long (s_w.t.pg, "SELECT count(*) FROM notify.accounts WHERE id ="
+                                                 " 'tg-main' AND paused_until IS NOT NULL"),
                       1);
 }
 
@@ -513,38 +379,38 @@ static void
 test_provider_down_dead_letter (void **state)
 {
     char customer[RT_UUID_STR_LEN + 1], msg[RT_UUID_STR_LEN + 1];
-    s_said_t said;
+    rt_test_notify_said_t said;
     (void)state;
     s_customer (customer, 3001, false);
     rt_test_router_uuid (msg);
     s_request (msg, customer, "into the void");
-    assert_int_equal (s_status_wait (msg, "failed", 30000), 1);
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, msg, "failed", 30000), 1);
     /* --retry-max=3: three requests, then a dead letter with its reason. */
     assert_int_equal (s_seen_count (3001, NULL), 3);
-    s_said_wait (msg, &said, 15000);
+    rt_test_notify_said_wait (s_w.t.pg, msg, &said, 15000);
     assert_int_equal (said.failed, 1);
     assert_false (said.permanent);
     assert_string_equal (said.code, "500");
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT count(*) FROM notify.sends WHERE id = '%s'"
                                            " AND failures = 3 AND last_reason <> ''",
                                            msg),
                       1);
-    assert_true (rt_test_metric (s_n1.admin, "retain_notify_dead_letters_total") >= 1);
+    assert_true (rt_test_metric (s_n1.admin_port, "retain_notify_dead_letters_total") >= 1);
 }
 
 static void
 test_blocked_permanent (void **state)
 {
     char customer[RT_UUID_STR_LEN + 1], msg[RT_UUID_STR_LEN + 1];
-    s_said_t said;
+    rt_test_notify_said_t said;
     (void)state;
     s_customer (customer, 4001, false);
     rt_test_router_uuid (msg);
     s_request (msg, customer, "are you there?");
-    assert_int_equal (s_status_wait (msg, "failed", 30000), 1);
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, msg, "failed", 30000), 1);
     assert_int_equal (s_seen_count (4001, NULL), 1);
-    s_said_wait (msg, &said, 15000);
+    rt_test_notify_said_wait (s_w.t.pg, msg, &said, 15000);
     assert_int_equal (said.failed, 1);
     assert_true (said.permanent);
     assert_string_equal (said.code, "403");
@@ -554,13 +420,13 @@ static void
 test_no_channel (void **state)
 {
     char customer[RT_UUID_STR_LEN + 1], msg[RT_UUID_STR_LEN + 1];
-    s_said_t said;
+    rt_test_notify_said_t said;
     (void)state;
     s_customer (customer, 5001, true); /* Viber only */
     rt_test_router_uuid (msg);
     s_request (msg, customer, "hello on telegram");
-    assert_int_equal (s_status_wait (msg, "failed", 30000), 1);
-    s_said_wait (msg, &said, 15000);
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, msg, "failed", 30000), 1);
+    rt_test_notify_said_wait (s_w.t.pg, msg, &said, 15000);
     assert_int_equal (said.failed, 1);
     assert_true (said.permanent);
     assert_string_equal (said.code, "no_channel");
@@ -571,19 +437,19 @@ static void
 test_no_account (void **state)
 {
     char customer[RT_UUID_STR_LEN + 1], msg[RT_UUID_STR_LEN + 1];
-    s_said_t said;
+    rt_test_notify_said_t said;
     (void)state;
     /* Written to the bot "other", which has no sending account. */
     rt_test_router_uuid (customer);
-    rt_test_router_sql (s_t.pg, "INSERT INTO crm.customers (id) VALUES ('%s')", customer);
-    rt_test_router_sql (s_t.pg,
+    rt_test_router_sql (s_w.t.pg, "INSERT INTO crm.customers (id) VALUES ('%s')", customer);
+    rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO crm.identities (channel, inbox, external_user_id, customer_id)"
                         " VALUES ('telegram', 'other', '7001', '%s')",
                         customer);
     rt_test_router_uuid (msg);
     s_request (msg, customer, "through which bot?");
-    assert_int_equal (s_status_wait (msg, "failed", 30000), 1);
-    s_said_wait (msg, &said, 15000);
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, msg, "failed", 30000), 1);
+    rt_test_notify_said_wait (s_w.t.pg, msg, &said, 15000);
     assert_int_equal (said.failed, 1);
     assert_true (said.permanent);
     assert_string_equal (said.code, "no_account");
@@ -595,7 +461,7 @@ test_text_over_limit (void **state)
 {
     char customer[RT_UUID_STR_LEN + 1], msg[RT_UUID_STR_LEN + 1];
     char *text = malloc (2 * 4097 + 1);
-    s_said_t said;
+    rt_test_notify_said_t said;
     (void)state;
     assert_non_null (text);
     /* 4097 characters of two bytes each: over Telegram's 4096 characters
@@ -606,12 +472,12 @@ test_text_over_limit (void **state)
     s_customer (customer, 6001, false);
     rt_test_router_uuid (msg);
     s_request (msg, customer, text);
-    assert_int_equal (s_status_wait (msg, "failed", 30000), 1);
-    s_said_wait (msg, &said, 15000);
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, msg, "failed", 30000), 1);
+    rt_test_notify_said_wait (s_w.t.pg, msg, &said, 15000);
     assert_int_equal (said.failed, 1);
     assert_true (said.permanent);
     assert_string_equal (said.code, "text_too_long");
-    assert_int_equal (rt_test_router_long (s_t.pg,
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
                                            "SELECT count(*) FROM notify.sends WHERE id = '%s'"
                                            " AND last_reason LIKE '%%at most 4096%%'",
                                            msg),
@@ -626,19 +492,20 @@ test_unknown_receipt_counted (void **state)
     Retain__V1__MessageDelivered d = RETAIN__V1__MESSAGE_DELIVERED__INIT;
     const char *series = "retain_notify_receipts_unknown_total{type=\"MessageDelivered\"}";
     ProtobufCBinaryData p;
-    double before = rt_test_metric (s_n1.admin, series);
+    double before = rt_test_metric (s_n1.admin_port, series);
     (void)state;
     d.message_id = "";
     d.channel = RETAIN__V1__CHANNEL__TELEGRAM;
     d.external_id = "nobody:42";
     d.delivered_at = 1700000000000;
     d.customer_id = "";
-    s_pack ("MessageDelivered", "telegram:main:nobody", &d.base, "retain-ingestd", NULL, &p);
-    s_publish (&p, 1);
-    for (int i = 0; i < 300 && rt_test_metric (s_n1.admin, series) < (before < 0 ? 1 : before + 1);
-         i++)
+    rt_test_notify_pack ("MessageDelivered", "telegram:main:nobody", &d.base, "retain-ingestd",
+                         NULL, &p);
+    rt_test_notify_publish (s_w.db, &p, 1);
+    for (int i = 0;
+         i < 300 && rt_test_metric (s_n1.admin_port, series) < (before < 0 ? 1 : before + 1); i++)
         usleep (50 * 1000);
-    assert_true (rt_test_metric (s_n1.admin, series) == (before < 0 ? 1 : before + 1));
+    assert_true (rt_test_metric (s_n1.admin_port, series) == (before < 0 ? 1 : before + 1));
 }
 
 static void
@@ -651,7 +518,7 @@ test_two_replicas_hold_the_rate (void **state)
     (void)state;
     assert_non_null (p);
     assert_non_null (customers);
-    s_notifyd_start (&s_n2);
+    s_notifyd_start (&s_n2, "n2", "notifyd-n2.log");
     for (int i = 0; i < S_RATE_MSGS; i++) {
         char msg[RT_UUID_STR_LEN + 1];
         s_customer (customers[i], 10000 + i, false);
@@ -659,13 +526,13 @@ test_two_replicas_hold_the_rate (void **state)
         snprintf (text, sizeof text, "bulk %d", i);
         s_request_pack (msg, customers[i], text, NULL, &p[i]);
     }
-    s_publish (p, S_RATE_MSGS);
+    rt_test_notify_publish (s_w.db, p, S_RATE_MSGS);
     snprintf (sql, sizeof sql,
               "SELECT count(*) FROM notify.sends s JOIN crm.identities i ON i.customer_id ="
               " s.customer_id WHERE i.external_user_id::bigint BETWEEN 10000 AND %d"
               " AND s.status = 'delivered'",
               10000 + S_RATE_MSGS - 1);
-    assert_int_equal (rt_test_pg_wait_long (s_t.pg, sql, S_RATE_MSGS, 120000), S_RATE_MSGS);
+    assert_int_equal (rt_test_pg_wait_long (s_w.t.pg, sql, S_RATE_MSGS, 120000), S_RATE_MSGS);
     /* Every message exactly once. */
     for (int i = 0; i < S_RATE_MSGS; i++) {
         snprintf (text, sizeof text, "bulk %d", i);
@@ -673,7 +540,7 @@ test_two_replicas_hold_the_rate (void **state)
             fail_msg ("chat %d got %d requests", 10000 + i, s_seen_count (10000 + i, NULL));
     }
     /* Both replicas sent. */
-    assert_int_equal (rt_test_pg_long (s_t.pg,
+    assert_int_equal (rt_test_pg_long (s_w.t.pg,
                                        "SELECT count(DISTINCT claimed_by) FROM notify.sends s"
                                        " JOIN crm.identities i ON i.customer_id = s.customer_id"
                                        " WHERE i.external_user_id::bigint BETWEEN 10000 AND 10199"),
@@ -713,8 +580,8 @@ test_kill_in_flight (void **state)
     assert_non_null (p);
     assert_non_null (ids);
     /* A faster bot for this one, so many requests are in flight. */
-    rt_test_router_sql (s_t.pg, "UPDATE notify.accounts SET rate_per_s = 200, burst = 20"
-                                " WHERE id = 'tg-main'");
+    rt_test_router_sql (s_w.t.pg, "UPDATE notify.accounts SET rate_per_s = 200, burst = 20"
+                                  " WHERE id = 'tg-main'");
     for (int i = 0; i < S_KILL_MSGS; i++) {
         char customer[RT_UUID_STR_LEN + 1];
         s_customer (customer, 20000 + i, false);
@@ -722,23 +589,23 @@ test_kill_in_flight (void **state)
         snprintf (text, sizeof text, "kill %d", i);
         s_request_pack (ids[i], customer, text, NULL, &p[i]);
     }
-    s_publish (p, S_KILL_MSGS);
+    rt_test_notify_publish (s_w.db, p, S_KILL_MSGS);
     /* Requests reach the fake; answers take 400 ms: kill n1 mid-flight. */
     for (int i = 0; i < 400 && s_seen_in (20000, 20000 + S_KILL_MSGS) < 30; i++)
         usleep (10 * 1000);
     assert_true (rt_test_kill (s_n1.pid, SIGKILL) != 0);
     s_n1.pid = 0;
-    in_flight = rt_test_pg_long (s_t.pg, "SELECT count(*) FROM notify.sends WHERE status ="
-                                         " 'sending' AND claimed_by = 'n1'");
-    rt_test_pg_exec (s_t.pg, "CREATE TEMP TABLE in_flight AS SELECT id FROM notify.sends"
-                             " WHERE status = 'sending' AND claimed_by = 'n1'");
-    s_notifyd_start (&s_n1);
+    in_flight = rt_test_pg_long (s_w.t.pg, "SELECT count(*) FROM notify.sends WHERE status ="
+                                           " 'sending' AND claimed_by = 'n1'");
+    rt_test_pg_exec (s_w.t.pg, "CREATE TEMP TABLE in_flight AS SELECT id FROM notify.sends"
+                               " WHERE status = 'sending' AND claimed_by = 'n1'");
+    rt_test_notifyd_restart (&s_n1);
     snprintf (sql, sizeof sql,
               "SELECT count(*) FROM notify.sends s JOIN crm.identities i ON i.customer_id ="
               " s.customer_id WHERE i.external_user_id::bigint BETWEEN 20000 AND %d"
               " AND s.status = 'delivered'",
               20000 + S_KILL_MSGS - 1);
-    assert_int_equal (rt_test_pg_wait_long (s_t.pg, sql, S_KILL_MSGS, 120000), S_KILL_MSGS);
+    assert_int_equal (rt_test_pg_wait_long (s_w.t.pg, sql, S_KILL_MSGS, 120000), S_KILL_MSGS);
     /* Every message reached its chat; the ones that reached it twice were
      * in flight at the kill. */
     for (int i = 0; i < S_KILL_MSGS; i++) {
@@ -749,16 +616,16 @@ test_kill_in_flight (void **state)
             fail_msg ("message %d never reached its chat", i);
         if (seen > 1) {
             dups++;
-            if (rt_test_router_long (s_t.pg, "SELECT count(*) FROM in_flight WHERE id = '%s'",
+            if (rt_test_router_long (s_w.t.pg, "SELECT count(*) FROM in_flight WHERE id = '%s'",
                                      ids[i]) != 1)
                 fail_msg ("message %d reached its chat %d times but was not in flight", i, seen);
         }
     }
-    resent = rt_test_metric (s_n1.admin, "retain_notify_uncertain_resent_total");
+    resent = rt_test_metric (s_n1.admin_port, "retain_notify_uncertain_resent_total");
     if (resent < 0)
         resent = 0;
     if (s_n2.pid > 0) {
-        double r2 = rt_test_metric (s_n2.admin, "retain_notify_uncertain_resent_total");
+        double r2 = rt_test_metric (s_n2.admin_port, "retain_notify_uncertain_resent_total");
         resent += r2 > 0 ? r2 : 0;
     }
     printf ("SIGKILL with %lld sends in flight: %lld messages reached their chat twice, "

@@ -51,50 +51,17 @@ static struct {
     int files;      /* numbers the files apart */
 } s;
 
-/* What one retainctl run did. */
-typedef struct {
-    int status; /* its exit status */
-    char *out;  /* stdout and stderr (owned) */
-} s_run_t;
-
 /* Runs retainctl campaign <args> (NULL-ended); first "migrate" runs
  * retainctl migrate instead. */
-static s_run_t
+static rt_test_ctl_t
 s_ctl (const char *first, ...)
 {
-    const char *args[32];
-    size_t n = 0;
-    s_run_t r;
+    rt_test_ctl_t r;
     va_list ap;
-    if (strcmp (first, "migrate") != 0)
-        args[n++] = "campaign";
     va_start (ap, first);
-    for (const char *a = first; a && n < 31; a = va_arg (ap, const char *))
-        args[n++] = a;
+    r = rt_test_retainctl_v (s.dsn, strcmp (first, "migrate") != 0 ? "campaign" : NULL, first, ap);
     va_end (ap);
-    args[n] = NULL;
-    r.status = rt_test_retainctl (s.dsn, args, &r.out);
     return r;
-}
-
-/* The run exited with `want` and printed every one of says (NULL-ended);
- * its output is kept in *keep (owned) when keep is not NULL. */
-static void
-s_expect (s_run_t r, int want, const char *what, char **keep, ...)
-{
-    va_list ap;
-    const char *says;
-    if (r.status != want)
-        fail_msg ("%s: exit %d, wanted %d:\n%s", what, r.status, want, r.out);
-    va_start (ap, keep);
-    for (says = va_arg (ap, const char *); says; says = va_arg (ap, const char *))
-        if (!strstr (r.out, says))
-            fail_msg ("%s: no \"%s\" in:\n%s", what, says, r.out);
-    va_end (ap);
-    if (keep)
-        *keep = r.out;
-    else
-        free (r.out);
 }
 
 /* The campaign id create printed, from the line starting with one. */
@@ -119,7 +86,8 @@ s_create (char id[37], const char *segment, long long targeted, const char *flag
     char seg[512], *out = NULL, want[32];
     snprintf (seg, sizeof seg, "--segment=%s", segment);
     snprintf (want, sizeof want, "targeted=%lld", targeted);
-    s_expect (s_ctl ("create", "--template=crisis", seg, flag, NULL), 0, segment, &out, want, NULL);
+    rt_test_retainctl_expect (s_ctl ("create", "--template=crisis", seg, flag, NULL), 0, segment,
+                              &out, want, NULL);
     s_id (out, id);
     free (out);
 }
@@ -154,13 +122,9 @@ static const char *
 s_file (const char *text)
 {
     static char path[1024];
-    FILE *f;
     snprintf (path, sizeof path, "%s/campaign-%d-%d.csv", rt_test_dir (), (int)getpid (),
               s.files++);
-    f = fopen (path, "w");
-    assert_non_null (f);
-    fputs (text, f);
-    fclose (f);
+    rt_test_file_write (path, text);
     return path;
 }
 
@@ -176,7 +140,7 @@ s_setup (void **state)
     (void)state;
     rt_test_db_create ("retainctl_campaign", s.dsn, sizeof s.dsn);
     s.pg = rt_test_pg (s.dsn);
-    s_expect (s_ctl ("migrate", NULL), 0, "migrate", NULL, "notify: ", NULL);
+    rt_test_retainctl_expect (s_ctl ("migrate", NULL), 0, "migrate", NULL, "notify: ", NULL);
     rt_test_pg_exec (s.pg, "INSERT INTO crm.customers (id, shop_customer_id, name) VALUES"
                            " ('" A "', NULL, 'A'), ('" B "', 'shop-b', 'B'), ('" C "', NULL, 'C'),"
                            " ('" D "', NULL, 'D'), ('" E "', 'shop-e', 'E'), ('" M "', NULL, 'M')");
@@ -262,8 +226,8 @@ test_csv (void **state)
                                "shop-nobody\n" NOBODY "\n");
     (void)state;
     snprintf (seg, sizeof seg, "--segment=csv=%s", path);
-    s_expect (s_ctl ("create", "--template=crisis", seg, NULL), 0, "csv", &out, "targeted=3",
-              "warning: 2 of 6 ids", NULL);
+    rt_test_retainctl_expect (s_ctl ("create", "--template=crisis", seg, NULL), 0, "csv", &out,
+                              "targeted=3", "warning: 2 of 6 ids", NULL);
     s_id (out, id);
     free (out);
     s_targets (id, got, sizeof got);
@@ -281,8 +245,9 @@ test_segment_matches_nobody (void **state)
 {
     char id[37], *out = NULL, sql[256];
     (void)state;
-    s_expect (s_ctl ("create", "--template=crisis", "--segment=carrier=dhl", "--start", NULL), 0,
-              "nobody", &out, "warning: the segment matches nobody", "done with 0 targets", NULL);
+    rt_test_retainctl_expect (
+        s_ctl ("create", "--template=crisis", "--segment=carrier=dhl", "--start", NULL), 0,
+        "nobody", &out, "warning: the segment matches nobody", "done with 0 targets", NULL);
     s_id (out, id);
     free (out);
     snprintf (sql, sizeof sql,
@@ -315,16 +280,17 @@ test_bad_input (void **state)
         char seg[256];
         snprintf (seg, sizeof seg, "--segment=%s", cases[i].segment);
         if (cases[i].flag && strncmp (cases[i].flag, "--template", 10) == 0)
-            s_expect (s_ctl ("create", cases[i].flag, seg, NULL), 2, cases[i].segment, NULL,
-                      cases[i].says, NULL);
+            rt_test_retainctl_expect (s_ctl ("create", cases[i].flag, seg, NULL), 2,
+                                      cases[i].segment, NULL, cases[i].says, NULL);
         else
-            s_expect (s_ctl ("create", "--template=crisis", seg, cases[i].flag, NULL), 2,
-                      cases[i].segment, NULL, cases[i].says, NULL);
+            rt_test_retainctl_expect (
+                s_ctl ("create", "--template=crisis", seg, cases[i].flag, NULL), 2,
+                cases[i].segment, NULL, cases[i].says, NULL);
     }
-    s_expect (s_ctl ("create", "--segment=all", NULL), 2, "no template", NULL,
-              "--template is required", NULL);
-    s_expect (s_ctl ("create", "--template=crisis", NULL), 2, "no segment", NULL,
-              "--segment is required", NULL);
+    rt_test_retainctl_expect (s_ctl ("create", "--segment=all", NULL), 2, "no template", NULL,
+                              "--template is required", NULL);
+    rt_test_retainctl_expect (s_ctl ("create", "--template=crisis", NULL), 2, "no segment", NULL,
+                              "--segment is required", NULL);
     assert_int_equal (s_campaigns (), before);
     assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM notify.campaign_targets t"
                                              " WHERE NOT EXISTS (SELECT 1 FROM notify.campaigns"
@@ -338,21 +304,25 @@ test_moves (void **state)
     char id[37];
     (void)state;
     s_create (id, "all", 5, NULL);
-    s_expect (s_ctl ("pause", "--id", id, NULL), 1, "pause a draft", NULL,
-              "is draft: it cannot be made paused", NULL);
-    s_expect (s_ctl ("start", "--id", id, NULL), 0, "start", NULL, "running (was draft)", NULL);
-    s_expect (s_ctl ("start", "--id", id, NULL), 1, "start again", NULL, "is running", NULL);
-    s_expect (s_ctl ("pause", "--id", id, NULL), 0, "pause", NULL, "paused (was running)", NULL);
-    s_expect (s_ctl ("resume", "--id", id, NULL), 0, "resume", NULL, "running (was paused)", NULL);
-    s_expect (s_ctl ("cancel", "--id", id, NULL), 0, "cancel", NULL, "cancelled (was running)",
-              NULL);
-    s_expect (s_ctl ("resume", "--id", id, NULL), 1, "resume a cancelled one", NULL, "is cancelled",
-              NULL);
-    s_expect (s_ctl ("cancel", "--id", NOBODY, NULL), 1, "unknown", NULL, "no campaign " NOBODY,
-              NULL);
-    s_expect (s_ctl ("cancel", "--id", "42", NULL), 2, "not an id", NULL, "is not a campaign id",
-              NULL);
-    s_expect (s_ctl ("cancel", NULL), 2, "no id", NULL, "--id is required", NULL);
+    rt_test_retainctl_expect (s_ctl ("pause", "--id", id, NULL), 1, "pause a draft", NULL,
+                              "is draft: it cannot be made paused", NULL);
+    rt_test_retainctl_expect (s_ctl ("start", "--id", id, NULL), 0, "start", NULL,
+                              "running (was draft)", NULL);
+    rt_test_retainctl_expect (s_ctl ("start", "--id", id, NULL), 1, "start again", NULL,
+                              "is running", NULL);
+    rt_test_retainctl_expect (s_ctl ("pause", "--id", id, NULL), 0, "pause", NULL,
+                              "paused (was running)", NULL);
+    rt_test_retainctl_expect (s_ctl ("resume", "--id", id, NULL), 0, "resume", NULL,
+                              "running (was paused)", NULL);
+    rt_test_retainctl_expect (s_ctl ("cancel", "--id", id, NULL), 0, "cancel", NULL,
+                              "cancelled (was running)", NULL);
+    rt_test_retainctl_expect (s_ctl ("resume", "--id", id, NULL), 1, "resume a cancelled one", NULL,
+                              "is cancelled", NULL);
+    rt_test_retainctl_expect (s_ctl ("cancel", "--id", NOBODY, NULL), 1, "unknown", NULL,
+                              "no campaign " NOBODY, NULL);
+    rt_test_retainctl_expect (s_ctl ("cancel", "--id", "42", NULL), 2, "not an id", NULL,
+                              "is not a campaign id", NULL);
+    rt_test_retainctl_expect (s_ctl ("cancel", NULL), 2, "no id", NULL, "--id is required", NULL);
 }
 
 /* Moves the campaign's counts after a while, then ends it, as notifyd
@@ -392,21 +362,23 @@ test_list_and_status (void **state)
     json_t *doc;
     (void)state;
     s_create (id, "carrier=nova_poshta,status=in_transit", 2, "--start");
-    s_expect (s_ctl ("list", NULL), 0, "list", NULL, id, "running", "crisis", NULL);
-    s_expect (s_ctl ("list", "--json", NULL), 0, "list --json", &out, NULL);
+    rt_test_retainctl_expect (s_ctl ("list", NULL), 0, "list", NULL, id, "running", "crisis", NULL);
+    rt_test_retainctl_expect (s_ctl ("list", "--json", NULL), 0, "list --json", &out, NULL);
     doc = json_loads (out, 0, NULL);
     assert_true (json_is_array (doc));
     assert_string_equal (json_string_value (json_object_get (json_array_get (doc, 0), "id")), id);
     assert_int_equal (json_integer_value (json_object_get (json_array_get (doc, 0), "pending")), 2);
     json_decref (doc);
     free (out);
-    s_expect (s_ctl ("status", "--id", id, NULL), 0, "status", NULL,
-              "targeted 2  queued 0  sent 0  skipped 0  failed 0  pending 2  (running)", NULL);
+    rt_test_retainctl_expect (
+        s_ctl ("status", "--id", id, NULL), 0, "status", NULL,
+        "targeted 2  queued 0  sent 0  skipped 0  failed 0  pending 2  (running)", NULL);
 
     /* --follow, not on a terminal: a line per change, until it is over. */
     assert_int_equal (pthread_create (&runner, NULL, s_runner, id), 0);
-    s_expect (s_ctl ("status", "--id", id, "--follow", "--interval=100ms", NULL), 0, "follow", &out,
-              "queued 0  sent 0", "queued 2  sent 1", "queued 2  sent 2", "(done)", NULL);
+    rt_test_retainctl_expect (s_ctl ("status", "--id", id, "--follow", "--interval=100ms", NULL), 0,
+                              "follow", &out, "queued 0  sent 0", "queued 2  sent 1",
+                              "queued 2  sent 2", "(done)", NULL);
     pthread_join (runner, NULL);
     assert_null (strchr (out, '\r'));
     {
@@ -416,7 +388,8 @@ test_list_and_status (void **state)
         assert_int_equal (lines, 3);
     }
     free (out);
-    s_expect (s_ctl ("status", "--id", id, "--json", NULL), 0, "status --json", &out, NULL);
+    rt_test_retainctl_expect (s_ctl ("status", "--id", id, "--json", NULL), 0, "status --json",
+                              &out, NULL);
     doc = json_loads (out, 0, NULL);
     assert_string_equal (json_string_value (json_object_get (doc, "status")), "done");
     assert_int_equal (json_integer_value (json_object_get (doc, "sent")), 2);

@@ -64,53 +64,32 @@ s_file (const char *text)
 {
     static char paths[8][1024];
     char *path = paths[s.files % 8];
-    FILE *f;
     snprintf (path, sizeof paths[0], "%s/template-%d-%d.txt", rt_test_dir (), (int)getpid (),
               s.files++);
-    f = fopen (path, "w");
-    assert_non_null (f);
-    fputs (text, f);
-    fclose (f);
+    rt_test_file_write (path, text);
     return path;
 }
 
-/* What one retainctl run did. */
-typedef struct {
-    int status; /* its exit status */
-    char *out;  /* stdout and stderr (owned) */
-} s_run_t;
-
 /* Runs retainctl with args (NULL-terminated). */
-static s_run_t
+static rt_test_ctl_t
 s_ctl (const char *first, ...)
 {
-    const char *args[32];
-    size_t n = 0;
-    s_run_t r;
+    rt_test_ctl_t r;
     va_list ap;
     va_start (ap, first);
-    for (const char *a = first; a && n < 31; a = va_arg (ap, const char *))
-        args[n++] = a;
+    r = rt_test_retainctl_v (s.dsn, NULL, first, ap);
     va_end (ap);
-    args[n] = NULL;
-    r.status = rt_test_retainctl (s.dsn, args, &r.out);
     return r;
 }
 
-/* The run exited with `status` and printed every one of says (NULL-ended). */
+/* The run exited with `want` and printed every one of says (NULL-ended). */
 static void
-s_expect (s_run_t r, int want, const char *what, ...)
+s_expect (rt_test_ctl_t r, int want, const char *what, ...)
 {
     va_list ap;
-    const char *says;
-    if (r.status != want)
-        fail_msg ("%s: exit %d, wanted %d:\n%s", what, r.status, want, r.out);
     va_start (ap, what);
-    for (says = va_arg (ap, const char *); says; says = va_arg (ap, const char *))
-        if (!strstr (r.out, says))
-            fail_msg ("%s: no \"%s\" in:\n%s", what, says, r.out);
+    rt_test_retainctl_expectv (r, want, what, NULL, ap);
     va_end (ap);
-    free (r.out);
 }
 
 static long long

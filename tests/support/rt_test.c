@@ -3,6 +3,7 @@
  */
 #include "rt_test.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -438,6 +439,102 @@ rt_test_retainctl (const char *dsn, const char *const args[], char **out)
     if (out)
         *out = rt_test_log (log);
     return WEXITSTATUS (status);
+}
+
+rt_test_ctl_t
+rt_test_retainctl_v (const char *dsn, const char *prefix, const char *first, va_list ap)
+{
+    const char *args[32];
+    size_t n = 0;
+    rt_test_ctl_t r;
+    if (prefix)
+        args[n++] = prefix;
+    for (const char *a = first; a; a = va_arg (ap, const char *)) {
+        if (n >= sizeof args / sizeof args[0] - 1)
+            fail_msg ("rt_test_retainctl_v: too many arguments");
+        args[n++] = a;
+    }
+    args[n] = NULL;
+    r.status = rt_test_retainctl (dsn, args, &r.out);
+    return r;
+}
+
+void
+rt_test_retainctl_expectv (rt_test_ctl_t r, int want, const char *what, char **keep, va_list says)
+{
+    if (r.status != want)
+        fail_msg ("%s: exit %d, wanted %d:\n%s", what, r.status, want, r.out);
+    for (const char *say = va_arg (says, const char *); say; say = va_arg (says, const char *))
+        if (!strstr (r.out, say))
+            fail_msg ("%s: no \"%s\" in:\n%s", what, say, r.out);
+    if (keep)
+        *keep = r.out;
+    else
+        free (r.out);
+}
+
+void
+rt_test_retainctl_expect (rt_test_ctl_t r, int want, const char *what, char **keep, ...)
+{
+    va_list ap;
+    va_start (ap, keep);
+    rt_test_retainctl_expectv (r, want, what, keep, ap);
+    va_end (ap);
+}
+
+void
+rt_test_file_write (const char *path, const char *text)
+{
+    FILE *f = fopen (path, "w");
+    if (!f)
+        fail_msg ("cannot write %s: %s", path, strerror (errno));
+    fputs (text, f);
+    if (fclose (f) != 0)
+        fail_msg ("cannot write %s: %s", path, strerror (errno));
+}
+
+const char *
+rt_test_program (const char *const paths[], const char *what, const char *package)
+{
+    for (size_t i = 0; paths[i]; i++) {
+        if (access (paths[i], X_OK) == 0)
+            return paths[i];
+    }
+    fail_msg ("%s is not installed: run deploy/deps --test (%s)", what, package);
+    return NULL;
+}
+
+void
+rt_test_kill_tree (pid_t pid)
+{
+    DIR *proc;
+    struct dirent *d;
+    kill (pid, SIGSTOP); /* no new children while we look */
+    proc = opendir ("/proc");
+    while (proc && (d = readdir (proc)) != NULL) {
+        char path[300], stat[512];
+        FILE *f;
+        int child = atoi (d->d_name), ppid = 0;
+        const char *close;
+        if (child <= 0)
+            continue;
+        snprintf (path, sizeof path, "/proc/%d/stat", child);
+        f = fopen (path, "r");
+        if (!f)
+            continue;
+        if (fgets (stat, sizeof stat, f)) {
+            /* "pid (comm) state ppid ...": comm may hold spaces */
+            close = strrchr (stat, ')');
+            if (close)
+                sscanf (close + 1, " %*c %d", &ppid);
+        }
+        fclose (f);
+        if (ppid == pid)
+            kill (child, SIGKILL);
+    }
+    if (proc)
+        closedir (proc);
+    rt_test_kill (pid, SIGKILL);
 }
 
 void

@@ -12,6 +12,7 @@
 #ifndef RT_TEST_H
 #define RT_TEST_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -119,6 +120,39 @@ void rt_test_db_allow (const char *dsn);
  * stderr (owned; free()). Fails the test when it does not exit in time or
  * dies of a signal. */
 int rt_test_retainctl (const char *dsn, const char *const args[], char **out);
+
+/* What one retainctl run did. */
+typedef struct {
+    int status; /* its exit status */
+    char *out;  /* what it printed, stdout and stderr (owned; free()) */
+} rt_test_ctl_t;
+
+/* rt_test_retainctl of prefix (when not NULL) and then first and the
+ * arguments after it in ap, up to a NULL; its output kept. */
+rt_test_ctl_t rt_test_retainctl_v (const char *dsn, const char *prefix, const char *first,
+                                   va_list ap);
+
+/* Fails the test, naming `what`, unless the run r exited with want and
+ * printed every one of the strings after keep (NULL-ended); then its
+ * output goes into *keep (owned) when keep is not NULL, and is freed
+ * otherwise. rt_test_retainctl_expectv takes the strings as a va_list. */
+void rt_test_retainctl_expect (rt_test_ctl_t r, int want, const char *what, char **keep, ...);
+void rt_test_retainctl_expectv (rt_test_ctl_t r, int want, const char *what, char **keep,
+                                va_list says);
+
+/* Writes text into the file at path (created or emptied); fails the test
+ * when it cannot. */
+void rt_test_file_write (const char *path, const char *text);
+
+/* The first of paths (NULL-terminated) that is an executable: a server a
+ * test starts (Exim, Dovecot). Fails the test, naming `what` and the
+ * Debian package that brings it, when there is none. */
+const char *rt_test_program (const char *const paths[], const char *what, const char *package);
+
+/* A child gone at once, as a crashed server is: it is stopped (so it
+ * starts nothing new), every process it started is sent SIGKILL, then it
+ * is, and it is reaped. */
+void rt_test_kill_tree (pid_t pid);
 
 /* The bytes of the file at path, NUL-terminated (owned; free()), or NULL
  * when it cannot be read. *len, when not NULL, gets their count. */

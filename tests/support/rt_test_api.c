@@ -70,14 +70,12 @@ s_path (const char *route, const char *id, char *out, size_t outlen)
         snprintf (out, outlen, "%s", route);
 }
 
-/* Appends the answer to the answers file. */
-static void
-s_record (const rt_test_api_t *api, const rt_test_api_request_t *req, const char *url,
-          const rt_test_api_reply_t *r)
+void
+rt_test_api_record (const rt_test_api_t *api, const char *method, const char *route,
+                    const char *url, long status, const char *type, const char *body)
 {
-    json_t *rec =
-        json_pack ("{s:s, s:s, s:s, s:i, s:s, s:s}", "method", req->method, "path", req->route,
-                   "url", url, "status", (int)r->status, "type", r->type, "body", r->body);
+    json_t *rec = json_pack ("{s:s, s:s, s:s, s:i, s:s, s:s}", "method", method, "path", route,
+                             "url", url, "status", (int)status, "type", type, "body", body);
     FILE *f;
     assert_non_null (rec);
     f = fopen (api->seen, "a");
@@ -86,6 +84,34 @@ s_record (const rt_test_api_t *api, const rt_test_api_request_t *req, const char
     fputc ('\n', f);
     fclose (f);
     json_decref (rec);
+}
+
+/* Appends the answer to the answers file. */
+static void
+s_record (const rt_test_api_t *api, const rt_test_api_request_t *req, const char *url,
+          const rt_test_api_reply_t *r)
+{
+    rt_test_api_record (api, req->method, req->route, url, r->status, r->type, r->body);
+}
+
+json_t *
+rt_test_api_at (json_t *j, const char *path)
+{
+    char buf[256], *tok, *save = NULL;
+    snprintf (buf, sizeof buf, "%s", path);
+    for (tok = strtok_r (buf, ".", &save); tok && j; tok = strtok_r (NULL, ".", &save)) {
+        if (json_is_array (j))
+            j = json_array_get (j, (size_t)atoi (tok));
+        else
+            j = json_object_get (j, tok);
+    }
+    return j;
+}
+
+const char *
+rt_test_api_str (json_t *j, const char *path)
+{
+    return json_string_value (rt_test_api_at (j, path));
 }
 
 rt_test_api_reply_t
@@ -192,4 +218,10 @@ rt_test_api_check (const rt_test_api_t *api, const char *doc)
     status = system (cmd);
     if (status != 0)
         fail_msg ("the OpenAPI check failed (status %d); the answers are in %s", status, api->seen);
+}
+
+void
+rt_test_api_check_router (void **state)
+{
+    rt_test_api_check (*state, RT_TEST_API_ROUTER_DOC);
 }

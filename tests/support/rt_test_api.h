@@ -77,8 +77,30 @@ const char *rt_test_api_problem_type (const rt_test_api_reply_t *r);
 /* Asserts r is problem details of that status and type suffix, and frees it. */
 void rt_test_api_expect_problem (rt_test_api_reply_t r, long status, const char *type);
 
+/* Appends an answer the test got by other means (an event stream its own
+ * client read) to the answers file, as rt_test_api_send records one:
+ * method, the route's path template, the URL asked, status, Content-Type
+ * and body. */
+void rt_test_api_record (const rt_test_api_t *api, const char *method, const char *route,
+                         const char *url, long status, const char *type, const char *body);
+
+/* The member of j at a dotted path of names and array indexes
+ * ("items.0.id"), NULL when absent (lent from j). */
+json_t *rt_test_api_at (json_t *j, const char *path);
+
+/* The string at that path, NULL when absent or not a string. */
+const char *rt_test_api_str (json_t *j, const char *path);
+
+/* routerd's OpenAPI document, for rt_test_api_check. */
+#define RT_TEST_API_ROUTER_DOC RT_TEST_SOURCE_DIR "/services/router/api/openapi.json"
+
 /* Checks doc (an OpenAPI 3.1 file) and every answer recorded so far;
  * fails the test naming the answers file when anything does not match. */
 void rt_test_api_check (const rt_test_api_t *api, const char *doc);
+
+/* A cmocka test of its own: rt_test_api_check of routerd's document and
+ * the answers of the rt_test_api_t given as its initial state
+ * (cmocka_unit_test_prestate). */
+void rt_test_api_check_router (void **state);
 
 #endif

@@ -21,8 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "channel.h"
-#include "rt_test.h"
+#include "rt_test_channel.h"
 #include "channels/formdata.h"
 #include "rt_crypto.h"
 #include "rt_form.h"
@@ -35,12 +34,21 @@
 #define MULTIPART  "multipart/form-data; boundary=" BOUNDARY
 #define URLENCODED "application/x-www-form-urlencoded"
 
+/* The handler under test, and where its requests come from: near the
+ * fixtures' timestamp. */
+static const rt_test_channel_t s_ch = {.fixtures = "mailgun",
+                                       .handler = mailgun_handle,
+                                       .inbox = "support",
+                                       .channel = RETAIN__V1__CHANNEL__EMAIL,
+                                       .path = "/hooks/mailgun/support",
+                                       .public_url =
+                                           "https://hooks.example.com/hooks/mailgun/support",
+                                       .now_ms = TS_MS + 5000};
+
 static char *
 s_fixture (const char *name, size_t *len)
 {
-    char rel[256];
-    snprintf (rel, sizeof rel, "ingest/mailgun/%s", name);
-    return rt_test_fixture (rel, len);
+    return rt_test_channel_fixture (s_ch.fixtures, name, len);
 }
 
 /* Replaces the first `from` in data (binary, len bytes) by `to`. */
@@ -91,65 +99,18 @@ static void
 s_empty_key_signature (char *out)
 {
     size_t len;
-    char *sig = s_fixture ("empty_key.sig", &len);
-    while (len > 0 && (sig[len - 1] == '\n' || sig[len - 1] == '\r'))
-        sig[--len] = '\0';
+    char *sig = rt_test_channel_fixture_line (s_ch.fixtures, "empty_key.sig", &len);
     assert_int_equal (len, 2 * RT_SHA256_LEN);
     memcpy (out, sig, len + 1);
     free (sig);
 }
 
-/* A replay guard that remembers tokens. */
-typedef struct {
-    char seen[8][64];
-    int n;
-    int calls;
-    int64_t last_expires;
-} s_guard_t;
-
-static int
-s_replay_check (void *arg, const char *nonce, int64_t expires_ms)
-{
-    s_guard_t *g = arg;
-    int i;
-    g->calls++;
-    g->last_expires = expires_ms;
-    for (i = 0; i < g->n; i++) {
-        if (strcmp (g->seen[i], nonce) == 0)
-            return 1;
-    }
-    snprintf (g->seen[g->n++], sizeof g->seen[0], "%s", nonce);
-    return 0;
-}
-
-typedef struct {
-    ingest_header_t headers[1];
-    char *body;
-    ingest_request_t req;
-    ingest_inbox_t inbox;
-    json_t *config;
-    ingest_result_t result;
-    s_guard_t guard;
-} s_call_t;
-
+/* A request to the inbox "support", its tokens remembered. */
 static void
-s_init (s_call_t *c)
+s_init (rt_test_channel_call_t *c)
 {
-    memset (c, 0, sizeof *c);
-    c->config = json_object ();
-    c->inbox.id = "support";
-    c->inbox.channel = RETAIN__V1__CHANNEL__EMAIL;
-    c->inbox.secret = KEY;
-    c->inbox.previous_secret = "";
-    c->inbox.config = c->config;
-    c->req.method = "POST";
-    c->req.path = "/hooks/mailgun/support";
-    c->req.query = "";
-    c->req.headers = c->headers;
-    c->req.nheaders = 1;
-    c->req.public_url = "https://hooks.example.com/hooks/mailgun/support";
-    c->req.now_ms = TS_MS + 5000;
-    c->req.replay_check = s_replay_check;
+    rt_test_channel_call_init (c, &s_ch, KEY);
+    c->req.replay_check = rt_test_channel_replay_check;
     c->req.replay_arg = &c->guard;
 }
 
@@ -157,65 +118,36 @@ s_init (s_call_t *c)
  * `sig` (NULL: kept), and, when tamper_ts is set, the timestamp changed
  * after signing. */
 static int
-s_post_with (s_call_t *c, const char *fixture, const char *ctype, const char *sig,
+s_post_with (rt_test_channel_call_t *c, const char *fixture, const char *ctype, const char *sig,
              const char *tamper_ts)
 {
     char stored[2 * RT_SHA256_LEN + 1];
     size_t len, len2;
     char *raw = s_fixture (fixture, &len), *signed_body;
     s_stored_signature (stored);
+    int rc;
     signed_body = s_replace (raw, len, stored, sig ? sig : stored, &len2);
     free (raw);
-    free (c->body);
-    c->body = signed_body;
     if (tamper_ts) {
-        c->body = s_replace (signed_body, len2, TS, tamper_ts, &len2);
+        char *tampered = s_replace (signed_body, len2, TS, tamper_ts, &len2);
         free (signed_body);
+        signed_body = tampered;
     }
-    c->headers[0].name = "Content-Type";
-    c->headers[0].value = ctype;
-    c->req.body = (const uint8_t *)c->body;
-    c->req.body_len = len2;
-    ingest_result_reset (&c->result);
-    return mailgun_handle (&c->inbox, &c->req, &c->result);
+    rc = rt_test_channel_call_post (c, signed_body, len2, ctype, NULL, NULL);
+    free (signed_body);
+    return rc;
 }
 
 /* Posts a fixture exactly as it is stored. */
 static int
-s_post (s_call_t *c, const char *fixture, const char *ctype)
+s_post (rt_test_channel_call_t *c, const char *fixture, const char *ctype)
 {
     return s_post_with (c, fixture, ctype, NULL, NULL);
 }
 
-static void
-s_done (s_call_t *c)
-{
-    ingest_result_reset (&c->result);
-    free (c->body);
-    json_decref (c->config);
-}
-
-static void
-s_refused (s_call_t *c, int rc, int status, const char *label)
-{
-    assert_int_equal (rc, -1);
-    assert_int_equal (c->result.status, status);
-    assert_string_equal (c->result.label, label);
-    assert_true (strlen (c->result.reason) > 0);
-    assert_int_equal (c->result.count, 0);
-}
-
-static Retain__V1__InboundMessage *
-s_inbound (s_call_t *c)
-{
-    assert_int_equal (c->result.count, 1);
-    assert_string_equal (c->result.items[0].type, "InboundMessage");
-    return (Retain__V1__InboundMessage *)c->result.items[0].msg;
-}
-
 /* What every form of the fixture mail must give. */
 static void
-s_check_mail (s_call_t *c, Retain__V1__InboundMessage *m, const char *nl)
+s_check_mail (rt_test_channel_call_t *c, Retain__V1__InboundMessage *m, const char *nl)
 {
     char text[256];
     assert_int_equal (m->channel, RETAIN__V1__CHANNEL__EMAIL);
@@ -238,18 +170,18 @@ s_check_mail (s_call_t *c, Retain__V1__InboundMessage *m, const char *nl)
 static void
 test_urlencoded (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     (void)state;
     s_init (&c);
     assert_int_equal (s_post (&c, "urlencoded.form", URLENCODED), 0);
-    m = s_inbound (&c);
+    m = rt_test_channel_call_inbound (&c);
     s_check_mail (&c, m, "\r\n");
     assert_int_equal (m->n_attachments, 0);
     assert_int_equal (c.guard.calls, 1);
     /* Remembered until the timestamp would be stale anyway. */
     assert_int_equal (c.guard.last_expires, TS_MS + 300000);
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
@@ -269,12 +201,12 @@ s_check_attachments (Retain__V1__InboundMessage *m, size_t png_size)
 static void
 test_multipart (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     (void)state;
     s_init (&c);
     assert_int_equal (s_post (&c, "multipart.txt", MULTIPART), 0);
-    m = s_inbound (&c);
+    m = rt_test_channel_call_inbound (&c);
     s_check_mail (&c, m, "\r\n");
     s_check_attachments (m, 33);
 
@@ -283,10 +215,10 @@ test_multipart (void **state)
     assert_int_equal (s_post (&c, "multipart_lf.txt",
                               "Multipart/Form-Data; charset=utf-8; boundary=\"" BOUNDARY "\""),
                       0);
-    m = s_inbound (&c);
+    m = rt_test_channel_call_inbound (&c);
     s_check_mail (&c, m, "\n");
     s_check_attachments (m, 33);
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 /* A body cut off inside the second file keeps the mail and what arrived of
@@ -294,28 +226,28 @@ test_multipart (void **state)
 static void
 test_multipart_truncated (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     (void)state;
     s_init (&c);
     assert_int_equal (s_post (&c, "multipart_truncated.txt", MULTIPART), 0);
-    m = s_inbound (&c);
+    m = rt_test_channel_call_inbound (&c);
     s_check_mail (&c, m, "\r\n");
     s_check_attachments (m, 23);
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_no_message_id (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     char first[128];
     (void)state;
     s_init (&c);
     c.req.replay_check = NULL;
     assert_int_equal (s_post (&c, "no_message_id.form", URLENCODED), 0);
-    m = s_inbound (&c);
+    m = rt_test_channel_call_inbound (&c);
     assert_int_equal (strncmp (m->external_id, "sha256:", 7), 0);
     assert_int_equal (strlen (m->external_id), 7 + 64);
     assert_string_equal (m->thread_id, m->external_id);
@@ -327,42 +259,47 @@ test_no_message_id (void **state)
     snprintf (first, sizeof first, "%s", m->external_id);
     /* Mailgun's retry of the same mail gets the same id. */
     assert_int_equal (s_post (&c, "no_message_id.form", URLENCODED), 0);
-    assert_string_equal (s_inbound (&c)->external_id, first);
-    s_done (&c);
+    assert_string_equal (rt_test_channel_call_inbound (&c)->external_id, first);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_signature_refusals (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     char empty_key[2 * RT_SHA256_LEN + 1];
     (void)state;
     s_init (&c);
-    s_refused (&c, s_post (&c, "unsigned.form", URLENCODED), 401, "missing_signature");
+    rt_test_channel_call_refused (&c, s_post (&c, "unsigned.form", URLENCODED), 401,
+                                  "missing_signature");
     /* No hex signature at all. */
-    s_refused (&c, s_post_with (&c, "urlencoded.form", URLENCODED, "SIGNATURE_PLACEHOLDER", NULL),
-               403, "bad_signature");
+    rt_test_channel_call_refused (
+        &c, s_post_with (&c, "urlencoded.form", URLENCODED, "SIGNATURE_PLACEHOLDER", NULL), 403,
+        "bad_signature");
     /* Signed, then given another timestamp. */
-    s_refused (&c, s_post_with (&c, "urlencoded.form", URLENCODED, NULL, "1700000001"), 403,
-               "bad_signature");
+    rt_test_channel_call_refused (
+        &c, s_post_with (&c, "urlencoded.form", URLENCODED, NULL, "1700000001"), 403,
+        "bad_signature");
     /* Signed with another inbox's key. */
     c.inbox.secret = "another-key";
-    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED), 403, "bad_signature");
-    s_refused (&c, s_post (&c, "multipart.txt", MULTIPART), 403, "bad_signature");
+    rt_test_channel_call_refused (&c, s_post (&c, "urlencoded.form", URLENCODED), 403,
+                                  "bad_signature");
+    rt_test_channel_call_refused (&c, s_post (&c, "multipart.txt", MULTIPART), 403,
+                                  "bad_signature");
     /* An inbox without a key accepts nothing, not even the empty key's. */
     c.inbox.secret = "";
     s_empty_key_signature (empty_key);
-    s_refused (&c, s_post_with (&c, "urlencoded.form", URLENCODED, empty_key, NULL), 403,
-               "bad_signature");
+    rt_test_channel_call_refused (
+        &c, s_post_with (&c, "urlencoded.form", URLENCODED, empty_key, NULL), 403, "bad_signature");
     /* None of these spent the token. */
     assert_int_equal (c.guard.calls, 0);
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_rotation (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     (void)state;
     s_init (&c);
     c.req.replay_check = NULL;
@@ -377,20 +314,21 @@ test_rotation (void **state)
     assert_int_equal (c.result.count, 1);
     c.inbox.secret = "rotated-key";
     c.inbox.previous_secret = "";
-    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED), 403, "bad_signature");
-    s_done (&c);
+    rt_test_channel_call_refused (&c, s_post (&c, "urlencoded.form", URLENCODED), 403,
+                                  "bad_signature");
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_stale_and_replayed (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     (void)state;
     s_init (&c);
     c.req.now_ms = TS_MS + 301000;
-    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED), 403, "stale");
+    rt_test_channel_call_refused (&c, s_post (&c, "urlencoded.form", URLENCODED), 403, "stale");
     c.req.now_ms = TS_MS - 61000;
-    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED), 403, "stale");
+    rt_test_channel_call_refused (&c, s_post (&c, "urlencoded.form", URLENCODED), 403, "stale");
     assert_int_equal (c.guard.calls, 0);
 
     /* A longer max_age accepts the same age. */
@@ -399,36 +337,38 @@ test_stale_and_replayed (void **state)
     assert_int_equal (s_post (&c, "urlencoded.form", URLENCODED), 0);
     assert_int_equal (c.guard.last_expires, TS_MS + 600000);
     /* The same token again: replayed, whatever the body says. */
-    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED), 403, "replayed");
-    s_refused (&c, s_post (&c, "multipart.txt", MULTIPART), 403, "replayed");
+    rt_test_channel_call_refused (&c, s_post (&c, "urlencoded.form", URLENCODED), 403, "replayed");
+    rt_test_channel_call_refused (&c, s_post (&c, "multipart.txt", MULTIPART), 403, "replayed");
     assert_int_equal (c.guard.calls, 3);
     /* Without a guard the handler cannot tell, and takes it. */
     c.req.replay_check = NULL;
     assert_int_equal (s_post (&c, "urlencoded.form", URLENCODED), 0);
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_bad_input (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     (void)state;
     s_init (&c);
     c.req.method = "GET";
-    s_refused (&c, s_post (&c, "urlencoded.form", URLENCODED), 405, "method_not_allowed");
+    rt_test_channel_call_refused (&c, s_post (&c, "urlencoded.form", URLENCODED), 405,
+                                  "method_not_allowed");
     c.req.method = "POST";
-    s_refused (&c, s_post (&c, "urlencoded.form", "application/json"), 415,
-               "unsupported_media_type");
+    rt_test_channel_call_refused (&c, s_post (&c, "urlencoded.form", "application/json"), 415,
+                                  "unsupported_media_type");
     c.headers[0].name = "X-None";
-    ingest_result_reset (&c.result);
-    s_refused (&c, mailgun_handle (&c.inbox, &c.req, &c.result), 415, "unsupported_media_type");
-    s_refused (&c, s_post (&c, "malformed.form", URLENCODED), 400, "malformed");
-    s_refused (&c, s_post (&c, "multipart.txt", "multipart/form-data"), 400, "malformed");
+    rt_test_channel_call_refused (&c, rt_test_channel_call_run (&c), 415, "unsupported_media_type");
+    rt_test_channel_call_refused (&c, s_post (&c, "malformed.form", URLENCODED), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "multipart.txt", "multipart/form-data"), 400,
+                                  "malformed");
     assert_non_null (strstr (c.result.reason, "boundary"));
-    s_refused (&c, s_post (&c, "multipart.txt", "multipart/form-data; boundary=nothere"), 400,
-               "malformed");
+    rt_test_channel_call_refused (
+        &c, s_post (&c, "multipart.txt", "multipart/form-data; boundary=nothere"), 400,
+        "malformed");
     /* A multipart body labelled urlencoded: its '%' escapes are broken. */
-    s_refused (&c, s_post (&c, "multipart.txt", URLENCODED), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "multipart.txt", URLENCODED), 400, "malformed");
     /* A well-formed multipart form without Mailgun's signature fields. */
     {
         static const char unsigned_mp[] = "--x\r\nContent-Disposition: form-data; name=\"from\"\r\n"
@@ -436,13 +376,12 @@ test_bad_input (void **state)
         c.headers[0].value = "multipart/form-data; boundary=x";
         c.req.body = (const uint8_t *)unsigned_mp;
         c.req.body_len = sizeof unsigned_mp - 1;
-        ingest_result_reset (&c.result);
-        s_refused (&c, mailgun_handle (&c.inbox, &c.req, &c.result), 401, "missing_signature");
+        rt_test_channel_call_refused (&c, rt_test_channel_call_run (&c), 401, "missing_signature");
     }
-    s_refused (&c, s_post (&c, "no_sender.form", URLENCODED), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "no_sender.form", URLENCODED), 400, "malformed");
     assert_non_null (strstr (c.result.reason, "address"));
     assert_int_equal (c.guard.calls, 0);
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 /* Mailgun's decoded fields win over raw headers of the same name in
@@ -450,7 +389,7 @@ test_bad_input (void **state)
 static void
 test_field_names (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     char sig[2 * RT_SHA256_LEN + 1], *body = NULL;
     (void)state;
@@ -464,18 +403,15 @@ test_field_names (void **state)
                   "B2%%D0%%B5%%D1%%82&from=%%D0%%90%%D0%%BD%%D0%%BD%%D0%%B0+%%3Canna%%40x."
                   "org%%3E&body-plain=hi&timestamp=%s&token=%s&signature=%s",
                   TS, TOKEN, sig) > 0);
-    c.headers[0].name = "Content-Type";
-    c.headers[0].value = URLENCODED;
-    c.req.body = (const uint8_t *)body;
-    c.req.body_len = strlen (body);
-    assert_int_equal (mailgun_handle (&c.inbox, &c.req, &c.result), 0);
-    m = s_inbound (&c);
+    assert_int_equal (rt_test_channel_call_post (&c, body, strlen (body), URLENCODED, NULL, NULL),
+                      0);
+    m = rt_test_channel_call_inbound (&c);
     assert_string_equal (m->subject, "Привет");
     assert_string_equal (m->display_name, "Анна");
     assert_string_equal (m->external_user_id, "anna@x.org");
     assert_string_equal (m->external_id, "UPPER@x.org");
     free (body);
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 /* --- formdata on its own --------------------------------------------- */

@@ -19,108 +19,57 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "channel.h"
-#include "rt_test.h"
 #include "rt_crypto.h"
+#include "rt_test_channel.h"
 
 #define SECRET       "test-app-secret"
 #define VERIFY_TOKEN "meatyhamhock"
 #define NOW_MS       1750000000000LL
 
-/* A request under construction: its headers and the body it owns. */
-typedef struct {
-    ingest_header_t headers[4];
-    char sig[80];
-    char *body;
-    size_t len;
-    ingest_request_t req;
-    ingest_inbox_t inbox;
-    json_t *config;
-    ingest_result_t result;
-} s_call_t;
+/* The handler under test, and where its requests come from. */
+static const rt_test_channel_t s_ch = {.fixtures = "meta",
+                                       .handler = meta_handle,
+                                       .inbox = "shop",
+                                       .channel = RETAIN__V1__CHANNEL__MESSENGER,
+                                       .path = "/hooks/meta/shop",
+                                       .public_url = "https://hooks.example.com/hooks/meta/shop",
+                                       .now_ms = NOW_MS};
 
-static char *
-s_fixture (const char *name, size_t *len)
-{
-    char rel[256];
-    snprintf (rel, sizeof rel, "ingest/meta/%s", name);
-    return rt_test_fixture (rel, len);
-}
-
-/* The X-Hub-Signature-256 sign.js stored in sigfile, into out (80 bytes). */
+/* The X-Hub-Signature-256 sign.js stored in sigfile, into out. */
 static void
 s_stored_sig (char *out, const char *sigfile)
 {
     size_t len;
-    char *sig = s_fixture (sigfile, &len);
-    while (len > 0 && (sig[len - 1] == '\n' || sig[len - 1] == '\r'))
-        sig[--len] = '\0';
+    char *sig = rt_test_channel_fixture_line (s_ch.fixtures, sigfile, &len);
     assert_int_equal (len, 7 + 2 * RT_SHA256_LEN);
     memcpy (out, sig, len + 1);
     free (sig);
 }
 
-/* Signs with rt_crypto: only for a body no fixture holds. */
+/* A request to the inbox "shop" of channel. */
 static void
-s_sign (char *out, const char *secret, const void *body, size_t len)
+s_init (rt_test_channel_call_t *c, Retain__V1__Channel channel)
 {
-    uint8_t mac[RT_SHA256_LEN];
-    char hex[2 * RT_SHA256_LEN + 1];
-    rt_hmac_sha256 (secret, strlen (secret), body, len, mac);
-    rt_hex_encode (mac, sizeof mac, hex);
-    sprintf (out, "sha256=%s", hex);
-}
-
-static void
-s_init (s_call_t *c, Retain__V1__Channel channel)
-{
-    memset (c, 0, sizeof *c);
-    c->config = json_pack ("{s:s}", "verify_token", VERIFY_TOKEN);
-    c->inbox.id = "shop";
+    rt_test_channel_call_init (c, &s_ch, SECRET);
     c->inbox.channel = channel;
-    c->inbox.secret = SECRET;
-    c->inbox.previous_secret = "";
-    c->inbox.config = c->config;
-    c->req.method = "POST";
-    c->req.path = "/hooks/meta/shop";
-    c->req.query = "";
-    c->req.headers = c->headers;
-    c->req.public_url = "https://hooks.example.com/hooks/meta/shop";
-    c->req.now_ms = NOW_MS;
+    json_object_set_new (c->config, "verify_token", json_string (VERIFY_TOKEN));
 }
 
 /* POSTs body with X-Hub-Signature-256 `sig` (NULL: unsigned). */
 static int
-s_post_body (s_call_t *c, const char *body, size_t len, const char *sig)
+s_post_body (rt_test_channel_call_t *c, const char *body, size_t len, const char *sig)
 {
-    size_t n = 0;
-    free (c->body);
-    c->body = malloc (len + 1);
-    assert_non_null (c->body);
-    memcpy (c->body, body, len);
-    c->len = len;
-    c->headers[n].name = "Content-Type";
-    c->headers[n++].value = "application/json";
-    if (sig) {
-        if (sig != c->sig)
-            snprintf (c->sig, sizeof c->sig, "%s", sig);
-        c->headers[n].name = "X-Hub-Signature-256";
-        c->headers[n++].value = c->sig;
-    }
-    c->req.nheaders = n;
-    c->req.body = (const uint8_t *)c->body;
-    c->req.body_len = c->len;
-    ingest_result_reset (&c->result);
-    return meta_handle (&c->inbox, &c->req, &c->result);
+    return rt_test_channel_call_post (c, body, len, "application/json",
+                                      sig ? "X-Hub-Signature-256" : NULL, sig);
 }
 
 /* POSTs a fixture with the signature `sigfile` holds (NULL: unsigned). */
 static int
-s_post_as (s_call_t *c, const char *fixture, const char *sigfile)
+s_post_as (rt_test_channel_call_t *c, const char *fixture, const char *sigfile)
 {
     size_t len;
-    char sig[80];
-    char *body = s_fixture (fixture, &len);
+    char sig[RT_TEST_CHANNEL_SIG_LEN];
+    char *body = rt_test_channel_fixture (s_ch.fixtures, fixture, &len);
     int rc;
     if (sigfile)
         s_stored_sig (sig, sigfile);
@@ -131,74 +80,48 @@ s_post_as (s_call_t *c, const char *fixture, const char *sigfile)
 
 /* POSTs a fixture signed as sign.js signed it (<fixture>.sig). */
 static int
-s_post (s_call_t *c, const char *fixture)
+s_post (rt_test_channel_call_t *c, const char *fixture)
 {
     char sigfile[256];
     snprintf (sigfile, sizeof sigfile, "%s.sig", fixture);
     return s_post_as (c, fixture, sigfile);
 }
 
-static void
-s_done (s_call_t *c)
-{
-    ingest_result_reset (&c->result);
-    free (c->body);
-    json_decref (c->config);
-}
-
 static Retain__V1__InboundMessage *
-s_inbound (s_call_t *c, size_t i)
+s_inbound (rt_test_channel_call_t *c, size_t i)
 {
-    assert_true (i < c->result.count);
-    assert_string_equal (c->result.items[i].type, "InboundMessage");
-    return (Retain__V1__InboundMessage *)c->result.items[i].msg;
+    return (Retain__V1__InboundMessage *)rt_test_channel_item (&c->result, i, "InboundMessage");
 }
 
 static Retain__V1__MessageDelivered *
-s_delivered (s_call_t *c, size_t i)
+s_delivered (rt_test_channel_call_t *c, size_t i)
 {
-    assert_true (i < c->result.count);
-    assert_string_equal (c->result.items[i].type, "MessageDelivered");
-    return (Retain__V1__MessageDelivered *)c->result.items[i].msg;
+    return (Retain__V1__MessageDelivered *)rt_test_channel_item (&c->result, i, "MessageDelivered");
 }
 
 static Retain__V1__MessageFailed *
-s_failed (s_call_t *c, size_t i)
+s_failed (rt_test_channel_call_t *c, size_t i)
 {
-    assert_true (i < c->result.count);
-    assert_string_equal (c->result.items[i].type, "MessageFailed");
-    return (Retain__V1__MessageFailed *)c->result.items[i].msg;
-}
-
-static void
-s_refused (s_call_t *c, int rc, int status, const char *label)
-{
-    assert_int_equal (rc, -1);
-    assert_int_equal (c->result.status, status);
-    assert_string_equal (c->result.label, label);
-    assert_true (strlen (c->result.reason) > 0);
-    assert_int_equal (c->result.count, 0);
-    assert_null (c->result.response);
+    return (Retain__V1__MessageFailed *)rt_test_channel_item (&c->result, i, "MessageFailed");
 }
 
 /* --- the handshake -------------------------------------------------- */
 
 static int
-s_get (s_call_t *c, const char *query)
+s_get (rt_test_channel_call_t *c, const char *query)
 {
     c->req.method = "GET";
     c->req.query = query;
     c->req.nheaders = 0;
     c->req.body = NULL;
     c->req.body_len = 0;
-    ingest_result_reset (&c->result);
-    return meta_handle (&c->inbox, &c->req, &c->result);
+    return rt_test_channel_call_run (c);
 }
 
 static void
 test_handshake (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__WHATSAPP);
     assert_int_equal (
@@ -208,23 +131,28 @@ test_handshake (void **state)
     assert_string_equal (c.result.response_type, "text/plain");
     assert_int_equal (c.result.count, 0);
 
-    s_refused (&c, s_get (&c, "hub.mode=subscribe&hub.challenge=1&hub.verify_token=meatyhamhoc"),
-               403, "verify_failed");
-    s_refused (&c, s_get (&c, "hub.mode=subscribe&hub.challenge=1"), 403, "verify_failed");
-    s_refused (&c, s_get (&c, "hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=meatyhamhock"),
-               403, "verify_failed");
-    s_refused (&c, s_get (&c, "hub.mode=subscribe&hub.verify_token=meatyhamhock"), 400,
-               "malformed");
-    s_refused (
+    rt_test_channel_call_refused (
+        &c, s_get (&c, "hub.mode=subscribe&hub.challenge=1&hub.verify_token=meatyhamhoc"), 403,
+        "verify_failed");
+    rt_test_channel_call_refused (&c, s_get (&c, "hub.mode=subscribe&hub.challenge=1"), 403,
+                                  "verify_failed");
+    rt_test_channel_call_refused (
+        &c, s_get (&c, "hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=meatyhamhock"), 403,
+        "verify_failed");
+    rt_test_channel_call_refused (
+        &c, s_get (&c, "hub.mode=subscribe&hub.verify_token=meatyhamhock"), 400, "malformed");
+    rt_test_channel_call_refused (
         &c,
         s_get (&c, "hub.mode=subscribe&hub.challenge=%3Cscript%3E+x&hub.verify_token=meatyhamhock"),
         400, "malformed");
-    s_refused (&c, s_get (&c, "hub.mode=subscribe&hub.challenge=%ZZ"), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_get (&c, "hub.mode=subscribe&hub.challenge=%ZZ"), 400,
+                                  "malformed");
     /* An inbox without a verify token refuses every handshake. */
     json_object_del (c.config, "verify_token");
-    s_refused (&c, s_get (&c, "hub.mode=subscribe&hub.challenge=1&hub.verify_token="), 403,
-               "verify_failed");
-    s_done (&c);
+    rt_test_channel_call_refused (
+        &c, s_get (&c, "hub.mode=subscribe&hub.challenge=1&hub.verify_token="), 403,
+        "verify_failed");
+    rt_test_channel_call_done (&c);
 }
 
 /* --- Messenger and Instagram ----------------------------------------- */
@@ -232,7 +160,7 @@ test_handshake (void **state)
 static void
 test_messenger_text (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__MESSENGER);
@@ -248,13 +176,13 @@ test_messenger_text (void **state)
     assert_int_equal (m->sent_at, 1458692752478LL);
     assert_string_equal (c.result.items[0].key, "messenger:shop:6945781675536277");
     assert_null (m->origin); /* a plain direct message */
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_messenger_batch (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     Retain__V1__MessageDelivered *d;
     (void)state;
@@ -312,13 +240,13 @@ test_messenger_batch (void **state)
     m = s_inbound (&c, 6);
     assert_string_equal (m->external_id, "m_standbyWhileAnotherAppOwnsTheThread");
     assert_string_equal (m->text, "anyone there?");
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_instagram_batch (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     Retain__V1__MessageDelivered *d;
     (void)state;
@@ -343,7 +271,7 @@ test_instagram_batch (void **state)
                          "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE2");
     assert_string_equal (c.result.items[2].external_id,
                          "read:aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE2");
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 /* --- comments and stories -------------------------------------------- */
@@ -354,7 +282,7 @@ test_instagram_batch (void **state)
 static void
 test_facebook_comments (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     char ext[96];
     (void)state;
@@ -426,14 +354,15 @@ test_facebook_comments (void **state)
 
     /* A feed notification is a Page's: an Instagram inbox refuses it. */
     c.inbox.channel = RETAIN__V1__CHANNEL__INSTAGRAM;
-    s_refused (&c, s_post (&c, "messenger_feed_comments.json"), 400, "wrong_object");
-    s_done (&c);
+    rt_test_channel_call_refused (&c, s_post (&c, "messenger_feed_comments.json"), 400,
+                                  "wrong_object");
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_instagram_comments (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__INSTAGRAM);
@@ -470,13 +399,13 @@ test_instagram_comments (void **state)
     m = s_inbound (&c, 2); /* a live comment: no private reply after the broadcast */
     assert_string_equal (m->origin->kind, "live_comment");
     assert_int_equal (m->origin->private_reply_until, 0);
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_instagram_stories (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__INSTAGRAM);
@@ -503,7 +432,7 @@ test_instagram_stories (void **state)
     assert_int_equal (m->n_attachments, 1);
     assert_string_equal (m->attachments[0]->kind, "link");
     assert_string_equal (m->attachments[0]->url, m->origin->permalink);
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 /* Comments with what cannot be read: refused whole, or accepted with
@@ -511,11 +440,12 @@ test_instagram_stories (void **state)
 static void
 test_comments_bad_input (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__MESSENGER);
     /* A good comment does not survive one without comment_id. */
-    s_refused (&c, s_post (&c, "malformed_feed_no_comment_id.json"), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "malformed_feed_no_comment_id.json"), 400,
+                                  "malformed");
     assert_non_null (strstr (c.result.reason, "entry[0].changes[1].value has no comment_id"));
     /* A field retain does not read (a rating) is answered 200, empty. */
     assert_int_equal (s_post (&c, "page_unknown_field.json"), 0);
@@ -523,12 +453,14 @@ test_comments_bad_input (void **state)
     assert_int_equal (c.result.status, 0);
 
     c.inbox.channel = RETAIN__V1__CHANNEL__INSTAGRAM;
-    s_refused (&c, s_post (&c, "malformed_ig_comment_no_from.json"), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "malformed_ig_comment_no_from.json"), 400,
+                                  "malformed");
     assert_non_null (strstr (c.result.reason, "entry[0].changes[0].value has no from.id"));
     /* A mention names no author or text, but it must name something. */
-    s_refused (&c, s_post (&c, "malformed_ig_mention_no_ids.json"), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "malformed_ig_mention_no_ids.json"), 400,
+                                  "malformed");
     assert_non_null (strstr (c.result.reason, "neither comment_id nor media_id"));
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 /* --- WhatsApp -------------------------------------------------------- */
@@ -536,7 +468,7 @@ test_comments_bad_input (void **state)
 static void
 test_whatsapp_text (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__WHATSAPP);
@@ -552,7 +484,7 @@ test_whatsapp_text (void **state)
     assert_string_equal (m->text, "Does it come in another color?");
     assert_int_equal (m->sent_at, 1749416383000LL);
     assert_string_equal (c.result.items[0].key, "whatsapp:shop:16505551234");
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static const char *
@@ -566,7 +498,7 @@ s_wamid (int n)
 static void
 test_whatsapp_batch (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     size_t i;
     (void)state;
@@ -635,13 +567,13 @@ test_whatsapp_batch (void **state)
     assert_string_equal (m->display_name, "Kim Lee");
     assert_string_equal (m->attachments[0]->kind, "video");
     assert_string_equal (m->text, "unboxing");
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_whatsapp_statuses (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__MessageDelivered *d;
     Retain__V1__MessageFailed *f;
     char ext[96];
@@ -677,7 +609,7 @@ test_whatsapp_statuses (void **state)
     f = s_failed (&c, 3);
     assert_string_equal (f->error_code, "131056");
     assert_false (f->permanent); /* a rate limit: try later */
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 /* --- refusals -------------------------------------------------------- */
@@ -685,39 +617,39 @@ test_whatsapp_statuses (void **state)
 static void
 test_signatures (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__MESSENGER);
-    s_refused (&c, s_post_as (&c, "messenger_text.json", NULL), 401, "missing_signature");
+    rt_test_channel_call_refused (&c, s_post_as (&c, "messenger_text.json", NULL), 401,
+                                  "missing_signature");
     /* Signed with the app secret of another app. */
     c.inbox.secret = "another-secret";
-    s_refused (&c, s_post (&c, "messenger_text.json"), 403, "bad_signature");
+    rt_test_channel_call_refused (&c, s_post (&c, "messenger_text.json"), 403, "bad_signature");
     c.inbox.secret = SECRET;
 
     /* Tampered: sent with the signature Meta made for the original. */
-    s_refused (&c, s_post (&c, "messenger_text_tampered.json"), 403, "bad_signature");
+    rt_test_channel_call_refused (&c, s_post (&c, "messenger_text_tampered.json"), 403,
+                                  "bad_signature");
     /* Not sha256=<hex>: the old SHA-1 header form, bad hex, short. */
     c.headers[1].value = "sha1=0123456789abcdef0123456789abcdef01234567";
-    ingest_result_reset (&c.result);
-    s_refused (&c, meta_handle (&c.inbox, &c.req, &c.result), 403, "bad_signature");
+    rt_test_channel_call_refused (&c, rt_test_channel_call_run (&c), 403, "bad_signature");
     c.headers[1].value = "sha256=zz";
-    ingest_result_reset (&c.result);
-    s_refused (&c, meta_handle (&c.inbox, &c.req, &c.result), 403, "bad_signature");
+    rt_test_channel_call_refused (&c, rt_test_channel_call_run (&c), 403, "bad_signature");
     c.headers[1].value = "";
-    ingest_result_reset (&c.result);
-    s_refused (&c, meta_handle (&c.inbox, &c.req, &c.result), 401, "missing_signature");
+    rt_test_channel_call_refused (&c, rt_test_channel_call_run (&c), 401, "missing_signature");
 
     /* An inbox without a secret accepts nothing, not even the empty key's. */
     c.inbox.secret = "";
-    s_refused (&c, s_post_as (&c, "messenger_text.json", "messenger_text.json.empty-key.sig"), 403,
-               "bad_signature");
-    s_done (&c);
+    rt_test_channel_call_refused (
+        &c, s_post_as (&c, "messenger_text.json", "messenger_text.json.empty-key.sig"), 403,
+        "bad_signature");
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_rotation (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__WHATSAPP);
     /* The fixtures' secret, first as the previous one, then as the new. */
@@ -731,66 +663,64 @@ test_rotation (void **state)
     assert_int_equal (c.result.count, 1);
     c.inbox.secret = "rotated-secret";
     c.inbox.previous_secret = "";
-    s_refused (&c, s_post (&c, "whatsapp_text.json"), 403, "bad_signature");
-    s_done (&c);
+    rt_test_channel_call_refused (&c, s_post (&c, "whatsapp_text.json"), 403, "bad_signature");
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_wrong_object (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__INSTAGRAM);
-    s_refused (&c, s_post (&c, "messenger_text.json"), 400, "wrong_object");
+    rt_test_channel_call_refused (&c, s_post (&c, "messenger_text.json"), 400, "wrong_object");
     assert_non_null (strstr (c.result.reason, "object \"page\" does not match inbox channel"));
     c.inbox.channel = RETAIN__V1__CHANNEL__MESSENGER;
-    s_refused (&c, s_post (&c, "whatsapp_statuses.json"), 400, "wrong_object");
+    rt_test_channel_call_refused (&c, s_post (&c, "whatsapp_statuses.json"), 400, "wrong_object");
     c.inbox.channel = RETAIN__V1__CHANNEL__WHATSAPP;
-    s_refused (&c, s_post (&c, "instagram_batch.json"), 400, "wrong_object");
-    s_done (&c);
+    rt_test_channel_call_refused (&c, s_post (&c, "instagram_batch.json"), 400, "wrong_object");
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_malformed (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__WHATSAPP);
-    s_refused (&c, s_post (&c, "malformed_truncated.json"), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "malformed_truncated.json"), 400, "malformed");
     assert_non_null (strstr (c.result.reason, "JSON"));
-    s_refused (&c, s_post (&c, "malformed_not_object.json"), 400, "malformed");
-    s_refused (&c, s_post (&c, "malformed_wa_no_from.json"), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "malformed_not_object.json"), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "malformed_wa_no_from.json"), 400, "malformed");
     assert_non_null (strstr (c.result.reason, "entry[0].changes[0].value.messages[0] has no from"));
-    s_refused (&c, s_post (&c, "malformed_empty.json"), 400, "malformed");
-    s_refused (&c, s_post (&c, "malformed_no_entry.json"), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "malformed_empty.json"), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "malformed_no_entry.json"), 400, "malformed");
     /* A good first message does not survive a bad second one. */
     c.inbox.channel = RETAIN__V1__CHANNEL__MESSENGER;
-    s_refused (&c, s_post (&c, "malformed_no_mid.json"), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "malformed_no_mid.json"), 400, "malformed");
     assert_non_null (strstr (c.result.reason, "entry[0].messaging[1]"));
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_method_and_type (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__MESSENGER);
     c.req.method = "PUT";
-    s_refused (&c, s_post (&c, "messenger_text.json"), 405, "method_not_allowed");
+    rt_test_channel_call_refused (&c, s_post (&c, "messenger_text.json"), 405,
+                                  "method_not_allowed");
     c.req.method = "POST";
     s_post (&c, "messenger_text.json");
     c.headers[0].value = "text/plain";
-    ingest_result_reset (&c.result);
-    s_refused (&c, meta_handle (&c.inbox, &c.req, &c.result), 415, "unsupported_media_type");
+    rt_test_channel_call_refused (&c, rt_test_channel_call_run (&c), 415, "unsupported_media_type");
     c.headers[0].value = "application/json; charset=UTF-8";
-    ingest_result_reset (&c.result);
-    assert_int_equal (meta_handle (&c.inbox, &c.req, &c.result), 0);
+    assert_int_equal (rt_test_channel_call_run (&c), 0);
     assert_int_equal (c.result.count, 1);
     c.headers[0].name = "X-Other";
-    ingest_result_reset (&c.result);
-    s_refused (&c, meta_handle (&c.inbox, &c.req, &c.result), 415, "unsupported_media_type");
-    s_done (&c);
+    rt_test_channel_call_refused (&c, rt_test_channel_call_run (&c), 415, "unsupported_media_type");
+    rt_test_channel_call_done (&c);
 }
 
 /* A notification with more receipts than Meta ever batches is refused
@@ -798,7 +728,7 @@ test_method_and_type (void **state)
 static void
 test_too_many_items (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     json_t *mids = json_array (), *root;
     char *body;
     int i;
@@ -810,11 +740,12 @@ test_too_many_items (void **state)
                       (json_int_t)1458668856253LL);
     body = json_dumps (root, JSON_COMPACT);
     s_init (&c, RETAIN__V1__CHANNEL__MESSENGER);
-    s_sign (c.sig, SECRET, body, strlen (body));
-    s_refused (&c, s_post_body (&c, body, strlen (body), c.sig), 413, "too_many_items");
+    rt_test_channel_sha256_sig (SECRET, body, strlen (body), c.sig);
+    rt_test_channel_call_refused (&c, s_post_body (&c, body, strlen (body), c.sig), 413,
+                                  "too_many_items");
     free (body);
     json_decref (root);
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 int

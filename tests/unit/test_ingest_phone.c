@@ -22,75 +22,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "channel.h"
-#include "rt_test.h"
-#include "rt_crypto.h"
+#include "rt_test_channel.h"
 
 #define SECRET   "pbx-test-secret-91ab"
 #define PREVIOUS "pbx-old-secret-4411"
 #define NOW_MS   1718009999000LL
 
-static json_t *s_config;
-
-static char *
-s_fixture (const char *name, size_t *len)
-{
-    char rel[256];
-    snprintf (rel, sizeof rel, "ingest/phone/%s", name);
-    return rt_test_fixture (rel, len);
-}
-
-static ingest_inbox_t
-s_inbox (const char *secret, const char *previous)
-{
-    ingest_inbox_t inbox = {"office-pbx", RETAIN__V1__CHANNEL__PHONE, secret, previous, s_config};
-    return inbox;
-}
-
-/* "sha256=<hex HMAC>" of body under key into out (72 bytes). */
-static void
-s_sign (const char *key, const char *body, size_t len, char *out)
-{
-    uint8_t mac[RT_SHA256_LEN];
-    rt_hmac_sha256 (key, strlen (key), body, len, mac);
-    memcpy (out, "sha256=", 7);
-    rt_hex_encode (mac, sizeof mac, out + 7);
-}
+/* The handler under test, and where its requests come from. */
+static const rt_test_channel_t s_ch = {.fixtures = "phone",
+                                       .handler = phone_handle,
+                                       .inbox = "office-pbx",
+                                       .channel = RETAIN__V1__CHANNEL__PHONE,
+                                       .path = "/hooks/phone/office-pbx",
+                                       .public_url =
+                                           "https://hooks.example.com/hooks/phone/office-pbx",
+                                       .now_ms = NOW_MS};
 
 /* Calls the handler; sig and shared NULL leave their headers out. */
 static int
 s_call (const ingest_inbox_t *inbox, const char *method, const char *ctype, const char *sig,
         const char *shared, const char *body, size_t len, ingest_result_t *result)
 {
-    ingest_header_t headers[4];
-    size_t n = 0;
-    ingest_request_t req;
-    if (ctype)
-        headers[n++] = (ingest_header_t){"Content-Type", ctype};
-    if (sig)
-        headers[n++] = (ingest_header_t){"X-Retain-Signature", sig};
-    if (shared)
-        headers[n++] = (ingest_header_t){"X-Retain-Secret", shared};
-    memset (&req, 0, sizeof req);
-    req.method = method;
-    req.path = "/hooks/phone/office-pbx";
-    req.query = "";
-    req.headers = headers;
-    req.nheaders = n;
-    req.body = (const uint8_t *)body;
-    req.body_len = len;
-    req.public_url = "https://hooks.example.com/hooks/phone/office-pbx";
-    req.now_ms = NOW_MS;
-    memset (result, 0, sizeof *result);
-    return phone_handle (inbox, &req, result);
+    const ingest_header_t headers[] = {
+        {"Content-Type", ctype}, {"X-Retain-Signature", sig}, {"X-Retain-Secret", shared}};
+    return rt_test_channel_call (&s_ch, inbox, method, headers, 3, body, len, result);
 }
 
 static int
 s_signed (const char *key, const char *body, size_t len, ingest_result_t *result)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
-    char sig[80];
-    s_sign (key, body, len, sig);
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
+    char sig[RT_TEST_CHANNEL_SIG_LEN];
+    rt_test_channel_sha256_sig (key, body, len, sig);
     return s_call (&inbox, "POST", "application/json", sig, NULL, body, len, result);
 }
 
@@ -98,43 +61,19 @@ static int
 s_run (const char *name, ingest_result_t *result)
 {
     size_t len;
-    char *body = s_fixture (name, &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, name, &len);
     int rc = s_signed (SECRET, body, len, result);
     free (body);
     return rc;
 }
 
+/* The one InboundMessage of a successful result: a call's. */
 static Retain__V1__InboundMessage *
 s_one (int rc, ingest_result_t *result)
 {
-    Retain__V1__InboundMessage *msg;
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal (rc, 0);
-    assert_int_equal (result->status, 0);
-    assert_int_equal (result->count, 1);
-    assert_string_equal (result->items[0].type, "InboundMessage");
-    msg = (Retain__V1__InboundMessage *)result->items[0].msg;
-    assert_string_equal (result->items[0].external_id, msg->external_id);
+    Retain__V1__InboundMessage *msg = rt_test_channel_inbound (rc, result);
     assert_non_null (msg->call);
-    len = protobuf_c_message_get_packed_size (&msg->base);
-    buf = malloc (len + 1);
-    assert_int_equal (protobuf_c_message_pack (&msg->base, buf), len);
-    free (buf);
     return msg;
-}
-
-static void
-s_assert_fails (int rc, ingest_result_t *result, int status, const char *label, const char *reason)
-{
-    assert_int_equal (rc, -1);
-    assert_int_equal (result->status, status);
-    assert_string_equal (result->label, label);
-    if (!strstr (result->reason, reason))
-        fail_msg ("reason \"%s\" does not mention \"%s\"", result->reason, reason);
-    assert_int_equal (result->count, 0);
-    assert_null (result->items);
-    ingest_result_reset (result);
 }
 
 /* --- call events --- */
@@ -166,14 +105,12 @@ test_missed_asks_for_call_back (void **state)
 static void
 test_signature_from_python (void **state)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     ingest_result_t r;
-    size_t len, siglen;
-    char *body = s_fixture ("missed.json", &len);
-    char *sig = s_fixture ("missed.json.sig", &siglen);
+    size_t len;
+    char *body = rt_test_channel_fixture (s_ch.fixtures, "missed.json", &len);
+    char *sig = rt_test_channel_fixture_line (s_ch.fixtures, "missed.json.sig", NULL);
     (void)state;
-    while (siglen > 0 && (sig[siglen - 1] == '\n' || sig[siglen - 1] == '\r'))
-        sig[--siglen] = '\0';
     s_one (s_call (&inbox, "POST", "application/json", sig, NULL, body, len, &r), &r);
     ingest_result_reset (&r);
     free (sig);
@@ -275,96 +212,101 @@ test_national_number_and_no_timestamp (void **state)
 static void
 test_shared_secret (void **state)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     ingest_result_t r;
     size_t len;
-    char *body = s_fixture ("missed.json", &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, "missed.json", &len);
     (void)state;
     s_one (s_call (&inbox, "POST", "application/json", NULL, SECRET, body, len, &r), &r);
     ingest_result_reset (&r);
-    s_assert_fails (s_call (&inbox, "POST", "application/json", NULL, SECRET "!", body, len, &r),
-                    &r, 403, "bad_signature", "X-Retain-Secret does not match");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", NULL, "pbx", body, len, &r), &r,
-                    403, "bad_signature", "X-Retain-Secret does not match");
+    rt_test_channel_fails (
+        s_call (&inbox, "POST", "application/json", NULL, SECRET "!", body, len, &r), &r, 403,
+        "bad_signature", "X-Retain-Secret does not match");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", NULL, "pbx", body, len, &r),
+                           &r, 403, "bad_signature", "X-Retain-Secret does not match");
     free (body);
 }
 
 static void
 test_signature_decides (void **state)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     ingest_result_t r;
-    char sig[80];
+    char sig[RT_TEST_CHANNEL_SIG_LEN];
     size_t len;
-    char *body = s_fixture ("missed.json", &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, "missed.json", &len);
     (void)state;
     /* A wrong signature is not rescued by a right shared secret. */
-    s_sign ("not-the-secret", body, len, sig);
-    s_assert_fails (s_call (&inbox, "POST", "application/json", sig, SECRET, body, len, &r), &r,
-                    403, "bad_signature", "X-Retain-Signature does not match");
+    rt_test_channel_sha256_sig ("not-the-secret", body, len, sig);
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", sig, SECRET, body, len, &r),
+                           &r, 403, "bad_signature", "X-Retain-Signature does not match");
     free (body);
 }
 
 static void
 test_unsigned_tampered_wrong_key (void **state)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     ingest_result_t r;
-    char sig[80];
+    char sig[RT_TEST_CHANNEL_SIG_LEN];
     size_t len;
-    char *body = s_fixture ("missed.json", &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, "missed.json", &len);
     (void)state;
-    s_assert_fails (s_call (&inbox, "POST", "application/json", NULL, NULL, body, len, &r), &r, 401,
-                    "missing_signature", "neither");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", "", "", body, len, &r), &r, 401,
-                    "missing_signature", "neither");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", NULL, NULL, body, len, &r),
+                           &r, 401, "missing_signature", "neither");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", "", "", body, len, &r), &r,
+                           401, "missing_signature", "neither");
 
     /* Signed, then the caller's number changed. */
-    s_sign (SECRET, body, len, sig);
+    rt_test_channel_sha256_sig (SECRET, body, len, sig);
     *strstr (body, "+380501234567") = '-';
-    s_assert_fails (s_call (&inbox, "POST", "application/json", sig, NULL, body, len, &r), &r, 403,
-                    "bad_signature", "does not match the body");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", sig, NULL, body, len, &r),
+                           &r, 403, "bad_signature", "does not match the body");
     *strstr (body, "-380501234567") = '+';
 
-    s_assert_fails (s_signed ("another-pbx", body, len, &r), &r, 403, "bad_signature",
-                    "does not match the body");
+    rt_test_channel_fails (s_signed ("another-pbx", body, len, &r), &r, 403, "bad_signature",
+                           "does not match the body");
     /* Malformed headers. */
-    s_assert_fails (s_call (&inbox, "POST", "application/json", sig + 7, NULL, body, len, &r), &r,
-                    403, "bad_signature", "sha256=");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", "sha1=abcdef", NULL, body, len, &r),
-                    &r, 403, "bad_signature", "sha256=");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", "sha256=", NULL, body, len, &r), &r,
-                    403, "bad_signature", "sha256=");
+    rt_test_channel_fails (
+        s_call (&inbox, "POST", "application/json", sig + 7, NULL, body, len, &r), &r, 403,
+        "bad_signature", "sha256=");
+    rt_test_channel_fails (
+        s_call (&inbox, "POST", "application/json", "sha1=abcdef", NULL, body, len, &r), &r, 403,
+        "bad_signature", "sha256=");
+    rt_test_channel_fails (
+        s_call (&inbox, "POST", "application/json", "sha256=", NULL, body, len, &r), &r, 403,
+        "bad_signature", "sha256=");
     sig[7 + 63] = 'g';
-    s_assert_fails (s_call (&inbox, "POST", "application/json", sig, NULL, body, len, &r), &r, 403,
-                    "bad_signature", "sha256=");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", sig, NULL, body, len, &r),
+                           &r, 403, "bad_signature", "sha256=");
     free (body);
 }
 
 static void
 test_rotation (void **state)
 {
-    ingest_inbox_t rotating = s_inbox (SECRET, PREVIOUS);
-    ingest_inbox_t rotated = s_inbox (SECRET, "");
-    ingest_inbox_t none = s_inbox ("", "");
+    ingest_inbox_t rotating = rt_test_channel_inbox (&s_ch, SECRET, PREVIOUS);
+    ingest_inbox_t rotated = rt_test_channel_inbox (&s_ch, SECRET, "");
+    ingest_inbox_t none = rt_test_channel_inbox (&s_ch, "", "");
     ingest_result_t r;
-    char sig[80];
+    char sig[RT_TEST_CHANNEL_SIG_LEN];
     size_t len;
-    char *body = s_fixture ("missed.json", &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, "missed.json", &len);
     (void)state;
-    s_sign (PREVIOUS, body, len, sig);
+    rt_test_channel_sha256_sig (PREVIOUS, body, len, sig);
     s_one (s_call (&rotating, "POST", "application/json", sig, NULL, body, len, &r), &r);
     ingest_result_reset (&r);
     s_one (s_call (&rotating, "POST", "application/json", NULL, PREVIOUS, body, len, &r), &r);
     ingest_result_reset (&r);
-    s_assert_fails (s_call (&rotated, "POST", "application/json", sig, NULL, body, len, &r), &r,
-                    403, "bad_signature", "does not match");
-    s_assert_fails (s_call (&rotated, "POST", "application/json", NULL, PREVIOUS, body, len, &r),
-                    &r, 403, "bad_signature", "does not match");
+    rt_test_channel_fails (s_call (&rotated, "POST", "application/json", sig, NULL, body, len, &r),
+                           &r, 403, "bad_signature", "does not match");
+    rt_test_channel_fails (
+        s_call (&rotated, "POST", "application/json", NULL, PREVIOUS, body, len, &r), &r, 403,
+        "bad_signature", "does not match");
     /* No secret configured: an HMAC under "" proves nothing. */
-    s_sign ("", body, len, sig);
-    s_assert_fails (s_call (&none, "POST", "application/json", sig, NULL, body, len, &r), &r, 403,
-                    "bad_signature", "does not match");
+    rt_test_channel_sha256_sig ("", body, len, sig);
+    rt_test_channel_fails (s_call (&none, "POST", "application/json", sig, NULL, body, len, &r), &r,
+                           403, "bad_signature", "does not match");
     free (body);
 }
 
@@ -373,15 +315,15 @@ test_rotation (void **state)
 static void
 test_method_and_content_type (void **state)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     ingest_result_t r;
     size_t len;
-    char *body = s_fixture ("missed.json", &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, "missed.json", &len);
     (void)state;
-    s_assert_fails (s_call (&inbox, "GET", "application/json", NULL, SECRET, body, len, &r), &r,
-                    405, "method_not_allowed", "GET");
-    s_assert_fails (s_call (&inbox, "POST", "text/xml", NULL, SECRET, body, len, &r), &r, 415,
-                    "unsupported_media_type", "application/json");
+    rt_test_channel_fails (s_call (&inbox, "GET", "application/json", NULL, SECRET, body, len, &r),
+                           &r, 405, "method_not_allowed", "GET");
+    rt_test_channel_fails (s_call (&inbox, "POST", "text/xml", NULL, SECRET, body, len, &r), &r,
+                           415, "unsupported_media_type", "application/json");
     s_one (s_call (&inbox, "POST", "application/json; charset=utf-8", NULL, SECRET, body, len, &r),
            &r);
     ingest_result_reset (&r);
@@ -417,64 +359,35 @@ test_bad_events (void **state)
     ingest_result_t r;
     size_t i;
     (void)state;
-    s_assert_fails (s_run ("unknown_event.json", &r), &r, 400, "malformed",
-                    "unknown event \"transferred\"");
-    s_assert_fails (s_run ("recording_without_url.json", &r), &r, 400, "malformed",
-                    "recording_url missing");
-    s_assert_fails (s_run ("wrong_types.json", &r), &r, 400, "malformed",
-                    "duration_s is not a number");
-    s_assert_fails (s_run ("missing_from.json", &r), &r, 400, "malformed", "from missing");
-    s_assert_fails (s_run ("malformed.json", &r), &r, 400, "malformed", "not JSON");
-    s_assert_fails (s_signed (SECRET, "", 0, &r), &r, 400, "malformed", "not JSON");
+    rt_test_channel_fails (s_run ("unknown_event.json", &r), &r, 400, "malformed",
+                           "unknown event \"transferred\"");
+    rt_test_channel_fails (s_run ("recording_without_url.json", &r), &r, 400, "malformed",
+                           "recording_url missing");
+    rt_test_channel_fails (s_run ("wrong_types.json", &r), &r, 400, "malformed",
+                           "duration_s is not a number");
+    rt_test_channel_fails (s_run ("missing_from.json", &r), &r, 400, "malformed", "from missing");
+    rt_test_channel_fails (s_run ("malformed.json", &r), &r, 400, "malformed", "not JSON");
+    rt_test_channel_fails (s_signed (SECRET, "", 0, &r), &r, 400, "malformed", "not JSON");
     for (i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
-        s_assert_fails (s_signed (SECRET, bodies[i][0], strlen (bodies[i][0]), &r), &r, 400,
-                        "malformed", bodies[i][1]);
+        rt_test_channel_fails (s_signed (SECRET, bodies[i][0], strlen (bodies[i][0]), &r), &r, 400,
+                               "malformed", bodies[i][1]);
+}
+
+/* Posts a cut or flipped event, signed so that the parser sees it. */
+static int
+s_post (void *arg, const char *body, size_t len, ingest_result_t *result)
+{
+    (void)arg;
+    return s_signed (SECRET, body, len, result);
 }
 
 static void
 test_truncations_and_flips (void **state)
 {
-    static const char *names[] = {"missed.json", "recording.json", "outbound_missed.json"};
-    size_t k;
+    static const char *const names[] = {"missed.json", "recording.json", "outbound_missed.json"};
     (void)state;
-    for (k = 0; k < sizeof names / sizeof names[0]; k++) {
-        size_t len, i;
-        char *body = s_fixture (names[k], &len);
-        for (i = 0; i < len; i++) {
-            ingest_result_t r;
-            int rc = s_signed (SECRET, body, i, &r);
-            assert_true (rc == 0 || (rc == -1 && r.status == 400 && r.count == 0));
-            ingest_result_reset (&r);
-        }
-        for (i = 0; i < len; i++) {
-            static const char flips[] = {'"', '{', '}', '[', ']', ':', ',', '0', '-', 'x', '\\'};
-            ingest_result_t r;
-            char saved = body[i];
-            int rc;
-            body[i] = flips[i % sizeof flips];
-            rc = s_signed (SECRET, body, len, &r);
-            assert_true (rc == 0 || (rc == -1 && r.status == 400 && r.count == 0));
-            ingest_result_reset (&r);
-            body[i] = saved;
-        }
-        free (body);
-    }
-}
-
-static int
-s_setup (void **state)
-{
-    (void)state;
-    s_config = json_object ();
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    (void)state;
-    json_decref (s_config);
-    return 0;
+    rt_test_channel_sweep (s_ch.fixtures, names, sizeof names / sizeof names[0], s_post, NULL,
+                           false);
 }
 
 int
@@ -495,5 +408,5 @@ main (void)
         cmocka_unit_test (test_bad_events),
         cmocka_unit_test (test_truncations_and_flips),
     };
-    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+    return cmocka_run_group_tests (tests, rt_test_channel_setup, rt_test_channel_teardown);
 }

@@ -19,28 +19,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "channel.h"
-#include "rt_test.h"
+#include "rt_test_channel.h"
 
 #define SECRET   "tg_Secret-Token_0123"
 #define PREVIOUS "tg_Old-Token_9876"
 
-static char *
-s_fixture (const char *name, size_t *len)
-{
-    char rel[256];
-    snprintf (rel, sizeof rel, "ingest/telegram/%s", name);
-    return rt_test_fixture (rel, len);
-}
-
-static json_t *s_config;
-
-static ingest_inbox_t
-s_inbox (const char *secret, const char *previous)
-{
-    ingest_inbox_t inbox = {"shop-bot", RETAIN__V1__CHANNEL__TELEGRAM, secret, previous, s_config};
-    return inbox;
-}
+/* The handler under test, and where its requests come from. */
+static const rt_test_channel_t s_ch = {.fixtures = "telegram",
+                                       .handler = telegram_handle,
+                                       .inbox = "shop-bot",
+                                       .channel = RETAIN__V1__CHANNEL__TELEGRAM,
+                                       .path = "/hooks/telegram/shop-bot",
+                                       .public_url =
+                                           "https://hooks.example.com/hooks/telegram/shop-bot",
+                                       .now_ms = 1718009999000};
 
 /* Calls the handler with body and the given method, content type and token
  * (NULL: header absent). */
@@ -48,73 +40,22 @@ static int
 s_call (const ingest_inbox_t *inbox, const char *method, const char *ctype, const char *token,
         const char *body, size_t len, ingest_result_t *result)
 {
-    ingest_header_t headers[3];
-    size_t n = 0;
-    ingest_request_t req;
-    if (ctype)
-        headers[n++] = (ingest_header_t){"Content-Type", ctype};
-    if (token)
-        headers[n++] = (ingest_header_t){"X-Telegram-Bot-Api-Secret-Token", token};
-    headers[n++] = (ingest_header_t){"User-Agent", "TelegramBot"};
-    memset (&req, 0, sizeof req);
-    req.method = method;
-    req.path = "/hooks/telegram/shop-bot";
-    req.query = "";
-    req.headers = headers;
-    req.nheaders = n;
-    req.body = (const uint8_t *)body;
-    req.body_len = len;
-    req.public_url = "https://hooks.example.com/hooks/telegram/shop-bot";
-    req.now_ms = 1718009999000;
-    memset (result, 0, sizeof *result);
-    return telegram_handle (inbox, &req, result);
+    const ingest_header_t headers[] = {{"Content-Type", ctype},
+                                       {"X-Telegram-Bot-Api-Secret-Token", token},
+                                       {"User-Agent", "TelegramBot"}};
+    return rt_test_channel_call (&s_ch, inbox, method, headers, 3, body, len, result);
 }
 
 /* Runs a fixture through a correctly configured inbox. */
 static int
 s_run (const char *name, ingest_result_t *result)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     size_t len;
-    char *body = s_fixture (name, &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, name, &len);
     int rc = s_call (&inbox, "POST", "application/json", SECRET, body, len, result);
     free (body);
     return rc;
-}
-
-/* The one InboundMessage of a successful result; it must also serialize. */
-static Retain__V1__InboundMessage *
-s_one (int rc, ingest_result_t *result)
-{
-    Retain__V1__InboundMessage *msg;
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal (rc, 0);
-    assert_int_equal (result->status, 0);
-    assert_int_equal (result->count, 1);
-    assert_string_equal (result->items[0].type, "InboundMessage");
-    msg = (Retain__V1__InboundMessage *)result->items[0].msg;
-    assert_ptr_equal (msg->base.descriptor, &retain__v1__inbound_message__descriptor);
-    assert_string_equal (result->items[0].external_id, msg->external_id);
-    len = protobuf_c_message_get_packed_size (&msg->base);
-    buf = malloc (len + 1);
-    assert_int_equal (protobuf_c_message_pack (&msg->base, buf), len);
-    free (buf);
-    return msg;
-}
-
-static void
-s_assert_fails (int rc, ingest_result_t *result, int status, const char *label, const char *reason)
-{
-    assert_int_equal (rc, -1);
-    assert_int_equal (result->status, status);
-    assert_string_equal (result->label, label);
-    if (!strstr (result->reason, reason))
-        fail_msg ("reason \"%s\" does not mention \"%s\"", result->reason, reason);
-    assert_int_equal (result->count, 0);
-    assert_null (result->items);
-    assert_null (result->response);
-    ingest_result_reset (result);
 }
 
 /* --- messages --- */
@@ -125,7 +66,7 @@ test_text (void **state)
     ingest_result_t r;
     Retain__V1__InboundMessage *m;
     (void)state;
-    m = s_one (s_run ("text.json", &r), &r);
+    m = rt_test_channel_inbound (s_run ("text.json", &r), &r);
     assert_int_equal (m->channel, RETAIN__V1__CHANNEL__TELEGRAM);
     assert_string_equal (m->inbox, "shop-bot");
     assert_string_equal (m->external_id, "387164922:4012");
@@ -149,8 +90,8 @@ test_retry_same_id (void **state)
 {
     ingest_result_t a, b;
     (void)state;
-    s_one (s_run ("text.json", &a), &a);
-    s_one (s_run ("text.json", &b), &b);
+    rt_test_channel_inbound (s_run ("text.json", &a), &a);
+    rt_test_channel_inbound (s_run ("text.json", &b), &b);
     assert_string_equal (a.items[0].external_id, b.items[0].external_id);
     ingest_result_reset (&a);
     ingest_result_reset (&b);
@@ -162,8 +103,8 @@ test_edit_is_distinct (void **state)
     ingest_result_t orig, edit;
     Retain__V1__InboundMessage *m;
     (void)state;
-    s_one (s_run ("text.json", &orig), &orig);
-    m = s_one (s_run ("edited.json", &edit), &edit);
+    rt_test_channel_inbound (s_run ("text.json", &orig), &orig);
+    m = rt_test_channel_inbound (s_run ("edited.json", &edit), &edit);
     assert_string_equal (m->external_id, "387164922:4012:edit:1718000095");
     assert_string_not_equal (m->external_id, orig.items[0].external_id);
     assert_true (m->edited);
@@ -178,8 +119,8 @@ test_edit_without_edit_date (void **state)
 {
     ingest_result_t r;
     (void)state;
-    s_assert_fails (s_run ("edited_no_edit_date.json", &r), &r, 400, "malformed",
-                    "edited_message.edit_date missing");
+    rt_test_channel_fails (s_run ("edited_no_edit_date.json", &r), &r, 400, "malformed",
+                           "edited_message.edit_date missing");
 }
 
 static void
@@ -188,7 +129,7 @@ test_photo_caption (void **state)
     ingest_result_t r;
     Retain__V1__InboundMessage *m;
     (void)state;
-    m = s_one (s_run ("photo_caption.json", &r), &r);
+    m = rt_test_channel_inbound (s_run ("photo_caption.json", &r), &r);
     assert_string_equal (m->caption, "The parcel arrived damaged");
     assert_string_equal (m->text, "The parcel arrived damaged");
     assert_int_equal (m->n_attachments, 1);
@@ -205,7 +146,7 @@ test_reply (void **state)
     ingest_result_t r;
     Retain__V1__InboundMessage *m;
     (void)state;
-    m = s_one (s_run ("reply.json", &r), &r);
+    m = rt_test_channel_inbound (s_run ("reply.json", &r), &r);
     /* The external id of the message answered, in the same form as ours. */
     assert_string_equal (m->reply_to, "387164922:4017");
     assert_string_equal (m->text, "Thanks, which branch?");
@@ -218,7 +159,7 @@ test_own_contact_gives_phone (void **state)
     ingest_result_t r;
     Retain__V1__InboundMessage *m;
     (void)state;
-    m = s_one (s_run ("contact.json", &r), &r);
+    m = rt_test_channel_inbound (s_run ("contact.json", &r), &r);
     assert_int_equal (m->n_attachments, 1);
     assert_string_equal (m->attachments[0]->kind, "contact");
     assert_string_equal (m->attachments[0]->phone, "380501234567");
@@ -233,7 +174,7 @@ test_other_contact_is_not_the_sender (void **state)
     ingest_result_t r;
     Retain__V1__InboundMessage *m;
     (void)state;
-    m = s_one (s_run ("contact_other.json", &r), &r);
+    m = rt_test_channel_inbound (s_run ("contact_other.json", &r), &r);
     assert_string_equal (m->attachments[0]->phone, "+48 600 100 200");
     assert_string_equal (m->attachments[0]->name, "Marek");
     assert_string_equal (m->phone, "");
@@ -246,7 +187,7 @@ test_location (void **state)
     ingest_result_t r;
     Retain__V1__InboundMessage *m;
     (void)state;
-    m = s_one (s_run ("location.json", &r), &r);
+    m = rt_test_channel_inbound (s_run ("location.json", &r), &r);
     assert_int_equal (m->n_attachments, 1);
     assert_string_equal (m->attachments[0]->kind, "location");
     assert_float_equal (m->attachments[0]->latitude, 50.450001, 1e-9);
@@ -260,7 +201,7 @@ test_venue_is_one_location (void **state)
     ingest_result_t r;
     Retain__V1__InboundMessage *m;
     (void)state;
-    m = s_one (s_run ("venue.json", &r), &r);
+    m = rt_test_channel_inbound (s_run ("venue.json", &r), &r);
     assert_int_equal (m->n_attachments, 1);
     assert_string_equal (m->attachments[0]->kind, "location");
     assert_string_equal (m->attachments[0]->name,
@@ -275,7 +216,7 @@ test_document (void **state)
     ingest_result_t r;
     Retain__V1__InboundMessage *m;
     (void)state;
-    m = s_one (s_run ("document.json", &r), &r);
+    m = rt_test_channel_inbound (s_run ("document.json", &r), &r);
     assert_int_equal (m->n_attachments, 1);
     assert_string_equal (m->attachments[0]->kind, "document");
     assert_string_equal (m->attachments[0]->file_id, "BQACAgIAAxkBAAIBaGZ_invoice");
@@ -293,7 +234,7 @@ test_voice (void **state)
     ingest_result_t r;
     Retain__V1__InboundMessage *m;
     (void)state;
-    m = s_one (s_run ("voice.json", &r), &r);
+    m = rt_test_channel_inbound (s_run ("voice.json", &r), &r);
     assert_string_equal (m->attachments[0]->kind, "voice");
     assert_string_equal (m->attachments[0]->mime_type, "audio/ogg");
     assert_string_equal (m->attachments[0]->file_id, "AwACAgIAAxkBAAIBaWZ_voice");
@@ -308,7 +249,7 @@ test_sticker (void **state)
     ingest_result_t r;
     Retain__V1__InboundMessage *m;
     (void)state;
-    m = s_one (s_run ("sticker.json", &r), &r);
+    m = rt_test_channel_inbound (s_run ("sticker.json", &r), &r);
     assert_string_equal (m->attachments[0]->kind, "sticker");
     assert_string_equal (m->attachments[0]->mime_type, "application/x-tgsticker");
     assert_string_equal (m->attachments[0]->file_id, "CAACAgIAAxkBAAIBamZ_sticker");
@@ -321,7 +262,7 @@ test_animation_is_one_attachment (void **state)
     ingest_result_t r;
     Retain__V1__InboundMessage *m;
     (void)state;
-    m = s_one (s_run ("animation.json", &r), &r);
+    m = rt_test_channel_inbound (s_run ("animation.json", &r), &r);
     /* Telegram repeats an animation as document: it is kept once. */
     assert_int_equal (m->n_attachments, 1);
     assert_string_equal (m->attachments[0]->kind, "video");
@@ -336,7 +277,7 @@ test_channel_post (void **state)
     ingest_result_t r;
     Retain__V1__InboundMessage *m;
     (void)state;
-    m = s_one (s_run ("channel_post.json", &r), &r);
+    m = rt_test_channel_inbound (s_run ("channel_post.json", &r), &r);
     assert_string_equal (m->external_id, "-1001987654321:88");
     assert_string_equal (m->external_user_id, "-1001987654321");
     assert_string_equal (m->display_name, "Shop News");
@@ -365,53 +306,55 @@ test_nothing_to_keep (void **state)
 static void
 test_missing_token (void **state)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     ingest_result_t r;
     size_t len;
-    char *body = s_fixture ("text.json", &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, "text.json", &len);
     (void)state;
-    s_assert_fails (s_call (&inbox, "POST", "application/json", NULL, body, len, &r), &r, 401,
-                    "missing_signature", "X-Telegram-Bot-Api-Secret-Token missing");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", "", body, len, &r), &r, 401,
-                    "missing_signature", "missing");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", NULL, body, len, &r), &r,
+                           401, "missing_signature", "X-Telegram-Bot-Api-Secret-Token missing");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", "", body, len, &r), &r, 401,
+                           "missing_signature", "missing");
     free (body);
 }
 
 static void
 test_wrong_token (void **state)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
-    ingest_inbox_t other = s_inbox ("another-bots-token", "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
+    ingest_inbox_t other = rt_test_channel_inbox (&s_ch, "another-bots-token", "");
     ingest_result_t r;
     size_t len;
-    char *body = s_fixture ("text.json", &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, "text.json", &len);
     (void)state;
-    s_assert_fails (s_call (&inbox, "POST", "application/json", SECRET "x", body, len, &r), &r, 403,
-                    "bad_signature", "does not match");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", "tg_Secret", body, len, &r), &r,
-                    403, "bad_signature", "does not match");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", SECRET "x", body, len, &r),
+                           &r, 403, "bad_signature", "does not match");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", "tg_Secret", body, len, &r),
+                           &r, 403, "bad_signature", "does not match");
     /* The right token for another inbox. */
-    s_assert_fails (s_call (&other, "POST", "application/json", SECRET, body, len, &r), &r, 403,
-                    "bad_signature", "does not match");
+    rt_test_channel_fails (s_call (&other, "POST", "application/json", SECRET, body, len, &r), &r,
+                           403, "bad_signature", "does not match");
     free (body);
 }
 
 static void
 test_rotation (void **state)
 {
-    ingest_inbox_t rotating = s_inbox (SECRET, PREVIOUS);
-    ingest_inbox_t rotated = s_inbox (SECRET, "");
+    ingest_inbox_t rotating = rt_test_channel_inbox (&s_ch, SECRET, PREVIOUS);
+    ingest_inbox_t rotated = rt_test_channel_inbox (&s_ch, SECRET, "");
     ingest_result_t r;
     size_t len;
-    char *body = s_fixture ("text.json", &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, "text.json", &len);
     (void)state;
-    s_one (s_call (&rotating, "POST", "application/json", PREVIOUS, body, len, &r), &r);
+    rt_test_channel_inbound (
+        s_call (&rotating, "POST", "application/json", PREVIOUS, body, len, &r), &r);
     ingest_result_reset (&r);
-    s_one (s_call (&rotating, "POST", "application/json", SECRET, body, len, &r), &r);
+    rt_test_channel_inbound (s_call (&rotating, "POST", "application/json", SECRET, body, len, &r),
+                             &r);
     ingest_result_reset (&r);
     /* Once the rotation is over the old token is refused. */
-    s_assert_fails (s_call (&rotated, "POST", "application/json", PREVIOUS, body, len, &r), &r, 403,
-                    "bad_signature", "does not match");
+    rt_test_channel_fails (s_call (&rotated, "POST", "application/json", PREVIOUS, body, len, &r),
+                           &r, 403, "bad_signature", "does not match");
     free (body);
 }
 
@@ -420,15 +363,15 @@ test_empty_secret_never_matches (void **state)
 {
     /* An inbox whose secrets are empty (misconfigured) admits nobody,
      * however the token is spelt. */
-    ingest_inbox_t none = s_inbox ("", "");
+    ingest_inbox_t none = rt_test_channel_inbox (&s_ch, "", "");
     ingest_result_t r;
     size_t len;
-    char *body = s_fixture ("text.json", &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, "text.json", &len);
     (void)state;
-    s_assert_fails (s_call (&none, "POST", "application/json", "x", body, len, &r), &r, 403,
-                    "bad_signature", "does not match");
-    s_assert_fails (s_call (&none, "POST", "application/json", "", body, len, &r), &r, 401,
-                    "missing_signature", "missing");
+    rt_test_channel_fails (s_call (&none, "POST", "application/json", "x", body, len, &r), &r, 403,
+                           "bad_signature", "does not match");
+    rt_test_channel_fails (s_call (&none, "POST", "application/json", "", body, len, &r), &r, 401,
+                           "missing_signature", "missing");
     free (body);
 }
 
@@ -437,24 +380,26 @@ test_empty_secret_never_matches (void **state)
 static void
 test_method_and_content_type (void **state)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     ingest_result_t r;
     size_t len;
-    char *body = s_fixture ("text.json", &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, "text.json", &len);
     (void)state;
-    s_assert_fails (s_call (&inbox, "GET", "application/json", SECRET, body, len, &r), &r, 405,
-                    "method_not_allowed", "GET");
-    s_assert_fails (s_call (&inbox, "PUT", "application/json", SECRET, body, len, &r), &r, 405,
-                    "method_not_allowed", "PUT");
-    s_assert_fails (s_call (&inbox, "POST", "text/plain", SECRET, body, len, &r), &r, 415,
-                    "unsupported_media_type", "application/json");
-    s_assert_fails (s_call (&inbox, "POST", "application/jsonp", SECRET, body, len, &r), &r, 415,
-                    "unsupported_media_type", "application/json");
-    s_assert_fails (s_call (&inbox, "POST", NULL, SECRET, body, len, &r), &r, 415,
-                    "unsupported_media_type", "application/json");
-    s_one (s_call (&inbox, "POST", "Application/JSON; charset=utf-8", SECRET, body, len, &r), &r);
+    rt_test_channel_fails (s_call (&inbox, "GET", "application/json", SECRET, body, len, &r), &r,
+                           405, "method_not_allowed", "GET");
+    rt_test_channel_fails (s_call (&inbox, "PUT", "application/json", SECRET, body, len, &r), &r,
+                           405, "method_not_allowed", "PUT");
+    rt_test_channel_fails (s_call (&inbox, "POST", "text/plain", SECRET, body, len, &r), &r, 415,
+                           "unsupported_media_type", "application/json");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/jsonp", SECRET, body, len, &r), &r,
+                           415, "unsupported_media_type", "application/json");
+    rt_test_channel_fails (s_call (&inbox, "POST", NULL, SECRET, body, len, &r), &r, 415,
+                           "unsupported_media_type", "application/json");
+    rt_test_channel_inbound (
+        s_call (&inbox, "POST", "Application/JSON; charset=utf-8", SECRET, body, len, &r), &r);
     ingest_result_reset (&r);
-    s_one (s_call (&inbox, "POST", "application/json ;charset=UTF-8", SECRET, body, len, &r), &r);
+    rt_test_channel_inbound (
+        s_call (&inbox, "POST", "application/json ;charset=UTF-8", SECRET, body, len, &r), &r);
     ingest_result_reset (&r);
     free (body);
 }
@@ -462,19 +407,21 @@ test_method_and_content_type (void **state)
 static void
 test_malformed (void **state)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     ingest_result_t r;
     (void)state;
-    s_assert_fails (s_run ("malformed.json", &r), &r, 400, "malformed", "not JSON");
-    s_assert_fails (s_run ("not_object.json", &r), &r, 400, "malformed", "not a JSON object");
-    s_assert_fails (s_run ("duplicate_keys.json", &r), &r, 400, "malformed", "duplicate");
-    s_assert_fails (s_run ("missing_chat.json", &r), &r, 400, "malformed", "message.chat missing");
-    s_assert_fails (s_run ("wrong_types.json", &r), &r, 400, "malformed",
-                    "message.message_id is not an integer");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", SECRET, NULL, 0, &r), &r, 400,
-                    "malformed", "not JSON");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", SECRET, "{}", 2, &r), &r, 400,
-                    "malformed", "update.update_id missing");
+    rt_test_channel_fails (s_run ("malformed.json", &r), &r, 400, "malformed", "not JSON");
+    rt_test_channel_fails (s_run ("not_object.json", &r), &r, 400, "malformed",
+                           "not a JSON object");
+    rt_test_channel_fails (s_run ("duplicate_keys.json", &r), &r, 400, "malformed", "duplicate");
+    rt_test_channel_fails (s_run ("missing_chat.json", &r), &r, 400, "malformed",
+                           "message.chat missing");
+    rt_test_channel_fails (s_run ("wrong_types.json", &r), &r, 400, "malformed",
+                           "message.message_id is not an integer");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", SECRET, NULL, 0, &r), &r,
+                           400, "malformed", "not JSON");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", SECRET, "{}", 2, &r), &r,
+                           400, "malformed", "update.update_id missing");
 }
 
 static void
@@ -517,21 +464,21 @@ test_wrong_types_inside (void **state)
          "\"text\":\"\xff\xfe\"}}",
          "not JSON"},
     };
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     size_t i;
     (void)state;
     for (i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         ingest_result_t r;
         int rc = s_call (&inbox, "POST", "application/json", SECRET, bodies[i][0],
                          strlen (bodies[i][0]), &r);
-        s_assert_fails (rc, &r, 400, "malformed", bodies[i][1]);
+        rt_test_channel_fails (rc, &r, 400, "malformed", bodies[i][1]);
     }
 }
 
 static void
 test_hostile_bodies (void **state)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     ingest_result_t r;
     size_t n = 200000, i;
     char *deep = malloc (n * 2 + 1);
@@ -541,8 +488,8 @@ test_hostile_bodies (void **state)
         deep[i] = '[';
         deep[n + i] = ']';
     }
-    s_assert_fails (s_call (&inbox, "POST", "application/json", SECRET, deep, 2 * n, &r), &r, 400,
-                    "malformed", "not JSON");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", SECRET, deep, 2 * n, &r), &r,
+                           400, "malformed", "not JSON");
     /* A huge photo array of tiny sizes: linear, and the largest wins. */
     {
         size_t cap = 64 + 40 * 50000, o = 0;
@@ -554,7 +501,8 @@ test_hostile_bodies (void **state)
             o += (size_t)snprintf (big + o, cap - o, "%s{\"file_id\":\"p%zu\",\"width\":%zu}",
                                    i ? "," : "", i, i % 1000);
         o += (size_t)snprintf (big + o, cap - o, "]}}");
-        s_one (s_call (&inbox, "POST", "application/json", SECRET, big, o, &r), &r);
+        rt_test_channel_inbound (s_call (&inbox, "POST", "application/json", SECRET, big, o, &r),
+                                 &r);
         assert_string_equal (
             ((Retain__V1__InboundMessage *)r.items[0].msg)->attachments[0]->file_id, "p49999");
         ingest_result_reset (&r);
@@ -563,54 +511,24 @@ test_hostile_bodies (void **state)
     free (deep);
 }
 
+/* Posts a cut or flipped update with the right token. */
+static int
+s_post (void *arg, const char *body, size_t len, ingest_result_t *result)
+{
+    return s_call (arg, "POST", "application/json", SECRET, body, len, result);
+}
+
 /* Every prefix and many single-byte corruptions of real updates: each is
  * answered 200 or 400, never a crash or a leak. */
 static void
 test_truncations_and_flips (void **state)
 {
-    static const char *names[] = {"text.json", "photo_caption.json", "contact.json", "venue.json",
-                                  "reply.json"};
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
-    size_t k;
+    static const char *const names[] = {"text.json", "photo_caption.json", "contact.json",
+                                        "venue.json", "reply.json"};
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     (void)state;
-    for (k = 0; k < sizeof names / sizeof names[0]; k++) {
-        size_t len, i;
-        char *body = s_fixture (names[k], &len);
-        for (i = 0; i < len; i++) {
-            ingest_result_t r;
-            int rc = s_call (&inbox, "POST", "application/json", SECRET, body, i, &r);
-            assert_true (rc == 0 || (rc == -1 && r.status == 400 && r.count == 0));
-            ingest_result_reset (&r);
-        }
-        for (i = 0; i < len; i++) {
-            static const char flips[] = {'"', '{', '}', '[', ']', ':', ',', '0', '-', 'x', '\\'};
-            ingest_result_t r;
-            char saved = body[i];
-            int rc;
-            body[i] = flips[i % sizeof flips];
-            rc = s_call (&inbox, "POST", "application/json", SECRET, body, len, &r);
-            assert_true (rc == 0 || (rc == -1 && r.status == 400 && r.count == 0));
-            ingest_result_reset (&r);
-            body[i] = saved;
-        }
-        free (body);
-    }
-}
-
-static int
-s_setup (void **state)
-{
-    (void)state;
-    s_config = json_object ();
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    (void)state;
-    json_decref (s_config);
-    return 0;
+    rt_test_channel_sweep (s_ch.fixtures, names, sizeof names / sizeof names[0], s_post, &inbox,
+                           false);
 }
 
 int
@@ -643,5 +561,5 @@ main (void)
         cmocka_unit_test (test_hostile_bodies),
         cmocka_unit_test (test_truncations_and_flips),
     };
-    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+    return cmocka_run_group_tests (tests, rt_test_channel_setup, rt_test_channel_teardown);
 }

@@ -2,8 +2,8 @@
  * test_ingest_twilio: twilio_handle (services/ingest/channels/twilio.c) on
  * the fixtures of tests/fixtures/ingest/twilio, form bodies in the shapes
  * of Twilio's Messaging webhook documentation. Signatures are computed
- * here from the fixture's bytes with a known auth token (a plain
- * implementation of Twilio's rule, enough for the fixtures' ASCII names),
+ * here from the fixture's bytes with a known auth token (the tests' own
+ * plain implementation of Twilio's rule, rt_test_ingest_twilio_sign),
  * plus the example from Twilio's own documentation; the official npm
  * package checks the finer points in test_ingest_twilio_npm.
  */
@@ -18,103 +18,50 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "channel.h"
-#include "rt_test.h"
-#include "rt_crypto.h"
-#include "rt_form.h"
+#include "rt_test_channel.h"
+#include "rt_test_ingest.h"
 
 #define TOKEN  "test-auth-token"
 #define URL    "https://hooks.example.com/hooks/twilio/shop-sms"
 #define NOW_MS 1750000000000LL
 
-typedef struct {
-    ingest_header_t headers[3];
-    char sig[64];
-    char *body;
-    ingest_request_t req;
-    ingest_inbox_t inbox;
-    json_t *config;
-    ingest_result_t result;
-} s_call_t;
+/* The handler under test, and where its requests come from. */
+static const rt_test_channel_t s_ch = {.fixtures = "twilio",
+                                       .handler = twilio_handle,
+                                       .inbox = "shop-sms",
+                                       .channel = RETAIN__V1__CHANNEL__SMS,
+                                       .path = "/hooks/twilio/shop-sms",
+                                       .public_url = URL,
+                                       .now_ms = NOW_MS};
 
 static char *
 s_fixture (const char *name)
 {
-    char rel[256];
-    snprintf (rel, sizeof rel, "ingest/twilio/%s", name);
-    return rt_test_fixture (rel, NULL);
+    return rt_test_channel_fixture (s_ch.fixtures, name, NULL);
 }
 
-/* Twilio's rule for bodies whose names are ASCII and unique: Base64 of
- * HMAC-SHA1(token, url + sorted name + value). */
+/* A request to the inbox "shop-sms" of channel. */
 static void
-s_sign (char *out, const char *token, const char *url, const char *body)
+s_init (rt_test_channel_call_t *c, Retain__V1__Channel channel)
 {
-    char err[128];
-    rt_form_t *form = rt_form_parse (body, strlen (body), err, sizeof err);
-    const rt_form_pair_t *const *sorted;
-    size_t i, len = strlen (url);
-    char *data;
-    uint8_t mac[RT_SHA1_LEN];
-    assert_non_null (form);
-    sorted = rt_form_sorted (form);
-    data = malloc (strlen (url) + strlen (body) + 1);
-    assert_non_null (data);
-    strcpy (data, url);
-    for (i = 0; i < rt_form_count (form); i++) {
-        strcpy (data + len, sorted[i]->name);
-        len += strlen (sorted[i]->name);
-        strcpy (data + len, sorted[i]->value);
-        len += strlen (sorted[i]->value);
-    }
-    rt_hmac_sha1 (token, strlen (token), data, len, mac);
-    rt_base64_encode (mac, sizeof mac, out);
-    free (data);
-    rt_form_destroy (&form);
-}
-
-static void
-s_init (s_call_t *c, Retain__V1__Channel channel)
-{
-    memset (c, 0, sizeof *c);
-    c->config = json_object ();
-    c->inbox.id = "shop-sms";
+    rt_test_channel_call_init (c, &s_ch, TOKEN);
     c->inbox.channel = channel;
-    c->inbox.secret = TOKEN;
-    c->inbox.previous_secret = "";
-    c->inbox.config = c->config;
-    c->req.method = "POST";
-    c->req.path = "/hooks/twilio/shop-sms";
-    c->req.query = "";
-    c->req.headers = c->headers;
-    c->req.public_url = URL;
-    c->req.now_ms = NOW_MS;
 }
 
 /* Sends `body` with a signature over `signed_body` (NULL: unsigned) made
- * with `token`. */
+ * with `token` for URL, by Twilio's rule (rt_test_ingest_twilio_sign). */
 static int
-s_send (s_call_t *c, const char *body, const char *signed_body, const char *token)
+s_send (rt_test_channel_call_t *c, const char *body, const char *signed_body, const char *token)
 {
-    size_t n = 0;
-    free (c->body);
-    c->body = strdup (body);
-    c->headers[n].name = "Content-Type";
-    c->headers[n++].value = "application/x-www-form-urlencoded";
-    if (signed_body) {
-        s_sign (c->sig, token, URL, signed_body);
-        c->headers[n].name = "X-Twilio-Signature";
-        c->headers[n++].value = c->sig;
-    }
-    c->req.nheaders = n;
-    c->req.body = (const uint8_t *)c->body;
-    c->req.body_len = strlen (c->body);
-    ingest_result_reset (&c->result);
-    return twilio_handle (&c->inbox, &c->req, &c->result);
+    if (signed_body)
+        assert_int_equal (
+            rt_test_ingest_twilio_sign (token, URL, signed_body, strlen (signed_body), c->sig), 0);
+    return rt_test_channel_call_post (c, body, strlen (body), "application/x-www-form-urlencoded",
+                                      signed_body ? "X-Twilio-Signature" : NULL, c->sig);
 }
 
 static int
-s_post (s_call_t *c, const char *fixture, const char *token)
+s_post (rt_test_channel_call_t *c, const char *fixture, const char *token)
 {
     char *body = s_fixture (fixture);
     int rc = s_send (c, body, token ? body : NULL, token);
@@ -122,37 +69,11 @@ s_post (s_call_t *c, const char *fixture, const char *token)
     return rc;
 }
 
-static void
-s_done (s_call_t *c)
-{
-    ingest_result_reset (&c->result);
-    free (c->body);
-    json_decref (c->config);
-}
-
-static void
-s_refused (s_call_t *c, int rc, int status, const char *label)
-{
-    assert_int_equal (rc, -1);
-    assert_int_equal (c->result.status, status);
-    assert_string_equal (c->result.label, label);
-    assert_true (strlen (c->result.reason) > 0);
-    assert_int_equal (c->result.count, 0);
-}
-
-static Retain__V1__InboundMessage *
-s_inbound (s_call_t *c)
-{
-    assert_int_equal (c->result.count, 1);
-    assert_string_equal (c->result.items[0].type, "InboundMessage");
-    return (Retain__V1__InboundMessage *)c->result.items[0].msg;
-}
-
 /* Twilio's documentation example: token 12345, its URL and parameters. */
 static void
 test_documented_example (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     const char *body = "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1234&"
                        "From=%2B12349013030&To=%2B18005551212";
     (void)state;
@@ -167,30 +88,27 @@ test_documented_example (void **state)
     c.req.body = (const uint8_t *)body;
     c.req.body_len = strlen (body);
     /* The signature passes; a voice call is no message: 400, not 403. */
-    s_refused (&c, twilio_handle (&c.inbox, &c.req, &c.result), 400, "malformed");
+    rt_test_channel_call_refused (&c, rt_test_channel_call_run (&c), 400, "malformed");
     assert_non_null (strstr (c.result.reason, "MessageSid"));
     /* Twilio may have signed the URL with the default port, or without. */
     c.req.public_url = "https://mycompany.com:443/myapp.php?foo=1&bar=2";
-    ingest_result_reset (&c.result);
-    s_refused (&c, twilio_handle (&c.inbox, &c.req, &c.result), 400, "malformed");
+    rt_test_channel_call_refused (&c, rt_test_channel_call_run (&c), 400, "malformed");
     c.req.public_url = "https://mycompany.com:8443/myapp.php?foo=1&bar=2";
-    ingest_result_reset (&c.result);
-    s_refused (&c, twilio_handle (&c.inbox, &c.req, &c.result), 400, "malformed");
+    rt_test_channel_call_refused (&c, rt_test_channel_call_run (&c), 400, "malformed");
     c.req.public_url = "https://mycompany.com/myapp.php?foo=1&bar=3";
-    ingest_result_reset (&c.result);
-    s_refused (&c, twilio_handle (&c.inbox, &c.req, &c.result), 403, "bad_signature");
-    s_done (&c);
+    rt_test_channel_call_refused (&c, rt_test_channel_call_run (&c), 403, "bad_signature");
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_sms (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__SMS);
     assert_int_equal (s_post (&c, "sms.form", TOKEN), 0);
-    m = s_inbound (&c);
+    m = rt_test_channel_call_inbound (&c);
     assert_int_equal (m->channel, RETAIN__V1__CHANNEL__SMS);
     assert_string_equal (m->inbox, "shop-sms");
     assert_string_equal (m->external_id, "SM00000000000000000000000000000001");
@@ -202,18 +120,18 @@ test_sms (void **state)
     assert_int_equal (m->sent_at, NOW_MS);
     assert_int_equal (m->n_attachments, 0);
     assert_string_equal (c.result.items[0].key, "sms:shop-sms:+14155551234");
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_mms (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__SMS);
     assert_int_equal (s_post (&c, "mms.form", TOKEN), 0);
-    m = s_inbound (&c);
+    m = rt_test_channel_call_inbound (&c);
     assert_string_equal (m->text, "Photos of the damage");
     assert_int_equal (m->n_attachments, 2);
     assert_string_equal (m->attachments[0]->kind, "image");
@@ -222,19 +140,19 @@ test_mms (void **state)
     assert_string_equal (m->attachments[1]->kind, "document");
     assert_string_equal (m->attachments[1]->mime_type, "application/pdf");
     assert_non_null (strstr (m->attachments[1]->url, "/Media/ME00000000000000000000000000000002"));
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_whatsapp (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     (void)state;
     /* An SMS inbox: the "whatsapp:" prefix of From decides the channel. */
     s_init (&c, RETAIN__V1__CHANNEL__SMS);
     assert_int_equal (s_post (&c, "whatsapp.form", TOKEN), 0);
-    m = s_inbound (&c);
+    m = rt_test_channel_call_inbound (&c);
     assert_int_equal (m->channel, RETAIN__V1__CHANNEL__WHATSAPP);
     assert_string_equal (m->external_user_id, "+79161234567");
     assert_string_equal (m->phone, "+79161234567");
@@ -243,14 +161,14 @@ test_whatsapp (void **state)
     assert_string_equal (c.result.items[0].key, "whatsapp:shop-sms:+79161234567");
 
     assert_int_equal (s_post (&c, "whatsapp_media.form", TOKEN), 0);
-    m = s_inbound (&c);
+    m = rt_test_channel_call_inbound (&c);
     assert_string_equal (m->text, "");
     assert_int_equal (m->n_attachments, 1);
     assert_string_equal (m->attachments[0]->kind, "audio");
     assert_string_equal (m->attachments[0]->mime_type, "audio/ogg");
 
     assert_int_equal (s_post (&c, "whatsapp_location.form", TOKEN), 0);
-    m = s_inbound (&c);
+    m = rt_test_channel_call_inbound (&c);
     assert_int_equal (m->n_attachments, 1);
     assert_string_equal (m->attachments[0]->kind, "location");
     assert_true (m->attachments[0]->latitude > 55.75 && m->attachments[0]->latitude < 55.76);
@@ -258,17 +176,17 @@ test_whatsapp (void **state)
     assert_string_equal (m->attachments[0]->name, "Pickup point");
 
     assert_int_equal (s_post (&c, "whatsapp_button.form", TOKEN), 0);
-    m = s_inbound (&c);
+    m = rt_test_channel_call_inbound (&c);
     assert_string_equal (m->text, "Track my order");
     assert_string_equal (m->reply_to, "SM00000000000000000000000000000384");
     assert_string_equal (m->display_name, "Sheena Nelson");
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_status_callbacks (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__MessageDelivered *d;
     Retain__V1__MessageFailed *f;
     (void)state;
@@ -314,50 +232,49 @@ test_status_callbacks (void **state)
     assert_string_equal (f->error_code, "30006");
     assert_string_equal (f->error, "Landline or unreachable carrier");
     assert_true (f->permanent);
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_refusals (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     char *body, *tampered;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__WHATSAPP);
-    s_refused (&c, s_post (&c, "whatsapp.form", NULL), 401, "missing_signature");
-    s_refused (&c, s_post (&c, "whatsapp.form", "another-token"), 403, "bad_signature");
+    rt_test_channel_call_refused (&c, s_post (&c, "whatsapp.form", NULL), 401, "missing_signature");
+    rt_test_channel_call_refused (&c, s_post (&c, "whatsapp.form", "another-token"), 403,
+                                  "bad_signature");
 
     body = s_fixture ("whatsapp.form");
     tampered = s_fixture ("whatsapp_tampered.form");
-    s_refused (&c, s_send (&c, tampered, body, TOKEN), 403, "bad_signature");
+    rt_test_channel_call_refused (&c, s_send (&c, tampered, body, TOKEN), 403, "bad_signature");
     /* A parameter added after signing. */
     {
         char *more = malloc (strlen (body) + 32);
         sprintf (more, "%s&Extra=1", body);
-        s_refused (&c, s_send (&c, more, body, TOKEN), 403, "bad_signature");
+        rt_test_channel_call_refused (&c, s_send (&c, more, body, TOKEN), 403, "bad_signature");
         free (more);
     }
     /* The URL Twilio called is another than the one configured. */
     c.req.public_url = "https://hooks.example.com/hooks/twilio/other";
-    s_refused (&c, s_send (&c, body, body, TOKEN), 403, "bad_signature");
+    rt_test_channel_call_refused (&c, s_send (&c, body, body, TOKEN), 403, "bad_signature");
     c.req.public_url = "";
-    s_refused (&c, s_send (&c, body, body, TOKEN), 403, "bad_signature");
+    rt_test_channel_call_refused (&c, s_send (&c, body, body, TOKEN), 403, "bad_signature");
     c.req.public_url = URL;
 
     c.req.method = "GET";
-    s_refused (&c, s_send (&c, body, body, TOKEN), 405, "method_not_allowed");
+    rt_test_channel_call_refused (&c, s_send (&c, body, body, TOKEN), 405, "method_not_allowed");
     c.req.method = "POST";
     s_send (&c, body, body, TOKEN);
     c.headers[0].value = "application/json";
-    ingest_result_reset (&c.result);
-    s_refused (&c, twilio_handle (&c.inbox, &c.req, &c.result), 415, "unsupported_media_type");
+    rt_test_channel_call_refused (&c, rt_test_channel_call_run (&c), 415, "unsupported_media_type");
     c.headers[0].value = "application/x-www-form-urlencoded; charset=UTF-8";
-    ingest_result_reset (&c.result);
-    assert_int_equal (twilio_handle (&c.inbox, &c.req, &c.result), 0);
+    assert_int_equal (rt_test_channel_call_run (&c), 0);
 
     /* An inbox without a token accepts nothing. */
     c.inbox.secret = "";
-    s_refused (&c, s_send (&c, body, body, ""), 403, "bad_signature");
+    rt_test_channel_call_refused (&c, s_send (&c, body, body, ""), 403, "bad_signature");
     c.inbox.secret = TOKEN;
     free (body);
     free (tampered);
@@ -366,27 +283,27 @@ test_refusals (void **state)
         /* A malformed escape: the form cannot be read, so neither can its
          * signature (any signature header will do). */
         char *bad = s_fixture ("malformed.form");
-        s_refused (&c, s_send (&c, bad, "a=b", TOKEN), 400, "malformed");
+        rt_test_channel_call_refused (&c, s_send (&c, bad, "a=b", TOKEN), 400, "malformed");
         assert_non_null (strstr (c.result.reason, "percent"));
         free (bad);
     }
-    s_refused (&c, s_post (&c, "bad_num_media.form", TOKEN), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "bad_num_media.form", TOKEN), 400, "malformed");
     assert_non_null (strstr (c.result.reason, "NumMedia"));
-    s_refused (&c, s_post (&c, "no_message_sid.form", TOKEN), 400, "malformed");
+    rt_test_channel_call_refused (&c, s_post (&c, "no_message_sid.form", TOKEN), 400, "malformed");
     assert_non_null (strstr (c.result.reason, "MessageSid"));
-    s_refused (&c, s_send (&c, "MessageSid=SM1&From=", "MessageSid=SM1&From=", TOKEN), 400,
-               "malformed");
-    s_refused (
+    rt_test_channel_call_refused (
+        &c, s_send (&c, "MessageSid=SM1&From=", "MessageSid=SM1&From=", TOKEN), 400, "malformed");
+    rt_test_channel_call_refused (
         &c,
         s_send (&c, "MessageSid=SM1&From=whatsapp%3A", "MessageSid=SM1&From=whatsapp%3A", TOKEN),
         400, "malformed");
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 static void
 test_rotation (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__SMS);
     c.inbox.secret = "new-auth-token";
@@ -396,28 +313,28 @@ test_rotation (void **state)
     assert_int_equal (s_post (&c, "sms.form", "new-auth-token"), 0);
     assert_int_equal (c.result.count, 1);
     c.inbox.previous_secret = "";
-    s_refused (&c, s_post (&c, "sms.form", TOKEN), 403, "bad_signature");
-    s_done (&c);
+    rt_test_channel_call_refused (&c, s_post (&c, "sms.form", TOKEN), 403, "bad_signature");
+    rt_test_channel_call_done (&c);
 }
 
 /* Values that are not UTF-8 are kept, repaired, never passed on raw. */
 static void
 test_invalid_utf8 (void **state)
 {
-    s_call_t c;
+    rt_test_channel_call_t c;
     Retain__V1__InboundMessage *m;
     const char *body = "MessageSid=SM%FF1&From=%2B14155551234&Body=caf%E9+ok&ProfileName=%C3";
     (void)state;
     s_init (&c, RETAIN__V1__CHANNEL__SMS);
     assert_int_equal (s_send (&c, body, body, TOKEN), 0);
-    m = s_inbound (&c);
+    m = rt_test_channel_call_inbound (&c);
     assert_string_equal (m->external_id, "SM\xEF\xBF\xBD"
                                          "1");
     assert_string_equal (c.result.items[0].external_id, "SM\xEF\xBF\xBD"
                                                         "1");
     assert_string_equal (m->text, "caf\xEF\xBF\xBD ok");
     assert_string_equal (m->display_name, "\xEF\xBF\xBD");
-    s_done (&c);
+    rt_test_channel_call_done (&c);
 }
 
 int

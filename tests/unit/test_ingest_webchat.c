@@ -26,60 +26,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "channel.h"
-#include "rt_test.h"
-#include "rt_crypto.h"
+#include "rt_test_channel.h"
+#include "rt_test_ingest.h"
 
 #define SECRET   "wc-test-secret-7d2e"
 #define PREVIOUS "wc-old-secret-0000"
 #define NOW_MS   1718005555123LL
 
-static json_t *s_config;
-
-static char *
-s_fixture (const char *name, size_t *len)
-{
-    char rel[256];
-    snprintf (rel, sizeof rel, "ingest/webchat/%s", name);
-    return rt_test_fixture (rel, len);
-}
-
-static ingest_inbox_t
-s_inbox (const char *secret, const char *previous)
-{
-    ingest_inbox_t inbox = {"shop-site", RETAIN__V1__CHANNEL__WEBCHAT, secret, previous, s_config};
-    return inbox;
-}
+/* The handler under test, and where its requests come from. */
+static const rt_test_channel_t s_ch = {.fixtures = "webchat",
+                                       .handler = webchat_handle,
+                                       .inbox = "shop-site",
+                                       .channel = RETAIN__V1__CHANNEL__WEBCHAT,
+                                       .path = "/chat/shop-site/messages",
+                                       .public_url =
+                                           "https://hooks.example.com/chat/shop-site/messages",
+                                       .now_ms = NOW_MS};
 
 static int
 s_call (const ingest_inbox_t *inbox, const char *method, const char *ctype, const char *body,
         size_t len, ingest_result_t *result)
 {
-    ingest_header_t headers[3];
-    size_t n = 0;
-    ingest_request_t req;
-    if (ctype)
-        headers[n++] = (ingest_header_t){"Content-Type", ctype};
-    headers[n++] = (ingest_header_t){"Origin", "https://shop.example.com"};
-    memset (&req, 0, sizeof req);
-    req.method = method;
-    req.path = "/chat/shop-site/messages";
-    req.query = "";
-    req.headers = headers;
-    req.nheaders = n;
-    req.body = (const uint8_t *)body;
-    req.body_len = len;
-    req.public_url = "https://hooks.example.com/chat/shop-site/messages";
-    req.now_ms = NOW_MS;
-    memset (result, 0, sizeof *result);
-    return webchat_handle (inbox, &req, result);
+    const ingest_header_t headers[] = {{"Content-Type", ctype},
+                                       {"Origin", "https://shop.example.com"}};
+    return rt_test_channel_call (&s_ch, inbox, method, headers, 2, body, len, result);
 }
 
 static int
 s_run_with (const ingest_inbox_t *inbox, const char *name, ingest_result_t *result)
 {
     size_t len;
-    char *body = s_fixture (name, &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, name, &len);
     int rc = s_call (inbox, "POST", "application/json", body, len, result);
     free (body);
     return rc;
@@ -88,57 +65,30 @@ s_run_with (const ingest_inbox_t *inbox, const char *name, ingest_result_t *resu
 static int
 s_run (const char *name, ingest_result_t *result)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     return s_run_with (&inbox, name, result);
 }
 
-/* A body for visitor signed with key by rt_crypto: only for bodies whose
- * test is about what follows the signature. */
+/* A body for visitor signed with key by rt_crypto (rt_test_ingest_hmac_hex):
+ * only for bodies whose test is about what follows the signature. */
 static char *
 s_body (const char *key, const char *visitor, const char *rest)
 {
-    uint8_t mac[RT_SHA256_LEN];
-    char sig[2 * RT_SHA256_LEN + 1], *body;
-    rt_hmac_sha256 (key, strlen (key), visitor, strlen (visitor), mac);
-    rt_hex_encode (mac, sizeof mac, sig);
+    char sig[RT_TEST_INGEST_SIG_LEN], *body;
+    rt_test_ingest_hmac_hex (key, visitor, strlen (visitor), sig);
     assert_true (asprintf (&body, "{\"visitor_id\":\"%s\",\"visitor_signature\":\"%s\"%s}", visitor,
                            sig, rest) > 0);
     return body;
 }
 
+/* The one InboundMessage of a successful post, answered {"ok":true}. */
 static Retain__V1__InboundMessage *
 s_one (int rc, ingest_result_t *result)
 {
-    Retain__V1__InboundMessage *msg;
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal (rc, 0);
-    assert_int_equal (result->status, 0);
-    assert_int_equal (result->count, 1);
-    assert_string_equal (result->items[0].type, "InboundMessage");
+    Retain__V1__InboundMessage *msg = rt_test_channel_inbound (rc, result);
     assert_string_equal (result->response, "{\"ok\":true}");
     assert_string_equal (result->response_type, "application/json");
-    msg = (Retain__V1__InboundMessage *)result->items[0].msg;
-    assert_string_equal (result->items[0].external_id, msg->external_id);
-    len = protobuf_c_message_get_packed_size (&msg->base);
-    buf = malloc (len + 1);
-    assert_int_equal (protobuf_c_message_pack (&msg->base, buf), len);
-    free (buf);
     return msg;
-}
-
-static void
-s_assert_fails (int rc, ingest_result_t *result, int status, const char *label, const char *reason)
-{
-    assert_int_equal (rc, -1);
-    assert_int_equal (result->status, status);
-    assert_string_equal (result->label, label);
-    if (!strstr (result->reason, reason))
-        fail_msg ("reason \"%s\" does not mention \"%s\"", result->reason, reason);
-    assert_int_equal (result->count, 0);
-    assert_null (result->items);
-    assert_null (result->response);
-    ingest_result_reset (result);
 }
 
 static void
@@ -214,17 +164,17 @@ test_visitor_id_with_colons (void **state)
 static void
 test_visitor_cannot_pose_as_another (void **state)
 {
-    ingest_inbox_t other = s_inbox ("another-shops-secret", "");
+    ingest_inbox_t other = rt_test_channel_inbox (&s_ch, "another-shops-secret", "");
     ingest_result_t r;
     (void)state;
     /* v-8c1f2a's signature with someone else's id. */
-    s_assert_fails (s_run ("tampered.json", &r), &r, 403, "bad_signature",
-                    "visitor_signature does not match");
-    s_assert_fails (s_run ("unsigned.json", &r), &r, 401, "missing_signature",
-                    "visitor_signature missing");
+    rt_test_channel_fails (s_run ("tampered.json", &r), &r, 403, "bad_signature",
+                           "visitor_signature does not match");
+    rt_test_channel_fails (s_run ("unsigned.json", &r), &r, 401, "missing_signature",
+                           "visitor_signature missing");
     /* A valid signature for another inbox's secret. */
-    s_assert_fails (s_run_with (&other, "text.json", &r), &r, 403, "bad_signature",
-                    "does not match");
+    rt_test_channel_fails (s_run_with (&other, "text.json", &r), &r, 403, "bad_signature",
+                           "does not match");
 }
 
 static void
@@ -248,12 +198,12 @@ test_signature_shapes (void **state)
         {"{\"visitor_id\":12,\"visitor_signature\":\"abcd\"}", "400", "malformed",
          "visitor_id is not a non-empty string"},
     };
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     ingest_result_t r;
     size_t i;
     (void)state;
     for (i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
-        s_assert_fails (
+        rt_test_channel_fails (
             s_call (&inbox, "POST", "application/json", bodies[i][0], strlen (bodies[i][0]), &r),
             &r, atoi (bodies[i][1]), bodies[i][2], bodies[i][3]);
 }
@@ -261,9 +211,9 @@ test_signature_shapes (void **state)
 static void
 test_rotation (void **state)
 {
-    ingest_inbox_t rotating = s_inbox (SECRET, PREVIOUS);
-    ingest_inbox_t rotated = s_inbox (SECRET, "");
-    ingest_inbox_t none = s_inbox ("", "");
+    ingest_inbox_t rotating = rt_test_channel_inbox (&s_ch, SECRET, PREVIOUS);
+    ingest_inbox_t rotated = rt_test_channel_inbox (&s_ch, SECRET, "");
+    ingest_inbox_t none = rt_test_channel_inbox (&s_ch, "", "");
     ingest_result_t r;
     Retain__V1__InboundMessage *m;
     (void)state;
@@ -273,52 +223,53 @@ test_rotation (void **state)
     ingest_result_reset (&r);
     s_one (s_run_with (&rotating, "text.json", &r), &r);
     ingest_result_reset (&r);
-    s_assert_fails (s_run_with (&rotated, "previous_key.json", &r), &r, 403, "bad_signature",
-                    "does not match");
+    rt_test_channel_fails (s_run_with (&rotated, "previous_key.json", &r), &r, 403, "bad_signature",
+                           "does not match");
     /* Anyone can compute an HMAC under an empty key. */
-    s_assert_fails (s_run_with (&none, "empty_key.json", &r), &r, 403, "bad_signature",
-                    "does not match");
-    s_assert_fails (s_run_with (&none, "text.json", &r), &r, 403, "bad_signature",
-                    "does not match");
+    rt_test_channel_fails (s_run_with (&none, "empty_key.json", &r), &r, 403, "bad_signature",
+                           "does not match");
+    rt_test_channel_fails (s_run_with (&none, "text.json", &r), &r, 403, "bad_signature",
+                           "does not match");
 }
 
 static void
 test_bad_content (void **state)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     ingest_result_t r;
     char *body;
     (void)state;
-    s_assert_fails (s_run ("javascript_url.json", &r), &r, 400, "malformed",
-                    "attachments[0].url is not an http(s) URL");
-    s_assert_fails (s_run ("empty_message.json", &r), &r, 400, "malformed",
-                    "neither text nor attachments");
+    rt_test_channel_fails (s_run ("javascript_url.json", &r), &r, 400, "malformed",
+                           "attachments[0].url is not an http(s) URL");
+    rt_test_channel_fails (s_run ("empty_message.json", &r), &r, 400, "malformed",
+                           "neither text nor attachments");
     /* "b:c" would let visitor "v" write "v:b:c", the id of visitor "v:b"'s
      * message "c". */
-    s_assert_fails (s_run ("colon_message_id.json", &r), &r, 400, "malformed", "message_id");
-    s_assert_fails (s_run ("wrong_types.json", &r), &r, 400, "malformed", "text is not a string");
-    s_assert_fails (s_run ("malformed.json", &r), &r, 400, "malformed", "not JSON");
+    rt_test_channel_fails (s_run ("colon_message_id.json", &r), &r, 400, "malformed", "message_id");
+    rt_test_channel_fails (s_run ("wrong_types.json", &r), &r, 400, "malformed",
+                           "text is not a string");
+    rt_test_channel_fails (s_run ("malformed.json", &r), &r, 400, "malformed", "not JSON");
 
     body = s_body (SECRET, "v", ",\"text\":\"x\"");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r, 400,
-                    "malformed", "message_id missing");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r,
+                           400, "malformed", "message_id missing");
     free (body);
     body = s_body (SECRET, "v", ",\"message_id\":\"m\",\"attachments\":{}");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r, 400,
-                    "malformed", "attachments is not an array");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r,
+                           400, "malformed", "attachments is not an array");
     free (body);
     body = s_body (SECRET, "v", ",\"message_id\":\"m\",\"attachments\":[\"https://x\"]");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r, 400,
-                    "malformed", "attachments[0] is not an object");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r,
+                           400, "malformed", "attachments[0] is not an object");
     free (body);
     body = s_body (SECRET, "v",
                    ",\"message_id\":\"m\",\"attachments\":[{\"url\":\"https://x\",\"size\":-1}]");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r, 400,
-                    "malformed", "attachments[0].size");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r,
+                           400, "malformed", "attachments[0].size");
     free (body);
     body = s_body (SECRET, "v", ",\"message_id\":\"m\",\"text\":\"x\",\"email\":[]");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r, 400,
-                    "malformed", "email is not a string");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r,
+                           400, "malformed", "email is not a string");
     free (body);
     {
         char rest[4096];
@@ -329,16 +280,16 @@ test_bad_content (void **state)
                                    i ? "," : "", i);
         snprintf (rest + o, sizeof rest - o, "]");
         body = s_body (SECRET, "v", rest);
-        s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r,
-                        400, "malformed", "more than 20 attachments");
+        rt_test_channel_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r),
+                               &r, 400, "malformed", "more than 20 attachments");
         free (body);
     }
     {
         char rest[256];
         snprintf (rest, sizeof rest, ",\"message_id\":\"%0129d\",\"text\":\"x\"", 7);
         body = s_body (SECRET, "v", rest);
-        s_assert_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r), &r,
-                        400, "malformed", "message_id is not a string of 1 to 128");
+        rt_test_channel_fails (s_call (&inbox, "POST", "application/json", body, strlen (body), &r),
+                               &r, 400, "malformed", "message_id is not a string of 1 to 128");
         free (body);
     }
 }
@@ -346,73 +297,53 @@ test_bad_content (void **state)
 static void
 test_method_and_content_type (void **state)
 {
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     ingest_result_t r;
     size_t len;
-    char *body = s_fixture ("text.json", &len);
+    char *body = rt_test_channel_fixture (s_ch.fixtures, "text.json", &len);
     (void)state;
     /* The preflight is the HTTP layer's; reaching here it is refused. */
-    s_assert_fails (s_call (&inbox, "OPTIONS", "application/json", body, len, &r), &r, 405,
-                    "method_not_allowed", "OPTIONS");
-    s_assert_fails (s_call (&inbox, "GET", NULL, "", 0, &r), &r, 405, "method_not_allowed", "GET");
-    s_assert_fails (s_call (&inbox, "POST", "text/plain;charset=UTF-8", body, len, &r), &r, 415,
-                    "unsupported_media_type", "application/json");
-    s_assert_fails (s_call (&inbox, "POST", NULL, body, len, &r), &r, 415, "unsupported_media_type",
-                    "application/json");
+    rt_test_channel_fails (s_call (&inbox, "OPTIONS", "application/json", body, len, &r), &r, 405,
+                           "method_not_allowed", "OPTIONS");
+    rt_test_channel_fails (s_call (&inbox, "GET", NULL, "", 0, &r), &r, 405, "method_not_allowed",
+                           "GET");
+    rt_test_channel_fails (s_call (&inbox, "POST", "text/plain;charset=UTF-8", body, len, &r), &r,
+                           415, "unsupported_media_type", "application/json");
+    rt_test_channel_fails (s_call (&inbox, "POST", NULL, body, len, &r), &r, 415,
+                           "unsupported_media_type", "application/json");
     s_one (s_call (&inbox, "POST", "application/json;charset=UTF-8", body, len, &r), &r);
     ingest_result_reset (&r);
-    s_assert_fails (s_call (&inbox, "POST", "application/json", "[]", 2, &r), &r, 400, "malformed",
-                    "not a JSON object");
-    s_assert_fails (s_call (&inbox, "POST", "application/json", NULL, 0, &r), &r, 400, "malformed",
-                    "not JSON");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", "[]", 2, &r), &r, 400,
+                           "malformed", "not a JSON object");
+    rt_test_channel_fails (s_call (&inbox, "POST", "application/json", NULL, 0, &r), &r, 400,
+                           "malformed", "not JSON");
     free (body);
+}
+
+/* Posts a cut or flipped widget post: its visitor signature travels
+ * inside, so a cut may also be refused as unsigned or mis-signed. */
+static int
+s_post (void *arg, const char *body, size_t len, ingest_result_t *result)
+{
+    return s_call (arg, "POST", "application/json", body, len, result);
 }
 
 static void
 test_truncations_and_flips (void **state)
 {
-    static const char *names[] = {"text.json", "attachments.json"};
-    ingest_inbox_t inbox = s_inbox (SECRET, "");
-    size_t k;
+    static const char *const names[] = {"text.json", "attachments.json"};
+    ingest_inbox_t inbox = rt_test_channel_inbox (&s_ch, SECRET, "");
     (void)state;
-    for (k = 0; k < sizeof names / sizeof names[0]; k++) {
-        size_t len, i;
-        char *body = s_fixture (names[k], &len);
-        for (i = 0; i < len; i++) {
-            ingest_result_t r;
-            int rc = s_call (&inbox, "POST", "application/json", body, i, &r);
-            assert_true (rc == 0 || (rc == -1 && r.status >= 400 && r.count == 0 && !r.response));
-            ingest_result_reset (&r);
-        }
-        for (i = 0; i < len; i++) {
-            static const char flips[] = {'"', '{', '}', '[', ']', ':', ',', '0', '-', 'x', '\\'};
-            ingest_result_t r;
-            char saved = body[i];
-            int rc;
-            body[i] = flips[i % sizeof flips];
-            rc = s_call (&inbox, "POST", "application/json", body, len, &r);
-            assert_true (rc == 0 || (rc == -1 && r.status >= 400 && r.count == 0 && !r.response));
-            ingest_result_reset (&r);
-            body[i] = saved;
-        }
-        free (body);
-    }
+    rt_test_channel_sweep (s_ch.fixtures, names, sizeof names / sizeof names[0], s_post, &inbox,
+                           true);
 }
 
 static int
 s_setup (void **state)
 {
     (void)state;
-    s_config = json_pack ("{s:[s]}", "allowed_origins", "https://shop.example.com");
-    return s_config ? 0 : -1;
-}
-
-static int
-s_teardown (void **state)
-{
-    (void)state;
-    json_decref (s_config);
-    return 0;
+    return rt_test_channel_config_set (
+        json_pack ("{s:[s]}", "allowed_origins", "https://shop.example.com"));
 }
 
 int
@@ -430,5 +361,5 @@ main (void)
         cmocka_unit_test (test_method_and_content_type),
         cmocka_unit_test (test_truncations_and_flips),
     };
-    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+    return cmocka_run_group_tests (tests, s_setup, rt_test_channel_teardown);
 }

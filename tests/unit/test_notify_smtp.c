@@ -30,7 +30,7 @@
 #include "provider.h"
 #include "rt_codec.h"
 #include "rt_signed.h"
-#include "rt_utf8.h"
+#include "rt_test_mail.h"
 
 #define S_ID      "0b7c4f2e-5a1d-4c3e-9f00-1234567890ab"
 #define S_SUBJECT "Ваше замовлення №1042 вже в дорозі — трек-номер усередині"
@@ -107,47 +107,6 @@ s_header_count (const s_msg_t *m, const char *name)
     return n;
 }
 
-/* Decodes RFC 2047 B words (UTF-8) and the text between them, as a mail
- * reader does: white space between two words is dropped. Each word must
- * be under 76 characters and decode to whole UTF-8 characters. */
-static void
-s_decode_words (const char *v, char *out, size_t outlen)
-{
-    size_t o = 0;
-    bool last_word = false;
-    while (*v) {
-        if (strncmp (v, "=?UTF-8?B?", 10) == 0) {
-            const char *end = strstr (v + 10, "?=");
-            uint8_t bytes[128];
-            long n;
-            assert_non_null (end);
-            assert_true (end + 2 - v <= 75);
-            n = rt_base64_decode (v + 10, (size_t)(end - v - 10), bytes, sizeof bytes);
-            assert_true (n > 0);
-            assert_true (rt_utf8_text_ok ((const char *)bytes, (size_t)n));
-            assert_true (o + (size_t)n < outlen);
-            memcpy (out + o, bytes, (size_t)n);
-            o += (size_t)n;
-            v = end + 2;
-            last_word = true;
-            continue;
-        }
-        if (*v == ' ' && last_word) {
-            const char *q = v;
-            while (*q == ' ')
-                q++;
-            if (strncmp (q, "=?", 2) == 0) {
-                v = q;
-                continue;
-            }
-        }
-        last_word = false;
-        assert_true (o + 1 < outlen);
-        out[o++] = *v++;
-    }
-    out[o] = '\0';
-}
-
 /* The base64 body after a part's headers, decoded, into out. */
 static void
 s_decode_part (const char *part, char *out, size_t outlen)
@@ -207,13 +166,13 @@ test_multipart (void **state)
     assert_string_equal (m.message_id, S_ID "@shop.example");
 
     assert_true (s_header (&r, "From", v, sizeof v));
-    s_decode_words (v, decoded, sizeof decoded);
+    rt_test_mail_decode_words (v, decoded, sizeof decoded);
     assert_string_equal (decoded, "Крамниця «Ромашка» <shop@shop.example>");
     assert_true (s_header (&r, "To", v, sizeof v));
     assert_string_equal (v, "olena@example.com");
     assert_true (s_header (&r, "Subject", v, sizeof v));
     assert_non_null (strstr (v, "=?UTF-8?B?"));
-    s_decode_words (v, decoded, sizeof decoded);
+    rt_test_mail_decode_words (v, decoded, sizeof decoded);
     assert_string_equal (decoded, S_SUBJECT);
     assert_true (s_header (&r, "Date", v, sizeof v));
     assert_string_equal (v, "Thu, 15 Jan 2026 15:00:00 +0000");
@@ -294,7 +253,7 @@ test_text_alone_and_plain_subject (void **state)
     assert_false (s_header (&r, "List-Unsubscribe-Post", v, sizeof v));
     assert_true (s_header (&r, "Subject", v, sizeof v));
     assert_int_equal (strncmp (v, "=?UTF-8?B?", 10), 0);
-    s_decode_words (v, decoded, sizeof decoded);
+    rt_test_mail_decode_words (v, decoded, sizeof decoded);
     assert_string_equal (decoded, "50% off =?today?=");
     s_msg_free (&r);
     provider_mail_msg_free (&m);
@@ -315,7 +274,7 @@ test_long_subject_folded (void **state)
     assert_int_equal (provider_smtp_build (&mail, &m, err, sizeof err), 0);
     s_msg_read (&m, &r);
     assert_true (s_header (&r, "Subject", v, sizeof v));
-    s_decode_words (v, decoded, sizeof decoded);
+    rt_test_mail_decode_words (v, decoded, sizeof decoded);
     assert_string_equal (decoded, subject);
     s_msg_free (&r);
     provider_mail_msg_free (&m);
@@ -326,7 +285,7 @@ test_long_subject_folded (void **state)
     assert_int_equal (provider_smtp_build (&mail, &m, err, sizeof err), 0);
     s_msg_read (&m, &r);
     assert_true (s_header (&r, "Subject", v, sizeof v));
-    s_decode_words (v, decoded, sizeof decoded);
+    rt_test_mail_decode_words (v, decoded, sizeof decoded);
     assert_string_equal (decoded, subject);
     s_msg_free (&r);
     provider_mail_msg_free (&m);
@@ -400,7 +359,7 @@ test_no_header_injection (void **state)
         assert_int_equal (provider_smtp_build (&mail, &m, err, sizeof err), 0);
         s_msg_read (&m, &r);
         assert_true (s_header (&r, "From", v, sizeof v));
-        s_decode_words (v, decoded, sizeof decoded);
+        rt_test_mail_decode_words (v, decoded, sizeof decoded);
         assert_string_equal (decoded, "Shop, Inc. <Sales> <shop@shop.example>");
         assert_string_equal (m.envelope_from, "shop@shop.example");
         s_msg_free (&r);
