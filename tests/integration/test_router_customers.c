@@ -110,20 +110,6 @@ s_str (json_t *j, const char *path)
     return json_string_value (j);
 }
 
-static json_t *
-s_at (json_t *j, const char *path)
-{
-    char buf[256], *tok, *save = NULL;
-    snprintf (buf, sizeof buf, "%s", path);
-    for (tok = strtok_r (buf, ".", &save); tok && j; tok = strtok_r (NULL, ".", &save)) {
-        if (json_is_array (j))
-            j = json_array_get (j, (size_t)atoi (tok));
-        else
-            j = json_object_get (j, tok);
-    }
-    return j;
-}
-
 /* --- the bus --- */
 
 /* Publishes one event of type through the outbox, stamped at (0: now);
@@ -353,39 +339,40 @@ test_card_from_events (void **state)
     assert_int_equal (r.status, 200);
     card = r.json;
     assert_string_equal (s_str (card, "id"), s.olena);
-    assert_true (json_is_null (s_at (card, "merged_into")));
+    assert_true (json_is_null (rt_test_api_at (card, "merged_into")));
     assert_string_equal (s_str (card, "shop_customer_id"), "shop-501");
     assert_string_equal (s_str (card, "profile.name"), TEXT_UK);
-    assert_int_equal (json_integer_value (s_at (card, "orders_count")), 1);
+    assert_int_equal (json_integer_value (rt_test_api_at (card, "orders_count")), 1);
     assert_string_equal (s_str (card, "orders.0.order_id"), "ord-1");
     assert_string_equal (s_str (card, "orders.0.status"), "shipped");
-    assert_int_equal (json_integer_value (s_at (card, "orders.0.total.amount_minor")), 125000);
+    assert_int_equal (json_integer_value (rt_test_api_at (card, "orders.0.total.amount_minor")),
+                      125000);
     assert_string_equal (s_str (card, "orders.0.total.currency"), "UAH");
     assert_string_equal (s_str (card, "orders.0.placed_at"), "2026-11-24T06:00:00.000Z");
     assert_string_equal (s_str (card, "orders.0.payment_method"), "card");
-    assert_int_equal (json_array_size (s_at (card, "shipments")), 1);
+    assert_int_equal (json_array_size (rt_test_api_at (card, "shipments")), 1);
     assert_string_equal (s_str (card, "shipments.0.status"), "in_transit");
     assert_string_equal (s_str (card, "shipments.0.location"), "Київ");
     assert_string_equal (s_str (card, "shipments.0.carrier"), "nova_poshta");
     assert_string_equal (s_str (card, "shipments.0.tracking_number"), "20450000000001");
-    assert_true (json_is_true (s_at (card, "shipments.0.delayed")));
+    assert_true (json_is_true (rt_test_api_at (card, "shipments.0.delayed")));
     assert_string_equal (s_str (card, "shipments.0.delay_reason"), "stalled");
-    assert_int_equal (json_integer_value (s_at (card, "loyalty.points")), 300);
+    assert_int_equal (json_integer_value (rt_test_api_at (card, "loyalty.points")), 300);
     assert_string_equal (s_str (card, "loyalty.tier"), "gold");
     assert_string_equal (s_str (card, "loyalty.churn.risk"), "high");
     assert_string_equal (s_str (card, "loyalty.churn.segment"), "at_risk");
-    assert_true (json_real_value (s_at (card, "loyalty.churn.p_alive")) == 0.35);
-    assert_int_equal (json_array_size (s_at (card, "feedback")), 1);
-    assert_int_equal (json_integer_value (s_at (card, "feedback.0.score")), 2);
+    assert_true (json_real_value (rt_test_api_at (card, "loyalty.churn.p_alive")) == 0.35);
+    assert_int_equal (json_array_size (rt_test_api_at (card, "feedback")), 1);
+    assert_int_equal (json_integer_value (rt_test_api_at (card, "feedback.0.score")), 2);
     assert_string_equal (s_str (card, "feedback.0.comment"), TEXT_SQL);
     assert_string_equal (s_str (card, "feedback.0.channel"), "telegram");
     /* The shop's phone and e-mail as identity normalised them. */
     assert_string_equal (s_str (card, "contact_points.0.value"), "olena@example.com");
     assert_string_equal (s_str (card, "contact_points.1.value"), "+380671112233");
     assert_string_equal (s_str (card, "contact_points.1.source"), "shop");
-    assert_false (json_is_true (s_at (card, "contact_points.1.proven")));
+    assert_false (json_is_true (rt_test_api_at (card, "contact_points.1.proven")));
     /* OrderPlaced still goes to the timeline (none here: no conversation). */
-    assert_int_equal (json_array_size (s_at (card, "conversations")), 0);
+    assert_int_equal (json_array_size (rt_test_api_at (card, "conversations")), 0);
     {
         /* Kept for the replay: everything the events made. */
         char *text = json_dumps (card, JSON_COMPACT | JSON_SORT_KEYS);
@@ -432,7 +419,7 @@ test_never_seen (void **state)
     }
     r = s_call ("GET", "/v1/customers/{id}", id, NULL, NULL);
     assert_int_equal (r.status, 200);
-    assert_int_equal (json_integer_value (s_at (r.json, "loyalty.points")), 10);
+    assert_int_equal (json_integer_value (rt_test_api_at (r.json, "loyalty.points")), 10);
     rt_test_api_reply_free (&r);
     assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM crm.card_feedback WHERE"
                                              " comment = '李雷: 很好' AND score = 9"),
@@ -590,7 +577,7 @@ test_patch (void **state)
     /* null clears a field. */
     r = s_call ("PATCH", "/v1/customers/{id}", s.olena, NULL, "{\"preferred_channel\": null}");
     assert_int_equal (r.status, 200);
-    assert_true (json_is_null (s_at (r.json, "profile.preferred_channel")));
+    assert_true (json_is_null (rt_test_api_at (r.json, "profile.preferred_channel")));
     assert_string_equal (s_str (r.json, "profile.birthday"), "1990-03-14");
     rt_test_api_reply_free (&r);
     /* Bad input. */
@@ -668,11 +655,11 @@ test_merge_and_undo (void **state)
     /* anna (care) sees A's conversation; B's is sales'. */
     r = s_call ("GET", "/v1/customers/{id}", CU_B, NULL, NULL);
     assert_int_equal (r.status, 200);
-    assert_int_equal (json_array_size (s_at (r.json, "conversations")), 0);
+    assert_int_equal (json_array_size (rt_test_api_at (r.json, "conversations")), 0);
     assert_string_equal (s_str (r.json, "profile.name"), TEXT_SQL);
     rt_test_api_reply_free (&r);
     r = s_call_as ("GET", "/v1/customers/{id}", CU_B, NULL, s.olga, NULL, NULL, NULL);
-    assert_int_equal (json_array_size (s_at (r.json, "conversations")), 1);
+    assert_int_equal (json_array_size (rt_test_api_at (r.json, "conversations")), 1);
     assert_string_equal (s_str (r.json, "conversations.0.id"), CV_B);
     rt_test_api_reply_free (&r);
 
@@ -692,11 +679,11 @@ test_merge_and_undo (void **state)
     snprintf (merge_id, sizeof merge_id, "%s", s_str (r.json, "merge_id"));
     assert_int_equal (strlen (merge_id), 36);
     assert_string_equal (s_str (r.json, "card.id"), CU_A);
-    assert_int_equal (json_array_size (s_at (r.json, "card.identities")), 2);
+    assert_int_equal (json_array_size (rt_test_api_at (r.json, "card.identities")), 2);
     assert_string_equal (s_str (r.json, "card.merges.0.id"), merge_id);
     assert_string_equal (s_str (r.json, "card.merges.0.reason"), "same person — сказала");
     /* B's history shows on A's card while the merge stands. */
-    assert_int_equal (json_integer_value (s_at (r.json, "card.orders_count")), 1);
+    assert_int_equal (json_integer_value (rt_test_api_at (r.json, "card.orders_count")), 1);
     assert_string_equal (s_str (r.json, "card.orders.0.order_id"), "ord-b");
     assert_string_equal (s_str (r.json, "card.orders.0.customer_id"), CU_B);
     rt_test_api_reply_free (&r);
@@ -734,19 +721,19 @@ test_merge_and_undo (void **state)
     r = s_call_as ("GET", "/v1/customers/{id}", CU_B, NULL, s.olga, NULL, NULL, NULL);
     assert_int_equal (r.status, 200);
     assert_string_equal (s_str (r.json, "id"), CU_B);
-    assert_true (json_is_null (s_at (r.json, "merged_into")));
-    assert_int_equal (json_array_size (s_at (r.json, "identities")), 1);
+    assert_true (json_is_null (rt_test_api_at (r.json, "merged_into")));
+    assert_int_equal (json_array_size (rt_test_api_at (r.json, "identities")), 1);
     assert_string_equal (s_str (r.json, "identities.0.channel"), "instagram");
-    assert_int_equal (json_array_size (s_at (r.json, "conversations")), 1);
+    assert_int_equal (json_array_size (rt_test_api_at (r.json, "conversations")), 1);
     assert_string_equal (s_str (r.json, "conversations.0.id"), CV_B);
     assert_string_equal (s_str (r.json, "conversations.0.customer.id"), CU_B);
     assert_string_equal (s_str (r.json, "merges.0.undone_by"), "op-anna");
     assert_string_equal (s_str (r.json, "orders.0.order_id"), "ord-b");
     rt_test_api_reply_free (&r);
     r = s_call ("GET", "/v1/customers/{id}", CU_A, NULL, NULL);
-    assert_int_equal (json_array_size (s_at (r.json, "identities")), 1);
+    assert_int_equal (json_array_size (rt_test_api_at (r.json, "identities")), 1);
     assert_string_equal (s_str (r.json, "identities.0.channel"), "telegram");
-    assert_int_equal (json_integer_value (s_at (r.json, "orders_count")), 0);
+    assert_int_equal (json_integer_value (rt_test_api_at (r.json, "orders_count")), 0);
     rt_test_api_reply_free (&r);
     rt_test_api_expect_problem (s_call ("POST", "/v1/merges/{id}/undo", merge_id, NULL, NULL), 409,
                                 "undone");
@@ -798,7 +785,7 @@ test_suggestions (void **state)
                      " evidence) VALUES ('" SG_1 "', '" CU_C "', '" CU_D "',"
                      " '{\"phone\": \"+380671112299\", \"seen_in\": \"instagram message 1\"}')");
     r = s_call ("GET", "/v1/customers/{id}", CU_D, NULL, NULL);
-    assert_int_equal (json_array_size (s_at (r.json, "suggestions")), 1);
+    assert_int_equal (json_array_size (rt_test_api_at (r.json, "suggestions")), 1);
     assert_string_equal (s_str (r.json, "suggestions.0.candidate_id"), CU_C);
     assert_string_equal (s_str (r.json, "suggestions.0.evidence.phone"), "+380671112299");
     rt_test_api_reply_free (&r);
@@ -815,7 +802,7 @@ test_suggestions (void **state)
                                        " resolution = 'rejected' AND resolved_by = 'op-anna'"),
                       1);
     r = s_call ("GET", "/v1/customers/{id}", CU_D, NULL, NULL);
-    assert_int_equal (json_array_size (s_at (r.json, "suggestions")), 0);
+    assert_int_equal (json_array_size (rt_test_api_at (r.json, "suggestions")), 0);
     rt_test_api_reply_free (&r);
     rt_test_api_expect_problem (s_call ("POST", "/v1/suggestions/{id}/reject",
                                         "0190c000-0000-7000-8000-0000000000ff", NULL, NULL),
