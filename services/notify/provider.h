@@ -278,6 +278,12 @@ int64_t provider_wait_ms (const rt_http_response_t *resp, json_int_t seconds, in
 
 #define PROVIDER_ADDR_MAX 256 /* an e-mail address, bytes with the NUL */
 
+/* The provider name (notify.accounts.provider) of an account that sends
+ * e-mail over SMTP: its base_url smtp:// or smtps:// (empty: notifyd's
+ * --smtp-url), account_id and token the login (both empty: none), sender
+ * the From ("Shop <shop@example.com>"). */
+#define PROVIDER_SMTP "smtp"
+
 /* One e-mail; strings lent. */
 typedef struct {
     const char *from;             /* the account's sender: "addr" or "Name <addr>" */

@@ -403,6 +403,23 @@ test_bad_input (void **state)
          "no From number"},
         {{"notify", "account", "set", "--inbox", "shop-bot", "--priority", "4", NULL},
          "a new account needs its token"},
+        {{"notify", "account", "set", "--inbox", "shop-mail", "--provider", "smtp", "--channel",
+          "sms"},
+         "--provider smtp cannot send on sms; it goes out through twilio"},
+        {{"notify", "account", "set", "--inbox", "shop-mail", "--provider", "smtp", "--base-url",
+          "https://mail.example.com"},
+         "--base-url \"https://mail.example.com\" must be an SMTP server"},
+        {{"notify", "account", "set", "--inbox", "shop-mail", "--provider", "smtp"},
+         "smtp cannot send on email with this account: it has no From"},
+        {{"notify", "account", "set", "--inbox", "shop-mail", "--provider", "smtp", "--sender",
+          "Shop <shop at example.com>"},
+         "smtp cannot send on email with this account"},
+        {{"notify", "account", "set", "--inbox", "shop-mail", "--provider", "smtp", "--sender",
+          "shop@example.com", "--account-id", "shop"},
+         "a new account needs its token"},
+        {{"notify", "account", "set", "--inbox", "shop-mail", "--provider", "smtp", "--sender",
+          "shop@example.com", "--token-file", tf},
+         "it has a password but no login"},
         {{"notify", "account", "set", "--inbox", "shop-bot", "--rate", "0"},
          "--rate \"0\" must be a number"},
         {{"notify", "account", "set", "--inbox", "shop-bot", "--burst", "0.5"},
@@ -443,6 +460,59 @@ test_bad_input (void **state)
                                  " FROM notify.accounts"),
                          fingerprint);
     free (fingerprint);
+}
+
+/* An e-mail inbox's account sends over SMTP: a login with a password
+ * that may hold spaces, a From with a display name, the server's URL; and
+ * a second one, with no login, for a relay that needs none. */
+static void
+test_smtp_account (void **state)
+{
+    char password[1024];
+    (void)state;
+    s_file (password, sizeof password, "smtp-password", "correct horse battery\n");
+    {
+        const char *set[] = {"notify",
+                             "account",
+                             "set",
+                             "--inbox",
+                             "shop-mail",
+                             "--provider",
+                             "smtp",
+                             "--sender",
+                             "Shop <shop@example.com>",
+                             "--account-id",
+                             "shop",
+                             "--token-file",
+                             password,
+                             "--base-url",
+                             "smtp://mail.example.com:587",
+                             NULL};
+        s_expect (s_ctl (set), 0,
+                  "account shop-mail added: inbox shop-mail, email through smtp, priority 0, "
+                  "token set",
+                  "an SMTP account with a login");
+    }
+    assert_int_equal (s_long ("SELECT count(*) FROM notify.accounts WHERE id = 'shop-mail' AND"
+                              " channel = 'email' AND provider = 'smtp' AND"
+                              " sender = 'Shop <shop@example.com>' AND account_id = 'shop' AND"
+                              " token = 'correct horse battery' AND"
+                              " base_url = 'smtp://mail.example.com:587'"),
+                      1);
+    {
+        const char *set[] = {
+            "notify",           "account",    "set", "--inbox",    "shop-mail", "--id",
+            "shop-relay",       "--priority", "1",   "--provider", "smtp",      "--sender",
+            "shop@example.com", NULL};
+        s_expect (s_ctl (set), 0,
+                  "account shop-relay added: inbox shop-mail, email through smtp, priority 1, "
+                  "no login",
+                  "an SMTP account without a login");
+    }
+    assert_int_equal (s_long ("SELECT count(*) FROM notify.accounts WHERE id = 'shop-relay' AND"
+                              " provider = 'smtp' AND token = '' AND account_id = '' AND"
+                              " base_url = ''"),
+                      1);
 }
 
 /* A revoked token: notifyd stopped the account; the operator sets the new
@@ -656,6 +726,7 @@ main (void)
         cmocka_unit_test (test_set_token_from_file),
         cmocka_unit_test (test_set_token_from_stdin),
         cmocka_unit_test (test_bad_input),
+        cmocka_unit_test (test_smtp_account),
         cmocka_unit_test (test_stop_resume_disable_enable),
         cmocka_unit_test (test_dead_letter_retried_then_delivered),
     };

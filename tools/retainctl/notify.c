@@ -16,8 +16,12 @@
  * will send with it (services/notify/provider.h): a provider that cannot
  * send on the channel, or an account its adapter would refuse (a Viber
  * bot without a sender name, a Twilio account without its AccountSid),
- * exits 2 and stores nothing. set adds the account or changes the flags
- * given on an existing one (the others keep their values).
+ * exits 2 and stores nothing. E-mail goes out over SMTP (provider smtp,
+ * notifyd's daemon/smtp.c, no adapter): its account is checked by building
+ * a message From its --sender ("Shop <shop@example.com>"), its login whole
+ * (--account-id and a password, or neither) and its server smtp:// or
+ * smtps://. set adds the account or changes the flags given on an
+ * existing one (the others keep their values).
  *
  * The token is a secret: it is read from a file or from stdin (not echoed
  * on a terminal), never taken on the command line, where `ps` and shell
@@ -48,6 +52,7 @@
 #include "rt_clock.h"
 #include "rt_config.h"
 #include "rt_db.h"
+#include "rt_log.h"
 #include "rt_uuid.h"
 
 #define S_TOKEN_MAX    4096 /* a token's bytes at most */
@@ -66,16 +71,22 @@ static const rt_config_setting_t s_set_settings[] = {
      "the account's id; default: the inbox's, with .<channel> when it sends on another channel "
      "and .<priority> when --priority is not 0"},
     {"provider", NULL, "",
-     "who sends: telegram, viber, meta (Messenger, Instagram, WhatsApp Cloud) or twilio (SMS, "
-     "WhatsApp); default: the inbox's provider"},
+     "who sends: telegram, viber, meta (Messenger, Instagram, WhatsApp Cloud), twilio (SMS, "
+     "WhatsApp) or smtp (e-mail); default: the inbox's provider"},
     {"channel", NULL, "", "the channel it sends on; default: the inbox's"},
     {"token-file", NULL, "",
-     "a file holding the token (bot token, page access token, auth token), or - for stdin; "
-     "required for a new account, never taken on the command line"},
-    {"account-id", NULL, "", "Meta's page id, WhatsApp's phone-number id, Twilio's AccountSid"},
-    {"sender", NULL, "", "Twilio's From number or MessagingServiceSid, Viber's sender name"},
+     "a file holding the token (bot token, page access token, auth token, SMTP password), or - "
+     "for stdin; required for a new account (SMTP: with a login), never taken on the command "
+     "line"},
+    {"account-id", NULL, "",
+     "Meta's page id, WhatsApp's phone-number id, Twilio's AccountSid, the SMTP login"},
+    {"sender", NULL, "",
+     "Twilio's From number or MessagingServiceSid, Viber's sender name, e-mail's From "
+     "(\"Shop <shop@example.com>\")"},
     {"status-url", NULL, "", "Twilio's StatusCallback: the inbox's webhook URL"},
-    {"base-url", NULL, "", "the provider's API base; default: notifyd's RETAIN_NOTIFY_*_API"},
+    {"base-url", NULL, "",
+     "the provider's API base, or the SMTP server (smtp://host:587, smtps://host:465); default: "
+     "notifyd's RETAIN_NOTIFY_*_API, RETAIN_NOTIFY_SMTP_URL"},
     {"priority", NULL, "", "the lowest usable one of an inbox's accounts sends (0-1000; new: 0)"},
     {"rate", NULL, "", "requests a second through the account (new: 25; Telegram allows ~30)"},
     {"burst", NULL, "", "requests at once beyond the rate (new: 5)"},
@@ -131,10 +142,17 @@ static const char *s_sql_list =
 
 /* --- checks --- */
 
-/* A printable value of at most S_FIELD_MAX bytes, no spaces; an URL flag
- * must be http(s)://. */
+/* What a flag's value may be. */
+typedef enum {
+    S_WORD, /* printable, no spaces */
+    S_TEXT, /* printable, spaces inside (an e-mail sender's display name) */
+    S_HTTP, /* an http:// or https:// URL */
+    S_SMTP  /* an smtp:// or smtps:// URL */
+} s_field_t;
+
+/* A value of at most S_FIELD_MAX bytes, as kind says. */
 static bool
-s_valid_field (const char *program, const char *flag, const char *value, bool url)
+s_valid_field (const char *program, const char *flag, const char *value, s_field_t kind)
 {
     size_t n = strlen (value);
     if (!n)
@@ -145,14 +163,24 @@ s_valid_field (const char *program, const char *flag, const char *value, bool ur
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)value[i];
-        if (c <= ' ' || c == 0x7f) {
-            fprintf (stderr, "%s: --%s holds a space or a control character\n", program, flag);
+        if (c < ' ' || c == 0x7f || (c == ' ' && kind != S_TEXT)) {
+            fprintf (stderr, "%s: --%s holds a %s\n", program, flag,
+                     kind == S_TEXT ? "control character" : "space or a control character");
             return false;
         }
     }
-    if (url && strncmp (value, "http://", 7) != 0 && strncmp (value, "https://", 8) != 0) {
+    if (kind == S_HTTP && strncmp (value, "http://", 7) != 0 &&
+        strncmp (value, "https://", 8) != 0) {
         fprintf (stderr, "%s: --%s \"%s\" must be an http:// or https:// URL\n", program, flag,
                  value);
+        return false;
+    }
+    if (kind == S_SMTP && strncmp (value, "smtp://", 7) != 0 &&
+        strncmp (value, "smtps://", 8) != 0) {
+        fprintf (stderr,
+                 "%s: --%s \"%s\" must be an SMTP server: smtp://host:587 (STARTTLS) or "
+                 "smtps://host:465\n",
+                 program, flag, value);
         return false;
     }
     return true;
@@ -209,6 +237,8 @@ s_senders (const rt_channel_t *channel, char *out, size_t outlen)
         if (!seen)
             names[n++] = k->provider;
     }
+    if (channel->value == RETAIN__V1__CHANNEL__EMAIL && n < 16)
+        names[n++] = PROVIDER_SMTP;
     if (n == 0)
         return;
     for (size_t j = 0; j < n && used < outlen; j++) {
@@ -223,10 +253,12 @@ s_senders (const rt_channel_t *channel, char *out, size_t outlen)
 /* --- the token --- */
 
 /* Reads the token from path ("-": stdin; not echoed when it is a
- * terminal) into out, without the whitespace around it. false with the
- * reason on stderr; no message ever holds a byte of it. */
+ * terminal) into out, without the whitespace around it; spaces inside it
+ * only when spaces (an SMTP password may hold them, a provider's token
+ * never). false with the reason on stderr; no message ever holds a byte
+ * of it. */
 static bool
-s_read_token (const retainctl_cmd_t *cmd, const char *path, char *out, size_t outlen)
+s_read_token (const retainctl_cmd_t *cmd, const char *path, bool spaces, char *out, size_t outlen)
 {
     bool is_stdin = strcmp (path, "-") == 0;
     bool tty = is_stdin && isatty (STDIN_FILENO);
@@ -275,11 +307,11 @@ s_read_token (const retainctl_cmd_t *cmd, const char *path, char *out, size_t ou
     }
     for (size_t i = start; i < end; i++) {
         unsigned char c = (unsigned char)out[i];
-        if (c <= ' ' || c >= 0x7f) {
+        if (c < ' ' || c >= 0x7f || (c == ' ' && !spaces)) {
             fprintf (stderr,
-                     "%s: --token-file %s: the token holds a space, a control character or a "
+                     "%s: --token-file %s: the token holds a %scontrol character or a "
                      "byte outside ASCII (at byte %zu); a provider's token has none\n",
-                     cmd->program, path, i - start + 1);
+                     cmd->program, path, spaces ? "" : "space, a ", i - start + 1);
             goto cleanup;
         }
     }
@@ -337,6 +369,7 @@ typedef struct {
 static bool
 s_set_check (const retainctl_cmd_t *cmd, s_set_flags_t *f)
 {
+    bool smtp;
     memset (f, 0, sizeof *f);
     f->inbox = rt_config_get (cmd->config, "inbox");
     f->id = rt_config_get (cmd->config, "id");
@@ -357,17 +390,18 @@ s_set_check (const retainctl_cmd_t *cmd, s_set_flags_t *f)
                  list);
         return false;
     }
-    if (*f->provider && !rt_channel_provider_known (f->provider)) {
+    smtp = strcmp (f->provider, PROVIDER_SMTP) == 0;
+    if (*f->provider && !smtp && !rt_channel_provider_known (f->provider)) {
         char list[256];
         rt_channel_providers (RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED, list, sizeof list);
-        fprintf (stderr, "%s: --provider \"%s\" must be one of %s\n", cmd->program, f->provider,
-                 list);
+        fprintf (stderr, "%s: --provider \"%s\" must be one of %s or %s\n", cmd->program,
+                 f->provider, list, PROVIDER_SMTP);
         return false;
     }
-    if (!s_valid_field (cmd->program, "account-id", f->account_id, false) ||
-        !s_valid_field (cmd->program, "sender", f->sender, false) ||
-        !s_valid_field (cmd->program, "status-url", f->status_url, true) ||
-        !s_valid_field (cmd->program, "base-url", f->base_url, true))
+    if (!s_valid_field (cmd->program, "account-id", f->account_id, S_WORD) ||
+        !s_valid_field (cmd->program, "sender", f->sender, smtp ? S_TEXT : S_WORD) ||
+        !s_valid_field (cmd->program, "status-url", f->status_url, S_HTTP) ||
+        !s_valid_field (cmd->program, "base-url", f->base_url, smtp ? S_SMTP : S_HTTP))
         return false;
     if (rt_config_get (cmd->config, "priority")[0]) {
         if (!retainctl_cmd_int (cmd, "priority", 0, S_PRIORITY_MAX, &f->priority_n))
@@ -426,6 +460,38 @@ s_try_build (const provider_t *adapter, const rt_channel_t *channel, const PGres
     return rc;
 }
 
+/* Checks an SMTP account as notifyd will use it: its server, its login
+ * whole (a user and a password, or neither), and a message built From its
+ * sender. 0, or -1 with the reason in err. */
+static int
+s_try_smtp (const PGresult *r, char *err, size_t errlen)
+{
+    const char *token = PQgetvalue (r, 0, 1), *login = PQgetvalue (r, 0, 2);
+    const char *sender = PQgetvalue (r, 0, 3);
+    provider_mail_msg_t msg;
+    provider_mail_t mail = {.from = sender,
+                            .to = "check@example.com",
+                            .subject = "check",
+                            .text = "check",
+                            .message_id = "00000000-0000-7000-8000-000000000000"};
+    if (*login && !*token) {
+        rt_errf (err, errlen, "it logs in as %s with no password: --token-file", login);
+        return -1;
+    }
+    if (!*login && *token) {
+        rt_errf (err, errlen, "it has a password but no login: --account-id USER");
+        return -1;
+    }
+    if (!*sender) {
+        rt_errf (err, errlen, "it has no From: --sender \"Shop <shop@example.com>\"");
+        return -1;
+    }
+    if (provider_smtp_build (&mail, &msg, err, errlen) != 0)
+        return -1;
+    provider_mail_msg_free (&msg);
+    return 0;
+}
+
 static int
 s_account_set (int argc, char **argv)
 {
@@ -436,7 +502,7 @@ s_account_set (int argc, char **argv)
     const rt_channel_t *channel = NULL;
     const char *provider, *token_file;
     const provider_t *adapter;
-    bool added;
+    bool added, smtp, has_token;
     int rc, built;
 
     token[0] = '\0';
@@ -451,7 +517,8 @@ s_account_set (int argc, char **argv)
     if (!s_set_check (&cmd, &f))
         goto cleanup;
     token_file = rt_config_get (cmd.config, "token-file");
-    if (*token_file && !s_read_token (&cmd, token_file, token, sizeof token))
+    if (*token_file && !s_read_token (&cmd, token_file, strcmp (f.provider, PROVIDER_SMTP) == 0,
+                                      token, sizeof token))
         goto cleanup;
     rc = 1;
     if (!retainctl_cmd_connect (&cmd, S_DB_ERRORS))
@@ -479,8 +546,9 @@ s_account_set (int argc, char **argv)
         goto cleanup;
     }
     provider = *f.provider ? f.provider : inbox_provider;
-    adapter = s_adapter (provider, channel);
-    if (!adapter) {
+    smtp = strcmp (provider, PROVIDER_SMTP) == 0;
+    adapter = smtp ? NULL : s_adapter (provider, channel);
+    if (smtp ? channel->value != RETAIN__V1__CHANNEL__EMAIL : !adapter) {
         s_senders (channel, list, sizeof list);
         fprintf (stderr, "%s: %s%s cannot send on %s; %s%s\n", cmd.program,
                  *f.provider ? "--provider " : "the inbox's provider ", provider, channel->name,
@@ -503,7 +571,8 @@ s_account_set (int argc, char **argv)
     added = PQntuples (cmd.res) == 1;
     PQclear (cmd.res);
     cmd.res = NULL;
-    if (added && !token[0]) {
+    /* An SMTP server may take mail without a login. */
+    if (added && !token[0] && !(smtp && !f.account_id[0])) {
         fprintf (stderr,
                  "%s: a new account needs its token: --token-file F, or --token-file - with the "
                  "token on stdin\n",
@@ -530,7 +599,9 @@ s_account_set (int argc, char **argv)
                                                   f.rate, f.burst, f.rrate, f.rburst, now});
     if (!cmd.res)
         goto db_failed;
-    built = s_try_build (adapter, channel, cmd.res, err, sizeof err);
+    built = smtp ? s_try_smtp (cmd.res, err, sizeof err)
+                 : s_try_build (adapter, channel, cmd.res, err, sizeof err);
+    has_token = *PQgetvalue (cmd.res, 0, 1) != '\0';
     /* The stored token, back from the update for the check: gone now. */
     explicit_bzero (PQgetvalue (cmd.res, 0, 1), strlen (PQgetvalue (cmd.res, 0, 1)));
     if (built != 0) {
@@ -541,11 +612,12 @@ s_account_set (int argc, char **argv)
     }
     if (rt_db_commit (cmd.db) != 0)
         goto db_failed;
-    printf ("account %s %s: inbox %s, %s through %s, priority %s, token set, %s/s (burst %s), "
+    printf ("account %s %s: inbox %s, %s through %s, priority %s, %s, %s/s (burst %s), "
             "%s/s to one recipient (burst %s)\n",
             id, added ? "added" : "updated", f.inbox, channel->name, provider,
-            PQgetvalue (cmd.res, 0, 5), PQgetvalue (cmd.res, 0, 6), PQgetvalue (cmd.res, 0, 7),
-            PQgetvalue (cmd.res, 0, 8), PQgetvalue (cmd.res, 0, 9));
+            PQgetvalue (cmd.res, 0, 5), has_token ? "token set" : "no login",
+            PQgetvalue (cmd.res, 0, 6), PQgetvalue (cmd.res, 0, 7), PQgetvalue (cmd.res, 0, 8),
+            PQgetvalue (cmd.res, 0, 9));
     if (*PQgetvalue (cmd.res, 0, 10))
         printf ("it is stopped (%s): once that is fixed, `retainctl notify account resume --id "
                 "%s` lets it send again\n",
