@@ -68,7 +68,11 @@ static const rt_config_setting_t s_settings[] = {
     {"in-flight", "RETAIN_NOTIFY_IN_FLIGHT", "256",
      "requests to providers in flight at most (all workers): bounds a crash's duplicates"},
     {"claim-batch", "RETAIN_NOTIFY_CLAIM_BATCH", "100", "sends one claim takes at most"},
-    {"poll", "RETAIN_NOTIFY_POLL", "50ms", "between two claims when the last found nothing due"},
+    {"poll", "RETAIN_NOTIFY_POLL", "50ms",
+     "between two claims when nothing woke the sender (sends queued wake it at once)"},
+    {"flush", "RETAIN_NOTIFY_FLUSH", "5ms",
+     "an answer waits this long at most for its outcome to be recorded with the others"},
+    {"flush-max", "RETAIN_NOTIFY_FLUSH_MAX", "256", "outcomes one transaction records at most"},
     {"request-timeout", "RETAIN_NOTIFY_REQUEST_TIMEOUT", "10s", "one request to a provider"},
     {"lease", "RETAIN_NOTIFY_LEASE", "0",
      "a send left sending this long is uncertain (crash policy); 0: twice the request timeout"},
@@ -167,10 +171,12 @@ static int
 s_sender_config (notifyd_t *self, const rt_config_t *c, char *err, size_t errlen)
 {
     sender_config_t *s = &self->sender_config;
-    int64_t workers, in_flight, batch, retry_max, host;
+    int64_t workers, in_flight, batch, retry_max, host, flush_max;
     if (rt_config_get_int (c, "workers", 1, 64, &workers, err, errlen) != 0 ||
         rt_config_get_int (c, "in-flight", 1, 100000, &in_flight, err, errlen) != 0 ||
         rt_config_get_int (c, "claim-batch", 1, 10000, &batch, err, errlen) != 0 ||
+        rt_config_get_int (c, "flush-max", 1, 100000, &flush_max, err, errlen) != 0 ||
+        rt_config_get_ms (c, "flush", &s->flush_ms, err, errlen) != 0 ||
         rt_config_get_int (c, "retry-max", 1, 1000, &retry_max, err, errlen) != 0 ||
         rt_config_get_int (c, "host-connections", 1, 1024, &host, err, errlen) != 0 ||
         rt_config_get_ms (c, "poll", &s->poll_ms, err, errlen) != 0 ||
@@ -197,6 +203,7 @@ s_sender_config (notifyd_t *self, const rt_config_t *c, char *err, size_t errlen
     s->workers = (int)workers;
     s->in_flight = (int)in_flight;
     s->claim_batch = (int)batch;
+    s->flush_max = (int)flush_max;
     s->retry_max = (int)retry_max;
     s->host_connections = (int)host;
     s->base_urls[0] = rt_config_get (c, "telegram-api");

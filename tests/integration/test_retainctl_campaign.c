@@ -372,7 +372,8 @@ test_list_and_status (void **state)
     free (out);
     rt_test_retainctl_expect (
         s_ctl ("status", "--id", id, NULL), 0, "status", NULL,
-        "targeted 2  queued 0  sent 0  skipped 0  failed 0  pending 2  (running)", NULL);
+        "targeted 2  queued 0  sent 0  skipped 0  failed 0  cancelled 0  pending 2  (running)",
+        NULL);
 
     /* --follow, not on a terminal: a line per change, until it is over. */
     assert_int_equal (pthread_create (&runner, NULL, s_runner, id), 0);

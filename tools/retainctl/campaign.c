@@ -11,7 +11,8 @@
  * create, and the segments it evaluates, are campaign_create.c's.
  *
  * start, pause, resume and cancel move the status (draft → running ⇄
- * paused; any of them → cancelled); the running notifyd's runner claims
+ * paused; any of them, or done while sends wait for a customer's morning,
+ * → cancelled); the running notifyd's runner claims
  * only a running campaign's targets, so a pause holds from its next step.
  * A move the status does not allow exits 1 naming the status.
  *
@@ -76,6 +77,7 @@ static const char *s_sql_move =
 
 #define S_COLUMNS                                                                                  \
     "id::text, template, category, status, rate_per_s, targeted, queued, sent, skipped, failed,"   \
+    " cancelled,"                                                                                  \
     " (SELECT count(*) FROM notify.campaign_targets t WHERE t.campaign_id = k.id"                  \
     "   AND t.state = 'pending'),"                                                                 \
     " settled, created_by, to_char(created_at AT TIME ZONE 'UTC', "                                \
@@ -100,6 +102,7 @@ enum {
     C_SENT,
     C_SKIPPED,
     C_FAILED,
+    C_CANCELLED,
     C_PENDING,
     C_SETTLED,
     C_BY,
@@ -180,8 +183,11 @@ s_resume (int argc, char **argv)
 static int
 s_cancel (int argc, char **argv)
 {
-    return s_move (argc, argv, "Cancel a campaign: its pending targets are never claimed.",
-                   "cancelled", "{draft,running,paused}");
+    return s_move (argc, argv,
+                   "Cancel a campaign: its pending targets are never claimed, and its sends "
+                   "still queued (waiting for a customer's morning, even once it is done) are "
+                   "cancelled.",
+                   "cancelled", "{draft,running,paused,done}");
 }
 
 /* --- list, status --- */
@@ -190,14 +196,15 @@ static json_t *
 s_row_json (const PGresult *r, int i)
 {
     json_t *o = json_pack (
-        "{ss ss ss ss sf sI sI sI sI sI sI sb ss ss}", "id", PQgetvalue (r, i, C_ID), "template",
+        "{ss ss ss ss sf sI sI sI sI sI sI sI sb ss ss}", "id", PQgetvalue (r, i, C_ID), "template",
         PQgetvalue (r, i, C_TEMPLATE), "category", PQgetvalue (r, i, C_CATEGORY), "status",
         PQgetvalue (r, i, C_STATUS), "rate_per_s", atof (PQgetvalue (r, i, C_RATE)), "targeted",
         (json_int_t)atoll (PQgetvalue (r, i, C_TARGETED)), "queued",
         (json_int_t)atoll (PQgetvalue (r, i, C_QUEUED)), "sent",
         (json_int_t)atoll (PQgetvalue (r, i, C_SENT)), "skipped",
         (json_int_t)atoll (PQgetvalue (r, i, C_SKIPPED)), "failed",
-        (json_int_t)atoll (PQgetvalue (r, i, C_FAILED)), "pending",
+        (json_int_t)atoll (PQgetvalue (r, i, C_FAILED)), "cancelled",
+        (json_int_t)atoll (PQgetvalue (r, i, C_CANCELLED)), "pending",
         (json_int_t)atoll (PQgetvalue (r, i, C_PENDING)), "settled",
         strcmp (PQgetvalue (r, i, C_SETTLED), "t") == 0, "created_by", PQgetvalue (r, i, C_BY),
         "created_at", PQgetvalue (r, i, C_CREATED));
@@ -224,15 +231,16 @@ s_list (int argc, char **argv)
         if (retainctl_print_rows (cmd.res, PQntuples (cmd.res), s_row_json, JSON_COMPACT) != 0)
             goto cleanup;
     } else {
-        printf ("%-36s  %-10s  %-20s  %9s  %8s  %8s  %8s  %8s  %8s\n", "ID", "STATUS", "TEMPLATE",
-                "RATE/S", "TARGETED", "QUEUED", "SENT", "SKIPPED", "FAILED");
+        printf ("%-36s  %-10s  %-20s  %9s  %8s  %8s  %8s  %8s  %8s  %9s\n", "ID", "STATUS",
+                "TEMPLATE", "RATE/S", "TARGETED", "QUEUED", "SENT", "SKIPPED", "FAILED",
+                "CANCELLED");
         for (int i = 0; i < PQntuples (cmd.res); i++)
-            printf ("%-36s  %-10s  %-20s  %9g  %8s  %8s  %8s  %8s  %8s\n",
+            printf ("%-36s  %-10s  %-20s  %9g  %8s  %8s  %8s  %8s  %8s  %9s\n",
                     PQgetvalue (cmd.res, i, C_ID), PQgetvalue (cmd.res, i, C_STATUS),
                     PQgetvalue (cmd.res, i, C_TEMPLATE), atof (PQgetvalue (cmd.res, i, C_RATE)),
                     PQgetvalue (cmd.res, i, C_TARGETED), PQgetvalue (cmd.res, i, C_QUEUED),
                     PQgetvalue (cmd.res, i, C_SENT), PQgetvalue (cmd.res, i, C_SKIPPED),
-                    PQgetvalue (cmd.res, i, C_FAILED));
+                    PQgetvalue (cmd.res, i, C_FAILED), PQgetvalue (cmd.res, i, C_CANCELLED));
     }
     rc = 0;
 cleanup:
@@ -244,10 +252,12 @@ cleanup:
 static void
 s_counts (const PGresult *r, char *out, size_t len)
 {
-    snprintf (out, len, "targeted %s  queued %s  sent %s  skipped %s  failed %s  pending %s  (%s)",
-              PQgetvalue (r, 0, C_TARGETED), PQgetvalue (r, 0, C_QUEUED), PQgetvalue (r, 0, C_SENT),
-              PQgetvalue (r, 0, C_SKIPPED), PQgetvalue (r, 0, C_FAILED),
-              PQgetvalue (r, 0, C_PENDING), PQgetvalue (r, 0, C_STATUS));
+    snprintf (
+        out, len,
+        "targeted %s  queued %s  sent %s  skipped %s  failed %s  cancelled %s  pending %s  (%s)",
+        PQgetvalue (r, 0, C_TARGETED), PQgetvalue (r, 0, C_QUEUED), PQgetvalue (r, 0, C_SENT),
+        PQgetvalue (r, 0, C_SKIPPED), PQgetvalue (r, 0, C_FAILED), PQgetvalue (r, 0, C_CANCELLED),
+        PQgetvalue (r, 0, C_PENDING), PQgetvalue (r, 0, C_STATUS));
 }
 
 /* The progress bar: the share of targets no longer pending. */

@@ -31,10 +31,17 @@
  *   3. Tokens got and not used go back to the bucket. A step that finds no
  *      pending target ends the campaign (done) unless another replica
  *      holds some.
+ * A cancel (retainctl) cancels the campaign's queued sends in its own
+ * transaction (007's trigger): none of them is claimed after it, and those
+ * already `sending` go on. The marking of step 2 locks the campaign's row,
+ * so a step and a cancel are ordered: a step before it has its sends
+ * committed for the cancel to find; a step after it finds the campaign
+ * cancelled there and cancels the sends it made, before its commit.
  * A round that claimed nothing waits --campaign-poll before the next.
  * Every --campaign-refresh the campaigns whose sends may still move
- * (running, paused, or finished and not settled) get sent and failed
- * recounted from notify.sends: settled once none is queued or sending.
+ * (running, paused, or finished and not settled) get sent, failed and
+ * cancelled recounted from notify.sends: settled once none is queued or
+ * sending.
  *
  * Memory is bounded by a step: at most --campaign-batch targets are read
  * at once, whatever the segment's size.
@@ -84,7 +91,7 @@ static const char *s_claim_sql =
     "         category, correlation, route, status, created_at, updated_at)"
     "       SELECT notify.campaign_notification_id(k.id, c.customer_id), k.id, c.customer_id,"
     "         k.template, k.variables, k.category, 'campaign:' || k.id,"
-    "         notify.route(c.customer_id, $3), 'routed', to_timestamp($4::bigint / 1000.0),"
+    "         notify.route(c.customer_id, $3, ''), 'routed', to_timestamp($4::bigint / 1000.0),"
     "         to_timestamp($4::bigint / 1000.0)"
     "         FROM c CROSS JOIN k"
     "       ON CONFLICT (id) DO NOTHING RETURNING id)"
@@ -93,13 +100,14 @@ static const char *s_claim_sql =
     "   FROM c LEFT JOIN n ON n.id = notify.campaign_notification_id($1::uuid, c.customer_id)";
 
 /* Marks the claimed targets ($2, a uuid[] literal) from their
- * notifications and moves the campaign's counts; returns what it added. */
+ * notifications and moves the campaign's counts; returns what it added
+ * and the campaign's status, as of its row's lock. */
 #define S_MARK "notify_campaign_mark"
 static const char *s_mark_sql =
     "WITH u AS ("
     "  UPDATE notify.campaign_targets t SET notification_id = n.id,"
     "    state = CASE WHEN n.status = 'routed' THEN 'queued'"
-    "                 WHEN n.code IN ('no_consent', 'no_channel') THEN 'skipped'"
+    "                 WHEN n.code IN ('no_consent', 'no_channel', 'suppressed') THEN 'skipped'"
     "                 ELSE 'failed' END,"
     "    reason = CASE WHEN n.status = 'routed' THEN NULL ELSE n.code END,"
     "    updated_at = to_timestamp($3::bigint / 1000.0)"
@@ -113,7 +121,12 @@ static const char *s_mark_sql =
     "              count(*) FILTER (WHERE state = 'failed') AS f FROM u)"
     " UPDATE notify.campaigns k SET queued = k.queued + x.q, skipped = k.skipped + x.s,"
     "   failed = k.failed + x.f, updated_at = to_timestamp($3::bigint / 1000.0)"
-    "  FROM x WHERE k.id = $1::uuid RETURNING x.q, x.s, x.f";
+    "  FROM x WHERE k.id = $1::uuid RETURNING x.q, x.s, x.f, k.status";
+
+/* The queued sends of campaign $1, cancelled at $2 (ms). */
+#define S_CANCEL "notify_campaign_cancel"
+static const char *s_cancel_sql =
+    "SELECT notify.campaign_cancel_sends($1::uuid, to_timestamp($2::bigint / 1000.0))";
 
 /* Ends campaign $1 when it runs and no target is pending ($2 now, ms). */
 #define S_FINISH "notify_campaign_finish"
@@ -130,28 +143,31 @@ static const char *s_open_sql = "SELECT id::text FROM notify.campaigns"
                                 " WHERE (status IN ('running', 'paused') OR NOT settled)"
                                 "   AND status <> 'draft' ORDER BY created_at LIMIT 256";
 
-/* Recounts campaign $1's sent and failed from its sends: a target is sent
- * when one of its sends reached the provider, failed when it was failed at
- * routing or its sends all ended otherwise; settled when the campaign is
- * over and none of its sends is queued or sending. */
+/* Recounts campaign $1's sent, failed and cancelled from its sends: a
+ * target is sent when one of its sends reached the provider, cancelled
+ * when none did and the cancel took its last one, failed when it was
+ * failed at routing or its sends all ended otherwise; settled when the
+ * campaign is over and none of its sends is queued or sending. */
 #define S_RECOUNT "notify_campaign_recount"
 static const char *s_recount_sql =
     "WITH y AS ("
     "  SELECT bool_or(s.status IN ('sent', 'delivered', 'read')) AS ok,"
-    "         bool_or(s.status IN ('queued', 'sending')) AS open"
+    "         bool_or(s.status IN ('queued', 'sending')) AS open,"
+    "         bool_or(s.status = 'cancelled') AS cancelled"
     "    FROM notify.campaign_targets t JOIN notify.sends s ON s.notification_id = "
     "t.notification_id"
     "   WHERE t.campaign_id = $1::uuid AND t.state = 'queued' GROUP BY t.customer_id),"
     " x AS (SELECT count(*) FILTER (WHERE ok) AS sent,"
-    "              count(*) FILTER (WHERE NOT ok AND NOT open) AS lost,"
+    "              count(*) FILTER (WHERE NOT ok AND NOT open AND NOT cancelled) AS lost,"
+    "              count(*) FILTER (WHERE NOT ok AND NOT open AND cancelled) AS cancelled,"
     "              count(*) FILTER (WHERE open) AS open FROM y),"
     " f AS (SELECT count(*) AS n FROM notify.campaign_targets"
     "        WHERE campaign_id = $1::uuid AND state = 'failed')"
-    " UPDATE notify.campaigns k SET sent = x.sent, failed = x.lost + f.n,"
+    " UPDATE notify.campaigns k SET sent = x.sent, failed = x.lost + f.n, cancelled = x.cancelled,"
     "   settled = k.status IN ('done', 'cancelled') AND x.open = 0"
     "  FROM x, f WHERE k.id = $1::uuid"
-    "   AND (k.sent, k.failed, k.settled) IS DISTINCT FROM"
-    "       (x.sent, x.lost + f.n, k.status IN ('done', 'cancelled') AND x.open = 0)";
+    "   AND (k.sent, k.failed, k.cancelled, k.settled) IS DISTINCT FROM"
+    "       (x.sent, x.lost + f.n, x.cancelled, k.status IN ('done', 'cancelled') AND x.open = 0)";
 
 #define S_ZERO_ID "00000000-0000-0000-0000-000000000000"
 
@@ -265,6 +281,7 @@ s_route_and_mark (campaign_runner_t *self, const char *id, const s_target_t *t, 
     rt_buf_t list = {0};
     char err[512];
     PGresult *r;
+    bool cancelled = false;
     int rc = -1;
     rt_buf_array_begin (&list);
     for (int i = 0; i < n; i++) {
@@ -291,8 +308,20 @@ s_route_and_mark (campaign_runner_t *self, const char *id, const s_target_t *t, 
         rt_counter_add (self->queued, (uint64_t)atoll (PQgetvalue (r, 0, 0)));
         rt_counter_add (self->skipped, (uint64_t)atoll (PQgetvalue (r, 0, 1)));
         rt_counter_add (self->failed, (uint64_t)atoll (PQgetvalue (r, 0, 2)));
+        cancelled = strcmp (PQgetvalue (r, 0, 3), "cancelled") == 0;
     }
     PQclear (r);
+    /* Cancelled while this step made its sends: the cancel's own
+     * transaction could not see them, so they go with this one. */
+    if (cancelled) {
+        const char *v[2] = {id, now};
+        r = rt_db_exec_prepared (self->db, S_CANCEL, 2, v, NULL, NULL, 0);
+        if (!r) {
+            s_db_warn (self, "cancel", id);
+            goto cleanup;
+        }
+        PQclear (r);
+    }
     rc = 0;
 cleanup:
     rt_buf_free (&list);
@@ -459,6 +488,7 @@ s_prepare (rt_db_t *db)
         rt_db_prepare (db, S_GIVE_BACK, s_give_back_sql) != 0 ||
         rt_db_prepare (db, S_CLAIM, s_claim_sql) != 0 ||
         rt_db_prepare (db, S_MARK, s_mark_sql) != 0 ||
+        rt_db_prepare (db, S_CANCEL, s_cancel_sql) != 0 ||
         rt_db_prepare (db, S_FINISH, s_finish_sql) != 0 ||
         rt_db_prepare (db, S_OPEN, s_open_sql) != 0 ||
         rt_db_prepare (db, S_RECOUNT, s_recount_sql) != 0)

@@ -4,32 +4,41 @@
  *
  * OutboundMessageRequested (an operator's reply, from routerd) becomes one
  * queued send, keyed by its message id, so a replayed or repeated request
- * finds its row and adds nothing. Its recipient is the customer's channel
- * identity in crm: on the request's channel the inbox the customer wrote
- * to last (crm.identities.last_seen), and with no channel named the
- * identity they wrote from last. A request that cannot be sent at all is
- * still a row, failed, with its MessageFailed in the outbox, so its replay
- * says nothing twice: no identity (no_channel), no text (no_text: a
- * template named in a request is rendered in a later slice), text over
- * the channel's limit (text_too_long, the limit named), an inbox without
- * a sending account on that channel (no_account).
+ * finds its row and adds nothing. Its recipient is notify.recipient's
+ * (007): on the request's channel an address of the customer's there
+ * that can be sent to (a channel identity in crm, or for e-mail a contact
+ * point), and with no channel named the identity they wrote from last. A
+ * request that cannot be sent at all is still a row, failed, with its
+ * MessageFailed in the outbox, so its replay says nothing twice: no
+ * identity (no_channel), no text (no_text: a template named in a request
+ * is rendered in a later slice), text over the channel's limit
+ * (text_too_long, the limit named), a suppressed address (suppressed), an
+ * inbox without a sending account on that channel (no_account).
  *
  * NotificationRequested (a template for a customer, from the daemon that
  * decided to say something) becomes one notify.notifications row keyed by
- * its notification_id, with its route (the request's channel, else the
- * customer's preferred one, else the one they wrote on last, then the
- * fallback chain), and notification.c queues its first send or fails it
- * with its MessageFailed; a replay finds the row and adds nothing.
- * ConsentChanged (stream "customer") is recorded in notify.consent and its
- * history. An InboundMessage that ingest marked as a STOP keyword (opt
- * "out") withdraws both categories on the channel it came by, as a
- * provider's opt-out does (SMS carriers stop every message from the
- * number after a STOP); a START (opt "in") grants transactional messages
- * again, and marketing only when it was a STOP keyword that withdrew them
- * (a START is no consent to what the customer never asked for). The
- * customer is the one crm knows for the sender's channel identity: a STOP
- * from a sender routerd has not named yet is counted
- * (retain_notify_opt_unresolved_total) and passed over.
+ * its notification_id, with the route notify.route gives (the request's
+ * channel, else the customer's preferred one, else the one they wrote on
+ * last, then the fallback chain), and notification.c queues its first
+ * send or fails it with its MessageFailed; a replay finds the row and adds
+ * nothing. ConsentChanged (stream "customer") is recorded in notify.consent
+ * and its history.
+ *
+ * An InboundMessage that ingest marked as a STOP keyword (opt "out")
+ * withdraws both categories on the channel it came by, as a provider's
+ * opt-out does (SMS carriers stop every message from the number after a
+ * STOP); a START (opt "in") grants transactional messages again, and
+ * marketing only when it was a STOP keyword that withdrew them (a START
+ * is no consent to what the customer never asked for); notify.opt_keyword
+ * has the rule. The word is kept by the sender's channel identity (the
+ * address, notify.address_consent), and for their customer too when crm
+ * knows them. Why by the address rather than held until the customer is
+ * known: routerd reads the same stream in a group of its own and says
+ * nothing on the bus when it makes the sender's identity, so this
+ * consumer may read the STOP first and would hear of no moment to apply
+ * it later; the chooser honours the address's word from the moment it is
+ * read. A STOP from a sender crm does not know yet is also counted
+ * (retain_notify_opt_unresolved_total).
  *
  * MessageDelivered and MessageFailed from ingest are the providers'
  * receipts: they name the provider's id (external_id) on a channel, or the
@@ -37,9 +46,14 @@
  * failed) and notifyd says so on the bus with the message id, which
  * ingest's receipt does not carry, so routerd's timeline links it; a
  * receipt that moves nothing (a repeated one, an older one) says nothing.
- * A receipt for a message nobody sent is counted and passed over. notifyd's
- * own events come back on the stream and are passed over, as is every
- * other type (counted).
+ * A failure receipt (Twilio's undelivered, WhatsApp's failed status) on a
+ * send of an important category hands the notification over to the next
+ * channel of its route, as a missing receipt does (recover.c); nothing is
+ * said on the bus while a channel is left. A permanent one on an e-mail
+ * send is a hard bounce: its verdict (receipt_permanent) puts the address
+ * on the suppression list (007's trigger). A receipt for a message nobody
+ * sent is counted and passed over. notifyd's own events come back on the
+ * stream and are passed over, as is every other type (counted).
  *
  * Only PostgreSQL failing returns -1 (the round rolls back and is tried
  * again): anything else would be refused again.
@@ -70,19 +84,10 @@
 #define S_EXISTS "notify_handler_exists"
 static const char *s_exists_sql = "SELECT 1 FROM notify.sends WHERE id = $1::uuid";
 
-/* The customer's identity on a channel ('' for any): the one they wrote
- * from last, following merges to the survivor. */
+/* Where a reply to the customer goes on a channel ('' for any). */
 #define S_RECIPIENT "notify_handler_recipient"
-static const char *s_recipient_sql =
-    "SELECT channel, inbox, external_user_id FROM crm.identities"
-    " WHERE customer_id = crm.root($1::uuid) AND ($2 = '' OR channel = $2)"
-    " ORDER BY last_seen DESC, inbox LIMIT 1";
-
-/* Whether the inbox has a sending account on the channel (a stopped or
- * paused one counts: its sends wait for it). */
-#define S_ACCOUNT "notify_handler_account"
-static const char *s_account_sql = "SELECT 1 FROM notify.accounts WHERE inbox_id = $1"
-                                   " AND channel = $2 AND disabled_at IS NULL LIMIT 1";
+static const char *s_recipient_sql = "SELECT channel, inbox, recipient, sendable, suppressed_by"
+                                     " FROM notify.recipient($1::uuid, $2)";
 
 /* A new send; $9 the status ('queued', or 'failed' with $10-$11). */
 #define S_INSERT "notify_handler_insert"
@@ -95,17 +100,20 @@ static const char *s_insert_sql =
     "  to_timestamp($12::bigint / 1000.0), to_timestamp($12::bigint / 1000.0))"
     " ON CONFLICT (id) DO NOTHING";
 
-/* A delivery receipt: by message id, else by (channel, external id). It
- * moves a send forward only: sent to delivered or read, delivered to read.
- * Returns the send when it moved. */
+/* The send a receipt names: by message id, else by (channel, external
+ * id). */
+#define S_NAMED                                                                                    \
+    " WHERE s.id = (SELECT id FROM notify.sends"                                                   \
+    "               WHERE ($1 <> '' AND id = NULLIF($1, '')::uuid)"                                \
+    "                  OR ($1 = '' AND channel = $2 AND external_id = $3) LIMIT 1)"
+
+/* A delivery receipt moves a send forward only: sent to delivered or
+ * read, delivered to read. Returns the send when it moved. */
 #define S_DELIVERED "notify_handler_delivered"
 static const char *s_delivered_sql =
     "UPDATE notify.sends s SET status = CASE WHEN $4 THEN 'read' ELSE 'delivered' END,"
     "  delivered_at = COALESCE(s.delivered_at, to_timestamp($5::bigint / 1000.0)),"
-    "  updated_at = to_timestamp($6::bigint / 1000.0)"
-    " WHERE s.id = (SELECT id FROM notify.sends"
-    "               WHERE ($1 <> '' AND id = NULLIF($1, '')::uuid)"
-    "                  OR ($1 = '' AND channel = $2 AND external_id = $3) LIMIT 1)"
+    "  updated_at = to_timestamp($6::bigint / 1000.0)" S_NAMED
     "   AND (s.status = 'sent' OR (s.status = 'delivered' AND $4))"
     " RETURNING COALESCE(s.notification_id, s.id), COALESCE(s.customer_id::text, ''), s.channel,"
     "           s.external_id";
@@ -116,48 +124,44 @@ static const char *s_known_sql =
     "SELECT 1 FROM notify.sends WHERE ($1 <> '' AND id = NULLIF($1, '')::uuid)"
     "  OR ($1 = '' AND channel = $2 AND external_id = $3) LIMIT 1";
 
-/* A failure receipt: a sent (or delivered) send failed after all. */
+/* A failure receipt: a sent (or delivered) send failed after all ($7
+ * permanent, $8 the important categories). Returns, besides the event's
+ * fields, the send, its notification, whether that goes on to its next
+ * channel (important, not handed over yet) and whether another send
+ * carries it already. */
 #define S_FAILED "notify_handler_failed"
 static const char *s_failed_sql =
-    "UPDATE notify.sends s SET status = 'failed', last_verdict = 'receipt', last_code = $4,"
-    "  last_reason = $5, updated_at = to_timestamp($6::bigint / 1000.0)"
-    " WHERE s.id = (SELECT id FROM notify.sends"
-    "               WHERE ($1 <> '' AND id = NULLIF($1, '')::uuid)"
-    "                  OR ($1 = '' AND channel = $2 AND external_id = $3) LIMIT 1)"
+    "UPDATE notify.sends s SET status = 'failed',"
+    "  last_verdict = CASE WHEN $7::boolean THEN 'receipt_permanent' ELSE 'receipt' END,"
+    "  last_code = $4, last_reason = $5, updated_at = to_timestamp($6::bigint / 1000.0)" S_NAMED
     "   AND s.status IN ('sent', 'delivered')"
     " RETURNING COALESCE(s.notification_id, s.id), COALESCE(s.customer_id::text, ''), s.channel,"
-    "           s.external_id, s.attempts";
+    "           s.external_id, s.attempts, s.id, COALESCE(s.notification_id::text, ''),"
+    "           s.notification_id IS NOT NULL AND s.fallback_to IS NULL"
+    "             AND s.fallback_reason IS NULL AND s.category = ANY (string_to_array($8, ',')),"
+    "           s.fallback_to IS NOT NULL";
+
+/* A STOP or START keyword ($4: out) from $3 on channel $1 through inbox
+ * $2 at $5 (ms); its customer, NULL when crm does not know them yet. */
+#define S_OPT "notify_handler_opt"
+static const char *s_opt_sql =
+    "SELECT customer_id::text, marketing"
+    " FROM notify.opt_keyword($1, $2, $3, $4::boolean, to_timestamp($5::bigint / 1000.0))";
 
 /* Is the notification there already (a replay). */
-/* A keyword's customer ($1 channel, $2 inbox, $3 sender), and whether
- * their marketing on that channel was withdrawn by a STOP keyword. */
-#define S_OPT_WHO "notify_handler_opt_who"
-static const char *s_opt_who_sql =
-    "SELECT crm.root(i.customer_id), COALESCE((SELECT NOT c.granted AND c.source = 'stop_keyword'"
-    " FROM notify.consent c WHERE c.customer_id = crm.root(i.customer_id) AND c.channel = $1"
-    " AND c.category = 'marketing'), false) FROM crm.identities i"
-    " WHERE i.channel = $1 AND i.inbox = $2 AND i.external_user_id = $3";
-
 #define S_N_EXISTS "notify_handler_n_exists"
 static const char *s_n_exists_sql = "SELECT 1 FROM notify.notifications WHERE id = $1::uuid";
 
-/* The customer's first channel when the request names none: their
- * preferred one, else the one they wrote on last; '' for none. */
-#define S_N_FIRST "notify_handler_n_first"
-static const char *s_n_first_sql =
-    "SELECT COALESCE(NULLIF((SELECT preferred_channel FROM crm.customers"
-    "                        WHERE id = crm.root($1::uuid)), ''),"
-    "  (SELECT channel FROM crm.identities WHERE customer_id = crm.root($1::uuid)"
-    "    ORDER BY last_seen DESC, inbox LIMIT 1), '')";
-
-/* A new notification; notification_route decides its status. */
+/* A new notification with its route ($11 the fallback chain, $12 the
+ * request's channel or ''); notification_route decides its status. */
 #define S_N_INSERT "notify_handler_n_insert"
 static const char *s_n_insert_sql =
     "INSERT INTO notify.notifications (id, event_id, customer_id, template, variables, category,"
     "  correlation, route, not_before, expires_at, status, created_at, updated_at)"
-    " VALUES ($1::uuid, $2::uuid, NULLIF($3, '')::uuid, $4, $5::jsonb, $6, $7, $8::text[],"
-    "  to_timestamp(NULLIF($9::bigint, 0) / 1000.0), to_timestamp(NULLIF($10::bigint, 0) / 1000.0),"
-    "  'routed', to_timestamp($11::bigint / 1000.0), to_timestamp($11::bigint / 1000.0))"
+    " VALUES ($1::uuid, $2::uuid, NULLIF($3, '')::uuid, $4, $5::jsonb, $6, $7,"
+    "  notify.route($3::uuid, $11, $12),"
+    "  to_timestamp(NULLIF($8::bigint, 0) / 1000.0), to_timestamp(NULLIF($9::bigint, 0) / 1000.0),"
+    "  'routed', to_timestamp($10::bigint / 1000.0), to_timestamp($10::bigint / 1000.0))"
     " ON CONFLICT (id) DO NOTHING";
 
 /* A counter of one event type: name{type="<type>"}, the type cleaned so a
@@ -238,6 +242,42 @@ s_refusal (const Retain__V1__OutboundMessageRequested *m, const rt_channel_t *ch
     return NULL;
 }
 
+/* Whether the row id names (stmt: a send's or a notification's) is there
+ * already, a replay (counted): 1, 0, or -1 when PostgreSQL failed. */
+static int
+s_replayed (handler_t *self, rt_db_t *db, const char *stmt, const char *id, const char *type)
+{
+    const char *v[1] = {id};
+    PGresult *r = rt_db_exec_prepared (db, stmt, 1, v, NULL, NULL, 0);
+    int found;
+    if (!r)
+        return s_db_failed ("exists", db);
+    found = PQntuples (r) > 0;
+    PQclear (r);
+    if (found)
+        s_count (self, "retain_notify_replayed_total", "requests whose send was already recorded",
+                 type);
+    return found;
+}
+
+/* Why the recipient found (row 0 of notify.recipient) cannot be sent to,
+ * into code and reason; NULL code when it can. */
+static const char *
+s_unsendable (const PGresult *found, const rt_channel_t *ch, char *reason, size_t len)
+{
+    const char *inbox = PQgetvalue (found, 0, 1), *channel = PQgetvalue (found, 0, 0);
+    if (!PQgetisnull (found, 0, 4)) {
+        snprintf (reason, len, "the address is suppressed (%s)", PQgetvalue (found, 0, 4));
+        return "suppressed";
+    }
+    if (strcmp (PQgetvalue (found, 0, 3), "t") != 0) {
+        snprintf (reason, len, "the inbox %s has no sending account on %s", inbox,
+                  ch ? ch->title : channel);
+        return "no_account";
+    }
+    return NULL;
+}
+
 static int
 s_outbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
 {
@@ -245,8 +285,8 @@ s_outbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
     const rt_channel_t *want = NULL, *ch = NULL;
     const char *code = NULL, *channel_name = "", *inbox = NULL, *recipient = NULL;
     char reason[S_REASON_MAX] = "", now[24], err[256];
-    PGresult *r = NULL, *found = NULL;
-    int rc = -1;
+    PGresult *found = NULL;
+    int rc = -1, seen;
 
     m = retain__v1__outbound_message_requested__unpack (NULL, event->payload.len,
                                                         event->payload.data);
@@ -264,21 +304,10 @@ s_outbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
             goto cleanup;
         }
     }
-    {
-        const char *v[1] = {m->message_id};
-        r = rt_db_exec_prepared (db, S_EXISTS, 1, v, NULL, NULL, 0);
-        if (!r) {
-            rc = s_db_failed ("exists", db);
-            goto cleanup;
-        }
-        if (PQntuples (r) > 0) {
-            s_count (self, "retain_notify_replayed_total",
-                     "requests whose send was already recorded", event->type);
-            rc = 0;
-            goto cleanup;
-        }
-        PQclear (r);
-        r = NULL;
+    seen = s_replayed (self, db, S_EXISTS, m->message_id, event->type);
+    if (seen != 0) {
+        rc = seen > 0 ? 0 : -1;
+        goto cleanup;
     }
     if (s_set (m->customer_id)) {
         const char *v[2] = {m->customer_id, want ? want->name : ""};
@@ -294,19 +323,8 @@ s_outbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
         inbox = PQgetvalue (found, 0, 1);
         recipient = PQgetvalue (found, 0, 2);
         code = s_refusal (m, ch, reason, sizeof reason);
-        if (!code) {
-            const char *v[2] = {inbox, channel_name};
-            r = rt_db_exec_prepared (db, S_ACCOUNT, 2, v, NULL, NULL, 0);
-            if (!r) {
-                rc = s_db_failed ("account", db);
-                goto cleanup;
-            }
-            if (PQntuples (r) == 0) {
-                code = "no_account";
-                snprintf (reason, sizeof reason, "the inbox %s has no sending account on %s", inbox,
-                          ch ? ch->title : channel_name);
-            }
-        }
+        if (!code)
+            code = s_unsendable (found, ch, reason, sizeof reason);
     } else {
         ch = want;
         channel_name = want ? want->name : "";
@@ -349,53 +367,9 @@ s_outbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
     }
     rc = 0;
 cleanup:
-    PQclear (r);
     PQclear (found);
     retain__v1__outbound_message_requested__free_unpacked (m, NULL);
     return rc;
-}
-
-/* Appends name to the route literal being built in r ("{a,b"), once. */
-static void
-s_route_add (char *r, size_t len, const char *name)
-{
-    char probe[32];
-    size_t n = strlen (r);
-    if (!rt_channel_by_name (name))
-        return;
-    snprintf (probe, sizeof probe, ",%s,", name);
-    {
-        char have[NOTIFICATION_CHANNELS_MAX * 16 + 2];
-        snprintf (have, sizeof have, ",%s,", r + 1);
-        if (strstr (have, probe))
-            return;
-    }
-    snprintf (r + n, len - n, "%s%s", n > 1 ? "," : "", name);
-}
-
-/* The route: the first choice, then the fallback chain. */
-static int
-s_route (handler_t *self, rt_db_t *db, const Retain__V1__NotificationRequested *m, char *route,
-         size_t len)
-{
-    char chain[256], *save = NULL, *name;
-    snprintf (route, len, "{");
-    if (m->preferred_channel != RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED) {
-        s_route_add (route, len, rt_channel_name (m->preferred_channel));
-    } else {
-        const char *v[1] = {m->customer_id};
-        PGresult *r = rt_db_exec_prepared (db, S_N_FIRST, 1, v, NULL, NULL, 0);
-        if (!r)
-            return s_db_failed ("first channel", db);
-        if (PQntuples (r) > 0 && !PQgetisnull (r, 0, 0))
-            s_route_add (route, len, PQgetvalue (r, 0, 0));
-        PQclear (r);
-    }
-    snprintf (chain, sizeof chain, "%s", self->notification->fallback_chain);
-    for (name = strtok_r (chain, ", ", &save); name; name = strtok_r (NULL, ", ", &save))
-        s_route_add (route, len, name);
-    snprintf (route + strlen (route), len - strlen (route), "}");
-    return 0;
 }
 
 /* A request's variables as a JSON object (owned), NULL when out of memory. */
@@ -420,10 +394,10 @@ s_notification (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
 {
     Retain__V1__NotificationRequested *m;
     const char *category;
-    char route[NOTIFICATION_CHANNELS_MAX * 16 + 4], now[24], nb[24], ex[24], err[256];
+    char now[24], nb[24], ex[24], err[256];
     char *vars = NULL;
     PGresult *r = NULL;
-    int rc = -1;
+    int rc = -1, seen;
 
     m = retain__v1__notification_requested__unpack (NULL, event->payload.len, event->payload.data);
     if (!m)
@@ -442,24 +416,11 @@ s_notification (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
         rc = s_unreadable (self, event, "unknown channel");
         goto cleanup;
     }
-    {
-        const char *v[1] = {m->notification_id};
-        r = rt_db_exec_prepared (db, S_N_EXISTS, 1, v, NULL, NULL, 0);
-        if (!r) {
-            rc = s_db_failed ("notification exists", db);
-            goto cleanup;
-        }
-        if (PQntuples (r) > 0) {
-            s_count (self, "retain_notify_replayed_total",
-                     "requests whose send was already recorded", event->type);
-            rc = 0;
-            goto cleanup;
-        }
-        PQclear (r);
-        r = NULL;
-    }
-    if (s_route (self, db, m, route, sizeof route) != 0)
+    seen = s_replayed (self, db, S_N_EXISTS, m->notification_id, event->type);
+    if (seen != 0) {
+        rc = seen > 0 ? 0 : -1;
         goto cleanup;
+    }
     vars = s_variables (m);
     if (!vars) {
         rt_log (RT_LOG_WARN, "out of memory", rt_log_str ("step", "variables"));
@@ -469,18 +430,21 @@ s_notification (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
     snprintf (nb, sizeof nb, "%lld", (long long)(m->not_before > 0 ? m->not_before : 0));
     snprintf (ex, sizeof ex, "%lld", (long long)(m->expires_at > 0 ? m->expires_at : 0));
     {
-        const char *v[11] = {m->notification_id,
+        const char *v[12] = {m->notification_id,
                              event->id,
                              m->customer_id,
                              m->template_ ? m->template_ : "",
                              vars,
                              category,
                              m->correlation ? m->correlation : "",
-                             route,
                              nb,
                              ex,
-                             now};
-        r = rt_db_exec_prepared (db, S_N_INSERT, 11, v, NULL, NULL, 0);
+                             now,
+                             self->notification->fallback_chain,
+                             m->preferred_channel != RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED
+                                 ? rt_channel_name (m->preferred_channel)
+                                 : ""};
+        r = rt_db_exec_prepared (db, S_N_INSERT, 12, v, NULL, NULL, 0);
         if (!r) {
             rc = s_db_failed ("notification insert", db);
             goto cleanup;
@@ -554,7 +518,7 @@ s_opt (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
     Retain__V1__InboundMessage *m;
     const rt_channel_t *ch;
     PGresult *r = NULL;
-    int64_t at;
+    char at[24];
     bool out;
     int rc = -1;
 
@@ -573,42 +537,28 @@ s_opt (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
         rc = s_unreadable (self, event, "opt must be out or in, on a known channel and sender");
         goto cleanup;
     }
+    snprintf (at, sizeof at, "%lld",
+              (long long)(m->sent_at > 0           ? m->sent_at
+                          : event->occurred_at > 0 ? event->occurred_at
+                                                   : rt_clock_now_ms ()));
     {
-        const char *v[3] = {ch->name, m->inbox ? m->inbox : "", m->external_user_id};
-        r = rt_db_exec_prepared (db, S_OPT_WHO, 3, v, NULL, NULL, 0);
+        const char *v[5] = {ch->name, m->inbox ? m->inbox : "", m->external_user_id,
+                            out ? "true" : "false", at};
+        r = rt_db_exec_prepared (db, S_OPT, 5, v, NULL, NULL, 0);
     }
-    if (!r) {
+    if (!r || PQntuples (r) != 1) {
         rc = s_db_failed ("opt", db);
         goto cleanup;
     }
-    if (PQntuples (r) == 0 || PQgetisnull (r, 0, 0)) {
+    if (PQgetisnull (r, 0, 0))
         s_count (self, "retain_notify_opt_unresolved_total",
-                 "STOP and START keywords from senders crm does not know yet, passed over",
+                 "STOP and START keywords from senders crm does not know yet, kept by the address",
                  event->type);
-        rt_log (RT_LOG_WARN, "opt keyword from an unknown sender", rt_log_str ("id", event->id),
-                rt_log_str ("channel", ch->name), rt_log_str ("opt", m->opt));
-        rc = 0;
-        goto cleanup;
-    }
-    at = m->sent_at > 0           ? m->sent_at
-         : event->occurred_at > 0 ? event->occurred_at
-                                  : rt_clock_now_ms ();
-    {
-        const char *customer = PQgetvalue (r, 0, 0);
-        bool restore_marketing = strcmp (PQgetvalue (r, 0, 1), "t") == 0;
-        if (notification_consent (db, customer, ch->name, "transactional", !out, "stop_keyword",
-                                  at) != 0 ||
-            ((out || restore_marketing) &&
-             notification_consent (db, customer, ch->name, "marketing", !out, "stop_keyword", at) !=
-                 0)) {
-            rc = s_db_failed ("opt", db);
-            goto cleanup;
-        }
-        rt_log (RT_LOG_INFO,
-                out ? "STOP keyword: consent withdrawn" : "START keyword: consent granted",
-                rt_log_str ("customer_id", customer), rt_log_str ("channel", ch->name),
-                rt_log_str ("marketing", out || restore_marketing ? "true" : "false"));
-    }
+    rt_log (
+        RT_LOG_INFO, out ? "STOP keyword: consent withdrawn" : "START keyword: consent granted",
+        rt_log_str ("customer_id", PQgetisnull (r, 0, 0) ? "unknown yet" : PQgetvalue (r, 0, 0)),
+        rt_log_str ("channel", ch->name),
+        rt_log_str ("marketing", strcmp (PQgetvalue (r, 0, 1), "t") == 0 ? "true" : "false"));
     s_count (self, "retain_notify_events_total", "events taken into notify.sends", event->type);
     rc = 0;
 cleanup:
@@ -638,26 +588,42 @@ s_receipt_unmoved (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *eve
     return 0;
 }
 
+/* Moves the send a receipt names with stmt (v: the message id, the
+ * channel and the external id, then stmt's own parameters, n in all): 1
+ * with the send's row in *out (owned), else what s_receipt_unmoved
+ * answers (0, or -1 when PostgreSQL failed). */
+static int
+s_receipt_move (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event, const char *stmt,
+                const char *const *v, int n, PGresult **out)
+{
+    *out = NULL;
+    if ((v[0][0] && !s_is_uuid (v[0])) || (!v[0][0] && !v[2][0]))
+        return s_receipt_unmoved (self, db, event, (const char *const[3]){"", v[1], ""});
+    *out = rt_db_exec_prepared (db, stmt, n, v, NULL, NULL, 0);
+    if (!*out)
+        return s_db_failed (stmt, db);
+    if (PQntuples (*out) > 0)
+        return 1;
+    PQclear (*out);
+    *out = NULL;
+    return s_receipt_unmoved (self, db, event, v);
+}
+
 static int
 s_delivered (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
 {
     Retain__V1__MessageDelivered *m;
     char now[24], at[24], err[256];
     PGresult *r = NULL;
-    int rc = -1;
+    int64_t at_ms;
+    int rc;
 
     m = retain__v1__message_delivered__unpack (NULL, event->payload.len, event->payload.data);
     if (!m)
         return s_unreadable (self, event, "the payload is no MessageDelivered");
-    if ((s_set (m->message_id) && !s_is_uuid (m->message_id)) ||
-        (!s_set (m->message_id) && !s_set (m->external_id))) {
-        rc = s_receipt_unmoved (self, db, event,
-                                (const char *const[3]){"", rt_channel_name (m->channel), ""});
-        goto cleanup;
-    }
+    at_ms = m->delivered_at > 0 ? m->delivered_at : rt_clock_now_ms ();
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
-    snprintf (at, sizeof at, "%lld",
-              (long long)(m->delivered_at > 0 ? m->delivered_at : rt_clock_now_ms ()));
+    snprintf (at, sizeof at, "%lld", (long long)at_ms);
     {
         const char *v[6] = {m->message_id ? m->message_id : "",
                             rt_channel_name (m->channel),
@@ -665,84 +631,85 @@ s_delivered (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
                             m->read ? "true" : "false",
                             at,
                             now};
-        r = rt_db_exec_prepared (db, S_DELIVERED, 6, v, NULL, NULL, 0);
-        if (!r) {
-            rc = s_db_failed ("delivered", db);
-            goto cleanup;
-        }
-        if (PQntuples (r) == 0) {
-            rc = s_receipt_unmoved (self, db, event, v);
-            goto cleanup;
-        }
+        rc = s_receipt_move (self, db, event, S_DELIVERED, v, 6, &r);
     }
-    {
+    if (rc > 0) {
         notify_event_t ev = {PQgetvalue (r, 0, 0), PQgetvalue (r, 0, 1), PQgetvalue (r, 0, 2),
                              PQgetisnull (r, 0, 3) ? NULL : PQgetvalue (r, 0, 3)};
-        if (notify_emit_delivered (db, &ev, m->read,
-                                   m->delivered_at > 0 ? m->delivered_at : rt_clock_now_ms (), err,
-                                   sizeof err) != 0) {
+        rc = -1;
+        if (notify_emit_delivered (db, &ev, m->read, at_ms, err, sizeof err) != 0) {
             rt_log (RT_LOG_WARN, "MessageDelivered not written", rt_log_str ("error", err));
             goto cleanup;
         }
+        s_count (self, "retain_notify_events_total", "events taken into notify.sends", event->type);
+        rc = 0;
     }
-    s_count (self, "retain_notify_events_total", "events taken into notify.sends", event->type);
-    rc = 0;
 cleanup:
     PQclear (r);
     retain__v1__message_delivered__free_unpacked (m, NULL);
     return rc;
 }
 
+/* What became of a failed send's notification (row 0 of S_FAILED, its
+ * receipt m): an important one goes on to the next channel of its route
+ * (notification_route, from this send); MessageFailed is said unless a
+ * channel took it over or another send carries it already. 0 or -1. */
+static int
+s_failed_next (handler_t *self, rt_db_t *db, const PGresult *r, const Retain__V1__MessageFailed *m)
+{
+    notify_event_t ev = {PQgetvalue (r, 0, 0), PQgetvalue (r, 0, 1), PQgetvalue (r, 0, 2),
+                         PQgetisnull (r, 0, 3) ? NULL : PQgetvalue (r, 0, 3)};
+    char why[S_REASON_MAX], err[256];
+    int handed = 0;
+    if (strcmp (PQgetvalue (r, 0, 7), "t") == 0) {
+        snprintf (why, sizeof why, "failure receipt %s: %s", m->error_code ? m->error_code : "",
+                  m->error ? m->error : "");
+        handed = notification_route (db, self->notification, PQgetvalue (r, 0, 6), ev.channel,
+                                     PQgetvalue (r, 0, 5), why, err, sizeof err);
+        if (handed < 0) {
+            rt_log (RT_LOG_WARN, "failed send not handed over", rt_log_str ("error", err));
+            return -1;
+        }
+    }
+    if (handed > 0 || strcmp (PQgetvalue (r, 0, 8), "t") == 0)
+        return 0;
+    if (notify_emit_failed (db, &ev, m->error_code, m->error, m->permanent,
+                            atoi (PQgetvalue (r, 0, 4)), err, sizeof err) != 0) {
+        rt_log (RT_LOG_WARN, "MessageFailed not written", rt_log_str ("error", err));
+        return -1;
+    }
+    return 0;
+}
+
 static int
 s_failed (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
 {
     Retain__V1__MessageFailed *m;
-    char now[24], err[256];
+    char now[24];
     PGresult *r = NULL;
-    int rc = -1;
+    int rc;
 
     m = retain__v1__message_failed__unpack (NULL, event->payload.len, event->payload.data);
     if (!m)
         return s_unreadable (self, event, "the payload is no MessageFailed");
-    if ((s_set (m->message_id) && !s_is_uuid (m->message_id)) ||
-        (!s_set (m->message_id) && !s_set (m->external_id))) {
-        rc = s_receipt_unmoved (self, db, event,
-                                (const char *const[3]){"", rt_channel_name (m->channel), ""});
-        goto cleanup;
-    }
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
     {
-        const char *v[6] = {m->message_id ? m->message_id : "",
+        const char *v[8] = {m->message_id ? m->message_id : "",
                             rt_channel_name (m->channel),
                             m->external_id ? m->external_id : "",
                             m->error_code ? m->error_code : "",
                             m->error ? m->error : "",
-                            now};
-        r = rt_db_exec_prepared (db, S_FAILED, 6, v, NULL, NULL, 0);
-        if (!r) {
-            rc = s_db_failed ("failed", db);
-            goto cleanup;
-        }
-        if (PQntuples (r) == 0) {
-            rc = s_receipt_unmoved (self, db, event, v);
-            goto cleanup;
-        }
+                            now,
+                            m->permanent ? "true" : "false",
+                            self->notification->important};
+        rc = s_receipt_move (self, db, event, S_FAILED, v, 8, &r);
     }
-    {
-        notify_event_t ev = {PQgetvalue (r, 0, 0), PQgetvalue (r, 0, 1), PQgetvalue (r, 0, 2),
-                             PQgetisnull (r, 0, 3) ? NULL : PQgetvalue (r, 0, 3)};
-        /* A failure after the provider took the message (WhatsApp's async
-         * errors, Twilio's undelivered): the fallback channel comes in a
-         * later slice; the send stays failed with the provider's words. */
-        if (notify_emit_failed (db, &ev, m->error_code, m->error, m->permanent,
-                                atoi (PQgetvalue (r, 0, 4)), err, sizeof err) != 0) {
-            rt_log (RT_LOG_WARN, "MessageFailed not written", rt_log_str ("error", err));
-            goto cleanup;
-        }
+    if (rc > 0) {
+        rc = s_failed_next (self, db, r, m);
+        if (rc == 0)
+            s_count (self, "retain_notify_events_total", "events taken into notify.sends",
+                     event->type);
     }
-    s_count (self, "retain_notify_events_total", "events taken into notify.sends", event->type);
-    rc = 0;
-cleanup:
     PQclear (r);
     retain__v1__message_failed__free_unpacked (m, NULL);
     return rc;
@@ -760,15 +727,13 @@ s_prepare (handler_t *self, rt_db_t *db)
     self->prepared = db;
     if (rt_outbox_prepare (db) != 0 || rt_db_prepare (db, S_EXISTS, s_exists_sql) != 0 ||
         rt_db_prepare (db, S_RECIPIENT, s_recipient_sql) != 0 ||
-        rt_db_prepare (db, S_ACCOUNT, s_account_sql) != 0 ||
         rt_db_prepare (db, S_INSERT, s_insert_sql) != 0 ||
         rt_db_prepare (db, S_DELIVERED, s_delivered_sql) != 0 ||
         rt_db_prepare (db, S_KNOWN, s_known_sql) != 0 ||
         rt_db_prepare (db, S_FAILED, s_failed_sql) != 0 ||
         rt_db_prepare (db, S_N_EXISTS, s_n_exists_sql) != 0 ||
-        rt_db_prepare (db, S_N_FIRST, s_n_first_sql) != 0 ||
         rt_db_prepare (db, S_N_INSERT, s_n_insert_sql) != 0 ||
-        rt_db_prepare (db, S_OPT_WHO, s_opt_who_sql) != 0 || notification_prepare (db) != 0) {
+        rt_db_prepare (db, S_OPT, s_opt_sql) != 0 || notification_prepare (db) != 0) {
         rt_log (RT_LOG_ERROR, "the consumer's statements were not prepared",
                 rt_log_str ("error", rt_db_error (db)));
         self->fatal = true;

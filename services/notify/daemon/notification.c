@@ -2,17 +2,23 @@
  * notification: a NotificationRequested made into a send, on the first
  * channel of its route that can take it, at the first instant it may go.
  *
- * The route is fixed when the request is taken (handler.c): the request's
- * channel, else the customer's preferred one (crm.customers), else the one
- * they wrote on last (crm.identities.last_seen); then the fallback chain
+ * The route is fixed when the request is taken (handler.c, or campaign.c
+ * for a campaign's target), by notify.route (007): the request's channel,
+ * else the customer's preferred one (crm.customers), else the one they
+ * wrote on last (crm.identities.last_seen); then the fallback chain
  * (--fallback-chain), each channel once. notification_route walks it:
  *
  *   1. A channel is passed over, with the reason kept in the
- *      notification's `skipped`, when the customer has no identity on it,
- *      its inbox has no sending account, the address is suppressed
- *      (notify.suppressions), or consent says no: marketing needs consent
- *      granted for that channel (or for 'any') unless --marketing-consent
- *      is opt-out; transactional goes unless withdrawn.
+ *      notification's `skipped`, when the customer has no address on it
+ *      (notify.recipient: an identity in crm, or for e-mail a contact
+ *      point), its inbox has no sending account, the address is
+ *      suppressed (notify.suppressions: hard bounces among them), or
+ *      consent says no: marketing needs consent granted for that channel
+ *      (or for 'any') unless --marketing-consent is opt-out; transactional
+ *      goes unless withdrawn. The newest word counts, the customer's or
+ *      the address's (a STOP keyword from a sender crm did not know yet).
+ *      Nothing left: no_consent when consent passed a channel over, else
+ *      suppressed when a suppression did, else no_channel.
  *   2. On the first channel left, the template is picked for the
  *      customer's locale through the chain (--locale-chain) and the
  *      channel's variant (template_pick), and rendered with the request's
@@ -36,9 +42,11 @@
  * The first send is keyed by the notification id, so a replayed request
  * meets its row; a send on a later channel (a hand-over: outcome.c on a
  * provider's STOP_RECIPIENT or WINDOW, recover.c when no receipt came in
- * time for an important category) gets a fresh id, and the send that
- * handed over names it in fallback_to with the reason. Every event about a
- * notification's sends carries the notification id as its message_id.
+ * time for an important category, handler.c on a failure receipt for
+ * one) gets a fresh id, and the send that handed over names it in
+ * fallback_to with the reason. A cancelled campaign's notification is
+ * handed over to nothing. Every event about a notification's sends
+ * carries the notification id as its message_id.
  *
  * Everything here runs inside the caller's transaction: the consumer's
  * round for a request, an outcome's for a hand-over.
@@ -64,52 +72,52 @@
 #define S_SKIPPED_MAX 512 /* the channels passed over, in words */
 #define S_VARS_MAX    256 /* variables of one request at most */
 
-/* The notification, its customer and the customer's zone: the profile's,
- * else the main zone of the country of a phone of theirs (proven first),
- * else ''. */
+/* The notification, its customer and the customer's zone (notify 006's
+ * notify.customer_zone, as the claim reads it), else ''. */
 #define S_LOAD "notify_notification_load"
 static const char *s_load_sql =
     "SELECT n.template, n.category, array_to_string(n.route, ','),"
     "  COALESCE((extract(epoch FROM n.not_before) * 1000)::bigint, 0),"
     "  COALESCE((extract(epoch FROM n.expires_at) * 1000)::bigint, 0),"
     "  COALESCE(n.customer_id::text, ''), COALESCE(c.locale, ''), COALESCE(c.name, ''),"
-    "  COALESCE(NULLIF(c.time_zone, ''),"
-    "    (SELECT z.zone FROM notify.phone_zones z JOIN ("
-    "        SELECT p.value AS phone, CASE WHEN p.proven THEN 0 ELSE 1 END AS rank"
-    "          FROM crm.contact_points p WHERE p.customer_id = c.id AND p.kind = 'phone'"
-    "        UNION ALL SELECT '+' || ltrim(i.external_user_id, '+'), 2 FROM crm.identities i"
-    "         WHERE i.customer_id = c.id AND i.channel IN ('sms', 'whatsapp')) ph"
-    "       ON ph.phone LIKE z.prefix || '%'"
-    "     ORDER BY ph.rank, length(z.prefix) DESC LIMIT 1), ''),"
-    "  n.variables::text, n.status"
+    "  COALESCE(notify.customer_zone(n.customer_id), ''), n.variables::text, n.status"
     " FROM notify.notifications n LEFT JOIN crm.customers c ON c.id = crm.root(n.customer_id)"
     " WHERE n.id = $1::uuid";
+
+/* Whether notification $1 is a campaign's that was cancelled, with the
+ * campaign's row locked (FOR SHARE) to the end of the transaction: a
+ * hand-over and the cancel that takes the campaign's queued sends (notify
+ * 007's trigger) come one after the other, so the send a hand-over makes
+ * is either cancelled with the others or never made. */
+#define S_CANCELLED "notify_notification_cancelled"
+static const char *s_cancelled_sql =
+    "SELECT k.status = 'cancelled' FROM notify.notifications n"
+    " JOIN notify.campaigns k ON k.id = n.event_id AND n.correlation = 'campaign:' || k.id"
+    " WHERE n.id = $1::uuid FOR SHARE OF k";
 
 #define S_TEMPLATES "notify_notification_templates"
 static const char *s_templates_sql =
     "SELECT locale, variant, subject, text, html, quiet_hours FROM notify.templates"
     " WHERE name = $1 ORDER BY locale, variant";
 
-/* The customer's identity on a channel: one whose inbox has a sending
- * account first, then the one they wrote from last. */
+/* The customer's address on a channel (notify.recipient, 007: an
+ * identity in crm or an e-mail contact point; one that can be sent to
+ * first). */
 #define S_RECIPIENT "notify_notification_recipient"
-static const char *s_recipient_sql =
-    "SELECT i.inbox, i.external_user_id,"
-    "  EXISTS (SELECT 1 FROM notify.accounts a WHERE a.inbox_id = i.inbox"
-    "          AND a.channel = i.channel AND a.disabled_at IS NULL) AS sendable"
-    " FROM crm.identities i WHERE i.customer_id = crm.root($1::uuid) AND i.channel = $2"
-    " ORDER BY sendable DESC, i.last_seen DESC, i.inbox LIMIT 1";
+static const char *s_recipient_sql = "SELECT inbox, recipient, sendable, suppressed_by"
+                                     " FROM notify.recipient($1::uuid, $2)";
 
-#define S_SUPPRESSED "notify_notification_suppressed"
-static const char *s_suppressed_sql =
-    "SELECT source FROM notify.suppressions WHERE suppressed AND address = lower($1)";
-
-/* The newest word on consent for the channel (or every channel). */
+/* The newest word on consent for the channel (or every channel), the
+ * customer's or the address's ($4: what a STOP keyword said by it). */
 #define S_CONSENT "notify_notification_consent"
 static const char *s_consent_sql =
-    "SELECT granted, source FROM notify.consent"
-    " WHERE customer_id = COALESCE(crm.root($1::uuid), $1::uuid) AND channel IN ($2, 'any')"
-    "   AND category = $3 ORDER BY at DESC, channel = 'any' LIMIT 1";
+    "SELECT granted, source FROM ("
+    "  SELECT granted, source, at, channel = 'any' AS wide FROM notify.consent"
+    "   WHERE customer_id = COALESCE(crm.root($1::uuid), $1::uuid) AND channel IN ($2, 'any')"
+    "     AND category = $3"
+    "  UNION ALL SELECT granted, source, at, false FROM notify.address_consent"
+    "   WHERE channel = $2 AND address = $4 AND category = $3) w"
+    " ORDER BY at DESC, wide LIMIT 1";
 
 /* The send: $1 id, $2 channel, $3 inbox, $4 recipient, $5 text, $6
  * subject, $7 html (NULL: none), $8 next_at (ms), $9 now (ms), $10 the
@@ -148,9 +156,9 @@ int
 notification_prepare (rt_db_t *db)
 {
     if (rt_db_prepare (db, S_LOAD, s_load_sql) != 0 ||
+        rt_db_prepare (db, S_CANCELLED, s_cancelled_sql) != 0 ||
         rt_db_prepare (db, S_TEMPLATES, s_templates_sql) != 0 ||
         rt_db_prepare (db, S_RECIPIENT, s_recipient_sql) != 0 ||
-        rt_db_prepare (db, S_SUPPRESSED, s_suppressed_sql) != 0 ||
         rt_db_prepare (db, S_CONSENT, s_consent_sql) != 0 ||
         rt_db_prepare (db, S_SEND, s_send_sql) != 0 ||
         rt_db_prepare (db, S_HANDOVER, s_handover_sql) != 0 ||
@@ -174,6 +182,7 @@ typedef struct {
     int64_t now;                      /* rt_clock's, once for the whole routing */
     char skipped[S_SKIPPED_MAX];      /* channels passed over, in words */
     bool consent_refused;             /* a channel was passed over for consent */
+    bool suppressed;                  /* one was passed over for a suppressed address */
     char *err;                        /* the caller's error buffer */
     size_t errlen;                    /* its size */
 } s_route_t;
@@ -201,6 +210,21 @@ s_db_failed (s_route_t *rt, const char *what)
 {
     rt_errf (rt->err, rt->errlen, "%s: %s", what, rt_db_error (rt->db));
     return -1;
+}
+
+/* S_CANCELLED for the notification: 1 a cancelled campaign's, 0 not, -1
+ * when PostgreSQL failed. */
+static int
+s_campaign_cancelled (s_route_t *rt)
+{
+    const char *v[1] = {rt->id};
+    PGresult *r = rt_db_exec_prepared (rt->db, S_CANCELLED, 1, v, NULL, NULL, 0);
+    int yes;
+    if (!r)
+        return s_db_failed (rt, "campaign");
+    yes = PQntuples (r) == 1 && strcmp (PQgetvalue (r, 0, 0), "t") == 0;
+    PQclear (r);
+    return yes;
 }
 
 static void
@@ -380,8 +404,8 @@ cleanup:
     return at;
 }
 
-/* Whether consent lets the notification go on a channel; the reason into
- * why when it does not. -1 when PostgreSQL failed. */
+/* Whether consent lets the notification go on a channel to recipient;
+ * the reason into why when it does not. -1 when PostgreSQL failed. */
 static int
 s_consent_ok (s_route_t *rt, const char *channel, const char *recipient, char *why, size_t len)
 {
@@ -390,20 +414,8 @@ s_consent_ok (s_route_t *rt, const char *channel, const char *recipient, char *w
     PGresult *r;
     int ok;
     {
-        const char *v[1] = {recipient};
-        r = rt_db_exec_prepared (rt->db, S_SUPPRESSED, 1, v, NULL, NULL, 0);
-        if (!r)
-            return s_db_failed (rt, "suppressed");
-        if (PQntuples (r) > 0) {
-            snprintf (why, len, "the address is suppressed (%s)", PQgetvalue (r, 0, 0));
-            PQclear (r);
-            return 0;
-        }
-        PQclear (r);
-    }
-    {
-        const char *v[3] = {s_col (rt->n, 5), channel, category};
-        r = rt_db_exec_prepared (rt->db, S_CONSENT, 3, v, NULL, NULL, 0);
+        const char *v[4] = {s_col (rt->n, 5), channel, category, recipient};
+        r = rt_db_exec_prepared (rt->db, S_CONSENT, 4, v, NULL, NULL, 0);
         if (!r)
             return s_db_failed (rt, "consent");
     }
@@ -548,6 +560,13 @@ s_try (s_route_t *rt, const rt_channel_t *ch, const char *from_send, const char 
         rc = 0;
         goto cleanup;
     }
+    if (!PQgetisnull (r, 0, 3)) {
+        snprintf (reason, sizeof reason, "the address is suppressed (%s)", PQgetvalue (r, 0, 3));
+        s_skip (rt, ch->name, reason);
+        rt->suppressed = true;
+        rc = 0;
+        goto cleanup;
+    }
     ok = s_consent_ok (rt, ch->name, recipient, reason, sizeof reason);
     if (ok < 0)
         goto cleanup;
@@ -582,10 +601,10 @@ notification_route (rt_db_t *db, const notification_config_t *cfg, const char *i
                     size_t errlen)
 {
     s_route_t *rt = calloc (1, sizeof *rt);
-    char route[NOTIFICATION_CHANNELS_MAX * 16], *save = NULL, *name;
+    char route[NOTIFICATION_CHANNELS_MAX * 16], *save = NULL, *name, cancelled[S_REASON_MAX];
     const char *first = "";
     bool started = after == NULL, fatal = false;
-    int rc = -1;
+    int rc = -1, campaign_cancelled = 0;
     if (!rt) {
         rt_errf (err, errlen, "out of memory");
         return -1;
@@ -608,6 +627,8 @@ notification_route (rt_db_t *db, const notification_config_t *cfg, const char *i
         rt_errf (err, errlen, "no notification %s", id);
         goto cleanup;
     }
+    if (from_send && (campaign_cancelled = s_campaign_cancelled (rt)) < 0)
+        goto cleanup;
     {
         const char *v[1] = {s_col (rt->n, 0)};
         rt->templates = rt_db_exec_prepared (db, S_TEMPLATES, 1, v, NULL, NULL, 0);
@@ -626,6 +647,12 @@ notification_route (rt_db_t *db, const notification_config_t *cfg, const char *i
             rc = s_fail (rt, "", "expired", "expired before it could be sent");
             goto cleanup;
         }
+    }
+    /* A cancelled campaign's notification takes no further channel. */
+    if (campaign_cancelled) {
+        snprintf (cancelled, sizeof cancelled, "%s; the campaign was cancelled", why ? why : "");
+        why = cancelled;
+        *route = '\0';
     }
     for (name = strtok_r (route, ",", &save); name; name = strtok_r (NULL, ",", &save)) {
         const rt_channel_t *ch = rt_channel_by_name (name);
@@ -672,7 +699,11 @@ notification_route (rt_db_t *db, const notification_config_t *cfg, const char *i
         char reason[S_SKIPPED_MAX + 64];
         snprintf (reason, sizeof reason, "no channel can take it (%s)",
                   *rt->skipped ? rt->skipped : "no channel known");
-        rc = s_fail (rt, first, rt->consent_refused ? "no_consent" : "no_channel", reason);
+        rc = s_fail (rt, first,
+                     rt->consent_refused ? "no_consent"
+                     : rt->suppressed    ? "suppressed"
+                                         : "no_channel",
+                     reason);
     }
 cleanup:
     PQclear (rt->n);

@@ -11,10 +11,11 @@
  * ConsentChanged (stream "customer") a change of consent, and ingest's
  * receipts move the send they name to delivered or read. The sender
  * (sender.c) is a pool of worker threads, each with its own libevent loop,
- * HTTP client and PostgreSQL connection, that claims due sends within the
- * rate limits (notify.claim), sends them through the provider adapters
- * (provider.h) and records each outcome (outcome.c) in a transaction of
- * its own with its events in the outbox. Each worker also runs the crash policy
+ * HTTP client and PostgreSQL connection, that claims due sends in batches
+ * within the rate limits (notify.claim), woken by the consumer's NOTIFY,
+ * sends them through the provider adapters (provider.h) and records the
+ * outcomes of the answers that came together (outcome.c) in one
+ * transaction with their events in the outbox. Each worker also runs the crash policy
  * (recover.c) at start and every sweep interval: sends another member
  * left `sending` past the lease are uncertain. The campaign runner
  * (campaign.c), a thread of its own, makes a running campaign's targets
@@ -136,7 +137,9 @@ typedef struct {
     int workers;                /* worker threads */
     int in_flight;              /* requests in flight at most, all workers together */
     int claim_batch;            /* sends one claim takes at most */
-    int64_t poll_ms;            /* between two claims when the last found nothing */
+    int64_t poll_ms;            /* between two claims when nothing woke the worker */
+    int64_t flush_ms;           /* an answer waits this long at most to be recorded */
+    int flush_max;              /* answers recorded together at most */
     int64_t request_timeout_ms; /* one request to a provider, at most */
     int64_t lease_ms;           /* a send `sending` this long is uncertain */
     int retry_max;              /* transient failures before a send fails */
@@ -165,22 +168,32 @@ void sender_stop (sender_t **self_p);
 
 /* One claimed send, as notify.claim returned it (strings owned). */
 typedef struct {
-    char *id;          /* the message id */
-    char *channel;     /* rt_channel's name */
-    char *recipient;   /* the chat id, user id or number */
-    char *text;        /* the text */
-    int attempts;      /* this attempt's number (1 for the first) */
-    int failures;      /* transient failures before it */
-    char *customer_id; /* "" when none */
-    char *category;    /* "transactional" or "marketing" */
-    char *account;     /* notify.accounts.id */
-    char *provider;    /* the account's provider */
-    char *base_url;    /* its base_url, "" for the daemon's */
-    char *token;       /* secrets, never logged */
-    char *account_id;  /* Meta page id, Twilio AccountSid */
-    char *sender;      /* Twilio From, Viber sender name */
-    char *status_url;  /* Twilio StatusCallback */
+    char *id;            /* the message id */
+    char *channel;       /* rt_channel's name */
+    char *recipient;     /* the chat id, user id or number */
+    char *text;          /* the text */
+    int attempts;        /* this attempt's number (1 for the first) */
+    int failures;        /* transient failures before it */
+    char *customer_id;   /* "" when none */
+    char *category;      /* "transactional" or "marketing" */
+    char *account;       /* notify.accounts.id */
+    char *provider;      /* the account's provider */
+    char *base_url;      /* its base_url, "" for the daemon's */
+    char *token;         /* secrets, never logged */
+    char *account_id;    /* Meta page id, Twilio AccountSid */
+    char *sender;        /* Twilio From, Viber sender name */
+    char *status_url;    /* Twilio StatusCallback */
+    char *suppressed_by; /* the suppression's source when the address is suppressed, else "" */
+    int64_t claimed_ms;  /* rt_clock_mono_ms when it was claimed */
 } notify_claim_t;
+
+/* Frees c's strings and zeroes it; safe on a zeroed claim. */
+void notify_claim_free (notify_claim_t *c);
+
+/* Fills c (its strings owned) from row of notify.claim's result, in the
+ * claim's column order, claimed at claimed_ms (rt_clock_mono_ms). 0, or
+ * -1 when out of memory (c zeroed). */
+int notify_claim_from_row (const PGresult *r, int row, int64_t claimed_ms, notify_claim_t *c);
 
 /* What outcome.c needs to record outcomes on one connection. */
 typedef struct {
@@ -192,17 +205,43 @@ typedef struct {
 int outcome_prepare (rt_db_t *db);
 int recover_prepare (rt_db_t *db);
 
-/* Records what the provider answered to claim c (its own transaction, its
- * events in the outbox): the verdict's consequence as README says. Only
- * the claim that sent it may record it: a send the crash policy took back
- * meanwhile is left alone (counted). 0, or -1 when PostgreSQL failed (the
- * send stays `sending`: the lease brings it back). */
-int outcome_record (const outcome_ctx_t *ctx, const notify_claim_t *c, const provider_outcome_t *o);
+/* The answers of one worker waiting to be recorded, oldest first; each
+ * holds its claim's slot under the in-flight cap until it is recorded, so
+ * a crash duplicates at most the cap's worth. */
+typedef struct outcome_batch_t outcome_batch_t;
 
-/* Fails claim c permanently for a reason of notifyd's own (the adapter
- * refused to build it, code e.g. "bad_request"). 0 or -1. */
-int outcome_refuse (const outcome_ctx_t *ctx, const notify_claim_t *c, const char *code,
-                    const char *reason);
+/* An empty batch, NULL when out of memory. */
+outcome_batch_t *outcome_batch_new (void);
+
+/* Frees it with what it still holds (not recorded: the lease brings those
+ * sends back); NULL is fine. */
+void outcome_batch_destroy (outcome_batch_t **self_p);
+
+/* Answers waiting in it. */
+size_t outcome_batch_size (const outcome_batch_t *self);
+
+/* Adds what the provider answered to claim c, taking c's strings (c is
+ * zeroed): the verdict's consequence as README says, decided now (the
+ * backoff drawn, the instant kept). -1 when out of memory: the send stays
+ * `sending` and the lease brings it back. */
+int outcome_add (outcome_batch_t *self, const sender_config_t *config, notify_claim_t *c,
+                 const provider_outcome_t *o);
+
+/* Adds a permanent failure of claim c for a reason of notifyd's own (the
+ * adapter refused to build it, code e.g. "bad_request"); as outcome_add. */
+int outcome_add_refusal (outcome_batch_t *self, notify_claim_t *c, const char *code,
+                         const char *reason);
+
+/* Records every answer of the batch in one transaction on ctx's
+ * connection, their events in the outbox. Only the claim that sent a send
+ * may record it: one the crash policy took back meanwhile is left alone
+ * (counted as fenced). When the transaction fails the answers stay in the
+ * batch for the next flush (a statement refused while the connection
+ * lives: each answer is tried alone, so one cannot hold back the others),
+ * except those claimed longer than the lease ago, which the crash policy
+ * settles. The number recorded (fenced included), or -1 when PostgreSQL
+ * failed and answers are left. */
+int outcome_flush (const outcome_ctx_t *ctx, outcome_batch_t *batch);
 
 /* The crash policy and the periodic chores (recover.c), in transactions of
  * their own on ctx's connection: sends `sending` for longer than the lease

@@ -39,7 +39,8 @@
 #include "rt_log.h"
 
 /* Uncertain sends: $1 now (ms), $2 lease (ms), $3 whether this member's
- * own count at once, $4 the member. */
+ * own count at once, $4 the member. claimed_at IS NOT NULL (always true
+ * of a send `sending`) is what lets it read notify 006's sends_sending. */
 #define S_UNCERTAIN "notify_recover_uncertain"
 static const char *s_uncertain_sql =
     "UPDATE notify.sends SET"
@@ -48,7 +49,7 @@ static const char *s_uncertain_sql =
     "  next_at = to_timestamp($1::bigint / 1000.0), last_verdict = 'uncertain',"
     "  last_code = 'uncertain', last_reason = 'left sending by ' || claimed_by,"
     "  updated_at = to_timestamp($1::bigint / 1000.0)"
-    " WHERE status = 'sending'"
+    " WHERE status = 'sending' AND claimed_at IS NOT NULL"
     "   AND (claimed_at < to_timestamp(($1::bigint - $2::bigint) / 1000.0)"
     "        OR ($3::boolean AND claimed_by = $4))"
     " RETURNING COALESCE(notification_id, id), category, COALESCE(customer_id::text, ''),"

@@ -12,22 +12,32 @@
  *   2. A claim (notify.claim, one statement: its own committed
  *      transaction) takes due sends up to the room left under the worker's
  *      share of the in-flight cap and up to claim_batch, within the
- *      account and recipient budgets held in PostgreSQL, and marks them
- *      `sending`: every one is committed as such before its request
- *      leaves.
+ *      account and recipient budgets held in PostgreSQL and outside the
+ *      customers' quiet hours, and marks them `sending`: every one is
+ *      committed as such before its request leaves.
  *   3. Each claimed send is built by its provider's adapter (provider.h)
  *      and submitted; a send the adapter refuses fails at once. E-mail
  *      (provider "smtp") is built by provider_smtp_build, its subject and
  *      HTML read from the send, and goes to the worker's SMTP threads
  *      (smtp.h), which hand its end back to the loop.
- *   4. Each answer is classified by the adapter and recorded (outcome.c)
- *      in a transaction of its own on the loop's thread.
- *   A claim that filled its batch is followed at once by the next; one
- *   that found less waits poll_ms.
+ *   4. Each answer is classified by the adapter and added to the worker's
+ *      batch of outcomes (outcome.c), flushed in one transaction flush_ms
+ *      after its first answer, at once when it holds flush_max answers or
+ *      when nothing else is in flight.
+ *
+ * A claim's slot is held from the claim until its outcome is committed (a
+ * crash duplicates at most the in-flight cap). A worker claims when at
+ * least half a batch's worth of slots is free, not as soon as one is: the
+ * claim costs about the same for one send or a hundred. It claims again at
+ * once when the last claim was full, when a flush freed slots, and when
+ * PostgreSQL says sends were queued (LISTEN notify_sends: the trigger of
+ * notify 006 on the consumer's inserts); otherwise after poll_ms, which
+ * finds the sends that became due later (a retry's backoff, the morning
+ * after quiet hours).
  *
  * On stop the workers claim nothing more, wait for their requests in
- * flight up to the request timeout, then close; what was still in flight
- * stays `sending` and the crash policy settles it.
+ * flight up to the request timeout and record their outcomes, then close;
+ * what was still in flight stays `sending` and the crash policy settles it.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -47,10 +57,21 @@
 #include "rt_utf8.h"
 
 #define S_CLAIM "notify_sender_claim"
-static const char *s_claim_sql = "SELECT id, channel, recipient, text, attempts, failures,"
-                                 " COALESCE(customer_id::text, ''), category, account, provider,"
-                                 " base_url, token, account_id, sender, status_url"
-                                 " FROM notify.claim($1, $2::bigint, $3::integer)";
+static const char *s_claim_sql =
+    "SELECT id, channel, recipient, text, attempts, failures, COALESCE(customer_id::text, ''),"
+    " category, account, provider, base_url, token, account_id, sender, status_url,"
+    " COALESCE(suppressed_by, '')"
+    " FROM notify.claim($1, $2::bigint, $3::integer, $4::integer, $5::integer, $6)";
+
+/* The channel notify 006's trigger speaks on when sends are queued. */
+#define S_CHANNEL "notify_sends"
+
+/* A failed flush is tried again after this, doubled up to S_RETRY_MAX_MS. */
+#define S_RETRY_MS     50
+#define S_RETRY_MAX_MS 1000
+
+/* How soon a worker notices it must stop. */
+#define S_WATCH_MS 100
 
 /* An e-mail's subject and HTML part, which the claim does not carry. */
 #define S_MAIL "notify_sender_mail"
@@ -81,16 +102,24 @@ struct worker_t {
     pthread_t thread;        /* its thread */
     bool started;            /* the thread was created */
     struct event_base *base; /* its loop */
-    struct event *tick;      /* the timer */
+    struct event *tick;      /* the timer: claims, sweeps, reconnects */
+    struct event *flush;     /* the outcomes' timer */
+    struct event *watch;     /* notices a stop while the tick sleeps long */
+    struct event *listen;    /* the connection's socket, for NOTIFY; NULL when not watched */
+    uint64_t listening;      /* the connection generation listen watches */
     rt_http_client_t *http;  /* its client */
     smtp_t *smtp;            /* its e-mail sessions */
     rt_db_t *db;             /* its connection */
     outcome_ctx_t octx;      /* outcome.c's view of it */
+    outcome_batch_t *batch;  /* answers not recorded yet */
     int cap;                 /* its share of the in-flight cap */
     int in_flight;           /* its requests in flight */
+    int64_t retry_ms;        /* a failed flush's delay before the next, 0: none failed */
     int64_t next_sweep;      /* mono ms of the next sweep (worker 0) */
     int64_t drain_until;     /* mono ms: stop waiting for answers then, 0: not stopping */
     bool counted_ready;      /* it added itself to owner->ready */
+    bool in_tick;            /* the tick runs: a wake-up waits for its end */
+    bool again;              /* claim again as soon as the tick ends */
 };
 
 /* One request in flight. */
@@ -104,30 +133,11 @@ typedef struct {
 } s_request_t;
 
 static void
-s_claim_free (notify_claim_t *c)
-{
-    free (c->id);
-    free (c->channel);
-    free (c->recipient);
-    free (c->text);
-    free (c->customer_id);
-    free (c->category);
-    free (c->account);
-    free (c->provider);
-    free (c->base_url);
-    free (c->token);
-    free (c->account_id);
-    free (c->sender);
-    free (c->status_url);
-    memset (c, 0, sizeof *c);
-}
-
-static void
 s_request_free (s_request_t *rq)
 {
     if (!rq)
         return;
-    s_claim_free (&rq->claim);
+    notify_claim_free (&rq->claim);
     free (rq);
 }
 
@@ -161,6 +171,176 @@ s_observe (worker_t *w, const char *provider, int64_t started_us)
         (double)(rt_clock_elapsed_us () - started_us) / 1e6);
 }
 
+/* Arms timer ev to fire in ms (again: a pending one moves). */
+static void
+s_arm (struct event *ev, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add (ev, &tv);
+}
+
+static void
+s_event_free (struct event **ev)
+{
+    if (*ev)
+        event_free (*ev);
+    *ev = NULL;
+}
+
+/* Claims again as soon as the loop is free: from inside the tick, when
+ * the tick ends. */
+static void
+s_wake (worker_t *w)
+{
+    if (w->in_tick)
+        w->again = true;
+    else
+        s_arm (w->tick, 0);
+}
+
+/* Drains the NOTIFYs libpq holds; true when there were any. */
+static bool
+s_drain (worker_t *w)
+{
+    PGconn *conn = rt_db_conn (w->db);
+    PGnotify *n;
+    bool any = false;
+    while (conn && (n = PQnotifies (conn)) != NULL) {
+        any = true;
+        PQfreemem (n);
+    }
+    return any;
+}
+
+/* The connection's socket became readable between two statements: only
+ * NOTIFYs come then (or the server's goodbye). */
+static void
+s_listen_cb (evutil_socket_t fd, short what, void *arg)
+{
+    worker_t *w = arg;
+    PGconn *conn = rt_db_conn (w->db);
+    (void)fd;
+    (void)what;
+    if (!conn || !PQconsumeInput (conn)) {
+        rt_db_invalidate (w->db);
+        s_event_free (&w->listen);
+        s_wake (w);
+        return;
+    }
+    if (s_drain (w))
+        s_wake (w);
+}
+
+/* The connection up (reconnecting for a second at most) and its socket
+ * watched; false when PostgreSQL cannot be reached. */
+static bool
+s_connected (worker_t *w)
+{
+    PGconn *conn;
+    if (!rt_db_is_ok (w->db)) {
+        /* Before libpq closes the socket the event watches. */
+        s_event_free (&w->listen);
+        if (rt_db_ensure_for (w->db, 1000) != 0)
+            return false;
+    }
+    conn = rt_db_conn (w->db);
+    if (conn && (!w->listen || w->listening != rt_db_generation (w->db))) {
+        s_event_free (&w->listen);
+        w->listen = event_new (w->base, PQsocket (conn), EV_READ | EV_PERSIST, s_listen_cb, w);
+        if (w->listen && event_add (w->listen, NULL) != 0)
+            s_event_free (&w->listen);
+        w->listening = rt_db_generation (w->db);
+    }
+    return true;
+}
+
+static int
+s_on_connect (rt_db_t *db, void *arg)
+{
+    (void)arg;
+    return rt_db_exec (db, "LISTEN " S_CHANNEL);
+}
+
+/* Records the answers in the batch now; a failure is tried again later. */
+static void
+s_flush_now (worker_t *w)
+{
+    size_t before = outcome_batch_size (w->batch);
+    bool failed;
+    if (before == 0)
+        return;
+    evtimer_del (w->flush);
+    failed = !s_connected (w) || outcome_flush (&w->octx, w->batch) < 0;
+    if (failed) {
+        w->retry_ms = w->retry_ms ? w->retry_ms * 2 : S_RETRY_MS;
+        if (w->retry_ms > S_RETRY_MAX_MS)
+            w->retry_ms = S_RETRY_MAX_MS;
+        s_arm (w->flush, w->retry_ms);
+    } else {
+        w->retry_ms = 0;
+    }
+    /* Slots freed, or NOTIFYs libpq read during the flush: claim. */
+    if (outcome_batch_size (w->batch) < before || s_drain (w))
+        s_wake (w);
+}
+
+/* The stop is a flag another thread sets; the tick may be an hour away
+ * (--poll), so this looks every S_WATCH_MS. */
+static void
+s_watch_cb (evutil_socket_t fd, short what, void *arg)
+{
+    worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    if (atomic_load (&w->owner->stop) && w->drain_until == 0)
+        s_arm (w->tick, 0);
+}
+
+static void
+s_flush_cb (evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    s_flush_now (arg);
+}
+
+/* An answer joined the batch: flushed at once when the batch is full or
+ * nothing else is in flight, else within flush_ms. */
+static void
+s_added (worker_t *w)
+{
+    const sender_config_t *cfg = &w->owner->cfg;
+    if (w->retry_ms)
+        return; /* a failed flush's timer is set: it takes this one too */
+    if (outcome_batch_size (w->batch) >= (size_t)cfg->flush_max || w->in_flight == 0) {
+        s_flush_now (w);
+    } else if (!evtimer_pending (w->flush, NULL)) {
+        s_arm (w->flush, cfg->flush_ms);
+    }
+}
+
+/* What the provider answered to claim c, or a failure of notifyd's own
+ * (takes c's strings). */
+static void
+s_record (worker_t *w, notify_claim_t *c, const provider_outcome_t *o)
+{
+    if (o->verdict != PROVIDER_SENT)
+        rt_log (RT_LOG_INFO, "attempt not sent", rt_log_str ("message_id", c->id),
+                rt_log_str ("verdict", provider_verdict_name (o->verdict)),
+                rt_log_str ("code", o->code), rt_log_str ("reason", o->reason),
+                rt_log_int ("attempt", c->attempts));
+    (void)outcome_add (w->batch, &w->owner->cfg, c, o);
+    s_added (w);
+}
+
+/* Claim c fails for good before its request (takes c's strings). */
+static void
+s_refuse (worker_t *w, notify_claim_t *c, const char *code, const char *reason)
+{
+    (void)outcome_add_refusal (w->batch, c, code, reason);
+    s_added (w);
+}
+
 static void
 s_done (void *arg, const rt_http_response_t *resp)
 {
@@ -168,30 +348,25 @@ s_done (void *arg, const rt_http_response_t *resp)
     worker_t *w = rq->w;
     provider_outcome_t o;
     s_observe (w, rq->claim.provider, rq->started_us);
+    s_in_flight (w, -1);
     if (resp->outcome != RT_HTTP_OUTCOME_CANCELLED) {
         rq->adapter->classify (&rq->send, resp, &o);
-        if (o.verdict != PROVIDER_SENT)
-            rt_log (RT_LOG_INFO, "attempt not sent", rt_log_str ("message_id", rq->claim.id),
-                    rt_log_str ("verdict", provider_verdict_name (o.verdict)),
-                    rt_log_str ("code", o.code), rt_log_str ("reason", o.reason),
-                    rt_log_int ("attempt", rq->claim.attempts));
-        (void)outcome_record (&w->octx, &rq->claim, &o);
+        s_record (w, &rq->claim, &o);
     }
-    s_in_flight (w, -1);
     s_request_free (rq);
 }
 
 /* A failure of notifyd's own before the request left, recorded as the
  * transient failure it is. */
 static void
-s_local_retry (worker_t *w, const notify_claim_t *c, const char *why)
+s_local_retry (worker_t *w, notify_claim_t *c, const char *why)
 {
     provider_outcome_t o;
     memset (&o, 0, sizeof o);
     o.verdict = PROVIDER_RETRY;
     snprintf (o.code, sizeof o.code, "submit");
     snprintf (o.reason, sizeof o.reason, "%s", why);
-    (void)outcome_record (&w->octx, c, &o);
+    s_record (w, c, &o);
 }
 
 static void
@@ -201,16 +376,11 @@ s_mail_done (void *arg, const smtp_result_t *res)
     worker_t *w = rq->w;
     provider_outcome_t o;
     s_observe (w, rq->claim.provider, rq->started_us);
+    s_in_flight (w, -1);
     if (!res->cancelled) {
         provider_smtp_classify (&res->answer, rq->mail_id, &o);
-        if (o.verdict != PROVIDER_SENT)
-            rt_log (RT_LOG_INFO, "attempt not sent", rt_log_str ("message_id", rq->claim.id),
-                    rt_log_str ("verdict", provider_verdict_name (o.verdict)),
-                    rt_log_str ("code", o.code), rt_log_str ("reason", o.reason),
-                    rt_log_int ("attempt", rq->claim.attempts));
-        (void)outcome_record (&w->octx, &rq->claim, &o);
+        s_record (w, &rq->claim, &o);
     }
-    s_in_flight (w, -1);
     s_request_free (rq);
 }
 
@@ -246,7 +416,7 @@ s_submit_mail (worker_t *w, s_request_t *rq, const rt_channel_t *ch)
     memset (&msg, 0, sizeof msg);
     if (!ch || ch->value != RETAIN__V1__CHANNEL__EMAIL) {
         snprintf (err, sizeof err, "no adapter sends %s through smtp", c->channel);
-        (void)outcome_refuse (&w->octx, c, "no_adapter", err);
+        s_refuse (w, c, "no_adapter", err);
         goto cleanup;
     }
     r = rt_db_exec_prepared (w->db, S_MAIL, 1, v, NULL, NULL, 0);
@@ -270,7 +440,7 @@ s_submit_mail (worker_t *w, s_request_t *rq, const rt_channel_t *ch)
                              .unsubscribe_mail =
                                  cfg->smtp.unsubscribe_mail[0] ? cfg->smtp.unsubscribe_mail : NULL};
     if (provider_smtp_build (&mail, &msg, err, sizeof err) != 0) {
-        (void)outcome_refuse (&w->octx, c, "bad_request", err);
+        s_refuse (w, c, "bad_request", err);
         goto cleanup;
     }
     snprintf (rq->mail_id, sizeof rq->mail_id, "%s", msg.message_id);
@@ -297,6 +467,20 @@ cleanup:
     s_request_free (rq);
 }
 
+/* A send whose address was suppressed after it was queued: nothing goes
+ * out, and it is recorded as out of reach on its channel (a notification
+ * goes on to its next channel, anything else fails `suppressed`). */
+static void
+s_suppressed (worker_t *w, notify_claim_t *c)
+{
+    provider_outcome_t o;
+    memset (&o, 0, sizeof o);
+    o.verdict = PROVIDER_STOP_RECIPIENT;
+    snprintf (o.code, sizeof o.code, "suppressed");
+    snprintf (o.reason, sizeof o.reason, "the address is suppressed (%s)", c->suppressed_by);
+    s_record (w, c, &o);
+}
+
 /* Builds and submits one claimed send; takes c's strings. */
 static void
 s_submit (worker_t *w, notify_claim_t *c)
@@ -312,21 +496,25 @@ s_submit (worker_t *w, notify_claim_t *c)
     memset (&req, 0, sizeof req);
     if (!rq) {
         s_local_retry (w, c, "out of memory");
-        s_claim_free (c);
+        notify_claim_free (c);
         return;
     }
     rq->w = w;
     rq->claim = *c;
     memset (c, 0, sizeof *c);
     c = &rq->claim;
-    if (strcmp (c->provider, "smtp") == 0) {
+    if (c->suppressed_by[0]) {
+        s_suppressed (w, c);
+        goto cleanup;
+    }
+    if (strcmp (c->provider, PROVIDER_SMTP) == 0) {
         s_submit_mail (w, rq, ch);
         return;
     }
     rq->adapter = ch ? provider_find_for (c->provider, ch->value) : NULL;
     if (!rq->adapter) {
         snprintf (err, sizeof err, "no adapter sends %s through %s", c->channel, c->provider);
-        (void)outcome_refuse (&w->octx, c, "no_adapter", err);
+        s_refuse (w, c, "no_adapter", err);
         goto cleanup;
     }
     acc = (provider_account_t){.provider = rq->adapter->name,
@@ -341,7 +529,7 @@ s_submit (worker_t *w, notify_claim_t *c)
                                  .text = c->text,
                                  .human_agent = strcmp (c->category, "transactional") == 0};
     if (rq->adapter->build (&acc, &rq->send, &req, err, sizeof err) != 0) {
-        (void)outcome_refuse (&w->octx, c, "bad_request", err);
+        s_refuse (w, c, "bad_request", err);
         goto cleanup;
     }
     hr = (rt_http_client_request_t){.method = req.method,
@@ -367,111 +555,125 @@ cleanup:
     s_request_free (rq);
 }
 
-static char *
-s_dup (const PGresult *r, int row, int col)
-{
-    return strdup (PQgetvalue (r, row, col));
-}
-
-/* One claim; returns how many sends it took, -1 when PostgreSQL failed. */
+/* One claim of up to want sends; returns how many it took, -1 when
+ * PostgreSQL failed. */
 static int
-s_claim (worker_t *w, int room)
+s_claim (worker_t *w, int want)
 {
     const sender_config_t *cfg = &w->owner->cfg;
-    char now[24], limit[16];
-    const char *v[3] = {cfg->member, now, limit};
+    const notification_config_t *ncfg = cfg->notification;
+    char now[24], limit[16], qs[16], qe[16];
+    const char *v[6] = {cfg->member, now, limit, qs, qe, ncfg ? ncfg->default_zone : "UTC"};
     PGresult *r;
+    int64_t mono = rt_clock_mono_ms ();
     int n;
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
-    snprintf (limit, sizeof limit, "%d", room < cfg->claim_batch ? room : cfg->claim_batch);
-    r = rt_db_exec_prepared (w->db, S_CLAIM, 3, v, NULL, NULL, 0);
+    snprintf (limit, sizeof limit, "%d", want);
+    snprintf (qs, sizeof qs, "%d", ncfg ? ncfg->quiet_start_min : 0);
+    snprintf (qe, sizeof qe, "%d", ncfg ? ncfg->quiet_end_min : 0);
+    r = rt_db_exec_prepared (w->db, S_CLAIM, 6, v, NULL, NULL, 0);
     if (!r) {
         rt_log (RT_LOG_WARN, "claim failed", rt_log_str ("error", rt_db_error (w->db)));
         return -1;
     }
     n = PQntuples (r);
     for (int i = 0; i < n; i++) {
-        notify_claim_t c = {.id = s_dup (r, i, 0),
-                            .channel = s_dup (r, i, 1),
-                            .recipient = s_dup (r, i, 2),
-                            .text = s_dup (r, i, 3),
-                            .attempts = atoi (PQgetvalue (r, i, 4)),
-                            .failures = atoi (PQgetvalue (r, i, 5)),
-                            .customer_id = s_dup (r, i, 6),
-                            .category = s_dup (r, i, 7),
-                            .account = s_dup (r, i, 8),
-                            .provider = s_dup (r, i, 9),
-                            .base_url = s_dup (r, i, 10),
-                            .token = s_dup (r, i, 11),
-                            .account_id = s_dup (r, i, 12),
-                            .sender = s_dup (r, i, 13),
-                            .status_url = s_dup (r, i, 14)};
-        if (!c.id || !c.channel || !c.recipient || !c.text || !c.customer_id || !c.category ||
-            !c.account || !c.provider || !c.base_url || !c.token || !c.account_id || !c.sender ||
-            !c.status_url) {
-            /* Out of memory: the send stays `sending` and the lease
-             * brings it back. */
-            s_claim_free (&c);
-            continue;
-        }
-        s_submit (w, &c);
+        notify_claim_t c;
+        /* Out of memory: the send stays `sending` and the lease brings it
+         * back. */
+        if (notify_claim_from_row (r, i, mono, &c) == 0)
+            s_submit (w, &c);
     }
     PQclear (r);
     return n;
 }
 
-static void
-s_schedule (worker_t *w, int64_t ms)
+/* Stopping: the answers in flight come back and are recorded, until the
+ * request timeout. The delay to the next tick, -1 when the loop ends. */
+static int64_t
+s_drain_step (worker_t *w, int64_t mono)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    evtimer_add (w->tick, &tv);
+    size_t left = outcome_batch_size (w->batch);
+    if (w->drain_until == 0)
+        w->drain_until = mono + w->owner->cfg.request_timeout_ms;
+    if (left && w->retry_ms == 0)
+        s_flush_now (w);
+    left = outcome_batch_size (w->batch);
+    if ((w->in_flight == 0 && left == 0) || mono >= w->drain_until) {
+        if (left)
+            rt_log (RT_LOG_WARN,
+                    "outcomes not recorded at stop: the crash policy settles their "
+                    "sends",
+                    rt_log_int ("answers", (long long)left));
+        event_base_loopbreak (w->base);
+        return -1;
+    }
+    return 10;
+}
+
+/* One tick: the delay to the next, -1 when the loop ends. */
+static int64_t
+s_step (worker_t *w)
+{
+    sender_t *s = w->owner;
+    const sender_config_t *cfg = &s->cfg;
+    int64_t mono = rt_clock_mono_ms ();
+    int room, target, want, n;
+
+    if (atomic_load (&s->stop))
+        return s_drain_step (w, mono);
+    if (!s_connected (w))
+        return cfg->poll_ms;
+    if (w->index == 0 && mono >= w->next_sweep) {
+        bool first = !atomic_load (&s->swept);
+        if (recover_sweep (&w->octx, first) == 0) {
+            atomic_store (&s->swept, true);
+            w->next_sweep = mono + cfg->sweep_ms;
+        } else {
+            w->next_sweep = mono + cfg->poll_ms;
+        }
+    }
+    if (!atomic_load (&s->swept))
+        return cfg->poll_ms;
+    if (!w->counted_ready) {
+        w->counted_ready = true;
+        atomic_fetch_add (&s->ready, 1);
+    }
+    /* Half a batch free, or wait for the flush that frees it. */
+    room = w->cap - w->in_flight - (int)outcome_batch_size (w->batch);
+    target = cfg->claim_batch < w->cap ? cfg->claim_batch : w->cap;
+    if (room < (target + 1) / 2)
+        return cfg->poll_ms;
+    want = room < cfg->claim_batch ? room : cfg->claim_batch;
+    (void)s_drain (w); /* this claim answers the NOTIFYs so far */
+    n = s_claim (w, want);
+    if (s_drain (w))
+        w->again = true;
+    return n == want ? 0 : cfg->poll_ms;
 }
 
 static void
 s_tick (evutil_socket_t fd, short what, void *arg)
 {
     worker_t *w = arg;
-    sender_t *s = w->owner;
-    const sender_config_t *cfg = &s->cfg;
-    int64_t mono = rt_clock_mono_ms ();
-    int room, n = 0;
+    int64_t next;
     (void)fd;
     (void)what;
-
-    if (atomic_load (&s->stop)) {
-        if (w->drain_until == 0)
-            w->drain_until = mono + cfg->request_timeout_ms;
-        if (w->in_flight == 0 || mono >= w->drain_until) {
-            event_base_loopbreak (w->base);
-            return;
-        }
-        s_schedule (w, 10);
+    w->in_tick = true;
+    w->again = false;
+    next = s_step (w);
+    w->in_tick = false;
+    if (next < 0)
         return;
+    if (w->again)
+        next = 0;
+    if (w->index == 0 && w->next_sweep > 0) {
+        /* The sweep's turn comes even when nothing wakes the worker. */
+        int64_t to_sweep = w->next_sweep - rt_clock_mono_ms ();
+        if (to_sweep < next)
+            next = to_sweep > 0 ? to_sweep : 0;
     }
-    if (!rt_db_is_ok (w->db) && rt_db_ensure_for (w->db, 1000) != 0) {
-        s_schedule (w, cfg->poll_ms);
-        return;
-    }
-    if (w->index == 0 && mono >= w->next_sweep) {
-        bool first = !atomic_load (&s->swept);
-        if (recover_sweep (&w->octx, first) == 0) {
-            atomic_store (&s->swept, true);
-            w->next_sweep = mono + cfg->sweep_ms;
-        }
-    }
-    if (!atomic_load (&s->swept)) {
-        s_schedule (w, cfg->poll_ms);
-        return;
-    }
-    if (!w->counted_ready) {
-        w->counted_ready = true;
-        atomic_fetch_add (&s->ready, 1);
-    }
-    room = w->cap - w->in_flight;
-    if (room > 0)
-        n = s_claim (w, room);
-    s_schedule (
-        w, n > 0 && n >= (room < cfg->claim_batch ? room : cfg->claim_batch) ? 0 : cfg->poll_ms);
+    s_arm (w->tick, next);
 }
 
 static int
@@ -510,21 +712,27 @@ s_worker_main (void *arg)
     w->base = event_base_new ();
     w->http = w->base ? rt_http_client_new (w->base, &hc, err, sizeof err) : NULL;
     w->tick = w->base ? evtimer_new (w->base, s_tick, w) : NULL;
+    w->flush = w->base ? evtimer_new (w->base, s_flush_cb, w) : NULL;
+    w->watch = w->base ? event_new (w->base, -1, EV_PERSIST, s_watch_cb, w) : NULL;
+    w->batch = outcome_batch_new ();
     w->smtp = w->http && w->tick ? smtp_new (w->base, &cfg->smtp, w->cap, err, sizeof err) : NULL;
-    if (!w->base || !w->http || !w->tick || !w->smtp) {
+    if (!w->base || !w->http || !w->tick || !w->flush || !w->watch || !w->batch || !w->smtp) {
         rt_log (RT_LOG_ERROR, "the sender's loop could not start",
                 rt_log_str ("error", w->base ? err : "event_base_new failed"));
         goto cleanup;
     }
-    s_schedule (w, 0);
+    s_arm (w->watch, S_WATCH_MS);
+    s_arm (w->tick, 0);
     event_base_dispatch (w->base);
 cleanup:
     /* Cancels what is still in flight: its sends stay `sending`. */
     smtp_destroy (&w->smtp);
     rt_http_client_destroy (&w->http);
-    if (w->tick)
-        event_free (w->tick);
-    w->tick = NULL;
+    outcome_batch_destroy (&w->batch);
+    s_event_free (&w->listen);
+    s_event_free (&w->flush);
+    s_event_free (&w->watch);
+    s_event_free (&w->tick);
     if (w->base)
         event_base_free (w->base);
     w->base = NULL;
@@ -561,6 +769,7 @@ sender_start (const sender_config_t *config, char *err, size_t errlen)
             rt_errf (err, errlen, "out of memory");
             goto failed;
         }
+        rt_db_set_on_connect (w->db, s_on_connect, w);
         w->octx.config = &self->cfg;
         w->octx.db = w->db;
     }

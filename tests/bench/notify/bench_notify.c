@@ -22,8 +22,8 @@
  * SIGTERM.
  *
  * preload sends N OutboundMessageRequested envelopes to busd's ingress as
- * fast as busd acknowledges them (after its commit; WINDOW
- * unacknowledged), as routerd's would look in the log: message i of run R
+ * fast as busd acknowledges them (bench_events_preload), as routerd's
+ * would look in the log: message i of run R
  * goes to customer C + i (S_CUSTOMER), on Telegram, keyed by the customer,
  * with the message id S_MESSAGE (R, 1, i) and the text S_TEXT (R, 't', i):
  * the fake's record names the message. Every envelope must be
@@ -42,16 +42,16 @@
  * "max_batch":m}.
  *
  * null is one replica of consumer group G over the stream "message" whose
- * handler only unpacks each OutboundMessageRequested: what delivery from
- * the log and the offset commits cost with no work, one of the baselines
- * of sends_per_s. Runs until SIGTERM and prints {"handled":n,"other":m}.
+ * handler only unpacks each OutboundMessageRequested (bench_events_null):
+ * what delivery from the log and the offset commits cost with no work,
+ * one of the baselines of sends_per_s. Runs until SIGTERM and prints
+ * {"handled":n,"other":m}.
  *
  * Exit status: 0, 1 on a failure (the reason on stderr), 2 on bad usage.
  */
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,20 +60,17 @@
 
 #include <jansson.h>
 
+#include "bench_events.h"
 #include "rt_bus.h"
-#include "rt_consumer.h"
 #include "rt_db.h"
 #include "rt_http_server.h"
 #include "rt_log.h"
-#include "rt_metrics.h"
 #include "rt_outbox.h"
-#include "rt_producer.h"
 #include "rt_signal.h"
 #include "schedule.h"
 #include "retain/v1/message.pb-c.h"
 
-#define WINDOW     8000 /* envelopes posted and not yet acknowledged, at most */
-#define DEADLINE_S 600  /* preload and publish give up after this */
+#define DEADLINE_S 600  /* publish gives up after this */
 #define BATCH_MAX  4096 /* requests one publish transaction takes at most */
 
 /* The formats shared with run's SQL: customer n's id and Telegram chat. */
@@ -92,22 +89,6 @@ static void
 s_text (char *out, size_t len, long run, char phase, long i)
 {
     snprintf (out, len, "r%ld-%c-%ld", run, phase, i);
-}
-
-static int64_t
-s_wall_us (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-s_mono_us (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* The request for message i of run/phase, to customer first + i (owned). */
@@ -213,7 +194,7 @@ s_fake (const char *listen, const char *record, int threads)
     char err[256];
     int rc = 1;
     rt_signal_install ();
-    f.wall_minus_mono_us = s_wall_us () - s_mono_us ();
+    f.wall_minus_mono_us = bench_events_wall_us () - loadgen_mono_ns () / 1000;
     f.record = fopen (record, "w");
     if (!f.record) {
         fprintf (stderr, "bench_notify fake: cannot write %s\n", record);
@@ -238,78 +219,17 @@ cleanup:
 
 /* --- preload --- */
 
-/* What the preload's acks came to. */
+/* The preload's run and first customer. */
 typedef struct {
-    long ok;        /* acknowledged OK */
-    long duplicate; /* acknowledged DUPLICATE: an id sent twice, a failure here */
-    long rejected;  /* refused by busd */
-    char why[256];  /* the first refusal's reason */
-} s_acks_t;
+    long run;   /* the run, in the ids and texts */
+    long first; /* message i goes to customer first + i */
+} s_preload_t;
 
-static void
-s_on_ack (const Retain__V1__Ack *ack, void *arg)
+static Retain__V1__Envelope *
+s_make (long i, void *arg)
 {
-    s_acks_t *a = arg;
-    if (ack->status == RETAIN__V1__ACK__STATUS__OK) {
-        a->ok++;
-        return;
-    }
-    if (ack->status == RETAIN__V1__ACK__STATUS__DUPLICATE)
-        a->duplicate++;
-    else
-        a->rejected++;
-    if (!a->why[0])
-        snprintf (a->why, sizeof a->why, "%s: %s", ack->id, ack->error ? ack->error : "duplicate");
-}
-
-static int
-s_preload (const char *ingress, long events, long first, long run)
-{
-    char err[256];
-    s_acks_t acks = {0};
-    rt_producer_t *producer = rt_producer_new (ingress, NULL, err, sizeof err);
-    int64_t t0, deadline;
-    long sent = 0;
-    double s;
-    if (!producer) {
-        fprintf (stderr, "bench_notify preload: %s\n", err);
-        return 1;
-    }
-    /* Longer than any ack should take: a resend would be a DUPLICATE. */
-    rt_producer_set_resend_ms (producer, 10000);
-    t0 = s_mono_us ();
-    deadline = t0 + (int64_t)DEADLINE_S * 1000000;
-    while (acks.ok + acks.duplicate + acks.rejected < events && !acks.why[0]) {
-        if (s_mono_us () > deadline) {
-            snprintf (acks.why, sizeof acks.why, "%ld of %ld acknowledged by the deadline", acks.ok,
-                      events);
-            break;
-        }
-        while (sent < events && rt_producer_pending (producer) < WINDOW) {
-            Retain__V1__Envelope *env = s_request (run, 1, first, sent);
-            int rc = env ? rt_producer_post (producer, env) : -1;
-            rt_envelope_free (env);
-            if (rc != 0) {
-                snprintf (acks.why, sizeof acks.why, "cannot post request %ld", sent);
-                break;
-            }
-            sent++;
-        }
-        if (rt_producer_poll (producer, 5, s_on_ack, &acks) < 0) {
-            snprintf (acks.why, sizeof acks.why, "the producer's socket failed");
-            break;
-        }
-    }
-    s = (double)(s_mono_us () - t0) / 1e6;
-    rt_producer_destroy (&producer);
-    if (acks.why[0] || acks.ok != events) {
-        fprintf (stderr, "bench_notify preload: %ld OK, %ld duplicate, %ld rejected of %ld: %s\n",
-                 acks.ok, acks.duplicate, acks.rejected, events, acks.why);
-        return 1;
-    }
-    printf ("{\"events\":%ld,\"acked\":%ld,\"seconds\":%.3f,\"events_per_s\":%.0f}\n", events,
-            acks.ok, s, (double)events / s);
-    return 0;
+    const s_preload_t *p = arg;
+    return s_request (p->run, 1, p->first, i);
 }
 
 /* --- publish --- */
@@ -428,66 +348,6 @@ cleanup:
     return rc;
 }
 
-/* --- null --- */
-
-/* What the null consumer saw. */
-typedef struct {
-    atomic_long handled; /* OutboundMessageRequested events unpacked */
-    atomic_long other;   /* anything else (or a payload that is none) */
-} s_null_t;
-
-static int
-s_null_handler (rt_db_t *db, const Retain__V1__Envelope *event, void *arg)
-{
-    s_null_t *n = arg;
-    Retain__V1__OutboundMessageRequested *m;
-    (void)db;
-    m = strcmp (event->type, "OutboundMessageRequested") == 0
-            ? retain__v1__outbound_message_requested__unpack (NULL, event->payload.len,
-                                                              event->payload.data)
-            : NULL;
-    if (m) {
-        atomic_fetch_add (&n->handled, 1);
-        retain__v1__outbound_message_requested__free_unpacked (m, NULL);
-    } else
-        atomic_fetch_add (&n->other, 1);
-    return 0;
-}
-
-static int
-s_null (const char *dsn, const char *pub, const char *group, int batch_max)
-{
-    const char *streams[] = {"message"};
-    rt_consumer_config_t config = {0};
-    rt_metrics_t *metrics = rt_metrics_new ();
-    s_null_t seen = {0};
-    rt_consumer_t *consumer;
-    char err[256];
-    int rc;
-    rt_signal_install ();
-    config.dsn = dsn;
-    config.group = group;
-    config.pub_endpoints = pub;
-    config.streams = streams;
-    config.nstreams = 1;
-    config.batch_max = batch_max;
-    config.metrics = metrics;
-    config.handler = s_null_handler;
-    config.handler_arg = &seen;
-    consumer = rt_consumer_new (&config, err, sizeof err);
-    if (!consumer) {
-        fprintf (stderr, "bench_notify null: %s\n", err);
-        rt_metrics_destroy (&metrics);
-        return 1;
-    }
-    rc = rt_consumer_run (consumer);
-    rt_consumer_destroy (&consumer);
-    rt_metrics_destroy (&metrics);
-    printf ("{\"handled\":%ld,\"other\":%ld}\n", atomic_load (&seen.handled),
-            atomic_load (&seen.other));
-    return rc == 0 ? 0 : 1;
-}
-
 static int
 s_usage (void)
 {
@@ -502,78 +362,48 @@ s_usage (void)
 int
 main (int argc, char **argv)
 {
-    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
+    static const struct option opts[] = {BENCH_EVENTS_OPTIONS,
+                                         {"listen", required_argument, NULL, 'l'},
                                          {"record", required_argument, NULL, 'o'},
                                          {"threads", required_argument, NULL, 't'},
-                                         {"ingress", required_argument, NULL, 'i'},
-                                         {"events", required_argument, NULL, 'n'},
                                          {"first", required_argument, NULL, 'f'},
-                                         {"run", required_argument, NULL, 'r'},
                                          {"rate", required_argument, NULL, 'x'},
-                                         {"pg-dsn", required_argument, NULL, 'd'},
-                                         {"pub", required_argument, NULL, 'p'},
-                                         {"group", required_argument, NULL, 'g'},
-                                         {"batch-max", required_argument, NULL, 'b'},
                                          {NULL, 0, NULL, 0}};
-    const char *listen = NULL, *record = NULL, *ingress = NULL, *dsn = NULL, *pub = NULL;
-    const char *group = NULL, *cmd;
-    long events = 0, first = 0, run = 0;
+    bench_events_args_t a = BENCH_EVENTS_ARGS_INIT;
+    const char *listen = NULL, *record = NULL, *cmd;
+    long first = 0;
     double rate = 0;
-    int batch_max = 500, threads = 1, o;
+    int threads = 1, o;
     if (argc < 2)
         return s_usage ();
     cmd = argv[1];
     optind = 2;
     while ((o = getopt_long (argc, argv, "", opts, NULL)) != -1) {
-        switch (o) {
-        case 'l':
+        if (o == 'l')
             listen = optarg;
-            break;
-        case 'o':
+        else if (o == 'o')
             record = optarg;
-            break;
-        case 't':
+        else if (o == 't')
             threads = atoi (optarg);
-            break;
-        case 'i':
-            ingress = optarg;
-            break;
-        case 'n':
-            events = atol (optarg);
-            break;
-        case 'f':
+        else if (o == 'f')
             first = atol (optarg);
-            break;
-        case 'r':
-            run = atol (optarg);
-            break;
-        case 'x':
+        else if (o == 'x')
             rate = atof (optarg);
-            break;
-        case 'd':
-            dsn = optarg;
-            break;
-        case 'p':
-            pub = optarg;
-            break;
-        case 'g':
-            group = optarg;
-            break;
-        case 'b':
-            batch_max = atoi (optarg);
-            break;
-        default:
+        else if (!bench_events_option (o, optarg, &a))
             return s_usage ();
-        }
     }
     rt_log_init ("bench_notify", RT_LOG_WARN);
     if (strcmp (cmd, "fake") == 0 && listen && record && threads > 0)
         return s_fake (listen, record, threads);
-    if (strcmp (cmd, "preload") == 0 && ingress && events > 0 && first >= 0)
-        return s_preload (ingress, events, first, run);
-    if (strcmp (cmd, "publish") == 0 && dsn && events > 0 && first >= 0 && rate > 0)
-        return s_publish (dsn, events, first, run, rate);
-    if (strcmp (cmd, "null") == 0 && dsn && pub && group && batch_max > 0)
-        return s_null (dsn, pub, group, batch_max);
+    if (strcmp (cmd, "preload") == 0 && a.ingress && a.events > 0 && first >= 0) {
+        s_preload_t p = {.run = a.run, .first = first};
+        return bench_events_preload ("bench_notify", a.ingress, a.events, s_make, &p);
+    }
+    if (strcmp (cmd, "publish") == 0 && a.dsn && a.events > 0 && first >= 0 && rate > 0)
+        return s_publish (a.dsn, a.events, first, a.run, rate);
+    if (strcmp (cmd, "null") == 0 && a.dsn && a.pub && a.group && a.batch_max > 0)
+        return bench_events_null ("bench_notify", a.dsn, a.pub, a.group, a.batch_max,
+                                  "OutboundMessageRequested",
+                                  &retain__v1__outbound_message_requested__descriptor);
     return s_usage ();
 }

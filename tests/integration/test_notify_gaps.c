@@ -1,0 +1,544 @@
+/*
+ * retain-notifyd after the provider took a message, before crm knows a
+ * sender, and when an operator cancels a campaign: a real busd and
+ * notifyd on a clock file (15:00 UTC: the afternoon in Kyiv, midnight in
+ * Tokyo), the shared fake of the providers (Telegram, Twilio SMS and
+ * WhatsApp Cloud accounts of the inbox "main"), customers in crm.
+ *
+ * What a user would notice: an SMS that Twilio's status callback calls
+ * undelivered, and a WhatsApp message whose status comes back failed,
+ * reach the customer on the next channel of the route (the first send
+ * names its successor and why; nothing failed is said of the
+ * notification); a marketing message's failure receipt stays a failure,
+ * said on the bus, with no second channel; a STOP from a number crm does
+ * not know yet still stops the messages to it once crm knows whose it is,
+ * and a START from it gives them back; a cancelled campaign's sends
+ * waiting for the customers' morning are cancelled, counted, and never
+ * sent, while the ones already in flight reach their customers; and an
+ * address suppressed while its send waited is never messaged, the
+ * notification going on to the next channel.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <unistd.h>
+
+#include "rt_form.h"
+#include "rt_test.h"
+#include "rt_test_fake_provider.h"
+#include "rt_test_notify.h"
+#include "rt_test_router.h"
+#include "rt_uuid.h"
+#include "retain/v1/message.pb-c.h"
+
+/* 2026-01-15 15:00 UTC: 17:00 in Kyiv, midnight in Tokyo. */
+#define S_T0       1768489200000LL
+#define S_HOUR     3600000LL
+#define S_WAIT_MS  30000
+#define S_QUIET_MS 1500 /* long enough for a send that was due to have gone */
+
+static rt_test_notify_t s_w;
+static rt_fake_provider_t *s_fake;
+static rt_test_notifyd_t s_n;
+
+/* --- what the fake received --- */
+
+/* The recipient of a recorded request, whichever provider. */
+static void
+s_recipient_of (const rt_fake_request_t *r, char *to, size_t len)
+{
+    json_t *doc, *v;
+    to[0] = '\0';
+    if (r->provider == RT_FAKE_TWILIO) {
+        char err[128];
+        rt_form_t *form = rt_form_parse (r->body, r->body_len, err, sizeof err);
+        const char *value = form ? rt_form_get (form, "To") : NULL;
+        snprintf (to, len, "%s", value ? value : "");
+        rt_form_destroy (&form);
+        return;
+    }
+    doc = json_loads (r->body, 0, NULL);
+    v = json_object_get (doc, r->provider == RT_FAKE_TELEGRAM ? "chat_id" : "to");
+    if (json_is_integer (v))
+        snprintf (to, len, "%lld", (long long)json_integer_value (v));
+    else if (json_is_string (v))
+        snprintf (to, len, "%s", json_string_value (v));
+    json_decref (doc);
+}
+
+/* Requests of provider to recipient; the provider's id the last one was
+ * answered with into id (when not NULL). */
+static int
+s_sent (rt_fake_kind_t provider, const char *recipient, char *id, size_t idlen)
+{
+    int n = 0;
+    char to[128];
+    for (size_t i = 0;; i++) {
+        const rt_fake_request_t *r = rt_fake_provider_request (s_fake, i);
+        if (!r)
+            break;
+        if (r->provider != provider)
+            continue;
+        s_recipient_of (r, to, sizeof to);
+        if (strcmp (to, recipient) != 0)
+            continue;
+        n++;
+        if (id)
+            snprintf (id, idlen, "%s", r->id);
+    }
+    return n;
+}
+
+/* s_sent until it counts at least one, S_WAIT_MS at most. */
+static int
+s_sent_wait (rt_fake_kind_t provider, const char *recipient, char *id, size_t idlen)
+{
+    int64_t until = rt_test_now_ms () + S_WAIT_MS;
+    int n;
+    do {
+        n = s_sent (provider, recipient, id, idlen);
+        if (n > 0)
+            return n;
+        usleep (20 * 1000);
+    } while (rt_test_now_ms () < until);
+    return 0;
+}
+
+/* --- the world --- */
+
+/* A customer (zone and preferred channel "" for none) with identities in
+ * the inbox "main", "sms=+380...,telegram=2201" (later ones written on
+ * more recently); its id into id. */
+static void
+s_customer (char id[RT_UUID_STR_LEN + 1], const char *zone, const char *preferred,
+            const char *identities)
+{
+    char buf[256], *save = NULL;
+    int k = 0;
+    rt_test_router_uuid (id);
+    rt_test_router_sql (s_w.t.pg,
+                        "INSERT INTO crm.customers (id, name, locale, time_zone, preferred_channel)"
+                        " VALUES ('%s', 'Olena', 'en', '%s', '%s')",
+                        id, zone, preferred);
+    snprintf (buf, sizeof buf, "%s", identities);
+    for (char *p = strtok_r (buf, ",", &save); p; p = strtok_r (NULL, ",", &save), k++) {
+        char *eq = strchr (p, '=');
+        assert_non_null (eq);
+        *eq = '\0';
+        rt_test_router_sql (s_w.t.pg,
+                            "INSERT INTO crm.identities (channel, inbox, external_user_id,"
+                            " customer_id, first_seen, last_seen) VALUES ('%s', 'main', '%s', '%s',"
+                            " now() - interval '10 days', now() - interval '10 days' + %d *"
+                            " interval '1 hour')",
+                            p, eq + 1, id, k);
+    }
+}
+
+/* Asks for the "parcel" notification (category NULL: transactional). */
+static void
+s_notify (const char *customer, const char *category, char id[RT_UUID_STR_LEN + 1])
+{
+    id[0] = '\0';
+    rt_test_notify_request (s_w.db,
+                            &(rt_test_notify_request_t){.customer = customer,
+                                                        .template_name = "parcel",
+                                                        .category = category},
+                            id);
+}
+
+/* The receipt ingest makes of a provider's failure callback. */
+static void
+s_failure_receipt (Retain__V1__Channel channel, const char *external_id, const char *code,
+                   const char *words)
+{
+    Retain__V1__MessageFailed f = RETAIN__V1__MESSAGE_FAILED__INIT;
+    f.channel = channel;
+    f.external_id = (char *)external_id;
+    f.error_code = (char *)code;
+    f.error = (char *)words;
+    f.permanent = true;
+    rt_test_notify_publish_one (s_w.db, "MessageFailed", external_id, &f.base, "retain-ingestd",
+                                NULL);
+}
+
+/* A STOP ("out") or START ("in") keyword from number to the inbox "main". */
+static void
+s_keyword (const char *number, const char *text, const char *opt)
+{
+    Retain__V1__InboundMessage m = RETAIN__V1__INBOUND_MESSAGE__INIT;
+    char key[64];
+    m.channel = RETAIN__V1__CHANNEL__SMS;
+    m.inbox = "main";
+    m.external_user_id = (char *)number;
+    m.text = (char *)text;
+    m.opt = (char *)opt;
+    snprintf (key, sizeof key, "sms:main:%s", number);
+    rt_test_notify_publish_one (s_w.db, "InboundMessage", key, &m.base, "retain-ingestd", NULL);
+}
+
+static int
+s_setup (void **state)
+{
+    const char *const extra[] = {"--request-timeout=10s",
+                                 "--backoff=100ms",
+                                 "--backoff-max=300ms",
+                                 "--poll=20ms",
+                                 "--sweep=200ms",
+                                 "--fallback-chain=sms,telegram",
+                                 "--marketing-consent=opt-out",
+                                 "--receipt-wait=0",
+                                 "--campaign-poll=20ms",
+                                 "--campaign-refresh=200ms",
+                                 NULL};
+    const char *base;
+    (void)state;
+    s_fake = rt_fake_provider_start ();
+    base = rt_fake_provider_base (s_fake);
+    rt_test_notify_open (&s_w, "notify_gaps", S_T0);
+    rt_test_notifyd_start (&s_n, s_w.t.dsn, s_w.busd.pub, s_w.t.clock, "n1", "notifyd-gaps.log",
+                           extra);
+    rt_test_router_sql (
+        s_w.t.pg,
+        "INSERT INTO notify.accounts (id, inbox_id, channel, provider, base_url,"
+        " token, account_id, sender, rate_per_s, burst) VALUES"
+        " ('tg-main', 'main', 'telegram', 'telegram', '%s', '123456:TESTTOKEN', '', '', 50, 10),"
+        " ('sms-main', 'main', 'sms', 'twilio', '%s', 'authtoken', 'AC0123', '+15550000000',"
+        "  50, 10),"
+        " ('wa-main', 'main', 'whatsapp', 'meta', '%s', 'watoken', '1099', '', 50, 10)",
+        base, base, base);
+    rt_test_router_sql (s_w.t.pg,
+                        "INSERT INTO notify.templates (name, locale, variant, text) VALUES"
+                        " ('parcel', 'en', 'default', '{{name}}, your parcel is at the pickup"
+                        " point'),"
+                        " ('promo', 'en', 'default', '{{name}}, -20%% today only')");
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    (void)state;
+    rt_test_notifyd_stop (&s_n);
+    rt_test_notify_close (&s_w);
+    rt_fake_provider_stop (&s_fake);
+    return 0;
+}
+
+/* --- failure receipts --- */
+
+/* A transactional notification whose first send's failure receipt comes
+ * after the provider took it, and where it goes then. */
+typedef struct {
+    const char *preferred, *identities; /* the customer */
+    rt_fake_kind_t first;               /* who takes the first send ... */
+    const char *first_to;               /* ... for whom */
+    Retain__V1__Channel channel;        /* the receipt's channel */
+    const char *code, *words;           /* what the receipt says */
+    rt_fake_kind_t next;                /* who takes the next send ... */
+    const char *next_to, *next_channel; /* ... for whom, on which channel */
+    const char *next_status;            /* where that one ends */
+} s_receipt_case_t;
+
+static void
+test_failure_receipt_goes_on (void **state)
+{
+    static const s_receipt_case_t cases[] = {
+        /* Twilio's status callback: undelivered, 30003. */
+        {"sms", "sms=+380502220001,telegram=2201", RT_FAKE_TWILIO, "+380502220001",
+         RETAIN__V1__CHANNEL__SMS, "30003", "Unreachable destination handset", RT_FAKE_TELEGRAM,
+         "2201", "telegram", "delivered"},
+        /* WhatsApp's status webhook: failed, 131026 (not a WhatsApp user). */
+        {"whatsapp", "sms=+380502220002,whatsapp=380502220002", RT_FAKE_WHATSAPP, "380502220002",
+         RETAIN__V1__CHANNEL__WHATSAPP, "131026", "Message undeliverable", RT_FAKE_TWILIO,
+         "+380502220002", "sms", "sent"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const s_receipt_case_t *k = &cases[i];
+        char customer[RT_UUID_STR_LEN + 1], id[RT_UUID_STR_LEN + 1], ext[64], next[64], why[256];
+        rt_test_notify_said_t said;
+        s_customer (customer, "", k->preferred, k->identities);
+        s_notify (customer, NULL, id);
+        assert_int_equal (s_sent_wait (k->first, k->first_to, ext, sizeof ext), 1);
+        assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, id, "sent", S_WAIT_MS), 1);
+        usleep (S_QUIET_MS * 1000);
+        assert_int_equal (s_sent (k->next, k->next_to, NULL, 0), 0);
+
+        s_failure_receipt (k->channel, ext, k->code, k->words);
+        assert_int_equal (s_sent_wait (k->next, k->next_to, NULL, 0), 1);
+        /* The first send names its successor and why. */
+        snprintf (why, sizeof why, "failure receipt %s: %s", k->code, k->words);
+        rt_test_router_text (s_w.t.pg, next, sizeof next,
+                             "SELECT n.id FROM notify.sends f JOIN notify.sends n ON"
+                             " n.id = f.fallback_to WHERE f.id = '%s' AND f.status = 'failed'"
+                             " AND f.fallback_reason = '%s' AND n.channel = '%s'"
+                             " AND n.notification_id = '%s'",
+                             id, why, k->next_channel, id);
+        if (!next[0])
+            fail_msg ("%s: the first send names no %s send", k->code, k->next_channel);
+        assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, next, k->next_status, S_WAIT_MS),
+                          1);
+        /* The notification has not failed: the bus heard no failure. */
+        rt_test_notify_said (s_w.t.pg, id, &said);
+        assert_int_equal (said.failed, 0);
+        assert_int_equal (s_sent (k->first, k->first_to, NULL, 0), 1);
+    }
+}
+
+/* Marketing is no important category: its failure receipt ends it. */
+static void
+test_marketing_failure_stays (void **state)
+{
+    char customer[RT_UUID_STR_LEN + 1], id[RT_UUID_STR_LEN + 1], sid[64];
+    rt_test_notify_said_t said;
+    (void)state;
+    s_customer (customer, "Europe/Kyiv", "sms", "sms=+380502220003,telegram=2203");
+    s_notify (customer, "marketing", id);
+    assert_int_equal (s_sent_wait (RT_FAKE_TWILIO, "+380502220003", sid, sizeof sid), 1);
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, id, "sent", S_WAIT_MS), 1);
+    s_failure_receipt (RETAIN__V1__CHANNEL__SMS, sid, "30003", "Unreachable destination handset");
+    rt_test_notify_said_wait (s_w.t.pg, id, &said, S_WAIT_MS);
+    assert_int_equal (said.failed, 1);
+    assert_string_equal (said.code, "30003");
+    usleep (S_QUIET_MS * 1000);
+    assert_int_equal (s_sent (RT_FAKE_TELEGRAM, "2203", NULL, 0), 0);
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
+                                           "SELECT count(*) FROM notify.sends WHERE"
+                                           " notification_id = '%s'",
+                                           id),
+                      1);
+}
+
+/* --- keywords --- */
+
+/* A STOP read before routerd made the sender's identity still holds once
+ * crm knows whose number it is; a START from it lifts it. */
+static void
+test_stop_before_the_sender_is_known (void **state)
+{
+    const char *number = "+380502220004";
+    const char *series = "retain_notify_opt_unresolved_total{type=\"InboundMessage\"}";
+    char customer[RT_UUID_STR_LEN + 1], a[RT_UUID_STR_LEN + 1], b[RT_UUID_STR_LEN + 1], q[512];
+    rt_test_notify_said_t said;
+    double before = rt_test_metric (s_n.admin_port, series);
+    int64_t until = rt_test_now_ms () + S_WAIT_MS;
+    (void)state;
+    if (before < 0)
+        before = 0;
+    s_keyword (number, "СТОП", "out");
+    while (rt_test_metric (s_n.admin_port, series) <= before && rt_test_now_ms () < until)
+        usleep (20 * 1000);
+    assert_true (rt_test_metric (s_n.admin_port, series) > before);
+
+    /* routerd resolves the sender afterwards. */
+    s_customer (customer, "", "", "sms=+380502220004");
+    s_notify (customer, NULL, a);
+    rt_test_notify_said_wait (s_w.t.pg, a, &said, S_WAIT_MS);
+    assert_int_equal (said.failed, 1);
+    assert_string_equal (said.code, "no_consent");
+    if (!strstr (said.error, "stop_keyword"))
+        fail_msg ("MessageFailed's error: %s", said.error);
+    usleep (S_QUIET_MS * 1000);
+    assert_int_equal (s_sent (RT_FAKE_TWILIO, number, NULL, 0), 0);
+
+    /* START from the same number, now known: transactional again. */
+    s_keyword (number, "СТАРТ", "in");
+    /* Both categories back (a STOP keyword took marketing too), by the
+     * address and by the customer. */
+    snprintf (q, sizeof q,
+              "SELECT count(*) FROM notify.consent_history WHERE source = 'stop_keyword' AND"
+              " granted AND channel = 'sms' AND (address = '%s' OR customer_id = '%s')",
+              number, customer);
+    assert_int_equal (rt_test_pg_wait_long (s_w.t.pg, q, 4, S_WAIT_MS), 4);
+    s_notify (customer, NULL, b);
+    assert_int_equal (s_sent_wait (RT_FAKE_TWILIO, number, NULL, 0), 1);
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, b, "sent", S_WAIT_MS), 1);
+}
+
+/* --- campaigns --- */
+
+/* Runs retainctl campaign <args>; its output into out (owned) when not
+ * NULL. Returns the exit status. */
+static int
+s_ctl (char **out, const char *first, ...)
+{
+    const char *args[16];
+    size_t n = 0;
+    va_list ap;
+    char *text = NULL;
+    int rc;
+    args[n++] = "campaign";
+    va_start (ap, first);
+    for (const char *a = first; a && n < 15; a = va_arg (ap, const char *))
+        args[n++] = a;
+    va_end (ap);
+    args[n] = NULL;
+    rc = rt_test_retainctl (s_w.t.dsn, args, &text);
+    if (out)
+        *out = text;
+    else
+        free (text);
+    return rc;
+}
+
+#define S_TOKYO 6 /* the campaign's customers in their night */
+
+/* A campaign at 2 targets a second, cancelled while it runs: Kyiv's two
+ * customers (targets first, by id) in flight, some of Tokyo's queued for
+ * their morning, the rest still pending. */
+static void
+test_cancel_takes_the_queued_sends (void **state)
+{
+    char kyiv[2][RT_UUID_STR_LEN + 1], tokyo[S_TOKYO][RT_UUID_STR_LEN + 1];
+    char csv[512], segment[600], campaign[RT_UUID_STR_LEN + 1] = "", ident[64], chat[16];
+    char text[2048] = "", q[512], *out = NULL;
+    const char *in_tokyo = "recipient IN ('2311', '2312', '2313', '2314', '2315', '2316')";
+    const rt_fake_answer_t slow = {.kind = RT_FAKE_SUCCESS, .delay_ms = 4000};
+    long long queued, pending;
+    size_t n;
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        snprintf (ident, sizeof ident, "telegram=%d", 2301 + i);
+        s_customer (kyiv[i], "Europe/Kyiv", "", ident);
+        rt_fake_provider_push (s_fake, RT_FAKE_TELEGRAM, &slow);
+    }
+    n = (size_t)snprintf (text, sizeof text, "customer_id\n%s\n%s\n", kyiv[0], kyiv[1]);
+    for (int i = 0; i < S_TOKYO; i++) {
+        snprintf (ident, sizeof ident, "telegram=%d", 2311 + i);
+        s_customer (tokyo[i], "Asia/Tokyo", "", ident);
+        n += (size_t)snprintf (text + n, sizeof text - n, "%s\n", tokyo[i]);
+    }
+    snprintf (csv, sizeof csv, "%s/cancel.csv", rt_test_dir ());
+    rt_test_file_write (csv, text);
+    snprintf (segment, sizeof segment, "--segment=csv=%s", csv);
+    assert_int_equal (
+        s_ctl (&out, "create", "--template=promo", segment, "--rate=2", "--start", NULL), 0);
+    for (char *p = out; p && *p; p = strchr (p, '\n') ? strchr (p, '\n') + 1 : NULL) {
+        rt_uuid_t u;
+        snprintf (campaign, sizeof campaign, "%s", p);
+        if (rt_uuid_parse (campaign, &u) == 0)
+            break;
+        campaign[0] = '\0';
+    }
+    free (out);
+    assert_true (campaign[0] != '\0');
+
+    /* Kyiv's two in flight (the fake answers in 4 s), two of Tokyo's
+     * queued for the morning there. */
+    assert_int_equal (s_sent_wait (RT_FAKE_TELEGRAM, "2301", NULL, 0), 1);
+    assert_int_equal (s_sent_wait (RT_FAKE_TELEGRAM, "2302", NULL, 0), 1);
+    snprintf (q, sizeof q,
+              "SELECT (count(*) >= 2)::int FROM notify.sends WHERE status = 'queued' AND %s",
+              in_tokyo);
+    assert_int_equal (rt_test_pg_wait_long (s_w.t.pg, q, 1, S_WAIT_MS), 1);
+    if (s_ctl (&out, "cancel", "--id", campaign, NULL) != 0)
+        fail_msg ("retainctl campaign cancel: %s", out);
+    free (out);
+
+    /* At once: the queued ones cancelled, the ones in flight left alone. */
+    queued = rt_test_router_long (s_w.t.pg, "SELECT count(*) FROM notify.sends WHERE %s", in_tokyo);
+    assert_true (queued >= 2 && queued < S_TOKYO);
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
+                                           "SELECT count(*) FROM notify.sends WHERE status ="
+                                           " 'cancelled' AND %s",
+                                           in_tokyo),
+                      queued);
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
+                                           "SELECT count(*) FROM notify.sends WHERE status ="
+                                           " 'sending' AND recipient IN ('2301', '2302')"),
+                      2);
+    /* The in-flight ones reach their customers; the counts settle, and
+     * no pending target is claimed any more. */
+    assert_int_equal (rt_test_pg_wait_long (s_w.t.pg,
+                                            "SELECT count(*) FROM notify.sends WHERE status ="
+                                            " 'delivered' AND recipient IN ('2301', '2302')",
+                                            2, S_WAIT_MS),
+                      2);
+    snprintf (q, sizeof q,
+              "SELECT count(*) FROM notify.campaigns WHERE id = '%s' AND status = 'cancelled'"
+              " AND settled AND sent = 2 AND cancelled = %lld AND failed = 0",
+              campaign, queued);
+    assert_int_equal (rt_test_pg_wait_long (s_w.t.pg, q, 1, S_WAIT_MS), 1);
+    pending = rt_test_router_long (s_w.t.pg,
+                                   "SELECT count(*) FROM notify.campaign_targets WHERE"
+                                   " campaign_id = '%s' AND state = 'pending'",
+                                   campaign);
+    assert_int_equal (pending, S_TOKYO - queued);
+
+    /* 09:00:01 in Tokyo: nothing goes. */
+    rt_test_notify_clock_set (&s_w, S_T0 + 9 * S_HOUR + 1000);
+    usleep (S_QUIET_MS * 1000);
+    for (int i = 0; i < S_TOKYO; i++) {
+        snprintf (chat, sizeof chat, "%d", 2311 + i);
+        assert_int_equal (s_sent (RT_FAKE_TELEGRAM, chat, NULL, 0), 0);
+    }
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
+                                           "SELECT count(*) FROM notify.sends WHERE status ="
+                                           " 'cancelled' AND %s",
+                                           in_tokyo),
+                      queued);
+}
+
+/* --- suppressions --- */
+
+/* An address suppressed while its send waits (for not_before here, the
+ * morning or a retry alike) is never messaged: the send fails
+ * `suppressed` when it comes due and the notification goes on to the
+ * next channel of its route. */
+static void
+test_suppressed_while_queued (void **state)
+{
+    const char *number = "+380502220009";
+    const int64_t due = S_T0 + 10 * S_HOUR;
+    char customer[RT_UUID_STR_LEN + 1], id[RT_UUID_STR_LEN + 1], next[64];
+    rt_test_notify_said_t said;
+    (void)state;
+    s_customer (customer, "Europe/Kyiv", "sms", "sms=+380502220009,telegram=2209");
+    id[0] = '\0';
+    rt_test_notify_request (s_w.db,
+                            &(rt_test_notify_request_t){
+                                .customer = customer, .template_name = "parcel", .not_before = due},
+                            id);
+    assert_int_equal (rt_test_pg_wait_long (s_w.t.pg,
+                                            "SELECT count(*) FROM notify.sends WHERE"
+                                            " recipient = '+380502220009' AND status = 'queued'",
+                                            1, S_WAIT_MS),
+                      1);
+    rt_test_router_sql (s_w.t.pg,
+                        "SELECT notify.suppression_set('%s', true, 'operator', 'asked by phone',"
+                        " now())",
+                        number);
+    rt_test_notify_clock_set (&s_w, due + 1000);
+    assert_int_equal (s_sent_wait (RT_FAKE_TELEGRAM, "2209", NULL, 0), 1);
+    assert_int_equal (s_sent (RT_FAKE_TWILIO, number, NULL, 0), 0);
+    rt_test_router_text (s_w.t.pg, next, sizeof next,
+                         "SELECT fallback_to FROM notify.sends WHERE notification_id = '%s'"
+                         " AND channel = 'sms' AND status = 'failed' AND last_code = 'suppressed'"
+                         " AND last_reason = 'the address is suppressed (operator)'",
+                         id);
+    if (!next[0])
+        fail_msg ("the SMS send did not fail as suppressed, handing over");
+    rt_test_notify_said (s_w.t.pg, id, &said);
+    assert_int_equal (said.failed, 0);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_failure_receipt_goes_on),
+        cmocka_unit_test (test_marketing_failure_stays),
+        cmocka_unit_test (test_stop_before_the_sender_is_known),
+        /* These move the clock nine hours on, then ten. */
+        cmocka_unit_test (test_cancel_takes_the_queued_sends),
+        cmocka_unit_test (test_suppressed_while_queued),
+    };
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}
