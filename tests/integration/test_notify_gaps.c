@@ -16,7 +16,8 @@
  * waiting for the customers' morning are cancelled, counted, and never
  * sent, while the ones already in flight reach their customers; and an
  * address suppressed while its send waited is never messaged, the
- * notification going on to the next channel.
+ * notification going on to the next channel; and only an operator's
+ * reply carries Meta's HUMAN_AGENT tag, never a notification.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -211,8 +212,9 @@ s_setup (void **state)
         " ('tg-main', 'main', 'telegram', 'telegram', '%s', '123456:TESTTOKEN', '', '', 50, 10),"
         " ('sms-main', 'main', 'sms', 'twilio', '%s', 'authtoken', 'AC0123', '+15550000000',"
         "  50, 10),"
-        " ('wa-main', 'main', 'whatsapp', 'meta', '%s', 'watoken', '1099', '', 50, 10)",
-        base, base, base);
+        " ('wa-main', 'main', 'whatsapp', 'meta', '%s', 'watoken', '1099', '', 50, 10),"
+        " ('fb-main', 'main', 'messenger', 'meta', '%s', 'fbtoken', '1088', '', 50, 10)",
+        base, base, base, base);
     rt_test_router_sql (s_w.t.pg,
                         "INSERT INTO notify.templates (name, locale, variant, text) VALUES"
                         " ('parcel', 'en', 'default', '{{name}}, your parcel is at the pickup"
@@ -529,6 +531,91 @@ test_suppressed_while_queued (void **state)
     assert_int_equal (said.failed, 0);
 }
 
+/* --- Meta's HUMAN_AGENT tag --- */
+
+/* The body of the one Meta request to recipient (owned), NULL when there
+ * is not exactly one. */
+static json_t *
+s_meta_to (const char *recipient)
+{
+    json_t *found = NULL;
+    int n = 0;
+    for (size_t i = 0;; i++) {
+        const rt_fake_request_t *r = rt_fake_provider_request (s_fake, i);
+        json_t *doc;
+        const char *id;
+        if (!r)
+            break;
+        if (r->provider != RT_FAKE_META)
+            continue;
+        doc = json_loads (r->body, 0, NULL);
+        id = json_string_value (json_object_get (json_object_get (doc, "recipient"), "id"));
+        if (id && strcmp (id, recipient) == 0) {
+            n++;
+            json_decref (found);
+            found = doc;
+            continue;
+        }
+        json_decref (doc);
+    }
+    if (n != 1) {
+        json_decref (found);
+        return NULL;
+    }
+    return found;
+}
+
+/* s_meta_to until there is one, S_WAIT_MS at most. */
+static json_t *
+s_meta_wait (const char *recipient)
+{
+    int64_t until = rt_test_now_ms () + S_WAIT_MS;
+    json_t *doc;
+    do {
+        if ((doc = s_meta_to (recipient)) != NULL)
+            return doc;
+        usleep (20 * 1000);
+    } while (rt_test_now_ms () < until);
+    return NULL;
+}
+
+/* Meta lets a person's reply go out with the HUMAN_AGENT tag (up to 7
+ * days after the customer wrote); an automated notification never
+ * carries it, transactional or not. */
+static void
+test_human_agent_only_for_operators (void **state)
+{
+    char customer[RT_UUID_STR_LEN + 1], id[RT_UUID_STR_LEN + 1], reply[RT_UUID_STR_LEN + 1];
+    Retain__V1__OutboundMessageRequested m = RETAIN__V1__OUTBOUND_MESSAGE_REQUESTED__INIT;
+    json_t *doc;
+    (void)state;
+    s_customer (customer, "Europe/Kyiv", "messenger", "messenger=psid-2401");
+    rt_test_router_uuid (reply);
+    m.message_id = reply;
+    m.customer_id = customer;
+    m.channel = RETAIN__V1__CHANNEL__MESSENGER;
+    m.text = "Your order is packed, I will send the tracking number tonight";
+    m.operator_id = "op-olha";
+    rt_test_notify_publish_one (s_w.db, "OutboundMessageRequested", customer, &m.base,
+                                "retain-routerd", NULL);
+    doc = s_meta_wait ("psid-2401");
+    if (!doc)
+        fail_msg ("the operator's reply did not reach Messenger once");
+    assert_string_equal (json_string_value (json_object_get (doc, "messaging_type")),
+                         "MESSAGE_TAG");
+    assert_string_equal (json_string_value (json_object_get (doc, "tag")), "HUMAN_AGENT");
+    json_decref (doc);
+
+    s_customer (customer, "Europe/Kyiv", "messenger", "messenger=psid-2402");
+    s_notify (customer, NULL, id);
+    doc = s_meta_wait ("psid-2402");
+    if (!doc)
+        fail_msg ("the notification did not reach Messenger once");
+    assert_string_equal (json_string_value (json_object_get (doc, "messaging_type")), "RESPONSE");
+    assert_null (json_object_get (doc, "tag"));
+    json_decref (doc);
+}
+
 int
 main (void)
 {
@@ -536,6 +623,7 @@ main (void)
         cmocka_unit_test (test_failure_receipt_goes_on),
         cmocka_unit_test (test_marketing_failure_stays),
         cmocka_unit_test (test_stop_before_the_sender_is_known),
+        cmocka_unit_test (test_human_agent_only_for_operators),
         /* These move the clock nine hours on, then ten. */
         cmocka_unit_test (test_cancel_takes_the_queued_sends),
         cmocka_unit_test (test_suppressed_while_queued),

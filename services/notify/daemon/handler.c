@@ -89,15 +89,16 @@ static const char *s_exists_sql = "SELECT 1 FROM notify.sends WHERE id = $1::uui
 static const char *s_recipient_sql = "SELECT channel, inbox, recipient, sendable, suppressed_by"
                                      " FROM notify.recipient($1::uuid, $2)";
 
-/* A new send; $9 the status ('queued', or 'failed' with $10-$11). */
+/* A new send; $9 the status ('queued', or 'failed' with $10-$11), $13
+ * the operator who wrote it ('' none). */
 #define S_INSERT "notify_handler_insert"
 static const char *s_insert_sql =
     "INSERT INTO notify.sends (id, event_id, customer_id, conversation_id, channel, inbox,"
     "  recipient, text, status, last_verdict, last_code, last_reason, next_at, created_at,"
-    "  updated_at)"
+    "  updated_at, operator_id)"
     " VALUES ($1::uuid, $2::uuid, NULLIF($3, '')::uuid, $4, $5, $6, $7, $8, $9,"
     "  CASE WHEN $9 = 'failed' THEN 'refused' END, $10, $11, to_timestamp($12::bigint / 1000.0),"
-    "  to_timestamp($12::bigint / 1000.0), to_timestamp($12::bigint / 1000.0))"
+    "  to_timestamp($12::bigint / 1000.0), to_timestamp($12::bigint / 1000.0), NULLIF($13, ''))"
     " ON CONFLICT (id) DO NOTHING";
 
 /* The send a receipt names: by message id, else by (channel, external
@@ -334,7 +335,7 @@ s_outbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
     }
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
     {
-        const char *v[12] = {m->message_id,
+        const char *v[13] = {m->message_id,
                              event->id,
                              s_set (m->customer_id) ? m->customer_id : "",
                              m->conversation_id ? m->conversation_id : "",
@@ -345,8 +346,9 @@ s_outbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
                              code ? "failed" : "queued",
                              code,
                              code ? reason : NULL,
-                             now};
-        PGresult *ins = rt_db_exec_prepared (db, S_INSERT, 12, v, NULL, NULL, 0);
+                             now,
+                             m->operator_id ? m->operator_id : ""};
+        PGresult *ins = rt_db_exec_prepared (db, S_INSERT, 13, v, NULL, NULL, 0);
         if (!ins) {
             rc = s_db_failed ("insert", db);
             goto cleanup;

@@ -184,6 +184,7 @@ typedef struct {
     char *sender;        /* Twilio From, Viber sender name */
     char *status_url;    /* Twilio StatusCallback */
     char *suppressed_by; /* the suppression's source when the address is suppressed, else "" */
+    bool human;          /* an operator wrote it (Meta's HUMAN_AGENT tag) */
     int64_t claimed_ms;  /* rt_clock_mono_ms when it was claimed */
 } notify_claim_t;
 

@@ -264,6 +264,7 @@ notify_claim_from_row (const PGresult *r, int row, int64_t claimed_ms, notify_cl
     memset (c, 0, sizeof *c);
     c->attempts = atoi (PQgetvalue (r, row, 4));
     c->failures = atoi (PQgetvalue (r, row, 5));
+    c->human = strcmp (PQgetvalue (r, row, 16), "t") == 0;
     c->claimed_ms = claimed_ms;
     for (int k = 0; k < (int)(sizeof text / sizeof text[0]); k++) {
         if (!text[k])

@@ -60,7 +60,7 @@
 static const char *s_claim_sql =
     "SELECT id, channel, recipient, text, attempts, failures, COALESCE(customer_id::text, ''),"
     " category, account, provider, base_url, token, account_id, sender, status_url,"
-    " COALESCE(suppressed_by, '')"
+    " COALESCE(suppressed_by, ''), human"
     " FROM notify.claim($1, $2::bigint, $3::integer, $4::integer, $5::integer, $6)";
 
 /* The channel notify 006's trigger speaks on when sends are queued. */
@@ -527,7 +527,7 @@ s_submit (worker_t *w, notify_claim_t *c)
                                  .channel = ch->value,
                                  .to = c->recipient,
                                  .text = c->text,
-                                 .human_agent = strcmp (c->category, "transactional") == 0};
+                                 .human_agent = c->human};
     if (rq->adapter->build (&acc, &rq->send, &req, err, sizeof err) != 0) {
         s_refuse (w, c, "bad_request", err);
         goto cleanup;

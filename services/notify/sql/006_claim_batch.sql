@@ -16,6 +16,11 @@
 -- buckets are locked in one order (by key: every account's bucket before
 -- any recipient's), so two claims never wait on each other in a cycle.
 
+-- The operator who wrote a send (OutboundMessageRequested.operator_id),
+-- NULL for everything else: Meta lets only a person's reply carry the
+-- HUMAN_AGENT tag, so the claim says which sends are one.
+ALTER TABLE notify.sends ADD COLUMN operator_id text;
+
 -- The customer's time zone, as notifyd reads it for quiet hours: the
 -- profile's, else the main zone of the country of a phone of theirs
 -- (proven first, then their SMS and WhatsApp identities), else NULL.
@@ -108,7 +113,7 @@ CREATE FUNCTION notify.claim(p_member text, p_now bigint, p_limit integer,
 RETURNS TABLE (id uuid, channel text, recipient text, text text, attempts integer,
                failures integer, customer_id uuid, category text, account text,
                provider text, base_url text, token text, account_id text, sender text,
-               status_url text, suppressed_by text)
+               status_url text, suppressed_by text, human boolean)
 -- Every row it reads it finds by key: the due sends by sends_due in
 -- next_at order, the rest by primary key or by a list of ctids. With
 -- sequential and bitmap scans off PostgreSQL plans it so whatever its
@@ -242,11 +247,12 @@ BEGIN
              WHERE s.ctid = ANY (ARRAY(SELECT q.row_id FROM unnest(taken) q))
                AND s.ctid = g.row_id
             RETURNING s.id, s.channel, s.recipient, s.text, s.attempts, s.failures,
-                      s.customer_id, s.category, s.account, g.sup)
+                      s.customer_id, s.category, s.account, g.sup,
+                      s.operator_id IS NOT NULL AS human)
         SELECT u.id, u.channel, u.recipient, u.text, u.attempts, u.failures, u.customer_id,
                u.category,
                a.id, a.provider, a.base_url, a.token, a.account_id, a.sender, a.status_url,
-               u.sup
+               u.sup, u.human
           FROM u JOIN notify.accounts a ON a.id = u.account;
 END
 $$;
