@@ -309,33 +309,85 @@ api_str_or_null (PGresult *res, int row, int col)
     return PQgetisnull (res, row, col) ? json_null () : json_string (PQgetvalue (res, row, col));
 }
 
+/* A nullable column as a string or null. */
+static void
+s_kcol (rt_jsonw_t *w, const char *key, PGresult *res, int row, int col)
+{
+    rt_jsonw_kstring (w, key, PQgetisnull (res, row, col) ? NULL : PQgetvalue (res, row, col));
+}
+
+void
+api_conv_write (rt_jsonw_t *w, PGresult *res, int row)
+{
+    const char *flags = PQgetvalue (res, row, C_FLAGS);
+    rt_jsonw_object (w);
+    rt_jsonw_kstring (w, "id", PQgetvalue (res, row, C_ID));
+    rt_jsonw_key (w, "customer");
+    rt_jsonw_object (w);
+    rt_jsonw_kstring (w, "id", PQgetvalue (res, row, C_CUSTOMER));
+    rt_jsonw_kstring (w, "name", PQgetvalue (res, row, C_NAME));
+    rt_jsonw_object_end (w);
+    rt_jsonw_kstring (w, "channel", PQgetvalue (res, row, C_CHANNEL));
+    s_kcol (w, "assignee", res, row, C_ASSIGNEE);
+    s_kcol (w, "team", res, row, C_TEAM);
+    rt_jsonw_kstring (w, "status", PQgetvalue (res, row, C_STATUS));
+    rt_jsonw_kint (w, "unanswered", atoi (PQgetvalue (res, row, C_UNANSWERED)));
+    s_kcol (w, "waiting_since", res, row, C_WAITING);
+    rt_jsonw_kint (w, "version", strtoll (PQgetvalue (res, row, C_VERSION), NULL, 10));
+    rt_jsonw_kstring (w, "created_at", PQgetvalue (res, row, C_CREATED));
+    s_kcol (w, "snoozed_until", res, row, C_SNOOZED);
+    rt_jsonw_key (w, "last_message");
+    if (PQgetisnull (res, row, C_LM_KIND)) {
+        rt_jsonw_null (w);
+    } else {
+        rt_jsonw_object (w);
+        rt_jsonw_kstring (w, "kind", PQgetvalue (res, row, C_LM_KIND));
+        s_kcol (w, "text", res, row, C_LM_TEXT);
+        s_kcol (w, "channel", res, row, C_LM_CHANNEL);
+        rt_jsonw_kstring (w, "at", PQgetvalue (res, row, C_LM_AT));
+        rt_jsonw_object_end (w);
+    }
+    rt_jsonw_key (w, "sla_due");
+    if (PQgetisnull (res, row, C_SLA_KIND)) {
+        rt_jsonw_null (w);
+    } else {
+        rt_jsonw_object (w);
+        rt_jsonw_kstring (w, "kind", PQgetvalue (res, row, C_SLA_KIND));
+        rt_jsonw_kstring (w, "due_at", PQgetvalue (res, row, C_SLA_DUE));
+        rt_jsonw_object_end (w);
+    }
+    rt_jsonw_kbool (w, "sla_breached", strcmp (PQgetvalue (res, row, C_SLA_BREACHED), "t") == 0);
+    /* PostgreSQL's own JSON (the row's flags array). */
+    rt_jsonw_key (w, "flags");
+    rt_jsonw_raw (w, !PQgetisnull (res, row, C_FLAGS) && flags[0] ? flags : "[]");
+    rt_jsonw_object_end (w);
+}
+
 json_t *
 api_conv_json (PGresult *res, int row)
 {
-    json_t *last = json_null (), *sla = json_null ();
-    json_t *flags = json_loads (PQgetvalue (res, row, C_FLAGS), 0, NULL);
-    if (!PQgetisnull (res, row, C_LM_KIND))
-        last = json_pack ("{s:s, s:o, s:o, s:s}", "kind", PQgetvalue (res, row, C_LM_KIND), "text",
-                          api_str_or_null (res, row, C_LM_TEXT), "channel",
-                          api_str_or_null (res, row, C_LM_CHANNEL), "at",
-                          PQgetvalue (res, row, C_LM_AT));
-    if (!PQgetisnull (res, row, C_SLA_KIND))
-        sla = json_pack ("{s:s, s:s}", "kind", PQgetvalue (res, row, C_SLA_KIND), "due_at",
-                         PQgetvalue (res, row, C_SLA_DUE));
-    return json_pack ("{s:s, s:{s:s, s:s}, s:s, s:o, s:o, s:s, s:i, s:o, s:I, s:s, s:o, s:o, s:o, "
-                      "s:b, s:o}",
-                      "id", PQgetvalue (res, row, C_ID), "customer", "id",
-                      PQgetvalue (res, row, C_CUSTOMER), "name", PQgetvalue (res, row, C_NAME),
-                      "channel", PQgetvalue (res, row, C_CHANNEL), "assignee",
-                      api_str_or_null (res, row, C_ASSIGNEE), "team",
-                      api_str_or_null (res, row, C_TEAM), "status", PQgetvalue (res, row, C_STATUS),
-                      "unanswered", atoi (PQgetvalue (res, row, C_UNANSWERED)), "waiting_since",
-                      api_str_or_null (res, row, C_WAITING), "version",
-                      (json_int_t)strtoll (PQgetvalue (res, row, C_VERSION), NULL, 10),
-                      "created_at", PQgetvalue (res, row, C_CREATED), "snoozed_until",
-                      api_str_or_null (res, row, C_SNOOZED), "last_message", last, "sla_due", sla,
-                      "sla_breached", strcmp (PQgetvalue (res, row, C_SLA_BREACHED), "t") == 0,
-                      "flags", flags ? flags : json_array ());
+    rt_buf_t b = {0};
+    rt_jsonw_t w;
+    json_t *j = NULL;
+    rt_jsonw_init (&w, &b);
+    api_conv_write (&w, res, row);
+    if (rt_jsonw_ok (&w))
+        j = json_loadb (b.data, b.len, 0, NULL);
+    rt_buf_free (&b);
+    return j;
+}
+
+int
+api_reply_written (rt_http_request_t *req, int status, rt_buf_t *b, const rt_jsonw_t *w)
+{
+    int rc;
+    if (!rt_jsonw_ok (w)) {
+        rt_buf_free (b);
+        return rt_http_problem (req, 500, "internal", "the answer could not be encoded");
+    }
+    rc = rt_http_reply (req, status, "application/json", b->data, b->len);
+    rt_buf_free (b);
+    return rc;
 }
 
 /* The conversation `id` as the caller may see it: the row (owned), or
@@ -368,10 +420,14 @@ void
 api_reply_conv (rt_http_request_t *req, const api_caller_t *caller, const char *id, int status)
 {
     PGresult *res = api_conv_get (req, caller, id);
+    rt_buf_t b = {0};
+    rt_jsonw_t w;
     if (!res)
         return;
-    rt_http_reply_json (req, status, api_conv_json (res, 0));
+    rt_jsonw_init (&w, &b);
+    api_conv_write (&w, res, 0);
     PQclear (res);
+    api_reply_written (req, status, &b, &w);
 }
 
 /* --- the query string --- */

@@ -49,7 +49,8 @@ api_list (rt_http_request_t *req, void *arg)
     const char *assignee, *team, *status, *cursor, *stmt;
     char key[24] = "", id[ROUTING_ID_LEN + 1] = "", limit_s[16], next[64];
     const char *v[7];
-    json_t *items, *body;
+    rt_buf_t b = {0};
+    rt_jsonw_t w;
     int limit, n;
     if (api_begin (self, req, &caller) != 0)
         return;
@@ -117,18 +118,19 @@ api_list (rt_http_request_t *req, void *arg)
         goto cleanup;
     }
     n = PQntuples (res);
-    items = json_array ();
+    rt_jsonw_init (&w, &b);
+    rt_jsonw_object (&w);
+    rt_jsonw_key (&w, "items");
+    rt_jsonw_array (&w);
     for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new (items, api_conv_json (res, i));
-    body = json_pack ("{s:o}", "items", items);
-    if (n > limit) {
+        api_conv_write (&w, res, i);
+    rt_jsonw_array_end (&w);
+    if (n > limit)
         snprintf (next, sizeof next, "%s.%s", PQgetvalue (res, limit - 1, C_KEY),
                   PQgetvalue (res, limit - 1, C_ID));
-        json_object_set_new (body, "next_cursor", json_string (next));
-    } else {
-        json_object_set_new (body, "next_cursor", json_null ());
-    }
-    rt_http_reply_json (req, 200, body);
+    rt_jsonw_kstring (&w, "next_cursor", n > limit ? next : NULL);
+    rt_jsonw_object_end (&w);
+    api_reply_written (req, 200, &b, &w);
 cleanup:
     PQclear (res);
     rt_form_destroy (&q);

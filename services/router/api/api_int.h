@@ -22,6 +22,7 @@
 #include "rt_db.h"
 #include "rt_form.h"
 #include "rt_http_server.h"
+#include "rt_jsonw.h"
 
 /* A request's caller, once api_begin has let it in. */
 typedef struct {
@@ -84,8 +85,18 @@ void api_db_problem (rt_http_request_t *req, rt_db_t *db);
 /* A text column as a JSON string, or null when SQL NULL. New reference. */
 json_t *api_str_or_null (PGresult *res, int row, int col);
 
-/* A conversation row (columns C_*) as the API shows it. New reference. */
+/* A conversation row (columns C_*) as the API shows it, written into w:
+ * the one place that says its shape (inboxes of a hundred rows are
+ * written, not built as jansson trees: rt_jsonw.h says why). */
+void api_conv_write (rt_jsonw_t *w, PGresult *res, int row);
+
+/* The same as a jansson value, for answers built as trees (a customer's
+ * card). New reference, NULL when out of memory. */
 json_t *api_conv_json (PGresult *res, int row);
+
+/* Answers status with the JSON written in b (freed) by w, or 500 when w
+ * failed. */
+int api_reply_written (rt_http_request_t *req, int status, rt_buf_t *b, const rt_jsonw_t *w);
 
 /* The conversation `id` as the caller may see it: the row (owned), or
  * NULL having answered 404 or 503. */
