@@ -17,7 +17,9 @@
  * sent, while the ones already in flight reach their customers; and an
  * address suppressed while its send waited is never messaged, the
  * notification going on to the next channel; and only an operator's
- * reply carries Meta's HUMAN_AGENT tag, never a notification.
+ * reply carries Meta's HUMAN_AGENT tag, never a notification; an
+ * account's daily quota hands the rest of the day to the inbox's next
+ * account, or holds the sends until the next day.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,11 +117,11 @@ s_sent_wait (rt_fake_kind_t provider, const char *recipient, char *id, size_t id
 /* --- the world --- */
 
 /* A customer (zone and preferred channel "" for none) with identities in
- * the inbox "main", "sms=+380...,telegram=2201" (later ones written on
- * more recently); its id into id. */
+ * inbox, "sms=+380...,telegram=2201" (later ones written on more
+ * recently); its id into id. */
 static void
-s_customer (char id[RT_UUID_STR_LEN + 1], const char *zone, const char *preferred,
-            const char *identities)
+s_customer_in (char id[RT_UUID_STR_LEN + 1], const char *inbox, const char *zone,
+               const char *preferred, const char *identities)
 {
     char buf[256], *save = NULL;
     int k = 0;
@@ -135,11 +137,19 @@ s_customer (char id[RT_UUID_STR_LEN + 1], const char *zone, const char *preferre
         *eq = '\0';
         rt_test_router_sql (s_w.t.pg,
                             "INSERT INTO crm.identities (channel, inbox, external_user_id,"
-                            " customer_id, first_seen, last_seen) VALUES ('%s', 'main', '%s', '%s',"
+                            " customer_id, first_seen, last_seen) VALUES ('%s', '%s', '%s', '%s',"
                             " now() - interval '10 days', now() - interval '10 days' + %d *"
                             " interval '1 hour')",
-                            p, eq + 1, id, k);
+                            p, inbox, eq + 1, id, k);
     }
+}
+
+/* s_customer_in the inbox "main". */
+static void
+s_customer (char id[RT_UUID_STR_LEN + 1], const char *zone, const char *preferred,
+            const char *identities)
+{
+    s_customer_in (id, "main", zone, preferred, identities);
 }
 
 /* Asks for the "parcel" notification (category NULL: transactional). */
@@ -616,6 +626,78 @@ test_human_agent_only_for_operators (void **state)
     json_decref (doc);
 }
 
+/* --- daily quotas --- */
+
+/* An account with a daily quota sends that many a day: the inbox's next
+ * account by priority takes the rest, and with none left the sends wait
+ * for the next day, when the first account sends again. */
+static void
+test_daily_quota_fails_over (void **state)
+{
+    /* The clock is at 01:00:01 UTC on 2026-01-16 (the tests before moved
+     * it); the next UTC day begins 23 hours later. */
+    const int64_t next_day = S_T0 + 33 * S_HOUR;
+    char customer[5][RT_UUID_STR_LEN + 1], id[5][RT_UUID_STR_LEN + 1], ident[32], q[512];
+    char *out = NULL;
+    const char *list[] = {"notify", "account", "list", "--inbox", "shop-q", NULL};
+    int rc;
+    (void)state;
+    rt_test_router_sql (s_w.t.pg,
+                        "INSERT INTO notify.accounts (id, inbox_id, channel, provider, base_url,"
+                        " token, rate_per_s, burst, daily_quota, priority) VALUES"
+                        " ('tg-q0', 'shop-q', 'telegram', 'telegram', '%s', '111:QUOTAZERO', 50,"
+                        "  10, 2, 0),"
+                        " ('tg-q1', 'shop-q', 'telegram', 'telegram', '%s', '222:QUOTAONE', 50,"
+                        "  10, NULL, 1)",
+                        rt_fake_provider_base (s_fake), rt_fake_provider_base (s_fake));
+    for (int i = 0; i < 4; i++) {
+        snprintf (ident, sizeof ident, "telegram=%d", 2501 + i);
+        s_customer_in (customer[i], "shop-q", "Europe/Kyiv", "telegram", ident);
+        s_notify (customer[i], NULL, id[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, id[i], "delivered", S_WAIT_MS), 1);
+    /* Two through the first, two through the second, each chat once. */
+    assert_int_equal (rt_test_router_long (s_w.t.pg, "SELECT count(*) FROM notify.sends WHERE"
+                                                     " account = 'tg-q0' AND status = 'delivered'"),
+                      2);
+    assert_int_equal (rt_test_router_long (s_w.t.pg, "SELECT count(*) FROM notify.sends WHERE"
+                                                     " account = 'tg-q1' AND status = 'delivered'"),
+                      2);
+    for (int i = 0; i < 4; i++) {
+        snprintf (ident, sizeof ident, "%d", 2501 + i);
+        assert_int_equal (s_sent (RT_FAKE_TELEGRAM, ident, NULL, 0), 1);
+    }
+    assert_int_equal (rt_test_router_long (s_w.t.pg,
+                                           "SELECT count(*) FROM notify.accounts WHERE id = 'tg-q0'"
+                                           " AND quota_until = '2026-01-17 00:00:00+00'"),
+                      1);
+    /* retainctl reads the day on the test's clock too. */
+    setenv ("RETAIN_CLOCK_FILE", s_w.t.clock, 1);
+    rc = rt_test_retainctl (s_w.t.dsn, list, &out);
+    unsetenv ("RETAIN_CLOCK_FILE");
+    if (rc != 0 || !strstr (out, "quota used (2 of 2 today) until 2026-01-17T00:00:00Z") ||
+        !strstr (out, "2/2"))
+        fail_msg ("notify account list does not show the quota used: %s", out);
+    free (out);
+
+    /* The second switched off: a fifth waits for the next day. */
+    rt_test_router_sql (s_w.t.pg, "UPDATE notify.accounts SET disabled_at = now()"
+                                  " WHERE id = 'tg-q1'");
+    s_customer_in (customer[4], "shop-q", "Europe/Kyiv", "telegram", "telegram=2505");
+    s_notify (customer[4], NULL, id[4]);
+    usleep (S_QUIET_MS * 1000);
+    assert_int_equal (s_sent (RT_FAKE_TELEGRAM, "2505", NULL, 0), 0);
+    rt_test_notify_clock_set (&s_w, next_day + 1000);
+    assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, id[4], "delivered", S_WAIT_MS), 1);
+    snprintf (q, sizeof q,
+              "SELECT count(*) FROM notify.sends WHERE notification_id = '%s' AND"
+              " account = 'tg-q0'",
+              id[4]);
+    assert_int_equal (rt_test_router_long (s_w.t.pg, "%s", q), 1);
+    assert_int_equal (s_sent (RT_FAKE_TELEGRAM, "2505", NULL, 0), 1);
+}
+
 int
 main (void)
 {
@@ -624,9 +706,11 @@ main (void)
         cmocka_unit_test (test_marketing_failure_stays),
         cmocka_unit_test (test_stop_before_the_sender_is_known),
         cmocka_unit_test (test_human_agent_only_for_operators),
-        /* These move the clock nine hours on, then ten. */
+        /* These move the clock nine hours on, then ten, then to the next
+         * day. */
         cmocka_unit_test (test_cancel_takes_the_queued_sends),
         cmocka_unit_test (test_suppressed_while_queued),
+        cmocka_unit_test (test_daily_quota_fails_over),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

@@ -92,6 +92,10 @@ static const rt_config_setting_t s_set_settings[] = {
     {"burst", NULL, "", "requests at once beyond the rate (new: 5)"},
     {"recipient-rate", NULL, "", "requests a second to one recipient (new: 1)"},
     {"recipient-burst", NULL, "", "requests at once to one recipient (new: 1)"},
+    {"daily-quota", NULL, "",
+     "requests a day through the account at most, where its provider caps them; none removes "
+     "it (new: none)"},
+    {"quota-zone", NULL, "", "the time zone whose day the quota counts (new: UTC)"},
     RETAINCTL_END};
 static const rt_config_setting_t s_list_settings[] = {
     RETAINCTL_PG_DSN,
@@ -122,10 +126,27 @@ static const char *s_sql_update =
     " burst = COALESCE(NULLIF($11, '')::float8, burst),"
     " recipient_per_s = COALESCE(NULLIF($12, '')::float8, recipient_per_s),"
     " recipient_burst = COALESCE(NULLIF($13, '')::float8, recipient_burst),"
+    " daily_quota = CASE $15 WHEN '' THEN daily_quota WHEN 'none' THEN NULL"
+    "               ELSE $15::integer END,"
+    " quota_zone = COALESCE(NULLIF($16, ''), quota_zone),"
     " updated_at = to_timestamp($14::bigint / 1000.0)"
     " WHERE id = $1 RETURNING base_url, token, account_id, sender, status_url, priority,"
     " rate_per_s, burst, recipient_per_s, recipient_burst, COALESCE(stopped_reason, ''),"
-    " disabled_at IS NOT NULL";
+    " disabled_at IS NOT NULL, COALESCE(daily_quota::text, ''), quota_zone";
+
+/* After a change of the quota: the rest until the next day holds when the
+ * day's count already reaches the quota, and is lifted otherwise (as the
+ * claim would set it: notify 006). $2 now (ms). */
+static const char *s_sql_quota_rest =
+    "UPDATE notify.accounts a SET quota_until ="
+    " CASE WHEN a.daily_quota IS NOT NULL AND COALESCE((SELECT d.sent FROM notify.account_days d"
+    "   WHERE d.account = a.id AND d.day = (to_timestamp($2::bigint / 1000.0)"
+    "   AT TIME ZONE a.quota_zone)::date), 0) >= a.daily_quota"
+    " THEN (date_trunc('day', to_timestamp($2::bigint / 1000.0) AT TIME ZONE a.quota_zone)"
+    "   + interval '1 day') AT TIME ZONE a.quota_zone END"
+    " WHERE a.id = $1";
+
+static const char *s_sql_zone_known = "SELECT 1 FROM pg_timezone_names WHERE name = $1";
 
 static const char *s_sql_inbox = "SELECT channel, provider FROM ingest.inboxes WHERE id = $1";
 
@@ -136,8 +157,14 @@ static const char *s_sql_list =
     " COALESCE(to_char(stopped_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"
     " CASE WHEN paused_until > to_timestamp($2::bigint / 1000.0)"
     "      THEN to_char(paused_until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    "      ELSE '' END,"
+    " COALESCE(daily_quota::text, ''), quota_zone,"
+    " COALESCE((SELECT d.sent FROM notify.account_days d WHERE d.account = a.id"
+    "   AND d.day = (to_timestamp($2::bigint / 1000.0) AT TIME ZONE a.quota_zone)::date), 0),"
+    " CASE WHEN quota_until > to_timestamp($2::bigint / 1000.0)"
+    "      THEN to_char(quota_until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
     "      ELSE '' END"
-    " FROM notify.accounts WHERE ($1 = '' OR inbox_id = $1)"
+    " FROM notify.accounts a WHERE ($1 = '' OR inbox_id = $1)"
     " ORDER BY inbox_id, channel, priority, id";
 
 /* --- checks --- */
@@ -364,6 +391,8 @@ typedef struct {
     int64_t priority_n;         /* its value, 0 when not given */
     char rate[32], burst[32];   /* --rate, --burst, "" when not given */
     char rrate[32], rburst[32]; /* --recipient-rate, --recipient-burst */
+    char quota[16];             /* --daily-quota: a count, "none", or "" when not given */
+    const char *quota_zone;     /* --quota-zone, "" when not given */
 } s_set_flags_t;
 
 static bool
@@ -407,6 +436,20 @@ s_set_check (const retainctl_cmd_t *cmd, s_set_flags_t *f)
         if (!retainctl_cmd_int (cmd, "priority", 0, S_PRIORITY_MAX, &f->priority_n))
             return false;
         snprintf (f->priority, sizeof f->priority, "%lld", (long long)f->priority_n);
+    }
+    f->quota_zone = rt_config_get (cmd->config, "quota-zone");
+    if (!s_valid_field (cmd->program, "quota-zone", f->quota_zone, S_WORD))
+        return false;
+    {
+        const char *q = rt_config_get (cmd->config, "daily-quota");
+        int64_t n;
+        if (strcmp (q, "none") == 0) {
+            snprintf (f->quota, sizeof f->quota, "none");
+        } else if (*q) {
+            if (!retainctl_cmd_int (cmd, "daily-quota", 1, 100000000, &n))
+                return false;
+            snprintf (f->quota, sizeof f->quota, "%lld", (long long)n);
+        }
     }
     return s_valid_rate (cmd, "rate", false, f->rate, sizeof f->rate) &&
            s_valid_rate (cmd, "burst", true, f->burst, sizeof f->burst) &&
@@ -592,13 +635,35 @@ s_account_set (int argc, char **argv)
         PQclear (cmd.res);
         cmd.res = NULL;
     }
+    if (*f.quota_zone) {
+        cmd.res = rt_db_exec_params (cmd.db, s_sql_zone_known, 1, (const char *[]){f.quota_zone});
+        if (!cmd.res)
+            goto db_failed;
+        if (PQntuples (cmd.res) == 0) {
+            fprintf (stderr,
+                     "%s: --quota-zone \"%s\" is no time zone PostgreSQL knows (e.g. "
+                     "Europe/Kyiv, UTC)\n",
+                     cmd.program, f.quota_zone);
+            rc = 2;
+            goto cleanup;
+        }
+        PQclear (cmd.res);
+        cmd.res = NULL;
+    }
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
-    cmd.res = rt_db_exec_params (cmd.db, s_sql_update, 14,
+    cmd.res = rt_db_exec_params (cmd.db, s_sql_update, 16,
                                  (const char *[]){id, channel->name, provider, token, f.base_url,
                                                   f.account_id, f.sender, f.status_url, f.priority,
-                                                  f.rate, f.burst, f.rrate, f.rburst, now});
+                                                  f.rate, f.burst, f.rrate, f.rburst, now, f.quota,
+                                                  f.quota_zone});
     if (!cmd.res)
         goto db_failed;
+    if (*f.quota || *f.quota_zone) {
+        PGresult *rest = rt_db_exec_params (cmd.db, s_sql_quota_rest, 2, (const char *[]){id, now});
+        if (!rest)
+            goto db_failed;
+        PQclear (rest);
+    }
     built = smtp ? s_try_smtp (cmd.res, err, sizeof err)
                  : s_try_build (adapter, channel, cmd.res, err, sizeof err);
     has_token = *PQgetvalue (cmd.res, 0, 1) != '\0';
@@ -618,6 +683,9 @@ s_account_set (int argc, char **argv)
             PQgetvalue (cmd.res, 0, 5), has_token ? "token set" : "no login",
             PQgetvalue (cmd.res, 0, 6), PQgetvalue (cmd.res, 0, 7), PQgetvalue (cmd.res, 0, 8),
             PQgetvalue (cmd.res, 0, 9));
+    if (*PQgetvalue (cmd.res, 0, 12))
+        printf ("at most %s requests a day (the day in %s)\n", PQgetvalue (cmd.res, 0, 12),
+                PQgetvalue (cmd.res, 0, 13));
     if (*PQgetvalue (cmd.res, 0, 10))
         printf ("it is stopped (%s): once that is fixed, `retainctl notify account resume --id "
                 "%s` lets it send again\n",
@@ -653,6 +721,9 @@ s_state (const PGresult *r, int row, char *out, size_t outlen)
         snprintf (out, outlen, "stopped %s: %s", PQgetvalue (r, row, 16), PQgetvalue (r, row, 15));
     else if (*PQgetvalue (r, row, 17))
         snprintf (out, outlen, "paused until %s", PQgetvalue (r, row, 17));
+    else if (*PQgetvalue (r, row, 21))
+        snprintf (out, outlen, "quota used (%s of %s today) until %s", PQgetvalue (r, row, 20),
+                  PQgetvalue (r, row, 18), PQgetvalue (r, row, 21));
     else
         snprintf (out, outlen, "active");
     return out;
@@ -663,32 +734,43 @@ s_account_json (const PGresult *r, int row)
 {
     char state[640];
     const char *kind;
+    json_t *o;
     s_state (r, row, state, sizeof state);
     kind = strcmp (PQgetvalue (r, row, 14), "t") == 0 ? "disabled"
            : *PQgetvalue (r, row, 15)                 ? "stopped"
            : *PQgetvalue (r, row, 17)                 ? "paused"
+           : *PQgetvalue (r, row, 21)                 ? "quota_used"
                                                       : "active";
-    return json_pack ("{s:s, s:s, s:s, s:s, s:I, s:b, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:f,"
-                      " s:s, s:s?, s:s?, s:s?}",
-                      "id", PQgetvalue (r, row, 0), "inbox", PQgetvalue (r, row, 1), "channel",
-                      PQgetvalue (r, row, 2), "provider", PQgetvalue (r, row, 3), "priority",
-                      (json_int_t)strtoll (PQgetvalue (r, row, 4), NULL, 10), "token_set",
-                      strcmp (PQgetvalue (r, row, 5), "t") == 0, "account_id",
-                      PQgetvalue (r, row, 6), "sender", PQgetvalue (r, row, 7), "base_url",
-                      PQgetvalue (r, row, 8), "status_url", PQgetvalue (r, row, 9), "rate_per_s",
-                      atof (PQgetvalue (r, row, 10)), "burst", atof (PQgetvalue (r, row, 11)),
-                      "recipient_per_s", atof (PQgetvalue (r, row, 12)), "recipient_burst",
-                      atof (PQgetvalue (r, row, 13)), "state", kind, "stopped_reason",
-                      *PQgetvalue (r, row, 15) ? PQgetvalue (r, row, 15) : NULL, "stopped_at",
-                      *PQgetvalue (r, row, 16) ? PQgetvalue (r, row, 16) : NULL, "paused_until",
-                      *PQgetvalue (r, row, 17) ? PQgetvalue (r, row, 17) : NULL);
+    o = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:b, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:f,"
+                   " s:s, s:s?, s:s?, s:s?}",
+                   "id", PQgetvalue (r, row, 0), "inbox", PQgetvalue (r, row, 1), "channel",
+                   PQgetvalue (r, row, 2), "provider", PQgetvalue (r, row, 3), "priority",
+                   (json_int_t)strtoll (PQgetvalue (r, row, 4), NULL, 10), "token_set",
+                   strcmp (PQgetvalue (r, row, 5), "t") == 0, "account_id", PQgetvalue (r, row, 6),
+                   "sender", PQgetvalue (r, row, 7), "base_url", PQgetvalue (r, row, 8),
+                   "status_url", PQgetvalue (r, row, 9), "rate_per_s",
+                   atof (PQgetvalue (r, row, 10)), "burst", atof (PQgetvalue (r, row, 11)),
+                   "recipient_per_s", atof (PQgetvalue (r, row, 12)), "recipient_burst",
+                   atof (PQgetvalue (r, row, 13)), "state", kind, "stopped_reason",
+                   *PQgetvalue (r, row, 15) ? PQgetvalue (r, row, 15) : NULL, "stopped_at",
+                   *PQgetvalue (r, row, 16) ? PQgetvalue (r, row, 16) : NULL, "paused_until",
+                   *PQgetvalue (r, row, 17) ? PQgetvalue (r, row, 17) : NULL);
+    if (o && *PQgetvalue (r, row, 18)) {
+        json_object_set_new (o, "daily_quota", json_integer (atoll (PQgetvalue (r, row, 18))));
+        json_object_set_new (o, "quota_zone", json_string (PQgetvalue (r, row, 19)));
+        json_object_set_new (o, "sent_today", json_integer (atoll (PQgetvalue (r, row, 20))));
+        json_object_set_new (o, "quota_until",
+                             *PQgetvalue (r, row, 21) ? json_string (PQgetvalue (r, row, 21))
+                                                      : json_null ());
+    }
+    return o;
 }
 
 static int
 s_account_list (int argc, char **argv)
 {
     retainctl_cmd_t cmd;
-    char now[24], state[640], rate[64], rrate[64];
+    char now[24], state[640], rate[64], rrate[64], quota[48];
     const char *inbox;
     bool json;
     int rc;
@@ -712,17 +794,22 @@ s_account_list (int argc, char **argv)
             rc = 0;
         goto cleanup;
     }
-    printf ("%-24s %-24s %-10s %-9s %-4s %-5s %-12s %-12s %s\n", "ID", "INBOX", "CHANNEL",
-            "PROVIDER", "PRIO", "TOKEN", "RATE", "RECIPIENT", "STATE");
+    printf ("%-24s %-24s %-10s %-9s %-4s %-5s %-12s %-12s %-13s %s\n", "ID", "INBOX", "CHANNEL",
+            "PROVIDER", "PRIO", "TOKEN", "RATE", "RECIPIENT", "TODAY/QUOTA", "STATE");
     for (int r = 0; r < PQntuples (cmd.res); r++) {
+        if (*PQgetvalue (cmd.res, r, 18))
+            snprintf (quota, sizeof quota, "%s/%s", PQgetvalue (cmd.res, r, 20),
+                      PQgetvalue (cmd.res, r, 18));
+        else
+            snprintf (quota, sizeof quota, "-");
         snprintf (rate, sizeof rate, "%g/s+%g", atof (PQgetvalue (cmd.res, r, 10)),
                   atof (PQgetvalue (cmd.res, r, 11)));
         snprintf (rrate, sizeof rrate, "%g/s+%g", atof (PQgetvalue (cmd.res, r, 12)),
                   atof (PQgetvalue (cmd.res, r, 13)));
-        printf ("%-24s %-24s %-10s %-9s %-4s %-5s %-12s %-12s %s\n", PQgetvalue (cmd.res, r, 0),
-                PQgetvalue (cmd.res, r, 1), PQgetvalue (cmd.res, r, 2), PQgetvalue (cmd.res, r, 3),
-                PQgetvalue (cmd.res, r, 4),
-                strcmp (PQgetvalue (cmd.res, r, 5), "t") == 0 ? "set" : "none", rate, rrate,
+        printf ("%-24s %-24s %-10s %-9s %-4s %-5s %-12s %-12s %-13s %s\n",
+                PQgetvalue (cmd.res, r, 0), PQgetvalue (cmd.res, r, 1), PQgetvalue (cmd.res, r, 2),
+                PQgetvalue (cmd.res, r, 3), PQgetvalue (cmd.res, r, 4),
+                strcmp (PQgetvalue (cmd.res, r, 5), "t") == 0 ? "set" : "none", rate, rrate, quota,
                 s_state (cmd.res, r, state, sizeof state));
     }
     rc = 0;

@@ -27,8 +27,8 @@
  * (expired), never sent late (the claim never takes them either); a
  * notification of an important category whose send got no delivery
  * receipt within --receipt-wait goes on the next channel of its route; recipients' buckets
- * untouched for an hour are deleted (a bucket is full again after burst / rate, and a new one
- * starts full); the queue depth gauge is refreshed.
+ * untouched for an hour are deleted, and the daily quotas' counts of days gone (a bucket is full
+ * again after burst / rate, and a new one starts full); the queue depth gauge is refreshed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +78,13 @@ static const char *s_unreceipted_sql =
 static const char *s_buckets_sql =
     "DELETE FROM notify.limits WHERE key LIKE 'r:%' AND stamp_ms < $1::bigint - 3600000";
 
+/* The daily quotas' counts of days gone (a zone's day lags UTC's by at
+ * most 14 hours: two days back is past in every zone). */
+#define S_DAYS "notify_recover_days"
+static const char *s_days_sql =
+    "DELETE FROM notify.account_days"
+    " WHERE day < (to_timestamp($1::bigint / 1000.0) AT TIME ZONE 'UTC')::date - 2";
+
 #define S_DEPTH "notify_recover_depth"
 static const char *s_depth_sql = "SELECT count(*) FROM notify.sends WHERE status = 'queued'";
 
@@ -88,6 +95,7 @@ recover_prepare (rt_db_t *db)
         rt_db_prepare (db, S_EXPIRED, s_expired_sql) != 0 ||
         rt_db_prepare (db, S_UNRECEIPTED, s_unreceipted_sql) != 0 ||
         rt_db_prepare (db, S_BUCKETS, s_buckets_sql) != 0 ||
+        rt_db_prepare (db, S_DAYS, s_days_sql) != 0 ||
         rt_db_prepare (db, S_DEPTH, s_depth_sql) != 0)
         return -1;
     return 0;
@@ -254,6 +262,10 @@ recover_sweep (const outcome_ctx_t *ctx, bool mine)
         return -1;
     snprintf (nows, sizeof nows, "%lld", (long long)now);
     r = rt_db_exec_prepared (ctx->db, S_BUCKETS, 1, v, NULL, NULL, 0);
+    if (!r)
+        return -1;
+    PQclear (r);
+    r = rt_db_exec_prepared (ctx->db, S_DAYS, 1, v, NULL, NULL, 0);
     if (!r)
         return -1;
     PQclear (r);

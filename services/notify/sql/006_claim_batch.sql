@@ -21,6 +21,24 @@
 -- HUMAN_AGENT tag, so the claim says which sends are one.
 ALTER TABLE notify.sends ADD COLUMN operator_id text;
 
+-- A daily quota where the provider has one (a Viber bot's free
+-- chatbot-initiated messages, a WhatsApp number's tier, a plan's cap):
+-- daily_quota requests a day through the account (NULL: no quota), the
+-- day as the provider counts it in quota_zone. The claim counts what it
+-- takes in notify.account_days under the account's bucket lock (so
+-- replicas share one count), and an account whose quota it used up rests
+-- until its next day (quota_until): its inbox's next account by priority
+-- takes the sends meanwhile, or, when it has none, they wait for that day.
+ALTER TABLE notify.accounts ADD COLUMN daily_quota integer CHECK (daily_quota > 0),
+                            ADD COLUMN quota_zone text NOT NULL DEFAULT 'UTC',
+                            ADD COLUMN quota_until timestamptz;
+CREATE TABLE notify.account_days (
+    account text    NOT NULL REFERENCES notify.accounts (id) ON DELETE CASCADE,
+    day     date    NOT NULL,
+    sent    integer NOT NULL CHECK (sent >= 0),
+    PRIMARY KEY (account, day)
+);
+
 -- The customer's time zone, as notifyd reads it for quiet hours: the
 -- profile's, else the main zone of the country of a phone of theirs
 -- (proven first, then their SMS and WhatsApp identities), else NULL.
@@ -105,9 +123,12 @@ CREATE TYPE notify.claim_candidate AS (row_id tid, sid uuid, acc text, rcpt text
 --      anything else fails with MessageFailed. The buckets of the rest
 --      are refilled, in key order.
 --   4. A send whose recipient has no token left is moved to when it will
---      have one; of the others, as many as the account has tokens, oldest
---      first, are taken; the rest stay queued for the next claim.
---   5. Those tokens are taken, and the sends marked `sending`.
+--      have one; of the others, as many as the account has tokens and
+--      quota left today, oldest first, are taken; the rest stay queued for
+--      the next claim.
+--   5. Those tokens are taken and counted against the day's quota (an
+--      account that used it up rests until its next day, above), and the
+--      sends marked `sending`.
 CREATE FUNCTION notify.claim(p_member text, p_now bigint, p_limit integer,
                              p_quiet_start integer, p_quiet_end integer, p_default_zone text)
 RETURNS TABLE (id uuid, channel text, recipient text, text text, attempts integer,
@@ -153,6 +174,7 @@ BEGIN
                WHERE a.inbox_id = s.inbox AND a.channel = s.channel
                  AND a.disabled_at IS NULL AND a.stopped_at IS NULL
                  AND (a.paused_until IS NULL OR a.paused_until <= now_ts)
+                 AND (a.quota_until IS NULL OR a.quota_until <= now_ts)
                ORDER BY a.priority, a.id LIMIT 1) a
          WHERE s.status = 'queued' AND s.next_at <= now_ts
            AND (s.expires_at IS NULL OR s.expires_at > now_ts)
@@ -208,10 +230,18 @@ BEGIN
                         <= floor(rt.tokens) AS r_ok
           FROM unnest(cand) c JOIN t rt ON rt.key = 'r:' || c.acc || ':' || c.rcpt
          WHERE c.wait IS NULL),
+    q AS (
+        SELECT a.id, a.daily_quota - COALESCE(d.sent, 0) AS left_today
+          FROM notify.accounts a
+          LEFT JOIN notify.account_days d
+                 ON d.account = a.id AND d.day = (now_ts AT TIME ZONE a.quota_zone)::date
+         WHERE a.id = ANY (ARRAY(SELECT DISTINCT c.acc FROM unnest(cand) c))
+           AND a.daily_quota IS NOT NULL),
     g AS (
         SELECT e.*, e.r_ok AND row_number() OVER (PARTITION BY e.acc, e.r_ok
-                                                  ORDER BY e.due, e.sid) <= floor(at.tokens) AS ok
-          FROM e JOIN t at ON at.key = 'a:' || e.acc)
+                                                  ORDER BY e.due, e.sid)
+                               <= LEAST(floor(at.tokens), COALESCE(q.left_today, 2147483647)) AS ok
+          FROM e JOIN t at ON at.key = 'a:' || e.acc LEFT JOIN q ON q.id = e.acc)
     SELECT array_agg(ROW(g.row_id, g.sid, g.acc, g.rcpt, g.due, g.wait, NULL)::notify.claim_candidate)
                FILTER (WHERE g.ok),
            array_agg(ROW(g.row_id, g.sid, g.acc, g.rcpt, g.due, g.wait, NULL)::notify.claim_candidate)
@@ -232,6 +262,33 @@ BEGIN
                   JOIN unnest(b_keys, b_rows) AS b(key, row_id) ON b.key = y.key
                  GROUP BY b.row_id) x
          WHERE l.ctid = ANY (b_rows) AND l.ctid = x.row_id;
+
+        WITH n AS (SELECT g.acc, count(*)::integer AS n FROM unnest(taken) g GROUP BY g.acc),
+        d AS (
+            INSERT INTO notify.account_days AS d (account, day, sent)
+            SELECT n.acc, (now_ts AT TIME ZONE a.quota_zone)::date, n.n
+              FROM n JOIN notify.accounts a ON a.id = n.acc
+             WHERE a.daily_quota IS NOT NULL
+            ON CONFLICT (account, day) DO UPDATE SET sent = d.sent + EXCLUDED.sent
+            RETURNING d.account, d.sent),
+        r AS (
+            UPDATE notify.accounts a
+               SET quota_until = (date_trunc('day', now_ts AT TIME ZONE a.quota_zone)
+                                  + interval '1 day') AT TIME ZONE a.quota_zone,
+                   updated_at = now_ts
+              FROM d WHERE a.id = d.account AND d.sent >= a.daily_quota
+            RETURNING a.id, a.inbox_id, a.channel, a.quota_until)
+        -- With no other account to take them, the inbox's queued sends on
+        -- that channel wait for the day (the claims would otherwise walk
+        -- past every one of them, each time, until then).
+        UPDATE notify.sends s SET next_at = r.quota_until, updated_at = now_ts
+          FROM r
+         WHERE s.status = 'queued' AND s.inbox = r.inbox_id AND s.channel = r.channel
+           AND s.next_at < r.quota_until
+           AND NOT EXISTS (SELECT 1 FROM notify.accounts o
+                            WHERE o.inbox_id = r.inbox_id AND o.channel = r.channel
+                              AND o.id <> r.id AND o.disabled_at IS NULL AND o.stopped_at IS NULL
+                              AND (o.quota_until IS NULL OR o.quota_until <= now_ts));
     END IF;
     taken := COALESCE(taken, '{}') || COALESCE(barred, '{}');
     IF cardinality(taken) = 0 THEN
