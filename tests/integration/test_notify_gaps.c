@@ -17,7 +17,9 @@
  * sent, while the ones already in flight reach their customers; and an
  * address suppressed while its send waited is never messaged, the
  * notification going on to the next channel; and only an operator's
- * reply carries Meta's HUMAN_AGENT tag, never a notification; an
+ * reply carries Meta's HUMAN_AGENT tag, never a notification; outside
+ * WhatsApp's 24-hour window a notification goes as its approved template,
+ * or on the next channel when it has none; an
  * account's daily quota hands the rest of the day to the inbox's next
  * account, or holds the sends until the next day.
  */
@@ -698,6 +700,109 @@ test_daily_quota_fails_over (void **state)
     assert_int_equal (s_sent (RT_FAKE_TELEGRAM, "2505", NULL, 0), 1);
 }
 
+/* --- WhatsApp's 24-hour window --- */
+
+/* The one WhatsApp request to number (owned body), NULL unless exactly
+ * one came, S_WAIT_MS at most. */
+static json_t *
+s_whatsapp_wait (const char *number)
+{
+    int64_t until = rt_test_now_ms () + S_WAIT_MS;
+    do {
+        if (s_sent (RT_FAKE_WHATSAPP, number, NULL, 0) == 1) {
+            for (size_t i = 0;; i++) {
+                const rt_fake_request_t *r = rt_fake_provider_request (s_fake, i);
+                char to[64];
+                if (!r)
+                    break;
+                if (r->provider != RT_FAKE_WHATSAPP)
+                    continue;
+                s_recipient_of (r, to, sizeof to);
+                if (strcmp (to, number) == 0)
+                    return json_loads (r->body, 0, NULL);
+            }
+        }
+        usleep (20 * 1000);
+    } while (rt_test_now_ms () < until);
+    return NULL;
+}
+
+/* A customer on WhatsApp (and SMS) who last wrote hours_ago hours before
+ * the clock; its id into id. */
+static void
+s_whatsapp_customer (char id[RT_UUID_STR_LEN + 1], const char *number, int hours_ago)
+{
+    char idents[96];
+    snprintf (idents, sizeof idents, "sms=+%s,whatsapp=%s", number, number);
+    s_customer (id, "Europe/Kyiv", "whatsapp", idents);
+    rt_test_router_sql (s_w.t.pg,
+                        "UPDATE crm.identities SET last_seen = to_timestamp(%lld / 1000.0) - %d *"
+                        " interval '1 hour' WHERE channel = 'whatsapp' AND external_user_id = '%s'",
+                        (long long)S_T0, hours_ago, number);
+}
+
+/* Outside the 24 hours after the customer last wrote, WhatsApp takes only
+ * an approved template: a notification whose template has one goes as it,
+ * its parameters rendered; inside them it goes as text; one with none
+ * passes WhatsApp over for the next channel. */
+static void
+test_whatsapp_window (void **state)
+{
+    char customer[RT_UUID_STR_LEN + 1], id[RT_UUID_STR_LEN + 1], skipped[512];
+    json_t *doc, *tmpl;
+    (void)state;
+    rt_test_router_sql (s_w.t.pg, "INSERT INTO notify.whatsapp_templates (template, locale,"
+                                  " wa_name, wa_language, params) VALUES ('parcel', 'en',"
+                                  " 'parcel_ready', 'en', ARRAY['{{name}}'])");
+    /* Three days since the customer wrote: the approved template. */
+    s_whatsapp_customer (customer, "380502220011", 72);
+    s_notify (customer, NULL, id);
+    doc = s_whatsapp_wait ("380502220011");
+    if (!doc)
+        fail_msg ("no single WhatsApp message outside the window");
+    assert_string_equal (json_string_value (json_object_get (doc, "type")), "template");
+    tmpl = json_object_get (doc, "template");
+    assert_string_equal (json_string_value (json_object_get (tmpl, "name")), "parcel_ready");
+    assert_string_equal (
+        json_string_value (json_object_get (json_object_get (tmpl, "language"), "code")), "en");
+    assert_string_equal (
+        json_string_value (json_object_get (
+            json_array_get (
+                json_object_get (json_array_get (json_object_get (tmpl, "components"), 0),
+                                 "parameters"),
+                0),
+            "text")),
+        "Olena");
+    json_decref (doc);
+
+    /* An hour since: free text. */
+    s_whatsapp_customer (customer, "380502220012", 1);
+    s_notify (customer, NULL, id);
+    doc = s_whatsapp_wait ("380502220012");
+    if (!doc)
+        fail_msg ("no single WhatsApp message inside the window");
+    assert_string_equal (json_string_value (json_object_get (doc, "type")), "text");
+    assert_string_equal (
+        json_string_value (json_object_get (json_object_get (doc, "text"), "body")),
+        "Olena, your parcel is at the pickup point");
+    json_decref (doc);
+
+    /* Outside, and "promo" has no approved template: the SMS instead. */
+    s_whatsapp_customer (customer, "380502220013", 30);
+    id[0] = '\0';
+    rt_test_notify_request (s_w.db,
+                            &(rt_test_notify_request_t){.customer = customer,
+                                                        .template_name = "promo",
+                                                        .category = "marketing"},
+                            id);
+    assert_int_equal (s_sent_wait (RT_FAKE_TWILIO, "+380502220013", NULL, 0), 1);
+    assert_int_equal (s_sent (RT_FAKE_WHATSAPP, "380502220013", NULL, 0), 0);
+    rt_test_router_text (s_w.t.pg, skipped, sizeof skipped,
+                         "SELECT skipped FROM notify.notifications WHERE id = '%s'", id);
+    if (!strstr (skipped, "whatsapp: outside WhatsApp's 24-hour window"))
+        fail_msg ("the notification does not say why WhatsApp was passed over: %s", skipped);
+}
+
 int
 main (void)
 {
@@ -706,6 +811,7 @@ main (void)
         cmocka_unit_test (test_marketing_failure_stays),
         cmocka_unit_test (test_stop_before_the_sender_is_known),
         cmocka_unit_test (test_human_agent_only_for_operators),
+        cmocka_unit_test (test_whatsapp_window),
         /* These move the clock nine hours on, then ten, then to the next
          * day. */
         cmocka_unit_test (test_cancel_takes_the_queued_sends),

@@ -104,8 +104,22 @@ static const char *s_templates_sql =
  * identity in crm or an e-mail contact point; one that can be sent to
  * first). */
 #define S_RECIPIENT "notify_notification_recipient"
-static const char *s_recipient_sql = "SELECT inbox, recipient, sendable, suppressed_by"
+static const char *s_recipient_sql = "SELECT inbox, recipient, sendable, suppressed_by,"
+                                     " COALESCE((extract(epoch FROM seen) * 1000)::bigint, 0)"
                                      " FROM notify.recipient($1::uuid, $2)";
+
+/* WhatsApp's approved template for retain's template $1 in locale $2
+ * (notify 009): a row per parameter, in order (one with a NULL parameter
+ * when it has none). */
+#define S_WA_TEMPLATE "notify_notification_wa_template"
+static const char *s_wa_template_sql =
+    "SELECT t.wa_name, t.wa_language, p.param FROM notify.whatsapp_templates t"
+    " LEFT JOIN LATERAL unnest(t.params) WITH ORDINALITY AS p(param, n) ON true"
+    " WHERE t.template = $1 AND t.locale = $2 ORDER BY p.n";
+
+/* WhatsApp's customer-service window: free text only this long after
+ * the customer last wrote. */
+#define S_WA_WINDOW_MS (24LL * 3600 * 1000)
 
 /* The newest word on consent for the channel (or every channel), the
  * customer's or the address's ($4: what a STOP keyword said by it). */
@@ -121,15 +135,17 @@ static const char *s_consent_sql =
 
 /* The send: $1 id, $2 channel, $3 inbox, $4 recipient, $5 text, $6
  * subject, $7 html (NULL: none), $8 next_at (ms), $9 now (ms), $10 the
- * notification. */
+ * notification; $11-$13 WhatsApp's template, language and parameters
+ * (NULL: free text). */
 #define S_SEND "notify_notification_send"
 static const char *s_send_sql =
     "INSERT INTO notify.sends (id, event_id, customer_id, notification_id, channel, inbox,"
     "  recipient, text, subject, html, category, status, next_at, not_before, expires_at,"
-    "  created_at, updated_at)"
+    "  created_at, updated_at, wa_template, wa_language, wa_params)"
     " SELECT $1::uuid, n.event_id, n.customer_id, n.id, $2, $3, $4, $5, $6, $7, n.category,"
     "  'queued', to_timestamp($8::bigint / 1000.0), n.not_before, n.expires_at,"
-    "  to_timestamp($9::bigint / 1000.0), to_timestamp($9::bigint / 1000.0)"
+    "  to_timestamp($9::bigint / 1000.0), to_timestamp($9::bigint / 1000.0), $11, $12,"
+    "  $13::text[]"
     " FROM notify.notifications n WHERE n.id = $10::uuid"
     " ON CONFLICT (id) DO NOTHING";
 
@@ -158,6 +174,7 @@ notification_prepare (rt_db_t *db)
     if (rt_db_prepare (db, S_LOAD, s_load_sql) != 0 ||
         rt_db_prepare (db, S_CANCELLED, s_cancelled_sql) != 0 ||
         rt_db_prepare (db, S_TEMPLATES, s_templates_sql) != 0 ||
+        rt_db_prepare (db, S_WA_TEMPLATE, s_wa_template_sql) != 0 ||
         rt_db_prepare (db, S_RECIPIENT, s_recipient_sql) != 0 ||
         rt_db_prepare (db, S_CONSENT, s_consent_sql) != 0 ||
         rt_db_prepare (db, S_SEND, s_send_sql) != 0 ||
@@ -197,6 +214,11 @@ typedef struct {
     bool quiet_hours;          /* the template waits out quiet hours */
     char reason[S_REASON_MAX]; /* why it was not rendered */
     const char *code;          /* NULL, or the refusal's code */
+    char tlocale[64];          /* the picked template's locale, as stored */
+    char locale[64];           /* the locale it was rendered in */
+    rt_buf_t wa_params;        /* WhatsApp's template parameters, a text[] literal */
+    const char *wa_name;       /* WhatsApp's approved template (lent), NULL: free text */
+    const char *wa_language;   /* its language (lent) */
 } s_rendered_t;
 
 static const char *
@@ -327,6 +349,8 @@ s_render (s_route_t *rt, const rt_channel_t *ch, s_rendered_t *rd)
         return -1;
     }
     template_render_locale (PQgetvalue (t, pick, 0), s_col (rt->n, 6), locale, sizeof locale);
+    snprintf (rd->tlocale, sizeof rd->tlocale, "%s", PQgetvalue (t, pick, 0));
+    snprintf (rd->locale, sizeof rd->locale, "%s", locale);
     rd->quiet_hours = strcmp (PQgetvalue (t, pick, 5), "t") == 0;
     if (s_render_part (rt, PQgetvalue (t, pick, 3), locale, false, &rd->text, rd) != 0)
         return -1;
@@ -485,7 +509,7 @@ s_queue (s_route_t *rt, const rt_channel_t *ch, const char *inbox, const char *r
     snprintf (next, sizeof next, "%lld", (long long)at);
     snprintf (nows, sizeof nows, "%lld", (long long)rt->now);
     {
-        const char *v[10] = {id,
+        const char *v[13] = {id,
                              ch->name,
                              inbox,
                              recipient,
@@ -494,8 +518,11 @@ s_queue (s_route_t *rt, const rt_channel_t *ch, const char *inbox, const char *r
                              rd->has_html ? (rd->html.data ? rd->html.data : "") : NULL,
                              next,
                              nows,
-                             rt->id};
-        r = rt_db_exec_prepared (rt->db, S_SEND, 10, v, NULL, NULL, 0);
+                             rt->id,
+                             rd->wa_name,
+                             rd->wa_name ? rd->wa_language : NULL,
+                             rd->wa_name ? rd->wa_params.data : NULL};
+        r = rt_db_exec_prepared (rt->db, S_SEND, 13, v, NULL, NULL, 0);
         if (!r)
             return s_db_failed (rt, "send");
         PQclear (r);
@@ -528,7 +555,41 @@ s_rendered_reset (s_rendered_t *rd)
     rt_buf_free (&rd->text);
     rt_buf_free (&rd->subject);
     rt_buf_free (&rd->html);
+    rt_buf_free (&rd->wa_params);
     memset (rd, 0, sizeof *rd);
+}
+
+/* Outside WhatsApp's window: the approved template mapped to the picked
+ * template's locale, its parameters rendered into rd (rd->wa_* set, the
+ * strings lent from *wa, which the caller clears). 1 found, 0 none, -1
+ * with rd's code and reason when a parameter does not render, or with no
+ * code when PostgreSQL failed. */
+static int
+s_wa_template (s_route_t *rt, s_rendered_t *rd, PGresult **wa)
+{
+    const char *v[2] = {s_col (rt->n, 0), rd->tlocale};
+    *wa = rt_db_exec_prepared (rt->db, S_WA_TEMPLATE, 2, v, NULL, NULL, 0);
+    if (!*wa)
+        return s_db_failed (rt, "whatsapp template");
+    if (PQntuples (*wa) == 0)
+        return 0;
+    rt_buf_array_begin (&rd->wa_params);
+    for (int i = 0; i < PQntuples (*wa) && !PQgetisnull (*wa, i, 2); i++) {
+        rt_buf_t one = {0};
+        int rc = s_render_part (rt, PQgetvalue (*wa, i, 2), rd->locale, false, &one, rd);
+        rt_buf_array_text (&rd->wa_params, one.data ? one.data : "");
+        rt_buf_free (&one);
+        if (rc != 0)
+            return -1;
+    }
+    rt_buf_array_end (&rd->wa_params);
+    if (rd->wa_params.failed) {
+        rt_errf (rt->err, rt->errlen, "whatsapp template parameters: out of memory");
+        return -1;
+    }
+    rd->wa_name = PQgetvalue (*wa, 0, 0);
+    rd->wa_language = PQgetvalue (*wa, 0, 1);
+    return 1;
 }
 
 /* Tries one channel: 1 queued, 0 passed over (or, with fatal set, the
@@ -538,7 +599,7 @@ s_try (s_route_t *rt, const rt_channel_t *ch, const char *from_send, const char 
 {
     s_rendered_t rd;
     char reason[S_REASON_MAX];
-    PGresult *r = NULL;
+    PGresult *r = NULL, *wa = NULL;
     int rc = -1, ok;
     const char *inbox, *recipient;
     memset (&rd, 0, sizeof rd);
@@ -588,9 +649,35 @@ s_try (s_route_t *rt, const rt_channel_t *ch, const char *from_send, const char 
         rc = s_fail (rt, ch->name, rd.code, rd.reason);
         goto cleanup;
     }
+    if (ch->value == RETAIN__V1__CHANNEL__WHATSAPP &&
+        rt->now - atoll (PQgetvalue (r, 0, 4)) >= S_WA_WINDOW_MS) {
+        int w = s_wa_template (rt, &rd, &wa);
+        if (w < 0) {
+            if (!rd.code)
+                goto cleanup;
+            /* A parameter that does not render is the template's fault:
+             * as any rendering. */
+            if (from_send) {
+                s_skip (rt, ch->name, rd.reason);
+                rc = 0;
+                goto cleanup;
+            }
+            *fatal = true;
+            rc = s_fail (rt, ch->name, rd.code, rd.reason);
+            goto cleanup;
+        }
+        if (w == 0) {
+            s_skip (rt, ch->name,
+                    "outside WhatsApp's 24-hour window, and the template has no approved "
+                    "WhatsApp template");
+            rc = 0;
+            goto cleanup;
+        }
+    }
     rc = s_queue (rt, ch, inbox, recipient, &rd, from_send, why);
 cleanup:
     PQclear (r);
+    PQclear (wa);
     s_rendered_reset (&rd);
     return rc;
 }

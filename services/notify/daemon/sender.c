@@ -78,6 +78,18 @@ static const char *s_claim_sql =
 static const char *s_mail_sql =
     "SELECT COALESCE(subject, ''), COALESCE(html, '') FROM notify.sends WHERE id = $1::uuid";
 
+/* A WhatsApp send's approved template, when it goes as one (notify 009):
+ * a row per parameter, in order (one with a NULL parameter when it has
+ * none); no row: free text. */
+#define S_WA "notify_sender_wa"
+static const char *s_wa_sql =
+    "SELECT s.wa_template, s.wa_language, p.param FROM notify.sends s"
+    " LEFT JOIN LATERAL unnest(s.wa_params) WITH ORDINALITY AS p(param, n) ON true"
+    " WHERE s.id = $1::uuid AND s.wa_template IS NOT NULL ORDER BY p.n";
+
+/* Template parameters a send carries at most. */
+#define S_WA_PARAMS_MAX 32
+
 /* A subject made from the text's first line when the send has none (an
  * operator's reply), in characters. */
 #define S_SUBJECT_CHARS 60
@@ -491,6 +503,9 @@ s_submit (worker_t *w, notify_claim_t *c)
     provider_account_t acc;
     rt_http_client_request_t hr;
     char err[256];
+    const char *params[S_WA_PARAMS_MAX + 1];
+    PGresult *wa = NULL;
+    int built;
     s_request_t *rq = calloc (1, sizeof *rq);
 
     memset (&req, 0, sizeof req);
@@ -528,7 +543,32 @@ s_submit (worker_t *w, notify_claim_t *c)
                                  .to = c->recipient,
                                  .text = c->text,
                                  .human_agent = c->human};
-    if (rq->adapter->build (&acc, &rq->send, &req, err, sizeof err) != 0) {
+    if (ch->value == RETAIN__V1__CHANNEL__WHATSAPP) {
+        const char *v[1] = {c->id};
+        wa = rt_db_exec_prepared (w->db, S_WA, 1, v, NULL, NULL, 0);
+        if (!wa) {
+            s_local_retry (w, c, "the WhatsApp template was not read");
+            goto cleanup;
+        }
+        if (PQntuples (wa) > 0) {
+            int n = 0;
+            for (int i = 0; i < PQntuples (wa) && n < S_WA_PARAMS_MAX; i++) {
+                if (!PQgetisnull (wa, i, 2))
+                    params[n++] = PQgetvalue (wa, i, 2);
+            }
+            params[n] = NULL;
+            rq->send.template_name = PQgetvalue (wa, 0, 0);
+            rq->send.template_lang = PQgetvalue (wa, 0, 1);
+            rq->send.template_params = params;
+        }
+    }
+    built = rq->adapter->build (&acc, &rq->send, &req, err, sizeof err);
+    /* The template's strings are the result's: the request holds copies. */
+    rq->send.template_name = rq->send.template_lang = NULL;
+    rq->send.template_params = NULL;
+    PQclear (wa);
+    wa = NULL;
+    if (built != 0) {
         s_refuse (w, c, "bad_request", err);
         goto cleanup;
     }
@@ -551,6 +591,7 @@ s_submit (worker_t *w, notify_claim_t *c)
     provider_request_free (&req);
     return;
 cleanup:
+    PQclear (wa);
     provider_request_free (&req);
     s_request_free (rq);
 }
@@ -682,7 +723,8 @@ s_worker_prepare (worker_t *w)
     if (rt_outbox_prepare (w->db) != 0 || outcome_prepare (w->db) != 0 ||
         recover_prepare (w->db) != 0 || notification_prepare (w->db) != 0 ||
         rt_db_prepare (w->db, S_CLAIM, s_claim_sql) != 0 ||
-        rt_db_prepare (w->db, S_MAIL, s_mail_sql) != 0)
+        rt_db_prepare (w->db, S_MAIL, s_mail_sql) != 0 ||
+        rt_db_prepare (w->db, S_WA, s_wa_sql) != 0)
         return -1;
     return 0;
 }

@@ -49,11 +49,14 @@ $$;
 -- sent to (its inbox has an account, it is not suppressed) comes first,
 -- then identities before contact points, the newest first. sendable says
 -- whether the inbox has an account (a stopped or paused one counts: its
--- sends wait for it), suppressed_by the suppression's source (NULL: none).
+-- sends wait for it), suppressed_by the suppression's source (NULL: none),
+-- seen when the customer last wrote from it (an identity's last_seen: on
+-- WhatsApp, the start of the 24-hour window).
 -- The consumer (an operator's reply) and the notifications' chooser both
 -- ask here.
 CREATE FUNCTION notify.recipient(p_customer uuid, p_channel text)
-RETURNS TABLE (channel text, inbox text, recipient text, sendable boolean, suppressed_by text)
+RETURNS TABLE (channel text, inbox text, recipient text, sendable boolean, suppressed_by text,
+               seen timestamptz)
 LANGUAGE sql STABLE AS $$
     WITH r AS (SELECT crm.root(p_customer) AS id),
     c AS (
@@ -79,7 +82,7 @@ LANGUAGE sql STABLE AS $$
                (SELECT s.source FROM notify.suppressions s
                  WHERE s.suppressed AND s.address = lower(c.addr)) AS sup
           FROM c)
-    SELECT d.ch, d.box, d.addr, d.ok, d.sup FROM d
+    SELECT d.ch, d.box, d.addr, d.ok, d.sup, d.seen FROM d
      ORDER BY (p_channel <> '' AND d.ok AND d.sup IS NULL) DESC, d.rank, d.seen DESC, d.box
      LIMIT 1
 $$;
