@@ -428,7 +428,8 @@ s_set_check (const retainctl_cmd_t *cmd, s_set_flags_t *f)
         return false;
     }
     if (!s_valid_field (cmd->program, "account-id", f->account_id, S_WORD) ||
-        !s_valid_field (cmd->program, "sender", f->sender, smtp ? S_TEXT : S_WORD) ||
+        /* A Viber sender's name and an e-mail's display name hold spaces. */
+        !s_valid_field (cmd->program, "sender", f->sender, S_TEXT) ||
         !s_valid_field (cmd->program, "status-url", f->status_url, S_HTTP) ||
         !s_valid_field (cmd->program, "base-url", f->base_url, smtp ? S_SMTP : S_HTTP))
         return false;

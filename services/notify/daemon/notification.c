@@ -136,16 +136,16 @@ static const char *s_consent_sql =
 /* The send: $1 id, $2 channel, $3 inbox, $4 recipient, $5 text, $6
  * subject, $7 html (NULL: none), $8 next_at (ms), $9 now (ms), $10 the
  * notification; $11-$13 WhatsApp's template, language and parameters
- * (NULL: free text). */
+ * (NULL: free text); $14 whether it waits out quiet hours. */
 #define S_SEND "notify_notification_send"
 static const char *s_send_sql =
     "INSERT INTO notify.sends (id, event_id, customer_id, notification_id, channel, inbox,"
     "  recipient, text, subject, html, category, status, next_at, not_before, expires_at,"
-    "  created_at, updated_at, wa_template, wa_language, wa_params)"
+    "  created_at, updated_at, wa_template, wa_language, wa_params, quiet_hours)"
     " SELECT $1::uuid, n.event_id, n.customer_id, n.id, $2, $3, $4, $5, $6, $7, n.category,"
     "  'queued', to_timestamp($8::bigint / 1000.0), n.not_before, n.expires_at,"
     "  to_timestamp($9::bigint / 1000.0), to_timestamp($9::bigint / 1000.0), $11, $12,"
-    "  $13::text[]"
+    "  $13::text[], $14::boolean"
     " FROM notify.notifications n WHERE n.id = $10::uuid"
     " ON CONFLICT (id) DO NOTHING";
 
@@ -509,7 +509,7 @@ s_queue (s_route_t *rt, const rt_channel_t *ch, const char *inbox, const char *r
     snprintf (next, sizeof next, "%lld", (long long)at);
     snprintf (nows, sizeof nows, "%lld", (long long)rt->now);
     {
-        const char *v[13] = {id,
+        const char *v[14] = {id,
                              ch->name,
                              inbox,
                              recipient,
@@ -521,8 +521,9 @@ s_queue (s_route_t *rt, const rt_channel_t *ch, const char *inbox, const char *r
                              rt->id,
                              rd->wa_name,
                              rd->wa_name ? rd->wa_language : NULL,
-                             rd->wa_name ? rd->wa_params.data : NULL};
-        r = rt_db_exec_prepared (rt->db, S_SEND, 13, v, NULL, NULL, 0);
+                             rd->wa_name ? rd->wa_params.data : NULL,
+                             marketing || rd->quiet_hours ? "true" : "false"};
+        r = rt_db_exec_prepared (rt->db, S_SEND, 14, v, NULL, NULL, 0);
         if (!r)
             return s_db_failed (rt, "send");
         PQclear (r);

@@ -21,6 +21,12 @@
 -- HUMAN_AGENT tag, so the claim says which sends are one.
 ALTER TABLE notify.sends ADD COLUMN operator_id text;
 
+-- Whether a send waits out the customer's quiet hours, as notifyd decided
+-- it when it queued the send (marketing, or the variant of the template it
+-- rendered has quiet_hours): the claim checks again with that decision,
+-- not one of its own.
+ALTER TABLE notify.sends ADD COLUMN quiet_hours boolean NOT NULL DEFAULT false;
+
 -- A daily quota where the provider has one (a Viber bot's free
 -- chatbot-initiated messages, a WhatsApp number's tier, a plan's cap):
 -- daily_quota requests a day through the account (NULL: no quota), the
@@ -109,9 +115,8 @@ CREATE TYPE notify.claim_candidate AS (row_id tid, sid uuid, acc text, rcpt text
 --      take the same one), each with the usable account of lowest priority
 --      of its inbox; a send whose inbox has none is not taken, and one
 --      past expires_at never is (the sweep drops it).
---   2. Quiet hours, again: a marketing send, or a notification's send
---      whose template (its variant for the channel, or the default one)
---      waits them out, is moved to the end of its customer's quiet hours
+--   2. Quiet hours, again: a marketing send, or one notifyd queued to wait
+--      them out (sends.quiet_hours), is moved to the end of its customer's quiet hours
 --      when they began after it was queued (p_quiet_start, p_quiet_end:
 --      minutes into the local day; p_default_zone when the customer's is
 --      unknown).
@@ -162,12 +167,7 @@ BEGIN
                (SELECT x.source FROM notify.suppressions x
                  WHERE x.suppressed AND x.address = lower(s.recipient)) AS sup,
                p_quiet_start <> p_quiet_end
-               AND (s.category = 'marketing'
-                    OR (s.notification_id IS NOT NULL
-                        AND EXISTS (SELECT 1 FROM notify.notifications n
-                                      JOIN notify.templates t ON t.name = n.template
-                                     WHERE n.id = s.notification_id AND t.quiet_hours
-                                       AND t.variant IN (s.channel, 'default')))) AS quiet
+               AND (s.category = 'marketing' OR s.quiet_hours) AS quiet
           FROM notify.sends s
           CROSS JOIN LATERAL (
               SELECT a.id FROM notify.accounts a
