@@ -15,17 +15,20 @@
  * text body 4096, Messenger's Send API 2000, Instagram's messaging 1000,
  * Twilio's SMS Body 1600 (its concatenation limit), all as their
  * providers document them. E-mail and web chat are retain's own or have
- * no limit that matters; a phone call carries no text. */
+ * no limit that matters; a phone call carries no text. Captions: Telegram's
+ * sendPhoto and sendDocument take 0-1024 characters (core.telegram.org/
+ * bots/api, as the Bot API's clients quote it); the other adapters send no
+ * media yet. */
 static const rt_channel_t s_channels[] = {
-    {RETAIN__V1__CHANNEL__TELEGRAM, "telegram", "Telegram", 4096},
-    {RETAIN__V1__CHANNEL__VIBER, "viber", "Viber", 7000},
-    {RETAIN__V1__CHANNEL__MESSENGER, "messenger", "Messenger", 2000},
-    {RETAIN__V1__CHANNEL__INSTAGRAM, "instagram", "Instagram", 1000},
-    {RETAIN__V1__CHANNEL__WHATSAPP, "whatsapp", "WhatsApp", 4096},
-    {RETAIN__V1__CHANNEL__SMS, "sms", "SMS", 1600},
-    {RETAIN__V1__CHANNEL__EMAIL, "email", "E-mail", 0},
-    {RETAIN__V1__CHANNEL__WEBCHAT, "webchat", "Web chat", 0},
-    {RETAIN__V1__CHANNEL__PHONE, "phone", "Phone", 0},
+    {RETAIN__V1__CHANNEL__TELEGRAM, "telegram", "Telegram", 4096, 1024},
+    {RETAIN__V1__CHANNEL__VIBER, "viber", "Viber", 7000, 0},
+    {RETAIN__V1__CHANNEL__MESSENGER, "messenger", "Messenger", 2000, 0},
+    {RETAIN__V1__CHANNEL__INSTAGRAM, "instagram", "Instagram", 1000, 0},
+    {RETAIN__V1__CHANNEL__WHATSAPP, "whatsapp", "WhatsApp", 4096, 0},
+    {RETAIN__V1__CHANNEL__SMS, "sms", "SMS", 1600, 0},
+    {RETAIN__V1__CHANNEL__EMAIL, "email", "E-mail", 0, 0},
+    {RETAIN__V1__CHANNEL__WEBCHAT, "webchat", "Web chat", 0, 0},
+    {RETAIN__V1__CHANNEL__PHONE, "phone", "Phone", 0, 0},
 };
 
 #define S_NCHANNELS (sizeof s_channels / sizeof *s_channels)

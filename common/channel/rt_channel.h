@@ -22,6 +22,8 @@
  * A channel's text limit is the tightest its providers document (sources in
  * rt_channel.c): a reply or a notification longer than it is refused
  * before it is sent, naming the limit, rather than failed by the provider.
+ * Its caption limit says whether retain sends attachments there as media
+ * (Telegram's photos and documents) or as links in the text.
  *
  * The tables are constant: every function is thread-safe, and what they
  * return lives as long as the process.
@@ -41,6 +43,9 @@ typedef struct {
     const char *title;         /* for people: "WhatsApp", "Web chat" */
     long text_max;             /* the most characters (code points) of one text message the
                                   channel's providers take; 0: no limit retain knows of */
+    long caption_max;          /* the most characters of a medium's caption, when retain sends
+                                  images and documents there as media (rt_attachment.h); 0:
+                                  it sends none, an attachment goes as its link in the text */
 } rt_channel_t;
 
 /* One inbox kind: a channel as one provider delivers it. */

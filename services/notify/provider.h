@@ -34,7 +34,8 @@
  *   WINDOW          outside the channel's messaging window (Meta code 10,
  *                   WhatsApp 131047): a template or another channel.
  *   BAD_REQUEST     the request itself is wrong (Telegram 400 message too
- *                   long or can't parse entities, Viber 3/4/13/14, Meta
+ *                   long or can't parse entities, a medium's URL it cannot
+ *                   fetch or use, a caption too long, Viber 3/4/13/14, Meta
  *                   100, WhatsApp 131008/131009/132000/132001/100, Twilio
  *                   21408): never retried, the reason kept.
  *   STOP_ACCOUNT    the sending account cannot send now (an invalid token:
@@ -90,6 +91,15 @@ typedef struct {
     const char *status_url; /* Twilio StatusCallback (ingest's receipt webhook); NULL: none */
 } provider_account_t;
 
+/* A medium a send carries (rt_attachment.h says what may be one): the
+ * provider fetches it from url. */
+typedef struct {
+    const char *kind;      /* "image" or "document" */
+    const char *url;       /* https:// */
+    const char *name;      /* its file name, NULL: none */
+    const char *mime_type; /* its media type, NULL: none */
+} provider_attachment_t;
+
 /* One send, as the worker hands it to an adapter. */
 typedef struct {
     const char *message_id;      /* retain's id of the message (the send's idempotency key) */
@@ -104,6 +114,10 @@ typedef struct {
                                            tag outside the 24 h window) */
     const char *reply_to;               /* a comment id to answer privately (Meta's private
                                            reply); NULL: a message */
+    const provider_attachment_t *attachments; /* the media it carries, text their caption:
+                                                 only on a channel whose caption_max > 0
+                                                 (elsewhere the links are in text); NULL */
+    size_t n_attachments;                     /* how many (Telegram: at most one a request) */
 } provider_send_t;
 
 /* A built request: what rt_http_client_submit takes, owned. */
@@ -153,7 +167,8 @@ typedef struct {
     /* Builds send's request through account into *out (zeroed first).
      * 0, or -1 with err filled and nothing left to free (a send the
      * provider cannot take: no recipient, no text and no template, text
-     * over the channel's limit, a field it lacks). */
+     * over the channel's limit, a field it lacks, media it cannot send
+     * in one request). */
     int (*build) (const provider_account_t *account, const provider_send_t *send,
                   provider_request_t *out, char *err, size_t errlen);
     /* Classifies the answer (or the transport's failure) into *out

@@ -34,6 +34,7 @@
 #include "retain/v1/message.pb-c.h"
 #include "routing.h"
 #include "routing_int.h"
+#include "rt_attachment.h"
 #include "rt_channel.h"
 #include "rt_clock.h"
 #include "rt_log.h"
@@ -207,6 +208,33 @@ s_body (const char *key, ...)
     }
     va_end (ap);
     out = json_dumps (j, JSON_COMPACT);
+    json_decref (j);
+    return out;
+}
+
+/* An outbound entry's body: {"text", "message_id", "attachments"?: [{kind,
+ * url, name?, mime_type?}]}. Owned, NULL when out of memory. */
+static char *
+s_outbound_body (const routing_outbound_t *in)
+{
+    json_t *j =
+        json_pack ("{s:s, s:s}", "text", in->text ? in->text : "", "message_id", in->message_id);
+    json_t *list = in->n_attachments ? json_array () : NULL;
+    char *out;
+    for (size_t i = 0; j && list && i < in->n_attachments; i++) {
+        const routing_attachment_t *a = &in->attachments[i];
+        json_t *o = rt_attachment_json (a->kind, a->url, a->name, a->mime_type);
+        if (!o || json_array_append_new (list, o) != 0) {
+            json_decref (list);
+            json_decref (j);
+            return NULL;
+        }
+    }
+    if (j && list && json_object_set_new (j, "attachments", list) != 0) {
+        json_decref (j);
+        return NULL;
+    }
+    out = j ? json_dumps (j, JSON_COMPACT) : NULL;
     json_decref (j);
     return out;
 }
@@ -425,8 +453,12 @@ routing_outbound (rt_db_t *db, const routing_outbound_t *in, routing_outbound_re
 
     memset (out, 0, sizeof *out);
     if (!routing_id_ok (in->conversation_id) || !routing_id_ok (in->message_id) ||
-        !routing_set (in->operator_id) || !routing_set (in->text)) {
-        rt_errf (err, errlen, "a reply needs a conversation, a message id, an operator and text");
+        !routing_set (in->operator_id) || (!routing_set (in->text) && in->n_attachments == 0) ||
+        in->n_attachments > RT_ATTACHMENTS_MAX) {
+        rt_errf (err, errlen,
+                 "a reply needs a conversation, a message id, an operator and text or "
+                 "attachments (at most %d)",
+                 RT_ATTACHMENTS_MAX);
         return ROUTING_ERR_INVALID;
     }
     found = s_conv_get (db, in->conversation_id, &c, err, errlen);
@@ -484,7 +516,7 @@ routing_outbound (rt_db_t *db, const routing_outbound_t *in, routing_outbound_re
         return ROUTING_ERR_CHANNEL;
     }
     out->channel = ch->value;
-    body = s_body ("text", in->text, "message_id", in->message_id, NULL);
+    body = s_outbound_body (in);
     if (!body) {
         rt_errf (err, errlen, "outbound entry: out of memory");
         return ROUTING_ERR_DB;
@@ -514,16 +546,34 @@ routing_outbound_emit (rt_db_t *db, const routing_outbound_t *in,
                        const routing_outbound_result_t *res, char *err, size_t errlen)
 {
     Retain__V1__OutboundMessageRequested msg = RETAIN__V1__OUTBOUND_MESSAGE_REQUESTED__INIT;
+    Retain__V1__Attachment atts[RT_ATTACHMENTS_MAX], *attp[RT_ATTACHMENTS_MAX];
     char id[ROUTING_ID_LEN + 1];
 
     if (res->replay)
         return ROUTING_OK;
+    if (in->n_attachments > RT_ATTACHMENTS_MAX) {
+        rt_errf (err, errlen, "at most %d attachments", RT_ATTACHMENTS_MAX);
+        return ROUTING_ERR_INVALID;
+    }
+    for (size_t i = 0; i < in->n_attachments; i++) {
+        const routing_attachment_t *a = &in->attachments[i];
+        retain__v1__attachment__init (&atts[i]);
+        atts[i].kind = (char *)a->kind;
+        atts[i].url = (char *)a->url;
+        if (a->name)
+            atts[i].name = (char *)a->name;
+        if (a->mime_type)
+            atts[i].mime_type = (char *)a->mime_type;
+        attp[i] = &atts[i];
+    }
+    msg.n_attachments = in->n_attachments;
+    msg.attachments = in->n_attachments ? attp : NULL;
     s_copy (id, sizeof id, in->message_id);
     msg.message_id = id;
     msg.customer_id = (char *)res->customer_id;
     msg.channel = res->channel;
     msg.conversation_id = (char *)in->conversation_id;
-    msg.text = (char *)in->text;
+    msg.text = (char *)(in->text ? in->text : "");
     msg.operator_id = (char *)in->operator_id;
     /* Keyed by customer, as InboundMessage is once known: one customer's
      * messages keep their order on the bus. */

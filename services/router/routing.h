@@ -131,14 +131,25 @@ typedef struct {
     int unanswered;                           /* the counter after it */
 } routing_inbound_result_t;
 
+/* A photo or document an operator's reply carries (rt_attachment.h says
+ * what may be one; the API checked it). Strings lent. */
+typedef struct {
+    const char *kind;      /* "image" or "document" */
+    const char *url;       /* https:// */
+    const char *name;      /* NULL: none */
+    const char *mime_type; /* NULL: none */
+} routing_attachment_t;
+
 /* An operator's reply. Strings lent. */
 typedef struct {
-    const char *conversation_id; /* required */
-    const char *operator_id;     /* who writes (required) */
-    const char *message_id;      /* a UUIDv7 the API derived from the request's
-                                    Idempotency-Key: the send's id and its envelope's */
-    const char *text;            /* required, not empty */
-    Retain__V1__Channel channel; /* CHANNEL_UNSPECIFIED: the last inbound message's */
+    const char *conversation_id;             /* required */
+    const char *operator_id;                 /* who writes (required) */
+    const char *message_id;                  /* a UUIDv7 the API derived from the request's
+                                                Idempotency-Key: the send's id and its envelope's */
+    const char *text;                        /* not empty, unless there are attachments */
+    Retain__V1__Channel channel;             /* CHANNEL_UNSPECIFIED: the last inbound message's */
+    const routing_attachment_t *attachments; /* n_attachments of them, NULL: none */
+    size_t n_attachments;                    /* at most RT_ATTACHMENTS_MAX */
 } routing_outbound_t;
 
 /* What routing_outbound came to. */
@@ -200,7 +211,8 @@ routing_status_t routing_inbound (rt_db_t *db, const routing_inbound_t *in,
                                   routing_inbound_result_t *out, char *err, size_t errlen);
 
 /* Records an operator's reply: a timeline entry (idempotent by message
- * id), unanswered 0 and waiting_since cleared. Refuses a channel the
+ * id; its body the text, the message id and the attachments, when there
+ * are any), unanswered 0 and waiting_since cleared. Refuses a channel the
  * customer has no identity on (ROUTING_ERR_CHANNEL), a resolved
  * conversation (ROUTING_ERR_STATE). The send itself is
  * routing_outbound_emit's. */

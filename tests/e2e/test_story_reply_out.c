@@ -16,7 +16,9 @@
  * nothing more. Telegram's bots get no delivery receipts, so its success
  * is the delivery: notifyd's MessageDelivered reaches routerd and the
  * conversation's timeline shows a receipt linked to the reply's message
- * id.
+ * id. A reply with a photo reaches Telegram once as the photo with the
+ * text under it, and its timeline entry shows the attachment; one whose
+ * attachment cannot go is refused (422, naming the field).
  *
  * Every answer of the operator API is checked against the OpenAPI
  * document with tests/integration/openapi/check.mjs (node; without it the
@@ -334,6 +336,82 @@ test_receipt_in_timeline (void **state)
     rt_test_api_reply_free (&r);
 }
 
+/* The operator sends the customer a photo of the parcel: Telegram gets it
+ * once as a photo with the text as its caption, and the timeline shows
+ * the reply with its attachment. An attachment that cannot go (a URL in
+ * the clear) is refused by the API, naming the field, and nothing is
+ * sent. */
+static void
+test_reply_with_a_photo (void **state)
+{
+    const char *url = "https://shop.example/parcels/INV-2041.jpg";
+    rt_test_api_reply_t r;
+    const rt_fake_request_t *req;
+    char body[512], photo_id[40], sql[256];
+    json_t *sent, *e, *outbound = NULL;
+    size_t i;
+    (void)state;
+    r = s_api ("POST", "/v1/conversations/{id}/messages", s.conv,
+               "{\"text\": \"Ось ваша посилка\", \"attachments\": [{\"kind\": \"image\","
+               " \"url\": \"http://shop.example/p.jpg\"}]}",
+               NULL);
+    assert_int_equal (r.status, 422);
+    assert_string_equal (rt_test_api_problem_type (&r), "invalid");
+    if (!strstr (rt_test_api_str (r.json, "detail"), "attachments[0].url"))
+        fail_msg ("the refusal does not name the field: %s", r.body);
+    rt_test_api_reply_free (&r);
+    r = s_api ("POST", "/v1/conversations/{id}/messages", s.conv,
+               "{\"text\": \"x\", \"attachments\": [{\"kind\": \"video\", \"url\":"
+               " \"https://shop.example/v.mp4\"}]}",
+               NULL);
+    assert_int_equal (r.status, 422);
+    if (!strstr (rt_test_api_str (r.json, "detail"), "attachments[0].kind"))
+        fail_msg ("the refusal does not name the field: %s", r.body);
+    rt_test_api_reply_free (&r);
+
+    snprintf (body, sizeof body,
+              "{\"text\": \"Ось ваша посилка\", \"attachments\": [{\"kind\": \"image\","
+              " \"url\": \"%s\", \"name\": \"INV-2041.jpg\"}]}",
+              url);
+    r = s_api ("POST", "/v1/conversations/{id}/messages", s.conv, body, "reply-out-photo");
+    if (r.status != 202)
+        fail_msg ("the reply with a photo: %ld %s", r.status, r.body);
+    snprintf (photo_id, sizeof photo_id, "%s", rt_test_api_str (r.json, "message_id"));
+    rt_test_api_reply_free (&r);
+    if (!rt_fake_provider_wait (s.fake, 2, 30000))
+        fail_msg ("the Bot API got no photo within 30 s; see %s/%s", rt_test_dir (),
+                  S_LOG ("notifyd"));
+    req = rt_fake_provider_request (s.fake, 1);
+    assert_string_equal (req->target, "/bot" TG_TOKEN "/sendPhoto");
+    sent = json_loads (req->body, 0, NULL);
+    assert_non_null (sent);
+    assert_string_equal (json_string_value (json_object_get (sent, "photo")), url);
+    assert_string_equal (json_string_value (json_object_get (sent, "caption")), "Ось ваша посилка");
+    json_decref (sent);
+    snprintf (sql, sizeof sql,
+              "SELECT count(*) FROM notify.sends WHERE id = '%s' AND status = 'delivered'",
+              photo_id);
+    assert_int_equal (rt_test_pg_wait_long (s.pg, sql, 1, 30000), 1);
+    usleep (1500 * 1000);
+    assert_int_equal (rt_fake_provider_count (s.fake, RT_FAKE_PROVIDERS), 2);
+
+    r = s_api ("GET", "/v1/conversations/{id}/messages", s.conv, NULL, NULL);
+    assert_int_equal (r.status, 200);
+    json_array_foreach (json_object_get (r.json, "items"), i, e)
+    {
+        const char *id = json_string_value (json_object_get (e, "id"));
+        if (id && strcmp (id, photo_id) == 0)
+            outbound = e;
+    }
+    assert_non_null (outbound);
+    assert_string_equal (json_string_value (json_object_get (outbound, "text")),
+                         "Ось ваша посилка");
+    assert_string_equal (rt_test_api_str (outbound, "body.attachments.0.kind"), "image");
+    assert_string_equal (rt_test_api_str (outbound, "body.attachments.0.url"), url);
+    assert_string_equal (rt_test_api_str (outbound, "body.attachments.0.name"), "INV-2041.jpg");
+    rt_test_api_reply_free (&r);
+}
+
 int
 main (void)
 {
@@ -341,6 +419,7 @@ main (void)
         cmocka_unit_test (test_customer_writes),
         cmocka_unit_test (test_reply_reaches_telegram_once),
         cmocka_unit_test (test_receipt_in_timeline),
+        cmocka_unit_test (test_reply_with_a_photo),
         /* The answers recorded above, against the OpenAPI document. */
         cmocka_unit_test_prestate (rt_test_api_check_router, &s.api),
     };

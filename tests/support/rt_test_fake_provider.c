@@ -96,6 +96,12 @@ static const s_error_t s_telegram_errors[] = {
      "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: group chat was upgraded to "
      "a supergroup chat\",\"parameters\":{\"migrate_to_chat_id\":-1001234567890}}"},
     {"unauthorized", 401, TG (401, "Unauthorized")},
+    /* sendPhoto and sendDocument with a URL Telegram cannot fetch or use,
+     * and a caption over 1024 characters. */
+    {"wrong_url", 400, TG (400, "Bad Request: wrong file identifier/HTTP URL specified")},
+    {"url_content", 400, TG (400, "Bad Request: failed to get HTTP URL content")},
+    {"web_page_content", 400, TG (400, "Bad Request: wrong type of the web page content")},
+    {"caption_too_long", 400, TG (400, "Bad Request: message caption is too long")},
 };
 #undef TG
 
@@ -249,6 +255,34 @@ s_field (json_t *doc, const char *key, const char *key2)
     return key2 ? json_object_get (v, key2) : v;
 }
 
+/* The medium of a sendPhoto or sendDocument body, as its Message shows
+ * it: photo an array of PhotoSize (Telegram's sizes of the one image),
+ * document a Document named from its URL; NULL for a sendMessage. */
+static json_t *
+s_telegram_medium (json_t *doc, long long id, const char **key)
+{
+    json_t *photo = s_field (doc, "photo", NULL), *document = s_field (doc, "document", NULL);
+    char file_id[64], unique[32];
+    snprintf (file_id, sizeof file_id, "AgACAgIAAxkBAAIFake%lld", id);
+    snprintf (unique, sizeof unique, "AQADFake%lld", id);
+    if (json_is_string (photo)) {
+        *key = "photo";
+        return json_pack ("[{s:s, s:s, s:i, s:i, s:i}, {s:s, s:s, s:i, s:i, s:i}]", "file_id",
+                          file_id, "file_unique_id", unique, "file_size", 1391, "width", 90,
+                          "height", 67, "file_id", file_id, "file_unique_id", unique, "file_size",
+                          58242, "width", 800, "height", 600);
+    }
+    if (json_is_string (document)) {
+        const char *url = json_string_value (document), *slash = strrchr (url, '/');
+        *key = "document";
+        return json_pack ("{s:s, s:s, s:s, s:s, s:i}", "file_name",
+                          slash && slash[1] ? slash + 1 : "file", "mime_type", "application/pdf",
+                          "file_id", file_id, "file_unique_id", unique, "file_size", 48213);
+    }
+    *key = NULL;
+    return NULL;
+}
+
 static void
 s_success (rt_fake_kind_t provider, long long id, const char *body, size_t len, s_made_t *m)
 {
@@ -259,13 +293,30 @@ s_success (rt_fake_kind_t provider, long long id, const char *body, size_t len, 
     case RT_FAKE_TELEGRAM: {
         json_t *chat = s_field (doc, "chat_id", NULL);
         json_t *text = s_field (doc, "text", NULL);
-        out = json_pack ("{s:b, s:{s:I, s:{s:I, s:b, s:s}, s:{s:I, s:s}, s:I, s:s}}", "ok", 1,
-                         "result", "message_id", (json_int_t)id, "from", "id", (json_int_t)1,
-                         "is_bot", 1, "first_name", "Fake shop", "chat", "id",
+        json_t *caption = s_field (doc, "caption", NULL);
+        const char *key = NULL;
+        json_t *medium = s_telegram_medium (doc, id, &key);
+        out = json_pack ("{s:b, s:{s:I, s:{s:I, s:b, s:s}, s:{s:I, s:s}, s:I}}", "ok", 1, "result",
+                         "message_id", (json_int_t)id, "from", "id", (json_int_t)1, "is_bot", 1,
+                         "first_name", "Fake shop", "chat", "id",
                          json_is_integer (chat) ? json_integer_value (chat) : (json_int_t)-100777,
                          "type", json_is_integer (chat) ? "private" : "channel", "date",
-                         (json_int_t)time (NULL), "text",
-                         json_is_string (text) ? json_string_value (text) : "");
+                         (json_int_t)time (NULL));
+        if (out) {
+            /* A Message has text, or a medium with its caption. */
+            json_t *result = json_object_get (out, "result");
+            if (medium) {
+                json_object_set_new (result, key, medium);
+                if (json_is_string (caption))
+                    json_object_set (result, "caption", caption);
+            } else {
+                json_object_set_new (
+                    result, "text",
+                    json_string (json_is_string (text) ? json_string_value (text) : ""));
+            }
+        } else {
+            json_decref (medium);
+        }
         /* The adapter names a message "<chat>:<id>". */
         snprintf (m->id, sizeof m->id, "%" JSON_INTEGER_FORMAT ":%lld",
                   json_is_integer (chat) ? json_integer_value (chat) : (json_int_t)-100777, id);
@@ -607,6 +658,8 @@ rt_fake_provider_start (void)
     if (!fp->server)
         fail_msg ("fake provider: %s", err);
     if (!rt_http_route (fp->server, "POST", "/{bot}/sendMessage", s_on_telegram, fp) ||
+        !rt_http_route (fp->server, "POST", "/{bot}/sendPhoto", s_on_telegram, fp) ||
+        !rt_http_route (fp->server, "POST", "/{bot}/sendDocument", s_on_telegram, fp) ||
         !rt_http_route (fp->server, "POST", "/pa/send_message", s_on_viber, fp) ||
         !rt_http_route (fp->server, "POST", "/{version}/{id}/messages", s_on_graph, fp) ||
         !rt_http_route (fp->server, "POST", "/2010-04-01/Accounts/{sid}/Messages.json", s_on_twilio,

@@ -6,7 +6,8 @@
  * threads) serves the five providers' send routes at their real paths, so
  * an account whose base_url is rt_fake_provider_base () works for every
  * adapter:
- *   telegram  POST /bot<token>/sendMessage
+ *   telegram  POST /bot<token>/sendMessage, sendPhoto, sendDocument (one
+ *             script for the three: the record's target tells them apart)
  *   viber     POST /pa/send_message
  *   meta      POST /<version>/<page id>/messages              (Messenger, Instagram)
  *   whatsapp  POST /<version>/<phone-number id>/messages      (a body whose
@@ -27,7 +28,10 @@
  * of ../shared/reference/providers.md section 2, written here
  * independently of the adapters (so an adapter that misreads its provider
  * cannot agree with itself):
- *   SUCCESS       Telegram 200 {"ok": true, "result": Message}, Viber 200
+ *   SUCCESS       Telegram 200 {"ok": true, "result": Message: its text, or
+ *                 for sendPhoto its photo (PhotoSize array) and for
+ *                 sendDocument its document (Document), with the caption
+ *                 sent}, Viber 200
  *                 {"status": 0, "message_token"}, Meta 200 {"recipient_id",
  *                 "message_id"}, WhatsApp 200 {"contacts", "messages":
  *                 [{"id": "wamid..."}]}, Twilio 201 {"sid": "SM...",
@@ -44,7 +48,11 @@
  *   ERROR         a documented permanent (or window) error, named by
  *                 `error`: Telegram "blocked", "cant_initiate",
  *                 "deactivated", "chat_not_found", "too_long", "cant_parse",
- *                 "migrated", "unauthorized"; Viber a status ("2" to "24");
+ *                 "migrated", "unauthorized", and for a medium's URL
+ *                 "wrong_url" (wrong file identifier/HTTP URL specified),
+ *                 "url_content" (failed to get HTTP URL content),
+ *                 "web_page_content" (wrong type of the web page content),
+ *                 "caption_too_long"; Viber a status ("2" to "24");
  *                 Meta "10/2018278", "551/1545041", "100/2018001", "190",
  *                 "10/1893063"; WhatsApp "131026", "131047", "131049",
  *                 "131050", "131056", "131000", "131008", "100", "132001",

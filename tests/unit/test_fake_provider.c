@@ -10,7 +10,10 @@
  * fake's success comes back as SENT with the id the fake handed out, and
  * each scripted answer (429 with retry_after, 5xx, an HTML page, a delay
  * past the client's timeout, the documented permanent errors) comes back
- * as the verdict providers.md gives it; many sends at once are all
+ * as the verdict providers.md gives it; Telegram's sendPhoto and
+ * sendDocument are answered with a Message carrying the photo or the
+ * document and its caption, and their refusals of a URL are bad
+ * requests; many sends at once are all
  * recorded and all answered; a fake stopped with answers still delayed
  * stops at once and leaks nothing (LSan).
  */
@@ -462,6 +465,117 @@ test_scripted_answers (void **state)
     }
 }
 
+/* --- Telegram's media --- */
+
+/* The fake's answer to a Bot API call made by hand: the Message a
+ * client's library reads back. */
+static json_t *
+s_bot_call (s_fixture_t *f, const char *method, const char *body)
+{
+    const char *h[] = {"Content-Type: application/json", NULL};
+    const char *base = rt_fake_provider_base (f->fake);
+    char path[128];
+    rt_test_reply_t reply;
+    json_t *doc;
+    snprintf (path, sizeof path, "/bot%s/%s", f->accounts[RT_FAKE_TELEGRAM].token, method);
+    if (rt_test_http_request (atoi (strrchr (base, ':') + 1), "POST", path, body, strlen (body), h,
+                              &reply) != 200)
+        fail_msg ("%s: %ld %s", method, reply.status, reply.body);
+    doc = json_loads (reply.body, 0, NULL);
+    if (!doc)
+        fail_msg ("%s answered no JSON: %s", method, reply.body);
+    assert_true (json_is_true (json_object_get (doc, "ok")));
+    return doc;
+}
+
+static void
+test_telegram_media (void **state)
+{
+    s_fixture_t *f = *state;
+    const char *caption = "Ось фото вашої посилки";
+    const char *pdf = "https://shop.example/invoices/INV-2041.pdf";
+    provider_attachment_t photo = {.kind = "image", .url = "https://shop.example/p/7.jpg"};
+    provider_attachment_t invoice = {.kind = "document", .url = pdf, .name = "INV-2041.pdf"};
+    provider_send_t send = {.channel = RETAIN__V1__CHANNEL__TELEGRAM,
+                            .to = "12345",
+                            .text = caption,
+                            .attachments = &photo,
+                            .n_attachments = 1};
+
+    /* The adapter's sendPhoto, and what the fake answered it. */
+    provider_outcome_t out = s_send (f, RT_FAKE_TELEGRAM, &provider_telegram, &send, 0);
+    const rt_fake_request_t *r = s_last (f);
+    assert_int_equal (out.verdict, PROVIDER_SENT);
+    assert_true (out.delivered);
+    assert_string_equal (r->target, "/bot123456:ABC-DEF1234ghIkl/sendPhoto");
+    assert_string_equal (out.external_id, r->id);
+    json_t *doc = s_json (r);
+    assert_string_equal (s_str (doc, "photo", NULL), photo.url);
+    assert_string_equal (s_str (doc, "caption", NULL), caption);
+    assert_null (json_object_get (doc, "text"));
+    json_decref (doc);
+
+    /* A document without a caption: sendDocument, nothing else. */
+    send = (provider_send_t){.channel = RETAIN__V1__CHANNEL__TELEGRAM,
+                             .to = "12345",
+                             .text = "",
+                             .attachments = &invoice,
+                             .n_attachments = 1};
+    out = s_send (f, RT_FAKE_TELEGRAM, &provider_telegram, &send, 0);
+    r = s_last (f);
+    assert_int_equal (out.verdict, PROVIDER_SENT);
+    assert_string_equal (r->target, "/bot123456:ABC-DEF1234ghIkl/sendDocument");
+    doc = s_json (r);
+    assert_string_equal (s_str (doc, "document", NULL), pdf);
+    assert_null (json_object_get (doc, "caption"));
+    json_decref (doc);
+
+    /* The documented shapes of the answers: a Message with photo (its
+     * sizes) and the caption, with document (named from the URL). */
+    doc = s_bot_call (f, "sendPhoto",
+                      "{\"chat_id\": 12345, \"photo\": \"https://shop.example/p/7.jpg\","
+                      " \"caption\": \"Ось\"}");
+    json_t *result = json_object_get (doc, "result");
+    assert_true (json_is_integer (json_object_get (result, "message_id")));
+    assert_true (json_array_size (json_object_get (result, "photo")) >= 1);
+    assert_non_null (json_string_value (
+        json_object_get (json_array_get (json_object_get (result, "photo"), 0), "file_id")));
+    assert_string_equal (s_str (result, "caption", NULL), "Ось");
+    assert_null (json_object_get (result, "text"));
+    json_decref (doc);
+    doc = s_bot_call (f, "sendDocument",
+                      "{\"chat_id\": 12345, \"document\": "
+                      "\"https://shop.example/invoices/INV-2041.pdf\"}");
+    result = json_object_get (doc, "result");
+    assert_string_equal (s_str (result, "document", "file_name"), "INV-2041.pdf");
+    assert_non_null (s_str (result, "document", "file_id"));
+    assert_null (json_object_get (result, "caption"));
+    json_decref (doc);
+
+    /* Telegram's refusals of a medium: a bad request, the provider's
+     * words kept, never a retry. */
+    static const char *const errors[] = {"wrong_url", "url_content", "web_page_content",
+                                         "caption_too_long"};
+    static const char *const words[] = {"Bad Request: wrong file identifier/HTTP URL specified",
+                                        "Bad Request: failed to get HTTP URL content",
+                                        "Bad Request: wrong type of the web page content",
+                                        "Bad Request: message caption is too long"};
+    send = (provider_send_t){.channel = RETAIN__V1__CHANNEL__TELEGRAM,
+                             .to = "12345",
+                             .text = caption,
+                             .attachments = &photo,
+                             .n_attachments = 1};
+    for (size_t i = 0; i < sizeof errors / sizeof *errors; i++) {
+        rt_fake_provider_push (f->fake, RT_FAKE_TELEGRAM,
+                               &(rt_fake_answer_t){.kind = RT_FAKE_ERROR, .error = errors[i]});
+        out = s_send (f, RT_FAKE_TELEGRAM, &provider_telegram, &send, 0);
+        assert_int_equal (s_last (f)->status, 400);
+        assert_int_equal (out.verdict, PROVIDER_BAD_REQUEST);
+        assert_string_equal (out.code, "400");
+        assert_string_equal (out.reason, words[i]);
+    }
+}
+
 /* --- time --- */
 
 static void
@@ -608,6 +722,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_every_provider_sends, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_scripted_answers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_telegram_media, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_timeout_is_uncertain, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stop_with_answers_delayed, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_connection_refused, s_setup, s_teardown),

@@ -173,6 +173,19 @@ s_json_body (const provider_request_t *req, const char *fmt, ...)
     assert_string_equal (s_header (req, "Content-Type"), "application/json");
 }
 
+/* n Cyrillic letters (two bytes each), owned: a text at a limit counted
+ * in characters, not bytes. */
+static char *
+s_letters (int n)
+{
+    char *text = malloc (2 * (size_t)n + 1);
+    assert_non_null (text);
+    for (int i = 0; i < n; i++)
+        memcpy (text + 2 * i, "ї", 2);
+    text[2 * n] = '\0';
+    return text;
+}
+
 /* --- Telegram (providers.md 2.1) --- */
 
 static const provider_account_t s_telegram = {
@@ -219,10 +232,7 @@ test_telegram_refusals (void **state)
     provider_account_t account = s_telegram;
     /* 4096 is Telegram's limit, in characters: 4096 Cyrillic letters
      * (8192 bytes) pass, 4097 do not. */
-    char *text = malloc (2 * 4097 + 1);
-    for (int i = 0; i < 4097; i++)
-        memcpy (text + 2 * i, "ї", 2);
-    text[2 * 4097] = '\0';
+    char *text = s_letters (4097);
     send.text = text;
     s_refused (&provider_telegram, &account, &send, "limit of 4096");
     text[2 * 4096] = '\0';
@@ -317,6 +327,120 @@ test_telegram_answers (void **state)
     s_check_cases (&provider_telegram, cases, sizeof cases / sizeof *cases);
     provider_outcome_t out = s_classify (&provider_telegram, cases[11].status, cases[11].body, -1);
     assert_string_equal (out.migrate_to, "-1001234567890");
+}
+
+/* A photo or a document goes as sendPhoto or sendDocument, the URL for
+ * Telegram to fetch and the text as its caption (core.telegram.org/bots/
+ * api#sendphoto, #senddocument: caption 0-1024 characters). */
+static void
+test_telegram_media_request (void **state)
+{
+    (void)state;
+    provider_request_t req;
+    provider_attachment_t photo = {.kind = "image", .url = "https://shop.example/p/7.jpg"};
+    provider_attachment_t pdf = {.kind = "document",
+                                 .url = "https://shop.example/i/INV-2041.pdf",
+                                 .name = "INV-2041.pdf",
+                                 .mime_type = "application/pdf"};
+    provider_send_t send = {.message_id = "m-1",
+                            .channel = RETAIN__V1__CHANNEL__TELEGRAM,
+                            .to = "12345",
+                            .text = "Ось ваша посилка",
+                            .attachments = &photo,
+                            .n_attachments = 1};
+    s_build (&provider_telegram, &s_telegram, &send, &req);
+    assert_string_equal (req.url,
+                         "http://tg.test/bot123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11/sendPhoto");
+    assert_string_equal (req.log_url, "http://tg.test/bot***/sendPhoto");
+    s_json_body (&req, "{s:I, s:s, s:s}", "chat_id", (json_int_t)12345, "photo",
+                 "https://shop.example/p/7.jpg", "caption", "Ось ваша посилка");
+    provider_request_free (&req);
+
+    /* A document; no text is no caption (a name and a type cannot go with
+     * a URL: Telegram names the file from it). */
+    send.attachments = &pdf;
+    send.text = "";
+    s_build (&provider_telegram, &s_telegram, &send, &req);
+    assert_string_equal (req.log_url, "http://tg.test/bot***/sendDocument");
+    s_json_body (&req, "{s:I, s:s}", "chat_id", (json_int_t)12345, "document",
+                 "https://shop.example/i/INV-2041.pdf");
+    provider_request_free (&req);
+    send.text = NULL;
+    s_build (&provider_telegram, &s_telegram, &send, &req);
+    provider_request_free (&req);
+
+    /* The caption's limit, in characters: 1024 Cyrillic letters pass,
+     * 1025 do not. */
+    char *text = s_letters (1025);
+    send.text = text;
+    s_refused (&provider_telegram, &s_telegram, &send, "limit of 1024");
+    text[2 * 1024] = '\0';
+    s_build (&provider_telegram, &s_telegram, &send, &req);
+    provider_request_free (&req);
+    free (text);
+
+    /* One medium a request; only images and documents, by https. */
+    provider_attachment_t two[2] = {photo, pdf};
+    send = (provider_send_t){.channel = RETAIN__V1__CHANNEL__TELEGRAM,
+                             .to = "12345",
+                             .text = "x",
+                             .attachments = two,
+                             .n_attachments = 2};
+    s_refused (&provider_telegram, &s_telegram, &send, "one medium a request");
+    provider_attachment_t odd = {.kind = "sticker", .url = "https://shop.example/s.webp"};
+    send.attachments = &odd;
+    send.n_attachments = 1;
+    s_refused (&provider_telegram, &s_telegram, &send, "kind \"sticker\"");
+    provider_attachment_t plain = {.kind = "image", .url = "http://shop.example/p.jpg"};
+    send.attachments = &plain;
+    s_refused (&provider_telegram, &s_telegram, &send, "https");
+}
+
+/* What Telegram answers a medium: a Message with photo (or document) and
+ * its caption; a URL it cannot fetch or use, or a caption too long, is a
+ * bad request for that message, never retried. */
+static void
+test_telegram_media_answers (void **state)
+{
+    (void)state;
+    static const s_case_t cases[] = {
+        {"core.telegram.org/bots/api#message: photo, an array of PhotoSize, and caption", 200,
+         "{\"ok\":true,\"result\":{\"message_id\":43,\"chat\":{\"id\":12345,\"type\":"
+         "\"private\"},\"date\":1760000000,\"photo\":[{\"file_id\":\"AgAC1\",\"file_unique_id\":"
+         "\"AQAD1\",\"width\":90,\"height\":67}],\"caption\":\"Ось\"}}",
+         -1, PROVIDER_SENT, "", false, 0, "12345:43", NULL},
+        {"core.telegram.org/bots/api#document", 200,
+         "{\"ok\":true,\"result\":{\"message_id\":44,\"chat\":{\"id\":12345,\"type\":"
+         "\"private\"},\"date\":1760000000,\"document\":{\"file_name\":\"INV-2041.pdf\","
+         "\"mime_type\":\"application/pdf\",\"file_id\":\"BQAC1\",\"file_unique_id\":"
+         "\"AgAD1\"}}}",
+         -1, PROVIDER_SENT, "", false, 0, "12345:44", NULL},
+        {"yagop/node-telegram-bot-api#425, eternnoir/pyTelegramBotAPI#352", 400,
+         "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: wrong file "
+         "identifier/HTTP URL specified\"}",
+         -1, PROVIDER_BAD_REQUEST, "400", false, 0, "",
+         "Bad Request: wrong file identifier/HTTP URL specified"},
+        {"telegraf/telegraf#1549", 400,
+         "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: failed to get HTTP URL "
+         "content\"}",
+         -1, PROVIDER_BAD_REQUEST, "400", false, 0, "", "failed to get HTTP URL content"},
+        {"telegraf/telegraf#1549", 400,
+         "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: invalid file HTTP URL "
+         "specified: Host is invalid\"}",
+         -1, PROVIDER_BAD_REQUEST, "400", false, 0, "", "Host is invalid"},
+        {"tdlib/telegram-bot-api#782 (WEBPAGE_MEDIA_EMPTY)", 400,
+         "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: wrong type of the web "
+         "page content\"}",
+         -1, PROVIDER_BAD_REQUEST, "400", false, 0, "", "web page content"},
+        {"telegraf/telegraf#329", 400,
+         "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: wrong URL host\"}", -1,
+         PROVIDER_BAD_REQUEST, "400", false, 0, "", "wrong URL host"},
+        {"tactilenews/100eyes#1594", 400,
+         "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: message caption is "
+         "too long\"}",
+         -1, PROVIDER_BAD_REQUEST, "400", false, 0, "", "caption is too long"},
+    };
+    s_check_cases (&provider_telegram, cases, sizeof cases / sizeof *cases);
 }
 
 /* --- Viber (providers.md 2.2) --- */
@@ -981,6 +1105,8 @@ main (void)
         cmocka_unit_test (test_telegram_request),
         cmocka_unit_test (test_telegram_refusals),
         cmocka_unit_test (test_telegram_answers),
+        cmocka_unit_test (test_telegram_media_request),
+        cmocka_unit_test (test_telegram_media_answers),
         cmocka_unit_test (test_viber_request),
         cmocka_unit_test (test_viber_answers),
         cmocka_unit_test (test_meta_request),

@@ -13,7 +13,14 @@
  * identity (no_channel), no text (no_text: a template named in a request
  * is rendered in a later slice), text over the channel's limit
  * (text_too_long, the limit named), a suppressed address (suppressed), an
- * inbox without a sending account on that channel (no_account).
+ * inbox without a sending account on that channel (no_account), an
+ * attachment that cannot go out (bad_attachment: more than
+ * RT_ATTACHMENTS_MAX, a kind other than image or document, a URL that is
+ * not https; rt_attachment.h).
+ *
+ * Attachments: where the channel sends no media their links go in the
+ * text, one send; where it does (Telegram) the request may become several
+ * sends, its parts, all made here in the one transaction (parts.c).
  *
  * NotificationRequested (a template for a customer, from the daemon that
  * decided to say something) becomes one notify.notifications row keyed by
@@ -88,18 +95,6 @@ static const char *s_exists_sql = "SELECT 1 FROM notify.sends WHERE id = $1::uui
 #define S_RECIPIENT "notify_handler_recipient"
 static const char *s_recipient_sql = "SELECT channel, inbox, recipient, sendable, suppressed_by"
                                      " FROM notify.recipient($1::uuid, $2)";
-
-/* A new send; $9 the status ('queued', or 'failed' with $10-$11), $13
- * the operator who wrote it ('' none). */
-#define S_INSERT "notify_handler_insert"
-static const char *s_insert_sql =
-    "INSERT INTO notify.sends (id, event_id, customer_id, conversation_id, channel, inbox,"
-    "  recipient, text, status, last_verdict, last_code, last_reason, next_at, created_at,"
-    "  updated_at, operator_id)"
-    " VALUES ($1::uuid, $2::uuid, NULLIF($3, '')::uuid, $4, $5, $6, $7, $8, $9,"
-    "  CASE WHEN $9 = 'failed' THEN 'refused' END, $10, $11, to_timestamp($12::bigint / 1000.0),"
-    "  to_timestamp($12::bigint / 1000.0), to_timestamp($12::bigint / 1000.0), NULLIF($13, ''))"
-    " ON CONFLICT (id) DO NOTHING";
 
 /* The send a receipt names: by message id, else by (channel, external
  * id). */
@@ -221,23 +216,24 @@ s_db_failed (const char *what, rt_db_t *db)
     return -1;
 }
 
-/* Why a request cannot be sent at all, into code and reason; NULL code
+/* Why a request's text (with its attachments' links where the channel
+ * sends no media) cannot be sent at all, into code and reason; NULL code
  * when it can. */
 static const char *
-s_refusal (const Retain__V1__OutboundMessageRequested *m, const rt_channel_t *ch, char *reason,
-           size_t len)
+s_refusal (const Retain__V1__OutboundMessageRequested *m, const char *text, bool links,
+           const rt_channel_t *ch, char *reason, size_t len)
 {
     size_t n;
-    if (!s_set (m->text)) {
+    if (!s_set (text) && m->n_attachments == 0) {
         snprintf (reason, len, "the request has no text%s",
                   s_set (m->template_) ? " (templates are rendered for NotificationRequested)"
                                        : "");
         return "no_text";
     }
-    n = rt_utf8_count (m->text, strlen (m->text));
+    n = text ? rt_utf8_count (text, strlen (text)) : 0;
     if (ch && ch->text_max > 0 && (long)n > ch->text_max) {
-        snprintf (reason, len, "the text is %zu characters; %s takes at most %ld", n, ch->title,
-                  ch->text_max);
+        snprintf (reason, len, "the text%s is %zu characters; %s takes at most %ld",
+                  links ? " with the attachments' links" : "", n, ch->title, ch->text_max);
         return "text_too_long";
     }
     return NULL;
@@ -284,8 +280,10 @@ s_outbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
 {
     Retain__V1__OutboundMessageRequested *m;
     const rt_channel_t *want = NULL, *ch = NULL;
-    const char *code = NULL, *channel_name = "", *inbox = NULL, *recipient = NULL;
+    const char *code = NULL, *text;
     char reason[S_REASON_MAX] = "", now[24], err[256];
+    char *composed = NULL;
+    parts_where_t at = {"", NULL, NULL, now};
     PGresult *found = NULL;
     int rc = -1, seen;
 
@@ -293,6 +291,7 @@ s_outbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
                                                         event->payload.data);
     if (!m)
         return s_unreadable (self, event, "the payload is no OutboundMessageRequested");
+    text = m->text ? m->text : "";
     if (!s_is_uuid (m->message_id) || (s_set (m->customer_id) && !s_is_uuid (m->customer_id)) ||
         !s_is_uuid (event->id)) {
         rc = s_unreadable (self, event, "message_id and customer_id must be UUIDs");
@@ -318,45 +317,40 @@ s_outbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
             goto cleanup;
         }
     }
+    code = parts_refusal (m, reason, sizeof reason);
     if (found && PQntuples (found) > 0) {
         ch = rt_channel_by_name (PQgetvalue (found, 0, 0));
-        channel_name = PQgetvalue (found, 0, 0);
-        inbox = PQgetvalue (found, 0, 1);
-        recipient = PQgetvalue (found, 0, 2);
-        code = s_refusal (m, ch, reason, sizeof reason);
+        at.channel = PQgetvalue (found, 0, 0);
+        at.inbox = PQgetvalue (found, 0, 1);
+        at.recipient = PQgetvalue (found, 0, 2);
+        if (!code) {
+            /* Where the channel sends no media the links go in the text,
+             * and the customer still gets them. */
+            text = parts_text (m, ch, &composed);
+            if (!text) {
+                rt_log (RT_LOG_WARN, "out of memory", rt_log_str ("step", "links"));
+                goto cleanup;
+            }
+        }
+        if (!code)
+            code = s_refusal (m, text, composed != NULL, ch, reason, sizeof reason);
         if (!code)
             code = s_unsendable (found, ch, reason, sizeof reason);
-    } else {
+    } else if (!code) {
         ch = want;
-        channel_name = want ? want->name : "";
+        at.channel = want ? want->name : "";
         code = "no_channel";
         snprintf (reason, sizeof reason, "the customer has no identity on %s",
                   want ? want->title : "any channel");
+    } else {
+        at.channel = want ? want->name : "";
     }
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
-    {
-        const char *v[13] = {m->message_id,
-                             event->id,
-                             s_set (m->customer_id) ? m->customer_id : "",
-                             m->conversation_id ? m->conversation_id : "",
-                             channel_name,
-                             inbox,
-                             recipient,
-                             m->text ? m->text : "",
-                             code ? "failed" : "queued",
-                             code,
-                             code ? reason : NULL,
-                             now,
-                             m->operator_id ? m->operator_id : ""};
-        PGresult *ins = rt_db_exec_prepared (db, S_INSERT, 13, v, NULL, NULL, 0);
-        if (!ins) {
-            rc = s_db_failed ("insert", db);
-            goto cleanup;
-        }
-        PQclear (ins);
-    }
+    if (code ? parts_refused (db, event, m, &at, code, reason) != 0
+             : parts_queue (db, event, m, ch, &at, text) != 0)
+        goto cleanup;
     if (code) {
-        notify_event_t ev = {m->message_id, m->customer_id, channel_name, NULL};
+        notify_event_t ev = {m->message_id, m->customer_id, at.channel, NULL};
         rt_log (RT_LOG_INFO, "message refused", rt_log_str ("message_id", m->message_id),
                 rt_log_str ("code", code), rt_log_str ("reason", reason));
         if (notify_emit_failed (db, &ev, code, reason, true, 0, err, sizeof err) != 0) {
@@ -369,6 +363,7 @@ s_outbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
     }
     rc = 0;
 cleanup:
+    free (composed);
     PQclear (found);
     retain__v1__outbound_message_requested__free_unpacked (m, NULL);
     return rc;
@@ -728,8 +723,7 @@ s_prepare (handler_t *self, rt_db_t *db)
         return 0;
     self->prepared = db;
     if (rt_outbox_prepare (db) != 0 || rt_db_prepare (db, S_EXISTS, s_exists_sql) != 0 ||
-        rt_db_prepare (db, S_RECIPIENT, s_recipient_sql) != 0 ||
-        rt_db_prepare (db, S_INSERT, s_insert_sql) != 0 ||
+        rt_db_prepare (db, S_RECIPIENT, s_recipient_sql) != 0 || parts_prepare (db) != 0 ||
         rt_db_prepare (db, S_DELIVERED, s_delivered_sql) != 0 ||
         rt_db_prepare (db, S_KNOWN, s_known_sql) != 0 ||
         rt_db_prepare (db, S_FAILED, s_failed_sql) != 0 ||

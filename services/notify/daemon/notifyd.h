@@ -28,11 +28,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "provider.h"
+#include "rt_channel.h"
 #include "rt_db.h"
 #include "rt_metrics.h"
 #include "smtp.h"
 #include "retain/v1/envelope.pb-c.h"
+#include "retain/v1/message.pb-c.h"
 
 /* The producer name notifyd's own events carry: the handler passes over
  * its own MessageDelivered and MessageFailed. */
@@ -185,6 +189,11 @@ typedef struct {
     char *status_url;    /* Twilio StatusCallback */
     char *suppressed_by; /* the suppression's source when the address is suppressed, else "" */
     bool human;          /* an operator wrote it (Meta's HUMAN_AGENT tag) */
+    bool attached;       /* it has attachments or is a part: the four below are read */
+    char *attachments;   /* its media as notify.sends keeps them (JSON), "" when none */
+    char *part_of;       /* the message it is a part of (its events' id), "" when none */
+    int part;            /* its place among the parts, 0 when none */
+    int parts;           /* how many parts the message has, 0 when none */
     int64_t claimed_ms;  /* rt_clock_mono_ms when it was claimed */
 } notify_claim_t;
 
@@ -192,9 +201,60 @@ typedef struct {
 void notify_claim_free (notify_claim_t *c);
 
 /* Fills c (its strings owned) from row of notify.claim's result, in the
- * claim's column order, claimed at claimed_ms (rt_clock_mono_ms). 0, or
+ * claim's column order, claimed at claimed_ms (rt_clock_mono_ms); its
+ * attachments and part are "" and 0 until the sender reads them. 0, or
  * -1 when out of memory (c zeroed). */
 int notify_claim_from_row (const PGresult *r, int row, int64_t claimed_ms, notify_claim_t *c);
+
+/* --- an operator's reply as its sends (parts.c) --- */
+
+/* Where a reply's sends go, and when they were made (strings lent). */
+typedef struct {
+    const char *channel;   /* rt_channel's name, "" when none */
+    const char *inbox;     /* NULL when none was found */
+    const char *recipient; /* NULL when none was found */
+    const char *now;       /* unix ms, as text */
+} parts_where_t;
+
+/* Registers parts.c's statements on db (the consumer's and each
+ * worker's). 0 or -1. */
+int parts_prepare (rt_db_t *db);
+
+/* Why m's attachments cannot go out (more than RT_ATTACHMENTS_MAX, a kind
+ * other than image or document, a URL that is not https), into reason:
+ * "bad_attachment", or NULL when they can (or there are none). */
+const char *parts_refusal (const Retain__V1__OutboundMessageRequested *m, char *reason, size_t len);
+
+/* The text m sends on ch: its own, or where ch sends no media (caption_max
+ * 0), its text with each attachment's URL on a line of its own after it,
+ * owned by *owned (the caller frees it; NULL when m's own). NULL when out
+ * of memory. */
+const char *parts_text (const Retain__V1__OutboundMessageRequested *m, const rt_channel_t *ch,
+                        char **owned);
+
+/* Inside the consumer's transaction: m (from event) as one failed send
+ * with code and reason, nothing to go out. 0, or -1 when PostgreSQL
+ * failed. */
+int parts_refused (rt_db_t *db, const Retain__V1__Envelope *event,
+                   const Retain__V1__OutboundMessageRequested *m, const parts_where_t *at,
+                   const char *code, const char *reason);
+
+/* Inside the consumer's transaction: m's sends on ch, queued, text (as
+ * parts_text gave it) in one send or in parts (parts.c's head). 0, or -1
+ * (PostgreSQL, or out of memory: the round rolls back). */
+int parts_queue (rt_db_t *db, const Retain__V1__Envelope *event,
+                 const Retain__V1__OutboundMessageRequested *m, const rt_channel_t *ch,
+                 const parts_where_t *at, const char *text);
+
+/* Reads claim c's media and part into it when the claim says it has them
+ * (c->attached). 0, or -1 when PostgreSQL failed or out of memory. */
+int parts_read (rt_db_t *db, notify_claim_t *c);
+
+/* c's media (as parts_read read them) into out (room for
+ * RT_ATTACHMENTS_MAX), their strings lent by *doc (owned: json_decref,
+ * also after a failure). How many, or -1 when what notify.sends holds is
+ * no array of media. */
+int parts_media (const notify_claim_t *c, json_t **doc, provider_attachment_t *out);
 
 /* What outcome.c needs to record outcomes on one connection. */
 typedef struct {

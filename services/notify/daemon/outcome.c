@@ -30,6 +30,15 @@
  *                   for another usable account of its inbox, or for an
  *                   operator to clear the stop. No failure counted.
  *
+ * A part of a message (notify 008: Telegram takes one medium a request)
+ * is a send as any other, but speaks for its message: its events carry
+ * the message's id, MessageDelivered only for the last part (the message
+ * delivered whole), MessageFailed for the part that failed (the parts
+ * after it fail with it in the same transaction, by 008's trigger, and
+ * never go). So the bus, and the timeline routerd keeps from it, hears of
+ * one message once, however many requests it took; which parts went is
+ * in notify.sends.
+ *
  * A batch: the sender adds each answer as it comes (its consequence is
  * decided then, the backoff drawn and the instant kept) and flushes every
  * few milliseconds or when the batch is full. A flush is one transaction:
@@ -250,6 +259,8 @@ notify_claim_free (notify_claim_t *c)
     free (c->sender);
     free (c->status_url);
     free (c->suppressed_by);
+    free (c->attachments);
+    free (c->part_of);
     memset (c, 0, sizeof *c);
 }
 
@@ -265,7 +276,14 @@ notify_claim_from_row (const PGresult *r, int row, int64_t claimed_ms, notify_cl
     c->attempts = atoi (PQgetvalue (r, row, 4));
     c->failures = atoi (PQgetvalue (r, row, 5));
     c->human = strcmp (PQgetvalue (r, row, 16), "t") == 0;
+    c->attached = strcmp (PQgetvalue (r, row, 17), "t") == 0;
     c->claimed_ms = claimed_ms;
+    c->attachments = strdup ("");
+    c->part_of = strdup ("");
+    if (!c->attachments || !c->part_of) {
+        notify_claim_free (c);
+        return -1;
+    }
     for (int k = 0; k < (int)(sizeof text / sizeof text[0]); k++) {
         if (!text[k])
             continue;
@@ -553,8 +571,12 @@ s_consequences (const outcome_ctx_t *ctx, s_answer_t *a, ProtobufCBinaryData **p
     rt_db_t *db = ctx->db;
     const notify_claim_t *c = &a->claim;
     const provider_outcome_t *o = &a->o;
-    notify_event_t ev = {a->event_id, c->customer_id, c->channel,
+    /* A part speaks for its message: delivered once its last part is,
+     * failed when any part fails (the parts after it fail with it,
+     * notify 008), so the bus hears of a message once, by its id. */
+    notify_event_t ev = {c->part_of[0] ? c->part_of : a->event_id, c->customer_id, c->channel,
                          o->external_id[0] ? o->external_id : NULL};
+    bool last = !c->part_of[0] || c->part == c->parts;
     char until[24], nows[24];
     PGresult *r;
     snprintf (until, sizeof until, "%lld", (long long)a->e.next_at);
@@ -582,7 +604,7 @@ s_consequences (const outcome_ctx_t *ctx, s_answer_t *a, ProtobufCBinaryData **p
             goto failed;
         PQclear (r);
     }
-    if (a->e.delivered) {
+    if (a->e.delivered && last) {
         if (s_pack_delivered (&ev, false, a->at_ms, *packed, err, errlen) != 0)
             return -1;
         (*packed)++;

@@ -16,7 +16,9 @@
  *      customers' quiet hours, and marks them `sending`: every one is
  *      committed as such before its request leaves.
  *   3. Each claimed send is built by its provider's adapter (provider.h)
- *      and submitted; a send the adapter refuses fails at once. E-mail
+ *      and submitted; a send the adapter refuses fails at once. A send
+ *      the claim says is attached has its media and its part read first
+ *      (one statement, for those sends alone). E-mail
  *      (provider "smtp") is built by provider_smtp_build, its subject and
  *      HTML read from the send, and goes to the worker's SMTP threads
  *      (smtp.h), which hand its end back to the loop.
@@ -48,6 +50,7 @@
 #include <event2/event.h>
 
 #include "notifyd.h"
+#include "rt_attachment.h"
 #include "rt_channel.h"
 #include "rt_clock.h"
 #include "rt_http_client.h"
@@ -60,7 +63,7 @@
 static const char *s_claim_sql =
     "SELECT id, channel, recipient, text, attempts, failures, COALESCE(customer_id::text, ''),"
     " category, account, provider, base_url, token, account_id, sender, status_url,"
-    " COALESCE(suppressed_by, ''), human"
+    " COALESCE(suppressed_by, ''), human, attached"
     " FROM notify.claim($1, $2::bigint, $3::integer, $4::integer, $5::integer, $6)";
 
 /* The channel notify 006's trigger speaks on when sends are queued. */
@@ -139,9 +142,11 @@ typedef struct {
     worker_t *w;          /* its worker */
     notify_claim_t claim; /* the send, owned */
     const provider_t *adapter;
-    provider_send_t send;           /* the adapter's view (points into claim) */
-    int64_t started_us;             /* rt_clock_elapsed_us at submit */
-    char mail_id[PROVIDER_EXT_MAX]; /* e-mail: its Message-ID, the external id */
+    provider_send_t send; /* the adapter's view (points into claim and media) */
+    json_t *media_doc;    /* claim.attachments parsed; media's strings are its */
+    provider_attachment_t media[RT_ATTACHMENTS_MAX]; /* send.attachments */
+    int64_t started_us;                              /* rt_clock_elapsed_us at submit */
+    char mail_id[PROVIDER_EXT_MAX];                  /* e-mail: its Message-ID, the external id */
 } s_request_t;
 
 static void
@@ -150,6 +155,7 @@ s_request_free (s_request_t *rq)
     if (!rq)
         return;
     notify_claim_free (&rq->claim);
+    json_decref (rq->media_doc);
     free (rq);
 }
 
@@ -493,6 +499,25 @@ s_suppressed (worker_t *w, notify_claim_t *c)
     s_record (w, c, &o);
 }
 
+/* Reads the media and the part of rq's claim when the claim says it has
+ * them; the media go to the adapter only on a channel that sends them
+ * (elsewhere their links are in the text). 0 or -1. */
+static int
+s_attachments (worker_t *w, s_request_t *rq, const rt_channel_t *ch)
+{
+    int n;
+    if (parts_read (w->db, &rq->claim) != 0)
+        return -1;
+    if (!ch || ch->caption_max <= 0)
+        return 0;
+    n = parts_media (&rq->claim, &rq->media_doc, rq->media);
+    if (n < 0)
+        return -1;
+    rq->send.attachments = n ? rq->media : NULL;
+    rq->send.n_attachments = (size_t)n;
+    return 0;
+}
+
 /* Builds and submits one claimed send; takes c's strings. */
 static void
 s_submit (worker_t *w, notify_claim_t *c)
@@ -518,6 +543,10 @@ s_submit (worker_t *w, notify_claim_t *c)
     rq->claim = *c;
     memset (c, 0, sizeof *c);
     c = &rq->claim;
+    if (s_attachments (w, rq, ch) != 0) {
+        s_local_retry (w, c, "the send's attachments were not read");
+        goto cleanup;
+    }
     if (c->suppressed_by[0]) {
         s_suppressed (w, c);
         goto cleanup;
@@ -542,7 +571,9 @@ s_submit (worker_t *w, notify_claim_t *c)
                                  .channel = ch->value,
                                  .to = c->recipient,
                                  .text = c->text,
-                                 .human_agent = c->human};
+                                 .human_agent = c->human,
+                                 .attachments = rq->send.attachments,
+                                 .n_attachments = rq->send.n_attachments};
     if (ch->value == RETAIN__V1__CHANNEL__WHATSAPP) {
         const char *v[1] = {c->id};
         wa = rt_db_exec_prepared (w->db, S_WA, 1, v, NULL, NULL, 0);
@@ -724,7 +755,7 @@ s_worker_prepare (worker_t *w)
         recover_prepare (w->db) != 0 || notification_prepare (w->db) != 0 ||
         rt_db_prepare (w->db, S_CLAIM, s_claim_sql) != 0 ||
         rt_db_prepare (w->db, S_MAIL, s_mail_sql) != 0 ||
-        rt_db_prepare (w->db, S_WA, s_wa_sql) != 0)
+        rt_db_prepare (w->db, S_WA, s_wa_sql) != 0 || parts_prepare (w->db) != 0)
         return -1;
     return 0;
 }

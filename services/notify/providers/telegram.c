@@ -1,26 +1,45 @@
 /*
- * telegram: the Bot API's sendMessage (providers.md 2.1).
+ * telegram: the Bot API's sendMessage, sendPhoto and sendDocument
+ * (providers.md 2.1).
  *
  * Reads account->base_url ("https://api.telegram.org") and token (the
- * bot's, which the Bot API puts in the path: log_url masks it). Sends
- * POST {base}/bot<token>/sendMessage with {"chat_id", "text"}: no
- * parse_mode, so a text is sent as it is and can never fail on entities.
+ * bot's, which the Bot API puts in the path: log_url masks it). A send
+ * without media is POST {base}/bot<token>/sendMessage with {"chat_id",
+ * "text"}: no parse_mode, so a text is sent as it is and can never fail on
+ * entities. A send with one medium is sendPhoto {"chat_id", "photo": its
+ * URL, "caption"?} for an image, sendDocument {"chat_id", "document": its
+ * URL, "caption"?} for a document: Telegram fetches the URL itself (5 MB
+ * for a photo, 20 MB for a document, and by URL sendDocument takes only
+ * PDF, ZIP and GIF files), and the caption (the send's text, when it has
+ * one) is 0-1024 characters, again without parse_mode. A file name or a
+ * media type cannot go with a URL (only with an upload): Telegram names
+ * the file from the URL. One request carries one medium: the consumer
+ * makes a message of several into parts (daemon/handler.c), rather than a
+ * sendMediaGroup, which takes 2-10 media of which documents group only
+ * with documents, and whose one refused item fails the whole album.
  * A chat id that is a number goes as a JSON number, an @channel name as a
  * string, as the Bot API takes either.
  *
- * Every answer is {"ok": bool, ...}: ok true with result, a Message, whose
- * message_id counts per chat, so external_id is "<chat id>:<message id>";
+ * Every answer is {"ok": bool, ...}: ok true with result, a Message (with
+ * photo or document for media), whose message_id counts per chat, so
+ * external_id is "<chat id>:<message id>";
  * ok false with error_code (the HTTP status), description and, sometimes,
  * parameters (ResponseParameters: retry_after in seconds, migrate_to_chat_id
  * when a group became a supergroup). The Bot API has no error codes finer
  * than the status, so 400 and 403 are told apart by their descriptions,
  * matched without case: "chat not found", "bot was blocked by the user",
  * "bot can't initiate conversation with a user", "user is deactivated",
- * "message is too long", "can't parse entities".
+ * "message is too long", "can't parse entities", and for media the URLs
+ * Telegram could not fetch or use ("wrong file identifier/HTTP URL
+ * specified", "failed to get HTTP URL content", "wrong type of the web
+ * page content", "invalid file HTTP URL specified", "wrong URL host") and
+ * "message caption is too long": a bad request for that message, never
+ * retried, since the same URL fails the same way.
  */
 #include "provider.h"
 
 #include "rt_log.h"
+#include "rt_utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +65,19 @@ static const s_described_t s_described[] = {
     {400, "message is too long", PROVIDER_BAD_REQUEST, false},
     {400, "can't parse entities", PROVIDER_BAD_REQUEST, false},
     {400, "message text is empty", PROVIDER_BAD_REQUEST, false},
+    /* A medium's URL (yagop/node-telegram-bot-api#425, telegraf/telegraf
+     * #1549 and #329, tdlib/telegram-bot-api#782) and its caption
+     * (tactilenews/100eyes#1594). */
+    {400, "wrong file identifier/http url specified", PROVIDER_BAD_REQUEST, false},
+    {400, "failed to get http url content", PROVIDER_BAD_REQUEST, false},
+    {400, "wrong type of the web page content", PROVIDER_BAD_REQUEST, false},
+    {400, "invalid file http url specified", PROVIDER_BAD_REQUEST, false},
+    {400, "wrong url host", PROVIDER_BAD_REQUEST, false},
+    {400, "message caption is too long", PROVIDER_BAD_REQUEST, false},
 };
+
+/* The caption Telegram takes with a medium, in characters. */
+#define S_CAPTION_MAX 1024
 
 /* Whether s is a Bot API integer chat id ("12345", "-100123"). */
 static bool
@@ -62,14 +93,53 @@ s_numeric (const char *s, json_int_t *value)
     return true;
 }
 
+/* The method and the body's field of a send's medium; NULL method when it
+ * has none. 0, or -1 (err) for media one request cannot carry. */
+static int
+s_media (const provider_send_t *send, const char **method, const char **field, char *err,
+         size_t errlen)
+{
+    const provider_attachment_t *a = send->attachments;
+    *method = "sendMessage";
+    *field = NULL;
+    if (send->n_attachments == 0)
+        return 0;
+    if (send->n_attachments > 1 || !a) {
+        rt_errf (err, errlen, "Telegram takes one medium a request, not %zu", send->n_attachments);
+        return -1;
+    }
+    if (!a->url || strncmp (a->url, "https://", 8) != 0) {
+        rt_errf (err, errlen, "a medium needs an https URL");
+        return -1;
+    }
+    if (a->kind && strcmp (a->kind, "image") == 0) {
+        *method = "sendPhoto";
+        *field = "photo";
+    } else if (a->kind && strcmp (a->kind, "document") == 0) {
+        *method = "sendDocument";
+        *field = "document";
+    } else {
+        rt_errf (err, errlen, "Telegram sends no medium of kind \"%.32s\"", a->kind ? a->kind : "");
+        return -1;
+    }
+    if (send->text && rt_utf8_count (send->text, strlen (send->text)) > S_CAPTION_MAX) {
+        rt_errf (err, errlen, "a caption of %zu characters is over Telegram's limit of %d",
+                 rt_utf8_count (send->text, strlen (send->text)), S_CAPTION_MAX);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 s_build (const provider_account_t *account, const provider_send_t *send, provider_request_t *out,
          char *err, size_t errlen)
 {
     int base_len = 0;
     json_int_t chat = 0;
+    const char *method, *field;
     memset (out, 0, sizeof *out);
-    if (provider_check_send (send, true, err, errlen) != 0 ||
+    if (s_media (send, &method, &field, err, errlen) != 0 ||
+        provider_check_send (send, field == NULL, err, errlen) != 0 ||
         provider_check_base (account, &base_len, err, errlen) != 0 ||
         provider_check_part ("bot token", account->token, err, errlen) != 0)
         return -1;
@@ -77,10 +147,16 @@ s_build (const provider_account_t *account, const provider_send_t *send, provide
     json_object_set_new (body, "chat_id",
                          s_numeric (send->to, &chat) ? json_integer (chat)
                                                      : json_string (send->to));
-    json_object_set_new (body, "text", json_string (send->text));
+    if (field) {
+        json_object_set_new (body, field, json_string (send->attachments[0].url));
+        if (send->text && send->text[0])
+            json_object_set_new (body, "caption", json_string (send->text));
+    } else {
+        json_object_set_new (body, "text", json_string (send->text));
+    }
     out->method = "POST";
-    if (provider_request_url (out, account->token, "%.*s/bot%s/sendMessage", base_len,
-                              account->base_url, account->token) != 0 ||
+    if (provider_request_url (out, account->token, "%.*s/bot%s/%s", base_len, account->base_url,
+                              account->token, method) != 0 ||
         provider_request_json (out, body) != 0) {
         provider_request_free (out);
         rt_errf (err, errlen, "out of memory");

@@ -133,13 +133,16 @@ CREATE TYPE notify.claim_candidate AS (row_id tid, sid uuid, acc text, rcpt text
 --      the next claim.
 --   5. Those tokens are taken and counted against the day's quota (an
 --      account that used it up rests until its next day, above), and the
---      sends marked `sending`.
+--      sends marked `sending`; attached says a send carries attachments or
+--      is one part of a message (008's columns, which PL/pgSQL finds when
+--      the claim first runs, after every migration): the sender reads them
+--      then, by the send's id.
 CREATE FUNCTION notify.claim(p_member text, p_now bigint, p_limit integer,
                              p_quiet_start integer, p_quiet_end integer, p_default_zone text)
 RETURNS TABLE (id uuid, channel text, recipient text, text text, attempts integer,
                failures integer, customer_id uuid, category text, account text,
                provider text, base_url text, token text, account_id text, sender text,
-               status_url text, suppressed_by text, human boolean)
+               status_url text, suppressed_by text, human boolean, attached boolean)
 -- Every row it reads it finds by key: the due sends by sends_due in
 -- next_at order, the rest by primary key or by a list of ctids. With
 -- sequential and bitmap scans off PostgreSQL plans it so whatever its
@@ -305,11 +308,12 @@ BEGIN
                AND s.ctid = g.row_id
             RETURNING s.id, s.channel, s.recipient, s.text, s.attempts, s.failures,
                       s.customer_id, s.category, s.account, g.sup,
-                      s.operator_id IS NOT NULL AS human)
+                      s.operator_id IS NOT NULL AS human,
+                      s.attachments IS NOT NULL OR s.part_of IS NOT NULL AS attached)
         SELECT u.id, u.channel, u.recipient, u.text, u.attempts, u.failures, u.customer_id,
                u.category,
                a.id, a.provider, a.base_url, a.token, a.account_id, a.sender, a.status_url,
-               u.sup, u.human
+               u.sup, u.human, u.attached
           FROM u JOIN notify.accounts a ON a.id = u.account;
 END
 $$;

@@ -28,6 +28,7 @@
 
 #include "api_int.h"
 #include "routing.h"
+#include "rt_attachment.h"
 #include "rt_channel.h"
 #include "rt_civil.h"
 #include "rt_clock.h"
@@ -241,17 +242,95 @@ s_derived_id (const char *principal, const char *key, char out[ROUTING_ID_LEN + 
     snprintf (suffix, 23, "%s", out + 14);
 }
 
+/* The body's "attachments" (absent: none) into out (room for
+ * RT_ATTACHMENTS_MAX), strings lent by body; *n how many. 0, or -1 with
+ * the field and why in detail. */
+static int
+s_attachments (const json_t *body, routing_attachment_t *out, size_t *n, char *detail, size_t len)
+{
+    const json_t *list = json_object_get (body, "attachments"), *a;
+    char why[192];
+    size_t i;
+    *n = 0;
+    if (!list)
+        return 0;
+    if (!json_is_array (list) || json_array_size (list) > RT_ATTACHMENTS_MAX) {
+        snprintf (detail, len, "\"attachments\" must be an array of at most %d attachments",
+                  RT_ATTACHMENTS_MAX);
+        return -1;
+    }
+    json_array_foreach (list, i, a)
+    {
+        const json_t *name = json_object_get (a, "name"), *mime = json_object_get (a, "mime_type");
+        routing_attachment_t *x = &out[i];
+        if (!json_is_object (a) || (name && !json_is_string (name)) ||
+            (mime && !json_is_string (mime))) {
+            snprintf (detail, len,
+                      "attachments[%zu] must be an object {kind, url, name?, mime_type?} of "
+                      "strings",
+                      i);
+            return -1;
+        }
+        *x = (routing_attachment_t){.kind = json_string_value (json_object_get (a, "kind")),
+                                    .url = json_string_value (json_object_get (a, "url")),
+                                    .name = json_string_value (name),
+                                    .mime_type = json_string_value (mime)};
+        if (rt_attachment_check (x->kind, x->url, x->name, x->mime_type, why, sizeof why) != 0) {
+            snprintf (detail, len, "attachments[%zu].%s", i, why);
+            return -1;
+        }
+    }
+    *n = json_array_size (list);
+    return 0;
+}
+
+/* Whether the reply (text, and where the channel sends no media, its
+ * attachments' links after it, as notifyd sends it) fits channel's text
+ * limit; 422 reply-too-long when it does not. -1 when answered (or out
+ * of memory, 500). */
+static int
+s_fits (rt_http_request_t *req, const char *used, const char *text,
+        const routing_attachment_t *atts, size_t n)
+{
+    const rt_channel_t *uc = rt_channel_by_name (used);
+    const char *urls[RT_ATTACHMENTS_MAX];
+    char detail[256], *whole = NULL;
+    long limit = uc ? uc->text_max : 0;
+    size_t chars;
+    bool links = uc && uc->caption_max <= 0 && n > 0;
+    if (links) {
+        for (size_t i = 0; i < n; i++)
+            urls[i] = atts[i].url;
+        whole = rt_attachment_text (text, urls, n);
+        if (!whole) {
+            rt_http_problem (req, 500, "internal", "out of memory");
+            return -1;
+        }
+    }
+    chars = rt_utf8_count (whole ? whole : text, strlen (whole ? whole : text));
+    free (whole);
+    if (limit > 0 && chars > (size_t)limit) {
+        snprintf (detail, sizeof detail, "the reply%s has %zu characters; %s allows at most %ld",
+                  links ? " with its attachments' links" : "", chars, used, limit);
+        api_problem_ext (req, 422, "reply-too-long", detail,
+                         json_pack ("{s:s, s:I}", "channel", used, "limit", (json_int_t)limit));
+        return -1;
+    }
+    return 0;
+}
+
 void
 api_post_message (rt_http_request_t *req, void *arg)
 {
     api_caller_t caller;
     PGresult *conv = NULL, *res = NULL;
     const char *id = rt_http_param (req, "id"), *text, *chname, *key;
-    json_t *body = NULL, *jpriv;
+    json_t *body = NULL, *jpriv, *jtext;
     char msgid[ROUTING_ID_LEN + 1], suffix[23], err[256] = "", detail[256];
     const rt_channel_t *ch = NULL;
+    routing_attachment_t atts[RT_ATTACHMENTS_MAX];
+    size_t natts = 0;
     bool priv;
-    long limit;
     routing_status_t st;
     if (api_begin (arg, req, &caller) != 0)
         return;
@@ -261,15 +340,33 @@ api_post_message (rt_http_request_t *req, void *arg)
     body = rt_http_body_json (req);
     if (!body)
         goto cleanup;
-    text = json_string_value (json_object_get (body, "text"));
+    jtext = json_object_get (body, "text");
+    text = json_string_value (jtext);
     jpriv = json_object_get (body, "private");
-    if (!json_is_object (body) || !text || !text[0] || (jpriv && !json_is_boolean (jpriv))) {
+    if (!json_is_object (body) || (jtext && !text) || (jpriv && !json_is_boolean (jpriv))) {
         rt_http_problem (req, 422, "invalid",
-                         "the body must be an object with a non-empty string \"text\", and "
-                         "\"private\" a boolean when given");
+                         "the body must be an object with a string \"text\", and \"private\" "
+                         "a boolean when given");
+        goto cleanup;
+    }
+    if (s_attachments (body, atts, &natts, detail, sizeof detail) != 0) {
+        rt_http_problem (req, 422, "invalid", detail);
         goto cleanup;
     }
     priv = json_is_true (jpriv);
+    if (!text)
+        text = "";
+    if (!text[0] && (priv || natts == 0)) {
+        rt_http_problem (req, 422, "invalid",
+                         priv ? "a note needs a non-empty \"text\""
+                              : "a reply needs a non-empty \"text\" or \"attachments\"");
+        goto cleanup;
+    }
+    if (priv && natts > 0) {
+        rt_http_problem (req, 422, "invalid",
+                         "\"attachments\" go to the customer: a private note carries none");
+        goto cleanup;
+    }
     chname = json_string_value (json_object_get (body, "channel"));
     if (json_object_get (body, "channel") && !chname) {
         rt_http_problem (req, 422, "invalid", "\"channel\" must be a channel's name");
@@ -290,19 +387,9 @@ api_post_message (rt_http_request_t *req, void *arg)
         rt_uuid_t u = rt_uuid_v7 ();
         rt_uuid_format (&u, msgid);
     }
-    if (!priv) {
-        const char *used = ch ? ch->name : PQgetvalue (conv, 0, C_CHANNEL);
-        const rt_channel_t *uc = rt_channel_by_name (used);
-        size_t chars = rt_utf8_count (text, strlen (text));
-        limit = uc ? uc->text_max : 0;
-        if (limit > 0 && chars > (size_t)limit) {
-            snprintf (detail, sizeof detail, "the reply has %zu characters; %s allows at most %ld",
-                      chars, used, limit);
-            api_problem_ext (req, 422, "reply-too-long", detail,
-                             json_pack ("{s:s, s:I}", "channel", used, "limit", (json_int_t)limit));
-            goto cleanup;
-        }
-    }
+    if (!priv &&
+        s_fits (req, ch ? ch->name : PQgetvalue (conv, 0, C_CHANNEL), text, atts, natts) != 0)
+        goto cleanup;
     if (rt_db_begin (caller.db) != 0) {
         api_db_problem (req, caller.db);
         goto cleanup;
@@ -326,7 +413,9 @@ api_post_message (rt_http_request_t *req, void *arg)
                                   .message_id = msgid,
                                   .text = text,
                                   .channel =
-                                      ch ? ch->value : RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED};
+                                      ch ? ch->value : RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED,
+                                  .attachments = natts ? atts : NULL,
+                                  .n_attachments = natts};
         routing_outbound_result_t r;
         st = routing_outbound (caller.db, &out, &r, err, sizeof err);
         if (st == ROUTING_OK)
