@@ -73,15 +73,20 @@ const routing_stmt_t routing_conversation_stmts[] = {
                          " WHERE t.event_id = $1::uuid"},
     /* DO UPDATE rather than DO NOTHING: it waits for another replica's
      * uncommitted conversation and returns it, locked. A new conversation
-     * takes the inbox's team, else its customer's manager's. */
+     * takes the inbox's team, else its customer's manager's, and is born
+     * waiting for the message that opens it ($8 its instant): what
+     * S_CONV_INBOUND does to one that exists, without a second write of
+     * the row and its eight indexes. */
     {S_CONV_OPEN,
      "INSERT INTO routing.conversations (id, customer_id, channel, inbox, team_id, language,"
-     " created_at, queued_since) VALUES ($1::uuid, $2::uuid, $3, $4, COALESCE($5,"
+     " created_at, queued_since, unanswered, waiting_since, last_inbound_at)"
+     " VALUES ($1::uuid, $2::uuid, $3, $4, COALESCE($5,"
      " (SELECT o.team_id FROM crm.customers cu JOIN routing.operators o ON o.id = cu.manager"
-     " WHERE cu.id = $2::uuid)), $6, " ROUTING_TS (7) ", " ROUTING_TS (
-         7) ")"
-            " ON CONFLICT (customer_id) WHERE status <> 'resolved'"
-            " DO UPDATE SET version = routing.conversations.version RETURNING id, id = $1::uuid"},
+     " WHERE cu.id = $2::uuid)), $6, " ROUTING_TS (7) ", " ROUTING_TS (7) ", 1, " ROUTING_TS (
+         8) ", " ROUTING_TS (8) ")"
+                                " ON CONFLICT (customer_id) WHERE status <> 'resolved'"
+                                " DO UPDATE SET version = routing.conversations.version"
+                                " RETURNING id, id = $1::uuid"},
     {S_CONV_CURRENT, "SELECT id FROM routing.conversations WHERE customer_id = $1::uuid"
                      " AND status <> 'resolved' FOR UPDATE"},
     /* One customer's messages on two channels are keyed apart and can be
@@ -293,13 +298,13 @@ s_replay (PGresult *res, routing_inbound_result_t *out)
  * (conversation_id "" when a quiet event has none). */
 static int
 s_find_or_open (rt_db_t *db, const routing_inbound_t *in, const char *channel, bool counts,
-                int64_t now, routing_inbound_result_t *out, char *err, size_t errlen)
+                int64_t now, int64_t at, routing_inbound_result_t *out, char *err, size_t errlen)
 {
     PGresult *res;
     if (counts) {
         rt_uuid_t uuid = rt_uuid_v7 ();
         char fresh[ROUTING_ID_LEN + 1], lang[16];
-        routing_ms_t ts = routing_ms (now);
+        routing_ms_t ts = routing_ms (now), ts_at = routing_ms (at);
         size_t n;
         rt_uuid_format (&uuid, fresh);
         /* The language's primary tag: "uk-UA" wants an operator who speaks "uk". */
@@ -307,14 +312,15 @@ s_find_or_open (rt_db_t *db, const routing_inbound_t *in, const char *channel, b
         n = strcspn (lang, "-_");
         lang[n] = '\0';
         {
-            const char *v[7] = {fresh,
+            const char *v[8] = {fresh,
                                 in->customer_id,
                                 channel,
                                 in->inbox ? in->inbox : "",
                                 routing_set (in->team_id) ? in->team_id : NULL,
                                 *lang ? lang : NULL,
-                                ts.s};
-            res = routing_exec (db, S_CONV_OPEN, 7, v, err, errlen);
+                                ts.s,
+                                ts_at.s};
+            res = routing_exec (db, S_CONV_OPEN, 8, v, err, errlen);
         }
         if (!res)
             return -1;
@@ -372,7 +378,7 @@ routing_inbound (rt_db_t *db, const routing_inbound_t *in, routing_inbound_resul
         if (routing_run (db, S_CB_CALLED, 4, v, err, errlen) != 0)
             return ROUTING_ERR_DB;
     }
-    if (s_find_or_open (db, in, ch->name, counts, now, out, err, errlen) != 0)
+    if (s_find_or_open (db, in, ch->name, counts, now, at, out, err, errlen) != 0)
         return ROUTING_ERR_DB;
     if (!*out->conversation_id)
         return ROUTING_OK;
@@ -411,17 +417,21 @@ routing_inbound (rt_db_t *db, const routing_inbound_t *in, routing_inbound_resul
         return ROUTING_OK;
     }
     out->counted = true;
-    {
+    if (out->is_new) {
+        /* Born counting this message (S_CONV_OPEN): nobody else can have
+         * recorded it, the row being this transaction's alone. */
+        out->unanswered = 1;
+    } else {
         routing_ms_t ts_at = routing_ms (at), ts_now = routing_ms (now);
         const char *v[5] = {out->conversation_id, ch->name, in->inbox ? in->inbox : "", ts_at.s,
                             ts_now.s};
         res = routing_exec (db, S_CONV_INBOUND, 5, v, err, errlen);
+        if (!res)
+            return ROUTING_ERR_DB;
+        s_copy (out->assignee, sizeof out->assignee, PQgetvalue (res, 0, 0));
+        out->unanswered = atoi (PQgetvalue (res, 0, 1));
+        PQclear (res);
     }
-    if (!res)
-        return ROUTING_ERR_DB;
-    s_copy (out->assignee, sizeof out->assignee, PQgetvalue (res, 0, 0));
-    out->unanswered = atoi (PQgetvalue (res, 0, 1));
-    PQclear (res);
     if (!*out->assignee) {
         routing_assign_result_t a;
         if (routing_assign (db, out->conversation_id, NULL, false, ROUTING_REASON_NONE, now, &a,
