@@ -321,6 +321,13 @@ typedef struct {
     char message_id[PROVIDER_EXT_MAX];     /* the Message-ID without <>: the external id */
 } provider_mail_msg_t;
 
+/* Whether addr is one e-mail address this adapter sends to: an
+ * addr-spec (dot-atoms either side of one '@', ASCII, no empty label, at
+ * most 254 bytes), no display name, no list. What retainctl checks an
+ * address to suppress with, so that one it takes is one notifyd could
+ * have sent to. */
+bool provider_smtp_address_ok (const char *addr);
+
 /* Builds mail into *out (zeroed first). 0, or -1 with err filled and
  * nothing to free: an address that is not one (or not ASCII), a control
  * character in the subject or a name (no header is ever injected), text

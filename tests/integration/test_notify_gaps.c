@@ -35,7 +35,6 @@
 #include <jansson.h>
 #include <unistd.h>
 
-#include "rt_form.h"
 #include "rt_test.h"
 #include "rt_test_fake_provider.h"
 #include "rt_test_notify.h"
@@ -55,29 +54,6 @@ static rt_test_notifyd_t s_n;
 
 /* --- what the fake received --- */
 
-/* The recipient of a recorded request, whichever provider. */
-static void
-s_recipient_of (const rt_fake_request_t *r, char *to, size_t len)
-{
-    json_t *doc, *v;
-    to[0] = '\0';
-    if (r->provider == RT_FAKE_TWILIO) {
-        char err[128];
-        rt_form_t *form = rt_form_parse (r->body, r->body_len, err, sizeof err);
-        const char *value = form ? rt_form_get (form, "To") : NULL;
-        snprintf (to, len, "%s", value ? value : "");
-        rt_form_destroy (&form);
-        return;
-    }
-    doc = json_loads (r->body, 0, NULL);
-    v = json_object_get (doc, r->provider == RT_FAKE_TELEGRAM ? "chat_id" : "to");
-    if (json_is_integer (v))
-        snprintf (to, len, "%lld", (long long)json_integer_value (v));
-    else if (json_is_string (v))
-        snprintf (to, len, "%s", json_string_value (v));
-    json_decref (doc);
-}
-
 /* Requests of provider to recipient; the provider's id the last one was
  * answered with into id (when not NULL). */
 static int
@@ -91,7 +67,7 @@ s_sent (rt_fake_kind_t provider, const char *recipient, char *id, size_t idlen)
             break;
         if (r->provider != provider)
             continue;
-        s_recipient_of (r, to, sizeof to);
+        rt_fake_request_recipient (r, to, sizeof to);
         if (strcmp (to, recipient) != 0)
             continue;
         n++;

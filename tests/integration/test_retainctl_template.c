@@ -7,10 +7,14 @@
  * "бал" right for 22, the fallback chain for a German speaker, a regional
  * locale narrowing to its language), dates in the customer's own zone,
  * HTML escaped in the HTML part only, the SMS segment count and encoding,
- * a merged customer followed to the survivor, a shop's customer id.
+ * a merged customer followed to the survivor, a shop's customer id. A
+ * variant's quiet hours (whether a transactional notification waits them
+ * out) set with --quiet-hours, shown by list and show, kept when the
+ * variant is replaced without it.
  * Bad input is refused with nothing written: a malformed template exits 2
  * naming the file, line and column; so do a bad locale, an unknown
- * channel, a subject on an SMS. A preview missing a variable, for an
+ * channel, a subject on an SMS, a --quiet-hours other than yes or no. A
+ * preview missing a variable, for an
  * unknown customer or template, or with no locale in the chain, exits 1
  * saying which.
  */
@@ -102,8 +106,8 @@ static char *
 s_written (void)
 {
     PGresult *res = PQexec (s.pg, "SELECT coalesce(string_agg(name || locale || variant || text"
-                                  " || coalesce(html, '') || updated_at, '|' ORDER BY name, locale,"
-                                  " variant), '') FROM notify.templates");
+                                  " || coalesce(html, '') || quiet_hours || updated_at, '|'"
+                                  " ORDER BY name, locale, variant), '') FROM notify.templates");
     char *v;
     assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
     v = strdup (PQgetvalue (res, 0, 0));
@@ -206,6 +210,68 @@ test_add_list_show (void **state)
     s_expect (s_ctl ("template", "add", "--name", "points.earned", "--locale", "UK_ua",
                      "--text-file", s_file ("{{points}}"), NULL),
               0, "uk_UA", "(uk-UA, default) stored", NULL);
+}
+
+/* The quiet_hours of a variant, "t" or "f" ("" when there is none). */
+static char *
+s_quiet (const char *locale, const char *variant)
+{
+    char sql[256];
+    PGresult *res;
+    char *v;
+    snprintf (sql, sizeof sql,
+              "SELECT quiet_hours FROM notify.templates WHERE name = 'parcel' AND locale = '%s'"
+              " AND variant = '%s'",
+              locale, variant);
+    res = PQexec (s.pg, sql);
+    assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
+    v = strdup (PQntuples (res) ? PQgetvalue (res, 0, 0) : "");
+    PQclear (res);
+    return v;
+}
+
+static void
+s_assert_quiet (const char *locale, const char *variant, const char *want)
+{
+    char *v = s_quiet (locale, variant);
+    if (strcmp (v, want) != 0)
+        fail_msg ("parcel (%s, %s): quiet_hours \"%s\", wanted \"%s\"", locale, variant, v, want);
+    free (v);
+}
+
+static void
+test_quiet_hours (void **state)
+{
+    char *out;
+    (void)state;
+    s_expect (s_ctl ("template", "add", "--name", "parcel", "--locale", "uk", "--text-file",
+                     s_file ("Посилка вже чекає, {{name}}"), "--quiet-hours", "yes", NULL),
+              0, "add quiet", "(uk, default) stored, quiet hours: yes", NULL);
+    s_assert_quiet ("uk", "default", "t");
+    /* Without the flag: a new variant takes the column's default (no). */
+    s_expect (s_ctl ("template", "add", "--name", "parcel", "--locale", "uk", "--channel", "sms",
+                     "--text-file", s_file ("Посилка чекає"), NULL),
+              0, "add sms", "(uk, sms) stored, quiet hours: no", NULL);
+    s_assert_quiet ("uk", "sms", "f");
+    /* list and show say which. */
+    out = s_ctl ("template", "list", NULL).out;
+    if (!strstr (out, "QUIET") || !strstr (out, "uk       default    no    yes ") ||
+        !strstr (out, "uk       sms        no    no  "))
+        fail_msg ("template list:\n%s", out);
+    free (out);
+    s_expect (s_ctl ("template", "show", "--name", "parcel", NULL), 0, "show",
+              "== parcel (uk, default)", "quiet hours: yes (waits them out)", "== parcel (uk, sms)",
+              "quiet hours: no", NULL);
+    /* Replaced without the flag: it keeps its own. */
+    s_expect (s_ctl ("template", "add", "--name", "parcel", "--locale", "uk", "--text-file",
+                     s_file ("Посилка у відділенні, {{name}}"), NULL),
+              0, "replace", "(uk, default) replaced, quiet hours: yes", NULL);
+    s_assert_quiet ("uk", "default", "t");
+    /* And changed with it. */
+    s_expect (s_ctl ("template", "add", "--name", "parcel", "--locale", "uk", "--text-file",
+                     s_file ("Посилка у відділенні, {{name}}"), "--quiet-hours=no", NULL),
+              0, "replace, no", "(uk, default) replaced, quiet hours: no", NULL);
+    s_assert_quiet ("uk", "default", "f");
 }
 
 static void
@@ -340,6 +406,9 @@ test_bad_input (void **state)
     s_expect (s_ctl ("template", "add", "--name", "x", "--locale", "uk", "--text-file",
                      "/nonexistent/t.txt", NULL),
               2, "missing file", "/nonexistent/t.txt", NULL);
+    s_expect (s_ctl ("template", "add", "--name", "points.earned", "--locale", "uk", "--text-file",
+                     s_file ("Нове: {{points}}"), "--quiet-hours", "sometimes", NULL),
+              2, "bad quiet hours", "--quiet-hours", "got \"sometimes\"", NULL);
     after = s_written ();
     assert_string_equal (before, after);
     free (after);
@@ -370,6 +439,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup (test_add_list_show, s_clean),
+        cmocka_unit_test_setup (test_quiet_hours, s_clean),
         cmocka_unit_test_setup (test_preview, s_clean),
         cmocka_unit_test_setup (test_preview_dates_email, s_clean),
         cmocka_unit_test_setup (test_preview_limits, s_clean),

@@ -459,6 +459,17 @@ rt_test_retainctl_v (const char *dsn, const char *prefix, const char *first, va_
     return r;
 }
 
+rt_test_ctl_t
+rt_test_retainctl_run (const char *dsn, const char *first, ...)
+{
+    rt_test_ctl_t r;
+    va_list ap;
+    va_start (ap, first);
+    r = rt_test_retainctl_v (dsn, NULL, first, ap);
+    va_end (ap);
+    return r;
+}
+
 void
 rt_test_retainctl_expectv (rt_test_ctl_t r, int want, const char *what, char **keep, va_list says)
 {

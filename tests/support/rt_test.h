@@ -132,6 +132,9 @@ typedef struct {
 rt_test_ctl_t rt_test_retainctl_v (const char *dsn, const char *prefix, const char *first,
                                    va_list ap);
 
+/* rt_test_retainctl_v of first and the arguments after it, up to a NULL. */
+rt_test_ctl_t rt_test_retainctl_run (const char *dsn, const char *first, ...);
+
 /* Fails the test, naming `what`, unless the run r exited with want and
  * printed every one of the strings after keep (NULL-ended); then its
  * output goes into *keep (owned) when keep is not NULL, and is freed

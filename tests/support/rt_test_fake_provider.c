@@ -30,6 +30,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "rt_form.h"
 #include "rt_http_server.h"
 
 /* A scripted answer, copied. */
@@ -808,4 +809,70 @@ rt_fake_provider_kind (const char *name)
         if (strcmp (s_names[i], name) == 0)
             return (rt_fake_kind_t)i;
     return RT_FAKE_PROVIDERS;
+}
+
+void
+rt_fake_request_recipient (const rt_fake_request_t *r, char *to, size_t tolen)
+{
+    json_t *doc, *v = NULL;
+    to[0] = '\0';
+    if (r->provider == RT_FAKE_TWILIO) {
+        char err[128];
+        rt_form_t *form = rt_form_parse (r->body, r->body_len, err, sizeof err);
+        const char *value = form ? rt_form_get (form, "To") : NULL;
+        snprintf (to, tolen, "%s", value ? value : "");
+        rt_form_destroy (&form);
+        return;
+    }
+    doc = json_loads (r->body, 0, NULL);
+    switch (r->provider) {
+    case RT_FAKE_TELEGRAM:
+        v = json_object_get (doc, "chat_id");
+        break;
+    case RT_FAKE_VIBER:
+        v = json_object_get (doc, "receiver");
+        break;
+    case RT_FAKE_META:
+        v = json_object_get (json_object_get (doc, "recipient"), "id");
+        break;
+    default:
+        v = json_object_get (doc, "to");
+        break;
+    }
+    if (json_is_integer (v))
+        snprintf (to, tolen, "%lld", (long long)json_integer_value (v));
+    else if (json_is_string (v))
+        snprintf (to, tolen, "%s", json_string_value (v));
+    json_decref (doc);
+}
+
+size_t
+rt_fake_provider_sent (rt_fake_provider_t *self, rt_fake_kind_t provider, const char *recipient)
+{
+    size_t n = 0;
+    char to[256];
+    for (size_t i = 0;; i++) {
+        const rt_fake_request_t *r = rt_fake_provider_request (self, i);
+        if (!r)
+            break;
+        if (r->provider != provider)
+            continue;
+        rt_fake_request_recipient (r, to, sizeof to);
+        if (strcmp (to, recipient) == 0)
+            n++;
+    }
+    return n;
+}
+
+size_t
+rt_fake_provider_sent_wait (rt_fake_provider_t *self, rt_fake_kind_t provider,
+                            const char *recipient, size_t want, int timeout_ms)
+{
+    struct timespec pause = {0, 20 * 1000000L};
+    size_t n = rt_fake_provider_sent (self, provider, recipient);
+    for (int waited = 0; n < want && waited < timeout_ms; waited += 20) {
+        nanosleep (&pause, NULL);
+        n = rt_fake_provider_sent (self, provider, recipient);
+    }
+    return n;
 }

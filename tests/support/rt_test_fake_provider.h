@@ -163,4 +163,18 @@ const char *rt_fake_request_header (const rt_fake_request_t *r, const char *name
  * RT_FAKE_PROVIDERS when none. */
 rt_fake_kind_t rt_fake_provider_kind (const char *name);
 
+/* Whom a request was addressed to, as the provider reads it: Telegram's
+ * chat_id, Viber's receiver, Meta's recipient.id, WhatsApp's to, Twilio's
+ * To form field; "" when it names nobody. */
+void rt_fake_request_recipient (const rt_fake_request_t *r, char *to, size_t tolen);
+
+/* Requests recorded so far for provider addressed to recipient. */
+size_t rt_fake_provider_sent (rt_fake_provider_t *self, rt_fake_kind_t provider,
+                              const char *recipient);
+
+/* rt_fake_provider_sent once it is at least want, or what it is after
+ * timeout_ms. */
+size_t rt_fake_provider_sent_wait (rt_fake_provider_t *self, rt_fake_kind_t provider,
+                                   const char *recipient, size_t want, int timeout_ms);
+
 #endif

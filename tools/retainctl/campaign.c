@@ -36,7 +36,6 @@
 #include "rt_config.h"
 #include "rt_db.h"
 #include "rt_signal.h"
-#include "rt_uuid.h"
 
 #define S_BAR_WIDTH 30 /* the progress bar's cells */
 
@@ -114,14 +113,7 @@ enum {
 static bool
 s_campaign_id (const retainctl_cmd_t *cmd, const char **id)
 {
-    rt_uuid_t u;
-    if (!retainctl_cmd_required (cmd, "id", id))
-        return false;
-    if (rt_uuid_parse (*id, &u) != 0) {
-        fprintf (stderr, "%s: --id \"%s\" is not a campaign id (a UUID)\n", cmd->program, *id);
-        return false;
-    }
-    return true;
+    return retainctl_cmd_uuid (cmd, "id", "a campaign id", id);
 }
 
 /* --- start, pause, resume, cancel --- */

@@ -429,7 +429,8 @@ retainctl_campaign_create (int argc, char **argv)
     retainctl_cmd_t cmd;
     s_segment_t sg;
     rt_uuid_t u = rt_uuid_v7 ();
-    char id[RT_UUID_STR_LEN + 1], rate[32], now[24], by[128], targeted[24], extra[256];
+    char id[RT_UUID_STR_LEN + 1], rate[32], now[24], by[RETAINCTL_BY_MAX + 1], targeted[24],
+        extra[256];
     const char *template_name, *segment_text, *category;
     char *segment = NULL;
     long long added = 0, rows = 0, unmatched = 0;
@@ -449,12 +450,8 @@ retainctl_campaign_create (int argc, char **argv)
         goto cleanup;
     }
     if (!retainctl_cmd_bool (&cmd, "start", &start) || !s_rate (&cmd, rate, sizeof rate) ||
-        !s_segment_parse (&cmd, segment_text, &sg))
+        !s_segment_parse (&cmd, segment_text, &sg) || !retainctl_cmd_by (&cmd, by))
         goto cleanup;
-    snprintf (by, sizeof by, "%s",
-              *rt_config_get (cmd.config, "by")     ? rt_config_get (cmd.config, "by")
-              : getenv ("USER") && *getenv ("USER") ? getenv ("USER")
-                                                    : "retainctl");
     rc = 1;
     segment = s_segment_json (&sg);
     if (!segment) {

@@ -12,6 +12,8 @@
 #include "cmd.h"
 #include "retainctl.h"
 #include "rt_codec.h"
+#include "rt_utf8.h"
+#include "rt_uuid.h"
 
 bool
 retainctl_cmd_begin (retainctl_cmd_t *cmd, const char *group, const char *summary,
@@ -190,6 +192,69 @@ retainctl_cmd_id (const retainctl_cmd_t *cmd, const char *flag, const char *id)
                  "starting with a letter or digit\n",
                  cmd->program, flag, id, RETAINCTL_ID_MAX);
     return false;
+}
+
+bool
+retainctl_cmd_uuid (const retainctl_cmd_t *cmd, const char *flag, const char *what,
+                    const char **value)
+{
+    rt_uuid_t u;
+    if (!retainctl_cmd_required (cmd, flag, value))
+        return false;
+    if (rt_uuid_parse (*value, &u) == 0)
+        return true;
+    fprintf (stderr, "%s: --%s \"%s\" is not %s (a UUID)\n", cmd->program, flag, *value, what);
+    return false;
+}
+
+bool
+retainctl_cmd_line (const retainctl_cmd_t *cmd, const char *flag, size_t max)
+{
+    const char *v = rt_config_get (cmd->config, flag);
+    size_t n = strlen (v);
+    if (n > max) {
+        fprintf (stderr, "%s: --%s is longer than %zu bytes\n", cmd->program, flag, max);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < ' ' || c == 0x7f) {
+            fprintf (stderr, "%s: --%s holds a control character (byte %zu)\n", cmd->program, flag,
+                     i);
+            return false;
+        }
+    }
+    if (!rt_utf8_text_ok (v, n)) {
+        fprintf (stderr, "%s: --%s is not UTF-8 text (byte %zu)\n", cmd->program, flag,
+                 rt_utf8_bad_at (v, n, false));
+        return false;
+    }
+    return true;
+}
+
+/* Whether $USER can name someone: a login is printable ASCII. */
+static bool
+s_login_ok (const char *user)
+{
+    size_t n = user ? strlen (user) : 0;
+    if (n == 0 || n > RETAINCTL_BY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (user[i] <= ' ' || user[i] >= 0x7f)
+            return false;
+    }
+    return true;
+}
+
+bool
+retainctl_cmd_by (const retainctl_cmd_t *cmd, char out[RETAINCTL_BY_MAX + 1])
+{
+    const char *by = rt_config_get (cmd->config, "by");
+    const char *user = getenv ("USER");
+    if (!retainctl_cmd_line (cmd, "by", RETAINCTL_BY_MAX))
+        return false;
+    snprintf (out, RETAINCTL_BY_MAX + 1, "%s", *by ? by : s_login_ok (user) ? user : "retainctl");
+    return true;
 }
 
 bool

@@ -33,6 +33,9 @@
  * tables check. */
 #define RETAINCTL_ID_MAX 63
 
+/* Longest --by: who did it, kept with what they did. */
+#define RETAINCTL_BY_MAX 64
+
 /* The settings most commands share, for their tables. */
 #define RETAINCTL_PG_DSN                                                                           \
     {                                                                                              \
@@ -126,6 +129,21 @@ bool retainctl_id_ok (const char *id);
 /* The same for --flag's id, given as id; false with the reason printed:
  * required when empty, else what an id is. */
 bool retainctl_cmd_id (const retainctl_cmd_t *cmd, const char *flag, const char *id);
+
+/* --flag's value as a UUID into *value (lent); false with the reason
+ * printed: required when empty, else not `what` ("a customer id"). */
+bool retainctl_cmd_uuid (const retainctl_cmd_t *cmd, const char *flag, const char *what,
+                         const char **value);
+
+/* Whether --flag's value is one line of UTF-8 text, no control
+ * character, at most max bytes; false with the reason printed. */
+bool retainctl_cmd_line (const retainctl_cmd_t *cmd, const char *flag, size_t max);
+
+/* Who runs the command, for what it records: --by, else $USER, else
+ * "retainctl", into out (RETAINCTL_BY_MAX + 1 bytes). false with the
+ * reason printed when --by is no line of text up to RETAINCTL_BY_MAX
+ * bytes. */
+bool retainctl_cmd_by (const retainctl_cmd_t *cmd, char out[RETAINCTL_BY_MAX + 1]);
 
 /* The whole file at path ("-": stdin), for --flag: *text (owned, NUL
  * added) and *len its bytes. false with the reason printed: unreadable,

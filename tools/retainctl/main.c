@@ -5,14 +5,12 @@
  * settings table, so `retainctl <command> --help` lists exactly what that
  * command takes, environment variables included. The commands form one
  * table here, groups (inbox, churn, team, operator, sla, template, notify,
- * campaign) nesting their own, and one dispatcher walks it: at every level "--help"
- * and "help" print the usage on stdout and exit 0, a missing or unknown
- * word prints it on stderr and exits 2. A command may have subcommands of
- * its own ("notify failed" and "notify failed retry"): a next word naming
- * one runs it, anything else runs the command.
- * `retainctl help --commands` prints every command line the table holds,
- * one per line, so a test (or a shell completion) covers a new command
- * without being told about it.
+ * campaign, consent, suppress) nesting their own, and one dispatcher walks it: at every level
+ * "--help" and "help" print the usage on stdout and exit 0, a missing or unknown word prints it on
+ * stderr and exits 2. A command may have subcommands of its own ("notify failed" and "notify failed
+ * retry"): a next word naming one runs it, anything else runs the command. `retainctl help
+ * --commands` prints every command line the table holds, one per line, so a test (or a shell
+ * completion) covers a new command without being told about it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -59,6 +57,12 @@ static const retainctl_command_t s_commands[] = {
     {.name = "campaign",
      .summary = "notifyd's campaigns: create, start, pause, resume, cancel, list, status",
      .subs = retainctl_campaign_commands},
+    {.name = "consent",
+     .summary = "a customer's consent to messages: set, show",
+     .subs = retainctl_consent_commands},
+    {.name = "suppress",
+     .summary = "the addresses never to be messaged: add, remove, list",
+     .subs = retainctl_suppress_commands},
     {.name = NULL}};
 
 bool

@@ -50,6 +50,9 @@ extern const retainctl_command_t retainctl_operator_commands[];
 extern const retainctl_command_t retainctl_sla_commands[];
 extern const retainctl_command_t retainctl_template_commands[];
 extern const retainctl_command_t retainctl_notify_commands[];
+/* retainctl consent's and suppress's subcommands (consent.c, suppress.c). */
+extern const retainctl_command_t retainctl_consent_commands[];
+extern const retainctl_command_t retainctl_suppress_commands[];
 /* retainctl campaign's subcommands (campaign.c), and campaign create
  * (campaign_create.c). */
 extern const retainctl_command_t retainctl_campaign_commands[];

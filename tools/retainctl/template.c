@@ -3,7 +3,7 @@
  * authors write and check them.
  *
  *   template add --name N --locale L [--channel C|default] [--subject S]
- *                --text-file F [--html-file F]
+ *                --text-file F [--html-file F] [--quiet-hours yes|no]
  *   template list
  *   template show --name N [--locale L]
  *   template preview --name N --customer C [--channel C] [--var k=v ...]
@@ -14,6 +14,12 @@
  * file, the line and the column. One of the same name, locale and
  * channel variant is replaced. Only an e-mail (its own variant, or the
  * default one an e-mail falls back to) has a subject and an HTML part.
+ * --quiet-hours says whether a transactional notification of the variant
+ * waits out the customer's quiet hours as marketing always does
+ * (notify.templates.quiet_hours, which notifyd reads when it queues and
+ * again when it claims); without it a new variant takes the column's
+ * default (no) and a replaced one keeps what it had. list and show print
+ * it.
  *
  * preview renders as notifyd would, without sending: the customer's row
  * in crm (following merges) gives the locale that starts the fallback
@@ -57,6 +63,9 @@ static const rt_config_setting_t s_add_settings[] = {
     {"subject", NULL, "", "an e-mail's subject (a template too)"},
     {"text-file", NULL, "", "the text (an e-mail's plain-text part), a file or - for stdin"},
     {"html-file", NULL, "", "an e-mail's HTML part, a file"},
+    {"quiet-hours", NULL, "",
+     "yes: a transactional notification waits out the customer's quiet hours, as marketing "
+     "does; no: it goes at once (new: no; a replaced variant keeps its own)"},
     RETAINCTL_END};
 static const rt_config_setting_t s_list_settings[] = {RETAINCTL_PG_DSN, RETAINCTL_END};
 static const rt_config_setting_t s_show_settings[] = {
@@ -76,19 +85,27 @@ static const rt_config_setting_t s_preview_settings[] = {
      "the time zone of dates for a customer without one"},
     RETAINCTL_END};
 
+/* Without --quiet-hours the column is left out: the table's default for
+ * a new variant, the stored value for a replaced one. With it, $7. */
+#define S_SQL_UPSERT_SET                                                                           \
+    " ON CONFLICT (name, locale, variant) DO UPDATE SET subject = EXCLUDED.subject,"               \
+    " text = EXCLUDED.text, html = EXCLUDED.html, updated_at = now()"
+#define S_SQL_UPSERT_RETURNING " RETURNING (xmax = 0), quiet_hours"
 static const char *s_sql_upsert =
     "INSERT INTO notify.templates (name, locale, variant, subject, text, html)"
-    " VALUES ($1, $2, $3, nullif($4, ''), $5, nullif($6, ''))"
-    " ON CONFLICT (name, locale, variant) DO UPDATE SET subject = EXCLUDED.subject,"
-    " text = EXCLUDED.text, html = EXCLUDED.html, updated_at = now()"
-    " RETURNING (xmax = 0)";
+    " VALUES ($1, $2, $3, nullif($4, ''), $5, nullif($6, ''))" S_SQL_UPSERT_SET
+        S_SQL_UPSERT_RETURNING;
+static const char *s_sql_upsert_quiet =
+    "INSERT INTO notify.templates (name, locale, variant, subject, text, html, quiet_hours)"
+    " VALUES ($1, $2, $3, nullif($4, ''), $5, nullif($6, ''), $7::boolean)" S_SQL_UPSERT_SET
+    ", quiet_hours = EXCLUDED.quiet_hours" S_SQL_UPSERT_RETURNING;
 static const char *s_sql_list =
     "SELECT name, locale, variant, coalesce(subject, ''), html IS NOT NULL,"
-    " to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')"
+    " to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), quiet_hours"
     " FROM notify.templates ORDER BY name, locale, variant";
 static const char *s_sql_show =
     "SELECT locale, variant, subject, text, html,"
-    " to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+    " to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), quiet_hours"
     " FROM notify.templates WHERE name = $1 AND ($2 = '' OR lower(locale) = lower($2))"
     " ORDER BY locale, variant";
 static const char *s_sql_variants =
@@ -178,6 +195,13 @@ s_locale_norm (const char *in, char *out, size_t outlen)
     }
 }
 
+/* How a quiet_hours cell reads. */
+static const char *
+s_quiet_words (const char *cell)
+{
+    return strcmp (cell, "t") == 0 ? "yes (waits them out)" : "no";
+}
+
 /* --- add --- */
 
 static int
@@ -187,7 +211,8 @@ s_add (int argc, char **argv)
     char locale[64], what[1100];
     char *text = NULL, *html = NULL;
     const char *name, *channel, *subject, *text_file, *html_file;
-    const char *params[6];
+    const char *params[7];
+    bool quiet = false, quiet_given;
     PGresult *res = NULL;
     int rc;
 
@@ -204,6 +229,9 @@ s_add (int argc, char **argv)
     subject = rt_config_get (cmd.config, "subject");
     text_file = rt_config_get (cmd.config, "text-file");
     html_file = rt_config_get (cmd.config, "html-file");
+    quiet_given = *rt_config_get (cmd.config, "quiet-hours") != '\0';
+    if (quiet_given && !retainctl_cmd_bool (&cmd, "quiet-hours", &quiet))
+        goto cleanup;
     if (!s_name_ok (name)) {
         fprintf (stderr,
                  "%s: --name is required: lower-case letters and digits, then also '_', '.', "
@@ -264,11 +292,14 @@ s_add (int argc, char **argv)
     params[3] = subject;
     params[4] = text;
     params[5] = html ? html : "";
-    res = retainctl_cmd_query (&cmd, s_sql_upsert, 6, params);
+    params[6] = quiet ? "true" : "false";
+    res = retainctl_cmd_query (&cmd, quiet_given ? s_sql_upsert_quiet : s_sql_upsert,
+                               quiet_given ? 7 : 6, params);
     if (!res)
         goto cleanup;
-    printf ("template %s (%s, %s) %s\n", name, locale, channel,
-            strcmp (PQgetvalue (res, 0, 0), "t") == 0 ? "stored" : "replaced");
+    printf ("template %s (%s, %s) %s, quiet hours: %s\n", name, locale, channel,
+            strcmp (PQgetvalue (res, 0, 0), "t") == 0 ? "stored" : "replaced",
+            s_quiet_words (PQgetvalue (res, 0, 1)));
     rc = 0;
 cleanup:
     PQclear (res);
@@ -297,12 +328,14 @@ s_list (int argc, char **argv)
     res = retainctl_cmd_query (&cmd, s_sql_list, 0, NULL);
     if (!res)
         goto cleanup;
-    printf ("%-32s %-8s %-10s %-5s %-16s %s\n", "NAME", "LOCALE", "VARIANT", "HTML", "UPDATED",
-            "SUBJECT");
+    printf ("%-32s %-8s %-10s %-5s %-5s %-16s %s\n", "NAME", "LOCALE", "VARIANT", "HTML", "QUIET",
+            "UPDATED", "SUBJECT");
     for (r = 0; r < PQntuples (res); r++)
-        printf ("%-32s %-8s %-10s %-5s %-16s %s\n", PQgetvalue (res, r, 0), PQgetvalue (res, r, 1),
-                PQgetvalue (res, r, 2), strcmp (PQgetvalue (res, r, 4), "t") == 0 ? "yes" : "no",
-                PQgetvalue (res, r, 5), PQgetvalue (res, r, 3));
+        printf ("%-32s %-8s %-10s %-5s %-5s %-16s %s\n", PQgetvalue (res, r, 0),
+                PQgetvalue (res, r, 1), PQgetvalue (res, r, 2),
+                strcmp (PQgetvalue (res, r, 4), "t") == 0 ? "yes" : "no",
+                strcmp (PQgetvalue (res, r, 6), "t") == 0 ? "yes" : "no", PQgetvalue (res, r, 5),
+                PQgetvalue (res, r, 3));
     rc = 0;
 cleanup:
     PQclear (res);
@@ -339,6 +372,7 @@ s_show (int argc, char **argv)
     for (r = 0; r < PQntuples (res); r++) {
         printf ("%s== %s (%s, %s), updated %s UTC\n", r ? "\n" : "", params[0],
                 PQgetvalue (res, r, 0), PQgetvalue (res, r, 1), PQgetvalue (res, r, 5));
+        printf ("quiet hours: %s\n", s_quiet_words (PQgetvalue (res, r, 6)));
         if (!PQgetisnull (res, r, 2))
             printf ("subject: %s\n", PQgetvalue (res, r, 2));
         printf ("-- text\n%s%s", PQgetvalue (res, r, 3),

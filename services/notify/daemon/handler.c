@@ -29,7 +29,7 @@
  * last, then the fallback chain), and notification.c queues its first
  * send or fails it with its MessageFailed; a replay finds the row and adds
  * nothing. ConsentChanged (stream "customer") is recorded in notify.consent
- * and its history.
+ * and its history, with its source and reason (an operator's words).
  *
  * An InboundMessage that ingest marked as a STOP keyword (opt "out")
  * withdraws both categories on the channel it came by, as a provider's
@@ -489,7 +489,7 @@ s_consent (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
         channel = ch->name;
     }
     if (notification_consent (db, m->customer_id, channel, category, m->granted,
-                              s_set (m->source) ? m->source : "event",
+                              s_set (m->source) ? m->source : "event", m->reason,
                               m->at > 0                ? m->at
                               : event->occurred_at > 0 ? event->occurred_at
                                                        : rt_clock_now_ms ()) != 0) {

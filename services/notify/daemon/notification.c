@@ -166,7 +166,7 @@ static const char *s_done_sql =
 #define S_CONSENT_SET "notify_notification_consent_set"
 static const char *s_consent_set_sql =
     "SELECT notify.consent_set(COALESCE(crm.root($1::uuid), $1::uuid), $2, $3, $4::boolean, $5,"
-    "  to_timestamp($6::bigint / 1000.0))";
+    "  to_timestamp($6::bigint / 1000.0), $7)";
 
 int
 notification_prepare (rt_db_t *db)
@@ -803,17 +803,22 @@ cleanup:
 
 int
 notification_consent (rt_db_t *db, const char *customer_id, const char *channel,
-                      const char *category, bool granted, const char *source, int64_t at_ms)
+                      const char *category, bool granted, const char *source, const char *reason,
+                      int64_t at_ms)
 {
     static const char *const both[] = {"transactional", "marketing"};
     char at[24];
     snprintf (at, sizeof at, "%lld", (long long)at_ms);
     for (int i = 0; i < 2; i++) {
         const char *cat = category ? category : both[i];
-        const char *v[6] = {customer_id, channel && *channel ? channel : "any",
-                            cat,         granted ? "true" : "false",
-                            source,      at};
-        PGresult *r = rt_db_exec_prepared (db, S_CONSENT_SET, 6, v, NULL, NULL, 0);
+        const char *v[7] = {customer_id,
+                            channel && *channel ? channel : "any",
+                            cat,
+                            granted ? "true" : "false",
+                            source,
+                            at,
+                            reason ? reason : ""};
+        PGresult *r = rt_db_exec_prepared (db, S_CONSENT_SET, 7, v, NULL, NULL, 0);
         if (!r)
             return -1;
         PQclear (r);

@@ -87,9 +87,10 @@ int notification_route (rt_db_t *db, const notification_config_t *cfg, const cha
 
 /* Records a change of consent (notify.consent_set) inside db's open
  * transaction: channel NULL or "" for every channel, category NULL for
- * both. 0 or -1. */
+ * both; reason the words kept with it (NULL: none). 0 or -1. */
 int notification_consent (rt_db_t *db, const char *customer_id, const char *channel,
-                          const char *category, bool granted, const char *source, int64_t at_ms);
+                          const char *category, bool granted, const char *source,
+                          const char *reason, int64_t at_ms);
 
 /* --- the consumer handler (handler.c) --- */
 

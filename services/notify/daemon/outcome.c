@@ -332,8 +332,8 @@ s_unreachable (const outcome_ctx_t *ctx, const notify_claim_t *c, const provider
     if (o->opt_out && c->customer_id[0]) {
         char source[PROVIDER_CODE_MAX + 16];
         snprintf (source, sizeof source, "provider:%s", o->code[0] ? o->code : c->provider);
-        if (notification_consent (ctx->db, c->customer_id, c->channel, NULL, false, source, now) !=
-            0) {
+        if (notification_consent (ctx->db, c->customer_id, c->channel, NULL, false, source,
+                                  o->reason, now) != 0) {
             rt_errf (err, errlen, "consent: %s", rt_db_error (ctx->db));
             return -1;
         }

@@ -86,6 +86,12 @@ s_address_ok (const char *a, size_t len)
     return true;
 }
 
+bool
+provider_smtp_address_ok (const char *addr)
+{
+    return addr && s_address_ok (addr, strlen (addr));
+}
+
 /* Splits "Name <addr>" or "addr" into name (may be empty, quotes taken
  * off) and addr. 0 or -1. */
 static int
