@@ -517,6 +517,16 @@ test_suppressed_while_queued (void **state)
         fail_msg ("the SMS send did not fail as suppressed, handing over");
     rt_test_notify_said (s_w.t.pg, id, &said);
     assert_int_equal (said.failed, 0);
+
+    /* WhatsApp names a number by its digits; the list holds it in E.164,
+     * and it holds on WhatsApp too. */
+    s_customer (customer, "Europe/Kyiv", "whatsapp", "whatsapp=380502220015,telegram=2215");
+    rt_test_router_sql (s_w.t.pg,
+                        "SELECT notify.suppression_set('+380502220015', true, 'operator', '',"
+                        " now())");
+    s_notify (customer, NULL, id);
+    assert_int_equal (s_sent_wait (RT_FAKE_TELEGRAM, "2215", NULL, 0), 1);
+    assert_int_equal (s_sent (RT_FAKE_WHATSAPP, "380502220015", NULL, 0), 0);
 }
 
 /* --- Meta's HUMAN_AGENT tag --- */
@@ -693,7 +703,7 @@ s_whatsapp_wait (const char *number)
                     break;
                 if (r->provider != RT_FAKE_WHATSAPP)
                     continue;
-                s_recipient_of (r, to, sizeof to);
+                rt_fake_request_recipient (r, to, sizeof to);
                 if (strcmp (to, number) == 0)
                     return json_loads (r->body, 0, NULL);
             }

@@ -45,6 +45,15 @@ CREATE TABLE notify.account_days (
     PRIMARY KEY (account, day)
 );
 
+-- An address as the suppression list spells it: a WhatsApp id (the
+-- number's digits, as WhatsApp names the sender) in E.164 like an SMS
+-- number, an e-mail lower-cased, anything else as it is.
+CREATE FUNCTION notify.address_of(p_channel text, p_recipient text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_channel = 'whatsapp' THEN '+' || ltrim(p_recipient, '+')
+                ELSE lower(p_recipient) END
+$$;
+
 -- The customer's time zone, as notifyd reads it for quiet hours: the
 -- profile's, else the main zone of the country of a phone of theirs
 -- (proven first, then their SMS and WhatsApp identities), else NULL.
@@ -168,7 +177,8 @@ BEGIN
         SELECT s.ctid AS row_id, s.id AS sid, a.id AS acc, s.recipient AS rcpt,
                s.next_at AS due, s.customer_id AS cust,
                (SELECT x.source FROM notify.suppressions x
-                 WHERE x.suppressed AND x.address = lower(s.recipient)) AS sup,
+                 WHERE x.suppressed AND x.address = notify.address_of(s.channel, s.recipient))
+               AS sup,
                p_quiet_start <> p_quiet_end
                AND (s.category = 'marketing' OR s.quiet_hours) AS quiet
           FROM notify.sends s

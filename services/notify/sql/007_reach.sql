@@ -80,7 +80,7 @@ LANGUAGE sql STABLE AS $$
                EXISTS (SELECT 1 FROM notify.accounts a WHERE a.inbox_id = c.box
                         AND a.channel = c.ch AND a.disabled_at IS NULL) AS ok,
                (SELECT s.source FROM notify.suppressions s
-                 WHERE s.suppressed AND s.address = lower(c.addr)) AS sup
+                 WHERE s.suppressed AND s.address = notify.address_of(c.ch, c.addr)) AS sup
           FROM c)
     SELECT d.ch, d.box, d.addr, d.ok, d.sup, d.seen FROM d
      ORDER BY (p_channel <> '' AND d.ok AND d.sup IS NULL) DESC, d.rank, d.seen DESC, d.box
