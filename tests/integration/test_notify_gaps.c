@@ -31,7 +31,6 @@
 #include <jansson.h>
 #include <unistd.h>
 
-#include "rt_form.h"
 #include "rt_test.h"
 #include "rt_test_fake_provider.h"
 #include "rt_test_notify.h"
@@ -51,27 +50,16 @@ static rt_test_notifyd_t s_n;
 
 /* --- what the fake received --- */
 
-/* The recipient of a recorded request, whichever provider. */
-static void
-s_recipient_of (const rt_fake_request_t *r, char *to, size_t len)
+#define S_SEEN_MAX 8 /* requests to one recipient a test looks at */
+
+/* The provider's id the last of got[0..n) was answered with into id
+ * (when not NULL); n. */
+static int
+s_last_id (const rt_fake_request_t *const *got, size_t n, char *id, size_t idlen)
 {
-    json_t *doc, *v;
-    to[0] = '\0';
-    if (r->provider == RT_FAKE_TWILIO) {
-        char err[128];
-        rt_form_t *form = rt_form_parse (r->body, r->body_len, err, sizeof err);
-        const char *value = form ? rt_form_get (form, "To") : NULL;
-        snprintf (to, len, "%s", value ? value : "");
-        rt_form_destroy (&form);
-        return;
-    }
-    doc = json_loads (r->body, 0, NULL);
-    v = json_object_get (doc, r->provider == RT_FAKE_TELEGRAM ? "chat_id" : "to");
-    if (json_is_integer (v))
-        snprintf (to, len, "%lld", (long long)json_integer_value (v));
-    else if (json_is_string (v))
-        snprintf (to, len, "%s", json_string_value (v));
-    json_decref (doc);
+    if (id && n)
+        snprintf (id, idlen, "%s", got[(n < S_SEEN_MAX ? n : S_SEEN_MAX) - 1]->id);
+    return (int)n;
 }
 
 /* Requests of provider to recipient; the provider's id the last one was
@@ -79,67 +67,29 @@ s_recipient_of (const rt_fake_request_t *r, char *to, size_t len)
 static int
 s_sent (rt_fake_kind_t provider, const char *recipient, char *id, size_t idlen)
 {
-    int n = 0;
-    char to[128];
-    for (size_t i = 0;; i++) {
-        const rt_fake_request_t *r = rt_fake_provider_request (s_fake, i);
-        if (!r)
-            break;
-        if (r->provider != provider)
-            continue;
-        s_recipient_of (r, to, sizeof to);
-        if (strcmp (to, recipient) != 0)
-            continue;
-        n++;
-        if (id)
-            snprintf (id, idlen, "%s", r->id);
-    }
-    return n;
+    const rt_fake_request_t *got[S_SEEN_MAX];
+    size_t n = rt_fake_provider_sent (s_fake, provider, recipient, got, S_SEEN_MAX);
+    return s_last_id (got, n, id, idlen);
 }
 
 /* s_sent until it counts at least one, S_WAIT_MS at most. */
 static int
 s_sent_wait (rt_fake_kind_t provider, const char *recipient, char *id, size_t idlen)
 {
-    int64_t until = rt_test_now_ms () + S_WAIT_MS;
-    int n;
-    do {
-        n = s_sent (provider, recipient, id, idlen);
-        if (n > 0)
-            return n;
-        usleep (20 * 1000);
-    } while (rt_test_now_ms () < until);
-    return 0;
+    const rt_fake_request_t *got[S_SEEN_MAX];
+    size_t n =
+        rt_fake_provider_sent_wait (s_fake, provider, recipient, 1, S_WAIT_MS, got, S_SEEN_MAX);
+    return s_last_id (got, n, id, idlen);
 }
 
 /* --- the world --- */
 
-/* A customer (zone and preferred channel "" for none) with identities in
- * the inbox "main", "sms=+380...,telegram=2201" (later ones written on
- * more recently); its id into id. */
+/* A customer in the inbox "main" (rt_test_notify_customer). */
 static void
 s_customer (char id[RT_UUID_STR_LEN + 1], const char *zone, const char *preferred,
             const char *identities)
 {
-    char buf[256], *save = NULL;
-    int k = 0;
-    rt_test_router_uuid (id);
-    rt_test_router_sql (s_w.t.pg,
-                        "INSERT INTO crm.customers (id, name, locale, time_zone, preferred_channel)"
-                        " VALUES ('%s', 'Olena', 'en', '%s', '%s')",
-                        id, zone, preferred);
-    snprintf (buf, sizeof buf, "%s", identities);
-    for (char *p = strtok_r (buf, ",", &save); p; p = strtok_r (NULL, ",", &save), k++) {
-        char *eq = strchr (p, '=');
-        assert_non_null (eq);
-        *eq = '\0';
-        rt_test_router_sql (s_w.t.pg,
-                            "INSERT INTO crm.identities (channel, inbox, external_user_id,"
-                            " customer_id, first_seen, last_seen) VALUES ('%s', 'main', '%s', '%s',"
-                            " now() - interval '10 days', now() - interval '10 days' + %d *"
-                            " interval '1 hour')",
-                            p, eq + 1, id, k);
-    }
+    rt_test_notify_customer (s_w.t.pg, "main", zone, preferred, identities, id);
 }
 
 /* Asks for the "parcel" notification (category NULL: transactional). */

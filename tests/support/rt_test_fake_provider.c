@@ -26,11 +26,14 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "rt_form.h"
 #include "rt_http_server.h"
+#include "rt_test.h"
 
 /* A scripted answer, copied. */
 typedef struct s_script_t {
@@ -439,7 +442,7 @@ s_on_flush (void *arg)
 }
 
 static void
-s_record (rt_fake_provider_t *fp, rt_fake_kind_t provider, rt_http_request_t *req,
+s_record (rt_fake_provider_t *fp, rt_fake_kind_t provider, rt_http_request_t *req, int64_t at_ms,
           rt_fake_answer_kind_t kind, const s_made_t *m)
 {
     rt_fake_request_t *r = calloc (1, sizeof *r);
@@ -466,6 +469,7 @@ s_record (rt_fake_provider_t *fp, rt_fake_kind_t provider, rt_http_request_t *re
     }
     r->answer = kind;
     r->status = m->status;
+    r->at_ms = at_ms;
     snprintf (r->id, sizeof r->id, "%s", m->id);
 
     pthread_mutex_lock (&fp->lock);
@@ -499,6 +503,7 @@ s_handle (rt_http_request_t *req, rt_fake_provider_t *fp, rt_fake_kind_t provide
 {
     size_t len = 0;
     const char *body = rt_http_body (req, &len);
+    int64_t at_ms = rt_test_now_ms ();
 
     pthread_mutex_lock (&fp->lock);
     s_script_t *s = fp->scripts[provider];
@@ -514,7 +519,7 @@ s_handle (rt_http_request_t *req, rt_fake_provider_t *fp, rt_fake_kind_t provide
     s_make (provider, s, id, body, len, &m);
     rt_fake_answer_kind_t kind = s ? s->answer.kind : RT_FAKE_SUCCESS;
     int delay_ms = s ? s->answer.delay_ms : 0;
-    s_record (fp, provider, req, kind, &m);
+    s_record (fp, provider, req, at_ms, kind, &m);
     s_script_free (s);
 
     if (delay_ms <= 0) {
@@ -746,6 +751,69 @@ rt_fake_request_header (const rt_fake_request_t *r, const char *name)
         if (strcasecmp (r->headers[i].name, name) == 0)
             return r->headers[i].value;
     return NULL;
+}
+
+void
+rt_fake_request_recipient (const rt_fake_request_t *r, char *to, size_t len)
+{
+    static const char *const keys[RT_FAKE_PROVIDERS] = {"chat_id", "receiver", "recipient", "to",
+                                                        NULL};
+    json_t *doc, *v;
+    to[0] = '\0';
+    if (r->provider == RT_FAKE_TWILIO) {
+        char err[128];
+        rt_form_t *form = rt_form_parse (r->body, r->body_len, err, sizeof err);
+        const char *value = form ? rt_form_get (form, "To") : NULL;
+        snprintf (to, len, "%s", value ? value : "");
+        rt_form_destroy (&form);
+        return;
+    }
+    doc = json_loadb (r->body, r->body_len, 0, NULL);
+    v = json_object_get (doc, keys[r->provider]);
+    if (r->provider == RT_FAKE_META)
+        v = json_object_get (v, "id");
+    if (json_is_integer (v))
+        snprintf (to, len, "%" JSON_INTEGER_FORMAT, json_integer_value (v));
+    else if (json_is_string (v))
+        snprintf (to, len, "%s", json_string_value (v));
+    json_decref (doc);
+}
+
+size_t
+rt_fake_provider_sent (rt_fake_provider_t *self, rt_fake_kind_t provider, const char *recipient,
+                       const rt_fake_request_t **out, size_t max)
+{
+    size_t n = 0;
+    char to[128];
+    for (size_t i = 0;; i++) {
+        const rt_fake_request_t *r = rt_fake_provider_request (self, i);
+        if (!r)
+            break;
+        if (provider != RT_FAKE_PROVIDERS && r->provider != provider)
+            continue;
+        rt_fake_request_recipient (r, to, sizeof to);
+        if (strcmp (to, recipient) != 0)
+            continue;
+        if (n < max)
+            out[n] = r;
+        n++;
+    }
+    return n;
+}
+
+size_t
+rt_fake_provider_sent_wait (rt_fake_provider_t *self, rt_fake_kind_t provider,
+                            const char *recipient, size_t want, int timeout_ms,
+                            const rt_fake_request_t **out, size_t max)
+{
+    int64_t until = rt_test_now_ms () + timeout_ms;
+    size_t n;
+    for (;;) {
+        n = rt_fake_provider_sent (self, provider, recipient, out, max);
+        if (n >= want || rt_test_now_ms () >= until)
+            return n;
+        usleep (20 * 1000);
+    }
 }
 
 rt_fake_kind_t

@@ -86,6 +86,16 @@ void rt_test_notify_close (rt_test_notify_t *w);
  * its monotonic clock left running. */
 void rt_test_notify_clock_set (const rt_test_notify_t *w, int64_t at_ms);
 
+/* --- customers --- */
+
+/* A customer in crm named Olena (locale en; zone and preferred channel ""
+ * for none) with the identities `identities` in inbox, as
+ * "sms=+380...,telegram=2201": each first seen ten days ago, a later one
+ * written on more recently than the one before. Its id into id. */
+void rt_test_notify_customer (PGconn *pg, const char *inbox, const char *zone,
+                              const char *preferred, const char *identities,
+                              char id[RT_UUID_STR_LEN + 1]);
+
 /* --- publishing --- */
 
 /* An envelope of type for payload keyed key from producer, with id (NULL:
@@ -126,6 +136,7 @@ void rt_test_notify_request (rt_db_t *db, const rt_test_notify_request_t *q,
 /* What notifyd said on the bus about one message (a send's id). */
 typedef struct {
     int delivered;      /* MessageDelivered events */
+    int read;           /* those of them saying read */
     int failed;         /* MessageFailed events */
     bool permanent;     /* the last MessageFailed's */
     char code[64];      /* its error_code */
