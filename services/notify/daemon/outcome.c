@@ -16,6 +16,13 @@
  *                   (WhatsApp's pair limits) the whole account pauses as
  *                   long (notify.accounts.paused_until), so no replica
  *                   sends through it meanwhile. A wait counts no failure.
+ *   MIGRATED        the chat has a new id (Telegram's group became a
+ *                   supergroup): the same send, its recipient the new
+ *                   chat, due at once. It counts as a failure, so a
+ *                   provider that kept moving a chat could not make a
+ *                   send go round for ever. crm's identity keeps the old
+ *                   id (crm is routerd's: notifyd writes only its own
+ *                   schema), which a log line says.
  *   STOP_RECIPIENT, WINDOW, BAD_REQUEST
  *                   failed, MessageFailed permanent with the provider's
  *                   code and words. For the first two (s_unreachable): an
@@ -76,6 +83,11 @@ static const char *s_pause_sql = "UPDATE notify.accounts SET updated_at = now(),
                                  "  paused_until = GREATEST(COALESCE(paused_until, '-infinity'),"
                                  "                          to_timestamp($2::bigint / 1000.0))"
                                  " WHERE id = $1";
+
+/* A send whose chat moved: its recipient the new chat. */
+#define S_MOVE "notify_outcome_move"
+static const char *s_move_sql =
+    "UPDATE notify.sends SET recipient = $2 WHERE id = $1::uuid AND status = 'queued'";
 
 /* The account refused by its provider; the first reason is kept. */
 #define S_STOP "notify_outcome_stop"
@@ -228,7 +240,7 @@ outcome_prepare (rt_db_t *db)
 {
     if (rt_db_prepare (db, S_DONE, s_done_sql) != 0 ||
         rt_db_prepare (db, S_PAUSE, s_pause_sql) != 0 ||
-        rt_db_prepare (db, S_STOP, s_stop_sql) != 0)
+        rt_db_prepare (db, S_STOP, s_stop_sql) != 0 || rt_db_prepare (db, S_MOVE, s_move_sql) != 0)
         return -1;
     return 0;
 }
@@ -355,6 +367,16 @@ s_effect (const sender_config_t *cfg, const notify_claim_t *c, const provider_ou
     case PROVIDER_STOP_ACCOUNT:
         e->status = "queued";
         e->next_at = now;
+        break;
+    case PROVIDER_MIGRATED:
+        e->add_failures = 1;
+        if (c->failures + 1 >= cfg->retry_max) {
+            e->status = "failed";
+            e->failed_event = true;
+        } else {
+            e->status = "queued";
+            e->next_at = now;
+        }
         break;
     case PROVIDER_STOP_RECIPIENT:
     case PROVIDER_WINDOW:
@@ -573,6 +595,13 @@ s_consequences (const outcome_ctx_t *ctx, s_answer_t *a, ProtobufCBinaryData **p
             goto failed;
         PQclear (r);
     }
+    if (o->verdict == PROVIDER_MIGRATED && strcmp (a->e.status, "queued") == 0) {
+        const char *v[2] = {c->id, o->migrate_to};
+        r = rt_db_exec_prepared (db, S_MOVE, 2, v, NULL, NULL, 0);
+        if (!r)
+            goto failed;
+        PQclear (r);
+    }
     if (o->verdict == PROVIDER_STOP_ACCOUNT) {
         char why[PROVIDER_REASON_MAX + PROVIDER_CODE_MAX + 8];
         snprintf (why, sizeof why, "%s%s%s", o->code, o->code[0] ? ": " : "", o->reason);
@@ -644,6 +673,19 @@ failed:
     return -1;
 }
 
+/* A send failed after its last retry (RETRY, or MIGRATED once too
+ * often): logged and counted. */
+static void
+s_dead_letter (const sender_config_t *cfg, const s_answer_t *a)
+{
+    const notify_claim_t *c = &a->claim;
+    rt_log (RT_LOG_WARN, "send failed after its retries", rt_log_str ("message_id", c->id),
+            rt_log_int ("failures", c->failures + 1), rt_log_str ("code", a->o.code),
+            rt_log_str ("reason", a->o.reason));
+    rt_counter_inc (rt_metrics_counter (cfg->metrics, "retain_notify_dead_letters_total", "",
+                                        "sends failed after their last retry"));
+}
+
 /* The logs and metrics of an answer once its transaction committed. */
 static void
 s_after (const sender_config_t *cfg, const s_answer_t *a)
@@ -675,14 +717,24 @@ s_after (const sender_config_t *cfg, const s_answer_t *a)
                                             labels, "accounts their provider refused"));
         break;
     }
-    case PROVIDER_RETRY:
+    case PROVIDER_MIGRATED:
         if (strcmp (a->e.status, "failed") == 0) {
-            rt_log (RT_LOG_WARN, "send failed after its retries", rt_log_str ("message_id", c->id),
-                    rt_log_int ("failures", c->failures + 1), rt_log_str ("code", o->code),
-                    rt_log_str ("reason", o->reason));
-            rt_counter_inc (rt_metrics_counter (cfg->metrics, "retain_notify_dead_letters_total",
-                                                "", "sends failed after their last retry"));
+            s_dead_letter (cfg, a);
+            break;
         }
+        rt_log (RT_LOG_WARN,
+                "chat moved to a new id (a Telegram group became a supergroup): the send goes "
+                "there; crm's identity keeps the old id (crm is routerd's to change), so the "
+                "next message to it is moved again",
+                rt_log_str ("message_id", c->id), rt_log_str ("customer_id", c->customer_id),
+                rt_log_str ("account", c->account), rt_log_str ("from", c->recipient),
+                rt_log_str ("to", o->migrate_to));
+        rt_counter_inc (rt_metrics_counter (cfg->metrics, "retain_notify_chat_moved_total", "",
+                                            "sends whose chat moved to a new id, sent there"));
+        break;
+    case PROVIDER_RETRY:
+        if (strcmp (a->e.status, "failed") == 0)
+            s_dead_letter (cfg, a);
         if (o->uncertain)
             rt_counter_inc (rt_metrics_counter (cfg->metrics, "retain_notify_retry_uncertain_total",
                                                 "",
