@@ -15,7 +15,10 @@
  *                   wait_default_ms); unless the code names one recipient
  *                   (WhatsApp's pair limits) the whole account pauses as
  *                   long (notify.accounts.paused_until), so no replica
- *                   sends through it meanwhile. A wait counts no failure.
+ *                   sends through it meanwhile, and the send is due at
+ *                   once when another account of its inbox and channel is
+ *                   usable: it fails over rather than wait out a pause
+ *                   that is not its own. A wait counts no failure.
  *   MIGRATED        the chat has a new id (Telegram's group became a
  *                   supergroup): the same send, its recipient the new
  *                   chat, due at once. It counts as a failure, so a
@@ -83,6 +86,16 @@ static const char *s_pause_sql = "UPDATE notify.accounts SET updated_at = now(),
                                  "  paused_until = GREATEST(COALESCE(paused_until, '-infinity'),"
                                  "                          to_timestamp($2::bigint / 1000.0))"
                                  " WHERE id = $1";
+
+/* A paused account's send, due at once ($3, ms) when another account of
+ * its inbox and channel can send now ($1 the paused one). */
+#define S_ELSEWHERE "notify_outcome_elsewhere"
+static const char *s_elsewhere_sql =
+    "UPDATE notify.sends s SET next_at = to_timestamp($3::bigint / 1000.0)"
+    " WHERE s.id = $2::uuid AND s.status = 'queued' AND EXISTS ("
+    "   SELECT 1 FROM notify.accounts a WHERE a.inbox_id = s.inbox AND a.channel = s.channel"
+    "      AND a.id <> $1 AND a.disabled_at IS NULL AND a.stopped_at IS NULL"
+    "      AND (a.paused_until IS NULL OR a.paused_until <= to_timestamp($3::bigint / 1000.0)))";
 
 /* A send whose chat moved: its recipient the new chat. */
 #define S_MOVE "notify_outcome_move"
@@ -240,7 +253,9 @@ outcome_prepare (rt_db_t *db)
 {
     if (rt_db_prepare (db, S_DONE, s_done_sql) != 0 ||
         rt_db_prepare (db, S_PAUSE, s_pause_sql) != 0 ||
-        rt_db_prepare (db, S_STOP, s_stop_sql) != 0 || rt_db_prepare (db, S_MOVE, s_move_sql) != 0)
+        rt_db_prepare (db, S_STOP, s_stop_sql) != 0 ||
+        rt_db_prepare (db, S_ELSEWHERE, s_elsewhere_sql) != 0 ||
+        rt_db_prepare (db, S_MOVE, s_move_sql) != 0)
         return -1;
     return 0;
 }
@@ -589,8 +604,13 @@ s_consequences (const outcome_ctx_t *ctx, s_answer_t *a, ProtobufCBinaryData **p
         a->handed_over = h > 0;
     }
     if (o->verdict == PROVIDER_WAIT && !o->per_recipient) {
-        const char *v[2] = {c->account, until};
+        const char *v[3] = {c->account, until, nows};
         r = rt_db_exec_prepared (db, S_PAUSE, 2, v, NULL, NULL, 0);
+        if (!r)
+            goto failed;
+        PQclear (r);
+        v[1] = c->id;
+        r = rt_db_exec_prepared (db, S_ELSEWHERE, 3, v, NULL, NULL, 0);
         if (!r)
             goto failed;
         PQclear (r);
