@@ -21,6 +21,7 @@
 #include "rt_bus.h"
 #include "rt_clock.h"
 #include "rt_outbox.h"
+#include "rt_test_fake_provider.h"
 
 /* --- retain-notifyd --- */
 
@@ -111,6 +112,15 @@ rt_test_notify_close (rt_test_notify_t *w)
     }
     rt_db_destroy (&w->db);
     rt_test_router_close (&w->t);
+}
+
+void
+rt_test_notify_teardown (rt_test_notifyd_t *n, rt_test_notify_t *w,
+                         struct rt_fake_provider_t **fake)
+{
+    rt_test_notifyd_stop (n);
+    rt_test_notify_close (w);
+    rt_fake_provider_stop (fake);
 }
 
 void

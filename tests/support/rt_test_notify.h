@@ -82,6 +82,13 @@ void rt_test_notify_open (rt_test_notify_t *w, const char *name, int64_t clock_a
  * call does nothing. Stop the notifyd replicas first. */
 void rt_test_notify_close (rt_test_notify_t *w);
 
+/* A test file's teardown: stops the replica n (rt_test_notifyd_stop),
+ * closes w (rt_test_notify_close) and stops the fake *fake
+ * (rt_fake_provider_stop, *fake NULL after). */
+struct rt_fake_provider_t;
+void rt_test_notify_teardown (rt_test_notifyd_t *n, rt_test_notify_t *w,
+                              struct rt_fake_provider_t **fake);
+
 /* Sets the wall clock of every process following w's clock file to at_ms,
  * its monotonic clock left running. */
 void rt_test_notify_clock_set (const rt_test_notify_t *w, int64_t at_ms);

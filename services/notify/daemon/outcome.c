@@ -366,13 +366,17 @@ s_effect (const sender_config_t *cfg, const notify_claim_t *c, const provider_ou
         e->status = e->delivered ? "delivered" : "sent";
         break;
     case PROVIDER_RETRY:
+    case PROVIDER_MIGRATED:
         e->add_failures = 1;
         if (c->failures + 1 >= cfg->retry_max) {
             e->status = "failed";
             e->failed_event = true;
         } else {
+            /* A chat that moved is sent to at once; a transient failure
+             * waits out its backoff. */
             e->status = "queued";
-            e->next_at = now + s_backoff_ms (cfg, c->failures);
+            e->next_at =
+                now + (o->verdict == PROVIDER_MIGRATED ? 0 : s_backoff_ms (cfg, c->failures));
         }
         break;
     case PROVIDER_WAIT:
@@ -382,16 +386,6 @@ s_effect (const sender_config_t *cfg, const notify_claim_t *c, const provider_ou
     case PROVIDER_STOP_ACCOUNT:
         e->status = "queued";
         e->next_at = now;
-        break;
-    case PROVIDER_MIGRATED:
-        e->add_failures = 1;
-        if (c->failures + 1 >= cfg->retry_max) {
-            e->status = "failed";
-            e->failed_event = true;
-        } else {
-            e->status = "queued";
-            e->next_at = now;
-        }
         break;
     case PROVIDER_STOP_RECIPIENT:
     case PROVIDER_WINDOW:
