@@ -87,6 +87,8 @@ provider_verdict_name (provider_verdict_t verdict)
         return "bad_request";
     case PROVIDER_STOP_ACCOUNT:
         return "stop_account";
+    case PROVIDER_MIGRATED:
+        return "migrated";
     }
     return "unknown";
 }

@@ -16,8 +16,11 @@
  *   RETRY           transient (5xx, a timeout, a reset, HTML or garbage
  *                   where JSON was due, Telegram 5xx, Meta 1/2, WhatsApp
  *                   131000/2): backoff with jitter, the same request
- *                   again. Telegram's group migration is a RETRY too, to
- *                   the chat in migrate_to.
+ *                   again.
+ *   MIGRATED        the chat moved (Telegram 400 with parameters.
+ *                   migrate_to_chat_id: a group became a supergroup, whose
+ *                   id is new): the same send again at once, to the chat
+ *                   in migrate_to (never the chat it was sent to).
  *   WAIT            rate limited (HTTP 429, Telegram's parameters.
  *                   retry_after, Viber status 12, Meta 4/17/32/341/613,
  *                   WhatsApp 130429/131056/131049, Twilio 20429): again
@@ -138,6 +141,7 @@ typedef enum {
     PROVIDER_WINDOW,
     PROVIDER_BAD_REQUEST,
     PROVIDER_STOP_ACCOUNT,
+    PROVIDER_MIGRATED,
 } provider_verdict_t;
 
 /* What an answer came to. */
@@ -158,7 +162,7 @@ typedef struct {
                                            delivery receipts (Telegram's Bot API) */
     bool per_recipient;                 /* WAIT for this recipient only (WhatsApp's pair
                                            and marketing limits): the account goes on */
-    char migrate_to[PROVIDER_EXT_MAX];  /* Telegram: the group's new chat id, send there */
+    char migrate_to[PROVIDER_EXT_MAX];  /* MIGRATED: the chat's new id, to send to instead */
 } provider_outcome_t;
 
 /* One adapter. */
@@ -188,7 +192,8 @@ const provider_t *provider_find (const char *name);
 const provider_t *provider_find_for (const char *provider, Retain__V1__Channel channel);
 
 /* The verdict's name ("sent", "retry", "wait", "stop_recipient",
- * "window", "bad_request", "stop_account"), for logs and metrics. */
+ * "window", "bad_request", "stop_account", "migrated"), for logs and
+ * metrics. */
 const char *provider_verdict_name (provider_verdict_t verdict);
 
 /* Frees what a build made and zeroes it; safe on a zeroed or freed

@@ -54,42 +54,36 @@ static rt_test_notifyd_t s_n;
 
 /* --- what the fake received --- */
 
+#define S_SEEN_MAX 8 /* requests to one recipient a test looks at */
+
+/* The provider's id the last of got[0..n) was answered with into id
+ * (when not NULL); n. */
+static int
+s_last_id (const rt_fake_request_t *const *got, size_t n, char *id, size_t idlen)
+{
+    if (id && n)
+        snprintf (id, idlen, "%s", got[(n < S_SEEN_MAX ? n : S_SEEN_MAX) - 1]->id);
+    return (int)n;
+}
+
 /* Requests of provider to recipient; the provider's id the last one was
  * answered with into id (when not NULL). */
 static int
 s_sent (rt_fake_kind_t provider, const char *recipient, char *id, size_t idlen)
 {
-    int n = 0;
-    char to[128];
-    for (size_t i = 0;; i++) {
-        const rt_fake_request_t *r = rt_fake_provider_request (s_fake, i);
-        if (!r)
-            break;
-        if (r->provider != provider)
-            continue;
-        rt_fake_request_recipient (r, to, sizeof to);
-        if (strcmp (to, recipient) != 0)
-            continue;
-        n++;
-        if (id)
-            snprintf (id, idlen, "%s", r->id);
-    }
-    return n;
+    const rt_fake_request_t *got[S_SEEN_MAX];
+    size_t n = rt_fake_provider_sent (s_fake, provider, recipient, got, S_SEEN_MAX);
+    return s_last_id (got, n, id, idlen);
 }
 
 /* s_sent until it counts at least one, S_WAIT_MS at most. */
 static int
 s_sent_wait (rt_fake_kind_t provider, const char *recipient, char *id, size_t idlen)
 {
-    int64_t until = rt_test_now_ms () + S_WAIT_MS;
-    int n;
-    do {
-        n = s_sent (provider, recipient, id, idlen);
-        if (n > 0)
-            return n;
-        usleep (20 * 1000);
-    } while (rt_test_now_ms () < until);
-    return 0;
+    const rt_fake_request_t *got[S_SEEN_MAX];
+    size_t n =
+        rt_fake_provider_sent_wait (s_fake, provider, recipient, 1, S_WAIT_MS, got, S_SEEN_MAX);
+    return s_last_id (got, n, id, idlen);
 }
 
 /* --- the world --- */
@@ -101,25 +95,7 @@ static void
 s_customer_in (char id[RT_UUID_STR_LEN + 1], const char *inbox, const char *zone,
                const char *preferred, const char *identities)
 {
-    char buf[256], *save = NULL;
-    int k = 0;
-    rt_test_router_uuid (id);
-    rt_test_router_sql (s_w.t.pg,
-                        "INSERT INTO crm.customers (id, name, locale, time_zone, preferred_channel)"
-                        " VALUES ('%s', 'Olena', 'en', '%s', '%s')",
-                        id, zone, preferred);
-    snprintf (buf, sizeof buf, "%s", identities);
-    for (char *p = strtok_r (buf, ",", &save); p; p = strtok_r (NULL, ",", &save), k++) {
-        char *eq = strchr (p, '=');
-        assert_non_null (eq);
-        *eq = '\0';
-        rt_test_router_sql (s_w.t.pg,
-                            "INSERT INTO crm.identities (channel, inbox, external_user_id,"
-                            " customer_id, first_seen, last_seen) VALUES ('%s', '%s', '%s', '%s',"
-                            " now() - interval '10 days', now() - interval '10 days' + %d *"
-                            " interval '1 hour')",
-                            p, inbox, eq + 1, id, k);
-    }
+    rt_test_notify_customer (s_w.t.pg, inbox, zone, preferred, identities, id);
 }
 
 /* s_customer_in the inbox "main". */
@@ -215,9 +191,7 @@ static int
 s_teardown (void **state)
 {
     (void)state;
-    rt_test_notifyd_stop (&s_n);
-    rt_test_notify_close (&s_w);
-    rt_fake_provider_stop (&s_fake);
+    rt_test_notify_teardown (&s_n, &s_w, &s_fake);
     return 0;
 }
 

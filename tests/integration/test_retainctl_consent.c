@@ -108,13 +108,13 @@ s_refused (const char *customer, const char *template_name, const char *code,
 {
     char id[RT_UUID_STR_LEN + 1];
     rt_test_notify_said_t said;
-    size_t before = rt_fake_provider_sent (s_fake, provider, recipient);
+    size_t before = rt_fake_provider_sent (s_fake, provider, recipient, NULL, 0);
     s_notify (customer, template_name, id);
     rt_test_notify_said_wait (s_w.t.pg, id, &said, S_WAIT_MS);
     assert_int_equal (said.failed, 1);
     assert_string_equal (said.code, code);
     usleep (S_QUIET_MS * 1000);
-    assert_int_equal (rt_fake_provider_sent (s_fake, provider, recipient), before);
+    assert_int_equal (rt_fake_provider_sent (s_fake, provider, recipient, NULL, 0), before);
 }
 
 /* Waits until notifyd holds the word (granted or not) on channel and
@@ -199,7 +199,8 @@ test_withdraw_and_grant (void **state)
               "source operator:olena", NULL);
     s_holds (customer, "any", "marketing", true, "operator:olena");
     s_notify (customer, "promo", id);
-    assert_int_equal (rt_fake_provider_sent_wait (s_fake, RT_FAKE_TELEGRAM, chat, 1, S_WAIT_MS), 1);
+    assert_int_equal (
+        rt_fake_provider_sent_wait (s_fake, RT_FAKE_TELEGRAM, chat, 1, S_WAIT_MS, NULL, 0), 1);
 
     /* Not on Telegram any more: the next one goes by SMS. */
     S_EXPECT (S_CTL ("consent", "set", "--customer", customer, "--withdraw", "--channel",
@@ -208,8 +209,9 @@ test_withdraw_and_grant (void **state)
               0, "withdraw telegram", "consent withdrawn: customer ", "telegram, marketing", NULL);
     s_holds (customer, "telegram", "marketing", false, "operator:olena");
     s_notify (customer, "promo", id);
-    assert_int_equal (rt_fake_provider_sent_wait (s_fake, RT_FAKE_TWILIO, number, 1, S_WAIT_MS), 1);
-    assert_int_equal (rt_fake_provider_sent (s_fake, RT_FAKE_TELEGRAM, chat), 1);
+    assert_int_equal (
+        rt_fake_provider_sent_wait (s_fake, RT_FAKE_TWILIO, number, 1, S_WAIT_MS, NULL, 0), 1);
+    assert_int_equal (rt_fake_provider_sent (s_fake, RT_FAKE_TELEGRAM, chat, NULL, 0), 1);
 
     /* show: the words, and the changes newest first, with their sources. */
     S_EXPECT (S_CTL ("consent", "show", "--customer", customer, NULL), 0, "show",
@@ -238,7 +240,7 @@ test_withdraw_and_grant (void **state)
               0, "withdraw everywhere", NULL);
     s_holds (customer, "any", "marketing", false, "operator:olena");
     s_refused (customer, "promo", "no_consent", RT_FAKE_TWILIO, number);
-    assert_int_equal (rt_fake_provider_sent (s_fake, RT_FAKE_TELEGRAM, chat), 1);
+    assert_int_equal (rt_fake_provider_sent (s_fake, RT_FAKE_TELEGRAM, chat, NULL, 0), 1);
 
     /* Telegram again, by whoever runs retainctl ($USER): the newer word on
      * the channel wins over the older one everywhere. */
@@ -247,7 +249,8 @@ test_withdraw_and_grant (void **state)
               0, "grant telegram", "source operator:olha", NULL);
     s_holds (customer, "telegram", "marketing", true, "operator:olha");
     s_notify (customer, "promo", id);
-    assert_int_equal (rt_fake_provider_sent_wait (s_fake, RT_FAKE_TELEGRAM, chat, 2, S_WAIT_MS), 2);
+    assert_int_equal (
+        rt_fake_provider_sent_wait (s_fake, RT_FAKE_TELEGRAM, chat, 2, S_WAIT_MS, NULL, 0), 2);
 
     /* Each change went on the bus from retainctl, keyed by the customer. */
     snprintf (want, sizeof want, "'%s'", customer);
@@ -328,7 +331,7 @@ test_suppress_a_local_number (void **state)
     json_decref (doc);
 
     s_refused (customer, "parcel", "suppressed", RT_FAKE_TWILIO, number);
-    assert_int_equal (rt_fake_provider_sent (s_fake, RT_FAKE_TWILIO, number), 0);
+    assert_int_equal (rt_fake_provider_sent (s_fake, RT_FAKE_TWILIO, number, NULL, 0), 0);
 
     /* Again: nothing changes. */
     changes = rt_test_pg_long (s_w.t.pg, "SELECT count(*) FROM notify.suppression_history");
@@ -342,7 +345,8 @@ test_suppress_a_local_number (void **state)
         S_CTL ("suppress", "remove", "--address", "+38 (050) 333-00-03", "--by", "olena", NULL), 0,
         "suppress remove", "+380503330003 no longer suppressed", NULL);
     s_notify (customer, "parcel", id);
-    assert_int_equal (rt_fake_provider_sent_wait (s_fake, RT_FAKE_TWILIO, number, 1, S_WAIT_MS), 1);
+    assert_int_equal (
+        rt_fake_provider_sent_wait (s_fake, RT_FAKE_TWILIO, number, 1, S_WAIT_MS, NULL, 0), 1);
     assert_int_equal (rt_test_notify_status_wait (s_w.t.pg, id, "sent", S_WAIT_MS), 1);
     S_EXPECT (S_CTL ("suppress", "list", NULL), 0, "suppress list, lifted", NULL);
     {

@@ -26,12 +26,14 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <jansson.h>
 
 #include "rt_form.h"
 #include "rt_http_server.h"
+#include "rt_test.h"
 
 /* A scripted answer, copied. */
 typedef struct s_script_t {
@@ -491,7 +493,7 @@ s_on_flush (void *arg)
 }
 
 static void
-s_record (rt_fake_provider_t *fp, rt_fake_kind_t provider, rt_http_request_t *req,
+s_record (rt_fake_provider_t *fp, rt_fake_kind_t provider, rt_http_request_t *req, int64_t at_ms,
           rt_fake_answer_kind_t kind, const s_made_t *m)
 {
     rt_fake_request_t *r = calloc (1, sizeof *r);
@@ -518,6 +520,7 @@ s_record (rt_fake_provider_t *fp, rt_fake_kind_t provider, rt_http_request_t *re
     }
     r->answer = kind;
     r->status = m->status;
+    r->at_ms = at_ms;
     snprintf (r->id, sizeof r->id, "%s", m->id);
 
     pthread_mutex_lock (&fp->lock);
@@ -551,6 +554,7 @@ s_handle (rt_http_request_t *req, rt_fake_provider_t *fp, rt_fake_kind_t provide
 {
     size_t len = 0;
     const char *body = rt_http_body (req, &len);
+    int64_t at_ms = rt_test_now_ms ();
 
     pthread_mutex_lock (&fp->lock);
     s_script_t *s = fp->scripts[provider];
@@ -566,7 +570,7 @@ s_handle (rt_http_request_t *req, rt_fake_provider_t *fp, rt_fake_kind_t provide
     s_make (provider, s, id, body, len, &m);
     rt_fake_answer_kind_t kind = s ? s->answer.kind : RT_FAKE_SUCCESS;
     int delay_ms = s ? s->answer.delay_ms : 0;
-    s_record (fp, provider, req, kind, &m);
+    s_record (fp, provider, req, at_ms, kind, &m);
     s_script_free (s);
 
     if (delay_ms <= 0) {
@@ -802,6 +806,69 @@ rt_fake_request_header (const rt_fake_request_t *r, const char *name)
     return NULL;
 }
 
+void
+rt_fake_request_recipient (const rt_fake_request_t *r, char *to, size_t len)
+{
+    static const char *const keys[RT_FAKE_PROVIDERS] = {"chat_id", "receiver", "recipient", "to",
+                                                        NULL};
+    json_t *doc, *v;
+    to[0] = '\0';
+    if (r->provider == RT_FAKE_TWILIO) {
+        char err[128];
+        rt_form_t *form = rt_form_parse (r->body, r->body_len, err, sizeof err);
+        const char *value = form ? rt_form_get (form, "To") : NULL;
+        snprintf (to, len, "%s", value ? value : "");
+        rt_form_destroy (&form);
+        return;
+    }
+    doc = json_loadb (r->body, r->body_len, 0, NULL);
+    v = json_object_get (doc, keys[r->provider]);
+    if (r->provider == RT_FAKE_META)
+        v = json_object_get (v, "id");
+    if (json_is_integer (v))
+        snprintf (to, len, "%" JSON_INTEGER_FORMAT, json_integer_value (v));
+    else if (json_is_string (v))
+        snprintf (to, len, "%s", json_string_value (v));
+    json_decref (doc);
+}
+
+size_t
+rt_fake_provider_sent (rt_fake_provider_t *self, rt_fake_kind_t provider, const char *recipient,
+                       const rt_fake_request_t **out, size_t max)
+{
+    size_t n = 0;
+    char to[128];
+    for (size_t i = 0;; i++) {
+        const rt_fake_request_t *r = rt_fake_provider_request (self, i);
+        if (!r)
+            break;
+        if (provider != RT_FAKE_PROVIDERS && r->provider != provider)
+            continue;
+        rt_fake_request_recipient (r, to, sizeof to);
+        if (strcmp (to, recipient) != 0)
+            continue;
+        if (n < max)
+            out[n] = r;
+        n++;
+    }
+    return n;
+}
+
+size_t
+rt_fake_provider_sent_wait (rt_fake_provider_t *self, rt_fake_kind_t provider,
+                            const char *recipient, size_t want, int timeout_ms,
+                            const rt_fake_request_t **out, size_t max)
+{
+    int64_t until = rt_test_now_ms () + timeout_ms;
+    size_t n;
+    for (;;) {
+        n = rt_fake_provider_sent (self, provider, recipient, out, max);
+        if (n >= want || rt_test_now_ms () >= until)
+            return n;
+        usleep (20 * 1000);
+    }
+}
+
 rt_fake_kind_t
 rt_fake_provider_kind (const char *name)
 {
@@ -809,70 +876,4 @@ rt_fake_provider_kind (const char *name)
         if (strcmp (s_names[i], name) == 0)
             return (rt_fake_kind_t)i;
     return RT_FAKE_PROVIDERS;
-}
-
-void
-rt_fake_request_recipient (const rt_fake_request_t *r, char *to, size_t tolen)
-{
-    json_t *doc, *v = NULL;
-    to[0] = '\0';
-    if (r->provider == RT_FAKE_TWILIO) {
-        char err[128];
-        rt_form_t *form = rt_form_parse (r->body, r->body_len, err, sizeof err);
-        const char *value = form ? rt_form_get (form, "To") : NULL;
-        snprintf (to, tolen, "%s", value ? value : "");
-        rt_form_destroy (&form);
-        return;
-    }
-    doc = json_loads (r->body, 0, NULL);
-    switch (r->provider) {
-    case RT_FAKE_TELEGRAM:
-        v = json_object_get (doc, "chat_id");
-        break;
-    case RT_FAKE_VIBER:
-        v = json_object_get (doc, "receiver");
-        break;
-    case RT_FAKE_META:
-        v = json_object_get (json_object_get (doc, "recipient"), "id");
-        break;
-    default:
-        v = json_object_get (doc, "to");
-        break;
-    }
-    if (json_is_integer (v))
-        snprintf (to, tolen, "%lld", (long long)json_integer_value (v));
-    else if (json_is_string (v))
-        snprintf (to, tolen, "%s", json_string_value (v));
-    json_decref (doc);
-}
-
-size_t
-rt_fake_provider_sent (rt_fake_provider_t *self, rt_fake_kind_t provider, const char *recipient)
-{
-    size_t n = 0;
-    char to[256];
-    for (size_t i = 0;; i++) {
-        const rt_fake_request_t *r = rt_fake_provider_request (self, i);
-        if (!r)
-            break;
-        if (r->provider != provider)
-            continue;
-        rt_fake_request_recipient (r, to, sizeof to);
-        if (strcmp (to, recipient) == 0)
-            n++;
-    }
-    return n;
-}
-
-size_t
-rt_fake_provider_sent_wait (rt_fake_provider_t *self, rt_fake_kind_t provider,
-                            const char *recipient, size_t want, int timeout_ms)
-{
-    struct timespec pause = {0, 20 * 1000000L};
-    size_t n = rt_fake_provider_sent (self, provider, recipient);
-    for (int waited = 0; n < want && waited < timeout_ms; waited += 20) {
-        nanosleep (&pause, NULL);
-        n = rt_fake_provider_sent (self, provider, recipient);
-    }
-    return n;
 }

@@ -16,7 +16,8 @@
  * Anything else is answered 404 and not recorded.
  *
  * Every request to those routes is recorded (method, path with its query,
- * headers, body, and what it was answered) before it is answered, so a
+ * headers, body, when it came, and what it was answered) before it is
+ * answered, so a
  * test that waits for a count (rt_fake_provider_wait) then reads what came.
  * Records are never changed or freed before rt_fake_provider_stop, so the
  * pointers rt_fake_provider_request returns stay valid while the server's
@@ -74,6 +75,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct rt_fake_provider_t rt_fake_provider_t;
 
@@ -127,6 +129,7 @@ typedef struct {
     int status;                   /* the answer's HTTP status */
     char id[64];                  /* SUCCESS: the id the answer carried ("" otherwise),
                                      as the adapter should read it back */
+    int64_t at_ms;                /* when it came, on rt_test_now_ms's clock (monotonic) */
 } rt_fake_request_t;
 
 /* Starts the fake on a free loopback port; fails the test on error. */
@@ -155,6 +158,23 @@ const rt_fake_request_t *rt_fake_provider_request (rt_fake_provider_t *self, siz
  * false after timeout_ms. */
 bool rt_fake_provider_wait (rt_fake_provider_t *self, size_t count, int timeout_ms);
 
+/* The recipient r names, as its provider spells it (Telegram's chat_id,
+ * Viber's receiver, Meta's recipient.id, WhatsApp's to, Twilio's To),
+ * into to; "" when it names none. */
+void rt_fake_request_recipient (const rt_fake_request_t *r, char *to, size_t len);
+
+/* How many requests of provider (RT_FAKE_PROVIDERS: any) to recipient
+ * were recorded; the first max of them, oldest first, into out (may be
+ * NULL when max is 0). */
+size_t rt_fake_provider_sent (rt_fake_provider_t *self, rt_fake_kind_t provider,
+                              const char *recipient, const rt_fake_request_t **out, size_t max);
+
+/* rt_fake_provider_sent until it counts at least want, timeout_ms at
+ * most; the count then. */
+size_t rt_fake_provider_sent_wait (rt_fake_provider_t *self, rt_fake_kind_t provider,
+                                   const char *recipient, size_t want, int timeout_ms,
+                                   const rt_fake_request_t **out, size_t max);
+
 /* The first value of a request's header, case-insensitively; NULL when
  * absent. */
 const char *rt_fake_request_header (const rt_fake_request_t *r, const char *name);
@@ -162,19 +182,5 @@ const char *rt_fake_request_header (const rt_fake_request_t *r, const char *name
 /* The provider of a provider_account_t.provider name ("telegram", ...),
  * RT_FAKE_PROVIDERS when none. */
 rt_fake_kind_t rt_fake_provider_kind (const char *name);
-
-/* Whom a request was addressed to, as the provider reads it: Telegram's
- * chat_id, Viber's receiver, Meta's recipient.id, WhatsApp's to, Twilio's
- * To form field; "" when it names nobody. */
-void rt_fake_request_recipient (const rt_fake_request_t *r, char *to, size_t tolen);
-
-/* Requests recorded so far for provider addressed to recipient. */
-size_t rt_fake_provider_sent (rt_fake_provider_t *self, rt_fake_kind_t provider,
-                              const char *recipient);
-
-/* rt_fake_provider_sent once it is at least want, or what it is after
- * timeout_ms. */
-size_t rt_fake_provider_sent_wait (rt_fake_provider_t *self, rt_fake_kind_t provider,
-                                   const char *recipient, size_t want, int timeout_ms);
 
 #endif

@@ -131,6 +131,34 @@ rt_test_notify_clock_set (const rt_test_notify_t *w, int64_t at_ms)
     assert_int_equal (rt_clock_file_set (w->t.clock, at_ms - (rt_clock_now_ms () - wall), mono), 0);
 }
 
+/* --- customers --- */
+
+void
+rt_test_notify_customer (PGconn *pg, const char *inbox, const char *zone, const char *preferred,
+                         const char *identities, char id[RT_UUID_STR_LEN + 1])
+{
+    char buf[256], *save = NULL;
+    int k = 0;
+    rt_test_router_uuid (id);
+    rt_test_router_sql (pg,
+                        "INSERT INTO crm.customers (id, name, locale, time_zone, preferred_channel)"
+                        " VALUES ('%s', 'Olena', 'en', '%s', '%s')",
+                        id, zone, preferred);
+    assert_true (strlen (identities) < sizeof buf);
+    snprintf (buf, sizeof buf, "%s", identities);
+    for (char *p = strtok_r (buf, ",", &save); p; p = strtok_r (NULL, ",", &save), k++) {
+        char *eq = strchr (p, '=');
+        assert_non_null (eq);
+        *eq = '\0';
+        rt_test_router_sql (pg,
+                            "INSERT INTO crm.identities (channel, inbox, external_user_id,"
+                            " customer_id, first_seen, last_seen) VALUES ('%s', '%s', '%s', '%s',"
+                            " now() - interval '10 days', now() - interval '10 days' + %d *"
+                            " interval '1 hour')",
+                            p, inbox, eq + 1, id, k);
+    }
+}
+
 /* --- publishing --- */
 
 void
@@ -225,6 +253,7 @@ rt_test_notify_said (PGconn *pg, const char *message_id, rt_test_notify_said_t *
             assert_non_null (d);
             if (strcmp (d->message_id, message_id) == 0) {
                 out->delivered++;
+                out->read += d->read ? 1 : 0;
                 snprintf (out->external, sizeof out->external, "%s", d->external_id);
             }
             retain__v1__message_delivered__free_unpacked (d, NULL);

@@ -82,8 +82,9 @@ void rt_test_notify_open (rt_test_notify_t *w, const char *name, int64_t clock_a
  * call does nothing. Stop the notifyd replicas first. */
 void rt_test_notify_close (rt_test_notify_t *w);
 
-/* A notify test's teardown: stops n (when it runs), closes w and stops
- * *fake (when it is not NULL). */
+/* A test file's teardown: stops the replica n (rt_test_notifyd_stop),
+ * closes w (rt_test_notify_close) and stops the fake *fake
+ * (rt_fake_provider_stop, *fake NULL after). */
 struct rt_fake_provider_t;
 void rt_test_notify_teardown (rt_test_notifyd_t *n, rt_test_notify_t *w,
                               struct rt_fake_provider_t **fake);
@@ -91,6 +92,16 @@ void rt_test_notify_teardown (rt_test_notifyd_t *n, rt_test_notify_t *w,
 /* Sets the wall clock of every process following w's clock file to at_ms,
  * its monotonic clock left running. */
 void rt_test_notify_clock_set (const rt_test_notify_t *w, int64_t at_ms);
+
+/* --- customers --- */
+
+/* A customer in crm named Olena (locale en; zone and preferred channel ""
+ * for none) with the identities `identities` in inbox, as
+ * "sms=+380...,telegram=2201": each first seen ten days ago, a later one
+ * written on more recently than the one before. Its id into id. */
+void rt_test_notify_customer (PGconn *pg, const char *inbox, const char *zone,
+                              const char *preferred, const char *identities,
+                              char id[RT_UUID_STR_LEN + 1]);
 
 /* --- publishing --- */
 
@@ -132,6 +143,7 @@ void rt_test_notify_request (rt_db_t *db, const rt_test_notify_request_t *q,
 /* What notifyd said on the bus about one message (a send's id). */
 typedef struct {
     int delivered;      /* MessageDelivered events */
+    int read;           /* those of them saying read */
     int failed;         /* MessageFailed events */
     bool permanent;     /* the last MessageFailed's */
     char code[64];      /* its error_code */

@@ -311,6 +311,30 @@ test_every_provider_sends (void **state)
             assert_string_not_equal (rt_fake_provider_request (f->fake, i)->id,
                                      rt_fake_provider_request (f->fake, j)->id);
     assert_null (rt_fake_provider_request (f->fake, 5));
+
+    /* Each request's recipient read back as its provider spells it, and
+     * found by it. */
+    static const char *const to[RT_FAKE_PROVIDERS] = {"12345", "01234567890A=", "6543210987654321",
+                                                      "+380501234567", "+380501234567"};
+    for (size_t i = 0; i < 5; i++) {
+        char got[64];
+        r = rt_fake_provider_request (f->fake, i);
+        rt_fake_request_recipient (r, got, sizeof got);
+        assert_string_equal (got, to[r->provider]);
+    }
+    const rt_fake_request_t *found[4];
+    assert_int_equal (rt_fake_provider_sent (f->fake, RT_FAKE_PROVIDERS, "+380501234567", found, 4),
+                      2);
+    assert_int_equal (found[0]->provider, RT_FAKE_WHATSAPP);
+    assert_int_equal (found[1]->provider, RT_FAKE_TWILIO);
+    assert_int_equal (rt_fake_provider_sent (f->fake, RT_FAKE_TWILIO, "+380501234567", found, 4),
+                      1);
+    assert_int_equal (rt_fake_provider_sent (f->fake, RT_FAKE_TELEGRAM, "54321", NULL, 0), 0);
+    /* Waiting for what never comes ends at the timeout. */
+    int64_t t0 = rt_test_now_ms ();
+    assert_int_equal (
+        rt_fake_provider_sent_wait (f->fake, RT_FAKE_VIBER, "01234567890A=", 2, 200, found, 4), 1);
+    assert_true (rt_test_now_ms () - t0 >= 190);
 }
 
 /* --- scripts --- */
@@ -344,7 +368,7 @@ static const s_scripted_t s_scripted[] = {
     {RT_FAKE_TELEGRAM, ERR ("chat_not_found"), PROVIDER_STOP_RECIPIENT, "400", 0, false},
     {RT_FAKE_TELEGRAM, ERR ("too_long"), PROVIDER_BAD_REQUEST, "400", 0, false},
     {RT_FAKE_TELEGRAM, ERR ("cant_parse"), PROVIDER_BAD_REQUEST, "400", 0, false},
-    {RT_FAKE_TELEGRAM, ERR ("migrated"), PROVIDER_RETRY, "400", 0, false},
+    {RT_FAKE_TELEGRAM, ERR ("migrated"), PROVIDER_MIGRATED, "400", 0, false},
     {RT_FAKE_TELEGRAM, ERR ("unauthorized"), PROVIDER_STOP_ACCOUNT, "401", 0, false},
     {RT_FAKE_VIBER,
      {.kind = RT_FAKE_RATE_LIMIT, .retry_after_s = 2},
@@ -589,6 +613,8 @@ test_timeout_is_uncertain (void **state)
     int64_t t0 = rt_test_now_ms ();
     provider_outcome_t out = s_send (f, RT_FAKE_TELEGRAM, &provider_telegram, &send, 300);
     int64_t took = rt_test_now_ms () - t0;
+    /* Recorded when it came, not when its answer was due. */
+    assert_true (s_last (f)->at_ms >= t0 && s_last (f)->at_ms < t0 + 300);
     /* The provider saw it (recorded) but its answer came too late: a
      * retry might deliver twice, and the outcome says so. */
     assert_int_equal (out.verdict, PROVIDER_RETRY);

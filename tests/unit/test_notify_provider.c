@@ -308,7 +308,7 @@ test_telegram_answers (void **state)
         {"ResponseParameters.migrate_to_chat_id (aiogram)", 400,
          "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: group chat was upgraded "
          "to a supergroup chat\",\"parameters\":{\"migrate_to_chat_id\":-1001234567890}}",
-         -1, PROVIDER_RETRY, "400", false, 0, "", "supergroup"},
+         -1, PROVIDER_MIGRATED, "400", false, 0, "", "supergroup"},
         {"a revoked token", 401,
          "{\"ok\":false,\"error_code\":401,\"description\":\"Unauthorized\"}", -1,
          PROVIDER_STOP_ACCOUNT, "401", false, 0, "", "Unauthorized"},
@@ -441,6 +441,51 @@ test_telegram_media_answers (void **state)
          -1, PROVIDER_BAD_REQUEST, "400", false, 0, "", "caption is too long"},
     };
     s_check_cases (&provider_telegram, cases, sizeof cases / sizeof *cases);
+}
+
+/* Telegram's group became a supergroup: the chat's new id, to send to. */
+static void
+test_telegram_migrated (void **state)
+{
+    /* ResponseParameters.migrate_to_chat_id: at most 52 bits. */
+    static const struct {
+        const char *source, *to, *body;
+        provider_verdict_t verdict;
+        const char *migrate_to;
+    } cases[] = {
+        {"ResponseParameters (aiogram)", "-4001234",
+         "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: group chat was upgraded "
+         "to a supergroup chat\",\"parameters\":{\"migrate_to_chat_id\":-1001234567890}}",
+         PROVIDER_MIGRATED, "-1001234567890"},
+        {"atipugin/telegram-bot-ruby#40", "-4001234",
+         "{\"ok\":false,\"error_code\":400,\"description\":\"[Error]: Bad Request: group chat "
+         "is migrated to supergroup chat\",\"parameters\":{\"migrate_to_chat_id\":"
+         "-1004503599627370}}",
+         PROVIDER_MIGRATED, "-1004503599627370"},
+        /* Sent there already: sending again would go round for ever. */
+        {"the same chat", "-1001234567890",
+         "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: group chat was upgraded "
+         "to a supergroup chat\",\"parameters\":{\"migrate_to_chat_id\":-1001234567890}}",
+         PROVIDER_BAD_REQUEST, ""},
+        /* No number: nothing to send to. */
+        {"a string id", "-4001234",
+         "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: group chat was upgraded "
+         "to a supergroup chat\",\"parameters\":{\"migrate_to_chat_id\":\"-100123\"}}",
+         PROVIDER_BAD_REQUEST, ""},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_answer_t a;
+        provider_outcome_t out;
+        provider_send_t send = {.message_id = "m-1", .to = cases[i].to, .text = "hi"};
+        s_answer (&a, 400, "application/json", cases[i].body, -1);
+        provider_telegram.classify (&send, &a.resp, &out);
+        if (out.verdict != cases[i].verdict || strcmp (out.migrate_to, cases[i].migrate_to) != 0 ||
+            strcmp (out.code, "400") != 0 || !strstr (out.reason, "supergroup"))
+            fail_msg ("%s: got %s migrate_to=%s code=%s (%s)", cases[i].source,
+                      provider_verdict_name (out.verdict), out.migrate_to, out.code, out.reason);
+    }
+    assert_string_equal (provider_verdict_name (PROVIDER_MIGRATED), "migrated");
 }
 
 /* --- Viber (providers.md 2.2) --- */
@@ -1105,6 +1150,7 @@ main (void)
         cmocka_unit_test (test_telegram_request),
         cmocka_unit_test (test_telegram_refusals),
         cmocka_unit_test (test_telegram_answers),
+        cmocka_unit_test (test_telegram_migrated),
         cmocka_unit_test (test_telegram_media_request),
         cmocka_unit_test (test_telegram_media_answers),
         cmocka_unit_test (test_viber_request),

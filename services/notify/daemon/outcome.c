@@ -15,7 +15,17 @@
  *                   wait_default_ms); unless the code names one recipient
  *                   (WhatsApp's pair limits) the whole account pauses as
  *                   long (notify.accounts.paused_until), so no replica
- *                   sends through it meanwhile. A wait counts no failure.
+ *                   sends through it meanwhile, and the send is due at
+ *                   once when another account of its inbox and channel is
+ *                   usable: it fails over rather than wait out a pause
+ *                   that is not its own. A wait counts no failure.
+ *   MIGRATED        the chat has a new id (Telegram's group became a
+ *                   supergroup): the same send, its recipient the new
+ *                   chat, due at once. It counts as a failure, so a
+ *                   provider that kept moving a chat could not make a
+ *                   send go round for ever. crm's identity keeps the old
+ *                   id (crm is routerd's: notifyd writes only its own
+ *                   schema), which a log line says.
  *   STOP_RECIPIENT, WINDOW, BAD_REQUEST
  *                   failed, MessageFailed permanent with the provider's
  *                   code and words. For the first two (s_unreachable): an
@@ -85,6 +95,21 @@ static const char *s_pause_sql = "UPDATE notify.accounts SET updated_at = now(),
                                  "  paused_until = GREATEST(COALESCE(paused_until, '-infinity'),"
                                  "                          to_timestamp($2::bigint / 1000.0))"
                                  " WHERE id = $1";
+
+/* A paused account's send, due at once ($3, ms) when another account of
+ * its inbox and channel can send now ($1 the paused one). */
+#define S_ELSEWHERE "notify_outcome_elsewhere"
+static const char *s_elsewhere_sql =
+    "UPDATE notify.sends s SET next_at = to_timestamp($3::bigint / 1000.0)"
+    " WHERE s.id = $2::uuid AND s.status = 'queued' AND EXISTS ("
+    "   SELECT 1 FROM notify.accounts a WHERE a.inbox_id = s.inbox AND a.channel = s.channel"
+    "      AND a.id <> $1 AND a.disabled_at IS NULL AND a.stopped_at IS NULL"
+    "      AND (a.paused_until IS NULL OR a.paused_until <= to_timestamp($3::bigint / 1000.0)))";
+
+/* A send whose chat moved: its recipient the new chat. */
+#define S_MOVE "notify_outcome_move"
+static const char *s_move_sql =
+    "UPDATE notify.sends SET recipient = $2 WHERE id = $1::uuid AND status = 'queued'";
 
 /* The account refused by its provider; the first reason is kept. */
 #define S_STOP "notify_outcome_stop"
@@ -237,7 +262,9 @@ outcome_prepare (rt_db_t *db)
 {
     if (rt_db_prepare (db, S_DONE, s_done_sql) != 0 ||
         rt_db_prepare (db, S_PAUSE, s_pause_sql) != 0 ||
-        rt_db_prepare (db, S_STOP, s_stop_sql) != 0)
+        rt_db_prepare (db, S_STOP, s_stop_sql) != 0 ||
+        rt_db_prepare (db, S_ELSEWHERE, s_elsewhere_sql) != 0 ||
+        rt_db_prepare (db, S_MOVE, s_move_sql) != 0)
         return -1;
     return 0;
 }
@@ -357,13 +384,17 @@ s_effect (const sender_config_t *cfg, const notify_claim_t *c, const provider_ou
         e->status = e->delivered ? "delivered" : "sent";
         break;
     case PROVIDER_RETRY:
+    case PROVIDER_MIGRATED:
         e->add_failures = 1;
         if (c->failures + 1 >= cfg->retry_max) {
             e->status = "failed";
             e->failed_event = true;
         } else {
+            /* A chat that moved is sent to at once; a transient failure
+             * waits out its backoff. */
             e->status = "queued";
-            e->next_at = now + s_backoff_ms (cfg, c->failures);
+            e->next_at =
+                now + (o->verdict == PROVIDER_MIGRATED ? 0 : s_backoff_ms (cfg, c->failures));
         }
         break;
     case PROVIDER_WAIT:
@@ -589,8 +620,20 @@ s_consequences (const outcome_ctx_t *ctx, s_answer_t *a, ProtobufCBinaryData **p
         a->handed_over = h > 0;
     }
     if (o->verdict == PROVIDER_WAIT && !o->per_recipient) {
-        const char *v[2] = {c->account, until};
+        const char *v[3] = {c->account, until, nows};
         r = rt_db_exec_prepared (db, S_PAUSE, 2, v, NULL, NULL, 0);
+        if (!r)
+            goto failed;
+        PQclear (r);
+        v[1] = c->id;
+        r = rt_db_exec_prepared (db, S_ELSEWHERE, 3, v, NULL, NULL, 0);
+        if (!r)
+            goto failed;
+        PQclear (r);
+    }
+    if (o->verdict == PROVIDER_MIGRATED && strcmp (a->e.status, "queued") == 0) {
+        const char *v[2] = {c->id, o->migrate_to};
+        r = rt_db_exec_prepared (db, S_MOVE, 2, v, NULL, NULL, 0);
         if (!r)
             goto failed;
         PQclear (r);
@@ -666,6 +709,19 @@ failed:
     return -1;
 }
 
+/* A send failed after its last retry (RETRY, or MIGRATED once too
+ * often): logged and counted. */
+static void
+s_dead_letter (const sender_config_t *cfg, const s_answer_t *a)
+{
+    const notify_claim_t *c = &a->claim;
+    rt_log (RT_LOG_WARN, "send failed after its retries", rt_log_str ("message_id", c->id),
+            rt_log_int ("failures", c->failures + 1), rt_log_str ("code", a->o.code),
+            rt_log_str ("reason", a->o.reason));
+    rt_counter_inc (rt_metrics_counter (cfg->metrics, "retain_notify_dead_letters_total", "",
+                                        "sends failed after their last retry"));
+}
+
 /* The logs and metrics of an answer once its transaction committed. */
 static void
 s_after (const sender_config_t *cfg, const s_answer_t *a)
@@ -697,14 +753,24 @@ s_after (const sender_config_t *cfg, const s_answer_t *a)
                                             labels, "accounts their provider refused"));
         break;
     }
-    case PROVIDER_RETRY:
+    case PROVIDER_MIGRATED:
         if (strcmp (a->e.status, "failed") == 0) {
-            rt_log (RT_LOG_WARN, "send failed after its retries", rt_log_str ("message_id", c->id),
-                    rt_log_int ("failures", c->failures + 1), rt_log_str ("code", o->code),
-                    rt_log_str ("reason", o->reason));
-            rt_counter_inc (rt_metrics_counter (cfg->metrics, "retain_notify_dead_letters_total",
-                                                "", "sends failed after their last retry"));
+            s_dead_letter (cfg, a);
+            break;
         }
+        rt_log (RT_LOG_WARN,
+                "chat moved to a new id (a Telegram group became a supergroup): the send goes "
+                "there; crm's identity keeps the old id (crm is routerd's to change), so the "
+                "next message to it is moved again",
+                rt_log_str ("message_id", c->id), rt_log_str ("customer_id", c->customer_id),
+                rt_log_str ("account", c->account), rt_log_str ("from", c->recipient),
+                rt_log_str ("to", o->migrate_to));
+        rt_counter_inc (rt_metrics_counter (cfg->metrics, "retain_notify_chat_moved_total", "",
+                                            "sends whose chat moved to a new id, sent there"));
+        break;
+    case PROVIDER_RETRY:
+        if (strcmp (a->e.status, "failed") == 0)
+            s_dead_letter (cfg, a);
         if (o->uncertain)
             rt_counter_inc (rt_metrics_counter (cfg->metrics, "retain_notify_retry_uncertain_total",
                                                 "",

@@ -25,7 +25,8 @@
  * external_id is "<chat id>:<message id>";
  * ok false with error_code (the HTTP status), description and, sometimes,
  * parameters (ResponseParameters: retry_after in seconds, migrate_to_chat_id
- * when a group became a supergroup). The Bot API has no error codes finer
+ * when a group became a supergroup: the 400 "group chat was upgraded to a
+ * supergroup chat", MIGRATED to that id, at most 52 bits). The Bot API has no error codes finer
  * than the status, so 400 and 403 are told apart by their descriptions,
  * matched without case: "chat not found", "bot was blocked by the user",
  * "bot can't initiate conversation with a user", "user is deactivated",
@@ -193,7 +194,8 @@ s_sent (const provider_send_t *send, const rt_http_response_t *resp, json_t *doc
 
 /* ok false: error_code, description, parameters. */
 static void
-s_failed (const rt_http_response_t *resp, json_t *doc, provider_outcome_t *out)
+s_failed (const provider_send_t *send, const rt_http_response_t *resp, json_t *doc,
+          provider_outcome_t *out)
 {
     json_t *error_code = json_object_get (doc, "error_code");
     json_t *description = json_object_get (doc, "description");
@@ -206,9 +208,19 @@ s_failed (const rt_http_response_t *resp, json_t *doc, provider_outcome_t *out)
     snprintf (code, sizeof code, "%d", status);
 
     if (json_is_integer (migrate)) {
-        provider_set (out, PROVIDER_RETRY, code, "%s", text[0] ? text : "group migrated");
-        snprintf (out->migrate_to, sizeof out->migrate_to, "%" JSON_INTEGER_FORMAT,
-                  json_integer_value (migrate));
+        char to[PROVIDER_EXT_MAX];
+        snprintf (to, sizeof to, "%" JSON_INTEGER_FORMAT, json_integer_value (migrate));
+        /* Sending again to the chat that answered would go round for
+         * ever: that one is an error like any other. */
+        if (strcmp (to, send->to) == 0) {
+            provider_set (out, provider_unknown_verdict (status), code,
+                          "%s (migrate_to_chat_id names the same chat)",
+                          text[0] ? text : "group migrated");
+            return;
+        }
+        provider_set (out, PROVIDER_MIGRATED, code, "%s (now chat %s)",
+                      text[0] ? text : "group migrated", to);
+        snprintf (out->migrate_to, sizeof out->migrate_to, "%s", to);
         return;
     }
     if (status == 429 || json_is_integer (retry_after)) {
@@ -251,7 +263,7 @@ s_classify (const provider_send_t *send, const rt_http_response_t *resp, provide
     else if (json_is_true (ok))
         s_sent (send, resp, doc, out);
     else
-        s_failed (resp, doc, out);
+        s_failed (send, resp, doc, out);
     json_decref (doc);
     provider_settle (resp, out);
 }
