@@ -147,3 +147,67 @@ rt_utf8_count (const char *s, size_t len)
     }
     return n;
 }
+
+/* The byte length of s[0..len)'s first max_chars code points. */
+static size_t
+s_prefix (const char *s, size_t len, size_t max_chars)
+{
+    size_t i = 0, chars = 0;
+    while (i < len) {
+        if (((unsigned char)s[i] & 0xC0) != 0x80) {
+            if (chars == max_chars)
+                break;
+            chars++;
+        }
+        i++;
+    }
+    return i;
+}
+
+/* Where to end a piece of s[0..room) (avail bytes follow s, room <=
+ * avail): the last blank line, else line break, else sentence end, else
+ * space at which s[0..room) can be cut (a cut before the break, the break
+ * itself going with neither piece); room when there is none. */
+static size_t
+s_cut (const char *s, size_t room, size_t avail)
+{
+    size_t best[4] = {0, 0, 0, 0};
+    for (size_t i = 1; i <= room && i < avail; i++) {
+        char c = s[i], p = s[i - 1];
+        if (c == '\n' && i + 1 < avail && s[i + 1] == '\n')
+            best[3] = i;
+        else if (c == '\n' || c == '\r')
+            best[2] = i;
+        else if (c == ' ' && (p == '.' || p == '!' || p == '?'))
+            best[1] = i;
+        else if (c == ' ')
+            best[0] = i;
+    }
+    for (int k = 3; k >= 0; k--) {
+        if (best[k] > 0)
+            return best[k];
+    }
+    return room;
+}
+
+size_t
+rt_utf8_split (const char *s, size_t len, size_t max_chars, size_t *off, size_t *n,
+               size_t max_pieces)
+{
+    size_t at = 0, pieces = 0;
+    if (max_chars == 0 || max_pieces == 0)
+        return 0;
+    do {
+        size_t room = s_prefix (s + at, len - at, max_chars), end;
+        if (pieces == max_pieces)
+            return 0;
+        end = at + room == len ? room : s_cut (s + at, room, len - at);
+        off[pieces] = at;
+        n[pieces] = end;
+        pieces++;
+        at += end;
+        while (at < len && (s[at] == ' ' || s[at] == '\n' || s[at] == '\r'))
+            at++;
+    } while (at < len);
+    return pieces;
+}

@@ -41,4 +41,17 @@ char *rt_utf8_escape (const char *s, size_t len);
  * sequence (for valid UTF-8, its characters as Unicode counts them). */
 size_t rt_utf8_count (const char *s, size_t len);
 
+/* Where to cut valid UTF-8 s[0..len) into pieces of at most max_chars
+ * code points each, for a channel that takes a long text as several
+ * messages: each piece ends at the last paragraph break (a blank line)
+ * within its room, else the last line break, else the last sentence end
+ * (". ", "! ", "? "), else the last space, else at max_chars exactly,
+ * never inside a character. The breaks a cut falls on end the piece
+ * before it, and the next piece starts past the spaces and line breaks
+ * after it. The pieces' offsets and lengths into off[] and n[] (room for
+ * max_pieces); how many, or 0 when s needs more than max_pieces (or
+ * max_chars is 0). An empty s is one empty piece. */
+size_t rt_utf8_split (const char *s, size_t len, size_t max_chars, size_t *off, size_t *n,
+                      size_t max_pieces);
+
 #endif

@@ -183,7 +183,8 @@ s_setup (void **state)
                         "INSERT INTO notify.templates (name, locale, variant, text) VALUES"
                         " ('parcel', 'en', 'default', '{{name}}, your parcel is at the pickup"
                         " point'),"
-                        " ('promo', 'en', 'default', '{{name}}, -20%% today only')");
+                        " ('promo', 'en', 'default', '{{name}}, -20%% today only'),"
+                        " ('digest', 'en', 'default', '{{body}}')");
     return 0;
 }
 
@@ -763,6 +764,95 @@ test_whatsapp_window (void **state)
         fail_msg ("the notification does not say why WhatsApp was passed over: %s", skipped);
 }
 
+/* --- a long text --- */
+
+/* The texts of the Telegram messages to chat, in order, into texts
+ * (owned); how many. */
+static size_t
+s_telegram_texts (const char *chat, char **texts, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0;; i++) {
+        const rt_fake_request_t *r = rt_fake_provider_request (s_fake, i);
+        char to[64];
+        json_t *doc;
+        if (!r)
+            break;
+        if (r->provider != RT_FAKE_TELEGRAM)
+            continue;
+        rt_fake_request_recipient (r, to, sizeof to);
+        if (strcmp (to, chat) != 0 || n == max)
+            continue;
+        doc = json_loads (r->body, 0, NULL);
+        texts[n++] = strdup (json_string_value (json_object_get (doc, "text")));
+        json_decref (doc);
+    }
+    return n;
+}
+
+/* A notification longer than Telegram's 4,096 characters arrives as
+ * several messages, cut at the paragraph, each once and in order, and is
+ * said delivered once; one longer than ten messages fails text_too_long. */
+static void
+test_long_text_in_parts (void **state)
+{
+    const size_t words = 500; /* "слово " is 6 characters: 3,000 a paragraph */
+    char customer[RT_UUID_STR_LEN + 1], id[RT_UUID_STR_LEN + 1], *texts[4];
+    char *a = malloc (words * 12 + 1), *b = malloc (words * 12 + 1), *body, *huge;
+    size_t n, alen = 0, blen = 0, hlen;
+    rt_test_notify_said_t said;
+    (void)state;
+    for (size_t i = 0; i < words; i++) {
+        alen += (size_t)sprintf (a + alen, "%s", i + 1 < words ? "слово " : "кінець");
+        blen += (size_t)sprintf (b + blen, "%s", i + 1 < words ? "друге " : "друге");
+    }
+    body = malloc (alen + blen + 3);
+    sprintf (body, "%s\n\n%s", a, b);
+    s_customer (customer, "Europe/Kyiv", "telegram", "telegram=2601");
+    id[0] = '\0';
+    rt_test_notify_request (
+        s_w.db,
+        &(rt_test_notify_request_t){.customer = customer,
+                                    .template_name = "digest",
+                                    .vars = (const char *const[]){"body", body, NULL}},
+        id);
+    rt_test_notify_said_wait (s_w.t.pg, id, &said, S_WAIT_MS);
+    assert_int_equal (said.delivered, 1);
+    assert_int_equal (said.failed, 0);
+    n = s_telegram_texts ("2601", texts, 4);
+    assert_int_equal (n, 2);
+    assert_string_equal (texts[0], a);
+    assert_string_equal (texts[1], b);
+    for (size_t i = 0; i < n; i++)
+        free (texts[i]);
+    usleep (S_QUIET_MS * 1000);
+    assert_int_equal (s_sent (RT_FAKE_TELEGRAM, "2601", NULL, 0), 2);
+    rt_test_notify_said (s_w.t.pg, id, &said);
+    assert_int_equal (said.delivered, 1);
+
+    /* Eleven messages' worth: refused whole. */
+    hlen = 11 * 4096 + 10;
+    huge = malloc (hlen + 1);
+    memset (huge, 'x', hlen);
+    huge[hlen] = '\0';
+    s_customer (customer, "Europe/Kyiv", "telegram", "telegram=2602");
+    id[0] = '\0';
+    rt_test_notify_request (
+        s_w.db,
+        &(rt_test_notify_request_t){.customer = customer,
+                                    .template_name = "digest",
+                                    .vars = (const char *const[]){"body", huge, NULL}},
+        id);
+    rt_test_notify_said_wait (s_w.t.pg, id, &said, S_WAIT_MS);
+    assert_int_equal (said.failed, 1);
+    assert_string_equal (said.code, "text_too_long");
+    assert_int_equal (s_sent (RT_FAKE_TELEGRAM, "2602", NULL, 0), 0);
+    free (huge);
+    free (body);
+    free (a);
+    free (b);
+}
+
 int
 main (void)
 {
@@ -772,6 +862,7 @@ main (void)
         cmocka_unit_test (test_stop_before_the_sender_is_known),
         cmocka_unit_test (test_human_agent_only_for_operators),
         cmocka_unit_test (test_whatsapp_window),
+        cmocka_unit_test (test_long_text_in_parts),
         /* These move the clock nine hours on, then ten, then to the next
          * day. */
         cmocka_unit_test (test_cancel_takes_the_queued_sends),

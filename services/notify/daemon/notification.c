@@ -136,16 +136,22 @@ static const char *s_consent_sql =
 /* The send: $1 id, $2 channel, $3 inbox, $4 recipient, $5 text, $6
  * subject, $7 html (NULL: none), $8 next_at (ms), $9 now (ms), $10 the
  * notification; $11-$13 WhatsApp's template, language and parameters
- * (NULL: free text); $14 whether it waits out quiet hours. */
+ * (NULL: free text); $14 whether it waits out quiet hours; $15 its part
+ * of $16 (0: the text whole), whose id is notify.part_id past the first
+ * (notify 008: a part waits for the one before it). */
 #define S_SEND "notify_notification_send"
 static const char *s_send_sql =
     "INSERT INTO notify.sends (id, event_id, customer_id, notification_id, channel, inbox,"
     "  recipient, text, subject, html, category, status, next_at, not_before, expires_at,"
-    "  created_at, updated_at, wa_template, wa_language, wa_params, quiet_hours)"
-    " SELECT $1::uuid, n.event_id, n.customer_id, n.id, $2, $3, $4, $5, $6, $7, n.category,"
+    "  created_at, updated_at, wa_template, wa_language, wa_params, quiet_hours, part_of, part,"
+    "  parts)"
+    " SELECT CASE WHEN $15::integer > 1 THEN notify.part_id($1::uuid, $15::integer)"
+    "        ELSE $1::uuid END, n.event_id, n.customer_id, n.id, $2, $3, $4, $5, $6, $7,"
+    "  n.category,"
     "  'queued', to_timestamp($8::bigint / 1000.0), n.not_before, n.expires_at,"
     "  to_timestamp($9::bigint / 1000.0), to_timestamp($9::bigint / 1000.0), $11, $12,"
-    "  $13::text[], $14::boolean"
+    "  $13::text[], $14::boolean, CASE WHEN $15::integer > 0 THEN $1::uuid END,"
+    "  NULLIF($15::integer, 0), NULLIF($16::integer, 0)"
     " FROM notify.notifications n WHERE n.id = $10::uuid"
     " ON CONFLICT (id) DO NOTHING";
 
@@ -206,19 +212,22 @@ typedef struct {
 
 /* A rendered send. */
 typedef struct {
-    rt_buf_t text;             /* the text (the e-mail's plain part) */
-    rt_buf_t subject;          /* e-mail: its subject */
-    rt_buf_t html;             /* e-mail: its HTML part */
-    bool has_subject;          /* the template had one */
-    bool has_html;             /* the template had one */
-    bool quiet_hours;          /* the template waits out quiet hours */
-    char reason[S_REASON_MAX]; /* why it was not rendered */
-    const char *code;          /* NULL, or the refusal's code */
-    char tlocale[64];          /* the picked template's locale, as stored */
-    char locale[64];           /* the locale it was rendered in */
-    rt_buf_t wa_params;        /* WhatsApp's template parameters, a text[] literal */
-    const char *wa_name;       /* WhatsApp's approved template (lent), NULL: free text */
-    const char *wa_language;   /* its language (lent) */
+    rt_buf_t text;                       /* the text (the e-mail's plain part) */
+    rt_buf_t subject;                    /* e-mail: its subject */
+    rt_buf_t html;                       /* e-mail: its HTML part */
+    bool has_subject;                    /* the template had one */
+    bool has_html;                       /* the template had one */
+    bool quiet_hours;                    /* the template waits out quiet hours */
+    char reason[S_REASON_MAX];           /* why it was not rendered */
+    const char *code;                    /* NULL, or the refusal's code */
+    size_t pieces;                       /* > 1: the text goes in that many messages */
+    size_t off[NOTIFICATION_PIECES_MAX]; /* each piece's offset in text */
+    size_t len[NOTIFICATION_PIECES_MAX]; /* and its length */
+    char tlocale[64];                    /* the picked template's locale, as stored */
+    char locale[64];                     /* the locale it was rendered in */
+    rt_buf_t wa_params;                  /* WhatsApp's template parameters, a text[] literal */
+    const char *wa_name;                 /* WhatsApp's approved template (lent), NULL: free text */
+    const char *wa_language;             /* its language (lent) */
 } s_rendered_t;
 
 static const char *
@@ -367,8 +376,13 @@ s_render (s_route_t *rt, const rt_channel_t *ch, s_rendered_t *rd)
     return 0;
 }
 
-/* Refuses a text over the channel's limit: SMS by its segments, the
- * others by characters (rt_channel's text_max). */
+/* Refuses a text over the channel's limit: SMS by its segments, e-mail
+ * and the others with no limit never; on a messenger (a limit in
+ * characters, rt_channel's text_max), a longer text goes as up to
+ * NOTIFICATION_PIECES_MAX messages cut at paragraphs, lines, sentences or
+ * words (rt_utf8_split), each a part of one message (notify 008), and
+ * only a longer one is refused. WhatsApp's approved template is one
+ * message: its text is not cut. */
 static int
 s_check_length (const notification_config_t *cfg, const rt_channel_t *ch, s_rendered_t *rd)
 {
@@ -386,11 +400,18 @@ s_check_length (const notification_config_t *cfg, const rt_channel_t *ch, s_rend
     }
     if (ch->text_max > 0) {
         size_t chars = rt_utf8_count (text, len);
+        if ((long)chars > ch->text_max && !rd->wa_name) {
+            rd->pieces = rt_utf8_split (text, len, (size_t)ch->text_max, rd->off, rd->len,
+                                        NOTIFICATION_PIECES_MAX);
+            if (rd->pieces > 1)
+                return 0;
+        }
         if ((long)chars > ch->text_max) {
             rd->code = "text_too_long";
             snprintf (rd->reason, sizeof rd->reason,
-                      "the text is %zu characters; %s takes at most %ld", chars, ch->title,
-                      ch->text_max);
+                      "the text is %zu characters; %s takes at most %ld in a message, and %d "
+                      "messages",
+                      chars, ch->title, ch->text_max, NOTIFICATION_PIECES_MAX);
             return -1;
         }
     }
@@ -508,12 +529,24 @@ s_queue (s_route_t *rt, const rt_channel_t *ch, const char *inbox, const char *r
         at = s_quiet_next (rt->cfg, rt->zone, at);
     snprintf (next, sizeof next, "%lld", (long long)at);
     snprintf (nows, sizeof nows, "%lld", (long long)rt->now);
-    {
-        const char *v[14] = {id,
+    for (size_t k = 0; k < (rd->pieces > 1 ? rd->pieces : 1); k++) {
+        char part[8], parts[8], *piece = NULL;
+        const char *text = rd->text.data ? rd->text.data : "";
+        if (rd->pieces > 1) {
+            piece = strndup (text + rd->off[k], rd->len[k]);
+            if (!piece) {
+                rt_errf (rt->err, rt->errlen, "out of memory");
+                return -1;
+            }
+            text = piece;
+        }
+        snprintf (part, sizeof part, "%zu", rd->pieces > 1 ? k + 1 : 0);
+        snprintf (parts, sizeof parts, "%zu", rd->pieces > 1 ? rd->pieces : 0);
+        const char *v[16] = {id,
                              ch->name,
                              inbox,
                              recipient,
-                             rd->text.data ? rd->text.data : "",
+                             text,
                              rd->has_subject ? (rd->subject.data ? rd->subject.data : "") : NULL,
                              rd->has_html ? (rd->html.data ? rd->html.data : "") : NULL,
                              next,
@@ -522,8 +555,11 @@ s_queue (s_route_t *rt, const rt_channel_t *ch, const char *inbox, const char *r
                              rd->wa_name,
                              rd->wa_name ? rd->wa_language : NULL,
                              rd->wa_name ? rd->wa_params.data : NULL,
-                             marketing || rd->quiet_hours ? "true" : "false"};
-        r = rt_db_exec_prepared (rt->db, S_SEND, 14, v, NULL, NULL, 0);
+                             marketing || rd->quiet_hours ? "true" : "false",
+                             part,
+                             parts};
+        r = rt_db_exec_prepared (rt->db, S_SEND, 16, v, NULL, NULL, 0);
+        free (piece);
         if (!r)
             return s_db_failed (rt, "send");
         PQclear (r);
@@ -638,35 +674,17 @@ s_try (s_route_t *rt, const rt_channel_t *ch, const char *from_send, const char 
         rc = 0;
         goto cleanup;
     }
-    if (s_render (rt, ch, &rd) != 0 || s_check_length (rt->cfg, ch, &rd) != 0) {
-        if (from_send) {
-            /* A further channel's variant failing leaves the rest of the
-             * route to try. */
-            s_skip (rt, ch->name, rd.reason);
-            rc = 0;
-            goto cleanup;
-        }
-        *fatal = true;
-        rc = s_fail (rt, ch->name, rd.code, rd.reason);
-        goto cleanup;
-    }
+    if (s_render (rt, ch, &rd) != 0)
+        goto refused;
     if (ch->value == RETAIN__V1__CHANNEL__WHATSAPP &&
         rt->now - atoll (PQgetvalue (r, 0, 4)) >= S_WA_WINDOW_MS) {
         int w = s_wa_template (rt, &rd, &wa);
-        if (w < 0) {
-            if (!rd.code)
-                goto cleanup;
-            /* A parameter that does not render is the template's fault:
-             * as any rendering. */
-            if (from_send) {
-                s_skip (rt, ch->name, rd.reason);
-                rc = 0;
-                goto cleanup;
-            }
-            *fatal = true;
-            rc = s_fail (rt, ch->name, rd.code, rd.reason);
+        /* A parameter that does not render is the template's fault, as
+         * any rendering; no code: PostgreSQL failed. */
+        if (w < 0 && !rd.code)
             goto cleanup;
-        }
+        if (w < 0)
+            goto refused;
         if (w == 0) {
             s_skip (rt, ch->name,
                     "outside WhatsApp's 24-hour window, and the template has no approved "
@@ -675,7 +693,20 @@ s_try (s_route_t *rt, const rt_channel_t *ch, const char *from_send, const char 
             goto cleanup;
         }
     }
+    if (s_check_length (rt->cfg, ch, &rd) != 0)
+        goto refused;
     rc = s_queue (rt, ch, inbox, recipient, &rd, from_send, why);
+    goto cleanup;
+refused:
+    if (from_send) {
+        /* A further channel's variant failing leaves the rest of the
+         * route to try. */
+        s_skip (rt, ch->name, rd.reason);
+        rc = 0;
+        goto cleanup;
+    }
+    *fatal = true;
+    rc = s_fail (rt, ch->name, rd.code, rd.reason);
 cleanup:
     PQclear (r);
     PQclear (wa);

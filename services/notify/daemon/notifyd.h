@@ -47,6 +47,7 @@
 /* --- notifications (notification.c) --- */
 
 #define NOTIFICATION_CHANNELS_MAX 12 /* channels of one route at most */
+#define NOTIFICATION_PIECES_MAX   10 /* messages a long text is cut into at most */
 
 /* How notifications are routed, timed and checked: the daemon's settings,
  * read-only once main.c filled them (shared by the consumer's thread and
