@@ -152,6 +152,28 @@ int template_pick (const template_variant_t *variants, size_t n, const char *cha
  * variant's (an English fallback renders English plurals). */
 void template_render_locale (const char *picked, const char *customer, char *out, size_t outlen);
 
+/* A customer as templates see them: the one list of variables that
+ * notifyd's renderings and retainctl's preview both give. Strings lent;
+ * "" for what is unknown. */
+typedef struct {
+    const char *id;       /* crm's id */
+    const char *name;     /* the profile's name */
+    const char *birthday; /* "YYYY-MM-DD" */
+    const char *zone;     /* IANA: the birthday's midnight is in it */
+} template_customer_t;
+
+#define TEMPLATE_CUSTOMER_VARS 5  /* variables template_customer_vars adds at most */
+#define TEMPLATE_CUSTOMER_BUF  24 /* bytes of buf it needs */
+
+/* Appends c's variables to vars (room for TEMPLATE_CUSTOMER_VARS more
+ * past *n; *n advanced): customer.id, customer.name and name, and, for a
+ * known birthday, customer.birthday and birthday (its local midnight in
+ * c->zone, unix ms, for {{date birthday}}), the number written in buf.
+ * Appended after a request's own variables, which then win: the first of
+ * a name counts. */
+void template_customer_vars (const template_customer_t *c, template_var_t *vars, size_t *n,
+                             char buf[TEMPLATE_CUSTOMER_BUF]);
+
 /* 0 when locale is a BCP 47 tag of the plain shape retain stores
  * (language of 2-3 letters, then subtags of 1-8 letters or digits, '-'
  * between), -1 otherwise. */

@@ -19,7 +19,6 @@
  */
 #include "template.h"
 #include "template_int.h"
-#include "template_int.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -510,4 +509,30 @@ template_locale_check (const char *locale)
             return -1;
     }
     return i <= 35 ? 0 : -1;
+}
+
+void
+template_customer_vars (const template_customer_t *c, template_var_t *vars, size_t *n,
+                        char buf[TEMPLATE_CUSTOMER_BUF])
+{
+    int y, m, d;
+    int64_t ms;
+    char why[128];
+    rt_tz_t *tz;
+    if (c->id && *c->id)
+        vars[(*n)++] = (template_var_t){"customer.id", c->id};
+    if (c->name && *c->name) {
+        vars[(*n)++] = (template_var_t){"customer.name", c->name};
+        vars[(*n)++] = (template_var_t){"name", c->name};
+    }
+    buf[0] = '\0';
+    if (!c->birthday || sscanf (c->birthday, "%d-%d-%d", &y, &m, &d) != 3 || !c->zone || !*c->zone)
+        return;
+    tz = rt_tz_new (c->zone, why, sizeof why);
+    if (tz && rt_tz_to_unix (tz, y, m, d, 0, 0, 0, &ms) == 0) {
+        snprintf (buf, TEMPLATE_CUSTOMER_BUF, "%lld", (long long)ms);
+        vars[(*n)++] = (template_var_t){"customer.birthday", buf};
+        vars[(*n)++] = (template_var_t){"birthday", buf};
+    }
+    rt_tz_destroy (&tz);
 }

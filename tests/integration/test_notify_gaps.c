@@ -184,7 +184,9 @@ s_setup (void **state)
                         " ('parcel', 'en', 'default', '{{name}}, your parcel is at the pickup"
                         " point'),"
                         " ('promo', 'en', 'default', '{{name}}, -20%% today only'),"
-                        " ('digest', 'en', 'default', '{{body}}')");
+                        " ('digest', 'en', 'default', '{{body}}'),"
+                        " ('birthday', 'en', 'default', '{{name}} ({{customer.id}}), born"
+                        " {{date birthday style=medium}}')");
     return 0;
 }
 
@@ -853,6 +855,28 @@ test_long_text_in_parts (void **state)
     free (b);
 }
 
+/* --- the customer's variables --- */
+
+/* A template reads the customer's id and birthday as retainctl's preview
+ * shows them: the same variables (template_customer_vars). */
+static void
+test_customer_variables (void **state)
+{
+    char customer[RT_UUID_STR_LEN + 1], id[RT_UUID_STR_LEN + 1], want[160], *texts[2];
+    (void)state;
+    s_customer (customer, "Europe/Kyiv", "telegram", "telegram=2701");
+    rt_test_router_sql (
+        s_w.t.pg, "UPDATE crm.customers SET birthday = '1990-05-17' WHERE id = '%s'", customer);
+    id[0] = '\0';
+    rt_test_notify_request (
+        s_w.db, &(rt_test_notify_request_t){.customer = customer, .template_name = "birthday"}, id);
+    assert_int_equal (s_sent_wait (RT_FAKE_TELEGRAM, "2701", NULL, 0), 1);
+    assert_int_equal (s_telegram_texts ("2701", texts, 2), 1);
+    snprintf (want, sizeof want, "Olena (%s), born May 17, 1990", customer);
+    assert_string_equal (texts[0], want);
+    free (texts[0]);
+}
+
 int
 main (void)
 {
@@ -863,6 +887,7 @@ main (void)
         cmocka_unit_test (test_human_agent_only_for_operators),
         cmocka_unit_test (test_whatsapp_window),
         cmocka_unit_test (test_long_text_in_parts),
+        cmocka_unit_test (test_customer_variables),
         /* These move the clock nine hours on, then ten, then to the next
          * day. */
         cmocka_unit_test (test_cancel_takes_the_queued_sends),

@@ -23,9 +23,11 @@
  *
  * preview renders as notifyd would, without sending: the customer's row
  * in crm (following merges) gives the locale that starts the fallback
- * chain, the time zone of dates, and the variables `name`, `customer_id`
- * and `birthday` (unix ms of its local midnight, for {{date}}); --var
- * adds variables and wins over the customer's. The channel is --channel,
+ * chain, the time zone of dates (notifyd's: the profile's, else the
+ * phone's country's), and the customer's variables as notifyd gives
+ * them (template_customer_vars: customer.id, customer.name and name,
+ * customer.birthday and birthday); --var adds variables and wins over the
+ * customer's. The channel is --channel,
  * else the customer's preferred one, else only the default variants
  * count. For SMS the segment count and encoding are shown (what the
  * provider bills), and for any channel a text past its limit
@@ -115,7 +117,8 @@ static const char *s_sql_variants =
  * Two statements: a uuid cast of a shop's id would fail even in a CASE
  * branch not taken, once the planner folds it. */
 #define S_SQL_CUSTOMER                                                                             \
-    "SELECT c.id, c.name, c.locale, c.time_zone, c.preferred_channel,"                             \
+    "SELECT c.id, c.name, c.locale, COALESCE(notify.customer_zone(c.id), ''), "                    \
+    "c.preferred_channel,"                                                                         \
     " coalesce(to_char(c.birthday, 'YYYY-MM-DD'), '') FROM crm.customers c WHERE c.id = crm.root"
 static const char *s_sql_customer_id = S_SQL_CUSTOMER "($1::uuid)";
 static const char *s_sql_customer_shop =
@@ -509,17 +512,16 @@ s_preview (int argc, char **argv)
     retainctl_cmd_t cmd;
     s_vars_t given = {0};
     char **keep = NULL;
-    char birthday_ms[32] = "", rlocale[64], why[256];
+    char birthday_ms[TEMPLATE_CUSTOMER_BUF] = "", rlocale[64];
     int keepc, rc = 2, r, i, pick;
     const char *name, *customer, *channel, *zone;
     const char *params[2];
     PGresult *cust = NULL, *rows = NULL;
     template_variant_t *variants = NULL;
-    template_var_t vars[S_VARS_MAX + 3];
+    template_var_t vars[S_VARS_MAX + TEMPLATE_CUSTOMER_VARS];
     template_ctx_t ctx;
     rt_buf_t out = {0};
     rt_uuid_t id;
-    rt_tz_t *tz = NULL;
     size_t nvars = 0;
 
     memset (&cmd, 0, sizeof cmd);
@@ -590,27 +592,18 @@ s_preview (int argc, char **argv)
     zone = PQgetvalue (cust, 0, 3);
     if (!*zone)
         zone = rt_config_get (cmd.config, "zone");
-    /* The birthday's local midnight, for {{date birthday}}. */
-    if (*PQgetvalue (cust, 0, 5)) {
-        int y, m, d;
-        int64_t ms;
-        tz = rt_tz_new (zone, why, sizeof why);
-        if (tz && sscanf (PQgetvalue (cust, 0, 5), "%d-%d-%d", &y, &m, &d) == 3 &&
-            rt_tz_to_unix (tz, y, m, d, 0, 0, 0, &ms) == 0)
-            snprintf (birthday_ms, sizeof birthday_ms, "%lld", (long long)ms);
-    }
     /* --var first: the first of a name counts. */
     for (i = 0; i < given.n; i++) {
         vars[nvars].name = given.names[i];
         vars[nvars++].value = given.values[i];
     }
-    vars[nvars].name = "name";
-    vars[nvars++].value = PQgetvalue (cust, 0, 1);
-    vars[nvars].name = "customer_id";
-    vars[nvars++].value = PQgetvalue (cust, 0, 0);
-    if (*birthday_ms) {
-        vars[nvars].name = "birthday";
-        vars[nvars++].value = birthday_ms;
+    /* The customer's, as notifyd gives them. */
+    {
+        template_customer_t c = {.id = PQgetvalue (cust, 0, 0),
+                                 .name = PQgetvalue (cust, 0, 1),
+                                 .birthday = PQgetvalue (cust, 0, 5),
+                                 .zone = zone};
+        template_customer_vars (&c, vars, &nvars, birthday_ms);
     }
     template_render_locale (variants[pick].locale, PQgetvalue (cust, 0, 2), rlocale,
                             sizeof rlocale);
@@ -637,7 +630,6 @@ s_preview (int argc, char **argv)
     }
     rc = 0;
 cleanup:
-    rt_tz_destroy (&tz);
     rt_buf_free (&out);
     free (variants);
     PQclear (rows);

@@ -80,7 +80,8 @@ static const char *s_load_sql =
     "  COALESCE((extract(epoch FROM n.not_before) * 1000)::bigint, 0),"
     "  COALESCE((extract(epoch FROM n.expires_at) * 1000)::bigint, 0),"
     "  COALESCE(n.customer_id::text, ''), COALESCE(c.locale, ''), COALESCE(c.name, ''),"
-    "  COALESCE(notify.customer_zone(n.customer_id), ''), n.variables::text, n.status"
+    "  COALESCE(notify.customer_zone(n.customer_id), ''), n.variables::text, n.status,"
+    "  COALESCE(to_char(c.birthday, 'YYYY-MM-DD'), ''), COALESCE(c.id::text, '')"
     " FROM notify.notifications n LEFT JOIN crm.customers c ON c.id = crm.root(n.customer_id)"
     " WHERE n.id = $1::uuid";
 
@@ -193,21 +194,22 @@ notification_prepare (rt_db_t *db)
 
 /* What one routing works with. */
 typedef struct {
-    const notification_config_t *cfg; /* the settings */
-    rt_db_t *db;                      /* the caller's connection, in its transaction */
-    const char *id;                   /* the notification */
-    PGresult *n;                      /* its row (S_LOAD) */
-    PGresult *templates;              /* its template's variants (S_TEMPLATES) */
-    template_var_t vars[S_VARS_MAX];  /* the request's variables, then the customer's */
-    size_t nvars;                     /* how many */
-    json_t *doc;                      /* owns the request's variables' strings */
-    char zone[64];                    /* the customer's zone, or the default */
-    int64_t now;                      /* rt_clock's, once for the whole routing */
-    char skipped[S_SKIPPED_MAX];      /* channels passed over, in words */
-    bool consent_refused;             /* a channel was passed over for consent */
-    bool suppressed;                  /* one was passed over for a suppressed address */
-    char *err;                        /* the caller's error buffer */
-    size_t errlen;                    /* its size */
+    const notification_config_t *cfg;     /* the settings */
+    rt_db_t *db;                          /* the caller's connection, in its transaction */
+    const char *id;                       /* the notification */
+    PGresult *n;                          /* its row (S_LOAD) */
+    PGresult *templates;                  /* its template's variants (S_TEMPLATES) */
+    template_var_t vars[S_VARS_MAX];      /* the request's variables, then the customer's */
+    char birthday[TEMPLATE_CUSTOMER_BUF]; /* the customer's birthday variable's digits */
+    size_t nvars;                         /* how many */
+    json_t *doc;                          /* owns the request's variables' strings */
+    char zone[64];                        /* the customer's zone, or the default */
+    int64_t now;                          /* rt_clock's, once for the whole routing */
+    char skipped[S_SKIPPED_MAX];          /* channels passed over, in words */
+    bool consent_refused;                 /* a channel was passed over for consent */
+    bool suppressed;                      /* one was passed over for a suppressed address */
+    char *err;                            /* the caller's error buffer */
+    size_t errlen;                        /* its size */
 } s_route_t;
 
 /* A rendered send. */
@@ -276,29 +278,27 @@ s_count (const notification_config_t *cfg, const char *name, const char *label, 
 }
 
 /* The request's variables (a JSON object of strings), then the
- * customer's: the first of a name counts in a rendering. */
+ * customer's (template_customer_vars): the first of a name counts in a
+ * rendering. */
 static void
 s_vars (s_route_t *rt)
 {
     const char *key;
     json_t *value;
-    const char *name = s_col (rt->n, 7);
-    bool has_name = false;
+    template_customer_t c = {.id = s_col (rt->n, 12),
+                             .name = s_col (rt->n, 7),
+                             .birthday = s_col (rt->n, 11),
+                             .zone = rt->zone};
     rt->doc = json_loads (s_col (rt->n, 9), 0, NULL);
     json_object_foreach (rt->doc, key, value)
     {
-        if (rt->nvars + 2 >= S_VARS_MAX)
+        if (rt->nvars + TEMPLATE_CUSTOMER_VARS >= S_VARS_MAX)
             break;
         if (!json_is_string (value))
             continue;
         rt->vars[rt->nvars++] = (template_var_t){key, json_string_value (value)};
-        has_name = has_name || strcmp (key, "name") == 0;
     }
-    if (*name) {
-        rt->vars[rt->nvars++] = (template_var_t){"customer.name", name};
-        if (!has_name)
-            rt->vars[rt->nvars++] = (template_var_t){"name", name};
-    }
+    template_customer_vars (&c, rt->vars, &rt->nvars, rt->birthday);
 }
 
 /* Renders one part (source text) of the picked variant into out. */
