@@ -714,9 +714,26 @@ test_whatsapp_window (void **state)
     char customer[RT_UUID_STR_LEN + 1], id[RT_UUID_STR_LEN + 1], skipped[512];
     json_t *doc, *tmpl;
     (void)state;
-    rt_test_router_sql (s_w.t.pg, "INSERT INTO notify.whatsapp_templates (template, locale,"
-                                  " wa_name, wa_language, params) VALUES ('parcel', 'en',"
-                                  " 'parcel_ready', 'en', ARRAY['{{name}}'])");
+    {
+        const char *set[] = {"template",
+                             "whatsapp",
+                             "set",
+                             "--name",
+                             "parcel",
+                             "--locale",
+                             "en",
+                             "--wa-name",
+                             "parcel_ready",
+                             "--wa-language",
+                             "en",
+                             "--params",
+                             "[\"{{name}}\"]",
+                             NULL};
+        char *out = NULL;
+        if (rt_test_retainctl (s_w.t.dsn, set, &out) != 0)
+            fail_msg ("retainctl template whatsapp set: %s", out);
+        free (out);
+    }
     /* Three days since the customer wrote: the approved template. */
     s_whatsapp_customer (customer, "380502220011", 72);
     s_notify (customer, NULL, id);

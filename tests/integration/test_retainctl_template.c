@@ -105,12 +105,17 @@ s_count (void)
 static char *
 s_written (void)
 {
-    PGresult *res = PQexec (s.pg, "SELECT coalesce(string_agg(name || locale || variant || text"
-                                  " || coalesce(html, '') || quiet_hours || updated_at, '|'"
-                                  " ORDER BY name, locale, variant), '') FROM notify.templates");
+    PGresult *res =
+        PQexec (s.pg, "SELECT coalesce(string_agg(name || locale || variant || text"
+                      " || coalesce(html, '') || quiet_hours || updated_at, '|'"
+                      " ORDER BY name, locale, variant), '') FROM notify.templates"
+                      " UNION ALL SELECT coalesce(string_agg(template || locale ||"
+                      " wa_name || wa_language || params::text, '|'"
+                      " ORDER BY template, locale), '') FROM notify.whatsapp_templates");
     char *v;
     assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
-    v = strdup (PQgetvalue (res, 0, 0));
+    v = malloc (strlen (PQgetvalue (res, 0, 0)) + strlen (PQgetvalue (res, 1, 0)) + 2);
+    sprintf (v, "%s#%s", PQgetvalue (res, 0, 0), PQgetvalue (res, 1, 0));
     PQclear (res);
     return v;
 }
@@ -147,6 +152,7 @@ s_clean (void **state)
 {
     (void)state;
     rt_test_pg_exec (s.pg, "DELETE FROM notify.templates");
+    rt_test_pg_exec (s.pg, "DELETE FROM notify.whatsapp_templates");
     return 0;
 }
 
@@ -434,6 +440,63 @@ test_bad_input (void **state)
     free (before);
 }
 
+/* WhatsApp's approved templates: mapped, listed, changed, removed; what
+ * notifyd could not send refused with nothing written. */
+static void
+test_whatsapp_mapping (void **state)
+{
+    (void)state;
+    s_add_points ();
+    s_expect (s_ctl ("template", "whatsapp", "set", "--name", "points.earned", "--locale", "uk",
+                     "--wa-name", "points_earned", "--wa-language", "uk", "--params",
+                     "[\"{{name}}\", \"{{plural points one=\\\"# бал\\\" few=\\\"# бали\\\" "
+                     "other=\\\"# балів\\\"}}\"]",
+                     NULL),
+              0, "set", "template points.earned (uk) goes as WhatsApp's points_earned (uk)", NULL);
+    assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM notify.whatsapp_templates"
+                                             " WHERE template = 'points.earned' AND locale = 'uk'"
+                                             " AND wa_name = 'points_earned'"
+                                             " AND cardinality(params) = 2"
+                                             " AND params[1] = '{{name}}'"),
+                      1);
+    s_expect (s_ctl ("template", "whatsapp", "set", "--name", "points.earned", "--locale", "uk",
+                     "--wa-name", "points_earned_v2", "--wa-language", "uk", NULL),
+              0, "change", "now goes as WhatsApp's points_earned_v2", NULL);
+    s_expect (s_ctl ("template", "whatsapp", "list", NULL), 0, "list", "points_earned_v2", NULL);
+    {
+        char *before = s_written (), *after;
+        s_expect (s_ctl ("template", "whatsapp", "set", "--name", "points.earned", "--locale", "de",
+                         "--wa-name", "x", "--wa-language", "de", NULL),
+                  2, "no such locale", "no template points.earned has a variant in locale de",
+                  NULL);
+        s_expect (s_ctl ("template", "whatsapp", "set", "--name", "points.earned", "--locale", "uk",
+                         "--wa-name", "Points Earned", "--wa-language", "uk", NULL),
+                  2, "bad name", "--wa-name \"Points Earned\" is no WhatsApp template name", NULL);
+        s_expect (s_ctl ("template", "whatsapp", "set", "--name", "points.earned", "--locale", "uk",
+                         "--wa-name", "x", "--wa-language", "ukrainian", NULL),
+                  2, "bad language", "--wa-language \"ukrainian\"", NULL);
+        s_expect (s_ctl ("template", "whatsapp", "set", "--name", "points.earned", "--locale", "uk",
+                         "--wa-name", "x", "--wa-language", "uk", "--params", "{{name}}", NULL),
+                  2, "params not JSON", "--params must be a JSON array", NULL);
+        s_expect (s_ctl ("template", "whatsapp", "set", "--name", "points.earned", "--locale", "uk",
+                         "--wa-name", "x", "--wa-language", "uk", "--params", "[\"{{name\"]", NULL),
+                  2, "param does not parse", "parameter 1 does not parse", NULL);
+        s_expect (s_ctl ("template", "whatsapp", "set", "--name", "points.earned", "--locale", "uk",
+                         NULL),
+                  2, "no wa-name", "--wa-name is required", NULL);
+        after = s_written ();
+        assert_string_equal (after, before);
+        free (after);
+        free (before);
+    }
+    s_expect (
+        s_ctl ("template", "whatsapp", "remove", "--name", "points.earned", "--locale", "uk", NULL),
+        0, "remove", "no longer goes as a WhatsApp template", NULL);
+    s_expect (
+        s_ctl ("template", "whatsapp", "remove", "--name", "points.earned", "--locale", "uk", NULL),
+        1, "remove again", "has no WhatsApp mapping", NULL);
+}
+
 int
 main (void)
 {
@@ -444,6 +507,7 @@ main (void)
         cmocka_unit_test_setup (test_preview_dates_email, s_clean),
         cmocka_unit_test_setup (test_preview_limits, s_clean),
         cmocka_unit_test_setup (test_bad_input, s_clean),
+        cmocka_unit_test_setup (test_whatsapp_mapping, s_clean),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

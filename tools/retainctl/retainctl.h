@@ -49,6 +49,7 @@ extern const retainctl_command_t retainctl_team_commands[];
 extern const retainctl_command_t retainctl_operator_commands[];
 extern const retainctl_command_t retainctl_sla_commands[];
 extern const retainctl_command_t retainctl_template_commands[];
+extern const retainctl_command_t retainctl_template_whatsapp_commands[];
 extern const retainctl_command_t retainctl_notify_commands[];
 /* retainctl consent's and suppress's subcommands (consent.c, suppress.c). */
 extern const retainctl_command_t retainctl_consent_commands[];

@@ -649,4 +649,8 @@ const retainctl_command_t retainctl_template_commands[] = {
     {.name = "preview",
      .summary = "render for a customer without sending: --name N --customer C [--var k=v]",
      .run = s_preview},
+    {.name = "whatsapp",
+     .summary = "the WhatsApp templates Meta approved, as notifications go outside the window: "
+                "set, list, remove",
+     .subs = retainctl_template_whatsapp_commands},
     {.name = NULL}};
