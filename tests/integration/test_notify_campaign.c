@@ -212,9 +212,7 @@ static int
 s_teardown (void **state)
 {
     (void)state;
-    rt_test_notifyd_stop (&s_n);
-    rt_test_notify_close (&s_w);
-    rt_fake_provider_stop (&s_fake);
+    rt_test_notify_teardown (&s_n, &s_w, &s_fake);
     return 0;
 }
 
