@@ -96,40 +96,40 @@ typedef enum {
 
 /* One event of a parcel's history, as the carrier gave it. */
 typedef struct {
-    char *code;        /* the carrier's status or event code, owned ("" when none) */
-    char *text;        /* its description, owned ("" when none) */
-    char *location;    /* where, owned ("" when unknown) */
-    int64_t at_ms;     /* when, unix ms (carrier local times converted), 0: unknown */
+    char *code;     /* the carrier's status or event code, owned ("" when none) */
+    char *text;     /* its description, owned ("" when none) */
+    char *location; /* where, owned ("" when unknown) */
+    int64_t at_ms;  /* when, unix ms (carrier local times converted), 0: unknown */
 } carrier_event_t;
 
 /* What the carrier says of one parcel. */
 typedef struct {
-    bool found;                 /* the carrier knows it (Nova Poshta code 3, a 404 of a
-                                   single-parcel API, an absent entry: false) */
-    char *raw_code;             /* the current status in the carrier's terms, owned: Nova
-                                   Poshta StatusCode, Ukrposhta event, Meest eventCode, DHL
-                                   statusCode, UPS status.type (and code: "I/005") */
-    char *raw_text;             /* its words, owned */
-    bool mapped;                /* raw_code is in the carrier's table; false: tag and
-                                   sub_status are meaningless (kept raw, counted) */
-    tracking_tag_t tag;         /* the normalised tag (when mapped) */
+    bool found;                       /* the carrier knows it (Nova Poshta code 3, a 404 of a
+                                         single-parcel API, an absent entry: false) */
+    char *raw_code;                   /* the current status in the carrier's terms, owned: Nova
+                                         Poshta StatusCode, Ukrposhta event, Meest eventCode, DHL
+                                         statusCode, UPS status.type (and code: "I/005") */
+    char *raw_text;                   /* its words, owned */
+    bool mapped;                      /* raw_code is in the carrier's table; false: tag and
+                                         sub_status are meaningless (kept raw, counted) */
+    tracking_tag_t tag;               /* the normalised tag (when mapped) */
     char sub_status[CARRIER_SUB_MAX]; /* its sub-status, e.g. "Delivered_004" (when mapped) */
-    bool returning;             /* the parcel goes back to the sender */
-    char *location;             /* the last known place, owned ("" when unknown) */
-    int64_t status_at_ms;       /* when the current status was stamped, 0: unknown */
-    int64_t estimated_ms;       /* the carrier's expected delivery (Nova Poshta
-                                   ScheduledDeliveryDate, DHL estimatedTimeOfDelivery, UPS
-                                   SDD/RDD), 0: none */
-    int64_t delivered_ms;       /* actual delivery (ActualDeliveryDate/RecipientDateTime,
-                                   UPS DEL, the delivered event), 0: none */
-    int64_t storage_until_ms;   /* Nova Poshta DatePayedKeeping: free storage ends, 0: none */
-    char *origin_city;          /* lane: where it left from, owned ("" when unknown) */
-    char *destination_city;     /* lane: where it goes, owned ("" when unknown) */
-    char *cod_state;            /* Nova Poshta's cash-on-delivery transfer state
-                                   (LastTransactionStatusGM), owned ("" when none) */
-    carrier_event_t *events;    /* the history the answer carried, oldest first, owned */
-    size_t n_events;            /* entries in events (Nova Poshta and Ukrposhta's last
-                                   status: 0; the current status is raw_code) */
+    bool returning;                   /* the parcel goes back to the sender */
+    char *location;                   /* the last known place, owned ("" when unknown) */
+    int64_t status_at_ms;             /* when the current status was stamped, 0: unknown */
+    int64_t estimated_ms;             /* the carrier's expected delivery (Nova Poshta
+                                         ScheduledDeliveryDate, DHL estimatedTimeOfDelivery, UPS
+                                         SDD/RDD), 0: none */
+    int64_t delivered_ms;             /* actual delivery (ActualDeliveryDate/RecipientDateTime,
+                                         UPS DEL, the delivered event), 0: none */
+    int64_t storage_until_ms;         /* Nova Poshta DatePayedKeeping: free storage ends, 0: none */
+    char *origin_city;                /* lane: where it left from, owned ("" when unknown) */
+    char *destination_city;           /* lane: where it goes, owned ("" when unknown) */
+    char *cod_state;                  /* Nova Poshta's cash-on-delivery transfer state
+                                         (LastTransactionStatusGM), owned ("" when none) */
+    carrier_event_t *events;          /* the history the answer carried, oldest first, owned */
+    size_t n_events;                  /* entries in events (Nova Poshta and Ukrposhta's last
+                                         status: 0; the current status is raw_code) */
 } carrier_result_t;
 
 /* What one call came to. */
@@ -155,14 +155,14 @@ typedef struct {
 
 /* A carrier: its name, limits and adapter. */
 typedef struct {
-    const char *name;          /* "nova_poshta", "ukrposhta", "meest", "dhl", "ups": the code
-                                  in OrderShipped.carrier and `retainctl carrier add` */
-    const char *display;       /* "Nova Poshta" */
-    const char *api_env;       /* its base-URL variable, "RETAIN_TRACKER_NOVAPOSHTA_API" */
-    const char *api_default;   /* the production base URL */
-    size_t batch_max;          /* parcels per call at most (Nova Poshta 100, Ukrposhta 100,
-                                  Meest, DHL, UPS 1) */
-    bool needs_token;          /* UPS: an OAuth token before any tracking call */
+    const char *name;            /* "nova_poshta", "ukrposhta", "meest", "dhl", "ups": the code
+                                    in OrderShipped.carrier and `retainctl carrier add` */
+    const char *display;         /* "Nova Poshta" */
+    const char *api_env;         /* its base-URL variable, "RETAIN_TRACKER_NOVAPOSHTA_API" */
+    const char *api_default;     /* the production base URL */
+    size_t batch_max;            /* parcels per call at most (Nova Poshta 100, Ukrposhta 100,
+                                    Meest, DHL, UPS 1) */
+    bool needs_token;            /* UPS: an OAuth token before any tracking call */
     const carrier_code_t *codes; /* its mapping table */
     size_t n_codes;              /* entries in codes */
 
