@@ -239,6 +239,26 @@ rt_envelope_pack (const Retain__V1__Envelope *env, size_t *len)
     return buf;
 }
 
+int
+rt_envelope_new_packed (const char *type, const char *key, const ProtobufCMessage *payload,
+                        const char *producer, ProtobufCBinaryData *out, char *err, size_t errlen)
+{
+    Retain__V1__Envelope *env = rt_envelope_new (type, key, payload, producer);
+    out->len = 0;
+    out->data = NULL;
+    if (!env) {
+        rt_errf (err, errlen, "%s: no envelope (an unknown type, or out of memory)", type);
+        return -1;
+    }
+    out->data = rt_envelope_pack (env, &out->len);
+    rt_envelope_free (env);
+    if (!out->data) {
+        rt_errf (err, errlen, "%s: out of memory", type);
+        return -1;
+    }
+    return 0;
+}
+
 ProtobufCMessage *
 rt_envelope_payload (const Retain__V1__Envelope *env)
 {

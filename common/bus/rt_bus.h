@@ -70,6 +70,13 @@ Retain__V1__Envelope *rt_envelope_copy (const Retain__V1__Envelope *env);
 /* Serializes into a malloc'd buffer; NULL when out of memory. */
 uint8_t *rt_envelope_pack (const Retain__V1__Envelope *env, size_t *len);
 
+/* Makes an envelope for payload (rt_envelope_new) and packs it into *out
+ * for rt_outbox_append_batch (out->data owned by the caller: free). 0, or
+ * -1 with the reason in err (an unknown type, out of memory). */
+int rt_envelope_new_packed (const char *type, const char *key, const ProtobufCMessage *payload,
+                            const char *producer, ProtobufCBinaryData *out, char *err,
+                            size_t errlen);
+
 /* Unpacks the payload with the type's descriptor. Owned result
  * (protobuf_c_message_free_unpacked), NULL when the type is unknown or the
  * payload does not parse. */

@@ -79,6 +79,18 @@ rt_uuid_v7 (void)
     return id;
 }
 
+rt_uuid_t
+rt_uuid_v8_name (const char *name, size_t len)
+{
+    rt_uuid_t id;
+    uint8_t h[RT_SHA256_LEN];
+    rt_sha256 (name, len, h);
+    memcpy (id.b, h, sizeof id.b);
+    id.b[6] = (uint8_t)(0x80 | (id.b[6] & 0x0F));
+    id.b[8] = (uint8_t)(0x80 | (id.b[8] & 0x3F));
+    return id;
+}
+
 void
 rt_uuid_format (const rt_uuid_t *id, char out[RT_UUID_STR_LEN + 1])
 {

@@ -10,6 +10,7 @@
 #define RT_UUID_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define RT_UUID_STR_LEN 36 /* without the terminating NUL */
@@ -20,6 +21,13 @@ typedef struct {
 
 /* A new UUIDv7. Thread-safe; monotonic within the process. */
 rt_uuid_t rt_uuid_v7 (void);
+
+/* A name-based UUIDv8 (RFC 9562, appendix B.2's SHA-256 scheme): the
+ * first 16 bytes of SHA-256(name) with the version and variant set. The
+ * same name always makes the same id, so an idempotency key derived from
+ * what a message is about ("shipment:<id>:Delivered") makes a replay name
+ * the same message. */
+rt_uuid_t rt_uuid_v8_name (const char *name, size_t len);
 
 /* Writes the canonical lower-case form, 36 characters plus NUL, into out. */
 void rt_uuid_format (const rt_uuid_t *id, char out[RT_UUID_STR_LEN + 1]);

@@ -108,6 +108,20 @@ rt_clock_elapsed_us (void)
 }
 
 int64_t
+rt_clock_backoff_ms (int64_t base_ms, int64_t max_ms, int failures)
+{
+    static __thread unsigned s_seed;
+    int64_t d = base_ms;
+    for (int i = 0; i < failures && d < max_ms; i++)
+        d *= 2;
+    if (d > max_ms)
+        d = max_ms;
+    if (s_seed == 0)
+        s_seed = (unsigned)s_read_us (CLOCK_MONOTONIC) | 1u;
+    return d / 2 + (d > 1 ? (int64_t)(rand_r (&s_seed) % (d - d / 2)) : 0);
+}
+
+int64_t
 rt_clock_now_us (void)
 {
     return s_read_us (CLOCK_REALTIME) + s_offset (0) * 1000;

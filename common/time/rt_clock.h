@@ -48,6 +48,12 @@ int64_t rt_clock_mono_us (void);
  * it. */
 int64_t rt_clock_elapsed_us (void);
 
+/* The delay before retry number failures + 1 of something that failed
+ * `failures` times in a row: base_ms doubled per failure up to max_ms,
+ * its later half drawn at random (per thread), so that what failed
+ * together in one outage does not come back together. */
+int64_t rt_clock_backoff_ms (int64_t base_ms, int64_t max_ms, int failures);
+
 /* The wall and monotonic offsets in effect (0 without a clock file). */
 void rt_clock_offsets (int64_t *wall_ms, int64_t *mono_ms);
 

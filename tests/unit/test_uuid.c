@@ -176,6 +176,28 @@ test_time_of_other_versions_is_zero (void **state)
     assert_int_equal (rt_uuid_v7_time_ms (&nil), 0);
 }
 
+/* A name-based v8 id is SHA-256's first 16 bytes with the version and
+ * variant set (RFC 9562 B.2): the figures are Python's hashlib and uuid
+ * over the same names, so a replay elsewhere names the same message. */
+static void
+test_v8_name_is_sha256_based_and_stable (void **state)
+{
+    (void)state;
+    const char *name = "tracking:S-1:shipment_delivered";
+    rt_uuid_t a = rt_uuid_v8_name (name, strlen (name));
+    rt_uuid_t b = rt_uuid_v8_name (name, strlen (name));
+    assert_memory_equal (a.b, b.b, sizeof a.b);
+    char text[RT_UUID_STR_LEN + 1];
+    rt_uuid_format (&a, text);
+    assert_string_equal (text, "28eb235c-7c0b-891b-823d-4f78de11bbe2");
+    rt_uuid_t e = rt_uuid_v8_name ("", 0);
+    rt_uuid_format (&e, text);
+    assert_string_equal (text, "e3b0c442-98fc-8c14-9afb-f4c8996fb924");
+    rt_uuid_t other = rt_uuid_v8_name ("tracking:S-2:shipment_delivered", 31);
+    assert_memory_not_equal (a.b, other.b, sizeof a.b);
+    assert_int_equal (rt_uuid_v7_time_ms (&a), 0);
+}
+
 int
 main (void)
 {
@@ -186,6 +208,7 @@ main (void)
         cmocka_unit_test (test_format_parse_round_trip),
         cmocka_unit_test (test_bad_text_is_rejected),
         cmocka_unit_test (test_time_of_other_versions_is_zero),
+        cmocka_unit_test (test_v8_name_is_sha256_based_and_stable),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -162,20 +162,7 @@ static int
 s_pack (const char *type, const char *key, const ProtobufCMessage *payload,
         ProtobufCBinaryData *out, char *err, size_t errlen)
 {
-    Retain__V1__Envelope *env = rt_envelope_new (type, key, payload, NOTIFYD_PRODUCER);
-    out->len = 0;
-    out->data = NULL;
-    if (!env) {
-        rt_errf (err, errlen, "%s: no envelope (out of memory)", type);
-        return -1;
-    }
-    out->data = rt_envelope_pack (env, &out->len);
-    rt_envelope_free (env);
-    if (!out->data) {
-        rt_errf (err, errlen, "%s: out of memory", type);
-        return -1;
-    }
-    return 0;
+    return rt_envelope_new_packed (type, key, payload, NOTIFYD_PRODUCER, out, err, errlen);
 }
 
 /* Appends packed[0..n) to the outbox and frees their data. */
@@ -323,21 +310,11 @@ notify_claim_from_row (const PGresult *r, int row, int64_t claimed_ms, notify_cl
     return 0;
 }
 
-/* The delay before retry number failures + 1: backoff doubled per failure
- * up to the cap, its later half drawn at random so that the sends of one
- * outage do not come back together. */
+/* The delay before retry number failures + 1 (rt_clock_backoff_ms). */
 static int64_t
 s_backoff_ms (const sender_config_t *cfg, int failures)
 {
-    static __thread unsigned s_seed;
-    int64_t d = cfg->backoff_ms;
-    for (int i = 0; i < failures && d < cfg->backoff_max_ms; i++)
-        d *= 2;
-    if (d > cfg->backoff_max_ms)
-        d = cfg->backoff_max_ms;
-    if (s_seed == 0)
-        s_seed = (unsigned)rt_clock_elapsed_us () | 1u;
-    return d / 2 + (d > 1 ? (int64_t)(rand_r (&s_seed) % (d - d / 2)) : 0);
+    return rt_clock_backoff_ms (cfg->backoff_ms, cfg->backoff_max_ms, failures);
 }
 
 /* A recipient out of reach on this channel (STOP_RECIPIENT, WINDOW),
