@@ -641,3 +641,67 @@ rt_test_log (const char *name)
     assert_non_null (text);
     return text;
 }
+
+/* --- a bus client daemon --- */
+
+void
+rt_test_clientd_restart (rt_test_clientd_t *n)
+{
+    char a_dsn[1100], a_pub[96], a_admin[64], a_member[64], a_clock[1100];
+    char *argv[24];
+    size_t k = 0;
+    snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", n->dsn);
+    snprintf (a_pub, sizeof a_pub, "--pub=%s", n->pub);
+    snprintf (a_admin, sizeof a_admin, "--admin=127.0.0.1:%d", n->admin_port);
+    snprintf (a_member, sizeof a_member, "--member=%s", n->member);
+    argv[k++] = n->bin;
+    argv[k++] = a_dsn;
+    argv[k++] = a_pub;
+    argv[k++] = a_admin;
+    argv[k++] = a_member;
+    if (n->clock[0]) {
+        snprintf (a_clock, sizeof a_clock, "--clock-file=%s", n->clock);
+        argv[k++] = a_clock;
+    }
+    for (size_t i = 0; i < n->nextra; i++)
+        argv[k++] = n->extra[i];
+    argv[k] = NULL;
+    n->pid = rt_test_spawn (n->bin, argv, NULL, n->log);
+    if (!rt_test_wait_ready (n->admin_port, 60000))
+        fail_msg ("%s %s did not become ready; see %s/%s", n->bin, n->member, rt_test_dir (),
+                  n->log);
+}
+
+void
+rt_test_clientd_start (rt_test_clientd_t *n, const char *bin, const char *dsn, const char *pub,
+                       const char *clock, const char *member, const char *log,
+                       const char *const extra[])
+{
+    if (!n->admin_port)
+        n->admin_port = rt_test_free_port ();
+    snprintf (n->bin, sizeof n->bin, "%s", bin);
+    snprintf (n->dsn, sizeof n->dsn, "%s", dsn);
+    snprintf (n->pub, sizeof n->pub, "%s", pub);
+    snprintf (n->clock, sizeof n->clock, "%s", clock ? clock : "");
+    snprintf (n->member, sizeof n->member, "%s", member);
+    snprintf (n->log, sizeof n->log, "%s", log);
+    n->nextra = 0;
+    for (size_t i = 0; extra && extra[i]; i++) {
+        if (i >= sizeof n->extra / sizeof n->extra[0] || strlen (extra[i]) >= sizeof n->extra[0])
+            fail_msg ("rt_test_clientd_start: too many or too long arguments");
+        snprintf (n->extra[i], sizeof n->extra[i], "%s", extra[i]);
+        n->nextra++;
+    }
+    rt_test_clientd_restart (n);
+}
+
+void
+rt_test_clientd_stop (rt_test_clientd_t *n)
+{
+    char name[64];
+    if (n->pid <= 0)
+        return;
+    snprintf (name, sizeof name, "%s %s", n->bin, n->member);
+    rt_test_stop (n->pid, name);
+    n->pid = 0;
+}

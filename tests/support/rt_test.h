@@ -191,6 +191,39 @@ typedef struct {
 void rt_test_busd_start (rt_test_busd_t *b, const char *dsn, const char *log,
                          const char *const extra[], bool wait_ready);
 
+/* A daemon that is a bus client (notifyd, trackerd) started for a test,
+ * and what it takes to start it again: --pg-dsn, --pub, --admin on a free
+ * port, --member, --clock-file, and its own arguments. */
+typedef struct {
+    char bin[32];        /* the program, "retain-notifyd" */
+    pid_t pid;           /* the process, 0 when not running */
+    int admin_port;      /* its admin port, chosen free at the first start */
+    char member[32];     /* its --member */
+    char log[64];        /* its log under rt_test_dir (appended across restarts) */
+    char dsn[1024];      /* the database it was started on */
+    char pub[64];        /* the busd PUB endpoint it subscribes to */
+    char clock[1024];    /* the clock file it follows, "" for none */
+    char extra[16][128]; /* further arguments it was started with */
+    size_t nextra;       /* how many of extra */
+} rt_test_clientd_t;
+
+/* Starts bin as member on dsn, subscribed to pub, following clock (NULL or
+ * "" for the real time), output appended to <rt_test_dir>/<log>, and waits
+ * for its /readyz (60 s; fails the test otherwise, naming the log). extra
+ * are further arguments (NULL-terminated, may be NULL; at most 16, each
+ * under 128 bytes). Everything is copied into *n. */
+void rt_test_clientd_start (rt_test_clientd_t *n, const char *bin, const char *dsn, const char *pub,
+                            const char *clock, const char *member, const char *log,
+                            const char *const extra[]);
+
+/* Starts it again as rt_test_clientd_start last did (same admin port,
+ * member, log and arguments), after the test killed it. */
+void rt_test_clientd_restart (rt_test_clientd_t *n);
+
+/* Stops it with SIGTERM (rt_test_stop: a clean exit is asserted); nothing
+ * when it is not running. */
+void rt_test_clientd_stop (rt_test_clientd_t *n);
+
 /* Fails the test with a formatted message (via cmocka's fail_msg). */
 #define RT_TEST_FAIL(...) fail_msg (__VA_ARGS__)
 

@@ -32,19 +32,9 @@
 
 /* --- retain-notifyd --- */
 
-/* A retain-notifyd replica started for a test, and what it takes to start
- * it again. */
-typedef struct {
-    pid_t pid;           /* the process, 0 when not running */
-    int admin_port;      /* its admin port, chosen free at the first start */
-    char member[32];     /* its --member */
-    char log[64];        /* its log under rt_test_dir (appended across restarts) */
-    char dsn[1024];      /* the database it was started on */
-    char pub[64];        /* the busd PUB endpoint it subscribes to */
-    char clock[1024];    /* the clock file it follows, "" for none */
-    char extra[16][128]; /* further arguments it was started with */
-    size_t nextra;       /* how many of extra */
-} rt_test_notifyd_t;
+/* A retain-notifyd replica started for a test (rt_test.h's bus-client
+ * daemon), and what it takes to start it again. */
+typedef rt_test_clientd_t rt_test_notifyd_t;
 
 /* Starts retain-notifyd as member on dsn, subscribed to pub, following
  * clock (NULL or "" for the real time), output appended to
