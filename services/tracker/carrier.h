@@ -163,6 +163,12 @@ typedef struct {
     size_t batch_max;            /* parcels per call at most (Nova Poshta 100, Ukrposhta 100,
                                     Meest, DHL, UPS 1) */
     bool needs_token;            /* UPS: an OAuth token before any tracking call */
+    int64_t min_interval_ms;     /* documented spacing of calls (DHL's 1 call/s), 0: none;
+                                    a new account's default (`retainctl carrier add`) */
+    int daily_quota;             /* documented calls a UTC day of the entry tier (DHL 250),
+                                    0: none; a new account's default */
+    int per_parcel_day;          /* fetches of one parcel a day the carrier asks at most
+                                    (DHL 10), 0: none; a new account's default */
     const carrier_code_t *codes; /* its mapping table */
     size_t n_codes;              /* entries in codes */
 
