@@ -89,6 +89,38 @@ rt_buf_puts (rt_buf_t *b, const char *s)
 }
 
 void
+rt_buf_put_html (rt_buf_t *b, const char *s)
+{
+    const char *run = s;
+    for (; *s; s++) {
+        const char *ref;
+        switch (*s) {
+        case '&':
+            ref = "&amp;";
+            break;
+        case '<':
+            ref = "&lt;";
+            break;
+        case '>':
+            ref = "&gt;";
+            break;
+        case '"':
+            ref = "&quot;";
+            break;
+        case '\'':
+            ref = "&#39;";
+            break;
+        default:
+            continue;
+        }
+        rt_buf_put (b, run, (size_t)(s - run));
+        rt_buf_puts (b, ref);
+        run = s + 1;
+    }
+    rt_buf_put (b, run, (size_t)(s - run));
+}
+
+void
 rt_buf_printf (rt_buf_t *b, const char *fmt, ...)
 {
     va_list ap;

@@ -40,6 +40,10 @@ bool rt_buf_reserve_within (rt_buf_t *b, size_t n, size_t limit);
 void rt_buf_put (rt_buf_t *b, const void *p, size_t n);
 /* Appends a C string. */
 void rt_buf_puts (rt_buf_t *b, const char *s);
+/* Appends a C string escaped for HTML text and quoted attribute values
+ * (& < > " ' as character references), so what a carrier or a customer
+ * wrote cannot become markup. */
+void rt_buf_put_html (rt_buf_t *b, const char *s);
 /* Appends printf-style text. */
 void rt_buf_printf (rt_buf_t *b, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 /* Appends big-endian integers (binary COPY, wire formats). */

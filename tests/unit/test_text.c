@@ -126,6 +126,23 @@ static const char *const s_awkward[] = {
 };
 #define NAWKWARD (sizeof s_awkward / sizeof *s_awkward)
 
+/* A carrier's status text or a city name goes into the tracking page:
+ * markup in it must show as text, whatever it is. */
+static void
+test_html_escape (void **state)
+{
+    (void)state;
+    rt_buf_t b = {0};
+    rt_buf_put_html (&b, "<script>alert('x')</script> & \"Київ\"");
+    assert_string_equal (b.data,
+                         "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;Київ&quot;");
+    rt_buf_reset (&b);
+    rt_buf_put_html (&b, "");
+    rt_buf_put_html (&b, "plain");
+    assert_string_equal (b.data, "plain");
+    rt_buf_free (&b);
+}
+
 static void
 test_array_literals_round_trip (void **state)
 {
@@ -203,7 +220,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_utf8_validity), cmocka_unit_test (test_utf8_escape_and_repair),
         cmocka_unit_test (test_buffer_grows),  cmocka_unit_test (test_array_literals_round_trip),
-        cmocka_unit_test (test_utf8_count),
+        cmocka_unit_test (test_html_escape),   cmocka_unit_test (test_utf8_count),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
