@@ -18,11 +18,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rt_apikey.h"
 #include "rt_consumer.h"
 #include "rt_daemon.h"
 #include "rt_log.h"
 #include "rt_outbox.h"
 #include "rt_signed.h"
+#include "rt_tz.h"
 #include "shipment.h"
 #include "trackerd.h"
 
@@ -77,6 +79,11 @@ static const rt_config_setting_t s_own[] = {
     {"link-keys", "RETAIN_TRACKER_LINK_KEYS", "",
      "key set signing the tracking links, id:secret[,id:secret]"},
     {"link-ttl", "RETAIN_TRACKER_LINK_TTL", "90d", "how long a tracking link works"},
+    {"http", "RETAIN_TRACKER_HTTP", "127.0.0.1:8782",
+     "the API and tracking page's address (GET /v1/shipments, /t/{token})"},
+    {"http-threads", "RETAIN_TRACKER_HTTP_THREADS", "2", "the API's worker threads"},
+    {"page-zone", "RETAIN_TRACKER_PAGE_ZONE", "Europe/Kyiv",
+     "the IANA zone the tracking page shows times in"},
 };
 
 #define S_OWN (sizeof s_own / sizeof s_own[0])
@@ -117,6 +124,8 @@ typedef struct {
     rt_consumer_t *consumer;          /* the group "tracker" */
     poller_t *poller;                 /* the workers */
     sweep_t *sweep;                   /* the sweep's thread */
+    api_config_t api_config;          /* the API's settings */
+    api_t *api;                       /* the API and tracking page */
     _Atomic (poller_t *) live;        /* the poller, once started, for `ready` */
     atomic_bool consuming;            /* the consumer runs */
 } trackerd_t;
@@ -216,7 +225,8 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     trackerd_t *self = arg;
     const rt_config_t *c = rt_daemon_config (d);
     rt_consumer_config_t cc = {0};
-    int64_t batch_max;
+    int64_t batch_max, threads;
+    rt_tz_t *tz;
     if (rt_config_get_int (c, "batch-max", 1, 100000, &batch_max, err, errlen) != 0 ||
         s_poller_config (self, c, err, errlen) != 0)
         return -1;
@@ -227,6 +237,18 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
         gethostname (host, sizeof host - 1);
         snprintf (self->member, sizeof self->member, "%s:%d", host, (int)getpid ());
     }
+    if (rt_config_get_int (c, "http-threads", 1, 64, &threads, err, errlen) != 0)
+        return -1;
+    tz = rt_tz_new (rt_config_get (c, "page-zone"), err, errlen);
+    if (!tz)
+        return -1;
+    rt_tz_destroy (&tz);
+    self->api_config = (api_config_t){.dsn = rt_daemon_dsn (d),
+                                      .address = rt_config_get (c, "http"),
+                                      .threads = (int)threads,
+                                      .page_zone = rt_config_get (c, "page-zone"),
+                                      .outcome = &self->poller_config.outcome,
+                                      .metrics = rt_daemon_metrics (d)};
     self->poller_config.dsn = rt_daemon_dsn (d);
     self->poller_config.member = self->member;
     self->poller_config.outcome.metrics = rt_daemon_metrics (d);
@@ -258,6 +280,9 @@ s_start (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     if (n < 0)
         rt_errf (err, errlen, "the milestone settings could not be read: %s",
                  db ? rt_db_error (db) : "no connection");
+    /* The API's keys are common/http's schema, not a set of trackerd's. */
+    else if (rt_apikey_migrate (db, err, errlen) < 0)
+        n = -1;
     rt_db_destroy (&db);
     if (n < 0)
         return -1;
@@ -269,6 +294,10 @@ s_start (rt_daemon_t *d, void *arg, char *err, size_t errlen)
         sweep_start (rt_daemon_dsn (d), &self->poller_config.outcome, self->sweep_ms, err, errlen);
     if (!self->sweep)
         return -1;
+    self->api = api_start (&self->api_config, err, errlen);
+    if (!self->api)
+        return -1;
+    rt_log (RT_LOG_INFO, "API listening", rt_log_int ("port", api_port (self->api)));
     atomic_store (&self->live, self->poller);
     return 0;
 }
@@ -292,6 +321,7 @@ s_stop (rt_daemon_t *d, void *arg)
     trackerd_t *self = arg;
     (void)d;
     atomic_store (&self->live, NULL);
+    api_stop (&self->api);
     sweep_stop (&self->sweep);
     poller_stop (&self->poller);
     rt_consumer_destroy (&self->consumer);

@@ -189,6 +189,29 @@ poller_t *poller_start (const poller_config_t *config, char *err, size_t errlen)
 void poller_stop (poller_t **self_p);
 bool poller_ready (const poller_t *self);
 
+/* --- api.c --- */
+typedef struct api_t api_t;
+
+typedef struct {
+    const char *dsn;                 /* PostgreSQL */
+    const char *address;             /* "127.0.0.1:8782" */
+    int threads;                     /* worker threads */
+    const char *page_zone;           /* the IANA zone the tracking page shows times in */
+    const outcome_config_t *outcome; /* the links' keys and base, lent */
+    rt_metrics_t *metrics;           /* lent */
+} api_config_t;
+
+/* Starts the server; NULL with err filled. */
+api_t *api_start (const api_config_t *config, char *err, size_t errlen);
+/* The port it listens on (the address's, or the one chosen for port 0). */
+int api_port (const api_t *self);
+/* Stops it and frees it; safe on NULL. */
+void api_stop (api_t **self_p);
+
+/* The API's OpenAPI document (api/openapi.json, embedded by the build). */
+extern const char tracker_openapi_json[];
+extern const size_t tracker_openapi_json_len;
+
 /* --- sweep.c --- */
 typedef struct sweep_t sweep_t;
 

@@ -215,3 +215,14 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
+
+-- Times as the API and the tracking page show them: ISO 8601 in UTC, or
+-- in a zone with a format; '' for none.
+CREATE FUNCTION tracking.iso(ms bigint) RETURNS text IMMUTABLE LANGUAGE sql AS $$
+    SELECT COALESCE(to_char(to_timestamp(ms / 1000.0) AT TIME ZONE 'UTC',
+                            'YYYY-MM-DD"T"HH24:MI:SS"Z"'), '')
+$$;
+CREATE FUNCTION tracking.local(ms bigint, zone text, fmt text) RETURNS text STABLE
+LANGUAGE sql AS $$
+    SELECT COALESCE(to_char(to_timestamp(ms / 1000.0) AT TIME ZONE zone, fmt), '')
+$$;
