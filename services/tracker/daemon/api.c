@@ -49,7 +49,7 @@
 #define S_LIST "tracker_api_list"
 static const char *s_list_sql =
     "SELECT id, order_id, carrier, tracking_number, service, tag, sub_status, raw_code,"
-    " raw_text, location, final, returning, tracking.iso(shipped_at), tracking.iso(promised_by),"
+    " raw_text, location, final, to_sender, tracking.iso(shipped_at), tracking.iso(promised_by),"
     " tracking.iso(carrier_eta), tracking.iso(delivered_at), tracking.iso(storage_until),"
     " tracking.iso(est_at), tracking.iso(est_low), tracking.iso(est_high),"
     " COALESCE(risk::text, ''), delays"
@@ -95,7 +95,7 @@ static const char *s_page_sql =
     "SELECT carrier, tracking_number, tag, raw_text, location, final,"
     " tracking.local(carrier_eta, $2, 'DD.MM.YYYY'), tracking.local(est_at, $2, 'DD.MM.YYYY'),"
     " tracking.local(storage_until, $2, 'DD.MM.YYYY'),"
-    " tracking.local(delivered_at, $2, 'DD.MM.YYYY HH24:MI'), returning"
+    " tracking.local(delivered_at, $2, 'DD.MM.YYYY HH24:MI'), to_sender"
     " FROM tracking.shipments WHERE id = $1";
 
 #define S_PAGE_EVENTS "tracker_api_page_events"

@@ -80,7 +80,7 @@ static const char *s_fence_sql = "SELECT id FROM tracking.shipments"
 /* Every fenced parcel's new state, one array per column. */
 #define S_MOVE "tracker_outcome_move"
 static const char *s_move_sql =
-    "UPDATE tracking.shipments s SET tag = u.tag, sub_status = u.sub, returning = u.ret,"
+    "UPDATE tracking.shipments s SET tag = u.tag, sub_status = u.sub, to_sender = u.ret,"
     "  raw_code = u.raw_code, raw_text = u.raw_text,"
     "  location = CASE WHEN u.location <> '' THEN u.location ELSE s.location END,"
     "  status_at = COALESCE(NULLIF(u.status_at, 0), s.status_at),"

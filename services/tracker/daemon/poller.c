@@ -53,7 +53,7 @@ static const char *s_claim_sql =
     "SELECT shipment_id, account, tracking_number, service, phone, tag, sub_status, raw_code,"
     " COALESCE(status_at, 0), not_found, shipped_at, COALESCE(promised_by, 0), news_at,"
     " COALESCE(carrier_eta, 0), COALESCE(storage_until, 0), delays, milestones, customer_id,"
-    " order_id, origin_city, destination_city, returning"
+    " order_id, origin_city, destination_city, to_sender"
     " FROM tracking.claim($1::bigint, $2::uuid, $3::bigint, $4, $5::integer)";
 
 #define S_ACCOUNT "tracker_account"

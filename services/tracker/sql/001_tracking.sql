@@ -82,7 +82,7 @@ CREATE TABLE tracking.shipments (
     -- The status: the carrier's raw one, and what it means.
     tag              text        NOT NULL DEFAULT 'Pending',
     sub_status       text        NOT NULL DEFAULT 'Pending_001',
-    returning        boolean     NOT NULL DEFAULT false,
+    to_sender        boolean     NOT NULL DEFAULT false,  -- the parcel goes back
     raw_code         text        NOT NULL DEFAULT '',
     raw_text         text        NOT NULL DEFAULT '',
     location         text        NOT NULL DEFAULT '',
@@ -164,7 +164,7 @@ RETURNS TABLE (shipment_id text, account text, tracking_number text, service tex
                not_found integer, shipped_at bigint, promised_by bigint, news_at bigint,
                carrier_eta bigint, storage_until bigint, delays text[], milestones text[],
                customer_id text, order_id text, origin_city text, destination_city text,
-               returning boolean)
+               to_sender boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -203,7 +203,7 @@ BEGIN
         RETURNING s.id, a.id, s.tracking_number, s.service, s.phone, s.tag, s.sub_status,
                   s.raw_code, s.status_at, s.not_found, s.shipped_at, s.promised_by,
                   s.news_at, s.carrier_eta, s.storage_until, s.delays, s.milestones,
-                  s.customer_id, s.order_id, s.origin_city, s.destination_city, s.returning;
+                  s.customer_id, s.order_id, s.origin_city, s.destination_city, s.to_sender;
         IF FOUND THEN
             UPDATE tracking.accounts
                SET next_call_at = p_now + min_interval_ms,
@@ -226,3 +226,49 @@ CREATE FUNCTION tracking.local(ms bigint, zone text, fmt text) RETURNS text STAB
 LANGUAGE sql AS $$
     SELECT COALESCE(to_char(to_timestamp(ms / 1000.0) AT TIME ZONE zone, fmt), '')
 $$;
+
+-- retain's own estimate (estimate.h): what delivered parcels taught of
+-- each lane, as the sufficient statistics of log(transit hours) — count,
+-- mean and Welford's sum of squared deviations — so one row per lane
+-- holds it and a delivery updates it in the transaction that records it.
+-- A lane is (carrier, origin, destination); '*' stands for any city, so
+-- each delivery teaches its exact lane, its destination from anywhere and
+-- the carrier as a whole, the fallbacks of a lane with few samples.
+CREATE TABLE tracking.lanes (
+    carrier     text             NOT NULL REFERENCES tracking.carriers (name),
+    origin      text             NOT NULL,
+    destination text             NOT NULL,
+    n           bigint           NOT NULL CHECK (n > 0),
+    mean        double precision NOT NULL,
+    m2          double precision NOT NULL CHECK (m2 >= 0),
+    updated_at  timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (carrier, origin, destination)
+);
+
+-- Teaches the three lanes of one delivered parcel its transit time (ms):
+-- Welford's update, n' = n + 1, mean' = mean + (x - mean) / n',
+-- m2' = m2 + (x - mean) (x - mean'), with x = ln(hours). A transit of no
+-- time or of more than 120 days is a data error, not a lesson.
+CREATE FUNCTION tracking.lane_learn(p_carrier text, p_origin text, p_destination text,
+                                    p_transit_ms bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    x double precision;
+BEGIN
+    IF p_transit_ms IS NULL OR p_transit_ms <= 0 OR p_transit_ms > 120 * 86400000::bigint THEN
+        RETURN;
+    END IF;
+    x := ln(p_transit_ms / 3600000.0);
+    INSERT INTO tracking.lanes AS l (carrier, origin, destination, n, mean, m2)
+    SELECT p_carrier, o, d, 1, x, 0
+      FROM (VALUES (COALESCE(NULLIF(p_origin, ''), '*'), COALESCE(NULLIF(p_destination, ''), '*')),
+                   ('*', COALESCE(NULLIF(p_destination, ''), '*')),
+                   ('*', '*')) AS v (o, d)
+     GROUP BY o, d
+    ON CONFLICT (carrier, origin, destination) DO UPDATE
+       SET n = l.n + 1,
+           mean = l.mean + (x - l.mean) / (l.n + 1),
+           m2 = l.m2 + (x - l.mean) * (x - (l.mean + (x - l.mean) / (l.n + 1))),
+           updated_at = now();
+END $$;
