@@ -20,7 +20,9 @@ required=(RETAIN_PG_PASSWORD=dummy-password
   RETAIN_ROUTER_CURVE_CLIENT_PUBLIC=2222222222222222222222222222222222222222
   RETAIN_ROUTER_CURVE_CLIENT_SECRET=3333333333333333333333333333333333333333
   RETAIN_NOTIFY_CURVE_CLIENT_PUBLIC=4444444444444444444444444444444444444444
-  RETAIN_NOTIFY_CURVE_CLIENT_SECRET=5555555555555555555555555555555555555555)
+  RETAIN_NOTIFY_CURVE_CLIENT_SECRET=5555555555555555555555555555555555555555
+  RETAIN_TRACKER_CURVE_CLIENT_PUBLIC=6666666666666666666666666666666666666666
+  RETAIN_TRACKER_CURVE_CLIENT_SECRET=7777777777777777777777777777777777777777)
 
 if out=$(env "${required[@]}" docker-compose -f docker-compose.yml config -q 2>&1); then
   ok "docker-compose config accepts docker-compose.yml"
@@ -72,7 +74,7 @@ if c.get("busd", {}).get("depends_on", {}).get("migrate", {}).get("condition") !
     problems.append("busd does not wait for migrate to complete")
 if c.get("migrate", {}).get("command") != ["retainctl", "migrate"]:
     problems.append("migrate does not run retainctl migrate")
-for svc in ("routerd", "notifyd"):
+for svc in ("routerd", "notifyd", "trackerd"):
     r = c.get(svc)
     if not r:
         problems.append(f"no service {svc}")
@@ -94,7 +96,7 @@ print("; ".join(problems))
 sys.exit(1 if problems else 0)
 PY
 ); then
-  ok "busd and busd-standby use CURVE, busd is checked on /readyz and waits for migrate, routerd and notifyd are scalable CURVE clients, no retired variable is set"
+  ok "busd and busd-standby use CURVE, busd is checked on /readyz and waits for migrate, routerd, notifyd and trackerd are scalable CURVE clients, no retired variable is set"
 else
   fail "rendered compose file: $out"
 fi
