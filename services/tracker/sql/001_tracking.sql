@@ -245,30 +245,23 @@ CREATE TABLE tracking.lanes (
     PRIMARY KEY (carrier, origin, destination)
 );
 
--- Teaches the three lanes of one delivered parcel its transit time (ms):
--- Welford's update, n' = n + 1, mean' = mean + (x - mean) / n',
--- m2' = m2 + (x - mean) (x - mean'), with x = ln(hours). A transit of no
--- time or of more than 120 days is a data error, not a lesson.
+-- Teaches the three lanes of one delivered parcel x = ln(transit hours),
+-- as estimate_sample (estimate.h) took it from the transit time (the rule
+-- of what a lesson is stays there): Welford's update, n' = n + 1,
+-- mean' = mean + (x - mean) / n', m2' = m2 + (x - mean) (x - mean').
+-- Every SET expression reads the old row, so this is the C's arithmetic.
 CREATE FUNCTION tracking.lane_learn(p_carrier text, p_origin text, p_destination text,
-                                    p_transit_ms bigint) RETURNS void
-LANGUAGE plpgsql AS $$
-#variable_conflict use_column
-DECLARE
-    x double precision;
-BEGIN
-    IF p_transit_ms IS NULL OR p_transit_ms <= 0 OR p_transit_ms > 120 * 86400000::bigint THEN
-        RETURN;
-    END IF;
-    x := ln(p_transit_ms / 3600000.0);
+                                    p_x double precision) RETURNS void
+LANGUAGE sql AS $$
     INSERT INTO tracking.lanes AS l (carrier, origin, destination, n, mean, m2)
-    SELECT p_carrier, o, d, 1, x, 0
+    SELECT p_carrier, o, d, 1, p_x, 0
       FROM (VALUES (COALESCE(NULLIF(p_origin, ''), '*'), COALESCE(NULLIF(p_destination, ''), '*')),
                    ('*', COALESCE(NULLIF(p_destination, ''), '*')),
                    ('*', '*')) AS v (o, d)
      GROUP BY o, d
     ON CONFLICT (carrier, origin, destination) DO UPDATE
        SET n = l.n + 1,
-           mean = l.mean + (x - l.mean) / (l.n + 1),
-           m2 = l.m2 + (x - l.mean) * (x - (l.mean + (x - l.mean) / (l.n + 1))),
-           updated_at = now();
-END $$;
+           mean = l.mean + (p_x - l.mean) / (l.n + 1),
+           m2 = l.m2 + (p_x - l.mean) * (p_x - (l.mean + (p_x - l.mean) / (l.n + 1))),
+           updated_at = now()
+$$;
