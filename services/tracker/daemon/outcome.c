@@ -39,6 +39,13 @@
  *     is added to the parcel's milestones in the same statement).
  *   - the carrier's estimate past the promise: ShipmentDelayed
  *     "carrier_estimate_late", once (the reason joins the parcel's delays).
+ *   - retain's own estimate (estimate.h), from the lanes delivered parcels
+ *     taught (tracking.lanes, the parcel's lane or its fallbacks): kept
+ *     with its spread and the chance of missing the promise; above the
+ *     risk threshold while the promise is still ahead, ShipmentDelayed
+ *     "at_risk", once, before the carrier's own date moves. A parcel
+ *     delivered now teaches its lanes its transit time in the same
+ *     transaction (tracking.lane_learn).
  *   - every event the answer carried goes to tracking.events, each once
  *     (its unique key), and the next poll is set by the tag
  *     (poll_intervals_t); a final tag ends polling.
@@ -66,6 +73,7 @@
 #include "rt_log.h"
 #include "rt_outbox.h"
 #include "rt_uuid.h"
+#include "estimate.h"
 #include "status.h"
 #include "trackerd.h"
 #include "retain/v1/notification.pb-c.h"
@@ -93,15 +101,30 @@ static const char *s_move_sql =
     "                          ELSE s.destination_city END,"
     "  news_at = u.news_at, not_found = u.not_found, final = u.final,"
     "  next_poll_at = u.next_poll, delays = u.delays::text[], milestones = u.milestones::text[],"
-    "  last_error = u.error, poll_token = NULL, updated_at = now()"
+    "  last_error = u.error, est_at = NULLIF(u.est_at, 0), est_low = NULLIF(u.est_low, 0),"
+    "  est_high = NULLIF(u.est_high, 0), risk = CASE WHEN u.risk < 0 THEN NULL ELSE u.risk END,"
+    "  poll_token = NULL, updated_at = now()"
     " FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[],"
     "             $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],"
     "             $12::text[], $13::text[], $14::text[], $15::bigint[], $16::integer[],"
-    "             $17::boolean[], $18::bigint[], $19::text[], $20::text[], $21::text[])"
+    "             $17::boolean[], $18::bigint[], $19::text[], $20::text[], $21::text[],"
+    "             $22::bigint[], $23::bigint[], $24::bigint[], $25::float8[])"
     "   AS u(id, tag, sub, ret, raw_code, raw_text, location, status_at, eta, delivered,"
     "        storage, cod, origin, dest, news_at, not_found, final, next_poll, delays,"
-    "        milestones, error)"
-    " WHERE s.id = u.id AND s.poll_token = $22::uuid";
+    "        milestones, error, est_at, est_low, est_high, risk)"
+    " WHERE s.id = u.id AND s.poll_token = $26::uuid";
+
+/* The lanes a batch's estimates may use: its cities' and the fallbacks'
+ * ('*'). $1 carrier, $2 origins, $3 destinations, each with '*'. */
+#define S_LANES "tracker_outcome_lanes"
+static const char *s_lanes_sql =
+    "SELECT origin, destination, n, mean, m2 FROM tracking.lanes"
+    " WHERE carrier = $1 AND origin = ANY($2::text[]) AND destination = ANY($3::text[])";
+
+/* What the batch's deliveries teach their lanes (tracking.lane_learn). */
+#define S_LEARN "tracker_outcome_learn"
+static const char *s_learn_sql = "SELECT tracking.lane_learn($1, u.o, u.d, u.x)"
+                                 " FROM unnest($2::text[], $3::text[], $4::float8[]) AS u(o, d, x)";
 
 /* The answers' events, each once. */
 #define S_EVENTS "tracker_outcome_events"
@@ -146,6 +169,10 @@ static const char *s_acc_untoken_sql =
 
 /* A delay reason said of this parcel once. */
 #define S_ESTIMATE_LATE "carrier_estimate_late"
+#define S_AT_RISK       "at_risk"
+
+/* S_MOVE's array columns. */
+#define S_MOVE_COLS 25
 
 /* What an answer decided for one fenced parcel. */
 typedef struct {
@@ -159,6 +186,13 @@ typedef struct {
     bool news;                    /* the carrier said something new */
     const milestone_t *milestone; /* the milestone reached, NULL: none */
     bool estimate_late;           /* ShipmentDelayed carrier_estimate_late */
+    bool has_estimate;            /* est holds retain's own estimate */
+    estimate_t est;               /* ... given what is known now */
+    bool at_risk;                 /* ShipmentDelayed at_risk */
+    bool learn;                   /* delivered now: x teaches its lanes */
+    double x;                     /* ... ln(transit hours) */
+    const char *origin;           /* the lane's cities: the shop's, else the carrier's */
+    const char *destination;      /* */
     int64_t next_poll;            /* when to ask again */
     const char *error;            /* last_error */
 } s_decision_t;
@@ -173,7 +207,9 @@ outcome_prepare (rt_db_t *db)
         rt_db_prepare (db, S_ACC_OK, s_acc_ok_sql) != 0 ||
         rt_db_prepare (db, S_ACC_WAIT, s_acc_wait_sql) != 0 ||
         rt_db_prepare (db, S_ACC_PAUSE, s_acc_pause_sql) != 0 ||
-        rt_db_prepare (db, S_ACC_UNTOKEN, s_acc_untoken_sql) != 0)
+        rt_db_prepare (db, S_ACC_UNTOKEN, s_acc_untoken_sql) != 0 ||
+        rt_db_prepare (db, S_LANES, s_lanes_sql) != 0 ||
+        rt_db_prepare (db, S_LEARN, s_learn_sql) != 0)
         return -1;
     return 0;
 }
@@ -451,21 +487,74 @@ s_decide (const outcome_config_t *config, const call_t *call, s_decision_t *d, i
     d->estimate_late = p->promised_by > 0 && r->estimated_ms > p->promised_by &&
                        d->tag != TAG_DELIVERED && !outcome_array_has (p->delays, S_ESTIMATE_LATE);
     d->next_poll = now + s_interval (&config->intervals, d->tag);
+    d->origin = p->origin_city[0] ? p->origin_city : r->origin_city;
+    d->destination = p->destination_city[0] ? p->destination_city : r->destination_city;
+    if (d->tag == TAG_DELIVERED && d->old_tag != TAG_DELIVERED)
+        d->learn =
+            estimate_sample ((r->delivered_ms ? r->delivered_ms : now) - p->shipped_at, &d->x);
+}
+
+/* The learned lanes of a batch, as S_LANES read them. */
+typedef struct {
+    const PGresult *r; /* the rows */
+} s_lanes_t;
+
+/* The lane (origin, destination) of the rows into *out; false when none. */
+static bool
+s_lane (const s_lanes_t *l, const char *origin, const char *destination, estimate_lane_t *out)
+{
+    for (int i = 0; l->r && i < PQntuples (l->r); i++) {
+        if (strcmp (PQgetvalue (l->r, i, 0), origin) == 0 &&
+            strcmp (PQgetvalue (l->r, i, 1), destination) == 0) {
+            out->n = strtoll (PQgetvalue (l->r, i, 2), NULL, 10);
+            out->mean = strtod (PQgetvalue (l->r, i, 3), NULL);
+            out->m2 = strtod (PQgetvalue (l->r, i, 4), NULL);
+            return true;
+        }
+    }
+    memset (out, 0, sizeof *out);
+    return false;
+}
+
+/* retain's own estimate of a parcel still on its way, and whether it is
+ * newly at risk of missing the promise. */
+static void
+s_estimate (const outcome_config_t *config, const s_lanes_t *lanes, s_decision_t *d, int64_t now)
+{
+    const parcel_t *p = d->p;
+    estimate_lane_t exact, to_dest, any;
+    const estimate_lane_t *lane;
+    const char *o = d->origin && d->origin[0] ? d->origin : "*";
+    const char *dest = d->destination && d->destination[0] ? d->destination : "*";
+    if (status_tag_final (d->tag))
+        return;
+    s_lane (lanes, o, dest, &exact);
+    s_lane (lanes, "*", dest, &to_dest);
+    s_lane (lanes, "*", "*", &any);
+    lane = estimate_pick (&exact, &to_dest, &any, ESTIMATE_MIN_SAMPLES);
+    if (!lane || estimate_predict (lane, p->shipped_at, now, p->promised_by, config->risk_threshold,
+                                   &d->est) != 0)
+        return;
+    d->has_estimate = true;
+    /* The early warning: the promise is still ahead, and nothing has been
+     * said of this parcel's being late yet. */
+    d->at_risk =
+        d->est.at_risk && p->promised_by > now && !outcome_array_has (p->delays, S_AT_RISK);
 }
 
 /* The arrays of S_MOVE and S_EVENTS, built over the fenced parcels. */
 typedef struct {
-    rt_buf_t col[21]; /* S_MOVE's $1..$21 */
-    rt_buf_t ev[7];   /* S_EVENTS' $1..$7 */
-    size_t n_events;  /* elements in ev */
-    rt_buf_t tmp;     /* one literal at a time */
+    rt_buf_t col[S_MOVE_COLS]; /* S_MOVE's $1..$25 */
+    rt_buf_t ev[7];            /* S_EVENTS' $1..$7 */
+    size_t n_events;           /* elements in ev */
+    rt_buf_t tmp;              /* one literal at a time */
 } s_arrays_t;
 
 static void
 s_arrays_init (s_arrays_t *a)
 {
     memset (a, 0, sizeof *a);
-    for (size_t i = 0; i < 21; i++) {
+    for (size_t i = 0; i < S_MOVE_COLS; i++) {
         a->col[i] = (rt_buf_t){0};
         rt_buf_array_begin (&a->col[i]);
     }
@@ -479,7 +568,7 @@ s_arrays_init (s_arrays_t *a)
 static void
 s_arrays_free (s_arrays_t *a)
 {
-    for (size_t i = 0; i < 21; i++)
+    for (size_t i = 0; i < S_MOVE_COLS; i++)
         rt_buf_free (&a->col[i]);
     for (size_t i = 0; i < 7; i++)
         rt_buf_free (&a->ev[i]);
@@ -523,6 +612,15 @@ s_arrays_add (s_arrays_t *a, const call_t *call, const s_decision_t *d, int64_t 
         delays_new = strdup (a->tmp.data);
         delays = delays_new ? delays_new : delays;
     }
+    if (d->at_risk) {
+        char *with;
+        s_array_with (&a->tmp, delays, S_AT_RISK);
+        with = strdup (a->tmp.data);
+        if (with) {
+            free (delays_new);
+            delays = delays_new = with;
+        }
+    }
     if (d->milestone) {
         s_array_with (&a->tmp, p->milestones, d->milestone->template);
         milestones_new = strdup (a->tmp.data);
@@ -549,6 +647,16 @@ s_arrays_add (s_arrays_t *a, const call_t *call, const s_decision_t *d, int64_t 
     rt_buf_array_text (&a->col[18], delays);
     rt_buf_array_text (&a->col[19], milestones);
     rt_buf_array_text (&a->col[20], d->error);
+    s_num (&a->col[21], d->has_estimate ? d->est.at_ms : 0);
+    s_num (&a->col[22], d->has_estimate ? d->est.low_ms : 0);
+    s_num (&a->col[23], d->has_estimate ? d->est.high_ms : 0);
+    if (d->has_estimate) {
+        char risk[32];
+        snprintf (risk, sizeof risk, "%.6f", d->est.miss_probability);
+        rt_buf_array_raw (&a->col[24], risk);
+    } else {
+        rt_buf_array_raw (&a->col[24], "-1");
+    }
     free (delays_new);
     free (milestones_new);
     if (!found)
@@ -570,7 +678,7 @@ s_arrays_add (s_arrays_t *a, const call_t *call, const s_decision_t *d, int64_t 
 static void
 s_arrays_end (s_arrays_t *a)
 {
-    for (size_t i = 0; i < 21; i++)
+    for (size_t i = 0; i < S_MOVE_COLS; i++)
         rt_buf_array_end (&a->col[i]);
     for (size_t i = 0; i < 7; i++)
         rt_buf_array_end (&a->ev[i]);
@@ -694,6 +802,43 @@ s_not_ok (rt_db_t *db, const outcome_config_t *config, const call_t *call,
 
 /* Decides and records an OK answer (or one parcel's BAD_REQUEST) for the
  * fenced rows, inside the caller's transaction. */
+/* The learned lanes this batch's estimates may use: the parcels' cities
+ * (the shop's, and the carrier's answer) and '*'. NULL when the query
+ * failed. */
+static PGresult *
+s_lanes_read (rt_db_t *db, const call_t *call, const carrier_answer_t *answer)
+{
+    rt_buf_t o = {0}, dst = {0};
+    PGresult *r;
+    rt_buf_array_begin (&o);
+    rt_buf_array_begin (&dst);
+    rt_buf_array_text (&o, "*");
+    rt_buf_array_text (&dst, "*");
+    for (size_t i = 0; i < call->n; i++) {
+        const parcel_t *p = &call->parcels[i];
+        const carrier_result_t *res =
+            answer->verdict == CARRIER_OK && i < answer->n_results ? &answer->results[i] : NULL;
+        if (p->origin_city[0])
+            rt_buf_array_text (&o, p->origin_city);
+        else if (res && res->origin_city && res->origin_city[0])
+            rt_buf_array_text (&o, res->origin_city);
+        if (p->destination_city[0])
+            rt_buf_array_text (&dst, p->destination_city);
+        else if (res && res->destination_city && res->destination_city[0])
+            rt_buf_array_text (&dst, res->destination_city);
+    }
+    rt_buf_array_end (&o);
+    rt_buf_array_end (&dst);
+    r = o.failed || dst.failed
+            ? NULL
+            : rt_db_exec_prepared (db, S_LANES, 3,
+                                   (const char *[]){call->carrier->name, o.data, dst.data}, NULL,
+                                   NULL, 0);
+    rt_buf_free (&o);
+    rt_buf_free (&dst);
+    return r;
+}
+
 static int
 s_record_ok (rt_db_t *db, const outcome_config_t *config, const call_t *call,
              const carrier_answer_t *answer, int64_t now)
@@ -703,13 +848,20 @@ s_record_ok (rt_db_t *db, const outcome_config_t *config, const call_t *call,
     s_decision_t *d = NULL;
     ProtobufCBinaryData *packed = NULL;
     size_t n_packed = 0, n_fenced = 0;
-    PGresult *r = NULL;
-    const char *v[22];
+    PGresult *r = NULL, *lanes_r = NULL;
+    s_lanes_t lanes = {0};
+    const char *v[S_MOVE_COLS + 1];
     char err[256] = "";
     int rc = -1;
     carrier_result_t bad = {.found = true};
+    rt_buf_t learn[3];
+    size_t n_learn = 0;
 
     ids = (rt_buf_t){0};
+    for (size_t i = 0; i < 3; i++) {
+        learn[i] = (rt_buf_t){0};
+        rt_buf_array_begin (&learn[i]);
+    }
     s_arrays_init (&a);
     s_ids (&ids, call);
     v[0] = ids.data;
@@ -717,8 +869,12 @@ s_record_ok (rt_db_t *db, const outcome_config_t *config, const call_t *call,
     r = rt_db_exec_prepared (db, S_FENCE, 2, v, NULL, NULL, 0);
     if (!r)
         goto cleanup;
+    lanes_r = s_lanes_read (db, call, answer);
+    if (!lanes_r)
+        goto cleanup;
+    lanes.r = lanes_r;
     d = calloc (call->n ? call->n : 1, sizeof *d);
-    packed = calloc (call->n * 3 + 1, sizeof *packed);
+    packed = calloc (call->n * 4 + 1, sizeof *packed);
     if (!d || !packed)
         goto cleanup;
     for (size_t i = 0; i < call->n; i++) {
@@ -759,6 +915,17 @@ s_record_ok (rt_db_t *db, const outcome_config_t *config, const call_t *call,
             if (!d[n_fenced].r)
                 continue; /* an adapter's bug: the lease brings it back */
             s_decide (config, call, &d[n_fenced], now);
+            s_estimate (config, &lanes, &d[n_fenced], now);
+            if (d[n_fenced].learn) {
+                rt_buf_array_text (&learn[0], d[n_fenced].origin);
+                rt_buf_array_text (&learn[1], d[n_fenced].destination);
+                {
+                    char x[40];
+                    snprintf (x, sizeof x, "%.17g", d[n_fenced].x);
+                    rt_buf_array_raw (&learn[2], x);
+                }
+                n_learn++;
+            }
         }
         s_arrays_add (&a, call, &d[n_fenced], now);
         n_fenced++;
@@ -770,11 +937,21 @@ s_record_ok (rt_db_t *db, const outcome_config_t *config, const call_t *call,
         goto cleanup;
     }
     s_arrays_end (&a);
-    for (int i = 0; i < 21; i++)
+    for (int i = 0; i < S_MOVE_COLS; i++)
         v[i] = a.col[i].data;
-    v[21] = call->token;
-    if (s_exec (db, S_MOVE, 22, v) != 0)
+    v[S_MOVE_COLS] = call->token;
+    if (s_exec (db, S_MOVE, S_MOVE_COLS + 1, v) != 0)
         goto cleanup;
+    if (n_learn > 0) {
+        for (size_t i = 0; i < 3; i++)
+            rt_buf_array_end (&learn[i]);
+        v[0] = call->carrier->name;
+        v[1] = learn[0].data;
+        v[2] = learn[1].data;
+        v[3] = learn[2].data;
+        if (s_exec (db, S_LEARN, 4, v) != 0)
+            goto cleanup;
+    }
     if (a.n_events > 0) {
         for (int i = 0; i < 7; i++)
             v[i] = a.ev[i].data;
@@ -790,6 +967,12 @@ s_record_ok (rt_db_t *db, const outcome_config_t *config, const call_t *call,
             outcome_pack_delayed (x->p, call->carrier, S_ESTIMATE_LATE, status_tag_name (x->tag),
                                   x->r->estimated_ms - x->p->promised_by, x->r->estimated_ms, 0,
                                   &packed[n_packed++], err, sizeof err) != 0)
+            goto cleanup;
+        if (x->at_risk &&
+            outcome_pack_delayed (
+                x->p, call->carrier, S_AT_RISK, status_tag_name (x->tag),
+                x->est.at_ms > x->p->promised_by ? x->est.at_ms - x->p->promised_by : 0,
+                x->est.at_ms, x->est.miss_probability, &packed[n_packed++], err, sizeof err) != 0)
             goto cleanup;
         if (x->milestone) {
             parcel_t now_p = *x->p;
@@ -818,7 +1001,11 @@ cleanup:
         rt_log (RT_LOG_WARN, "an outcome was not recorded", rt_log_str ("error", err));
     if (r)
         PQclear (r);
-    for (size_t i = 0; packed && i < call->n * 3 + 1; i++)
+    if (lanes_r)
+        PQclear (lanes_r);
+    for (size_t i = 0; i < 3; i++)
+        rt_buf_free (&learn[i]);
+    for (size_t i = 0; packed && i < call->n * 4 + 1; i++)
         free (packed[i].data);
     free (packed);
     free (d);
