@@ -648,7 +648,7 @@ void
 rt_test_clientd_restart (rt_test_clientd_t *n)
 {
     char a_dsn[1100], a_pub[96], a_admin[64], a_member[64], a_clock[1100];
-    char *argv[24];
+    char *argv[32];
     size_t k = 0;
     snprintf (a_dsn, sizeof a_dsn, "--pg-dsn=%s", n->dsn);
     snprintf (a_pub, sizeof a_pub, "--pub=%s", n->pub);

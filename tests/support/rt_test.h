@@ -199,18 +199,18 @@ typedef struct {
     pid_t pid;           /* the process, 0 when not running */
     int admin_port;      /* its admin port, chosen free at the first start */
     char member[32];     /* its --member */
-    char log[64];        /* its log under rt_test_dir (appended across restarts) */
+    char log[128];       /* its log under rt_test_dir (appended across restarts) */
     char dsn[1024];      /* the database it was started on */
     char pub[64];        /* the busd PUB endpoint it subscribes to */
     char clock[1024];    /* the clock file it follows, "" for none */
-    char extra[16][128]; /* further arguments it was started with */
+    char extra[24][128]; /* further arguments it was started with */
     size_t nextra;       /* how many of extra */
 } rt_test_clientd_t;
 
 /* Starts bin as member on dsn, subscribed to pub, following clock (NULL or
  * "" for the real time), output appended to <rt_test_dir>/<log>, and waits
  * for its /readyz (60 s; fails the test otherwise, naming the log). extra
- * are further arguments (NULL-terminated, may be NULL; at most 16, each
+ * are further arguments (NULL-terminated, may be NULL; at most 24, each
  * under 128 bytes). Everything is copied into *n. */
 void rt_test_clientd_start (rt_test_clientd_t *n, const char *bin, const char *dsn, const char *pub,
                             const char *clock, const char *member, const char *log,

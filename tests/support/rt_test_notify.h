@@ -40,7 +40,7 @@ typedef rt_test_clientd_t rt_test_notifyd_t;
  * clock (NULL or "" for the real time), output appended to
  * <rt_test_dir>/<log>, and waits for its /readyz (60 s; fails the test
  * otherwise, naming the log). extra are further arguments (NULL-terminated,
- * may be NULL; at most 16, each under 128 bytes). Everything is copied
+ * may be NULL; at most 24, each under 128 bytes). Everything is copied
  * into *n. */
 void rt_test_notifyd_start (rt_test_notifyd_t *n, const char *dsn, const char *pub,
                             const char *clock, const char *member, const char *log,
