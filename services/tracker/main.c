@@ -51,6 +51,8 @@ static const rt_config_setting_t s_own[] = {
     {"lease", "RETAIN_TRACKER_LEASE", "0",
      "a claimed parcel is polled again after this if its answer was never recorded; 0: twice "
      "the request timeout"},
+    {"spacing-margin", "RETAIN_TRACKER_SPACING_MARGIN", "50ms",
+     "added to a carrier's spacing of calls: the way from the claim to the carrier varies"},
     {"host-connections", "RETAIN_TRACKER_HOST_CONNECTIONS", "4",
      "connections to one carrier host at most, per worker"},
     {"interval-fresh", "RETAIN_TRACKER_INTERVAL_FRESH", "1h",
@@ -188,6 +190,7 @@ s_poller_config (trackerd_t *self, const rt_config_t *c, char *err, size_t errle
         rt_config_get_ms (c, "poll", &p->poll_ms, err, errlen) != 0 ||
         rt_config_get_ms (c, "request-timeout", &p->request_timeout_ms, err, errlen) != 0 ||
         rt_config_get_ms (c, "lease", &p->lease_ms, err, errlen) != 0 ||
+        rt_config_get_ms (c, "spacing-margin", &p->spacing_margin_ms, err, errlen) != 0 ||
         rt_config_get_ms (c, "sweep", &self->sweep_ms, err, errlen) != 0)
         return -1;
     if (p->poll_ms < 1 || p->request_timeout_ms < 100 || self->sweep_ms < 10) {

@@ -54,7 +54,7 @@ static const char *s_claim_sql =
     " COALESCE(status_at, 0), not_found, shipped_at, COALESCE(promised_by, 0), news_at,"
     " COALESCE(carrier_eta, 0), COALESCE(storage_until, 0), delays, milestones, customer_id,"
     " order_id, origin_city, destination_city, to_sender"
-    " FROM tracking.claim($1::bigint, $2::uuid, $3::bigint, $4, $5::integer)";
+    " FROM tracking.claim($1::bigint, $2::uuid, $3::bigint, $4, $5::integer, $6::bigint)";
 
 #define S_ACCOUNT "tracker_account"
 static const char *s_account_sql =
@@ -473,8 +473,8 @@ static int
 s_claim (worker_t *w, const carrier_t *carrier)
 {
     const poller_config_t *cfg = &w->owner->cfg;
-    char now[24], lease[24], batch[16], token[RT_UUID_STR_LEN + 1];
-    const char *v[5] = {now, token, lease, carrier->name, batch};
+    char now[24], lease[24], batch[16], margin[24], token[RT_UUID_STR_LEN + 1];
+    const char *v[6] = {now, token, lease, carrier->name, batch, margin};
     rt_uuid_t u = rt_uuid_v7 ();
     size_t limit =
         carrier->batch_max < (size_t)cfg->batch ? carrier->batch_max : (size_t)cfg->batch;
@@ -486,7 +486,8 @@ s_claim (worker_t *w, const carrier_t *carrier)
     snprintf (now, sizeof now, "%lld", (long long)rt_clock_now_ms ());
     snprintf (lease, sizeof lease, "%lld", (long long)cfg->lease_ms);
     snprintf (batch, sizeof batch, "%zu", limit);
-    r = rt_db_exec_prepared (w->db, S_CLAIM, 5, v, NULL, NULL, 0);
+    snprintf (margin, sizeof margin, "%lld", (long long)cfg->spacing_margin_ms);
+    r = rt_db_exec_prepared (w->db, S_CLAIM, 6, v, NULL, NULL, 0);
     if (!r) {
         rt_log (RT_LOG_WARN, "claim failed", rt_log_str ("carrier", carrier->name),
                 rt_log_str ("error", rt_db_error (w->db)));

@@ -180,6 +180,8 @@ typedef struct {
     int64_t poll_ms;                          /* between claims when nothing was due */
     int64_t request_timeout_ms;               /* one call */
     int64_t lease_ms;                         /* a claimed parcel's lease */
+    int64_t spacing_margin_ms;                /* added to an account's spacing: the time from
+                                                 the claim to the carrier varies by this much */
     int host_connections;                     /* per carrier host, per worker */
     const char *base_urls[TRACKERD_CARRIERS]; /* per carrier_all index */
     outcome_config_t outcome;                 /* the outcome's settings */

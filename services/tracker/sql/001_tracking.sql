@@ -153,12 +153,13 @@ INSERT INTO tracking.milestones (tag, template, enabled) VALUES
     ('StorageReminder', 'shipment_storage_reminder', true);
 
 -- Claims the next batch: the most overdue account with a free slot, its
--- due parcels up to $batch, the slot and quota taken, the parcels stamped
+-- due parcels up to $batch, the slot (the spacing and a margin for the
+-- way from here to the carrier, which varies) and quota taken, the parcels stamped
 -- with $token and leased until $now + $lease_ms. Accounts are tried most
 -- overdue first; SKIP LOCKED keeps two replicas from waiting on each
 -- other. Returns nothing when no account may call now.
 CREATE FUNCTION tracking.claim(p_now bigint, p_token uuid, p_lease_ms bigint,
-                               p_carrier text, p_batch integer)
+                               p_carrier text, p_batch integer, p_margin_ms bigint)
 RETURNS TABLE (shipment_id text, account text, tracking_number text, service text,
                phone text, tag text, sub_status text, raw_code text, status_at bigint,
                not_found integer, shipped_at bigint, promised_by bigint, news_at bigint,
@@ -206,7 +207,8 @@ BEGIN
                   s.customer_id, s.order_id, s.origin_city, s.destination_city, s.to_sender;
         IF FOUND THEN
             UPDATE tracking.accounts
-               SET next_call_at = p_now + min_interval_ms,
+               SET next_call_at = p_now + min_interval_ms
+                                  + CASE WHEN min_interval_ms > 0 THEN p_margin_ms ELSE 0 END,
                    quota_used = CASE WHEN quota_day IS DISTINCT FROM today THEN 1
                                      ELSE quota_used + 1 END,
                    quota_day = today
