@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rt_admin.h"
 #include "rt_bus.h"
@@ -251,6 +252,42 @@ cleanup:
     if (logging)
         rt_log (RT_LOG_INFO, "stopped", rt_log_int ("exit_code", code));
     return code;
+}
+
+void
+rt_daemon_member (const char *given, char *out, size_t outlen)
+{
+    char host[64] = "";
+    if (given && given[0]) {
+        snprintf (out, outlen, "%s", given);
+        return;
+    }
+    gethostname (host, sizeof host - 1);
+    snprintf (out, outlen, "%s:%d", host, (int)getpid ());
+}
+
+rt_consumer_t *
+rt_daemon_consumer_new (rt_daemon_t *d, const char *group, const char *member,
+                        const char *const *streams, size_t nstreams, rt_consumer_handler_fn handler,
+                        void *handler_arg, char *err, size_t errlen)
+{
+    const rt_config_t *c = rt_daemon_config (d);
+    rt_consumer_config_t cc = {0};
+    int64_t batch_max;
+    if (rt_config_get_int (c, "batch-max", 1, 100000, &batch_max, err, errlen) != 0)
+        return NULL;
+    cc.dsn = rt_daemon_dsn (d);
+    cc.group = group;
+    cc.member = member;
+    cc.pub_endpoints = rt_config_get (c, "pub");
+    cc.curve = rt_daemon_bus_curve (d);
+    cc.streams = streams;
+    cc.nstreams = nstreams;
+    cc.batch_max = (int)batch_max;
+    cc.metrics = rt_daemon_metrics (d);
+    cc.handler = handler;
+    cc.handler_arg = handler_arg;
+    return rt_consumer_new (&cc, err, errlen);
 }
 
 const rt_bus_curve_t *

@@ -42,6 +42,7 @@
 
 #include "rt_bus.h"
 #include "rt_config.h"
+#include "rt_consumer.h"
 #include "rt_db.h"
 #include "rt_metrics.h"
 #include "rt_migrate.h"
@@ -94,6 +95,21 @@ const rt_config_t *rt_daemon_config (const rt_daemon_t *d);
  * rt_consumer_config_t.curve (lent; no server key when CURVE is off);
  * NULL for a daemon that is no bus client. */
 const rt_bus_curve_t *rt_daemon_bus_curve (const rt_daemon_t *d);
+
+/* A replica's name for logs and claims into out: `given` (its --member
+ * setting) when not empty, else host:pid, unique per process. */
+void rt_daemon_member (const char *given, char *out, size_t outlen);
+
+/* The consumer group `group` of a daemon that reads the bus, as every
+ * consuming daemon makes it: its busd PUB endpoints from the daemon's
+ * setting "pub" (RETAIN_BUS_PUB), its batch from "batch-max" (1 to
+ * 100,000; a bad value fails with the reason), the daemon's PostgreSQL,
+ * CURVE keys and metrics, member as this replica's name. NULL with err
+ * filled. Owned: rt_consumer_destroy. */
+rt_consumer_t *rt_daemon_consumer_new (rt_daemon_t *d, const char *group, const char *member,
+                                       const char *const *streams, size_t nstreams,
+                                       rt_consumer_handler_fn handler, void *handler_arg, char *err,
+                                       size_t errlen);
 
 /* The metrics registry /metrics serves (lent; it outlives `stop`). */
 rt_metrics_t *rt_daemon_metrics (rt_daemon_t *d);

@@ -331,20 +331,11 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
 {
     notifyd_t *self = arg;
     const rt_config_t *c = rt_daemon_config (d);
-    rt_consumer_config_t cc = {0};
-    int64_t batch_max;
-    if (rt_config_get_int (c, "batch-max", 1, 100000, &batch_max, err, errlen) != 0 ||
-        s_sender_config (self, c, err, errlen) != 0 ||
+    if (s_sender_config (self, c, err, errlen) != 0 ||
         s_notification_config (self, c, err, errlen) != 0 ||
         s_campaign_config (self, c, err, errlen) != 0)
         return -1;
-    if (rt_config_get (c, "member")[0]) {
-        snprintf (self->member, sizeof self->member, "%s", rt_config_get (c, "member"));
-    } else {
-        char host[64] = "";
-        gethostname (host, sizeof host - 1);
-        snprintf (self->member, sizeof self->member, "%s:%d", host, (int)getpid ());
-    }
+    rt_daemon_member (rt_config_get (c, "member"), self->member, sizeof self->member);
     self->sender_config.dsn = rt_daemon_dsn (d);
     self->sender_config.member = self->member;
     self->sender_config.metrics = rt_daemon_metrics (d);
@@ -353,18 +344,9 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     self->notification.metrics = rt_daemon_metrics (d);
     self->sender_config.notification = &self->notification;
     handler_init (&self->handler, rt_daemon_metrics (d), &self->notification);
-    cc.dsn = rt_daemon_dsn (d);
-    cc.group = "notify";
-    cc.member = self->member;
-    cc.pub_endpoints = rt_config_get (c, "pub");
-    cc.curve = rt_daemon_bus_curve (d);
-    cc.streams = s_streams;
-    cc.nstreams = sizeof s_streams / sizeof s_streams[0];
-    cc.batch_max = (int)batch_max;
-    cc.metrics = rt_daemon_metrics (d);
-    cc.handler = handler_handle;
-    cc.handler_arg = &self->handler;
-    self->consumer = rt_consumer_new (&cc, err, errlen);
+    self->consumer = rt_daemon_consumer_new (d, "notify", self->member, s_streams,
+                                             sizeof s_streams / sizeof s_streams[0], handler_handle,
+                                             &self->handler, err, errlen);
     return self->consumer ? 0 : -1;
 }
 

@@ -69,10 +69,8 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     routerd_t *self = arg;
     const rt_config_t *c = rt_daemon_config (d);
     routerd_timer_config_t *t = &self->timer_config;
-    rt_consumer_config_t cc = {0};
-    int64_t batch_max, tick_batch, http_threads;
-    if (rt_config_get_int (c, "batch-max", 1, 100000, &batch_max, err, errlen) != 0 ||
-        rt_config_get_int (c, "http-threads", 1, 64, &http_threads, err, errlen) != 0 ||
+    int64_t tick_batch, http_threads;
+    if (rt_config_get_int (c, "http-threads", 1, 64, &http_threads, err, errlen) != 0 ||
         rt_config_get_int (c, "tick-batch", 1, 100000, &tick_batch, err, errlen) != 0 ||
         rt_config_get_ms (c, "tick", &t->tick_ms, err, errlen) != 0 ||
         rt_config_get_ms (c, "gauges", &t->gauges_ms, err, errlen) != 0 ||
@@ -100,18 +98,10 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
         return -1;
     }
     handler_init (&self->handler, t->metrics, rt_config_get (c, "default-country"));
-    cc.dsn = rt_daemon_dsn (d);
-    cc.group = "router";
-    cc.member = rt_config_get (c, "member")[0] ? rt_config_get (c, "member") : NULL;
-    cc.pub_endpoints = rt_config_get (c, "pub");
-    cc.curve = rt_daemon_bus_curve (d);
-    cc.streams = s_streams;
-    cc.nstreams = sizeof s_streams / sizeof s_streams[0];
-    cc.batch_max = (int)batch_max;
-    cc.metrics = t->metrics;
-    cc.handler = handler_handle;
-    cc.handler_arg = &self->handler;
-    self->consumer = rt_consumer_new (&cc, err, errlen);
+    /* An empty member is the consumer's own host:pid. */
+    self->consumer = rt_daemon_consumer_new (
+        d, "router", rt_config_get (c, "member")[0] ? rt_config_get (c, "member") : NULL, s_streams,
+        sizeof s_streams / sizeof s_streams[0], handler_handle, &self->handler, err, errlen);
     return self->consumer ? 0 : -1;
 }
 

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "rt_apikey.h"
 #include "rt_consumer.h"
@@ -227,19 +226,10 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
 {
     trackerd_t *self = arg;
     const rt_config_t *c = rt_daemon_config (d);
-    rt_consumer_config_t cc = {0};
-    int64_t batch_max, threads;
+    int64_t threads;
     rt_tz_t *tz;
-    if (rt_config_get_int (c, "batch-max", 1, 100000, &batch_max, err, errlen) != 0 ||
-        s_poller_config (self, c, err, errlen) != 0)
+    if (s_poller_config (self, c, err, errlen) != 0)
         return -1;
-    if (rt_config_get (c, "member")[0]) {
-        snprintf (self->member, sizeof self->member, "%s", rt_config_get (c, "member"));
-    } else {
-        char host[64] = "";
-        gethostname (host, sizeof host - 1);
-        snprintf (self->member, sizeof self->member, "%s:%d", host, (int)getpid ());
-    }
     if (rt_config_get_int (c, "http-threads", 1, 64, &threads, err, errlen) != 0)
         return -1;
     tz = rt_tz_new (rt_config_get (c, "page-zone"), err, errlen);
@@ -252,22 +242,14 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
                                       .page_zone = rt_config_get (c, "page-zone"),
                                       .outcome = &self->poller_config.outcome,
                                       .metrics = rt_daemon_metrics (d)};
+    rt_daemon_member (rt_config_get (c, "member"), self->member, sizeof self->member);
     self->poller_config.dsn = rt_daemon_dsn (d);
     self->poller_config.member = self->member;
     self->poller_config.outcome.metrics = rt_daemon_metrics (d);
     handler_init (&self->handler, &self->poller_config.outcome, rt_daemon_metrics (d));
-    cc.dsn = rt_daemon_dsn (d);
-    cc.group = "tracker";
-    cc.member = self->member;
-    cc.pub_endpoints = rt_config_get (c, "pub");
-    cc.curve = rt_daemon_bus_curve (d);
-    cc.streams = s_streams;
-    cc.nstreams = sizeof s_streams / sizeof s_streams[0];
-    cc.batch_max = (int)batch_max;
-    cc.metrics = rt_daemon_metrics (d);
-    cc.handler = handler_handle;
-    cc.handler_arg = &self->handler;
-    self->consumer = rt_consumer_new (&cc, err, errlen);
+    self->consumer = rt_daemon_consumer_new (d, "tracker", self->member, s_streams,
+                                             sizeof s_streams / sizeof s_streams[0], handler_handle,
+                                             &self->handler, err, errlen);
     return self->consumer ? 0 : -1;
 }
 
