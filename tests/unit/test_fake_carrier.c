@@ -1022,7 +1022,7 @@ test_spacing (void **state)
     char url[256];
     const char *one[] = {"20450059800767"};
     rt_fake_carrier_np_set (f->fake, "20450059800767", &s_np_at_branch);
-    rt_fake_carrier_limits (f->fake, RT_FC_NOVA_POSHTA, &(rt_fc_limits_t){.min_interval_ms = 150});
+    rt_fake_carrier_limits (f->fake, RT_FC_NOVA_POSHTA, &(rt_fc_limits_t){.min_interval_ms = 500});
     char *mine = s_np_body ("0123456789abcdef0123456789abcdef", one, NULL, 1);
     char *theirs = s_np_body ("fedcba9876543210fedcba9876543210", one, NULL, 1);
     s_url (f, RT_FC_NOVA_POSHTA, "", url, sizeof url);
@@ -1032,7 +1032,7 @@ test_spacing (void **state)
     assert_string_equal (r.retry_after, "");
     /* Spacing is per account: another key is not held back. */
     assert_int_equal (s_call (f, "POST", url, NULL, theirs, &r), 200);
-    usleep (200 * 1000);
+    usleep (550 * 1000);
     assert_int_equal (s_call (f, "POST", url, NULL, mine, &r), 200);
 
     rt_fc_call_t c0, c1, c3;
@@ -1040,8 +1040,8 @@ test_spacing (void **state)
     assert_true (rt_fake_carrier_call (f->fake, RT_FC_NOVA_POSHTA, 1, &c1));
     assert_true (rt_fake_carrier_call (f->fake, RT_FC_NOVA_POSHTA, 3, &c3));
     assert_int_equal (c1.outcome, RT_FC_TOO_SOON);
-    assert_true (c1.arrival_us - c0.arrival_us < 150 * 1000);
-    assert_true (c3.arrival_us - c0.arrival_us >= 150 * 1000);
+    assert_true (c1.arrival_us - c0.arrival_us < 500 * 1000);
+    assert_true (c3.arrival_us - c0.arrival_us >= 500 * 1000);
     rt_fc_stats_t st;
     rt_fake_carrier_stats (f->fake, RT_FC_NOVA_POSHTA, &st);
     assert_int_equal (st.too_soon, 1);
@@ -1146,7 +1146,7 @@ test_delay (void **state)
     }
     int running = 2;
     while (rt_fake_carrier_calls (f->fake, RT_FC_MEEST) < 2) {
-        if (rt_test_now_ms () - start > 900)
+        if (rt_test_now_ms () - start > 2500)
             fail_msg ("the delayed requests did not arrive");
         curl_multi_perform (multi, &running);
         curl_multi_poll (multi, NULL, 0, 10, NULL);
@@ -1155,7 +1155,7 @@ test_delay (void **state)
     int64_t asked = rt_test_now_ms ();
     assert_int_equal (s_call (f, "GET", url, token, NULL, &r), 200);
     int64_t answered = rt_test_now_ms () - asked;
-    assert_true (answered < 500);
+    assert_true (answered < 1500);
 
     while (running > 0) {
         curl_multi_perform (multi, &running);
