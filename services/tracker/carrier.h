@@ -46,6 +46,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "rt_buf.h"
 #include "status.h"
 
 #define CARRIER_CODE_MAX   32  /* a carrier's error or status code, as text */
@@ -107,8 +110,9 @@ typedef struct {
     bool found;                       /* the carrier knows it (Nova Poshta code 3, a 404 of a
                                          single-parcel API, an absent entry: false) */
     char *raw_code;                   /* the current status in the carrier's terms, owned: Nova
-                                         Poshta StatusCode, Ukrposhta event, Meest eventCode, DHL
-                                         statusCode, UPS status.type (and code: "I/005") */
+                                         Poshta StatusCode, Ukrposhta event ("41000/10": the
+                                         delivered event with the return reason), Meest
+                                         eventCode, DHL statusCode, UPS currentStatus.type */
     char *raw_text;                   /* its words, owned */
     bool mapped;                      /* raw_code is in the carrier's table; false: tag and
                                          sub_status are meaningless (kept raw, counted) */
@@ -224,5 +228,98 @@ void carrier_request_free (carrier_request_t *req);
 
 /* Frees what an answer owns and zeroes it; safe twice. */
 void carrier_answer_free (carrier_answer_t *answer);
+
+/* --- for the adapters (the files of carriers/); pure, as they are --- */
+
+/* Refuses, into err, an account whose base_url is missing or not
+ * http(s)://; *len gets its length without a trailing '/', for "%.*s".
+ * `carrier` names the carrier in the message. 0 or -1. */
+int carrier_check_base (const carrier_t *carrier, const carrier_account_t *account, int *len,
+                        char *err, size_t errlen);
+
+/* Refuses, into err, a missing or empty credential (named `what`) or one
+ * holding a control character (it goes into a header line). 0 or -1. */
+int carrier_check_secret (const carrier_t *carrier, const char *what, const char *value, char *err,
+                          size_t errlen);
+
+/* Sets req's url (and log_url, with `secret` masked where it appears; NULL:
+ * none) from printf-style parts; 0, or -1 when out of memory. */
+int carrier_request_url (carrier_request_t *req, const char *secret, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+/* Appends a "Name: value" line to req's headers; 0, or -1 when full or out
+ * of memory. */
+int carrier_request_header (carrier_request_t *req, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+/* Makes req's body the compact JSON of doc (its reference is stolen; NULL
+ * fails) and adds Content-Type: application/json. 0 or -1. */
+int carrier_request_json (carrier_request_t *req, json_t *doc);
+
+/* Appends the percent-encoding of value (RFC 3986's unreserved characters
+ * kept) to b: a path segment or a query value. */
+void carrier_url_escape (rt_buf_t *b, const char *value);
+
+/* Sets out's verdict, code (NULL: "") and printf-style reason. */
+void carrier_set (carrier_answer_t *out, carrier_verdict_t verdict, const char *code,
+                  const char *fmt, ...) __attribute__ ((format (printf, 4, 5)));
+
+/* The statuses no carrier's body changes: none (0, a transport failure),
+ * 5xx, 1xx and 3xx are RETRY, 429 is WAIT for retry_after_ms (0 when
+ * absent). True when out is set so; false (2xx, 4xx) for the adapter to
+ * read the answer. */
+bool carrier_http_failed (int status, int64_t retry_after_ms, carrier_answer_t *out);
+
+/* The body parsed as JSON (owned), or NULL with out set to RETRY "not
+ * JSON: ..." naming the parser's complaint, the status and the body's
+ * first printable bytes (an HTML error page, a truncated answer). */
+json_t *carrier_json (int status, const char *body, size_t len, carrier_answer_t *out);
+
+/* Sets out to RETRY for JSON of a shape the carrier does not document:
+ * "unexpected JSON: <what> (HTTP <status>)". */
+void carrier_unexpected (carrier_answer_t *out, int status, const char *what);
+
+/* Gives out n results (OK), each not found with every string ""; -1 with
+ * out RETRY when out of memory. */
+int carrier_results_new (carrier_answer_t *out, size_t n);
+
+/* Gives r n events with every string ""; -1 when out of memory. */
+int carrier_events_new (carrier_result_t *r, size_t n);
+
+/* Replaces the owned string *field by a copy of value (NULL: ""). Out of
+ * memory leaves NULL, which carrier_answer_settle catches. */
+void carrier_str_set (char **field, const char *value);
+
+/* The last word on a parsed answer: a result string left NULL (out of
+ * memory) turns the whole answer into RETRY, so a caller never meets a
+ * NULL; a verdict other than OK carries no results. */
+void carrier_answer_settle (carrier_answer_t *out);
+
+/* v as text: a string as it is, a whole number in decimal (a code some
+ * carriers send as a number), "" for anything else (NULL included); lent
+ * by v or buf (buf may be NULL: numbers are then ""). */
+const char *carrier_json_as_text (const json_t *v, char *buf, size_t buflen);
+
+/* carrier_json_as_text of obj[key] ("" when obj is not an object). */
+const char *carrier_json_text (const json_t *obj, const char *key, char *buf, size_t buflen);
+
+/* The instant a wall-clock time in Kyiv (Europe/Kyiv) names, by rt_tz's
+ * rule for skipped and repeated times, into *unix_ms. 0, or -1 for a field
+ * out of range. Thread-safe; the zone and a table of its offsets per month
+ * are made once per process and never change after. */
+int carrier_kyiv_to_unix (int year, int month, int day, int hour, int minute, int second,
+                          int64_t *unix_ms);
+
+/* A Kyiv wall-clock time as Ukrainian carriers write it, in unix ms:
+ * "2026-07-01 14:30:00" (or with 'T'), "01-07-2026 14:30:00",
+ * "01.07.2026 14:30:00", "14:30 01.07.2026", seconds optional, or a date
+ * alone (its midnight). 0 for anything else, and for years before 1971
+ * (Nova Poshta's "0001-01-01 00:00:00" is no date). */
+int64_t carrier_kyiv_ms (const char *text);
+
+/* An ISO 8601 date-time in unix ms: "2026-07-01T14:30:00+02:00", "...Z",
+ * fractions of a second, or a date alone; without a zone it is read as
+ * UTC. 0 for anything else. */
+int64_t carrier_iso_ms (const char *text);
 
 #endif
