@@ -206,9 +206,25 @@ rt_test_tracker_wait_tag (rt_test_tracker_t *t, const char *shipment_id, const c
     }
 }
 
+bool
+rt_test_tracker_settled (rt_test_tracker_t *t, int timeout_ms)
+{
+    int64_t until = rt_test_now_ms () + timeout_ms;
+    for (;;) {
+        if (rt_test_pg_long (t->w.t.pg, "SELECT count(*) FROM tracking.shipments"
+                                        " WHERE poll_token IS NOT NULL") == 0)
+            return true;
+        if (rt_test_now_ms () >= until)
+            return false;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep (&ts, NULL);
+    }
+}
+
 void
 rt_test_tracker_due (rt_test_tracker_t *t)
 {
+    rt_test_tracker_settled (t, 10000);
     rt_test_pg_exec (t->w.t.pg, "UPDATE tracking.shipments SET next_poll_at = 0 WHERE NOT final"
                                 " AND poll_token IS NULL");
 }

@@ -91,7 +91,13 @@ void rt_test_tracker_col (rt_test_tracker_t *t, const char *shipment_id, const c
 bool rt_test_tracker_wait_tag (rt_test_tracker_t *t, const char *shipment_id, const char *tag,
                                int timeout_ms);
 
-/* Makes every parcel due now (next_poll_at in the past), as time would. */
+/* Makes every parcel due now (next_poll_at in the past), as time would:
+ * first waits (10 s at most) for the answers in flight to be recorded, so
+ * a parcel claimed now is made due too. */
 void rt_test_tracker_due (rt_test_tracker_t *t);
+
+/* Waits up to timeout_ms until no parcel is under a claim (every answer
+ * asked for is recorded); true when none is. */
+bool rt_test_tracker_settled (rt_test_tracker_t *t, int timeout_ms);
 
 #endif

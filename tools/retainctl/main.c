@@ -63,6 +63,12 @@ static const retainctl_command_t s_commands[] = {
     {.name = "suppress",
      .summary = "the addresses never to be messaged: add, remove, list",
      .subs = retainctl_suppress_commands},
+    {.name = "carrier",
+     .summary = "trackerd's carrier accounts: add, list, resume, codes",
+     .subs = retainctl_carrier_commands},
+    {.name = "shipment",
+     .summary = "the parcels trackerd follows: add, show, key",
+     .subs = retainctl_shipment_commands},
     {.name = NULL}};
 
 bool

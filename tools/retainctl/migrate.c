@@ -26,11 +26,13 @@ extern const rt_migration_set_t rt_migrations_routing;
 extern const rt_migration_set_t rt_migrations_notify;
 extern const rt_migration_set_t rt_migrations_apikey;
 extern const rt_migration_set_t rt_migrations_http;
+extern const rt_migration_set_t rt_migrations_tracking;
 
-static const rt_migration_set_t *const s_sets[] = {
-    &rt_migrations_outbox, &rt_migrations_bus,     &rt_migrations_ingest,
-    &rt_migrations_crm,    &rt_migrations_routing, &rt_migrations_notify,
-    &rt_migrations_apikey, &rt_migrations_http,    NULL};
+static const rt_migration_set_t *const s_sets[] = {&rt_migrations_outbox,   &rt_migrations_bus,
+                                                   &rt_migrations_ingest,   &rt_migrations_crm,
+                                                   &rt_migrations_routing,  &rt_migrations_notify,
+                                                   &rt_migrations_apikey,   &rt_migrations_http,
+                                                   &rt_migrations_tracking, NULL};
 
 static const rt_config_setting_t s_settings[] = {RETAINCTL_PG_DSN, RETAINCTL_END};
 

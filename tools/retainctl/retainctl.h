@@ -51,6 +51,10 @@ extern const retainctl_command_t retainctl_sla_commands[];
 extern const retainctl_command_t retainctl_template_commands[];
 extern const retainctl_command_t retainctl_template_whatsapp_commands[];
 extern const retainctl_command_t retainctl_notify_commands[];
+/* retainctl carrier's and shipment's subcommands (tracker.c). */
+extern const retainctl_command_t retainctl_carrier_commands[];
+extern const retainctl_command_t retainctl_shipment_commands[];
+
 /* retainctl consent's and suppress's subcommands (consent.c, suppress.c). */
 extern const retainctl_command_t retainctl_consent_commands[];
 extern const retainctl_command_t retainctl_suppress_commands[];

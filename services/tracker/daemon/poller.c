@@ -376,7 +376,8 @@ s_submit (s_call_t *c)
     }
     if (rc != 0) {
         carrier_answer_t answer = {.verdict = CARRIER_STOP_ACCOUNT};
-        snprintf (answer.reason, sizeof answer.reason, "the request could not be built: %s", err);
+        snprintf (answer.reason, sizeof answer.reason, "the request could not be built: %.200s",
+                  err);
         rt_log (RT_LOG_WARN, "a carrier call could not be built",
                 rt_log_str ("carrier", carrier->name), rt_log_str ("account", c->call.account),
                 rt_log_str ("reason", err));
