@@ -157,8 +157,8 @@ test_refused_key_pauses_without_a_storm (void **state)
     rt_test_ctl_t ctl;
 
     s_np_world (&t, "tracker_pause");
-    /* The shop's key was revoked at Nova Poshta. */
-    rt_fake_carrier_account (t.fake, RT_FC_NOVA_POSHTA, "np-key-2", NULL);
+    /* The account holds a key Nova Poshta does not know (revoked there). */
+    rt_test_pg_exec (t.w.t.pg, "UPDATE tracking.accounts SET api_key = 'np-key-revoked'");
     rt_test_tracker_ship (&t, &(rt_test_shipped_t){.shipment_id = "S-1",
                                                    .order_id = "O-1",
                                                    .carrier = "nova_poshta",
@@ -182,7 +182,7 @@ test_refused_key_pauses_without_a_storm (void **state)
     free (log);
 
     /* The operator mends the key and resumes: polled at once. */
-    rt_test_pg_exec (t.w.t.pg, "UPDATE tracking.accounts SET api_key = 'np-key-2'");
+    rt_test_pg_exec (t.w.t.pg, "UPDATE tracking.accounts SET api_key = 'np-key-1'");
     ctl = rt_test_retainctl_run (t.w.t.dsn, "carrier", "resume", "--id=np-main", NULL);
     rt_test_retainctl_expect (ctl, 0, "carrier resume", NULL, "resumed", NULL);
     assert_true (rt_test_tracker_wait_tag (&t, "S-1", "InTransit", 10000));
