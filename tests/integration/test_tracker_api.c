@@ -28,6 +28,7 @@
 #include <curl/curl.h>
 #include <libpq-fe.h>
 
+#include "rt_clock.h"
 #include "rt_test_api.h"
 #include "rt_test_router.h"
 #include "rt_test_tracker.h"
@@ -107,7 +108,7 @@ s_setup (void **state)
                           .status = "Прибув на відділення",
                           .city_sender = "Київ",
                           .city_recipient = "Львів",
-                          .payed_keeping_ms = rt_test_now_ms () + 5 * 86400000LL};
+                          .payed_keeping_ms = rt_clock_now_ms () + 5 * 86400000LL};
     char *out = NULL, *tok;
     rt_test_tracker_open (&s_t, "tracker_api", 0);
     rt_test_trackerd_start (&s_t, 0, NULL);
@@ -121,8 +122,8 @@ s_setup (void **state)
                                                .customer_id = s_customer,
                                                .carrier = "nova_poshta",
                                                .tracking_number = "20450000000001",
-                                               .shipped_at = rt_test_now_ms (),
-                                               .promised_by = rt_test_now_ms () + 3 * 86400000LL});
+                                               .shipped_at = rt_clock_now_ms (),
+                                               .promised_by = rt_clock_now_ms () + 3 * 86400000LL});
     assert_true (rt_test_tracker_wait_tag (&s_t, "S-1", "InTransit", 15000));
     rt_fake_carrier_np_set (s_t.fake, "20450000000001", &b);
     rt_test_tracker_due (&s_t);

@@ -31,6 +31,7 @@
 
 #include <libpq-fe.h>
 
+#include "rt_clock.h"
 #include "rt_test_router.h"
 #include "rt_test_tracker.h"
 #include "retain/v1/notification.pb-c.h"
@@ -42,7 +43,7 @@
 static int64_t
 s_now (void)
 {
-    return rt_test_now_ms ();
+    return rt_clock_now_ms ();
 }
 
 /* The templates of the NotificationRequested trackerd published for the
