@@ -79,7 +79,7 @@ import socket, sys, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", 0))
-s.listen(8)
+s.listen(1024)  # every check connects once and is never accepted: room for them all
 print(s.getsockname()[1], flush=True)
 time.sleep(600)' >"$tmp/listener.port" &
 listener=$!

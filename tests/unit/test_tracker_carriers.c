@@ -23,20 +23,23 @@ static void
 test_carrier_list (void **state)
 {
     (void)state;
-    /* name, display, base-URL variable, production base, batch, token. */
+    /* name, display, base-URL variable, production base, batch, token, and
+     * the documented limits (providers.md: only DHL publishes them). */
     static const struct {
         const char *name, *display, *env, *base;
         size_t batch;
         bool token;
+        int64_t spacing_ms;
+        int quota, per_parcel;
     } want[] = {
         {"nova_poshta", "Nova Poshta", "RETAIN_TRACKER_NOVAPOSHTA_API",
-         "https://api.novaposhta.ua/v2.0/json/", 100, false},
+         "https://api.novaposhta.ua/v2.0/json/", 100, false, 0, 0, 0},
         {"ukrposhta", "Ukrposhta", "RETAIN_TRACKER_UKRPOSHTA_API",
-         "https://www.ukrposhta.ua/status-tracking/0.0.1", 100, false},
+         "https://www.ukrposhta.ua/status-tracking/0.0.1", 100, false, 0, 0, 0},
         {"meest", "Meest", "RETAIN_TRACKER_MEEST_API", "https://api.meest.com/v3.0/openAPI", 1,
-         false},
-        {"dhl", "DHL", "RETAIN_TRACKER_DHL_API", "https://api-eu.dhl.com", 1, false},
-        {"ups", "UPS", "RETAIN_TRACKER_UPS_API", "https://onlinetools.ups.com", 1, true},
+         false, 0, 0, 0},
+        {"dhl", "DHL", "RETAIN_TRACKER_DHL_API", "https://api-eu.dhl.com", 1, false, 1000, 250, 10},
+        {"ups", "UPS", "RETAIN_TRACKER_UPS_API", "https://onlinetools.ups.com", 1, true, 0, 0, 0},
     };
     size_t i = 0;
     for (; carrier_all[i]; i++) {
@@ -48,6 +51,9 @@ test_carrier_list (void **state)
         assert_string_equal (c->api_default, want[i].base);
         assert_int_equal (c->batch_max, want[i].batch);
         assert_int_equal (c->needs_token, want[i].token);
+        assert_int_equal (c->min_interval_ms, want[i].spacing_ms);
+        assert_int_equal (c->daily_quota, want[i].quota);
+        assert_int_equal (c->per_parcel_day, want[i].per_parcel);
         assert_ptr_equal (carrier_find (c->name), c);
         assert_non_null (c->number_check);
         assert_non_null (c->build);

@@ -295,8 +295,13 @@ cleanup:
     return rc;
 }
 
+/* --pg-dsn is taken like every command's (the environment may set it for
+ * all of them) and read by none: the tables are the binary's. */
 static const rt_config_setting_t s_carrier_codes_settings[] = {
-    {"carrier", NULL, "", "only this carrier's table"}, RETAINCTL_JSON, RETAINCTL_END};
+    RETAINCTL_PG_DSN,
+    {"carrier", NULL, "", "only this carrier's table"},
+    RETAINCTL_JSON,
+    RETAINCTL_END};
 
 /* Needs no database: the tables are the binary's. */
 static int

@@ -243,6 +243,11 @@ const carrier_t carrier_dhl = {
     .api_default = "https://api-eu.dhl.com",
     .batch_max = 1,
     .needs_token = false,
+    /* The entry tier (providers.md 1.4): 1 call a second, 250 a day, and
+     * DHL asks for at most 10 fetches of one shipment a day. */
+    .min_interval_ms = 1000,
+    .daily_quota = 250,
+    .per_parcel_day = 10,
     .codes = s_codes,
     .n_codes = sizeof s_codes / sizeof *s_codes,
     .number_check = s_number_check,
