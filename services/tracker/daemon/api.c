@@ -87,7 +87,7 @@ enum {
 static const char *s_events_sql =
     "SELECT shipment_id, tracking.iso(at), code, text, location, COALESCE(tag, ''),"
     " COALESCE(sub_status, '') FROM tracking.events WHERE shipment_id = ANY($1::text[])"
-    " ORDER BY shipment_id, at, id";
+    " ORDER BY shipment_id, at, code";
 
 /* The page: $1 the shipment, $2 the page's zone. */
 #define S_PAGE "tracker_api_page"
@@ -101,7 +101,7 @@ static const char *s_page_sql =
 #define S_PAGE_EVENTS "tracker_api_page_events"
 static const char *s_page_events_sql =
     "SELECT tracking.local(at, $2, 'DD.MM.YYYY HH24:MI'), text, location, COALESCE(tag, '')"
-    " FROM tracking.events WHERE shipment_id = $1 ORDER BY at DESC, id DESC LIMIT 200";
+    " FROM tracking.events WHERE shipment_id = $1 ORDER BY at DESC, code DESC LIMIT 200";
 
 /* The page's words, per language; the first is the default. A tag's
  * words are indexed by tracking_tag_t. */

@@ -120,9 +120,8 @@ CREATE INDEX shipments_customer ON tracking.shipments (customer_id) WHERE custom
 
 -- Every status the carrier reported, in the carrier's words and in retain's:
 -- the history the tracking page shows. Carriers that give a whole history
--- per answer give the same events again: (shipment, code, at) keeps each once.
+-- per answer give the same events again: (shipment, at, code) keeps each once.
 CREATE TABLE tracking.events (
-    id          bigserial PRIMARY KEY,
     shipment_id text      NOT NULL REFERENCES tracking.shipments (id) ON DELETE CASCADE,
     at          bigint    NOT NULL,  -- unix ms, as the carrier stamped it (or when seen)
     code        text      NOT NULL,
@@ -130,7 +129,9 @@ CREATE TABLE tracking.events (
     location    text      NOT NULL DEFAULT '',
     tag         text,                -- mapped, NULL: a code not in the table
     sub_status  text,
-    UNIQUE (shipment_id, code, at)
+    -- The one index: what keeps each event once is also how a parcel's
+    -- history is read, in order.
+    PRIMARY KEY (shipment_id, at, code)
 );
 
 -- The shop's milestone settings: which moments speak to the customer, in
