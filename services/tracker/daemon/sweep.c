@@ -51,7 +51,7 @@
     " COALESCE(s.storage_until, 0), s.news_at"
 
 /* A row free to change: not under a live claim. */
-#define S_FREE " AND (s.poll_token IS NULL OR s.next_poll_at <= $1::bigint)"
+#define S_FREE " AND (s.poll_token IS NULL OR s.lease_until <= $1::bigint)"
 
 #define S_PAST_PROMISE "tracker_sweep_past_promise"
 static const char *s_past_promise_sql =

@@ -10,8 +10,8 @@
 --   * A worker claims a batch of due shipments of one carrier account
 --     (tracking.claim) in a committed transaction that takes the
 --     account's next call slot and quota, stamps the batch with a fresh
---     poll token and pushes its next poll past a lease, before the request
---     leaves. The outcome is recorded in a transaction of its own, with
+--     poll token and a lease (lease_until), before the request leaves; a
+--     parcel under a live lease is claimed by nobody else. The outcome is recorded in a transaction of its own, with
 --     its events in the outbox, and only for the rows whose token still
 --     matches: a worker that lost its lease (it stalled, another replica
 --     polled the parcel again) records nothing. A crash mid-cycle leaves
@@ -97,7 +97,8 @@ CREATE TABLE tracking.shipments (
     last_error       text        NOT NULL DEFAULT '',     -- the carrier refused this parcel's request so
     -- Polling.
     next_poll_at     bigint      NOT NULL,  -- unix ms
-    poll_token       uuid,                  -- the claim in flight, NULL: none
+    poll_token       uuid,                  -- the claim in flight, NULL: none ...
+    lease_until      bigint,                -- ... until then (unix ms): then it is claimed again
     polls            integer     NOT NULL DEFAULT 0,
     poll_day         date,                  -- per_parcel_day's count ...
     polls_day        integer     NOT NULL DEFAULT 0,  -- ... that day
@@ -113,7 +114,10 @@ CREATE TABLE tracking.shipments (
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (carrier, tracking_number, service)
-);
+) WITH (fillfactor = 70);
+-- Room on each page (fillfactor) lets a claim, which changes no indexed
+-- column (the lease is not next_poll_at), update its rows in place (HOT):
+-- a poll then costs the indexes one new entry, the outcome's, not two.
 CREATE INDEX shipments_due ON tracking.shipments (next_poll_at) WHERE NOT final;
 CREATE INDEX shipments_order ON tracking.shipments (order_id) WHERE order_id <> '';
 CREATE INDEX shipments_customer ON tracking.shipments (customer_id) WHERE customer_id <> '';
@@ -156,7 +160,8 @@ INSERT INTO tracking.milestones (tag, template, enabled) VALUES
 -- Claims the next batch: the most overdue account with a free slot, its
 -- due parcels up to $batch, the slot (the spacing and a margin for the
 -- way from here to the carrier, which varies) and quota taken, the parcels stamped
--- with $token and leased until $now + $lease_ms. Accounts are tried most
+-- with $token and leased until $now + $lease_ms (next_poll_at stays: a
+-- parcel whose lease ends unrecorded is due at once). Accounts are tried most
 -- overdue first; SKIP LOCKED keeps two replicas from waiting on each
 -- other. Returns nothing when no account may call now.
 CREATE FUNCTION tracking.claim(p_now bigint, p_token uuid, p_lease_ms bigint,
@@ -180,6 +185,7 @@ BEGIN
                 OR ac.quota_used < ac.daily_quota)
            AND EXISTS (SELECT 1 FROM tracking.shipments s
                         WHERE NOT s.final AND s.next_poll_at <= p_now
+                          AND (s.poll_token IS NULL OR s.lease_until <= p_now)
                           AND (s.account = ac.id OR (s.account IS NULL AND ac.is_default)))
          ORDER BY ac.next_call_at
          FOR UPDATE SKIP LOCKED
@@ -188,6 +194,7 @@ BEGIN
         WITH due AS (
             SELECT s.id FROM tracking.shipments s
              WHERE NOT s.final AND s.next_poll_at <= p_now
+               AND (s.poll_token IS NULL OR s.lease_until <= p_now)
                AND s.carrier = p_carrier
                AND (s.account = a.id OR (s.account IS NULL AND a.is_default))
                AND (a.per_parcel_day IS NULL OR s.poll_day IS DISTINCT FROM today
@@ -196,7 +203,7 @@ BEGIN
              LIMIT p_batch
              FOR UPDATE SKIP LOCKED)
         UPDATE tracking.shipments s
-           SET poll_token = p_token, next_poll_at = p_now + p_lease_ms, polls = s.polls + 1,
+           SET poll_token = p_token, lease_until = p_now + p_lease_ms, polls = s.polls + 1,
                polls_day = CASE WHEN s.poll_day IS DISTINCT FROM today THEN 1
                                 ELSE s.polls_day + 1 END,
                poll_day = today
