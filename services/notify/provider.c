@@ -18,7 +18,6 @@
 #include "provider.h"
 
 #include "rt_channel.h"
-#include "rt_codec.h"
 #include "rt_log.h"
 #include "rt_utf8.h"
 
@@ -93,19 +92,6 @@ provider_verdict_name (provider_verdict_t verdict)
     return "unknown";
 }
 
-void
-provider_request_free (provider_request_t *req)
-{
-    if (!req)
-        return;
-    free (req->url);
-    free (req->log_url);
-    for (size_t i = 0; i < PROVIDER_HEADERS; i++)
-        free (req->headers[i]);
-    free (req->body);
-    memset (req, 0, sizeof *req);
-}
-
 /* --- checks --- */
 
 int
@@ -170,147 +156,6 @@ provider_check_part (const char *what, const char *value, char *err, size_t errl
 }
 
 /* --- building --- */
-
-/* A copy of s with every occurrence of secret replaced by "***". */
-static char *
-s_mask (const char *s, const char *secret)
-{
-    if (!secret || !secret[0])
-        return strdup (s);
-    rt_buf_t b = {0};
-    size_t slen = strlen (secret);
-    const char *p = s;
-    const char *hit = strstr (p, secret);
-    while (hit) {
-        rt_buf_put (&b, p, (size_t)(hit - p));
-        rt_buf_puts (&b, "***");
-        p = hit + slen;
-        hit = strstr (p, secret);
-    }
-    rt_buf_puts (&b, p);
-    if (b.failed || !b.data) {
-        rt_buf_free (&b);
-        return NULL;
-    }
-    return b.data;
-}
-
-int
-provider_request_url (provider_request_t *req, const char *secret, const char *fmt, ...)
-{
-    va_list args;
-    char *url = NULL;
-    va_start (args, fmt);
-    int n = vasprintf (&url, fmt, args);
-    va_end (args);
-    if (n < 0)
-        return -1;
-    char *masked = s_mask (url, secret);
-    if (!masked) {
-        free (url);
-        return -1;
-    }
-    free (req->url);
-    free (req->log_url);
-    req->url = url;
-    req->log_url = masked;
-    return 0;
-}
-
-int
-provider_request_header (provider_request_t *req, const char *fmt, ...)
-{
-    size_t i = 0;
-    while (i < PROVIDER_HEADERS && req->headers[i])
-        i++;
-    if (i == PROVIDER_HEADERS)
-        return -1;
-    va_list args;
-    char *line = NULL;
-    va_start (args, fmt);
-    int n = vasprintf (&line, fmt, args);
-    va_end (args);
-    if (n < 0)
-        return -1;
-    req->headers[i] = line;
-    return 0;
-}
-
-int
-provider_request_json (provider_request_t *req, json_t *obj)
-{
-    if (!obj)
-        return -1;
-    /* Compact and in insertion order: the bytes are what a test compares
-     * field by field, and what a provider's log shows. */
-    char *body = json_dumps (obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref (obj);
-    if (!body)
-        return -1;
-    free (req->body);
-    req->body = body;
-    req->body_len = strlen (body);
-    return provider_request_header (req, "Content-Type: application/json");
-}
-
-static bool
-s_unreserved (unsigned char c)
-{
-    return isalnum (c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-static void
-s_escape (rt_buf_t *b, const char *value, bool plus_for_space)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-        if (s_unreserved (*p)) {
-            rt_buf_put (b, p, 1);
-        } else if (*p == ' ' && plus_for_space) {
-            rt_buf_put (b, "+", 1);
-        } else {
-            char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            rt_buf_put (b, esc, 3);
-        }
-    }
-}
-
-void
-provider_form_add (rt_buf_t *b, const char *name, const char *value)
-{
-    if (b->len > 0)
-        rt_buf_put (b, "&", 1);
-    s_escape (b, name, true);
-    rt_buf_put (b, "=", 1);
-    s_escape (b, value ? value : "", true);
-}
-
-void
-provider_url_escape (rt_buf_t *b, const char *value)
-{
-    s_escape (b, value ? value : "", false);
-}
-
-int
-provider_request_basic_auth (provider_request_t *req, const char *user, const char *password)
-{
-    char *pair = NULL;
-    if (asprintf (&pair, "%s:%s", user, password) < 0)
-        return -1;
-    size_t len = strlen (pair);
-    char *b64 = malloc (4 * ((len + 2) / 3) + 1);
-    if (!b64) {
-        free (pair);
-        return -1;
-    }
-    rt_base64_encode ((const uint8_t *)pair, len, b64);
-    int rc = provider_request_header (req, "Authorization: Basic %s", b64);
-    /* The pair holds the auth token: not left in freed memory. */
-    memset (pair, 0, len);
-    free (pair);
-    free (b64);
-    return rc;
-}
 
 /* --- classifying --- */
 

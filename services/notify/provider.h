@@ -54,7 +54,7 @@
  * the outcome says `uncertain`, as a retry may then deliver twice.
  *
  * Strings in the structs are lent by the caller unless said otherwise;
- * what an adapter builds is owned by the request (provider_request_free).
+ * what an adapter builds is owned by the request (rt_http_outreq_free).
  * A built URL may carry a credential (Telegram's token is in its path,
  * Meta's page token in its query): log log_url, never url.
  */
@@ -69,12 +69,12 @@
 
 #include "rt_buf.h"
 #include "rt_http_client.h"
+#include "rt_http_outreq.h"
 #include "retain/v1/common.pb-c.h"
 
 #define PROVIDER_CODE_MAX   32  /* the provider's error code, as text */
 #define PROVIDER_REASON_MAX 256 /* the provider's own words, or the adapter's */
 #define PROVIDER_EXT_MAX    128 /* the provider's message id */
-#define PROVIDER_HEADERS    8   /* request headers at most */
 
 /* The Graph API version notifyd speaks to Meta (Messenger, Instagram and
  * WhatsApp Cloud share it): one place to move it forward. */
@@ -123,15 +123,10 @@ typedef struct {
     size_t n_attachments;                     /* how many (Telegram: at most one a request) */
 } provider_send_t;
 
-/* A built request: what rt_http_client_submit takes, owned. */
-typedef struct {
-    char *url;                           /* owned; may carry a credential */
-    char *log_url;                       /* owned: url with credentials masked, to log */
-    const char *method;                  /* "POST" */
-    char *headers[PROVIDER_HEADERS + 1]; /* "Name: value" lines, owned, NULL-terminated */
-    char *body;                          /* owned */
-    size_t body_len;                     /* its length */
-} provider_request_t;
+/* A built request: what rt_http_client_submit takes, owned
+ * (rt_http_outreq.h: rt_http_outreq_url, _header, _json, _basic_auth,
+ * _free build and free it). */
+typedef rt_http_outreq_t provider_request_t;
 
 typedef enum {
     PROVIDER_SENT = 0,
@@ -196,10 +191,6 @@ const provider_t *provider_find_for (const char *provider, Retain__V1__Channel c
  * metrics. */
 const char *provider_verdict_name (provider_verdict_t verdict);
 
-/* Frees what a build made and zeroes it; safe on a zeroed or freed
- * request. */
-void provider_request_free (provider_request_t *req);
-
 /* --- for the adapters (the files of providers/); pure, as they are --- */
 
 /* Refuses, into err, a send with no recipient, or with text longer than
@@ -216,31 +207,6 @@ int provider_check_base (const provider_account_t *account, int *len, char *err,
  * message) or one holding other than [A-Za-z0-9._:-]: ids and tokens go
  * into URL paths unescaped. 0 or -1. */
 int provider_check_part (const char *what, const char *value, char *err, size_t errlen);
-
-/* Sets req's url (and log_url, with `secret` masked where it appears) from
- * printf-style parts; 0, or -1 when out of memory. */
-int provider_request_url (provider_request_t *req, const char *secret, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-/* Appends a "Name: value" line to req's headers; 0, or -1 when full or
- * out of memory. */
-int provider_request_header (provider_request_t *req, const char *fmt, ...)
-    __attribute__ ((format (printf, 2, 3)));
-
-/* Makes req's body the compact JSON of obj (its reference is stolen, NULL
- * fails) and adds Content-Type: application/json. 0 or -1. */
-int provider_request_json (provider_request_t *req, json_t *obj);
-
-/* Appends name=value to an application/x-www-form-urlencoded body in b
- * (with '&' between pairs), percent-encoding both as HTML forms do. */
-void provider_form_add (rt_buf_t *b, const char *name, const char *value);
-
-/* Appends the percent-encoding of value (RFC 3986's unreserved characters
- * kept) to b, for a query parameter. */
-void provider_url_escape (rt_buf_t *b, const char *value);
-
-/* Adds "Authorization: Basic <base64 user:password>". 0 or -1. */
-int provider_request_basic_auth (provider_request_t *req, const char *user, const char *password);
 
 /* Fills out for a request that got no HTTP answer (RETRY, uncertain when
  * it may have reached the provider) and returns true; false when resp is

@@ -98,19 +98,6 @@ carrier_verdict_name (carrier_verdict_t verdict)
     return "unknown";
 }
 
-void
-carrier_request_free (carrier_request_t *req)
-{
-    if (!req)
-        return;
-    free (req->url);
-    free (req->log_url);
-    for (size_t i = 0; i < CARRIER_HEADERS && req->headers[i]; i++)
-        free (req->headers[i]);
-    free (req->body);
-    memset (req, 0, sizeof *req);
-}
-
 static void
 s_result_free (carrier_result_t *r)
 {
@@ -173,102 +160,6 @@ carrier_check_secret (const carrier_t *carrier, const char *what, const char *va
         }
     }
     return 0;
-}
-
-/* A copy of s with every occurrence of secret replaced by "***". */
-static char *
-s_mask (const char *s, const char *secret)
-{
-    if (!secret || !secret[0])
-        return strdup (s);
-    rt_buf_t b = {0};
-    size_t slen = strlen (secret);
-    const char *p = s;
-    const char *hit = strstr (p, secret);
-    while (hit) {
-        rt_buf_put (&b, p, (size_t)(hit - p));
-        rt_buf_puts (&b, "***");
-        p = hit + slen;
-        hit = strstr (p, secret);
-    }
-    rt_buf_puts (&b, p);
-    if (b.failed || !b.data) {
-        rt_buf_free (&b);
-        return NULL;
-    }
-    return b.data;
-}
-
-int
-carrier_request_url (carrier_request_t *req, const char *secret, const char *fmt, ...)
-{
-    va_list args;
-    char *url = NULL;
-    va_start (args, fmt);
-    int n = vasprintf (&url, fmt, args);
-    va_end (args);
-    if (n < 0)
-        return -1;
-    char *masked = s_mask (url, secret);
-    if (!masked) {
-        free (url);
-        return -1;
-    }
-    free (req->url);
-    free (req->log_url);
-    req->url = url;
-    req->log_url = masked;
-    return 0;
-}
-
-int
-carrier_request_header (carrier_request_t *req, const char *fmt, ...)
-{
-    size_t i = 0;
-    while (i < CARRIER_HEADERS && req->headers[i])
-        i++;
-    if (i == CARRIER_HEADERS)
-        return -1;
-    va_list args;
-    char *line = NULL;
-    va_start (args, fmt);
-    int n = vasprintf (&line, fmt, args);
-    va_end (args);
-    if (n < 0)
-        return -1;
-    req->headers[i] = line;
-    return 0;
-}
-
-int
-carrier_request_json (carrier_request_t *req, json_t *doc)
-{
-    if (!doc)
-        return -1;
-    /* Compact and in insertion order: what a test reads back, and what a
-     * carrier's support sees. */
-    char *body = json_dumps (doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref (doc);
-    if (!body)
-        return -1;
-    free (req->body);
-    req->body = body;
-    req->body_len = strlen (body);
-    return carrier_request_header (req, "Content-Type: application/json");
-}
-
-void
-carrier_url_escape (rt_buf_t *b, const char *value)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)(value ? value : ""); *p; p++) {
-        if (isalnum (*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-            rt_buf_put (b, p, 1);
-        } else {
-            char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            rt_buf_put (b, esc, 3);
-        }
-    }
 }
 
 /* --- reading --- */

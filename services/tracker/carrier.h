@@ -34,7 +34,7 @@
  * adapter's, for garbage) on every verdict but OK.
  *
  * Strings in the query and account structs are lent by the caller; what
- * an adapter builds is owned by the request (carrier_request_free), and
+ * an adapter builds is owned by the request (rt_http_outreq_free), and
  * what it reads is owned by the answer (carrier_answer_free). A built URL
  * or body may carry a credential (DHL's key is a header, Nova Poshta's in
  * the body): log log_url, never the body.
@@ -49,11 +49,11 @@
 #include <jansson.h>
 
 #include "rt_buf.h"
+#include "rt_http_outreq.h"
 #include "status.h"
 
 #define CARRIER_CODE_MAX   32  /* a carrier's error or status code, as text */
 #define CARRIER_REASON_MAX 256 /* the carrier's own words, or the adapter's */
-#define CARRIER_HEADERS    8   /* request headers at most */
 #define CARRIER_SUB_MAX    32  /* a sub-status: "Delivered_004" */
 
 /* A carrier account: the credentials retainctl stored for it (`retainctl
@@ -79,15 +79,9 @@ typedef struct {
     const char *trans_id;        /* UPS: transId, unique per request (<= 32 chars) */
 } carrier_query_t;
 
-/* A built request: what rt_http_client_submit takes, owned. */
-typedef struct {
-    char *url;                          /* owned; may carry a credential */
-    char *log_url;                      /* owned: url with credentials masked, to log */
-    const char *method;                 /* "GET" or "POST" */
-    char *headers[CARRIER_HEADERS + 1]; /* "Name: value" lines, owned, NULL-terminated */
-    char *body;                         /* owned; NULL for a GET */
-    size_t body_len;                    /* its length */
-} carrier_request_t;
+/* A built request: what rt_http_client_submit takes, owned
+ * (rt_http_outreq.h builds and frees it). */
+typedef rt_http_outreq_t carrier_request_t;
 
 typedef enum {
     CARRIER_OK = 0,
@@ -223,9 +217,6 @@ void carrier_result_map (const carrier_t *carrier, carrier_result_t *result);
 /* The verdict's name ("ok", "retry", "wait", "stop_account", "bad_request"). */
 const char *carrier_verdict_name (carrier_verdict_t verdict);
 
-/* Frees what a request owns; safe on a zeroed or freed request. */
-void carrier_request_free (carrier_request_t *req);
-
 /* Frees what an answer owns and zeroes it; safe twice. */
 void carrier_answer_free (carrier_answer_t *answer);
 
@@ -241,24 +232,6 @@ int carrier_check_base (const carrier_t *carrier, const carrier_account_t *accou
  * holding a control character (it goes into a header line). 0 or -1. */
 int carrier_check_secret (const carrier_t *carrier, const char *what, const char *value, char *err,
                           size_t errlen);
-
-/* Sets req's url (and log_url, with `secret` masked where it appears; NULL:
- * none) from printf-style parts; 0, or -1 when out of memory. */
-int carrier_request_url (carrier_request_t *req, const char *secret, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-/* Appends a "Name: value" line to req's headers; 0, or -1 when full or out
- * of memory. */
-int carrier_request_header (carrier_request_t *req, const char *fmt, ...)
-    __attribute__ ((format (printf, 2, 3)));
-
-/* Makes req's body the compact JSON of doc (its reference is stolen; NULL
- * fails) and adds Content-Type: application/json. 0 or -1. */
-int carrier_request_json (carrier_request_t *req, json_t *doc);
-
-/* Appends the percent-encoding of value (RFC 3986's unreserved characters
- * kept) to b: a path segment or a query value. */
-void carrier_url_escape (rt_buf_t *b, const char *value);
 
 /* Sets out's verdict, code (NULL: "") and printf-style reason. */
 void carrier_set (carrier_answer_t *out, carrier_verdict_t verdict, const char *code,

@@ -163,7 +163,7 @@ s_send (s_fixture_t *f, rt_fake_kind_t kind, const provider_t *p, const provider
     s_submit (f, &f->accounts[kind], &fl, timeout_ms);
     s_run (f, &fl.calls, 1);
     assert_int_equal (fl.calls, 1);
-    provider_request_free (&fl.req);
+    rt_http_outreq_free (&fl.req);
     return fl.out;
 }
 
@@ -660,7 +660,7 @@ test_stop_with_answers_delayed (void **state)
     /* The client gets the answer that was flushed at the stop. */
     s_run (f, &fl.calls, 1);
     assert_int_equal (fl.out.verdict, PROVIDER_SENT);
-    provider_request_free (&fl.req);
+    rt_http_outreq_free (&fl.req);
     f->fake = rt_fake_provider_start ();
 }
 
@@ -679,7 +679,7 @@ test_connection_refused (void **state)
     assert_int_equal (fl.out.verdict, PROVIDER_RETRY);
     assert_false (fl.out.uncertain);
     assert_non_null (strstr (fl.out.reason, "connect_failed"));
-    provider_request_free (&fl.req);
+    rt_http_outreq_free (&fl.req);
 }
 
 /* --- many at once --- */
@@ -735,7 +735,7 @@ test_many_at_once (void **state)
             assert_true (fl[i].out.opt_out);
             stopped++;
         }
-        provider_request_free (&fl[i].req);
+        rt_http_outreq_free (&fl[i].req);
     }
     assert_int_equal (sent, S_MANY - S_MANY / 5);
     assert_int_equal (stopped, S_MANY / 5);

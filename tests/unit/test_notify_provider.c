@@ -209,19 +209,19 @@ test_telegram_request (void **state)
     /* The token is the bot's credential: never in what is logged. */
     assert_string_equal (req.log_url, "http://tg.test/bot***/sendMessage");
     s_json_body (&req, "{s:I, s:s}", "chat_id", (json_int_t)12345, "text", "Ваша посилка прибула");
-    provider_request_free (&req);
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
+    rt_http_outreq_free (&req);
 
     /* A channel's @name goes as a string, a group's negative id as a number. */
     send.to = "@shop_news";
     s_build (&provider_telegram, &s_telegram, &send, &req);
     s_json_body (&req, "{s:s, s:s}", "chat_id", "@shop_news", "text", "Ваша посилка прибула");
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
     send.to = "-1001234567890";
     s_build (&provider_telegram, &s_telegram, &send, &req);
     s_json_body (&req, "{s:I, s:s}", "chat_id", (json_int_t)-1001234567890LL, "text",
                  "Ваша посилка прибула");
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
 }
 
 static void
@@ -238,7 +238,7 @@ test_telegram_refusals (void **state)
     text[2 * 4096] = '\0';
     provider_request_t req;
     s_build (&provider_telegram, &account, &send, &req);
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
     free (text);
 
     send.text = "x";
@@ -354,7 +354,7 @@ test_telegram_media_request (void **state)
     assert_string_equal (req.log_url, "http://tg.test/bot***/sendPhoto");
     s_json_body (&req, "{s:I, s:s, s:s}", "chat_id", (json_int_t)12345, "photo",
                  "https://shop.example/p/7.jpg", "caption", "Ось ваша посилка");
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
 
     /* A document; no text is no caption (a name and a type cannot go with
      * a URL: Telegram names the file from it). */
@@ -364,10 +364,10 @@ test_telegram_media_request (void **state)
     assert_string_equal (req.log_url, "http://tg.test/bot***/sendDocument");
     s_json_body (&req, "{s:I, s:s}", "chat_id", (json_int_t)12345, "document",
                  "https://shop.example/i/INV-2041.pdf");
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
     send.text = NULL;
     s_build (&provider_telegram, &s_telegram, &send, &req);
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
 
     /* The caption's limit, in characters: 1024 Cyrillic letters pass,
      * 1025 do not. */
@@ -376,7 +376,7 @@ test_telegram_media_request (void **state)
     s_refused (&provider_telegram, &s_telegram, &send, "limit of 1024");
     text[2 * 1024] = '\0';
     s_build (&provider_telegram, &s_telegram, &send, &req);
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
     free (text);
 
     /* One medium a request; only images and documents, by https. */
@@ -511,7 +511,7 @@ test_viber_request (void **state)
     assert_string_equal (s_header (&req, "X-Viber-Auth-Token"), s_viber.token);
     s_json_body (&req, "{s:s, s:{s:s}, s:s, s:s}", "receiver", "01234567890A=", "sender", "name",
                  "Крамниця", "type", "text", "text", "Ваше замовлення в дорозі");
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
 
     provider_account_t account = s_viber;
     account.sender = NULL;
@@ -595,7 +595,7 @@ test_meta_request (void **state)
     assert_null (s_header (&req, "Authorization"));
     s_json_body (&req, "{s:{s:s}, s:s, s:{s:s}}", "recipient", "id", "6543210987654321",
                  "messaging_type", "RESPONSE", "message", "text", "Добрий день");
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
 
     /* An operator's reply may go out up to 7 days later with HUMAN_AGENT. */
     send.channel = RETAIN__V1__CHANNEL__INSTAGRAM;
@@ -604,7 +604,7 @@ test_meta_request (void **state)
     s_json_body (&req, "{s:{s:s}, s:s, s:s, s:{s:s}}", "recipient", "id", "6543210987654321",
                  "messaging_type", "MESSAGE_TAG", "tag", "HUMAN_AGENT", "message", "text",
                  "Добрий день");
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
 
     /* A private reply names the comment, not the person. */
     send.human_agent = false;
@@ -614,7 +614,7 @@ test_meta_request (void **state)
     s_json_body (&req, "{s:{s:s}, s:s, s:{s:s}}", "recipient", "comment_id",
                  "178414100000000_112233", "messaging_type", "RESPONSE", "message", "text",
                  "Добрий день");
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
 
     provider_account_t account = s_meta;
     account.account_id = "1048576/../me";
@@ -709,7 +709,7 @@ test_whatsapp_request (void **state)
     s_json_body (&req, "{s:s, s:s, s:s, s:s, s:{s:b, s:s}}", "messaging_product", "whatsapp",
                  "recipient_type", "individual", "to", "+380501234567", "type", "text", "text",
                  "preview_url", 0, "body", "Ваша посилка у відділенні №5");
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
 
     /* Outside the 24-hour window: an approved template with its values. */
     const char *params[] = {"Олена", "20450059800767", NULL};
@@ -724,14 +724,14 @@ test_whatsapp_request (void **state)
                  "+380501234567", "type", "template", "template", "name", "parcel_arrived",
                  "language", "code", "uk", "components", "type", "body", "parameters", "type",
                  "text", "text", "Олена", "type", "text", "text", "20450059800767");
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
 
     send.template_params = NULL;
     s_build (&provider_whatsapp, &s_whatsapp, &send, &req);
     s_json_body (&req, "{s:s, s:s, s:s, s:s, s:{s:s, s:{s:s}}}", "messaging_product", "whatsapp",
                  "recipient_type", "individual", "to", "+380501234567", "type", "template",
                  "template", "name", "parcel_arrived", "language", "code", "uk");
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
 
     send.template_lang = NULL;
     s_refused (&provider_whatsapp, &s_whatsapp, &send, "language");
@@ -870,7 +870,7 @@ test_twilio_request (void **state)
     assert_string_equal (rt_form_get (form, "StatusCallback"),
                          "https://hooks.shop.example/hooks/twilio/shop-sms?a=1&b=2");
     rt_form_destroy (&form);
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
 
     /* A Messaging Service instead of a number; no callback. */
     provider_account_t account = s_twilio;
@@ -884,7 +884,7 @@ test_twilio_request (void **state)
     assert_null (rt_form_get (form, "From"));
     assert_null (rt_form_get (form, "StatusCallback"));
     rt_form_destroy (&form);
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
 
     /* WhatsApp through Twilio: both addresses prefixed. */
     send.channel = RETAIN__V1__CHANNEL__WHATSAPP;
@@ -893,7 +893,7 @@ test_twilio_request (void **state)
     assert_string_equal (rt_form_get (form, "To"), "whatsapp:+380501234567");
     assert_string_equal (rt_form_get (form, "From"), "whatsapp:+15005550006");
     rt_form_destroy (&form);
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
 
     account = s_twilio;
     account.sender = NULL;
@@ -1094,23 +1094,23 @@ test_encoding (void **state)
 {
     (void)state;
     rt_buf_t b = {0};
-    provider_form_add (&b, "Body", "a b&c=d/é+%");
-    provider_form_add (&b, "To", "+1");
+    rt_http_form_add (&b, "Body", "a b&c=d/é+%");
+    rt_http_form_add (&b, "To", "+1");
     assert_string_equal (b.data, "Body=a+b%26c%3Dd%2F%C3%A9%2B%25&To=%2B1");
     rt_buf_reset (&b);
-    provider_url_escape (&b, "a b~-._/");
+    rt_http_url_escape (&b, "a b~-._/");
     assert_string_equal (b.data, "a%20b~-._%2F");
     rt_buf_free (&b);
 
     provider_request_t req = {0};
-    assert_int_equal (provider_request_url (&req, "s3cr3t", "http://x/s3cr3t/y?t=s3cr3t"), 0);
+    assert_int_equal (rt_http_outreq_url (&req, "s3cr3t", "http://x/s3cr3t/y?t=s3cr3t"), 0);
     assert_string_equal (req.log_url, "http://x/***/y?t=***");
-    for (int i = 0; i < PROVIDER_HEADERS; i++)
-        assert_int_equal (provider_request_header (&req, "X-N: %d", i), 0);
+    for (int i = 0; i < RT_HTTP_OUTREQ_HEADERS; i++)
+        assert_int_equal (rt_http_outreq_header (&req, "X-N: %d", i), 0);
     /* The list stays NULL-terminated: one more is refused. */
-    assert_int_equal (provider_request_header (&req, "X-Over: 1"), -1);
-    assert_null (req.headers[PROVIDER_HEADERS]);
-    provider_request_free (&req);
+    assert_int_equal (rt_http_outreq_header (&req, "X-Over: 1"), -1);
+    assert_null (req.headers[RT_HTTP_OUTREQ_HEADERS]);
+    rt_http_outreq_free (&req);
     assert_null (req.url);
 }
 

@@ -69,7 +69,7 @@ test_request (void **state)
     tt_no_secret_logged (&req, s_account.api_key);
     assert_string_equal (tt_header (&req, "DHL-API-Key"), "demo-key-Qw3rTy");
     assert_null (req.body);
-    carrier_request_free (&req);
+    rt_http_outreq_free (&req);
 
     /* Without a service or a language, only the number. */
     carrier_account_t plain = s_account;
@@ -78,14 +78,14 @@ test_request (void **state)
     assert_int_equal (s_dhl ()->build (&plain, &q, 1, &req, err, sizeof err), 0);
     assert_string_equal (req.url,
                          "http://dhl.test/track/shipments?trackingNumber=00340434292135100186");
-    carrier_request_free (&req);
+    rt_http_outreq_free (&req);
 
     /* Every value escaped: a query cannot be bent into another. */
     q = (carrier_query_t){.tracking_number = "AB CD/12?x", .service = "a&b=c"};
     assert_int_equal (s_dhl ()->build (&plain, &q, 1, &req, err, sizeof err), 0);
     assert_string_equal (req.url, "http://dhl.test/track/shipments?trackingNumber=AB%20CD%2F12%3Fx"
                                   "&service=a%26b%3Dc");
-    carrier_request_free (&req);
+    rt_http_outreq_free (&req);
 
     carrier_query_t two[] = {q, q};
     assert_int_equal (s_dhl ()->build (&s_account, two, 2, &req, err, sizeof err), -1);

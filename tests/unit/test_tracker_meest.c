@@ -72,13 +72,13 @@ test_request (void **state)
     assert_string_equal (tt_header (&req, "token"), "a1b2c3d4-meest-token");
     assert_null (req.body);
     assert_int_equal (req.body_len, 0);
-    carrier_request_free (&req);
+    rt_http_outreq_free (&req);
 
     /* The number is a path segment: escaped, never a path of its own. */
     carrier_query_t odd = {.tracking_number = "72/2?x=1"};
     assert_int_equal (s_meest ()->build (&s_account, &odd, 1, &req, err, sizeof err), 0);
     assert_string_equal (req.url, "http://meest.test/v3.0/openAPI/tracking/72%2F2%3Fx%3D1");
-    carrier_request_free (&req);
+    rt_http_outreq_free (&req);
 
     carrier_query_t two[] = {s_one, s_one};
     assert_int_equal (s_meest ()->build (&s_account, two, 2, &req, err, sizeof err), -1);

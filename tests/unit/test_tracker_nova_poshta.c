@@ -95,8 +95,8 @@ test_request (void **state)
     assert_int_equal (json_object_size (d1), 1);
     assert_int_equal (json_object_size (body), 4);
     json_decref (body);
-    carrier_request_free (&req);
-    carrier_request_free (&req);
+    rt_http_outreq_free (&req);
+    rt_http_outreq_free (&req);
 
     /* Without a language, Nova Poshta's default. */
     carrier_account_t account = s_account;
@@ -105,7 +105,7 @@ test_request (void **state)
     body = tt_body_json (&req);
     assert_null (json_object_get (json_object_get (body, "methodProperties"), "Language"));
     json_decref (body);
-    carrier_request_free (&req);
+    rt_http_outreq_free (&req);
 }
 
 static void
@@ -127,7 +127,7 @@ test_request_batch_and_refusals (void **state)
         json_array_size (json_object_get (json_object_get (body, "methodProperties"), "Documents")),
         100);
     json_decref (body);
-    carrier_request_free (&req);
+    rt_http_outreq_free (&req);
     static const struct {
         carrier_account_t account;
         size_t n;
@@ -151,7 +151,7 @@ test_request_batch_and_refusals (void **state)
             fail_msg ("case %zu: \"%s\" does not name \"%s\"", i, err, cases[i].why);
         assert_null (req.url);
         assert_null (req.body);
-        carrier_request_free (&req);
+        rt_http_outreq_free (&req);
     }
     /* A number that is not UTF-8 (registration would have refused it). */
     carrier_query_t bad = {.tracking_number = "\xc3\x28"};

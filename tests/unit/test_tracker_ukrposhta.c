@@ -87,13 +87,13 @@ test_request (void **state)
     assert_string_equal (json_string_value (json_array_get (body, 0)), "RB123456785UA");
     assert_string_equal (json_string_value (json_array_get (body, 1)), "0500123456789");
     json_decref (body);
-    carrier_request_free (&req);
+    rt_http_outreq_free (&req);
 
     carrier_query_t many[101];
     for (int i = 0; i < 101; i++)
         many[i] = (carrier_query_t){.tracking_number = "0500123456789"};
     assert_int_equal (s_up ()->build (&s_account, many, 100, &req, err, sizeof err), 0);
-    carrier_request_free (&req);
+    rt_http_outreq_free (&req);
     assert_int_equal (s_up ()->build (&s_account, many, 101, &req, err, sizeof err), -1);
     assert_non_null (strstr (err, "1 to 100"));
     carrier_query_t bad = {.tracking_number = "RB\xff"};

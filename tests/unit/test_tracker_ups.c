@@ -81,7 +81,7 @@ test_token_request (void **state)
                          "Basic cmV0YWluLXRlc3QtY2xpZW50OnMzY3IzdC1WYWx1ZQ==");
     assert_string_equal (req.body, "grant_type=client_credentials");
     assert_int_equal (req.body_len, strlen ("grant_type=client_credentials"));
-    carrier_request_free (&req);
+    rt_http_outreq_free (&req);
 
     carrier_account_t partial = s_account;
     partial.client_secret = NULL;
@@ -199,13 +199,13 @@ test_request (void **state)
     assert_string_equal (tt_header (&req, "transId"), "0190c1a27b3c7def8123456789abcdef");
     assert_string_equal (tt_header (&req, "transactionSrc"), "retain");
     assert_null (req.body);
-    carrier_request_free (&req);
+    rt_http_outreq_free (&req);
 
     /* No trans_id: the number stands in for it. */
     carrier_query_t q = {.tracking_number = "1Z999AA10123456784"};
     assert_int_equal (s_ups ()->build (&s_account, &q, 1, &req, err, sizeof err), 0);
     assert_string_equal (tt_header (&req, "transId"), "1Z999AA10123456784");
-    carrier_request_free (&req);
+    rt_http_outreq_free (&req);
 
     carrier_account_t no_token = s_account;
     no_token.access_token = NULL;

@@ -144,7 +144,7 @@ static inline const char *
 tt_header (const carrier_request_t *req, const char *name)
 {
     size_t n = strlen (name);
-    for (size_t i = 0; i < CARRIER_HEADERS && req->headers[i]; i++)
+    for (size_t i = 0; i < RT_HTTP_OUTREQ_HEADERS && req->headers[i]; i++)
         if (strncasecmp (req->headers[i], name, n) == 0 && req->headers[i][n] == ':')
             return req->headers[i] + n + 2;
     return NULL;

@@ -500,7 +500,7 @@ s_try_build (const provider_t *adapter, const rt_channel_t *channel, const PGres
     provider_request_t req;
     int rc = adapter->build (&acc, &send, &req, err, errlen);
     if (rc == 0)
-        provider_request_free (&req);
+        rt_http_outreq_free (&req);
     return rc;
 }
 

@@ -619,11 +619,11 @@ s_submit (worker_t *w, notify_claim_t *c)
         goto cleanup;
     }
     s_in_flight (w, 1);
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
     return;
 cleanup:
     PQclear (wa);
-    provider_request_free (&req);
+    rt_http_outreq_free (&req);
     s_request_free (rq);
 }
 

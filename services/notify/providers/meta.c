@@ -100,19 +100,19 @@ s_build (const provider_account_t *account, const provider_send_t *send, provide
     json_object_set_new (body, "message", json_pack ("{s:s}", "text", send->text));
 
     rt_buf_t token = {0};
-    provider_url_escape (&token, account->token);
+    rt_http_url_escape (&token, account->token);
     out->method = "POST";
     int rc =
         token.failed
             ? -1
-            : provider_request_url (out, token.data,
-                                    "%.*s/" PROVIDER_META_VERSION "/%s/messages?access_token=%s",
-                                    base_len, account->base_url, account->account_id, token.data);
+            : rt_http_outreq_url (out, token.data,
+                                  "%.*s/" PROVIDER_META_VERSION "/%s/messages?access_token=%s",
+                                  base_len, account->base_url, account->account_id, token.data);
     rt_buf_free (&token);
-    if (rc != 0 || provider_request_json (out, body) != 0) {
+    if (rc != 0 || rt_http_outreq_json (out, body) != 0) {
         if (rc != 0)
             json_decref (body);
-        provider_request_free (out);
+        rt_http_outreq_free (out);
         rt_errf (err, errlen, "out of memory");
         return -1;
     }

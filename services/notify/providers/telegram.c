@@ -156,10 +156,10 @@ s_build (const provider_account_t *account, const provider_send_t *send, provide
         json_object_set_new (body, "text", json_string (send->text));
     }
     out->method = "POST";
-    if (provider_request_url (out, account->token, "%.*s/bot%s/%s", base_len, account->base_url,
-                              account->token, method) != 0 ||
-        provider_request_json (out, body) != 0) {
-        provider_request_free (out);
+    if (rt_http_outreq_url (out, account->token, "%.*s/bot%s/%s", base_len, account->base_url,
+                            account->token, method) != 0 ||
+        rt_http_outreq_json (out, body) != 0) {
+        rt_http_outreq_free (out);
         rt_errf (err, errlen, "out of memory");
         return -1;
     }

@@ -70,7 +70,7 @@ s_address (rt_buf_t *form, const char *name, const char *value, bool whatsapp)
         snprintf (prefixed, sizeof prefixed, "whatsapp:%s", value);
         value = prefixed;
     }
-    provider_form_add (form, name, value);
+    rt_http_form_add (form, name, value);
 }
 
 static int
@@ -103,20 +103,20 @@ s_build (const provider_account_t *account, const provider_send_t *send, provide
     rt_buf_t form = {0};
     s_address (&form, "To", send->to, whatsapp);
     if (s_service_sid (account->sender))
-        provider_form_add (&form, "MessagingServiceSid", account->sender);
+        rt_http_form_add (&form, "MessagingServiceSid", account->sender);
     else
         s_address (&form, "From", account->sender, whatsapp);
-    provider_form_add (&form, "Body", send->text);
+    rt_http_form_add (&form, "Body", send->text);
     if (account->status_url && account->status_url[0])
-        provider_form_add (&form, "StatusCallback", account->status_url);
+        rt_http_form_add (&form, "StatusCallback", account->status_url);
     out->method = "POST";
     if (form.failed ||
-        provider_request_url (out, NULL, "%.*s/2010-04-01/Accounts/%s/Messages.json", base_len,
-                              account->base_url, account->account_id) != 0 ||
-        provider_request_basic_auth (out, account->account_id, account->token) != 0 ||
-        provider_request_header (out, "Content-Type: application/x-www-form-urlencoded") != 0) {
+        rt_http_outreq_url (out, NULL, "%.*s/2010-04-01/Accounts/%s/Messages.json", base_len,
+                            account->base_url, account->account_id) != 0 ||
+        rt_http_outreq_basic_auth (out, account->account_id, account->token) != 0 ||
+        rt_http_outreq_header (out, "Content-Type: application/x-www-form-urlencoded") != 0) {
         rt_buf_free (&form);
-        provider_request_free (out);
+        rt_http_outreq_free (out);
         rt_errf (err, errlen, "out of memory");
         return -1;
     }

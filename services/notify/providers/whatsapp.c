@@ -119,11 +119,11 @@ s_build (const provider_account_t *account, const provider_send_t *send, provide
                              json_pack ("{s:b, s:s}", "preview_url", 0, "body", send->text));
     }
     out->method = "POST";
-    if (provider_request_url (out, NULL, "%.*s/" PROVIDER_META_VERSION "/%s/messages", base_len,
-                              account->base_url, account->account_id) != 0 ||
-        provider_request_header (out, "Authorization: Bearer %s", account->token) != 0 ||
-        provider_request_json (out, body) != 0) {
-        provider_request_free (out);
+    if (rt_http_outreq_url (out, NULL, "%.*s/" PROVIDER_META_VERSION "/%s/messages", base_len,
+                            account->base_url, account->account_id) != 0 ||
+        rt_http_outreq_header (out, "Authorization: Bearer %s", account->token) != 0 ||
+        rt_http_outreq_json (out, body) != 0) {
+        rt_http_outreq_free (out);
         rt_errf (err, errlen, "out of memory");
         return -1;
     }

@@ -78,22 +78,22 @@ s_build (const carrier_account_t *account, const carrier_query_t *queries, size_
     }
     rt_buf_t query = {0};
     rt_buf_puts (&query, "trackingNumber=");
-    carrier_url_escape (&query, queries[0].tracking_number);
+    rt_http_url_escape (&query, queries[0].tracking_number);
     if (queries[0].service && queries[0].service[0]) {
         rt_buf_puts (&query, "&service=");
-        carrier_url_escape (&query, queries[0].service);
+        rt_http_url_escape (&query, queries[0].service);
     }
     if (account->language && account->language[0]) {
         rt_buf_puts (&query, "&language=");
-        carrier_url_escape (&query, account->language);
+        rt_http_url_escape (&query, account->language);
     }
     out->method = "GET";
     int rc = query.failed ? -1
-                          : carrier_request_url (out, account->api_key, "%.*s/track/shipments?%s",
-                                                 base_len, account->base_url, query.data);
+                          : rt_http_outreq_url (out, account->api_key, "%.*s/track/shipments?%s",
+                                                base_len, account->base_url, query.data);
     rt_buf_free (&query);
-    if (rc != 0 || carrier_request_header (out, "DHL-API-Key: %s", account->api_key) != 0) {
-        carrier_request_free (out);
+    if (rc != 0 || rt_http_outreq_header (out, "DHL-API-Key: %s", account->api_key) != 0) {
+        rt_http_outreq_free (out);
         snprintf (err, errlen, "out of memory");
         return -1;
     }

@@ -76,14 +76,14 @@ s_build (const carrier_account_t *account, const carrier_query_t *queries, size_
         return -1;
     }
     rt_buf_t number = {0};
-    carrier_url_escape (&number, queries[0].tracking_number);
+    rt_http_url_escape (&number, queries[0].tracking_number);
     out->method = "GET";
     int rc = number.failed ? -1
-                           : carrier_request_url (out, account->api_key, "%.*s/tracking/%s",
-                                                  base_len, account->base_url, number.data);
+                           : rt_http_outreq_url (out, account->api_key, "%.*s/tracking/%s",
+                                                 base_len, account->base_url, number.data);
     rt_buf_free (&number);
-    if (rc != 0 || carrier_request_header (out, "token: %s", account->api_key) != 0) {
-        carrier_request_free (out);
+    if (rc != 0 || rt_http_outreq_header (out, "token: %s", account->api_key) != 0) {
+        rt_http_outreq_free (out);
         snprintf (err, errlen, "out of memory");
         return -1;
     }

@@ -178,9 +178,9 @@ s_build (const carrier_account_t *account, const carrier_query_t *queries, size_
     out->method = "POST";
     /* The endpoint is the base as configured, its trailing '/' included:
      * API 2.0 answers on "/v2.0/json/". */
-    if (carrier_request_url (out, account->api_key, "%s", account->base_url) != 0 ||
-        carrier_request_json (out, body) != 0) {
-        carrier_request_free (out);
+    if (rt_http_outreq_url (out, account->api_key, "%s", account->base_url) != 0 ||
+        rt_http_outreq_json (out, body) != 0) {
+        rt_http_outreq_free (out);
         snprintf (err, errlen, "out of memory");
         return -1;
     }

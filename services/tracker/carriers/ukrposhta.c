@@ -155,11 +155,11 @@ s_build (const carrier_account_t *account, const carrier_query_t *queries, size_
         }
     }
     out->method = "POST";
-    if (carrier_request_url (out, account->api_key, "%.*s/statuses/last", base_len,
-                             account->base_url) != 0 ||
-        carrier_request_header (out, "Authorization: Bearer %s", account->api_key) != 0 ||
-        carrier_request_json (out, barcodes) != 0) {
-        carrier_request_free (out);
+    if (rt_http_outreq_url (out, account->api_key, "%.*s/statuses/last", base_len,
+                            account->base_url) != 0 ||
+        rt_http_outreq_header (out, "Authorization: Bearer %s", account->api_key) != 0 ||
+        rt_http_outreq_json (out, barcodes) != 0) {
+        rt_http_outreq_free (out);
         snprintf (err, errlen, "out of memory");
         return -1;
     }

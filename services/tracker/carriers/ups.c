@@ -41,7 +41,6 @@
 #include "carrier.h"
 
 #include "rt_civil.h"
-#include "rt_codec.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -132,39 +131,19 @@ s_build_token (const carrier_account_t *account, carrier_request_t *out, char *e
         carrier_check_secret (&carrier_ups, "client secret", account->client_secret, err, errlen) !=
             0)
         return -1;
-    char *pair = NULL, *b64 = NULL;
-    int rc = -1;
-    if (asprintf (&pair, "%s:%s", account->client_id, account->client_secret) < 0) {
-        pair = NULL;
-        goto cleanup;
-    }
-    size_t len = strlen (pair);
-    b64 = malloc (4 * ((len + 2) / 3) + 1);
-    if (!b64)
-        goto cleanup;
-    rt_base64_encode ((const uint8_t *)pair, len, b64);
     out->method = "POST";
     out->body = strdup ("grant_type=client_credentials");
     if (!out->body ||
-        carrier_request_url (out, account->client_secret, "%.*s/security/v1/oauth/token", base_len,
-                             account->base_url) != 0 ||
-        carrier_request_header (out, "Content-Type: application/x-www-form-urlencoded") != 0 ||
-        carrier_request_header (out, "Authorization: Basic %s", b64) != 0)
-        goto cleanup;
-    out->body_len = strlen (out->body);
-    rc = 0;
-cleanup:
-    if (pair) {
-        /* The pair is the credential: not left in freed memory. */
-        memset (pair, 0, strlen (pair));
-        free (pair);
-    }
-    free (b64);
-    if (rc != 0) {
-        carrier_request_free (out);
+        rt_http_outreq_url (out, account->client_secret, "%.*s/security/v1/oauth/token", base_len,
+                            account->base_url) != 0 ||
+        rt_http_outreq_header (out, "Content-Type: application/x-www-form-urlencoded") != 0 ||
+        rt_http_outreq_basic_auth (out, account->client_id, account->client_secret) != 0) {
+        rt_http_outreq_free (out);
         snprintf (err, errlen, "out of memory");
+        return -1;
     }
-    return rc;
+    out->body_len = strlen (out->body);
+    return 0;
 }
 
 /* The first of UPS's errors ({"response": {"errors": [{"code",
@@ -287,20 +266,20 @@ s_build (const carrier_account_t *account, const carrier_query_t *queries, size_
     char trans[S_TRANS_MAX + 1];
     s_trans_id (&queries[0], trans, sizeof trans);
     rt_buf_t number = {0};
-    carrier_url_escape (&number, queries[0].tracking_number);
+    rt_http_url_escape (&number, queries[0].tracking_number);
     out->method = "GET";
     int rc = number.failed ? -1
-                           : carrier_request_url (out, account->access_token,
-                                                  "%.*s/api/track/v1/details/%s?locale=en_US"
-                                                  "&returnSignature=false&returnMilestones=false"
-                                                  "&returnPOD=false",
-                                                  base_len, account->base_url, number.data);
+                           : rt_http_outreq_url (out, account->access_token,
+                                                 "%.*s/api/track/v1/details/%s?locale=en_US"
+                                                 "&returnSignature=false&returnMilestones=false"
+                                                 "&returnPOD=false",
+                                                 base_len, account->base_url, number.data);
     rt_buf_free (&number);
     if (rc != 0 ||
-        carrier_request_header (out, "Authorization: Bearer %s", account->access_token) != 0 ||
-        carrier_request_header (out, "transId: %s", trans) != 0 ||
-        carrier_request_header (out, "transactionSrc: retain") != 0) {
-        carrier_request_free (out);
+        rt_http_outreq_header (out, "Authorization: Bearer %s", account->access_token) != 0 ||
+        rt_http_outreq_header (out, "transId: %s", trans) != 0 ||
+        rt_http_outreq_header (out, "transactionSrc: retain") != 0) {
+        rt_http_outreq_free (out);
         snprintf (err, errlen, "out of memory");
         return -1;
     }

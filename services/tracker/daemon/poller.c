@@ -155,7 +155,7 @@ s_call_free (s_call_t *c)
         free (c->access_token);
     }
     free (c->queries);
-    carrier_request_free (&c->req);
+    rt_http_outreq_free (&c->req);
     free (c);
 }
 
@@ -311,7 +311,7 @@ s_done (void *arg, const rt_http_response_t *resp)
             free (c->access_token);
             c->access_token = token;
             c->token_call = false;
-            carrier_request_free (&c->req);
+            rt_http_outreq_free (&c->req);
             carrier_answer_free (&answer);
             s_submit (c);
             return;
