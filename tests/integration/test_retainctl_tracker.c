@@ -194,6 +194,37 @@ test_shipment_by_hand (void **state)
               NULL);
 }
 
+static void
+test_milestones (void **state)
+{
+    (void)state;
+    S_EXPECT (S_CTL ("shipment", "milestones", NULL), 0, "the defaults", "Shipped",
+              "shipment_shipped", "OutForDelivery", "StorageReminder", NULL);
+    assert_int_equal (rt_test_pg_long (s_t.w.t.pg, "SELECT count(*) FROM tracking.milestones"
+                                                   " WHERE tag = 'InTransit' AND NOT enabled"),
+                      1);
+    S_EXPECT (S_CTL ("shipment", "milestones", "--tag=InTransit", "--on", NULL), 0, "turned on",
+              "InTransit: template shipment_in_transit, on", "when it starts", NULL);
+    S_EXPECT (S_CTL ("shipment", "milestones", "--tag=AttemptFail", NULL), 0, "a new moment",
+              "AttemptFail: template shipment_attempt_fail, on", NULL);
+    S_EXPECT (
+        S_CTL ("shipment", "milestones", "--tag=Delivered", "--template=thanks_delivered", NULL), 0,
+        "another template", "Delivered: template thanks_delivered, on", NULL);
+    S_EXPECT (S_CTL ("shipment", "milestones", "--tag=Delivered", "--off", NULL), 0, "off",
+              "Delivered: template thanks_delivered, off", NULL);
+    S_EXPECT (S_CTL ("shipment", "milestones", "--tag=Teleported", NULL), 2, "no such moment",
+              "is no moment", NULL);
+    S_EXPECT (S_CTL ("shipment", "milestones", "--tag=Delivered", "--on", "--off", NULL), 2, "both",
+              "--on or --off, not both", NULL);
+    S_EXPECT (S_CTL ("shipment", "milestones", "--tag=Delivered", "--template=Bad-Name", NULL), 2,
+              "a bad template name", "is no template name", NULL);
+    S_EXPECT (S_CTL ("shipment", "milestones", "--on", NULL), 2, "no tag", "need --tag", NULL);
+    assert_int_equal (rt_test_pg_long (s_t.w.t.pg, "SELECT count(*) FROM tracking.milestones"
+                                                   " WHERE tag = 'Delivered' AND NOT enabled"
+                                                   " AND template = 'thanks_delivered'"),
+                      1);
+}
+
 int
 main (void)
 {
@@ -201,6 +232,7 @@ main (void)
         cmocka_unit_test (test_carrier_accounts),
         cmocka_unit_test (test_codes_table),
         cmocka_unit_test (test_shipment_by_hand),
+        cmocka_unit_test (test_milestones),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

@@ -67,7 +67,7 @@ static const retainctl_command_t s_commands[] = {
      .summary = "trackerd's carrier accounts: add, list, resume, codes",
      .subs = retainctl_carrier_commands},
     {.name = "shipment",
-     .summary = "the parcels trackerd follows: add, show, key",
+     .summary = "the parcels trackerd follows: add, show, key, milestones",
      .subs = retainctl_shipment_commands},
     {.name = NULL}};
 

@@ -31,6 +31,12 @@
  * same row for the same parcel); trackerd polls it at its next claim. It
  * sends no "shipped" message: that moment belongs to the shop's own
  * OrderShipped, which tells the customer what this command cannot know.
+ *
+ * shipment milestones lists tracking.milestones, or changes one moment:
+ * a tag that reaches the customer (Shipped, a tag's name, StorageReminder)
+ * gets its template or is turned on or off. trackerd reads the settings
+ * when it starts: a change holds from its next start (the command says
+ * so).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -605,6 +611,128 @@ cleanup:
     return rc;
 }
 
+static const rt_config_setting_t s_milestones_settings[] = {
+    RETAINCTL_PG_DSN,
+    {"tag", NULL, "", "the moment: Shipped, StorageReminder or a tag (OutForDelivery, ...)"},
+    {"template", NULL, "", "notifyd's template for it"},
+    {"on", NULL, "false", "the moment speaks"},
+    {"off", NULL, "false", "the moment says nothing"},
+    RETAINCTL_JSON,
+    RETAINCTL_END};
+
+static const char *s_sql_milestones = "SELECT tag, template, enabled FROM tracking.milestones"
+                                      " ORDER BY tag";
+/* $1 tag, $2 template ('' keeps it, or the default shipment_<tag>), $3 enabled ('' keeps it). */
+static const char *s_sql_milestone_set =
+    "INSERT INTO tracking.milestones AS m (tag, template, enabled)"
+    " VALUES ($1, COALESCE(NULLIF($2, ''), $4), COALESCE(NULLIF($3, '')::boolean, true))"
+    " ON CONFLICT (tag) DO UPDATE SET template = COALESCE(NULLIF($2, ''), m.template),"
+    "  enabled = COALESCE(NULLIF($3, '')::boolean, m.enabled)"
+    " RETURNING template, enabled";
+
+/* Whether tag names a moment: Shipped, StorageReminder or a tag. */
+static bool
+s_moment_ok (const char *tag)
+{
+    tracking_tag_t t;
+    return strcmp (tag, "Shipped") == 0 || strcmp (tag, "StorageReminder") == 0 ||
+           status_tag_parse (tag, &t) == 0;
+}
+
+static json_t *
+s_milestone_json (const PGresult *r, int i)
+{
+    return json_pack ("{ss ss sb}", "tag", PQgetvalue (r, i, 0), "template", PQgetvalue (r, i, 1),
+                      "enabled", strcmp (PQgetvalue (r, i, 2), "t") == 0);
+}
+
+static int
+s_shipment_milestones (int argc, char **argv)
+{
+    retainctl_cmd_t cmd;
+    const char *tag, *template_;
+    bool json, on, off;
+    char deflt[96];
+    int rc;
+
+    if (!retainctl_cmd_begin_list (&cmd, "shipment",
+                                   "List the moments that speak to the customer, or change one.",
+                                   s_milestones_settings, argc, argv, &json, &rc))
+        goto cleanup;
+    rc = 2;
+    tag = rt_config_get (cmd.config, "tag");
+    template_ = rt_config_get (cmd.config, "template");
+    if (!retainctl_cmd_bool (&cmd, "on", &on) || !retainctl_cmd_bool (&cmd, "off", &off))
+        goto cleanup;
+    if (on && off) {
+        fprintf (stderr, "%s: --on or --off, not both\n", cmd.program);
+        goto cleanup;
+    }
+    if (!tag[0] && (template_[0] || on || off)) {
+        fprintf (stderr, "%s: --template, --on and --off need --tag\n", cmd.program);
+        goto cleanup;
+    }
+    if (tag[0] && !s_moment_ok (tag)) {
+        fprintf (stderr,
+                 "%s: --tag \"%s\" is no moment: Shipped, StorageReminder or a tag (Pending, "
+                 "InfoReceived, InTransit, OutForDelivery, AttemptFail, Delivered, "
+                 "AvailableForPickup, Exception, Expired)\n",
+                 cmd.program, tag);
+        goto cleanup;
+    }
+    if (template_[0] &&
+        (strlen (template_) > 63 || strspn (template_, "abcdefghijklmnopqrstuvwxyz"
+                                                       "0123456789_") != strlen (template_))) {
+        fprintf (stderr, "%s: --template \"%s\" is no template name ([a-z0-9_])\n", cmd.program,
+                 template_);
+        goto cleanup;
+    }
+    rc = 1;
+    if (!retainctl_cmd_connect (&cmd, RETAINCTL_DB_MIGRATE_HINT))
+        goto cleanup;
+    if (tag[0]) {
+        /* shipment_<tag> in snake case: OutForDelivery -> shipment_out_for_delivery. */
+        size_t n = (size_t)snprintf (deflt, sizeof deflt, "shipment");
+        for (const char *p = tag; *p && n + 3 < sizeof deflt; p++) {
+            if (*p >= 'A' && *p <= 'Z') {
+                deflt[n++] = '_';
+                deflt[n++] = (char)(*p - 'A' + 'a');
+            } else {
+                deflt[n++] = *p;
+            }
+        }
+        deflt[n] = '\0';
+        if (!retainctl_cmd_exec (&cmd, s_sql_milestone_set, 4,
+                                 (const char *[]){tag, template_,
+                                                  on    ? "true"
+                                                  : off ? "false"
+                                                        : "",
+                                                  deflt}))
+            goto cleanup;
+        printf ("%s: template %s, %s (trackerd reads this when it starts)\n", tag,
+                PQgetvalue (cmd.res, 0, 0),
+                strcmp (PQgetvalue (cmd.res, 0, 1), "t") == 0 ? "on" : "off");
+        rc = 0;
+        goto cleanup;
+    }
+    if (!retainctl_cmd_exec (&cmd, s_sql_milestones, 0, NULL))
+        goto cleanup;
+    if (json) {
+        if (retainctl_print_rows (cmd.res, PQntuples (cmd.res), s_milestone_json, JSON_COMPACT) !=
+            0)
+            goto cleanup;
+    } else {
+        printf ("%-20s  %-34s  %s\n", "MOMENT", "TEMPLATE", "SPEAKS");
+        for (int i = 0; i < PQntuples (cmd.res); i++)
+            printf ("%-20s  %-34s  %s\n", PQgetvalue (cmd.res, i, 0), PQgetvalue (cmd.res, i, 1),
+                    strcmp (PQgetvalue (cmd.res, i, 2), "t") == 0 ? "yes" : "no");
+    }
+    rc = 0;
+cleanup:
+    retainctl_cmd_end (&cmd);
+    return rc;
+}
+
 const retainctl_command_t retainctl_shipment_commands[] = {
     {.name = "add",
      .summary = "follow a parcel: --carrier NAME --tracking-number N [--order-id]",
@@ -615,4 +743,7 @@ const retainctl_command_t retainctl_shipment_commands[] = {
     {.name = "key",
      .summary = "an API key for GET /v1/shipments: --name NAME",
      .run = s_shipment_key},
+    {.name = "milestones",
+     .summary = "the moments that speak: list, or --tag T [--template N] [--on|--off]",
+     .run = s_shipment_milestones},
     {.name = NULL}};
