@@ -266,6 +266,77 @@ test_thirty_days_without_news_expire (void **state)
     rt_test_tracker_close (&t);
 }
 
+/* retain's own estimate: a lane whose deliveries took about three days
+ * (learned: 40 of them, ln-hours mean ln 72, spread 0.2) and a parcel
+ * promised in two: at risk at its first answer, said once, before the
+ * carrier's own date says anything; its estimate kept with the spread.
+ * Another parcel delivered teaches the lane and its fallbacks. */
+static void
+test_at_risk_before_the_carrier_says_so (void **state)
+{
+    (void)state;
+    rt_test_tracker_t t;
+    char got[256];
+    rt_fc_np_state_t moving = {.status_code = "5",
+                               .status = "Прямує до міста Львів.",
+                               .city_sender = "Київ",
+                               .city_recipient = "Львів"};
+    rt_fc_np_state_t done = {.status_code = "9",
+                             .status = "Відправлення отримано",
+                             .city_sender = "Київ",
+                             .city_recipient = "Львів",
+                             .received_ms = S_T0 + 30 * 3600 * 1000LL};
+
+    s_world (&t, "tracker_at_risk");
+    /* n 40, mean ln(72 h), m2 = 0.04 * 39 (sd 0.2). */
+    rt_test_pg_exec (t.w.t.pg, "INSERT INTO tracking.lanes (carrier, origin, destination, n, mean,"
+                               " m2) VALUES ('nova_poshta', 'Київ', 'Львів', 40, ln(72), 1.56)");
+    rt_fake_carrier_np_set (t.fake, "20450000000011", &moving);
+    rt_test_tracker_ship (&t, &(rt_test_shipped_t){.shipment_id = "S-11",
+                                                   .order_id = "O-11",
+                                                   .carrier = "nova_poshta",
+                                                   .tracking_number = "20450000000011",
+                                                   .origin_city = "Київ",
+                                                   .destination_city = "Львів",
+                                                   .shipped_at = S_T0,
+                                                   .promised_by = S_T0 + 2 * S_DAY_MS});
+    s_wait_delays (&t, "S-11", "at_risk", got, sizeof got);
+    assert_string_equal (got, "at_risk");
+    /* The expected date is about three days after shipping, the spread
+     * around it; the chance of missing the promise near certainty. */
+    rt_test_tracker_col (&t, "S-11", "round((est_at - shipped_at) / 3600000.0)", got, sizeof got);
+    assert_true (atoi (got) >= 70 && atoi (got) <= 74);
+    rt_test_tracker_col (&t, "S-11", "est_low < est_at AND est_at < est_high", got, sizeof got);
+    assert_string_equal (got, "true");
+    rt_test_tracker_col (&t, "S-11", "risk > 0.9", got, sizeof got);
+    assert_string_equal (got, "true");
+    rt_test_tracker_due (&t);
+    assert_true (rt_fake_carrier_wait (t.fake, RT_FC_NOVA_POSHTA, 2, 10000));
+    assert_true (rt_test_tracker_settled (&t, 5000));
+    s_delays (&t, "S-11", got, sizeof got);
+    assert_string_equal (got, "at_risk");
+
+    /* A delivery 30 hours after shipping teaches the lane and both
+     * fallbacks. */
+    rt_fake_carrier_np_set (t.fake, "20450000000012", &done);
+    rt_test_tracker_ship (&t, &(rt_test_shipped_t){.shipment_id = "S-12",
+                                                   .order_id = "O-12",
+                                                   .carrier = "nova_poshta",
+                                                   .tracking_number = "20450000000012",
+                                                   .shipped_at = S_T0});
+    assert_true (rt_test_tracker_wait_tag (&t, "S-12", "Delivered", 10000));
+    assert_int_equal (rt_test_pg_long (t.w.t.pg, "SELECT n FROM tracking.lanes WHERE origin ="
+                                                 " 'Київ' AND destination = 'Львів'"),
+                      41);
+    assert_int_equal (rt_test_pg_long (t.w.t.pg, "SELECT n FROM tracking.lanes WHERE origin = '*'"
+                                                 " AND destination = 'Львів'"),
+                      1);
+    assert_int_equal (rt_test_pg_long (t.w.t.pg, "SELECT round(exp(mean)) FROM tracking.lanes"
+                                                 " WHERE origin = '*' AND destination = '*'"),
+                      30);
+    rt_test_tracker_close (&t);
+}
+
 int
 main (void)
 {
@@ -275,6 +346,7 @@ main (void)
         cmocka_unit_test (test_stalled_and_not_at_the_branch),
         cmocka_unit_test (test_storage_reminder_once_before_the_deadline),
         cmocka_unit_test (test_thirty_days_without_news_expire),
+        cmocka_unit_test (test_at_risk_before_the_carrier_says_so),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
