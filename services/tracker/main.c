@@ -324,7 +324,7 @@ s_ready (void *arg, char *why, size_t whylen)
         return false;
     }
     if (!poller_ready (poller)) {
-        snprintf (why, whylen, "the poller's workers have not connected");
+        snprintf (why, whylen, "the poller has no PostgreSQL connection");
         return false;
     }
     return true;

@@ -248,6 +248,37 @@ test_revoked_ups_token_is_renewed (void **state)
     rt_test_tracker_close (&t);
 }
 
+/* PostgreSQL away: /readyz is 503 and says why, nothing is lost; back,
+ * ready again and the parcel's status arrives. */
+static void
+test_postgres_away_is_not_ready (void **state)
+{
+    (void)state;
+    rt_test_tracker_t t;
+    char body[512];
+    long status = 0;
+
+    s_np_world (&t, "tracker_pg_away");
+    rt_test_db_refuse (t.w.t.dsn);
+    for (int i = 0; i < 300; i++) {
+        status = rt_test_http_get (t.d[0].admin_port, "/readyz", body, sizeof body);
+        if (status == 503)
+            break;
+        s_sleep_ms (50);
+    }
+    assert_int_equal (status, 503);
+    assert_non_null (strstr (body, "PostgreSQL"));
+    rt_test_db_allow (t.w.t.dsn);
+    assert_true (rt_test_wait_ready (t.d[0].admin_port, 30000));
+    rt_test_tracker_reconnect (&t);
+    rt_test_tracker_ship (&t, &(rt_test_shipped_t){.shipment_id = "S-1",
+                                                   .order_id = "O-1",
+                                                   .carrier = "nova_poshta",
+                                                   .tracking_number = S_NUMBER});
+    assert_true (rt_test_tracker_wait_tag (&t, "S-1", "InTransit", 30000));
+    rt_test_tracker_close (&t);
+}
+
 int
 main (void)
 {
@@ -257,6 +288,7 @@ main (void)
         cmocka_unit_test (test_refused_key_pauses_without_a_storm),
         cmocka_unit_test (test_dhl_401_pauses_the_account),
         cmocka_unit_test (test_revoked_ups_token_is_renewed),
+        cmocka_unit_test (test_postgres_away_is_not_ready),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

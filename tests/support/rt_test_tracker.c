@@ -90,6 +90,17 @@ rt_test_tracker_close (rt_test_tracker_t *t)
 }
 
 void
+rt_test_tracker_reconnect (rt_test_tracker_t *t)
+{
+    PQreset (t->w.t.pg);
+    if (PQstatus (t->w.t.pg) != CONNECTION_OK)
+        fail_msg ("rt_test_tracker_reconnect: %s", PQerrorMessage (t->w.t.pg));
+    rt_db_invalidate (t->w.db);
+    if (rt_db_ensure_for (t->w.db, 10000) != 0)
+        fail_msg ("rt_test_tracker_reconnect: the publisher did not reconnect");
+}
+
+void
 rt_test_tracker_clock_set (rt_test_tracker_t *t, int64_t at_ms)
 {
     rt_test_notify_clock_set (&t->w, at_ms);

@@ -45,6 +45,10 @@ void rt_test_trackerd_kill (rt_test_tracker_t *t, int i);
 /* Stops what runs and frees the world; safe twice. */
 void rt_test_tracker_close (rt_test_tracker_t *t);
 
+/* Connects the test's own sessions again (its look at the database and
+ * its publisher) after rt_test_db_refuse ended them. */
+void rt_test_tracker_reconnect (rt_test_tracker_t *t);
+
 /* Sets the world's clock to at_ms (every process follows it). */
 void rt_test_tracker_clock_set (rt_test_tracker_t *t, int64_t at_ms);
 

@@ -220,7 +220,7 @@ test_batch_answer (void **state)
     tt_expect_ms (r[4].estimated_ms, tt_utc (2026, 7, 2, 15, 0, 0), "101: 02-07-2026 18:00");
     assert_string_equal (r[4].location, "");
 
-    /* A code no list documents (80, the stub of a number gone): kept raw. */
+    /* A code no list documents (80): kept raw. */
     assert_true (r[5].found);
     assert_false (r[5].mapped);
     assert_string_equal (r[5].raw_code, "80");

@@ -78,7 +78,7 @@ struct poller_t {
     poller_config_t cfg;         /* the settings (strings lent by the daemon) */
     worker_t *workers;           /* cfg.workers of them */
     atomic_bool stop;            /* stop claiming, drain, end */
-    atomic_int ready;            /* workers connected and looping */
+    atomic_int ready;            /* workers connected to PostgreSQL and looping */
     rt_gauge_t *in_flight_gauge; /* calls in flight, all workers */
 };
 
@@ -96,7 +96,7 @@ struct worker_t {
     int in_flight;           /* its calls in flight */
     int next_carrier;        /* where the next round of claims starts: fairness */
     int64_t drain_until;     /* mono ms: stop waiting for answers then, 0: not stopping */
-    bool counted_ready;      /* it added itself to owner->ready */
+    bool counted_ready;      /* it counts itself in owner->ready (connected) */
 };
 
 /* One call in flight (or a token call before it). */
@@ -541,6 +541,16 @@ s_drain_step (worker_t *w, int64_t mono)
     return 10;
 }
 
+/* Counts the worker in or out of the poller's ready workers. */
+static void
+s_ready_set (worker_t *w, bool ready)
+{
+    if (w->counted_ready == ready)
+        return;
+    w->counted_ready = ready;
+    atomic_fetch_add (&w->owner->ready, ready ? 1 : -1);
+}
+
 static int64_t
 s_step (worker_t *w)
 {
@@ -551,12 +561,14 @@ s_step (worker_t *w)
 
     if (atomic_load (&s->stop))
         return s_drain_step (w, mono);
-    if (!rt_db_is_ok (w->db) && rt_db_ensure_for (w->db, 1000) != 0)
-        return cfg->poll_ms;
-    if (!w->counted_ready) {
-        w->counted_ready = true;
-        atomic_fetch_add (&s->ready, 1);
+    /* Ready is connected: a worker without PostgreSQL can claim nothing,
+     * and /readyz says so until it is back. */
+    if (!rt_db_is_ok (w->db)) {
+        s_ready_set (w, false);
+        if (rt_db_ensure_for (w->db, 1000) != 0)
+            return cfg->poll_ms;
     }
+    s_ready_set (w, true);
     /* Carriers in turn, one batch each per pass, so a carrier with a big
      * backlog does not starve the others. */
     for (int i = 0; i < TRACKERD_CARRIERS && w->in_flight < w->cap; i++) {
