@@ -11,17 +11,15 @@
  * limits, the request's form and finally the parcels' states decide the
  * answer; the call is recorded and counted in the same hold, so what a
  * test reads is always whole. The answer goes at once, or for a delayed
- * one is deferred with a timer on its worker's loop, as the providers'
- * fake does: delayed answers are listed, so that stop can post each still
- * waiting to its worker, which answers it there (the timer's own thread,
- * so a timer and a flush never both answer) and the server's destroy
- * finds nothing deferred.
+ * one later (rt_test_later, as the providers' fake does: every answer
+ * still waiting is sent at stop).
  *
  * The parcels and their states are rt_test_fake_carrier_states.c's, what
  * a request asks is read by rt_test_fake_carrier_read.c, and the answers
  * are written by rt_test_fake_carrier_shapes.c.
  */
 #include "rt_test_fake_carrier.h"
+#include "rt_test_later.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,8 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <event2/event.h>
 
 #include "rt_clock.h"
 #include "rt_codec.h"
@@ -285,69 +281,6 @@ s_record (rt_fake_carrier_t *fc, rt_fc_carrier_t carrier, const rt_fc_call_t *ca
 /* --- answering, at once or later --- */
 
 static void
-s_send (rt_http_request_t *req, int status, const char *content_type, const rt_buf_t *body,
-        const char *retry_after)
-{
-    if (retry_after[0])
-        rt_http_header_add (req, "Retry-After", retry_after);
-    rt_http_reply (req, status, content_type[0] ? content_type : NULL, body->data ? body->data : "",
-                   body->len);
-}
-
-/* Answers a delayed reply, on its worker's thread, once. */
-static void
-s_reply_now (fc_reply_t *r)
-{
-    pthread_mutex_lock (&r->fc->lock);
-    bool done = r->done;
-    r->done = true;
-    pthread_mutex_unlock (&r->fc->lock);
-    if (done)
-        return;
-    event_free (r->timer);
-    r->timer = NULL;
-    s_send (r->req, r->status, r->content_type, &r->body, r->retry_after);
-}
-
-static void
-s_on_delay (evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    s_reply_now (arg);
-}
-
-static void
-s_on_flush (void *arg)
-{
-    s_reply_now (arg);
-}
-
-static void
-s_defer (rt_fake_carrier_t *fc, rt_http_request_t *req, fc_made_t *m, int delay_ms)
-{
-    fc_reply_t *r = fc_alloc (sizeof *r);
-    r->fc = fc;
-    r->req = req;
-    r->worker = rt_http_request_worker (req);
-    r->status = m->status;
-    snprintf (r->content_type, sizeof r->content_type, "%s", m->content_type);
-    r->body = m->body;
-    memset (&m->body, 0, sizeof m->body);
-    snprintf (r->retry_after, sizeof r->retry_after, "%s", m->retry_after);
-    r->timer = evtimer_new (rt_http_base (req), s_on_delay, r);
-    if (!r->timer)
-        fc_die ("no timer");
-    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
-    rt_http_defer (req);
-    pthread_mutex_lock (&fc->lock);
-    r->next = fc->delayed;
-    fc->delayed = r;
-    pthread_mutex_unlock (&fc->lock);
-    evtimer_add (r->timer, &tv);
-}
-
-static void
 s_handle (rt_http_request_t *req, rt_fake_carrier_t *fc, rt_fc_carrier_t carrier, bool oauth)
 {
     fc_ask_t ask;
@@ -402,11 +335,11 @@ s_handle (rt_http_request_t *req, rt_fake_carrier_t *fc, rt_fc_carrier_t carrier
     if (m.body.failed)
         fc_die ("out of memory");
 
-    if (delay_ms > 0) {
-        s_defer (fc, req, &m, delay_ms);
-        return;
-    }
-    s_send (req, m.status, m.content_type, &m.body, m.retry_after);
+    if (delay_ms > 0)
+        rt_test_later_reply (fc->later, req, delay_ms, m.status, m.content_type, m.body.data,
+                             m.body.len, m.retry_after);
+    else
+        rt_test_later_send (req, m.status, m.content_type, m.body.data, m.body.len, m.retry_after);
     rt_buf_free (&m.body);
 }
 
@@ -457,6 +390,7 @@ rt_fake_carrier_start (void)
         fail_msg ("fake carrier: out of memory");
     pthread_mutex_init (&fc->lock, NULL);
     pthread_cond_init (&fc->recorded, NULL);
+    fc->later = rt_test_later_new ("fake carrier");
     for (int i = 0; i < RT_FC_CARRIERS; i++) {
         fc->carriers[i].tail = &fc->carriers[i].script;
         fc->carriers[i].oauth_tail = &fc->carriers[i].oauth_script;
@@ -511,19 +445,9 @@ rt_fake_carrier_stop (rt_fake_carrier_t **self_p)
     if (!fc)
         return;
     /* Each answer still delayed is sent now, on its worker. */
-    pthread_mutex_lock (&fc->lock);
-    for (fc_reply_t *r = fc->delayed; r; r = r->next)
-        if (!r->done)
-            rt_http_worker_post (r->worker, s_on_flush, r);
-    pthread_mutex_unlock (&fc->lock);
+    rt_test_later_flush (fc->later);
     rt_http_server_destroy (&fc->server);
-
-    while (fc->delayed) {
-        fc_reply_t *next = fc->delayed->next;
-        rt_buf_free (&fc->delayed->body);
-        free (fc->delayed);
-        fc->delayed = next;
-    }
+    rt_test_later_destroy (&fc->later);
     for (int i = 0; i < RT_FC_CARRIERS; i++) {
         fc_carrier_t *c = &fc->carriers[i];
         while (c->script)

@@ -97,20 +97,6 @@ typedef struct {
     size_t cap_calls;          /* room in calls */
 } fc_carrier_t;
 
-/* An answer made, waiting to be sent (now or after a delay). */
-typedef struct fc_reply_t {
-    rt_fake_carrier_t *fc;    /* owner */
-    rt_http_request_t *req;   /* the deferred request */
-    rt_http_worker_t *worker; /* its worker */
-    struct event *timer;      /* fires at the delay; freed once fired or flushed */
-    int status;               /* the answer */
-    char content_type[96];    /* "" for none */
-    rt_buf_t body;            /* owned */
-    char retry_after[16];     /* a Retry-After value, "" for none */
-    bool done;                /* answered (set on the worker, under the lock) */
-    struct fc_reply_t *next;  /* the fake's list of delayed answers */
-} fc_reply_t;
-
 struct rt_fake_carrier_t {
     rt_http_server_t *server;              /* the fake's server */
     char base[64];                         /* "http://127.0.0.1:<port>" */
@@ -136,7 +122,7 @@ struct rt_fake_carrier_t {
     void *clock_arg;                       /* passed to clock */
     int64_t utc_day;                       /* the UTC day the clock last showed */
     uint64_t day;                          /* day generation: bumps at each new day */
-    fc_reply_t *delayed;                   /* delayed answers, sent or not */
+    struct rt_test_later_t *later;         /* the answers given late */
 };
 
 /* What a request asks, read from it before the lock is taken. */

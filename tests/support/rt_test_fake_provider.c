@@ -3,14 +3,12 @@
  *
  * A handler takes its provider's next scripted answer (or success), makes
  * the answer's status, type and body, records the request with it, and
- * answers at once or, for a delayed answer, defers the request and arms a
- * timer on its worker's loop. Delayed answers are listed so that stop can
- * post each still waiting to its worker, which answers it there (the
- * timer's own thread, so a timer and a flush never both answer): the
- * server's destroy then finds nothing deferred and no timer is left on a
- * loop that is freed.
+ * answers at once or, for a delayed answer, later (rt_test_later: the
+ * request deferred, a timer on its worker's loop, every answer still
+ * waiting sent at stop).
  */
 #include "rt_test_fake_provider.h"
+#include "rt_test_later.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,7 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 #include <jansson.h>
 
 #include "rt_form.h"
@@ -44,20 +41,6 @@ typedef struct s_script_t {
     struct s_script_t *next; /* the queue */
 } s_script_t;
 
-/* An answer made, waiting to be sent. */
-typedef struct s_reply_t {
-    rt_fake_provider_t *fp;   /* owner */
-    rt_http_request_t *req;   /* the deferred request */
-    rt_http_worker_t *worker; /* its worker */
-    struct event *timer;      /* fires at the delay; freed once it fired or was flushed */
-    int status;               /* the answer */
-    char content_type[96];    /* "" for none */
-    char *body;               /* owned */
-    char retry_after[16];     /* a Retry-After value, "" for none */
-    bool done;                /* answered (written on the worker, under the lock) */
-    struct s_reply_t *next;   /* the fake's list of delayed answers */
-} s_reply_t;
-
 struct rt_fake_provider_t {
     rt_http_server_t *server;               /* the fake's server */
     char base[64];                          /* "http://127.0.0.1:<port>" */
@@ -70,7 +53,7 @@ struct rt_fake_provider_t {
     size_t cap;                             /* room in records */
     size_t counts[RT_FAKE_PROVIDERS];       /* records per provider */
     long long next_id;                      /* the last id handed out */
-    s_reply_t *delayed;                     /* delayed answers, sent or not */
+    rt_test_later_t *later;                 /* the answers given late */
 };
 
 static const char *const s_names[RT_FAKE_PROVIDERS] = {"telegram", "viber", "meta", "whatsapp",
@@ -455,44 +438,6 @@ s_make (rt_fake_kind_t provider, const s_script_t *s, long long id, const char *
 /* --- the server side --- */
 
 static void
-s_send (rt_http_request_t *req, int status, const char *content_type, const char *body,
-        const char *retry_after)
-{
-    if (retry_after[0])
-        rt_http_header_add (req, "Retry-After", retry_after);
-    rt_http_reply (req, status, content_type[0] ? content_type : NULL, body, strlen (body));
-}
-
-/* Answers a delayed reply, on its worker's thread, once. */
-static void
-s_reply_now (s_reply_t *r)
-{
-    pthread_mutex_lock (&r->fp->lock);
-    bool done = r->done;
-    r->done = true;
-    pthread_mutex_unlock (&r->fp->lock);
-    if (done)
-        return;
-    event_free (r->timer);
-    r->timer = NULL;
-    s_send (r->req, r->status, r->content_type, r->body, r->retry_after);
-}
-
-static void
-s_on_delay (evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    s_reply_now (arg);
-}
-
-static void
-s_on_flush (void *arg)
-{
-    s_reply_now (arg);
-}
-
-static void
 s_record (rt_fake_provider_t *fp, rt_fake_kind_t provider, rt_http_request_t *req, int64_t at_ms,
           rt_fake_answer_kind_t kind, const s_made_t *m)
 {
@@ -573,31 +518,12 @@ s_handle (rt_http_request_t *req, rt_fake_provider_t *fp, rt_fake_kind_t provide
     s_record (fp, provider, req, at_ms, kind, &m);
     s_script_free (s);
 
-    if (delay_ms <= 0) {
-        s_send (req, m.status, m.content_type, m.body, m.retry_after);
-        free (m.body);
-        return;
-    }
-    s_reply_t *r = calloc (1, sizeof *r);
-    if (!r)
-        s_die ("out of memory");
-    r->fp = fp;
-    r->req = req;
-    r->worker = rt_http_request_worker (req);
-    r->status = m.status;
-    snprintf (r->content_type, sizeof r->content_type, "%s", m.content_type);
-    r->body = m.body;
-    snprintf (r->retry_after, sizeof r->retry_after, "%s", m.retry_after);
-    r->timer = evtimer_new (rt_http_base (req), s_on_delay, r);
-    if (!r->timer)
-        s_die ("no timer");
-    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
-    rt_http_defer (req);
-    pthread_mutex_lock (&fp->lock);
-    r->next = fp->delayed;
-    fp->delayed = r;
-    pthread_mutex_unlock (&fp->lock);
-    evtimer_add (r->timer, &tv);
+    if (delay_ms <= 0)
+        rt_test_later_send (req, m.status, m.content_type, m.body, strlen (m.body), m.retry_after);
+    else
+        rt_test_later_reply (fp->later, req, delay_ms, m.status, m.content_type, m.body,
+                             strlen (m.body), m.retry_after);
+    free (m.body);
 }
 
 static void
@@ -653,6 +579,7 @@ rt_fake_provider_start (void)
     pthread_cond_init (&fp->recorded, NULL);
     for (int i = 0; i < RT_FAKE_PROVIDERS; i++)
         fp->tails[i] = &fp->scripts[i];
+    fp->later = rt_test_later_new ("fake provider");
     rt_http_server_config_t config = {
         .address = "127.0.0.1:0",
         .name = "fake-provider",
@@ -683,19 +610,9 @@ rt_fake_provider_stop (rt_fake_provider_t **self_p)
     if (!fp)
         return;
     /* Each answer still delayed is sent now, on its worker. */
-    pthread_mutex_lock (&fp->lock);
-    for (s_reply_t *r = fp->delayed; r; r = r->next)
-        if (!r->done)
-            rt_http_worker_post (r->worker, s_on_flush, r);
-    pthread_mutex_unlock (&fp->lock);
+    rt_test_later_flush (fp->later);
     rt_http_server_destroy (&fp->server);
-
-    while (fp->delayed) {
-        s_reply_t *next = fp->delayed->next;
-        free (fp->delayed->body);
-        free (fp->delayed);
-        fp->delayed = next;
-    }
+    rt_test_later_destroy (&fp->later);
     for (int i = 0; i < RT_FAKE_PROVIDERS; i++) {
         while (fp->scripts[i]) {
             s_script_t *next = fp->scripts[i]->next;
