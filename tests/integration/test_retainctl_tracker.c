@@ -76,8 +76,8 @@ test_carrier_accounts (void **state)
     r = S_CTL ("carrier", "add", "--id=dhl-main", "--carrier=dhl", "--api-key=dhl-secret-key",
                NULL);
     rt_test_retainctl_expect (r, 0, "carrier add dhl", &out, "carrier account dhl-main added",
-                              "the default", "one call every 1000 ms", "250 calls a day",
-                              "10 fetches", NULL);
+                              "the default", "calls 1000 ms apart at least", "250 a day at most",
+                              "10 fetches of a parcel a day", NULL);
     assert_null (strstr (out, "dhl-secret-key"));
     free (out);
     /* A second account is not the default; --default moves it. */

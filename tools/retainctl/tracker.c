@@ -212,11 +212,19 @@ s_carrier_add (int argc, char **argv)
         goto cleanup;
     }
     is_default = strcmp (PQgetvalue (cmd.res, 0, 0), "t") == 0;
-    printf ("carrier account %s %s (%s%s; at most one call every %s ms, %s calls "
-            "a day, %s "
-            "fetches of a parcel a day; 0: no limit)\n",
-            id, strcmp (PQgetvalue (cmd.res, 0, 1), "t") == 0 ? "updated" : "added",
-            carrier->display, is_default ? ", the default" : "", si, sq, sp);
+    {
+        char limits[160];
+        if (interval == 0 && quota == 0 && per_parcel == 0)
+            snprintf (limits, sizeof limits, "no limits");
+        else
+            snprintf (limits, sizeof limits,
+                      "calls %s ms apart at least, %s a day at most, %s fetches of a parcel a day "
+                      "at most (0: no limit)",
+                      si, sq, sp);
+        printf ("carrier account %s %s (%s%s; %s)\n", id,
+                strcmp (PQgetvalue (cmd.res, 0, 1), "t") == 0 ? "updated" : "added",
+                carrier->display, is_default ? ", the default" : "", limits);
+    }
     if (!retainctl_cmd_tx_commit (&cmd))
         goto cleanup;
     rc = 0;
