@@ -111,6 +111,23 @@ shipment_register (rt_db_t *db, const shipment_spec_t *spec, int64_t now_ms, cha
     if (strlen (sid) >= SHIPMENT_ID_MAX)
         return s_refuse (why, whylen, "the shipment id is longer than %d bytes",
                          SHIPMENT_ID_MAX - 1);
+    {
+        /* Indexed or shown text has a bound, so that no field a shop sends
+         * can fail the row's insert (an index entry has a size limit) and
+         * hold every OrderShipped after it. */
+        const struct {
+            const char *name, *value;
+        } fields[] = {{"order id", spec->order_id},
+                      {"customer id", spec->customer_id},
+                      {"service", spec->service},
+                      {"origin city", spec->origin_city},
+                      {"destination city", spec->destination_city}};
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+            if (strlen (s_str (fields[i].value)) > SHIPMENT_FIELD_MAX)
+                return s_refuse (why, whylen, "the %s is longer than %d bytes", fields[i].name,
+                                 SHIPMENT_FIELD_MAX);
+        }
+    }
     if (spec->phone && spec->phone[0]) {
         char e164[RT_PHONE_E164_MAX + 1];
         if (rt_phone_normalize (spec->phone, "UA", e164, phone_why, sizeof phone_why) != 0)

@@ -21,6 +21,8 @@
 #include "rt_migrate.h"
 
 #define SHIPMENT_ID_MAX 128 /* a shipment id's bytes at most, NUL included */
+#define SHIPMENT_FIELD_MAX                                                                         \
+    256 /* an order or customer id's, a service's or a city's bytes at most */
 
 /* tracking's migrations (sql/, generated). */
 extern const rt_migration_set_t rt_migrations_tracking;

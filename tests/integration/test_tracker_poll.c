@@ -244,6 +244,16 @@ test_bad_registrations_are_refused_with_reason (void **state)
     rt_test_tracker_ship (&t, &(rt_test_shipped_t){.order_id = "O-4",
                                                    .carrier = "nova_poshta",
                                                    .tracking_number = "12345"});
+    {
+        /* A customer id no index could hold (the envelope's key, the
+         * order id, busd bounds itself). */
+        static char huge[4000];
+        memset (huge, 'x', sizeof huge - 1);
+        rt_test_tracker_ship (&t, &(rt_test_shipped_t){.order_id = "O-huge",
+                                                       .customer_id = huge,
+                                                       .carrier = "nova_poshta",
+                                                       .tracking_number = "20450000000077"});
+    }
     /* A good one after them proves the stream went on. */
     s_np (&t, S_NUMBER, "1", "Відправник самостійно створив цю накладну");
     rt_test_tracker_ship (&t, &(rt_test_shipped_t){.shipment_id = "S-5",
@@ -256,10 +266,11 @@ test_bad_registrations_are_refused_with_reason (void **state)
                                       "retain_tracker_refused_total{reason=\"unknown_carrier\"}"),
                       1);
     assert_int_equal (
-        rt_test_metric (t.d[0].admin_port, "retain_tracker_refused_total{reason=\"invalid\"}"), 1);
+        rt_test_metric (t.d[0].admin_port, "retain_tracker_refused_total{reason=\"invalid\"}"), 2);
     log = rt_test_log (t.d[0].log);
     assert_non_null (strstr (log, "pigeon_post"));
     assert_non_null (strstr (log, "12345"));
+    assert_non_null (strstr (log, "the customer id is longer than 256 bytes"));
     free (log);
     rt_test_tracker_close (&t);
 }
