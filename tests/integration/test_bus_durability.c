@@ -1,7 +1,14 @@
 /*
  * Nothing acknowledged is lost, nothing is written twice, pseq has no gaps:
- * four producers send 50,000 events each while retain-busd is killed with
- * SIGKILL three times and restarted.
+ * four producers send 50,000 events each while something is killed three
+ * times:
+ *   - retain-busd itself, restarted each time;
+ *   - busd's PostgreSQL backend, caught in the act by pg_stat_activity:
+ *     once while its batch's COPY runs and twice while its counters and
+ *     COMMIT run (the overlapped writer's two command strings), so the
+ *     commit's answer is lost whether or not it reached the WAL
+ *     (s_kill_backend says how).
+ * Every acknowledgement must name the place its event has in the log.
  *
  * The test proves its kills hit load: at each kill the producers had
  * events posted and not yet acknowledged and events still to post, and
@@ -22,6 +29,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "rt_bus.h"
 #include "rt_producer.h"
@@ -42,10 +50,17 @@ static atomic_long s_acked_in[KILLS + 1];
 /* When producers give up and the main thread stops waiting. */
 static int64_t s_deadline;
 
+/* An acknowledgement: the id and the place busd gave it. */
+typedef struct {
+    char id[40];
+    unsigned long long seq, pseq;
+    unsigned partition;
+} s_ack_t;
+
 typedef struct {
     int index;            /* producer number */
     const char *endpoint; /* busd ingress */
-    char (*acked)[40];    /* ids acknowledged, in ack order */
+    s_ack_t *acked;       /* acknowledged, in ack order */
     size_t nacked;        /* their count */
     size_t duplicates;    /* acks that said DUPLICATE */
     size_t rejected;      /* acks that said REJECTED (must stay 0) */
@@ -67,7 +82,11 @@ s_on_ack (const Retain__V1__Ack *ack, void *arg)
     if (ack->status == RETAIN__V1__ACK__STATUS__DUPLICATE)
         p->duplicates++;
     atomic_fetch_add (&s_acked_in[generation < KILLS ? generation : KILLS], 1);
-    snprintf (p->acked[p->nacked++], 40, "%s", ack->id);
+    snprintf (p->acked[p->nacked].id, sizeof p->acked[p->nacked].id, "%s", ack->id);
+    p->acked[p->nacked].seq = (unsigned long long)ack->seq;
+    p->acked[p->nacked].pseq = (unsigned long long)ack->pseq;
+    p->acked[p->nacked].partition = ack->partition;
+    p->nacked++;
 }
 
 static void *
@@ -124,26 +143,133 @@ s_start_busd (const char *dsn, const char *ingress, const char *pub, int admin_p
     return pid;
 }
 
-static void
-test_kill_busd_during_load (void **state)
+/* What a test kills: busd (restarted) or its backend. kill returns false
+ * while the moment it waits for has not come (tried again shortly). */
+typedef struct {
+    const char *dsn, *ingress, *pub;
+    int admin_port;
+    pid_t busd;
+    PGconn *conn; /* the test's own; reset after a crash */
+    bool (*kill) (void *self, int k);
+} s_run_t;
+
+/* A statement of the test's own that survives the crash restarts: on a
+ * failure the connection is reset until it answers or time runs out. */
+static long long
+s_long (s_run_t *run, const char *sql)
 {
-    (void)state;
-    char dsn[1024], ingress[64], pub[64];
-    int admin_port = rt_test_free_port ();
+    for (;;) {
+        PGresult *res = PQexec (run->conn, sql);
+        if (PQresultStatus (res) == PGRES_TUPLES_OK && PQntuples (res) == 1) {
+            long long v = PQgetisnull (res, 0, 0) ? 0 : strtoll (PQgetvalue (res, 0, 0), NULL, 10);
+            PQclear (res);
+            return v;
+        }
+        PQclear (res);
+        if (rt_test_now_ms () > s_deadline) {
+            rt_test_kill (run->busd, SIGKILL);
+            fail_msg ("%s: %s", sql, PQerrorMessage (run->conn));
+        }
+        usleep (100000);
+        PQreset (run->conn);
+    }
+}
+
+/* busd itself, with SIGKILL, and started again. */
+static bool
+s_kill_busd (void *arg, int k)
+{
+    s_run_t *run = arg;
+    (void)k;
+    rt_test_kill (run->busd, SIGKILL);
+    run->busd = s_start_busd (run->dsn, run->ingress, run->pub, run->admin_port);
+    return true;
+}
+
+/* busd's backend, caught at work and terminated (pg_terminate_backend:
+ * that process alone; a SIGKILL would make the postmaster restart every
+ * backend of the shared test cluster, and its crash recovery syncs the
+ * whole data directory). The first kill comes while a batch's COPY runs,
+ * the others while the overlapped writer's counters and COMMIT run: a
+ * backend terminated there may die after its commit is durable and before
+ * busd hears so, the case where a false ack or a gap would show. Each
+ * stage lasts milliseconds, so pg_stat_activity is watched for a while;
+ * when the watch misses it, a lock held by the test (a share lock on the
+ * log, a row lock on bus.state) makes busd wait inside the batch's
+ * transaction (on either path), and it is terminated there. */
+static bool
+s_kill_backend (void *arg, int k)
+{
+    static const char *const running[2] = {"BEGIN; COPY bus.events%",
+                                           "WITH s AS (UPDATE bus.state%; COMMIT"};
+    static const char *const waiting[2] = {"%COPY bus.events%", "WITH s AS (UPDATE bus.state%"};
+    static const char *const locks[2] = {"LOCK TABLE bus.events IN SHARE MODE",
+                                         "SELECT seq FROM bus.state FOR UPDATE"};
+    s_run_t *run = arg;
+    int stage = k == 0 ? 0 : 1;
+    PGconn *holder = NULL;
+    char sql[512];
+    long long pid = 0;
+    int64_t watch_until = rt_test_now_ms () + 3000;
+
+    snprintf (sql, sizeof sql,
+              "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = "
+              "'retain-busd' AND state = 'active' AND query LIKE '%s'",
+              running[stage]);
+    while (pid <= 0 && rt_test_now_ms () < watch_until)
+        pid = s_long (run, sql);
+    if (pid <= 0) {
+        holder = rt_test_pg (run->dsn);
+        rt_test_pg_exec (holder, "BEGIN");
+        rt_test_pg_exec (holder, locks[stage]);
+        snprintf (sql, sizeof sql,
+                  "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = "
+                  "'retain-busd' AND wait_event_type = 'Lock' AND query LIKE '%s'",
+                  waiting[stage]);
+        while ((pid = s_long (run, sql)) <= 0) {
+            if (rt_test_now_ms () > s_deadline) {
+                rt_test_kill (run->busd, SIGKILL);
+                fail_msg ("busd never waited on the lock inside %s", waiting[stage]);
+            }
+            usleep (1000);
+        }
+    }
+    snprintf (sql, sizeof sql, "SELECT pg_terminate_backend(%lld)::int", pid);
+    s_long (run, sql);
+    print_message ("kill %d: busd's backend %lld, %s %s\n", k + 1, pid,
+                   holder ? "held by a lock in" : "caught running",
+                   holder ? waiting[stage] : running[stage]);
+    if (holder)
+        PQfinish (holder);
+    snprintf (sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %lld", pid);
+    while (s_long (run, sql) > 0)
+        usleep (10000);
+    return true;
+}
+
+static void
+s_run_load (s_run_t *run)
+{
     s_producer_t producers[PRODUCERS];
     pthread_t threads[PRODUCERS];
-    PGconn *conn;
-    pid_t busd;
     int kills = 0, i;
     size_t total = 0, duplicates = 0;
     long in_flight[KILLS], to_post[KILLS];
+    char dsn[1024], ingress[64], pub[64];
 
     rt_test_db_create ("bus_durability", dsn, sizeof dsn);
     snprintf (ingress, sizeof ingress, "tcp://127.0.0.1:%d", rt_test_free_port ());
     snprintf (pub, sizeof pub, "tcp://127.0.0.1:%d", rt_test_free_port ());
-    busd = s_start_busd (dsn, ingress, pub, admin_port);
-    conn = rt_test_pg (dsn);
+    run->dsn = dsn;
+    run->ingress = ingress;
+    run->pub = pub;
+    run->admin_port = rt_test_free_port ();
+    run->busd = s_start_busd (dsn, ingress, pub, run->admin_port);
+    run->conn = rt_test_pg (dsn);
     s_deadline = rt_test_now_ms () + DEADLINE_MS;
+    atomic_store (&s_generation, 0);
+    for (i = 0; i <= KILLS; i++)
+        atomic_store (&s_acked_in[i], 0);
 
     memset (producers, 0, sizeof producers);
     for (i = 0; i < PRODUCERS; i++) {
@@ -154,22 +280,25 @@ test_kill_busd_during_load (void **state)
         assert_int_equal (pthread_create (&threads[i], NULL, s_produce, &producers[i]), 0);
     }
 
-    /* Kill busd at roughly a quarter, half and three quarters of the log,
+    /* Kill at roughly a quarter, half and three quarters of the log,
      * noting what the producers had in flight and still to post. */
     while (kills < KILLS) {
-        long long appended = rt_test_pg_long (conn, "SELECT seq FROM bus.state");
+        long long appended = s_long (run, "SELECT seq FROM bus.state");
         if (appended >= (long long)PRODUCERS * PER_PRODUCER * (kills + 1) / (KILLS + 1)) {
-            in_flight[kills] = to_post[kills] = 0;
-            atomic_fetch_add (&s_generation, 1);
+            long flight = 0, left = 0;
             for (i = 0; i < PRODUCERS; i++) {
                 long posted = atomic_load (&producers[i].posted);
-                in_flight[kills] += posted - atomic_load (&producers[i].answered);
-                to_post[kills] += PER_PRODUCER - posted;
+                flight += posted - atomic_load (&producers[i].answered);
+                left += PER_PRODUCER - posted;
             }
-            rt_test_kill (busd, SIGKILL);
-            kills++;
-            busd = s_start_busd (dsn, ingress, pub, admin_port);
-            continue;
+            atomic_fetch_add (&s_generation, 1);
+            if (run->kill (run, kills)) {
+                in_flight[kills] = flight;
+                to_post[kills] = left;
+                kills++;
+                continue;
+            }
+            atomic_fetch_sub (&s_generation, 1);
         }
         /* On a failure busd goes first: a stuck one spins on, loading the
          * machine after the test. */
@@ -177,7 +306,7 @@ test_kill_busd_during_load (void **state)
             long answered = 0;
             for (i = 0; i < PRODUCERS; i++) {
                 if (atomic_load (&producers[i].failed)) {
-                    rt_test_kill (busd, SIGKILL);
+                    rt_test_kill (run->busd, SIGKILL);
                     fail_msg ("producer %d %s after kill %d, the log at %lld events", i,
                               atomic_load (&producers[i].failed) == 2 ? "ran out of time"
                                                                       : "failed",
@@ -186,17 +315,20 @@ test_kill_busd_during_load (void **state)
                 answered += atomic_load (&producers[i].answered);
             }
             if (answered >= (long)PRODUCERS * PER_PRODUCER) {
-                rt_test_kill (busd, SIGKILL);
+                rt_test_kill (run->busd, SIGKILL);
                 fail_msg ("every event was answered before kill %d, yet bus.state says %lld",
                           kills + 1, appended);
             }
         }
         if (rt_test_now_ms () > s_deadline) {
-            rt_test_kill (busd, SIGKILL);
+            rt_test_kill (run->busd, SIGKILL);
             fail_msg ("after kill %d the log stopped at %lld events of %d", kills, appended,
                       PRODUCERS * PER_PRODUCER);
         }
-        usleep (20000);
+        usleep (kills < KILLS &&
+                        appended >= (long long)PRODUCERS * PER_PRODUCER * (kills + 1) / (KILLS + 1)
+                    ? 500
+                    : 20000);
     }
     for (i = 0; i < PRODUCERS; i++)
         pthread_join (threads[i], NULL);
@@ -234,16 +366,22 @@ test_kill_busd_during_load (void **state)
     print_message ("acked %zu events, %zu of them as duplicates after %d kills\n", total,
                    duplicates, kills);
 
-    /* Every acknowledged id is in the log exactly once. */
-    rt_test_pg_exec (conn, "CREATE TEMP TABLE acked (id uuid)");
+    /* Every acknowledged id is in the log exactly once, where its
+     * acknowledgement said. */
     {
+        PGconn *conn = run->conn;
+        s_long (run, "SELECT 1");
+        rt_test_pg_exec (conn, "CREATE TEMP TABLE acked (id uuid, seq bigint, partition int, "
+                               "pseq bigint)");
         PGresult *res = PQexec (conn, "COPY acked FROM STDIN");
         assert_int_equal (PQresultStatus (res), PGRES_COPY_IN);
         PQclear (res);
         for (i = 0; i < PRODUCERS; i++) {
             for (size_t k = 0; k < producers[i].nacked; k++) {
-                char line[48];
-                int n = snprintf (line, sizeof line, "%s\n", producers[i].acked[k]);
+                const s_ack_t *a = &producers[i].acked[k];
+                char line[128];
+                int n = snprintf (line, sizeof line, "%s\t%llu\t%u\t%llu\n", a->id, a->seq,
+                                  a->partition, a->pseq);
                 assert_int_equal (PQputCopyData (conn, line, n), 1);
             }
         }
@@ -251,36 +389,41 @@ test_kill_busd_during_load (void **state)
         res = PQgetResult (conn);
         assert_int_equal (PQresultStatus (res), PGRES_COMMAND_OK);
         PQclear (res);
+        assert_int_equal (rt_test_pg_long (conn, "SELECT count(DISTINCT id) FROM acked"),
+                          PRODUCERS * PER_PRODUCER);
+        assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM acked a WHERE NOT EXISTS "
+                                                 "(SELECT 1 FROM bus.events e WHERE e.id = a.id)"),
+                          0);
+        assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM acked a JOIN bus.events e "
+                                                 "USING (id) WHERE e.seq <> a.seq OR e.partition "
+                                                 "<> a.partition OR e.pseq <> a.pseq"),
+                          0);
+        assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM bus.events"),
+                          PRODUCERS * PER_PRODUCER);
+        assert_int_equal (
+            rt_test_pg_long (conn, "SELECT count(*) - count(DISTINCT id) FROM bus.events"), 0);
+        /* pseq is 1..n in every partition, and the counters agree with the log. */
+        assert_int_equal (rt_test_pg_long (conn,
+                                           "SELECT count(*) FROM (SELECT stream, partition "
+                                           "FROM bus.events GROUP BY 1, 2 HAVING min(pseq) <> 1 "
+                                           "OR max(pseq) <> count(*) OR count(DISTINCT pseq) "
+                                           "<> count(*)) g"),
+                          0);
+        assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM bus.counters c WHERE pseq "
+                                                 "<> (SELECT coalesce(max(pseq), 0) FROM "
+                                                 "bus.events e WHERE e.stream = c.stream AND "
+                                                 "e.partition = c.partition)"),
+                          0);
+        /* seq is gapless too, and the stored state agrees. */
+        assert_int_equal (rt_test_pg_long (conn, "SELECT max(seq) - count(*) FROM bus.events"), 0);
+        assert_int_equal (rt_test_pg_long (conn, "SELECT seq FROM bus.state"),
+                          PRODUCERS * PER_PRODUCER);
+        assert_true (rt_test_pg_long (conn, "SELECT count(DISTINCT partition) FROM bus.events") >
+                     8);
+        PQfinish (conn);
     }
-    assert_int_equal (rt_test_pg_long (conn, "SELECT count(DISTINCT id) FROM acked"),
-                      PRODUCERS * PER_PRODUCER);
-    assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM acked a WHERE NOT EXISTS "
-                                             "(SELECT 1 FROM bus.events e WHERE e.id = a.id)"),
-                      0);
-    assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM bus.events"),
-                      PRODUCERS * PER_PRODUCER);
-    assert_int_equal (
-        rt_test_pg_long (conn, "SELECT count(*) - count(DISTINCT id) FROM bus.events"), 0);
-    /* pseq is 1..n in every partition, and the counters agree with the log. */
-    assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM (SELECT stream, partition "
-                                             "FROM bus.events GROUP BY 1, 2 HAVING min(pseq) <> 1 "
-                                             "OR max(pseq) <> count(*) OR count(DISTINCT pseq) "
-                                             "<> count(*)) g"),
-                      0);
-    assert_int_equal (rt_test_pg_long (conn, "SELECT count(*) FROM bus.counters c WHERE pseq <> "
-                                             "(SELECT coalesce(max(pseq), 0) FROM bus.events e "
-                                             "WHERE e.stream = c.stream AND e.partition = "
-                                             "c.partition)"),
-                      0);
-    /* seq is gapless too, and the stored state agrees. */
-    assert_int_equal (rt_test_pg_long (conn, "SELECT max(seq) - count(*) FROM bus.events"), 0);
-    assert_int_equal (rt_test_pg_long (conn, "SELECT seq FROM bus.state"),
-                      PRODUCERS * PER_PRODUCER);
-    assert_true (rt_test_pg_long (conn, "SELECT count(DISTINCT partition) FROM bus.events") > 8);
-
-    PQfinish (conn);
     {
-        int status = rt_test_kill (busd, SIGTERM);
+        int status = rt_test_kill (run->busd, SIGTERM);
         assert_true (WIFEXITED (status));
         assert_int_equal (WEXITSTATUS (status), 0);
     }
@@ -288,11 +431,28 @@ test_kill_busd_during_load (void **state)
         free (producers[i].acked);
 }
 
+static void
+test_kill_busd_during_load (void **state)
+{
+    s_run_t run = {.kill = s_kill_busd};
+    (void)state;
+    s_run_load (&run);
+}
+
+static void
+test_kill_backend_mid_commit (void **state)
+{
+    s_run_t run = {.kill = s_kill_backend};
+    (void)state;
+    s_run_load (&run);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_kill_busd_during_load),
+        cmocka_unit_test (test_kill_backend_mid_commit),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
