@@ -115,8 +115,11 @@ typedef struct {
     const char *const *template_params; /* its body parameters, NULL-terminated; may be NULL */
     bool human_agent;                   /* Messenger/Instagram: an operator's reply (HUMAN_AGENT
                                            tag outside the 24 h window) */
-    const char *reply_to;               /* a comment id to answer privately (Meta's private
-                                           reply); NULL: a message */
+    const char *reply_to;               /* a comment id to answer (Meta's private reply, or
+                                           with reply_public under it); NULL: a message */
+    bool reply_public;                  /* with reply_to: a public reply under the comment
+                                           (Facebook /{id}/comments, Instagram /{id}/replies),
+                                           whose answer is {"id"} */
     const provider_attachment_t *attachments; /* the media it carries, text their caption:
                                                  only on a channel whose caption_max > 0
                                                  (elsewhere the links are in text); NULL */

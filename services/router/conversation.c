@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 
+#include "reply.h"
 #include "retain/v1/message.pb-c.h"
 #include "routing.h"
 #include "routing_int.h"
@@ -218,7 +219,9 @@ s_body (const char *key, ...)
 }
 
 /* An outbound entry's body: {"text", "message_id", "attachments"?: [{kind,
- * url, name?, mime_type?}]}. Owned, NULL when out of memory. */
+ * url, name?, mime_type?}], "reply_to"?: the entry it answers,
+ * "visibility"?: "public" or "private" when that is a comment}. Owned,
+ * NULL when out of memory. */
 static char *
 s_outbound_body (const routing_outbound_t *in)
 {
@@ -226,6 +229,15 @@ s_outbound_body (const routing_outbound_t *in)
         json_pack ("{s:s, s:s}", "text", in->text ? in->text : "", "message_id", in->message_id);
     json_t *list = in->n_attachments ? json_array () : NULL;
     char *out;
+    if (j && routing_set (in->reply_to) &&
+        (json_object_set_new (j, "reply_to", json_string (in->reply_to)) != 0 ||
+         (in->reply_origin &&
+          json_object_set_new (j, "visibility",
+                               json_string (in->public_reply ? "public" : "private")) != 0))) {
+        json_decref (list);
+        json_decref (j);
+        return NULL;
+    }
     for (size_t i = 0; j && list && i < in->n_attachments; i++) {
         const routing_attachment_t *a = &in->attachments[i];
         json_t *o = rt_attachment_json (a->kind, a->url, a->name, a->mime_type);
@@ -349,8 +361,8 @@ routing_inbound (rt_db_t *db, const routing_inbound_t *in, routing_inbound_resul
     int64_t now = rt_clock_now_ms ();
     int64_t at = in->occurred_at > 0 ? in->occurred_at : now;
     const char *kind;
-    bool counts = s_counts (in, &kind), added;
-    char *body;
+    bool counts = s_counts (in, &kind), added, oom;
+    char *body, *origin;
     PGresult *res;
 
     memset (out, 0, sizeof *out);
@@ -397,12 +409,20 @@ routing_inbound (rt_db_t *db, const routing_inbound_t *in, routing_inbound_resul
         rt_errf (err, errlen, "inbound entry: out of memory");
         return ROUTING_ERR_DB;
     }
-    if (routing_timeline_add (db, out->conversation_id, kind, in->event_id, ch->name, counts, NULL,
-                              body, at, &added, err, errlen) != 0) {
+    origin = reply_origin_json (in->origin, &oom);
+    if (oom) {
         free (body);
+        rt_errf (err, errlen, "inbound entry: out of memory");
+        return ROUTING_ERR_DB;
+    }
+    if (routing_timeline_add_origin (db, out->conversation_id, kind, in->event_id, ch->name, counts,
+                                     NULL, body, origin, at, &added, err, errlen) != 0) {
+        free (body);
+        free (origin);
         return ROUTING_ERR_DB;
     }
     free (body);
+    free (origin);
     if (!added) {
         /* Another transaction recorded this event meanwhile. */
         out->replay = true;
@@ -585,6 +605,8 @@ routing_outbound_emit (rt_db_t *db, const routing_outbound_t *in,
     msg.conversation_id = (char *)in->conversation_id;
     msg.text = (char *)(in->text ? in->text : "");
     msg.operator_id = (char *)in->operator_id;
+    msg.reply_to = (Retain__V1__Origin *)in->reply_origin;
+    msg.public_reply = in->reply_origin && in->public_reply;
     /* Keyed by customer, as InboundMessage is once known: one customer's
      * messages keep their order on the bus. */
     if (routing_emit (db, "OutboundMessageRequested", res->customer_id, &msg.base, id, err,

@@ -77,9 +77,9 @@ static const routing_stmt_t s_stmts[] = {
      * (counted after the last reply) and of open call-backs (uncounted when
      * answered), in their order. */
     {S_LINK, "INSERT INTO routing.timeline (conversation_id, kind, channel, counted, operator_id,"
-             " body, occurred_at, linked_from)"
+             " body, occurred_at, linked_from, origin)"
              " SELECT $2::uuid, t.kind, t.channel, t.counted AND t.seq > " S_LAST_REPLY ","
-             " t.operator_id, t.body, t.occurred_at, t.seq FROM routing.timeline t"
+             " t.operator_id, t.body, t.occurred_at, t.seq, t.origin FROM routing.timeline t"
              " WHERE t.conversation_id = $1::uuid AND ((t.counted AND t.seq > " S_LAST_REPLY ")"
              " OR (t.kind = 'call_back' AND t.done_at IS NULL)) ORDER BY t.seq RETURNING seq"},
     /* $1 absorbed conversation, $2 survivor's, $3 survivor, $4 now. The

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reply.h"
 #include "routing_int.h"
 #include "rt_bus.h"
 #include "rt_log.h"
@@ -36,8 +37,8 @@
 static const routing_stmt_t s_stmts[] = {
     {S_TIMELINE_ADD,
      "INSERT INTO routing.timeline (conversation_id, kind, event_id, channel, counted, operator_id,"
-     " body, occurred_at) VALUES ($1::uuid, $2, $3::uuid, $4, $5::boolean, $6, "
-     "$7::jsonb, " ROUTING_TS (8) ") ON CONFLICT (event_id) DO NOTHING RETURNING seq"},
+     " body, occurred_at, origin) VALUES ($1::uuid, $2, $3::uuid, $4, $5::boolean, $6, "
+     "$7::jsonb, " ROUTING_TS (8) ", $9::jsonb) ON CONFLICT (event_id) DO NOTHING RETURNING seq"},
     {S_COUNT_OP, S_COUNT_COLS " AND assignee = $1"},
     {S_COUNT_TEAM, S_COUNT_COLS " AND team_id = $1"},
 };
@@ -134,11 +135,21 @@ routing_timeline_add (rt_db_t *db, const char *conversation_id, const char *kind
                       const char *operator_id, const char *body, int64_t at, bool *added, char *err,
                       size_t errlen)
 {
+    return routing_timeline_add_origin (db, conversation_id, kind, event_id, channel, counted,
+                                        operator_id, body, NULL, at, added, err, errlen);
+}
+
+int
+routing_timeline_add_origin (rt_db_t *db, const char *conversation_id, const char *kind,
+                             const char *event_id, const char *channel, bool counted,
+                             const char *operator_id, const char *body, const char *origin,
+                             int64_t at, bool *added, char *err, size_t errlen)
+{
     routing_ms_t ts = routing_ms (at);
-    const char *v[8] = {
+    const char *v[9] = {
         conversation_id,    kind, event_id, channel, counted ? "true" : "false", operator_id,
-        body ? body : "{}", ts.s};
-    PGresult *res = routing_exec (db, S_TIMELINE_ADD, 8, v, err, errlen);
+        body ? body : "{}", ts.s, origin};
+    PGresult *res = routing_exec (db, S_TIMELINE_ADD, 9, v, err, errlen);
     if (!res)
         return -1;
     if (added)
@@ -166,6 +177,10 @@ routing_prepare (rt_db_t *db, char *err, size_t errlen)
                 return -1;
             }
         }
+    }
+    if (reply_prepare (db) != 0) {
+        rt_errf (err, errlen, "preparing reply's statements: %s", rt_db_error (db));
+        return -1;
     }
     return routing_sla_prepare (db, err, errlen);
 }

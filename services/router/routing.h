@@ -57,6 +57,7 @@
 #include "rt_migrate.h"
 #include "rt_uuid.h"
 #include "retain/v1/common.pb-c.h"
+#include "retain/v1/message.pb-c.h"
 
 #define ROUTING_ID_LEN RT_UUID_STR_LEN /* a conversation's id */
 #define ROUTING_OP_MAX 64              /* an operator's or team's id, bytes */
@@ -98,24 +99,26 @@ typedef struct {
 /* An inbound event, as the consumer handler hands it over. Strings lent;
  * NULL or "" for absent. */
 typedef struct {
-    const char *customer_id;     /* identity's survivor (required) */
-    const char *event_id;        /* the envelope id (required: replays are found by it) */
-    Retain__V1__Channel channel; /* where it came (required) */
-    const char *inbox;           /* the inbox it arrived at */
-    const char *event;           /* InboundMessage.event: "", "message", "call_missed",
-                                    "deleted", ... */
-    const char *text;            /* the text or a summary of the attachments */
-    const char *external_id;     /* the provider's message id, for the timeline */
-    bool edited;                 /* an edit of an earlier message: not counted again */
-    int64_t occurred_at;         /* unix ms; 0: now */
-    const char *team_id;         /* the team the inbox routes to (an existing team); NULL:
-                                    the manager's team, else none (every operator is a
-                                    candidate, balanced) */
-    const char *language;        /* wanted of the operator (the customer's locale); NULL any */
-    const char *call_direction;  /* a call event's CallInfo.direction: "inbound", "outbound";
-                                    NULL or "" for none (read as inbound) */
-    const char *call_number;     /* the customer's end of a call (CallInfo.from of an inbound
-                                    call, .to of an outbound one), E.164 when known */
+    const char *customer_id;          /* identity's survivor (required) */
+    const char *event_id;             /* the envelope id (required: replays are found by it) */
+    Retain__V1__Channel channel;      /* where it came (required) */
+    const char *inbox;                /* the inbox it arrived at */
+    const char *event;                /* InboundMessage.event: "", "message", "call_missed",
+                                         "deleted", ... */
+    const char *text;                 /* the text or a summary of the attachments */
+    const char *external_id;          /* the provider's message id, for the timeline */
+    bool edited;                      /* an edit of an earlier message: not counted again */
+    int64_t occurred_at;              /* unix ms; 0: now */
+    const char *team_id;              /* the team the inbox routes to (an existing team); NULL:
+                                         the manager's team, else none (every operator is a
+                                         candidate, balanced) */
+    const char *language;             /* wanted of the operator (the customer's locale); NULL any */
+    const char *call_direction;       /* a call event's CallInfo.direction: "inbound", "outbound";
+                                         NULL or "" for none (read as inbound) */
+    const char *call_number;          /* the customer's end of a call (CallInfo.from of an inbound
+                                         call, .to of an outbound one), E.164 when known */
+    const Retain__V1__Origin *origin; /* where it was written (a comment, a story reply); NULL
+                                         for a direct message: kept on its entry (reply.h) */
 } routing_inbound_t;
 
 /* What routing_inbound came to. */
@@ -150,6 +153,11 @@ typedef struct {
     Retain__V1__Channel channel;             /* CHANNEL_UNSPECIFIED: the last inbound message's */
     const routing_attachment_t *attachments; /* n_attachments of them, NULL: none */
     size_t n_attachments;                    /* at most RT_ATTACHMENTS_MAX */
+    const char *reply_to;                    /* the inbound entry it answers (reply.h), NULL:
+                                                none */
+    const Retain__V1__Origin *reply_origin;  /* the comment it answers, NULL: a plain reply */
+    bool public_reply;                       /* with reply_origin: under the comment; false:
+                                                Meta's private reply */
 } routing_outbound_t;
 
 /* What routing_outbound came to. */

@@ -68,6 +68,13 @@ int routing_timeline_add (rt_db_t *db, const char *conversation_id, const char *
                           const char *operator_id, const char *body, int64_t at, bool *added,
                           char *err, size_t errlen);
 
+/* routing_timeline_add with the entry's origin (routing 009: JSON text,
+ * reply_origin_json's; NULL none). 0 or -1. */
+int routing_timeline_add_origin (rt_db_t *db, const char *conversation_id, const char *kind,
+                                 const char *event_id, const char *channel, bool counted,
+                                 const char *operator_id, const char *body, const char *origin,
+                                 int64_t at, bool *added, char *err, size_t errlen);
+
 /* Whether text is a canonical UUID. */
 bool routing_id_ok (const char *text);
 

@@ -125,14 +125,27 @@ static const s_error_t s_viber_errors[] = {
 #define GR(code, sub, msg)                                                                         \
     "{\"error\":{\"message\":\"" msg "\",\"type\":\"OAuthException\",\"code\":" #code              \
     ",\"error_subcode\":" #sub ",\"fbtrace_id\":\"FakeTrace\"}}"
+#define GR0(code, msg)                                                                             \
+    "{\"error\":{\"message\":\"" msg "\",\"type\":\"OAuthException\",\"code\":" #code              \
+    ",\"fbtrace_id\":\"FakeTrace\"}}"
 static const s_error_t s_meta_errors[] = {
     {"10/2018278", 400, GR (10, 2018278, "(#10) This message is sent outside of allowed window.")},
     {"551/1545041", 400, GR (551, 1545041, "(#551) This person isn't available right now.")},
     {"100/2018001", 400, GR (100, 2018001, "(#100) No matching user found")},
     {"190", 400, GR (190, 463, "Error validating access token: Session has expired")},
     {"10/1893063", 400, GR (10, 1893063, "(#10) This Page is temporarily restricted")},
+    /* Replies to comments: the private reply given already, the comment
+     * gone, a permission the token lacks. */
+    {"10900", 400, GR0 (10900, "(#10900) Activity already replied to")},
+    {"100/33", 400,
+     GR (100, 33,
+         "Unsupported post request. Object with ID '17858893269000001' does not exist, cannot be "
+         "loaded due to missing permissions, or does not support this operation. Please read the "
+         "Graph API documentation at https://developers.facebook.com/docs/graph-api")},
+    {"200", 403, GR0 (200, "(#200) Permissions error")},
 };
 #undef GR
+#undef GR0
 
 #define WA(code, msg)                                                                              \
     "{\"error\":{\"message\":\"(#" #code ") " msg "\",\"type\":\"OAuthException\",\"code\":" #code \
@@ -316,6 +329,13 @@ s_success (rt_fake_kind_t provider, long long id, const char *body, size_t len, 
         break;
     case RT_FAKE_META: {
         json_t *rid = s_field (doc, "recipient", "id");
+        if (!json_object_get (doc, "recipient")) {
+            /* A public reply (/{comment-id}/comments or /replies): the
+             * Graph API answers the new comment's id. */
+            snprintf (m->id, sizeof m->id, "17890000000%06lld", id);
+            out = json_pack ("{s:s}", "id", m->id);
+            break;
+        }
         snprintf (m->id, sizeof m->id, "m_fake%lld", id);
         out = json_pack ("{s:s, s:s}", "recipient_id",
                          json_is_string (rid) ? json_string_value (rid) : "0", "message_id", m->id);
@@ -560,6 +580,14 @@ s_on_graph (rt_http_request_t *req, void *arg)
     s_handle (req, arg, provider);
 }
 
+/* A public reply under a comment: Facebook's comments, Instagram's
+ * replies. */
+static void
+s_on_comment (rt_http_request_t *req, void *arg)
+{
+    s_handle (req, arg, RT_FAKE_META);
+}
+
 static void
 s_on_twilio (rt_http_request_t *req, void *arg)
 {
@@ -594,6 +622,8 @@ rt_fake_provider_start (void)
         !rt_http_route (fp->server, "POST", "/{bot}/sendDocument", s_on_telegram, fp) ||
         !rt_http_route (fp->server, "POST", "/pa/send_message", s_on_viber, fp) ||
         !rt_http_route (fp->server, "POST", "/{version}/{id}/messages", s_on_graph, fp) ||
+        !rt_http_route (fp->server, "POST", "/{version}/{id}/comments", s_on_comment, fp) ||
+        !rt_http_route (fp->server, "POST", "/{version}/{id}/replies", s_on_comment, fp) ||
         !rt_http_route (fp->server, "POST", "/2010-04-01/Accounts/{sid}/Messages.json", s_on_twilio,
                         fp))
         fail_msg ("fake provider: routes refused");
@@ -741,7 +771,8 @@ rt_fake_request_recipient (const rt_fake_request_t *r, char *to, size_t len)
     doc = json_loadb (r->body, r->body_len, 0, NULL);
     v = json_object_get (doc, keys[r->provider]);
     if (r->provider == RT_FAKE_META)
-        v = json_object_get (v, "id");
+        v = json_object_get (v, "id") ? json_object_get (v, "id")
+                                      : json_object_get (v, "comment_id");
     if (json_is_integer (v))
         snprintf (to, len, "%" JSON_INTEGER_FORMAT, json_integer_value (v));
     else if (json_is_string (v))

@@ -9,7 +9,10 @@
  *   telegram  POST /bot<token>/sendMessage, sendPhoto, sendDocument (one
  *             script for the three: the record's target tells them apart)
  *   viber     POST /pa/send_message
- *   meta      POST /<version>/<page id>/messages              (Messenger, Instagram)
+ *   meta      POST /<version>/<page id>/messages              (Messenger, Instagram;
+ *             a private reply's recipient is {comment_id})
+ *             POST /<version>/<comment id>/comments, /replies (a public reply
+ *             under a Facebook, an Instagram comment)
  *   whatsapp  POST /<version>/<phone-number id>/messages      (a body whose
  *             messaging_product is "whatsapp": the same path as meta's)
  *   twilio    POST /2010-04-01/Accounts/<sid>/Messages.json
@@ -34,7 +37,8 @@
  *                 sendDocument its document (Document), with the caption
  *                 sent}, Viber 200
  *                 {"status": 0, "message_token"}, Meta 200 {"recipient_id",
- *                 "message_id"}, WhatsApp 200 {"contacts", "messages":
+ *                 "message_id"} (a public reply {"id"}: the new comment's), WhatsApp 200
+ * {"contacts", "messages":
  *                 [{"id": "wamid..."}]}, Twilio 201 {"sid": "SM...",
  *                 "status": "queued"}; the id is fresh on every answer and
  *                 kept in the record.
@@ -55,7 +59,9 @@
  *                 "web_page_content" (wrong type of the web page content),
  *                 "caption_too_long"; Viber a status ("2" to "24");
  *                 Meta "10/2018278", "551/1545041", "100/2018001", "190",
- *                 "10/1893063"; WhatsApp "131026", "131047", "131049",
+ *                 "10/1893063", and for a reply to a comment "10900" (already
+ *                 replied), "100/33" (the comment gone), "200" (permission);
+ *                 WhatsApp "131026", "131047", "131049",
  *                 "131050", "131056", "131000", "131008", "100", "132001",
  *                 "190", "2"; Twilio "21610", "21211", "21612", "21614",
  *                 "21635", "21408", "21606", "20003". An unknown name fails
@@ -159,7 +165,7 @@ const rt_fake_request_t *rt_fake_provider_request (rt_fake_provider_t *self, siz
 bool rt_fake_provider_wait (rt_fake_provider_t *self, size_t count, int timeout_ms);
 
 /* The recipient r names, as its provider spells it (Telegram's chat_id,
- * Viber's receiver, Meta's recipient.id, WhatsApp's to, Twilio's To),
+ * Viber's receiver, Meta's recipient.id or .comment_id, WhatsApp's to, Twilio's To),
  * into to; "" when it names none. */
 void rt_fake_request_recipient (const rt_fake_request_t *r, char *to, size_t len);
 

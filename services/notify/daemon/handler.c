@@ -16,7 +16,9 @@
  * inbox without a sending account on that channel (no_account), an
  * attachment that cannot go out (bad_attachment: more than
  * RT_ATTACHMENTS_MAX, a kind other than image or document, a URL that is
- * not https; rt_attachment.h).
+ * not https; rt_attachment.h), a reply to a comment on a channel other
+ * than Messenger or Instagram (bad_reply_to). A reply to a comment keeps
+ * the comment on its send (notify 011) for the sender to answer there.
  *
  * Attachments: where the channel sends no media their links go in the
  * text, one send; where it does (Telegram) the request may become several
@@ -229,6 +231,13 @@ s_refusal (const Retain__V1__OutboundMessageRequested *m, const char *text, bool
                   s_set (m->template_) ? " (templates are rendered for NotificationRequested)"
                                        : "");
         return "no_text";
+    }
+    if (m->reply_to && s_set (m->reply_to->comment_id) &&
+        (!ch || (ch->value != RETAIN__V1__CHANNEL__MESSENGER &&
+                 ch->value != RETAIN__V1__CHANNEL__INSTAGRAM))) {
+        snprintf (reason, len, "a reply to a comment goes on Messenger or Instagram, not %s",
+                  ch ? ch->title : "no channel");
+        return "bad_reply_to";
     }
     n = text ? rt_utf8_count (text, strlen (text)) : 0;
     if (ch && ch->text_max > 0 && (long)n > ch->text_max) {

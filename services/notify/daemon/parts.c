@@ -42,18 +42,21 @@
  * the operator who wrote it ('' none), $14 its attachments (JSON, ''
  * none), $15 its part of $16 (0: the message whole), whose id is
  * notify.part_id past the first (notify 008, whose trigger holds a part
- * until the one before it is sent). */
+ * until the one before it is sent), $17 the comment it answers ('' none),
+ * $18 its kind, $19 whether in public (notify 011). */
 #define S_INSERT "notify_parts_insert"
 static const char *s_insert_sql =
     "INSERT INTO notify.sends (id, event_id, customer_id, conversation_id, channel, inbox,"
     "  recipient, text, status, last_verdict, last_code, last_reason, next_at, created_at,"
-    "  updated_at, operator_id, attachments, part_of, part, parts)"
+    "  updated_at, operator_id, attachments, part_of, part, parts, reply_comment, reply_kind,"
+    "  reply_public)"
     " VALUES (CASE WHEN $15::integer > 1 THEN notify.part_id($1::uuid, $15::integer)"
     "               ELSE $1::uuid END, $2::uuid, NULLIF($3, '')::uuid, $4, $5, $6, $7, $8, $9,"
     "  CASE WHEN $9 = 'failed' THEN 'refused' END, $10, $11, to_timestamp($12::bigint / 1000.0),"
     "  to_timestamp($12::bigint / 1000.0), to_timestamp($12::bigint / 1000.0), NULLIF($13, ''),"
     "  NULLIF($14, '')::jsonb, CASE WHEN $15::integer > 0 THEN $1::uuid END,"
-    "  NULLIF($15::integer, 0), NULLIF($16::integer, 0))"
+    "  NULLIF($15::integer, 0), NULLIF($16::integer, 0), NULLIF($17, ''), NULLIF($18, ''),"
+    "  NULLIF($17, '') IS NOT NULL AND $19::boolean)"
     " ON CONFLICT (id) DO NOTHING";
 
 /* A send's media and its place among its message's parts, which the claim
@@ -161,9 +164,11 @@ s_insert (rt_db_t *db, const Retain__V1__Envelope *event,
 {
     char part_s[8], parts_s[8];
     PGresult *r;
+    const Retain__V1__Origin *o = m->reply_to;
+    bool comment = o && o->comment_id && o->comment_id[0];
     snprintf (part_s, sizeof part_s, "%zu", part);
     snprintf (parts_s, sizeof parts_s, "%zu", parts);
-    const char *v[16] = {m->message_id,
+    const char *v[19] = {m->message_id,
                          event->id,
                          m->customer_id && m->customer_id[0] ? m->customer_id : "",
                          m->conversation_id ? m->conversation_id : "",
@@ -178,8 +183,11 @@ s_insert (rt_db_t *db, const Retain__V1__Envelope *event,
                          m->operator_id ? m->operator_id : "",
                          attachments ? attachments : "",
                          part_s,
-                         parts_s};
-    r = rt_db_exec_prepared (db, S_INSERT, 16, v, NULL, NULL, 0);
+                         parts_s,
+                         comment ? o->comment_id : "",
+                         comment && o->kind ? o->kind : "",
+                         comment && m->public_reply ? "true" : "false"};
+    r = rt_db_exec_prepared (db, S_INSERT, 19, v, NULL, NULL, 0);
     if (!r) {
         rt_log (RT_LOG_WARN, "the consumer's statement failed", rt_log_str ("step", "insert"),
                 rt_log_str ("error", rt_db_error (db)));

@@ -90,6 +90,12 @@ static const char *s_wa_sql =
     " LEFT JOIN LATERAL unnest(s.wa_params) WITH ORDINALITY AS p(param, n) ON true"
     " WHERE s.id = $1::uuid AND s.wa_template IS NOT NULL ORDER BY p.n";
 
+/* The comment an operator's reply on Messenger or Instagram answers
+ * (notify 011), read for those sends alone; no row: a direct message. */
+#define S_REPLY "notify_sender_reply"
+static const char *s_reply_sql = "SELECT reply_comment, reply_public FROM notify.sends"
+                                 " WHERE id = $1::uuid AND reply_comment IS NOT NULL";
+
 /* Template parameters a send carries at most. */
 #define S_WA_PARAMS_MAX 32
 
@@ -529,7 +535,7 @@ s_submit (worker_t *w, notify_claim_t *c)
     rt_http_client_request_t hr;
     char err[256];
     const char *params[S_WA_PARAMS_MAX + 1];
-    PGresult *wa = NULL;
+    PGresult *wa = NULL, *reply = NULL;
     int built;
     s_request_t *rq = calloc (1, sizeof *rq);
 
@@ -593,12 +599,29 @@ s_submit (worker_t *w, notify_claim_t *c)
             rq->send.template_params = params;
         }
     }
+    if (c->human && (ch->value == RETAIN__V1__CHANNEL__MESSENGER ||
+                     ch->value == RETAIN__V1__CHANNEL__INSTAGRAM)) {
+        const char *v[1] = {c->id};
+        reply = rt_db_exec_prepared (w->db, S_REPLY, 1, v, NULL, NULL, 0);
+        if (!reply) {
+            s_local_retry (w, c, "the comment the reply answers was not read");
+            goto cleanup;
+        }
+        if (PQntuples (reply) == 1) {
+            rq->send.reply_to = PQgetvalue (reply, 0, 0);
+            rq->send.reply_public = strcmp (PQgetvalue (reply, 0, 1), "t") == 0;
+        }
+    }
     built = rq->adapter->build (&acc, &rq->send, &req, err, sizeof err);
-    /* The template's strings are the result's: the request holds copies. */
+    /* The template's and the comment's strings are the results': the
+     * request holds copies. The classifier reads only whether it was a
+     * public reply. */
     rq->send.template_name = rq->send.template_lang = NULL;
     rq->send.template_params = NULL;
+    rq->send.reply_to = NULL;
     PQclear (wa);
-    wa = NULL;
+    PQclear (reply);
+    wa = reply = NULL;
     if (built != 0) {
         s_refuse (w, c, "bad_request", err);
         goto cleanup;
@@ -623,6 +646,7 @@ s_submit (worker_t *w, notify_claim_t *c)
     return;
 cleanup:
     PQclear (wa);
+    PQclear (reply);
     rt_http_outreq_free (&req);
     s_request_free (rq);
 }
@@ -755,7 +779,8 @@ s_worker_prepare (worker_t *w)
         recover_prepare (w->db) != 0 || notification_prepare (w->db) != 0 ||
         rt_db_prepare (w->db, S_CLAIM, s_claim_sql) != 0 ||
         rt_db_prepare (w->db, S_MAIL, s_mail_sql) != 0 ||
-        rt_db_prepare (w->db, S_WA, s_wa_sql) != 0 || parts_prepare (w->db) != 0)
+        rt_db_prepare (w->db, S_WA, s_wa_sql) != 0 ||
+        rt_db_prepare (w->db, S_REPLY, s_reply_sql) != 0 || parts_prepare (w->db) != 0)
         return -1;
     return 0;
 }

@@ -15,8 +15,17 @@
  * "MESSAGE_TAG", "tag": "HUMAN_AGENT", which Meta allows up to 7 days
  * after the person's last message instead of 24 hours. A private reply to
  * a comment (send->reply_to) names the comment instead of the person:
- * "recipient": {"comment_id"} (Messenger Platform, "Private Replies"; one
- * reply per comment, within 7 days).
+ * "recipient": {"comment_id"} (Messenger Platform and Instagram
+ * Messaging, "Private Replies": one reply per comment, within 7 days of
+ * it; a live comment only during the broadcast), as a RESPONSE.
+ *
+ * A public reply (send->reply_public) is a comment under the comment,
+ * through the Graph API rather than the Send API, with the same Page
+ * token: Facebook POST {base}/v21.0/{comment id}/comments, Instagram POST
+ * {base}/v21.0/{comment id}/replies (IG Comment Replies: top-level
+ * comments only, a reply to a reply lands under its top-level comment;
+ * none on a live video), each with {"message": text}. Its success is
+ * {"id"} (the new comment's): external_id is that id.
  *
  * Success is {"recipient_id", "message_id"}: external_id is message_id.
  * Errors are Graph API errors ({"error": {"code", "error_subcode",
@@ -26,7 +35,12 @@
  * and the Graph API's general ones (1/2 transient, 4/17/32/341 throttled,
  * 190/102 bad token, 3 and 200-299 missing permission, 368 blocked for a
  * policy violation; developers.facebook.com/docs/graph-api/guides/
- * error-handling).
+ * error-handling), and those of a reply to a comment: 10900 the comment
+ * has its private reply already, 100/33 the comment is gone (deleted or
+ * hidden: "Object with ID ... does not exist"), both permanent for that
+ * comment, a private reply past its 7 days the Send API's window (10),
+ * a permission the token lacks (pages_manage_engagement,
+ * instagram_manage_comments, pages_messaging) 200-299 as above.
  */
 #include "provider.h"
 
@@ -54,7 +68,13 @@ static const s_code_t s_codes[] = {
     {551, -1, PROVIDER_STOP_RECIPIENT},
     /* "No matching user found": fbmessenger-node PR #24 */
     {100, 2018001, PROVIDER_STOP_RECIPIENT},
+    /* "Unsupported post request. Object with ID ... does not exist": a
+     * comment deleted or hidden since; no reply will ever reach it */
+    {100, 33, PROVIDER_BAD_REQUEST},
     {100, -1, PROVIDER_BAD_REQUEST},
+    /* "(#10900) Activity already replied to": one private reply per
+     * comment, and it was given */
+    {10900, -1, PROVIDER_BAD_REQUEST},
     {613, -1, PROVIDER_WAIT},
     {4, -1, PROVIDER_WAIT},
     {17, -1, PROVIDER_WAIT},
@@ -67,6 +87,55 @@ static const s_code_t s_codes[] = {
     {3, -1, PROVIDER_STOP_ACCOUNT},
     {368, -1, PROVIDER_STOP_ACCOUNT},
 };
+
+/* The URL of a request, the token escaped into its query: path is
+ * "messages" under the Page, or the comment's edge. 0 or -1 (out of
+ * memory). */
+static int
+s_url (provider_request_t *out, const provider_account_t *account, int base_len, const char *node,
+       const char *edge)
+{
+    rt_buf_t token = {0};
+    int rc;
+    rt_http_url_escape (&token, account->token);
+    rc = token.failed ? -1
+                      : rt_http_outreq_url (out, token.data,
+                                            "%.*s/" PROVIDER_META_VERSION "/%s/%s?access_token=%s",
+                                            base_len, account->base_url, node, edge, token.data);
+    rt_buf_free (&token);
+    return rc;
+}
+
+/* A public reply under send->reply_to: a Facebook comment's comments, an
+ * Instagram comment's replies. */
+static int
+s_build_public (const provider_account_t *account, const provider_send_t *send, int base_len,
+                provider_request_t *out, char *err, size_t errlen)
+{
+    json_t *body;
+    if (provider_check_part ("comment id", send->reply_to, err, errlen) != 0)
+        return -1;
+    if (send->channel != RETAIN__V1__CHANNEL__MESSENGER &&
+        send->channel != RETAIN__V1__CHANNEL__INSTAGRAM) {
+        rt_errf (err, errlen, "a public reply goes under a Facebook or Instagram comment");
+        return -1;
+    }
+    out->method = "POST";
+    body = json_pack ("{s:s}", "message", send->text);
+    if (body &&
+        s_url (out, account, base_len, send->reply_to,
+               send->channel == RETAIN__V1__CHANNEL__INSTAGRAM ? "replies" : "comments") != 0) {
+        json_decref (body);
+        body = NULL;
+    }
+    /* rt_http_outreq_json takes body, and fails on NULL. */
+    if (!body || rt_http_outreq_json (out, body) != 0) {
+        rt_http_outreq_free (out);
+        rt_errf (err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
 
 static int
 s_build (const provider_account_t *account, const provider_send_t *send, provider_request_t *out,
@@ -86,6 +155,11 @@ s_build (const provider_account_t *account, const provider_send_t *send, provide
         rt_errf (err, errlen, "no page access token");
         return -1;
     }
+    if (send->reply_to && send->reply_to[0] && send->reply_public)
+        return s_build_public (account, send, base_len, out, err, errlen);
+    if (send->reply_to && send->reply_to[0] &&
+        provider_check_part ("comment id", send->reply_to, err, errlen) != 0)
+        return -1;
     json_t *body = json_object ();
     if (send->reply_to && send->reply_to[0])
         json_object_set_new (body, "recipient", json_pack ("{s:s}", "comment_id", send->reply_to));
@@ -99,16 +173,8 @@ s_build (const provider_account_t *account, const provider_send_t *send, provide
     }
     json_object_set_new (body, "message", json_pack ("{s:s}", "text", send->text));
 
-    rt_buf_t token = {0};
-    rt_http_url_escape (&token, account->token);
     out->method = "POST";
-    int rc =
-        token.failed
-            ? -1
-            : rt_http_outreq_url (out, token.data,
-                                  "%.*s/" PROVIDER_META_VERSION "/%s/messages?access_token=%s",
-                                  base_len, account->base_url, account->account_id, token.data);
-    rt_buf_free (&token);
+    int rc = s_url (out, account, base_len, account->account_id, "messages");
     if (rc != 0 || rt_http_outreq_json (out, body) != 0) {
         if (rc != 0)
             json_decref (body);
@@ -146,12 +212,12 @@ s_error (const rt_http_response_t *resp, const provider_graph_error_t *e, provid
 static void
 s_classify (const provider_send_t *send, const rt_http_response_t *resp, provider_outcome_t *out)
 {
-    (void)send;
     memset (out, 0, sizeof *out);
     if (provider_transport_failed (resp, out))
         return;
     json_t *doc = provider_json_body (resp);
-    json_t *message_id = json_object_get (doc, "message_id");
+    /* A public reply is a comment: the Graph API answers its id. */
+    json_t *message_id = json_object_get (doc, send->reply_public ? "id" : "message_id");
     provider_graph_error_t e;
     if (resp->status >= 200 && resp->status < 300 && json_is_string (message_id) &&
         json_string_length (message_id) > 0) {

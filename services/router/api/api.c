@@ -150,11 +150,18 @@ static const char *s_sql_list_done = S_LIST (S_LIST_BRANCH (
               " AND ($2::text IS NULL OR ($2 = '' AND c.assignee IS NULL) OR c.assignee = $2)"));
 /* clang-format on */
 
+/* The origin (routing 009) as the API shows it: private_reply_until, kept
+ * in unix ms, as RFC 3339 like every time the API gives. */
+/* clang-format off */
 static const char *s_sql_timeline =
-    "SELECT seq, kind, event_id, channel, operator_id, body::text, " S_TS (
-        "occurred_at") " FROM routing.timeline WHERE conversation_id = $1::uuid AND seq > "
-                       "$2::bigint"
-                       " ORDER BY seq LIMIT $3::integer";
+    "SELECT seq, kind, event_id, channel, operator_id, body::text, " S_TS ("occurred_at") ","
+    " CASE WHEN jsonb_typeof(origin->'private_reply_until') = 'number'"
+    " THEN jsonb_set(origin, '{private_reply_until}', to_jsonb(" S_TS (
+        "to_timestamp((origin->>'private_reply_until')::float8 / 1000)") "))"
+    " ELSE origin END::text"
+    " FROM routing.timeline WHERE conversation_id = $1::uuid AND seq > $2::bigint"
+    " ORDER BY seq LIMIT $3::integer";
+/* clang-format on */
 
 /* An outbound entry of this conversation whose id ends with $2 (the bits
  * derived from an Idempotency-Key). */

@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "api_int.h"
+#include "reply.h"
 #include "routing.h"
 #include "rt_attachment.h"
 #include "rt_channel.h"
@@ -35,6 +36,7 @@
 #include "rt_crypto.h"
 #include "rt_form.h"
 #include "rt_http_server.h"
+#include "rt_log.h"
 #include "rt_utf8.h"
 #include "rt_uuid.h"
 
@@ -159,7 +161,7 @@ api_timeline (rt_http_request_t *req, void *arg)
     const char *id = rt_http_param (req, "id"), *cursor;
     const char *v[3];
     char limit_s[16], *end;
-    json_t *items, *body, *b;
+    json_t *items, *body, *b, *origin;
     int limit, n;
     if (api_begin (arg, req, &caller) != 0)
         return;
@@ -195,16 +197,20 @@ api_timeline (rt_http_request_t *req, void *arg)
         b = json_loads (PQgetvalue (res, i, 5), 0, NULL);
         if (!b)
             b = json_object ();
+        origin = PQgetisnull (res, i, 7) ? NULL : json_loads (PQgetvalue (res, i, 7), 0, NULL);
         json_array_append_new (
             items,
-            json_pack ("{s:I, s:s, s:o, s:o, s:o, s:O, s:o, s:s}", "seq",
+            json_pack ("{s:I, s:s, s:o, s:o, s:o, s:O, s:o, s:s, s:o}", "seq",
                        (json_int_t)strtoll (PQgetvalue (res, i, 0), NULL, 10), "kind",
                        PQgetvalue (res, i, 1), "id", api_str_or_null (res, i, 2), "channel",
                        api_str_or_null (res, i, 3), "operator_id", api_str_or_null (res, i, 4),
                        "text",
                        json_is_string (json_object_get (b, "text")) ? json_object_get (b, "text")
                                                                     : json_null (),
-                       "body", b, "at", PQgetvalue (res, i, 6)));
+                       "body", b, "at", PQgetvalue (res, i, 6), "origin",
+                       json_is_object (origin) ? origin : json_null ()));
+        if (origin && !json_is_object (origin))
+            json_decref (origin);
     }
     body = json_pack ("{s:o, s:o}", "items", items, "next_cursor",
                       n > limit ? json_string (PQgetvalue (res, limit - 1, 0)) : json_null ());
@@ -319,6 +325,82 @@ s_fits (rt_http_request_t *req, const char *used, const char *text,
     return 0;
 }
 
+/* The body's "reply_to" and "visibility" into *reply_to (lent by body,
+ * NULL: none) and *vis; 422 invalid when they are not what they must be.
+ * 0, or -1 when answered. */
+static int
+s_reply_fields (rt_http_request_t *req, const json_t *body, bool note, const char **reply_to,
+                reply_visibility_t *vis)
+{
+    const json_t *jr = json_object_get (body, "reply_to"),
+                 *jv = json_object_get (body, "visibility");
+    const char *v = json_string_value (jv);
+    *reply_to = json_string_value (jr);
+    *vis = REPLY_VISIBILITY_NONE;
+    rt_uuid_t u;
+    if (jr && (!*reply_to || strlen (*reply_to) != ROUTING_ID_LEN ||
+               rt_uuid_parse (*reply_to, &u) != 0)) {
+        rt_http_problem (req, 422, "invalid",
+                         "\"reply_to\" must be the id of an inbound message of this conversation");
+        return -1;
+    }
+    if (jv) {
+        if (v && strcmp (v, "public") == 0)
+            *vis = REPLY_VISIBILITY_PUBLIC;
+        else if (v && strcmp (v, "private") == 0)
+            *vis = REPLY_VISIBILITY_PRIVATE;
+        else {
+            rt_http_problem (req, 422, "invalid", "\"visibility\" must be public or private");
+            return -1;
+        }
+        if (!*reply_to) {
+            rt_http_problem (req, 422, "invalid",
+                             "\"visibility\" needs \"reply_to\": the comment the reply answers");
+            return -1;
+        }
+    }
+    if (note && *reply_to) {
+        rt_http_problem (req, 422, "invalid",
+                         "a note answers nobody: \"reply_to\" goes with a reply to the customer");
+        return -1;
+    }
+    return 0;
+}
+
+/* Answers a refusal of reply_resolve. */
+static void
+s_reply_problem (rt_http_request_t *req, reply_status_t st, const reply_target_t *t,
+                 const char *detail)
+{
+    static const char *const types[] = {
+        [REPLY_NOT_COMMENT] = "not-a-comment",  [REPLY_LIVE_PUBLIC] = "public-reply-live",
+        [REPLY_DELETED] = "comment-deleted",    [REPLY_CLOSED] = "private-reply-closed",
+        [REPLY_ALREADY] = "private-reply-used",
+    };
+    switch (st) {
+    case REPLY_NOT_FOUND:
+        /* An unknown id is 404 wherever it is named (the path, or a body's
+         * "with" in a merge): the same answer as an id of another
+         * conversation, which says nothing of it. */
+        rt_http_problem (req, 404, "not-found", detail);
+        break;
+    case REPLY_CLOSED:
+        api_problem_ext (req, 422, types[st], detail,
+                         json_pack ("{s:s}", "private_reply_until", t->until_text));
+        break;
+    case REPLY_NOT_COMMENT:
+    case REPLY_LIVE_PUBLIC:
+    case REPLY_DELETED:
+    case REPLY_ALREADY:
+        rt_http_problem (req, 422, types[st], detail);
+        break;
+    default:
+        rt_log (RT_LOG_ERROR, "operator API: reply target not read", rt_log_str ("error", detail));
+        rt_http_problem (req, 503, "database", "the database failed; try again");
+        break;
+    }
+}
+
 void
 api_post_message (rt_http_request_t *req, void *arg)
 {
@@ -330,8 +412,12 @@ api_post_message (rt_http_request_t *req, void *arg)
     const rt_channel_t *ch = NULL;
     routing_attachment_t atts[RT_ATTACHMENTS_MAX];
     size_t natts = 0;
-    bool priv;
+    bool priv, replay = false;
     routing_status_t st;
+    const char *reply_to = NULL;
+    reply_visibility_t vis = REPLY_VISIBILITY_NONE;
+    reply_target_t target = {0};
+    reply_status_t rst;
     if (api_begin (arg, req, &caller) != 0)
         return;
     conv = api_conv_get (req, &caller, id);
@@ -354,6 +440,8 @@ api_post_message (rt_http_request_t *req, void *arg)
         goto cleanup;
     }
     priv = json_is_true (jpriv);
+    if (s_reply_fields (req, body, priv, &reply_to, &vis) != 0)
+        goto cleanup;
     if (!text)
         text = "";
     if (!text[0] && (priv || natts == 0)) {
@@ -387,7 +475,7 @@ api_post_message (rt_http_request_t *req, void *arg)
         rt_uuid_t u = rt_uuid_v7 ();
         rt_uuid_format (&u, msgid);
     }
-    if (!priv &&
+    if (!priv && !reply_to &&
         s_fits (req, ch ? ch->name : PQgetvalue (conv, 0, C_CHANNEL), text, atts, natts) != 0)
         goto cleanup;
     if (rt_db_begin (caller.db) != 0) {
@@ -402,8 +490,34 @@ api_post_message (rt_http_request_t *req, void *arg)
             api_db_problem (req, caller.db);
             goto cleanup;
         }
-        if (PQntuples (res) == 1)
+        if (PQntuples (res) == 1) {
             snprintf (msgid, sizeof msgid, "%s", PQgetvalue (res, 0, 0));
+            replay = true;
+        }
+    }
+    if (reply_to) {
+        /* Where the reply goes is the message's: the channel it came on,
+         * under the comment or to its author. */
+        rst = reply_resolve (caller.db, id, reply_to, vis, rt_clock_now_ms (), replay, &target,
+                             detail, sizeof detail);
+        if (rst != REPLY_OK) {
+            rt_db_rollback (caller.db);
+            s_reply_problem (req, rst, &target, detail);
+            goto cleanup;
+        }
+        if (ch && target.origin && strcmp (ch->name, target.channel) != 0) {
+            rt_db_rollback (caller.db);
+            snprintf (detail, sizeof detail, "a reply to a comment goes on its channel (%s)",
+                      target.channel);
+            rt_http_problem (req, 422, "invalid", detail);
+            goto cleanup;
+        }
+        if (!ch)
+            ch = rt_channel_by_name (target.channel);
+        if (s_fits (req, ch ? ch->name : PQgetvalue (conv, 0, C_CHANNEL), text, atts, natts) != 0) {
+            rt_db_rollback (caller.db);
+            goto cleanup;
+        }
     }
     if (priv)
         st = routing_note (caller.db, id, caller.who, msgid, text, err, sizeof err);
@@ -415,7 +529,10 @@ api_post_message (rt_http_request_t *req, void *arg)
                                   .channel =
                                       ch ? ch->value : RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED,
                                   .attachments = natts ? atts : NULL,
-                                  .n_attachments = natts};
+                                  .n_attachments = natts,
+                                  .reply_to = reply_to,
+                                  .reply_origin = target.origin,
+                                  .public_reply = target.public_reply};
         routing_outbound_result_t r;
         st = routing_outbound (caller.db, &out, &r, err, sizeof err);
         if (st == ROUTING_OK)
@@ -432,6 +549,7 @@ api_post_message (rt_http_request_t *req, void *arg)
     }
     rt_http_reply_json (req, 202, json_pack ("{s:s}", "message_id", msgid));
 cleanup:
+    reply_target_free (&target);
     PQclear (res);
     PQclear (conv);
     json_decref (body);

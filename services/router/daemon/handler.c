@@ -263,6 +263,7 @@ s_inbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
     }
     r.external_id = msg->external_id;
     r.edited = msg->edited;
+    r.origin = msg->origin;
     if (msg->call) {
         /* The customer's end of the call: who called, or whom the shop
          * called (an outbound call to them closes their call-backs). */
