@@ -104,14 +104,8 @@ s_ctl (const char *const args[], const char *what)
 static void
 s_meta_post (const char *path, const char *body)
 {
-    char sig[RT_TEST_INGEST_SIG_LEN], header[160];
-    const char *h[] = {"Content-Type: application/json", header, NULL};
     rt_test_reply_t reply;
-    long status;
-    rt_test_ingest_hmac_hex (META_SECRET, body, strlen (body), sig);
-    snprintf (header, sizeof header, "X-Hub-Signature-256: sha256=%s", sig);
-    status =
-        rt_test_http_request (s.ingestd.http_port, "POST", path, body, strlen (body), h, &reply);
+    long status = rt_test_ingest_meta_post (s.ingestd.http_port, META_SECRET, path, body, &reply);
     if (status != 200)
         fail_msg ("POST %s: %ld %s", path, status, reply.body);
 }

@@ -111,19 +111,12 @@ s_poll (const char *tmpl, const char *id, const char *query, const char *key, bo
 
 /* --- the webhooks, signed as each provider signs --- */
 
-/* POSTs body to ingestd's path signed as Meta signs (X-Hub-Signature-256:
- * sha256=<hex HMAC-SHA256 of the body under the app secret>). */
+/* POSTs body to ingestd's path signed as Meta signs. */
 static long
 s_meta_post (const char *path, const char *body)
 {
-    char sig[RT_TEST_INGEST_SIG_LEN], header[160];
-    const char *h[] = {"Content-Type: application/json", header, NULL};
     rt_test_reply_t reply;
-    long status;
-    rt_test_ingest_hmac_hex (META_SECRET, body, strlen (body), sig);
-    snprintf (header, sizeof header, "X-Hub-Signature-256: sha256=%s", sig);
-    status =
-        rt_test_http_request (s.ingestd.http_port, "POST", path, body, strlen (body), h, &reply);
+    long status = rt_test_ingest_meta_post (s.ingestd.http_port, META_SECRET, path, body, &reply);
     if (status != 200)
         fail_msg ("POST %s: %ld %s", path, status, reply.body);
     return status;

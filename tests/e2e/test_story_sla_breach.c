@@ -379,8 +379,7 @@ test_the_shop_and_its_customer (void **state)
 static void
 s_whatsapp (const char *wa_id, const char *name, const char *mid, const char *text, int64_t at)
 {
-    char body[2048], sig[RT_TEST_INGEST_SIG_LEN], header[160];
-    const char *h[] = {"Content-Type: application/json", header, NULL};
+    char body[2048];
     rt_test_reply_t reply;
     snprintf (
         body, sizeof body,
@@ -392,10 +391,8 @@ s_whatsapp (const char *wa_id, const char *name, const char *mid, const char *te
         " \"%s\", \"id\": \"%s\", \"timestamp\": \"%lld\","
         " \"type\": \"text\", \"text\": {\"body\": \"%s\"}}]}}]}]}",
         name, wa_id, wa_id, mid, (long long)(at / 1000), text);
-    rt_test_ingest_hmac_hex (META_SECRET, body, strlen (body), sig);
-    snprintf (header, sizeof header, "X-Hub-Signature-256: sha256=%s", sig);
-    if (rt_test_http_request (s.ingestd.http_port, "POST", "/hooks/whatsapp/shop-wa", body,
-                              strlen (body), h, &reply) != 200)
+    if (rt_test_ingest_meta_post (s.ingestd.http_port, META_SECRET, "/hooks/whatsapp/shop-wa", body,
+                                  &reply) != 200)
         fail_msg ("the WhatsApp webhook: %ld %s", reply.status, reply.body);
 }
 

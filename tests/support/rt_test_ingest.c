@@ -185,6 +185,17 @@ rt_test_ingest_twilio_post (int port, const char *public_url, const char *token,
     return rt_test_http_request (port, "POST", path, form, len, headers, reply);
 }
 
+long
+rt_test_ingest_meta_post (int port, const char *secret, const char *path, const char *body,
+                          rt_test_reply_t *reply)
+{
+    char sig[RT_TEST_INGEST_SIG_LEN], header[160];
+    const char *headers[] = {"Content-Type: application/json", header, NULL};
+    rt_test_ingest_hmac_hex (secret, body, strlen (body), sig);
+    snprintf (header, sizeof header, "X-Hub-Signature-256: sha256=%s", sig);
+    return rt_test_http_request (port, "POST", path, body, strlen (body), headers, reply);
+}
+
 long long
 rt_test_ingest_wait_events (PGconn *conn, const char *key_prefix, const char *type, long long want,
                             int timeout_ms)

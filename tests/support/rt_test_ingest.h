@@ -109,6 +109,12 @@ long rt_test_ingest_twilio_post (int port, const char *public_url, const char *t
                                  const char *path, const char *form, size_t len,
                                  rt_test_reply_t *reply);
 
+/* POSTs the JSON body to 127.0.0.1:<port><path> signed as Meta signs
+ * (X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body under the app
+ * secret>). Returns and fills reply (may be NULL) as rt_test_http_request. */
+long rt_test_ingest_meta_post (int port, const char *secret, const char *path, const char *body,
+                               rt_test_reply_t *reply);
+
 /* Waits up to timeout_ms until bus.events holds want events (or more) of
  * type whose key starts with key_prefix (NULL: any event of type); returns
  * the count then. */
