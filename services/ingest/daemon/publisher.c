@@ -193,22 +193,20 @@ s_cmp_id (const rt_uuid_t *a, const rt_uuid_t *b)
     return memcmp (a->b, b->b, sizeof a->b);
 }
 
+/* bsearch's comparison of an id with an entry (whose first field it is). */
+static int
+s_cmp_entry (const void *key, const void *entry)
+{
+    return s_cmp_id (key, &((const s_entry_t *)entry)->id);
+}
+
 /* The live entry of q with id, or NULL. */
 static s_entry_t *
 s_queue_find (s_queue_t *q, const rt_uuid_t *id)
 {
-    size_t lo = q->head, hi = q->len;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = s_cmp_id (&q->v[mid].id, id);
-        if (c == 0)
-            return &q->v[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    if (q->head == q->len)
+        return NULL;
+    return bsearch (id, q->v + q->head, q->len - q->head, sizeof *q->v, s_cmp_entry);
 }
 
 static void
