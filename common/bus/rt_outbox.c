@@ -80,6 +80,40 @@ rt_outbox_prepare (rt_db_t *db)
 }
 
 int
+rt_outbox_bytea_array (rt_buf_t *array, const ProtobufCBinaryData *items, size_t n)
+{
+    uint64_t total = 20;
+    size_t i;
+    /* One parameter carries it all, and a parameter's length is an int. */
+    for (i = 0; i < n && total <= INT_MAX; i++)
+        total += 4 + (uint64_t)items[i].len;
+    if (total > INT_MAX) {
+        rt_log (RT_LOG_ERROR, "outbox: batch does not fit one parameter",
+                rt_log_uint ("envelopes", n));
+        return -1;
+    }
+    if (!rt_buf_reserve (array, (size_t)total)) {
+        rt_log (RT_LOG_ERROR, "outbox: out of memory", rt_log_uint ("envelopes", n));
+        return -1;
+    }
+    /* array_recv's format: dimensions (none for an empty array), a
+     * has-nulls flag, the element type, each dimension's size and lower
+     * bound, then each element's length and bytes. */
+    rt_buf_put_be32 (array, n ? 1 : 0);
+    rt_buf_put_be32 (array, 0);
+    rt_buf_put_be32 (array, S_BYTEA_OID);
+    if (n == 0)
+        return 0;
+    rt_buf_put_be32 (array, (uint32_t)n);
+    rt_buf_put_be32 (array, 1);
+    for (i = 0; i < n; i++) {
+        rt_buf_put_be32 (array, (uint32_t)items[i].len);
+        rt_buf_put (array, items[i].data, items[i].len);
+    }
+    return 0;
+}
+
+int
 rt_outbox_append_batch (rt_db_t *db, const ProtobufCBinaryData *envelopes, size_t n)
 {
     rt_buf_t array = {0};
@@ -87,37 +121,12 @@ rt_outbox_append_batch (rt_db_t *db, const ProtobufCBinaryData *envelopes, size_
     int lengths[1];
     int formats[1] = {1};
     PGresult *res = NULL;
-    uint64_t total;
-    size_t i;
     int rc = -1;
 
     if (n == 0)
         return 0;
-    /* One parameter carries it all, and a parameter's length is an int. */
-    total = 20;
-    for (i = 0; i < n && total <= INT_MAX; i++)
-        total += 4 + (uint64_t)envelopes[i].len;
-    if (total > INT_MAX) {
-        rt_log (RT_LOG_ERROR, "outbox: batch does not fit one parameter",
-                rt_log_uint ("envelopes", n));
-        return -1;
-    }
-    /* array_recv's format: dimensions, a has-nulls flag, the element type,
-     * each dimension's size and lower bound, then each element's length
-     * and bytes. */
-    if (!rt_buf_reserve (&array, (size_t)total)) {
-        rt_log (RT_LOG_ERROR, "outbox: out of memory", rt_log_uint ("envelopes", n));
+    if (rt_outbox_bytea_array (&array, envelopes, n) != 0)
         goto cleanup;
-    }
-    rt_buf_put_be32 (&array, 1);
-    rt_buf_put_be32 (&array, 0);
-    rt_buf_put_be32 (&array, S_BYTEA_OID);
-    rt_buf_put_be32 (&array, (uint32_t)n);
-    rt_buf_put_be32 (&array, 1);
-    for (i = 0; i < n; i++) {
-        rt_buf_put_be32 (&array, (uint32_t)envelopes[i].len);
-        rt_buf_put (&array, envelopes[i].data, envelopes[i].len);
-    }
     values[0] = array.data;
     lengths[0] = (int)array.len;
     res = rt_db_exec_prepared (db, S_BATCH_STMT, 1, values, lengths, formats, 0);

@@ -22,6 +22,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "rt_buf.h"
 #include "rt_db.h"
 #include "rt_migrate.h"
 #include "retain/v1/envelope.pb-c.h"
@@ -63,5 +64,11 @@ int rt_outbox_prepare (rt_db_t *db);
  * sends nothing. Returns 0 or -1 (reason in rt_db_error and
  * rt_db_sqlstate). */
 int rt_outbox_append_batch (rt_db_t *db, const ProtobufCBinaryData *envelopes, size_t n);
+
+/* Appends to array n byte strings as one binary bytea[] parameter
+ * (array_recv's format, paramFormats 1), the way rt_outbox_append_batch
+ * sends its batch; n == 0 makes an empty array. 0, or -1 (logged) when it
+ * would not fit one parameter or memory ran out. */
+int rt_outbox_bytea_array (rt_buf_t *array, const ProtobufCBinaryData *items, size_t n);
 
 #endif

@@ -146,6 +146,17 @@ s_find (rt_producer_t *self, const char *id)
     return p;
 }
 
+/* Unlinks and frees the entry at slot. */
+static void
+s_remove (rt_producer_t *self, s_entry_t **slot)
+{
+    s_entry_t *e = *slot;
+    *slot = e->next;
+    free (e->data);
+    free (e);
+    self->pending--;
+}
+
 static void
 s_grow (rt_producer_t *self)
 {
@@ -251,11 +262,7 @@ s_handle (rt_producer_t *self, zmq_msg_t *msg, rt_producer_ack_fn cb, void *arg)
         return 0;
     slot = s_find (self, ack->id);
     if (*slot) {
-        s_entry_t *e = *slot;
-        *slot = e->next;
-        free (e->data);
-        free (e);
-        self->pending--;
+        s_remove (self, slot);
         if (cb)
             cb (ack, arg);
         rc = 1;
@@ -269,10 +276,16 @@ s_handle (rt_producer_t *self, zmq_msg_t *msg, rt_producer_ack_fn cb, void *arg)
 int
 rt_producer_poll (rt_producer_t *self, int timeout_ms, rt_producer_ack_fn cb, void *arg)
 {
-    zmq_pollitem_t item = {self->socket, 0, ZMQ_POLLIN, 0};
+    return rt_producer_poll_fd (self, timeout_ms, -1, cb, arg);
+}
+
+int
+rt_producer_poll_fd (rt_producer_t *self, int timeout_ms, int fd, rt_producer_ack_fn cb, void *arg)
+{
+    zmq_pollitem_t items[2] = {{self->socket, 0, ZMQ_POLLIN, 0}, {NULL, fd, ZMQ_POLLIN, 0}};
     int handled = 0;
     s_resend_overdue (self);
-    if (zmq_poll (&item, 1, timeout_ms) < 0)
+    if (zmq_poll (items, fd >= 0 ? 2 : 1, timeout_ms) < 0)
         return errno == EINTR ? 0 : -1;
     for (;;) {
         zmq_msg_t msg;
@@ -286,6 +299,16 @@ rt_producer_poll (rt_producer_t *self, int timeout_ms, rt_producer_ack_fn cb, vo
     }
     s_resend_overdue (self);
     return handled;
+}
+
+int
+rt_producer_forget (rt_producer_t *self, const char *id)
+{
+    s_entry_t **slot = s_find (self, id);
+    if (!*slot)
+        return -1;
+    s_remove (self, slot);
+    return 0;
 }
 
 typedef struct {
@@ -325,15 +348,8 @@ rt_producer_send (rt_producer_t *self, const Retain__V1__Envelope *env, int time
     while (!w.done) {
         int64_t left = deadline - rt_clock_mono_ms ();
         if (left <= 0) {
-            s_entry_t **slot = s_find (self, env->id);
             /* Give up on it: a late ack must not be reported later. */
-            if (*slot) {
-                s_entry_t *e = *slot;
-                *slot = e->next;
-                free (e->data);
-                free (e);
-                self->pending--;
-            }
+            rt_producer_forget (self, env->id);
             snprintf (err, errlen, "timeout: no acknowledgement from busd within %d ms",
                       timeout_ms);
             return -1;

@@ -56,6 +56,16 @@ int rt_producer_post_packed (rt_producer_t *self, const char *id, const uint8_t 
  * what is overdue. Returns the number of acks handled, -1 on a socket error. */
 int rt_producer_poll (rt_producer_t *self, int timeout_ms, rt_producer_ack_fn cb, void *arg);
 
+/* rt_producer_poll that also returns when the plain descriptor fd (an
+ * eventfd, a pipe; -1 for none) turns readable; the caller drains fd. */
+int rt_producer_poll_fd (rt_producer_t *self, int timeout_ms, int fd, rt_producer_ack_fn cb,
+                         void *arg);
+
+/* Stops resending the pending envelope `id` and forgets it: a late ack is
+ * ignored. For a caller that took another way to the log (the outbox).
+ * 0 when it was pending, -1 when not. */
+int rt_producer_forget (rt_producer_t *self, const char *id);
+
 /* Envelopes posted and not yet acknowledged. */
 size_t rt_producer_pending (const rt_producer_t *self);
 

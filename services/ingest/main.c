@@ -8,6 +8,11 @@
  * SIGTERM; then stop taking requests, answer those in flight once the
  * writer has settled them, and stop. The rest is common/daemon's.
  *
+ * With busd's ingress endpoints (--bus-ingress) the writer publishes what
+ * it committed straight to busd, the outbox behind it (writer.c); without,
+ * every webhook goes through the outbox. Neither way does readiness wait
+ * on busd: a 2xx needs PostgreSQL's commit alone.
+ *
  * /readyz is 200 only while ingestd serves and can reach PostgreSQL: every
  * webhook must commit there before its 2xx, so while the inbox reload or
  * the writer's connection cannot, a load balancer should send providers
@@ -31,6 +36,8 @@ static const rt_migration_set_t *const s_migrations[] = {&rt_migrations_outbox,
 /* The daemon's one context. */
 typedef struct {
     server_config_t server_config; /* the webhook server's settings */
+    writer_bus_t bus;              /* the writer's direct path to busd */
+    char member[128];              /* this process, host:pid, in ingest.publishers */
     inboxes_t *inboxes;            /* configured inboxes */
     writer_t *writer;              /* group commit */
     server_t *server;              /* webhooks */
@@ -51,8 +58,12 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
 {
     ingestd_t *self = arg;
     server_config_t *sc = &self->server_config;
-    if (server_settings_read (rt_daemon_config (d), sc, err, errlen) != 0)
+    if (server_settings_read (rt_daemon_config (d), sc, err, errlen) != 0 ||
+        server_settings_read_bus (rt_daemon_config (d), &self->bus, err, errlen) != 0)
         return -1;
+    rt_daemon_member (NULL, self->member, sizeof self->member);
+    self->bus.member = self->member;
+    self->bus.curve = rt_daemon_bus_curve (d);
     sc->metrics = rt_daemon_metrics (d);
     self->inboxes = inboxes_new (rt_daemon_dsn (d));
     sc->inboxes = self->inboxes;
@@ -75,7 +86,7 @@ s_start (rt_daemon_t *d, void *arg, char *err, size_t errlen)
             return 0;
     }
     rt_daemon_starting (d, "starting the writer and the webhook server");
-    self->writer = writer_start (rt_daemon_dsn (d), sc->metrics, err, errlen);
+    self->writer = writer_start_bus (rt_daemon_dsn (d), sc->metrics, &self->bus, err, errlen);
     if (!self->writer)
         return -1;
     sc->writer = self->writer;
@@ -131,6 +142,7 @@ main (int argc, char **argv)
         .settings = server_settings,
         .admin_env = "RETAIN_INGEST_ADMIN",
         .admin_default = "127.0.0.1:9702",
+        .bus_client = true,
         .migrations = s_migrations,
         .configure = s_configure,
         .start = s_start,

@@ -6,6 +6,8 @@
  */
 #include "server_settings.h"
 
+#include "rt_log.h"
+
 const rt_config_setting_t server_settings[] = {
     {"http", "RETAIN_INGEST_HTTP", "127.0.0.1:8780", "webhook HTTP address"},
     {"public-url", "RETAIN_INGEST_PUBLIC_URL", "http://127.0.0.1:8780",
@@ -22,6 +24,13 @@ const rt_config_setting_t server_settings[] = {
      "keys of the customers' signed links (unsubscribe), id:secret[,id:secret...]: each "
      "verifies; the signers' (RETAIN_NOTIFY_LINK_KEYS) first key must be among them; empty: "
      "every link is answered 404"},
+    {"bus-ingress", "RETAIN_BUS_INGRESS", "",
+     "busd's ingress endpoint(s), comma-separated (the active busd and its standby): the writer "
+     "publishes every committed webhook straight to busd, the outbox taking what busd does not "
+     "acknowledge in time; empty: every webhook through the outbox"},
+    {"bus-ack-timeout", "RETAIN_INGEST_BUS_ACK_TIMEOUT", "2s",
+     "longest wait for busd's acknowledgement of a published webhook before it goes to the "
+     "outbox"},
     {NULL, NULL, NULL, NULL}};
 
 int
@@ -42,5 +51,20 @@ server_settings_read (const rt_config_t *config, server_config_t *out, char *err
     out->request_timeout_ms = (int)timeout_ms;
     out->header_timeout_ms = (int)header_timeout_ms;
     out->per_address = (int)per_address;
+    return 0;
+}
+
+int
+server_settings_read_bus (const rt_config_t *config, writer_bus_t *out, char *err, size_t errlen)
+{
+    int64_t ack_timeout_ms;
+    if (rt_config_get_ms (config, "bus-ack-timeout", &ack_timeout_ms, err, errlen) != 0)
+        return -1;
+    if (ack_timeout_ms < 100 || ack_timeout_ms > 600000) {
+        rt_errf (err, errlen, "--bus-ack-timeout must be between 100ms and 10m");
+        return -1;
+    }
+    out->endpoints = rt_config_get (config, "bus-ingress");
+    out->ack_timeout_ms = (int)ack_timeout_ms;
     return 0;
 }

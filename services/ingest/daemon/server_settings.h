@@ -1,6 +1,6 @@
 /*
- * server_settings: ingestd's settings, which are all the webhook server's,
- * and the server_config_t they make.
+ * server_settings: ingestd's settings, the webhook server's (the
+ * server_config_t they make) and the writer's way to busd (writer_bus_t).
  *
  * Declared next to the server they configure rather than in main, so the
  * table, its defaults and the bounds the values are checked against are
@@ -16,7 +16,8 @@
 #include "server.h"
 
 /* --http, --public-url, --http-threads, --max-body, --request-timeout,
- * --http-header-timeout, --http-per-address, --link-keys (RETAIN_INGEST_*). */
+ * --http-header-timeout, --http-per-address, --link-keys (RETAIN_INGEST_*),
+ * --bus-ingress (RETAIN_BUS_INGRESS), --bus-ack-timeout. */
 extern const rt_config_setting_t server_settings[];
 
 /* Fills the settings' part of *out from a parsed configuration (strings
@@ -24,5 +25,11 @@ extern const rt_config_setting_t server_settings[];
  * -1 with the setting and the reason in err. */
 int server_settings_read (const rt_config_t *config, server_config_t *out, char *err,
                           size_t errlen);
+
+/* Fills the endpoints and the ack timeout of *out (strings lent by the
+ * configuration); the curve and member are left as they are. 0, or -1 with
+ * the setting and the reason in err. */
+int server_settings_read_bus (const rt_config_t *config, writer_bus_t *out, char *err,
+                              size_t errlen);
 
 #endif

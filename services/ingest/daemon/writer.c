@@ -33,6 +33,35 @@
  *      round of n cost about 2k log2(n) more statements; validation keeps
  *      that rare. Any other failure (the connection lost, 57P01, 08xxx, a
  *      deadlock) belongs to no item: the round is failed whole, as 503.
+ *
+ * The way to the log. With busd's ingress endpoints configured (the direct
+ * path), the round keeps each new item's envelope in its de-duplication
+ * row (ingest.messages.envelope) instead of an outbox row, the webhooks are
+ * answered after COMMIT as before, and the round's new envelopes are handed
+ * to the publisher (publisher.h), which posts them to busd and moves what
+ * busd does not acknowledge in time from the rows to outbox.pending. A
+ * webhook then costs one row write instead of three (outbox insert, busd's
+ * delete of it, and its dead tuple vacuumed).
+ *
+ * How ingest remembers what busd acknowledged, chosen for the least write
+ * per webhook:
+ *   - a flag per row (published = true, or envelope = NULL) would be an
+ *     UPDATE of every row a few ms after its INSERT: a second heap tuple
+ *     and WAL record per webhook, HOT or not, which is most of what the
+ *     direct path saves;
+ *   - instead one watermark per writer (ingest.publishers.upto, one row,
+ *     updated in place a few times a second: HOT, no index touched): every
+ *     envelope with an event id before it is acknowledged or in the outbox.
+ *     Event ids are UUIDv7 made in order on this one thread, so "before"
+ *     is an order on the rows, and a block-range index (ingest 004) finds
+ *     the rows after a point for almost nothing per insert.
+ * After a crash the rows after the dead writer's watermark are moved to
+ * the outbox in one statement, found dead because its row's advisory lock,
+ * held by this writer's connection, is free (which also means its last
+ * round has committed or rolled back). Some of them had been acknowledged
+ * (at most PERSIST_MS of them): busd de-duplicates by envelope id, so a
+ * resend is never a second event. Without endpoints the round appends to
+ * the outbox as it always did, and the envelope column stays NULL.
  */
 #include "writer.h"
 
@@ -54,13 +83,18 @@
 #include "rt_utf8.h"
 #include "rt_uuid.h"
 
+#include "publisher.h"
+
 #define WRITER_QUEUE_MAX 50000
 #define WRITER_ROUND_MAX 2000
 /* Rounds in flight at once, each on its own connection. One: on the
  * 2-core reference machine two concurrent rounds were slower (7,300 against
  * 9,100 webhooks/s, tests/bench/ingest), their backends contending for the
- * same index pages and cores; a larger machine may want more. */
+ * same index pages and cores; a larger machine may want more. The direct
+ * path counts on one: its watermark takes the event ids in the order the
+ * rounds commit (publisher.c). */
 #define WRITER_THREADS 1
+_Static_assert(WRITER_THREADS == 1, "the publisher's watermark needs rounds in id order");
 
 /* A job's outcome, as writer_done_fn's status; and a round's. */
 enum {
@@ -110,6 +144,7 @@ typedef struct {
     pthread_t thread;                 /* the thread */
     bool started;                     /* thread running */
     s_job_t *round[WRITER_ROUND_MAX]; /* the jobs of the round in hand, in order */
+    bool uncertain;                   /* a COMMIT of this round went unanswered */
 } s_conn_t;
 
 struct s_job_t {
@@ -146,6 +181,8 @@ struct writer_t {
     pthread_mutex_t db_lock;              /* guards db_ok and db_error */
     bool db_ok;                           /* the last round reached PostgreSQL */
     char db_error[256];                   /* why not, for /readyz */
+    publisher_t *pub;                     /* the way to busd, and the recovery of dead writers */
+    bool direct;                          /* envelopes in the rows and to busd, not the outbox */
 };
 
 static int
@@ -154,19 +191,22 @@ s_cmp_str (const void *a, const void *b)
     return strcmp (*(const char *const *)a, *(const char *const *)b);
 }
 
-/* A round is one transaction of two statements. The first writes the raw
- * payloads, the de-duplication rows and the pollers' cursors, and returns
- * the event ids that were new; the second appends the envelopes of those
- * (rt_outbox_append_batch), in arrival order, so one customer's messages
- * keep their order. */
+/* A round is one transaction of one or two statements. The first writes
+ * the raw payloads, the de-duplication rows (on the direct path with their
+ * envelopes, $14, a binary bytea[]; otherwise $14 is empty and unnest pads
+ * the column with NULLs) and the pollers' cursors, and returns the event
+ * ids that were new; without the direct path the second appends the
+ * envelopes of those (rt_outbox_append_batch), in arrival order, so one
+ * customer's messages keep their order. */
 static const char *s_sql_round =
     "WITH raw AS ("
     " INSERT INTO ingest.raw (id, channel, inbox, content_type, body)"
     " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[])),"
     " ins AS ("
-    " INSERT INTO ingest.messages (channel, inbox, external_id, event_id, type, raw_id)"
+    " INSERT INTO ingest.messages (channel, inbox, external_id, event_id, type, raw_id,"
+    " envelope)"
     " SELECT * FROM unnest($6::text[], $7::text[], $8::text[], $9::uuid[], $10::text[],"
-    " $11::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id),"
+    " $11::uuid[], $14::bytea[]) ON CONFLICT DO NOTHING RETURNING event_id),"
     " cur AS ("
     " INSERT INTO ingest.cursors (name, value)"
     " SELECT * FROM unnest($12::text[], $13::text[])"
@@ -188,6 +228,7 @@ enum {
     A_RAWREF,
     A_CUR_NAME,
     A_CUR_VALUE,
+    A_ENVELOPE,
     A_COUNT
 };
 
@@ -439,11 +480,12 @@ s_batch_make (s_batch_t *b, s_job_t *const *jobs, size_t n)
 }
 
 /* Sets each job's counts from the round's result (the event ids that were
- * new) and gathers the envelopes of the new items into fresh, in arrival
- * order; returns how many, or -1 out of memory. */
+ * new) and gathers the envelopes of the new items into fresh, and their
+ * ids into fresh_ids, in arrival order; returns how many, or -1 out of
+ * memory. */
 static long
 s_batch_fresh (const s_batch_t *b, s_job_t *const *jobs, size_t n, PGresult *res,
-               ProtobufCBinaryData *fresh)
+               ProtobufCBinaryData *fresh, const char **fresh_ids)
 {
     size_t nreturned = (size_t)PQntuples (res), nfresh = 0, at = 0, k, j;
     const char **returned = malloc ((nreturned ? nreturned : 1) * sizeof *returned);
@@ -458,6 +500,7 @@ s_batch_fresh (const s_batch_t *b, s_job_t *const *jobs, size_t n, PGresult *res
             const char *id = result->items[k].event_id;
             if (bsearch (&id, returned, nreturned, sizeof *returned, s_cmp_str)) {
                 jobs[j]->fresh++;
+                fresh_ids[nfresh] = id;
                 fresh[nfresh++] = b->packed[at];
             } else
                 jobs[j]->duplicates++;
@@ -467,16 +510,22 @@ s_batch_fresh (const s_batch_t *b, s_job_t *const *jobs, size_t n, PGresult *res
     return (long)nfresh;
 }
 
-/* Writes jobs[0..n) as one transaction: the round statement, then the
- * outbox envelopes of the items that were new. S_STORED (each job's counts
- * set), S_ITEM when PostgreSQL refused something that belongs to an item,
- * or S_AWAY. */
+/* Writes jobs[0..n) as one transaction: the round statement, then (off
+ * the direct path) the outbox envelopes of the items that were new; on the
+ * direct path hands those to the publisher after COMMIT. S_STORED (each
+ * job's counts set), S_ITEM when PostgreSQL refused something that belongs
+ * to an item, or S_AWAY. */
 static int
 s_round (s_conn_t *self, s_job_t *const *jobs, size_t n)
 {
+    writer_t *w = self->writer;
     s_batch_t b;
+    rt_buf_t envelopes = {0};
     const char *params[A_COUNT];
+    int lengths[A_COUNT] = {0};
+    int formats[A_COUNT] = {0};
     ProtobufCBinaryData *fresh = NULL;
+    const char **fresh_ids = NULL;
     PGresult *res = NULL;
     const char *class;
     long nfresh;
@@ -486,20 +535,33 @@ s_round (s_conn_t *self, s_job_t *const *jobs, size_t n)
         goto cleanup;
     for (i = 0; i < A_COUNT; i++)
         params[i] = b.a[i].data;
+    /* Every item's envelope: a duplicate's is dropped with its row. */
+    if (rt_outbox_bytea_array (&envelopes, b.packed, w->direct ? b.nitems : 0) != 0)
+        goto cleanup;
+    params[A_ENVELOPE] = envelopes.data;
+    lengths[A_ENVELOPE] = (int)envelopes.len;
+    formats[A_ENVELOPE] = 1;
     fresh = malloc ((b.nitems ? b.nitems : 1) * sizeof *fresh);
-    if (!fresh)
+    fresh_ids = malloc ((b.nitems ? b.nitems : 1) * sizeof *fresh_ids);
+    if (!fresh || !fresh_ids)
         goto cleanup;
     if (rt_db_begin (self->db) != 0)
         goto refused;
-    res = rt_db_exec_prepared (self->db, "ingest_round", A_COUNT, params, NULL, NULL, 0);
+    res = rt_db_exec_prepared (self->db, "ingest_round", A_COUNT, params, lengths, formats, 0);
     if (!res)
         goto refused;
-    nfresh = s_batch_fresh (&b, jobs, n, res, fresh);
+    nfresh = s_batch_fresh (&b, jobs, n, res, fresh, fresh_ids);
     if (nfresh < 0)
         goto cleanup;
-    if (rt_outbox_append_batch (self->db, fresh, (size_t)nfresh) != 0 ||
-        rt_db_commit (self->db) != 0)
+    if (!w->direct && rt_outbox_append_batch (self->db, fresh, (size_t)nfresh) != 0)
         goto refused;
+    if (rt_db_commit (self->db) != 0) {
+        /* Lost with the connection, the COMMIT may have taken effect. */
+        self->uncertain = self->uncertain || !rt_db_is_ok (self->db);
+        goto refused;
+    }
+    if (w->direct)
+        publisher_hand (w->pub, fresh_ids, fresh, (size_t)nfresh);
     rc = S_STORED;
     goto cleanup;
 refused:
@@ -517,6 +579,8 @@ cleanup:
         rt_db_rollback (self->db);
     PQclear (res);
     free (fresh);
+    free (fresh_ids);
+    rt_buf_free (&envelopes);
     s_batch_free (&b);
     return rc;
 }
@@ -701,7 +765,12 @@ s_thread (void *arg)
             continue;
 
         t0 = rt_clock_mono_us ();
+        if (self->direct)
+            publisher_round_begin (self->pub);
+        conn->uncertain = false;
         s_commit (conn, conn->round, n);
+        if (self->direct)
+            publisher_round_end (self->pub, conn->uncertain);
         if (self->m_round)
             rt_histogram_observe (self->m_round, (double)n);
         if (self->m_commit)
@@ -720,6 +789,14 @@ s_thread (void *arg)
 writer_t *
 writer_start (const char *dsn, rt_metrics_t *metrics, char *err, size_t errlen)
 {
+    return writer_start_bus (dsn, metrics, NULL, err, errlen);
+}
+
+writer_t *
+writer_start_bus (const char *dsn, rt_metrics_t *metrics, const writer_bus_t *bus, char *err,
+                  size_t errlen)
+{
+    publisher_config_t pc = {0};
     static const double round_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048};
     writer_t *self = calloc (1, sizeof *self);
     int i;
@@ -756,6 +833,16 @@ writer_start (const char *dsn, rt_metrics_t *metrics, char *err, size_t errlen)
                 "Jobs refused because they can never be stored (answered 422, not retried).");
         }
     }
+    pc.dsn = dsn;
+    pc.endpoints = bus ? bus->endpoints : NULL;
+    pc.curve = bus ? bus->curve : NULL;
+    pc.ack_timeout_ms = bus ? bus->ack_timeout_ms : 0;
+    pc.member = bus && bus->member ? bus->member : "writer";
+    pc.metrics = metrics;
+    self->pub = publisher_start (&pc, err, errlen);
+    if (!self->pub)
+        goto fail;
+    self->direct = publisher_direct (self->pub);
     for (i = 0; i < WRITER_THREADS; i++) {
         s_conn_t *conn = &self->conns[i];
         conn->writer = self;
@@ -768,6 +855,7 @@ writer_start (const char *dsn, rt_metrics_t *metrics, char *err, size_t errlen)
          * running a small one. */
         rt_db_prepare (conn->db, "ingest_round", s_sql_round);
         rt_outbox_prepare (conn->db);
+        rt_db_set_on_connect (conn->db, publisher_claim, self->pub);
         if (pthread_create (&conn->thread, NULL, s_thread, conn) != 0) {
             snprintf (err, errlen, "cannot start a writer thread");
             goto fail;
@@ -795,8 +883,12 @@ writer_stop (writer_t **self_p)
     for (i = 0; i < WRITER_THREADS; i++) {
         if (self->conns[i].started)
             pthread_join (self->conns[i].thread, NULL);
-        rt_db_destroy (&self->conns[i].db);
     }
+    /* After the rounds, before their connections close: while they are
+     * open, their advisory locks say this writer lives. */
+    publisher_stop (&self->pub);
+    for (i = 0; i < WRITER_THREADS; i++)
+        rt_db_destroy (&self->conns[i].db);
     pthread_mutex_destroy (&self->lock);
     pthread_cond_destroy (&self->wake);
     pthread_mutex_destroy (&self->db_lock);

@@ -5,8 +5,10 @@
  * items, or a poller's batch) queue up; the thread takes everything queued
  * and writes it in one transaction (group commit): the raw payload for
  * audit, the (channel, inbox, external id) rows that de-duplicate, the
- * envelopes of the new items into the outbox (outbox.pending; busd moves
- * them into the log), and the cursor a poller asked to store with them.
+ * envelopes of the new items (into those rows on the direct path, whence
+ * they go straight to busd's ingress; otherwise into the outbox,
+ * outbox.pending, which busd moves into the log), and the cursor a poller
+ * asked to store with them.
  * After COMMIT each job's callback says how many of its items were new and
  * how many were duplicates.
  *
@@ -30,6 +32,7 @@
 #include <stdint.h>
 
 #include "channel.h"
+#include "rt_bus.h"
 #include "rt_metrics.h"
 
 /* The longest external id stored, in bytes after escaping: the
@@ -69,8 +72,24 @@ typedef struct {
     void *done_arg;
 } writer_job_t;
 
-/* Starts the thread. NULL on failure (err filled). */
+/* The direct path to busd (writer.c's head, publisher.h). */
+typedef struct {
+    const char *endpoints;       /* busd's ingress endpoints, comma-separated; NULL or "":
+                                    none, every envelope through the outbox */
+    const rt_bus_curve_t *curve; /* CURVE keys for busd (lent; NULL: plain TCP) */
+    int ack_timeout_ms;          /* longest wait for busd's ack before the outbox; <= 0:
+                                    2000 */
+    const char *member;          /* this process's name (ingest.publishers.member) */
+} writer_bus_t;
+
+/* Starts the thread, envelopes through the outbox. NULL on failure (err
+ * filled). */
 writer_t *writer_start (const char *dsn, rt_metrics_t *metrics, char *err, size_t errlen);
+
+/* The same with the direct path when bus names endpoints (bus may be
+ * NULL). NULL on failure (err filled: also a bad endpoint or key). */
+writer_t *writer_start_bus (const char *dsn, rt_metrics_t *metrics, const writer_bus_t *bus,
+                            char *err, size_t errlen);
 /* Finishes what is queued (or fails it when PostgreSQL is gone) and stops. */
 void writer_stop (writer_t **self_p);
 
