@@ -5,14 +5,12 @@
 #include "rt_test_story.h"
 
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -140,21 +138,9 @@ void
 rt_test_story_publish (const rt_test_story_t *w, const char *type, const char *key,
                        const char *json, const char *producer)
 {
-    char bus[96], log[128];
-    pid_t pid;
-    int status;
-    snprintf (bus, sizeof bus, "--bus=%s", w->busd.ingress);
+    char log[128];
     s_log (w, "publish", log);
-    char *argv[] = {"retainctl", "publish", bus,          "--type",     (char *)type,     "--key",
-                    (char *)key, "--json",  (char *)json, "--producer", (char *)producer, NULL};
-    pid = rt_test_spawn ("retainctl", argv, NULL, log);
-    status = rt_test_wait (pid, 30000);
-    if (status == -1) {
-        rt_test_kill (pid, SIGKILL);
-        fail_msg ("retainctl publish did not finish");
-    }
-    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-        fail_msg ("retainctl publish failed; see %s/%s", rt_test_dir (), log);
+    rt_test_retainctl_publish (w->busd.ingress, log, type, key, json, producer);
 }
 
 void
