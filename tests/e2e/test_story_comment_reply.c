@@ -40,12 +40,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "rt_test.h"
-#include "rt_test_api.h"
-#include "rt_test_fake_provider.h"
-#include "rt_test_ingest.h"
-#include "rt_test_notify.h"
-#include "rt_test_router.h"
+#include "rt_test_story.h"
 
 #define META_SECRET "meta-app-secret-comments"
 #define PAGE_TOKEN  "EAAGcommentsPageToken"
@@ -65,93 +60,62 @@
 
 /* The story's world. */
 static struct {
-    char dsn[1024];            /* the story's database */
-    PGconn *pg;                /* the story's own look at it */
-    rt_test_busd_t busd;       /* the log */
-    rt_test_ingestd_t ingestd; /* the webhooks */
-    rt_test_routerd_t routerd; /* customers, conversations, the operator API */
-    rt_test_notifyd_t notifyd; /* retain-notifyd */
-    rt_fake_provider_t *fake;  /* Meta's Graph API */
-    rt_test_api_t api;         /* the operator API, every answer kept for the OpenAPI check */
-    char key[80];              /* op-olha's API key */
-    char ig_conv[40];          /* the Instagram commenter's conversation */
-    char fb_conv[40];          /* the Facebook commenter's conversation */
-    char ig_comment[40];       /* the timeline ids of: the Instagram comment, */
-    char ig_live[40];          /* the live comment, */
-    char ig_direct[40];        /* a direct message, */
-    char fb_comment[40];       /* the Facebook comment, */
-    char fb_old[40];           /* and one 8 days old */
+    rt_test_story_t w;   /* the daemons, the database, the fake: Meta's Graph API */
+    char key[80];        /* op-olha's API key */
+    char ig_conv[40];    /* the Instagram commenter's conversation */
+    char fb_conv[40];    /* the Facebook commenter's conversation */
+    char ig_comment[40]; /* the timeline ids of: the Instagram comment, */
+    char ig_live[40];    /* the live comment, */
+    char ig_direct[40];  /* a direct message, */
+    char fb_comment[40]; /* the Facebook comment, */
+    char fb_old[40];     /* and one 8 days old */
 } s;
-
-#define S_LOG(name) "story_comment_reply-" name ".log"
 
 static rt_test_api_reply_t
 s_api (const char *method, const char *tmpl, const char *id, const char *body, const char *idem)
 {
-    return rt_test_api_call (&s.api, method, tmpl, id, NULL, s.key, body, idem);
-}
-
-static void
-s_ctl (const char *const args[], const char *what)
-{
-    char *out = NULL;
-    if (rt_test_retainctl (s.dsn, args, &out) != 0)
-        fail_msg ("retainctl %s: %s", what, out ? out : "");
-    free (out);
-}
-
-/* POSTs body to ingestd's path signed as Meta signs. */
-static void
-s_meta_post (const char *path, const char *body)
-{
-    rt_test_reply_t reply;
-    long status = rt_test_ingest_meta_post (s.ingestd.http_port, META_SECRET, path, body, &reply);
-    if (status != 200)
-        fail_msg ("POST %s: %ld %s", path, status, reply.body);
+    return rt_test_api_call (&s.w.api, method, tmpl, id, NULL, s.key, body, idem);
 }
 
 /* An inbox at Meta with its sending account (the Page token, the id). */
 static void
 s_meta_inbox (const char *id, const char *channel, const char *account_id, const char *token_file)
 {
-    const char *inbox[] = {"inbox", "add",      "--id",      id,  "--channel",
-                           channel, "--secret", META_SECRET, NULL};
     const char *account[] = {"notify",   "account",      "set",      "--inbox",
                              id,         "--provider",   "meta",     "--token-file",
                              token_file, "--account-id", account_id, NULL};
-    s_ctl (inbox, "inbox add");
-    s_ctl (account, "notify account set");
+    rt_test_story_inbox (&s.w, id, channel, META_SECRET);
+    rt_test_story_ctl (&s.w, account, "notify account set");
 }
 
 static int
 s_setup (void **state)
 {
     const char *migrate[] = {"migrate", NULL};
-    const char *team[] = {"team", "add", "--id", "care", "--name", "Customer care", NULL};
     const char *routerd_extra[] = {"--tick=200ms", NULL};
-    char token_file[1024], a_api[128];
-    const char *notify_extra[] = {a_api, "--poll=20ms", "--request-timeout=2s", NULL};
+    const char *notifyd_extra[] = {"--poll=20ms", "--request-timeout=2s", NULL};
+    const rt_test_story_operator_t operators[] = {{"op-olha", "operator", s.key},
+                                                  {NULL, NULL, NULL}};
+    const rt_test_story_opts_t opts = {.name = "story_comment_reply",
+                                       .fake = true,
+                                       .routerd_member = "story-r1",
+                                       .routerd_extra = routerd_extra,
+                                       .notifyd_member = "story-n1",
+                                       .notifyd_fake = "--meta-api",
+                                       .notifyd_extra = notifyd_extra,
+                                       .team = "care",
+                                       .team_name = "Customer care",
+                                       .operators = operators};
+    char token_file[1024];
     (void)state;
-    rt_test_db_create ("story_comment_reply", s.dsn, sizeof s.dsn);
-    s.pg = rt_test_pg (s.dsn);
-    s.fake = rt_fake_provider_start ();
-    s_ctl (migrate, "migrate");
+    rt_test_story_open (&s.w, &opts);
+    rt_test_story_ctl (&s.w, migrate, "migrate");
     snprintf (token_file, sizeof token_file, "%s/story-comment-reply-token", rt_test_dir ());
     rt_test_file_write (token_file, PAGE_TOKEN "\n");
     s_meta_inbox ("shop-ig", "instagram", IG_ACCOUNT, token_file);
     s_meta_inbox ("shop-fb", "messenger", PAGE_ID, token_file);
     unlink (token_file);
-
-    rt_test_busd_start (&s.busd, s.dsn, S_LOG ("busd"), NULL, true);
-    rt_test_routerd_start (&s.routerd, s.dsn, s.busd.pub, "story-r1", S_LOG ("routerd"),
-                           routerd_extra);
-    rt_test_ingestd_start (&s.ingestd, s.dsn, S_LOG ("ingestd"), NULL, NULL);
-    snprintf (a_api, sizeof a_api, "--meta-api=%s", rt_fake_provider_base (s.fake));
-    rt_test_notifyd_start (&s.notifyd, s.dsn, s.busd.pub, NULL, "story-n1", S_LOG ("notifyd"),
-                           notify_extra);
-    rt_test_api_open (&s.api, "story_comment_reply", s.routerd.http_port);
-    s_ctl (team, "team add");
-    rt_test_router_ctl_operator (s.dsn, "op-olha", "care", "operator", "8", s.key);
+    rt_test_story_start (&s.w);
     return 0;
 }
 
@@ -159,15 +123,7 @@ static int
 s_teardown (void **state)
 {
     (void)state;
-    if (s.pg)
-        PQfinish (s.pg);
-    rt_test_notifyd_stop (&s.notifyd);
-    if (s.ingestd.pid > 0)
-        rt_test_stop (s.ingestd.pid, "retain-ingestd");
-    rt_test_routerd_stop (&s.routerd);
-    if (s.busd.pid > 0)
-        rt_test_stop (s.busd.pid, "retain-busd");
-    rt_fake_provider_stop (&s.fake);
+    rt_test_story_stop (&s.w);
     return 0;
 }
 
@@ -200,7 +156,7 @@ s_wait_entry (const char *conv, const char *comment_id, const char *text, char *
         if (rt_test_now_ms () > deadline)
             fail_msg ("no entry of %s in %s within 30 s: %s; see %s/%s",
                       comment_id ? comment_id : text, conv, r.body, rt_test_dir (),
-                      S_LOG ("routerd"));
+                      s.w.routerd.log);
         rt_test_api_reply_free (&r);
         usleep (100 * 1000);
     }
@@ -216,13 +172,13 @@ s_conv_of (const char *channel, const char *user, char *out)
               " ON i.customer_id = c.customer_id WHERE i.channel = '%s'"
               " AND i.external_user_id = '%s'",
               channel, user);
-    assert_int_equal (rt_test_pg_wait_long (s.pg, sql, 1, 30000), 1);
+    assert_int_equal (rt_test_pg_wait_long (s.w.pg, sql, 1, 30000), 1);
     snprintf (sql, sizeof sql,
               "SELECT c.id FROM routing.conversations c JOIN crm.identities i"
               " ON i.customer_id = c.customer_id WHERE i.channel = '%s'"
               " AND i.external_user_id = '%s'",
               channel, user);
-    PGresult *r = PQexec (s.pg, sql);
+    PGresult *r = PQexec (s.w.pg, sql);
     assert_int_equal (PQresultStatus (r), PGRES_TUPLES_OK);
     snprintf (out, 40, "%s", PQgetvalue (r, 0, 0));
     PQclear (r);
@@ -257,7 +213,7 @@ test_comments_come_in (void **state)
               "\"}, \"timestamp\": %lld, \"message\": {\"mid\": \"aWdfZAG1faXRlbTox\","
               " \"text\": \"І ще питання в директ\"}}]}]}",
               now, now * 1000);
-    s_meta_post ("/hooks/instagram/shop-ig", body);
+    rt_test_story_meta_post (&s.w, META_SECRET, "/hooks/instagram/shop-ig", body);
     snprintf (
         body, sizeof body,
         "{\"object\": \"page\", \"entry\": [{\"id\": \"" PAGE_ID "\", \"time\": %lld,"
@@ -272,7 +228,7 @@ test_comments_come_in (void **state)
         "\", \"comment_id\": \"" FB_OLD "\", \"created_time\": %lld, \"item\": \"comment\","
         " \"parent_id\": \"" FB_POST "\", \"verb\": \"add\"}}]}]}",
         now, now, old);
-    s_meta_post ("/hooks/messenger/shop-fb", body);
+    rt_test_story_meta_post (&s.w, META_SECRET, "/hooks/messenger/shop-fb", body);
 
     s_conv_of ("instagram", IG_USER, s.ig_conv);
     s_conv_of ("messenger", FB_USER, s.fb_conv);
@@ -303,14 +259,14 @@ test_comments_come_in (void **state)
     rt_test_api_reply_free (&r);
     r = s_wait_entry (s.fb_conv, FB_OLD, NULL, s.fb_old, &e);
     rt_test_api_reply_free (&r);
-    assert_int_equal (rt_fake_provider_count (s.fake, RT_FAKE_PROVIDERS), 0);
+    assert_int_equal (rt_fake_provider_count (s.w.fake, RT_FAKE_PROVIDERS), 0);
 }
 
 /* The request i the fake got, its body parsed (owned). */
 static json_t *
 s_request (size_t i, const char **target)
 {
-    const rt_fake_request_t *req = rt_fake_provider_request (s.fake, i);
+    const rt_fake_request_t *req = rt_fake_provider_request (s.w.fake, i);
     json_t *body;
     assert_non_null (req);
     assert_string_equal (req->method, "POST");
@@ -337,8 +293,8 @@ test_public_reply_on_instagram (void **state)
         fail_msg ("the public reply: %ld %s", r.status, r.body);
     snprintf (id, sizeof id, "%s", rt_test_api_str (r.json, "message_id"));
     rt_test_api_reply_free (&r);
-    if (!rt_fake_provider_wait (s.fake, 1, 30000))
-        fail_msg ("Meta got no request within 30 s; see %s/%s", rt_test_dir (), S_LOG ("notifyd"));
+    if (!rt_fake_provider_wait (s.w.fake, 1, 30000))
+        fail_msg ("Meta got no request within 30 s; see %s/%s", rt_test_dir (), s.w.notifyd.log);
     sent = s_request (0, &target);
     assert_string_equal (target, "/v21.0/" IG_COMMENT "/replies?access_token=" PAGE_TOKEN);
     assert_int_equal (json_object_size (sent), 1);
@@ -354,9 +310,9 @@ test_public_reply_on_instagram (void **state)
               "SELECT count(*) FROM notify.sends WHERE id = '%s' AND status IN ('sent',"
               " 'delivered') AND external_id LIKE '17890000000%%'",
               id);
-    assert_int_equal (rt_test_pg_wait_long (s.pg, sql, 1, 30000), 1);
+    assert_int_equal (rt_test_pg_wait_long (s.w.pg, sql, 1, 30000), 1);
     usleep (1500 * 1000);
-    assert_int_equal (rt_fake_provider_count (s.fake, RT_FAKE_PROVIDERS), 1);
+    assert_int_equal (rt_fake_provider_count (s.w.fake, RT_FAKE_PROVIDERS), 1);
 }
 
 static void
@@ -376,9 +332,9 @@ test_private_reply_on_facebook (void **state)
     if (r.status != 202)
         fail_msg ("the private reply: %ld %s", r.status, r.body);
     rt_test_api_reply_free (&r);
-    if (!rt_fake_provider_wait (s.fake, 2, 30000))
+    if (!rt_fake_provider_wait (s.w.fake, 2, 30000))
         fail_msg ("Meta got no second request within 30 s; see %s/%s", rt_test_dir (),
-                  S_LOG ("notifyd"));
+                  s.w.notifyd.log);
     sent = s_request (1, &target);
     assert_string_equal (target, "/v21.0/" PAGE_ID "/messages?access_token=" PAGE_TOKEN);
     assert_string_equal (rt_test_api_str (sent, "recipient.comment_id"), FB_COMMENT);
@@ -389,7 +345,7 @@ test_private_reply_on_facebook (void **state)
     snprintf (sql, sizeof sql,
               "SELECT count(*) FROM notify.sends WHERE reply_comment = '" FB_COMMENT "'"
               " AND NOT reply_public AND status IN ('sent', 'delivered')");
-    assert_int_equal (rt_test_pg_wait_long (s.pg, sql, 1, 30000), 1);
+    assert_int_equal (rt_test_pg_wait_long (s.w.pg, sql, 1, 30000), 1);
 
     /* The timeline shows what the reply answered, and how. */
     r = s_api ("GET", "/v1/conversations/{id}/messages", s.fb_conv, NULL, NULL);
@@ -461,7 +417,7 @@ test_refusals (void **state)
     s_refused (s.ig_conv, body, 422, "invalid", "instagram");
     /* None of them reached Meta. */
     usleep (1000 * 1000);
-    assert_int_equal (rt_fake_provider_count (s.fake, RT_FAKE_PROVIDERS), 2);
+    assert_int_equal (rt_fake_provider_count (s.w.fake, RT_FAKE_PROVIDERS), 2);
 }
 
 int
@@ -473,7 +429,7 @@ main (void)
         cmocka_unit_test (test_private_reply_on_facebook),
         cmocka_unit_test (test_refusals),
         /* The answers recorded above, against the OpenAPI document. */
-        cmocka_unit_test_prestate (rt_test_api_check_router, &s.api),
+        cmocka_unit_test_prestate (rt_test_api_check_router, &s.w.api),
     };
     curl_global_init (CURL_GLOBAL_DEFAULT);
     return cmocka_run_group_tests (tests, s_setup, s_teardown);

@@ -24,14 +24,12 @@
  * story fails, never skips).
  */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,10 +38,7 @@
 #include <jansson.h>
 
 #include "retain/v1/message.pb-c.h"
-#include "rt_test.h"
-#include "rt_test_api.h"
-#include "rt_test_ingest.h"
-#include "rt_test_router.h"
+#include "rt_test_story.h"
 
 #define META_SECRET "meta-app-secret-e2e"
 #define TG_SECRET   "tg-secret-e2e"
@@ -63,22 +58,17 @@
 
 /* The story's world. */
 static struct {
-    char dsn[1024];            /* the story's database */
-    PGconn *pg;                /* the story's own look at it */
-    rt_test_busd_t busd;       /* the log */
-    rt_test_ingestd_t ingestd; /* the webhooks */
-    rt_test_routerd_t routerd; /* customers, conversations, the operator API */
-    char anna[80];             /* key of op-anna, operator in care */
-    char bob[80];              /* key of op-bob, operator in care */
-    rt_test_api_t api;         /* the operator API, every answer kept for the OpenAPI check */
-    char customer[40];         /* the order's customer */
-    char conv[40];             /* their one conversation */
-    char op[80];               /* its operator, op-anna or op-bob */
-    char key[80];              /* that operator's key */
-    char other_key[80];        /* the other operator's key */
-    char ig_customer[40];      /* the customer the Instagram message made */
-    char ig_conv[40];          /* that customer's conversation */
-    char suggestion[40];       /* the merge suggestion between the two */
+    rt_test_story_t w;    /* the daemons, the database, the operator API */
+    char anna[80];        /* key of op-anna, operator in care */
+    char bob[80];         /* key of op-bob, operator in care */
+    char customer[40];    /* the order's customer */
+    char conv[40];        /* their one conversation */
+    char op[80];          /* its operator, op-anna or op-bob */
+    char key[80];         /* that operator's key */
+    char other_key[80];   /* the other operator's key */
+    char ig_customer[40]; /* the customer the Instagram message made */
+    char ig_conv[40];     /* that customer's conversation */
+    char suggestion[40];  /* the merge suggestion between the two */
 } s;
 
 /* --- the operator API --- */
@@ -87,7 +77,7 @@ static rt_test_api_reply_t
 s_api (const char *method, const char *tmpl, const char *id, const char *query, const char *key,
        const char *body, const char *idem)
 {
-    return rt_test_api_call (&s.api, method, tmpl, id, query, key, body, idem);
+    return rt_test_api_call (&s.w.api, method, tmpl, id, query, key, body, idem);
 }
 
 /* Calls GET tmpl (id, query) as key until the answer satisfies ok or 30 s
@@ -103,46 +93,10 @@ s_poll (const char *tmpl, const char *id, const char *query, const char *key, bo
             return r;
         if (rt_test_now_ms () > deadline)
             fail_msg ("%s: not within 30 s; the last answer (%ld): %s; see %s/%s", what, r.status,
-                      r.body, rt_test_dir (), s.routerd.log);
+                      r.body, rt_test_dir (), s.w.routerd.log);
         rt_test_api_reply_free (&r);
         usleep (100000);
     }
-}
-
-/* --- the webhooks, signed as each provider signs --- */
-
-/* POSTs body to ingestd's path signed as Meta signs. */
-static long
-s_meta_post (const char *path, const char *body)
-{
-    rt_test_reply_t reply;
-    long status = rt_test_ingest_meta_post (s.ingestd.http_port, META_SECRET, path, body, &reply);
-    if (status != 200)
-        fail_msg ("POST %s: %ld %s", path, status, reply.body);
-    return status;
-}
-
-static void
-s_telegram_post (const char *body)
-{
-    const char *h[] = {"Content-Type: application/json",
-                       "X-Telegram-Bot-Api-Secret-Token: " TG_SECRET, NULL};
-    rt_test_reply_t reply;
-    long status = rt_test_http_request (s.ingestd.http_port, "POST", "/hooks/telegram/shop-bot",
-                                        body, strlen (body), h, &reply);
-    if (status != 200)
-        fail_msg ("POST /hooks/telegram/shop-bot: %ld %s", status, reply.body);
-}
-
-static void
-s_inbox (const char *id, const char *channel, const char *secret)
-{
-    const char *args[] = {"inbox", "add",      "--id", id,  "--channel",
-                          channel, "--secret", secret, NULL};
-    char *out = NULL;
-    if (rt_test_retainctl (s.dsn, args, &out) != 0)
-        fail_msg ("retainctl inbox add --id %s: %s", id, out ? out : "");
-    free (out);
 }
 
 /* --- setup --- */
@@ -150,28 +104,25 @@ s_inbox (const char *id, const char *channel, const char *secret)
 static int
 s_setup (void **state)
 {
-    const char *team[] = {"team", "add", "--id", "care", "--name", "Customer care", NULL};
     const char *routerd_extra[] = {"--tick=200ms", NULL};
+    const rt_test_story_operator_t operators[] = {
+        {"op-anna", "operator", s.anna}, {"op-bob", "operator", s.bob}, {NULL, NULL, NULL}};
+    const rt_test_story_opts_t opts = {.name = "story_one_customer",
+                                       .routerd_member = "story-1",
+                                       .routerd_extra = routerd_extra,
+                                       .team = "care",
+                                       .team_name = "Customer care",
+                                       .operators = operators};
     (void)state;
-    rt_test_db_create ("story_one_customer", s.dsn, sizeof s.dsn);
-    s.pg = rt_test_pg (s.dsn);
-    rt_test_busd_start (&s.busd, s.dsn, "story_one_customer-busd.log", NULL, true);
-    rt_test_routerd_start (&s.routerd, s.dsn, s.busd.pub, "story-1",
-                           "story_one_customer-routerd.log", routerd_extra);
-    rt_test_ingestd_start (&s.ingestd, s.dsn, "story_one_customer-ingestd.log", NULL, NULL);
-    rt_test_api_open (&s.api, "story_one_customer", s.routerd.http_port);
-
+    rt_test_story_open (&s.w, &opts);
+    rt_test_story_start (&s.w);
     /* The shop's channels: a WhatsApp number and an Instagram account at
      * Meta (one app secret), a Telegram bot. */
-    s_inbox ("shop-wa", "whatsapp", META_SECRET);
-    s_inbox ("shop-ig", "instagram", META_SECRET);
-    s_inbox ("shop-bot", "telegram", TG_SECRET);
+    rt_test_story_inbox (&s.w, "shop-wa", "whatsapp", META_SECRET);
+    rt_test_story_inbox (&s.w, "shop-ig", "instagram", META_SECRET);
+    rt_test_story_inbox (&s.w, "shop-bot", "telegram", TG_SECRET);
     /* ingestd reloads its inboxes every second. */
     usleep (1500000);
-
-    assert_int_equal (rt_test_retainctl (s.dsn, team, NULL), 0);
-    rt_test_router_ctl_operator (s.dsn, "op-anna", "care", "operator", "8", s.anna);
-    rt_test_router_ctl_operator (s.dsn, "op-bob", "care", "operator", "8", s.bob);
     return 0;
 }
 
@@ -179,13 +130,7 @@ static int
 s_teardown (void **state)
 {
     (void)state;
-    if (s.pg)
-        PQfinish (s.pg);
-    if (s.ingestd.pid > 0)
-        rt_test_stop (s.ingestd.pid, "retain-ingestd");
-    rt_test_routerd_stop (&s.routerd);
-    if (s.busd.pid > 0)
-        rt_test_stop (s.busd.pid, "retain-busd");
+    rt_test_story_stop (&s.w);
     return 0;
 }
 
@@ -215,10 +160,8 @@ test_operators_log_in (void **state)
 static void
 test_order_by_phone (void **state)
 {
-    char bus[96], json[1024], log[64];
+    char json[1024];
     rt_test_api_reply_t r;
-    pid_t pid;
-    int status;
     (void)state;
     snprintf (json, sizeof json,
               "{\"order_id\": \"" ORDER_ID "\", \"customer_id\": \"shop-7001\","
@@ -226,18 +169,7 @@ test_order_by_phone (void **state)
               " \"total\": {\"amount_minor\": \"125000\", \"currency\": \"UAH\"},"
               " \"placed_at\": \"%lld\"}",
               (long long)time (NULL) * 1000LL);
-    snprintf (bus, sizeof bus, "--bus=%s", s.busd.ingress);
-    snprintf (log, sizeof log, "story_one_customer-publish.log");
-    char *argv[] = {"retainctl", "publish", bus,  "--type",     "OrderPlaced", "--key",
-                    "shop-7001", "--json",  json, "--producer", "shop-site",   NULL};
-    pid = rt_test_spawn ("retainctl", argv, NULL, log);
-    status = rt_test_wait (pid, 30000);
-    if (status == -1) {
-        rt_test_kill (pid, SIGKILL);
-        fail_msg ("retainctl publish did not finish");
-    }
-    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-        fail_msg ("retainctl publish failed; see %s/%s", rt_test_dir (), log);
+    rt_test_story_publish (&s.w, "OrderPlaced", "shop-7001", json, "shop-site");
 
     /* The customer the order names, found by the number in E.164. */
     r = s_poll ("/v1/customers", NULL, "phone=%2B380671112233", s.anna, s_one_item,
@@ -276,7 +208,7 @@ test_whatsapp_from_that_number (void **state)
         " \"" PHONE_WA "\", \"id\": \"wamid.E2E-STORY-ONE-0001\", \"timestamp\": \"%lld\","
         " \"type\": \"text\", \"text\": {\"body\": \"" TEXT_WA "\"}}]}}]}]}",
         (long long)time (NULL));
-    s_meta_post ("/hooks/whatsapp/shop-wa", body);
+    rt_test_story_meta_post (&s.w, META_SECRET, "/hooks/whatsapp/shop-wa", body);
 
     r = s_poll ("/v1/conversations", NULL, NULL, s.anna, s_assigned_conv,
                 "the WhatsApp message in an assigned conversation");
@@ -342,7 +274,7 @@ test_telegram_contact_share (void **state)
               "" PHONE_WA "\", \"first_name\": \"Олена\", \"last_name\": \"Коваленко\","
               " \"user_id\": " TG_USER "}}}",
               (long long)time (NULL));
-    s_telegram_post (body);
+    rt_test_story_telegram_post (&s.w, "shop-bot", TG_SECRET, body);
 
     /* Still one conversation, the same one, the same operator, now with
      * two messages waiting and Telegram as the reply channel. */
@@ -372,7 +304,7 @@ test_telegram_contact_share (void **state)
     assert_int_equal (json_array_size (rt_test_api_at (r.json, "conversations")), 1);
     assert_string_equal (rt_test_api_str (r.json, "conversations.0.id"), s.conv);
     rt_test_api_reply_free (&r);
-    assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM crm.customers"), 1);
+    assert_int_equal (rt_test_pg_long (s.w.pg, "SELECT count(*) FROM crm.customers"), 1);
 }
 
 /* The operator opening the conversation sees the whole history: the
@@ -434,7 +366,7 @@ test_instagram_typed_number (void **state)
               " {\"id\": \"17841405822304914\"}, \"timestamp\": %lld, \"message\": {\"mid\":"
               " \"aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3E2E\", \"text\": \"" TEXT_IG "\"}}]}]}",
               now, now);
-    s_meta_post ("/hooks/instagram/shop-ig", body);
+    rt_test_story_meta_post (&s.w, META_SECRET, "/hooks/instagram/shop-ig", body);
 
     /* A second customer and a second conversation: not merged. */
     r = s_poll ("/v1/conversations", NULL, NULL, s.key, s_two_convs,
@@ -541,9 +473,9 @@ test_merge_joins_instagram (void **state)
                   "SELECT count(*) FROM crm.identities WHERE channel = 'instagram'"
                   " AND customer_id = '%s'",
                   s.customer);
-        assert_int_equal (rt_test_pg_long (s.pg, sql), 1);
+        assert_int_equal (rt_test_pg_long (s.w.pg, sql), 1);
     }
-    assert_int_equal (rt_test_router_doubly_open (s.pg), 0);
+    assert_int_equal (rt_test_router_doubly_open (s.w.pg), 0);
 }
 
 /* The operator answers on Instagram: the send is on the bus. */
@@ -567,11 +499,11 @@ test_reply_on_instagram (void **state)
         sql, sizeof sql,
         "SELECT count(*) FROM bus.events WHERE type = 'OutboundMessageRequested' AND id = '%s'",
         id);
-    assert_int_equal (rt_test_pg_wait_long (s.pg, sql, 1, 20000), 1);
+    assert_int_equal (rt_test_pg_wait_long (s.w.pg, sql, 1, 20000), 1);
     snprintf (
         sql, sizeof sql,
         "SELECT payload FROM bus.events WHERE type = 'OutboundMessageRequested' AND id = '%s'", id);
-    res = PQexec (s.pg, sql);
+    res = PQexec (s.w.pg, sql);
     assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
     payload = PQunescapeBytea ((const unsigned char *)PQgetvalue (res, 0, 0), &len);
     PQclear (res);
@@ -608,7 +540,7 @@ main (void)
         cmocka_unit_test (test_merge_joins_instagram),
         cmocka_unit_test (test_reply_on_instagram),
         /* The answers recorded above, against the OpenAPI document. */
-        cmocka_unit_test_prestate (rt_test_api_check_router, &s.api),
+        cmocka_unit_test_prestate (rt_test_api_check_router, &s.w.api),
     };
     curl_global_init (CURL_GLOBAL_DEFAULT);
     return cmocka_run_group_tests (tests, s_setup, s_teardown);

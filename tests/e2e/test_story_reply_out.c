@@ -38,12 +38,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "rt_test.h"
-#include "rt_test_api.h"
-#include "rt_test_fake_provider.h"
-#include "rt_test_ingest.h"
-#include "rt_test_notify.h"
-#include "rt_test_router.h"
+#include "rt_test_story.h"
 
 #define TG_SECRET "tg-secret-reply-out"
 #define TG_TOKEN  "7100001:AAReplyOutBotToken"
@@ -56,83 +51,54 @@
 
 /* The story's world. */
 static struct {
-    char dsn[1024];            /* the story's database */
-    PGconn *pg;                /* the story's own look at it */
-    rt_test_busd_t busd;       /* the log */
-    rt_test_ingestd_t ingestd; /* the webhooks */
-    rt_test_routerd_t routerd; /* customers, conversations, the operator API */
-    rt_test_notifyd_t notifyd; /* retain-notifyd */
-    rt_fake_provider_t *fake;  /* the Bot API */
-    rt_test_api_t api;         /* the operator API, every answer kept for the OpenAPI check */
-    char key[80];              /* op-olha's API key */
-    char conv[40];             /* the customer's conversation */
-    char message_id[40];       /* the reply's id */
+    rt_test_story_t w;   /* the daemons, the database, the fake: the Bot API */
+    char key[80];        /* op-olha's API key */
+    char conv[40];       /* the customer's conversation */
+    char message_id[40]; /* the reply's id */
 } s;
-
-#define S_LOG(name) "story_reply_out-" name ".log"
 
 static rt_test_api_reply_t
 s_api (const char *method, const char *tmpl, const char *id, const char *body, const char *idem)
 {
-    return rt_test_api_call (&s.api, method, tmpl, id, NULL, s.key, body, idem);
-}
-
-static void
-s_ctl (const char *const args[], const char *what)
-{
-    char *out = NULL;
-    if (rt_test_retainctl (s.dsn, args, &out) != 0)
-        fail_msg ("retainctl %s: %s", what, out ? out : "");
-    if (out && strstr (out, TG_TOKEN))
-        fail_msg ("retainctl %s printed the token: %s", what, out);
-    free (out);
-}
-
-static void
-s_notifyd_start (void)
-{
-    char a_api[128];
-    const char *const extra[] = {a_api, "--poll=20ms", "--request-timeout=2s", NULL};
-    snprintf (a_api, sizeof a_api, "--telegram-api=%s", rt_fake_provider_base (s.fake));
-    rt_test_notifyd_start (&s.notifyd, s.dsn, s.busd.pub, NULL, "story-n1", S_LOG ("notifyd"),
-                           extra);
+    return rt_test_api_call (&s.w.api, method, tmpl, id, NULL, s.key, body, idem);
 }
 
 static int
 s_setup (void **state)
 {
     const char *migrate[] = {"migrate", NULL};
-    const char *inbox[] = {"inbox",    "add",      "--id",    "shop-bot", "--channel",
-                           "telegram", "--secret", TG_SECRET, NULL};
-    const char *team[] = {"team", "add", "--id", "care", "--name", "Customer care", NULL};
     const char *routerd_extra[] = {"--tick=200ms", NULL};
+    const char *notifyd_extra[] = {"--poll=20ms", "--request-timeout=2s", NULL};
+    const rt_test_story_operator_t operators[] = {{"op-olha", "operator", s.key},
+                                                  {NULL, NULL, NULL}};
+    const rt_test_story_opts_t opts = {.name = "story_reply_out",
+                                       .fake = true,
+                                       .routerd_member = "story-r1",
+                                       .routerd_extra = routerd_extra,
+                                       .notifyd_member = "story-n1",
+                                       .notifyd_fake = "--telegram-api",
+                                       .notifyd_extra = notifyd_extra,
+                                       .team = "care",
+                                       .team_name = "Customer care",
+                                       .operators = operators,
+                                       .secret = TG_TOKEN};
     char token_file[1024];
     (void)state;
-    rt_test_db_create ("story_reply_out", s.dsn, sizeof s.dsn);
-    s.pg = rt_test_pg (s.dsn);
-    s.fake = rt_fake_provider_start ();
-    s_ctl (migrate, "migrate");
+    rt_test_story_open (&s.w, &opts);
+    rt_test_story_ctl (&s.w, migrate, "migrate");
 
     /* The shop's bot: its receiving secret, and beside it the token that
      * sends, from a file the administrator wrote. */
-    s_ctl (inbox, "inbox add");
+    rt_test_story_inbox (&s.w, "shop-bot", "telegram", TG_SECRET);
     snprintf (token_file, sizeof token_file, "%s/story-reply-out-token", rt_test_dir ());
     rt_test_file_write (token_file, TG_TOKEN "\n");
     {
         const char *account[] = {"notify",     "account",  "set",          "--inbox",  "shop-bot",
                                  "--provider", "telegram", "--token-file", token_file, NULL};
-        s_ctl (account, "notify account set");
+        rt_test_story_ctl (&s.w, account, "notify account set");
     }
     unlink (token_file);
-
-    rt_test_busd_start (&s.busd, s.dsn, S_LOG ("busd"), NULL, true);
-    rt_test_routerd_start (&s.routerd, s.dsn, s.busd.pub, "story-r1", S_LOG ("routerd"),
-                           routerd_extra);
-    rt_test_ingestd_start (&s.ingestd, s.dsn, S_LOG ("ingestd"), NULL, NULL);
-    s_notifyd_start ();
-    rt_test_api_open (&s.api, "story_reply_out", s.routerd.http_port);
-    s_ctl (team, "team add");
-    rt_test_router_ctl_operator (s.dsn, "op-olha", "care", "operator", "8", s.key);
+    rt_test_story_start (&s.w);
     return 0;
 }
 
@@ -140,15 +106,7 @@ static int
 s_teardown (void **state)
 {
     (void)state;
-    if (s.pg)
-        PQfinish (s.pg);
-    rt_test_notifyd_stop (&s.notifyd);
-    if (s.ingestd.pid > 0)
-        rt_test_stop (s.ingestd.pid, "retain-ingestd");
-    rt_test_routerd_stop (&s.routerd);
-    if (s.busd.pid > 0)
-        rt_test_stop (s.busd.pid, "retain-busd");
-    rt_fake_provider_stop (&s.fake);
+    rt_test_story_stop (&s.w);
     return 0;
 }
 
@@ -158,12 +116,8 @@ static void
 test_customer_writes (void **state)
 {
     char body[1024];
-    const char *h[] = {"Content-Type: application/json",
-                       "X-Telegram-Bot-Api-Secret-Token: " TG_SECRET, NULL};
-    rt_test_reply_t reply;
     rt_test_api_reply_t r;
     int64_t deadline;
-    long status;
     (void)state;
     r = s_api ("PUT", "/v1/operators/me/presence", NULL, "{\"presence\": \"online\"}", NULL);
     assert_int_equal (r.status, 200);
@@ -175,10 +129,7 @@ test_customer_writes (void **state)
               "" TG_USER ", \"first_name\": \"Ірина\", \"type\": \"private\"}, \"date\": %lld,"
               " \"text\": \"" TEXT_IN "\"}}",
               (long long)time (NULL));
-    status = rt_test_http_request (s.ingestd.http_port, "POST", "/hooks/telegram/shop-bot", body,
-                                   strlen (body), h, &reply);
-    if (status != 200)
-        fail_msg ("the webhook: %ld %s", status, reply.body);
+    rt_test_story_telegram_post (&s.w, "shop-bot", TG_SECRET, body);
 
     deadline = rt_test_now_ms () + 30000;
     for (;;) {
@@ -189,7 +140,7 @@ test_customer_writes (void **state)
             break;
         if (rt_test_now_ms () > deadline)
             fail_msg ("no assigned conversation within 30 s: %s; see %s/%s", r.body, rt_test_dir (),
-                      S_LOG ("routerd"));
+                      s.w.routerd.log);
         rt_test_api_reply_free (&r);
         usleep (100 * 1000);
     }
@@ -207,9 +158,9 @@ s_one_send_message (void)
 {
     const rt_fake_request_t *req;
     json_t *body;
-    assert_int_equal (rt_fake_provider_count (s.fake, RT_FAKE_PROVIDERS), 1);
-    assert_int_equal (rt_fake_provider_count (s.fake, RT_FAKE_TELEGRAM), 1);
-    req = rt_fake_provider_request (s.fake, 0);
+    assert_int_equal (rt_fake_provider_count (s.w.fake, RT_FAKE_PROVIDERS), 1);
+    assert_int_equal (rt_fake_provider_count (s.w.fake, RT_FAKE_TELEGRAM), 1);
+    req = rt_fake_provider_request (s.w.fake, 0);
     assert_non_null (req);
     assert_string_equal (req->method, "POST");
     assert_string_equal (req->target, "/bot" TG_TOKEN "/sendMessage");
@@ -239,9 +190,9 @@ test_reply_reaches_telegram_once (void **state)
     snprintf (s.message_id, sizeof s.message_id, "%s", rt_test_api_str (r.json, "message_id"));
     rt_test_api_reply_free (&r);
 
-    if (!rt_fake_provider_wait (s.fake, 1, 30000))
+    if (!rt_fake_provider_wait (s.w.fake, 1, 30000))
         fail_msg ("the Bot API got no request within 30 s; see %s/%s", rt_test_dir (),
-                  S_LOG ("notifyd"));
+                  s.w.notifyd.log);
     s_one_send_message ();
 
     /* The client's retry with the same key: the same answer, nothing
@@ -254,7 +205,7 @@ test_reply_reaches_telegram_once (void **state)
     snprintf (sql, sizeof sql,
               "SELECT count(*) FROM notify.sends WHERE id = '%s' AND status = 'delivered'",
               s.message_id);
-    assert_int_equal (rt_test_pg_wait_long (s.pg, sql, 1, 30000), 1);
+    assert_int_equal (rt_test_pg_wait_long (s.w.pg, sql, 1, 30000), 1);
     /* Time for a second send to show, were there one. */
     usleep (1500 * 1000);
     s_one_send_message ();
@@ -262,9 +213,9 @@ test_reply_reaches_telegram_once (void **state)
               "SELECT count(*) FROM bus.events WHERE type = 'OutboundMessageRequested'"
               " AND id = '%s'",
               s.message_id);
-    assert_int_equal (rt_test_pg_long (s.pg, sql), 1);
-    assert_int_equal (rt_test_pg_long (s.pg, "SELECT count(*) FROM bus.events WHERE type = "
-                                             "'OutboundMessageRequested'"),
+    assert_int_equal (rt_test_pg_long (s.w.pg, sql), 1);
+    assert_int_equal (rt_test_pg_long (s.w.pg, "SELECT count(*) FROM bus.events WHERE type = "
+                                               "'OutboundMessageRequested'"),
                       1);
 }
 
@@ -275,12 +226,12 @@ s_receipt_diagnosis (char *out, size_t outlen)
     char sql[512], status[64] = "", events[256] = "";
     PGresult *r;
     snprintf (sql, sizeof sql, "SELECT status FROM notify.sends WHERE id = '%s'", s.message_id);
-    r = PQexec (s.pg, sql);
+    r = PQexec (s.w.pg, sql);
     if (PQresultStatus (r) == PGRES_TUPLES_OK && PQntuples (r) == 1)
         snprintf (status, sizeof status, "%s", PQgetvalue (r, 0, 0));
     PQclear (r);
-    r = PQexec (s.pg, "SELECT string_agg(type || ' from ' || producer, ', ' ORDER BY seq)"
-                      " FROM bus.events WHERE type IN ('MessageDelivered', 'MessageFailed')");
+    r = PQexec (s.w.pg, "SELECT string_agg(type || ' from ' || producer, ', ' ORDER BY seq)"
+                        " FROM bus.events WHERE type IN ('MessageDelivered', 'MessageFailed')");
     if (PQresultStatus (r) == PGRES_TUPLES_OK && PQntuples (r) == 1)
         snprintf (events, sizeof events, "%s", PQgetvalue (r, 0, 0));
     PQclear (r);
@@ -288,7 +239,7 @@ s_receipt_diagnosis (char *out, size_t outlen)
               "notify.sends says \"%s\"; receipts on the bus: [%s]; routerd's unknown receipts: "
               "%.0f",
               status, events,
-              rt_test_metric (s.routerd.admin_port,
+              rt_test_metric (s.w.routerd.admin_port,
                               "retain_router_receipts_unknown_total{type=\"MessageDelivered\"}"));
 }
 
@@ -378,10 +329,10 @@ test_reply_with_a_photo (void **state)
         fail_msg ("the reply with a photo: %ld %s", r.status, r.body);
     snprintf (photo_id, sizeof photo_id, "%s", rt_test_api_str (r.json, "message_id"));
     rt_test_api_reply_free (&r);
-    if (!rt_fake_provider_wait (s.fake, 2, 30000))
+    if (!rt_fake_provider_wait (s.w.fake, 2, 30000))
         fail_msg ("the Bot API got no photo within 30 s; see %s/%s", rt_test_dir (),
-                  S_LOG ("notifyd"));
-    req = rt_fake_provider_request (s.fake, 1);
+                  s.w.notifyd.log);
+    req = rt_fake_provider_request (s.w.fake, 1);
     assert_string_equal (req->target, "/bot" TG_TOKEN "/sendPhoto");
     sent = json_loads (req->body, 0, NULL);
     assert_non_null (sent);
@@ -391,9 +342,9 @@ test_reply_with_a_photo (void **state)
     snprintf (sql, sizeof sql,
               "SELECT count(*) FROM notify.sends WHERE id = '%s' AND status = 'delivered'",
               photo_id);
-    assert_int_equal (rt_test_pg_wait_long (s.pg, sql, 1, 30000), 1);
+    assert_int_equal (rt_test_pg_wait_long (s.w.pg, sql, 1, 30000), 1);
     usleep (1500 * 1000);
-    assert_int_equal (rt_fake_provider_count (s.fake, RT_FAKE_PROVIDERS), 2);
+    assert_int_equal (rt_fake_provider_count (s.w.fake, RT_FAKE_PROVIDERS), 2);
 
     r = s_api ("GET", "/v1/conversations/{id}/messages", s.conv, NULL, NULL);
     assert_int_equal (r.status, 200);
@@ -421,7 +372,7 @@ main (void)
         cmocka_unit_test (test_receipt_in_timeline),
         cmocka_unit_test (test_reply_with_a_photo),
         /* The answers recorded above, against the OpenAPI document. */
-        cmocka_unit_test_prestate (rt_test_api_check_router, &s.api),
+        cmocka_unit_test_prestate (rt_test_api_check_router, &s.w.api),
     };
     curl_global_init (CURL_GLOBAL_DEFAULT);
     return cmocka_run_group_tests (tests, s_setup, s_teardown);

@@ -24,14 +24,12 @@
  * story fails, never skips).
  */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,11 +39,8 @@
 
 #include "retain/v1/conversation.pb-c.h"
 #include "rt_clock.h"
-#include "rt_test.h"
-#include "rt_test_api.h"
-#include "rt_test_ingest.h"
-#include "rt_test_router.h"
 #include "rt_test_sse.h"
+#include "rt_test_story.h"
 #include "rt_tz.h"
 
 #define META_SECRET "meta-app-secret-sla"
@@ -64,25 +59,19 @@
 
 /* The story's world. */
 static struct {
-    char dsn[1024];            /* the story's database */
-    char clock[1024];          /* the clock file every daemon follows */
-    PGconn *pg;                /* the story's own look at it */
-    rt_test_busd_t busd;       /* the log */
-    rt_test_ingestd_t ingestd; /* the webhooks */
-    rt_test_routerd_t routerd; /* conversations, SLA clocks, the operator API */
-    char olena[80];            /* key of op-olena, the customer's manager */
-    char taras[80];            /* key of op-taras, the other operator of support */
-    char sam[80];              /* key of op-sam, support's supervisor */
-    rt_test_api_t api;         /* the operator API, every answer kept for the OpenAPI check */
-    char customer[40];         /* the shop's customer */
-    char conv[40];             /* their conversation */
-    rt_test_sse_t *stream;     /* sam's event stream, read by a thread of the story's */
-    int64_t fri_1700;          /* Friday 17:00 in Kyiv, unix ms */
-    int64_t sat_1200;          /* the Saturday after, 12:00 */
-    int64_t mon_0940;          /* the Monday after, 09:40: past the warning (09:36) */
-    int64_t mon_1000;          /* that Monday, 10:00: due */
-    int64_t next_1100;         /* the Monday a week later, 11:00 */
-    int64_t next_1300;         /* that Monday, 13:00 */
+    rt_test_story_t w;     /* the daemons, the database, the clock file they follow */
+    char olena[80];        /* key of op-olena, the customer's manager */
+    char taras[80];        /* key of op-taras, the other operator of support */
+    char sam[80];          /* key of op-sam, support's supervisor */
+    char customer[40];     /* the shop's customer */
+    char conv[40];         /* their conversation */
+    rt_test_sse_t *stream; /* sam's event stream, read by a thread of the story's */
+    int64_t fri_1700;      /* Friday 17:00 in Kyiv, unix ms */
+    int64_t sat_1200;      /* the Saturday after, 12:00 */
+    int64_t mon_0940;      /* the Monday after, 09:40: past the warning (09:36) */
+    int64_t mon_1000;      /* that Monday, 10:00: due */
+    int64_t next_1100;     /* the Monday a week later, 11:00 */
+    int64_t next_1300;     /* that Monday, 13:00 */
 } s;
 
 /* --- the clock --- */
@@ -92,7 +81,7 @@ static void
 s_clock_at (int64_t at)
 {
     int64_t real = rt_clock_now_ms ();
-    assert_int_equal (rt_clock_file_set (s.clock, at - real, 0), 0);
+    assert_int_equal (rt_clock_file_set (s.w.clock, at - real, 0), 0);
 }
 
 /* The instant of a local time in Kyiv on the day `days` after the local
@@ -156,7 +145,7 @@ s_iso (int64_t ms, char out[64])
 static void
 s_stream_start (void)
 {
-    s.stream = rt_test_sse_open (s.routerd.http_port, s.sam, NULL, NULL);
+    s.stream = rt_test_sse_open (s.w.routerd.http_port, s.sam, NULL, NULL);
 }
 
 /* Ends the stream and records its answer for the OpenAPI check. */
@@ -168,7 +157,7 @@ s_stream_stop (void)
     rt_test_sse_end (s.stream);
     /* Kept for the OpenAPI check as rt_test_api keeps an answer: an event
      * stream is held to its status and media type. */
-    rt_test_api_record (&s.api, "GET", "/v1/stream", s.stream->url, s.stream->status,
+    rt_test_api_record (&s.w.api, "GET", "/v1/stream", s.stream->url, s.stream->status,
                         s.stream->type, "");
 }
 
@@ -206,7 +195,7 @@ static rt_test_api_reply_t
 s_api (const char *method, const char *tmpl, const char *id, const char *query, const char *key,
        const char *body, const char *idem)
 {
-    return rt_test_api_call (&s.api, method, tmpl, id, query, key, body, idem);
+    return rt_test_api_call (&s.w.api, method, tmpl, id, query, key, body, idem);
 }
 
 /* --- the bus --- */
@@ -214,8 +203,8 @@ s_api (const char *method, const char *tmpl, const char *id, const char *query, 
 static long long
 s_breaches (void)
 {
-    rt_test_ingest_wait_drained (s.pg);
-    return rt_test_pg_long (s.pg, "SELECT count(*) FROM bus.events WHERE type = 'SlaBreached'");
+    rt_test_ingest_wait_drained (s.w.pg);
+    return rt_test_pg_long (s.w.pg, "SELECT count(*) FROM bus.events WHERE type = 'SlaBreached'");
 }
 
 /* The payloads of the events of type, in log order (PQclear the
@@ -225,8 +214,8 @@ s_events (const char *type)
 {
     const char *v[1] = {type};
     PGresult *res =
-        PQexecParams (s.pg, "SELECT payload FROM bus.events WHERE type = $1 ORDER BY seq", 1, NULL,
-                      v, NULL, NULL, 0);
+        PQexecParams (s.w.pg, "SELECT payload FROM bus.events WHERE type = $1 ORDER BY seq", 1,
+                      NULL, v, NULL, NULL, 0);
     if (PQresultStatus (res) != PGRES_TUPLES_OK)
         fail_msg ("bus.events: %s", PQresultErrorMessage (res));
     return res;
@@ -245,7 +234,7 @@ s_payload (PGresult *res, int row, size_t *len)
 static void
 s_ctl_file (const char *what, const char *text, const char *const args[])
 {
-    char path[1024], *out = NULL;
+    char path[1024];
     const char *argv[16];
     size_t n = 0;
     snprintf (path, sizeof path, "%s/story_sla-%s.json", rt_test_dir (), what);
@@ -255,46 +244,35 @@ s_ctl_file (const char *what, const char *text, const char *const args[])
     argv[n++] = "--file";
     argv[n++] = path;
     argv[n] = NULL;
-    if (rt_test_retainctl (s.dsn, argv, &out) != 0)
-        fail_msg ("retainctl %s: %s", what, out ? out : "");
-    free (out);
+    rt_test_story_ctl (&s.w, argv, what);
 }
 
 static int
 s_setup (void **state)
 {
-    char clock[1100];
-    const char *team[] = {"team", "add", "--id", "support", "--name", "Support", NULL};
     const char *hours[] = {"team", "hours", "--id", "support", NULL};
     const char *sla[] = {"sla", "set", NULL};
-    const char *inbox[] = {"inbox",    "add",      "--id",      "shop-wa", "--channel",
-                           "whatsapp", "--secret", META_SECRET, NULL};
+    const char *routerd_extra[] = {"--tick=200ms", NULL};
+    const rt_test_story_operator_t operators[] = {{"op-olena", "operator", s.olena},
+                                                  {"op-taras", "operator", s.taras},
+                                                  {"op-sam", "supervisor", s.sam},
+                                                  {NULL, NULL, NULL}};
+    const rt_test_story_opts_t opts = {.name = "story_sla_breach",
+                                       .clock = true,
+                                       .routerd_member = "story-2",
+                                       .routerd_extra = routerd_extra,
+                                       .team = "support",
+                                       .team_name = "Support",
+                                       .operators = operators};
     (void)state;
     memset (&s, 0, sizeof s);
     s_week ();
-    snprintf (s.clock, sizeof s.clock, "%s/story_sla_breach.clock", rt_test_dir ());
+    rt_test_story_open (&s.w, &opts);
     s_clock_at (s.fri_1700);
-    snprintf (clock, sizeof clock, "--clock-file=%s", s.clock);
-    {
-        const char *busd_extra[] = {clock, NULL};
-        const char *routerd_extra[] = {clock, "--tick=200ms", NULL};
-        const char *ingestd_extra[] = {clock, NULL};
-        rt_test_db_create ("story_sla_breach", s.dsn, sizeof s.dsn);
-        s.pg = rt_test_pg (s.dsn);
-        rt_test_busd_start (&s.busd, s.dsn, "story_sla_breach-busd.log", busd_extra, true);
-        rt_test_routerd_start (&s.routerd, s.dsn, s.busd.pub, "story-2",
-                               "story_sla_breach-routerd.log", routerd_extra);
-        rt_test_ingestd_start (&s.ingestd, s.dsn, "story_sla_breach-ingestd.log", NULL,
-                               ingestd_extra);
-        rt_test_api_open (&s.api, "story_sla_breach", s.routerd.http_port);
-    }
-    assert_int_equal (rt_test_retainctl (s.dsn, inbox, NULL), 0);
-    assert_int_equal (rt_test_retainctl (s.dsn, team, NULL), 0);
+    rt_test_story_start (&s.w);
+    rt_test_story_inbox (&s.w, "shop-wa", "whatsapp", META_SECRET);
     s_ctl_file ("hours", HOURS, hours);
     s_ctl_file ("policy", POLICY, sla);
-    rt_test_router_ctl_operator (s.dsn, "op-olena", "support", "operator", "8", s.olena);
-    rt_test_router_ctl_operator (s.dsn, "op-taras", "support", "operator", "8", s.taras);
-    rt_test_router_ctl_operator (s.dsn, "op-sam", "support", "supervisor", "8", s.sam);
     /* ingestd reloads its inboxes every second. */
     usleep (1500000);
     s_stream_start ();
@@ -307,13 +285,7 @@ s_teardown (void **state)
     (void)state;
     if (s.stream)
         rt_test_sse_close (s.stream);
-    if (s.pg)
-        PQfinish (s.pg);
-    if (s.ingestd.pid > 0)
-        rt_test_stop (s.ingestd.pid, "retain-ingestd");
-    rt_test_routerd_stop (&s.routerd);
-    if (s.busd.pid > 0)
-        rt_test_stop (s.busd.pid, "retain-busd");
+    rt_test_story_stop (&s.w);
     return 0;
 }
 
@@ -323,12 +295,10 @@ s_teardown (void **state)
 static void
 test_the_shop_and_its_customer (void **state)
 {
-    char bus[96], json[1024], body[128];
+    char json[1024], body[128];
     const char *keys[] = {s.olena, s.taras};
     rt_test_api_reply_t r;
     int64_t deadline;
-    pid_t pid;
-    int status;
     (void)state;
     for (size_t i = 0; i < 2; i++) {
         r = s_api ("PUT", "/v1/operators/me/presence", NULL, NULL, keys[i],
@@ -341,17 +311,7 @@ test_the_shop_and_its_customer (void **state)
               " \"" PHONE_SHOP
               "\", \"customer_name\": \"Андрій Мельник\", \"placed_at\": \"%lld\"}",
               (long long)s.fri_1700 - 3 * DAY_MS);
-    snprintf (bus, sizeof bus, "--bus=%s", s.busd.ingress);
-    char *argv[] = {"retainctl", "publish", bus,  "--type",     "OrderPlaced", "--key",
-                    "shop-8001", "--json",  json, "--producer", "shop-site",   NULL};
-    pid = rt_test_spawn ("retainctl", argv, NULL, "story_sla_breach-publish.log");
-    status = rt_test_wait (pid, 30000);
-    if (status == -1) {
-        rt_test_kill (pid, SIGKILL);
-        fail_msg ("retainctl publish did not finish");
-    }
-    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-        fail_msg ("retainctl publish failed; see %s/story_sla_breach-publish.log", rt_test_dir ());
+    rt_test_story_publish (&s.w, "OrderPlaced", "shop-8001", json, "shop-site");
     deadline = rt_test_now_ms () + 30000;
     for (;;) {
         r = s_api ("GET", "/v1/customers", NULL, "phone=%2B380507654321", s.sam, NULL, NULL);
@@ -360,7 +320,7 @@ test_the_shop_and_its_customer (void **state)
             break;
         if (rt_test_now_ms () > deadline)
             fail_msg ("the order's customer never appeared; see %s/%s", rt_test_dir (),
-                      s.routerd.log);
+                      s.w.routerd.log);
         rt_test_api_reply_free (&r);
         usleep (100000);
     }
@@ -380,7 +340,6 @@ static void
 s_whatsapp (const char *wa_id, const char *name, const char *mid, const char *text, int64_t at)
 {
     char body[2048];
-    rt_test_reply_t reply;
     snprintf (
         body, sizeof body,
         "{\"object\": \"whatsapp_business_account\", \"entry\": [{\"id\": \"102290129340398\","
@@ -391,9 +350,7 @@ s_whatsapp (const char *wa_id, const char *name, const char *mid, const char *te
         " \"%s\", \"id\": \"%s\", \"timestamp\": \"%lld\","
         " \"type\": \"text\", \"text\": {\"body\": \"%s\"}}]}}]}]}",
         name, wa_id, wa_id, mid, (long long)(at / 1000), text);
-    if (rt_test_ingest_meta_post (s.ingestd.http_port, META_SECRET, "/hooks/whatsapp/shop-wa", body,
-                                  &reply) != 200)
-        fail_msg ("the WhatsApp webhook: %ld %s", reply.status, reply.body);
+    rt_test_story_meta_post (&s.w, META_SECRET, "/hooks/whatsapp/shop-wa", body);
 }
 
 /* Friday 17:00: the customer writes; 2 business hours are due on Monday
@@ -416,7 +373,7 @@ test_message_on_friday_evening (void **state)
             break;
         if (rt_test_now_ms () > deadline)
             fail_msg ("no assigned conversation: %s; see %s/%s", r.body, rt_test_dir (),
-                      s.routerd.log);
+                      s.w.routerd.log);
         rt_test_api_reply_free (&r);
         usleep (100000);
     }
@@ -469,7 +426,7 @@ test_warning_on_monday_morning (void **state)
     j = s_stream_wait ("sla_warning", s.conv, 15000);
     if (!j)
         fail_msg ("no sla_warning in the supervisor's stream; see %s/%s", rt_test_dir (),
-                  s.routerd.log);
+                  s.w.routerd.log);
     s_iso (s.mon_1000, due);
     assert_string_equal (rt_test_api_str (j, "sla.kind"), "first_response");
     assert_string_equal (rt_test_api_str (j, "sla.policy"), "support 2h");
@@ -497,9 +454,9 @@ test_breach_escalates (void **state)
     bool escalated = false;
     (void)state;
     s_clock_at (s.mon_1000);
-    if (rt_test_pg_wait_long (s.pg, "SELECT count(*) FROM bus.events WHERE type = 'SlaBreached'", 1,
-                              20000) < 1)
-        fail_msg ("no SlaBreached on the bus; see %s/%s", rt_test_dir (), s.routerd.log);
+    if (rt_test_pg_wait_long (s.w.pg, "SELECT count(*) FROM bus.events WHERE type = 'SlaBreached'",
+                              1, 20000) < 1)
+        fail_msg ("no SlaBreached on the bus; see %s/%s", rt_test_dir (), s.w.routerd.log);
 
     res = s_events ("SlaBreached");
     assert_int_equal (PQntuples (res), 1);
@@ -520,7 +477,7 @@ test_breach_escalates (void **state)
     retain__v1__sla_breached__free_unpacked (b, NULL);
 
     /* The escalation: ConversationAssigned from olena to taras. */
-    rt_test_ingest_wait_drained (s.pg);
+    rt_test_ingest_wait_drained (s.w.pg);
     res = s_events ("ConversationAssigned");
     for (int i = 0; i < PQntuples (res); i++) {
         Retain__V1__ConversationAssigned *a;
@@ -550,7 +507,7 @@ test_breach_escalates (void **state)
                   "SELECT count(*) FROM routing.conversations WHERE id = '%s'"
                   " AND 'supervisor' = ANY (flags)",
                   s.conv);
-        assert_int_equal (rt_test_pg_long (s.pg, sql), 1);
+        assert_int_equal (rt_test_pg_long (s.w.pg, sql), 1);
     }
     /* What the operators and the supervisor see. */
     r = s_api ("GET", "/v1/conversations/{id}", s.conv, NULL, s.taras, NULL, NULL);
@@ -657,7 +614,7 @@ test_openapi (void **state)
     (void)state;
     s_stream_stop ();
     assert_int_equal (s.stream->status, 200);
-    rt_test_api_check (&s.api, RT_TEST_API_ROUTER_DOC);
+    rt_test_api_check (&s.w.api, RT_TEST_API_ROUTER_DOC);
 }
 
 int

@@ -520,26 +520,14 @@ s_customer (char *id, size_t idlen, int n)
 static void
 s_message (const char *customer, const char *channel, int n, long long at)
 {
-    char json[1024], bus[96], log[64], sql[512];
-    int status;
-    pid_t pid;
+    char json[1024], log[64], sql[512];
     snprintf (json, sizeof json,
               "{\"channel\": \"%s\", \"inbox\": \"shop\", \"external_id\": \"m-%d\","
               " \"external_user_id\": \"u-%d\", \"text\": \"Де моя посилка?\","
               " \"sent_at\": \"%lld\", \"customer_id\": \"%s\"}",
               channel, n, n, at, customer);
-    snprintf (bus, sizeof bus, "--bus=%s", s.bus.ingress);
     snprintf (log, sizeof log, "retainctl_sla-publish-%d-%d.log", (int)getpid (), n);
-    char *argv[] = {"retainctl",      "publish", bus,  "--type",     "InboundMessage", "--key",
-                    (char *)customer, "--json",  json, "--producer", "ingest",         NULL};
-    pid = rt_test_spawn ("retainctl", argv, NULL, log);
-    status = rt_test_wait (pid, 30000);
-    if (status == -1) {
-        rt_test_kill (pid, SIGKILL);
-        fail_msg ("retainctl publish did not finish");
-    }
-    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-        fail_msg ("retainctl publish failed; see %s/%s", rt_test_dir (), log);
+    rt_test_retainctl_publish (s.bus.ingress, log, "InboundMessage", customer, json, "ingest");
     snprintf (sql, sizeof sql,
               "SELECT count(*) FROM routing.conversations WHERE customer_id = '%s'", customer);
     if (rt_test_pg_wait_long (s.pg, sql, 1, 30000) != 1)

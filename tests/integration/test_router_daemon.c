@@ -230,26 +230,12 @@ test_sigkill_mid_stream (void **state)
     assert_int_equal (rt_test_router_over_capacity (s_t.conn), 0);
 }
 
-/* Publishes one event through busd's ingress with retainctl (publish
- * takes no --pg-dsn, so not through rt_test_retainctl). */
+/* Publishes one event through busd's ingress, as the shop's ERP. */
 static void
 s_publish (const char *type, const char *key, const char *json)
 {
-    char bus[96];
-    char *argv[] = {"retainctl", "publish", bus,          "--type",     (char *)type, "--key",
-                    (char *)key, "--json",  (char *)json, "--producer", "shop-erp",   NULL};
-    int status;
-    pid_t pid;
-    snprintf (bus, sizeof bus, "--bus=%s", s_t.busd.ingress);
-    pid = rt_test_spawn ("retainctl", argv, NULL, "router_daemon-publish.log");
-    status = rt_test_wait (pid, 30000);
-    if (status == -1) {
-        rt_test_kill (pid, SIGKILL);
-        fail_msg ("retainctl publish %s did not finish", type);
-    }
-    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-        fail_msg ("retainctl publish %s failed; see %s/router_daemon-publish.log", type,
-                  rt_test_dir ());
+    rt_test_retainctl_publish (s_t.busd.ingress, "router_daemon-publish.log", type, key, json,
+                               "shop-erp");
 }
 
 /* An order for a customer never seen makes that customer, holding the

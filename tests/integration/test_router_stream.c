@@ -260,25 +260,14 @@ s_team (const char *id)
 static void
 s_inbound (const char *from, const char *external_id, const char *text)
 {
-    char bus[96], key[64], json[512];
-    int status;
-    pid_t pid;
-    snprintf (bus, sizeof bus, "--bus=%s", s.busd.ingress);
+    char key[64], json[512];
     snprintf (key, sizeof key, "telegram:shop-bot:%s", from);
     snprintf (json, sizeof json,
               "{\"channel\": \"TELEGRAM\", \"inbox\": \"shop-bot\", \"external_id\": \"%s\","
               " \"external_user_id\": \"%s\", \"display_name\": \"Olena\", \"text\": \"%s\"}",
               external_id, from, text);
-    char *argv[] = {"retainctl", "publish", bus,      "--type", "InboundMessage",
-                    "--key",     key,       "--json", json,     NULL};
-    pid = rt_test_spawn ("retainctl", argv, NULL, "router_stream-publish.log");
-    status = rt_test_wait (pid, 30000);
-    if (status == -1) {
-        rt_test_kill (pid, SIGKILL);
-        fail_msg ("retainctl publish did not finish");
-    }
-    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-        fail_msg ("retainctl publish failed; see %s/router_stream-publish.log", rt_test_dir ());
+    rt_test_retainctl_publish (s.busd.ingress, "router_stream-publish.log", "InboundMessage", key,
+                               json, NULL);
 }
 
 /* Sends a request to a replica as `key`; returns the status, the body in

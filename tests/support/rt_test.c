@@ -408,6 +408,29 @@ rt_test_db_allow (const char *dsn)
     rt_test_pg_admin ("ALTER DATABASE %s ALLOW_CONNECTIONS true", name);
 }
 
+void
+rt_test_retainctl_publish (const char *ingress, const char *log, const char *type, const char *key,
+                           const char *json, const char *producer)
+{
+    char bus[96];
+    /* Without a producer, argv ends where --producer would stand. */
+    char *argv[] = {
+        "retainctl",      "publish",   bus,      "--type",     (char *)type,
+        "--key",          (char *)key, "--json", (char *)json, producer ? "--producer" : NULL,
+        (char *)producer, NULL};
+    pid_t pid;
+    int status;
+    snprintf (bus, sizeof bus, "--bus=%s", ingress);
+    pid = rt_test_spawn ("retainctl", argv, NULL, log);
+    status = rt_test_wait (pid, 30000);
+    if (status == -1) {
+        rt_test_kill (pid, SIGKILL);
+        fail_msg ("retainctl publish %s did not finish", type);
+    }
+    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+        fail_msg ("retainctl publish %s failed; see %s/%s", type, rt_test_dir (), log);
+}
+
 int
 rt_test_retainctl (const char *dsn, const char *const args[], char **out)
 {

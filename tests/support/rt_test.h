@@ -121,6 +121,14 @@ void rt_test_db_allow (const char *dsn);
  * dies of a signal. */
 int rt_test_retainctl (const char *dsn, const char *const args[], char **out);
 
+/* Publishes one event as a producer does: `retainctl publish` into busd's
+ * ingress (a ROUTER endpoint; publish takes no --pg-dsn, so not through
+ * rt_test_retainctl), of type, keyed key, its payload json, from producer
+ * (NULL: retainctl's default), output in <rt_test_dir>/<log>. Fails the
+ * test unless it exits 0 within 30 s. */
+void rt_test_retainctl_publish (const char *ingress, const char *log, const char *type,
+                                const char *key, const char *json, const char *producer);
+
 /* What one retainctl run did. */
 typedef struct {
     int status; /* its exit status */
