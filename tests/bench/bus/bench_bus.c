@@ -108,18 +108,20 @@
 #include "retain/v1/order.pb-c.h"
 #include "schedule.h"
 
-#define PAYLOAD_BYTES 256
+#define PAYLOAD_BYTES 256  /* default --payload */
+#define MAX_PAYLOAD   8192 /* largest --payload */
 #define PRODUCERS     2
 #define WINDOW        8000
 #define MAX_RUNS      16
+#define MAX_GROUPS    8 /* largest --groups */
+#define MAX_TARGETS   2 /* clusters compared in one run (--config) */
 #define STREAM        "order"
-#define GROUP         "bench"
-#define SLOW_MS       500 /* latencies at least this long are counted apart */
+#define GROUP         "bench" /* the first group; the others are bench-2, bench-3, ... */
+#define SLOW_MS       500     /* latencies at least this long are counted apart */
 #define MS            1000000LL
 
-/* One event of the bench: what the producer sent and busd answered, and
- * what the consumer's handler saw. The parent writes the first part, the
- * consumer the second. */
+/* One event of the bench: what the producer sent and busd answered,
+ * written by the parent. */
 typedef struct {
     rt_uuid_t id;           /* the envelope id, set before the post */
     int64_t due_ns;         /* open loop: its due time; closed loop: its post */
@@ -127,24 +129,31 @@ typedef struct {
     uint32_t ack_partition; /* where busd put it */
     uint64_t ack_pseq;      /* its position there */
     int64_t acked_ns;       /* when the ack arrived */
-    atomic_int handled;     /* handler calls for it */
-    int64_t handled_ns;     /* the first call's entry */
-    uint32_t partition;     /* the partition the handler saw */
-    uint64_t pseq;          /* the pseq the handler saw */
 } s_slot_t;
 
-/* Shared with the consumer child (MAP_SHARED), for the whole bench. */
+/* What one group's handler saw of one event, written by its replica. */
 typedef struct {
-    atomic_long handled; /* slots handled at least once */
-    atomic_long foreign; /* events that are no slot of the bench, or whose id differs */
-    atomic_long gaps;    /* the consumer's gaps recovered from the log, so far */
-    long nslots;         /* slots below */
-    s_slot_t slot[];     /* every event of every run */
+    atomic_int handled; /* handler calls for it */
+    uint32_t partition; /* the partition the handler saw */
+    uint64_t pseq;      /* the pseq the handler saw */
+    int64_t handled_ns; /* the first call's entry */
+} s_seen_t;
+
+/* Shared with the consumer children (MAP_SHARED), for the whole bench. */
+typedef struct {
+    atomic_long handled[MAX_GROUPS]; /* per group: slots handled at least once */
+    atomic_long foreign;             /* events that are no slot of the bench, or whose id differs */
+    atomic_long gaps[MAX_GROUPS];    /* per group: its replica's gaps recovered from the log */
+    long nslots;                     /* slots below */
+    s_seen_t *seen;                  /* group g's record of slot i at seen[g * nslots + i] */
+    s_slot_t slot[];                 /* every event of every run */
 } s_shared_t;
 
-/* What the consumer child's handler needs. */
+/* What a consumer child's handler needs. */
 typedef struct {
     s_shared_t *sh;     /* the shared record */
+    s_seen_t *seen;     /* its group's records */
+    int g;              /* its group's index */
     rt_counter_t *gaps; /* the replica's gap counter */
 } s_child_t;
 
@@ -154,6 +163,7 @@ typedef struct {
     s_shared_t *sh;       /* the shared record */
     long first;           /* its first slot */
     long count;           /* its number of slots */
+    int payload;          /* bytes of each event's payload */
     double rate;          /* events/s; 0: as fast as acknowledged */
     int burst;            /* open loop: events due together */
     int64_t t0_ns;        /* open loop: when event 0 is due */
@@ -192,7 +202,7 @@ typedef struct {
 typedef struct {
     long long busd;     /* busd, every thread */
     long long pg;       /* the cluster (s_pg_ticks) */
-    long long consumer; /* the consumer child */
+    long long consumer; /* the consumer children */
 } s_cpu_t;
 
 /* The figures of one run (all double, so that s_med reads any of them). */
@@ -211,31 +221,44 @@ typedef struct {
     double slow;         /* latency events handled SLOW_MS or more after due */
     double gaps_tput;    /* the consumer's gaps in the throughput phase */
     double gaps_lat;     /* ... and in the latency phase */
+    double wal;          /* throughput (or catch-up): WAL bytes per event */
+    double ckpt;         /* ... checkpoints that began meanwhile */
+    double load_eps;     /* backlog: events per second while loading it */
+    double load_wal;     /* ... WAL bytes per event */
+    double load_ckpt;    /* ... checkpoints */
 } s_figures_t;
 
-/* The bench: its settings and what its phases share. */
+/* The bench against one cluster and its busd (a --config): the settings
+ * and what its phases share. */
 typedef struct {
-    const char *dsn;     /* PostgreSQL */
-    const char *ingress; /* busd's ingress */
-    const char *pub;     /* busd's PUB */
-    long events;         /* throughput events per run */
-    long latency_events; /* latency events per run */
-    long rate;           /* latency: events/s */
-    long burst;          /* latency: events due together */
-    long deadline_s;     /* slack of every wait */
-    int rcvhwm;          /* the replica's SUB high-water mark, 0: ZeroMQ's */
-    pid_t busd;          /* busd's pid */
-    pid_t postmaster;    /* the cluster's postmaster */
-    s_shared_t *sh;      /* shared with the replica */
-    PGconn *conn;        /* the bench's queries */
-    s_poller_t pl;       /* the commit poller */
-    int nparts;          /* partitions of the stream */
-    long log_before;     /* events of the stream in the log before the bench */
-    uint64_t *req;       /* per partition: the pseq a phase needs committed */
-    uint64_t *have;      /* per partition: the pseq committed */
-    int64_t *lat;        /* latency events: due to handler, us */
-    int64_t *clat;       /* latency events: due to commit, us */
-    FILE *rec;           /* --record, or NULL */
+    const char *name;        /* the --config's name ("defaults", "tuned") */
+    const char *dsn;         /* PostgreSQL */
+    const char *ingress;     /* busd's ingress */
+    const char *pub;         /* busd's PUB */
+    long events;             /* throughput events per run */
+    long latency_events;     /* latency events per run */
+    long rate;               /* latency: events/s */
+    long burst;              /* latency: events due together */
+    long deadline_s;         /* slack of every wait */
+    int rcvhwm;              /* the replica's SUB high-water mark, 0: ZeroMQ's */
+    int groups;              /* consumer groups, one replica each */
+    int payload;             /* bytes of each event's payload */
+    long backlog;            /* >0: the log is loaded with this many, then a new group catches up */
+    long copy_rows;          /* rows of the COPY baseline */
+    pid_t busd;              /* busd's pid */
+    pid_t postmaster;        /* the cluster's postmaster */
+    s_shared_t *sh;          /* shared with the replicas */
+    size_t shsize;           /* its mapping's size */
+    pid_t child[MAX_GROUPS]; /* each group's replica, while it runs */
+    PGconn *conn;            /* the bench's queries */
+    s_poller_t pl;           /* the commit poller */
+    int nparts;              /* partitions of the stream */
+    long log_before;         /* events of the stream in the log before the bench */
+    uint64_t *req;           /* per partition: the pseq a phase needs committed */
+    uint64_t *have;          /* per partition: the pseq committed */
+    int64_t *lat;            /* latency events: due to handler, us */
+    int64_t *clat;           /* latency events: due to commit, us */
+    FILE *rec;               /* --record, or NULL */
 } s_bench_t;
 
 /* Prints the reason of a failed check or wait on stderr and exits 1. */
@@ -255,14 +278,35 @@ s_fail (const char *fmt, ...)
 
 /* ---- the events ---------------------------------------------------------- */
 
+/* n characters that do not compress (6 random bits each, from a generator
+ * seeded with `seed`), so that neither TOAST nor wal_compression finds more
+ * to squeeze in the bench's payloads than in real ones, then a NUL. */
+static void
+s_fill_random (char *out, size_t n, uint64_t seed)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (i % 10 == 0) {
+            x ^= x << 13; /* xorshift64: 10 characters a draw */
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        out[i] = alphabet[(x >> (6 * (i % 10))) & 63];
+    }
+    out[n] = '\0';
+}
+
 /* The envelope of slot i: an OrderPlaced whose serialized payload is
- * PAYLOAD_BYTES long, its order id naming the slot. NULL when it cannot be
- * made that long. */
+ * `payload` bytes long, its order id naming the slot. NULL when it cannot
+ * be made that long. */
 static Retain__V1__Envelope *
-s_event (long i)
+s_event (long i, int payload)
 {
     Retain__V1__OrderPlaced order = RETAIN__V1__ORDER_PLACED__INIT;
-    char key[48], order_id[48], pad[PAYLOAD_BYTES];
+    char key[48], order_id[48], pad[MAX_PAYLOAD];
     struct timespec now;
     size_t size, n;
     clock_gettime (CLOCK_REALTIME, &now);
@@ -273,15 +317,16 @@ s_event (long i)
     order.placed_at = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     order.coupon_code = "";
     size = protobuf_c_message_get_packed_size (&order.base);
-    memset (pad, 'x', sizeof pad);
     /* coupon_code (field 6) takes the rest: a byte of tag, and one or two
-     * of length (a varint: two from 128). */
-    n = PAYLOAD_BYTES - size - 2;
+     * of length (a varint: two from 128 to 16383). */
+    if ((size_t)payload < size + 3)
+        return NULL;
+    n = (size_t)payload - size - 2;
     if (n >= 128)
         n--;
-    pad[n] = '\0';
+    s_fill_random (pad, n, (uint64_t)i);
     order.coupon_code = pad;
-    if (protobuf_c_message_get_packed_size (&order.base) != PAYLOAD_BYTES)
+    if (protobuf_c_message_get_packed_size (&order.base) != (size_t)payload)
         return NULL;
     return rt_envelope_new ("OrderPlaced", key, &order.base, "bench");
 }
@@ -340,7 +385,7 @@ s_post (s_producer_t *p, rt_producer_t *producer, int64_t due_ns)
 {
     long i = p->first + p->sent;
     s_slot_t *slot = &p->sh->slot[i];
-    Retain__V1__Envelope *env = s_event (i);
+    Retain__V1__Envelope *env = s_event (i, p->payload);
     if (!env || rt_uuid_parse (env->id, &slot->id) != 0) {
         snprintf (p->why, sizeof p->why, "cannot make event %ld", i);
         rt_envelope_free (env);
@@ -430,14 +475,15 @@ done:
 /* Runs n producers over slots [first, first + n * per); fails the bench
  * with the first one's reason. */
 static void
-s_run_producers (const char *ingress, s_shared_t *sh, int n, long first, long per, double rate,
-                 int burst, int64_t t0_ns, int64_t deadline_ns, s_producer_t *p)
+s_run_producers (const s_bench_t *b, int n, long first, long per, double rate, int burst,
+                 int64_t t0_ns, int64_t deadline_ns, s_producer_t *p)
 {
     pthread_t t[PRODUCERS];
     int i;
     for (i = 0; i < n; i++) {
-        p[i] = (s_producer_t){.endpoint = ingress,
-                              .sh = sh,
+        p[i] = (s_producer_t){.endpoint = b->ingress,
+                              .sh = b->sh,
+                              .payload = b->payload,
                               .first = first + i * per,
                               .count = per,
                               .rate = rate,
@@ -466,7 +512,7 @@ s_handler (rt_db_t *db, const Retain__V1__Envelope *event, void *arg)
     rt_uuid_t id;
     long i = -1;
     (void)db;
-    atomic_store (&sh->gaps, (long)rt_counter_value (child->gaps));
+    atomic_store (&sh->gaps[child->g], (long)rt_counter_value (child->gaps));
     order = retain__v1__order_placed__unpack (NULL, event->payload.len, event->payload.data);
     if (order && strncmp (order->order_id, "bench-", 6) == 0 &&
         isdigit ((unsigned char)order->order_id[6]))
@@ -478,29 +524,42 @@ s_handler (rt_db_t *db, const Retain__V1__Envelope *event, void *arg)
         atomic_fetch_add (&sh->foreign, 1);
         return 0;
     }
-    if (atomic_fetch_add (&sh->slot[i].handled, 1) == 0) {
-        sh->slot[i].handled_ns = now;
-        sh->slot[i].partition = event->partition;
-        sh->slot[i].pseq = event->pseq;
-        atomic_fetch_add (&sh->handled, 1);
+    if (atomic_fetch_add (&child->seen[i].handled, 1) == 0) {
+        child->seen[i].handled_ns = now;
+        child->seen[i].partition = event->partition;
+        child->seen[i].pseq = event->pseq;
+        atomic_fetch_add (&sh->handled[child->g], 1);
     }
     return 0;
 }
 
-/* The consumer replica, until SIGTERM. */
+/* The name of group g. */
+static void
+s_group_name (int g, char *out, size_t len)
+{
+    if (g == 0)
+        snprintf (out, len, "%s", GROUP);
+    else
+        snprintf (out, len, "%s-%d", GROUP, g + 1);
+}
+
+/* Group g's replica, until SIGTERM. */
 static int
-s_consumer_main (const char *dsn, const char *pub, const char *member, int rcvhwm, s_shared_t *sh)
+s_consumer_main (const char *dsn, const char *pub, int g, const char *member, int rcvhwm,
+                 s_shared_t *sh)
 {
     const char *streams[] = {STREAM};
     rt_consumer_config_t config = {0};
     rt_consumer_t *consumer;
     rt_metrics_t *metrics = rt_metrics_new ();
-    s_child_t child = {sh, NULL};
-    char err[256];
+    s_child_t child = {sh, sh->seen + (size_t)g * (size_t)sh->nslots, g, NULL};
+    char err[256], group[32], labels[48];
     int rc;
     rt_signal_install ();
+    s_group_name (g, group, sizeof group);
+    snprintf (labels, sizeof labels, "group=\"%s\"", group);
     config.dsn = dsn;
-    config.group = GROUP;
+    config.group = group;
     config.member = member;
     config.pub_endpoints = pub;
     config.streams = streams;
@@ -515,7 +574,7 @@ s_consumer_main (const char *dsn, const char *pub, const char *member, int rcvhw
         fprintf (stderr, "consumer: %s\n", err);
         return 1;
     }
-    child.gaps = rt_metrics_counter (metrics, "retain_consumer_gaps_total", "group=\"" GROUP "\"",
+    child.gaps = rt_metrics_counter (metrics, "retain_consumer_gaps_total", labels,
                                      "Gaps in live events recovered from the log.");
     rc = rt_consumer_run (consumer);
     rt_consumer_destroy (&consumer);
@@ -523,13 +582,14 @@ s_consumer_main (const char *dsn, const char *pub, const char *member, int rcvhw
     return rc;
 }
 
-/* Fails the bench when the consumer child has exited. */
+/* Fails the bench when a consumer child has exited. */
 static void
-s_child_alive (pid_t child)
+s_child_alive (const s_bench_t *b)
 {
-    int status;
-    if (waitpid (child, &status, WNOHANG) == child)
-        s_fail ("the consumer exited (status %d)", status);
+    int status, g;
+    for (g = 0; g < b->groups; g++)
+        if (b->child[g] > 0 && waitpid (b->child[g], &status, WNOHANG) == b->child[g])
+            s_fail ("%s: the consumer of group %d exited (status %d)", b->name, g + 1, status);
 }
 
 /* ---- PostgreSQL ---------------------------------------------------------- */
@@ -547,14 +607,18 @@ s_query_long (PGconn *conn, const char *sql)
 }
 
 static const char *s_sql_offsets = "SELECT partition, pseq FROM bus.offsets "
-                                   "WHERE grp = '" GROUP "' AND stream = '" STREAM "'";
+                                   "WHERE grp = $1 AND stream = '" STREAM "'";
 
-/* Reads the group's committed pseq of every partition into out. 0, or -1
+/* Reads group g's committed pseq of every partition into out. 0, or -1
  * with why. */
 static int
-s_offsets_read (PGconn *conn, int nparts, uint64_t *out, char *why, size_t whylen)
+s_offsets_read (PGconn *conn, int g, int nparts, uint64_t *out, char *why, size_t whylen)
 {
-    PGresult *res = PQexecPrepared (conn, "offsets", 0, NULL, NULL, NULL, 0);
+    char group[32];
+    const char *params[1] = {group};
+    PGresult *res;
+    s_group_name (g, group, sizeof group);
+    res = PQexecPrepared (conn, "offsets", 1, params, NULL, NULL, 0);
     int r;
     if (PQresultStatus (res) != PGRES_TUPLES_OK || PQntuples (res) != nparts) {
         snprintf (why, whylen, "reading bus.offsets: %s (%d rows for %d partitions)",
@@ -594,17 +658,18 @@ s_connect (const char *dsn)
     return conn;
 }
 
-/* Rows like bus.events' into a plain table with COPY: the ceiling. */
+/* Rows like bus.events' (payloads of `payload` random bytes) into a plain
+ * table with COPY: the ceiling. */
 static double
-s_copy_baseline (PGconn *conn, long rows)
+s_copy_baseline (PGconn *conn, long rows, int payload)
 {
+    static const char hex[] = "0123456789abcdef";
     PGresult *res;
-    char pad[PAYLOAD_BYTES * 2 + 1];
-    char line[1024];
+    char pad[MAX_PAYLOAD * 2 + 1];
+    char line[MAX_PAYLOAD * 2 + 512];
     int64_t t0, t1;
     long i;
-    memset (pad, 'a', sizeof pad - 1);
-    pad[sizeof pad - 1] = '\0';
+    int k;
     PQclear (PQexec (conn, "DROP TABLE IF EXISTS bench_copy"));
     res = PQexec (conn, "CREATE TABLE bench_copy (seq bigint, stream text, partition int, "
                         "pseq bigint, id uuid, type text, key text, occurred_at bigint, "
@@ -623,6 +688,9 @@ s_copy_baseline (PGconn *conn, long rows)
         char idtext[RT_UUID_STR_LEN + 1];
         int n;
         rt_uuid_format (&id, idtext);
+        s_fill_random (pad, (size_t)payload * 2, (uint64_t)i);
+        for (k = 0; k < payload * 2; k++)
+            pad[k] = hex[(unsigned char)pad[k] & 15];
         n = snprintf (
             line, sizeof line,
             "%ld\torder\t%ld\t%ld\t%s\tOrderPlaced\tcustomer-%ld\t%lld\tbench\t\t\\\\x%s\t"
@@ -658,7 +726,7 @@ s_poll_run (void *arg)
     while (!atomic_load (&pl->stop)) {
         int64_t t;
         int p;
-        if (s_offsets_read (pl->conn, pl->nparts, now, pl->why, sizeof pl->why) != 0)
+        if (s_offsets_read (pl->conn, 0, pl->nparts, now, pl->why, sizeof pl->why) != 0)
             break;
         t = loadgen_mono_ns ();
         if (pl->polls++ == 0)
@@ -744,18 +812,20 @@ s_required (const s_shared_t *sh, long lo, long hi, int nparts, uint64_t *req)
     }
 }
 
-/* Waits until the handler has seen `target` slots in all. */
+/* Waits until every group's handler has seen `target` slots in all. */
 static void
-s_wait_handled (const s_shared_t *sh, long target, int64_t deadline_ns, pid_t child,
-                const char *phase)
+s_wait_handled (const s_bench_t *b, long target, int64_t deadline_ns, const char *phase)
 {
-    while (atomic_load (&sh->handled) < target) {
-        if (loadgen_mono_ns () > deadline_ns)
-            s_fail ("%s: the consumer handled %ld of %ld events by the deadline", phase,
-                    atomic_load (&sh->handled), target);
-        s_child_alive (child);
-        s_sleep_until (loadgen_mono_ns () + MS);
-    }
+    int g;
+    for (g = 0; g < b->groups; g++)
+        while (atomic_load (&b->sh->handled[g]) < target) {
+            if (loadgen_mono_ns () > deadline_ns)
+                s_fail ("%s %s: the consumer of group %d handled %ld of %ld events by the "
+                        "deadline",
+                        b->name, phase, g + 1, atomic_load (&b->sh->handled[g]), target);
+            s_child_alive (b);
+            s_sleep_until (loadgen_mono_ns () + MS);
+        }
 }
 
 /* Whether the offsets in `have` cover `req`. */
@@ -769,31 +839,37 @@ s_covered (const uint64_t *have, const uint64_t *req, int nparts)
     return true;
 }
 
-/* Checks every slot in [0, hi): acknowledged, handled exactly once at its
- * acknowledged position; nothing foreign handled. Returns the DUPLICATE
- * acks. */
+/* Checks every slot in [0, hi): acknowledged, handled exactly once by each
+ * of the `groups` groups at its acknowledged position; nothing foreign
+ * handled. Returns the DUPLICATE acks. */
 static long
-s_verify (const s_shared_t *sh, long hi)
+s_verify (const s_shared_t *sh, int groups, long hi)
 {
     long i, dups = 0;
+    int g;
     if (atomic_load (&sh->foreign) != 0)
         s_fail ("the consumer handled %ld events the bench did not send (or ids that differ)",
                 atomic_load (&sh->foreign));
     for (i = 0; i < hi; i++) {
         const s_slot_t *s = &sh->slot[i];
-        int handled = atomic_load (&s->handled);
         if (s->ack != RETAIN__V1__ACK__STATUS__OK && s->ack != RETAIN__V1__ACK__STATUS__DUPLICATE)
             s_fail ("event %ld: no acknowledgement (status %d)", i, s->ack);
         dups += s->ack == RETAIN__V1__ACK__STATUS__DUPLICATE;
-        if (handled != 1)
-            s_fail ("event %ld: handled %d times, not once", i, handled);
-        if (s->partition != s->ack_partition || s->pseq != s->ack_pseq)
-            s_fail ("event %ld: acknowledged at %u:%" PRIu64 ", handled at %u:%" PRIu64, i,
-                    s->ack_partition, s->ack_pseq, s->partition, s->pseq);
+        for (g = 0; g < groups; g++) {
+            const s_seen_t *seen = &sh->seen[(size_t)g * (size_t)sh->nslots + (size_t)i];
+            int handled = atomic_load (&seen->handled);
+            if (handled != 1)
+                s_fail ("event %ld: handled %d times by group %d, not once", i, handled, g + 1);
+            if (seen->partition != s->ack_partition || seen->pseq != s->ack_pseq)
+                s_fail ("event %ld: acknowledged at %u:%" PRIu64 ", handled by group %d at "
+                        "%u:%" PRIu64,
+                        i, s->ack_partition, s->ack_pseq, g + 1, seen->partition, seen->pseq);
+        }
     }
-    if (atomic_load (&sh->handled) != hi)
-        s_fail ("the consumer handled %ld distinct events, the bench sent %ld",
-                atomic_load (&sh->handled), hi);
+    for (g = 0; g < groups; g++)
+        if (atomic_load (&sh->handled[g]) != hi)
+            s_fail ("the consumer of group %d handled %ld distinct events, the bench sent %ld",
+                    g + 1, atomic_load (&sh->handled[g]), hi);
     return dups;
 }
 
@@ -857,16 +933,36 @@ s_pg_ticks (pid_t postmaster)
     return total + t;
 }
 
+/* The CPU of the target's busd, cluster and running consumer children. */
 static void
-s_cpu_sample (s_cpu_t *c, pid_t busd, pid_t postmaster, pid_t child)
+s_cpu_sample (s_cpu_t *c, const s_bench_t *b)
 {
-    c->pg = s_pg_ticks (postmaster);
-    c->busd = s_proc_ticks (busd, false, NULL);
-    c->consumer = s_proc_ticks (child, false, NULL);
+    int g;
+    c->pg = s_pg_ticks (b->postmaster);
+    c->busd = s_proc_ticks (b->busd, false, NULL);
+    c->consumer = 0;
     if (c->busd < 0)
-        s_fail ("busd (pid %d) is gone", (int)busd);
-    if (c->consumer < 0)
-        s_fail ("the consumer (pid %d) is gone", (int)child);
+        s_fail ("busd (pid %d) is gone", (int)b->busd);
+    for (g = 0; g < b->groups; g++) {
+        long long t;
+        if (b->child[g] <= 0)
+            continue;
+        t = s_proc_ticks (b->child[g], false, NULL);
+        if (t < 0)
+            s_fail ("the consumer (pid %d) is gone", (int)b->child[g]);
+        c->consumer += t;
+    }
+}
+
+/* The cluster's WAL position in bytes, and its checkpoints so far. */
+static void
+s_wal_sample (PGconn *conn, long long *wal, long long *ckpt)
+{
+    *wal = s_query_long (conn, "SELECT pg_current_wal_insert_lsn () - '0/0'");
+    *ckpt = s_query_long (conn, PQserverVersion (conn) >= 170000
+                                    ? "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
+                                    : "SELECT checkpoints_timed + checkpoints_req "
+                                      "FROM pg_stat_bgwriter");
 }
 
 static pid_t
@@ -885,17 +981,15 @@ s_postmaster_pid (const char *pgdata)
 
 /* ---- the phases of a run ------------------------------------------------- */
 
-/* Starts run r's replica and waits until it owns every partition and has
- * caught up with the log. */
-static pid_t
-s_consumer_start (s_bench_t *b, int r)
+/* Starts group g's replica for run r; returns at once. */
+static void
+s_consumer_fork (s_bench_t *b, int r, int g)
 {
-    char member[64], sql[320];
+    char member[64];
     pid_t child, parent = getpid ();
-    int64_t deadline;
 
     snprintf (member, sizeof member, "bench-run-%d", r + 1);
-    atomic_store (&b->sh->gaps, 0); /* each replica counts from 0 */
+    atomic_store (&b->sh->gaps[g], 0); /* each replica counts from 0 */
     child = fork ();
     if (child < 0)
         s_fail ("fork: %s", strerror (errno));
@@ -904,112 +998,226 @@ s_consumer_start (s_bench_t *b, int r)
         prctl (PR_SET_PDEATHSIG, SIGTERM);
         if (getppid () != parent)
             _exit (1);
-        _exit (s_consumer_main (b->dsn, b->pub, member, b->rcvhwm, b->sh));
+        _exit (s_consumer_main (b->dsn, b->pub, g, member, b->rcvhwm, b->sh));
     }
-    /* The owner column names this run's replica: an earlier one's name
-     * stays in the rows it released. */
-    snprintf (sql, sizeof sql,
-              "SELECT count(*) FROM bus.offsets o JOIN bus.counters c USING (stream, "
-              "partition) WHERE o.grp = '" GROUP "' AND o.stream = '" STREAM "' "
-              "AND o.owner = '%s' AND o.pseq = c.pseq",
-              member);
-    deadline = loadgen_mono_ns () + b->deadline_s * 1000 * MS;
-    while (s_query_long (b->conn, sql) < b->nparts) {
-        if (loadgen_mono_ns () > deadline)
-            s_fail ("run %d: the consumer did not own and catch up every partition", r + 1);
-        s_child_alive (child);
-        s_sleep_until (loadgen_mono_ns () + 50 * MS);
-    }
-    return child;
+    b->child[g] = child;
 }
 
-/* Stops the replica (it commits what it handled) within the deadline. */
+/* Starts run r's replica of every group and waits until each owns every
+ * partition and has caught up with the log. */
 static void
-s_consumer_stop (s_bench_t *b, int r, pid_t child)
+s_consumer_start (s_bench_t *b, int r)
 {
-    int status = 0;
-    int64_t deadline = loadgen_mono_ns () + b->deadline_s * 1000 * MS;
-    kill (child, SIGTERM);
-    while (waitpid (child, &status, WNOHANG) != child) {
-        if (loadgen_mono_ns () > deadline) {
-            kill (child, SIGKILL);
-            waitpid (child, NULL, 0);
-            s_fail ("run %d: the consumer did not stop", r + 1);
+    char sql[400], group[32];
+    int64_t deadline;
+    int g;
+
+    for (g = 0; g < b->groups; g++)
+        s_consumer_fork (b, r, g);
+    deadline = loadgen_mono_ns () + b->deadline_s * 1000 * MS;
+    for (g = 0; g < b->groups; g++) {
+        /* The owner column names this run's replica: an earlier one's name
+         * stays in the rows it released. */
+        s_group_name (g, group, sizeof group);
+        snprintf (sql, sizeof sql,
+                  "SELECT count(*) FROM bus.offsets o JOIN bus.counters c USING (stream, "
+                  "partition) WHERE o.grp = '%s' AND o.stream = '" STREAM "' "
+                  "AND o.owner = 'bench-run-%d' AND o.pseq = c.pseq",
+                  group, r + 1);
+        while (s_query_long (b->conn, sql) < b->nparts) {
+            if (loadgen_mono_ns () > deadline)
+                s_fail ("%s run %d: the consumer of group %d did not own and catch up every "
+                        "partition",
+                        b->name, r + 1, g + 1);
+            s_child_alive (b);
+            s_sleep_until (loadgen_mono_ns () + 50 * MS);
         }
-        s_sleep_until (loadgen_mono_ns () + 10 * MS);
     }
-    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-        s_fail ("run %d: the consumer ended with status %d", r + 1, status);
+}
+
+/* Stops every replica (each commits what it handled) within the deadline. */
+static void
+s_consumer_stop (s_bench_t *b, int r)
+{
+    int64_t deadline = loadgen_mono_ns () + b->deadline_s * 1000 * MS;
+    int g;
+    for (g = 0; g < b->groups; g++)
+        if (b->child[g] > 0)
+            kill (b->child[g], SIGTERM);
+    for (g = 0; g < b->groups; g++) {
+        int status = 0;
+        if (b->child[g] <= 0)
+            continue;
+        while (waitpid (b->child[g], &status, WNOHANG) != b->child[g]) {
+            if (loadgen_mono_ns () > deadline) {
+                kill (b->child[g], SIGKILL);
+                waitpid (b->child[g], NULL, 0);
+                s_fail ("%s run %d: the consumer of group %d did not stop", b->name, r + 1, g + 1);
+            }
+            s_sleep_until (loadgen_mono_ns () + 10 * MS);
+        }
+        b->child[g] = 0;
+        if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+            s_fail ("%s run %d: the consumer of group %d ended with status %d", b->name, r + 1,
+                    g + 1, status);
+    }
+}
+
+/* A phase's deadline: the slack, and time for n events at 2,000/s. */
+static int64_t
+s_deadline (const s_bench_t *b, long n)
+{
+    return loadgen_mono_ns () + (b->deadline_s * 2 + n / 2000) * 1000 * MS;
+}
+
+/* Waits until every group's offsets cover what slots [first, first + n)
+ * were acknowledged at; returns when the covering answer came. */
+static int64_t
+s_wait_committed (s_bench_t *b, int r, long first, long n, int64_t deadline, const char *phase)
+{
+    char why[256];
+    int64_t t = 0;
+    int g;
+    s_required (b->sh, first, first + n, b->nparts, b->req);
+    for (g = 0; g < b->groups; g++)
+        for (;;) {
+            if (s_offsets_read (b->conn, g, b->nparts, b->have, why, sizeof why) != 0)
+                s_fail ("%s run %d: %s", b->name, r + 1, why);
+            t = loadgen_mono_ns ();
+            if (s_covered (b->have, b->req, b->nparts))
+                break;
+            if (t > deadline)
+                s_fail ("%s run %d %s: offsets of group %d not committed by the deadline", b->name,
+                        r + 1, phase, g + 1);
+            s_child_alive (b);
+            s_sleep_until (t + MS);
+        }
+    return t;
+}
+
+/* The first send and the last ack of the producers. */
+static void
+s_send_span (const s_bench_t *b, const s_producer_t *prod, int n, int64_t *t0, int64_t *last_ack)
+{
+    int i;
+    /* A closed loop's due time is its post: t0 is the first send. */
+    *t0 = b->sh->slot[prod[0].first].due_ns;
+    *last_ack = 0;
+    for (i = 0; i < n; i++) {
+        if (b->sh->slot[prod[i].first].due_ns < *t0)
+            *t0 = b->sh->slot[prod[i].first].due_ns;
+        if (prod[i].last_ack_ns > *last_ack)
+            *last_ack = prod[i].last_ack_ns;
+    }
+}
+
+/* CPU per event (us) and WAL per event between two samples. */
+static void
+s_costs (const s_cpu_t *c0, const s_cpu_t *c1, long long wal0, long long wal1, long n,
+         s_figures_t *f)
+{
+    double tick_us = 1e6 / (double)sysconf (_SC_CLK_TCK);
+    f->cpu_busd = (double)(c1->busd - c0->busd) * tick_us / (double)n;
+    f->cpu_pg = (double)(c1->pg - c0->pg) * tick_us / (double)n;
+    f->cpu_consumer = (double)(c1->consumer - c0->consumer) * tick_us / (double)n;
+    f->wal = (double)(wal1 - wal0) / (double)n;
 }
 
 /* Throughput over slots [first, first + events): from the first send to
- * the commit covering the last event, with the CPU over the same span. */
+ * the commit (of every group) covering the last event, with the CPU over
+ * the same span. */
 static void
-s_throughput (s_bench_t *b, int r, pid_t child, long first, s_figures_t *f)
+s_throughput (s_bench_t *b, int r, long first, s_figures_t *f)
 {
-    double tick_us = 1e6 / (double)sysconf (_SC_CLK_TCK);
-    int64_t deadline = loadgen_mono_ns () + b->deadline_s * 2 * 1000 * MS;
-    int64_t t0, t1, last_ack = 0, last_handled = 0;
+    int64_t deadline = s_deadline (b, b->events);
+    int64_t t0, t1, last_ack, last_handled = 0;
     s_producer_t prod[PRODUCERS];
-    long gaps0 = atomic_load (&b->sh->gaps), i;
-    char why[256];
+    long gaps0 = atomic_load (&b->sh->gaps[0]), i;
+    long long wal0, wal1, ck0, ck1;
     s_cpu_t c0, c1;
 
-    s_cpu_sample (&c0, b->busd, b->postmaster, child);
-    s_run_producers (b->ingress, b->sh, PRODUCERS, first, b->events / PRODUCERS, 0, 1, 0, deadline,
-                     prod);
-    /* A closed loop's due time is its post: t0 is the first send. */
-    t0 = b->sh->slot[first].due_ns;
-    for (i = 0; i < PRODUCERS; i++) {
-        if (b->sh->slot[prod[i].first].due_ns < t0)
-            t0 = b->sh->slot[prod[i].first].due_ns;
-        if (prod[i].last_ack_ns > last_ack)
-            last_ack = prod[i].last_ack_ns;
-    }
-    /* Only the handler's count while events flow: no query load. */
-    s_wait_handled (b->sh, first + b->events, deadline, child, "throughput");
-    s_required (b->sh, first, first + b->events, b->nparts, b->req);
-    for (;;) {
-        if (s_offsets_read (b->conn, b->nparts, b->have, why, sizeof why) != 0)
-            s_fail ("run %d: %s", r + 1, why);
-        t1 = loadgen_mono_ns ();
-        if (s_covered (b->have, b->req, b->nparts))
-            break;
-        if (t1 > deadline)
-            s_fail ("run %d throughput: offsets not committed by the deadline", r + 1);
-        s_child_alive (child);
-        s_sleep_until (t1 + MS);
-    }
-    s_cpu_sample (&c1, b->busd, b->postmaster, child);
+    s_wal_sample (b->conn, &wal0, &ck0);
+    s_cpu_sample (&c0, b);
+    s_run_producers (b, PRODUCERS, first, b->events / PRODUCERS, 0, 1, 0, deadline, prod);
+    s_send_span (b, prod, PRODUCERS, &t0, &last_ack);
+    /* Only the handlers' counts while events flow: no query load. */
+    s_wait_handled (b, first + b->events, deadline, "throughput");
+    t1 = s_wait_committed (b, r, first, b->events, deadline, "throughput");
+    s_cpu_sample (&c1, b);
+    s_wal_sample (b->conn, &wal1, &ck1);
 
     for (i = first; i < first + b->events; i++) {
         const s_slot_t *s = &b->sh->slot[i];
-        if (s->handled_ns > last_handled)
-            last_handled = s->handled_ns;
+        const s_seen_t *seen = &b->sh->seen[i];
+        if (seen->handled_ns > last_handled)
+            last_handled = seen->handled_ns;
         if (b->rec)
-            fprintf (b->rec, "%d,throughput,%ld,%u,%" PRIu64 ",%.3f,%.3f,%.3f,\n", r + 1, i,
-                     s->ack_partition, s->ack_pseq, (double)(s->due_ns - t0) / 1e6,
-                     (double)(s->acked_ns - t0) / 1e6, (double)(s->handled_ns - t0) / 1e6);
+            fprintf (b->rec, "%s,%d,throughput,%ld,%u,%" PRIu64 ",%.3f,%.3f,%.3f,\n", b->name,
+                     r + 1, i, s->ack_partition, s->ack_pseq, (double)(s->due_ns - t0) / 1e6,
+                     (double)(s->acked_ns - t0) / 1e6, (double)(seen->handled_ns - t0) / 1e6);
     }
     f->eps = (double)b->events / ((double)(t1 - t0) / 1e9);
     f->tail_ms = (double)(t1 - last_ack) / 1e6;
-    f->cpu_busd = (double)(c1.busd - c0.busd) * tick_us / (double)b->events;
-    f->cpu_pg = (double)(c1.pg - c0.pg) * tick_us / (double)b->events;
-    f->cpu_consumer = (double)(c1.consumer - c0.consumer) * tick_us / (double)b->events;
-    f->gaps_tput = (double)(atomic_load (&b->sh->gaps) - gaps0);
+    s_costs (&c0, &c1, wal0, wal1, b->events, f);
+    f->ckpt = (double)(ck1 - ck0);
+    f->gaps_tput = (double)(atomic_load (&b->sh->gaps[0]) - gaps0);
     fprintf (stderr,
-             "run %d throughput: %ld events in %.3f s; last ack at %.3f s, last handled at "
-             "%.3f s, covering commit at %.3f s; consumer gaps %.0f\n",
-             r + 1, b->events, (double)(t1 - t0) / 1e9, (double)(last_ack - t0) / 1e9,
+             "%s run %d throughput: %ld events in %.3f s; last ack at %.3f s, last handled "
+             "(group 1) at %.3f s, covering commit at %.3f s; consumer gaps %.0f\n",
+             b->name, r + 1, b->events, (double)(t1 - t0) / 1e9, (double)(last_ack - t0) / 1e9,
              (double)(last_handled - t0) / 1e9, (double)(t1 - t0) / 1e9, f->gaps_tput);
 }
 
-/* Latency over slots [first, first + latency_events), open loop. */
+/* The backlog over slots [first, first + backlog): loaded into the log at
+ * full speed with no group running, then caught up by a new group (every
+ * --groups group, each new, at once). events_per_s is the catch-up: from
+ * the replicas' start to the commit covering the last event; the CPU and
+ * WAL likewise. */
 static void
-s_latency (s_bench_t *b, int r, pid_t child, long first, s_figures_t *f)
+s_backlog (s_bench_t *b, int r, long first, s_figures_t *f)
+{
+    int64_t deadline = s_deadline (b, b->backlog);
+    int64_t t0, t1, last_ack;
+    s_producer_t prod[PRODUCERS];
+    long long wal0, wal1, ck0, ck1;
+    s_cpu_t c0, c1;
+    int g;
+
+    s_wal_sample (b->conn, &wal0, &ck0);
+    s_run_producers (b, PRODUCERS, first, b->backlog / PRODUCERS, 0, 1, 0, deadline, prod);
+    s_send_span (b, prod, PRODUCERS, &t0, &last_ack);
+    s_wal_sample (b->conn, &wal1, &ck1);
+    f->load_eps = (double)b->backlog / ((double)(last_ack - t0) / 1e9);
+    f->load_wal = (double)(wal1 - wal0) / (double)b->backlog;
+    f->load_ckpt = (double)(ck1 - ck0);
+    fprintf (stderr, "%s run %d backlog: %ld events loaded in %.3f s\n", b->name, r + 1, b->backlog,
+             (double)(last_ack - t0) / 1e9);
+
+    deadline = s_deadline (b, b->backlog);
+    s_wal_sample (b->conn, &wal0, &ck0);
+    s_cpu_sample (&c0, b);
+    t0 = loadgen_mono_ns ();
+    for (g = 0; g < b->groups; g++)
+        s_consumer_fork (b, r, g);
+    s_wait_handled (b, first + b->backlog, deadline, "catch-up");
+    t1 = s_wait_committed (b, r, first, b->backlog, deadline, "catch-up");
+    s_cpu_sample (&c1, b);
+    s_wal_sample (b->conn, &wal1, &ck1);
+    f->eps = (double)b->backlog / ((double)(t1 - t0) / 1e9);
+    s_costs (&c0, &c1, wal0, wal1, b->backlog, f);
+    f->ckpt = (double)(ck1 - ck0);
+    f->gaps_tput = (double)atomic_load (&b->sh->gaps[0]);
+    fprintf (stderr, "%s run %d catch-up: %ld events in %.3f s\n", b->name, r + 1, b->backlog,
+             (double)(t1 - t0) / 1e9);
+}
+
+/* Latency over slots [first, first + latency_events), open loop; measured
+ * at group 1 (every group must handle every event all the same). */
+static void
+s_latency (s_bench_t *b, int r, long first, s_figures_t *f)
 {
     static const double quantiles[5] = {0.50, 0.90, 0.99, 0.999, 1.0};
-    long n = b->latency_events, gaps0 = atomic_load (&b->sh->gaps), slow = 0, i;
+    long n = b->latency_events, gaps0 = atomic_load (&b->sh->gaps[0]), slow = 0, i;
     s_producer_t prod[1];
     int64_t t0, deadline;
     s_poller_t *pl = &b->pl;
@@ -1018,9 +1226,8 @@ s_latency (s_bench_t *b, int r, pid_t child, long first, s_figures_t *f)
     s_poll_start (pl);
     t0 = loadgen_mono_ns () + 20 * MS; /* the poller has seen the offsets by then */
     deadline = loadgen_due_ns (t0, (double)b->rate, n) + b->deadline_s * 1000 * MS;
-    s_run_producers (b->ingress, b->sh, 1, first, n, (double)b->rate, (int)b->burst, t0, deadline,
-                     prod);
-    s_wait_handled (b->sh, first + n, deadline, child, "latency");
+    s_run_producers (b, 1, first, n, (double)b->rate, (int)b->burst, t0, deadline, prod);
+    s_wait_handled (b, first + n, deadline, "latency");
     s_required (b->sh, first, first + n, b->nparts, b->req);
     for (;;) {
         for (p = 0; p < b->nparts; p++)
@@ -1028,25 +1235,28 @@ s_latency (s_bench_t *b, int r, pid_t child, long first, s_figures_t *f)
         if (s_covered (b->have, b->req, b->nparts))
             break;
         if (loadgen_mono_ns () > deadline)
-            s_fail ("run %d latency: offsets not committed by the deadline", r + 1);
-        s_child_alive (child);
+            s_fail ("%s run %d latency: offsets not committed by the deadline", b->name, r + 1);
+        s_child_alive (b);
         s_sleep_until (loadgen_mono_ns () + MS);
     }
     s_poll_stop (pl);
+    /* The other groups' commits, so that the next phase starts clean. */
+    s_wait_committed (b, r, first, n, deadline, "latency");
 
     for (i = 0; i < n; i++) {
         const s_slot_t *s = &b->sh->slot[first + i];
+        const s_seen_t *seen = &b->sh->seen[first + i];
         int64_t c = s_commit_ns (pl, s->ack_partition, s->ack_pseq);
         if (c < 0)
-            s_fail ("run %d: the commit of event %ld was never seen", r + 1, first + i);
-        b->lat[i] = (s->handled_ns - s->due_ns) / 1000;
+            s_fail ("%s run %d: the commit of event %ld was never seen", b->name, r + 1, first + i);
+        b->lat[i] = (seen->handled_ns - s->due_ns) / 1000;
         b->clat[i] = (c - s->due_ns) / 1000;
         slow += b->lat[i] >= SLOW_MS * 1000;
         if (b->rec)
-            fprintf (b->rec, "%d,latency,%ld,%u,%" PRIu64 ",%.3f,%.3f,%.3f,%.3f\n", r + 1,
-                     first + i, s->ack_partition, s->ack_pseq, (double)(s->due_ns - t0) / 1e6,
-                     (double)(s->acked_ns - t0) / 1e6, (double)(s->handled_ns - t0) / 1e6,
-                     (double)(c - t0) / 1e6);
+            fprintf (b->rec, "%s,%d,latency,%ld,%u,%" PRIu64 ",%.3f,%.3f,%.3f,%.3f\n", b->name,
+                     r + 1, first + i, s->ack_partition, s->ack_pseq,
+                     (double)(s->due_ns - t0) / 1e6, (double)(s->acked_ns - t0) / 1e6,
+                     (double)(seen->handled_ns - t0) / 1e6, (double)(c - t0) / 1e6);
     }
     loadgen_sort_i64 (b->lat, n);
     loadgen_sort_i64 (b->clat, n);
@@ -1060,22 +1270,23 @@ s_latency (s_bench_t *b, int r, pid_t child, long first, s_figures_t *f)
     f->achieved = prod[0].last_send_ns > t0
                       ? (double)prod[0].sent / ((double)(prod[0].last_send_ns - t0) / 1e9)
                       : 0;
-    f->gaps_lat = (double)(atomic_load (&b->sh->gaps) - gaps0);
-    fprintf (stderr, "run %d latency: consumer gaps %.0f, %ld events handled %d ms or more late\n",
-             r + 1, f->gaps_lat, slow, SLOW_MS);
+    f->gaps_lat = (double)(atomic_load (&b->sh->gaps[0]) - gaps0);
+    fprintf (stderr,
+             "%s run %d latency: consumer gaps %.0f, %ld events handled %d ms or more late\n",
+             b->name, r + 1, f->gaps_lat, slow, SLOW_MS);
 }
 
-/* The checks of run r, over every slot so far (see the head of the file).
+/* The checks of a run, over every slot so far (see the head of the file).
  * Returns the DUPLICATE acks. */
 static long
 s_check (s_bench_t *b, long slots)
 {
-    long dups = s_verify (b->sh, slots);
+    long dups = s_verify (b->sh, b->groups, slots);
     long logged = (long)s_query_long (b->conn, "SELECT count(*) FROM bus.events WHERE stream = "
                                                "'" STREAM "'");
     if (logged - b->log_before != slots)
-        s_fail ("the log holds %ld events of the stream, the bench had %ld acknowledged",
-                logged - b->log_before, slots);
+        s_fail ("%s: the log holds %ld events of the stream, the bench had %ld acknowledged",
+                b->name, logged - b->log_before, slots);
     return dups;
 }
 
@@ -1132,82 +1343,58 @@ static void
 s_usage (void)
 {
     fprintf (stderr,
-             "usage: bench_bus --pg-dsn DSN --ingress EP --pub EP --busd-pid PID --pg-data DIR\n"
+             "usage: bench_bus [--config NAME] --pg-dsn DSN --ingress EP --pub EP --busd-pid PID\n"
+             "                 --pg-data DIR [--config NAME2 --pg-dsn ... --pg-data DIR2]\n"
              "                 [--events N] [--latency-events N] [--rate R] [--burst B]\n"
              "                 [--runs R<=16] [--deadline S] [--commit-poll-us U]\n"
-             "                 [--rcvhwm N] [--record FILE]\n");
+             "                 [--rcvhwm N] [--record FILE] [--groups G<=8]\n"
+             "                 [--payload BYTES] [--backlog N] [--cell NAME]\n");
     exit (2);
 }
 
-int
-main (int argc, char **argv)
+/* One target's medians, as a JSON object (no newline). */
+static void
+s_print_target (const s_bench_t *b, const s_figures_t *fig, int runs, long dups, long verified)
 {
-    s_bench_t bench = {
-        .events = 200000, .latency_events = 100000, .rate = 10000, .burst = 1, .deadline_s = 60};
-    s_bench_t *b = &bench;
-    const char *pgdata = NULL, *record = NULL;
-    long poll_us = 1000, dups = 0, per_run, busd_pid = 0;
-    s_figures_t fig[MAX_RUNS];
-    int runs = 3, r, i;
-    bool rate_ok = true;
-    size_t shsize;
+    printf ("{\"events_per_s\":%.0f,\"copy_rows_per_s\":%.0f,\"ratio\":%.3f,"
+            "\"cpu_us_per_event_busd\":%.1f,\"cpu_us_per_event_pg\":%.1f,"
+            "\"cpu_us_per_event_consumer\":%.1f,\"wal_bytes_per_event\":%.0f,"
+            "\"checkpoints\":%.0f,",
+            MED (eps), MED (copy), MED (ratio), MED (cpu_busd), MED (cpu_pg), MED (cpu_consumer),
+            MED (wal), MED (ckpt));
+    if (b->backlog > 0)
+        printf ("\"load_events_per_s\":%.0f,\"load_wal_bytes_per_event\":%.0f,"
+                "\"load_checkpoints\":%.0f,",
+                MED (load_eps), MED (load_wal), MED (load_ckpt));
+    else
+        printf ("\"throughput_tail_ms\":%.1f,", MED (tail_ms));
+    if (b->latency_events > 0)
+        printf ("\"achieved_rate\":%.0f,\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,"
+                "\"p999_ms\":%.2f,\"max_ms\":%.2f,\"commit_p50_ms\":%.2f,\"commit_p90_ms\":%.2f,"
+                "\"commit_p99_ms\":%.2f,\"commit_p999_ms\":%.2f,\"commit_max_ms\":%.2f,"
+                "\"commit_poll_ms\":%.2f,\"slow_events\":%.0f,\"consumer_gaps_latency\":%.0f,",
+                MED (achieved), MED (lat[0]), MED (lat[1]), MED (lat[2]), MED (lat[3]),
+                MED (lat[4]), MED (commit[0]), MED (commit[1]), MED (commit[2]), MED (commit[3]),
+                MED (commit[4]), MED (poll_ms), MED (slow), SUM (gaps_lat));
+    printf ("\"consumer_gaps_throughput\":%.0f,\"verified\":%ld,\"duplicate_acks\":%ld}",
+            SUM (gaps_tput), verified, dups);
+}
 
-    for (i = 1; i < argc; i += 2) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v)
-            s_usage ();
-        if (strcmp (argv[i], "--pg-dsn") == 0)
-            b->dsn = v;
-        else if (strcmp (argv[i], "--ingress") == 0)
-            b->ingress = v;
-        else if (strcmp (argv[i], "--pub") == 0)
-            b->pub = v;
-        else if (strcmp (argv[i], "--pg-data") == 0)
-            pgdata = v;
-        else if (strcmp (argv[i], "--busd-pid") == 0)
-            busd_pid = s_arg_long ("--busd-pid", v, 1, 1L << 30);
-        else if (strcmp (argv[i], "--events") == 0)
-            b->events = s_arg_long ("--events", v, PRODUCERS, 100000000);
-        else if (strcmp (argv[i], "--latency-events") == 0)
-            b->latency_events = s_arg_long ("--latency-events", v, 1, 100000000);
-        else if (strcmp (argv[i], "--rate") == 0)
-            b->rate = s_arg_long ("--rate", v, 1, 10000000);
-        else if (strcmp (argv[i], "--burst") == 0)
-            b->burst = s_arg_long ("--burst", v, 1, WINDOW);
-        else if (strcmp (argv[i], "--runs") == 0)
-            runs = (int)s_arg_long ("--runs", v, 1, MAX_RUNS);
-        else if (strcmp (argv[i], "--deadline") == 0)
-            b->deadline_s = s_arg_long ("--deadline", v, 1, 86400);
-        else if (strcmp (argv[i], "--commit-poll-us") == 0)
-            poll_us = s_arg_long ("--commit-poll-us", v, 100, 1000000);
-        else if (strcmp (argv[i], "--rcvhwm") == 0)
-            b->rcvhwm = (int)s_arg_long ("--rcvhwm", v, 0, 100000000);
-        else if (strcmp (argv[i], "--record") == 0)
-            record = v;
-        else
-            s_usage ();
-    }
-    if (!b->dsn || !b->ingress || !b->pub || !pgdata || busd_pid == 0)
-        s_usage ();
-    b->events -= b->events % PRODUCERS;
-    b->busd = (pid_t)busd_pid;
-    rt_log_init ("bench_bus", RT_LOG_WARN);
+/* Connects target b, reads its stream, maps its shared record. */
+static void
+s_target_open (s_bench_t *b, const char *pgdata, int runs, long poll_us)
+{
+    long per_run = b->backlog > 0 ? b->backlog : b->events + b->latency_events;
+    long nslots = per_run * runs;
     b->postmaster = s_postmaster_pid (pgdata);
-
-    per_run = b->events + b->latency_events;
-    shsize = sizeof *b->sh + (size_t)(per_run * runs) * sizeof (s_slot_t);
-    b->sh = mmap (NULL, shsize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
-                  -1, 0);
+    b->shsize = sizeof *b->sh + (size_t)nslots * sizeof (s_slot_t) +
+                (size_t)b->groups * (size_t)nslots * sizeof (s_seen_t);
+    b->sh = mmap (NULL, b->shsize, PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (b->sh == MAP_FAILED)
-        s_fail ("cannot map %zu bytes: %s", shsize, strerror (errno));
-    b->sh->nslots = per_run * runs;
-    if (record) {
-        b->rec = fopen (record, "w");
-        if (!b->rec)
-            s_fail ("%s: %s", record, strerror (errno));
-        fprintf (b->rec,
-                 "run,phase,event,partition,pseq,due_ms,acked_ms,handled_ms,committed_ms\n");
-    }
+        s_fail ("cannot map %zu bytes: %s", b->shsize, strerror (errno));
+    b->sh->nslots = nslots;
+    b->sh->seen = (s_seen_t *)(void *)&b->sh->slot[nslots];
 
     b->conn = s_connect (b->dsn);
     b->nparts = (int)s_query_long (b->conn, "SELECT partitions FROM bus.streams WHERE stream = "
@@ -1223,64 +1410,213 @@ main (int argc, char **argv)
     b->pl.cap = calloc ((size_t)b->nparts, sizeof *b->pl.cap);
     b->req = calloc ((size_t)b->nparts, sizeof *b->req);
     b->have = calloc ((size_t)b->nparts, sizeof *b->have);
-    b->lat = malloc ((size_t)b->latency_events * sizeof *b->lat);
-    b->clat = malloc ((size_t)b->latency_events * sizeof *b->clat);
+    b->lat = malloc ((size_t)(b->latency_events + 1) * sizeof *b->lat);
+    b->clat = malloc ((size_t)(b->latency_events + 1) * sizeof *b->clat);
     if (!b->pl.committed || !b->pl.obs || !b->pl.nobs || !b->pl.cap || !b->req || !b->have ||
         !b->lat || !b->clat)
         s_fail ("out of memory");
+}
 
-    for (r = 0; r < runs; r++) {
-        s_figures_t *f = &fig[r];
-        long first = r * per_run;
-        bool ok;
-        pid_t child;
+/* Run r against target b: every phase, the checks, the baseline. Returns
+ * the DUPLICATE acks so far. */
+static long
+s_target_run (s_bench_t *b, int r, s_figures_t *f)
+{
+    long per_run = b->backlog > 0 ? b->backlog : b->events + b->latency_events;
+    long first = r * per_run, dups;
 
-        memset (f, 0, sizeof *f);
-        child = s_consumer_start (b, r);
-        s_throughput (b, r, child, first, f);
-        s_latency (b, r, child, first + b->events, f);
-        s_consumer_stop (b, r, child);
-        dups = s_check (b, first + per_run);
-        f->copy = s_copy_baseline (b->conn, b->events);
-        f->ratio = f->eps / f->copy;
-        ok = loadgen_rate_ok (f->achieved, (double)b->rate);
-        rate_ok = rate_ok && ok;
-        printf ("run %d: events_per_s=%.0f copy_rows_per_s=%.0f ratio=%.3f achieved_rate=%.0f "
-                "rate_ok=%s p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f commit_p50_ms=%.2f "
-                "commit_p99_ms=%.2f commit_p999_ms=%.2f commit_max_ms=%.2f cpu_us_per_event: "
-                "busd=%.1f pg=%.1f consumer=%.1f\n",
-                r + 1, f->eps, f->copy, f->ratio, f->achieved, ok ? "true" : "false", f->lat[0],
-                f->lat[2], f->lat[3], f->lat[4], f->commit[0], f->commit[2], f->commit[3],
-                f->commit[4], f->cpu_busd, f->cpu_pg, f->cpu_consumer);
-        fflush (stdout);
+    memset (f, 0, sizeof *f);
+    if (b->backlog > 0) {
+        s_backlog (b, r, first, f);
+    } else {
+        s_consumer_start (b, r);
+        s_throughput (b, r, first, f);
+        if (b->latency_events > 0)
+            s_latency (b, r, first + b->events, f);
     }
+    s_consumer_stop (b, r);
+    dups = s_check (b, first + per_run);
+    f->copy = s_copy_baseline (b->conn, b->copy_rows, b->payload);
+    f->ratio = f->eps / f->copy;
+    printf ("%s run %d: events_per_s=%.0f copy_rows_per_s=%.0f ratio=%.3f cpu_us_per_event: "
+            "busd=%.1f pg=%.1f consumer=%.1f wal_bytes_per_event=%.0f checkpoints=%.0f",
+            b->name, r + 1, f->eps, f->copy, f->ratio, f->cpu_busd, f->cpu_pg, f->cpu_consumer,
+            f->wal, f->ckpt);
+    if (b->backlog > 0)
+        printf (" load_events_per_s=%.0f load_wal_bytes_per_event=%.0f", f->load_eps, f->load_wal);
+    if (b->latency_events > 0)
+        printf (" achieved_rate=%.0f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f "
+                "commit_p50_ms=%.2f commit_p99_ms=%.2f commit_p999_ms=%.2f commit_max_ms=%.2f",
+                f->achieved, f->lat[0], f->lat[2], f->lat[3], f->lat[4], f->commit[0], f->commit[2],
+                f->commit[3], f->commit[4]);
+    printf ("\n");
+    fflush (stdout);
+    return dups;
+}
+
+int
+main (int argc, char **argv)
+{
+    s_bench_t set = {.name = "defaults",
+                     .events = 200000,
+                     .latency_events = 100000,
+                     .rate = 10000,
+                     .burst = 1,
+                     .deadline_s = 60,
+                     .groups = 1,
+                     .payload = PAYLOAD_BYTES};
+    s_bench_t bench[MAX_TARGETS];
+    const char *pgdata[MAX_TARGETS] = {NULL}, *record = NULL, *cell = NULL;
+    const char *name[MAX_TARGETS] = {NULL}, *dsn[MAX_TARGETS] = {NULL};
+    const char *ingress[MAX_TARGETS] = {NULL}, *pub[MAX_TARGETS] = {NULL};
+    long poll_us = 1000, dups[MAX_TARGETS] = {0}, busd_pid[MAX_TARGETS] = {0};
+    static s_figures_t figs[MAX_TARGETS][MAX_RUNS];
+    int runs = 3, r, i, t, nt = 0;
+    bool rate_ok = true;
+    FILE *rec = NULL;
+
+    for (i = 1; i < argc; i += 2) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int cur;
+        if (!v)
+            s_usage ();
+        /* A target's settings follow its --config (the first may omit it). */
+        if (strcmp (argv[i], "--config") == 0) {
+            if (nt == MAX_TARGETS)
+                s_usage ();
+            name[nt++] = v;
+            continue;
+        }
+        if (nt == 0)
+            nt = 1;
+        cur = nt - 1;
+        if (strcmp (argv[i], "--pg-dsn") == 0)
+            dsn[cur] = v;
+        else if (strcmp (argv[i], "--ingress") == 0)
+            ingress[cur] = v;
+        else if (strcmp (argv[i], "--pub") == 0)
+            pub[cur] = v;
+        else if (strcmp (argv[i], "--pg-data") == 0)
+            pgdata[cur] = v;
+        else if (strcmp (argv[i], "--busd-pid") == 0)
+            busd_pid[cur] = s_arg_long ("--busd-pid", v, 1, 1L << 30);
+        else if (strcmp (argv[i], "--events") == 0)
+            set.events = s_arg_long ("--events", v, PRODUCERS, 100000000);
+        else if (strcmp (argv[i], "--latency-events") == 0)
+            set.latency_events = s_arg_long ("--latency-events", v, 0, 100000000);
+        else if (strcmp (argv[i], "--rate") == 0)
+            set.rate = s_arg_long ("--rate", v, 1, 10000000);
+        else if (strcmp (argv[i], "--burst") == 0)
+            set.burst = s_arg_long ("--burst", v, 1, WINDOW);
+        else if (strcmp (argv[i], "--runs") == 0)
+            runs = (int)s_arg_long ("--runs", v, 1, MAX_RUNS);
+        else if (strcmp (argv[i], "--deadline") == 0)
+            set.deadline_s = s_arg_long ("--deadline", v, 1, 86400);
+        else if (strcmp (argv[i], "--commit-poll-us") == 0)
+            poll_us = s_arg_long ("--commit-poll-us", v, 100, 1000000);
+        else if (strcmp (argv[i], "--rcvhwm") == 0)
+            set.rcvhwm = (int)s_arg_long ("--rcvhwm", v, 0, 100000000);
+        else if (strcmp (argv[i], "--groups") == 0)
+            set.groups = (int)s_arg_long ("--groups", v, 1, MAX_GROUPS);
+        else if (strcmp (argv[i], "--payload") == 0)
+            set.payload = (int)s_arg_long ("--payload", v, 64, MAX_PAYLOAD);
+        else if (strcmp (argv[i], "--backlog") == 0)
+            set.backlog = s_arg_long ("--backlog", v, PRODUCERS, 100000000);
+        else if (strcmp (argv[i], "--cell") == 0)
+            cell = v;
+        else if (strcmp (argv[i], "--record") == 0)
+            record = v;
+        else
+            s_usage ();
+    }
+    if (nt == 0)
+        s_usage ();
+    for (t = 0; t < nt; t++)
+        if (!dsn[t] || !ingress[t] || !pub[t] || !pgdata[t] || busd_pid[t] == 0)
+            s_usage ();
+    set.events -= set.events % PRODUCERS;
+    set.backlog -= set.backlog % PRODUCERS;
+    /* The baseline: as many rows as the phase measured, at most a million
+     * (a ratio of rates; a 10 M-row COPY would only add minutes). */
+    set.copy_rows = set.backlog > 0 ? set.backlog : set.events;
+    if (set.copy_rows > 1000000)
+        set.copy_rows = 1000000;
+    if (set.backlog > 0) {
+        set.latency_events = 0; /* the backlog replaces both phases */
+        runs = 1;               /* one load of the log a target is the point */
+    }
+    rt_log_init ("bench_bus", RT_LOG_WARN);
+    if (record) {
+        rec = fopen (record, "w");
+        if (!rec)
+            s_fail ("%s: %s", record, strerror (errno));
+        fprintf (rec, "config,run,phase,event,partition,pseq,due_ms,acked_ms,handled_ms,"
+                      "committed_ms\n");
+    }
+    for (t = 0; t < nt; t++) {
+        bench[t] = set;
+        if (name[t])
+            bench[t].name = name[t];
+        bench[t].dsn = dsn[t];
+        bench[t].ingress = ingress[t];
+        bench[t].pub = pub[t];
+        bench[t].busd = (pid_t)busd_pid[t];
+        bench[t].rec = rec;
+        s_target_open (&bench[t], pgdata[t], runs, poll_us);
+        if (bench[t].nparts != bench[0].nparts)
+            s_fail ("%s has %d partitions of the stream, %s %d: not one cell", bench[t].name,
+                    bench[t].nparts, bench[0].name, bench[0].nparts);
+    }
+
+    /* Interleaved, each run in the other order than the one before (ABBA),
+     * so that the machine's drift falls on both alike. */
+    for (r = 0; r < runs; r++)
+        for (i = 0; i < nt; i++) {
+            s_bench_t *b;
+            t = r % 2 ? nt - 1 - i : i;
+            b = &bench[t];
+            dups[t] = s_target_run (b, r, &figs[t][r]);
+            if (b->latency_events > 0 && !loadgen_rate_ok (figs[t][r].achieved, (double)b->rate))
+                rate_ok = false;
+        }
     /* Said before the figures, so that the JSON stays the last line. */
     if (!rate_ok)
         fprintf (stderr,
                  "bench_bus: FAIL: the achieved rate fell more than %.0f%% short of %ld/s "
                  "in some run\n",
-                 LOADGEN_RATE_SHORTAGE * 100, b->rate);
-    printf ("{\"events_per_s\":%.0f,\"copy_rows_per_s\":%.0f,\"ratio\":%.3f,"
-            "\"throughput_tail_ms\":%.1f,\"rate\":%ld,\"burst\":%ld,\"achieved_rate\":%.0f,"
-            "\"rate_ok\":%s,\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,\"p999_ms\":%.2f,"
-            "\"max_ms\":%.2f,\"commit_p50_ms\":%.2f,\"commit_p90_ms\":%.2f,"
-            "\"commit_p99_ms\":%.2f,\"commit_p999_ms\":%.2f,\"commit_max_ms\":%.2f,"
-            "\"commit_poll_ms\":%.2f,\"slow_events\":%.0f,\"cpu_us_per_event_busd\":%.1f,"
-            "\"cpu_us_per_event_pg\":%.1f,\"cpu_us_per_event_consumer\":%.1f,"
-            "\"consumer_gaps_throughput\":%.0f,\"consumer_gaps_latency\":%.0f,\"runs\":%d,"
-            "\"events\":%ld,\"latency_events\":%ld,\"payload_bytes\":%d,\"verified\":%ld,"
-            "\"duplicate_acks\":%ld}\n",
-            MED (eps), MED (copy), MED (ratio), MED (tail_ms), b->rate, b->burst, MED (achieved),
-            rate_ok ? "true" : "false", MED (lat[0]), MED (lat[1]), MED (lat[2]), MED (lat[3]),
-            MED (lat[4]), MED (commit[0]), MED (commit[1]), MED (commit[2]), MED (commit[3]),
-            MED (commit[4]), MED (poll_ms), MED (slow), MED (cpu_busd), MED (cpu_pg),
-            MED (cpu_consumer), SUM (gaps_tput), SUM (gaps_lat), runs, b->events, b->latency_events,
-            PAYLOAD_BYTES, per_run * runs, dups);
+                 LOADGEN_RATE_SHORTAGE * 100, set.rate);
+    printf ("{");
+    if (cell)
+        printf ("\"cell\":\"%s\",", cell);
+    printf ("\"groups\":%d,\"partitions\":%d,\"payload_bytes\":%d,\"events\":%ld,"
+            "\"backlog\":%ld,\"latency_events\":%ld,\"rate\":%ld,\"burst\":%ld,\"runs\":%d,"
+            "\"copy_rows\":%ld,\"rate_ok\":%s",
+            set.groups, bench[0].nparts, set.payload, set.backlog > 0 ? 0 : set.events, set.backlog,
+            set.latency_events, set.rate, set.burst, runs, set.copy_rows,
+            rate_ok ? "true" : "false");
+    for (t = 0; t < nt; t++) {
+        long per_run = set.backlog > 0 ? set.backlog : set.events + set.latency_events;
+        printf (",\"%s\":", bench[t].name);
+        s_print_target (&bench[t], figs[t], runs, dups[t], per_run * runs);
+    }
+    if (nt == 2) {
+        /* The second configuration against the first, medians over medians. */
+        const s_figures_t *fig = figs[0];
+        double e0 = MED (eps), p0 = MED (cpu_pg), w0 = MED (wal);
+        fig = figs[1];
+        printf (",\"%s_over_%s\":{\"events_per_s\":%.3f,\"cpu_us_per_event_pg\":%.3f,"
+                "\"wal_bytes_per_event\":%.3f}",
+                bench[1].name, bench[0].name, MED (eps) / e0, MED (cpu_pg) / p0,
+                w0 > 0 ? MED (wal) / w0 : 0);
+    }
+    printf ("}\n");
     fflush (stdout);
-    if (b->rec && fclose (b->rec) != 0)
+    if (rec && fclose (rec) != 0)
         s_fail ("%s: %s", record, strerror (errno));
-    PQfinish (b->pl.conn);
-    PQfinish (b->conn);
-    munmap (b->sh, shsize);
+    for (t = 0; t < nt; t++) {
+        PQfinish (bench[t].pl.conn);
+        PQfinish (bench[t].conn);
+        munmap (bench[t].sh, bench[t].shsize);
+    }
     return rate_ok ? 0 : 1;
 }
