@@ -3,29 +3,50 @@
  * every figure checked before it is printed, against the raw limit of
  * PostgreSQL on the same machine.
  *
- *   bench_bus --pg-dsn DSN --ingress EP --pub EP --busd-pid PID --pg-data DIR
+ *   bench_bus [--config NAME] --pg-dsn DSN --ingress EP --pub EP
+ *             --busd-pid PID --pg-data DIR [--config NAME2 --pg-dsn ...]
  *             [--events N] [--latency-events N] [--rate R] [--burst B]
  *             [--runs R] [--deadline S] [--commit-poll-us U] [--rcvhwm N]
- *             [--record FILE]
+ *             [--record FILE] [--groups G] [--payload BYTES] [--backlog N]
+ *             [--cell NAME]
  *
- * The consumer: one replica of group "bench" reading the stream "order",
- * in a child process (one per run), committing its offsets in rounds like
- * any group. Its handler only records, in memory shared with this process,
- * when it saw each event and where (partition, pseq); it never fails.
+ * Targets. Each --config names a PostgreSQL cluster and the busd writing
+ * to it (at most MAX_TARGETS; tests/bench/bus/run passes "defaults" and
+ * "tuned"). Every run measures every target, one after the other, in the
+ * other order than the run before (ABBA), so that a machine whose load
+ * drifts weighs on both alike; every figure is kept and printed per
+ * target, and with two the second's medians over the first's.
+ *
+ * The consumers: one replica of each of --groups groups (default 1;
+ * "bench", "bench-2", ...) reading the stream "order", each in a child
+ * process (one per run), committing its offsets in rounds like any group.
+ * Its handler only records, in memory shared with this process, when it
+ * saw each event and where (partition, pseq); it never fails.
  *
  * Each run (--runs, default 3; every figure is the median of the runs):
  *
  * Throughput. PRODUCERS threads send --events OrderPlaced events with
- * 256-byte payloads as fast as busd acknowledges them (after its commit;
- * WINDOW unacknowledged each). events_per_s is N over the time from the
- * first send to the consumer's offset commit covering the last event (the
- * committed offsets are polled every millisecond once the handler has seen
- * every event, so the bench adds no query load while events flow).
+ * --payload-byte payloads (default 256; random characters, which neither
+ * TOAST nor wal_compression squeezes more than real ones) as fast as busd
+ * acknowledges them (after its commit; WINDOW unacknowledged each).
+ * events_per_s is N over the time from the first send to the last offset
+ * commit, of every group, covering the last event (the committed offsets
+ * are polled every millisecond once every handler has seen every event,
+ * so the bench adds no query load while events flow).
  * cpu_us_per_event_*: user + system CPU (/proc/<pid>/stat) over that same
  * interval, per event, of busd, of the whole PostgreSQL cluster (see
- * s_pg_ticks) and of the consumer process.
+ * s_pg_ticks) and of the consumer processes together;
+ * wal_bytes_per_event: the cluster's WAL over the same interval, and
+ * checkpoints the checkpoints counted meanwhile.
  *
- * Latency, open loop. One producer at --rate (default 10,000/s) for
+ * Backlog (--backlog N, instead of both phases; one run): N events sent as
+ * above with no group running, load_events_per_s over the first send to
+ * the last ack; then every group starts new and catches up from the log:
+ * events_per_s is N over the time from the replicas' start to the commit
+ * covering the last event, and the CPU and WAL figures are the catch-up's.
+ *
+ * Latency, open loop (none with --latency-events 0; measured at the first
+ * group). One producer at --rate (default 10,000/s) for
  * --latency-events: event i is due at t0 + i/rate (with --burst B, B
  * events are due together every B/rate s), whatever busd does; each event's
  * due time is kept; a producer that falls behind (a full window, a slow
@@ -52,31 +73,34 @@
  * CLOCK_MONOTONIC is one clock for every process of the machine, so the
  * producer's due times, the handler's stamps and the poller's compare.
  *
- * Baseline. The same N rows COPYed into a plain table, in the same run
- * (ratio = events_per_s / copy_rows_per_s).
+ * Baseline. The same N rows (at most a million) COPYed into a plain table
+ * of the same cluster, in the same run (ratio = events_per_s /
+ * copy_rows_per_s).
  *
  * Checks, at the end of every run, over every event of the bench so far:
- * each was acknowledged OK (or DUPLICATE, counted) by busd; the handler
- * was called exactly once for each (by envelope id: every slot's id is
- * compared with the one posted; the group has one replica and a handler
- * that never fails, so a second call is a redelivery), at the partition
- * and pseq of its ack, and for nothing else; the log holds exactly that
- * many events of the stream; the committed offsets cover every ack. Every
- * wait has a deadline (--deadline, default 60 s beyond the expected time).
+ * each was acknowledged OK (or DUPLICATE, counted) by busd; every group's
+ * handler was called exactly once for each (by envelope id: every slot's
+ * id is compared with the one posted; a group has one replica and a
+ * handler that never fails, so a second call is a redelivery), at the
+ * partition and pseq of its ack, and for nothing else; the log holds
+ * exactly that many events of the stream; every group's committed offsets
+ * cover every ack. Every wait has a deadline (--deadline, default 60 s,
+ * doubled, beyond the time the phase's events take at 2,000/s).
  * A failed check exits 1 with the reason on stderr and prints no figures.
  *
  * Where the time went, beside the figures: throughput_tail_ms is the time
  * from the last ack to the covering commit (the consumer's lag at the end
- * of the burst); consumer_gaps_* count the replica's gaps (live events
- * lost between busd's PUB and the replica, read back from the log) in each
- * phase, summed over the runs; slow_events counts the latency events
+ * of the burst); consumer_gaps_* count the first group's replica's gaps
+ * (live events lost between busd's PUB and the replica, read back from the
+ * log) in each phase, summed over the runs; slow_events counts the latency events
  * handled SLOW_MS or more after they were due. On stderr, per run: when
  * the last ack, the last handler call and the covering commit came.
  * --rcvhwm sets the replica's SUB high-water mark (default ZeroMQ's, as
  * the daemons run); --record FILE writes one CSV line per event (times in
  * ms from the phase's start) to look at where the time went.
  *
- * Prints a line per run, then one JSON object with the medians, last.
+ * Prints a line per run and target, then one JSON object, last: the
+ * cell's settings (--cell names it), then per target its medians.
  */
 #include <ctype.h>
 #include <dirent.h>
