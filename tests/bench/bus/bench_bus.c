@@ -41,8 +41,8 @@
  *
  * Backlog (--backlog N, instead of both phases; one run): N events sent as
  * above with no group running, load_events_per_s over the first send to
- * the last ack; then every group starts new and catches up from the log:
- * events_per_s is N over the time from the replicas' start to the commit
+ * the last ack (and load_* the CPU, WAL and checkpoints over it); then every group starts new and
+ * catches up from the log: events_per_s is N over the time from the replicas' start to the commit
  * covering the last event, and the CPU and WAL figures are the catch-up's.
  *
  * Latency, open loop (none with --latency-events 0; measured at the first
@@ -209,9 +209,11 @@ s_print_target (const bench_t *b, const bench_figures_t *fig, int runs, long dup
             MED (eps), MED (copy), MED (ratio), MED (cpu_busd), MED (cpu_pg), MED (cpu_consumer),
             MED (wal), MED (ckpt));
     if (b->backlog > 0)
-        printf ("\"load_events_per_s\":%.0f,\"load_wal_bytes_per_event\":%.0f,"
+        printf ("\"load_events_per_s\":%.0f,\"load_cpu_us_per_event_busd\":%.1f,"
+                "\"load_cpu_us_per_event_pg\":%.1f,\"load_wal_bytes_per_event\":%.0f,"
                 "\"load_checkpoints\":%.0f,",
-                MED (load_eps), MED (load_wal), MED (load_ckpt));
+                MED (load_eps), MED (load_cpu_busd), MED (load_cpu_pg), MED (load_wal),
+                MED (load_ckpt));
     else
         printf ("\"throughput_tail_ms\":%.1f,", MED (tail_ms));
     if (b->latency_events > 0)
@@ -291,7 +293,9 @@ s_target_run (bench_t *b, int r, bench_figures_t *f)
             b->name, r + 1, f->eps, f->copy, f->ratio, f->cpu_busd, f->cpu_pg, f->cpu_consumer,
             f->wal, f->ckpt);
     if (b->backlog > 0)
-        printf (" load_events_per_s=%.0f load_wal_bytes_per_event=%.0f", f->load_eps, f->load_wal);
+        printf (" load_events_per_s=%.0f load_cpu_us_per_event: busd=%.1f pg=%.1f "
+                "load_wal_bytes_per_event=%.0f load_checkpoints=%.0f",
+                f->load_eps, f->load_cpu_busd, f->load_cpu_pg, f->load_wal, f->load_ckpt);
     if (b->latency_events > 0)
         printf (" achieved_rate=%.0f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f "
                 "commit_p50_ms=%.2f commit_p99_ms=%.2f commit_p999_ms=%.2f commit_max_ms=%.2f",

@@ -118,25 +118,27 @@ typedef struct {
 
 /* The figures of one run (all double, so that s_med reads any of them). */
 typedef struct {
-    double eps;          /* throughput: events per second */
-    double copy;         /* baseline: COPY rows per second */
-    double ratio;        /* eps / copy */
-    double tail_ms;      /* throughput: last ack to the covering commit */
-    double cpu_busd;     /* CPU per event, microseconds: busd */
-    double cpu_pg;       /* ... the PostgreSQL cluster */
-    double cpu_consumer; /* ... the consumer process */
-    double achieved;     /* latency: events sent per second */
-    double lat[5];       /* due to handler: p50, p90, p99, p999, max (ms) */
-    double commit[5];    /* due to commit, likewise */
-    double poll_ms;      /* mean period of the commit poller */
-    double slow;         /* latency events handled SLOW_MS or more after due */
-    double gaps_tput;    /* the consumer's gaps in the throughput phase */
-    double gaps_lat;     /* ... and in the latency phase */
-    double wal;          /* throughput (or catch-up): WAL bytes per event */
-    double ckpt;         /* ... checkpoints that began meanwhile */
-    double load_eps;     /* backlog: events per second while loading it */
-    double load_wal;     /* ... WAL bytes per event */
-    double load_ckpt;    /* ... checkpoints */
+    double eps;           /* throughput: events per second */
+    double copy;          /* baseline: COPY rows per second */
+    double ratio;         /* eps / copy */
+    double tail_ms;       /* throughput: last ack to the covering commit */
+    double cpu_busd;      /* CPU per event, microseconds: busd */
+    double cpu_pg;        /* ... the PostgreSQL cluster */
+    double cpu_consumer;  /* ... the consumer process */
+    double achieved;      /* latency: events sent per second */
+    double lat[5];        /* due to handler: p50, p90, p99, p999, max (ms) */
+    double commit[5];     /* due to commit, likewise */
+    double poll_ms;       /* mean period of the commit poller */
+    double slow;          /* latency events handled SLOW_MS or more after due */
+    double gaps_tput;     /* the consumer's gaps in the throughput phase */
+    double gaps_lat;      /* ... and in the latency phase */
+    double wal;           /* throughput (or catch-up): WAL bytes per event */
+    double ckpt;          /* ... checkpoints that began meanwhile */
+    double load_eps;      /* backlog: events per second while loading it */
+    double load_wal;      /* ... WAL bytes per event */
+    double load_ckpt;     /* ... checkpoints */
+    double load_cpu_busd; /* ... CPU per event (us) of busd */
+    double load_cpu_pg;   /* ... of the PostgreSQL cluster */
 } bench_figures_t;
 
 /* The bench against one cluster and its busd (a --config): the settings

@@ -241,12 +241,19 @@ s_send_span (const bench_t *b, const bench_producer_t *prod, int n, int64_t *t0,
     }
 }
 
+/* Microseconds a clock tick of /proc's. */
+static double
+s_tick_us (void)
+{
+    return 1e6 / (double)sysconf (_SC_CLK_TCK);
+}
+
 /* CPU per event (us) and WAL per event between two samples. */
 static void
 s_costs (const bench_cpu_t *c0, const bench_cpu_t *c1, long long wal0, long long wal1, long n,
          bench_figures_t *f)
 {
-    double tick_us = 1e6 / (double)sysconf (_SC_CLK_TCK);
+    double tick_us = s_tick_us ();
     f->cpu_busd = (double)(c1->busd - c0->busd) * tick_us / (double)n;
     f->cpu_pg = (double)(c1->pg - c0->pg) * tick_us / (double)n;
     f->cpu_consumer = (double)(c1->consumer - c0->consumer) * tick_us / (double)n;
@@ -314,9 +321,13 @@ phases_backlog (bench_t *b, int r, long first, bench_figures_t *f)
     int g;
 
     measure_wal_sample (b->conn, &wal0, &ck0);
+    measure_cpu_sample (&c0, b);
     traffic_run_producers (b, PRODUCERS, first, b->backlog / PRODUCERS, 0, 1, 0, deadline, prod);
     s_send_span (b, prod, PRODUCERS, &t0, &last_ack);
+    measure_cpu_sample (&c1, b);
     measure_wal_sample (b->conn, &wal1, &ck1);
+    f->load_cpu_busd = (double)(c1.busd - c0.busd) * s_tick_us () / (double)b->backlog;
+    f->load_cpu_pg = (double)(c1.pg - c0.pg) * s_tick_us () / (double)b->backlog;
     f->load_eps = (double)b->backlog / ((double)(last_ack - t0) / 1e9);
     f->load_wal = (double)(wal1 - wal0) / (double)b->backlog;
     f->load_ckpt = (double)(ck1 - ck0);
