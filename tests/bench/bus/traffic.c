@@ -321,6 +321,7 @@ traffic_consumer_main (const char *dsn, const char *pub, int g, const char *memb
     consumer = rt_consumer_new (&config, err, sizeof err);
     if (!consumer) {
         fprintf (stderr, "consumer: %s\n", err);
+        rt_metrics_destroy (&metrics);
         return 1;
     }
     child.gaps = rt_metrics_counter (metrics, "retain_consumer_gaps_total", labels,
