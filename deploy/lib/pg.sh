@@ -5,6 +5,10 @@
 #                          create the database "retain"; sets PG_DSN and
 #                          PG_SERVER_DSN (no database: append dbname=...)
 #   pg_cluster_stop DIR    stop it (fast shutdown)
+#   pg_settings FILE       the settings of FILE (postgresql.conf syntax, e.g.
+#                          deploy/postgres.conf) as server options
+#                          ("-c name=value ..."), for PG_EXTRA_OPTS, which
+#                          pg_cluster_start adds to its own
 #
 # PostgreSQL refuses to run as root, so as root the cluster belongs to the
 # "postgres" user of Debian's package and runs as that user.
@@ -68,6 +72,21 @@ pg_cluster_start() {
     psql "$PG_SERVER_DSN dbname=postgres" -qc "CREATE DATABASE retain" >/dev/null
   fi
   export PG_DSN PG_SERVER_DSN PG_PORT
+}
+
+pg_settings() {
+  local line name value out=
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=${line%%#*}
+    case "$line" in *=*) ;; *) continue ;; esac
+    name=${line%%=*}
+    value=${line#*=}
+    name=${name//[[:space:]]/}
+    value=${value//[[:space:]]/}
+    [ -n "$name" ] && [ -n "$value" ] || continue
+    out+="${out:+ }-c $name=$value"
+  done <"$1" || return 1
+  echo "$out"
 }
 
 pg_port_free() {

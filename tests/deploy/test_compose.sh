@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the deployment files without a container engine: docker-compose.yml
 # renders under Debian's docker-compose (v1.29) and refuses to render without
-# the CURVE and password settings; deploy/Dockerfile has a build stage and a
+# the CURVE and password settings, and its postgres service runs
+# deploy/postgres.conf's settings; deploy/Dockerfile has a build stage and a
 # runtime stage and runs as a non-root user; deploy/local/run is executable
 # and parses. Run from the checkout's root (ctest does).
 set -uo pipefail
@@ -99,6 +100,20 @@ PY
   ok "busd and busd-standby use CURVE, busd is checked on /readyz and waits for migrate, routerd, notifyd and trackerd are scalable CURVE clients, no retired variable is set"
 else
   fail "rendered compose file: $out"
+fi
+
+# The postgres service runs deploy/postgres.conf's settings, no more and
+# no fewer: the file is the one list, the command its copy.
+want=$(. deploy/lib/pg.sh && pg_settings deploy/postgres.conf)
+have=$(/usr/bin/python3 -c '
+import sys, yaml
+cmd = yaml.safe_load(sys.argv[1])["services"]["postgres"].get("command") or []
+print(" ".join(cmd[1:]) if cmd[:1] == ["postgres"] else "(not postgres: %s)" % cmd)
+' "$rendered" 2>&1)
+if [ -n "$want" ] && [ "$want" = "$have" ]; then
+  ok "the postgres service runs deploy/postgres.conf's settings"
+else
+  fail "the postgres service's command is '$have', deploy/postgres.conf says '$want'"
 fi
 
 froms=$(grep -ciE '^[[:space:]]*FROM[[:space:]]' deploy/Dockerfile)

@@ -39,11 +39,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The runner and what it sources, nothing else: no CMakeLists.txt, so a
+# The runner and what it reads, nothing else: no CMakeLists.txt, so a
 # build would fail, and a deploy/deps that leaves a mark when it runs.
 mkdir -p "$root/deploy/local" "$root/deploy/lib"
 cp "$src/deploy/local/run" "$root/deploy/local/run"
 cp "$src/deploy/lib/pg.sh" "$root/deploy/lib/pg.sh"
+cp "$src/deploy/postgres.conf" "$root/deploy/postgres.conf"
 printf '#!/bin/sh\ntouch "%s/deps-ran"\n' "$root" >"$root/deploy/deps"
 chmod +x "$root/deploy/local/run" "$root/deploy/deps"
 
