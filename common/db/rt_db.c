@@ -36,15 +36,6 @@ struct rt_db_t {
     void *on_connect_arg;           /* its argument */
     char error[512];                /* last error message */
     char sqlstate[6];               /* SQLSTATE of the last failure */
-    /* An asynchronous command string in flight (rt_db_async_send). */
-    bool async;           /* between the send and its end */
-    bool async_failed;    /* one of its statements failed */
-    bool async_copy_done; /* its COPY data is all queued, with the end */
-    bool copy_blocked;    /* libpq's buffer was full: wait for the socket */
-    const char *copy;     /* that data (lent) */
-    size_t copy_len;      /* its length */
-    size_t copy_off;      /* how much is queued */
-    char async_tag[32];   /* the last statement's command tag */
 };
 
 static void
@@ -170,8 +161,6 @@ rt_db_connect (rt_db_t *self)
     if (self->conn) {
         PQfinish (self->conn);
         self->conn = NULL;
-        self->async = false;
-        self->copy = NULL;
     }
     self->ok = false;
     /* expand_dbname lets dsn be a full connection string or URI while
@@ -273,151 +262,6 @@ void
 rt_db_invalidate (rt_db_t *self)
 {
     self->ok = false;
-}
-
-/* The asynchronous string is over: the connection blocks again. */
-static void
-s_async_end (rt_db_t *self)
-{
-    self->async = false;
-    self->copy = NULL;
-    if (self->conn)
-        PQsetnonblocking (self->conn, 0);
-}
-
-static int
-s_async_lost (rt_db_t *self)
-{
-    s_set_error (self, self->conn ? PQerrorMessage (self->conn) : "not connected", NULL);
-    self->ok = false;
-    s_async_end (self);
-    return -1;
-}
-
-int
-rt_db_async_send (rt_db_t *self, const char *sql, const char *copy, size_t copy_len)
-{
-    if (!self->ok || !self->conn) {
-        s_set_error (self, "not connected", NULL);
-        return -1;
-    }
-    if (PQsetnonblocking (self->conn, 1) != 0 || !PQsendQuery (self->conn, sql)) {
-        s_set_error (self, PQerrorMessage (self->conn), NULL);
-        s_check_conn (self);
-        PQsetnonblocking (self->conn, 0);
-        return -1;
-    }
-    self->async = true;
-    self->async_failed = false;
-    self->async_copy_done = copy == NULL;
-    self->copy_blocked = false;
-    self->copy = copy;
-    self->copy_len = copy_len;
-    self->copy_off = 0;
-    self->async_tag[0] = '\0';
-    self->error[0] = '\0';
-    self->sqlstate[0] = '\0';
-    return 0;
-}
-
-/* Queues what the socket takes of the COPY data, then its end: 0, -1 lost. */
-static int
-s_async_copy (rt_db_t *self)
-{
-    while (self->copy_off < self->copy_len) {
-        size_t chunk = self->copy_len - self->copy_off;
-        int rc;
-        if (chunk > (1u << 20))
-            chunk = 1u << 20;
-        rc = PQputCopyData (self->conn, self->copy + self->copy_off, (int)chunk);
-        if (rc < 0)
-            return -1;
-        if (rc == 0) {
-            self->copy_blocked = true; /* again when the socket is writable */
-            return 0;
-        }
-        self->copy_off += chunk;
-    }
-    if (PQputCopyEnd (self->conn, NULL) < 0)
-        return -1;
-    self->async_copy_done = true;
-    return 0;
-}
-
-int
-rt_db_async_step (rt_db_t *self)
-{
-    if (!self->async)
-        return self->async_failed ? -1 : 1;
-    if (!self->conn || PQflush (self->conn) < 0 || !PQconsumeInput (self->conn))
-        return s_async_lost (self);
-    if (self->copy_blocked) {
-        /* The COPY was under way: go on with its data. */
-        self->copy_blocked = false;
-        if (s_async_copy (self) != 0 || PQflush (self->conn) < 0)
-            return s_async_lost (self);
-        if (!self->async_copy_done)
-            return 0;
-    }
-    for (;;) {
-        PGresult *res;
-        ExecStatusType st;
-        if (PQisBusy (self->conn))
-            return 0;
-        res = PQgetResult (self->conn);
-        if (!res) {
-            bool failed = self->async_failed;
-            s_async_end (self);
-            return failed ? -1 : 1;
-        }
-        st = PQresultStatus (res);
-        if (st == PGRES_COPY_IN) {
-            PQclear (res);
-            if (self->async_copy_done) {
-                /* Data for a COPY the caller gave none: end it, failed. */
-                self->async_failed = true;
-                s_set_error (self, "a COPY without data", NULL);
-                if (PQputCopyEnd (self->conn, "no data") < 0)
-                    return s_async_lost (self);
-            } else if (s_async_copy (self) != 0)
-                return s_async_lost (self);
-            if (PQflush (self->conn) < 0)
-                return s_async_lost (self);
-            if (!self->async_copy_done)
-                return 0;
-            continue;
-        }
-        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-            snprintf (self->async_tag, sizeof self->async_tag, "%s", PQcmdStatus (res));
-        else if (!self->async_failed) {
-            self->async_failed = true;
-            s_set_error (self, PQresultErrorMessage (res),
-                         PQresultErrorField (res, PG_DIAG_SQLSTATE));
-        }
-        PQclear (res);
-        if (PQstatus (self->conn) == CONNECTION_BAD)
-            return s_async_lost (self);
-    }
-}
-
-bool
-rt_db_async_wants_write (rt_db_t *self)
-{
-    if (!self->async || !self->conn)
-        return false;
-    return self->copy_blocked || PQflush (self->conn) == 1;
-}
-
-bool
-rt_db_async_busy (const rt_db_t *self)
-{
-    return self->async;
-}
-
-const char *
-rt_db_async_tag (const rt_db_t *self)
-{
-    return self->async_tag;
 }
 
 static PGresult *

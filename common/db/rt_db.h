@@ -95,28 +95,6 @@ void rt_db_rollback (rt_db_t *self);
  * 0 or -1. */
 int rt_db_copy_in (rt_db_t *self, const char *copy_sql, const char *data, size_t len);
 
-/* Asynchronous use, for a loop that waits on other sockets too (busd's
- * writer overlaps the next batch's intake with this one's commit). One
- * command string at a time: it may hold several statements, one of them a
- * COPY FROM STDIN, whose data (`copy`, lent until the string is done; NULL
- * for none) is streamed when the server asks for it. Between steps the
- * caller polls rt_db_conn's socket: for reading always, for writing too
- * while rt_db_async_wants_write. The connection is non-blocking until the
- * string is done; the synchronous calls must not be used meanwhile.
- * rt_db_async_send: 0, or -1 with the error recorded. */
-int rt_db_async_send (rt_db_t *self, const char *sql, const char *copy, size_t copy_len);
-/* Reads what arrived and sends what it can: 0 while the string runs, 1
- * when it is done and every statement succeeded, -1 when one failed (the
- * error and SQLSTATE recorded, the rest of the string skipped by the
- * server, all its results read) or the connection was lost. */
-int rt_db_async_step (rt_db_t *self);
-/* True while libpq has output the socket has not taken yet. */
-bool rt_db_async_wants_write (rt_db_t *self);
-/* True between a send and its step returning non-zero. */
-bool rt_db_async_busy (const rt_db_t *self);
-/* The command tag of the string's last statement ("COMMIT"), "" none. */
-const char *rt_db_async_tag (const rt_db_t *self);
-
 /* Marks the connection bad so the next rt_db_ensure reconnects (used when a
  * caller detects its session state is no longer trustworthy). */
 void rt_db_invalidate (rt_db_t *self);

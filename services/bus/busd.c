@@ -99,7 +99,6 @@ busd_release (busd_t *self)
     items_clear (self);
     free (self->items);
     self->items = NULL;
-    rt_buf_free (&self->inflight_copy);
     run_sockets_close (self);
     zap_stop (self);
     if (self->zmq_ctx)

@@ -19,7 +19,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rt_buf.h"
 #include "rt_db.h"
 #include "rt_metrics.h"
 #include "rt_uuid.h"
@@ -45,9 +44,6 @@ typedef struct {
     int status;         /* RETAIN__V1__ACK__STATUS__OK, __DUPLICATE or __REJECTED */
     char *error;        /* why it was REJECTED (owned), or NULL */
     bool settled;       /* acked and published already (during an isolation) */
-    uint8_t *pub;       /* the envelope with its position, packed for PUB while its
-                         * batch commits (owned), or NULL: packed when settled */
-    size_t pub_len;     /* its length */
     uint64_t seq;       /* global position */
     uint32_t partition; /* partition of the key */
     uint64_t pseq;      /* position within the partition */
@@ -102,14 +98,8 @@ typedef struct {
     busd_stream_t *streams;           /* indexed like rt_bus_streams */
     size_t nstreams;                  /* their count */
     uint64_t seq;                     /* last committed global seq */
-    busd_item_t *items;               /* the batch committing, then the next one gathering */
-    size_t nitems;                    /* items of both */
-    size_t inflight;                  /* items [0, inflight) are committing (writer_start) */
-    int inflight_stage;               /* 1: its COPY runs, 2: its COMMIT; 0: none */
-    uint64_t inflight_seq;            /* its last seq, once committed */
-    size_t inflight_fresh;            /* its new events */
-    int64_t inflight_us;              /* when it started (monotonic), for commit_seconds */
-    rt_buf_t inflight_copy;           /* its COPY data, lent to the connection */
+    busd_item_t *items;               /* the batch in hand */
+    size_t nitems;                    /* items in the batch */
     size_t items_cap;                 /* allocated */
     bool outbox_due;                  /* drain the outbox with the next batch */
     int64_t last_outbox_ms;           /* when it was last drained */
@@ -157,8 +147,6 @@ Retain__V1__Envelope *ingress_parse (busd_t *self, const uint8_t *data, size_t l
                                      const char **reason);
 /* Frees the items' envelopes and empties the batch. */
 void items_clear (busd_t *self);
-/* Frees what one item owns. */
-void item_release (busd_item_t *item);
 
 /* writer.c: loads counters and seq from bus.counters and bus.state. */
 int writer_load (busd_t *self);
@@ -171,21 +159,6 @@ int writer_load (busd_t *self);
  * carry their positions), -1 when it failed for a reason of no item's
  * (what is left is uncommitted; counters unchanged). */
 int writer_commit (busd_t *self);
-/* The overlapped path, for a batch of ingress items alone (no outbox due):
- * writer_start sends the batch in hand as items [0, inflight) on the
- * connection without waiting (0; -1 when it cannot: nothing is in flight,
- * the caller commits with writer_commit); while it commits the loop reads
- * the next batch into [inflight, nitems). writer_step moves it on when the
- * connection's socket is ready: 0 still committing, 1 committed (the
- * caller settles and drops [0, inflight) with writer_done), -1 failed
- * (rolled back, nothing in flight: every item in hand goes through
- * writer_commit, which sorts out duplicates, refused items and the
- * database being away). Acks and PUB wait for the COMMIT's answer either
- * way. */
-int writer_start (busd_t *self);
-int writer_step (busd_t *self);
-/* Settles the committed batch [0, inflight) and drops it from the items. */
-void writer_done (busd_t *self);
 /* Settles items [lo, hi): acknowledges ingress producers and publishes the
  * committed events on PUB; each item once. */
 void writer_settle (busd_t *self, size_t lo, size_t hi);

@@ -234,32 +234,21 @@ s_grow (busd_t *self)
 }
 
 void
-item_release (busd_item_t *item)
-{
-    retain__v1__envelope__free_unpacked (item->env, NULL);
-    free (item->error);
-    free (item->pub);
-    item->env = NULL;
-    item->error = NULL;
-    item->pub = NULL;
-}
-
-void
 items_clear (busd_t *self)
 {
     size_t i;
-    for (i = 0; i < self->nitems; i++)
-        item_release (&self->items[i]);
+    for (i = 0; i < self->nitems; i++) {
+        retain__v1__envelope__free_unpacked (self->items[i].env, NULL);
+        free (self->items[i].error);
+    }
     self->nitems = 0;
-    self->inflight = 0;
 }
 
 int
 ingress_read (busd_t *self)
 {
     int added = 0;
-    /* The batch committing (items below inflight) does not count. */
-    while (self->nitems - self->inflight < (size_t)self->batch_max) {
+    while (self->nitems < (size_t)self->batch_max) {
         zmq_msg_t frames[3];
         int nframes = 0;
         int more = 1;

@@ -177,36 +177,8 @@ s_finish_batch (busd_t *self)
     items_clear (self);
 }
 
-/* A commit went through: producers get their acks again. */
-static void
-s_committing (busd_t *self)
-{
-    atomic_store (&self->failing_since_ms, 0);
-    pthread_mutex_lock (&self->why_lock);
-    self->why_failing[0] = '\0';
-    pthread_mutex_unlock (&self->why_lock);
-}
-
-/* From here until a commit succeeds, this batch's producers wait: /readyz
- * counts from the first attempt, so a commit that hangs (a lock, a stalled
- * server) shows as well as one that fails. */
-static void
-s_attempting (busd_t *self)
-{
-    int64_t zero = 0;
-    atomic_compare_exchange_strong (&self->failing_since_ms, &zero, rt_clock_mono_ms ());
-}
-
 /* Runs as the writer until the connection is lost (returns 0) or a stop is
- * requested and the batch in hand is committed (returns 1).
- *
- * Batches overlap: while one commits (writer_start: its COPY, then its
- * counters and COMMIT, sent without waiting), the loop reads and parses
- * the next from the ingress and packs the committing one's PUB messages;
- * the next is sent once the first's COMMIT has answered and it is settled,
- * so the log's order is the commit order and every ack follows its commit.
- * A batch with the outbox due, or one that failed on that path, goes
- * through writer_commit, one statement after the other, as it always did. */
+ * requested and the batch in hand is committed (returns 1). */
 static int
 s_primary_loop (busd_t *self)
 {
@@ -218,8 +190,6 @@ s_primary_loop (busd_t *self)
         int64_t now = rt_clock_mono_ms ();
         PGconn *conn = rt_db_conn (self->db);
         bool stopping = rt_signal_stopping ();
-        bool inflight = self->inflight_stage != 0;
-        short pg_events = ZMQ_POLLIN;
 
         if (!conn)
             return 0;
@@ -231,50 +201,31 @@ s_primary_loop (busd_t *self)
         /* libpq reads a NOTIFY that arrives while a batch's statements run
          * into its own queue, where no poll of the socket sees it: without
          * this, the last rows of a burst waited for the interval poll. */
-        if (!inflight && s_notified (self))
+        if (s_notified (self))
             self->outbox_due = true;
 
-        if (inflight)
-            timeout = 1000; /* the connection's socket wakes us */
-        else if (self->nitems > 0 || self->outbox_due)
+        if (self->nitems > 0 || self->outbox_due)
             timeout = 0;
         else {
             int64_t left = self->outbox_poll_ms - (now - self->last_outbox_ms);
             timeout = left < 0 ? 0 : (int)(left > 1000 ? 1000 : left);
         }
-        if (inflight && rt_db_async_wants_write (self->db))
-            pg_events |= ZMQ_POLLOUT;
         items[nitems++] = (zmq_pollitem_t){self->router, 0, ZMQ_POLLIN, 0};
-        items[nitems++] = (zmq_pollitem_t){NULL, PQsocket (conn), pg_events, 0};
+        items[nitems++] = (zmq_pollitem_t){NULL, PQsocket (conn), ZMQ_POLLIN, 0};
         items[nitems++] = (zmq_pollitem_t){NULL, rt_signal_fd (), ZMQ_POLLIN, 0};
         if (self->zap)
             items[nitems++] = (zmq_pollitem_t){self->zap, 0, ZMQ_POLLIN, 0};
-        if ((!stopping || inflight) && zmq_poll (items, nitems, timeout) < 0 && errno != EINTR) {
+        if (!stopping && zmq_poll (items, nitems, timeout) < 0 && errno != EINTR) {
             rt_log (RT_LOG_ERROR, "poll failed", rt_log_str ("error", zmq_strerror (errno)));
             return 1;
-        }
-        if (inflight) {
-            int step = writer_step (self);
-            if (step == 1) {
-                failures = 0;
-                s_committing (self);
-                writer_done (self);
-            } else if (step < 0 && !rt_db_is_ok (self->db)) {
-                s_note_failure (self);
-                return 0;
-            }
-            /* step < 0 on a live connection: everything in hand goes
-             * through writer_commit below. */
-            inflight = self->inflight_stage != 0;
         }
         /* Housekeeping at takeover, when busd's UTC day changes and on the
          * interval: never dependent on where the monotonic clock started.
          * Checked after the wait, so what arrived meanwhile is judged
          * against the partitions of the day it arrived on. */
-        if (!inflight &&
-            (self->housekeeping_due ||
-             rt_clock_mono_ms () - self->last_housekeeping_ms >= self->housekeeping_ms ||
-             rt_clock_now_ms () / 86400000 != self->housekeeping_day)) {
+        if (self->housekeeping_due ||
+            rt_clock_mono_ms () - self->last_housekeeping_ms >= self->housekeeping_ms ||
+            rt_clock_now_ms () / 86400000 != self->housekeeping_day) {
             retention_run (self);
             self->housekeeping_due = false;
             self->last_housekeeping_ms = rt_clock_mono_ms ();
@@ -284,19 +235,26 @@ s_primary_loop (busd_t *self)
         }
         if (self->zap)
             zap_handle (self);
-        if (!inflight && s_notified (self))
+        if (s_notified (self))
             self->outbox_due = true;
         if (!stopping)
             ingress_read (self);
-        if (inflight || (self->nitems == 0 && !self->outbox_due))
+        if (self->nitems == 0 && !self->outbox_due)
             continue;
 
-        s_attempting (self);
-        if (!self->outbox_due && failures == 0 && writer_start (self) == 0)
-            continue;
+        /* From here until a commit succeeds, this batch's producers wait:
+         * /readyz counts from the first attempt, so a commit that hangs
+         * (a lock, a stalled server) shows as well as one that fails. */
+        {
+            int64_t zero = 0;
+            atomic_compare_exchange_strong (&self->failing_since_ms, &zero, rt_clock_mono_ms ());
+        }
         if (writer_commit (self) == 0) {
             failures = 0;
-            s_committing (self);
+            atomic_store (&self->failing_since_ms, 0);
+            pthread_mutex_lock (&self->why_lock);
+            self->why_failing[0] = '\0';
+            pthread_mutex_unlock (&self->why_lock);
             s_finish_batch (self);
             continue;
         }

@@ -48,23 +48,14 @@ static const char *s_sql_outbox_delete =
     "DELETE FROM " RT_OUTBOX_PENDING " WHERE id = ANY($1::bigint[])";
 static const char *s_sql_dedup_probe =
     "SELECT id::text, seq, partition, pseq FROM bus.events WHERE id = ANY($1::uuid[])";
-/* The counters' move, with the last seq and three arrays (the touched
- * partitions' stream, partition and new pseq). */
-#define S_POSITIONS(seq, streams, parts, pseqs)                                                    \
-    "WITH s AS (UPDATE bus.state SET seq = " seq ") "                                              \
-    "UPDATE bus.counters c SET pseq = v.pseq "                                                     \
-    "FROM unnest(" streams "::text[], " parts "::int[], " pseqs "::bigint[]) "                     \
-    "AS v(stream, partition, pseq) WHERE c.stream = v.stream AND c.partition = v.partition"
-#define S_COPY_EVENTS                                                                              \
-    "COPY bus.events (seq, stream, partition, pseq, id, type, key, occurred_at, producer, "        \
-    "correlation_id, payload, appended_at) FROM STDIN (FORMAT binary)"
-static const char *s_sql_positions = S_POSITIONS ("$4", "$1", "$2", "$3");
-static const char *s_copy_events = S_COPY_EVENTS;
-/* The overlapped path's two command strings (writer_start): the COPY in a
- * new transaction, then the counters (literals: registry names and
- * numbers) and the COMMIT. */
-static const char *s_async_copy = "BEGIN; " S_COPY_EVENTS;
-static const char *s_async_commit_fmt = S_POSITIONS ("%s", "'%s'", "'%s'", "'%s'") "; COMMIT";
+static const char *s_sql_positions =
+    "WITH s AS (UPDATE bus.state SET seq = $4) "
+    "UPDATE bus.counters c SET pseq = v.pseq "
+    "FROM unnest($1::text[], $2::int[], $3::bigint[]) AS v(stream, partition, pseq) "
+    "WHERE c.stream = v.stream AND c.partition = v.partition";
+static const char *s_copy_events =
+    "COPY bus.events (seq, stream, partition, pseq, id, type, key, occurred_at, producer, "
+    "correlation_id, payload, appended_at) FROM STDIN (FORMAT binary)";
 
 /* A field of a binary COPY tuple: its length, then its bytes. */
 static void
@@ -284,9 +275,10 @@ s_drop_outbox_items (busd_t *self)
 {
     size_t i, j = 0;
     for (i = 0; i < self->nitems; i++) {
-        if (self->items[i].origin == ITEM_OUTBOX)
-            item_release (&self->items[i]);
-        else
+        if (self->items[i].origin == ITEM_OUTBOX) {
+            retain__v1__envelope__free_unpacked (self->items[i].env, NULL);
+            free (self->items[i].error);
+        } else
             self->items[j++] = self->items[i];
     }
     self->nitems = j;
@@ -444,10 +436,8 @@ s_assign (busd_t *self, size_t lo, size_t hi, uint64_t *seq_next)
     return fresh;
 }
 
-/* The binary COPY data of the new items of [lo, hi), into buf; -1 when
- * out of memory. */
 static int
-s_copy_build (busd_t *self, size_t lo, size_t hi, rt_buf_t *buf, int64_t appended_us)
+s_copy (busd_t *self, size_t lo, size_t hi, rt_buf_t *buf, int64_t appended_us)
 {
     size_t i;
     int64_t pg_time = appended_us - PG_EPOCH_OFFSET_US;
@@ -473,58 +463,42 @@ s_copy_build (busd_t *self, size_t lo, size_t hi, rt_buf_t *buf, int64_t appende
         s_field_i64 (buf, pg_time);
     }
     rt_buf_put_be16 (buf, 0xffff); /* the trailer */
-    return buf->failed ? -1 : 0;
-}
-
-static int
-s_copy (busd_t *self, size_t lo, size_t hi, rt_buf_t *buf, int64_t appended_us)
-{
-    if (s_copy_build (self, lo, hi, buf, appended_us) != 0 ||
-        rt_db_copy_in (self->db, s_copy_events, buf->data, buf->len) != 0)
+    if (buf->failed || rt_db_copy_in (self->db, s_copy_events, buf->data, buf->len) != 0)
         return -1;
     return 0;
-}
-
-/* The touched partitions and their new pseq, as three array literals. */
-static int
-s_position_arrays (busd_t *self, rt_buf_t *streams, rt_buf_t *parts, rt_buf_t *pseqs)
-{
-    char num[24];
-    size_t i;
-    uint32_t p;
-
-    rt_buf_array_begin (streams);
-    rt_buf_array_begin (parts);
-    rt_buf_array_begin (pseqs);
-    for (i = 0; i < self->nstreams; i++) {
-        busd_stream_t *s = &self->streams[i];
-        for (p = 0; p < s->partitions; p++) {
-            if (!s->touched[p])
-                continue;
-            rt_buf_array_text (streams, s->name);
-            snprintf (num, sizeof num, "%u", p);
-            rt_buf_array_raw (parts, num);
-            snprintf (num, sizeof num, "%llu", (unsigned long long)s->pseq_next[p]);
-            rt_buf_array_raw (pseqs, num);
-        }
-    }
-    rt_buf_array_end (streams);
-    rt_buf_array_end (parts);
-    rt_buf_array_end (pseqs);
-    return streams->failed || parts->failed || pseqs->failed ? -1 : 0;
 }
 
 static int
 s_positions (busd_t *self, uint64_t seq_next)
 {
     rt_buf_t streams = {0}, parts = {0}, pseqs = {0};
-    char seqtext[24];
+    char seqtext[24], num[24];
     const char *params[4];
     PGresult *res;
+    size_t i;
+    uint32_t p;
     int rc = -1;
 
+    rt_buf_array_begin (&streams);
+    rt_buf_array_begin (&parts);
+    rt_buf_array_begin (&pseqs);
+    for (i = 0; i < self->nstreams; i++) {
+        busd_stream_t *s = &self->streams[i];
+        for (p = 0; p < s->partitions; p++) {
+            if (!s->touched[p])
+                continue;
+            rt_buf_array_text (&streams, s->name);
+            snprintf (num, sizeof num, "%u", p);
+            rt_buf_array_raw (&parts, num);
+            snprintf (num, sizeof num, "%llu", (unsigned long long)s->pseq_next[p]);
+            rt_buf_array_raw (&pseqs, num);
+        }
+    }
+    rt_buf_array_end (&streams);
+    rt_buf_array_end (&parts);
+    rt_buf_array_end (&pseqs);
     snprintf (seqtext, sizeof seqtext, "%llu", (unsigned long long)seq_next);
-    if (s_position_arrays (self, &streams, &parts, &pseqs) != 0)
+    if (streams.failed || parts.failed || pseqs.failed)
         goto cleanup;
     params[0] = streams.data;
     params[1] = parts.data;
@@ -801,9 +775,10 @@ s_drop_settled (busd_t *self)
 {
     size_t i, j = 0;
     for (i = 0; i < self->nitems; i++) {
-        if (self->items[i].settled)
-            item_release (&self->items[i]);
-        else
+        if (self->items[i].settled) {
+            retain__v1__envelope__free_unpacked (self->items[i].env, NULL);
+            free (self->items[i].error);
+        } else
             self->items[j++] = self->items[i];
     }
     self->nitems = j;
@@ -866,17 +841,11 @@ writer_settle (busd_t *self, size_t lo, size_t hi)
             ingress_ack (self, item);
         if (item->status != RETAIN__V1__ACK__STATUS__OK)
             continue;
+        item->env->seq = item->seq;
+        item->env->partition = item->partition;
+        item->env->pseq = item->pseq;
         topic_len = rt_bus_topic (topic, sizeof topic, item->env->stream, item->partition);
-        if (item->pub) {
-            data = item->pub;
-            len = item->pub_len;
-            item->pub = NULL;
-        } else {
-            item->env->seq = item->seq;
-            item->env->partition = item->partition;
-            item->env->pseq = item->pseq;
-            data = rt_envelope_pack (item->env, &len);
-        }
+        data = rt_envelope_pack (item->env, &len);
         if (!data)
             continue; /* subscribers recover it from the log as a gap */
         /* PUB never blocks: a slow subscriber loses messages and recovers
@@ -885,125 +854,4 @@ writer_settle (busd_t *self, size_t lo, size_t hi)
         zmq_send (self->pub, data, len, ZMQ_DONTWAIT);
         free (data);
     }
-}
-
-/* The batch in flight is over without a commit: its positions were never
- * real, so what was packed with them goes. */
-static void
-s_inflight_abandon (busd_t *self)
-{
-    for (size_t i = 0; i < self->inflight; i++) {
-        free (self->items[i].pub);
-        self->items[i].pub = NULL;
-    }
-    self->inflight = 0;
-    self->inflight_stage = 0;
-}
-
-int
-writer_start (busd_t *self)
-{
-    size_t n = self->nitems, i;
-
-    if (n == 0 || self->inflight > 0 || self->outbox_due)
-        return -1;
-    for (i = 0; i < n; i++) {
-        self->items[i].status = 0;
-        self->items[i].dup_of = -1;
-    }
-    if (s_dedup_in_batch (self, 0, n) != 0)
-        return -1;
-    self->inflight_fresh = s_assign (self, 0, n, &self->inflight_seq);
-    if (self->inflight_fresh == 0 ||
-        s_copy_build (self, 0, n, &self->inflight_copy, rt_clock_now_us ()) != 0)
-        return -1;
-    self->inflight_us = rt_clock_mono_us ();
-    if (rt_db_async_send (self->db, s_async_copy, self->inflight_copy.data,
-                          self->inflight_copy.len) != 0)
-        return -1;
-    self->inflight = n;
-    self->inflight_stage = 1;
-    /* While PostgreSQL takes the rows: what PUB will carry once they commit. */
-    for (i = 0; i < n; i++) {
-        busd_item_t *item = &self->items[i];
-        if (item->status != RETAIN__V1__ACK__STATUS__OK)
-            continue;
-        item->env->seq = item->seq;
-        item->env->partition = item->partition;
-        item->env->pseq = item->pseq;
-        item->pub = rt_envelope_pack (item->env, &item->pub_len);
-    }
-    return 0;
-}
-
-/* The COPY is in: the counters and the COMMIT. */
-static int
-s_send_commit (busd_t *self)
-{
-    rt_buf_t streams = {0}, parts = {0}, pseqs = {0}, sql = {0};
-    char seqtext[24];
-    int rc = -1;
-
-    snprintf (seqtext, sizeof seqtext, "%llu", (unsigned long long)self->inflight_seq);
-    if (s_position_arrays (self, &streams, &parts, &pseqs) != 0 || strchr (streams.data, '\''))
-        goto cleanup;
-    rt_buf_printf (&sql, s_async_commit_fmt, seqtext, streams.data, parts.data, pseqs.data);
-    if (!sql.failed && rt_db_async_send (self->db, sql.data, NULL, 0) == 0)
-        rc = 0;
-cleanup:
-    rt_buf_free (&streams);
-    rt_buf_free (&parts);
-    rt_buf_free (&pseqs);
-    rt_buf_free (&sql);
-    return rc;
-}
-
-int
-writer_step (busd_t *self)
-{
-    int rc;
-    if (self->inflight_stage == 0)
-        return -1;
-    rc = rt_db_async_step (self->db);
-    if (rc == 0)
-        return 0;
-    if (rc == 1 && self->inflight_stage == 1) {
-        if (s_send_commit (self) == 0) {
-            self->inflight_stage = 2;
-            return 0;
-        }
-    } else if (rc == 1 && strcmp (rt_db_async_tag (self->db), "COMMIT") == 0) {
-        /* Committed: the positions are real now. */
-        for (size_t i = 0; i < self->nstreams; i++) {
-            busd_stream_t *s = &self->streams[i];
-            memcpy (s->pseq, s->pseq_next, s->partitions * sizeof *s->pseq);
-        }
-        self->seq = self->inflight_seq;
-        self->inflight_stage = 0;
-        rt_counter_add (self->m.appended, self->inflight_fresh);
-        rt_counter_add (self->m.duplicates, self->inflight - self->inflight_fresh);
-        rt_counter_inc (self->m.batches);
-        rt_histogram_observe (self->m.batch_size, (double)self->inflight);
-        rt_histogram_observe (self->m.commit_seconds,
-                              (double)(rt_clock_mono_us () - self->inflight_us) / 1e6);
-        rt_gauge_set (self->m.seq, (double)self->seq);
-        return 1;
-    }
-    /* A duplicate id, a refused row, the counters, the connection: none of
-     * it committed. writer_commit takes the items from here. */
-    rt_db_rollback (self->db);
-    s_inflight_abandon (self);
-    return -1;
-}
-
-void
-writer_done (busd_t *self)
-{
-    size_t n = self->inflight, i;
-    writer_settle (self, 0, n);
-    for (i = 0; i < n; i++)
-        item_release (&self->items[i]);
-    memmove (self->items, self->items + n, (self->nitems - n) * sizeof *self->items);
-    self->nitems -= n;
-    self->inflight = 0;
 }

@@ -4,9 +4,8 @@
  * times:
  *   - retain-busd itself, restarted each time;
  *   - busd's PostgreSQL backend, caught in the act by pg_stat_activity:
- *     once while its batch's COPY runs and twice while its counters and
- *     COMMIT run (the overlapped writer's two command strings), so the
- *     commit's answer is lost whether or not it reached the WAL
+ *     once while its batch's COPY runs and twice while its COMMIT does,
+ *     so the commit's answer is lost whether or not it reached the WAL
  *     (s_kill_backend says how).
  * Every acknowledgement must name the place its event has in the log.
  *
@@ -190,18 +189,17 @@ s_kill_busd (void *arg, int k)
  * that process alone; a SIGKILL would make the postmaster restart every
  * backend of the shared test cluster, and its crash recovery syncs the
  * whole data directory). The first kill comes while a batch's COPY runs,
- * the others while the overlapped writer's counters and COMMIT run: a
- * backend terminated there may die after its commit is durable and before
- * busd hears so, the case where a false ack or a gap would show. Each
- * stage lasts milliseconds, so pg_stat_activity is watched for a while;
- * when the watch misses it, a lock held by the test (a share lock on the
- * log, a row lock on bus.state) makes busd wait inside the batch's
- * transaction (on either path), and it is terminated there. */
+ * the others while its COMMIT runs: a backend terminated there may die
+ * after its commit is durable and before busd hears so, the case where a
+ * false ack or a gap would show. Each stage lasts milliseconds, so
+ * pg_stat_activity is watched for a while; when the watch misses it, a
+ * lock held by the test (a share lock on the log, a row lock on
+ * bus.state) makes busd wait inside the batch's transaction, and it is
+ * terminated there. */
 static bool
 s_kill_backend (void *arg, int k)
 {
-    static const char *const running[2] = {"BEGIN; COPY bus.events%",
-                                           "WITH s AS (UPDATE bus.state%; COMMIT"};
+    static const char *const running[2] = {"COPY bus.events%", "COMMIT"};
     static const char *const waiting[2] = {"%COPY bus.events%", "WITH s AS (UPDATE bus.state%"};
     static const char *const locks[2] = {"LOCK TABLE bus.events IN SHARE MODE",
                                          "SELECT seq FROM bus.state FOR UPDATE"};
