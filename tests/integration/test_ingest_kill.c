@@ -10,7 +10,6 @@
  * ended without an answer or with a 503, and 2xx answers came between
  * every two kills and after the last.
  */
-#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,6 +24,7 @@
 #include <curl/curl.h>
 
 #include "rt_test.h"
+#include "rt_test_burst.h"
 #include "rt_test_ingest.h"
 
 #define SENDERS    4
@@ -36,8 +36,8 @@
 
 static rt_test_ingest_t s_t;
 static atomic_int s_accepted;
-/* Kills so far: bumped just before each SIGKILL, so a request started
- * while it read k was on its way before kill k + 1. */
+/* Kills so far: bumped just before each SIGKILL, so a request sent while
+ * it read k (its tag, s_sent) was on its way before kill k + 1. */
 static atomic_int s_generation;
 /* Per kill: requests sent before it that got no answer or a 503. */
 static atomic_int s_cut[KILLS];
@@ -45,131 +45,44 @@ static atomic_int s_cut[KILLS];
  * last. */
 static atomic_int s_ok[KILLS + 1];
 
-/* One request a sender keeps going until it is answered 2xx. */
-typedef struct {
-    CURL *curl;         /* its handle */
-    int id;             /* the message it carries; 0 when none */
-    bool running;       /* added to the multi handle */
-    int generation;     /* s_generation when it was sent */
-    int64_t not_before; /* earliest retry after a failure */
-    char body[512];     /* the update */
-} s_slot_t;
-
-typedef struct {
-    int index;  /* sender number */
-    int *acked; /* message ids answered 2xx */
-    int nacked; /* their count */
-    int next;   /* messages handed to slots so far */
-    int failed; /* a libcurl call failed */
-} s_sender_t;
-
-/* Starts (or restarts) the slot's request. */
-static void
-s_start_request (s_sender_t *s, CURLM *multi, s_slot_t *slot)
+/* Message id's update, from sender (arg)'s own customer. */
+static int
+s_body (char *buf, size_t size, int id, void *arg)
 {
-    snprintf (slot->body, sizeof slot->body,
-              "{\"update_id\":%d,\"message\":{\"message_id\":%d,\"from\":{\"id\":%d,"
-              "\"is_bot\":false,\"first_name\":\"C\"},\"chat\":{\"id\":%d,\"type\":"
-              "\"private\"},\"date\":1795500000,\"text\":\"order question %d\"}}",
-              slot->id, slot->id, 1000 + s->index, 1000 + s->index, slot->id);
-    curl_easy_setopt (slot->curl, CURLOPT_POSTFIELDS, slot->body);
-    slot->generation = atomic_load (&s_generation);
-    if (curl_multi_add_handle (multi, slot->curl) != CURLM_OK)
-        s->failed = 1;
-    slot->running = true;
+    int customer = 1000 + *(const int *)arg;
+    return snprintf (buf, size,
+                     "{\"update_id\":%d,\"message\":{\"message_id\":%d,\"from\":{\"id\":%d,"
+                     "\"is_bot\":false,\"first_name\":\"C\"},\"chat\":{\"id\":%d,\"type\":"
+                     "\"private\"},\"date\":1795500000,\"text\":\"order question %d\"}}",
+                     id, id, customer, customer, id);
 }
 
-/* A request ended: a 2xx is kept, anything else retried after RETRY_MS
- * and, when it was on the wire before a kill that came since, counted
- * against that kill. */
-static void
-s_finished (s_sender_t *s, CURLM *multi, s_slot_t *slot, CURLcode rc)
+/* A request goes out: tagged with the kills so far. */
+static int
+s_sent (int id, void *arg)
 {
-    long status = 0, sent = 0;
+    (void)id;
+    (void)arg;
+    return atomic_load (&s_generation);
+}
+
+/* A request ended: a 2xx is counted for the stretch between kills it came
+ * in; anything else (which the burst retries), when it was on the wire
+ * before a kill that came since, against that kill. */
+static void
+s_ended (int id, int generation_sent, long status, long sent, void *arg)
+{
     int generation = atomic_load (&s_generation);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo (slot->curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo (slot->curl, CURLINFO_REQUEST_SIZE, &sent);
-    curl_multi_remove_handle (multi, slot->curl);
-    slot->running = false;
+    (void)id;
+    (void)arg;
     if (status >= 200 && status < 300) {
-        s->acked[s->nacked++] = slot->id;
-        slot->id = 0;
         atomic_fetch_add (&s_ok[generation < KILLS ? generation : KILLS], 1);
         atomic_fetch_add (&s_accepted, 1);
         return;
     }
-    if (generation > slot->generation && slot->generation < KILLS &&
+    if (generation > generation_sent && generation_sent < KILLS &&
         ((status == 0 && sent > 0) || status == 503))
-        atomic_fetch_add (&s_cut[slot->generation], 1);
-    slot->not_before = rt_test_now_ms () + RETRY_MS;
-}
-
-static void *
-s_send (void *arg)
-{
-    s_sender_t *s = arg;
-    CURLM *multi = curl_multi_init ();
-    struct curl_slist *headers = NULL;
-    s_slot_t slots[IN_FLIGHT];
-    char url[128];
-    int i;
-    headers = curl_slist_append (headers, "Content-Type: application/json");
-    headers = curl_slist_append (headers, "X-Telegram-Bot-Api-Secret-Token: " SECRET);
-    snprintf (url, sizeof url, "%s/hooks/telegram/kill-bot", s_t.ingestd.base);
-    memset (slots, 0, sizeof slots);
-    for (i = 0; i < IN_FLIGHT; i++) {
-        slots[i].curl = curl_easy_init ();
-        if (!slots[i].curl) {
-            s->failed = 1;
-            goto cleanup;
-        }
-        curl_easy_setopt (slots[i].curl, CURLOPT_URL, url);
-        curl_easy_setopt (slots[i].curl, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt (slots[i].curl, CURLOPT_TIMEOUT, 10L);
-        curl_easy_setopt (slots[i].curl, CURLOPT_WRITEFUNCTION, rt_test_reply_drop);
-        curl_easy_setopt (slots[i].curl, CURLOPT_PRIVATE, &slots[i]);
-    }
-    while (s->nacked < PER_SENDER && !s->failed) {
-        int64_t now = rt_test_now_ms ();
-        int running = 0, queued;
-        CURLMsg *msg;
-        for (i = 0; i < IN_FLIGHT; i++) {
-            if (slots[i].running)
-                continue;
-            if (!slots[i].id && s->next < PER_SENDER)
-                slots[i].id = s->index * PER_SENDER + ++s->next;
-            if (slots[i].id && now >= slots[i].not_before)
-                s_start_request (s, multi, &slots[i]);
-        }
-        if (curl_multi_perform (multi, &running) != CURLM_OK ||
-            curl_multi_poll (multi, NULL, 0, 10, NULL) != CURLM_OK)
-            s->failed = 1;
-        msg = curl_multi_info_read (multi, &queued);
-        while (msg) {
-            if (msg->msg == CURLMSG_DONE) {
-                s_slot_t *slot = NULL;
-                curl_easy_getinfo (msg->easy_handle, CURLINFO_PRIVATE, (char **)&slot);
-                s_finished (s, multi, slot, msg->data.result);
-            }
-            msg = curl_multi_info_read (multi, &queued);
-        }
-    }
-cleanup:
-    for (i = 0; i < IN_FLIGHT; i++) {
-        if (slots[i].running)
-            curl_multi_remove_handle (multi, slots[i].curl);
-        curl_easy_cleanup (slots[i].curl);
-    }
-    curl_multi_cleanup (multi);
-    curl_slist_free_all (headers);
-    return NULL;
-}
-
-static int
-s_cmp_int (const void *a, const void *b)
-{
-    return *(const int *)a - *(const int *)b;
+        atomic_fetch_add (&s_cut[generation_sent], 1);
 }
 
 static void
@@ -177,8 +90,11 @@ test_kill_during_burst (void **state)
 {
     (void)state;
     static const rt_test_inbox_t inboxes[] = {{"kill-bot", "telegram", SECRET, NULL}};
-    s_sender_t senders[SENDERS];
-    pthread_t threads[SENDERS];
+    static const char *const headers[] = {"Content-Type: application/json",
+                                          "X-Telegram-Bot-Api-Secret-Token: " SECRET, NULL};
+    static int number[SENDERS]; /* each sender's, for its body */
+    rt_test_burst_t *senders[SENDERS];
+    char url[128];
     int kills = 0, i, total = 0, *seen;
     Retain__V1__InboundMessage **msgs;
     size_t n;
@@ -186,12 +102,21 @@ test_kill_during_burst (void **state)
     rt_test_ingest_start (&s_t, "ingest_kill", NULL, NULL);
     rt_test_ingest_inboxes (&s_t, inboxes, 1);
 
-    memset (senders, 0, sizeof senders);
+    snprintf (url, sizeof url, "%s/hooks/telegram/kill-bot", s_t.ingestd.base);
     for (i = 0; i < SENDERS; i++) {
-        senders[i].index = i;
-        senders[i].acked = calloc (PER_SENDER, sizeof (int));
-        assert_non_null (senders[i].acked);
-        assert_int_equal (pthread_create (&threads[i], NULL, s_send, &senders[i]), 0);
+        rt_test_burst_opts_t opts = {.url = url,
+                                     .headers = headers,
+                                     .first = i * PER_SENDER + 1,
+                                     .total = PER_SENDER,
+                                     .in_flight = IN_FLIGHT,
+                                     .retry_ms = RETRY_MS,
+                                     .timeout_s = 10,
+                                     .body = s_body,
+                                     .sent = s_sent,
+                                     .ended = s_ended,
+                                     .arg = &number[i]};
+        number[i] = i;
+        senders[i] = rt_test_burst_start (&opts);
     }
     while (kills < KILLS) {
         if (atomic_load (&s_accepted) >= SENDERS * PER_SENDER * (kills + 1) / (KILLS + 1)) {
@@ -202,10 +127,8 @@ test_kill_during_burst (void **state)
         } else
             usleep (2000);
     }
-    for (i = 0; i < SENDERS; i++) {
-        pthread_join (threads[i], NULL);
-        assert_int_equal (senders[i].failed, 0);
-    }
+    for (i = 0; i < SENDERS; i++)
+        rt_test_burst_join (senders[i]);
 
     /* Each kill cut requests off, and the load ran on across all of them. */
     for (i = 0; i < KILLS; i++) {
@@ -235,14 +158,14 @@ test_kill_during_burst (void **state)
     }
     rt_test_ingest_messages_free (msgs, n);
     for (i = 0; i < SENDERS; i++) {
-        qsort (senders[i].acked, (size_t)senders[i].nacked, sizeof (int), s_cmp_int);
-        for (int k = 0; k < senders[i].nacked; k++) {
-            if (seen[senders[i].acked[k]] != 1)
-                fail_msg ("message %d answered 2xx is on the bus %d times", senders[i].acked[k],
-                          seen[senders[i].acked[k]]);
-            total++;
+        for (int id = i * PER_SENDER + 1; id <= (i + 1) * PER_SENDER; id++) {
+            for (int k = 0; k < rt_test_burst_answered (senders[i], id); k++) {
+                if (seen[id] != 1)
+                    fail_msg ("message %d answered 2xx is on the bus %d times", id, seen[id]);
+                total++;
+            }
         }
-        free (senders[i].acked);
+        rt_test_burst_destroy (&senders[i]);
     }
     assert_int_equal (total, SENDERS * PER_SENDER);
     for (i = 1; i <= SENDERS * PER_SENDER; i++)
