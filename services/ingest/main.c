@@ -20,6 +20,7 @@
  */
 #include "inbox_sync.h"
 #include "inboxes.h"
+#include "retention.h"
 #include "rt_daemon.h"
 #include "rt_log.h"
 #include "rt_outbox.h"
@@ -42,6 +43,8 @@ typedef struct {
     writer_t *writer;              /* group commit */
     server_t *server;              /* webhooks */
     inbox_sync_t *sync;            /* announcements and IMAP pollers */
+    int64_t keep_ms;               /* --keep */
+    retention_t *retention;        /* what is older than --keep goes, hourly */
 } ingestd_t;
 
 /* On the admin thread: the inboxes' and the writer's own locked state (the
@@ -59,7 +62,8 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     ingestd_t *self = arg;
     server_config_t *sc = &self->server_config;
     if (server_settings_read (rt_daemon_config (d), sc, err, errlen) != 0 ||
-        server_settings_read_bus (rt_daemon_config (d), &self->bus, err, errlen) != 0)
+        server_settings_read_bus (rt_daemon_config (d), &self->bus, err, errlen) != 0 ||
+        server_settings_read_keep (rt_daemon_config (d), &self->keep_ms, err, errlen) != 0)
         return -1;
     rt_daemon_member (NULL, self->member, sizeof self->member);
     self->bus.member = self->member;
@@ -67,7 +71,8 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     sc->metrics = rt_daemon_metrics (d);
     self->inboxes = inboxes_new (rt_daemon_dsn (d));
     sc->inboxes = self->inboxes;
-    if (!self->inboxes) {
+    self->retention = retention_new (rt_daemon_dsn (d), self->keep_ms, sc->metrics);
+    if (!self->inboxes || !self->retention) {
         rt_errf (err, errlen, "out of memory");
         return -1;
     }
@@ -113,6 +118,7 @@ s_run (rt_daemon_t *d, void *arg)
     while (!rt_daemon_wait_ms (d, 1000)) {
         if (inboxes_refresh (self->inboxes) == 1)
             inbox_sync_apply (self->sync);
+        retention_tick (self->retention);
     }
     rt_log (RT_LOG_INFO, "stopping");
     /* No new requests; those in flight are answered once the writer has
@@ -131,6 +137,7 @@ s_stop (rt_daemon_t *d, void *arg)
     inbox_sync_destroy (&self->sync);
     writer_stop (&self->writer);
     inboxes_destroy (&self->inboxes);
+    retention_destroy (&self->retention);
 }
 
 int

@@ -6,6 +6,7 @@
  */
 #include "server_settings.h"
 
+#include "retention.h"
 #include "rt_log.h"
 
 const rt_config_setting_t server_settings[] = {
@@ -31,6 +32,9 @@ const rt_config_setting_t server_settings[] = {
     {"bus-ack-timeout", "RETAIN_INGEST_BUS_ACK_TIMEOUT", "2s",
      "longest wait for busd's acknowledgement of a published webhook before it goes to the "
      "outbox"},
+    {"keep", "RETAIN_INGEST_KEEP", "90d",
+     "how long de-duplication rows, their envelopes and raw payloads are kept (at least 7d); "
+     "older ones are deleted hourly"},
     {NULL, NULL, NULL, NULL}};
 
 int
@@ -51,6 +55,18 @@ server_settings_read (const rt_config_t *config, server_config_t *out, char *err
     out->request_timeout_ms = (int)timeout_ms;
     out->header_timeout_ms = (int)header_timeout_ms;
     out->per_address = (int)per_address;
+    return 0;
+}
+
+int
+server_settings_read_keep (const rt_config_t *config, int64_t *keep_ms, char *err, size_t errlen)
+{
+    if (rt_config_get_ms (config, "keep", keep_ms, err, errlen) != 0)
+        return -1;
+    if (*keep_ms < RETENTION_KEEP_MIN_MS) {
+        rt_errf (err, errlen, "--keep must be at least 7d (providers retry for days)");
+        return -1;
+    }
     return 0;
 }
 

@@ -17,7 +17,7 @@
 
 /* --http, --public-url, --http-threads, --max-body, --request-timeout,
  * --http-header-timeout, --http-per-address, --link-keys (RETAIN_INGEST_*),
- * --bus-ingress (RETAIN_BUS_INGRESS), --bus-ack-timeout. */
+ * --bus-ingress (RETAIN_BUS_INGRESS), --bus-ack-timeout, --keep. */
 extern const rt_config_setting_t server_settings[];
 
 /* Fills the settings' part of *out from a parsed configuration (strings
@@ -31,5 +31,10 @@ int server_settings_read (const rt_config_t *config, server_config_t *out, char 
  * the setting and the reason in err. */
 int server_settings_read_bus (const rt_config_t *config, writer_bus_t *out, char *err,
                               size_t errlen);
+
+/* --keep in milliseconds into *keep_ms (at least RETENTION_KEEP_MIN_MS). 0,
+ * or -1 with the reason in err. */
+int server_settings_read_keep (const rt_config_t *config, int64_t *keep_ms, char *err,
+                               size_t errlen);
 
 #endif
