@@ -36,6 +36,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "publisher_queue.h"
 #include "rt_buf.h"
 #include "rt_clock.h"
 #include "rt_log.h"
@@ -56,8 +57,6 @@
 /* Envelopes moved to the outbox in one statement at most. */
 #define MOVE_MAX 10000
 
-enum { S_WAITING, S_POSTED, S_DONE };
-
 /* Why an envelope went to the outbox: the reason label of
  * retain_ingest_direct_fallback_total. */
 typedef enum {
@@ -70,23 +69,6 @@ typedef enum {
 
 static const char *const s_why_label[S_WHY_COUNT] = {"timeout", "rejected", "stopping", "recovery"};
 
-typedef struct {
-    rt_uuid_t id;                   /* the event id: the queue's order */
-    char text[RT_UUID_STR_LEN + 1]; /* the same as text */
-    uint8_t *data;                  /* the packed envelope until posted; owned */
-    size_t len;                     /* its length */
-    int64_t due_ms;                 /* handed + ack timeout: to the outbox after this */
-    uint8_t state;                  /* S_WAITING, S_POSTED, S_DONE */
-    bool rejected;                  /* busd refused it: to the outbox now */
-} s_entry_t;
-
-/* A growable array used as a queue: entries [head, len) are live. */
-typedef struct {
-    s_entry_t *v;     /* the entries */
-    size_t head, len; /* the live ones */
-    size_t cap;       /* allocated */
-} s_queue_t;
-
 struct publisher_t {
     rt_db_t *db;                           /* the publisher's own connection */
     rt_producer_t *producer;               /* to busd's ingress; NULL: outbox only */
@@ -95,12 +77,12 @@ struct publisher_t {
     int wake_fd;                           /* eventfd: something was handed, or stop */
     pthread_t thread;                      /* the thread */
     bool started;                          /* it runs */
-    s_queue_t queue;                       /* the thread's: handed, not settled */
+    pub_queue_t queue;                     /* the thread's: handed, not settled */
     size_t next_post;                      /* index in queue.v of the first WAITING entry */
     size_t unsettled;                      /* entries of queue not DONE */
     size_t nrejected;                      /* entries of queue refused by busd, not moved */
     pthread_mutex_t lock;                  /* guards the fields below */
-    s_queue_t handed;                      /* committed by the writer, not yet taken */
+    pub_queue_t handed;                    /* committed by the writer, not yet taken */
     bool floor_set;                        /* a round is being written */
     rt_uuid_t floor;                       /* an id before all of that round's */
     bool pinned;                           /* rows from pin on must go to the outbox */
@@ -146,68 +128,6 @@ static const char *s_sql_dead =
     " FROM ingest.publishers"
     " WHERE id <> $1::int AND pg_try_advisory_xact_lock(hashtext('ingest.publishers'), id)";
 static const char *s_sql_bury = "DELETE FROM ingest.publishers WHERE id = ANY($1::int[])";
-
-/* --- the queues ---------------------------------------------------------- */
-
-static void
-s_queue_free (s_queue_t *q)
-{
-    for (size_t i = q->head; i < q->len; i++)
-        free (q->v[i].data);
-    free (q->v);
-    memset (q, 0, sizeof *q);
-}
-
-/* Room for n more entries at the tail, moving the live ones to the front
- * first when that makes room. false out of memory. */
-static bool
-s_queue_reserve (s_queue_t *q, size_t n, size_t *shifted)
-{
-    size_t cap;
-    s_entry_t *v;
-    if (shifted)
-        *shifted = 0;
-    if (q->head > 0 && q->head >= q->len / 2) {
-        memmove (q->v, q->v + q->head, (q->len - q->head) * sizeof *q->v);
-        if (shifted)
-            *shifted = q->head;
-        q->len -= q->head;
-        q->head = 0;
-    }
-    if (q->len + n <= q->cap)
-        return true;
-    cap = q->cap ? q->cap * 2 : 1024;
-    while (cap < q->len + n)
-        cap *= 2;
-    v = realloc (q->v, cap * sizeof *v);
-    if (!v)
-        return false;
-    q->v = v;
-    q->cap = cap;
-    return true;
-}
-
-static int
-s_cmp_id (const rt_uuid_t *a, const rt_uuid_t *b)
-{
-    return memcmp (a->b, b->b, sizeof a->b);
-}
-
-/* bsearch's comparison of an id with an entry (whose first field it is). */
-static int
-s_cmp_entry (const void *key, const void *entry)
-{
-    return s_cmp_id (key, &((const s_entry_t *)entry)->id);
-}
-
-/* The live entry of q with id, or NULL. */
-static s_entry_t *
-s_queue_find (s_queue_t *q, const rt_uuid_t *id)
-{
-    if (q->head == q->len)
-        return NULL;
-    return bsearch (id, q->v + q->head, q->len - q->head, sizeof *q->v, s_cmp_entry);
-}
 
 static void
 s_wake (publisher_t *self)
@@ -287,7 +207,7 @@ publisher_round_begin (publisher_t *self)
 static void
 s_pin_floor (publisher_t *self)
 {
-    if (!self->pinned || s_cmp_id (&self->floor, &self->pin) < 0)
+    if (!self->pinned || pub_id_cmp (&self->floor, &self->pin) < 0)
         self->pin = self->floor;
     self->pinned = true;
 }
@@ -299,10 +219,10 @@ publisher_hand (publisher_t *self, const char *const *ids, const ProtobufCBinary
     int64_t due = rt_clock_mono_ms () + self->ack_timeout_ms;
     size_t i, made = 0;
     pthread_mutex_lock (&self->lock);
-    if (!s_queue_reserve (&self->handed, n, NULL))
+    if (!pub_queue_reserve (&self->handed, n, NULL))
         goto lost;
     for (i = 0; i < n; i++) {
-        s_entry_t *e = &self->handed.v[self->handed.len + made];
+        pub_entry_t *e = &self->handed.v[self->handed.len + made];
         memset (e, 0, sizeof *e);
         if (rt_uuid_parse (ids[i], &e->id) != 0)
             continue; /* made by rt_envelope_new: cannot happen */
@@ -313,7 +233,7 @@ publisher_hand (publisher_t *self, const char *const *ids, const ProtobufCBinary
         memcpy (e->data, packed[i].data, packed[i].len);
         e->len = packed[i].len;
         e->due_ms = due;
-        e->state = S_WAITING;
+        e->state = PUB_WAITING;
         made++;
     }
     self->handed.len += made;
@@ -359,15 +279,15 @@ s_watermark (publisher_t *self)
         have = true;
     }
     if (self->handed.head < self->handed.len &&
-        (!have || s_cmp_id (&self->handed.v[self->handed.head].id, &w) < 0)) {
+        (!have || pub_id_cmp (&self->handed.v[self->handed.head].id, &w) < 0)) {
         w = self->handed.v[self->handed.head].id;
         have = true;
     }
-    if (self->floor_set && (!have || s_cmp_id (&self->floor, &w) < 0)) {
+    if (self->floor_set && (!have || pub_id_cmp (&self->floor, &w) < 0)) {
         w = self->floor;
         have = true;
     }
-    if (self->pinned && (!have || s_cmp_id (&self->pin, &w) < 0)) {
+    if (self->pinned && (!have || pub_id_cmp (&self->pin, &w) < 0)) {
         w = self->pin;
         have = true;
     }
@@ -394,7 +314,7 @@ s_persist (publisher_t *self, bool force)
     /* Nothing handed since, nothing unsettled: the row is still true, and
      * an idle writer writes nothing. */
     idle = (hands == self->hands_persisted && self->unsettled == 0 && !self->pinned) ||
-           s_cmp_id (&w, &self->persisted) == 0;
+           pub_id_cmp (&w, &self->persisted) == 0;
     pthread_mutex_unlock (&self->lock);
     if (id == 0 || (!force && idle))
         return;
@@ -458,7 +378,7 @@ s_unpin (publisher_t *self)
             rt_log_str ("reason", s_why_label[S_WHY_RECOVERY]), rt_log_int ("envelopes", moved));
     pthread_mutex_lock (&self->lock);
     /* A later pin, made while this one was moved, stays. */
-    if (self->pinned && s_cmp_id (&self->pin, &pin) == 0)
+    if (self->pinned && pub_id_cmp (&self->pin, &pin) == 0)
         self->pinned = false;
     pthread_mutex_unlock (&self->lock);
 }
@@ -522,13 +442,13 @@ failed:
 
 /* Settles an entry. */
 static void
-s_done (publisher_t *self, s_entry_t *e)
+s_done (publisher_t *self, pub_entry_t *e)
 {
-    if (e->state == S_DONE)
+    if (e->state == PUB_DONE)
         return;
     if (e->rejected)
         self->nrejected--;
-    e->state = S_DONE;
+    e->state = PUB_DONE;
     free (e->data);
     e->data = NULL;
     self->unsettled--;
@@ -539,11 +459,11 @@ s_on_ack (const Retain__V1__Ack *ack, void *arg)
 {
     publisher_t *self = arg;
     rt_uuid_t id;
-    s_entry_t *e;
+    pub_entry_t *e;
     if (rt_uuid_parse (ack->id, &id) != 0)
         return;
-    e = s_queue_find (&self->queue, &id);
-    if (!e || e->state != S_POSTED)
+    e = pub_queue_find (&self->queue, &id);
+    if (!e || e->state != PUB_POSTED)
         return;
     if (ack->status == RETAIN__V1__ACK__STATUS__REJECTED) {
         /* Through the outbox busd sets it aside for a human. */
@@ -577,9 +497,9 @@ s_fallback (publisher_t *self, bool all, s_why_t why)
 
         rt_buf_array_begin (&ids);
         for (; i < self->queue.len && n < MOVE_MAX; i++) {
-            s_entry_t *e = &self->queue.v[i];
+            pub_entry_t *e = &self->queue.v[i];
             bool due = all || e->due_ms <= now;
-            if (e->state == S_DONE)
+            if (e->state == PUB_DONE)
                 continue;
             if (!due && !e->rejected) {
                 /* The entries after are due later; only refused ones can
@@ -617,8 +537,8 @@ s_fallback (publisher_t *self, bool all, s_why_t why)
                     rt_log_uint ("envelopes", n), rt_log_str ("moved", PQcmdTuples (res)));
         PQclear (res);
         for (k = 0; k < n; k++) {
-            s_entry_t *e = &self->queue.v[picked[k]];
-            if (e->state == S_POSTED && self->producer)
+            pub_entry_t *e = &self->queue.v[picked[k]];
+            if (e->state == PUB_POSTED && self->producer)
                 rt_producer_forget (self->producer, e->text);
             s_done (self, e);
         }
@@ -643,7 +563,7 @@ s_take (publisher_t *self)
     size_t n, shifted;
     pthread_mutex_lock (&self->lock);
     n = self->handed.len - self->handed.head;
-    if (n > 0 && s_queue_reserve (&self->queue, n, &shifted)) {
+    if (n > 0 && pub_queue_reserve (&self->queue, n, &shifted)) {
         memcpy (self->queue.v + self->queue.len, self->handed.v + self->handed.head,
                 n * sizeof *self->queue.v);
         self->queue.len += n;
@@ -661,14 +581,14 @@ static void
 s_post (publisher_t *self)
 {
     while (self->next_post < self->queue.len && rt_producer_pending (self->producer) < WINDOW) {
-        s_entry_t *e = &self->queue.v[self->next_post];
-        if (e->state == S_WAITING) {
+        pub_entry_t *e = &self->queue.v[self->next_post];
+        if (e->state == PUB_WAITING) {
             /* -1: out of memory or no busd connected yet; the entry stays
              * pending in the producer or goes to the outbox when due. */
             rt_producer_post_packed (self->producer, e->text, e->data, e->len);
             free (e->data);
             e->data = NULL;
-            e->state = S_POSTED;
+            e->state = PUB_POSTED;
             if (self->m_published)
                 rt_counter_inc (self->m_published);
         }
@@ -680,8 +600,8 @@ s_post (publisher_t *self)
 static void
 s_pop (publisher_t *self)
 {
-    s_queue_t *q = &self->queue;
-    while (q->head < q->len && q->v[q->head].state == S_DONE)
+    pub_queue_t *q = &self->queue;
+    while (q->head < q->len && q->v[q->head].state == PUB_DONE)
         q->head++;
     if (self->next_post < q->head)
         self->next_post = q->head;
@@ -846,8 +766,8 @@ publisher_stop (publisher_t **self_p)
     }
     rt_producer_destroy (&self->producer);
     rt_db_destroy (&self->db);
-    s_queue_free (&self->queue);
-    s_queue_free (&self->handed);
+    pub_queue_free (&self->queue);
+    pub_queue_free (&self->handed);
     if (self->wake_fd >= 0)
         close (self->wake_fd);
     pthread_mutex_destroy (&self->lock);
