@@ -88,6 +88,7 @@ struct rt_consumer_t {
     int rcvhwm;                     /* SUB high-water mark */
     int rebalance_ms;               /* rebalance interval */
     rt_consumer_handler_fn handler; /* the group's handler */
+    rt_consumer_batch_fn batch;     /* its set-based form, NULL for none */
     void *handler_arg;              /* its argument */
     rt_db_t *db;                    /* the replica's one connection */
     bool prepared;                  /* statements registered with db */

@@ -202,15 +202,23 @@ consumer_round (rt_consumer_t *self, consumer_slice_t *slices, size_t n)
         return CONSUMER_LOST;
     for (i = 0; i < n; i++) {
         const consumer_slice_t *slice = &slices[i];
-        for (k = 0; k < slice->nevents; k++) {
-            if (self->handler (self->db, slice->events[k], self->handler_arg) != 0) {
-                rt_db_rollback (self->db);
-                if (!rt_db_is_ok (self->db))
-                    return CONSUMER_LOST;
-                consumer_backoff (self, slice->part, slice->events[k],
-                                  "handler failed; batch rolled back, will retry");
-                return CONSUMER_RETRY;
+        const Retain__V1__Envelope *failed = NULL;
+        if (self->batch) {
+            if (self->batch (self->db, slice->events, slice->nevents, self->handler_arg) != 0)
+                failed = slice->events[0];
+        } else {
+            for (k = 0; k < slice->nevents && !failed; k++) {
+                if (self->handler (self->db, slice->events[k], self->handler_arg) != 0)
+                    failed = slice->events[k];
             }
+        }
+        if (failed) {
+            rt_db_rollback (self->db);
+            if (!rt_db_is_ok (self->db))
+                return CONSUMER_LOST;
+            consumer_backoff (self, slice->part, failed,
+                              "handler failed; batch rolled back, will retry");
+            return CONSUMER_RETRY;
         }
         nevents += slice->nevents;
     }

@@ -154,6 +154,12 @@ rt_consumer_destroy (rt_consumer_t **self_p)
     *self_p = NULL;
 }
 
+void
+rt_consumer_set_batch (rt_consumer_t *self, rt_consumer_batch_fn batch)
+{
+    self->batch = batch;
+}
+
 int
 rt_consumer_owned (const rt_consumer_t *self)
 {

@@ -45,6 +45,13 @@ typedef struct rt_consumer_t rt_consumer_t;
  * roll the batch back and retry later. */
 typedef int (*rt_consumer_handler_fn) (rt_db_t *db, const Retain__V1__Envelope *event, void *arg);
 
+/* Handles one partition's events of a round at once, in pseq order,
+ * inside the same open transaction: for a handler that does set-based work
+ * (one statement over many events instead of one per event). 0 to go on,
+ * -1 to roll the round back and retry later, as the handler's. */
+typedef int (*rt_consumer_batch_fn) (rt_db_t *db, const Retain__V1__Envelope *const *events,
+                                     size_t nevents, void *arg);
+
 typedef struct {
     const char *dsn;             /* PostgreSQL */
     const char *group;           /* consumer group name */
@@ -65,6 +72,12 @@ typedef struct {
  * yet). The config's strings are copied. NULL with err filled on error. */
 rt_consumer_t *rt_consumer_new (const rt_consumer_config_t *config, char *err, size_t errlen);
 void rt_consumer_destroy (rt_consumer_t **self_p);
+
+/* Hands each round's events to `batch`, a partition's at a time, instead
+ * of to the handler one by one (the handler stays the fallback of a
+ * NULL batch). Call before rt_consumer_run; it takes the handler's
+ * argument. */
+void rt_consumer_set_batch (rt_consumer_t *self, rt_consumer_batch_fn batch);
 
 /* Runs until a stop is requested (rt_signal). Reconnects on its own when
  * PostgreSQL goes away. Returns 0 on a clean stop, -1 on a fatal error. */

@@ -213,3 +213,13 @@ rt_buf_array_end (rt_buf_t *b)
 {
     rt_buf_put (b, "}", 1);
 }
+
+bool
+rt_buf_array_of (rt_buf_t *b, const char *const *values, size_t n)
+{
+    rt_buf_array_begin (b);
+    for (size_t i = 0; i < n; i++)
+        rt_buf_array_text (b, values[i]);
+    rt_buf_array_end (b);
+    return !b->failed;
+}

@@ -61,5 +61,7 @@ void rt_buf_array_raw (rt_buf_t *b, const char *value);
 /* A bytea element, as \x hex. */
 void rt_buf_array_bytea (rt_buf_t *b, const uint8_t *data, size_t len);
 void rt_buf_array_end (rt_buf_t *b);
+/* A whole array of n texts (begin, each, end); false when out of memory. */
+bool rt_buf_array_of (rt_buf_t *b, const char *const *values, size_t n);
 
 #endif

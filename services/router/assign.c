@@ -33,6 +33,7 @@
 #include "rt_channel.h"
 #include "rt_clock.h"
 #include "rt_log.h"
+#include "rt_outbox.h"
 #include "sla_store.h"
 
 /* A claim that loses to another replica moves to the next candidate; a
@@ -227,6 +228,44 @@ s_policy_claim (rt_db_t *db, const char *team, const char *language, const char 
     return 0;
 }
 
+int
+routing_announce (const char *conv, const char *customer, const char *channel, const char *team,
+                  const char *to, const char *previous, routing_reason_t reason, const char *by,
+                  int64_t version, char envelope_id[ROUTING_ID_LEN + 1],
+                  ProtobufCBinaryData *packed, char **body, char *err, size_t errlen)
+{
+    Retain__V1__ConversationAssigned msg = RETAIN__V1__CONVERSATION_ASSIGNED__INIT;
+    const rt_channel_t *ch = rt_channel_by_name (channel);
+    json_t *j;
+
+    *body = NULL;
+    envelope_id[0] = '\0';
+    msg.conversation_id = (char *)conv;
+    msg.customer_id = (char *)customer;
+    msg.operator_id = (char *)(to ? to : "");
+    msg.previous_operator_id = (char *)(previous ? previous : "");
+    msg.reason = (char *)routing_reason_name (reason);
+    msg.channel = ch ? ch->value : RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED;
+    msg.team_id = (char *)team;
+    msg.version = version;
+    msg.by_operator_id = (char *)(by ? by : "");
+    if (routing_envelope ("ConversationAssigned", conv, &msg.base, envelope_id, packed, err,
+                          errlen) != 0)
+        return -1;
+    j = json_pack ("{s:s, s:s, s:s, s:s, s:I}", "assignee", msg.operator_id, "previous",
+                   msg.previous_operator_id, "reason", msg.reason, "by", msg.by_operator_id,
+                   "version", (json_int_t)version);
+    *body = j ? json_dumps (j, JSON_COMPACT) : NULL;
+    json_decref (j);
+    if (!*body) {
+        free (packed->data);
+        packed->data = NULL;
+        rt_errf (err, errlen, "assignment entry: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 /* One assignment change of a locked conversation: to `to` (NULL: the
  * queue) from `previous` ("" or NULL: nobody). The capacity is the
  * caller's business (claimed before, released after). */
@@ -235,13 +274,11 @@ s_change (rt_db_t *db, const char *conv, const char *to, const char *previous,
           routing_reason_t reason, const char *by, int64_t now, routing_assignment_t *out,
           char *err, size_t errlen)
 {
-    Retain__V1__ConversationAssigned msg = RETAIN__V1__CONVERSATION_ASSIGNED__INIT;
     routing_ms_t ts = routing_ms (now);
     char customer[ROUTING_ID_LEN + 1], channel[32], team[ROUTING_OP_MAX + 1];
-    char envelope_id[ROUTING_ID_LEN + 1] = "";
-    const rt_channel_t *ch;
+    char envelope_id[ROUTING_ID_LEN + 1];
+    ProtobufCBinaryData packed = {0};
     char *body = NULL;
-    json_t *j;
     int64_t version;
     int rc = -1;
 
@@ -266,26 +303,12 @@ s_change (rt_db_t *db, const char *conv, const char *to, const char *previous,
         if (routing_run (db, S_STICKY, 3, v, err, errlen) != 0)
             return -1;
     }
-    ch = rt_channel_by_name (channel);
-    msg.conversation_id = (char *)conv;
-    msg.customer_id = customer;
-    msg.operator_id = (char *)(to ? to : "");
-    msg.previous_operator_id = (char *)(previous ? previous : "");
-    msg.reason = (char *)routing_reason_name (reason);
-    msg.channel = ch ? ch->value : RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED;
-    msg.team_id = team;
-    msg.version = version;
-    msg.by_operator_id = (char *)(by ? by : "");
-    if (routing_emit (db, "ConversationAssigned", conv, &msg.base, envelope_id, err, errlen) != 0)
+    if (routing_announce (conv, customer, channel, team, to, previous, reason, by, version,
+                          envelope_id, &packed, &body, err, errlen) != 0)
         return -1;
-    j = json_pack ("{s:s, s:s, s:s, s:s, s:I}", "assignee", msg.operator_id, "previous",
-                   msg.previous_operator_id, "reason", msg.reason, "by", msg.by_operator_id,
-                   "version", (json_int_t)version);
-    body = j ? json_dumps (j, JSON_COMPACT) : NULL;
-    json_decref (j);
-    if (!body) {
-        rt_errf (err, errlen, "assignment entry: out of memory");
-        return -1;
+    if (rt_outbox_append_batch (db, &packed, 1) != 0) {
+        rt_errf (err, errlen, "ConversationAssigned to the outbox: %s", rt_db_error (db));
+        goto cleanup;
     }
     if (routing_timeline_add (db, conv, "assignment", envelope_id, NULL, false, by, body, now, NULL,
                               err, errlen) != 0)
@@ -298,6 +321,7 @@ s_change (rt_db_t *db, const char *conv, const char *to, const char *previous,
     }
     rc = 0;
 cleanup:
+    free (packed.data);
     free (body);
     return rc;
 }

@@ -36,6 +36,7 @@
 #include "routing.h"
 #include "routing_int.h"
 #include "rt_attachment.h"
+#include "rt_buf.h"
 #include "rt_channel.h"
 #include "rt_clock.h"
 #include "rt_log.h"
@@ -142,18 +143,18 @@ const routing_stmt_t routing_conversation_stmts[] = {
             " FROM routing.conversations c WHERE c.id = t.conversation_id"
             " AND c.customer_id = $1::uuid AND t.kind = 'call_back' AND t.done_at IS NULL"
             " AND ($2::text IS NULL OR t.body->>'number' IS NULL OR t.body->>'number' = $2)"},
-    /* The open conversation, else the latest. */
-    /* $1 the new conversation, $2 its customer, $3 now. Not counted:
+    /* $1 new conversations, $2 their customers, $3 now. Not counted:
      * nobody waits for an answer to an order. */
     {S_ORDERS_EARLY,
      "INSERT INTO routing.timeline (conversation_id, kind, body, occurred_at)"
-     " SELECT $1::uuid, 'order', jsonb_build_object('order_id', o.order_id, 'placed_at',"
+     " SELECT u.conv, 'order', jsonb_build_object('order_id', o.order_id, 'placed_at',"
      " (extract(epoch FROM o.placed_at) * 1000)::bigint, 'status', o.status, 'earlier', true),"
-     " o.placed_at FROM (SELECT order_id, placed_at, status FROM crm.card_orders"
-     " WHERE customer_id IN (SELECT crm.family($2::uuid)) AND placed_at IS NOT NULL"
+     " o.placed_at FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS u(conv, customer, ord)"
+     " CROSS JOIN LATERAL (SELECT order_id, placed_at, status FROM crm.card_orders"
+     " WHERE customer_id IN (SELECT crm.family(u.customer)) AND placed_at IS NOT NULL"
      " AND placed_at >= " ROUTING_TS (3) " - interval '" S_EARLIER_DAYS " days'"
                                          " ORDER BY placed_at DESC LIMIT " S_EARLIER_MAX
-                                         ") o ORDER BY o.placed_at, o.order_id"},
+                                         ") o ORDER BY u.ord, o.placed_at, o.order_id"},
 };
 const size_t routing_conversation_nstmts =
     sizeof routing_conversation_stmts / sizeof routing_conversation_stmts[0];
@@ -256,6 +257,34 @@ s_outbound_body (const routing_outbound_t *in)
     return out;
 }
 
+char *
+routing_inbound_body (const routing_inbound_t *in)
+{
+    return s_body ("text", in->text ? in->text : "", "event",
+                   routing_set (in->event) ? in->event : NULL, "external_id",
+                   routing_set (in->external_id) ? in->external_id : NULL, "inbox",
+                   in->inbox ? in->inbox : "", "edited", in->edited ? "true" : NULL, "number",
+                   routing_set (in->call_number) ? in->call_number : NULL, NULL);
+}
+
+int
+routing_orders_earlier (rt_db_t *db, const char *const *conv, const char *const *customer, size_t n,
+                        int64_t now, char *err, size_t errlen)
+{
+    rt_buf_t a[2] = {{0}};
+    routing_ms_t ts = routing_ms (now);
+    int rc = -1;
+    if (!rt_buf_array_of (&a[0], conv, n) || !rt_buf_array_of (&a[1], customer, n)) {
+        rt_errf (err, errlen, "earlier orders: out of memory");
+    } else {
+        const char *v[3] = {a[0].data, a[1].data, ts.s};
+        rc = routing_run (db, S_ORDERS_EARLY, 3, v, err, errlen);
+    }
+    rt_buf_free (&a[0]);
+    rt_buf_free (&a[1]);
+    return rc;
+}
+
 /* A status entry in the timeline. */
 static int
 s_status_entry (rt_db_t *db, const char *conv, const char *status, const char *from, const char *by,
@@ -294,6 +323,16 @@ s_counts (const routing_inbound_t *in, const char **kind)
         return true;
     }
     return !in->edited && (*ev == '\0' || strcmp (ev, "message") == 0);
+}
+
+bool
+routing_inbound_batchable (const routing_inbound_t *in)
+{
+    const char *kind;
+    return routing_id_ok (in->customer_id) && routing_id_ok (in->event_id) &&
+           rt_channel_by_value (in->channel) && s_counts (in, &kind) &&
+           strcmp (kind, "inbound") == 0 && !s_outbound_call (in) && !routing_set (in->team_id) &&
+           !routing_set (in->language) && !routing_set (in->call_number);
 }
 
 /* Fills a replay's result from ROUTING_EVENT_FIND's row. */
@@ -395,16 +434,11 @@ routing_inbound (rt_db_t *db, const routing_inbound_t *in, routing_inbound_resul
     if (!*out->conversation_id)
         return ROUTING_OK;
     if (out->is_new) {
-        routing_ms_t ts_now = routing_ms (now);
-        const char *v[3] = {out->conversation_id, in->customer_id, ts_now.s};
-        if (routing_run (db, S_ORDERS_EARLY, 3, v, err, errlen) != 0)
+        const char *conv = out->conversation_id, *customer = in->customer_id;
+        if (routing_orders_earlier (db, &conv, &customer, 1, now, err, errlen) != 0)
             return ROUTING_ERR_DB;
     }
-    body = s_body ("text", in->text ? in->text : "", "event",
-                   routing_set (in->event) ? in->event : NULL, "external_id",
-                   routing_set (in->external_id) ? in->external_id : NULL, "inbox",
-                   in->inbox ? in->inbox : "", "edited", in->edited ? "true" : NULL, "number",
-                   routing_set (in->call_number) ? in->call_number : NULL, NULL);
+    body = routing_inbound_body (in);
     if (!body) {
         rt_errf (err, errlen, "inbound entry: out of memory");
         return ROUTING_ERR_DB;

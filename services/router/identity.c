@@ -30,6 +30,7 @@
 #include "rt_channel.h"
 #include "rt_log.h"
 #include "rt_outbox.h"
+#include "rt_buf.h"
 #include "rt_phone.h"
 #include "rt_uuid.h"
 
@@ -98,6 +99,7 @@ typedef struct {
 #define S_POINTS_MOVE  "crm_points_move"
 #define S_HOLDERS      "crm_point_holders"
 #define S_SUGGEST      "crm_suggest"
+#define S_SEEN_BATCH   "crm_identity_seen_batch"
 
 /* crm.root() of a customer this transaction has claimed rows for but not
  * yet written is NULL: such ids are taken as they are. */
@@ -109,6 +111,20 @@ static const identity_stmt_t s_stmts[] = {
                    " RETURNING customer_id, crm.root(customer_id)"},
     /* DO UPDATE rather than DO NOTHING: it waits for a claim in flight and
      * returns the winner's row, and last_seen moves either way. */
+    /* S_IDENT_SEEN for many: $1 channels, $2 inboxes, $3 user ids, in the
+     * events' order; a row per event whose identity exists, with its index
+     * (1-based), the survivor and whether the customer's name is blank. */
+    {S_SEEN_BATCH,
+     "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY"
+     " AS u(channel, inbox, ext, ord)),"
+     " s AS (UPDATE crm.identities i SET last_seen = now()"
+     " FROM (SELECT DISTINCT channel, inbox, ext FROM u) d WHERE i.channel = d.channel"
+     " AND i.inbox = d.inbox AND i.external_user_id = d.ext"
+     " RETURNING i.channel, i.inbox, i.external_user_id, i.customer_id,"
+     " crm.root(i.customer_id) AS root)"
+     " SELECT u.ord, s.customer_id, s.root, cu.name = '' FROM u JOIN s ON s.channel = u.channel"
+     " AND s.inbox = u.inbox AND s.external_user_id = u.ext"
+     " JOIN crm.customers cu ON cu.id = COALESCE(s.root, s.customer_id)"},
     {S_IDENT_CLAIM,
      "INSERT INTO crm.identities (channel, inbox, external_user_id, customer_id)"
      " VALUES ($1, $2, $3, $4::uuid)"
@@ -783,4 +799,91 @@ identity_resolve (rt_db_t *db, const identity_input_t *in, identity_result_t *ou
     if (s_attach_points (&r) != 0 || s_suggest (&r) != 0)
         return IDENTITY_ERR_DB;
     return IDENTITY_OK;
+}
+
+/* Whether identity_seen_batch may resolve the event: a channel identity
+ * and nothing else to attach. */
+static bool
+s_seen_only (const identity_input_t *in)
+{
+    return !s_set (in->customer_id) && !s_set (in->shop_customer_id) && in->npoints == 0 &&
+           !s_set (in->locale) && in->channel != RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED &&
+           rt_channel_by_value (in->channel) && s_set (in->external_user_id);
+}
+
+int
+identity_seen_batch (rt_db_t *db, const identity_input_t *in, size_t n, identity_result_t *out,
+                     bool *found, char *err, size_t errlen)
+{
+    rt_buf_t arrays[3] = {0};
+    size_t i, asked = 0;
+    int rc = -1;
+
+    for (i = 0; i < 3; i++)
+        rt_buf_array_begin (&arrays[i]);
+    for (i = 0; i < n; i++) {
+        found[i] = false;
+        memset (&out[i], 0, sizeof out[i]);
+        if (!s_seen_only (&in[i]))
+            continue;
+        rt_buf_array_text (&arrays[0], rt_channel_by_value (in[i].channel)->name);
+        rt_buf_array_text (&arrays[1], in[i].inbox ? in[i].inbox : "");
+        rt_buf_array_text (&arrays[2], in[i].external_user_id);
+        asked++;
+    }
+    for (i = 0; i < 3; i++)
+        rt_buf_array_end (&arrays[i]);
+    if (asked == 0) {
+        rc = 0;
+        goto cleanup;
+    }
+    for (i = 0; i < 3; i++) {
+        if (arrays[i].failed) {
+            rt_errf (err, errlen, "identities: out of memory");
+            goto cleanup;
+        }
+    }
+    {
+        const char *v[3] = {arrays[0].data, arrays[1].data, arrays[2].data};
+        PGresult *res = identity_exec (db, S_SEEN_BATCH, 3, v, err, errlen);
+        size_t *index;
+        int row;
+        if (!res)
+            goto cleanup;
+        /* The statement's ordinals count the events asked; index maps
+         * them back to the caller's. */
+        index = malloc (asked * sizeof *index);
+        if (!index) {
+            PQclear (res);
+            rt_errf (err, errlen, "identities: out of memory");
+            goto cleanup;
+        }
+        for (i = 0, asked = 0; i < n; i++) {
+            if (s_seen_only (&in[i]))
+                index[asked++] = i;
+        }
+        for (row = 0; row < PQntuples (res); row++) {
+            long ord = atol (PQgetvalue (res, row, 0));
+            const char *id = PQgetvalue (res, row, 1), *root = PQgetvalue (res, row, 2);
+            bool blank = strcmp (PQgetvalue (res, row, 3), "t") == 0;
+            const char *survivor = s_set (root) ? root : id;
+            size_t k;
+            if (ord < 1 || (size_t)ord > asked)
+                continue;
+            k = index[ord - 1];
+            if (blank && s_set (in[k].name))
+                continue; /* the name fills the card: identity_resolve's */
+            snprintf (out[k].customer_id, sizeof out[k].customer_id, "%s", survivor);
+            out[k].followed_merge = strcmp (survivor, id) != 0;
+            out[k].rule = IDENTITY_BY_IDENTITY;
+            found[k] = true;
+        }
+        free (index);
+        PQclear (res);
+    }
+    rc = 0;
+cleanup:
+    for (i = 0; i < 3; i++)
+        rt_buf_free (&arrays[i]);
+    return rc;
 }

@@ -196,6 +196,19 @@ int identity_prepare (rt_db_t *db, char *err, size_t errlen);
 identity_status_t identity_resolve (rt_db_t *db, const identity_input_t *in, identity_result_t *out,
                                     char *err, size_t errlen);
 
+/* The known part of identity_resolve for many events at once: an event
+ * that names a channel identity and nothing else to attach (no customer
+ * id, shop id, points or locale) is resolved here when that identity
+ * exists and the event's name, if any, would fill nothing (the customer
+ * has one): found[i] true, out[i] as identity_resolve would fill it (the
+ * survivor, rule IDENTITY_BY_IDENTITY), and the identity's last_seen moved.
+ * Every other event gets found[i] false and goes to identity_resolve, in
+ * its order (what it may create cannot change what was found here: an
+ * identity, once a customer's, moves only by a merge). 0, or -1 with err
+ * filled (PostgreSQL failed). */
+int identity_seen_batch (rt_db_t *db, const identity_input_t *in, size_t n, identity_result_t *out,
+                         bool *found, char *err, size_t errlen);
+
 /* Merges absorbed into survivor (both ids): moves the identities, contact
  * points and shop id, records the merge (by: an operator id, NULL when
  * retain merges; evidence: a JSON object's text, NULL for {}), resolves the

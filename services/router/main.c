@@ -102,7 +102,10 @@ s_configure (rt_daemon_t *d, void *arg, char *err, size_t errlen)
     self->consumer = rt_daemon_consumer_new (
         d, "router", rt_config_get (c, "member")[0] ? rt_config_get (c, "member") : NULL, s_streams,
         sizeof s_streams / sizeof s_streams[0], handler_handle, &self->handler, err, errlen);
-    return self->consumer ? 0 : -1;
+    if (!self->consumer)
+        return -1;
+    rt_consumer_set_batch (self->consumer, handler_batch);
+    return 0;
 }
 
 static int

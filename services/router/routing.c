@@ -16,15 +16,17 @@
 
 #include "reply.h"
 #include "routing_int.h"
+#include "rt_buf.h"
 #include "rt_bus.h"
 #include "rt_log.h"
 #include "rt_outbox.h"
 #include "rt_uuid.h"
 #include "sla_store.h"
 
-#define S_TIMELINE_ADD "routing_timeline_add"
-#define S_COUNT_OP     "routing_count_operator"
-#define S_COUNT_TEAM   "routing_count_team"
+#define S_TIMELINE_ADD  "routing_timeline_add"
+#define S_TIMELINE_MANY "routing_timeline_add_many"
+#define S_COUNT_OP      "routing_count_operator"
+#define S_COUNT_TEAM    "routing_count_team"
 
 /* The counters' columns, shared by both statements. */
 #define S_COUNT_COLS                                                                               \
@@ -39,6 +41,14 @@ static const routing_stmt_t s_stmts[] = {
      "INSERT INTO routing.timeline (conversation_id, kind, event_id, channel, counted, operator_id,"
      " body, occurred_at, origin) VALUES ($1::uuid, $2, $3::uuid, $4, $5::boolean, $6, "
      "$7::jsonb, " ROUTING_TS (8) ", $9::jsonb) ON CONFLICT (event_id) DO NOTHING RETURNING seq"},
+    /* S_TIMELINE_ADD for many entries, appended in the arrays' order. */
+    {S_TIMELINE_MANY,
+     "INSERT INTO routing.timeline (conversation_id, kind, event_id, channel, counted, operator_id,"
+     " body, occurred_at, origin) SELECT u.c, u.k, u.e, u.ch, u.n, u.o, u.b::jsonb,"
+     " to_timestamp(u.a / 1000), u.g::jsonb FROM unnest($1::uuid[], $2::text[], $3::uuid[],"
+     " $4::text[], $5::boolean[], $6::text[], $7::text[], $8::float8[], $9::text[])"
+     " WITH ORDINALITY AS u(c, k, e, ch, n, o, b, a, g, ord) ORDER BY u.ord"
+     " ON CONFLICT (event_id) DO NOTHING RETURNING event_id::text"},
     {S_COUNT_OP, S_COUNT_COLS " AND assignee = $1"},
     {S_COUNT_TEAM, S_COUNT_COLS " AND team_id = $1"},
 };
@@ -90,13 +100,14 @@ routing_run (rt_db_t *db, const char *name, int nparams, const char *const *valu
 }
 
 int
-routing_emit (rt_db_t *db, const char *type, const char *key, const ProtobufCMessage *payload,
-              char *id, char *err, size_t errlen)
+routing_envelope (const char *type, const char *key, const ProtobufCMessage *payload, char *id,
+                  ProtobufCBinaryData *packed, char *err, size_t errlen)
 {
     Retain__V1__Envelope *env = rt_envelope_new (type, key, payload, "retain-routerd");
-    ProtobufCBinaryData packed = {0};
     int rc = -1;
 
+    packed->data = NULL;
+    packed->len = 0;
     if (!env) {
         rt_errf (err, errlen, "%s: no envelope (out of memory)", type);
         return -1;
@@ -113,19 +124,31 @@ routing_emit (rt_db_t *db, const char *type, const char *key, const ProtobufCMes
     } else if (id) {
         snprintf (id, ROUTING_ID_LEN + 1, "%s", env->id);
     }
-    packed.data = rt_envelope_pack (env, &packed.len);
-    if (!packed.data) {
+    packed->data = rt_envelope_pack (env, &packed->len);
+    if (!packed->data) {
         rt_errf (err, errlen, "%s: out of memory", type);
-        goto cleanup;
-    }
-    if (rt_outbox_append_batch (db, &packed, 1) != 0) {
-        rt_errf (err, errlen, "%s to the outbox: %s", type, rt_db_error (db));
         goto cleanup;
     }
     rc = 0;
 cleanup:
-    free (packed.data);
     rt_envelope_free (env);
+    return rc;
+}
+
+int
+routing_emit (rt_db_t *db, const char *type, const char *key, const ProtobufCMessage *payload,
+              char *id, char *err, size_t errlen)
+{
+    ProtobufCBinaryData packed;
+    int rc = -1;
+
+    if (routing_envelope (type, key, payload, id, &packed, err, errlen) != 0)
+        return -1;
+    if (rt_outbox_append_batch (db, &packed, 1) != 0)
+        rt_errf (err, errlen, "%s to the outbox: %s", type, rt_db_error (db));
+    else
+        rc = 0;
+    free (packed.data);
     return rc;
 }
 
@@ -158,6 +181,75 @@ routing_timeline_add_origin (rt_db_t *db, const char *conversation_id, const cha
     return 0;
 }
 
+/* An array element: the text, or NULL. */
+static void
+s_elem (rt_buf_t *b, const char *value)
+{
+    if (value)
+        rt_buf_array_text (b, value);
+    else
+        rt_buf_array_raw (b, "NULL");
+}
+
+int
+routing_timeline_add_many (rt_db_t *db, const routing_entry_t *e, size_t n, bool *added, char *err,
+                           size_t errlen)
+{
+    rt_buf_t col[9] = {{0}};
+    const char *v[9];
+    PGresult *res = NULL;
+    size_t i, k;
+    int rc = -1;
+
+    for (i = 0; i < n; i++)
+        added[i] = false;
+    if (n == 0)
+        return 0;
+    for (k = 0; k < 9; k++)
+        rt_buf_array_begin (&col[k]);
+    for (i = 0; i < n; i++) {
+        routing_ms_t at = routing_ms (e[i].at);
+        rt_buf_array_raw (&col[0], e[i].conversation_id);
+        rt_buf_array_text (&col[1], e[i].kind);
+        s_elem (&col[2], e[i].event_id);
+        s_elem (&col[3], e[i].channel);
+        rt_buf_array_raw (&col[4], e[i].counted ? "true" : "false");
+        s_elem (&col[5], e[i].operator_id);
+        rt_buf_array_text (&col[6], e[i].body ? e[i].body : "{}");
+        rt_buf_array_raw (&col[7], at.s);
+        s_elem (&col[8], e[i].origin);
+    }
+    for (k = 0; k < 9; k++) {
+        rt_buf_array_end (&col[k]);
+        if (col[k].failed) {
+            rt_errf (err, errlen, "timeline entries: out of memory");
+            goto cleanup;
+        }
+        v[k] = col[k].data;
+    }
+    res = routing_exec (db, S_TIMELINE_MANY, 9, v, err, errlen);
+    if (!res)
+        goto cleanup;
+    /* Entries without an event id cannot conflict: always added. */
+    for (i = 0; i < n; i++)
+        added[i] = !e[i].event_id;
+    for (int row = 0; row < PQntuples (res); row++) {
+        const char *id = PQgetvalue (res, row, 0);
+        for (i = 0; i < n; i++) {
+            if (!added[i] && e[i].event_id && strcmp (e[i].event_id, id) == 0) {
+                added[i] = true;
+                break;
+            }
+        }
+    }
+    rc = 0;
+cleanup:
+    PQclear (res);
+    for (k = 0; k < 9; k++)
+        rt_buf_free (&col[k]);
+    return rc;
+}
+
 int
 routing_prepare (rt_db_t *db, char *err, size_t errlen)
 {
@@ -167,7 +259,9 @@ routing_prepare (rt_db_t *db, char *err, size_t errlen)
     } sets[] = {{s_stmts, S_NSTMTS},
                 {routing_conversation_stmts, routing_conversation_nstmts},
                 {routing_assign_stmts, routing_assign_nstmts},
-                {routing_event_stmts, routing_event_nstmts}};
+                {routing_event_stmts, routing_event_nstmts},
+                {routing_inbound_many_stmts, routing_inbound_many_nstmts},
+                {routing_assign_many_stmts, routing_assign_many_nstmts}};
     size_t i, j;
 
     for (i = 0; i < sizeof sets / sizeof sets[0]; i++) {

@@ -218,6 +218,21 @@ int routing_prepare (rt_db_t *db, char *err, size_t errlen);
 routing_status_t routing_inbound (rt_db_t *db, const routing_inbound_t *in,
                                   routing_inbound_result_t *out, char *err, size_t errlen);
 
+/* Whether routing_inbound_many takes the event: a counted message (not an
+ * edit, a call or a missed call) of a resolved customer, with no team or
+ * language asked. */
+bool routing_inbound_batchable (const routing_inbound_t *in);
+
+/* routing_inbound for n batchable events at once, in their order, with
+ * the same outcome as n calls one after another: a statement for each
+ * step over every event (replays, the conversations found or opened, the
+ * timeline, the counters, the managers' claims, the SLA clocks) instead
+ * of one per event; what a set cannot decide (a manager short of room, a
+ * team's policy) goes to routing_assign one conversation at a time.
+ * out[i] is event i's result. ROUTING_OK, or ROUTING_ERR_DB (roll back). */
+routing_status_t routing_inbound_many (rt_db_t *db, const routing_inbound_t *in, size_t n,
+                                       routing_inbound_result_t *out, char *err, size_t errlen);
+
 /* Records an operator's reply: a timeline entry (idempotent by message
  * id; its body the text, the message id and the attachments, when there
  * are any), unanswered 0 and waiting_since cleared. Refuses a channel the

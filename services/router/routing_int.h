@@ -34,6 +34,10 @@ extern const routing_stmt_t routing_assign_stmts[];
 extern const size_t routing_assign_nstmts;
 extern const routing_stmt_t routing_event_stmts[];
 extern const size_t routing_event_nstmts;
+extern const routing_stmt_t routing_inbound_many_stmts[];
+extern const size_t routing_inbound_many_nstmts;
+extern const routing_stmt_t routing_assign_many_stmts[];
+extern const size_t routing_assign_many_nstmts;
 
 /* conversation.c's statement that finds a timeline entry by its event id
  * (a replay), which events.c runs too. */
@@ -54,11 +58,36 @@ PGresult *routing_exec (rt_db_t *db, const char *name, int nparams, const char *
 int routing_run (rt_db_t *db, const char *name, int nparams, const char *const *values, char *err,
                  size_t errlen);
 
+/* The envelope routing_emit appends, packed into *packed (owned: free
+ * packed->data), without appending it. id as routing_emit's. 0 or -1. */
+int routing_envelope (const char *type, const char *key, const ProtobufCMessage *payload, char *id,
+                      ProtobufCBinaryData *packed, char *err, size_t errlen);
+
 /* Puts one event into the outbox (the outbox's prepared statement). id,
  * when not NULL, is the envelope's id (ROUTING_ID_LEN + 1); when it is ""
  * it gets the fresh id made. 0, or -1 with err filled. */
 int routing_emit (rt_db_t *db, const char *type, const char *key, const ProtobufCMessage *payload,
                   char *id, char *err, size_t errlen);
+
+/* One timeline entry of routing_timeline_add_many (strings lent; NULL
+ * for SQL NULL; body NULL for {}). */
+typedef struct {
+    const char *conversation_id;
+    const char *kind;
+    const char *event_id;
+    const char *channel;
+    bool counted;
+    const char *operator_id;
+    const char *body;
+    const char *origin;
+    int64_t at;
+} routing_entry_t;
+
+/* routing_timeline_add for n entries in one statement, in their order:
+ * added[i] says whether entry i was appended (false: its event id was
+ * there already). 0, or -1 with err filled. */
+int routing_timeline_add_many (rt_db_t *db, const routing_entry_t *e, size_t n, bool *added,
+                               char *err, size_t errlen);
 
 /* Appends a timeline entry (event_id NULL: none; body a JSON object's
  * text). *added says whether it is new (false: that event id is there
@@ -95,6 +124,32 @@ typedef struct {
 int routing_assign (rt_db_t *db, const char *conversation_id, const char *exclude, bool no_wait,
                     routing_reason_t reason, int64_t now, routing_assign_result_t *out, char *err,
                     size_t errlen);
+
+/* What an assignment change tells: ConversationAssigned, packed into
+ * *packed (owned) with its envelope id in envelope_id, and the body of its
+ * timeline entry (owned). 0 or -1. */
+int routing_announce (const char *conv, const char *customer, const char *channel, const char *team,
+                      const char *to, const char *previous, routing_reason_t reason, const char *by,
+                      int64_t version, char envelope_id[ROUTING_ID_LEN + 1],
+                      ProtobufCBinaryData *packed, char **body, char *err, size_t errlen);
+
+/* routing_assign's first step for many conversations (locked by the
+ * caller) at once: each open one nobody has goes to its customer's
+ * manager when the manager is online with room for all of theirs here.
+ * done[i] says conversation i was assigned so (out[i] filled); the rest
+ * go to routing_assign, which claims one at a time, waits for the manager
+ * or follows the team's policy. 0, or -1 with err filled. */
+int routing_assign_managers (rt_db_t *db, const char *const *conversation_id, size_t n, int64_t now,
+                             routing_assign_result_t *out, bool *done, char *err, size_t errlen);
+
+/* An inbound entry's body: {"text", "event"?, "external_id"?, "inbox",
+ * "edited"?, "number"?}. Owned, NULL when out of memory. */
+char *routing_inbound_body (const routing_inbound_t *in);
+
+/* The context of new conversations: each customer's orders of the last
+ * 30 days (at most 5) as timeline entries of conversation conv[i]. */
+int routing_orders_earlier (rt_db_t *db, const char *const *conv, const char *const *customer,
+                            size_t n, int64_t now, char *err, size_t errlen);
 
 /* Gives operator `op` queued conversations while they have room and are
  * online: their own customers' first, then the oldest. *n (may be NULL)

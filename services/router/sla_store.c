@@ -33,6 +33,7 @@
 #include "retain/v1/conversation.pb-c.h"
 #include "routing.h"
 #include "routing_int.h"
+#include "rt_buf.h"
 #include "rt_channel.h"
 #include "rt_clock.h"
 #include "rt_log.h"
@@ -52,6 +53,7 @@
 #define S_PAUSE     "routing_sla_pause"
 #define S_PAUSED    "routing_sla_paused"
 #define S_RESUME    "routing_sla_resume"
+#define S_PAUSED_OF "routing_sla_paused_of"
 #define S_WARN      "routing_sla_warn"
 #define S_DUE       "routing_sla_due"
 #define S_BREACH    "routing_sla_breach"
@@ -110,6 +112,10 @@ static const routing_stmt_t s_stmts[] = {
                                                                              " AND paused_at IS "
                                                                              "NOT NULL AND "
                                                                              "stopped_at IS NULL"},
+    /* Of many conversations, those with a clock paused. */
+    {S_PAUSED_OF, "SELECT DISTINCT conversation_id::text FROM routing.sla_timers"
+                  " WHERE conversation_id = ANY ($1::uuid[]) AND paused_at IS NOT NULL"
+                  " AND stopped_at IS NULL"},
     {S_RESUME, "UPDATE routing.sla_timers SET due_at = " ROUTING_TS (3) ", warn_at = " ROUTING_TS (
                    4) ", paused_at = NULL WHERE conversation_id = $1::uuid AND kind = $2"},
     /* Past the warning and not yet due (a tick that finds both marks only
@@ -414,6 +420,49 @@ routing_sla_inbound (rt_db_t *db, const char *conv, bool is_new, int unanswered,
     if (!is_new && unanswered != 1)
         return 0;
     return s_start (db, conv, is_new, unanswered == 1, at, err, errlen);
+}
+
+int
+routing_sla_inbound_many (rt_db_t *db, const char *const *conv, const bool *is_new,
+                          const int *unanswered, const int64_t *at, size_t n, int64_t now,
+                          char *err, size_t errlen)
+{
+    rt_buf_t ids = {0};
+    PGresult *res = NULL;
+    s_set_t set = {0};
+    size_t i;
+    int rc = -1;
+
+    if (n == 0)
+        return 0;
+    if (!rt_buf_array_of (&ids, conv, n)) {
+        rt_errf (err, errlen, "SLA clocks: out of memory");
+        goto cleanup;
+    }
+    {
+        const char *v[1] = {ids.data};
+        res = routing_exec (db, S_PAUSED_OF, 1, v, err, errlen);
+    }
+    if (!res)
+        goto cleanup;
+    for (int row = 0; row < PQntuples (res); row++) {
+        if (s_resume (db, PQgetvalue (res, row, 0), now, err, errlen) != 0)
+            goto cleanup;
+    }
+    /* A shop without policies starts no clock: one read for them all. */
+    if (s_set_load (db, &set, err, errlen) != 0)
+        goto cleanup;
+    for (i = 0; set.n > 0 && i < n; i++) {
+        if ((is_new[i] || unanswered[i] == 1) &&
+            s_start (db, conv[i], is_new[i], unanswered[i] == 1, at[i], err, errlen) != 0)
+            goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    s_set_free (&set);
+    PQclear (res);
+    rt_buf_free (&ids);
+    return rc;
 }
 
 int

@@ -29,6 +29,13 @@ int routing_sla_prepare (rt_db_t *db, char *err, size_t errlen);
 int routing_sla_inbound (rt_db_t *db, const char *conv, bool is_new, int unanswered, int64_t at,
                          int64_t now, char *err, size_t errlen);
 
+/* routing_sla_inbound for n conversations at once (each once, with its
+ * first message's instant and its unanswered count as that message left
+ * it: 1 when it began the wait). 0, or -1 with err filled. */
+int routing_sla_inbound_many (rt_db_t *db, const char *const *conv, const bool *is_new,
+                              const int *unanswered, const int64_t *at, size_t n, int64_t now,
+                              char *err, size_t errlen);
+
 /* An operator's reply: the response clocks stop. */
 int routing_sla_answered (rt_db_t *db, const char *conv, int64_t now, char *err, size_t errlen);
 

@@ -215,82 +215,221 @@ s_resolve (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event,
     return 1;
 }
 
+/* One InboundMessage on its way: what identity and routing are asked
+ * (pointing into the item itself, so items stay where they are made). */
+typedef struct {
+    const Retain__V1__Envelope *event;
+    Retain__V1__InboundMessage *msg; /* NULL: refused (counted) or not read */
+    identity_input_t in;
+    identity_result_t who;
+    routing_inbound_t r;
+    bool resolved; /* identity found the customer */
+    char seen_in[160], typed[S_TEXT_PHONES][24], summary[S_SUMMARY_MAX];
+} s_item_t;
+
+/* Reads the event into the item: 0, or 1 refused (logged, counted). */
 static int
-s_inbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
+s_read (handler_t *self, const Retain__V1__Envelope *event, s_item_t *it)
 {
     Retain__V1__InboundMessage *msg;
-    identity_input_t in = {0};
-    identity_result_t who;
-    routing_inbound_t r = {0};
-    routing_inbound_result_t res;
-    char seen_in[160], typed[S_TEXT_PHONES][24], summary[S_SUMMARY_MAX], err[256];
     size_t ntyped;
-    int rc = 0;
-    routing_status_t st;
 
+    memset (it, 0, sizeof *it);
+    it->event = event;
     msg = retain__v1__inbound_message__unpack (NULL, event->payload.len, event->payload.data);
-    if (!msg)
-        return s_refused (self, event, "the payload is no InboundMessage");
-    snprintf (seen_in, sizeof seen_in, "%s message %s", rt_channel_name (msg->channel),
+    if (!msg) {
+        s_refused (self, event, "the payload is no InboundMessage");
+        return 1;
+    }
+    it->msg = msg;
+    snprintf (it->seen_in, sizeof it->seen_in, "%s message %s", rt_channel_name (msg->channel),
               msg->external_id);
     if (s_is_uuid (msg->customer_id))
-        in.customer_id = msg->customer_id;
+        it->in.customer_id = msg->customer_id;
     if (s_set (msg->external_user_id)) {
-        in.channel = msg->channel;
-        in.inbox = msg->inbox;
-        in.external_user_id = msg->external_user_id;
+        it->in.channel = msg->channel;
+        it->in.inbox = msg->inbox;
+        it->in.external_user_id = msg->external_user_id;
     }
-    s_point (&in, IDENTITY_POINT_PHONE, msg->phone, s_phone_source (msg), seen_in);
-    s_point (&in, IDENTITY_POINT_EMAIL, msg->email, s_email_source (msg), seen_in);
-    ntyped = s_text_phones (msg->text, typed, S_TEXT_PHONES);
+    s_point (&it->in, IDENTITY_POINT_PHONE, msg->phone, s_phone_source (msg), it->seen_in);
+    s_point (&it->in, IDENTITY_POINT_EMAIL, msg->email, s_email_source (msg), it->seen_in);
+    ntyped = s_text_phones (msg->text, it->typed, S_TEXT_PHONES);
     for (size_t i = 0; i < ntyped; i++)
-        s_point (&in, IDENTITY_POINT_PHONE, typed[i], IDENTITY_SOURCE_TEXT, seen_in);
-    in.default_country = self->default_country;
-    in.name = msg->display_name;
-    rc = s_resolve (self, db, event, &in, &who);
-    if (rc != 0)
-        goto cleanup;
+        s_point (&it->in, IDENTITY_POINT_PHONE, it->typed[i], IDENTITY_SOURCE_TEXT, it->seen_in);
+    it->in.default_country = self->default_country;
+    it->in.name = msg->display_name;
+    return 0;
+}
 
-    r.customer_id = who.customer_id;
-    r.event_id = event->id;
-    r.channel = msg->channel;
-    r.inbox = msg->inbox;
-    r.event = msg->event;
-    r.text = msg->text;
+/* The routing request of a resolved item. */
+static void
+s_request (s_item_t *it)
+{
+    const Retain__V1__InboundMessage *msg = it->msg;
+    routing_inbound_t *r = &it->r;
+    memset (r, 0, sizeof *r);
+    r->customer_id = it->who.customer_id;
+    r->event_id = it->event->id;
+    r->channel = msg->channel;
+    r->inbox = msg->inbox;
+    r->event = msg->event;
+    r->text = msg->text;
     if (!s_set (msg->text) && msg->n_attachments > 0) {
-        s_summary (msg, summary, sizeof summary);
-        r.text = summary;
+        s_summary (msg, it->summary, sizeof it->summary);
+        r->text = it->summary;
     }
-    r.external_id = msg->external_id;
-    r.edited = msg->edited;
-    r.origin = msg->origin;
+    r->external_id = msg->external_id;
+    r->edited = msg->edited;
+    r->origin = msg->origin;
     if (msg->call) {
         /* The customer's end of the call: who called, or whom the shop
          * called (an outbound call to them closes their call-backs). */
         bool outbound =
             s_set (msg->call->direction) && strcmp (msg->call->direction, "outbound") == 0;
-        r.call_direction = msg->call->direction;
-        r.call_number = outbound ? msg->call->to : msg->call->from;
+        r->call_direction = msg->call->direction;
+        r->call_number = outbound ? msg->call->to : msg->call->from;
     }
-    r.occurred_at = msg->sent_at > 0 ? msg->sent_at : event->occurred_at;
-    st = routing_inbound (db, &r, &res, err, sizeof err);
-    if (st == ROUTING_ERR_DB) {
-        rt_log (RT_LOG_WARN, "routing failed", rt_log_str ("id", event->id),
-                rt_log_str ("error", err));
-        rc = -1;
-    } else if (st != ROUTING_OK) {
-        rc = s_refused (self, event, err);
-    } else {
-        s_handled (self, event);
-        if (res.reason != ROUTING_REASON_NONE)
-            rt_log (RT_LOG_DEBUG, "assigned", rt_log_str ("conversation", res.conversation_id),
-                    rt_log_str ("operator", res.assignee),
-                    rt_log_str ("reason", routing_reason_name (res.reason)));
-    }
+    r->occurred_at = msg->sent_at > 0 ? msg->sent_at : it->event->occurred_at;
+}
 
+/* routing's verdict on an item: 0 taken or refused (counted), -1 roll back. */
+static int
+s_routed (handler_t *self, const s_item_t *it, routing_status_t st,
+          const routing_inbound_result_t *res, const char *err)
+{
+    if (st == ROUTING_ERR_DB) {
+        rt_log (RT_LOG_WARN, "routing failed", rt_log_str ("id", it->event->id),
+                rt_log_str ("error", err));
+        return -1;
+    }
+    if (st != ROUTING_OK)
+        return s_refused (self, it->event, err);
+    s_handled (self, it->event);
+    if (res->reason != ROUTING_REASON_NONE)
+        rt_log (RT_LOG_DEBUG, "assigned", rt_log_str ("conversation", res->conversation_id),
+                rt_log_str ("operator", res->assignee),
+                rt_log_str ("reason", routing_reason_name (res->reason)));
+    return 0;
+}
+
+static void
+s_items_free (s_item_t *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        retain__v1__inbound_message__free_unpacked (items[i].msg, NULL);
+}
+
+/* Routes items[idx[0..n)] together (routing_inbound_many). */
+static int
+s_route_many (handler_t *self, rt_db_t *db, s_item_t *items, const size_t *idx, size_t n)
+{
+    routing_inbound_t *r = calloc (n + 1, sizeof *r);
+    routing_inbound_result_t *res = calloc (n + 1, sizeof *res);
+    char err[256] = "";
+    routing_status_t st;
+    int rc = 0;
+
+    if (!r || !res) {
+        free (r);
+        free (res);
+        rt_log (RT_LOG_WARN, "routing failed", rt_log_str ("error", "out of memory"));
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        r[i] = items[idx[i]].r;
+    st = routing_inbound_many (db, r, n, res, err, sizeof err);
+    if (st == ROUTING_ERR_DB) {
+        rt_log (RT_LOG_WARN, "routing failed", rt_log_str ("id", items[idx[0]].event->id),
+                rt_log_str ("events", n > 1 ? "several" : "one"), rt_log_str ("error", err));
+        rc = -1;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = s_routed (self, &items[idx[i]], st, &res[i], err);
+    free (r);
+    free (res);
+    return rc;
+}
+
+/* A run of InboundMessages: identity for all (the known identities in
+ * one statement, the rest one by one, in order), then routing, runs of
+ * batchable events together and the others one by one, in order. */
+static int
+s_inbound_run (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *const *events, size_t n)
+{
+    s_item_t *items = calloc (n, sizeof *items);
+    identity_input_t *ins = calloc (n, sizeof *ins);
+    identity_result_t *who = calloc (n, sizeof *who);
+    bool *found = calloc (n, sizeof *found);
+    size_t *group = calloc (n, sizeof *group), ngroup = 0, i;
+    char err[256];
+    int rc = -1;
+
+    if (!items || !ins || !who || !found || !group) {
+        rt_log (RT_LOG_WARN, "routing failed", rt_log_str ("error", "out of memory"));
+        goto cleanup;
+    }
+    for (i = 0; i < n; i++) {
+        if (s_read (self, events[i], &items[i]) == 0)
+            ins[i] = items[i].in;
+        else
+            ins[i].channel = RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED; /* not asked */
+    }
+    if (identity_seen_batch (db, ins, n, who, found, err, sizeof err) != 0) {
+        rt_log (RT_LOG_WARN, "identity failed", rt_log_str ("id", events[0]->id),
+                rt_log_str ("error", err));
+        goto cleanup;
+    }
+    for (i = 0; i < n; i++) {
+        s_item_t *it = &items[i];
+        int v;
+        if (!it->msg)
+            continue;
+        if (found[i]) {
+            it->who = who[i];
+            it->resolved = true;
+        } else {
+            v = s_resolve (self, db, it->event, &it->in, &it->who);
+            if (v < 0)
+                goto cleanup;
+            it->resolved = v == 0;
+        }
+        if (it->resolved)
+            s_request (it);
+    }
+    for (i = 0; i <= n; i++) {
+        s_item_t *it = i < n ? &items[i] : NULL;
+        if (it && !it->resolved)
+            continue;
+        if (it && routing_inbound_batchable (&it->r)) {
+            group[ngroup++] = i;
+            continue;
+        }
+        if (ngroup > 0 && s_route_many (self, db, items, group, ngroup) != 0)
+            goto cleanup;
+        ngroup = 0;
+        if (it) {
+            routing_inbound_result_t res;
+            routing_status_t st = routing_inbound (db, &it->r, &res, err, sizeof err);
+            if (s_routed (self, it, st, &res, err) != 0)
+                goto cleanup;
+        }
+    }
+    rc = 0;
 cleanup:
-    retain__v1__inbound_message__free_unpacked (msg, NULL);
-    return rc < 0 ? -1 : 0;
+    if (items)
+        s_items_free (items, n);
+    free (items);
+    free (ins);
+    free (who);
+    free (found);
+    free (group);
+    return rc;
+}
+
+static int
+s_inbound (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *event)
+{
+    return s_inbound_run (self, db, &event, 1);
 }
 
 /* The card's verdict: 0 taken or passed over (counted), -1 roll back.
@@ -506,6 +645,30 @@ handler_init (handler_t *self, rt_metrics_t *metrics, const char *default_countr
     memset (self, 0, sizeof *self);
     self->metrics = metrics;
     self->default_country = default_country;
+}
+
+int
+handler_batch (rt_db_t *db, const Retain__V1__Envelope *const *events, size_t n, void *arg)
+{
+    handler_t *self = arg;
+    size_t i = 0;
+    if (self->fatal || s_prepare (self, db) != 0)
+        return -1;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && events[j]->type && strcmp (events[j]->type, "InboundMessage") == 0)
+            j++;
+        if (j > i) {
+            if (s_inbound_run (self, db, events + i, j - i) != 0)
+                return -1;
+            i = j;
+            continue;
+        }
+        if (handler_handle (db, events[i], arg) != 0)
+            return -1;
+        i++;
+    }
+    return 0;
 }
 
 int

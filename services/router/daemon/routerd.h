@@ -47,6 +47,11 @@ void handler_init (handler_t *self, rt_metrics_t *metrics, const char *default_c
  * back. */
 int handler_handle (rt_db_t *db, const Retain__V1__Envelope *event, void *arg);
 
+/* The rt_consumer_batch_fn: a partition's events of a round, in order;
+ * runs of InboundMessages are taken together (routing_inbound_many), the
+ * rest one by one as handler_handle takes them. */
+int handler_batch (rt_db_t *db, const Retain__V1__Envelope *const *events, size_t n, void *arg);
+
 typedef struct routerd_timer_t routerd_timer_t;
 
 /* What the timer does, and how often. */

@@ -1,0 +1,216 @@
+/*
+ * assign_many: the first step of routing_assign (the customer's manager)
+ * for a round's conversations at once: one statement to read them, one to
+ * lock their managers in id order, one to claim, one to assign, one for
+ * the timeline and one for the outbox, instead of six per conversation.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "routing.h"
+#include "routing_int.h"
+#include "rt_buf.h"
+#include "rt_log.h"
+#include "rt_outbox.h"
+
+#define S_MGR_READ  "routing_managers_read"
+#define S_MGR_LOCK  "routing_managers_lock"
+#define S_MGR_CLAIM "routing_managers_claim"
+#define S_MGR_SET   "routing_managers_set"
+
+const routing_stmt_t routing_assign_many_stmts[] = {
+    /* routing_assign_managers: of the (locked) conversations $1, the open
+     * ones nobody has, with their customer's manager. */
+    {S_MGR_READ, "SELECT c.id::text, cu.manager FROM routing.conversations c"
+                 " JOIN crm.customers cu ON cu.id = c.customer_id WHERE c.id = ANY ($1::uuid[])"
+                 " AND c.status = 'open' AND c.assignee IS NULL AND cu.manager IS NOT NULL"},
+    /* Operators' rows in one order, so two replicas' rounds never wait on
+     * each other in a circle. */
+    {S_MGR_LOCK, "SELECT id FROM routing.operators WHERE id = ANY ($1::text[]) ORDER BY id"
+                 " FOR NO KEY UPDATE"},
+    /* S_OP_CLAIM for every conversation at once ($1 a manager a
+     * conversation): a manager takes all of theirs or, short of room for
+     * all, none here (routing_assign then claims one at a time). */
+    {S_MGR_CLAIM,
+     "UPDATE routing.operators o SET open_count = o.open_count + d.n,"
+     " last_assigned_at = " ROUTING_TS (2) " FROM (SELECT m, count(*)::int AS n"
+                                           " FROM unnest($1::text[]) AS m GROUP BY m) d"
+                                           " WHERE o.id = d.m"
+                                           " AND o.open_count + d.n <= o.capacity"
+                                           " AND o.presence = 'online'"
+                                           " AND o.disabled_at IS NULL RETURNING o.id"},
+    /* S_SET for many: $1 conversations, $2 their operators. */
+    {S_MGR_SET, "UPDATE routing.conversations c SET assignee = u.op,"
+                " team_id = COALESCE(o.team_id, c.team_id), queued_since = NULL,"
+                " manager_until = NULL, version = c.version + 1"
+                " FROM unnest($1::uuid[], $2::text[]) AS u(conv, op)"
+                " JOIN routing.operators o ON o.id = u.op WHERE c.id = u.conv"
+                " RETURNING c.id::text, c.version, c.customer_id::text, c.channel,"
+                " COALESCE(c.team_id, '')"},
+};
+const size_t routing_assign_many_nstmts =
+    sizeof routing_assign_many_stmts / sizeof routing_assign_many_stmts[0];
+
+static void
+s_copy (char *dst, size_t len, const char *src)
+{
+    snprintf (dst, len, "%s", src ? src : "");
+}
+
+/* The ids of rows `rows` of res's column col as an array literal into a. */
+static void
+s_array_of (rt_buf_t *a, PGresult *res, const int *rows, size_t n, int col)
+{
+    rt_buf_array_begin (a);
+    for (size_t i = 0; i < n; i++)
+        rt_buf_array_text (a, PQgetvalue (res, rows[i], col));
+    rt_buf_array_end (a);
+}
+
+int
+routing_assign_managers (rt_db_t *db, const char *const *conv, size_t n, int64_t now,
+                         routing_assign_result_t *out, bool *done, char *err, size_t errlen)
+{
+    rt_buf_t ids = {0}, a[2] = {{0}};
+    PGresult *cand = NULL, *claimed = NULL, *set = NULL;
+    ProtobufCBinaryData *packed = NULL;
+    routing_entry_t *entries = NULL;
+    char (*envelope)[ROUTING_ID_LEN + 1] = NULL, **bodies = NULL;
+    bool *added = NULL;
+    int *rows = NULL, ncand, nset = 0;
+    size_t i, ntake = 0;
+    routing_ms_t ts = routing_ms (now);
+    int rc = -1;
+
+    for (i = 0; i < n; i++) {
+        done[i] = false;
+        memset (&out[i], 0, sizeof out[i]);
+    }
+    if (n == 0)
+        return 0;
+    if (!rt_buf_array_of (&ids, conv, n))
+        goto oom;
+    {
+        const char *v[1] = {ids.data};
+        cand = routing_exec (db, S_MGR_READ, 1, v, err, errlen);
+    }
+    if (!cand)
+        goto cleanup;
+    ncand = PQntuples (cand);
+    if (ncand == 0) {
+        rc = 0;
+        goto cleanup;
+    }
+    rows = malloc ((size_t)ncand * sizeof *rows);
+    if (!rows)
+        goto oom;
+    for (int r = 0; r < ncand; r++)
+        rows[r] = r;
+    s_array_of (&a[0], cand, rows, (size_t)ncand, 1);
+    if (a[0].failed)
+        goto oom;
+    {
+        const char *v[2] = {a[0].data, ts.s};
+        PGresult *lock = routing_exec (db, S_MGR_LOCK, 1, v, err, errlen);
+        if (!lock)
+            goto cleanup;
+        PQclear (lock);
+        claimed = routing_exec (db, S_MGR_CLAIM, 2, v, err, errlen);
+    }
+    if (!claimed)
+        goto cleanup;
+    /* The candidates whose manager took them all. */
+    for (int r = 0; r < ncand; r++) {
+        const char *m = PQgetvalue (cand, r, 1);
+        for (int k = 0; k < PQntuples (claimed); k++) {
+            if (strcmp (PQgetvalue (claimed, k, 0), m) == 0) {
+                rows[ntake++] = r;
+                break;
+            }
+        }
+    }
+    if (ntake == 0) {
+        rc = 0;
+        goto cleanup;
+    }
+    rt_buf_free (&a[0]);
+    s_array_of (&a[0], cand, rows, ntake, 0);
+    s_array_of (&a[1], cand, rows, ntake, 1);
+    if (a[0].failed || a[1].failed)
+        goto oom;
+    {
+        const char *v[2] = {a[0].data, a[1].data};
+        set = routing_exec (db, S_MGR_SET, 2, v, err, errlen);
+    }
+    if (!set)
+        goto cleanup;
+    nset = PQntuples (set);
+    packed = calloc ((size_t)nset + 1, sizeof *packed);
+    entries = calloc ((size_t)nset + 1, sizeof *entries);
+    envelope = calloc ((size_t)nset + 1, sizeof *envelope);
+    bodies = calloc ((size_t)nset + 1, sizeof *bodies);
+    added = calloc ((size_t)nset + 1, sizeof *added);
+    if (!packed || !entries || !envelope || !bodies || !added)
+        goto oom;
+    for (int r = 0; r < nset; r++) {
+        const char *id = PQgetvalue (set, r, 0);
+        const char *to = NULL;
+        for (size_t k = 0; k < ntake && !to; k++) {
+            if (strcmp (PQgetvalue (cand, rows[k], 0), id) == 0)
+                to = PQgetvalue (cand, rows[k], 1);
+        }
+        if (!to) {
+            rt_errf (err, errlen, "conversation %s assigned to nobody asked", id);
+            goto cleanup;
+        }
+        if (routing_announce (id, PQgetvalue (set, r, 2), PQgetvalue (set, r, 3),
+                              PQgetvalue (set, r, 4), to, "", ROUTING_REASON_MANAGER, NULL,
+                              atoll (PQgetvalue (set, r, 1)), envelope[r], &packed[r], &bodies[r],
+                              err, errlen) != 0)
+            goto cleanup;
+        entries[r] = (routing_entry_t){.conversation_id = id,
+                                       .kind = "assignment",
+                                       .event_id = envelope[r],
+                                       .body = bodies[r],
+                                       .at = now};
+        for (i = 0; i < n; i++) {
+            if (strcmp (conv[i], id) == 0) {
+                done[i] = true;
+                s_copy (out[i].assignee, sizeof out[i].assignee, to);
+                out[i].reason = ROUTING_REASON_MANAGER;
+            }
+        }
+    }
+    if (rt_outbox_append_batch (db, packed, (size_t)nset) != 0) {
+        rt_errf (err, errlen, "ConversationAssigned to the outbox: %s", rt_db_error (db));
+        goto cleanup;
+    }
+    if (routing_timeline_add_many (db, entries, (size_t)nset, added, err, errlen) != 0)
+        goto cleanup;
+    rc = 0;
+    goto cleanup;
+oom:
+    rt_errf (err, errlen, "assignments: out of memory");
+cleanup:
+    for (int r = 0; r < nset && packed && bodies; r++) {
+        free (packed[r].data);
+        free (bodies[r]);
+    }
+    free (packed);
+    free (entries);
+    free (envelope);
+    free (bodies);
+    free (added);
+    free (rows);
+    PQclear (cand);
+    PQclear (claimed);
+    PQclear (set);
+    rt_buf_free (&ids);
+    rt_buf_free (&a[0]);
+    rt_buf_free (&a[1]);
+    if (rc != 0)
+        for (i = 0; i < n; i++)
+            done[i] = false;
+    return rc;
+}

@@ -1,0 +1,624 @@
+/*
+ * inbound_many: routing_inbound for a round's messages at once.
+ *
+ * The same steps as routing_inbound (conversation.c), each one statement
+ * over every event instead of one per event:
+ *   1. the event ids already in the timeline: replays, nothing changes;
+ *   2. each customer's conversation found or opened (INSERT ... ON
+ *      CONFLICT, in customer order, so two replicas lock rows in one
+ *      order), a new one born counting all its messages here, with its
+ *      customer's earlier orders;
+ *   3. the timeline entries, claimed by their event ids, in the events'
+ *      order;
+ *   4. the counters of the conversations that existed, one update each
+ *      for all their messages (the reply channel the newest message's);
+ *   5. assignment: the customers' managers claimed together
+ *      (routing_assign_managers), the rest one conversation at a time
+ *      (routing_assign);
+ *   6. the SLA clocks, after the assignment (the team picks the policy).
+ * Each conversation's row is locked from step 2 on, as in routing_inbound.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "reply.h"
+#include "routing.h"
+#include "routing_int.h"
+#include "rt_buf.h"
+#include "rt_channel.h"
+#include "rt_clock.h"
+#include "rt_log.h"
+#include "rt_uuid.h"
+#include "sla_store.h"
+
+#define S_EVENTS_FIND "routing_events_find"
+#define S_OPEN_MANY   "routing_conv_open_many"
+#define S_COUNT_MANY  "routing_conv_inbound_many"
+
+/* Unix ms as an array element (float8: to_timestamp takes seconds). */
+#define S_TS(col) "to_timestamp(" col " / 1000)"
+
+const routing_stmt_t routing_inbound_many_stmts[] = {
+    {S_EVENTS_FIND, "SELECT t.event_id::text, t.conversation_id::text, COALESCE(c.assignee, ''),"
+                    " c.unanswered FROM routing.timeline t"
+                    " JOIN routing.conversations c ON c.id = t.conversation_id"
+                    " WHERE t.event_id = ANY ($1::uuid[])"},
+    /* S_CONV_OPEN for many customers ($1 fresh ids, $2 customers, $3
+     * channels, $4 inboxes, $5 messages, $6 the first's instant, $7 the
+     * last's, $8 now). */
+    {S_OPEN_MANY,
+     "INSERT INTO routing.conversations AS c (id, customer_id, channel, inbox, team_id,"
+     " created_at, queued_since, unanswered, waiting_since, last_inbound_at)"
+     " SELECT u.id, u.cu, u.ch, u.ib, (SELECT o.team_id FROM crm.customers cu"
+     " JOIN routing.operators o ON o.id = cu.manager WHERE cu.id = u.cu),"
+     " " ROUTING_TS (8) ", " ROUTING_TS (8) ", u.n, " S_TS ("u.f") ", " S_TS (
+         "u.l") " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[],"
+                " $6::float8[], $7::float8[]) AS u(id, cu, ch, ib, n, f, l) ORDER BY u.cu"
+                " ON CONFLICT (customer_id) WHERE status <> 'resolved'"
+                " DO UPDATE SET version = c.version RETURNING c.id::text, c.customer_id::text"},
+    /* S_CONV_INBOUND for many conversations ($1), each with its messages'
+     * newest channel and inbox ($2, $3), count ($4), first and last
+     * instants ($5, $6); $7 now. */
+    {S_COUNT_MANY,
+     "UPDATE routing.conversations c SET status = 'open', snoozed_until = NULL,"
+     " channel = CASE WHEN c.last_inbound_at > " S_TS (
+         "u.l") " THEN c.channel ELSE u.ch END,"
+                " inbox = CASE WHEN c.last_inbound_at > " S_TS (
+                    "u.l") " THEN c.inbox ELSE u.ib END,"
+                           " unanswered = c.unanswered + u.n, waiting_since = "
+                           "LEAST(c.waiting_since, " S_TS (
+                               "u.f") "),"
+                                      " last_inbound_at = GREATEST(c.last_inbound_at, " S_TS (
+                                          "u.l") "),"
+                                                 " queued_since = CASE WHEN c.assignee IS NULL"
+                                                 " THEN COALESCE(c.queued_since, " ROUTING_TS (
+                                                     7) ") END"
+                                                        " FROM unnest($1::uuid[], $2::text[], "
+                                                        "$3::text[], $4::int[],"
+                                                        " $5::float8[], $6::float8[]) AS u(id, ch, "
+                                                        "ib, n, f, l)"
+                                                        " WHERE c.id = u.id RETURNING c.id::text,"
+                                                        " COALESCE(c.assignee, ''), c.unanswered"},
+};
+const size_t routing_inbound_many_nstmts =
+    sizeof routing_inbound_many_stmts / sizeof routing_inbound_many_stmts[0];
+
+/* One customer's share of the events. */
+typedef struct {
+    const char *customer;              /* lent from the events */
+    char fresh[ROUTING_ID_LEN + 1];    /* the id a new conversation gets */
+    char conv[ROUTING_ID_LEN + 1];     /* their conversation */
+    bool is_new;                       /* opened here */
+    size_t first, newest;              /* events: the first, the newest */
+    int n;                             /* events counted */
+    int64_t first_at, last_at;         /* their instants */
+    int unanswered;                    /* after the counters */
+    char assignee[ROUTING_OP_MAX + 1]; /* after the assignment */
+    routing_reason_t reason;           /* of an assignment here */
+    bool waiting_for_manager;          /* queued for the manager */
+} s_cust_t;
+
+/* One run: the events, their results, the customers. */
+typedef struct {
+    rt_db_t *db;
+    const routing_inbound_t *in;
+    routing_inbound_result_t *out;
+    size_t n;
+    int64_t now;
+    int64_t *at;     /* each event's instant */
+    size_t *cust;    /* each event's customer (index into custs) */
+    bool *live;      /* not a replay */
+    s_cust_t *custs; /* sorted by customer id */
+    size_t ncusts;
+    char *err;
+    size_t errlen;
+} s_run_t;
+
+static void
+s_copy (char *dst, size_t len, const char *src)
+{
+    snprintf (dst, len, "%s", src ? src : "");
+}
+
+static int
+s_cust_cmp (const void *a, const void *b)
+{
+    return strcmp (((const s_cust_t *)a)->customer, ((const s_cust_t *)b)->customer);
+}
+
+static s_cust_t *
+s_cust_find (s_run_t *r, const char *customer)
+{
+    s_cust_t key = {.customer = customer};
+    return bsearch (&key, r->custs, r->ncusts, sizeof *r->custs, s_cust_cmp);
+}
+
+static int
+s_oom (s_run_t *r)
+{
+    rt_errf (r->err, r->errlen, "inbound messages: out of memory");
+    return -1;
+}
+
+/* Step 1: replays (the timeline has the event, or an earlier event of
+ * these has the same id). */
+static int
+s_replays (s_run_t *r)
+{
+    rt_buf_t ids = {0};
+    PGresult *res;
+    size_t i, k;
+
+    rt_buf_array_begin (&ids);
+    for (i = 0; i < r->n; i++)
+        rt_buf_array_raw (&ids, r->in[i].event_id);
+    rt_buf_array_end (&ids);
+    if (ids.failed) {
+        rt_buf_free (&ids);
+        return s_oom (r);
+    }
+    {
+        const char *v[1] = {ids.data};
+        res = routing_exec (r->db, S_EVENTS_FIND, 1, v, r->err, r->errlen);
+    }
+    rt_buf_free (&ids);
+    if (!res)
+        return -1;
+    for (i = 0; i < r->n; i++) {
+        r->live[i] = true;
+        for (k = 0; k < i && r->live[i]; k++)
+            r->live[i] = strcmp (r->in[k].event_id, r->in[i].event_id) != 0;
+    }
+    for (int row = 0; row < PQntuples (res); row++) {
+        for (i = 0; i < r->n; i++) {
+            if (strcmp (r->in[i].event_id, PQgetvalue (res, row, 0)) != 0)
+                continue;
+            r->live[i] = false;
+            r->out[i].replay = true;
+            s_copy (r->out[i].conversation_id, sizeof r->out[i].conversation_id,
+                    PQgetvalue (res, row, 1));
+            s_copy (r->out[i].assignee, sizeof r->out[i].assignee, PQgetvalue (res, row, 2));
+            r->out[i].unanswered = atoi (PQgetvalue (res, row, 3));
+        }
+    }
+    for (i = 0; i < r->n; i++) {
+        if (!r->live[i] && !r->out[i].replay)
+            r->out[i].replay = true; /* the same event twice here */
+    }
+    PQclear (res);
+    return 0;
+}
+
+/* The customers of the live events, sorted, with their shares. */
+static int
+s_customers (s_run_t *r)
+{
+    size_t i, w;
+    for (i = 0; i < r->n; i++) {
+        if (!r->live[i])
+            continue;
+        r->custs[r->ncusts++] = (s_cust_t){.customer = r->in[i].customer_id};
+    }
+    qsort (r->custs, r->ncusts, sizeof *r->custs, s_cust_cmp);
+    for (i = 0, w = 0; i < r->ncusts; i++) {
+        if (w == 0 || strcmp (r->custs[w - 1].customer, r->custs[i].customer) != 0)
+            r->custs[w++] = r->custs[i];
+    }
+    r->ncusts = w;
+    for (i = 0; i < r->n; i++) {
+        s_cust_t *c;
+        if (!r->live[i])
+            continue;
+        c = s_cust_find (r, r->in[i].customer_id);
+        r->cust[i] = (size_t)(c - r->custs);
+        if (c->n == 0) {
+            rt_uuid_t uuid = rt_uuid_v7 ();
+            rt_uuid_format (&uuid, c->fresh);
+            c->first = c->newest = i;
+            c->first_at = c->last_at = r->at[i];
+        }
+        c->n++;
+        if (r->at[i] < c->first_at)
+            c->first_at = r->at[i];
+        /* The newest, later events winning ties: the one the reply goes to. */
+        if (r->at[i] >= c->last_at) {
+            c->last_at = r->at[i];
+            c->newest = i;
+        }
+    }
+    return 0;
+}
+
+/* The per-customer arrays of S_OPEN_MANY and S_COUNT_MANY: which = true
+ * for the new conversations' (with fresh ids and customers), false for the
+ * existing ones'. n: each customer's count. */
+static int
+s_shares (s_run_t *r, rt_buf_t *a, bool open, const int *n)
+{
+    size_t i;
+    int k, cols = open ? 7 : 6;
+    for (k = 0; k < cols; k++)
+        rt_buf_array_begin (&a[k]);
+    for (i = 0; i < r->ncusts; i++) {
+        const s_cust_t *c = &r->custs[i];
+        const routing_inbound_t *in = &r->in[c->newest];
+        routing_ms_t f = routing_ms (c->first_at), l = routing_ms (c->last_at);
+        char count[16];
+        k = 0;
+        if (open) {
+            rt_buf_array_raw (&a[k++], c->fresh);
+            rt_buf_array_raw (&a[k++], c->customer);
+        } else {
+            if (c->is_new || n[i] == 0)
+                continue;
+            rt_buf_array_raw (&a[k++], c->conv);
+        }
+        snprintf (count, sizeof count, "%d", n[i]);
+        rt_buf_array_text (&a[k++], rt_channel_by_value (in->channel)->name);
+        rt_buf_array_text (&a[k++], in->inbox ? in->inbox : "");
+        rt_buf_array_raw (&a[k++], count);
+        rt_buf_array_raw (&a[k++], f.s);
+        rt_buf_array_raw (&a[k++], l.s);
+    }
+    for (k = 0; k < cols; k++) {
+        rt_buf_array_end (&a[k]);
+        if (a[k].failed)
+            return s_oom (r);
+    }
+    return 0;
+}
+
+/* Step 2: each customer's open conversation, found or opened. */
+static int
+s_open (s_run_t *r)
+{
+    rt_buf_t a[7] = {{0}};
+    routing_ms_t now = routing_ms (r->now);
+    int *n = malloc ((r->ncusts + 1) * sizeof *n);
+    PGresult *res = NULL;
+    int rc = -1;
+    size_t i;
+
+    if (!n)
+        return s_oom (r);
+    for (i = 0; i < r->ncusts; i++)
+        n[i] = r->custs[i].n;
+    if (s_shares (r, a, true, n) != 0)
+        goto cleanup;
+    {
+        const char *v[8] = {a[0].data, a[1].data, a[2].data, a[3].data,
+                            a[4].data, a[5].data, a[6].data, now.s};
+        res = routing_exec (r->db, S_OPEN_MANY, 8, v, r->err, r->errlen);
+    }
+    if (!res)
+        goto cleanup;
+    for (int row = 0; row < PQntuples (res); row++) {
+        s_cust_t *c = s_cust_find (r, PQgetvalue (res, row, 1));
+        if (!c)
+            continue;
+        s_copy (c->conv, sizeof c->conv, PQgetvalue (res, row, 0));
+        c->is_new = strcmp (c->conv, c->fresh) == 0;
+        if (c->is_new)
+            c->unanswered = c->n;
+    }
+    for (i = 0; i < r->ncusts; i++) {
+        if (!*r->custs[i].conv) {
+            rt_errf (r->err, r->errlen, "customer %s: no conversation found or opened",
+                     r->custs[i].customer);
+            goto cleanup;
+        }
+    }
+    rc = 0;
+cleanup:
+    PQclear (res);
+    for (int k = 0; k < 7; k++)
+        rt_buf_free (&a[k]);
+    free (n);
+    return rc;
+}
+
+/* The new conversations' earlier orders (before their first entry). */
+static int
+s_orders (s_run_t *r)
+{
+    const char **conv = malloc ((r->ncusts + 1) * sizeof *conv);
+    const char **customer = malloc ((r->ncusts + 1) * sizeof *customer);
+    size_t i, k = 0;
+    int rc = -1;
+    if (!conv || !customer) {
+        s_oom (r);
+        goto cleanup;
+    }
+    for (i = 0; i < r->ncusts; i++) {
+        if (!r->custs[i].is_new)
+            continue;
+        conv[k] = r->custs[i].conv;
+        customer[k++] = r->custs[i].customer;
+    }
+    rc = k ? routing_orders_earlier (r->db, conv, customer, k, r->now, r->err, r->errlen) : 0;
+cleanup:
+    free (conv);
+    free (customer);
+    return rc;
+}
+
+/* Step 3: the entries; an event another transaction recorded meanwhile
+ * becomes a replay. */
+static int
+s_entries (s_run_t *r)
+{
+    routing_entry_t *e = calloc (r->n + 1, sizeof *e);
+    char **bodies = calloc (r->n + 1, sizeof *bodies),
+         **origins = calloc (r->n + 1, sizeof *origins);
+    bool *added = calloc (r->n + 1, sizeof *added);
+    size_t *of = calloc (r->n + 1, sizeof *of);
+    size_t i, k = 0;
+    int rc = -1;
+
+    if (!e || !bodies || !origins || !added || !of) {
+        s_oom (r);
+        goto cleanup;
+    }
+    for (i = 0; i < r->n; i++) {
+        bool oom = false;
+        if (!r->live[i])
+            continue;
+        bodies[k] = routing_inbound_body (&r->in[i]);
+        origins[k] = reply_origin_json (r->in[i].origin, &oom);
+        if (!bodies[k] || oom) {
+            k++;
+            s_oom (r);
+            goto cleanup;
+        }
+        e[k] = (routing_entry_t){.conversation_id = r->custs[r->cust[i]].conv,
+                                 .kind = "inbound",
+                                 .event_id = r->in[i].event_id,
+                                 .channel = rt_channel_by_value (r->in[i].channel)->name,
+                                 .counted = true,
+                                 .body = bodies[k],
+                                 .origin = origins[k],
+                                 .at = r->at[i]};
+        of[k++] = i;
+    }
+    if (routing_timeline_add_many (r->db, e, k, added, r->err, r->errlen) != 0)
+        goto cleanup;
+    for (size_t j = 0; j < k; j++) {
+        if (added[j])
+            continue;
+        i = of[j];
+        r->live[i] = false;
+        r->out[i].replay = true;
+        s_copy (r->out[i].conversation_id, sizeof r->out[i].conversation_id, e[j].conversation_id);
+    }
+    rc = 0;
+cleanup:
+    for (size_t j = 0; j < k; j++) {
+        free (bodies[j]);
+        free (origins[j]);
+    }
+    free (e);
+    free (bodies);
+    free (origins);
+    free (added);
+    free (of);
+    return rc;
+}
+
+/* Step 4: the counters of the conversations that existed. */
+static int
+s_counters (s_run_t *r)
+{
+    rt_buf_t a[6] = {{0}};
+    routing_ms_t now = routing_ms (r->now);
+    int *n = calloc (r->ncusts + 1, sizeof *n);
+    PGresult *res = NULL;
+    size_t i, asked = 0;
+    int rc = -1;
+
+    if (!n)
+        return s_oom (r);
+    for (i = 0; i < r->n; i++) {
+        if (r->live[i] && !r->custs[r->cust[i]].is_new)
+            n[r->cust[i]]++;
+    }
+    for (i = 0; i < r->ncusts; i++)
+        asked += (!r->custs[i].is_new && n[i] > 0);
+    if (asked == 0) {
+        rc = 0;
+        goto cleanup;
+    }
+    if (s_shares (r, a, false, n) != 0)
+        goto cleanup;
+    {
+        const char *v[7] = {a[0].data, a[1].data, a[2].data, a[3].data,
+                            a[4].data, a[5].data, now.s};
+        res = routing_exec (r->db, S_COUNT_MANY, 7, v, r->err, r->errlen);
+    }
+    if (!res)
+        goto cleanup;
+    for (int row = 0; row < PQntuples (res); row++) {
+        for (i = 0; i < r->ncusts; i++) {
+            s_cust_t *c = &r->custs[i];
+            if (c->is_new || strcmp (c->conv, PQgetvalue (res, row, 0)) != 0)
+                continue;
+            s_copy (c->assignee, sizeof c->assignee, PQgetvalue (res, row, 1));
+            c->unanswered = atoi (PQgetvalue (res, row, 2));
+            c->n = n[i];
+            break;
+        }
+    }
+    rc = 0;
+cleanup:
+    PQclear (res);
+    for (int k = 0; k < 6; k++)
+        rt_buf_free (&a[k]);
+    free (n);
+    return rc;
+}
+
+/* Whether customer i has an event counted here. */
+static bool
+s_counted (const s_run_t *r, size_t i)
+{
+    for (size_t k = 0; k < r->n; k++) {
+        if (r->live[k] && r->cust[k] == i)
+            return true;
+    }
+    return false;
+}
+
+/* Step 5: whoever has nobody gets someone: the managers together, then
+ * one at a time. */
+static int
+s_assign (s_run_t *r)
+{
+    const char **conv = calloc (r->ncusts + 1, sizeof *conv);
+    size_t *of = calloc (r->ncusts + 1, sizeof *of);
+    routing_assign_result_t *res = calloc (r->ncusts + 1, sizeof *res);
+    bool *done = calloc (r->ncusts + 1, sizeof *done);
+    size_t i, k = 0;
+    int rc = -1;
+
+    if (!conv || !of || !res || !done) {
+        s_oom (r);
+        goto cleanup;
+    }
+    for (i = 0; i < r->ncusts; i++) {
+        if (*r->custs[i].assignee || !s_counted (r, i))
+            continue;
+        conv[k] = r->custs[i].conv;
+        of[k++] = i;
+    }
+    if (routing_assign_managers (r->db, conv, k, r->now, res, done, r->err, r->errlen) != 0)
+        goto cleanup;
+    for (size_t j = 0; j < k; j++) {
+        s_cust_t *c = &r->custs[of[j]];
+        if (!done[j] && routing_assign (r->db, c->conv, NULL, false, ROUTING_REASON_NONE, r->now,
+                                        &res[j], r->err, r->errlen) != 0)
+            goto cleanup;
+        s_copy (c->assignee, sizeof c->assignee, res[j].assignee);
+        c->reason = res[j].reason;
+        c->waiting_for_manager = res[j].waiting_for_manager;
+    }
+    rc = 0;
+cleanup:
+    free (conv);
+    free (of);
+    free (res);
+    free (done);
+    return rc;
+}
+
+/* Step 6: the clocks, each conversation once, as its first message here
+ * would have left them. */
+static int
+s_clocks (s_run_t *r)
+{
+    const char **conv = calloc (r->ncusts + 1, sizeof *conv);
+    bool *is_new = calloc (r->ncusts + 1, sizeof *is_new);
+    int *unanswered = calloc (r->ncusts + 1, sizeof *unanswered);
+    int64_t *at = calloc (r->ncusts + 1, sizeof *at);
+    size_t i, k = 0;
+    int rc = -1;
+
+    if (!conv || !is_new || !unanswered || !at) {
+        s_oom (r);
+        goto cleanup;
+    }
+    for (i = 0; i < r->ncusts; i++) {
+        const s_cust_t *c = &r->custs[i];
+        int64_t first = INT64_MAX;
+        if (!s_counted (r, i))
+            continue;
+        for (size_t e = 0; e < r->n; e++) {
+            if (r->live[e] && r->cust[e] == i && r->at[e] < first)
+                first = r->at[e];
+        }
+        conv[k] = c->conv;
+        is_new[k] = c->is_new;
+        /* The count the first message left: 1 when it began the wait. */
+        unanswered[k] = c->is_new ? 1 : c->unanswered - c->n + 1;
+        at[k++] = first;
+    }
+    rc = routing_sla_inbound_many (r->db, conv, is_new, unanswered, at, k, r->now, r->err,
+                                   r->errlen);
+cleanup:
+    free (conv);
+    free (is_new);
+    free (unanswered);
+    free (at);
+    return rc;
+}
+
+/* Each event's result, as routing_inbound would give it. */
+static void
+s_results (s_run_t *r)
+{
+    int *seen = calloc (r->ncusts + 1, sizeof *seen);
+    for (size_t i = 0; i < r->n; i++) {
+        const s_cust_t *c;
+        routing_inbound_result_t *o = &r->out[i];
+        if (!r->live[i])
+            continue;
+        c = &r->custs[r->cust[i]];
+        s_copy (o->conversation_id, sizeof o->conversation_id, c->conv);
+        s_copy (o->assignee, sizeof o->assignee, c->assignee);
+        o->counted = true;
+        if (seen) {
+            int k = ++seen[r->cust[i]];
+            o->is_new = c->is_new && k == 1;
+            o->unanswered = c->unanswered - c->n + k;
+            if (k == 1) {
+                o->reason = c->reason;
+                o->waiting_for_manager = c->waiting_for_manager;
+            }
+        } else {
+            o->unanswered = c->unanswered;
+        }
+    }
+    free (seen);
+}
+
+routing_status_t
+routing_inbound_many (rt_db_t *db, const routing_inbound_t *in, size_t n,
+                      routing_inbound_result_t *out, char *err, size_t errlen)
+{
+    s_run_t r = {.db = db, .in = in, .out = out, .n = n, .err = err, .errlen = errlen};
+    routing_status_t st = ROUTING_ERR_DB;
+    size_t i;
+
+    if (n == 0)
+        return ROUTING_OK;
+    memset (out, 0, n * sizeof *out);
+    for (i = 0; i < n; i++) {
+        if (!routing_inbound_batchable (&in[i])) {
+            rt_errf (err, errlen, "event %s cannot be taken with others",
+                     in[i].event_id ? in[i].event_id : "");
+            return ROUTING_ERR_INVALID;
+        }
+    }
+    r.now = rt_clock_now_ms ();
+    r.at = calloc (n, sizeof *r.at);
+    r.cust = calloc (n, sizeof *r.cust);
+    r.live = calloc (n, sizeof *r.live);
+    r.custs = calloc (n, sizeof *r.custs);
+    if (!r.at || !r.cust || !r.live || !r.custs) {
+        s_oom (&r);
+        goto cleanup;
+    }
+    for (i = 0; i < n; i++)
+        r.at[i] = in[i].occurred_at > 0 ? in[i].occurred_at : r.now;
+    if (s_replays (&r) != 0 || s_customers (&r) != 0)
+        goto cleanup;
+    if (r.ncusts > 0 && (s_open (&r) != 0 || s_orders (&r) != 0 || s_entries (&r) != 0 ||
+                         s_counters (&r) != 0 || s_assign (&r) != 0 || s_clocks (&r) != 0))
+        goto cleanup;
+    s_results (&r);
+    st = ROUTING_OK;
+cleanup:
+    free (r.at);
+    free (r.cust);
+    free (r.live);
+    free (r.custs);
+    return st;
+}
