@@ -9,7 +9,8 @@
  * kept; two concurrent transfers, one conflicting; unanswered counters
  * equal to a recount from the timeline after a random mix; deleted
  * comments and receipts never counted; a reply on a channel the customer
- * never used refused and an operator's reply going out once.
+ * never used refused and an operator's reply going out once; a round's
+ * messages taken together coming to what one by one would.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -488,6 +489,111 @@ test_capacity_concurrent (void **state)
         print_message ("retried attempts: %d\n", r1.failures + r2.failures);
 }
 
+/* A round's messages taken together (routing_inbound_many, as routerd's
+ * consumer takes them) come to what one by one would: a replay and the
+ * same event twice add nothing; two messages of one customer, one
+ * conversation counting both; a manager with room for two of their three
+ * new conversations takes two and the third goes to the policy, as does a
+ * customer whose manager is away; an existing conversation only counts. */
+static void
+test_many_as_one_by_one (void **state)
+{
+    enum { A, B, C, D, E, F, NCUST };
+    char cust[NCUST][RT_UUID_STR_LEN + 1], ev[12][RT_UUID_STR_LEN + 1], err[512] = "";
+    const int who[] = {A, A, B, B, C, D, E, F, F, F};
+    routing_inbound_t in[10];
+    routing_inbound_result_t out[10], early;
+    size_t i;
+    (void)state;
+
+    rt_test_router_team (s_f.pg, "sales", "balanced", 0);
+    rt_test_router_operator (&s_f, "m1", "sales", 2, true, NULL);
+    rt_test_router_operator (&s_f, "m2", "sales", 5, false, NULL);
+    rt_test_router_operator (&s_f, "o3", "sales", 10, true, NULL);
+    rt_test_router_customer (s_f.pg, cust[A], "m1", "telegram");
+    rt_test_router_customer (s_f.pg, cust[B], "m1", "telegram");
+    rt_test_router_customer (s_f.pg, cust[C], "m1", "telegram");
+    rt_test_router_customer (s_f.pg, cust[D], "m2", "telegram");
+    rt_test_router_customer (s_f.pg, cust[E], NULL, "telegram");
+    rt_test_router_customer (s_f.pg, cust[F], "o3", "telegram");
+    for (i = 0; i < 12; i++)
+        rt_test_router_uuid (ev[i]);
+    /* F wrote before: an open conversation, with their manager o3. */
+    early = s_inbound (cust[F], RETAIN__V1__CHANNEL__TELEGRAM, NULL, ev[11]);
+    assert_string_equal (early.assignee, "o3");
+
+    memset (in, 0, sizeof in);
+    for (i = 0; i < 10; i++) {
+        in[i].customer_id = cust[who[i]];
+        in[i].event_id = ev[i];
+        in[i].channel = i % 2 ? RETAIN__V1__CHANNEL__INSTAGRAM : RETAIN__V1__CHANNEL__TELEGRAM;
+        in[i].inbox = "main";
+        in[i].text = "Привіт <b>'; DROP TABLE x; --</b>";
+        in[i].occurred_at = rt_clock_now_ms () + (int64_t)i;
+        assert_true (routing_inbound_batchable (&in[i]));
+    }
+    in[3].event_id = ev[2];  /* B's message twice */
+    in[9].event_id = ev[11]; /* F's earlier message again */
+    assert_int_equal (rt_db_begin (s_f.db), 0);
+    if (routing_inbound_many (s_f.db, in, 10, out, err, sizeof err) != ROUTING_OK)
+        fail_msg ("routing_inbound_many: %s", err);
+    assert_int_equal (rt_db_commit (s_f.db), 0);
+
+    /* The replays say so and change nothing. */
+    for (i = 0; i < 10; i++)
+        assert_int_equal (out[i].replay, i == 3 || i == 9);
+    assert_string_equal (out[9].conversation_id, early.conversation_id);
+    /* One conversation a customer, every message once in it, the counts
+     * equal to a recount. */
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.conversations"),
+                      NCUST);
+    assert_int_equal (rt_test_router_doubly_open (s_f.pg), 0);
+    assert_int_equal (rt_test_router_long (
+                          s_f.pg, "SELECT count(*) FROM routing.timeline WHERE kind = 'inbound'"),
+                      1 + 8);
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT count(DISTINCT event_id)"
+                                                   " FROM routing.timeline WHERE kind = 'inbound'"),
+                      1 + 8);
+    assert_int_equal (rt_test_router_miscounted (s_f.pg), 0);
+    assert_string_equal (out[0].conversation_id, out[1].conversation_id);
+    assert_true (out[0].is_new);
+    assert_false (out[1].is_new);
+    assert_int_equal (out[1].unanswered, 2);
+    assert_false (out[7].is_new);
+    assert_string_equal (out[7].conversation_id, early.conversation_id);
+    assert_int_equal (out[8].unanswered, 3);
+    /* The newest message's channel is the reply channel. */
+    assert_int_equal (rt_test_router_long (s_f.pg,
+                                           "SELECT count(*) FROM routing.conversations"
+                                           " WHERE id = '%s' AND channel = 'instagram'",
+                                           out[0].conversation_id),
+                      1);
+    /* m1 took two of A, B, C; the third, D's (m2 away) and E's went to o3,
+     * who also keeps F's. */
+    assert_int_equal (rt_test_router_long (s_f.pg,
+                                           "SELECT count(*) FROM routing.conversations c"
+                                           " JOIN crm.customers cu ON cu.id = c.customer_id"
+                                           " WHERE cu.manager = 'm1' AND c.assignee = 'm1'"),
+                      2);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT open_count FROM routing.operators WHERE id = 'o3'"),
+        4);
+    assert_int_equal (rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.conversations"
+                                                   " WHERE assignee IS NULL"),
+                      0);
+    assert_string_equal (out[0].assignee, "m1");
+    assert_int_equal (out[0].reason, ROUTING_REASON_MANAGER);
+    assert_string_equal (out[5].assignee, "o3");
+    assert_int_equal (out[5].reason, ROUTING_REASON_POLICY);
+    s_assert_capacity ();
+    /* One announcement and one entry per assignment. */
+    assert_int_equal (s_events ("ConversationAssigned"), NCUST);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg,
+                             "SELECT count(*) FROM routing.timeline WHERE kind = 'assignment'"),
+        NCUST);
+}
+
 static void
 test_queue_on_login (void **state)
 {
@@ -820,6 +926,7 @@ main (void)
         cmocka_unit_test_setup (test_sticky_manager_with_wait, s_clean),
         cmocka_unit_test_setup (test_balanced_and_round_robin, s_clean),
         cmocka_unit_test_setup (test_capacity_concurrent, s_clean),
+        cmocka_unit_test_setup (test_many_as_one_by_one, s_clean),
         cmocka_unit_test_setup (test_queue_on_login, s_clean),
         cmocka_unit_test_setup (test_offline_rebalance_keeps_manager, s_clean),
         cmocka_unit_test_setup (test_concurrent_transfers, s_clean),
