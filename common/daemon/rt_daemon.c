@@ -290,6 +290,26 @@ rt_daemon_consumer_new (rt_daemon_t *d, const char *group, const char *member,
     return rt_consumer_new (&cc, err, errlen);
 }
 
+int
+rt_daemon_consume (rt_consumer_t *consumer, atomic_bool *running)
+{
+    int rc;
+    atomic_store (running, true);
+    rc = rt_consumer_run (consumer);
+    atomic_store (running, false);
+    rt_log (RT_LOG_INFO, "stopping");
+    return rc == 0 ? 0 : -1;
+}
+
+bool
+rt_daemon_consuming (atomic_bool *running, char *why, size_t whylen)
+{
+    if (atomic_load (running))
+        return true;
+    snprintf (why, whylen, "the consumer is not running");
+    return false;
+}
+
 const rt_bus_curve_t *
 rt_daemon_bus_curve (const rt_daemon_t *d)
 {

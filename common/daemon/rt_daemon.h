@@ -37,6 +37,7 @@
 #ifndef RT_DAEMON_H
 #define RT_DAEMON_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -110,6 +111,28 @@ rt_consumer_t *rt_daemon_consumer_new (rt_daemon_t *d, const char *group, const 
                                        const char *const *streams, size_t nstreams,
                                        rt_consumer_handler_fn handler, void *handler_arg, char *err,
                                        size_t errlen);
+
+/* The settings rt_daemon_consumer_new and the member's name read, for a
+ * consuming daemon's table (`prefix` "RETAIN_NOTIFY": RETAIN_NOTIFY_MEMBER,
+ * RETAIN_NOTIFY_BATCH_MAX), so their defaults and help are said once. */
+/* clang-format off */
+#define RT_DAEMON_CONSUMER_SETTINGS(prefix)                                                       \
+    {"pub", "RETAIN_BUS_PUB", "tcp://127.0.0.1:7702", "busd PUB endpoints, comma-separated"},    \
+    {"member", prefix "_MEMBER", "",                                                              \
+     "this replica's name in logs and claims (unique per replica); empty: host:pid"},             \
+    {"batch-max", prefix "_BATCH_MAX", "500", "events per transaction when catching up"}
+/* clang-format on */
+
+/* The `run` of a daemon whose main loop is its consumer group: runs
+ * consumer (rt_consumer_run) until a stop, with *running true meanwhile
+ * for rt_daemon_consuming, then logs "stopping". 0, or -1 when the
+ * consumer failed. */
+int rt_daemon_consume (rt_consumer_t *consumer, atomic_bool *running);
+
+/* For that daemon's `ready` (on the admin thread): true while
+ * rt_daemon_consume runs, else false with "the consumer is not running"
+ * in why. */
+bool rt_daemon_consuming (atomic_bool *running, char *why, size_t whylen);
 
 /* The metrics registry /metrics serves (lent; it outlives `stop`). */
 rt_metrics_t *rt_daemon_metrics (rt_daemon_t *d);

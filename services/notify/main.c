@@ -38,10 +38,7 @@ static const rt_migration_set_t *const s_migrations[] = {&rt_migrations_outbox,
 static const char *const s_streams[] = {"message", "notification", "customer"};
 
 static const rt_config_setting_t s_settings[] = {
-    {"pub", "RETAIN_BUS_PUB", "tcp://127.0.0.1:7702", "busd PUB endpoints, comma-separated"},
-    {"member", "RETAIN_NOTIFY_MEMBER", "",
-     "this replica's name in logs and claims (unique per replica); empty: host:pid"},
-    {"batch-max", "RETAIN_NOTIFY_BATCH_MAX", "500", "events per transaction when catching up"},
+    RT_DAEMON_CONSUMER_SETTINGS ("RETAIN_NOTIFY"),
     {"telegram-api", "RETAIN_NOTIFY_TELEGRAM_API", "https://api.telegram.org",
      "Telegram Bot API base URL (an account's base_url overrides)"},
     {"viber-api", "RETAIN_NOTIFY_VIBER_API", "https://chatapi.viber.com",
@@ -369,13 +366,9 @@ static int
 s_run (rt_daemon_t *d, void *arg)
 {
     notifyd_t *self = arg;
-    int rc;
     (void)d;
-    atomic_store (&self->consuming, true);
-    rc = rt_consumer_run (self->consumer);
-    atomic_store (&self->consuming, false);
-    rt_log (RT_LOG_INFO, "stopping");
-    return rc == 0 && !self->handler.fatal ? 0 : -1;
+    return rt_daemon_consume (self->consumer, &self->consuming) == 0 && !self->handler.fatal ? 0
+                                                                                             : -1;
 }
 
 static void
@@ -394,12 +387,9 @@ static bool
 s_ready (void *arg, char *why, size_t whylen)
 {
     notifyd_t *self = arg;
-    sender_t *sender = atomic_load (&self->live);
-    if (!atomic_load (&self->consuming)) {
-        snprintf (why, whylen, "the consumer is not running");
+    if (!rt_daemon_consuming (&self->consuming, why, whylen))
         return false;
-    }
-    if (!sender_ready (sender)) {
+    if (!sender_ready (atomic_load (&self->live))) {
         snprintf (why, whylen, "the sender has not connected and applied the crash policy");
         return false;
     }

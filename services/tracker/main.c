@@ -36,10 +36,7 @@ static const char *const s_streams[] = {"order"};
 /* The settings that are trackerd's whatever the carriers; the carriers'
  * base URLs go before them (s_settings_make). */
 static const rt_config_setting_t s_own[] = {
-    {"pub", "RETAIN_BUS_PUB", "tcp://127.0.0.1:7702", "busd PUB endpoints, comma-separated"},
-    {"member", "RETAIN_TRACKER_MEMBER", "",
-     "this replica's name in logs and claims (unique per replica); empty: host:pid"},
-    {"batch-max", "RETAIN_TRACKER_BATCH_MAX", "500", "events per transaction when catching up"},
+    RT_DAEMON_CONSUMER_SETTINGS ("RETAIN_TRACKER"),
     {"workers", "RETAIN_TRACKER_WORKERS", "1", "poller threads, each with its own loop"},
     {"in-flight", "RETAIN_TRACKER_IN_FLIGHT", "32",
      "carrier calls in flight at most (all workers)"},
@@ -291,13 +288,8 @@ static int
 s_run (rt_daemon_t *d, void *arg)
 {
     trackerd_t *self = arg;
-    int rc;
     (void)d;
-    atomic_store (&self->consuming, true);
-    rc = rt_consumer_run (self->consumer);
-    atomic_store (&self->consuming, false);
-    rt_log (RT_LOG_INFO, "stopping");
-    return rc == 0 ? 0 : -1;
+    return rt_daemon_consume (self->consumer, &self->consuming);
 }
 
 static void
@@ -318,12 +310,9 @@ static bool
 s_ready (void *arg, char *why, size_t whylen)
 {
     trackerd_t *self = arg;
-    poller_t *poller = atomic_load (&self->live);
-    if (!atomic_load (&self->consuming)) {
-        snprintf (why, whylen, "the consumer is not running");
+    if (!rt_daemon_consuming (&self->consuming, why, whylen))
         return false;
-    }
-    if (!poller_ready (poller)) {
+    if (!poller_ready (atomic_load (&self->live))) {
         snprintf (why, whylen, "the poller has no PostgreSQL connection");
         return false;
     }

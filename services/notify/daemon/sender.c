@@ -54,6 +54,7 @@
 #include "rt_channel.h"
 #include "rt_clock.h"
 #include "rt_http_client.h"
+#include "rt_http_loop.h"
 #include "rt_log.h"
 #include "rt_outbox.h"
 #include "rt_signal.h"
@@ -72,9 +73,6 @@ static const char *s_claim_sql =
 /* A failed flush is tried again after this, doubled up to S_RETRY_MAX_MS. */
 #define S_RETRY_MS     50
 #define S_RETRY_MAX_MS 1000
-
-/* How soon a worker notices it must stop. */
-#define S_WATCH_MS 100
 
 /* An e-mail's subject and HTML part, which the claim does not carry. */
 #define S_MAIL "notify_sender_mail"
@@ -118,29 +116,26 @@ struct sender_t {
 };
 
 struct worker_t {
-    sender_t *owner;         /* the sender */
-    int index;               /* 0 runs the crash policy */
-    pthread_t thread;        /* its thread */
-    bool started;            /* the thread was created */
-    struct event_base *base; /* its loop */
-    struct event *tick;      /* the timer: claims, sweeps, reconnects */
-    struct event *flush;     /* the outcomes' timer */
-    struct event *watch;     /* notices a stop while the tick sleeps long */
-    struct event *listen;    /* the connection's socket, for NOTIFY; NULL when not watched */
-    uint64_t listening;      /* the connection generation listen watches */
-    rt_http_client_t *http;  /* its client */
-    smtp_t *smtp;            /* its e-mail sessions */
-    rt_db_t *db;             /* its connection */
-    outcome_ctx_t octx;      /* outcome.c's view of it */
-    outcome_batch_t *batch;  /* answers not recorded yet */
-    int cap;                 /* its share of the in-flight cap */
-    int in_flight;           /* its requests in flight */
-    int64_t retry_ms;        /* a failed flush's delay before the next, 0: none failed */
-    int64_t next_sweep;      /* mono ms of the next sweep (worker 0) */
-    int64_t drain_until;     /* mono ms: stop waiting for answers then, 0: not stopping */
-    bool counted_ready;      /* it added itself to owner->ready */
-    bool in_tick;            /* the tick runs: a wake-up waits for its end */
-    bool again;              /* claim again as soon as the tick ends */
+    sender_t *owner;        /* the sender */
+    int index;              /* 0 runs the crash policy */
+    pthread_t thread;       /* its thread */
+    bool started;           /* the thread was created */
+    rt_http_loop_t loop;    /* its loop, client and timer (the tick: claims, sweeps,
+                               reconnects) */
+    struct event *flush;    /* the outcomes' timer */
+    struct event *listen;   /* the connection's socket, for NOTIFY; NULL when not watched */
+    uint64_t listening;     /* the connection generation listen watches */
+    smtp_t *smtp;           /* its e-mail sessions */
+    rt_db_t *db;            /* its connection */
+    outcome_ctx_t octx;     /* outcome.c's view of it */
+    outcome_batch_t *batch; /* answers not recorded yet */
+    int cap;                /* its share of the in-flight cap */
+    int in_flight;          /* its requests in flight */
+    int64_t retry_ms;       /* a failed flush's delay before the next, 0: none failed */
+    int64_t next_sweep;     /* mono ms of the next sweep (worker 0) */
+    bool counted_ready;     /* it added itself to owner->ready */
+    bool in_tick;           /* the tick runs: a wake-up waits for its end */
+    bool again;             /* claim again as soon as the tick ends */
 };
 
 /* One request in flight. */
@@ -195,22 +190,6 @@ s_observe (worker_t *w, const char *provider, int64_t started_us)
         (double)(rt_clock_elapsed_us () - started_us) / 1e6);
 }
 
-/* Arms timer ev to fire in ms (again: a pending one moves). */
-static void
-s_arm (struct event *ev, int64_t ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    evtimer_add (ev, &tv);
-}
-
-static void
-s_event_free (struct event **ev)
-{
-    if (*ev)
-        event_free (*ev);
-    *ev = NULL;
-}
-
 /* Claims again as soon as the loop is free: from inside the tick, when
  * the tick ends. */
 static void
@@ -219,7 +198,7 @@ s_wake (worker_t *w)
     if (w->in_tick)
         w->again = true;
     else
-        s_arm (w->tick, 0);
+        rt_http_loop_arm (w->loop.tick, 0);
 }
 
 /* Drains the NOTIFYs libpq holds; true when there were any. */
@@ -247,7 +226,7 @@ s_listen_cb (evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (!conn || !PQconsumeInput (conn)) {
         rt_db_invalidate (w->db);
-        s_event_free (&w->listen);
+        rt_http_loop_event_free (&w->listen);
         s_wake (w);
         return;
     }
@@ -263,16 +242,16 @@ s_connected (worker_t *w)
     PGconn *conn;
     if (!rt_db_is_ok (w->db)) {
         /* Before libpq closes the socket the event watches. */
-        s_event_free (&w->listen);
+        rt_http_loop_event_free (&w->listen);
         if (rt_db_ensure_for (w->db, 1000) != 0)
             return false;
     }
     conn = rt_db_conn (w->db);
     if (conn && (!w->listen || w->listening != rt_db_generation (w->db))) {
-        s_event_free (&w->listen);
-        w->listen = event_new (w->base, PQsocket (conn), EV_READ | EV_PERSIST, s_listen_cb, w);
+        rt_http_loop_event_free (&w->listen);
+        w->listen = event_new (w->loop.base, PQsocket (conn), EV_READ | EV_PERSIST, s_listen_cb, w);
         if (w->listen && event_add (w->listen, NULL) != 0)
-            s_event_free (&w->listen);
+            rt_http_loop_event_free (&w->listen);
         w->listening = rt_db_generation (w->db);
     }
     return true;
@@ -299,25 +278,13 @@ s_flush_now (worker_t *w)
         w->retry_ms = w->retry_ms ? w->retry_ms * 2 : S_RETRY_MS;
         if (w->retry_ms > S_RETRY_MAX_MS)
             w->retry_ms = S_RETRY_MAX_MS;
-        s_arm (w->flush, w->retry_ms);
+        rt_http_loop_arm (w->flush, w->retry_ms);
     } else {
         w->retry_ms = 0;
     }
     /* Slots freed, or NOTIFYs libpq read during the flush: claim. */
     if (outcome_batch_size (w->batch) < before || s_drain (w))
         s_wake (w);
-}
-
-/* The stop is a flag another thread sets; the tick may be an hour away
- * (--poll), so this looks every S_WATCH_MS. */
-static void
-s_watch_cb (evutil_socket_t fd, short what, void *arg)
-{
-    worker_t *w = arg;
-    (void)fd;
-    (void)what;
-    if (atomic_load (&w->owner->stop) && w->drain_until == 0)
-        s_arm (w->tick, 0);
 }
 
 static void
@@ -339,7 +306,7 @@ s_added (worker_t *w)
     if (outcome_batch_size (w->batch) >= (size_t)cfg->flush_max || w->in_flight == 0) {
         s_flush_now (w);
     } else if (!evtimer_pending (w->flush, NULL)) {
-        s_arm (w->flush, cfg->flush_ms);
+        rt_http_loop_arm (w->flush, cfg->flush_ms);
     }
 }
 
@@ -635,7 +602,7 @@ s_submit (worker_t *w, notify_claim_t *c)
                                     .done = s_done,
                                     .arg = rq};
     rq->started_us = rt_clock_elapsed_us ();
-    if (rt_http_client_submit (w->http, &hr, err, sizeof err) != 0) {
+    if (rt_http_client_submit (w->loop.http, &hr, err, sizeof err) != 0) {
         rt_log (RT_LOG_WARN, "request not submitted", rt_log_str ("url", req.log_url),
                 rt_log_str ("error", err));
         s_local_retry (w, c, err);
@@ -690,21 +657,16 @@ static int64_t
 s_drain_step (worker_t *w, int64_t mono)
 {
     size_t left = outcome_batch_size (w->batch);
-    if (w->drain_until == 0)
-        w->drain_until = mono + w->owner->cfg.request_timeout_ms;
     if (left && w->retry_ms == 0)
         s_flush_now (w);
     left = outcome_batch_size (w->batch);
-    if ((w->in_flight == 0 && left == 0) || mono >= w->drain_until) {
-        if (left)
-            rt_log (RT_LOG_WARN,
-                    "outcomes not recorded at stop: the crash policy settles their "
-                    "sends",
-                    rt_log_int ("answers", (long long)left));
-        event_base_loopbreak (w->base);
-        return -1;
-    }
-    return 10;
+    if (!rt_http_loop_drain (&w->loop, mono, w->owner->cfg.request_timeout_ms,
+                             w->in_flight == 0 && left == 0))
+        return 10;
+    if (left)
+        rt_log (RT_LOG_WARN, "outcomes not recorded at stop: the crash policy settles their sends",
+                rt_log_int ("answers", (long long)left));
+    return -1;
 }
 
 /* One tick: the delay to the next, -1 when the loop ends. */
@@ -769,7 +731,7 @@ s_tick (evutil_socket_t fd, short what, void *arg)
         if (to_sweep < next)
             next = to_sweep > 0 ? to_sweep : 0;
     }
-    s_arm (w->tick, next);
+    rt_http_loop_arm (w->loop.tick, next);
 }
 
 static int
@@ -783,6 +745,23 @@ s_worker_prepare (worker_t *w)
         rt_db_prepare (w->db, S_REPLY, s_reply_sql) != 0 || parts_prepare (w->db) != 0)
         return -1;
     return 0;
+}
+
+/* The worker's loop and, on it, its flush timer and SMTP sessions, and its
+ * batch. 0, or -1 with err filled; s_worker_main frees what was made. */
+static int
+s_worker_open (worker_t *w, const rt_http_client_config_t *hc, char *err, size_t errlen)
+{
+    if (rt_http_loop_open (&w->loop, hc, s_tick, w, &w->owner->stop, err, errlen) != 0)
+        return -1;
+    w->flush = evtimer_new (w->loop.base, s_flush_cb, w);
+    w->batch = outcome_batch_new ();
+    if (!w->flush || !w->batch) {
+        snprintf (err, errlen, "out of memory");
+        return -1;
+    }
+    w->smtp = smtp_new (w->loop.base, &w->owner->cfg.smtp, w->cap, err, errlen);
+    return w->smtp ? 0 : -1;
 }
 
 static void *
@@ -807,33 +786,18 @@ s_worker_main (void *arg)
         rt_signal_sleep_ms (100);
     if (atomic_load (&w->owner->stop))
         return NULL;
-    w->base = event_base_new ();
-    w->http = w->base ? rt_http_client_new (w->base, &hc, err, sizeof err) : NULL;
-    w->tick = w->base ? evtimer_new (w->base, s_tick, w) : NULL;
-    w->flush = w->base ? evtimer_new (w->base, s_flush_cb, w) : NULL;
-    w->watch = w->base ? event_new (w->base, -1, EV_PERSIST, s_watch_cb, w) : NULL;
-    w->batch = outcome_batch_new ();
-    w->smtp = w->http && w->tick ? smtp_new (w->base, &cfg->smtp, w->cap, err, sizeof err) : NULL;
-    if (!w->base || !w->http || !w->tick || !w->flush || !w->watch || !w->batch || !w->smtp) {
-        rt_log (RT_LOG_ERROR, "the sender's loop could not start",
-                rt_log_str ("error", w->base ? err : "event_base_new failed"));
-        goto cleanup;
-    }
-    s_arm (w->watch, S_WATCH_MS);
-    s_arm (w->tick, 0);
-    event_base_dispatch (w->base);
-cleanup:
-    /* Cancels what is still in flight: its sends stay `sending`. */
+    if (s_worker_open (w, &hc, err, sizeof err) == 0)
+        rt_http_loop_run (&w->loop);
+    else
+        rt_log (RT_LOG_ERROR, "the sender's loop could not start", rt_log_str ("error", err));
+    /* Cancels what is still in flight: its sends stay `sending`. Their
+     * done callbacks use the batch and the flush timer, freed after. */
     smtp_destroy (&w->smtp);
-    rt_http_client_destroy (&w->http);
+    rt_http_loop_cancel (&w->loop);
     outcome_batch_destroy (&w->batch);
-    s_event_free (&w->listen);
-    s_event_free (&w->flush);
-    s_event_free (&w->watch);
-    s_event_free (&w->tick);
-    if (w->base)
-        event_base_free (w->base);
-    w->base = NULL;
+    rt_http_loop_event_free (&w->listen);
+    rt_http_loop_event_free (&w->flush);
+    rt_http_loop_close (&w->loop);
     return NULL;
 }
 
@@ -858,9 +822,7 @@ sender_start (const sender_config_t *config, char *err, size_t errlen)
         char app[64];
         w->owner = self;
         w->index = i;
-        w->cap = config->in_flight / config->workers + (i < config->in_flight % config->workers);
-        if (w->cap < 1)
-            w->cap = 1;
+        w->cap = rt_http_loop_share (config->in_flight, config->workers, i);
         snprintf (app, sizeof app, "retain-notifyd-sender-%d", i);
         w->db = rt_db_new (config->dsn, app);
         if (!w->db) {

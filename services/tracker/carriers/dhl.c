@@ -24,6 +24,7 @@
  * Express checkpoint's local time) is read as UTC, the error then being
  * the place's offset, which is better than dropping the event.
  */
+#include "adapter.h"
 #include "carrier.h"
 
 #include <ctype.h>
@@ -50,11 +51,7 @@ static const carrier_code_t s_codes[] = {
 static int
 s_number_check (const char *number, char *why, size_t whylen)
 {
-    size_t n = number ? strlen (number) : 0;
-    bool ok = n >= S_NUMBER_MIN && n <= S_NUMBER_MAX;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = isalnum ((unsigned char)number[i]) != 0;
-    if (ok)
+    if (adapter_number_fits (number, S_NUMBER_MIN, S_NUMBER_MAX, ""))
         return 0;
     snprintf (why, whylen,
               "DHL tracking numbers are %d to %d letters and digits (\"1234567890\", "
@@ -68,14 +65,9 @@ s_build (const carrier_account_t *account, const carrier_query_t *queries, size_
          carrier_request_t *out, char *err, size_t errlen)
 {
     int base_len = 0;
-    memset (out, 0, sizeof *out);
-    if (carrier_check_base (&carrier_dhl, account, &base_len, err, errlen) != 0 ||
-        carrier_check_secret (&carrier_dhl, "API key", account->api_key, err, errlen) != 0)
+    if (adapter_build_begin (&carrier_dhl, account, "API key", account->api_key, queries, n,
+                             "number", &base_len, out, err, errlen) != 0)
         return -1;
-    if (n != 1 || !queries[0].tracking_number || !queries[0].tracking_number[0]) {
-        snprintf (err, errlen, "DHL tracks one number a call, with its number");
-        return -1;
-    }
     rt_buf_t query = {0};
     rt_buf_puts (&query, "trackingNumber=");
     rt_http_url_escape (&query, queries[0].tracking_number);
@@ -87,16 +79,10 @@ s_build (const carrier_account_t *account, const carrier_query_t *queries, size_
         rt_buf_puts (&query, "&language=");
         rt_http_url_escape (&query, account->language);
     }
-    out->method = "GET";
-    int rc = query.failed ? -1
-                          : rt_http_outreq_url (out, account->api_key, "%.*s/track/shipments?%s",
-                                                base_len, account->base_url, query.data);
-    rt_buf_free (&query);
-    if (rc != 0 || rt_http_outreq_header (out, "DHL-API-Key: %s", account->api_key) != 0) {
-        rt_http_outreq_free (out);
-        snprintf (err, errlen, "out of memory");
-        return -1;
-    }
+    if (adapter_get (out, account, base_len, account->api_key, "/track/shipments?", &query, "") !=
+            0 ||
+        rt_http_outreq_header (out, "DHL-API-Key: %s", account->api_key) != 0)
+        return adapter_build_oom (out, err, errlen);
     return 0;
 }
 
@@ -198,18 +184,11 @@ s_parse (const carrier_query_t *queries, size_t n, int status, int64_t retry_aft
          const char *body, size_t len, carrier_answer_t *out)
 {
     char words[CARRIER_REASON_MAX], code[16];
-    memset (out, 0, sizeof *out);
-    if (n != 1) {
-        /* A call is built for one number: a batch cannot be this one's. */
-        carrier_set (out, CARRIER_BAD_REQUEST, NULL, "DHL answers one number a call, not %zu", n);
-        return;
-    }
-    if (carrier_http_failed (status, retry_after_ms, out))
+    if (adapter_parse_begin (&carrier_dhl, n, status, retry_after_ms, out))
         return;
     snprintf (code, sizeof code, "%d", status);
     if (status == 404) {
-        carrier_results_new (out, n);
-        carrier_answer_settle (out);
+        adapter_not_found (out, n);
         return;
     }
     if (status >= 400) {
@@ -242,17 +221,13 @@ const carrier_t carrier_dhl = {
     .api_env = "RETAIN_TRACKER_DHL_API",
     .api_default = "https://api-eu.dhl.com",
     .batch_max = 1,
-    .needs_token = false,
     /* The entry tier (providers.md 1.4): 1 call a second, 250 a day, and
      * DHL asks for at most 10 fetches of one shipment a day. */
     .min_interval_ms = 1000,
     .daily_quota = 250,
     .per_parcel_day = 10,
-    .codes = s_codes,
-    .n_codes = sizeof s_codes / sizeof *s_codes,
+    ADAPTER_CODES (s_codes),
     .number_check = s_number_check,
     .build = s_build,
     .parse = s_parse,
-    .build_token = NULL,
-    .parse_token = NULL,
 };

@@ -19,6 +19,7 @@
  * read as Kyiv wall-clock, as Meest is a Ukrainian carrier and writes them
  * without a zone (carrier_kyiv_ms; unconfirmed by a source).
  */
+#include "adapter.h"
 #include "carrier.h"
 
 #include <ctype.h>
@@ -50,11 +51,7 @@ static const carrier_code_t s_codes[] = {
 static int
 s_number_check (const char *number, char *why, size_t whylen)
 {
-    size_t n = number ? strlen (number) : 0;
-    bool ok = n >= S_NUMBER_MIN && n <= S_NUMBER_MAX && isalnum ((unsigned char)number[0]);
-    for (size_t i = 0; ok && i < n; i++)
-        ok = isalnum ((unsigned char)number[i]) || number[i] == '-';
-    if (ok)
+    if (adapter_number_fits (number, S_NUMBER_MIN, S_NUMBER_MAX, "-"))
         return 0;
     snprintf (why, whylen,
               "Meest numbers are %d to %d letters, digits and dashes (\"722-12345678\")",
@@ -67,26 +64,14 @@ s_build (const carrier_account_t *account, const carrier_query_t *queries, size_
          carrier_request_t *out, char *err, size_t errlen)
 {
     int base_len = 0;
-    memset (out, 0, sizeof *out);
-    if (carrier_check_base (&carrier_meest, account, &base_len, err, errlen) != 0 ||
-        carrier_check_secret (&carrier_meest, "token", account->api_key, err, errlen) != 0)
+    if (adapter_build_begin (&carrier_meest, account, "token", account->api_key, queries, n,
+                             "parcel", &base_len, out, err, errlen) != 0)
         return -1;
-    if (n != 1 || !queries[0].tracking_number || !queries[0].tracking_number[0]) {
-        snprintf (err, errlen, "Meest tracks one parcel a call, with its number");
-        return -1;
-    }
     rt_buf_t number = {0};
     rt_http_url_escape (&number, queries[0].tracking_number);
-    out->method = "GET";
-    int rc = number.failed ? -1
-                           : rt_http_outreq_url (out, account->api_key, "%.*s/tracking/%s",
-                                                 base_len, account->base_url, number.data);
-    rt_buf_free (&number);
-    if (rc != 0 || rt_http_outreq_header (out, "token: %s", account->api_key) != 0) {
-        rt_http_outreq_free (out);
-        snprintf (err, errlen, "out of memory");
-        return -1;
-    }
+    if (adapter_get (out, account, base_len, account->api_key, "/tracking/", &number, "") != 0 ||
+        rt_http_outreq_header (out, "token: %s", account->api_key) != 0)
+        return adapter_build_oom (out, err, errlen);
     return 0;
 }
 
@@ -196,17 +181,10 @@ s_parse (const carrier_query_t *queries, size_t n, int status, int64_t retry_aft
          const char *body, size_t len, carrier_answer_t *out)
 {
     (void)queries;
-    memset (out, 0, sizeof *out);
-    if (n != 1) {
-        /* A call is built for one number: a batch cannot be this one's. */
-        carrier_set (out, CARRIER_BAD_REQUEST, NULL, "Meest answers one number a call, not %zu", n);
-        return;
-    }
-    if (carrier_http_failed (status, retry_after_ms, out))
+    if (adapter_parse_begin (&carrier_meest, n, status, retry_after_ms, out))
         return;
     if (status == 404) {
-        carrier_results_new (out, 1);
-        carrier_answer_settle (out);
+        adapter_not_found (out, 1);
         return;
     }
     if (status >= 400) {
@@ -245,12 +223,8 @@ const carrier_t carrier_meest = {
     .api_env = "RETAIN_TRACKER_MEEST_API",
     .api_default = "https://api.meest.com/v3.0/openAPI",
     .batch_max = 1,
-    .needs_token = false,
-    .codes = s_codes,
-    .n_codes = sizeof s_codes / sizeof *s_codes,
+    ADAPTER_CODES (s_codes),
     .number_check = s_number_check,
     .build = s_build,
     .parse = s_parse,
-    .build_token = NULL,
-    .parse_token = NULL,
 };

@@ -30,6 +30,7 @@
  * The answer carries the last status only: n_events is 0 and raw_code is
  * StatusCode.
  */
+#include "adapter.h"
 #include "carrier.h"
 
 #include <ctype.h>
@@ -137,15 +138,9 @@ s_build (const carrier_account_t *account, const carrier_query_t *queries, size_
          carrier_request_t *out, char *err, size_t errlen)
 {
     int base_len = 0;
-    memset (out, 0, sizeof *out);
-    if (carrier_check_base (&carrier_nova_poshta, account, &base_len, err, errlen) != 0 ||
-        carrier_check_secret (&carrier_nova_poshta, "API key", account->api_key, err, errlen) != 0)
+    if (adapter_build_begin (&carrier_nova_poshta, account, "API key", account->api_key, queries, n,
+                             "waybills", &base_len, out, err, errlen) != 0)
         return -1;
-    if (n == 0 || n > carrier_nova_poshta.batch_max) {
-        snprintf (err, errlen, "Nova Poshta takes 1 to %zu waybills a call, not %zu",
-                  carrier_nova_poshta.batch_max, n);
-        return -1;
-    }
     json_t *documents = json_array ();
     for (size_t i = 0; i < n; i++) {
         const carrier_query_t *q = &queries[i];
@@ -179,11 +174,8 @@ s_build (const carrier_account_t *account, const carrier_query_t *queries, size_
     /* The endpoint is the base as configured, its trailing '/' included:
      * API 2.0 answers on "/v2.0/json/". */
     if (rt_http_outreq_url (out, account->api_key, "%s", account->base_url) != 0 ||
-        rt_http_outreq_json (out, body) != 0) {
-        rt_http_outreq_free (out);
-        snprintf (err, errlen, "out of memory");
-        return -1;
-    }
+        rt_http_outreq_json (out, body) != 0)
+        return adapter_build_oom (out, err, errlen);
     return 0;
 }
 
@@ -288,8 +280,7 @@ static void
 s_parse (const carrier_query_t *queries, size_t n, int status, int64_t retry_after_ms,
          const char *body, size_t len, carrier_answer_t *out)
 {
-    memset (out, 0, sizeof *out);
-    if (carrier_http_failed (status, retry_after_ms, out))
+    if (adapter_parse_begin (&carrier_nova_poshta, n, status, retry_after_ms, out))
         return;
     json_t *doc = carrier_json (status, body, len, out);
     if (!doc)
@@ -314,12 +305,8 @@ const carrier_t carrier_nova_poshta = {
     .api_env = "RETAIN_TRACKER_NOVAPOSHTA_API",
     .api_default = "https://api.novaposhta.ua/v2.0/json/",
     .batch_max = 100,
-    .needs_token = false,
-    .codes = s_codes,
-    .n_codes = sizeof s_codes / sizeof *s_codes,
+    ADAPTER_CODES (s_codes),
     .number_check = s_number_check,
     .build = s_build,
     .parse = s_parse,
-    .build_token = NULL,
-    .parse_token = NULL,
 };

@@ -24,6 +24,7 @@
  * as UPS's type/code). The answer carries the last status only: n_events
  * is 0.
  */
+#include "adapter.h"
 #include "carrier.h"
 
 #include <ctype.h>
@@ -130,15 +131,9 @@ s_build (const carrier_account_t *account, const carrier_query_t *queries, size_
          carrier_request_t *out, char *err, size_t errlen)
 {
     int base_len = 0;
-    memset (out, 0, sizeof *out);
-    if (carrier_check_base (&carrier_ukrposhta, account, &base_len, err, errlen) != 0 ||
-        carrier_check_secret (&carrier_ukrposhta, "bearer", account->api_key, err, errlen) != 0)
+    if (adapter_build_begin (&carrier_ukrposhta, account, "bearer", account->api_key, queries, n,
+                             "barcodes", &base_len, out, err, errlen) != 0)
         return -1;
-    if (n == 0 || n > carrier_ukrposhta.batch_max) {
-        snprintf (err, errlen, "Ukrposhta takes 1 to %zu barcodes a call, not %zu",
-                  carrier_ukrposhta.batch_max, n);
-        return -1;
-    }
     json_t *barcodes = json_array ();
     for (size_t i = 0; i < n; i++) {
         char barcode[64];
@@ -158,11 +153,8 @@ s_build (const carrier_account_t *account, const carrier_query_t *queries, size_
     if (rt_http_outreq_url (out, account->api_key, "%.*s/statuses/last", base_len,
                             account->base_url) != 0 ||
         rt_http_outreq_header (out, "Authorization: Bearer %s", account->api_key) != 0 ||
-        rt_http_outreq_json (out, barcodes) != 0) {
-        rt_http_outreq_free (out);
-        snprintf (err, errlen, "out of memory");
-        return -1;
-    }
+        rt_http_outreq_json (out, barcodes) != 0)
+        return adapter_build_oom (out, err, errlen);
     return 0;
 }
 
@@ -261,8 +253,7 @@ s_parse (const carrier_query_t *queries, size_t n, int status, int64_t retry_aft
          const char *body, size_t len, carrier_answer_t *out)
 {
     char code[CARRIER_CODE_MAX], words[CARRIER_REASON_MAX];
-    memset (out, 0, sizeof *out);
-    if (carrier_http_failed (status, retry_after_ms, out))
+    if (adapter_parse_begin (&carrier_ukrposhta, n, status, retry_after_ms, out))
         return;
     if (status == 401 || status == 403) {
         s_fault (body, len, code, sizeof code, words, sizeof words);
@@ -274,12 +265,12 @@ s_parse (const carrier_query_t *queries, size_t n, int status, int64_t retry_aft
     }
     if (status == 404) {
         if (n == 1) {
-            carrier_results_new (out, n);
+            adapter_not_found (out, n);
         } else {
             carrier_set (out, CARRIER_BAD_REQUEST, "404",
                          "a barcode of the %zu is not registered (HTTP 404)", n);
+            carrier_answer_settle (out);
         }
-        carrier_answer_settle (out);
         return;
     }
     if (status >= 400) {
@@ -313,12 +304,8 @@ const carrier_t carrier_ukrposhta = {
     .api_env = "RETAIN_TRACKER_UKRPOSHTA_API",
     .api_default = "https://www.ukrposhta.ua/status-tracking/0.0.1",
     .batch_max = 100,
-    .needs_token = false,
-    .codes = s_codes,
-    .n_codes = sizeof s_codes / sizeof *s_codes,
+    ADAPTER_CODES (s_codes),
     .number_check = s_number_check,
     .build = s_build,
     .parse = s_parse,
-    .build_token = NULL,
-    .parse_token = NULL,
 };

@@ -38,6 +38,7 @@
  * Without either (and for deliveryDate's dates, which are dates alone) the
  * local time is read as UTC, off by the place's offset at most.
  */
+#include "adapter.h"
 #include "carrier.h"
 
 #include "rt_civil.h"
@@ -137,11 +138,8 @@ s_build_token (const carrier_account_t *account, carrier_request_t *out, char *e
         rt_http_outreq_url (out, account->client_secret, "%.*s/security/v1/oauth/token", base_len,
                             account->base_url) != 0 ||
         rt_http_outreq_header (out, "Content-Type: application/x-www-form-urlencoded") != 0 ||
-        rt_http_outreq_basic_auth (out, account->client_id, account->client_secret) != 0) {
-        rt_http_outreq_free (out);
-        snprintf (err, errlen, "out of memory");
-        return -1;
-    }
+        rt_http_outreq_basic_auth (out, account->client_id, account->client_secret) != 0)
+        return adapter_build_oom (out, err, errlen);
     out->body_len = strlen (out->body);
     return 0;
 }
@@ -254,35 +252,21 @@ s_build (const carrier_account_t *account, const carrier_query_t *queries, size_
          carrier_request_t *out, char *err, size_t errlen)
 {
     int base_len = 0;
-    memset (out, 0, sizeof *out);
-    if (carrier_check_base (&carrier_ups, account, &base_len, err, errlen) != 0 ||
-        carrier_check_secret (&carrier_ups, "access token", account->access_token, err, errlen) !=
-            0)
+    if (adapter_build_begin (&carrier_ups, account, "access token", account->access_token, queries,
+                             n, "number", &base_len, out, err, errlen) != 0)
         return -1;
-    if (n != 1 || !queries[0].tracking_number || !queries[0].tracking_number[0]) {
-        snprintf (err, errlen, "UPS tracks one number a call, with its number");
-        return -1;
-    }
     char trans[S_TRANS_MAX + 1];
     s_trans_id (&queries[0], trans, sizeof trans);
     rt_buf_t number = {0};
     rt_http_url_escape (&number, queries[0].tracking_number);
-    out->method = "GET";
-    int rc = number.failed ? -1
-                           : rt_http_outreq_url (out, account->access_token,
-                                                 "%.*s/api/track/v1/details/%s?locale=en_US"
-                                                 "&returnSignature=false&returnMilestones=false"
-                                                 "&returnPOD=false",
-                                                 base_len, account->base_url, number.data);
-    rt_buf_free (&number);
-    if (rc != 0 ||
+    if (adapter_get (out, account, base_len, account->access_token, "/api/track/v1/details/",
+                     &number,
+                     "?locale=en_US&returnSignature=false&returnMilestones=false"
+                     "&returnPOD=false") != 0 ||
         rt_http_outreq_header (out, "Authorization: Bearer %s", account->access_token) != 0 ||
         rt_http_outreq_header (out, "transId: %s", trans) != 0 ||
-        rt_http_outreq_header (out, "transactionSrc: retain") != 0) {
-        rt_http_outreq_free (out);
-        snprintf (err, errlen, "out of memory");
-        return -1;
-    }
+        rt_http_outreq_header (out, "transactionSrc: retain") != 0)
+        return adapter_build_oom (out, err, errlen);
     return 0;
 }
 
@@ -476,21 +460,14 @@ s_parse (const carrier_query_t *queries, size_t n, int status, int64_t retry_aft
          const char *body, size_t len, carrier_answer_t *out)
 {
     char code[CARRIER_CODE_MAX], words[CARRIER_REASON_MAX];
-    memset (out, 0, sizeof *out);
-    if (n != 1) {
-        /* A call is built for one number: a batch cannot be this one's. */
-        carrier_set (out, CARRIER_BAD_REQUEST, NULL, "UPS answers one number a call, not %zu", n);
-        return;
-    }
-    if (carrier_http_failed (status, retry_after_ms, out))
+    if (adapter_parse_begin (&carrier_ups, n, status, retry_after_ms, out))
         return;
     if (status >= 400) {
         json_t *doc = s_load (body, len);
         s_errors (doc, code, sizeof code, words, sizeof words);
         json_decref (doc);
         if (status == 404 || (status != 401 && status != 403 && s_not_found (words))) {
-            carrier_results_new (out, n);
-            carrier_answer_settle (out);
+            adapter_not_found (out, n);
             return;
         }
         bool refused = status == 401 || status == 403;
@@ -523,8 +500,7 @@ const carrier_t carrier_ups = {
     .api_default = "https://onlinetools.ups.com",
     .batch_max = 1,
     .needs_token = true,
-    .codes = s_codes,
-    .n_codes = sizeof s_codes / sizeof *s_codes,
+    ADAPTER_CODES (s_codes),
     .number_check = s_number_check,
     .build = s_build,
     .parse = s_parse,

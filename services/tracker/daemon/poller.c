@@ -42,6 +42,7 @@
 
 #include "rt_clock.h"
 #include "rt_http_client.h"
+#include "rt_http_loop.h"
 #include "rt_log.h"
 #include "rt_outbox.h"
 #include "rt_signal.h"
@@ -69,9 +70,6 @@ static const char *s_token_sql =
 /* A cached token is renewed this long before it expires. */
 #define S_TOKEN_MARGIN_MS 60000
 
-/* How soon a worker notices it must stop. */
-#define S_WATCH_MS 100
-
 typedef struct worker_t worker_t;
 
 struct poller_t {
@@ -83,20 +81,16 @@ struct poller_t {
 };
 
 struct worker_t {
-    poller_t *owner;         /* the poller */
-    int index;               /* its number, for its connection's name */
-    pthread_t thread;        /* its thread */
-    bool started;            /* the thread was created */
-    struct event_base *base; /* its loop */
-    struct event *tick;      /* the timer: claims */
-    struct event *watch;     /* notices a stop while the tick sleeps */
-    rt_http_client_t *http;  /* its client */
-    rt_db_t *db;             /* its connection */
-    int cap;                 /* its share of the in-flight cap */
-    int in_flight;           /* its calls in flight */
-    int next_carrier;        /* where the next round of claims starts: fairness */
-    int64_t drain_until;     /* mono ms: stop waiting for answers then, 0: not stopping */
-    bool counted_ready;      /* it counts itself in owner->ready (connected) */
+    poller_t *owner;     /* the poller */
+    int index;           /* its number, for its connection's name */
+    pthread_t thread;    /* its thread */
+    bool started;        /* the thread was created */
+    rt_http_loop_t loop; /* its loop, client and timer (the tick: claims) */
+    rt_db_t *db;         /* its connection */
+    int cap;             /* its share of the in-flight cap */
+    int in_flight;       /* its calls in flight */
+    int next_carrier;    /* where the next round of claims starts: fairness */
+    bool counted_ready;  /* it counts itself in owner->ready (connected) */
 };
 
 /* One call in flight (or a token call before it). */
@@ -175,22 +169,6 @@ s_in_flight (worker_t *w, int delta)
 {
     w->in_flight += delta;
     rt_gauge_add (w->owner->in_flight_gauge, delta);
-}
-
-static void
-s_arm (struct event *ev, int64_t ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    evtimer_add (ev, &tv);
-}
-
-static void
-s_event_free (struct event **ev)
-{
-    if (*ev) {
-        event_free (*ev);
-        *ev = NULL;
-    }
 }
 
 static int
@@ -395,7 +373,7 @@ s_submit (s_call_t *c)
     hr.done = s_done;
     hr.arg = c;
     c->started_us = rt_clock_elapsed_us ();
-    if (rt_http_client_submit (w->http, &hr, err, sizeof err) != 0) {
+    if (rt_http_client_submit (w->loop.http, &hr, err, sizeof err) != 0) {
         rt_log (RT_LOG_WARN, "a carrier call was not submitted: its parcels come back",
                 rt_log_str ("carrier", carrier->name), rt_log_str ("error", err));
         s_call_done (c);
@@ -532,13 +510,9 @@ s_claim (worker_t *w, const carrier_t *carrier)
 static int64_t
 s_drain_step (worker_t *w, int64_t mono)
 {
-    if (w->drain_until == 0)
-        w->drain_until = mono + w->owner->cfg.request_timeout_ms;
-    if (w->in_flight == 0 || mono >= w->drain_until) {
-        event_base_loopbreak (w->base);
-        return -1;
-    }
-    return 10;
+    return rt_http_loop_drain (&w->loop, mono, w->owner->cfg.request_timeout_ms, w->in_flight == 0)
+               ? -1
+               : 10;
 }
 
 /* Counts the worker in or out of the poller's ready workers. */
@@ -593,17 +567,7 @@ s_tick (evutil_socket_t fd, short what, void *arg)
     (void)what;
     next = s_step (w);
     if (next >= 0)
-        s_arm (w->tick, next);
-}
-
-static void
-s_watch_cb (evutil_socket_t fd, short what, void *arg)
-{
-    worker_t *w = arg;
-    (void)fd;
-    (void)what;
-    if (atomic_load (&w->owner->stop) && w->drain_until == 0)
-        s_arm (w->tick, 0);
+        rt_http_loop_arm (w->loop.tick, next);
 }
 
 static int
@@ -637,27 +601,13 @@ s_worker_main (void *arg)
         rt_signal_sleep_ms (100);
     if (atomic_load (&w->owner->stop))
         return NULL;
-    w->base = event_base_new ();
-    w->http = w->base ? rt_http_client_new (w->base, &hc, err, sizeof err) : NULL;
-    w->tick = w->base ? evtimer_new (w->base, s_tick, w) : NULL;
-    w->watch = w->base ? event_new (w->base, -1, EV_PERSIST, s_watch_cb, w) : NULL;
-    if (!w->base || !w->http || !w->tick || !w->watch) {
-        rt_log (RT_LOG_ERROR, "the poller's loop could not start",
-                rt_log_str ("error", w->base ? err : "event_base_new failed"));
-        goto cleanup;
-    }
-    s_arm (w->watch, S_WATCH_MS);
-    s_arm (w->tick, 0);
-    event_base_dispatch (w->base);
-cleanup:
+    if (rt_http_loop_open (&w->loop, &hc, s_tick, w, &w->owner->stop, err, sizeof err) == 0)
+        rt_http_loop_run (&w->loop);
+    else
+        rt_log (RT_LOG_ERROR, "the poller's loop could not start", rt_log_str ("error", err));
     /* Cancels what is still in flight: its parcels stay leased and come
      * back when the lease ends. */
-    rt_http_client_destroy (&w->http);
-    s_event_free (&w->watch);
-    s_event_free (&w->tick);
-    if (w->base)
-        event_base_free (w->base);
-    w->base = NULL;
+    rt_http_loop_close (&w->loop);
     return NULL;
 }
 
@@ -683,9 +633,7 @@ poller_start (const poller_config_t *config, char *err, size_t errlen)
         w->owner = self;
         w->index = i;
         w->next_carrier = i % TRACKERD_CARRIERS;
-        w->cap = config->in_flight / config->workers + (i < config->in_flight % config->workers);
-        if (w->cap < 1)
-            w->cap = 1;
+        w->cap = rt_http_loop_share (config->in_flight, config->workers, i);
         snprintf (app, sizeof app, "retain-trackerd-poller-%d", i);
         w->db = rt_db_new (config->dsn, app);
         if (!w->db) {
