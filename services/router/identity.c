@@ -113,18 +113,20 @@ static const identity_stmt_t s_stmts[] = {
      * returns the winner's row, and last_seen moves either way. */
     /* S_IDENT_SEEN for many: $1 channels, $2 inboxes, $3 user ids, in the
      * events' order; a row per event whose identity exists, with its index
-     * (1-based), the survivor and whether the customer's name is blank. */
+     * (1-based), the survivor and whether the customer's name is blank.
+     * The rows are read by the identities' key, not from the update's
+     * RETURNING: a join on a CTE's rows is planned as a nested loop over
+     * both (n² comparisons, 20 ms for 400). */
     {S_SEEN_BATCH,
      "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY"
      " AS u(channel, inbox, ext, ord)),"
      " s AS (UPDATE crm.identities i SET last_seen = now()"
      " FROM (SELECT DISTINCT channel, inbox, ext FROM u) d WHERE i.channel = d.channel"
-     " AND i.inbox = d.inbox AND i.external_user_id = d.ext"
-     " RETURNING i.channel, i.inbox, i.external_user_id, i.customer_id,"
-     " crm.root(i.customer_id) AS root)"
-     " SELECT u.ord, s.customer_id, s.root, cu.name = '' FROM u JOIN s ON s.channel = u.channel"
-     " AND s.inbox = u.inbox AND s.external_user_id = u.ext"
-     " JOIN crm.customers cu ON cu.id = COALESCE(s.root, s.customer_id)"},
+     " AND i.inbox = d.inbox AND i.external_user_id = d.ext)"
+     " SELECT u.ord, i.customer_id, r.root, cu.name = '' FROM u JOIN crm.identities i"
+     " ON i.channel = u.channel AND i.inbox = u.inbox AND i.external_user_id = u.ext"
+     " CROSS JOIN LATERAL crm.root(i.customer_id) AS r(root)"
+     " JOIN crm.customers cu ON cu.id = COALESCE(r.root, i.customer_id)"},
     {S_IDENT_CLAIM,
      "INSERT INTO crm.identities (channel, inbox, external_user_id, customer_id)"
      " VALUES ($1, $2, $3, $4::uuid)"
