@@ -15,7 +15,9 @@
  *   5. assignment: the customers' managers claimed together
  *      (routing_assign_managers), the rest one conversation at a time
  *      (routing_assign);
- *   6. the SLA clocks, after the assignment (the team picks the policy).
+ *   6. the SLA clocks, after the assignment (the team picks the policy);
+ *   7. the stream's events, in sets: the triggers that would write them a
+ *      row at a time stand aside meanwhile (routing 010).
  * Each conversation's row is locked from step 2 on, as in routing_inbound.
  */
 #include <stdlib.h>
@@ -34,6 +36,8 @@
 #define S_EVENTS_FIND "routing_events_find"
 #define S_OPEN_MANY   "routing_conv_open_many"
 #define S_COUNT_MANY  "routing_conv_inbound_many"
+#define S_STREAM_SETS "routing_stream_sets"
+#define S_STREAM_END  "routing_stream_sets_end"
 
 /* Unix ms as an array element (float8: to_timestamp takes seconds). */
 #define S_TS(col) "to_timestamp(" col " / 1000)"
@@ -55,7 +59,8 @@ const routing_stmt_t routing_inbound_many_stmts[] = {
          "u.l") " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[],"
                 " $6::float8[], $7::float8[]) AS u(id, cu, ch, ib, n, f, l) ORDER BY u.cu"
                 " ON CONFLICT (customer_id) WHERE status <> 'resolved'"
-                " DO UPDATE SET version = c.version RETURNING c.id::text, c.customer_id::text"},
+                " DO UPDATE SET version = c.version RETURNING c.id::text, c.customer_id::text,"
+                " c.assignee, c.team_id, c.status, c.unanswered"},
     /* S_CONV_INBOUND for many conversations ($1), each with its messages'
      * newest channel and inbox ($2, $3), count ($4), first and last
      * instants ($5, $6); $7 now. */
@@ -79,6 +84,11 @@ const routing_stmt_t routing_inbound_many_stmts[] = {
                                                         "ib, n, f, l)"
                                                         " WHERE c.id = u.id RETURNING c.id::text,"
                                                         " COALESCE(c.assignee, ''), c.unanswered"},
+    /* The stream's triggers stand aside until S_STREAM_END writes the
+     * batch's events in sets (routing 010). */
+    {S_STREAM_SETS, "SELECT set_config('routing.stream_sets', 'on', true)"},
+    {S_STREAM_END, "SELECT routing.stream_sets_end($1::uuid[], $2::uuid[], $3::text[], $4::text[],"
+                   " $5::text[], $6::int[])"},
 };
 const size_t routing_inbound_many_nstmts =
     sizeof routing_inbound_many_stmts / sizeof routing_inbound_many_stmts[0];
@@ -96,6 +106,11 @@ typedef struct {
     char assignee[ROUTING_OP_MAX + 1]; /* after the assignment */
     routing_reason_t reason;           /* of an assignment here */
     bool waiting_for_manager;          /* queued for the manager */
+    /* The conversation before the batch (as opened, when new), for the
+     * stream's events of what the batch changed; "" for NULL. */
+    char old_assignee[ROUTING_OP_MAX + 1], old_team[ROUTING_OP_MAX + 1], old_status[16];
+    bool old_assignee_null, old_team_null;
+    int old_unanswered;
 } s_cust_t;
 
 /* One run: the events, their results, the customers. */
@@ -298,6 +313,12 @@ s_open (s_run_t *r)
             continue;
         s_copy (c->conv, sizeof c->conv, PQgetvalue (res, row, 0));
         c->is_new = strcmp (c->conv, c->fresh) == 0;
+        c->old_assignee_null = PQgetisnull (res, row, 2);
+        s_copy (c->old_assignee, sizeof c->old_assignee, PQgetvalue (res, row, 2));
+        c->old_team_null = PQgetisnull (res, row, 3);
+        s_copy (c->old_team, sizeof c->old_team, PQgetvalue (res, row, 3));
+        s_copy (c->old_status, sizeof c->old_status, PQgetvalue (res, row, 4));
+        c->old_unanswered = atoi (PQgetvalue (res, row, 5));
         if (c->is_new)
             c->unanswered = c->n;
     }
@@ -550,6 +571,54 @@ cleanup:
     return rc;
 }
 
+/* The end: the stream's events of the entries added and of the
+ * conversations changed, in sets (S_STREAM_END), the triggers back. */
+static int
+s_stream (s_run_t *r)
+{
+    rt_buf_t a[6] = {{0}};
+    size_t i;
+    int k, rc = -1;
+
+    for (k = 0; k < 6; k++)
+        rt_buf_array_begin (&a[k]);
+    for (i = 0; i < r->n; i++) {
+        if (r->live[i])
+            rt_buf_array_raw (&a[0], r->in[i].event_id);
+    }
+    for (i = 0; i < r->ncusts; i++) {
+        const s_cust_t *c = &r->custs[i];
+        char count[16];
+        snprintf (count, sizeof count, "%d", c->old_unanswered);
+        rt_buf_array_raw (&a[1], c->conv);
+        if (c->old_assignee_null)
+            rt_buf_array_raw (&a[2], "NULL");
+        else
+            rt_buf_array_text (&a[2], c->old_assignee);
+        if (c->old_team_null)
+            rt_buf_array_raw (&a[3], "NULL");
+        else
+            rt_buf_array_text (&a[3], c->old_team);
+        rt_buf_array_text (&a[4], c->old_status);
+        rt_buf_array_raw (&a[5], count);
+    }
+    for (k = 0; k < 6; k++) {
+        rt_buf_array_end (&a[k]);
+        if (a[k].failed) {
+            s_oom (r);
+            goto cleanup;
+        }
+    }
+    {
+        const char *v[6] = {a[0].data, a[1].data, a[2].data, a[3].data, a[4].data, a[5].data};
+        rc = routing_run (r->db, S_STREAM_END, 6, v, r->err, r->errlen);
+    }
+cleanup:
+    for (k = 0; k < 6; k++)
+        rt_buf_free (&a[k]);
+    return rc;
+}
+
 /* Each event's result, as routing_inbound would give it. */
 static void
 s_results (s_run_t *r)
@@ -608,10 +677,13 @@ routing_inbound_many (rt_db_t *db, const routing_inbound_t *in, size_t n,
     }
     for (i = 0; i < n; i++)
         r.at[i] = in[i].occurred_at > 0 ? in[i].occurred_at : r.now;
-    if (s_replays (&r) != 0 || s_customers (&r) != 0)
+    if (routing_run (db, S_STREAM_SETS, 0, NULL, err, errlen) != 0 || s_replays (&r) != 0 ||
+        s_customers (&r) != 0)
         goto cleanup;
     if (r.ncusts > 0 && (s_open (&r) != 0 || s_orders (&r) != 0 || s_entries (&r) != 0 ||
                          s_counters (&r) != 0 || s_assign (&r) != 0 || s_clocks (&r) != 0))
+        goto cleanup;
+    if (s_stream (&r) != 0)
         goto cleanup;
     s_results (&r);
     st = ROUTING_OK;

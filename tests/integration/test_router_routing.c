@@ -586,6 +586,30 @@ test_many_as_one_by_one (void **state)
     assert_string_equal (out[5].assignee, "o3");
     assert_int_equal (out[5].reason, ROUTING_REASON_POLICY);
     s_assert_capacity ();
+    /* The operators' stream: an event per message and one per change of
+     * a conversation (F's two messages one counters event), each naming
+     * the conversation's operator and team as the batch left them. */
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.stream WHERE kind = 'message'"),
+        1 + 8);
+    assert_int_equal (rt_test_router_long (
+                          s_f.pg, "SELECT count(*) FROM routing.stream WHERE kind = 'assignment'"),
+                      1 + 5);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.stream WHERE kind = 'counters'"),
+        1);
+    assert_int_equal (
+        rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.stream s"
+                                     " JOIN routing.conversations c ON c.id = s.conversation_id"
+                                     " WHERE s.assignee IS DISTINCT FROM c.assignee"
+                                     " OR s.team_id IS DISTINCT FROM c.team_id"),
+        0);
+    assert_int_equal (rt_test_router_long (s_f.pg,
+                                           "SELECT count(*) FROM routing.stream"
+                                           " WHERE kind = 'counters'"
+                                           " AND (payload->>'unanswered')::int = 3"
+                                           " AND (payload->'previous'->>'unanswered')::int = 1"),
+                      1);
     /* One announcement and one entry per assignment. */
     assert_int_equal (s_events ("ConversationAssigned"), NCUST);
     assert_int_equal (
