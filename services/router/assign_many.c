@@ -58,7 +58,92 @@ s_copy (char *dst, size_t len, const char *src)
     snprintf (dst, len, "%s", src ? src : "");
 }
 
-/* The ids of rows `rows` of res's column col as an array literal into a. */
+int
+routing_claim_managers (rt_db_t *db, const char *const *manager, size_t n, int64_t now,
+                        bool *claimed, char *err, size_t errlen)
+{
+    rt_buf_t a = {0};
+    routing_ms_t ts = routing_ms (now);
+    PGresult *res = NULL;
+    int rc = -1;
+
+    for (size_t i = 0; i < n; i++)
+        claimed[i] = false;
+    if (n == 0)
+        return 0;
+    if (!rt_buf_array_of (&a, manager, n)) {
+        rt_errf (err, errlen, "managers: out of memory");
+        goto cleanup;
+    }
+    {
+        const char *v[2] = {a.data, ts.s};
+        res = routing_exec (db, S_MGR_LOCK, 1, v, err, errlen);
+        if (!res)
+            goto cleanup;
+        PQclear (res);
+        res = routing_exec (db, S_MGR_CLAIM, 2, v, err, errlen);
+    }
+    if (!res)
+        goto cleanup;
+    for (int k = 0; k < PQntuples (res); k++) {
+        for (size_t i = 0; i < n; i++)
+            claimed[i] = claimed[i] || strcmp (PQgetvalue (res, k, 0), manager[i]) == 0;
+    }
+    rc = 0;
+cleanup:
+    PQclear (res);
+    rt_buf_free (&a);
+    return rc;
+}
+
+int
+routing_announce_many (rt_db_t *db, const routing_assigned_t *a, size_t n, routing_reason_t reason,
+                       int64_t now, char *err, size_t errlen)
+{
+    ProtobufCBinaryData *packed = calloc (n + 1, sizeof *packed);
+    routing_entry_t *entries = calloc (n + 1, sizeof *entries);
+    char (*envelope)[ROUTING_ID_LEN + 1] = calloc (n + 1, sizeof *envelope);
+    char **bodies = calloc (n + 1, sizeof *bodies);
+    bool *added = calloc (n + 1, sizeof *added);
+    size_t i, made = 0;
+    int rc = -1;
+
+    if (!packed || !entries || !envelope || !bodies || !added) {
+        rt_errf (err, errlen, "assignments: out of memory");
+        goto cleanup;
+    }
+    for (i = 0; i < n; i++, made++) {
+        if (routing_announce (a[i].conv, a[i].customer, a[i].channel, a[i].team, a[i].to, "",
+                              reason, NULL, a[i].version, envelope[i], &packed[i], &bodies[i], err,
+                              errlen) != 0)
+            goto cleanup;
+        entries[i] = (routing_entry_t){.conversation_id = a[i].conv,
+                                       .kind = "assignment",
+                                       .event_id = envelope[i],
+                                       .body = bodies[i],
+                                       .at = now};
+    }
+    if (n > 0 && rt_outbox_append_batch (db, packed, n) != 0) {
+        rt_errf (err, errlen, "ConversationAssigned to the outbox: %s", rt_db_error (db));
+        goto cleanup;
+    }
+    if (routing_timeline_add_many (db, entries, n, added, err, errlen) != 0)
+        goto cleanup;
+    rc = 0;
+cleanup:
+    for (i = 0; i < made && packed && bodies; i++) {
+        free (packed[i].data);
+        free (bodies[i]);
+    }
+    free (packed);
+    free (entries);
+    free (envelope);
+    free (bodies);
+    free (added);
+    return rc;
+}
+
+/* The texts of rows `rows` of res's column col as an array literal into a. */
 static void
 s_array_of (rt_buf_t *a, PGresult *res, const int *rows, size_t n, int col)
 {
@@ -73,14 +158,12 @@ routing_assign_managers (rt_db_t *db, const char *const *conv, size_t n, int64_t
                          routing_assign_result_t *out, bool *done, char *err, size_t errlen)
 {
     rt_buf_t ids = {0}, a[2] = {{0}};
-    PGresult *cand = NULL, *claimed = NULL, *set = NULL;
-    ProtobufCBinaryData *packed = NULL;
-    routing_entry_t *entries = NULL;
-    char (*envelope)[ROUTING_ID_LEN + 1] = NULL, **bodies = NULL;
-    bool *added = NULL;
+    PGresult *cand = NULL, *set = NULL;
+    routing_assigned_t *told = NULL;
+    const char **managers = NULL;
+    bool *claimed = NULL;
     int *rows = NULL, ncand, nset = 0;
     size_t i, ntake = 0;
-    routing_ms_t ts = routing_ms (now);
     int rc = -1;
 
     for (i = 0; i < n; i++) {
@@ -103,38 +186,23 @@ routing_assign_managers (rt_db_t *db, const char *const *conv, size_t n, int64_t
         goto cleanup;
     }
     rows = malloc ((size_t)ncand * sizeof *rows);
-    if (!rows)
+    managers = malloc ((size_t)ncand * sizeof *managers);
+    claimed = malloc ((size_t)ncand * sizeof *claimed);
+    if (!rows || !managers || !claimed)
         goto oom;
     for (int r = 0; r < ncand; r++)
-        rows[r] = r;
-    s_array_of (&a[0], cand, rows, (size_t)ncand, 1);
-    if (a[0].failed)
-        goto oom;
-    {
-        const char *v[2] = {a[0].data, ts.s};
-        PGresult *lock = routing_exec (db, S_MGR_LOCK, 1, v, err, errlen);
-        if (!lock)
-            goto cleanup;
-        PQclear (lock);
-        claimed = routing_exec (db, S_MGR_CLAIM, 2, v, err, errlen);
-    }
-    if (!claimed)
+        managers[r] = PQgetvalue (cand, r, 1);
+    if (routing_claim_managers (db, managers, (size_t)ncand, now, claimed, err, errlen) != 0)
         goto cleanup;
     /* The candidates whose manager took them all. */
     for (int r = 0; r < ncand; r++) {
-        const char *m = PQgetvalue (cand, r, 1);
-        for (int k = 0; k < PQntuples (claimed); k++) {
-            if (strcmp (PQgetvalue (claimed, k, 0), m) == 0) {
-                rows[ntake++] = r;
-                break;
-            }
-        }
+        if (claimed[r])
+            rows[ntake++] = r;
     }
     if (ntake == 0) {
         rc = 0;
         goto cleanup;
     }
-    rt_buf_free (&a[0]);
     s_array_of (&a[0], cand, rows, ntake, 0);
     s_array_of (&a[1], cand, rows, ntake, 1);
     if (a[0].failed || a[1].failed)
@@ -146,12 +214,8 @@ routing_assign_managers (rt_db_t *db, const char *const *conv, size_t n, int64_t
     if (!set)
         goto cleanup;
     nset = PQntuples (set);
-    packed = calloc ((size_t)nset + 1, sizeof *packed);
-    entries = calloc ((size_t)nset + 1, sizeof *entries);
-    envelope = calloc ((size_t)nset + 1, sizeof *envelope);
-    bodies = calloc ((size_t)nset + 1, sizeof *bodies);
-    added = calloc ((size_t)nset + 1, sizeof *added);
-    if (!packed || !entries || !envelope || !bodies || !added)
+    told = calloc ((size_t)nset + 1, sizeof *told);
+    if (!told)
         goto oom;
     for (int r = 0; r < nset; r++) {
         const char *id = PQgetvalue (set, r, 0);
@@ -164,16 +228,12 @@ routing_assign_managers (rt_db_t *db, const char *const *conv, size_t n, int64_t
             rt_errf (err, errlen, "conversation %s assigned to nobody asked", id);
             goto cleanup;
         }
-        if (routing_announce (id, PQgetvalue (set, r, 2), PQgetvalue (set, r, 3),
-                              PQgetvalue (set, r, 4), to, "", ROUTING_REASON_MANAGER, NULL,
-                              atoll (PQgetvalue (set, r, 1)), envelope[r], &packed[r], &bodies[r],
-                              err, errlen) != 0)
-            goto cleanup;
-        entries[r] = (routing_entry_t){.conversation_id = id,
-                                       .kind = "assignment",
-                                       .event_id = envelope[r],
-                                       .body = bodies[r],
-                                       .at = now};
+        told[r] = (routing_assigned_t){.conv = id,
+                                       .customer = PQgetvalue (set, r, 2),
+                                       .channel = PQgetvalue (set, r, 3),
+                                       .team = PQgetvalue (set, r, 4),
+                                       .to = to,
+                                       .version = atoll (PQgetvalue (set, r, 1))};
         for (i = 0; i < n; i++) {
             if (strcmp (conv[i], id) == 0) {
                 done[i] = true;
@@ -182,29 +242,19 @@ routing_assign_managers (rt_db_t *db, const char *const *conv, size_t n, int64_t
             }
         }
     }
-    if (rt_outbox_append_batch (db, packed, (size_t)nset) != 0) {
-        rt_errf (err, errlen, "ConversationAssigned to the outbox: %s", rt_db_error (db));
-        goto cleanup;
-    }
-    if (routing_timeline_add_many (db, entries, (size_t)nset, added, err, errlen) != 0)
+    if (routing_announce_many (db, told, (size_t)nset, ROUTING_REASON_MANAGER, now, err, errlen) !=
+        0)
         goto cleanup;
     rc = 0;
     goto cleanup;
 oom:
     rt_errf (err, errlen, "assignments: out of memory");
 cleanup:
-    for (int r = 0; r < nset && packed && bodies; r++) {
-        free (packed[r].data);
-        free (bodies[r]);
-    }
-    free (packed);
-    free (entries);
-    free (envelope);
-    free (bodies);
-    free (added);
+    free (told);
     free (rows);
+    free (managers);
+    free (claimed);
     PQclear (cand);
-    PQclear (claimed);
     PQclear (set);
     rt_buf_free (&ids);
     rt_buf_free (&a[0]);

@@ -7,7 +7,9 @@
  *   2. each customer's conversation found or opened (INSERT ... ON
  *      CONFLICT, in customer order, so two replicas lock rows in one
  *      order), a new one born counting all its messages here, with its
- *      customer's earlier orders;
+ *      customer's earlier orders, and given at once to the customer's
+ *      manager when they have room (claimed before the insert: one write
+ *      of the row and its eight indexes, not two);
  *   3. the timeline entries, claimed by their event ids, in the events'
  *      order;
  *   4. the counters of the conversations that existed, one update each
@@ -35,6 +37,7 @@
 
 #define S_EVENTS_FIND "routing_events_find"
 #define S_OPEN_MANY   "routing_conv_open_many"
+#define S_CUST_STATE  "routing_customers_state"
 #define S_COUNT_MANY  "routing_conv_inbound_many"
 #define S_STREAM_SETS "routing_stream_sets"
 #define S_STREAM_END  "routing_stream_sets_end"
@@ -51,16 +54,25 @@ const routing_stmt_t routing_inbound_many_stmts[] = {
      * channels, $4 inboxes, $5 messages, $6 the first's instant, $7 the
      * last's, $8 now). */
     {S_OPEN_MANY,
-     "INSERT INTO routing.conversations AS c (id, customer_id, channel, inbox, team_id,"
-     " created_at, queued_since, unanswered, waiting_since, last_inbound_at)"
+     "INSERT INTO routing.conversations AS c (id, customer_id, channel, inbox, team_id, assignee,"
+     " created_at, queued_since, unanswered, waiting_since, last_inbound_at, version)"
      " SELECT u.id, u.cu, u.ch, u.ib, (SELECT o.team_id FROM crm.customers cu"
-     " JOIN routing.operators o ON o.id = cu.manager WHERE cu.id = u.cu),"
-     " " ROUTING_TS (8) ", " ROUTING_TS (8) ", u.n, " S_TS ("u.f") ", " S_TS (
-         "u.l") " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[],"
-                " $6::float8[], $7::float8[]) AS u(id, cu, ch, ib, n, f, l) ORDER BY u.cu"
-                " ON CONFLICT (customer_id) WHERE status <> 'resolved'"
-                " DO UPDATE SET version = c.version RETURNING c.id::text, c.customer_id::text,"
-                " c.assignee, c.team_id, c.status, c.unanswered"},
+     " JOIN routing.operators o ON o.id = cu.manager WHERE cu.id = u.cu), u.a,"
+     " " ROUTING_TS (8) ", CASE WHEN u.a IS NULL THEN " ROUTING_TS (8) " END, u.n, " S_TS (
+         "u.f") ", " S_TS ("u.l") ", CASE WHEN u.a IS NULL THEN 1 ELSE 2 END"
+                                  " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[],"
+                                  " $5::int[], $6::float8[], $7::float8[], $9::text[])"
+                                  " AS u(id, cu, ch, ib, n, f, l, a) ORDER BY u.cu"
+                                  " ON CONFLICT (customer_id) WHERE status <> 'resolved'"
+                                  " DO UPDATE SET version = c.version"
+                                  " RETURNING c.id::text, c.customer_id::text, c.assignee,"
+                                  " c.team_id, c.status, c.unanswered, c.channel, c.version"},
+    /* Of customers ($1), their manager and whether they have a
+     * conversation open (one is opened for those who have none, given to
+     * the manager when they have room: routing_claim_managers). */
+    {S_CUST_STATE, "SELECT u.cu::text, cu.manager, EXISTS (SELECT 1 FROM routing.conversations c"
+                   " WHERE c.customer_id = u.cu AND c.status <> 'resolved')"
+                   " FROM unnest($1::uuid[]) AS u(cu) JOIN crm.customers cu ON cu.id = u.cu"},
     /* S_CONV_INBOUND for many conversations ($1), each with its messages'
      * newest channel and inbox ($2, $3), count ($4), first and last
      * instants ($5, $6); $7 now. */
@@ -106,6 +118,10 @@ typedef struct {
     char assignee[ROUTING_OP_MAX + 1]; /* after the assignment */
     routing_reason_t reason;           /* of an assignment here */
     bool waiting_for_manager;          /* queued for the manager */
+    char born_to[ROUTING_OP_MAX + 1];  /* a new conversation's manager, claimed */
+    bool born;                         /* opened with born_to as its operator */
+    char channel[32];                  /* the reply channel, once found or opened */
+    int64_t version;                   /* a new conversation's */
     /* The conversation before the batch (as opened, when new), for the
      * stream's events of what the batch changed; "" for NULL. */
     char old_assignee[ROUTING_OP_MAX + 1], old_team[ROUTING_OP_MAX + 1], old_status[16];
@@ -251,7 +267,7 @@ static int
 s_shares (s_run_t *r, rt_buf_t *a, bool open, const int *n)
 {
     size_t i;
-    int k, cols = open ? 7 : 6;
+    int k, cols = open ? 8 : 6;
     for (k = 0; k < cols; k++)
         rt_buf_array_begin (&a[k]);
     for (i = 0; i < r->ncusts; i++) {
@@ -274,6 +290,12 @@ s_shares (s_run_t *r, rt_buf_t *a, bool open, const int *n)
         rt_buf_array_raw (&a[k++], count);
         rt_buf_array_raw (&a[k++], f.s);
         rt_buf_array_raw (&a[k++], l.s);
+        if (open) {
+            if (*c->born_to)
+                rt_buf_array_text (&a[k++], c->born_to);
+            else
+                rt_buf_array_raw (&a[k++], "NULL");
+        }
     }
     for (k = 0; k < cols; k++) {
         rt_buf_array_end (&a[k]);
@@ -283,11 +305,71 @@ s_shares (s_run_t *r, rt_buf_t *a, bool open, const int *n)
     return 0;
 }
 
-/* Step 2: each customer's open conversation, found or opened. */
+/* Step 2's first half: the managers of customers with no conversation
+ * open, claimed for the conversations about to be opened (born_to). */
+static int
+s_managers (s_run_t *r)
+{
+    const char **ids = calloc (r->ncusts + 1, sizeof *ids), **managers = NULL;
+    s_cust_t **of = NULL;
+    bool *claimed = NULL;
+    rt_buf_t a = {0};
+    PGresult *res = NULL;
+    size_t i, k = 0;
+    int rc = -1;
+
+    if (!ids)
+        return s_oom (r);
+    for (i = 0; i < r->ncusts; i++)
+        ids[i] = r->custs[i].customer;
+    if (!rt_buf_array_of (&a, ids, r->ncusts)) {
+        s_oom (r);
+        goto cleanup;
+    }
+    {
+        const char *v[1] = {a.data};
+        res = routing_exec (r->db, S_CUST_STATE, 1, v, r->err, r->errlen);
+    }
+    if (!res)
+        goto cleanup;
+    managers = calloc ((size_t)PQntuples (res) + 1, sizeof *managers);
+    of = calloc ((size_t)PQntuples (res) + 1, sizeof *of);
+    claimed = calloc ((size_t)PQntuples (res) + 1, sizeof *claimed);
+    if (!managers || !of || !claimed) {
+        s_oom (r);
+        goto cleanup;
+    }
+    for (int row = 0; row < PQntuples (res); row++) {
+        s_cust_t *c = s_cust_find (r, PQgetvalue (res, row, 0));
+        if (!c || PQgetisnull (res, row, 1) || strcmp (PQgetvalue (res, row, 2), "t") == 0)
+            continue;
+        managers[k] = PQgetvalue (res, row, 1);
+        of[k++] = c;
+    }
+    if (routing_claim_managers (r->db, managers, k, r->now, claimed, r->err, r->errlen) != 0)
+        goto cleanup;
+    for (i = 0; i < k; i++) {
+        if (claimed[i])
+            s_copy (of[i]->born_to, sizeof of[i]->born_to, managers[i]);
+    }
+    rc = 0;
+cleanup:
+    PQclear (res);
+    rt_buf_free (&a);
+    free (ids);
+    free (managers);
+    free (of);
+    free (claimed);
+    return rc;
+}
+
+/* Step 2: each customer's open conversation, found or opened (given to
+ * the manager claimed for it). A claim whose customer had one opened
+ * meanwhile by another replica goes back. */
 static int
 s_open (s_run_t *r)
 {
-    rt_buf_t a[7] = {{0}};
+    rt_buf_t a[8] = {{0}};
     routing_ms_t now = routing_ms (r->now);
     int *n = malloc ((r->ncusts + 1) * sizeof *n);
     PGresult *res = NULL;
@@ -296,14 +378,16 @@ s_open (s_run_t *r)
 
     if (!n)
         return s_oom (r);
+    if (s_managers (r) != 0)
+        goto cleanup;
     for (i = 0; i < r->ncusts; i++)
         n[i] = r->custs[i].n;
     if (s_shares (r, a, true, n) != 0)
         goto cleanup;
     {
-        const char *v[8] = {a[0].data, a[1].data, a[2].data, a[3].data,
-                            a[4].data, a[5].data, a[6].data, now.s};
-        res = routing_exec (r->db, S_OPEN_MANY, 8, v, r->err, r->errlen);
+        const char *v[9] = {a[0].data, a[1].data, a[2].data, a[3].data, a[4].data,
+                            a[5].data, a[6].data, now.s,     a[7].data};
+        res = routing_exec (r->db, S_OPEN_MANY, 9, v, r->err, r->errlen);
     }
     if (!res)
         goto cleanup;
@@ -313,26 +397,40 @@ s_open (s_run_t *r)
             continue;
         s_copy (c->conv, sizeof c->conv, PQgetvalue (res, row, 0));
         c->is_new = strcmp (c->conv, c->fresh) == 0;
-        c->old_assignee_null = PQgetisnull (res, row, 2);
-        s_copy (c->old_assignee, sizeof c->old_assignee, PQgetvalue (res, row, 2));
+        /* A new conversation was nobody's before the batch, whoever it was
+         * opened for: the stream tells its assignment. */
+        c->old_assignee_null = c->is_new || PQgetisnull (res, row, 2);
+        s_copy (c->old_assignee, sizeof c->old_assignee,
+                c->old_assignee_null ? "" : PQgetvalue (res, row, 2));
         c->old_team_null = PQgetisnull (res, row, 3);
         s_copy (c->old_team, sizeof c->old_team, PQgetvalue (res, row, 3));
         s_copy (c->old_status, sizeof c->old_status, PQgetvalue (res, row, 4));
         c->old_unanswered = atoi (PQgetvalue (res, row, 5));
-        if (c->is_new)
+        s_copy (c->channel, sizeof c->channel, PQgetvalue (res, row, 6));
+        c->version = atoll (PQgetvalue (res, row, 7));
+        if (c->is_new) {
             c->unanswered = c->n;
+            c->born = *c->born_to != '\0';
+            if (c->born) {
+                s_copy (c->assignee, sizeof c->assignee, c->born_to);
+                c->reason = ROUTING_REASON_MANAGER;
+            }
+        }
     }
     for (i = 0; i < r->ncusts; i++) {
-        if (!*r->custs[i].conv) {
+        s_cust_t *c = &r->custs[i];
+        if (!*c->conv) {
             rt_errf (r->err, r->errlen, "customer %s: no conversation found or opened",
-                     r->custs[i].customer);
+                     c->customer);
             goto cleanup;
         }
+        if (*c->born_to && !c->born && routing_release (r->db, c->born_to, r->err, r->errlen) != 0)
+            goto cleanup;
     }
     rc = 0;
 cleanup:
     PQclear (res);
-    for (int k = 0; k < 7; k++)
+    for (int k = 0; k < 8; k++)
         rt_buf_free (&a[k]);
     free (n);
     return rc;
@@ -488,6 +586,32 @@ s_counted (const s_run_t *r, size_t i)
     return false;
 }
 
+/* The conversations opened with their manager, announced. */
+static int
+s_announce_born (s_run_t *r)
+{
+    routing_assigned_t *a = calloc (r->ncusts + 1, sizeof *a);
+    size_t i, k = 0;
+    int rc;
+    if (!a)
+        return s_oom (r);
+    for (i = 0; i < r->ncusts; i++) {
+        const s_cust_t *c = &r->custs[i];
+        if (!c->born)
+            continue;
+        a[k++] = (routing_assigned_t){.conv = c->conv,
+                                      .customer = c->customer,
+                                      .channel = c->channel,
+                                      .team = c->old_team,
+                                      .to = c->born_to,
+                                      .version = c->version};
+    }
+    rc = k ? routing_announce_many (r->db, a, k, ROUTING_REASON_MANAGER, r->now, r->err, r->errlen)
+           : 0;
+    free (a);
+    return rc;
+}
+
 /* Step 5: whoever has nobody gets someone: the managers together, then
  * one at a time. */
 static int
@@ -504,6 +628,8 @@ s_assign (s_run_t *r)
         s_oom (r);
         goto cleanup;
     }
+    if (s_announce_born (r) != 0)
+        goto cleanup;
     for (i = 0; i < r->ncusts; i++) {
         if (*r->custs[i].assignee || !s_counted (r, i))
             continue;

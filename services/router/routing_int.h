@@ -133,6 +133,24 @@ int routing_announce (const char *conv, const char *customer, const char *channe
                       int64_t version, char envelope_id[ROUTING_ID_LEN + 1],
                       ProtobufCBinaryData *packed, char **body, char *err, size_t errlen);
 
+/* Claims room on each conversation's manager (manager[i], a conversation
+ * each) at once, their rows locked in id order: a manager with room for
+ * all of theirs takes them all, claimed[i] true; one short of room takes
+ * none here. 0, or -1 with err filled. */
+int routing_claim_managers (rt_db_t *db, const char *const *manager, size_t n, int64_t now,
+                            bool *claimed, char *err, size_t errlen);
+
+/* A conversation just assigned, as routing_announce_many tells it. */
+typedef struct {
+    const char *conv, *customer, *channel, *team, *to;
+    int64_t version;
+} routing_assigned_t;
+
+/* ConversationAssigned and the timeline's entry for each of a[0..n),
+ * from nobody, for `reason`: one append to the outbox, one insert. */
+int routing_announce_many (rt_db_t *db, const routing_assigned_t *a, size_t n,
+                           routing_reason_t reason, int64_t now, char *err, size_t errlen);
+
 /* routing_assign's first step for many conversations (locked by the
  * caller) at once: each open one nobody has goes to its customer's
  * manager when the manager is online with room for all of theirs here.

@@ -494,15 +494,16 @@ test_capacity_concurrent (void **state)
  * same event twice add nothing; two messages of one customer, one
  * conversation counting both; a manager with room for two of their three
  * new conversations takes two and the third goes to the policy, as does a
- * customer whose manager is away; an existing conversation only counts. */
+ * customer whose manager is away; a manager with room is given the new
+ * conversation as it opens; an existing conversation only counts. */
 static void
 test_many_as_one_by_one (void **state)
 {
-    enum { A, B, C, D, E, F, NCUST };
-    char cust[NCUST][RT_UUID_STR_LEN + 1], ev[12][RT_UUID_STR_LEN + 1], err[512] = "";
-    const int who[] = {A, A, B, B, C, D, E, F, F, F};
-    routing_inbound_t in[10];
-    routing_inbound_result_t out[10], early;
+    enum { A, B, C, D, E, F, G, NCUST };
+    char cust[NCUST][RT_UUID_STR_LEN + 1], ev[13][RT_UUID_STR_LEN + 1], err[512] = "";
+    const int who[] = {A, A, B, B, C, D, E, F, F, F, G};
+    routing_inbound_t in[11];
+    routing_inbound_result_t out[11], early;
     size_t i;
     (void)state;
 
@@ -516,14 +517,15 @@ test_many_as_one_by_one (void **state)
     rt_test_router_customer (s_f.pg, cust[D], "m2", "telegram");
     rt_test_router_customer (s_f.pg, cust[E], NULL, "telegram");
     rt_test_router_customer (s_f.pg, cust[F], "o3", "telegram");
-    for (i = 0; i < 12; i++)
+    rt_test_router_customer (s_f.pg, cust[G], "o3", "telegram");
+    for (i = 0; i < 13; i++)
         rt_test_router_uuid (ev[i]);
     /* F wrote before: an open conversation, with their manager o3. */
     early = s_inbound (cust[F], RETAIN__V1__CHANNEL__TELEGRAM, NULL, ev[11]);
     assert_string_equal (early.assignee, "o3");
 
     memset (in, 0, sizeof in);
-    for (i = 0; i < 10; i++) {
+    for (i = 0; i < 11; i++) {
         in[i].customer_id = cust[who[i]];
         in[i].event_id = ev[i];
         in[i].channel = i % 2 ? RETAIN__V1__CHANNEL__INSTAGRAM : RETAIN__V1__CHANNEL__TELEGRAM;
@@ -535,12 +537,12 @@ test_many_as_one_by_one (void **state)
     in[3].event_id = ev[2];  /* B's message twice */
     in[9].event_id = ev[11]; /* F's earlier message again */
     assert_int_equal (rt_db_begin (s_f.db), 0);
-    if (routing_inbound_many (s_f.db, in, 10, out, err, sizeof err) != ROUTING_OK)
+    if (routing_inbound_many (s_f.db, in, 11, out, err, sizeof err) != ROUTING_OK)
         fail_msg ("routing_inbound_many: %s", err);
     assert_int_equal (rt_db_commit (s_f.db), 0);
 
     /* The replays say so and change nothing. */
-    for (i = 0; i < 10; i++)
+    for (i = 0; i < 11; i++)
         assert_int_equal (out[i].replay, i == 3 || i == 9);
     assert_string_equal (out[9].conversation_id, early.conversation_id);
     /* One conversation a customer, every message once in it, the counts
@@ -550,10 +552,10 @@ test_many_as_one_by_one (void **state)
     assert_int_equal (rt_test_router_doubly_open (s_f.pg), 0);
     assert_int_equal (rt_test_router_long (
                           s_f.pg, "SELECT count(*) FROM routing.timeline WHERE kind = 'inbound'"),
-                      1 + 8);
+                      1 + 9);
     assert_int_equal (rt_test_router_long (s_f.pg, "SELECT count(DISTINCT event_id)"
                                                    " FROM routing.timeline WHERE kind = 'inbound'"),
-                      1 + 8);
+                      1 + 9);
     assert_int_equal (rt_test_router_miscounted (s_f.pg), 0);
     assert_string_equal (out[0].conversation_id, out[1].conversation_id);
     assert_true (out[0].is_new);
@@ -569,7 +571,7 @@ test_many_as_one_by_one (void **state)
                                            out[0].conversation_id),
                       1);
     /* m1 took two of A, B, C; the third, D's (m2 away) and E's went to o3,
-     * who also keeps F's. */
+     * who also keeps F's and was given G's as it opened. */
     assert_int_equal (rt_test_router_long (s_f.pg,
                                            "SELECT count(*) FROM routing.conversations c"
                                            " JOIN crm.customers cu ON cu.id = c.customer_id"
@@ -577,7 +579,7 @@ test_many_as_one_by_one (void **state)
                       2);
     assert_int_equal (
         rt_test_router_long (s_f.pg, "SELECT open_count FROM routing.operators WHERE id = 'o3'"),
-        4);
+        5);
     assert_int_equal (rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.conversations"
                                                    " WHERE assignee IS NULL"),
                       0);
@@ -585,16 +587,24 @@ test_many_as_one_by_one (void **state)
     assert_int_equal (out[0].reason, ROUTING_REASON_MANAGER);
     assert_string_equal (out[5].assignee, "o3");
     assert_int_equal (out[5].reason, ROUTING_REASON_POLICY);
+    assert_string_equal (out[10].assignee, "o3");
+    assert_int_equal (out[10].reason, ROUTING_REASON_MANAGER);
+    /* Opened assigned: out of the queue, at the version of one change. */
+    assert_int_equal (rt_test_router_long (s_f.pg,
+                                           "SELECT count(*) FROM routing.conversations WHERE id = "
+                                           "'%s' AND version = 2 AND queued_since IS NULL",
+                                           out[10].conversation_id),
+                      1);
     s_assert_capacity ();
     /* The operators' stream: an event per message and one per change of
      * a conversation (F's two messages one counters event), each naming
      * the conversation's operator and team as the batch left them. */
     assert_int_equal (
         rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.stream WHERE kind = 'message'"),
-        1 + 8);
+        1 + 9);
     assert_int_equal (rt_test_router_long (
                           s_f.pg, "SELECT count(*) FROM routing.stream WHERE kind = 'assignment'"),
-                      1 + 5);
+                      1 + 6);
     assert_int_equal (
         rt_test_router_long (s_f.pg, "SELECT count(*) FROM routing.stream WHERE kind = 'counters'"),
         1);
