@@ -76,41 +76,43 @@ typedef enum {
 } consumer_outcome_t;
 
 struct rt_consumer_t {
-    char *dsn;                      /* PostgreSQL */
-    char *group;                    /* group name */
-    char *member;                   /* replica name */
-    char *pub_endpoints;            /* busd PUB endpoints */
-    rt_bus_curve_t curve;           /* CURVE keys; no server key: plain TCP */
-    char **streams;                 /* streams read */
-    size_t nstreams;                /* their count */
-    rt_buf_t streams_array;         /* the streams as a PostgreSQL array literal */
-    int batch_max;                  /* events per catch-up round */
-    int rcvhwm;                     /* SUB high-water mark */
-    int rebalance_ms;               /* rebalance interval */
-    rt_consumer_handler_fn handler; /* the group's handler */
-    rt_consumer_batch_fn batch;     /* its set-based form, NULL for none */
-    void *handler_arg;              /* its argument */
-    rt_db_t *db;                    /* the replica's one connection */
-    bool prepared;                  /* statements registered with db */
-    uint64_t db_generation;         /* session the state below belongs to */
-    void *ctx;                      /* ZeroMQ context */
-    void *sub;                      /* SUB socket */
-    consumer_part_t *parts;         /* every partition of the streams */
-    size_t nparts;                  /* their count */
-    consumer_slice_t *slices;       /* a live round's slices, nparts of them */
-    rt_buf_t move[4];               /* the offsets move's arrays: streams,
-                                       partitions, epochs, pseqs (reused) */
-    int32_t key_parts;              /* first lock key of partition locks */
-    int32_t key_members;            /* first lock key of member slots */
-    int member_slot;                /* our member slot, -1 none */
-    atomic_int owned;               /* partitions owned now */
-    int64_t next_rebalance_ms;      /* when to rebalance next */
-    rt_counter_t *m_events;         /* events handled */
-    rt_counter_t *m_gaps;           /* gaps recovered from the log */
-    rt_counter_t *m_failures;       /* rounds rolled back by a failure */
-    rt_counter_t *m_fenced;         /* commits refused by fencing */
-    rt_gauge_t *m_owned;            /* partitions owned */
-    rt_gauge_t *m_lag;              /* events behind the log, owned partitions */
+    char *dsn;                                 /* PostgreSQL */
+    char *group;                               /* group name */
+    char *member;                              /* replica name */
+    char *pub_endpoints;                       /* busd PUB endpoints */
+    rt_bus_curve_t curve;                      /* CURVE keys; no server key: plain TCP */
+    char **streams;                            /* streams read */
+    size_t nstreams;                           /* their count */
+    rt_buf_t streams_array;                    /* the streams as a PostgreSQL array literal */
+    int batch_max;                             /* events per catch-up round */
+    int rcvhwm;                                /* SUB high-water mark */
+    int rebalance_ms;                          /* rebalance interval */
+    rt_consumer_handler_fn handler;            /* the group's handler */
+    rt_consumer_batch_fn batch;                /* its set-based form, NULL for none */
+    const Retain__V1__Envelope **batch_events; /* a round's events for it */
+    size_t batch_cap;                          /* allocated entries */
+    void *handler_arg;                         /* its argument */
+    rt_db_t *db;                               /* the replica's one connection */
+    bool prepared;                             /* statements registered with db */
+    uint64_t db_generation;                    /* session the state below belongs to */
+    void *ctx;                                 /* ZeroMQ context */
+    void *sub;                                 /* SUB socket */
+    consumer_part_t *parts;                    /* every partition of the streams */
+    size_t nparts;                             /* their count */
+    consumer_slice_t *slices;                  /* a live round's slices, nparts of them */
+    rt_buf_t move[4];                          /* the offsets move's arrays: streams,
+                                                  partitions, epochs, pseqs (reused) */
+    int32_t key_parts;                         /* first lock key of partition locks */
+    int32_t key_members;                       /* first lock key of member slots */
+    int member_slot;                           /* our member slot, -1 none */
+    atomic_int owned;                          /* partitions owned now */
+    int64_t next_rebalance_ms;                 /* when to rebalance next */
+    rt_counter_t *m_events;                    /* events handled */
+    rt_counter_t *m_gaps;                      /* gaps recovered from the log */
+    rt_counter_t *m_failures;                  /* rounds rolled back by a failure */
+    rt_counter_t *m_fenced;                    /* commits refused by fencing */
+    rt_gauge_t *m_owned;                       /* partitions owned */
+    rt_gauge_t *m_lag;                         /* events behind the log, owned partitions */
 };
 
 /* consumer_owner.c: ownership. */

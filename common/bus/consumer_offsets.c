@@ -192,6 +192,29 @@ s_fenced (rt_consumer_t *self, consumer_slice_t *slices, size_t n)
     return rt_db_is_ok (self->db) ? CONSUMER_FENCED : CONSUMER_LOST;
 }
 
+/* The batch handler over every slice's events at once (each partition's
+ * in pseq order, one partition after another): 0, or -1 failed. */
+static int
+s_batch (rt_consumer_t *self, const consumer_slice_t *slices, size_t n, size_t nevents)
+{
+    size_t i, k, used = 0;
+    if (nevents > self->batch_cap) {
+        const Retain__V1__Envelope **grown =
+            realloc (self->batch_events, nevents * sizeof *self->batch_events);
+        if (!grown) {
+            rt_log (RT_LOG_WARN, "round: out of memory", rt_log_str ("group", self->group));
+            return -1;
+        }
+        self->batch_events = grown;
+        self->batch_cap = nevents;
+    }
+    for (i = 0; i < n; i++) {
+        for (k = 0; k < slices[i].nevents; k++)
+            self->batch_events[used++] = slices[i].events[k];
+    }
+    return self->batch (self->db, self->batch_events, used, self->handler_arg);
+}
+
 consumer_outcome_t
 consumer_round (rt_consumer_t *self, consumer_slice_t *slices, size_t n)
 {
@@ -202,25 +225,38 @@ consumer_round (rt_consumer_t *self, consumer_slice_t *slices, size_t n)
         return CONSUMER_LOST;
     for (i = 0; i < n; i++) {
         const consumer_slice_t *slice = &slices[i];
-        const Retain__V1__Envelope *failed = NULL;
-        if (self->batch) {
-            if (self->batch (self->db, slice->events, slice->nevents, self->handler_arg) != 0)
-                failed = slice->events[0];
-        } else {
-            for (k = 0; k < slice->nevents && !failed; k++) {
-                if (self->handler (self->db, slice->events[k], self->handler_arg) != 0)
-                    failed = slice->events[k];
+        for (k = 0; k < slice->nevents && !self->batch; k++) {
+            if (self->handler (self->db, slice->events[k], self->handler_arg) != 0) {
+                rt_db_rollback (self->db);
+                if (!rt_db_is_ok (self->db))
+                    return CONSUMER_LOST;
+                consumer_backoff (self, slice->part, slice->events[k],
+                                  "handler failed; batch rolled back, will retry");
+                return CONSUMER_RETRY;
             }
         }
-        if (failed) {
-            rt_db_rollback (self->db);
-            if (!rt_db_is_ok (self->db))
-                return CONSUMER_LOST;
-            consumer_backoff (self, slice->part, failed,
+        nevents += slice->nevents;
+    }
+    if (self->batch && s_batch (self, slices, n, nevents) != 0) {
+        rt_db_rollback (self->db);
+        if (!rt_db_is_ok (self->db))
+            return CONSUMER_LOST;
+        if (n == 1) {
+            consumer_backoff (self, slices[0].part, slices[0].events[0],
                               "handler failed; batch rolled back, will retry");
             return CONSUMER_RETRY;
         }
-        nevents += slice->nevents;
+        /* The handler names no partition: each goes to the log alone,
+         * where a failure again is that partition's. */
+        if (self->m_failures)
+            rt_counter_inc (self->m_failures);
+        rt_log (RT_LOG_WARN, "handler failed; round rolled back, partitions retried from the log",
+                rt_log_str ("group", self->group), rt_log_str ("error", rt_db_error (self->db)));
+        for (i = 0; i < n; i++) {
+            consumer_drop_pending (slices[i].part);
+            slices[i].part->catchup = true;
+        }
+        return CONSUMER_RETRY;
     }
     fenced = s_move (self, slices, n);
     if (fenced < 0)

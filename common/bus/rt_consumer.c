@@ -135,6 +135,7 @@ rt_consumer_destroy (rt_consumer_t **self_p)
     }
     free (self->parts);
     free (self->slices);
+    free (self->batch_events);
     for (i = 0; i < sizeof self->move / sizeof self->move[0]; i++)
         rt_buf_free (&self->move[i]);
     for (i = 0; self->streams && i < self->nstreams; i++)

@@ -45,10 +45,12 @@ typedef struct rt_consumer_t rt_consumer_t;
  * roll the batch back and retry later. */
 typedef int (*rt_consumer_handler_fn) (rt_db_t *db, const Retain__V1__Envelope *event, void *arg);
 
-/* Handles one partition's events of a round at once, in pseq order,
- * inside the same open transaction: for a handler that does set-based work
- * (one statement over many events instead of one per event). 0 to go on,
- * -1 to roll the round back and retry later, as the handler's. */
+/* Handles a round's events at once inside its open transaction: every
+ * owned partition's, each partition's in pseq order (partitions one after
+ * another), for a handler that does set-based work (one statement over
+ * many events instead of one per event). 0 to go on, -1 to roll the round
+ * back: each of its partitions is then read again from the log alone, and
+ * one that fails alone backs off, as with the handler. */
 typedef int (*rt_consumer_batch_fn) (rt_db_t *db, const Retain__V1__Envelope *const *events,
                                      size_t nevents, void *arg);
 
@@ -73,8 +75,8 @@ typedef struct {
 rt_consumer_t *rt_consumer_new (const rt_consumer_config_t *config, char *err, size_t errlen);
 void rt_consumer_destroy (rt_consumer_t **self_p);
 
-/* Hands each round's events to `batch`, a partition's at a time, instead
- * of to the handler one by one (the handler stays the fallback of a
+/* Hands each round's events to `batch` at once, instead of to the
+ * handler one by one (the handler stays the fallback of a
  * NULL batch). Call before rt_consumer_run; it takes the handler's
  * argument. */
 void rt_consumer_set_batch (rt_consumer_t *self, rt_consumer_batch_fn batch);

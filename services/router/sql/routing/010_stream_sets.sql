@@ -6,12 +6,14 @@
 -- PostgreSQL's time in such a round. So, while routing_inbound_many runs,
 -- the triggers stand aside (the transaction's setting routing.stream_sets
 -- is 'on', which their WHEN reads, so no event is even queued), and at its
--- end routing.stream_sets_end writes the same rows in two statements: an
+-- end it writes the same rows in two statements (inbound_many.c): an
 -- event per timeline entry the batch added, and an event per conversation
 -- the batch changed, against what it was before the batch (a change of
 -- several messages is one event, with the conversation as they left it).
 -- Their kinds, payloads and who sees them come from the functions below,
--- which the triggers call as well. The batch's end stands for the commit:
+-- which the triggers call as well. The functions are SQL and STABLE, so
+-- PostgreSQL inlines them into the statements (an IMMUTABLE one around
+-- jsonb_build_object, which is only STABLE, would be called row by row). The batch's end stands for the commit:
 -- whatever the transaction changes after it makes rows of its own through
 -- the triggers.
 
@@ -53,7 +55,7 @@ $$;
 -- status change, else the counters.
 CREATE FUNCTION routing.stream_change_kind(assignee text, team text, status text,
                                            old_assignee text, old_team text, old_status text)
-RETURNS text LANGUAGE sql IMMUTABLE AS $$
+RETURNS text LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN assignee IS DISTINCT FROM old_assignee OR team IS DISTINCT FROM old_team
                 THEN 'assignment'
                 WHEN status IS DISTINCT FROM old_status THEN 'conversation'
@@ -63,7 +65,7 @@ $$;
 -- A change's own part: what it changed from.
 CREATE FUNCTION routing.stream_previous_json(assignee text, team text, status text,
                                              unanswered integer)
-RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('previous',
         jsonb_build_object('assignee', assignee, 'team', team, 'status', status,
                            'unanswered', unanswered))
@@ -117,35 +119,3 @@ CREATE CONSTRAINT TRIGGER stream_conversation
            OR NEW.status IS DISTINCT FROM OLD.status OR NEW.unanswered <> OLD.unanswered)
           AND current_setting('routing.stream_sets', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION routing.stream_on_conversation();
-
--- The end of a batch: the events of the timeline entries `events` (in
--- their order), then the changes of the conversations `ids` against what
--- each was (old_*), in the arrays' order; the triggers back at work.
-CREATE FUNCTION routing.stream_sets_end(events uuid[], ids uuid[], old_assignee text[],
-                                        old_team text[], old_status text[],
-                                        old_unanswered integer[])
-RETURNS void LANGUAGE sql AS $$
-    INSERT INTO routing.stream (kind, conversation_id, team_id, assignee, payload)
-    SELECT 'message', t.conversation_id, c.team_id, c.assignee,
-           routing.stream_json(c, cu.name) || routing.stream_message_json(t)
-      FROM routing.timeline t
-      JOIN routing.conversations c ON c.id = t.conversation_id
-      JOIN crm.customers cu ON cu.id = c.customer_id
-     WHERE t.event_id = ANY (events)
-       AND t.kind IN ('inbound', 'outbound', 'note', 'call_back') AND t.linked_from IS NULL
-     ORDER BY t.seq;
-    INSERT INTO routing.stream (kind, conversation_id, team_id, assignee, prev_team_id,
-                                prev_assignee, payload)
-    SELECT routing.stream_change_kind(c.assignee, c.team_id, c.status, o.a, o.t, o.s),
-           c.id, c.team_id, c.assignee, o.t, o.a,
-           routing.stream_json(c, cu.name) || routing.stream_previous_json(o.a, o.t, o.s, o.u)
-      FROM unnest(ids, old_assignee, old_team, old_status, old_unanswered)
-           WITH ORDINALITY AS o(id, a, t, s, u, ord)
-      JOIN routing.conversations c ON c.id = o.id
-      JOIN crm.customers cu ON cu.id = c.customer_id
-     WHERE c.assignee IS DISTINCT FROM o.a OR c.team_id IS DISTINCT FROM o.t
-        OR c.status IS DISTINCT FROM o.s OR c.unanswered <> o.u
-     ORDER BY o.ord;
-    SELECT pg_notify('routing_stream', '');
-    SELECT set_config('routing.stream_sets', 'off', true);
-$$;
