@@ -68,15 +68,20 @@ const routing_stmt_t routing_inbound_many_stmts[] = {
                                   " DO UPDATE SET version = c.version"
                                   " RETURNING c.id::text, c.customer_id::text, c.assignee,"
                                   " c.team_id, c.status, c.unanswered, c.channel, c.version"},
-    /* Of customers ($1), their manager and whether they have a
-     * conversation open (one is opened for those who have none, given to
-     * the manager when they have room: routing_claim_managers). LATERAL
-     * with a LIMIT: one probe of the open conversations' index a customer
-     * (an EXISTS was planned as a scan of them all, hashed: 7 ms a round). */
-    {S_CUST_STATE, "SELECT u.cu::text, cu.manager, o.open IS NOT NULL"
-                   " FROM unnest($1::uuid[]) AS u(cu) JOIN crm.customers cu ON cu.id = u.cu"
-                   " LEFT JOIN LATERAL (SELECT true AS open FROM routing.conversations c"
-                   " WHERE c.customer_id = u.cu AND c.status <> 'resolved' LIMIT 1) o ON true"},
+    /* Of customers ($1, in their order, which is the order their rows are
+     * locked in), their manager and their open conversation, locked, as
+     * it is before the batch; one is opened for those who have none
+     * (S_OPEN_MANY), given to the manager when they have room
+     * (routing_claim_managers). LATERAL with a LIMIT: one probe of the
+     * open conversations' index a customer (an EXISTS was planned as a
+     * hashed scan of them all: 7 ms a round). */
+    {S_CUST_STATE,
+     "SELECT u.cu::text, cu.manager, o.id::text, o.assignee, o.team_id, o.status, o.unanswered,"
+     " o.channel, o.version FROM unnest($1::uuid[]) WITH ORDINALITY AS u(cu, ord)"
+     " JOIN crm.customers cu ON cu.id = u.cu"
+     " LEFT JOIN LATERAL (SELECT c.id, c.assignee, c.team_id, c.status, c.unanswered, c.channel,"
+     " c.version FROM routing.conversations c WHERE c.customer_id = u.cu"
+     " AND c.status <> 'resolved' LIMIT 1 FOR UPDATE) o ON true ORDER BY u.ord"},
     /* S_CONV_INBOUND for many conversations ($1), each with its messages'
      * newest channel and inbox ($2, $3), count ($4), first and last
      * instants ($5, $6); $7 now. */
@@ -146,6 +151,7 @@ typedef struct {
     bool waiting_for_manager;          /* queued for the manager */
     char born_to[ROUTING_OP_MAX + 1];  /* a new conversation's manager, claimed */
     bool born;                         /* opened with born_to as its operator */
+    bool found;                        /* had a conversation open */
     char channel[32];                  /* the reply channel, once found or opened */
     int64_t version;                   /* a new conversation's */
     /* The conversation before the batch (as opened, when new), for the
@@ -303,6 +309,8 @@ s_shares (s_run_t *r, rt_buf_t *a, bool open, const int *n)
         char count[16];
         k = 0;
         if (open) {
+            if (c->found)
+                continue;
             rt_buf_array_raw (&a[k++], c->fresh);
             rt_buf_array_raw (&a[k++], c->customer);
         } else {
@@ -331,8 +339,29 @@ s_shares (s_run_t *r, rt_buf_t *a, bool open, const int *n)
     return 0;
 }
 
-/* Step 2's first half: the managers of customers with no conversation
- * open, claimed for the conversations about to be opened (born_to). */
+/* A conversation as found or opened (its id in c->conv already): from
+ * column sc on, its assignee, team, status, unanswered, channel and
+ * version, as it was before the batch (as opened, when new). */
+static void
+s_take_state (s_cust_t *c, PGresult *res, int row, int sc)
+{
+    c->is_new = strcmp (c->conv, c->fresh) == 0;
+    /* A new conversation was nobody's before the batch, whoever it was
+     * opened for: the stream tells its assignment. */
+    c->old_assignee_null = c->is_new || PQgetisnull (res, row, sc);
+    s_copy (c->old_assignee, sizeof c->old_assignee,
+            c->old_assignee_null ? "" : PQgetvalue (res, row, sc));
+    c->old_team_null = PQgetisnull (res, row, sc + 1);
+    s_copy (c->old_team, sizeof c->old_team, PQgetvalue (res, row, sc + 1));
+    s_copy (c->old_status, sizeof c->old_status, PQgetvalue (res, row, sc + 2));
+    c->old_unanswered = atoi (PQgetvalue (res, row, sc + 3));
+    s_copy (c->channel, sizeof c->channel, PQgetvalue (res, row, sc + 4));
+    c->version = atoll (PQgetvalue (res, row, sc + 5));
+}
+
+/* Step 2's first half: the customers' open conversations, locked; the
+ * managers of those who have none claimed for the conversations about to
+ * be opened (born_to). */
 static int
 s_managers (s_run_t *r)
 {
@@ -367,10 +396,16 @@ s_managers (s_run_t *r)
     }
     for (int row = 0; row < PQntuples (res); row++) {
         s_cust_t *c = s_cust_find (r, PQgetvalue (res, row, 0));
-        if (!c || PQgetisnull (res, row, 1) || strcmp (PQgetvalue (res, row, 2), "t") == 0)
+        if (!c)
             continue;
-        managers[k] = PQgetvalue (res, row, 1);
-        of[k++] = c;
+        if (!PQgetisnull (res, row, 2)) {
+            s_copy (c->conv, sizeof c->conv, PQgetvalue (res, row, 2));
+            s_take_state (c, res, row, 3);
+            c->found = true;
+        } else if (!PQgetisnull (res, row, 1)) {
+            managers[k] = PQgetvalue (res, row, 1);
+            of[k++] = c;
+        }
     }
     if (routing_claim_managers (r->db, managers, k, r->now, claimed, r->err, r->errlen) != 0)
         goto cleanup;
@@ -400,40 +435,31 @@ s_open (s_run_t *r)
     int *n = malloc ((r->ncusts + 1) * sizeof *n);
     PGresult *res = NULL;
     int rc = -1;
-    size_t i;
+    size_t i, opened;
 
     if (!n)
         return s_oom (r);
     if (s_managers (r) != 0)
         goto cleanup;
-    for (i = 0; i < r->ncusts; i++)
+    for (i = 0, opened = 0; i < r->ncusts; i++) {
         n[i] = r->custs[i].n;
+        opened += !r->custs[i].found;
+    }
     if (s_shares (r, a, true, n) != 0)
         goto cleanup;
-    {
+    if (opened > 0) {
         const char *v[9] = {a[0].data, a[1].data, a[2].data, a[3].data, a[4].data,
                             a[5].data, a[6].data, now.s,     a[7].data};
         res = routing_exec (r->db, S_OPEN_MANY, 9, v, r->err, r->errlen);
+        if (!res)
+            goto cleanup;
     }
-    if (!res)
-        goto cleanup;
-    for (int row = 0; row < PQntuples (res); row++) {
+    for (int row = 0; res && row < PQntuples (res); row++) {
         s_cust_t *c = s_cust_find (r, PQgetvalue (res, row, 1));
         if (!c)
             continue;
         s_copy (c->conv, sizeof c->conv, PQgetvalue (res, row, 0));
-        c->is_new = strcmp (c->conv, c->fresh) == 0;
-        /* A new conversation was nobody's before the batch, whoever it was
-         * opened for: the stream tells its assignment. */
-        c->old_assignee_null = c->is_new || PQgetisnull (res, row, 2);
-        s_copy (c->old_assignee, sizeof c->old_assignee,
-                c->old_assignee_null ? "" : PQgetvalue (res, row, 2));
-        c->old_team_null = PQgetisnull (res, row, 3);
-        s_copy (c->old_team, sizeof c->old_team, PQgetvalue (res, row, 3));
-        s_copy (c->old_status, sizeof c->old_status, PQgetvalue (res, row, 4));
-        c->old_unanswered = atoi (PQgetvalue (res, row, 5));
-        s_copy (c->channel, sizeof c->channel, PQgetvalue (res, row, 6));
-        c->version = atoll (PQgetvalue (res, row, 7));
+        s_take_state (c, res, row, 2);
         if (c->is_new) {
             c->unanswered = c->n;
             c->born = *c->born_to != '\0';
