@@ -360,8 +360,22 @@ static int
 s_read_live (api_stream_t *self)
 {
     rt_buf_t out = {0};
+    bool anyone = false;
     int n;
-    do {
+    for (s_sub_t *sub = self->subs; sub && !anyone; sub = sub->next)
+        anyone = sub->state == S_SUB_LIVE && !atomic_load (&sub->closed);
+    if (!anyone) {
+        /* Nobody to give the rows to: the live position moves to the last
+         * final row (one step down the index) without reading them. */
+        PGresult *res = rt_db_exec_prepared (self->db, "stream_end", 0, NULL, NULL, NULL, 0);
+        if (!res)
+            return -1;
+        if (PQntuples (res) == 1 && s_pos_cmp (s_pos_of (res, 0), self->live) > 0)
+            self->live = s_pos_of (res, 0);
+        PQclear (res);
+        n = 0;
+    }
+    while (anyone) {
         PGresult *res = s_read (self, self->live, NULL);
         if (!res)
             return -1;
@@ -377,7 +391,9 @@ s_read_live (api_stream_t *self)
         if (n > 0)
             self->live = s_pos_of (res, n - 1);
         PQclear (res);
-    } while (n == S_PAGE);
+        if (n < S_PAGE)
+            break;
+    }
     rt_buf_free (&out);
     {
         PGresult *res = rt_db_exec_prepared (self->db, "stream_held", 0, NULL, NULL, NULL, 0);
