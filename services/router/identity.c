@@ -111,22 +111,32 @@ static const identity_stmt_t s_stmts[] = {
                    " RETURNING customer_id, crm.root(customer_id)"},
     /* DO UPDATE rather than DO NOTHING: it waits for a claim in flight and
      * returns the winner's row, and last_seen moves either way. */
-    /* S_IDENT_SEEN for many: $1 channels, $2 inboxes, $3 user ids, in the
-     * events' order; a row per event whose identity exists, with its index
-     * (1-based), the survivor and whether the customer's name is blank.
+    /* S_IDENT_SEEN for many: $1 channels, $2 inboxes, $3 user ids, $4
+     * the proven phones and $5 e-mails ("" for none), in the events'
+     * order; a row per event whose identity exists, with its index
+     * (1-based), the survivor, whether the customer's name is blank and
+     * whether each point is settled: proven as theirs, and nobody else's
+     * (else identity_resolve attaches it, or suggests a merge).
      * The rows are read by the identities' key, not from the update's
      * RETURNING: a join on a CTE's rows is planned as a nested loop over
      * both (n² comparisons, 20 ms for 400). */
     {S_SEEN_BATCH,
-     "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY"
-     " AS u(channel, inbox, ext, ord)),"
+     "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
+     " WITH ORDINALITY AS u(channel, inbox, ext, phone, email, ord)),"
      " s AS (UPDATE crm.identities i SET last_seen = now()"
      " FROM (SELECT DISTINCT channel, inbox, ext FROM u) d WHERE i.channel = d.channel"
      " AND i.inbox = d.inbox AND i.external_user_id = d.ext)"
-     " SELECT u.ord, i.customer_id, r.root, cu.name = '' FROM u JOIN crm.identities i"
+     " SELECT u.ord, i.customer_id, r.root, cu.name = '', COALESCE(q.settled, true)"
+     " FROM u JOIN crm.identities i"
      " ON i.channel = u.channel AND i.inbox = u.inbox AND i.external_user_id = u.ext"
      " CROSS JOIN LATERAL crm.root(i.customer_id) AS r(root)"
-     " JOIN crm.customers cu ON cu.id = COALESCE(r.root, i.customer_id)"},
+     " JOIN crm.customers cu ON cu.id = COALESCE(r.root, i.customer_id)"
+     " CROSS JOIN LATERAL (SELECT bool_and(EXISTS (SELECT 1 FROM crm.contact_points cp"
+     " WHERE cp.kind = v.kind AND cp.value = v.value AND cp.proven"
+     " AND crm.root(cp.customer_id) = cu.id) AND NOT EXISTS (SELECT 1 FROM crm.contact_points cp"
+     " WHERE cp.kind = v.kind AND cp.value = v.value AND crm.root(cp.customer_id) <> cu.id))"
+     " FROM (VALUES ('phone', u.phone), ('email', u.email)) AS v(kind, value)"
+     " WHERE v.value <> '') AS q(settled)"},
     {S_IDENT_CLAIM,
      "INSERT INTO crm.identities (channel, inbox, external_user_id, customer_id)"
      " VALUES ($1, $2, $3, $4::uuid)"
@@ -338,6 +348,26 @@ identity_point_normalize (identity_point_kind_t kind, const char *value,
     return 0;
 }
 
+/* A point's value normalised (E.164, a lower-cased e-mail) into value
+ * (S_EMAIL_MAX + 1 bytes) and its stored kind: 0, or -1 when it does not
+ * read as one. */
+static int
+s_point_norm (const identity_point_t *p, const char *country, char *value, const char **kind)
+{
+    char e164[RT_PHONE_E164_MAX + 1];
+    if (!s_set (p->value))
+        return -1;
+    if (p->kind == IDENTITY_POINT_PHONE) {
+        *kind = "phone";
+        if (rt_phone_normalize (p->value, country, e164, NULL, 0) != 0)
+            return -1;
+        snprintf (value, S_EMAIL_MAX + 1, "%s", e164);
+        return 0;
+    }
+    *kind = "email";
+    return s_email_normalize (p->value, value);
+}
+
 /* Step 1: the points that read as a phone or an address. */
 static void
 s_points_read (s_run_t *r)
@@ -346,22 +376,9 @@ s_points_read (s_run_t *r)
     for (i = 0; i < r->in->npoints && i < IDENTITY_MAX_POINTS; i++) {
         const identity_point_t *p = &r->in->points[i];
         s_point_t *q = &r->points[r->npoints];
-        char e164[RT_PHONE_E164_MAX + 1];
         int ok;
 
-        if (!s_set (p->value)) {
-            r->out->points_refused++;
-            continue;
-        }
-        if (p->kind == IDENTITY_POINT_PHONE) {
-            ok = rt_phone_normalize (p->value, r->in->default_country, e164, NULL, 0);
-            if (ok == 0)
-                snprintf (q->value, sizeof q->value, "%s", e164);
-            q->kind = "phone";
-        } else {
-            ok = s_email_normalize (p->value, q->value);
-            q->kind = "email";
-        }
+        ok = s_point_norm (p, r->in->default_country, q->value, &q->kind);
         if (ok != 0) {
             r->out->points_refused++;
             continue;
@@ -804,88 +821,101 @@ identity_resolve (rt_db_t *db, const identity_input_t *in, identity_result_t *ou
 }
 
 /* Whether identity_seen_batch may resolve the event: a channel identity
- * and nothing else to attach. */
+ * and, besides it, at most a phone and an e-mail the channel proves
+ * (normalised into phone and email, "" for none) and nothing else. */
 static bool
-s_seen_only (const identity_input_t *in)
+s_seen_only (const identity_input_t *in, char phone[S_EMAIL_MAX + 1], char email[S_EMAIL_MAX + 1])
 {
-    return !s_set (in->customer_id) && !s_set (in->shop_customer_id) && in->npoints == 0 &&
-           !s_set (in->locale) && in->channel != RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED &&
-           rt_channel_by_value (in->channel) && s_set (in->external_user_id);
+    phone[0] = email[0] = '\0';
+    if (s_set (in->customer_id) || s_set (in->shop_customer_id) || s_set (in->locale) ||
+        in->channel == RETAIN__V1__CHANNEL__CHANNEL_UNSPECIFIED ||
+        !rt_channel_by_value (in->channel) || !s_set (in->external_user_id))
+        return false;
+    for (size_t i = 0; i < in->npoints; i++) {
+        const identity_point_t *p = &in->points[i];
+        char *slot = p->kind == IDENTITY_POINT_PHONE ? phone : email;
+        const char *kind;
+        if (*slot || !identity_source_proves (p->source, p->kind) ||
+            s_point_norm (p, in->default_country, slot, &kind) != 0)
+            return false;
+    }
+    return true;
 }
 
 int
 identity_seen_batch (rt_db_t *db, const identity_input_t *in, size_t n, identity_result_t *out,
                      bool *found, char *err, size_t errlen)
 {
-    rt_buf_t arrays[3] = {0};
-    size_t i, asked = 0;
+    rt_buf_t arrays[5] = {0};
+    size_t i, asked = 0, *index = NULL;
+    char phone[S_EMAIL_MAX + 1], email[S_EMAIL_MAX + 1];
+    PGresult *res = NULL;
     int rc = -1;
 
-    for (i = 0; i < 3; i++)
+    index = malloc ((n + 1) * sizeof *index);
+    if (!index) {
+        rt_errf (err, errlen, "identities: out of memory");
+        return -1;
+    }
+    for (i = 0; i < 5; i++)
         rt_buf_array_begin (&arrays[i]);
     for (i = 0; i < n; i++) {
         found[i] = false;
         memset (&out[i], 0, sizeof out[i]);
-        if (!s_seen_only (&in[i]))
+        if (!s_seen_only (&in[i], phone, email))
             continue;
         rt_buf_array_text (&arrays[0], rt_channel_by_value (in[i].channel)->name);
         rt_buf_array_text (&arrays[1], in[i].inbox ? in[i].inbox : "");
         rt_buf_array_text (&arrays[2], in[i].external_user_id);
-        asked++;
+        rt_buf_array_text (&arrays[3], phone);
+        rt_buf_array_text (&arrays[4], email);
+        /* The statement's ordinals count the events asked; index maps
+         * them back to the caller's. */
+        index[asked++] = i;
     }
-    for (i = 0; i < 3; i++)
+    for (i = 0; i < 5; i++)
         rt_buf_array_end (&arrays[i]);
     if (asked == 0) {
         rc = 0;
         goto cleanup;
     }
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 5; i++) {
         if (arrays[i].failed) {
             rt_errf (err, errlen, "identities: out of memory");
             goto cleanup;
         }
     }
     {
-        const char *v[3] = {arrays[0].data, arrays[1].data, arrays[2].data};
-        PGresult *res = identity_exec (db, S_SEEN_BATCH, 3, v, err, errlen);
-        size_t *index;
-        int row;
-        if (!res)
-            goto cleanup;
-        /* The statement's ordinals count the events asked; index maps
-         * them back to the caller's. */
-        index = malloc (asked * sizeof *index);
-        if (!index) {
-            PQclear (res);
-            rt_errf (err, errlen, "identities: out of memory");
-            goto cleanup;
-        }
-        for (i = 0, asked = 0; i < n; i++) {
-            if (s_seen_only (&in[i]))
-                index[asked++] = i;
-        }
-        for (row = 0; row < PQntuples (res); row++) {
-            long ord = atol (PQgetvalue (res, row, 0));
-            const char *id = PQgetvalue (res, row, 1), *root = PQgetvalue (res, row, 2);
-            bool blank = strcmp (PQgetvalue (res, row, 3), "t") == 0;
-            const char *survivor = s_set (root) ? root : id;
-            size_t k;
-            if (ord < 1 || (size_t)ord > asked)
-                continue;
-            k = index[ord - 1];
-            if (blank && s_set (in[k].name))
-                continue; /* the name fills the card: identity_resolve's */
-            snprintf (out[k].customer_id, sizeof out[k].customer_id, "%s", survivor);
-            out[k].followed_merge = strcmp (survivor, id) != 0;
-            out[k].rule = IDENTITY_BY_IDENTITY;
-            found[k] = true;
-        }
-        free (index);
-        PQclear (res);
+        const char *v[5] = {arrays[0].data, arrays[1].data, arrays[2].data, arrays[3].data,
+                            arrays[4].data};
+        res = identity_exec (db, S_SEEN_BATCH, 5, v, err, errlen);
+    }
+    if (!res)
+        goto cleanup;
+    for (int row = 0; row < PQntuples (res); row++) {
+        long ord = atol (PQgetvalue (res, row, 0));
+        const char *id = PQgetvalue (res, row, 1), *root = PQgetvalue (res, row, 2);
+        bool blank = strcmp (PQgetvalue (res, row, 3), "t") == 0;
+        bool settled = strcmp (PQgetvalue (res, row, 4), "t") == 0;
+        const char *survivor = s_set (root) ? root : id;
+        size_t k;
+        if (ord < 1 || (size_t)ord > asked)
+            continue;
+        k = index[ord - 1];
+        /* A name to fill the card, a point not yet the customer's alone:
+         * identity_resolve's. */
+        if ((blank && s_set (in[k].name)) || !settled)
+            continue;
+        snprintf (out[k].customer_id, sizeof out[k].customer_id, "%s", survivor);
+        out[k].followed_merge = strcmp (survivor, id) != 0;
+        out[k].rule = IDENTITY_BY_IDENTITY;
+        found[k] = true;
     }
     rc = 0;
 cleanup:
-    for (i = 0; i < 3; i++)
+    PQclear (res);
+    free (index);
+    for (i = 0; i < 5; i++)
         rt_buf_free (&arrays[i]);
     return rc;
 }

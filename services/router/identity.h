@@ -198,14 +198,14 @@ identity_status_t identity_resolve (rt_db_t *db, const identity_input_t *in, ide
 
 /* The known part of identity_resolve for many events at once: an event
  * that names a channel identity and nothing else to attach (no customer
- * id, shop id, points or locale) is resolved here when that identity
- * exists and the event's name, if any, would fill nothing (the customer
- * has one): found[i] true, out[i] as identity_resolve would fill it (the
- * survivor, rule IDENTITY_BY_IDENTITY), and the identity's last_seen moved.
- * Every other event gets found[i] false and goes to identity_resolve, in
- * its order (what it may create cannot change what was found here: an
- * identity, once a customer's, moves only by a merge). 0, or -1 with err
- * filled (PostgreSQL failed). */
+ * id, shop id or locale; no point but a phone and an e-mail the channel
+ * proves, each already proven as that customer's and nobody else's) is
+ * resolved here when that identity exists and the event's name, if any,
+ * would fill nothing (the customer has one): found[i] true, out[i] as identity_resolve would fill
+ * it (the survivor, rule IDENTITY_BY_IDENTITY), and the identity's last_seen moved. Every other
+ * event gets found[i] false and goes to identity_resolve, in its order (what it may create cannot
+ * change what was found here: an identity, once a customer's, moves only by a merge). 0, or -1 with
+ * err filled (PostgreSQL failed). */
 int identity_seen_batch (rt_db_t *db, const identity_input_t *in, size_t n, identity_result_t *out,
                          bool *found, char *err, size_t errlen);
 

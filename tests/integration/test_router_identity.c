@@ -9,7 +9,8 @@
  * resolving the same proven phone or the same identity at once ending
  * with one customer; a merged customer resolving to its survivor; text in
  * any script and SQL- or HTML-looking values stored verbatim; an operator's
- * edit of the card going out as CustomerUpserted.
+ * edit of the card going out as CustomerUpserted; a round's known
+ * identities looked up together, leaving to the rules what they decide.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -852,6 +853,73 @@ test_text_stored_verbatim (void **state)
 
 /* --- someone never seen --- */
 
+/* The known identities of a round, looked up together: an identity with
+ * nothing to attach, or with the number its channel proves already proven
+ * as the customer's, is found; one whose number someone else also holds,
+ * whose number is typed (nothing proven), whose name would fill a blank
+ * card, or that nobody has seen is left to identity_resolve, which then
+ * comes to what it always did (the suggestion, the new customer). */
+static void
+test_seen_batch (void **state)
+{
+    identity_input_t in[6];
+    identity_result_t out[6], a, b, c;
+    bool found[6];
+    char err[512] = "";
+    (void)state;
+
+    /* a: WhatsApp from +380501112233 (proven), Telegram too. */
+    in[0] = s_input (RETAIN__V1__CHANNEL__WHATSAPP, "wa", "380501112233");
+    s_point (&in[0], IDENTITY_POINT_PHONE, "+380501112233", IDENTITY_SOURCE_WHATSAPP, "wa 1");
+    in[0].name = "Оксана";
+    a = s_resolve (&in[0]);
+    in[1] = s_input (RETAIN__V1__CHANNEL__TELEGRAM, "tg", "a-tg");
+    s_point (&in[1], IDENTITY_POINT_PHONE, "+380501112233", IDENTITY_SOURCE_TELEGRAM_CONTACT,
+             "tg 1");
+    assert_string_equal (s_resolve (&in[1]).customer_id, a.customer_id);
+    /* b: WhatsApp from +380671112233; c typed that number in Instagram. */
+    in[2] = s_input (RETAIN__V1__CHANNEL__WHATSAPP, "wa", "380671112233");
+    s_point (&in[2], IDENTITY_POINT_PHONE, "+380671112233", IDENTITY_SOURCE_WHATSAPP, "wa 2");
+    b = s_resolve (&in[2]);
+    in[3] = s_input (RETAIN__V1__CHANNEL__INSTAGRAM, "ig", "c-ig");
+    s_point (&in[3], IDENTITY_POINT_PHONE, "+380671112233", IDENTITY_SOURCE_TEXT, "ig 1");
+    c = s_resolve (&in[3]);
+    assert_string_not_equal (c.customer_id, b.customer_id);
+
+    /* The round: a on WhatsApp (number settled), a on Telegram (nothing),
+     * b on WhatsApp (c holds the number too), c typing it again, a stranger,
+     * and c (no name yet) giving a name. */
+    in[4] = s_input (RETAIN__V1__CHANNEL__VIBER, "vb", "stranger");
+    in[5] = s_input (RETAIN__V1__CHANNEL__INSTAGRAM, "ig", "c-ig");
+    in[5].name = "Ігор";
+    in[1].npoints = 0;
+    assert_int_equal (rt_db_begin (s_f.db), 0);
+    if (identity_seen_batch (s_f.db, in, 6, out, found, err, sizeof err) != 0)
+        fail_msg ("identity_seen_batch: %s", err);
+    assert_int_equal (rt_db_commit (s_f.db), 0);
+    assert_true (found[0]);
+    assert_string_equal (out[0].customer_id, a.customer_id);
+    assert_int_equal (out[0].rule, IDENTITY_BY_IDENTITY);
+    assert_true (found[1]);
+    assert_string_equal (out[1].customer_id, a.customer_id);
+    assert_false (found[2]);
+    assert_false (found[3]);
+    assert_false (found[4]);
+    assert_false (found[5]);
+    /* What identity_resolve makes of those left to it is what it made. */
+    assert_string_equal (s_resolve (&in[2]).customer_id, b.customer_id);
+    assert_int_equal (s_count1 ("SELECT count(*) FROM crm.merge_suggestions"
+                                " WHERE $1::uuid IN (customer_id, candidate_id)",
+                                b.customer_id),
+                      1);
+    assert_int_equal (strlen (s_resolve (&in[4]).customer_id), IDENTITY_ID_LEN);
+    assert_string_equal (s_resolve (&in[5]).customer_id, c.customer_id);
+    assert_int_equal (
+        s_count1 ("SELECT count(*) FROM crm.customers WHERE id = $1::uuid AND name = 'Ігор'",
+                  c.customer_id),
+        1);
+}
+
 static void
 test_never_seen_is_new (void **state)
 {
@@ -905,6 +973,7 @@ main (void)
         cmocka_unit_test_setup (test_concurrent_same_identity, s_clean),
         cmocka_unit_test_setup (test_concurrent_same_shop_id, s_clean),
         cmocka_unit_test_setup (test_text_stored_verbatim, s_clean),
+        cmocka_unit_test_setup (test_seen_batch, s_clean),
         cmocka_unit_test_setup (test_never_seen_is_new, s_clean),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
