@@ -48,12 +48,16 @@ typedef struct {
 } ingestd_t;
 
 /* On the admin thread: the inboxes' and the writer's own locked state (the
- * writer makes a webhook durable: its connection counts too). */
+ * writer makes a webhook durable: its connection counts too), and
+ * retention's, which runs on the inboxes' loop: stuck on a silent server,
+ * it keeps their refresh from starting, and from saying so. */
 static bool
 s_ready (void *arg, char *why, size_t whylen)
 {
     ingestd_t *self = arg;
-    return inboxes_db_ok (self->inboxes, why, whylen) && writer_db_ok (self->writer, why, whylen);
+    return inboxes_db_ok (self->inboxes, why, whylen) &&
+           retention_db_ok (self->retention, INBOXES_STALL_MS, why, whylen) &&
+           writer_db_ok (self->writer, why, whylen);
 }
 
 static int

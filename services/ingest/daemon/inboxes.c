@@ -46,10 +46,6 @@ struct inboxes_t {
     int64_t busy_since_ms;       /* when the refresh under way began, 0 when none; lock */
 };
 
-/* How long a refresh may wait for PostgreSQL before readiness says it is
- * unreachable: a healthy round trip takes milliseconds. */
-#define S_STALL_MS 5000
-
 static void
 s_snapshot_free (inboxes_snapshot_t *snap)
 {
@@ -125,7 +121,7 @@ inboxes_db_ok (inboxes_t *self, char *why, size_t whylen)
     waited = self->busy_since_ms ? rt_clock_mono_ms () - self->busy_since_ms : 0;
     if (!ok)
         snprintf (why, whylen, "%s", self->db_error);
-    else if (waited > S_STALL_MS) {
+    else if (waited > INBOXES_STALL_MS) {
         ok = false;
         snprintf (why, whylen, "PostgreSQL unreachable: no answer for %llds",
                   (long long)(waited / 1000));

@@ -33,6 +33,11 @@ void inboxes_destroy (inboxes_t **self_p);
  * PostgreSQL could not be read (the previous snapshot stays). */
 int inboxes_refresh (inboxes_t *self);
 
+/* How long a refresh (or anything else on ingestd's loop) may wait for
+ * PostgreSQL before readiness says it is unreachable: a healthy round
+ * trip takes milliseconds. */
+#define INBOXES_STALL_MS 5000
+
 /* Whether PostgreSQL answered the last refresh: true before the first one
  * and after one that read ingest.inboxes; false after one that failed, or
  * while one has waited for an answer for more than a few seconds, with the

@@ -11,6 +11,7 @@
  */
 #include "retention.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,10 @@ struct retention_t {
     bool prepared;        /* the statements are registered */
     rt_counter_t *deleted[S_NTABLES];
     rt_counter_t *failures;
+    /* Mono ms a tick's work with PostgreSQL began, 0 when none: a tick
+     * stuck on a silent server holds up ingestd's loop, so readiness
+     * reads it (retention_db_ok) from the admin thread. */
+    _Atomic int64_t busy_since_ms;
 };
 
 retention_t *
@@ -117,6 +122,7 @@ retention_tick (retention_t *self)
         self->cutoff_ms = now - self->keep_ms;
         memset (self->done, 0, sizeof self->done);
     }
+    atomic_store (&self->busy_since_ms, rt_clock_mono_ms ());
     if (rt_db_ensure_for (self->db, 0) != 0 || s_prepare (self) != 0)
         goto failed;
     snprintf (cutoff, sizeof cutoff, "%lld", (long long)self->cutoff_ms);
@@ -143,14 +149,28 @@ retention_tick (retention_t *self)
         self->running = false;
         self->next_run_ms = now + RETENTION_EVERY_MS;
     }
+    atomic_store (&self->busy_since_ms, 0);
     if (total > 0)
         rt_log (RT_LOG_INFO, "retention: old rows deleted", rt_log_int ("rows", total),
                 rt_log_int ("keep_days", (long long)(self->keep_ms / 86400000)));
     return total;
 failed:
+    atomic_store (&self->busy_since_ms, 0);
     if (self->failures)
         rt_counter_inc (self->failures);
     rt_log (RT_LOG_WARN, "retention: PostgreSQL failed; trying again at the next tick",
             rt_log_str ("error", rt_db_error (self->db)));
     return -1;
+}
+
+bool
+retention_db_ok (retention_t *self, int64_t stall_ms, char *why, size_t whylen)
+{
+    int64_t since = atomic_load (&self->busy_since_ms);
+    int64_t waited = since ? rt_clock_mono_ms () - since : 0;
+    if (waited <= stall_ms)
+        return true;
+    snprintf (why, whylen, "PostgreSQL unreachable: no answer for %llds (retention)",
+              (long long)(waited / 1000));
+    return false;
 }

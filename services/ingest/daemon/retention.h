@@ -19,6 +19,8 @@
 #ifndef INGEST_RETENTION_H
 #define INGEST_RETENTION_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "rt_metrics.h"
@@ -38,5 +40,10 @@ void retention_destroy (retention_t **self_p);
  * when a run is due or under way. Returns the rows deleted; -1 when
  * PostgreSQL failed (logged; tried again at the next tick). */
 long long retention_tick (retention_t *self);
+
+/* For readiness, from any thread: false with the reason in why when a
+ * tick has waited on PostgreSQL for more than stall_ms (it holds up the
+ * loop the inboxes' refresh runs on, so that refresh cannot say so). */
+bool retention_db_ok (retention_t *self, int64_t stall_ms, char *why, size_t whylen);
 
 #endif
