@@ -126,7 +126,7 @@ struct api_stream_t {
     s_sub_t *incoming;       /* registered by workers, not taken by the reader yet */
     s_sub_t *subs;           /* the reader's subscribers */
     s_pos_t live;            /* the live feed's position */
-    bool live_known;         /* live was read at the first connection */
+    bool live_known;         /* live was read (at the first connection with subscribers) */
     bool held;               /* rows wait behind the horizon */
     int64_t retry_ms;        /* no connection attempt before this (monotonic ms) */
     int64_t prune_ms;        /* the next retention run (monotonic ms) */
@@ -360,22 +360,8 @@ static int
 s_read_live (api_stream_t *self)
 {
     rt_buf_t out = {0};
-    bool anyone = false;
     int n;
-    for (s_sub_t *sub = self->subs; sub && !anyone; sub = sub->next)
-        anyone = sub->state == S_SUB_LIVE && !atomic_load (&sub->closed);
-    if (!anyone) {
-        /* Nobody to give the rows to: the live position moves to the last
-         * final row (one step down the index) without reading them. */
-        PGresult *res = rt_db_exec_prepared (self->db, "stream_end", 0, NULL, NULL, NULL, 0);
-        if (!res)
-            return -1;
-        if (PQntuples (res) == 1 && s_pos_cmp (s_pos_of (res, 0), self->live) > 0)
-            self->live = s_pos_of (res, 0);
-        PQclear (res);
-        n = 0;
-    }
-    while (anyone) {
+    for (;;) {
         PGresult *res = s_read (self, self->live, NULL);
         if (!res)
             return -1;
@@ -553,7 +539,7 @@ s_up (api_stream_t *self)
             return false;
         }
     }
-    if (!self->live_known) {
+    if (!self->live_known && self->subs) {
         PGresult *res = rt_db_exec_prepared (self->db, "stream_end", 0, NULL, NULL, NULL, 0);
         if (!res)
             return false;
@@ -612,7 +598,15 @@ s_run (void *arg)
             in = next;
         }
         s_reap (self);
-        if (s_up (self)) {
+        if (!self->subs) {
+            /* Nobody to give the feed to: nothing is read (reading every
+             * event's payload for nobody cost more than the events), and
+             * where "now" is is found again for the next subscriber. */
+            self->live_known = false;
+            self->held = false;
+            if (s_up (self))
+                s_prune (self);
+        } else if (s_up (self)) {
             bool failed = s_read_live (self) != 0;
             for (s_sub_t *sub = self->subs; sub && !failed; sub = sub->next) {
                 if (atomic_load (&sub->closed))
