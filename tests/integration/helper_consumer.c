@@ -11,6 +11,10 @@
  * event's id as its correlation id, in the same transaction, so the test
  * can see outbox rows commit with the offset or not at all. --sleep-us
  * makes the handler slow, so live messages overflow a small --rcvhwm.
+ * --batch 1 hands the consumer the set-based form of the same handler
+ * (rt_consumer_set_batch: a round's events at once), and --fail-key K
+ * makes the handler fail every event of key K, so a test can watch one
+ * bad event stay in its partition.
  *
  * Serves /readyz (ready once it owns a partition) and /metrics (the
  * consumer's retain_consumer_* series) on --admin, and stops cleanly on
@@ -46,6 +50,8 @@ static const rt_config_setting_t s_settings[] = {
     {"sleep-us", "RETAIN_HELPER_SLEEP_US", "0", "microseconds the handler sleeps per event"},
     {"outbox-every", "RETAIN_HELPER_OUTBOX_EVERY", "0",
      "append an outbox event for each event whose pseq is a multiple of this; 0: none"},
+    {"batch", "RETAIN_HELPER_BATCH", "0", "1: the handler takes a round's events at once"},
+    {"fail-key", "RETAIN_HELPER_FAIL_KEY", "", "fail every event of this key; empty: none"},
     {"admin", "RETAIN_HELPER_ADMIN", "127.0.0.1:0", "admin HTTP address (/readyz /metrics)"},
     {"log-level", "RETAIN_LOG_LEVEL", "info", "debug, info, warn or error"},
     {NULL, NULL, NULL, NULL}};
@@ -58,6 +64,7 @@ typedef struct {
     const char *name;     /* replica name written into effects */
     int64_t sleep_us;     /* per-event delay */
     int64_t outbox_every; /* outbox event for pseq % this == 0; 0: none */
+    const char *fail_key; /* events of this key fail; "" for none */
     bool registered;      /* the effect statement is registered with the db */
 } s_helper_t;
 
@@ -99,6 +106,10 @@ s_handle (rt_db_t *db, const Retain__V1__Envelope *event, void *arg)
     const char *params[5];
     PGresult *res;
 
+    if (*self->fail_key && event->key && strcmp (event->key, self->fail_key) == 0) {
+        rt_log (RT_LOG_WARN, "failing as told", rt_log_str ("key", event->key));
+        return -1;
+    }
     if (!self->registered) {
         /* Registered once: rt_db prepares it again after every reconnect. */
         self->registered = true;
@@ -128,6 +139,17 @@ s_handle (rt_db_t *db, const Retain__V1__Envelope *event, void *arg)
     return 0;
 }
 
+/* The set-based form: the same effects, a round's events at once. */
+static int
+s_handle_batch (rt_db_t *db, const Retain__V1__Envelope *const *events, size_t n, void *arg)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s_handle (db, events[i], arg) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static bool
 s_ready (void *arg, char *why, size_t whylen)
 {
@@ -149,7 +171,7 @@ main (int argc, char **argv)
     rt_log_level_t level = RT_LOG_INFO;
     const char *streams[S_STREAMS_MAX];
     char *list = NULL, *save = NULL, *s;
-    int64_t batch_max, rcvhwm, rebalance_ms;
+    int64_t batch_max, rcvhwm, rebalance_ms, batch;
     char err[512];
     int rc = 1;
 
@@ -182,7 +204,8 @@ main (int argc, char **argv)
         rt_config_get_int (config, "sleep-us", 0, 10000000, &helper.sleep_us, err, sizeof err) !=
             0 ||
         rt_config_get_int (config, "outbox-every", 0, 1000000000, &helper.outbox_every, err,
-                           sizeof err) != 0) {
+                           sizeof err) != 0 ||
+        rt_config_get_int (config, "batch", 0, 1, &batch, err, sizeof err) != 0) {
         rt_log (RT_LOG_ERROR, "bad configuration", rt_log_str ("error", err));
         goto cleanup;
     }
@@ -196,6 +219,7 @@ main (int argc, char **argv)
         streams[cc.nstreams++] = s;
 
     helper.name = rt_config_get (config, "name");
+    helper.fail_key = rt_config_get (config, "fail-key");
     metrics = rt_metrics_new ();
     if (!metrics)
         goto cleanup;
@@ -215,6 +239,8 @@ main (int argc, char **argv)
         rt_log (RT_LOG_ERROR, "consumer not created", rt_log_str ("error", err));
         goto cleanup;
     }
+    if (batch)
+        rt_consumer_set_batch (consumer, s_handle_batch);
     admin = rt_admin_start (rt_config_get (config, "admin"), metrics, s_ready, consumer, err,
                             sizeof err);
     if (!admin) {

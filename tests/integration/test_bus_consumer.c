@@ -7,7 +7,13 @@
  * the position the log gave it; no partition misses a pseq; the replicas
  * shared the work; a dead replica's partitions go to the survivor under a
  * new epoch; the outbox events the handler wrote reached the log exactly
- * once; and every process stops cleanly on SIGTERM.
+ * once; and every process stops cleanly on SIGTERM. One replica handles
+ * events one by one, the other a round at once (rt_consumer_set_batch).
+ *
+ * And a set-based handler that fails on one key's events: its round rolls
+ * back, the round's partitions are read again from the log one at a time,
+ * every other partition's events land exactly once, the bad events
+ * never, and the replica stays up and stops cleanly.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -47,6 +53,8 @@
 
 /* The producing thread's state; the main thread reads the atomics. */
 typedef struct {
+    size_t total;          /* events to produce */
+    size_t rate;           /* a second */
     char ingress[64];      /* busd ingress endpoint */
     char (*ids)[40];       /* produced envelope ids, in order */
     atomic_size_t acked;   /* answered OK or DUPLICATE: in the log */
@@ -119,7 +127,7 @@ s_on_ack (const Retain__V1__Ack *ack, void *arg)
         atomic_fetch_add (&p->acked, 1);
 }
 
-/* Produces S_EVENTS events at S_RATE per second with at most S_WINDOW
+/* Produces p->total events at p->rate a second with at most S_WINDOW
  * unacknowledged. */
 static void *
 s_produce (void *arg)
@@ -135,9 +143,9 @@ s_produce (void *arg)
         atomic_store (&p->done, true);
         return NULL;
     }
-    while (!atomic_load (&p->stop) && (i < S_EVENTS || rt_producer_pending (producer) > 0)) {
-        size_t due = (size_t)(rt_test_now_ms () - start) * S_RATE / 1000;
-        while (i < S_EVENTS && i < due && rt_producer_pending (producer) < S_WINDOW) {
+    while (!atomic_load (&p->stop) && (i < p->total || rt_producer_pending (producer) > 0)) {
+        size_t due = (size_t)(rt_test_now_ms () - start) * p->rate / 1000;
+        while (i < p->total && i < due && rt_producer_pending (producer) < S_WINDOW) {
             Retain__V1__Envelope *env = s_event (i);
             if (!env || rt_producer_post (producer, env) != 0) {
                 snprintf (p->error, sizeof p->error, "cannot post event %zu", i);
@@ -171,6 +179,8 @@ s_setup (void **state)
     if (!f)
         return -1;
     f->producer.ids = calloc (S_EVENTS, sizeof *f->producer.ids);
+    f->producer.total = S_EVENTS;
+    f->producer.rate = S_RATE;
     if (!f->producer.ids) {
         free (f);
         return -1;
@@ -230,23 +240,32 @@ s_start_busd (s_fixture_t *f)
                       rt_test_dir ());
 }
 
-/* Starts replica i on a fresh admin port and waits until it owns a
- * partition. */
+/* Starts replica i on a fresh admin port (batch "1": the set-based
+ * handler; fail_key: events it fails, "" for none) and waits until it
+ * owns a partition. */
 static void
-s_start_replica (s_fixture_t *f, int i)
+s_start_replica_as (s_fixture_t *f, int i, const char *batch, const char *fail_key)
 {
     char admin[64], log[64];
     f->admin[i] = rt_test_free_port ();
     snprintf (admin, sizeof admin, "127.0.0.1:%d", f->admin[i]);
     snprintf (log, sizeof log, "consumer-%s.log", s_names[i]);
-    char *argv[] = {
-        "helper_consumer",  "--pg-dsn", f->dsn, "--group",   S_GROUP,   "--name",
-        (char *)s_names[i], "--pub",    f->pub, "--streams", S_STREAMS, "--outbox-every",
-        S_OUTBOX_EVERY,     "--admin",  admin,  NULL};
+    char *argv[] = {"helper_consumer", "--pg-dsn",         f->dsn,         "--group", S_GROUP,
+                    "--name",          (char *)s_names[i], "--pub",        f->pub,    "--streams",
+                    S_STREAMS,         "--outbox-every",   S_OUTBOX_EVERY, "--batch", (char *)batch,
+                    "--fail-key",      (char *)fail_key,   "--admin",      admin,     NULL};
     f->replica[i] = rt_test_spawn (S_HELPER, argv, NULL, log);
     if (!rt_test_wait_ready (f->admin[i], 60000))
         RT_TEST_FAIL ("replica %s owns no partition within 60 s (see %s/%s)", s_names[i],
                       rt_test_dir (), log);
+}
+
+/* Replica i as the kill test runs it: r1 one event at a time, r2 a round
+ * at once. */
+static void
+s_start_replica (s_fixture_t *f, int i)
+{
+    s_start_replica_as (f, i, i == 1 ? "1" : "0", "");
 }
 
 static int
@@ -517,11 +536,76 @@ test_group_survives_replica_kills (void **state)
     print_message ("# total %.1f s\n", (double)(rt_test_now_ms () - t0) / 1000);
 }
 
+#define S_FAIL_EVENTS 3000
+#define S_FAIL_KEY    "customer-007"
+/* The events of partitions that hold a bad key's event. */
+#define S_SQL_BAD_PARTS                                                                            \
+    "(SELECT DISTINCT stream, partition FROM bus.events WHERE key = '" S_FAIL_KEY "')"
+
+static void
+test_set_handler_failure_stays_in_its_partition (void **state)
+{
+    s_fixture_t *f = *state;
+    int64_t deadline;
+    long long good;
+
+    rt_test_db_create ("bus_consumer_fail", f->dsn, sizeof f->dsn);
+    f->pg = rt_test_pg (f->dsn);
+    rt_test_pg_exec (f->pg, "CREATE TABLE effects (id uuid NOT NULL, stream text NOT NULL, "
+                            "partition int NOT NULL, pseq bigint NOT NULL, replica text NOT NULL)");
+    s_start_busd (f);
+    s_start_replica_as (f, 0, "1", S_FAIL_KEY);
+    f->producer.total = S_FAIL_EVENTS;
+    f->producer.rate = 3000;
+    if (pthread_create (&f->thread, NULL, s_produce, &f->producer) != 0)
+        RT_TEST_FAIL ("pthread_create failed");
+    f->thread_started = true;
+    pthread_join (f->thread, NULL);
+    f->thread_started = false;
+    if (f->producer.error[0])
+        RT_TEST_FAIL ("producer: %s", f->producer.error);
+    assert_int_equal (atomic_load (&f->producer.acked), S_FAIL_EVENTS);
+
+    /* Every event of the other partitions lands, each once. */
+    good = rt_test_pg_long (f->pg,
+                            "SELECT count(*) FROM bus.events e WHERE e.stream = ANY(" S_STREAMS_SQL
+                            ") AND (e.stream, e.partition) NOT IN " S_SQL_BAD_PARTS);
+    assert_true (good > S_FAIL_EVENTS / 2);
+    deadline = rt_test_now_ms () + 60000;
+    while (rt_test_pg_long (f->pg, "SELECT count(*) FROM effects f WHERE (f.stream, f.partition)"
+                                   " NOT IN " S_SQL_BAD_PARTS) < good) {
+        if (rt_test_now_ms () > deadline)
+            RT_TEST_FAIL ("the good partitions' events did not all land within 60 s: %lld of %lld",
+                          rt_test_pg_long (f->pg,
+                                           "SELECT count(*) FROM effects f WHERE"
+                                           " (f.stream, f.partition) NOT IN " S_SQL_BAD_PARTS),
+                          good);
+        usleep (200000);
+    }
+    assert_int_equal (rt_test_pg_long (f->pg, "SELECT count(DISTINCT id) FROM effects f WHERE"
+                                              " (f.stream, f.partition) NOT IN " S_SQL_BAD_PARTS),
+                      good);
+    assert_int_equal (rt_test_pg_long (f->pg, "SELECT count(*) FROM effects f WHERE"
+                                              " (f.stream, f.partition) NOT IN " S_SQL_BAD_PARTS),
+                      good);
+    /* The bad events never, and the failures counted. */
+    assert_int_equal (rt_test_pg_long (f->pg, "SELECT count(*) FROM effects f JOIN bus.events e"
+                                              " ON e.id = f.id WHERE e.key = '" S_FAIL_KEY "'"),
+                      0);
+    assert_true (rt_test_metric (f->admin[0],
+                                 "retain_consumer_handler_failures_total{group=\"" S_GROUP
+                                 "\"}") > 0);
+    s_stop_clean (&f->replica[0], "consumer-r1");
+    s_stop_clean (&f->busd, "consumer-busd");
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_group_survives_replica_kills, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_set_handler_failure_stays_in_its_partition, s_setup,
+                                         s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
