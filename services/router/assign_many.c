@@ -47,7 +47,7 @@ const routing_stmt_t routing_assign_many_stmts[] = {
                 " FROM unnest($1::uuid[], $2::text[]) AS u(conv, op)"
                 " JOIN routing.operators o ON o.id = u.op WHERE c.id = u.conv"
                 " RETURNING c.id::text, c.version, c.customer_id::text, c.channel,"
-                " COALESCE(c.team_id, '')"},
+                " COALESCE(c.team_id, ''), c.assignee"},
 };
 const size_t routing_assign_many_nstmts =
     sizeof routing_assign_many_stmts / sizeof routing_assign_many_stmts[0];
@@ -219,15 +219,7 @@ routing_assign_managers (rt_db_t *db, const char *const *conv, size_t n, int64_t
         goto oom;
     for (int r = 0; r < nset; r++) {
         const char *id = PQgetvalue (set, r, 0);
-        const char *to = NULL;
-        for (size_t k = 0; k < ntake && !to; k++) {
-            if (strcmp (PQgetvalue (cand, rows[k], 0), id) == 0)
-                to = PQgetvalue (cand, rows[k], 1);
-        }
-        if (!to) {
-            rt_errf (err, errlen, "conversation %s assigned to nobody asked", id);
-            goto cleanup;
-        }
+        const char *to = PQgetvalue (set, r, 5);
         told[r] = (routing_assigned_t){.conv = id,
                                        .customer = PQgetvalue (set, r, 2),
                                        .channel = PQgetvalue (set, r, 3),

@@ -103,7 +103,8 @@ const routing_stmt_t routing_inbound_many_stmts[] = {
                                                         "$3::text[], $4::int[],"
                                                         " $5::float8[], $6::float8[]) AS u(id, ch, "
                                                         "ib, n, f, l)"
-                                                        " WHERE c.id = u.id RETURNING c.id::text,"
+                                                        " WHERE c.id = u.id"
+                                                        " RETURNING c.customer_id::text,"
                                                         " COALESCE(c.assignee, ''), c.unanswered"},
     /* The stream's triggers stand aside until S_STREAM_MSGS and
      * S_STREAM_CHANGES write the batch's events in sets (routing 010). */
@@ -152,6 +153,8 @@ typedef struct {
     char born_to[ROUTING_OP_MAX + 1];  /* a new conversation's manager, claimed */
     bool born;                         /* opened with born_to as its operator */
     bool found;                        /* had a conversation open */
+    bool counted;                      /* an event of theirs counted here */
+    int64_t counted_at;                /* the first such event's instant */
     char channel[32];                  /* the reply channel, once found or opened */
     int64_t version;                   /* a new conversation's */
     /* The conversation before the batch (as opened, when new), for the
@@ -203,53 +206,87 @@ s_oom (s_run_t *r)
     return -1;
 }
 
+/* Event indices by event id, ties in the events' order (qsort_r's). */
+static int
+s_by_event (const void *a, const void *b, void *arg)
+{
+    const routing_inbound_t *in = arg;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp (in[x].event_id, in[y].event_id);
+    return c ? c : (x > y) - (x < y);
+}
+
+/* The first of the events (sorted by id in `by`) with that id, or -1. */
+static long
+s_event_find (const s_run_t *r, const size_t *by, const char *id)
+{
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp (r->in[by[mid]].event_id, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < r->n && strcmp (r->in[by[lo]].event_id, id) == 0 ? (long)lo : -1;
+}
+
 /* Step 1: replays (the timeline has the event, or an earlier event of
  * these has the same id). */
 static int
 s_replays (s_run_t *r)
 {
     rt_buf_t ids = {0};
-    PGresult *res;
-    size_t i, k;
+    PGresult *res = NULL;
+    size_t i, *by = malloc (r->n * sizeof *by);
+    int rc = -1;
 
+    if (!by)
+        return s_oom (r);
+    for (i = 0; i < r->n; i++) {
+        by[i] = i;
+        r->live[i] = true;
+    }
+    qsort_r (by, r->n, sizeof *by, s_by_event, (void *)r->in);
+    for (i = 1; i < r->n; i++) {
+        if (strcmp (r->in[by[i]].event_id, r->in[by[i - 1]].event_id) == 0) {
+            r->live[by[i]] = false;
+            r->out[by[i]].replay = true; /* the same event twice here */
+        }
+    }
     rt_buf_array_begin (&ids);
     for (i = 0; i < r->n; i++)
         rt_buf_array_raw (&ids, r->in[i].event_id);
     rt_buf_array_end (&ids);
     if (ids.failed) {
-        rt_buf_free (&ids);
-        return s_oom (r);
+        s_oom (r);
+        goto cleanup;
     }
     {
         const char *v[1] = {ids.data};
         res = routing_exec (r->db, S_EVENTS_FIND, 1, v, r->err, r->errlen);
     }
-    rt_buf_free (&ids);
     if (!res)
-        return -1;
-    for (i = 0; i < r->n; i++) {
-        r->live[i] = true;
-        for (k = 0; k < i && r->live[i]; k++)
-            r->live[i] = strcmp (r->in[k].event_id, r->in[i].event_id) != 0;
-    }
+        goto cleanup;
     for (int row = 0; row < PQntuples (res); row++) {
-        for (i = 0; i < r->n; i++) {
-            if (strcmp (r->in[i].event_id, PQgetvalue (res, row, 0)) != 0)
-                continue;
-            r->live[i] = false;
-            r->out[i].replay = true;
-            s_copy (r->out[i].conversation_id, sizeof r->out[i].conversation_id,
-                    PQgetvalue (res, row, 1));
-            s_copy (r->out[i].assignee, sizeof r->out[i].assignee, PQgetvalue (res, row, 2));
-            r->out[i].unanswered = atoi (PQgetvalue (res, row, 3));
+        long k = s_event_find (r, by, PQgetvalue (res, row, 0));
+        for (; k >= 0 && (size_t)k < r->n &&
+               strcmp (r->in[by[k]].event_id, PQgetvalue (res, row, 0)) == 0;
+             k++) {
+            routing_inbound_result_t *o = &r->out[by[k]];
+            r->live[by[k]] = false;
+            o->replay = true;
+            s_copy (o->conversation_id, sizeof o->conversation_id, PQgetvalue (res, row, 1));
+            s_copy (o->assignee, sizeof o->assignee, PQgetvalue (res, row, 2));
+            o->unanswered = atoi (PQgetvalue (res, row, 3));
         }
     }
-    for (i = 0; i < r->n; i++) {
-        if (!r->live[i] && !r->out[i].replay)
-            r->out[i].replay = true; /* the same event twice here */
-    }
+    rc = 0;
+cleanup:
     PQclear (res);
-    return 0;
+    rt_buf_free (&ids);
+    free (by);
+    return rc;
 }
 
 /* The customers of the live events, sorted, with their shares. */
@@ -608,15 +645,12 @@ s_counters (s_run_t *r)
     if (!res)
         goto cleanup;
     for (int row = 0; row < PQntuples (res); row++) {
-        for (i = 0; i < r->ncusts; i++) {
-            s_cust_t *c = &r->custs[i];
-            if (c->is_new || strcmp (c->conv, PQgetvalue (res, row, 0)) != 0)
-                continue;
-            s_copy (c->assignee, sizeof c->assignee, PQgetvalue (res, row, 1));
-            c->unanswered = atoi (PQgetvalue (res, row, 2));
-            c->n = n[i];
-            break;
-        }
+        s_cust_t *c = s_cust_find (r, PQgetvalue (res, row, 0));
+        if (!c || c->is_new)
+            continue;
+        s_copy (c->assignee, sizeof c->assignee, PQgetvalue (res, row, 1));
+        c->unanswered = atoi (PQgetvalue (res, row, 2));
+        c->n = n[c - r->custs];
     }
     rc = 0;
 cleanup:
@@ -627,15 +661,27 @@ cleanup:
     return rc;
 }
 
-/* Whether customer i has an event counted here. */
+/* Whether customer i has an event counted here (s_tally). */
 static bool
 s_counted (const s_run_t *r, size_t i)
 {
-    for (size_t k = 0; k < r->n; k++) {
-        if (r->live[k] && r->cust[k] == i)
-            return true;
+    return r->custs[i].counted;
+}
+
+/* After the entries: which customers have an event counted, the first
+ * one's instant. */
+static void
+s_tally (s_run_t *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        s_cust_t *c;
+        if (!r->live[i])
+            continue;
+        c = &r->custs[r->cust[i]];
+        if (!c->counted || r->at[i] < c->counted_at)
+            c->counted_at = r->at[i];
+        c->counted = true;
     }
-    return false;
 }
 
 /* The conversations opened with their manager, announced. */
@@ -726,13 +772,9 @@ s_clocks (s_run_t *r)
     }
     for (i = 0; i < r->ncusts; i++) {
         const s_cust_t *c = &r->custs[i];
-        int64_t first = INT64_MAX;
+        int64_t first = c->counted_at;
         if (!s_counted (r, i))
             continue;
-        for (size_t e = 0; e < r->n; e++) {
-            if (r->live[e] && r->cust[e] == i && r->at[e] < first)
-                first = r->at[e];
-        }
         conv[k] = c->conv;
         is_new[k] = c->is_new;
         /* The count the first message left: 1 when it began the wait. */
@@ -861,8 +903,10 @@ routing_inbound_many (rt_db_t *db, const routing_inbound_t *in, size_t n,
     if (routing_run (db, S_STREAM_SETS, 0, NULL, err, errlen) != 0 || s_replays (&r) != 0 ||
         s_customers (&r) != 0)
         goto cleanup;
-    if (r.ncusts > 0 && (s_open (&r) != 0 || s_orders (&r) != 0 || s_entries (&r) != 0 ||
-                         s_counters (&r) != 0 || s_assign (&r) != 0 || s_clocks (&r) != 0))
+    if (r.ncusts > 0 && (s_open (&r) != 0 || s_orders (&r) != 0 || s_entries (&r) != 0))
+        goto cleanup;
+    s_tally (&r);
+    if (r.ncusts > 0 && (s_counters (&r) != 0 || s_assign (&r) != 0 || s_clocks (&r) != 0))
         goto cleanup;
     if (s_stream (&r) != 0)
         goto cleanup;
