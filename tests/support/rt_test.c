@@ -8,9 +8,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,18 +74,38 @@ rt_test_db_create (const char *name, char *dsn, size_t dsnlen)
 int
 rt_test_free_port (void)
 {
-    struct sockaddr_in addr;
-    socklen_t len = sizeof addr;
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    int port;
-    memset (&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    if (fd < 0 || bind (fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
-        getsockname (fd, (struct sockaddr *)&addr, &len) != 0)
-        fail_msg ("free port: %s", strerror (errno));
-    port = ntohs (addr.sin_port);
-    close (fd);
+    /* The kernel may hand the same ephemeral port to two binds in a row
+     * once the first socket is closed: a test that asked twice got one
+     * port for busd's PUB and admin. The ports given out are remembered,
+     * and one given before is asked again. */
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static int given[512];
+    static size_t ngiven;
+    int port = 0;
+
+    pthread_mutex_lock (&lock);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        struct sockaddr_in addr;
+        socklen_t len = sizeof addr;
+        int fd = socket (AF_INET, SOCK_STREAM, 0);
+        bool seen = false;
+        memset (&addr, 0, sizeof addr);
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+        if (fd < 0 || bind (fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+            getsockname (fd, (struct sockaddr *)&addr, &len) != 0) {
+            pthread_mutex_unlock (&lock);
+            fail_msg ("free port: %s", strerror (errno));
+        }
+        port = ntohs (addr.sin_port);
+        close (fd);
+        for (size_t i = 0; i < ngiven && i < sizeof given / sizeof given[0] && !seen; i++)
+            seen = given[i] == port;
+        if (!seen)
+            break;
+    }
+    given[ngiven++ % (sizeof given / sizeof given[0])] = port;
+    pthread_mutex_unlock (&lock);
     return port;
 }
 
