@@ -6,7 +6,9 @@
  * from it is one customer with one conversation. routerd SIGKILLed while
  * 500 messages from 50 customers flow, then started again: every message
  * is in exactly one conversation's timeline, each customer has one open
- * conversation, and its unanswered counter equals a recount.
+ * conversation, and its unanswered counter equals a recount. A message
+ * PostgreSQL refuses for its data is passed over without holding up the
+ * others.
  *
  * Operators and their team are written into routing's tables directly:
  * this test is about the daemon, not about how operators are made.
@@ -273,6 +275,46 @@ test_order_and_unknown_type (void **state)
         rt_test_metric (s_r.admin_port, "retain_router_skipped_total{type=\"CouponIssued\"}") == 1);
 }
 
+/* A message PostgreSQL refuses for its data (here a trigger standing for
+ * any constraint a row can break) holds up neither the messages that
+ * came with it nor those after it: it is passed over and counted, the
+ * others land, and the same customer's next message too. */
+static void
+test_refused_row_does_not_stall (void **state)
+{
+    long long before;
+    (void)state;
+    rt_test_pg_exec (s_t.conn,
+                     "CREATE FUNCTION public.poison() RETURNS trigger LANGUAGE plpgsql AS $$"
+                     " BEGIN IF NEW.body->>'text' = 'poison' THEN RAISE EXCEPTION 'poisoned row'"
+                     " USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$;"
+                     " CREATE TRIGGER poison BEFORE INSERT ON routing.timeline FOR EACH ROW"
+                     " EXECUTE FUNCTION public.poison()");
+    before = s_q ("SELECT count(*) FROM routing.timeline WHERE kind = 'inbound'");
+    for (int k = 0; k < 10; k++) {
+        char text[32];
+        snprintf (text, sizeof text, k == 4 ? "poison" : "hello %d", k);
+        assert_int_equal (s_telegram (910000 + k, 5000 + k, 77000 + k, text, NULL), 200);
+    }
+    assert_int_equal (s_wait_timeline (before + 9), before + 9);
+    assert_int_equal (s_q ("SELECT count(*) FROM routing.timeline WHERE body->>'text' = 'poison'"),
+                      0);
+    for (int i = 0; i < 150; i++) {
+        if (rt_test_metric (s_r.admin_port,
+                            "retain_router_refused_total{type=\"InboundMessage\"}") >= 1)
+            break;
+        usleep (100000);
+    }
+    assert_true (rt_test_metric (s_r.admin_port,
+                                 "retain_router_refused_total{type=\"InboundMessage\"}") == 1);
+    /* The poisoned customer writes again: it lands. */
+    assert_int_equal (s_telegram (910010, 5004, 77010, "hello again", NULL), 200);
+    assert_int_equal (s_wait_timeline (before + 10), before + 10);
+    assert_int_equal (s_q ("SELECT count(*) " S_CONV_OF ("5004") " AND c.unanswered = 1"), 1);
+    rt_test_pg_exec (s_t.conn, "DROP TRIGGER poison ON routing.timeline;"
+                               " DROP FUNCTION public.poison()");
+}
+
 int
 main (void)
 {
@@ -280,6 +322,7 @@ main (void)
         cmocka_unit_test (test_one_customer_one_conversation),
         cmocka_unit_test (test_sigkill_mid_stream),
         cmocka_unit_test (test_order_and_unknown_type),
+        cmocka_unit_test (test_refused_row_does_not_stall),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

@@ -354,7 +354,7 @@ s_route_many (handler_t *self, rt_db_t *db, s_item_t *items, const size_t *idx, 
  * one statement, the rest one by one, in order), then routing, runs of
  * batchable events together and the others one by one, in order. */
 static int
-s_inbound_run (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *const *events, size_t n)
+s_inbound_all (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *const *events, size_t n)
 {
     s_item_t *items = calloc (n, sizeof *items);
     identity_input_t *ins = calloc (n, sizeof *ins);
@@ -424,6 +424,73 @@ cleanup:
     free (found);
     free (group);
     return rc;
+}
+
+/* Whether PostgreSQL refused the last statement for its data (SQLSTATE
+ * class 22, a data exception, or 23, a constraint), the connection up:
+ * what one event carries, not what a retry can mend. */
+static bool
+s_data_error (rt_db_t *db)
+{
+    const char *st = rt_db_sqlstate (db);
+    return rt_db_is_ok (db) && st && (strncmp (st, "22", 2) == 0 || strncmp (st, "23", 2) == 0);
+}
+
+static int
+s_sql (rt_db_t *db, const char *sql)
+{
+    if (rt_db_exec (db, sql) == 0)
+        return 0;
+    rt_log (RT_LOG_WARN, "routing failed", rt_log_str ("statement", sql),
+            rt_log_str ("error", rt_db_error (db)));
+    return -1;
+}
+
+/* Whether event id was refused as data alone before; it is, from now on. */
+static bool
+s_suspect (handler_t *self, const char *id)
+{
+    for (size_t i = 0; i < self->nsuspects && i < HANDLER_SUSPECTS; i++) {
+        if (strcmp (self->suspects[i], id) == 0)
+            return true;
+    }
+    snprintf (self->suspects[self->nsuspects++ % HANDLER_SUSPECTS], sizeof self->suspects[0], "%s",
+              id ? id : "");
+    return false;
+}
+
+/* The run under a savepoint. PostgreSQL refusing one event's data must
+ * not hold up the rest, nor its partition for ever: the run is taken
+ * again one event at a time, each under a savepoint of its own; an event
+ * refused alone rolls the round back once (a race with another replica
+ * would not come again), and refused alone a second time it is logged,
+ * counted and passed over. Anything else rolls the round back. */
+static int
+s_inbound_run (handler_t *self, rt_db_t *db, const Retain__V1__Envelope *const *events, size_t n)
+{
+    char why[320];
+    if (s_sql (db, "SAVEPOINT inbound_run") != 0)
+        return -1;
+    if (s_inbound_all (self, db, events, n) == 0)
+        return s_sql (db, "RELEASE SAVEPOINT inbound_run");
+    if (!s_data_error (db) || s_sql (db, "ROLLBACK TO SAVEPOINT inbound_run") != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s_sql (db, "SAVEPOINT inbound_one") != 0)
+            return -1;
+        if (s_inbound_all (self, db, &events[i], 1) == 0) {
+            if (s_sql (db, "RELEASE SAVEPOINT inbound_one") != 0)
+                return -1;
+            continue;
+        }
+        snprintf (why, sizeof why, "PostgreSQL refused its data: %s %s", rt_db_sqlstate (db),
+                  rt_db_error (db));
+        if (!s_data_error (db) || !s_suspect (self, events[i]->id) ||
+            s_sql (db, "ROLLBACK TO SAVEPOINT inbound_one") != 0)
+            return -1;
+        s_refused (self, events[i], why);
+    }
+    return s_sql (db, "RELEASE SAVEPOINT inbound_run");
 }
 
 static int

@@ -29,12 +29,19 @@
  * edit, not news from the shop. */
 #define ROUTERD_PRODUCER "retain-routerd"
 
+#define HANDLER_SUSPECTS 16
+
 /* The consumer handler's state. */
 typedef struct {
     rt_metrics_t *metrics;       /* lent: the daemon's registry */
     const char *default_country; /* ISO 3166 code national numbers are read in (lent) */
     rt_db_t *prepared;           /* the handle the statements were registered with */
     bool fatal;                  /* they could not be: the daemon stops, exit 1 */
+    /* Events PostgreSQL refused as data (SQLSTATE class 22 or 23) when
+     * taken alone: one refused so a second time, in another transaction,
+     * is passed over (handler.c, s_inbound_run). */
+    char suspects[HANDLER_SUSPECTS][40];
+    size_t nsuspects;
 } handler_t;
 
 /* Readies the handler (nothing connects). */
